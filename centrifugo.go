@@ -1,0 +1,127 @@
+package instant
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+// CentrifugoOptions are the parts of a Centrifugo server's config that a
+// Config does not hold.
+type CentrifugoOptions struct {
+	// Address to bind. Default: "127.0.0.1".
+	Address string
+	// Port to listen on. Default: 8000.
+	Port int
+	// AllowedOrigins are the browser origins allowed to connect
+	// (client.allowed_origins), e.g. "http://127.0.0.1:8080". Default: none,
+	// so only non-browser clients connect.
+	AllowedOrigins []string
+	// HistorySize and HistoryTTLSeconds keep recent publications of every
+	// channel for recovery after a reconnect. Default: 0, no history.
+	HistorySize       int
+	HistoryTTLSeconds int
+	// Presence enables presence and join/leave messages. Default: off.
+	Presence bool
+	// LogLevel of the server. Default: "info".
+	LogLevel string
+}
+
+// CentrifugoConfig returns a Centrifugo v6 JSON config that agrees with
+// i's Config: the same API key and token secret, "$" as the private
+// prefix, and channels open to anonymous readers so that the public
+// channels need no token (the "$" channels still do). The result holds
+// secrets: write it to a file only its owner reads.
+func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
+	if i == nil {
+		return nil, ErrNotInstalled
+	}
+	if o.Address == "" {
+		o.Address = "127.0.0.1"
+	}
+	if o.Port == 0 {
+		o.Port = 8000
+	}
+	if o.Port < 0 || o.Port > 65535 {
+		return nil, fmt.Errorf("%w: port %d out of range", ErrConfig, o.Port)
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
+	}
+	if o.HistorySize < 0 || o.HistoryTTLSeconds < 0 || (o.HistorySize > 0) != (o.HistoryTTLSeconds > 0) {
+		return nil, fmt.Errorf("%w: HistorySize and HistoryTTLSeconds go together and are not negative", ErrConfig)
+	}
+	channelOpts := map[string]any{
+		"allow_subscribe_for_client":    true,
+		"allow_subscribe_for_anonymous": true,
+		"presence":                      o.Presence,
+		"join_leave":                    o.Presence,
+	}
+	if o.HistorySize > 0 {
+		channelOpts["history_size"] = o.HistorySize
+		channelOpts["history_ttl"] = strconv.Itoa(o.HistoryTTLSeconds) + "s"
+		channelOpts["force_recovery"] = true
+	}
+	// Namespaced channels ("$orders:1") need their namespace declared.
+	var namespaces []map[string]any
+	for _, ns := range i.namespaces() {
+		opts := map[string]any{"name": ns}
+		for k, v := range channelOpts {
+			opts[k] = v
+		}
+		namespaces = append(namespaces, opts)
+	}
+	cfg := map[string]any{
+		"http_server": map[string]any{"address": o.Address, "port": o.Port},
+		"http_api":    map[string]any{"key": i.cfg.APIKey},
+		"client": map[string]any{
+			"token":           map[string]any{"hmac_secret_key": i.cfg.TokenSecret},
+			"allowed_origins": append([]string{}, o.AllowedOrigins...),
+		},
+		"channel": map[string]any{
+			"private_prefix":    PrivatePrefix,
+			"without_namespace": channelOpts,
+			"namespaces":        namespaces,
+		},
+		"health":      map[string]any{"enabled": true},
+		"usage_stats": map[string]any{"disabled": true},
+		"log":         map[string]any{"level": o.LogLevel},
+	}
+	return json.MarshalIndent(cfg, "", "  ")
+}
+
+// namespaces lists the namespaces used by configured channels and rule
+// patterns: the part before the first ':' without the private prefix.
+func (i *Instant) namespaces() []string {
+	var out []string
+	add := func(name string) {
+		if n := namespaceOf(name); n != "" && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	for name := range i.channels.byName {
+		add(name)
+	}
+	for _, r := range *i.rules.Load() {
+		add(r.pattern)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func namespaceOf(channel string) string {
+	name := channel
+	if IsPrivate(name) {
+		name = name[len(PrivatePrefix):]
+	}
+	for k := 0; k < len(name); k++ {
+		switch name[k] {
+		case ':':
+			return name[:k]
+		case '{', '*':
+			return ""
+		}
+	}
+	return ""
+}

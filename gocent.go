@@ -1,0 +1,82 @@
+package instant
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/centrifugal/gocent/v3"
+)
+
+// gocentAPI is the apiClient over gocent/v3, which speaks Centrifugo's
+// /api endpoint. Replacing the client means replacing this file.
+type gocentAPI struct{ c *gocent.Client }
+
+func newGocentAPI(addr, key string, hc *http.Client) apiClient {
+	return gocentAPI{gocent.New(gocent.Config{Addr: addr, Key: key, HTTPClient: hc})}
+}
+
+func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]byte) error {
+	pipe := g.c.Pipe()
+	for k, ch := range channels {
+		if err := pipe.AddPublish(ch, payloads[k]); err != nil {
+			return &PublishError{Channels: channels, Err: err}
+		}
+	}
+	replies, err := g.c.SendPipe(ctx, pipe)
+	if err != nil {
+		return apiError(channels, err)
+	}
+	var failed []string
+	var first *gocent.Error
+	for k, r := range replies {
+		if r.Error != nil {
+			failed = append(failed, channels[k])
+			if first == nil {
+				first = r.Error
+			}
+		}
+	}
+	if first != nil {
+		return &PublishError{Channels: failed, Code: first.Code, Message: first.Message, Err: first}
+	}
+	return nil
+}
+
+func (g gocentAPI) unsubscribe(ctx context.Context, channel, user string) error {
+	return apiError([]string{channel}, g.c.Unsubscribe(ctx, channel, user))
+}
+
+func (g gocentAPI) disconnect(ctx context.Context, user string) error {
+	return apiError(nil, g.c.Disconnect(ctx, user))
+}
+
+func (g gocentAPI) history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error) {
+	res, err := g.c.History(ctx, channel, gocent.WithLimit(limit))
+	if err != nil {
+		return nil, apiError([]string{channel}, err)
+	}
+	out := make([]json.RawMessage, len(res.Publications))
+	for k, p := range res.Publications {
+		out[k] = json.RawMessage(p.Data)
+	}
+	return out, nil
+}
+
+// apiError wraps an error of gocent's in a *PublishError (nil stays nil).
+func apiError(channels []string, err error) error {
+	if err == nil {
+		return nil
+	}
+	pe := &PublishError{Channels: channels, Err: err}
+	var status gocent.ErrStatusCode
+	var apiErr *gocent.Error
+	switch {
+	case errors.As(err, &status):
+		pe.StatusCode = status.Code
+	case errors.As(err, &apiErr):
+		pe.Code, pe.Message = apiErr.Code, apiErr.Message
+	}
+	return pe
+}

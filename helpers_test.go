@@ -1,0 +1,143 @@
+package instant_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/gin-contrib/sessions"
+	"github.com/gin-contrib/sessions/cookie"
+	"github.com/gin-gonic/gin"
+	"github.com/gin-instant/instant"
+)
+
+func init() { gin.SetMode(gin.TestMode) }
+
+const (
+	testSecret = "test-secret-0123456789abcdef0123456789"
+	testAPIKey = "test-api-key"
+)
+
+var cookieKey = []byte("cookie-key-0123456789abcdef01234")
+
+// Users of every role, as the tests log them in.
+var (
+	alice   = instant.User{ID: "1", Username: "alice"}
+	gina    = instant.User{ID: "2", Username: "gina", Groups: []string{"editors"}}
+	sam     = instant.User{ID: "3", Username: "sam", Staff: true}
+	root    = instant.User{ID: "4", Username: "root", Superuser: true}
+	nobody  *instant.User
+	editors = map[string][]string{"editors": {"$site_editors"}}
+)
+
+func testConfig() instant.Config {
+	return instant.Config{APIURL: "http://127.0.0.1:1/api", APIKey: testAPIKey, TokenSecret: testSecret, GroupChannels: editors}
+}
+
+func newInstant(t testing.TB, cfg instant.Config) *instant.Instant {
+	t.Helper()
+	inst, err := instant.New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return inst
+}
+
+// newRouter is a Gin app as the README sets it up, plus a test login route.
+func newRouter(inst *instant.Instant) *gin.Engine {
+	r := gin.New()
+	r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
+	r.Use(inst.Session())
+	inst.Register(r.Group("/instant"))
+	r.POST("/test/login", func(c *gin.Context) {
+		var u instant.User
+		if err := c.ShouldBindJSON(&u); err != nil {
+			c.AbortWithStatus(http.StatusBadRequest)
+			return
+		}
+		if err := instant.Login(c, u); err != nil {
+			c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": err.Error()})
+			return
+		}
+		c.Status(http.StatusNoContent)
+	})
+	r.POST("/test/logout", func(c *gin.Context) {
+		if err := instant.Logout(c); err != nil {
+			c.AbortWithStatus(http.StatusInternalServerError)
+			return
+		}
+		c.Status(http.StatusNoContent)
+	})
+	return r
+}
+
+// browser is an HTTP client with a cookie jar against a test server.
+type browser struct {
+	t   testing.TB
+	srv *httptest.Server
+	c   *http.Client
+}
+
+func newBrowser(t testing.TB, h http.Handler) *browser {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, srv: srv, c: &http.Client{Jar: jar}}
+}
+
+// as logs u in (nil: stays anonymous) and returns b.
+func (b *browser) as(u *instant.User) *browser {
+	b.t.Helper()
+	if u == nil {
+		return b
+	}
+	status, _ := b.postJSON("/test/login", u)
+	if status != http.StatusNoContent {
+		b.t.Fatalf("login %s: status %d", u.ID, status)
+	}
+	return b
+}
+
+func (b *browser) do(req *http.Request) (int, map[string]any) {
+	b.t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if len(raw) > 0 && json.Unmarshal(raw, &out) != nil {
+		b.t.Fatalf("%s %s: status %d, body not a JSON object: %q", req.Method, req.URL.Path, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out
+}
+
+func (b *browser) post(path, contentType string, body []byte) (int, map[string]any) {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, b.srv.URL+path, bytes.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	return b.do(req)
+}
+
+func (b *browser) postJSON(path string, v any) (int, map[string]any) {
+	b.t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.post(path, "application/json", raw)
+}
+
+func (b *browser) get(path string) (int, map[string]any) {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, b.srv.URL+path, nil)
+	return b.do(req)
+}

@@ -1,0 +1,300 @@
+package instant
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Defaults applied by New to the zero fields of a Config.
+const (
+	DefaultSiteSlug             = "site"
+	DefaultAPIURL               = "http://127.0.0.1:8000/api"
+	DefaultConnectionTokenTTL   = 10 * time.Minute
+	DefaultSubscriptionTokenTTL = 5 * time.Minute
+	DefaultPublishTimeout       = 5 * time.Second
+	// MinTokenSecretLength is the shortest TokenSecret New accepts, in bytes.
+	MinTokenSecretLength = 32
+)
+
+// Config configures an Instant. The zero value of every field but TokenSecret
+// is usable: New fills in the default named in each field's comment.
+type Config struct {
+	// APIURL is Centrifugo's server API endpoint, ending in /api.
+	// Default: DefaultAPIURL ("http://127.0.0.1:8000/api").
+	APIURL string
+	// APIKey is Centrifugo's http_api.key. Never logged.
+	APIKey string
+	// TokenSecret is the HMAC secret shared with Centrifugo
+	// (client.token.hmac_secret_key). Required, at least 32 bytes. Never logged.
+	TokenSecret string
+	// WebsocketURL is the address browsers connect to, reported by the
+	// channels route. Default: derived from APIURL
+	// (http://host/api becomes ws://host/connection/websocket).
+	WebsocketURL string
+
+	// SiteName names the site in every event payload ("site").
+	// Default: SiteSlug.
+	SiteName string
+	// SiteSlug prefixes the default channel names. Default: "site".
+	SiteSlug string
+
+	// PublicChannels may be read by everyone, anonymous visitors included.
+	// Default (nil): ["<slug>_public"]. An empty non-nil slice means none.
+	PublicChannels []string
+	// UsersChannels may be read by every logged-in user.
+	// Default (nil): ["$<slug>_users"]. A name without "$" gets it.
+	UsersChannels []string
+	// StaffChannels may be read by staff users and superusers.
+	// Default (nil): ["$<slug>_staff"]. A name without "$" gets it.
+	StaffChannels []string
+	// SuperuserChannels may be read by superusers.
+	// Default (nil): ["$<slug>_admin"]. A name without "$" gets it.
+	SuperuserChannels []string
+	// GroupChannels maps a group name to the channels its members may read.
+	// Default: none. A name without "$" gets it.
+	GroupChannels map[string][]string
+
+	// ConnectionTokenTTL is the lifetime of a connection token.
+	// Default: 10 minutes. At least one second when set.
+	ConnectionTokenTTL time.Duration
+	// SubscriptionTokenTTL is the lifetime of a subscription token.
+	// Default: 5 minutes. At least one second when set.
+	SubscriptionTokenTTL time.Duration
+
+	// DisallowAnonymous refuses tokens to visitors who are not logged in.
+	// Default (false): anonymous visitors may connect and read public channels.
+	DisallowAnonymous bool
+	// TrustedOrigins are origins ("https://app.example.com") whose
+	// cross-origin POSTs the token routes accept. Default: none, so only
+	// same-origin browser requests pass.
+	TrustedOrigins []string
+
+	// LoadUser, when set, finds the current user instead of the session
+	// value written by Login: for apps that keep only an ID in the session.
+	// It returns (nil, nil) for an anonymous visitor. It is called at most
+	// once a request, and only when the user is needed.
+	LoadUser func(*gin.Context) (*User, error)
+
+	// PublishTimeout bounds every call to Centrifugo's API. Default: 5 seconds.
+	PublishTimeout time.Duration
+	// HTTPClient sends the API calls. Default: a client of the plugin's own
+	// (never a shared global).
+	HTTPClient *http.Client
+	// Logger receives server faults. Default: slog.Default().
+	// Secrets and tokens are never logged.
+	Logger *slog.Logger
+}
+
+// Instant is the plugin: token routes, session middleware and a publisher
+// bound to one Centrifugo. It is safe for concurrent use once built by New.
+type Instant struct {
+	cfg      Config // with defaults filled in
+	secret   []byte
+	logger   *slog.Logger
+	channels channelTable
+	rules    atomic.Pointer[[]rule]
+	cop      *http.CrossOriginProtection
+	api      apiClient
+}
+
+// New checks cfg, fills in defaults and returns a ready Instant. Every
+// problem found is reported at once, joined with errors.Join.
+func New(cfg Config) (*Instant, error) {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
+	}
+
+	switch {
+	case cfg.TokenSecret == "":
+		bad("TokenSecret is required")
+	case len(cfg.TokenSecret) < MinTokenSecretLength:
+		bad("TokenSecret must be at least %d bytes, got %d", MinTokenSecretLength, len(cfg.TokenSecret))
+	}
+	if cfg.APIURL == "" {
+		cfg.APIURL = DefaultAPIURL
+	}
+	if err := checkHTTPURL(cfg.APIURL, "http", "https"); err != nil {
+		bad("APIURL: %v", err)
+	} else if cfg.WebsocketURL == "" {
+		cfg.WebsocketURL = websocketURLFor(cfg.APIURL)
+	}
+	if cfg.WebsocketURL != "" {
+		if err := checkHTTPURL(cfg.WebsocketURL, "ws", "wss"); err != nil {
+			bad("WebsocketURL: %v", err)
+		}
+	}
+	if cfg.SiteSlug == "" {
+		cfg.SiteSlug = DefaultSiteSlug
+	}
+	if err := checkSlug(cfg.SiteSlug); err != nil {
+		bad("SiteSlug: %v", err)
+	}
+	if cfg.SiteName == "" {
+		cfg.SiteName = cfg.SiteSlug
+	}
+	durations := []struct {
+		name string
+		d    *time.Duration
+		def  time.Duration
+		min  time.Duration
+	}{
+		{"ConnectionTokenTTL", &cfg.ConnectionTokenTTL, DefaultConnectionTokenTTL, time.Second},
+		{"SubscriptionTokenTTL", &cfg.SubscriptionTokenTTL, DefaultSubscriptionTokenTTL, time.Second},
+		{"PublishTimeout", &cfg.PublishTimeout, DefaultPublishTimeout, time.Millisecond},
+	}
+	for _, d := range durations {
+		switch {
+		case *d.d == 0:
+			*d.d = d.def
+		case *d.d < d.min:
+			bad("%s must be at least %v, got %v", d.name, d.min, *d.d)
+		}
+	}
+
+	table, tableErrs := buildChannelTable(&cfg)
+	for _, err := range tableErrs {
+		bad("%v", err)
+	}
+
+	cop := http.NewCrossOriginProtection()
+	for _, o := range cfg.TrustedOrigins {
+		if err := cop.AddTrustedOrigin(o); err != nil {
+			bad("TrustedOrigins: %v", err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	inst := &Instant{
+		cfg:      cfg,
+		secret:   []byte(cfg.TokenSecret),
+		logger:   cfg.Logger,
+		channels: table,
+		cop:      cop,
+	}
+	inst.rules.Store(&[]rule{})
+	inst.api = newGocentAPI(cfg.APIURL, cfg.APIKey, cfg.HTTPClient)
+	return inst, nil
+}
+
+// Config returns the configuration in force, defaults filled in. The
+// returned value holds secrets: do not log it.
+func (i *Instant) Config() Config { return i.cfg }
+
+// ConfigFromEnv reads a Config from the environment:
+// CENTRIFUGO_API_URL, CENTRIFUGO_API_KEY, CENTRIFUGO_TOKEN_HMAC_SECRET_KEY,
+// CENTRIFUGO_WEBSOCKET_URL, INSTANT_SITE_NAME and INSTANT_SITE_SLUG. Unset
+// variables leave their fields zero, so New applies the defaults.
+func ConfigFromEnv() Config {
+	return Config{
+		APIURL:       os.Getenv("CENTRIFUGO_API_URL"),
+		APIKey:       os.Getenv("CENTRIFUGO_API_KEY"),
+		TokenSecret:  os.Getenv("CENTRIFUGO_TOKEN_HMAC_SECRET_KEY"),
+		WebsocketURL: os.Getenv("CENTRIFUGO_WEBSOCKET_URL"),
+		SiteName:     os.Getenv("INSTANT_SITE_NAME"),
+		SiteSlug:     os.Getenv("INSTANT_SITE_SLUG"),
+	}
+}
+
+var defaultInstant atomic.Pointer[Instant]
+
+// Configure builds the package default Instant used by the package-level
+// Session and Register. It may be called again to replace it; requests
+// already in flight finish with the old one.
+func Configure(cfg Config) error {
+	inst, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	defaultInstant.Store(inst)
+	return nil
+}
+
+// packageDefault returns the Instant set by Configure or, failing that, one
+// built from ConfigFromEnv (kept once it succeeds).
+func packageDefault() (*Instant, error) {
+	if inst := defaultInstant.Load(); inst != nil {
+		return inst, nil
+	}
+	inst, err := New(ConfigFromEnv())
+	if err != nil {
+		return nil, fmt.Errorf("%w: call instant.Configure or set CENTRIFUGO_* variables: %w", ErrNotConfigured, err)
+	}
+	defaultInstant.CompareAndSwap(nil, inst)
+	return defaultInstant.Load(), nil
+}
+
+func checkHTTPURL(raw string, schemes ...string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL: %q", raw)
+	}
+	ok := false
+	for _, s := range schemes {
+		ok = ok || u.Scheme == s
+	}
+	if !ok {
+		return fmt.Errorf("scheme must be %s, got %q", strings.Join(schemes, " or "), u.Scheme)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("no host in %q", raw)
+	}
+	return nil
+}
+
+// websocketURLFor turns http://host/api into ws://host/connection/websocket.
+func websocketURLFor(apiURL string) string {
+	u, err := url.Parse(apiURL)
+	if err != nil {
+		return ""
+	}
+	if u.Scheme == "https" {
+		u.Scheme = "wss"
+	} else {
+		u.Scheme = "ws"
+	}
+	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api") + "/connection/websocket"
+	u.RawQuery, u.Fragment = "", ""
+	return u.String()
+}
+
+func checkSlug(s string) error {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return fmt.Errorf("%q may hold only letters, digits, '_', '-' and '.'", s)
+		}
+	}
+	if len(s) > 64 {
+		return fmt.Errorf("%q is longer than 64 bytes", s)
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func defaultLogger() *slog.Logger { return slog.Default() }

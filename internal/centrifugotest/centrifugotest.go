@@ -1,0 +1,235 @@
+// Package centrifugotest starts a real Centrifugo server for tests: it
+// finds the binary, writes a config, starts it on a free loopback port,
+// waits for /health and stops it when the test ends.
+//
+// The binary is, in order: $CENTRIFUGO_BIN; bin/centrifugo in this
+// directory or a parent (where `make centrifugo` installs it); centrifugo on
+// PATH. It must be Version (checked from its build info). When none is
+// found the test is skipped, except under CI=true, where it fails.
+package centrifugotest
+
+import (
+	"bytes"
+	"context"
+	"debug/buildinfo"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Version is the Centrifugo release the tests run against.
+const Version = "v6.9.1"
+
+// Module is the module path `go install` takes, with Version.
+const Module = "github.com/centrifugal/centrifugo/v6"
+
+// Server is a running Centrifugo.
+type Server struct {
+	Port         int
+	HTTPURL      string // http://127.0.0.1:port
+	APIURL       string // HTTPURL + "/api"
+	WebsocketURL string // ws://127.0.0.1:port/connection/websocket
+
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	once sync.Once
+	done chan struct{}
+}
+
+// ConfigFunc returns the JSON config for a server listening on port.
+type ConfigFunc func(port int) ([]byte, error)
+
+// Binary finds the Centrifugo binary (see the package comment).
+func Binary() (string, error) {
+	var tried []string
+	if p := os.Getenv("CENTRIFUGO_BIN"); p != "" {
+		if err := checkVersion(p); err != nil {
+			return "", err
+		}
+		return p, nil
+	}
+	if dir, err := os.Getwd(); err == nil {
+		for {
+			p := filepath.Join(dir, "bin", "centrifugo")
+			if _, err := os.Stat(p); err == nil {
+				if err := checkVersion(p); err == nil {
+					return p, nil
+				} else {
+					tried = append(tried, err.Error())
+				}
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	if p, err := exec.LookPath("centrifugo"); err == nil {
+		if err := checkVersion(p); err == nil {
+			return p, nil
+		} else {
+			tried = append(tried, err.Error())
+		}
+	}
+	tried = append(tried, "install it with `make centrifugo` (GOBIN=$PWD/bin go install "+Module+"@"+Version+")")
+	return "", fmt.Errorf("centrifugotest: no centrifugo %s found: %s", Version, joinLines(tried))
+}
+
+func joinLines(s []string) string {
+	var b bytes.Buffer
+	for k, l := range s {
+		if k > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(l)
+	}
+	return b.String()
+}
+
+func checkVersion(path string) error {
+	info, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	if info.Main.Path != Module || info.Main.Version != Version {
+		return fmt.Errorf("%s is %s@%s, want %s", path, info.Main.Path, info.Main.Version, Version)
+	}
+	return nil
+}
+
+// Require returns the binary, or ends the test: Fatal under CI=true (a
+// missing server must fail CI), Skip elsewhere.
+func Require(t testing.TB) string {
+	t.Helper()
+	p, err := Binary()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %v", err)
+		}
+		t.Skipf("%v", err)
+	}
+	return p
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Start starts Centrifugo with the config from cfg and stops it when t ends.
+func Start(t testing.TB, cfg ConfigFunc) *Server {
+	t.Helper()
+	bin := Require(t)
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		s, err := start(bin, t.TempDir(), cfg)
+		if err == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
+		lastErr = err
+	}
+	t.Fatalf("centrifugotest: %v", lastErr)
+	return nil
+}
+
+func start(bin, dir string, cfg ConfigFunc) (*Server, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	conf, err := cfg(port)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	path := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(path, conf, 0o600); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		Port:         port,
+		HTTPURL:      "http://127.0.0.1:" + strconv.Itoa(port),
+		WebsocketURL: "ws://127.0.0.1:" + strconv.Itoa(port) + "/connection/websocket",
+		out:          &syncBuffer{},
+		done:         make(chan struct{}),
+	}
+	s.APIURL = s.HTTPURL + "/api"
+	s.cmd = exec.Command(bin, "-c", path)
+	s.cmd.Dir = dir
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { _ = s.cmd.Wait(); close(s.done) }()
+	if err := s.waitHealthy(20 * time.Second); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("%w\n--- centrifugo output ---\n%s", err, s.out.String())
+	}
+	return s, nil
+}
+
+func (s *Server) waitHealthy(limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.HTTPURL+"/health", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-s.done:
+			return errors.New("centrifugo exited before it was healthy")
+		case <-ctx.Done():
+			return fmt.Errorf("centrifugo not healthy after %v", limit)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Stop ends the server and waits for it to exit. It may be called twice.
+func (s *Server) Stop() {
+	s.once.Do(func() {
+		if s.cmd.Process != nil {
+			_ = s.cmd.Process.Kill()
+		}
+		<-s.done
+	})
+}
+
+// Output is what the server printed so far.
+func (s *Server) Output() string { return s.out.String() }
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}

@@ -1,0 +1,294 @@
+package instant
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-contrib/sessions"
+	"github.com/gin-gonic/gin"
+)
+
+// ContextKey is the plain gin key under which Session stores the *Instant,
+// so that c.MustGet("instant").(*instant.Instant) works. Prefer Default(c).
+const ContextKey = "instant"
+
+// SessionKey is the session value in which Login keeps the user, as JSON.
+const SessionKey = "instant.user"
+
+// stateKey keys the per-request state, in the gin context and in the
+// request's context.Context.
+type stateKey struct{}
+
+// reqState is what Session records about one request. The user is decoded
+// on first use, at most once.
+type reqState struct {
+	inst   *Instant // nil when no Instant could be found
+	c      *gin.Context
+	loaded bool
+	user   *User
+	err    error // from LoadUser
+}
+
+// Session returns the middleware that records the Instant and, on first
+// use, the session user for the rest of the request. It needs
+// sessions.Sessions (gin-contrib/sessions) before it: without it, the
+// request gets a 500 and one log line saying so. It only annotates; the
+// routes and RequireUser decide.
+func (i *Instant) Session() gin.HandlerFunc {
+	return func(c *gin.Context) { i.session(c) }
+}
+
+// Session is the package-level middleware, bound to the Instant that
+// Configure (or the environment) provides, looked up at each request.
+func Session() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		inst, err := packageDefault()
+		if err != nil {
+			failServer(c, nil, err)
+			return
+		}
+		inst.session(c)
+	}
+}
+
+func (i *Instant) session(c *gin.Context) {
+	if _, ok := c.Get(sessions.DefaultKey); !ok {
+		failServer(c, i, ErrNoSession)
+		return
+	}
+	i.install(c)
+	c.Next()
+}
+
+// install records the Instant on c (and on c.Request's context) and returns
+// the request state.
+func (i *Instant) install(c *gin.Context) *reqState {
+	st := &reqState{inst: i, c: c}
+	c.Set(ContextKey, i)
+	c.Set(stateKey{}, st)
+	if c.Request != nil {
+		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), stateKey{}, st))
+	}
+	return st
+}
+
+// stateOf returns c's request state, creating one bound to i (or the
+// package default) when Session did not run.
+func stateOf(c *gin.Context, i *Instant) *reqState {
+	if v, ok := c.Get(stateKey{}); ok {
+		if st, ok := v.(*reqState); ok && (i == nil || st.inst == i) {
+			return st
+		}
+	}
+	if i == nil {
+		i, _ = packageDefault()
+	}
+	if i == nil {
+		st := &reqState{c: c}
+		c.Set(stateKey{}, st)
+		return st
+	}
+	return i.install(c)
+}
+
+// load decodes the user once.
+func (st *reqState) load() (*User, error) {
+	if st.loaded {
+		return st.user, st.err
+	}
+	st.loaded = true
+	if st.inst != nil && st.inst.cfg.LoadUser != nil {
+		st.user, st.err = st.inst.cfg.LoadUser(st.c)
+		if st.err != nil {
+			st.user = nil
+		}
+		return st.user, st.err
+	}
+	s, ok := sessionOf(st.c)
+	if !ok {
+		return nil, nil
+	}
+	st.user = decodeUser(s.Get(SessionKey))
+	if st.user == nil && s.Get(SessionKey) != nil && st.inst != nil {
+		st.inst.logger.Debug("instant: session user does not decode; treated as anonymous")
+	}
+	return st.user, nil
+}
+
+func decodeUser(v any) *User {
+	var raw []byte
+	switch v := v.(type) {
+	case string:
+		raw = []byte(v)
+	case []byte:
+		raw = v
+	default:
+		return nil
+	}
+	u := new(User)
+	if json.Unmarshal(raw, u) != nil || u.validate() != nil {
+		return nil
+	}
+	return u
+}
+
+func sessionOf(c *gin.Context) (sessions.Session, bool) {
+	v, ok := c.Get(sessions.DefaultKey)
+	if !ok {
+		return nil, false
+	}
+	s, ok := v.(sessions.Session)
+	return s, ok
+}
+
+// Default returns the Instant serving c: the one Session recorded, else the
+// package default, else nil. Methods of a nil *Instant return
+// ErrNotInstalled rather than panic.
+func Default(c *gin.Context) *Instant {
+	if c == nil {
+		return nil
+	}
+	if v, ok := c.Get(ContextKey); ok {
+		if i, ok := v.(*Instant); ok {
+			return i
+		}
+	}
+	i, _ := packageDefault()
+	return i
+}
+
+// CurrentUser returns the logged-in user of c, or nil for an anonymous
+// visitor (or when the user could not be loaded). The result is the
+// request's own copy.
+func CurrentUser(c *gin.Context) *User {
+	if c == nil {
+		return nil
+	}
+	u, _ := stateOf(c, nil).load()
+	return u
+}
+
+// FromContext returns the Instant of the request whose context is ctx
+// (a *gin.Context or c.Request.Context()), or nil.
+func FromContext(ctx context.Context) *Instant {
+	if st := stateFromContext(ctx); st != nil {
+		return st.inst
+	}
+	return nil
+}
+
+// UserFromContext returns the logged-in user of the request whose context
+// is ctx, or nil. Call it only while the request is being served.
+func UserFromContext(ctx context.Context) *User {
+	if st := stateFromContext(ctx); st != nil {
+		u, _ := st.load()
+		return u
+	}
+	return nil
+}
+
+func stateFromContext(ctx context.Context) *reqState {
+	if ctx == nil {
+		return nil
+	}
+	if c, ok := ctx.(*gin.Context); ok {
+		if v, ok := c.Get(stateKey{}); ok {
+			st, _ := v.(*reqState)
+			return st
+		}
+		if c.Request == nil {
+			return nil
+		}
+		ctx = c.Request.Context()
+	}
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	return st
+}
+
+// Login stores u in the session as the logged-in user and saves the
+// session. It needs sessions.Sessions before it (ErrNoSession otherwise)
+// and refuses a user without a valid ID or with a bad group name
+// (ErrInvalidUser).
+func Login(c *gin.Context, u User) error {
+	if err := u.validate(); err != nil {
+		return err
+	}
+	s, ok := sessionOf(c)
+	if !ok {
+		return ErrNoSession
+	}
+	raw, err := json.Marshal(u)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidUser, err)
+	}
+	s.Set(SessionKey, string(raw))
+	if err := s.Save(); err != nil {
+		return fmt.Errorf("instant: save session: %w", err)
+	}
+	st := stateOf(c, nil)
+	st.loaded, st.user, st.err = true, decodeUser(string(raw)), nil
+	return nil
+}
+
+// Logout removes the user from the session and saves it. Other session
+// values are kept.
+func Logout(c *gin.Context) error {
+	s, ok := sessionOf(c)
+	if !ok {
+		return ErrNoSession
+	}
+	s.Delete(SessionKey)
+	if err := s.Save(); err != nil {
+		return fmt.Errorf("instant: save session: %w", err)
+	}
+	st := stateOf(c, nil)
+	st.loaded, st.user, st.err = true, nil, nil
+	return nil
+}
+
+// RequireUser is a middleware that answers 401 to anonymous visitors.
+func RequireUser() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if CurrentUser(c) == nil {
+			abortJSON(c, http.StatusUnauthorized, "instant: login required")
+			return
+		}
+		c.Next()
+	}
+}
+
+// RequireStaff is a middleware that answers 401 to anonymous visitors and
+// 403 to users who are neither staff nor superusers.
+func RequireStaff() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		u := CurrentUser(c)
+		switch {
+		case u == nil:
+			abortJSON(c, http.StatusUnauthorized, "instant: login required")
+		case !u.IsStaff():
+			abortJSON(c, http.StatusForbidden, "instant: staff only")
+		default:
+			c.Next()
+		}
+	}
+}
+
+func abortJSON(c *gin.Context, status int, msg string) {
+	c.AbortWithStatusJSON(status, gin.H{"error": msg})
+}
+
+// failServer answers a server-side fault: a 500 and one log line.
+func failServer(c *gin.Context, i *Instant, err error) {
+	logger := defaultLogger()
+	if i != nil {
+		logger = i.logger
+	}
+	path := ""
+	if c.Request != nil && c.Request.URL != nil {
+		path = c.Request.URL.Path
+	}
+	logger.Error(err.Error(), "path", path)
+	abortJSON(c, http.StatusInternalServerError, err.Error())
+}

@@ -1,0 +1,199 @@
+package instant
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Event is one message to broadcast. Subscribers receive it as the JSON
+// object {"id","channel","message","event_class","data","site","date"}.
+type Event struct {
+	// ID identifies the event; subscribers may drop an id they have seen.
+	// Default: a new random id. Set it to resend an event as a retry.
+	ID string
+	// Channel and Channels name the channels to publish to (duplicates are
+	// sent once). With neither, Target picks the channel.
+	Channel  string
+	Channels []string
+	// Message is the human-readable text.
+	Message string
+	// EventClass lets clients tell events apart. Default: "default".
+	EventClass string
+	// Data is any JSON-encodable value, sent as JSON (a json.RawMessage is
+	// sent as it is, after a validity check). Omitted when nil.
+	Data any
+	// Site names the sender. Default: Config.SiteName.
+	Site string
+	// Target picks the first configured channel of its level when no
+	// channel is named. Default: LevelPublic, the first public channel.
+	Target Level
+}
+
+// apiClient is the part of Centrifugo's server API the plugin uses. It is
+// the only seam between the plugin and gocent (see gocent.go).
+type apiClient interface {
+	// publish sends payloads[k] to channels[k], all in one request.
+	publish(ctx context.Context, channels []string, payloads [][]byte) error
+	unsubscribe(ctx context.Context, channel, user string) error
+	disconnect(ctx context.Context, user string) error
+	history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error)
+}
+
+// Broadcast publishes ev to its channels in one call to Centrifugo, each
+// channel's copy naming that channel. It returns after Centrifugo has
+// accepted every publication or with an error: ErrNoChannel,
+// ErrInvalidChannel or ErrInvalidEvent before anything is sent, else a
+// *PublishError (errors.Is(err, ErrAPIKey) for a refused key), within
+// Config.PublishTimeout. Safe for concurrent use.
+func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
+	if i == nil {
+		return ErrNotInstalled
+	}
+	channels, err := i.eventChannels(&ev)
+	if err != nil {
+		return err
+	}
+	payloads, err := i.encodeEvent(&ev, channels, time.Now())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := i.apiContext(ctx)
+	defer cancel()
+	return i.api.publish(ctx, channels, payloads)
+}
+
+func (i *Instant) apiContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return context.WithTimeout(ctx, i.cfg.PublishTimeout)
+}
+
+// eventChannels lists ev's channels, once each, checked.
+func (i *Instant) eventChannels(ev *Event) ([]string, error) {
+	channels := make([]string, 0, 1+len(ev.Channels))
+	if ev.Channel != "" {
+		channels = append(channels, ev.Channel)
+	}
+	for _, ch := range ev.Channels {
+		if !slices.Contains(channels, ch) {
+			channels = append(channels, ch)
+		}
+	}
+	if len(channels) == 0 {
+		if ev.Target < 0 || ev.Target > LevelSuperuser || len(i.channels.byLevel[ev.Target]) == 0 {
+			return nil, fmt.Errorf("%w: no channel named and no %s channel configured", ErrNoChannel, ev.Target)
+		}
+		channels = append(channels, i.channels.byLevel[ev.Target][0])
+	}
+	for _, ch := range channels {
+		if err := ValidChannel(ch); err != nil {
+			return nil, err
+		}
+	}
+	return channels, nil
+}
+
+// encodeEvent encodes the payload once and splices in each channel's name.
+func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]byte, error) {
+	if ev.ID == "" {
+		ev.ID = newEventID()
+	}
+	if ev.EventClass == "" {
+		ev.EventClass = "default"
+	}
+	if ev.Site == "" {
+		ev.Site = i.cfg.SiteName
+	}
+	var data []byte
+	switch d := ev.Data.(type) {
+	case nil:
+	case json.RawMessage:
+		if !json.Valid(d) {
+			return nil, fmt.Errorf("%w: Data is not valid JSON", ErrInvalidEvent)
+		}
+		data = d
+	default:
+		var err error
+		if data, err = json.Marshal(d); err != nil {
+			return nil, fmt.Errorf("%w: Data: %w", ErrInvalidEvent, err)
+		}
+	}
+	id, _ := json.Marshal(ev.ID)
+	head := append(append([]byte(`{"id":`), id...), `,"channel":`...)
+	tail, err := json.Marshal(struct {
+		Message    string          `json:"message"`
+		EventClass string          `json:"event_class"`
+		Data       json.RawMessage `json:"data,omitempty"`
+		Site       string          `json:"site"`
+		Date       string          `json:"date"`
+	}{ev.Message, ev.EventClass, data, ev.Site, now.UTC().Format(time.RFC3339Nano)})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+	}
+	tail[0] = ',' // {"message"... becomes ,"message"...
+	payloads := make([][]byte, len(channels))
+	for k, ch := range channels {
+		name, _ := json.Marshal(ch)
+		p := make([]byte, 0, len(head)+len(name)+len(tail))
+		payloads[k] = append(append(append(p, head...), name...), tail...)
+	}
+	return payloads, nil
+}
+
+func newEventID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+// Unsubscribe removes user from channel on every connection of theirs, for
+// instance after the user lost the right to read it.
+func (i *Instant) Unsubscribe(ctx context.Context, channel, userID string) error {
+	if i == nil {
+		return ErrNotInstalled
+	}
+	if err := ValidChannel(channel); err != nil {
+		return err
+	}
+	ctx, cancel := i.apiContext(ctx)
+	defer cancel()
+	return i.api.unsubscribe(ctx, channel, userID)
+}
+
+// Disconnect closes every connection of the user with this ID, for
+// instance on logout or when a role changes; clients reconnect with a new
+// token.
+func (i *Instant) Disconnect(ctx context.Context, userID string) error {
+	if i == nil {
+		return ErrNotInstalled
+	}
+	if err := checkName(userID, "user ID"); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidUser, err)
+	}
+	ctx, cancel := i.apiContext(ctx)
+	defer cancel()
+	return i.api.disconnect(ctx, userID)
+}
+
+// History returns up to limit of channel's latest publications (the event
+// payloads, newest last), when the channel keeps history.
+func (i *Instant) History(ctx context.Context, channel string, limit int) ([]json.RawMessage, error) {
+	if i == nil {
+		return nil, ErrNotInstalled
+	}
+	if err := ValidChannel(channel); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	ctx, cancel := i.apiContext(ctx)
+	defer cancel()
+	return i.api.history(ctx, channel, limit)
+}
