@@ -1,0 +1,133 @@
+package instant_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-instant/instant"
+)
+
+func TestNewReportsEveryProblemAtOnce(t *testing.T) {
+	_, err := instant.New(instant.Config{
+		APIURL:             "ftp://x/api",
+		TokenSecret:        "short",
+		SiteSlug:           "bad slug",
+		PublicChannels:     []string{"$not_public"},
+		StaffChannels:      []string{"a b"},
+		ConnectionTokenTTL: -time.Second,
+		TrustedOrigins:     []string{"not an origin"},
+		GroupChannels:      map[string][]string{"": {"x"}},
+	})
+	if err == nil {
+		t.Fatal("New accepted a bad config")
+	}
+	if !errors.Is(err, instant.ErrConfig) {
+		t.Errorf("%v does not wrap ErrConfig", err)
+	}
+	for _, want := range []string{"TokenSecret", "APIURL", "SiteSlug", "PublicChannels", "StaffChannels", "ConnectionTokenTTL", "TrustedOrigins", "GroupChannels"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "short") {
+		t.Error("error shows the secret")
+	}
+}
+
+func TestNewRequiresSecret(t *testing.T) {
+	if _, err := instant.New(instant.Config{}); err == nil || !strings.Contains(err.Error(), "TokenSecret is required") {
+		t.Errorf("New(Config{}) = %v", err)
+	}
+	if _, err := instant.New(instant.Config{TokenSecret: strings.Repeat("x", 31)}); err == nil {
+		t.Error("31-byte secret accepted")
+	}
+	if _, err := instant.New(instant.Config{TokenSecret: strings.Repeat("x", 32)}); err != nil {
+		t.Errorf("32-byte secret refused: %v", err)
+	}
+}
+
+func TestNewRefusesDuplicateLevels(t *testing.T) {
+	cfg := testConfig()
+	cfg.StaffChannels = []string{"$site_users"}
+	if _, err := instant.New(cfg); err == nil || !strings.Contains(err.Error(), "already a users channel") {
+		t.Errorf("same channel at two levels: %v", err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	inst := newInstant(t, instant.Config{TokenSecret: testSecret})
+	cfg := inst.Config()
+	checks := map[string][2]any{
+		"APIURL":               {cfg.APIURL, "http://127.0.0.1:8000/api"},
+		"WebsocketURL":         {cfg.WebsocketURL, "ws://127.0.0.1:8000/connection/websocket"},
+		"SiteSlug":             {cfg.SiteSlug, "site"},
+		"SiteName":             {cfg.SiteName, "site"},
+		"ConnectionTokenTTL":   {cfg.ConnectionTokenTTL, 10 * time.Minute},
+		"SubscriptionTokenTTL": {cfg.SubscriptionTokenTTL, 5 * time.Minute},
+		"PublishTimeout":       {cfg.PublishTimeout, 5 * time.Second},
+	}
+	for name, c := range checks {
+		if c[0] != c[1] {
+			t.Errorf("%s = %v, want %v", name, c[0], c[1])
+		}
+	}
+	want := map[instant.Level]string{
+		instant.LevelPublic: "site_public", instant.LevelUsers: "$site_users",
+		instant.LevelStaff: "$site_staff", instant.LevelSuperuser: "$site_admin",
+	}
+	for l, name := range want {
+		if got := inst.ChannelsAt(l); len(got) != 1 || got[0] != name {
+			t.Errorf("%v channels %v, want [%s]", l, got, name)
+		}
+	}
+	if cfg.Logger == nil || cfg.HTTPClient == nil {
+		t.Error("Logger or HTTPClient not defaulted")
+	}
+}
+
+func TestWebsocketURLFollowsAPIURL(t *testing.T) {
+	cfg := testConfig()
+	cfg.APIURL = "https://rt.example.com/centrifugo/api"
+	if got := newInstant(t, cfg).Config().WebsocketURL; got != "wss://rt.example.com/centrifugo/connection/websocket" {
+		t.Errorf("WebsocketURL %q", got)
+	}
+}
+
+func TestEmptyListMeansNoChannels(t *testing.T) {
+	cfg := testConfig()
+	cfg.PublicChannels = []string{}
+	inst := newInstant(t, cfg)
+	if got := inst.ChannelsFor(nil); len(got) != 0 {
+		t.Errorf("anonymous channels %v, want none", got)
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	t.Setenv("CENTRIFUGO_API_URL", "http://127.0.0.1:9999/api")
+	t.Setenv("CENTRIFUGO_API_KEY", "k")
+	t.Setenv("CENTRIFUGO_TOKEN_HMAC_SECRET_KEY", testSecret)
+	t.Setenv("CENTRIFUGO_WEBSOCKET_URL", "ws://127.0.0.1:9999/connection/websocket")
+	t.Setenv("INSTANT_SITE_NAME", "My Shop")
+	t.Setenv("INSTANT_SITE_SLUG", "shop")
+	cfg := instant.ConfigFromEnv()
+	want := instant.Config{
+		APIURL: "http://127.0.0.1:9999/api", APIKey: "k", TokenSecret: testSecret,
+		WebsocketURL: "ws://127.0.0.1:9999/connection/websocket", SiteName: "My Shop", SiteSlug: "shop",
+	}
+	if cfg.APIURL != want.APIURL || cfg.APIKey != want.APIKey || cfg.TokenSecret != want.TokenSecret ||
+		cfg.WebsocketURL != want.WebsocketURL || cfg.SiteName != want.SiteName || cfg.SiteSlug != want.SiteSlug {
+		t.Errorf("ConfigFromEnv = %+v", cfg)
+	}
+	inst := newInstant(t, cfg)
+	if got := inst.ChannelsAt(instant.LevelUsers); got[0] != "$shop_users" {
+		t.Errorf("users channel %v", got)
+	}
+}
+
+func TestConfigureRefusesBadConfig(t *testing.T) {
+	if err := instant.Configure(instant.Config{TokenSecret: "x"}); !errors.Is(err, instant.ErrConfig) {
+		t.Errorf("Configure: %v", err)
+	}
+}

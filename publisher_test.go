@@ -1,0 +1,239 @@
+package instant_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/centrifugal/gocent/v3"
+	"github.com/gin-instant/instant"
+)
+
+// fakeAPI records the commands of each request to the server API and
+// answers as told. It stands in for Centrifugo only in these unit tests of
+// the payload; integration_test.go publishes through the real server.
+type fakeAPI struct {
+	mu       sync.Mutex
+	requests [][]map[string]any
+	auth     []string
+	reply    func(w http.ResponseWriter, n int)
+}
+
+func newFakeAPI(t *testing.T) (*fakeAPI, *httptest.Server) {
+	f := &fakeAPI{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var cmds []map[string]any
+		sc := bufio.NewScanner(r.Body)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var cmd map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &cmd); err != nil {
+				t.Errorf("command not JSON: %q", sc.Bytes())
+			}
+			cmds = append(cmds, cmd)
+		}
+		f.mu.Lock()
+		f.requests = append(f.requests, cmds)
+		f.auth = append(f.auth, r.Header.Get("Authorization"))
+		reply := f.reply
+		f.mu.Unlock()
+		if reply != nil {
+			reply(w, len(cmds))
+			return
+		}
+		for range cmds {
+			w.Write([]byte(`{"result":{}}` + "\n"))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func fakeInstant(t *testing.T) (*instant.Instant, *fakeAPI) {
+	f, srv := newFakeAPI(t)
+	cfg := testConfig()
+	cfg.APIURL = srv.URL + "/api"
+	cfg.SiteName = "Demo"
+	return newInstant(t, cfg), f
+}
+
+// published returns the channel and decoded payload of each publish.
+func (f *fakeAPI) published(t *testing.T, req int) (channels []string, payloads []map[string]any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, cmd := range f.requests[req] {
+		if cmd["method"] != "publish" {
+			t.Fatalf("method %v", cmd["method"])
+		}
+		params := cmd["params"].(map[string]any)
+		channels = append(channels, params["channel"].(string))
+		payloads = append(payloads, params["data"].(map[string]any))
+	}
+	return channels, payloads
+}
+
+func TestBroadcastPayload(t *testing.T) {
+	inst, f := fakeInstant(t)
+	err := inst.Broadcast(context.Background(), instant.Event{
+		Channel: "$private_chan", Message: "Private event",
+		Data: map[string]any{"order": 42, "items": []string{"a"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.requests) != 1 || f.auth[0] != "apikey "+testAPIKey {
+		t.Fatalf("requests %d, auth %q", len(f.requests), f.auth)
+	}
+	chans, payloads := f.published(t, 0)
+	p := payloads[0]
+	if chans[0] != "$private_chan" || p["channel"] != "$private_chan" || p["message"] != "Private event" ||
+		p["event_class"] != "default" || p["site"] != "Demo" {
+		t.Errorf("payload %v", p)
+	}
+	if data, ok := p["data"].(map[string]any); !ok || data["order"] != float64(42) {
+		t.Errorf("data %#v, want a JSON object", p["data"])
+	}
+	if id, _ := p["id"].(string); len(id) < 16 {
+		t.Errorf("id %q", p["id"])
+	}
+	if d, err := time.Parse(time.RFC3339Nano, p["date"].(string)); err != nil || time.Since(d) > time.Minute {
+		t.Errorf("date %v %v", p["date"], err)
+	}
+	if len(p) != 7 {
+		t.Errorf("payload has %d keys: %v", len(p), p)
+	}
+}
+
+func TestBroadcastManyChannelsIsOneRequest(t *testing.T) {
+	inst, f := fakeInstant(t)
+	err := inst.Broadcast(context.Background(), instant.Event{
+		Channel: "a", Channels: []string{"$b", "a", "c"}, Message: "m", EventClass: "order.created",
+		Data: json.RawMessage(`{"raw":true}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.requests) != 1 {
+		t.Fatalf("%d requests, want 1", len(f.requests))
+	}
+	chans, payloads := f.published(t, 0)
+	if strings.Join(chans, ",") != "a,$b,c" {
+		t.Errorf("channels %v", chans)
+	}
+	for k, p := range payloads {
+		if p["channel"] != chans[k] || p["id"] != payloads[0]["id"] || p["event_class"] != "order.created" {
+			t.Errorf("payload %d: %v", k, p)
+		}
+		if p["data"].(map[string]any)["raw"] != true {
+			t.Errorf("raw data %v", p["data"])
+		}
+	}
+}
+
+func TestBroadcastTargetsAndDefaults(t *testing.T) {
+	inst, f := fakeInstant(t)
+	cases := []struct {
+		ev   instant.Event
+		want string
+	}{
+		{instant.Event{Message: "x"}, "site_public"},
+		{instant.Event{Message: "x", Target: instant.LevelUsers}, "$site_users"},
+		{instant.Event{Message: "x", Target: instant.LevelStaff}, "$site_staff"},
+		{instant.Event{Message: "x", Target: instant.LevelSuperuser}, "$site_admin"},
+		{instant.Event{Message: "x", Target: instant.LevelGroups}, "$site_editors"},
+	}
+	for k, c := range cases {
+		if err := inst.Broadcast(context.Background(), c.ev); err != nil {
+			t.Fatal(err)
+		}
+		chans, payloads := f.published(t, k)
+		if chans[0] != c.want {
+			t.Errorf("target %v went to %v, want %s", c.ev.Target, chans, c.want)
+		}
+		if _, has := payloads[0]["data"]; has {
+			t.Errorf("nil data was sent: %v", payloads[0])
+		}
+	}
+	if err := inst.Broadcast(context.Background(), instant.Event{ID: "retry-1", Channel: "a", Site: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	_, payloads := f.published(t, len(cases))
+	if payloads[0]["id"] != "retry-1" || payloads[0]["site"] != "other" {
+		t.Errorf("given id/site not kept: %v", payloads[0])
+	}
+}
+
+func TestBroadcastRefusesBadEvents(t *testing.T) {
+	inst, f := fakeInstant(t)
+	cases := []struct {
+		ev   instant.Event
+		want error
+	}{
+		{instant.Event{Channel: "a b"}, instant.ErrInvalidChannel},
+		{instant.Event{Channels: []string{"ok", ""}}, instant.ErrInvalidChannel},
+		{instant.Event{Channel: "a", Data: json.RawMessage(`{broken`)}, instant.ErrInvalidEvent},
+		{instant.Event{Channel: "a", Data: func() {}}, instant.ErrInvalidEvent},
+		{instant.Event{Target: instant.Level(42)}, instant.ErrNoChannel},
+	}
+	for _, c := range cases {
+		if err := inst.Broadcast(context.Background(), c.ev); !errors.Is(err, c.want) {
+			t.Errorf("Broadcast(%+v) = %v, want %v", c.ev, err, c.want)
+		}
+	}
+	cfg := testConfig()
+	cfg.PublicChannels = []string{}
+	if err := newInstant(t, cfg).Broadcast(context.Background(), instant.Event{Message: "x"}); !errors.Is(err, instant.ErrNoChannel) {
+		t.Errorf("no public channel: %v", err)
+	}
+	if len(f.requests) != 0 {
+		t.Errorf("%d requests sent for bad events", len(f.requests))
+	}
+}
+
+func TestBroadcastAPIErrors(t *testing.T) {
+	inst, f := fakeInstant(t)
+	f.reply = func(w http.ResponseWriter, n int) { w.WriteHeader(http.StatusUnauthorized) }
+	err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
+	var status gocent.ErrStatusCode
+	var pe *instant.PublishError
+	if !errors.Is(err, instant.ErrAPIKey) || !errors.As(err, &status) || status.Code != 401 || !errors.As(err, &pe) || pe.StatusCode != 401 {
+		t.Errorf("401: %v", err)
+	}
+	f.reply = func(w http.ResponseWriter, n int) {
+		w.Write([]byte(`{"result":{}}` + "\n" + `{"error":{"code":102,"message":"unknown channel"}}` + "\n"))
+	}
+	err = inst.Broadcast(context.Background(), instant.Event{Channels: []string{"a", "b:c"}})
+	var apiErr *gocent.Error
+	if !errors.As(err, &pe) || pe.Code != 102 || len(pe.Channels) != 1 || pe.Channels[0] != "b:c" || !errors.As(err, &apiErr) {
+		t.Errorf("API error: %v", err)
+	}
+	if errors.Is(err, instant.ErrAPIKey) {
+		t.Error("API error taken for a key refusal")
+	}
+}
+
+func TestBroadcastHonoursPublishTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer srv.Close()
+	defer close(release)
+	cfg := testConfig()
+	cfg.APIURL = srv.URL + "/api"
+	cfg.PublishTimeout = 200 * time.Millisecond
+	inst := newInstant(t, cfg)
+	start := time.Now()
+	err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("hung server: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Broadcast took %v with a 200ms PublishTimeout", d)
+	}
+}

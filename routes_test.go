@@ -1,0 +1,445 @@
+package instant_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gin-contrib/sessions"
+	"github.com/gin-contrib/sessions/cookie"
+	"github.com/gin-gonic/gin"
+	"github.com/gin-instant/instant"
+)
+
+// logRecorder keeps what the plugin logs.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func newLogger() (*slog.Logger, *logRecorder) {
+	rec := &logRecorder{}
+	return slog.New(&captureHandler{rec: rec}), rec
+}
+
+func (l *logRecorder) errors() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, r := range l.recs {
+		if r.Level >= slog.LevelWarn {
+			out = append(out, r.Message)
+		}
+	}
+	return out
+}
+
+func (l *logRecorder) all() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, r := range l.recs {
+		b.WriteString(r.Message)
+		r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func TestConnectionTokenRoute(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	for _, u := range []*instant.User{nobody, &alice, &root} {
+		b := newBrowser(t, newRouter(inst)).as(u)
+		status, body := b.postJSON("/instant/connection_token", map[string]any{})
+		if status != http.StatusOK {
+			t.Fatalf("status %d %v", status, body)
+		}
+		c := parseToken(t, body["token"].(string))
+		want := ""
+		if u != nil {
+			want = u.ID
+		}
+		if c["sub"] != want {
+			t.Errorf("sub %v, want %q", c["sub"], want)
+		}
+		if exp, _ := c.GetExpirationTime(); float64(exp.Unix()) != body["expires_at"] {
+			t.Errorf("expires_at %v, exp %v", body["expires_at"], exp.Unix())
+		}
+	}
+}
+
+func TestConnectionTokenRefusedToAnonymousWhenDisallowed(t *testing.T) {
+	cfg := testConfig()
+	cfg.DisallowAnonymous = true
+	inst := newInstant(t, cfg)
+	b := newBrowser(t, newRouter(inst))
+	status, body := b.postJSON("/instant/connection_token", map[string]any{})
+	if status != http.StatusUnauthorized || body["error"] == nil || body["token"] != nil {
+		t.Errorf("anonymous: %d %v", status, body)
+	}
+	status, _ = b.postJSON("/instant/subscription_token", map[string]any{"channel": "site_public"})
+	if status != http.StatusUnauthorized {
+		t.Errorf("anonymous subscription: %d", status)
+	}
+	if status, _ := b.as(&alice).postJSON("/instant/connection_token", map[string]any{}); status != http.StatusOK {
+		t.Errorf("user: %d", status)
+	}
+}
+
+func TestSubscriptionTokenRoute(t *testing.T) {
+	inst := rulesInstant(t)
+	cases := []struct {
+		user    *instant.User
+		channel string
+		status  int
+	}{
+		{nobody, "site_public", 200},
+		{nobody, "$site_users", 403},
+		{&alice, "$site_users", 200},
+		{&alice, "$site_staff", 403},
+		{&alice, "$orders:o1", 200},
+		{&alice, "$orders:o2", 403},
+		{&gina, "$site_editors", 200},
+		{&sam, "$site_staff", 200},
+		{&sam, "$site_admin", 403},
+		{&root, "$site_staff", 200},
+		{&root, "$site_admin", 200},
+		{&root, "$private_chan", 403},
+	}
+	browsers := map[*instant.User]*browser{}
+	for _, tc := range cases {
+		b := browsers[tc.user]
+		if b == nil {
+			b = newBrowser(t, newRouter(inst)).as(tc.user)
+			browsers[tc.user] = b
+		}
+		status, body := b.postJSON("/instant/subscription_token", map[string]any{"channel": tc.channel})
+		if status != tc.status {
+			t.Errorf("%v %q: status %d, want %d (%v)", tc.user, tc.channel, status, tc.status, body)
+			continue
+		}
+		if status != 200 {
+			if body["error"] == nil || body["token"] != nil {
+				t.Errorf("%v %q: refusal body %v", tc.user, tc.channel, body)
+			}
+			continue
+		}
+		c := parseToken(t, body["token"].(string))
+		sub := ""
+		if tc.user != nil {
+			sub = tc.user.ID
+		}
+		if c["sub"] != sub || c["channel"] != tc.channel {
+			t.Errorf("%v %q: claims %v", tc.user, tc.channel, c)
+		}
+	}
+}
+
+func TestSubscriptionTokenCarriesRuleInfo(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	_ = inst.Authorize("$room:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
+		return u != nil, map[string]string{"room": p["id"], "as": u.Username}
+	})
+	_, body := newBrowser(t, newRouter(inst)).as(&alice).postJSON("/instant/subscription_token", map[string]any{"channel": "$room:7"})
+	c := parseToken(t, body["token"].(string))
+	info, _ := c["info"].(map[string]any)
+	if info["room"] != "7" || info["as"] != "alice" {
+		t.Errorf("info %v", c["info"])
+	}
+}
+
+func TestAuthBatchRoute(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	b := newBrowser(t, newRouter(inst)).as(&sam)
+	status, body := b.postJSON("/instant/auth", map[string]any{
+		"client":   "9a1b-client",
+		"channels": []string{"$site_users", "$site_admin", "site_public", "$site_staff"},
+	})
+	if status != 200 {
+		t.Fatalf("status %d %v", status, body)
+	}
+	list := body["channels"].([]any)
+	want := map[string]bool{"$site_users": true, "$site_admin": false, "site_public": true, "$site_staff": true}
+	if len(list) != len(want) {
+		t.Fatalf("answers %v", list)
+	}
+	for _, a := range list {
+		m := a.(map[string]any)
+		ch := m["channel"].(string)
+		if want[ch] {
+			if c := parseToken(t, m["token"].(string)); c["channel"] != ch || c["sub"] != sam.ID {
+				t.Errorf("%s: claims %v", ch, c)
+			}
+		} else if m["status"] != float64(403) || m["token"] != nil {
+			t.Errorf("%s: %v, want status 403 and no token", ch, m)
+		}
+	}
+}
+
+func TestChannelsRoute(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	status, body := newBrowser(t, newRouter(inst)).get("/instant/channels")
+	if status != 200 || body["user"] != nil {
+		t.Fatalf("anonymous: %d %v", status, body)
+	}
+	if body["websocket_url"] != "ws://127.0.0.1:1/connection/websocket" {
+		t.Errorf("websocket_url %v", body["websocket_url"])
+	}
+	if chans := body["channels"].([]any); len(chans) != 1 || chans[0].(map[string]any)["name"] != "site_public" || chans[0].(map[string]any)["level"] != "public" {
+		t.Errorf("anonymous channels %v", chans)
+	}
+	_, body = newBrowser(t, newRouter(inst)).as(&gina).get("/instant/channels")
+	user := body["user"].(map[string]any)
+	if user["id"] != "2" || user["username"] != "gina" {
+		t.Errorf("user %v", user)
+	}
+	var names []string
+	for _, c := range body["channels"].([]any) {
+		names = append(names, c.(map[string]any)["name"].(string)+"/"+c.(map[string]any)["level"].(string))
+	}
+	if got := strings.Join(names, " "); got != "site_public/public $site_users/users $site_editors/groups" {
+		t.Errorf("channels %s", got)
+	}
+}
+
+// TestBadInput sends every kind of bad request: each gets a 4xx JSON error,
+// no token, and nothing is logged as a server fault.
+func TestBadInput(t *testing.T) {
+	logger, logs := newLogger()
+	cfg := testConfig()
+	cfg.Logger = logger
+	inst := newInstant(t, cfg)
+	h := newRouter(inst)
+	longName := strings.Repeat("a", 256)
+	many := make([]string, 101)
+	for k := range many {
+		many[k] = fmt.Sprintf("ch%d", k)
+	}
+	manyJSON, _ := json.Marshal(map[string]any{"channels": many})
+	cases := []struct {
+		name        string
+		method      string
+		path        string
+		contentType string
+		body        string
+		header      map[string]string
+		status      int
+	}{
+		{"malformed JSON", "POST", "subscription_token", "application/json", `{"channel":`, nil, 400},
+		{"trailing garbage", "POST", "subscription_token", "application/json", `{"channel":"a"} x`, nil, 400},
+		{"JSON array", "POST", "subscription_token", "application/json", `["site_public"]`, nil, 400},
+		{"JSON null", "POST", "subscription_token", "application/json", `null`, nil, 400},
+		{"channel not a string", "POST", "subscription_token", "application/json", `{"channel":42}`, nil, 400},
+		{"text/plain", "POST", "subscription_token", "text/plain", `{"channel":"site_public"}`, nil, 415},
+		{"form post", "POST", "connection_token", "application/x-www-form-urlencoded", `a=b`, nil, 415},
+		{"no content type", "POST", "subscription_token", "", `{"channel":"site_public"}`, nil, 415},
+		{"body over 64 KiB", "POST", "subscription_token", "application/json", `{"channel":"` + strings.Repeat("a", 70<<10) + `"}`, nil, 413},
+		{"over 100 channels", "POST", "auth", "application/json", string(manyJSON), nil, 400},
+		{"no channels", "POST", "auth", "application/json", `{"client":"c","channels":[]}`, nil, 400},
+		{"bad channel in batch", "POST", "auth", "application/json", `{"channels":["ok","bad name"]}`, nil, 400},
+		{"empty channel", "POST", "subscription_token", "application/json", `{"channel":""}`, nil, 400},
+		{"missing channel", "POST", "subscription_token", "application/json", `{}`, nil, 400},
+		{"over-long channel", "POST", "subscription_token", "application/json", `{"channel":"` + longName + `"}`, nil, 400},
+		{"whitespace", "POST", "subscription_token", "application/json", `{"channel":"a b"}`, nil, 400},
+		{"newline", "POST", "subscription_token", "application/json", `{"channel":"a\nb"}`, nil, 400},
+		{"control byte", "POST", "subscription_token", "application/json", `{"channel":"a\u0001b"}`, nil, 400},
+		{"NUL", "POST", "subscription_token", "application/json", `{"channel":"$site_users\u0000"}`, nil, 400},
+		{"invalid UTF-8", "POST", "subscription_token", "application/json", "{\"channel\":\"a\xffb\"}", nil, 400},
+		{"GET on POST route", "GET", "subscription_token", "", "", nil, 405},
+		{"PUT on POST route", "PUT", "connection_token", "application/json", "{}", nil, 405},
+		{"POST on GET route", "POST", "channels", "application/json", "{}", nil, 405},
+		{"cross-site POST", "POST", "connection_token", "application/json", "{}", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"foreign origin", "POST", "subscription_token", "application/json", `{"channel":"site_public"}`, map[string]string{"Origin": "https://evil.example"}, 403},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBrowser(t, h).as(&root)
+			req, _ := http.NewRequest(tc.method, b.srv.URL+"/instant/"+tc.path, strings.NewReader(tc.body))
+			if tc.contentType != "" {
+				req.Header.Set("Content-Type", tc.contentType)
+			}
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
+			status, body := b.do(req)
+			if status != tc.status {
+				t.Errorf("status %d, want %d (%v)", status, tc.status, body)
+			}
+			if msg, _ := body["error"].(string); !strings.HasPrefix(msg, "instant: ") {
+				t.Errorf("error %q, want an instant: message", body["error"])
+			}
+			if body["token"] != nil || body["channels"] != nil {
+				t.Errorf("answer holds tokens: %v", body)
+			}
+		})
+	}
+	if errs := logs.errors(); len(errs) > 0 {
+		t.Errorf("bad input logged as a server fault: %v", errs)
+	}
+}
+
+func TestTrustedOriginAccepted(t *testing.T) {
+	cfg := testConfig()
+	cfg.TrustedOrigins = []string{"https://app.example"}
+	b := newBrowser(t, newRouter(newInstant(t, cfg)))
+	req, _ := http.NewRequest("POST", b.srv.URL+"/instant/connection_token", strings.NewReader("{}"))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", "https://app.example")
+	if status, body := b.do(req); status != 200 {
+		t.Errorf("trusted origin: %d %v", status, body)
+	}
+}
+
+func TestEmptyBodyIsEmptyObject(t *testing.T) {
+	b := newBrowser(t, newRouter(newInstant(t, testConfig())))
+	if status, body := b.post("/instant/connection_token", "", nil); status != 200 || body["token"] == nil {
+		t.Errorf("empty body: %d %v", status, body)
+	}
+}
+
+func TestTamperedCookieIsAnonymous(t *testing.T) {
+	logger, logs := newLogger()
+	cfg := testConfig()
+	cfg.Logger = logger
+	inst := newInstant(t, cfg)
+	h := newRouter(inst)
+	b := newBrowser(t, h).as(&root)
+	// Flip one character in the middle of the signed cookie value.
+	u := b.srv.URL
+	req, _ := http.NewRequest("GET", u, nil)
+	cookies := b.c.Jar.Cookies(req.URL)
+	if len(cookies) != 1 {
+		t.Fatalf("cookies %v", cookies)
+	}
+	v := []byte(cookies[0].Value)
+	v[len(v)/2] ^= 1
+	for _, status := range []struct {
+		path string
+		want int
+	}{{"subscription_token", 403}, {"connection_token", 200}} {
+		req, _ := http.NewRequest("POST", u+"/instant/"+status.path, strings.NewReader(`{"channel":"$site_admin"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.AddCookie(&http.Cookie{Name: cookies[0].Name, Value: string(v)})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != status.want {
+			t.Errorf("%s with tampered cookie: %d, want %d", status.path, resp.StatusCode, status.want)
+		}
+		if status.want == 200 {
+			if c := parseToken(t, body["token"].(string)); c["sub"] != "" {
+				t.Errorf("tampered cookie kept sub %v", c["sub"])
+			}
+		}
+	}
+	if errs := logs.errors(); len(errs) > 0 {
+		t.Errorf("logged %v", errs)
+	}
+}
+
+func TestUndecodableSessionUserIsAnonymous(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	for name, value := range map[string]any{
+		"not JSON":      "{not json",
+		"wrong type":    42,
+		"no ID":         `{"username":"ghost","superuser":true}`,
+		"bad group":     `{"id":"9","groups":["a b"]}`,
+		"wrong shape":   `{"id":["9"]}`,
+		"control in ID": "{\"id\":\"9\\u0000\",\"superuser\":true}",
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := gin.New()
+			r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
+			r.Use(inst.Session())
+			inst.Register(r.Group("/instant"))
+			r.POST("/plant", func(c *gin.Context) {
+				s := sessions.Default(c)
+				s.Set(instant.SessionKey, value)
+				_ = s.Save()
+			})
+			b := newBrowser(t, r)
+			b.post("/plant", "", nil)
+			status, body := b.postJSON("/instant/subscription_token", map[string]any{"channel": "$site_admin"})
+			if status != 403 {
+				t.Errorf("status %d %v", status, body)
+			}
+			_, body = b.get("/instant/channels")
+			if body["user"] != nil {
+				t.Errorf("user %v", body["user"])
+			}
+		})
+	}
+}
+
+func TestLoadUserFailureIs500AndLogged(t *testing.T) {
+	logger, logs := newLogger()
+	cfg := testConfig()
+	cfg.Logger = logger
+	cfg.LoadUser = func(c *gin.Context) (*instant.User, error) { return nil, fmt.Errorf("db down") }
+	b := newBrowser(t, newRouter(newInstant(t, cfg)))
+	status, body := b.postJSON("/instant/connection_token", map[string]any{})
+	if status != 500 || body["token"] != nil {
+		t.Errorf("status %d %v", status, body)
+	}
+	if !strings.Contains(logs.all(), "db down") {
+		t.Errorf("cause not logged: %q", logs.all())
+	}
+}
+
+func TestLoadUserReplacesSession(t *testing.T) {
+	cfg := testConfig()
+	calls := 0
+	cfg.LoadUser = func(c *gin.Context) (*instant.User, error) {
+		calls++
+		if c.GetHeader("X-User") == "" {
+			return nil, nil
+		}
+		return &instant.User{ID: c.GetHeader("X-User"), Staff: true}, nil
+	}
+	b := newBrowser(t, newRouter(newInstant(t, cfg)))
+	req, _ := http.NewRequest("POST", b.srv.URL+"/instant/subscription_token", bytes.NewReader([]byte(`{"channel":"$site_staff"}`)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-User", "77")
+	status, body := b.do(req)
+	if status != 200 {
+		t.Fatalf("status %d %v", status, body)
+	}
+	if c := parseToken(t, body["token"].(string)); c["sub"] != "77" {
+		t.Errorf("sub %v", c["sub"])
+	}
+	if calls != 1 {
+		t.Errorf("LoadUser called %d times for one request", calls)
+	}
+}
+
+func TestPackageLevelRegister(t *testing.T) {
+	if err := instant.Configure(testConfig()); err != nil {
+		t.Fatal(err)
+	}
+	r := gin.New()
+	r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
+	r.Use(instant.Session())
+	instant.Register(r.Group("/instant"))
+	r.GET("/who", func(c *gin.Context) {
+		c.JSON(200, gin.H{"same": instant.Default(c) == c.MustGet("instant").(*instant.Instant)})
+	})
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest("GET", "/who", nil))
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "true") {
+		t.Errorf("/who: %d %s", w.Code, w.Body)
+	}
+	b := newBrowser(t, r)
+	if status, body := b.postJSON("/instant/connection_token", map[string]any{}); status != 200 {
+		t.Errorf("connection_token %d %v", status, body)
+	}
+}
