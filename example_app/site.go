@@ -1,0 +1,273 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/gin-contrib/sessions"
+	"github.com/gin-contrib/sessions/cookie"
+	"github.com/gin-gonic/gin"
+	"github.com/gin-instant/instant"
+)
+
+// sessionName is the session cookie's name.
+const sessionName = "instant_demo"
+
+// demoConfig is the instant.Config of the demo: the default channels of
+// the slug "site" plus the editors group's channel, talking to the
+// Centrifugo whose server API is apiURL.
+func demoConfig(apiURL string, s secrets) instant.Config {
+	return instant.Config{
+		APIURL:        apiURL,
+		APIKey:        s.APIKey,
+		TokenSecret:   s.TokenSecret,
+		SiteName:      "instant demo",
+		SiteSlug:      "site",
+		GroupChannels: map[string][]string{editorsGroup: {editorsChannel}},
+	}
+}
+
+// siteConfig is what newSite needs.
+type siteConfig struct {
+	// Instant configures the plugin; see demoConfig.
+	Instant instant.Config
+	// Secrets provide the session cookie keys.
+	Secrets secrets
+	// CentrifugeJS is the browser client (node_modules/centrifuge/dist/centrifuge.js).
+	CentrifugeJS []byte
+	// Accounts default to demoAccounts().
+	Accounts []account
+	// BcryptCost defaults to bcrypt.DefaultCost.
+	BcryptCost int
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// site is the demo web site. It is safe for concurrent use.
+type site struct {
+	inst     *instant.Instant
+	users    *userStore
+	pages    *pages
+	logger   *slog.Logger
+	recent   *recentLog
+	all      []instant.Channel // every configured channel, widest level first
+	clientJS staticFile
+	handler  http.Handler
+}
+
+// newSite builds the site and its routes.
+func newSite(cfg siteConfig) (*site, error) {
+	if err := cfg.Secrets.check(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Instant.Logger == nil {
+		cfg.Instant.Logger = cfg.Logger
+	}
+	if cfg.Accounts == nil {
+		cfg.Accounts = demoAccounts()
+	}
+	if cfg.BcryptCost == 0 {
+		cfg.BcryptCost = defaultBcryptCost
+	}
+	if len(cfg.CentrifugeJS) == 0 {
+		return nil, errors.New("no centrifuge.js given")
+	}
+	inst, err := instant.New(cfg.Instant)
+	if err != nil {
+		return nil, err
+	}
+	users, err := newUserStore(cfg.Accounts, cfg.BcryptCost)
+	if err != nil {
+		return nil, err
+	}
+	pg, err := parsePages()
+	if err != nil {
+		return nil, err
+	}
+	s := &site{
+		inst:     inst,
+		users:    users,
+		pages:    pg,
+		logger:   cfg.Logger,
+		recent:   newRecentLog(recentLogSize),
+		all:      configuredChannels(inst),
+		clientJS: newStaticFile("centrifuge.js", cfg.CentrifugeJS),
+	}
+	s.handler = s.routes(cfg)
+	return s, nil
+}
+
+// Handler returns the site's HTTP handler.
+func (s *site) Handler() http.Handler { return s.handler }
+
+func (s *site) routes(cfg siteConfig) http.Handler {
+	r := gin.New()
+	r.Use(gin.CustomRecovery(func(c *gin.Context, err any) {
+		s.logger.Error("panic serving a request", "path", c.Request.URL.Path, "panic", err)
+		c.AbortWithStatus(http.StatusInternalServerError)
+	}))
+	r.Use(securityHeaders(inst2wsOrigin(s.inst)))
+
+	hashKey, blockKey := cfg.Secrets.cookieKeys()
+	store := cookie.NewStore(hashKey, blockKey)
+	store.Options(sessions.Options{
+		Path:     "/",
+		MaxAge:   int((7 * 24 * time.Hour).Seconds()),
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	})
+	r.Use(sessions.Sessions(sessionName, store), s.inst.Session())
+
+	// The plugin's token routes. They check the origin themselves.
+	s.inst.Register(r.Group("/instant"))
+
+	// The site's own pages. Every POST must come from the site's own
+	// pages: a cross-origin form post (CSRF) is refused.
+	pagesGroup := r.Group("/", sameOrigin(s))
+	pagesGroup.GET("/", s.home)
+	pagesGroup.GET("/login", s.loginPage)
+	pagesGroup.POST("/login", s.login)
+	pagesGroup.POST("/logout", s.logout)
+	staff := pagesGroup.Group("/broadcast", s.requireStaff)
+	staff.GET("", s.broadcastPage)
+	staff.POST("", s.broadcast)
+
+	static := r.Group("/static")
+	static.GET("/centrifuge.js", s.clientJS.serve)
+	for _, f := range ownStaticFiles() {
+		static.GET("/"+f.name, f.serve)
+	}
+	r.NoRoute(func(c *gin.Context) {
+		s.renderError(c, http.StatusNotFound, "There is no page at this address.")
+	})
+	return r
+}
+
+// configuredChannels lists every channel of the config, as ChannelsFor
+// would for a user holding every role and group.
+func configuredChannels(inst *instant.Instant) []instant.Channel {
+	everyone := &instant.User{ID: "all", Staff: true, Superuser: true}
+	for g := range inst.Config().GroupChannels {
+		everyone.Groups = append(everyone.Groups, g)
+	}
+	slices.Sort(everyone.Groups)
+	return inst.ChannelsFor(everyone)
+}
+
+// inst2wsOrigin is the origin of the websocket URL the browsers connect
+// to, for the Content-Security-Policy.
+func inst2wsOrigin(inst *instant.Instant) string {
+	u, err := url.Parse(inst.Config().WebsocketURL)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// securityHeaders sets the headers every answer carries. Scripts and
+// styles come only from the site itself; the page may open websockets to
+// Centrifugo (wsOrigin).
+func securityHeaders(wsOrigin string) gin.HandlerFunc {
+	csp := "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"connect-src 'self' " + wsOrigin + "; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+	return func(c *gin.Context) {
+		h := c.Writer.Header()
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		c.Next()
+	}
+}
+
+// sameOrigin refuses cross-origin POSTs (CSRF) with net/http's
+// CrossOriginProtection: browsers say where a request comes from in
+// Sec-Fetch-Site or Origin.
+func sameOrigin(s *site) gin.HandlerFunc {
+	cop := http.NewCrossOriginProtection()
+	return func(c *gin.Context) {
+		if err := cop.Check(c.Request); err != nil {
+			s.respondError(c, http.StatusForbidden, "This form was sent from another site, so it was refused.")
+			return
+		}
+		c.Next()
+	}
+}
+
+// requireStaff lets staff users and superusers through; it sends an
+// anonymous visitor to the login page and answers 403 to other users.
+func (s *site) requireStaff(c *gin.Context) {
+	u := instant.CurrentUser(c)
+	switch {
+	case u == nil:
+		if c.Request.Method == http.MethodGet {
+			c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request.URL.RequestURI()))
+			c.Abort()
+			return
+		}
+		s.respondError(c, http.StatusUnauthorized, "Log in first.")
+	case !u.IsStaff():
+		s.respondError(c, http.StatusForbidden, "Only staff users and superusers may broadcast.")
+	default:
+		c.Next()
+	}
+}
+
+// staticFile is a file served from memory with an ETag.
+type staticFile struct {
+	name, contentType string
+	body              []byte
+	etag              string
+	modTime           time.Time
+}
+
+func newStaticFile(name string, body []byte) staticFile {
+	sum := sha256.Sum256(body)
+	ct := "application/octet-stream"
+	switch {
+	case hasSuffix(name, ".js"):
+		ct = "text/javascript; charset=utf-8"
+	case hasSuffix(name, ".css"):
+		ct = "text/css; charset=utf-8"
+	}
+	return staticFile{name: name, contentType: ct, body: body, etag: `"` + hex.EncodeToString(sum[:8]) + `"`, modTime: time.Now()}
+}
+
+func (f staticFile) serve(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Content-Type", f.contentType)
+	h.Set("ETag", f.etag)
+	h.Set("Cache-Control", "no-cache")
+	http.ServeContent(c.Writer, c.Request, f.name, f.modTime, bytesReader(f.body))
+}
+
+func hasSuffix(s, suffix string) bool {
+	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
+}
+
+// describeUser is the user's name and role, for the page header.
+func describeUser(u *instant.User) string {
+	if u == nil {
+		return "anonymous"
+	}
+	role := "user"
+	switch {
+	case u.Superuser:
+		role = "superuser"
+	case u.Staff:
+		role = "staff"
+	case len(u.Groups) > 0:
+		role = fmt.Sprintf("user, groups %v", u.Groups)
+	}
+	return u.Username + " (" + role + ")"
+}

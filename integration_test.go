@@ -1,0 +1,331 @@
+package instant_test
+
+// Tests against a real Centrifugo v6.9.1 on a free loopback port, with
+// centrifuge-go clients. They skip when Centrifugo is missing, and fail
+// under CI=true (internal/centrifugotest).
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/centrifugal/centrifuge-go"
+	"github.com/centrifugal/gocent/v3"
+	"github.com/gin-gonic/gin"
+	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
+)
+
+// liveSetup is a real Centrifugo, an Instant bound to it and a Gin app.
+type liveSetup struct {
+	srv  *centrifugotest.Server
+	inst *instant.Instant
+	app  http.Handler
+}
+
+func startLive(t *testing.T, mutate func(*instant.Config)) *liveSetup {
+	t.Helper()
+	ls := &liveSetup{}
+	ls.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cfg := testConfig()
+		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		cfg.PublishTimeout = 2 * time.Second
+		if mutate != nil {
+			mutate(&cfg)
+		}
+		inst, err := instant.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		ls.inst = inst
+		// Rules first: their namespaces go into the Centrifugo config.
+		_ = inst.Authorize("$orders:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
+			return u != nil && p["id"] == "o"+u.ID, nil
+		})
+		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
+	})
+	ls.app = newRouter(ls.inst)
+	return ls
+}
+
+// liveClient is one centrifuge-go connection whose tokens come from the
+// app's routes, as a browser's would.
+type liveClient struct {
+	t    *testing.T
+	b    *browser
+	c    *centrifuge.Client
+	mu   sync.Mutex
+	got  []map[string]any // payloads received, in order
+	subs map[string]*centrifuge.Subscription
+	// refusal is the code of Centrifugo's last subscribe error.
+	refusal uint32
+}
+
+func (ls *liveSetup) connect(t *testing.T, u *instant.User) *liveClient {
+	t.Helper()
+	lc := &liveClient{t: t, b: newBrowser(t, ls.app).as(u), subs: map[string]*centrifuge.Subscription{}}
+	lc.c = centrifuge.NewJsonClient(ls.srv.WebsocketURL, centrifuge.Config{
+		GetToken: func(centrifuge.ConnectionTokenEvent) (string, error) {
+			return lc.token("/instant/connection_token", map[string]any{})
+		},
+	})
+	t.Cleanup(lc.c.Close)
+	connected := make(chan struct{})
+	var once sync.Once
+	lc.c.OnConnected(func(centrifuge.ConnectedEvent) { once.Do(func() { close(connected) }) })
+	if err := lc.c.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-connected:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%v did not connect", u)
+	}
+	return lc
+}
+
+func (lc *liveClient) token(path string, body any) (string, error) {
+	status, resp := lc.b.postJSON(path, body)
+	if status == http.StatusForbidden || status == http.StatusUnauthorized {
+		return "", centrifuge.ErrUnauthorized
+	}
+	if status != http.StatusOK {
+		return "", fmt.Errorf("%s: status %d", path, status)
+	}
+	return resp["token"].(string), nil
+}
+
+// subscribe subscribes to channel and reports whether Centrifugo accepted.
+// withToken false subscribes without asking the app for a token.
+func (lc *liveClient) subscribe(channel string, withToken bool, fixed string) bool {
+	lc.t.Helper()
+	cfg := centrifuge.SubscriptionConfig{Token: fixed}
+	if withToken {
+		cfg.GetToken = func(centrifuge.SubscriptionTokenEvent) (string, error) {
+			return lc.token("/instant/subscription_token", map[string]any{"channel": channel})
+		}
+	}
+	sub, err := lc.c.NewSubscription(channel, cfg)
+	if err != nil {
+		lc.t.Fatal(err)
+	}
+	result := make(chan bool, 1)
+	sub.OnSubscribed(func(centrifuge.SubscribedEvent) { result <- true })
+	sub.OnUnsubscribed(func(centrifuge.UnsubscribedEvent) { result <- false })
+	sub.OnError(func(e centrifuge.SubscriptionErrorEvent) {
+		var se centrifuge.SubscriptionSubscribeError
+		if errors.As(e.Error, &se) {
+			var ce *centrifuge.Error
+			if errors.As(se.Err, &ce) {
+				lc.mu.Lock()
+				lc.refusal = ce.Code
+				lc.mu.Unlock()
+			}
+			result <- false
+		}
+	})
+	sub.OnPublication(func(e centrifuge.PublicationEvent) {
+		var p map[string]any
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			lc.t.Errorf("payload not JSON: %q", e.Data)
+		}
+		lc.mu.Lock()
+		lc.got = append(lc.got, p)
+		lc.mu.Unlock()
+	})
+	if err := sub.Subscribe(); err != nil {
+		lc.t.Fatal(err)
+	}
+	select {
+	case ok := <-result:
+		if ok {
+			lc.subs[channel] = sub
+		} else {
+			_ = lc.c.RemoveSubscription(sub)
+		}
+		return ok
+	case <-time.After(10 * time.Second):
+		lc.t.Fatalf("no answer subscribing to %s", channel)
+		return false
+	}
+}
+
+// waitFor waits until a payload with message arrived, then returns every
+// message received so far.
+func (lc *liveClient) waitFor(message string) []map[string]any {
+	lc.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		lc.mu.Lock()
+		for _, p := range lc.got {
+			if p["message"] == message {
+				out := append([]map[string]any(nil), lc.got...)
+				lc.mu.Unlock()
+				return out
+			}
+		}
+		lc.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	lc.t.Fatalf("message %q never arrived", message)
+	return nil
+}
+
+var liveChannels = []string{"site_public", "$site_users", "$site_editors", "$site_staff", "$site_admin", "$orders:o1", "$private_chan"}
+
+func TestLiveRolesAgreeWithCentrifugo(t *testing.T) {
+	ls := startLive(t, nil)
+	cases := []struct {
+		name string
+		u    *instant.User
+		want []string // channels the client ends up subscribed to
+	}{
+		{"anonymous", nobody, []string{"site_public"}},
+		{"user", &alice, []string{"site_public", "$site_users", "$orders:o1"}},
+		{"group member", &gina, []string{"site_public", "$site_users", "$site_editors"}},
+		{"staff", &sam, []string{"site_public", "$site_users", "$site_staff"}},
+		{"superuser", &root, []string{"site_public", "$site_users", "$site_staff", "$site_admin"}},
+	}
+	clients := map[string]*liveClient{}
+	for _, tc := range cases {
+		lc, bare := ls.connect(t, tc.u), ls.connect(t, tc.u)
+		clients[tc.name] = lc
+		var got []string
+		for _, ch := range liveChannels {
+			if lc.subscribe(ch, instant.IsPrivate(ch), "") {
+				got = append(got, ch)
+			}
+			// Centrifugo agrees by itself: it refuses a "$" channel to a
+			// client that brings no token.
+			if instant.IsPrivate(ch) {
+				if bare.subscribe(ch, false, "") {
+					t.Errorf("Centrifugo let %s read %s without a token", tc.name, ch)
+				} else if bare.refusal != 103 {
+					t.Errorf("Centrifugo refused %s to %s with code %d, want 103", ch, tc.name, bare.refusal)
+				}
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%s subscribed to %v, want %v", tc.name, got, tc.want)
+		}
+	}
+
+	// One broadcast per channel, then a last public one as a marker: each
+	// client must have exactly the events of the channels it holds.
+	ctx := context.Background()
+	for _, ch := range liveChannels {
+		err := ls.inst.Broadcast(ctx, instant.Event{Channel: ch, Message: "to " + ch, EventClass: "test", Data: map[string]any{"ch": ch, "n": 1}})
+		if err != nil {
+			t.Fatalf("Broadcast to %s: %v", ch, err)
+		}
+	}
+	if err := ls.inst.Broadcast(ctx, instant.Event{Message: "marker"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		lc := clients[tc.name]
+		if lc == nil {
+			continue
+		}
+		got := lc.waitFor("marker")
+		var msgs []string
+		for _, p := range got {
+			if p["message"] == "marker" {
+				continue
+			}
+			msgs = append(msgs, p["message"].(string))
+			ch := strings.TrimPrefix(p["message"].(string), "to ")
+			data, _ := p["data"].(map[string]any)
+			if p["channel"] != ch || p["event_class"] != "test" || data["ch"] != ch || p["site"] != "site" || p["id"] == "" {
+				t.Errorf("%s: payload not intact: %v", tc.name, p)
+			}
+		}
+		var want []string
+		for _, ch := range tc.want {
+			want = append(want, "to "+ch)
+		}
+		sort.Strings(msgs)
+		sort.Strings(want)
+		if strings.Join(msgs, "|") != strings.Join(want, "|") {
+			t.Errorf("%s received %v, want %v", tc.name, msgs, want)
+		}
+	}
+}
+
+func TestLiveBroadcastToSeveralChannels(t *testing.T) {
+	ls := startLive(t, nil)
+	staff := ls.connect(t, &sam)
+	admin := ls.connect(t, &root)
+	staff.subscribe("$site_staff", true, "")
+	admin.subscribe("$site_admin", true, "")
+	err := ls.inst.Broadcast(context.Background(), instant.Event{
+		Channels: []string{"$site_staff", "$site_admin"}, Message: "both", Data: []int{1, 2, 3},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := staff.waitFor("both")[0], admin.waitFor("both")[0]
+	if a["channel"] != "$site_staff" || b["channel"] != "$site_admin" || a["id"] != b["id"] {
+		t.Errorf("staff got %v, admin got %v", a, b)
+	}
+	if fmt.Sprint(a["data"]) != "[1 2 3]" {
+		t.Errorf("data %v", a["data"])
+	}
+}
+
+func TestLiveCentrifugoRefusesForgedTokens(t *testing.T) {
+	ls := startLive(t, nil)
+	lc := ls.connect(t, &alice)
+	// A token for another user's sub: Centrifugo refuses it.
+	other, err := ls.inst.SubscriptionToken(&root, "$site_admin", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lc.subscribe("$site_admin", false, other.Token) {
+		t.Error("Centrifugo accepted a subscription token made for another user")
+	}
+	// A token signed with another secret: refused too.
+	cfg := testConfig()
+	cfg.TokenSecret = "some-other-secret-0123456789abcdef"
+	forged, _ := newInstant(t, cfg).SubscriptionToken(&alice, "$site_admin", nil)
+	lc2 := ls.connect(t, &alice)
+	if lc2.subscribe("$site_admin", false, forged.Token) {
+		t.Error("Centrifugo accepted a token signed with another secret")
+	}
+}
+
+func TestLiveBroadcastErrors(t *testing.T) {
+	ls := startLive(t, nil)
+	// Wrong API key: a typed error.
+	cfg := ls.inst.Config()
+	cfg.APIKey = "wrong-key"
+	bad := newInstant(t, cfg)
+	err := bad.Broadcast(context.Background(), instant.Event{Message: "x"})
+	var status gocent.ErrStatusCode
+	var pe *instant.PublishError
+	if !errors.Is(err, instant.ErrAPIKey) || !errors.As(err, &status) || status.Code != 401 || !errors.As(err, &pe) {
+		t.Errorf("wrong key: %v", err)
+	}
+	// History is kept by nothing here: an empty answer, not an error.
+	if _, err := ls.inst.History(context.Background(), "site_public", 10); err == nil {
+		// Centrifugo answers 108 (not available) without history: either way no panic.
+		t.Log("history answered")
+	}
+	// Centrifugo stopped: an error, within PublishTimeout.
+	ls.srv.Stop()
+	start := time.Now()
+	err = ls.inst.Broadcast(context.Background(), instant.Event{Message: "x"})
+	if err == nil || !errors.As(err, &pe) {
+		t.Fatalf("stopped server: %v", err)
+	}
+	if d := time.Since(start); d > ls.inst.Config().PublishTimeout+time.Second {
+		t.Errorf("returned after %v, PublishTimeout is %v", d, ls.inst.Config().PublishTimeout)
+	}
+}
