@@ -36,5 +36,6 @@ test: centrifugo npm check
 	$(GO) test -race -count=1 ./...
 	cd example_app && $(GO) test -race -count=1 ./...
 
+## bench: the hot paths beside a bare Gin route, with ratios measured in the same run.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=5 .
+	$(GO) test -run '^$$' -bench . -benchmem -count=5 . | awk -f scripts/bench-ratios.awk

@@ -105,6 +105,7 @@ type Instant struct {
 	rules    atomic.Pointer[[]rule]
 	cop      *http.CrossOriginProtection
 	api      apiClient
+	users    userCache
 }
 
 // New checks cfg, fills in defaults and returns a ready Instant. Every

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
@@ -110,28 +111,61 @@ func (st *reqState) load() (*User, error) {
 	if !ok {
 		return nil, nil
 	}
-	st.user = decodeUser(s.Get(SessionKey))
-	if st.user == nil && s.Get(SessionKey) != nil && st.inst != nil {
+	v := s.Get(SessionKey)
+	raw, _ := v.(string)
+	if st.inst != nil {
+		st.user = st.inst.users.decode(raw)
+	} else {
+		st.user = decodeUser(raw)
+	}
+	if st.user == nil && v != nil && st.inst != nil {
 		st.inst.logger.Debug("instant: session user does not decode; treated as anonymous")
 	}
 	return st.user, nil
 }
 
-func decodeUser(v any) *User {
-	var raw []byte
-	switch v := v.(type) {
-	case string:
-		raw = []byte(v)
-	case []byte:
-		raw = v
-	default:
+func decodeUser(raw string) *User {
+	if raw == "" {
 		return nil
 	}
 	u := new(User)
-	if json.Unmarshal(raw, u) != nil || u.validate() != nil {
+	if json.Unmarshal([]byte(raw), u) != nil || u.validate() != nil {
 		return nil
 	}
 	return u
+}
+
+// userCacheSize bounds userCache; past it the cache starts over.
+const userCacheSize = 4096
+
+// userCache maps a session value, as Login wrote it, to the decoded user,
+// so that a returning visitor's user is decoded once, not on every
+// request. The key is the exact value the session store authenticated,
+// so an entry can only be reached with the same session content.
+type userCache struct {
+	mu sync.RWMutex
+	m  map[string]*User
+}
+
+// decode returns a copy of the user raw holds (nil when it holds none).
+func (uc *userCache) decode(raw string) *User {
+	uc.mu.RLock()
+	u, ok := uc.m[raw]
+	uc.mu.RUnlock()
+	if !ok {
+		u = decodeUser(raw)
+		uc.mu.Lock()
+		if len(uc.m) >= userCacheSize || uc.m == nil {
+			uc.m = make(map[string]*User, 64)
+		}
+		uc.m[raw] = u
+		uc.mu.Unlock()
+	}
+	if u == nil {
+		return nil
+	}
+	cp := *u
+	return &cp
 }
 
 func sessionOf(c *gin.Context) (sessions.Session, bool) {
@@ -160,8 +194,9 @@ func Default(c *gin.Context) *Instant {
 }
 
 // CurrentUser returns the logged-in user of c, or nil for an anonymous
-// visitor (or when the user could not be loaded). The result is the
-// request's own copy.
+// visitor (or when the user could not be loaded). The User is the
+// request's own copy, but its Groups and Info are shared between requests:
+// do not modify them.
 func CurrentUser(c *gin.Context) *User {
 	if c == nil {
 		return nil

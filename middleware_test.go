@@ -175,3 +175,20 @@ func TestNilInstantMethodsReturnErrors(t *testing.T) {
 		t.Error("nil context gave values")
 	}
 }
+
+func TestCurrentUserIsTheRequestsOwnCopy(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	r := newRouter(inst)
+	r.GET("/promote", func(c *gin.Context) {
+		u := instant.CurrentUser(c)
+		u.Superuser = true // a handler changing its copy
+		c.JSON(200, gin.H{"allowed": inst.Allowed(c, instant.CurrentUser(c), "$site_admin")})
+	})
+	b := newBrowser(t, r).as(&alice)
+	for range 2 {
+		b.get("/promote")
+		if status, _ := b.postJSON("/instant/subscription_token", map[string]any{"channel": "$site_admin"}); status != 403 {
+			t.Fatalf("a changed copy leaked into later requests: %d", status)
+		}
+	}
+}

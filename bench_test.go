@@ -1,0 +1,152 @@
+package instant_test
+
+// Benchmarks of the hot paths beside a bare Gin route behind the same
+// sessions middleware, in the same run. `make bench` prints the ratios.
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/gin-contrib/sessions"
+	"github.com/gin-contrib/sessions/cookie"
+	"github.com/gin-gonic/gin"
+	"github.com/gin-instant/instant"
+)
+
+// loginCookie returns a session cookie holding u, as Login writes it.
+func loginCookie(b *testing.B, u instant.User) *http.Cookie {
+	r := gin.New()
+	r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
+	r.GET("/login", func(c *gin.Context) { _ = instant.Login(c, u) })
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest("GET", "/login", nil))
+	cookies := w.Result().Cookies()
+	if len(cookies) != 1 {
+		b.Fatalf("cookies %v", cookies)
+	}
+	return cookies[0]
+}
+
+func benchEngine(inst *instant.Instant) *gin.Engine {
+	r := gin.New()
+	r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
+	if inst != nil {
+		r.Use(inst.Session())
+		inst.Register(r.Group("/instant"))
+	}
+	return r
+}
+
+// serve sends a fresh copy of tmpl each time: gorilla/sessions caches the
+// decoded session on the request, so reusing one would skip the decoding.
+func serve(b *testing.B, h http.Handler, tmpl *http.Request, body []byte, want int) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		req := new(http.Request)
+		*req = *tmpl
+		if body != nil {
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != want {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+}
+
+// BenchmarkSession compares a handler that reads the session user by hand
+// (bare) with the same handler reading it through Session and CurrentUser.
+func BenchmarkSession(b *testing.B) {
+	ck := loginCookie(b, gina)
+	req := httptest.NewRequest("GET", "/page", nil)
+	req.AddCookie(ck)
+
+	b.Run("bare", func(b *testing.B) {
+		r := benchEngine(nil)
+		r.GET("/page", func(c *gin.Context) {
+			if sessions.Default(c).Get(instant.SessionKey) == nil {
+				c.Status(http.StatusUnauthorized)
+				return
+			}
+			c.Status(http.StatusNoContent)
+		})
+		serve(b, r, req, nil, http.StatusNoContent)
+	})
+	b.Run("instant", func(b *testing.B) {
+		r := benchEngine(newInstant(b, testConfig()))
+		r.GET("/page", func(c *gin.Context) {
+			if instant.CurrentUser(c) == nil {
+				c.Status(http.StatusUnauthorized)
+				return
+			}
+			c.Status(http.StatusNoContent)
+		})
+		serve(b, r, req, nil, http.StatusNoContent)
+	})
+}
+
+// BenchmarkSessionUnused is a request whose handler never asks for the
+// user: what Session costs on every other route of an app.
+func BenchmarkSessionUnused(b *testing.B) {
+	ck := loginCookie(b, gina)
+	req := httptest.NewRequest("GET", "/page", nil)
+	req.AddCookie(ck)
+	handler := func(c *gin.Context) { c.Status(http.StatusNoContent) }
+	b.Run("bare", func(b *testing.B) {
+		r := benchEngine(nil)
+		r.GET("/page", handler)
+		serve(b, r, req, nil, http.StatusNoContent)
+	})
+	b.Run("instant", func(b *testing.B) {
+		r := benchEngine(newInstant(b, testConfig()))
+		r.GET("/page", handler)
+		serve(b, r, req, nil, http.StatusNoContent)
+	})
+}
+
+// BenchmarkSubscriptionToken compares the subscription_token route with a
+// bare JSON POST route that reads the same session and body.
+func BenchmarkSubscriptionToken(b *testing.B) {
+	ck := loginCookie(b, gina)
+	body := []byte(`{"channel":"$site_editors"}`)
+	newReq := func(path string) *http.Request {
+		req := httptest.NewRequest("POST", path, nil)
+		req.Header.Set("Content-Type", "application/json")
+		req.AddCookie(ck)
+		return req
+	}
+	b.Run("bare", func(b *testing.B) {
+		r := benchEngine(nil)
+		r.POST("/echo", func(c *gin.Context) {
+			var in struct {
+				Channel string `json:"channel"`
+			}
+			if sessions.Default(c).Get(instant.SessionKey) == nil || c.ShouldBindJSON(&in) != nil {
+				c.Status(http.StatusBadRequest)
+				return
+			}
+			c.JSON(http.StatusOK, gin.H{"channel": in.Channel})
+		})
+		serve(b, r, newReq("/echo"), body, http.StatusOK)
+	})
+	b.Run("instant", func(b *testing.B) {
+		r := benchEngine(newInstant(b, testConfig()))
+		serve(b, r, newReq("/instant/subscription_token"), body, http.StatusOK)
+	})
+}
+
+// BenchmarkDecide is the role and rule decision alone.
+func BenchmarkDecide(b *testing.B) {
+	inst := rulesInstant(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !inst.Allowed(nil, &gina, "$site_editors") || inst.Allowed(nil, &gina, "$orders:o9") {
+			b.Fatal("wrong decision")
+		}
+	}
+}
