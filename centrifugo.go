@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // CentrifugoOptions are the parts of a Centrifugo server's config that a
@@ -26,6 +27,12 @@ type CentrifugoOptions struct {
 	Presence bool
 	// LogLevel of the server. Default: "info".
 	LogLevel string
+	// ProxyURL, when set, is where the group given to Register is served
+	// as Centrifugo reaches it (e.g. "http://127.0.0.1:8080/instant"):
+	// Centrifugo then asks the proxy routes about connections without a
+	// token and about subscriptions to public channels, sending the
+	// browser's Cookie header and the API key as ProxyKeyHeader.
+	ProxyURL string
 }
 
 // CentrifugoConfig returns a Centrifugo v6 JSON config that agrees with
@@ -63,6 +70,35 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 		channelOpts["history_ttl"] = strconv.Itoa(o.HistoryTTLSeconds) + "s"
 		channelOpts["force_recovery"] = true
 	}
+	var clientProxy, channelProxy map[string]any
+	if o.ProxyURL != "" {
+		if err := checkHTTPURL(o.ProxyURL, "http", "https"); err != nil {
+			return nil, fmt.Errorf("%w: ProxyURL: %v", ErrConfig, err)
+		}
+		if i.cfg.APIKey == "" {
+			return nil, fmt.Errorf("%w: ProxyURL needs an APIKey, which the proxy requests carry", ErrConfig)
+		}
+		base := strings.TrimSuffix(o.ProxyURL, "/") + "/"
+		proxy := func(route string) map[string]any {
+			return map[string]any{
+				"endpoint":     base + route,
+				"timeout":      "2s",
+				"http_headers": []string{"Cookie"},
+				"http":         map[string]any{"static_headers": map[string]string{ProxyKeyHeader: i.cfg.APIKey}},
+			}
+		}
+		enabled := func(m map[string]any) map[string]any { m["enabled"] = true; return m }
+		clientProxy = map[string]any{
+			"connect": enabled(proxy(RouteProxyConnect)),
+			"refresh": enabled(proxy(RouteProxyRefresh)),
+		}
+		channelProxy = map[string]any{
+			"subscribe":   proxy(RouteProxySubscribe),
+			"sub_refresh": proxy(RouteProxySubRefresh),
+		}
+		channelOpts["subscribe_proxy_enabled"] = true
+		channelOpts["sub_refresh_proxy_enabled"] = true
+	}
 	// Namespaced channels ("$orders:1") need their namespace declared.
 	var namespaces []map[string]any
 	for _, ns := range i.namespaces() {
@@ -87,6 +123,10 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 		"health":      map[string]any{"enabled": true},
 		"usage_stats": map[string]any{"disabled": true},
 		"log":         map[string]any{"level": o.LogLevel},
+	}
+	if clientProxy != nil {
+		cfg["client"].(map[string]any)["proxy"] = clientProxy
+		cfg["channel"].(map[string]any)["proxy"] = channelProxy
 	}
 	return json.MarshalIndent(cfg, "", "  ")
 }

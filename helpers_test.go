@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 
 	"github.com/gin-contrib/sessions"
@@ -140,4 +141,14 @@ func (b *browser) get(path string) (int, map[string]any) {
 	b.t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, b.srv.URL+path, nil)
 	return b.do(req)
+}
+
+// cookieHeader is the Cookie header b's requests carry.
+func (b *browser) cookieHeader() http.Header {
+	u, _ := url.Parse(b.srv.URL)
+	h := http.Header{}
+	for _, c := range b.c.Jar.Cookies(u) {
+		h.Add("Cookie", c.Name+"="+c.Value)
+	}
+	return h
 }

@@ -42,7 +42,7 @@ type resolver func() (*Instant, error)
 //	POST auth                {"client","channels"}   → {"channels":[{"channel","token"} or {"channel","status":403}]}
 //	GET  channels                                    → {"user","channels":[{"name","level"}],"websocket_url"}
 //
-// POST routes take a JSON body
+// and the Centrifugo proxy routes (see proxy.go). POST routes take a JSON body
 // of at most 64 KiB and refuse cross-origin requests (see TrustedOrigins).
 // Every client fault gets a 4xx answer {"error": "..."}.
 func (i *Instant) Register(g *gin.RouterGroup) {
@@ -82,6 +82,7 @@ func register(g *gin.RouterGroup, resolve resolver) {
 		i.channelsRoute(c)
 	})
 	notAllowed(g, RouteChannels, "GET")
+	registerProxy(post)
 }
 
 var otherMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}

@@ -1,0 +1,89 @@
+package instant_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
+)
+
+func TestCentrifugoConfigAgrees(t *testing.T) {
+	cfg := testConfig()
+	cfg.UsersChannels = []string{"$team:all"}
+	inst := newInstant(t, cfg)
+	_ = inst.Authorize("$orders:{id}", func(*gin.Context, *instant.User, map[string]string) (bool, any) { return true, nil })
+	raw, err := inst.CentrifugoConfig(instant.CentrifugoOptions{Port: 8123, AllowedOrigins: []string{"http://127.0.0.1:8080"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		HTTPServer struct {
+			Address string `json:"address"`
+			Port    int    `json:"port"`
+		} `json:"http_server"`
+		HTTPAPI struct{ Key string } `json:"http_api"`
+		Client  struct {
+			Token struct {
+				HMACSecretKey string `json:"hmac_secret_key"`
+			} `json:"token"`
+			AllowedOrigins []string `json:"allowed_origins"`
+		} `json:"client"`
+		Channel struct {
+			PrivatePrefix    string         `json:"private_prefix"`
+			WithoutNamespace map[string]any `json:"without_namespace"`
+			Namespaces       []struct {
+				Name string `json:"name"`
+			} `json:"namespaces"`
+		} `json:"channel"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPServer.Address != "127.0.0.1" || c.HTTPServer.Port != 8123 || c.HTTPAPI.Key != testAPIKey ||
+		c.Client.Token.HMACSecretKey != testSecret || c.Channel.PrivatePrefix != "$" ||
+		len(c.Client.AllowedOrigins) != 1 || c.Channel.WithoutNamespace["allow_subscribe_for_anonymous"] != true {
+		t.Errorf("config %s", raw)
+	}
+	var ns []string
+	for _, n := range c.Channel.Namespaces {
+		ns = append(ns, n.Name)
+	}
+	if len(ns) != 2 || ns[0] != "orders" || ns[1] != "team" {
+		t.Errorf("namespaces %v, want [orders team]", ns)
+	}
+	if _, err := inst.CentrifugoConfig(instant.CentrifugoOptions{Port: 70000}); !errors.Is(err, instant.ErrConfig) {
+		t.Errorf("port 70000: %v", err)
+	}
+}
+
+// TestCentrifugoConfigPassesCheckconfig runs the real server's strict
+// config check on what CentrifugoConfig writes.
+func TestCentrifugoConfigPassesCheckconfig(t *testing.T) {
+	bin := centrifugotest.Require(t)
+	inst := newInstant(t, testConfig())
+	_ = inst.Authorize("$chat:*", func(*gin.Context, *instant.User, map[string]string) (bool, any) { return true, nil })
+	for name, o := range map[string]instant.CentrifugoOptions{
+		"plain":   {},
+		"history": {HistorySize: 10, HistoryTTLSeconds: 60, Presence: true, AllowedOrigins: []string{"http://127.0.0.1:8080"}},
+		"proxies": {ProxyURL: "http://127.0.0.1:8080/instant"},
+	} {
+		raw, err := inst.CentrifugoConfig(o)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		path := filepath.Join(t.TempDir(), "config.json")
+		if err := os.WriteFile(path, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(bin, "checkconfig", "--strict", "-c", path).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: checkconfig --strict: %v\n%s\n%s", name, err, out, raw)
+		}
+	}
+}
