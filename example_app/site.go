@@ -1,14 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gin-contrib/sessions"
@@ -112,11 +113,12 @@ func (s *site) Handler() http.Handler { return s.handler }
 
 func (s *site) routes(cfg siteConfig) http.Handler {
 	r := gin.New()
+	r.HandleMethodNotAllowed = true
 	r.Use(gin.CustomRecovery(func(c *gin.Context, err any) {
 		s.logger.Error("panic serving a request", "path", c.Request.URL.Path, "panic", err)
 		c.AbortWithStatus(http.StatusInternalServerError)
 	}))
-	r.Use(securityHeaders(inst2wsOrigin(s.inst)))
+	r.Use(securityHeaders(websocketOrigin(s.inst)))
 
 	hashKey, blockKey := cfg.Secrets.cookieKeys()
 	store := cookie.NewStore(hashKey, blockKey)
@@ -133,7 +135,7 @@ func (s *site) routes(cfg siteConfig) http.Handler {
 
 	// The site's own pages. Every POST must come from the site's own
 	// pages: a cross-origin form post (CSRF) is refused.
-	pagesGroup := r.Group("/", sameOrigin(s))
+	pagesGroup := r.Group("/", sameOrigin(s), limitBody)
 	pagesGroup.GET("/", s.home)
 	pagesGroup.GET("/login", s.loginPage)
 	pagesGroup.POST("/login", s.login)
@@ -164,9 +166,9 @@ func configuredChannels(inst *instant.Instant) []instant.Channel {
 	return inst.ChannelsFor(everyone)
 }
 
-// inst2wsOrigin is the origin of the websocket URL the browsers connect
+// websocketOrigin is the origin of the websocket URL the browsers connect
 // to, for the Content-Security-Policy.
-func inst2wsOrigin(inst *instant.Instant) string {
+func websocketOrigin(inst *instant.Instant) string {
 	u, err := url.Parse(inst.Config().WebsocketURL)
 	if err != nil || u.Host == "" {
 		return ""
@@ -235,9 +237,9 @@ func newStaticFile(name string, body []byte) staticFile {
 	sum := sha256.Sum256(body)
 	ct := "application/octet-stream"
 	switch {
-	case hasSuffix(name, ".js"):
+	case strings.HasSuffix(name, ".js"):
 		ct = "text/javascript; charset=utf-8"
-	case hasSuffix(name, ".css"):
+	case strings.HasSuffix(name, ".css"):
 		ct = "text/css; charset=utf-8"
 	}
 	return staticFile{name: name, contentType: ct, body: body, etag: `"` + hex.EncodeToString(sum[:8]) + `"`, modTime: time.Now()}
@@ -248,26 +250,21 @@ func (f staticFile) serve(c *gin.Context) {
 	h.Set("Content-Type", f.contentType)
 	h.Set("ETag", f.etag)
 	h.Set("Cache-Control", "no-cache")
-	http.ServeContent(c.Writer, c.Request, f.name, f.modTime, bytesReader(f.body))
-}
-
-func hasSuffix(s, suffix string) bool {
-	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
+	http.ServeContent(c.Writer, c.Request, f.name, f.modTime, bytes.NewReader(f.body))
 }
 
 // describeUser is the user's name and role, for the page header.
 func describeUser(u *instant.User) string {
-	if u == nil {
-		return "anonymous"
-	}
-	role := "user"
 	switch {
+	case u == nil:
+		return "anonymous"
 	case u.Superuser:
-		role = "superuser"
+		return u.Username + " (superuser)"
 	case u.Staff:
-		role = "staff"
+		return u.Username + " (staff)"
 	case len(u.Groups) > 0:
-		role = fmt.Sprintf("user, groups %v", u.Groups)
+		return u.Username + " (" + strings.Join(u.Groups, ", ") + ")"
+	default:
+		return u.Username + " (plain user)"
 	}
-	return u.Username + " (" + role + ")"
 }

@@ -95,3 +95,6 @@ func (s *userStore) authenticate(username, password string) (instant.User, error
 // accounts lists the demo accounts in their order, with clear passwords,
 // for the login page and the startup banner.
 func (s *userStore) accounts() []account { return s.list }
+
+// defaultBcryptCost hashes the demo passwords at startup.
+const defaultBcryptCost = bcrypt.DefaultCost

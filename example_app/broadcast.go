@@ -1,0 +1,313 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gin-instant/instant"
+)
+
+// Limits of the broadcast form.
+const (
+	maxMessageLength    = 2000 // characters
+	maxEventClassLength = 64
+	recentLogSize       = 50
+	levelTargetPrefix   = "level:"
+)
+
+// target is one choice of the form's target select: a channel, or a level
+// whose first channel the plugin picks.
+type target struct {
+	Value string // "site_public", "$site_users", or "level:staff"
+	Label string
+	Level instant.Level
+}
+
+// broadcastData is the broadcast page's own data.
+type broadcastData struct {
+	Channels []target // one per configured channel
+	Levels   []target // one per level with a channel
+	Form     broadcastForm
+	Error    string
+	Sent     bool
+	Recent   []sentEvent
+	Counts   []channelCount
+}
+
+type channelCount struct {
+	Channel string
+	Level   instant.Level
+	Count   int
+}
+
+// broadcastForm is what the form sends. Data is JSON text, or empty.
+type broadcastForm struct {
+	Message    string
+	Target     string
+	EventClass string
+	Data       string
+}
+
+// readBroadcastForm reads a form post, or a JSON body
+// {"message","target","event_class","data"} whose data is any JSON value.
+func readBroadcastForm(c *gin.Context) (broadcastForm, error) {
+	if c.ContentType() == "application/json" {
+		var body struct {
+			Message    string          `json:"message"`
+			Target     string          `json:"target"`
+			EventClass string          `json:"event_class"`
+			Data       json.RawMessage `json:"data"`
+		}
+		if err := json.NewDecoder(c.Request.Body).Decode(&body); err != nil {
+			return broadcastForm{}, err
+		}
+		f := broadcastForm{Message: body.Message, Target: body.Target, EventClass: body.EventClass}
+		if len(body.Data) > 0 && string(body.Data) != "null" {
+			f.Data = string(body.Data)
+		}
+		return f, nil
+	}
+	if err := c.Request.ParseForm(); err != nil {
+		return broadcastForm{}, err
+	}
+	return broadcastForm{
+		Message:    c.Request.PostForm.Get("message"),
+		Target:     c.Request.PostForm.Get("target"),
+		EventClass: c.Request.PostForm.Get("event_class"),
+		Data:       c.Request.PostForm.Get("data"),
+	}, nil
+}
+
+// sentEvent is one event broadcast from this site, as the page lists it.
+type sentEvent struct {
+	ID         string          `json:"id"`
+	Time       time.Time       `json:"date"`
+	Channels   []string        `json:"channels"`
+	EventClass string          `json:"event_class"`
+	Message    string          `json:"message"`
+	Data       json.RawMessage `json:"data,omitempty"`
+	Sender     string          `json:"sender"`
+}
+
+func (s *site) targets() (channels, levels []target) {
+	for _, ch := range s.all {
+		channels = append(channels, target{Value: ch.Name, Label: ch.Name + " (" + ch.Level.String() + ")", Level: ch.Level})
+	}
+	for l := instant.LevelPublic; l <= instant.LevelSuperuser; l++ {
+		if chans := s.inst.ChannelsAt(l); len(chans) > 0 {
+			levels = append(levels, target{Value: levelTargetPrefix + l.String(), Label: "every " + l.String() + " reader (" + chans[0] + ")", Level: l})
+		}
+	}
+	return channels, levels
+}
+
+func (s *site) broadcastPage(c *gin.Context) {
+	form := broadcastForm{EventClass: "announcement"}
+	if ch := s.inst.ChannelsAt(instant.LevelPublic); len(ch) > 0 {
+		form.Target = ch[0]
+	}
+	s.renderBroadcast(c, http.StatusOK, form, "", c.Query("sent") != "")
+}
+
+func (s *site) renderBroadcast(c *gin.Context, status int, form broadcastForm, msg string, sent bool) {
+	channels, levels := s.targets()
+	recent := s.recent.list()
+	counts := make([]channelCount, 0, len(s.all))
+	for _, ch := range s.all {
+		n := 0
+		for _, ev := range recent {
+			for _, name := range ev.Channels {
+				if name == ch.Name {
+					n++
+				}
+			}
+		}
+		counts = append(counts, channelCount{Channel: ch.Name, Level: ch.Level, Count: n})
+	}
+	s.render(c, status, "broadcast", "Broadcast", broadcastData{
+		Channels: channels,
+		Levels:   levels,
+		Form:     form,
+		Error:    msg,
+		Sent:     sent,
+		Recent:   recent,
+		Counts:   counts,
+	})
+}
+
+// formError is a broadcast form that does not validate: a 400.
+type formError struct{ msg string }
+
+func (e *formError) Error() string { return e.msg }
+
+// eventFromForm checks the form and builds the event to send.
+func (s *site) eventFromForm(f broadcastForm) (instant.Event, error) {
+	ev := instant.Event{
+		ID:         newID(),
+		Message:    strings.TrimSpace(f.Message),
+		EventClass: strings.TrimSpace(f.EventClass),
+	}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, &formError{fmt.Sprintf(format, args...)}) }
+
+	switch n := utf8.RuneCountInString(ev.Message); {
+	case n == 0:
+		bad("The message is required.")
+	case n > maxMessageLength:
+		bad("The message is longer than %d characters.", maxMessageLength)
+	}
+
+	f.Target = strings.TrimSpace(f.Target)
+	if f.Target == "" {
+		bad("Pick a target channel or level.")
+	} else if name, ok := strings.CutPrefix(f.Target, levelTargetPrefix); ok {
+		var l instant.Level
+		if l.UnmarshalText([]byte(name)) != nil || len(s.inst.ChannelsAt(l)) == 0 {
+			bad("Unknown target %q: pick a channel or a level from the list.", f.Target)
+		}
+		ev.Target = l
+	} else if s.isConfigured(f.Target) {
+		ev.Channel = f.Target
+	} else {
+		bad("Unknown target %q: pick a channel or a level from the list.", f.Target)
+	}
+
+	if ev.EventClass == "" {
+		ev.EventClass = "default"
+	} else if !validEventClass(ev.EventClass) {
+		bad("The event class may hold only letters, digits, '-', '_' and '.', at most %d of them.", maxEventClassLength)
+	}
+
+	if data := strings.TrimSpace(f.Data); data != "" {
+		var v any
+		if err := json.Unmarshal([]byte(data), &v); err != nil {
+			bad("The data is not valid JSON: %v.", err)
+		} else {
+			ev.Data = json.RawMessage(data)
+		}
+	}
+	if len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for k, e := range errs {
+			msgs[k] = e.Error()
+		}
+		return ev, &formError{strings.Join(msgs, " ")}
+	}
+	return ev, nil
+}
+
+func (s *site) isConfigured(channel string) bool {
+	for _, ch := range s.all {
+		if ch.Name == channel {
+			return true
+		}
+	}
+	return false
+}
+
+func validEventClass(s string) bool {
+	if len(s) > maxEventClassLength {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// broadcast sends the form's event through the plugin. A script that asks
+// for JSON gets {"id","channels",...} or {"error"}; a plain form post is
+// redirected back to the page (303) or shown the form again with the error.
+func (s *site) broadcast(c *gin.Context) {
+	f, err := readBroadcastForm(c)
+	if err != nil {
+		s.broadcastFailed(c, http.StatusBadRequest, f, "The form could not be read: "+err.Error()+".")
+		return
+	}
+	ev, err := s.eventFromForm(f)
+	if err != nil {
+		s.broadcastFailed(c, http.StatusBadRequest, f, err.Error())
+		return
+	}
+	channels := []string{ev.Channel}
+	if ev.Channel == "" {
+		channels = s.inst.ChannelsAt(ev.Target)[:1]
+	}
+	if err := instant.Default(c).Broadcast(c.Request.Context(), ev); err != nil {
+		status, msg := http.StatusBadGateway, "Centrifugo did not take the event: "+err.Error()
+		var pe *instant.PublishError
+		if !errors.As(err, &pe) {
+			status, msg = http.StatusBadRequest, "The event was refused: "+err.Error()
+		}
+		s.logger.Warn("broadcast failed", "error", err)
+		s.broadcastFailed(c, status, f, msg)
+		return
+	}
+	sent := sentEvent{
+		ID:         ev.ID,
+		Time:       time.Now(),
+		Channels:   channels,
+		EventClass: ev.EventClass,
+		Message:    ev.Message,
+		Sender:     instant.CurrentUser(c).Username,
+	}
+	if ev.Data != nil {
+		sent.Data = ev.Data.(json.RawMessage)
+	}
+	s.recent.add(sent)
+	if wantsJSON(c) {
+		c.JSON(http.StatusOK, sent)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/broadcast?sent="+ev.ID)
+}
+
+func (s *site) broadcastFailed(c *gin.Context, status int, f broadcastForm, msg string) {
+	if wantsJSON(c) {
+		c.AbortWithStatusJSON(status, gin.H{"error": msg})
+		return
+	}
+	s.renderBroadcast(c, status, f, msg, false)
+}
+
+func newID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// recentLog keeps the last events broadcast from this site, newest first.
+// It is safe for concurrent use.
+type recentLog struct {
+	mu     sync.Mutex
+	events []sentEvent
+	size   int
+}
+
+func newRecentLog(size int) *recentLog { return &recentLog{size: size} }
+
+func (l *recentLog) add(ev sentEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append([]sentEvent{ev}, l.events...)
+	if len(l.events) > l.size {
+		l.events = l.events[:l.size]
+	}
+}
+
+func (l *recentLog) list() []sentEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]sentEvent(nil), l.events...)
+}

@@ -1,0 +1,437 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// artifactsDir receives the end-to-end test's screenshots (ignored by git).
+const artifactsDir = "artifacts"
+
+// requireTool ends the test when a tool is missing: Fatal under CI=true,
+// where the suite must run whole, Skip elsewhere.
+func requireTool(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true and "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// chromiumPath finds Debian's chromium.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("CHROMIUM_BIN"); p != "" {
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	requireTool(t, "no chromium (apt-get install chromium)")
+	return ""
+}
+
+// e2ePage is one browser tab of the end-to-end test.
+type e2ePage struct {
+	t    *testing.T
+	name string
+	ctx  context.Context
+}
+
+func (p *e2ePage) do(actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	if err := chromedp.Do(p.ctx, actions...); err != nil {
+		p.t.Fatalf("%s: %v", p.name, err)
+	}
+}
+
+func (p *e2ePage) eval(expr string, opts ...chromedp.EvaluateOption) any {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[any](expr, opts...))
+	if err != nil {
+		p.t.Fatalf("%s: evaluating %s: %v", p.name, expr, err)
+	}
+	return v
+}
+
+// waitFor polls a JavaScript expression until it is true.
+func (p *e2ePage) waitFor(what, expr string) {
+	p.t.Helper()
+	_, err := chromedp.Run(p.ctx, chromedp.Poll[bool](expr,
+		chromedp.WithPollingInterval(50*time.Millisecond),
+		chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil {
+		state := p.eval(`document.querySelector('#state') ? document.querySelector('#state').dataset.state : 'no #state'`)
+		p.t.Fatalf("%s: waiting for %s: %v (state %v)", p.name, what, err, state)
+	}
+}
+
+// waitLive waits for the connection and for every listed channel to be
+// subscribed, and returns the channels.
+func (p *e2ePage) waitLive() []string {
+	p.t.Helper()
+	p.waitFor("the subscriptions", `(() => {
+		const state = document.querySelector('#state');
+		const items = [...document.querySelectorAll('#channels .channel')];
+		return !!state && state.dataset.state === 'connected' && items.length > 0 &&
+			items.every(li => li.dataset.state === 'subscribed');
+	})()`)
+	return p.strings(`[...document.querySelectorAll('#channels .channel')].map(li => li.dataset.channel)`)
+}
+
+func (p *e2ePage) strings(expr string) []string {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[[]string](expr))
+	if err != nil {
+		p.t.Fatalf("%s: %v", p.name, err)
+	}
+	return v
+}
+
+// messages lists the messages the home page shows.
+func (p *e2ePage) messages() []string {
+	p.t.Helper()
+	return p.strings(`[...document.querySelectorAll('#events .event .event-message')].map(e => e.textContent)`)
+}
+
+func (p *e2ePage) screenshot(file string) {
+	p.t.Helper()
+	png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Fatalf("%s: screenshot: %v", p.name, err)
+	}
+	if err := os.MkdirAll(artifactsDir, 0o755); err != nil {
+		p.t.Fatal(err)
+	}
+	path := filepath.Join(artifactsDir, file)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Logf("screenshot: %s", path)
+}
+
+// e2eEnv is a site served on loopback, the Centrifugo it talks to, and a
+// headless Chromium, all ended with the test (and within its deadline).
+type e2eEnv struct {
+	t       *testing.T
+	srv     *httptest.Server
+	site    *site
+	browser context.Context
+	console *syncBuffer
+	mu      sync.Mutex
+	hits    map[string]int // requests by path
+}
+
+// startE2E starts the environment. tokenTTL, when not zero, sets both
+// token lifetimes.
+func startE2E(t *testing.T, limit, tokenTTL time.Duration) *e2eEnv {
+	t.Helper()
+	chromium := chromiumPath(t)
+	centrifugotest.Require(t)
+	clientJS, err := os.ReadFile(defaultCentrifugeJS)
+	if err != nil {
+		requireTool(t, "no %s: run `npm install` in example_app (%v)", defaultCentrifugeJS, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	t.Cleanup(cancel)
+
+	// The site's address first: Centrifugo must allow its origin.
+	srv := httptest.NewUnstartedServer(nil)
+	appPort := srv.Listener.Addr().(*net.TCPAddr).Port
+	cent := centrifugotest.Start(t, centrifugoConfigFor(appPort))
+	cfg := demoConfig(cent.APIURL, testSecrets)
+	cfg.ConnectionTokenTTL, cfg.SubscriptionTokenTTL = tokenTTL, tokenTTL
+	st, err := newSite(siteConfig{
+		Instant:      cfg,
+		Secrets:      testSecrets,
+		CentrifugeJS: clientJS,
+		BcryptCost:   bcrypt.MinCost,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &e2eEnv{t: t, srv: srv, site: st, console: &syncBuffer{}, hits: map[string]int{}}
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		e.hits[r.URL.Path]++
+		e.mu.Unlock()
+		st.Handler().ServeHTTP(w, r)
+	})
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox, // the tests may run as root
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 900),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+	)
+	t.Cleanup(cancelAlloc)
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithBrowserOption(
+		chromedp.WithConsolef(func(format string, args ...any) { fmt.Fprintf(e.console, format+"\n", args...) })))
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(browserCtx); err != nil { // starts Chromium
+		t.Fatalf("starting %s: %v", chromium, err)
+	}
+	e.browser = browserCtx
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("browser console:\n%s", e.console.String())
+		}
+	})
+	return e
+}
+
+// open gives a visitor a browser context of their own (own cookies), logs
+// them in through the login form unless username is empty, and leaves the
+// tab on the home page.
+func (e *e2eEnv) open(name, username string) *e2ePage {
+	t := e.t
+	t.Helper()
+	pctx, cancel := chromedp.NewContext(e.browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	p := &e2ePage{t: t, name: name, ctx: pctx}
+	p.do(chromedp.EmulateViewport(1200, 900))
+	if username == "" {
+		p.do(chromedp.Navigate(e.srv.URL + "/"))
+		return p
+	}
+	p.do(
+		chromedp.Navigate(e.srv.URL+"/login"),
+		chromedp.WaitVisible(chromedp.ID("login-form")),
+		chromedp.SendKeys(chromedp.ID("username"), username),
+		chromedp.SendKeys(chromedp.ID("password"), password(t, username)),
+		chromedp.Click(chromedp.ID("login-submit")),
+		chromedp.WaitVisible(chromedp.ID("events")),
+	)
+	if who := p.strings(`[document.querySelector('#whoami').dataset.user]`); !slices.Equal(who, []string{username}) {
+		t.Fatalf("%s: logged in as %v", name, who)
+	}
+	return p
+}
+
+func (e *e2eEnv) hitsOf(path string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.hits[path]
+}
+
+// TestEndToEndInChromium drives the real site in headless Chromium against
+// a real Centrifugo: every role in its own browser context (its own
+// cookies), logged in through the form; the superuser broadcasts from the
+// broadcast page, and each page must show exactly the events of the
+// channels its user may read.
+func TestEndToEndInChromium(t *testing.T) {
+	started := time.Now()
+	e := startE2E(t, 60*time.Second, 0)
+	srv, open := e.srv, e.open
+	admin := open("superuser", "admin")
+	staff := open("staff", "staff")
+	editor := open("editor", "editor")
+	user := open("plain user", "user")
+	anon := open("anonymous", "")
+
+	wantChannels := map[*e2ePage][]string{
+		admin:  {"site_public", "$site_users", "$site_staff", "$site_admin"},
+		staff:  {"site_public", "$site_users", "$site_staff"},
+		editor: {"site_public", "$site_users", "$site_editors"},
+		user:   {"site_public", "$site_users"},
+		anon:   {"site_public"},
+	}
+	for _, p := range []*e2ePage{admin, staff, editor, user, anon} {
+		if got := p.waitLive(); !slices.Equal(got, wantChannels[p]) {
+			t.Errorf("%s holds %v, want %v", p.name, got, wantChannels[p])
+		}
+	}
+	if denied := user.strings(`[...document.querySelectorAll('#denied .channel')].map(li => li.dataset.channel)`); !slices.Equal(denied, []string{"$site_editors", "$site_staff", "$site_admin"}) {
+		t.Errorf("the plain user's page lists %v as not granted", denied)
+	}
+	// The plain user's browser cannot get a token for the superuser channel.
+	if status := user.eval(`fetch('/instant/subscription_token', {method: 'POST', headers: {'Content-Type': 'application/json'},
+		body: JSON.stringify({channel: '$site_admin'})}).then(r => r.status)`, chromedp.EvalAwaitPromise); status != float64(http.StatusForbidden) {
+		t.Errorf("the plain user asked for a $site_admin token: %v, want 403", status)
+	}
+
+	// The superuser broadcasts from the broadcast page, in a second tab of
+	// the same browser context (same session).
+	bctx, cancelB := chromedp.NewContext(admin.ctx)
+	defer cancelB()
+	bpage := &e2ePage{t: t, name: "broadcast page", ctx: bctx}
+	bpage.do(chromedp.EmulateViewport(1200, 900), chromedp.Navigate(srv.URL+"/broadcast"), chromedp.WaitVisible(chromedp.ID("broadcast-form")))
+	bpage.waitLive()
+
+	type sent struct{ message, target, class, data string }
+	events := []sent{
+		{"For superusers only", "$site_admin", "secret", `{"level": "admin"}`},
+		{"Hello, logged-in users", "level:users", "notice", ""},
+		{"Editors: new draft", "$site_editors", "draft", `{"doc": 7}`},
+		{"Staff meeting at noon", "level:staff", "meeting", ""},
+		{"Hello, everyone", "site_public", "announcement", `{"n": 1, "tags": ["demo"]}`},
+	}
+	for _, ev := range events {
+		// SetValue cannot set an empty value (the empty argument
+		// arrives as undefined), nor Clear empty a textarea.
+		setData := chromedp.Evaluate[chromedp.Void](`document.getElementById('data').value = ''`)
+		if ev.data != "" {
+			setData = chromedp.SetValue(chromedp.ID("data"), ev.data)
+		}
+		bpage.do(
+			chromedp.SendKeys(chromedp.ID("message"), ev.message),
+			chromedp.SetValue(chromedp.ID("target"), ev.target),
+			chromedp.SetValue(chromedp.ID("event_class"), ev.class),
+			setData,
+			chromedp.Click(chromedp.ID("broadcast-submit")),
+		)
+		bpage.waitFor("the broadcast of "+ev.message, fmt.Sprintf(`(() => {
+			const r = document.querySelector('#broadcast-result');
+			if (r.dataset.status === 'error') throw new Error(r.textContent);
+			return r.dataset.status === 'sent' && r.dataset.message === %q;
+		})()`, ev.message))
+	}
+
+	want := map[*e2ePage][]string{
+		admin:  {"For superusers only", "Hello, logged-in users", "Staff meeting at noon", "Hello, everyone"},
+		staff:  {"Hello, logged-in users", "Staff meeting at noon", "Hello, everyone"},
+		editor: {"Hello, logged-in users", "Editors: new draft", "Hello, everyone"},
+		user:   {"Hello, logged-in users", "Hello, everyone"},
+		anon:   {"Hello, everyone"},
+	}
+	for _, p := range []*e2ePage{admin, staff, editor, user, anon} {
+		p.waitFor("the events", fmt.Sprintf(`(() => {
+			const shown = [...document.querySelectorAll('#events .event-message')].map(e => e.textContent);
+			return %s.every(m => shown.includes(m));
+		})()`, jsArray(want[p])))
+	}
+	time.Sleep(300 * time.Millisecond) // room for an event that should not come
+	for _, p := range []*e2ePage{admin, staff, editor, user, anon} {
+		got := p.messages()
+		slices.Sort(got)
+		exp := slices.Clone(want[p])
+		slices.Sort(exp)
+		if !slices.Equal(got, exp) {
+			t.Errorf("%s shows %q, want exactly %q", p.name, got, exp)
+		}
+	}
+
+	// An event shows its time, channel, class, message and data.
+	row := admin.strings(`(() => {
+		const li = [...document.querySelectorAll('#events .event')].find(e => e.querySelector('.event-message').textContent === 'Hello, everyone');
+		return [li.dataset.channel, li.querySelector('.event-channel').textContent, li.querySelector('.event-class').textContent,
+			li.querySelector('.event-data').textContent, li.querySelector('.event-time').textContent, li.id];
+	})()`)
+	if row[0] != "site_public" || row[1] != "site_public" || row[2] != "announcement" || row[3] != `{"n":1,"tags":["demo"]}` || row[4] == "" || !strings.HasPrefix(row[5], "event-") {
+		t.Errorf("the public event is shown as %q", row)
+	}
+
+	// The broadcast page counts the events per channel, live.
+	bpage.waitFor("the counts", `(() => {
+		const count = ch => Number(document.querySelector('#channel-counts tr[data-channel="' + ch + '"] .count').textContent);
+		return count('$site_admin') === 1 && count('$site_users') === 1 && count('$site_editors') === 1 &&
+			count('$site_staff') === 1 && count('site_public') === 1;
+	})()`)
+
+	// A bad JSON data field is refused with the server's message.
+	bpage.do(
+		chromedp.SendKeys(chromedp.ID("message"), "broken"),
+		chromedp.SetValue(chromedp.ID("target"), "site_public"),
+		chromedp.SetValue(chromedp.ID("data"), `{"oops":`),
+		chromedp.Click(chromedp.ID("broadcast-submit")),
+	)
+	bpage.waitFor("the refusal", `(() => {
+		const r = document.querySelector('#broadcast-result');
+		return r.dataset.status === 'error' && r.textContent.includes('not valid JSON');
+	})()`)
+
+	// Logging out through the header button leaves an anonymous page that
+	// reads the public channel only.
+	loggedOut := e.open("logged out", "user")
+	loggedOut.waitLive()
+	loggedOut.do(chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("login-link")))
+	if got := loggedOut.waitLive(); !slices.Equal(got, []string{"site_public"}) {
+		t.Errorf("after logout the page holds %v, want [site_public]", got)
+	}
+
+	admin.screenshot("e2e-superuser-home.png")
+	bpage.screenshot("e2e-superuser-broadcast.png")
+	staff.screenshot("e2e-staff-home.png")
+	editor.screenshot("e2e-editor-home.png")
+	user.screenshot("e2e-user-home.png")
+	anon.screenshot("e2e-anonymous-home.png")
+	t.Logf("end-to-end run took %v", time.Since(started).Round(time.Millisecond))
+}
+
+// jsArray writes a JavaScript array of strings.
+func jsArray(items []string) string {
+	quoted := make([]string, len(items))
+	for k, s := range items {
+		quoted[k] = fmt.Sprintf("%q", s)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
+}
+
+// TestEndToEndTokensAreRefreshed runs with two-second tokens: the page
+// must fetch new ones from the site and keep receiving private events
+// without losing its connection.
+func TestEndToEndTokensAreRefreshed(t *testing.T) {
+	const ttl = 2 * time.Second
+	e := startE2E(t, 45*time.Second, ttl)
+	user := e.open("plain user", "user")
+	user.waitLive()
+	conns, subs := e.hitsOf("/instant/connection_token"), e.hitsOf("/instant/subscription_token")
+	// Mark the page: a reload or a lost connection would show.
+	user.eval(`window.__connectedCount = 0; window.instantDemo.centrifuge.on('connected', () => window.__connectedCount++); 0`)
+
+	time.Sleep(3*ttl + time.Second) // every token has expired at least twice
+
+	if got := e.hitsOf("/instant/connection_token"); got < conns+2 {
+		t.Errorf("connection tokens fetched: %d after the start, want refreshes", got-conns)
+	}
+	if got := e.hitsOf("/instant/subscription_token"); got < subs+2 {
+		t.Errorf("subscription tokens fetched: %d after the start, want refreshes", got-subs)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.site.inst.Broadcast(ctx, instant.Event{Channel: "$site_users", Message: "after the refresh"}); err != nil {
+		t.Fatal(err)
+	}
+	user.waitFor("the event after the refresh", `[...document.querySelectorAll('#events .event-message')].some(e => e.textContent === 'after the refresh')`)
+	if state := user.strings(`[document.querySelector('#state').dataset.state, String(window.__connectedCount)]`); !slices.Equal(state, []string{"connected", "0"}) {
+		t.Errorf("state and reconnections after the refresh: %v, want connected without a reconnection", state)
+	}
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gin-instant/instant"
+)
+
+// maxFormBytes bounds the body of the site's own POSTs.
+const maxFormBytes = 64 << 10
+
+// limitBody caps the request body, so that a huge form cannot fill memory.
+func limitBody(c *gin.Context) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxFormBytes)
+	c.Next()
+}
+
+// homeData is the home page's own data. The channels the visitor may read
+// come from GET /instant/channels, read by app.js.
+type homeData struct {
+	// Denied are the configured channels the visitor may not read.
+	Denied []instant.Channel
+}
+
+// home shows the live event list.
+func (s *site) home(c *gin.Context) {
+	granted := map[string]bool{}
+	for _, ch := range s.inst.ChannelsFor(instant.CurrentUser(c)) {
+		granted[ch.Name] = true
+	}
+	var denied []instant.Channel
+	for _, ch := range s.all {
+		if !granted[ch.Name] {
+			denied = append(denied, ch)
+		}
+	}
+	s.render(c, http.StatusOK, "home", "Live events", homeData{Denied: denied})
+}
+
+// loginData is the login page's own data.
+type loginData struct {
+	Accounts []account
+	Username string
+	Next     string
+	Error    string
+}
+
+func (s *site) loginPage(c *gin.Context) {
+	s.renderLogin(c, http.StatusOK, "", safeNext(c.Query("next")), "")
+}
+
+func (s *site) renderLogin(c *gin.Context, status int, username, next, msg string) {
+	s.render(c, status, "login", "Log in", loginData{
+		Accounts: s.users.accounts(),
+		Username: username,
+		Next:     next,
+		Error:    msg,
+	})
+}
+
+// login checks the form's username and password. On success it stores the
+// user in the session and redirects (303) to the page asked for; on
+// failure it shows the form again with 401 and sets no session.
+func (s *site) login(c *gin.Context) {
+	username := strings.TrimSpace(c.PostForm("username"))
+	password := c.PostForm("password")
+	next := safeNext(c.PostForm("next"))
+	if username == "" || password == "" {
+		s.renderLogin(c, http.StatusBadRequest, username, next, "Enter a username and a password.")
+		return
+	}
+	u, err := s.users.authenticate(username, password)
+	if err != nil {
+		s.renderLogin(c, http.StatusUnauthorized, username, next, "Wrong username or password.")
+		return
+	}
+	if err := instant.Login(c, u); err != nil {
+		s.logger.Error("login: saving the session", "error", err)
+		s.renderError(c, http.StatusInternalServerError, "Could not save the session.")
+		return
+	}
+	c.Redirect(http.StatusSeeOther, next)
+}
+
+// logout removes the user from the session and closes their realtime
+// connections, so that no open tab keeps reading their private channels
+// (the tabs reconnect as anonymous). Centrifugo being down does not stop
+// the logout.
+func (s *site) logout(c *gin.Context) {
+	u := instant.CurrentUser(c)
+	if err := instant.Logout(c); err != nil {
+		s.logger.Error("logout: saving the session", "error", err)
+		s.renderError(c, http.StatusInternalServerError, "Could not save the session.")
+		return
+	}
+	if u != nil {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+		if err := s.inst.Disconnect(ctx, u.ID); err != nil {
+			s.logger.Warn("logout: could not disconnect the user's connections", "user", u.ID, "error", err)
+		}
+		cancel()
+	}
+	c.Redirect(http.StatusSeeOther, "/")
+}
+
+// safeNext keeps a redirect target only when it is a path on this site.
+func safeNext(next string) string {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/"
+	}
+	return next
+}

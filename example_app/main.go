@@ -1,0 +1,42 @@
+// Command example_app is the demo site of github.com/gin-instant/instant:
+// a Gin site with logins for every role, a live event page and a broadcast
+// page for staff, run against a real Centrifugo started for it.
+//
+// From the repository root, `make demo` installs Centrifugo and the
+// browser client, then runs `go run .` here. See -h for the settings.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// cli runs the demo until ctx ends and returns the exit code: 0, or 1
+// after one line on stderr saying what is wrong.
+func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	err := run(ctx, args, stdout, stderr)
+	if err == nil || errors.Is(err, errHelp) {
+		return 0
+	}
+	fmt.Fprintln(stderr, "example_app: "+oneLine(err.Error()))
+	return 1
+}
+
+// oneLine joins the lines of a message (errors.Join puts each error on
+// its own line).
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}

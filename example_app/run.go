@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gin-instant/instant"
+)
+
+// Files the demo writes into its directory, besides secrets.json.
+const (
+	centrifugoConfigFile = "centrifugo.json"
+	centrifugoLogFile    = "centrifugo.log"
+)
+
+// Time limits of the demo's start and stop.
+const (
+	centrifugoStartLimit = 20 * time.Second
+	shutdownGrace        = 5 * time.Second
+)
+
+// run starts Centrifugo and the site on 127.0.0.1 and serves until ctx
+// ends (Ctrl-C), then stops both. Every failure to start is returned as
+// an error that says what to fix.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseOptions(args, os.Getenv, stdout)
+	if err != nil {
+		return err
+	}
+	bin, err := findCentrifugo(o.Centrifugo)
+	if err != nil {
+		return err
+	}
+	clientJS, err := readCentrifugeJS(o.CentrifugeJS)
+	if err != nil {
+		return err
+	}
+	sec, created, err := loadOrCreateSecrets(o.Dir)
+	if err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
+
+	// The site's port first: Centrifugo must know the site's origin.
+	ln, err := listenLoopback(o.Port, !o.PortSet)
+	if err != nil {
+		return fmt.Errorf("site: %w", err)
+	}
+	defer ln.Close()
+	appPort := ln.Addr().(*net.TCPAddr).Port
+	appURL := "http://127.0.0.1:" + strconv.Itoa(appPort)
+	cPort, err := pickPort(o.CentrifugoPort, !o.CentrifugoPortSet)
+	if err != nil {
+		return fmt.Errorf("centrifugo: %w", err)
+	}
+	centrifugoURL := "http://127.0.0.1:" + strconv.Itoa(cPort)
+
+	gin.SetMode(gin.ReleaseMode)
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	st, err := newSite(siteConfig{
+		Instant:      demoConfig(centrifugoURL+"/api", sec),
+		Secrets:      sec,
+		CentrifugeJS: clientJS,
+		Logger:       logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	conf, err := st.inst.CentrifugoConfig(centrifugoOptions(cPort, appPort))
+	if err != nil {
+		return err
+	}
+	confPath := filepath.Join(o.Dir, centrifugoConfigFile)
+	if err := writePrivateFile(confPath, conf); err != nil {
+		return fmt.Errorf("writing the centrifugo config: %w", err)
+	}
+	proc, err := startCentrifugo(ctx, bin, confPath, filepath.Join(o.Dir, centrifugoLogFile), centrifugoURL, centrifugoStartLimit)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // interrupted while starting
+		}
+		return err
+	}
+	defer proc.stop(shutdownGrace)
+
+	srv := &http.Server{
+		Handler:           st.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	var notes []string
+	if !o.PortSet && appPort != o.Port {
+		notes = append(notes, fmt.Sprintf("port %d was taken, so the site uses %d", o.Port, appPort))
+	}
+	if !o.CentrifugoPortSet && cPort != o.CentrifugoPort {
+		notes = append(notes, fmt.Sprintf("port %d was taken, so Centrifugo uses %d", o.CentrifugoPort, cPort))
+	}
+	printBanner(stdout, banner{
+		Notes:         notes,
+		URL:           appURL,
+		CentrifugoURL: centrifugoURL,
+		Binary:        bin,
+		Dir:           o.Dir,
+		NewSecrets:    created,
+		Accounts:      st.users.accounts(),
+	})
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(stdout, "\nstopping the site and Centrifugo…")
+	case <-proc.done:
+		_, werr := proc.exited()
+		runErr = fmt.Errorf("centrifugo stopped (%v); see %s", werr, proc.logPath)
+	case err := <-served:
+		runErr = fmt.Errorf("site: %w", err)
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		_ = srv.Close()
+	}
+	proc.stop(shutdownGrace)
+	if runErr == nil {
+		fmt.Fprintln(stdout, "stopped.")
+	}
+	return runErr
+}
+
+// centrifugoOptions are the demo's Centrifugo settings: loopback only,
+// browsers allowed from the site's origin (by IP and by name), a short
+// history so that a reconnecting page recovers what it missed.
+func centrifugoOptions(centrifugoPort, appPort int) instant.CentrifugoOptions {
+	p := strconv.Itoa(appPort)
+	return instant.CentrifugoOptions{
+		Address:           "127.0.0.1",
+		Port:              centrifugoPort,
+		AllowedOrigins:    []string{"http://127.0.0.1:" + p, "http://localhost:" + p},
+		HistorySize:       50,
+		HistoryTTLSeconds: 600,
+		LogLevel:          "info",
+	}
+}
+
+// readCentrifugeJS reads the browser client installed by npm.
+func readCentrifugeJS(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%s not found: run `npm install` in example_app (`make demo` does)", path)
+	case err != nil:
+		return nil, err
+	case len(b) == 0:
+		return nil, fmt.Errorf("%s is empty: run `npm install` in example_app again", path)
+	}
+	return b, nil
+}
+
+// banner is what the demo prints once it is up.
+type banner struct {
+	URL, CentrifugoURL, Binary, Dir string
+	NewSecrets                      bool
+	Accounts                        []account
+	Notes                           []string // e.g. a default port that was taken
+}
+
+func printBanner(w io.Writer, b banner) {
+	secretsNote := "kept in"
+	if b.NewSecrets {
+		secretsNote = "made new, kept in"
+	}
+	fmt.Fprintf(w, "\ninstant demo is running: %s/\n\n", b.URL)
+	fmt.Fprintf(w, "  centrifugo  %s (%s, log in %s)\n", b.CentrifugoURL, b.Binary, filepath.Join(b.Dir, centrifugoLogFile))
+	fmt.Fprintf(w, "  secrets     %s %s\n", secretsNote, filepath.Join(b.Dir, secretsFile))
+	for _, n := range b.Notes {
+		fmt.Fprintf(w, "  note        %s\n", n)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Demo accounts:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  username\tpassword\trole")
+	for _, a := range b.Accounts {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", a.User.Username, a.Password, a.Role)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nOpen %s/login, log in as admin and broadcast from %s/broadcast.\nPress Ctrl-C to stop.\n", b.URL, b.URL)
+}
