@@ -100,7 +100,7 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 		channelOpts["sub_refresh_proxy_enabled"] = true
 	}
 	// Namespaced channels ("$orders:1") need their namespace declared.
-	var namespaces []map[string]any
+	namespaces := []map[string]any{}
 	for _, ns := range i.namespaces() {
 		opts := map[string]any{"name": ns}
 		for k, v := range channelOpts {

@@ -437,6 +437,30 @@ func (i *Instant) ChannelsFor(user *User) []Channel {
 	return out
 }
 
+// Channels lists every configured channel with its level, in the order of
+// ChannelsFor: public, users, groups (by group name), staff, superuser. A
+// channel shared by several groups is listed once, under the first.
+func (i *Instant) Channels() []Channel {
+	t := &i.channels
+	var out []Channel
+	for l := LevelPublic; l <= LevelSuperuser; l++ {
+		if l == LevelGroups {
+			for _, group := range sortedKeys(t.groups) {
+				for _, n := range t.groups[group] {
+					if !slices.ContainsFunc(out, func(c Channel) bool { return c.Name == n }) {
+						out = append(out, Channel{Name: n, Level: LevelGroups, Group: group})
+					}
+				}
+			}
+			continue
+		}
+		for _, n := range t.byLevel[l] {
+			out = append(out, Channel{Name: n, Level: l})
+		}
+	}
+	return out
+}
+
 // ChannelsAt lists the configured channels of one level.
 func (i *Instant) ChannelsAt(level Level) []string {
 	if level < 0 || level > LevelSuperuser {

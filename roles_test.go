@@ -206,3 +206,16 @@ func TestLevelText(t *testing.T) {
 		t.Error("level 9 marshalled")
 	}
 }
+
+func TestChannelsListsEveryLevel(t *testing.T) {
+	cfg := testConfig()
+	cfg.GroupChannels = map[string][]string{"b": {"$shared", "$b_only"}, "a": {"$shared"}}
+	var got []string
+	for _, c := range newInstant(t, cfg).Channels() {
+		got = append(got, c.Name+"="+c.Level.String()+":"+c.Group)
+	}
+	want := "site_public=public: $site_users=users: $shared=groups:a $b_only=groups:b $site_staff=staff: $site_admin=superuser:"
+	if strings.Join(got, " ") != want {
+		t.Errorf("Channels() = %s\nwant %s", strings.Join(got, " "), want)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -101,7 +100,7 @@ func newSite(cfg siteConfig) (*site, error) {
 		pages:    pg,
 		logger:   cfg.Logger,
 		recent:   newRecentLog(recentLogSize),
-		all:      configuredChannels(inst),
+		all:      inst.Channels(),
 		clientJS: newStaticFile("centrifuge.js", cfg.CentrifugeJS),
 	}
 	s.handler = s.routes(cfg)
@@ -153,17 +152,6 @@ func (s *site) routes(cfg siteConfig) http.Handler {
 		s.renderError(c, http.StatusNotFound, "There is no page at this address.")
 	})
 	return r
-}
-
-// configuredChannels lists every channel of the config, as ChannelsFor
-// would for a user holding every role and group.
-func configuredChannels(inst *instant.Instant) []instant.Channel {
-	everyone := &instant.User{ID: "all", Staff: true, Superuser: true}
-	for g := range inst.Config().GroupChannels {
-		everyone.Groups = append(everyone.Groups, g)
-	}
-	slices.Sort(everyone.Groups)
-	return inst.ChannelsFor(everyone)
 }
 
 // websocketOrigin is the origin of the websocket URL the browsers connect
