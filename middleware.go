@@ -23,8 +23,11 @@ const SessionKey = "instant.user"
 type stateKey struct{}
 
 // reqState is what Session records about one request. The user is decoded
-// on first use, at most once.
+// on first use, at most once. It is also the request's context.Context:
+// the parent context with one more value, the state itself under
+// stateKey, which saves the allocation of a separate context.WithValue.
 type reqState struct {
+	context.Context
 	inst   *Instant // nil when no Instant could be found
 	c      *gin.Context
 	loaded bool
@@ -70,9 +73,18 @@ func (i *Instant) install(c *gin.Context) *reqState {
 	c.Set(ContextKey, i)
 	c.Set(stateKey{}, st)
 	if c.Request != nil {
-		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), stateKey{}, st))
+		st.Context = c.Request.Context()
+		c.Request = c.Request.WithContext(st)
 	}
 	return st
+}
+
+// Value answers stateKey with st and every other key from the parent.
+func (st *reqState) Value(key any) any {
+	if _, ok := key.(stateKey); ok {
+		return st
+	}
+	return st.Context.Value(key)
 }
 
 // stateOf returns c's request state, creating one bound to i (or the
