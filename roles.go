@@ -24,11 +24,11 @@ type User struct {
 	// ID identifies the user to Centrifugo. Required by Login.
 	ID string `json:"id"`
 	// Username is shown to people; it grants nothing.
-	Username string `json:"username,omitempty"`
+	Username string `json:"username"`
 	// Staff users read the staff channels.
-	Staff bool `json:"staff,omitempty"`
+	Staff bool `json:"staff"`
 	// Superusers read the superuser channels, and count as staff.
-	Superuser bool `json:"superuser,omitempty"`
+	Superuser bool `json:"superuser"`
 	// Groups the user belongs to, each granting its GroupChannels.
 	Groups []string `json:"groups,omitempty"`
 	// Info is optional presence data, put in the tokens' "info" claim.
