@@ -30,16 +30,15 @@ type liveSetup struct {
 	app  http.Handler
 }
 
-func startLive(t *testing.T, mutate func(*instant.Config)) *liveSetup {
+// startLive starts Centrifugo with the config CentrifugoConfig writes from
+// opts (its port and log level filled in).
+func startLive(t *testing.T, opts instant.CentrifugoOptions) *liveSetup {
 	t.Helper()
 	ls := &liveSetup{}
 	ls.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
 		cfg := testConfig()
 		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
 		cfg.PublishTimeout = 2 * time.Second
-		if mutate != nil {
-			mutate(&cfg)
-		}
 		inst, err := instant.New(cfg)
 		if err != nil {
 			return nil, err
@@ -49,7 +48,8 @@ func startLive(t *testing.T, mutate func(*instant.Config)) *liveSetup {
 		_ = inst.Authorize("$orders:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
 			return u != nil && p["id"] == "o"+u.ID, nil
 		})
-		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
+		opts.Port, opts.LogLevel = port, "error"
+		return inst.CentrifugoConfig(opts)
 	})
 	ls.app = newRouter(ls.inst)
 	return ls
@@ -181,7 +181,7 @@ func (lc *liveClient) waitFor(message string) []map[string]any {
 var liveChannels = []string{"site_public", "$site_users", "$site_editors", "$site_staff", "$site_admin", "$orders:o1", "$private_chan"}
 
 func TestLiveRolesAgreeWithCentrifugo(t *testing.T) {
-	ls := startLive(t, nil)
+	ls := startLive(t, instant.CentrifugoOptions{})
 	cases := []struct {
 		name string
 		u    *instant.User
@@ -260,7 +260,7 @@ func TestLiveRolesAgreeWithCentrifugo(t *testing.T) {
 }
 
 func TestLiveBroadcastToSeveralChannels(t *testing.T) {
-	ls := startLive(t, nil)
+	ls := startLive(t, instant.CentrifugoOptions{})
 	staff := ls.connect(t, &sam)
 	admin := ls.connect(t, &root)
 	staff.subscribe("$site_staff", true, "")
@@ -281,7 +281,7 @@ func TestLiveBroadcastToSeveralChannels(t *testing.T) {
 }
 
 func TestLiveCentrifugoRefusesForgedTokens(t *testing.T) {
-	ls := startLive(t, nil)
+	ls := startLive(t, instant.CentrifugoOptions{})
 	lc := ls.connect(t, &alice)
 	// A token for another user's sub: Centrifugo refuses it.
 	other, err := ls.inst.SubscriptionToken(&root, "$site_admin", nil)
@@ -302,7 +302,7 @@ func TestLiveCentrifugoRefusesForgedTokens(t *testing.T) {
 }
 
 func TestLiveBroadcastErrors(t *testing.T) {
-	ls := startLive(t, nil)
+	ls := startLive(t, instant.CentrifugoOptions{})
 	// Wrong API key: a typed error.
 	cfg := ls.inst.Config()
 	cfg.APIKey = "wrong-key"
@@ -313,11 +313,6 @@ func TestLiveBroadcastErrors(t *testing.T) {
 	if !errors.Is(err, instant.ErrAPIKey) || !errors.As(err, &status) || status.Code != 401 || !errors.As(err, &pe) {
 		t.Errorf("wrong key: %v", err)
 	}
-	// History is kept by nothing here: an empty answer, not an error.
-	if _, err := ls.inst.History(context.Background(), "site_public", 10); err == nil {
-		// Centrifugo answers 108 (not available) without history: either way no panic.
-		t.Log("history answered")
-	}
 	// Centrifugo stopped: an error, within PublishTimeout.
 	ls.srv.Stop()
 	start := time.Now()
@@ -327,5 +322,65 @@ func TestLiveBroadcastErrors(t *testing.T) {
 	}
 	if d := time.Since(start); d > ls.inst.Config().PublishTimeout+time.Second {
 		t.Errorf("returned after %v, PublishTimeout is %v", d, ls.inst.Config().PublishTimeout)
+	}
+}
+
+func TestLiveHistoryUnsubscribeDisconnect(t *testing.T) {
+	ls := startLive(t, instant.CentrifugoOptions{HistorySize: 10, HistoryTTLSeconds: 60})
+	ctx := context.Background()
+	for _, m := range []string{"first", "second"} {
+		if err := ls.inst.Broadcast(ctx, instant.Event{Channel: "$site_users", Message: m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pubs, err := ls.inst.History(ctx, "$site_users", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, p := range pubs {
+		var ev map[string]any
+		if err := json.Unmarshal(p, &ev); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, ev["message"].(string))
+	}
+	if strings.Join(msgs, ",") != "first,second" {
+		t.Errorf("history %v", msgs)
+	}
+
+	lc := ls.connect(t, &alice)
+	if !lc.subscribe("$site_users", true, "") {
+		t.Fatal("alice could not subscribe")
+	}
+	gone := make(chan uint32, 1)
+	lc.subs["$site_users"].OnUnsubscribed(func(e centrifuge.UnsubscribedEvent) { gone <- e.Code })
+	if err := ls.inst.Unsubscribe(ctx, "$site_users", alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Unsubscribe did not reach the client")
+	}
+
+	dropped := make(chan struct{}, 1)
+	lc.c.OnDisconnected(func(centrifuge.DisconnectedEvent) { dropped <- struct{}{} })
+	lc.c.OnConnecting(func(centrifuge.ConnectingEvent) {
+		select {
+		case dropped <- struct{}{}:
+		default:
+		}
+	})
+	if err := ls.inst.Disconnect(ctx, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-dropped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Disconnect did not reach the client")
+	}
+	if err := ls.inst.Disconnect(ctx, ""); !errors.Is(err, instant.ErrInvalidUser) {
+		t.Errorf("Disconnect of no one: %v", err)
 	}
 }
