@@ -17,7 +17,7 @@ import (
 )
 
 // loginCookie returns a session cookie holding u, as Login writes it.
-func loginCookie(b *testing.B, u instant.User) *http.Cookie {
+func loginCookie(b testing.TB, u instant.User) *http.Cookie {
 	r := gin.New()
 	r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
 	r.GET("/login", func(c *gin.Context) { _ = instant.Login(c, u) })

@@ -31,15 +31,17 @@ type CentrifugoOptions struct {
 	// as Centrifugo reaches it (e.g. "http://127.0.0.1:8080/instant"):
 	// Centrifugo then asks the proxy routes about connections without a
 	// token and about subscriptions to public channels, sending the
-	// browser's Cookie header and the API key as ProxyKeyHeader.
+	// browser's Cookie header and ProxyKey in ProxyKeyHeader.
 	ProxyURL string
 }
 
 // CentrifugoConfig returns a Centrifugo v6 JSON config that agrees with
 // i's Config: the same API key and token secret, "$" as the private
-// prefix, and channels open to anonymous readers so that the public
-// channels need no token (the "$" channels still do). The result holds
-// secrets: write it to a file only its owner reads.
+// prefix, public channels readable without a token (by anonymous visitors
+// too, unless DisallowAnonymous), and a namespace for every namespaced
+// channel and rule pattern, so call it after Authorize. The "$" channels
+// always need a token. The result holds secrets: write it to a file only
+// its owner reads.
 func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	if i == nil {
 		return nil, ErrNotInstalled
@@ -61,7 +63,7 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	}
 	channelOpts := map[string]any{
 		"allow_subscribe_for_client":    true,
-		"allow_subscribe_for_anonymous": true,
+		"allow_subscribe_for_anonymous": !i.cfg.DisallowAnonymous,
 		"presence":                      o.Presence,
 		"join_leave":                    o.Presence,
 	}
@@ -75,16 +77,13 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 		if err := checkHTTPURL(o.ProxyURL, "http", "https"); err != nil {
 			return nil, fmt.Errorf("%w: ProxyURL: %v", ErrConfig, err)
 		}
-		if i.cfg.APIKey == "" {
-			return nil, fmt.Errorf("%w: ProxyURL needs an APIKey, which the proxy requests carry", ErrConfig)
-		}
 		base := strings.TrimSuffix(o.ProxyURL, "/") + "/"
 		proxy := func(route string) map[string]any {
 			return map[string]any{
 				"endpoint":     base + route,
 				"timeout":      "2s",
 				"http_headers": []string{"Cookie"},
-				"http":         map[string]any{"static_headers": map[string]string{ProxyKeyHeader: i.cfg.APIKey}},
+				"http":         map[string]any{"static_headers": map[string]string{ProxyKeyHeader: i.proxyKey}},
 			}
 		}
 		enabled := func(m map[string]any) map[string]any { m["enabled"] = true; return m }

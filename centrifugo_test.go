@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -56,6 +57,15 @@ func TestCentrifugoConfigAgrees(t *testing.T) {
 	}
 	if len(ns) != 2 || ns[0] != "orders" || ns[1] != "team" {
 		t.Errorf("namespaces %v, want [orders team]", ns)
+	}
+	cfg.DisallowAnonymous = true
+	raw, _ = newInstant(t, cfg).CentrifugoConfig(instant.CentrifugoOptions{})
+	if !strings.Contains(string(raw), `"allow_subscribe_for_anonymous": false`) {
+		t.Errorf("DisallowAnonymous not carried into the config:\n%s", raw)
+	}
+	raw, _ = inst.CentrifugoConfig(instant.CentrifugoOptions{ProxyURL: "http://127.0.0.1:8080/instant"})
+	if !strings.Contains(string(raw), inst.ProxyKey()) || strings.Contains(string(raw), `"X-Instant-Proxy-Key": "`+testAPIKey) {
+		t.Errorf("proxy key not the derived one:\n%s", raw)
 	}
 	if _, err := inst.CentrifugoConfig(instant.CentrifugoOptions{Port: 70000}); !errors.Is(err, instant.ErrConfig) {
 		t.Errorf("port 70000: %v", err)

@@ -38,7 +38,10 @@ var (
 // the cause: a transport error, a gocent.ErrStatusCode for an HTTP failure,
 // or a *gocent.Error for a refusal in the reply body.
 type PublishError struct {
-	// Channels are the channels of the failed publications.
+	// Op is the API call: "publish", "unsubscribe", "disconnect" or "history".
+	Op string
+	// Channels are the channels of the failed publications (or the
+	// channel of another call; none for disconnect).
 	Channels []string
 	// StatusCode is the HTTP status when Centrifugo answered with a non-200, else 0.
 	StatusCode int
@@ -51,8 +54,12 @@ type PublishError struct {
 
 func (e *PublishError) Error() string {
 	var b strings.Builder
-	b.WriteString("instant: publish to ")
-	b.WriteString(strings.Join(e.Channels, ","))
+	b.WriteString("instant: ")
+	b.WriteString(e.Op)
+	if len(e.Channels) > 0 {
+		b.WriteByte(' ')
+		b.WriteString(strings.Join(e.Channels, ","))
+	}
 	switch {
 	case e.StatusCode != 0:
 		fmt.Fprintf(&b, ": http status %d", e.StatusCode)

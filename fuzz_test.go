@@ -9,43 +9,78 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/gin-contrib/sessions"
+	"github.com/gin-contrib/sessions/cookie"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
 )
 
-// FuzzTokenRoutes sends arbitrary bodies to the POST routes: never a 5xx,
-// always a JSON answer, and a token only for a channel the rules allow.
+// FuzzTokenRoutes sends arbitrary bodies to the POST routes, as an
+// anonymous visitor or as alice: never a 5xx, always a JSON answer, and a
+// token only for a channel the rules allow that visitor.
 func FuzzTokenRoutes(f *testing.F) {
 	for _, seed := range []string{
 		`{"channel":"site_public"}`, `{"channel":"$site_admin"}`, `{"channel":""}`, `{"channel":`,
-		`["x"]`, `null`, "{\"channel\":\"a\xffb\"}", `{"channels":["a","$b"],"client":"c"}`,
+		`["x"]`, `null`, "{\"channel\":\"a\xffb\"}", `{"channels":["a","$b","$site_users"],"client":"c"}`,
 		`{"channels":[]}`, `{"channel":"$orders:o1"}`, `{"channel":"a\u0000"}`, ``,
 	} {
-		f.Add(seed, 0)
-		f.Add(seed, 2)
+		f.Add(seed, 1, false)
+		f.Add(seed, 2, true)
 	}
 	inst := rulesInstant(f)
 	r := gin.New()
-	inst.Register(r.Group("/instant")) // no session: anonymous throughout
+	r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
+	r.Use(inst.Session())
+	inst.Register(r.Group("/instant"))
+	aliceCookie := loginCookie(f, alice)
 	paths := []string{"connection_token", "subscription_token", "auth"}
-	f.Fuzz(func(t *testing.T, body string, route int) {
+	f.Fuzz(func(t *testing.T, body string, route int, asAlice bool) {
 		path := paths[(route%len(paths)+len(paths))%len(paths)]
 		req := httptest.NewRequest("POST", "/instant/"+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
+		var user *instant.User
+		if asAlice {
+			req.AddCookie(aliceCookie)
+			user = &alice
+		}
 		w := httptest.NewRecorder()
 		r.ServeHTTP(w, req)
 		if w.Code >= 500 {
 			t.Fatalf("%s %q: status %d", path, body, w.Code)
 		}
-		var out map[string]any
+		var out struct {
+			Token    string
+			Error    string
+			Channels []struct{ Channel, Token string }
+		}
 		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
 			t.Fatalf("%s %q: answer not JSON: %q", path, body, w.Body)
 		}
-		if path == "subscription_token" && w.Code == http.StatusOK {
+		if w.Code != http.StatusOK {
+			if out.Error == "" || out.Token != "" {
+				t.Fatalf("%s %q: refusal %d %q", path, body, w.Code, w.Body)
+			}
+			return
+		}
+		tokens := map[string]string{}
+		switch path {
+		case "subscription_token":
 			var in struct{ Channel string }
 			_ = json.Unmarshal([]byte(body), &in)
-			if !inst.Allowed(nil, nil, in.Channel) {
-				t.Fatalf("token for %q, which anonymous may not read", in.Channel)
+			tokens[in.Channel] = out.Token
+		case "auth":
+			for _, a := range out.Channels {
+				if a.Token != "" {
+					tokens[a.Channel] = a.Token
+				}
+			}
+		}
+		for ch, tok := range tokens {
+			if !inst.Allowed(nil, user, ch) {
+				t.Fatalf("%s %q: token for %q, which %v may not read", path, body, ch, user)
+			}
+			if c := parseToken(t, tok); c["channel"] != ch {
+				t.Fatalf("token for %q names %v", ch, c["channel"])
 			}
 		}
 	})
@@ -70,24 +105,29 @@ func FuzzValidChannel(f *testing.F) {
 }
 
 // FuzzPattern adds arbitrary patterns and matches arbitrary channels:
-// never a panic, and a "$" channel no rule matches stays denied.
+// never a panic; a refused pattern never decides; an accepted one decides
+// only "$" channels outside the role table, and a "$" channel nothing
+// grants stays denied.
 func FuzzPattern(f *testing.F) {
-	for _, s := range [][2]string{{"$orders:{id}", "$orders:1"}, {"$chat:*", "$chat:x"}, {"$a:{x}:b:{y}", "$a:1:b:2"}, {"{", "x"}, {"$a{b}", "$ab"}} {
+	for _, s := range [][2]string{{"$orders:{id}", "$orders:1"}, {"$chat:*", "$chat:x"}, {"$a:{x}:b:{y}", "$a:1:b:2"}, {"{", "x"}, {"$a{b}", "$ab"}, {"$*", "$site_admin"}} {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, pattern, channel string) {
-		inst, _ := instant.New(instant.Config{TokenSecret: testSecret, PublicChannels: []string{}})
+		inst, _ := instant.New(instant.Config{TokenSecret: testSecret})
 		matched := false
 		err := inst.Authorize(pattern, func(_ *gin.Context, _ *instant.User, p map[string]string) (bool, any) {
 			matched = true
-			return false, nil
+			return true, nil
 		})
-		allowed := inst.Allowed(nil, &alice, channel)
-		if allowed && instant.IsPrivate(channel) && channel != "$site_users" {
-			t.Fatalf("pattern %q (err %v): %q allowed", pattern, err, channel)
-		}
+		allowed := inst.Allowed(nil, nil, channel)
 		if err != nil && matched {
-			t.Fatalf("refused pattern %q still matched", pattern)
+			t.Fatalf("refused pattern %q (%v) decided %q", pattern, err, channel)
+		}
+		if matched && (!instant.IsPrivate(channel) || channel == "$site_admin" || channel == "$site_users") {
+			t.Fatalf("pattern %q decided %q", pattern, channel)
+		}
+		if allowed && instant.IsPrivate(channel) && !matched {
+			t.Fatalf("%q allowed to anonymous with no rule deciding", channel)
 		}
 	})
 }

@@ -21,12 +21,12 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 	pipe := g.c.Pipe()
 	for k, ch := range channels {
 		if err := pipe.AddPublish(ch, payloads[k]); err != nil {
-			return &PublishError{Channels: channels, Err: err}
+			return &PublishError{Op: "publish", Channels: channels, Err: err}
 		}
 	}
 	replies, err := g.c.SendPipe(ctx, pipe)
 	if err != nil {
-		return apiError(channels, err)
+		return apiError("publish", channels, err)
 	}
 	var failed []string
 	var first *gocent.Error
@@ -39,23 +39,23 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 		}
 	}
 	if first != nil {
-		return &PublishError{Channels: failed, Code: first.Code, Message: first.Message, Err: first}
+		return &PublishError{Op: "publish", Channels: failed, Code: first.Code, Message: first.Message, Err: first}
 	}
 	return nil
 }
 
 func (g gocentAPI) unsubscribe(ctx context.Context, channel, user string) error {
-	return apiError([]string{channel}, g.c.Unsubscribe(ctx, channel, user))
+	return apiError("unsubscribe", []string{channel}, g.c.Unsubscribe(ctx, channel, user))
 }
 
 func (g gocentAPI) disconnect(ctx context.Context, user string) error {
-	return apiError(nil, g.c.Disconnect(ctx, user))
+	return apiError("disconnect", nil, g.c.Disconnect(ctx, user))
 }
 
 func (g gocentAPI) history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error) {
 	res, err := g.c.History(ctx, channel, gocent.WithLimit(limit))
 	if err != nil {
-		return nil, apiError([]string{channel}, err)
+		return nil, apiError("history", []string{channel}, err)
 	}
 	out := make([]json.RawMessage, len(res.Publications))
 	for k, p := range res.Publications {
@@ -65,11 +65,11 @@ func (g gocentAPI) history(ctx context.Context, channel string, limit int) ([]js
 }
 
 // apiError wraps an error of gocent's in a *PublishError (nil stays nil).
-func apiError(channels []string, err error) error {
+func apiError(op string, channels []string, err error) error {
 	if err == nil {
 		return nil
 	}
-	pe := &PublishError{Channels: channels, Err: err}
+	pe := &PublishError{Op: op, Channels: channels, Err: err}
 	var status gocent.ErrStatusCode
 	var apiErr *gocent.Error
 	switch {

@@ -106,6 +106,7 @@ type Instant struct {
 	cop      *http.CrossOriginProtection
 	api      apiClient
 	users    userCache
+	proxyKey string
 }
 
 // New checks cfg, fills in defaults and returns a ready Instant. Every
@@ -126,20 +127,20 @@ func New(cfg Config) (*Instant, error) {
 		cfg.APIURL = DefaultAPIURL
 	}
 	if err := checkHTTPURL(cfg.APIURL, "http", "https"); err != nil {
-		bad("APIURL: %v", err)
+		bad("APIURL: %w", err)
 	} else if cfg.WebsocketURL == "" {
 		cfg.WebsocketURL = websocketURLFor(cfg.APIURL)
 	}
 	if cfg.WebsocketURL != "" {
 		if err := checkHTTPURL(cfg.WebsocketURL, "ws", "wss"); err != nil {
-			bad("WebsocketURL: %v", err)
+			bad("WebsocketURL: %w", err)
 		}
 	}
 	if cfg.SiteSlug == "" {
 		cfg.SiteSlug = DefaultSiteSlug
 	}
 	if err := checkSlug(cfg.SiteSlug); err != nil {
-		bad("SiteSlug: %v", err)
+		bad("SiteSlug: %w", err)
 	}
 	if cfg.SiteName == "" {
 		cfg.SiteName = cfg.SiteSlug
@@ -165,13 +166,13 @@ func New(cfg Config) (*Instant, error) {
 
 	table, tableErrs := buildChannelTable(&cfg)
 	for _, err := range tableErrs {
-		bad("%v", err)
+		bad("%w", err)
 	}
 
 	cop := http.NewCrossOriginProtection()
 	for _, o := range cfg.TrustedOrigins {
 		if err := cop.AddTrustedOrigin(o); err != nil {
-			bad("TrustedOrigins: %v", err)
+			bad("TrustedOrigins: %w", err)
 		}
 	}
 	if len(errs) > 0 {
@@ -190,6 +191,7 @@ func New(cfg Config) (*Instant, error) {
 		logger:   cfg.Logger,
 		channels: table,
 		cop:      cop,
+		proxyKey: deriveProxyKey([]byte(cfg.TokenSecret)),
 	}
 	inst.rules.Store(&[]rule{})
 	inst.api = newGocentAPI(cfg.APIURL, cfg.APIKey, cfg.HTTPClient)
@@ -198,7 +200,12 @@ func New(cfg Config) (*Instant, error) {
 
 // Config returns the configuration in force, defaults filled in. The
 // returned value holds secrets: do not log it.
-func (i *Instant) Config() Config { return i.cfg }
+func (i *Instant) Config() Config {
+	if i == nil {
+		return Config{}
+	}
+	return i.cfg
+}
 
 // ConfigFromEnv reads a Config from the environment:
 // CENTRIFUGO_API_URL, CENTRIFUGO_API_KEY, CENTRIFUGO_TOKEN_HMAC_SECRET_KEY,
@@ -246,7 +253,7 @@ func packageDefault() (*Instant, error) {
 func checkHTTPURL(raw string, schemes ...string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("not a URL: %q", raw)
+		return errors.New("not a URL") // the text may hold credentials: not repeated
 	}
 	ok := false
 	for _, s := range schemes {
@@ -256,7 +263,7 @@ func checkHTTPURL(raw string, schemes ...string) error {
 		return fmt.Errorf("scheme must be %s, got %q", strings.Join(schemes, " or "), u.Scheme)
 	}
 	if u.Host == "" {
-		return fmt.Errorf("no host in %q", raw)
+		return fmt.Errorf("no host in %q", u.Redacted())
 	}
 	return nil
 }

@@ -3,8 +3,11 @@ package instant
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/gin-contrib/sessions"
@@ -28,10 +31,12 @@ type stateKey struct{}
 // stateKey, which saves the allocation of a separate context.WithValue.
 type reqState struct {
 	context.Context
-	inst   *Instant // nil when no Instant could be found
-	c      *gin.Context
+	inst *Instant // nil when no Instant could be found
+
+	mu     sync.Mutex   // the user may be asked for from other goroutines
+	c      *gin.Context // nil once the request is over
 	loaded bool
-	user   *User
+	user   *User // shared with the user cache: never handed out, see clone
 	err    error // from LoadUser
 }
 
@@ -41,6 +46,9 @@ type reqState struct {
 // request gets a 500 and one log line saying so. It only annotates; the
 // routes and RequireUser decide.
 func (i *Instant) Session() gin.HandlerFunc {
+	if i == nil {
+		return func(c *gin.Context) { failServer(c, nil, ErrNotInstalled) }
+	}
 	return func(c *gin.Context) { i.session(c) }
 }
 
@@ -62,8 +70,17 @@ func (i *Instant) session(c *gin.Context) {
 		failServer(c, i, ErrNoSession)
 		return
 	}
-	i.install(c)
+	st := i.install(c)
 	c.Next()
+	st.finish()
+}
+
+// finish ends the request: gin reuses c, so a context.Context kept past the
+// request must not reach it. A user not asked for by now stays unknown (nil).
+func (st *reqState) finish() {
+	st.mu.Lock()
+	st.c, st.loaded = nil, true
+	st.mu.Unlock()
 }
 
 // install records the Instant on c (and on c.Request's context) and returns
@@ -108,6 +125,8 @@ func stateOf(c *gin.Context, i *Instant) *reqState {
 
 // load decodes the user once.
 func (st *reqState) load() (*User, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	if st.loaded {
 		return st.user, st.err
 	}
@@ -159,7 +178,8 @@ type userCache struct {
 	m  map[string]*User
 }
 
-// decode returns a copy of the user raw holds (nil when it holds none).
+// decode returns the user raw holds (nil when it holds none), shared with
+// the cache: the caller must not modify it nor hand it out.
 func (uc *userCache) decode(raw string) *User {
 	uc.mu.RLock()
 	u, ok := uc.m[raw]
@@ -173,10 +193,18 @@ func (uc *userCache) decode(raw string) *User {
 		uc.m[raw] = u
 		uc.mu.Unlock()
 	}
+	return u
+}
+
+// clone returns a copy of u that its receiver may change: Groups and the
+// top level of Info are copied too.
+func (u *User) clone() *User {
 	if u == nil {
 		return nil
 	}
 	cp := *u
+	cp.Groups = slices.Clone(u.Groups)
+	cp.Info = maps.Clone(u.Info)
 	return &cp
 }
 
@@ -207,14 +235,13 @@ func Default(c *gin.Context) *Instant {
 
 // CurrentUser returns the logged-in user of c, or nil for an anonymous
 // visitor (or when the user could not be loaded). The User is the
-// request's own copy, but its Groups and Info are shared between requests:
-// do not modify them.
+// caller's own copy (values nested inside Info excepted).
 func CurrentUser(c *gin.Context) *User {
 	if c == nil {
 		return nil
 	}
 	u, _ := stateOf(c, nil).load()
-	return u
+	return u.clone()
 }
 
 // FromContext returns the Instant of the request whose context is ctx
@@ -227,11 +254,13 @@ func FromContext(ctx context.Context) *Instant {
 }
 
 // UserFromContext returns the logged-in user of the request whose context
-// is ctx, or nil. Call it only while the request is being served.
+// is ctx, or nil; a copy, as CurrentUser's. It is safe to call from other
+// goroutines; after the request is over it returns the user only if the
+// request had asked for it.
 func UserFromContext(ctx context.Context) *User {
 	if st := stateFromContext(ctx); st != nil {
 		u, _ := st.load()
-		return u
+		return u.clone()
 	}
 	return nil
 }
@@ -268,14 +297,13 @@ func Login(c *gin.Context, u User) error {
 	}
 	raw, err := json.Marshal(u)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidUser, err)
+		return fmt.Errorf("%w: %w", ErrInvalidUser, err)
 	}
 	s.Set(SessionKey, string(raw))
 	if err := s.Save(); err != nil {
 		return fmt.Errorf("instant: save session: %w", err)
 	}
-	st := stateOf(c, nil)
-	st.loaded, st.user, st.err = true, decodeUser(string(raw)), nil
+	stateOf(c, nil).set(decodeUser(string(raw)))
 	return nil
 }
 
@@ -290,9 +318,15 @@ func Logout(c *gin.Context) error {
 	if err := s.Save(); err != nil {
 		return fmt.Errorf("instant: save session: %w", err)
 	}
-	st := stateOf(c, nil)
-	st.loaded, st.user, st.err = true, nil, nil
+	stateOf(c, nil).set(nil)
 	return nil
+}
+
+// set records the user Login or Logout just wrote.
+func (st *reqState) set(u *User) {
+	st.mu.Lock()
+	st.loaded, st.user, st.err = true, u, nil
+	st.mu.Unlock()
 }
 
 // RequireUser is a middleware that answers 401 to anonymous visitors.
@@ -326,7 +360,8 @@ func abortJSON(c *gin.Context, status int, msg string) {
 	c.AbortWithStatusJSON(status, gin.H{"error": msg})
 }
 
-// failServer answers a server-side fault: a 500 and one log line.
+// failServer answers a server-side fault: a 500 and one log line. The
+// answer names only the sentinel (what is missing); the log has the rest.
 func failServer(c *gin.Context, i *Instant, err error) {
 	logger := defaultLogger()
 	if i != nil {
@@ -337,5 +372,11 @@ func failServer(c *gin.Context, i *Instant, err error) {
 		path = c.Request.URL.Path
 	}
 	logger.Error(err.Error(), "path", path)
-	abortJSON(c, http.StatusInternalServerError, err.Error())
+	msg := "instant: server error"
+	for _, known := range []error{ErrNoSession, ErrNotInstalled, ErrNotConfigured} {
+		if errors.Is(err, known) {
+			msg = known.Error()
+		}
+	}
+	abortJSON(c, http.StatusInternalServerError, msg)
 }

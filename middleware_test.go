@@ -115,7 +115,7 @@ func TestContextAccessors(t *testing.T) {
 	if fromGin != inst || mustGet != inst || fromReq != inst {
 		t.Errorf("Default %p, MustGet %p, FromContext %p; want %p", fromGin, mustGet, fromReq, inst)
 	}
-	if userFromReq == nil || userFromReq.ID != gina.ID || userFromGin != userFromReq {
+	if userFromReq == nil || userFromReq.ID != gina.ID || userFromGin == nil || userFromGin.ID != gina.ID {
 		t.Errorf("UserFromContext: %v %v", userFromReq, userFromGin)
 	}
 	if instant.FromContext(context.Background()) != nil || instant.UserFromContext(context.Background()) != nil {
@@ -174,6 +174,29 @@ func TestNilInstantMethodsReturnErrors(t *testing.T) {
 	if instant.Default(nil) != nil || instant.CurrentUser(nil) != nil {
 		t.Error("nil context gave values")
 	}
+	allow := func(*gin.Context, *instant.User, map[string]string) (bool, any) { return true, nil }
+	if err := inst.Authorize("$a:*", allow); !errors.Is(err, instant.ErrNotInstalled) {
+		t.Errorf("Authorize on nil: %v", err)
+	}
+	if _, err := inst.ConnectionToken(&alice); !errors.Is(err, instant.ErrNotInstalled) {
+		t.Errorf("ConnectionToken on nil: %v", err)
+	}
+	if _, err := inst.SubscriptionToken(&alice, "a", nil); !errors.Is(err, instant.ErrNotInstalled) {
+		t.Errorf("SubscriptionToken on nil: %v", err)
+	}
+	if err := inst.Disconnect(context.Background(), "1"); !errors.Is(err, instant.ErrNotInstalled) {
+		t.Errorf("Disconnect on nil: %v", err)
+	}
+	if err := inst.Unsubscribe(context.Background(), "a", "1"); !errors.Is(err, instant.ErrNotInstalled) {
+		t.Errorf("Unsubscribe on nil: %v", err)
+	}
+	if _, err := inst.History(context.Background(), "a", 1); !errors.Is(err, instant.ErrNotInstalled) {
+		t.Errorf("History on nil: %v", err)
+	}
+	if inst.Allowed(nil, &root, "site_public") || inst.ChannelsFor(&root) != nil || inst.Channels() != nil ||
+		inst.ChannelsAt(instant.LevelPublic) != nil || inst.ProxyKey() != "" || inst.Config().TokenSecret != "" {
+		t.Error("a nil Instant granted or listed something")
+	}
 }
 
 func TestCurrentUserIsTheRequestsOwnCopy(t *testing.T) {
@@ -182,13 +205,52 @@ func TestCurrentUserIsTheRequestsOwnCopy(t *testing.T) {
 	r.GET("/promote", func(c *gin.Context) {
 		u := instant.CurrentUser(c)
 		u.Superuser = true // a handler changing its copy
-		c.JSON(200, gin.H{"allowed": inst.Allowed(c, instant.CurrentUser(c), "$site_admin")})
+		u.Groups[0] = "admins"
+		u.Info["role"] = "root"
+		c.Status(204)
 	})
-	b := newBrowser(t, r).as(&alice)
+	rule := make(chan *instant.User, 1)
+	_ = inst.Authorize("$room:{id}", func(_ *gin.Context, u *instant.User, _ map[string]string) (bool, any) {
+		u.Groups = append(u.Groups[:0], "admins") // a rule changing its copy
+		rule <- u
+		return true, nil
+	})
+	b := newBrowser(t, r).as(&instant.User{ID: "9", Groups: []string{"editors"}, Info: map[string]any{"role": "guest"}})
 	for range 2 {
 		b.get("/promote")
-		if status, _ := b.postJSON("/instant/subscription_token", map[string]any{"channel": "$site_admin"}); status != 403 {
-			t.Fatalf("a changed copy leaked into later requests: %d", status)
+		b.postJSON("/instant/subscription_token", map[string]any{"channel": "$room:1"})
+		<-rule
+		for _, ch := range []string{"$site_admin", "$site_editors"} {
+			status, body := b.postJSON("/instant/subscription_token", map[string]any{"channel": ch})
+			want := map[string]int{"$site_admin": 403, "$site_editors": 200}[ch]
+			if status != want {
+				t.Fatalf("%s after a handler changed its copy: %d, want %d", ch, status, want)
+			}
+			if status == 200 {
+				if info := parseToken(t, body["token"].(string))["info"].(map[string]any); info["role"] != "guest" {
+					t.Fatalf("info changed by a handler: %v", info)
+				}
+			}
 		}
+	}
+}
+
+func TestUserFromContextAfterTheRequest(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	r := newRouter(inst)
+	kept := make(chan context.Context, 2)
+	r.GET("/asked", func(c *gin.Context) { instant.CurrentUser(c); kept <- c.Request.Context() })
+	r.GET("/not-asked", func(c *gin.Context) { kept <- c.Request.Context() })
+	b := newBrowser(t, r).as(&alice)
+	b.get("/asked")
+	if u := instant.UserFromContext(<-kept); u == nil || u.ID != alice.ID {
+		t.Errorf("after a request that asked: %v", u)
+	}
+	b.get("/not-asked")
+	ctx := <-kept
+	newBrowser(t, r).as(&root).get("/asked") // gin reuses its contexts
+	<-kept
+	if u := instant.UserFromContext(ctx); u != nil {
+		t.Errorf("after the request, a kept context found %v", u)
 	}
 }

@@ -1,17 +1,36 @@
 package instant
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
 )
 
-// ProxyKeyHeader carries the shared key on Centrifugo's proxy requests.
+// ProxyKeyHeader carries ProxyKey on Centrifugo's proxy requests.
 // CentrifugoConfig sets it as a static header; the proxy routes refuse a
 // request without it.
 const ProxyKeyHeader = "X-Instant-Proxy-Key"
+
+// ProxyKey is the key Centrifugo's proxy requests must carry in
+// ProxyKeyHeader: an HMAC of the TokenSecret, so that neither the token
+// secret nor the API key travels with them. It is a secret: do not log it.
+func (i *Instant) ProxyKey() string {
+	if i == nil {
+		return ""
+	}
+	return i.proxyKey
+}
+
+func deriveProxyKey(secret []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("instant proxy key v1"))
+	return hex.EncodeToString(m.Sum(nil))
+}
 
 // The proxy routes, relative to the group given to Register.
 const (
@@ -59,7 +78,7 @@ func registerProxy(post func(string, func(*Instant, *gin.Context, []byte))) {
 func (i *Instant) proxyRead(c *gin.Context, body []byte) (proxyRequest, bool) {
 	var req proxyRequest
 	key := c.GetHeader(ProxyKeyHeader)
-	if i.cfg.APIKey == "" || subtle.ConstantTimeCompare([]byte(key), []byte(i.cfg.APIKey)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(key), []byte(i.proxyKey)) != 1 {
 		abortJSON(c, http.StatusForbidden, "instant: proxy request without the proxy key")
 		return req, false
 	}

@@ -5,12 +5,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/centrifugal/centrifuge-go"
-	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
 	"github.com/gin-instant/instant/internal/centrifugotest"
 )
@@ -18,7 +16,7 @@ import (
 func TestProxyRoutesNeedTheKey(t *testing.T) {
 	b := newBrowser(t, newRouter(newInstant(t, testConfig())))
 	for _, route := range []string{"connect", "refresh", "subscribe", "sub_refresh"} {
-		for _, key := range []string{"", "wrong"} {
+		for _, key := range []string{"", "wrong", testAPIKey} {
 			req, _ := http.NewRequest("POST", b.srv.URL+"/instant/proxy/"+route, strings.NewReader(`{"client":"c","user":"","channel":"x"}`))
 			req.Header.Set("Content-Type", "application/json")
 			if key != "" {
@@ -37,7 +35,7 @@ func TestProxySubscribeAnswers(t *testing.T) {
 	ask := func(route, user, channel string) map[string]any {
 		req, _ := http.NewRequest("POST", b.srv.URL+"/instant/proxy/"+route, strings.NewReader(`{"client":"c1","transport":"websocket","protocol":"json","encoding":"json","user":"`+user+`","channel":"`+channel+`"}`))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(instant.ProxyKeyHeader, testAPIKey)
+		req.Header.Set(instant.ProxyKeyHeader, inst.ProxyKey())
 		status, body := b.do(req)
 		if status != 200 {
 			t.Fatalf("%s: status %d %v", route, status, body)
@@ -71,75 +69,115 @@ func TestProxySubscribeAnswers(t *testing.T) {
 // TestLiveProxies connects without tokens: Centrifugo asks the proxy
 // routes, forwarding the session cookie.
 func TestLiveProxies(t *testing.T) {
-	var app http.Handler
-	appSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { app.ServeHTTP(w, r) }))
-	defer appSrv.Close()
-	var inst *instant.Instant
-	srv := centrifugotest.Start(t, func(port int) ([]byte, error) {
-		var err error
-		cfg := testConfig()
-		if inst, err = instant.New(cfg); err != nil {
-			return nil, err
-		}
-		err = inst.Authorize("chat:{room}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
-			return u != nil && p["room"] != "closed", map[string]string{"room": p["room"]}
-		})
-		if err != nil {
-			return nil, err
-		}
-		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error", ProxyURL: appSrv.URL + "/instant"})
-	})
-	app = newRouter(inst)
+	for _, disallow := range []bool{false, true} {
+		lp := startProxied(t, disallow)
+		aliceCookie := newBrowser(t, lp.app).as(&alice).cookieHeader()
+		aliceToken := func() string {
+			_, body := newBrowser(t, lp.app).as(&alice).postJSON("/instant/subscription_token", map[string]any{"channel": "$site_users"})
+			return body["token"].(string)
+		}()
+		anonToken, _ := lp.inst.ConnectionToken(nil)
 
-	try := func(header http.Header, channel string) bool {
-		c := centrifuge.NewJsonClient(srv.WebsocketURL, centrifuge.Config{Header: header})
-		defer c.Close()
-		connected := make(chan struct{})
-		var once sync.Once
-		c.OnConnected(func(centrifuge.ConnectedEvent) { once.Do(func() { close(connected) }) })
-		if err := c.Connect(); err != nil {
-			t.Fatal(err)
+		// alice, identified by her cookie through the connect proxy: her
+		// subscription token for $site_users (sub "1") matches the user
+		// the proxy gave the connection, and the subscribe proxy lets her
+		// read the public channel.
+		c := lp.dial(aliceCookie, "")
+		if c == nil {
+			t.Fatalf("disallow=%v: alice could not connect through the proxy", disallow)
 		}
-		select {
-		case <-connected:
-		case <-time.After(10 * time.Second):
-			t.Fatal("no connection through the connect proxy")
+		if !lp.subscribe(c, "$site_users", aliceToken) {
+			t.Errorf("disallow=%v: the connect proxy did not make the connection alice's", disallow)
 		}
-		sub, _ := c.NewSubscription(channel)
-		result := make(chan bool, 2)
-		sub.OnSubscribed(func(centrifuge.SubscribedEvent) { result <- true })
-		sub.OnError(func(e centrifuge.SubscriptionErrorEvent) {
-			var se centrifuge.SubscriptionSubscribeError
-			if errors.As(e.Error, &se) {
-				result <- false
-			}
-		})
-		sub.OnUnsubscribed(func(centrifuge.UnsubscribedEvent) { result <- false })
-		_ = sub.Subscribe()
-		select {
-		case ok := <-result:
-			return ok
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no answer for %s", channel)
-			return false
+		if !lp.subscribe(c, "site_public", "") {
+			t.Errorf("disallow=%v: alice refused site_public by the subscribe proxy", disallow)
+		}
+
+		// An anonymous connection (token with empty sub) carrying alice's
+		// cookie: the session is not the connection's user, so the
+		// subscribe proxy refuses.
+		if c := lp.dial(aliceCookie, anonToken.Token); c != nil && lp.subscribe(c, "site_public", "") {
+			t.Errorf("disallow=%v: a connection that is not alice's read through her cookie", disallow)
+		}
+
+		// Anonymous without a token: connected (and reading public
+		// channels) unless anonymous visitors are refused.
+		c = lp.dial(nil, "")
+		if disallow && c != nil {
+			t.Error("DisallowAnonymous: the connect proxy let an anonymous visitor in")
+		}
+		if !disallow && (c == nil || !lp.subscribe(c, "site_public", "")) {
+			t.Error("anonymous visitor could not read site_public through the proxies")
 		}
 	}
-	aliceHdr := newBrowser(t, app).as(&alice).cookieHeader()
-	cases := []struct {
-		who     string
-		header  http.Header
-		channel string
-		want    bool
-	}{
-		{"alice", aliceHdr, "chat:lobby", true},
-		{"alice", aliceHdr, "chat:closed", false},
-		{"alice", aliceHdr, "site_public", true},
-		{"anonymous", nil, "chat:lobby", false},
-		{"anonymous", nil, "site_public", true},
-	}
-	for _, tc := range cases {
-		if got := try(tc.header, tc.channel); got != tc.want {
-			t.Errorf("%s subscribing to %s through the proxy: %v, want %v", tc.who, tc.channel, got, tc.want)
+}
+
+type proxied struct {
+	t    *testing.T
+	srv  *centrifugotest.Server
+	inst *instant.Instant
+	app  http.Handler
+}
+
+func startProxied(t *testing.T, disallowAnonymous bool) *proxied {
+	p := &proxied{t: t}
+	appSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.app.ServeHTTP(w, r) }))
+	t.Cleanup(appSrv.Close)
+	p.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cfg := testConfig()
+		cfg.DisallowAnonymous = disallowAnonymous
+		var err error
+		if p.inst, err = instant.New(cfg); err != nil {
+			return nil, err
 		}
+		return p.inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error", ProxyURL: appSrv.URL + "/instant"})
+	})
+	p.app = newRouter(p.inst)
+	return p
+}
+
+// dial connects with the given headers and token; nil when refused.
+func (p *proxied) dial(header http.Header, token string) *centrifuge.Client {
+	c := centrifuge.NewJsonClient(p.srv.WebsocketURL, centrifuge.Config{Header: header, Token: token})
+	p.t.Cleanup(c.Close)
+	result := make(chan bool, 2)
+	c.OnConnected(func(centrifuge.ConnectedEvent) { result <- true })
+	c.OnDisconnected(func(centrifuge.DisconnectedEvent) { result <- false })
+	if err := c.Connect(); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case ok := <-result:
+		if ok {
+			return c
+		}
+	case <-time.After(10 * time.Second):
+		p.t.Fatal("no answer to connect")
+	}
+	return nil
+}
+
+// subscribe reports whether Centrifugo let c subscribe to channel.
+func (p *proxied) subscribe(c *centrifuge.Client, channel, token string) bool {
+	sub, err := c.NewSubscription(channel, centrifuge.SubscriptionConfig{Token: token})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	result := make(chan bool, 2)
+	sub.OnSubscribed(func(centrifuge.SubscribedEvent) { result <- true })
+	sub.OnError(func(e centrifuge.SubscriptionErrorEvent) {
+		var se centrifuge.SubscriptionSubscribeError
+		if errors.As(e.Error, &se) {
+			result <- false
+		}
+	})
+	sub.OnUnsubscribed(func(centrifuge.UnsubscribedEvent) { result <- false })
+	_ = sub.Subscribe()
+	select {
+	case ok := <-result:
+		return ok
+	case <-time.After(10 * time.Second):
+		p.t.Fatalf("no answer subscribing to %s", channel)
+		return false
 	}
 }

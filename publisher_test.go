@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/centrifugal/gocent/v3"
 	"github.com/gin-instant/instant"
 )
 
@@ -194,28 +193,6 @@ func TestBroadcastRefusesBadEvents(t *testing.T) {
 	}
 	if len(f.requests) != 0 {
 		t.Errorf("%d requests sent for bad events", len(f.requests))
-	}
-}
-
-func TestBroadcastAPIErrors(t *testing.T) {
-	inst, f := fakeInstant(t)
-	f.reply = func(w http.ResponseWriter, n int) { w.WriteHeader(http.StatusUnauthorized) }
-	err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
-	var status gocent.ErrStatusCode
-	var pe *instant.PublishError
-	if !errors.Is(err, instant.ErrAPIKey) || !errors.As(err, &status) || status.Code != 401 || !errors.As(err, &pe) || pe.StatusCode != 401 {
-		t.Errorf("401: %v", err)
-	}
-	f.reply = func(w http.ResponseWriter, n int) {
-		w.Write([]byte(`{"result":{}}` + "\n" + `{"error":{"code":102,"message":"unknown channel"}}` + "\n"))
-	}
-	err = inst.Broadcast(context.Background(), instant.Event{Channels: []string{"a", "b:c"}})
-	var apiErr *gocent.Error
-	if !errors.As(err, &pe) || pe.Code != 102 || len(pe.Channels) != 1 || pe.Channels[0] != "b:c" || !errors.As(err, &apiErr) {
-		t.Errorf("API error: %v", err)
-	}
-	if errors.Is(err, instant.ErrAPIKey) {
-		t.Error("API error taken for a key refusal")
 	}
 }
 

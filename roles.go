@@ -258,11 +258,24 @@ type patternPart struct {
 // Authorize adds a custom rule: a channel matching pattern is granted when
 // fn allows it. In a pattern, {name} matches one or more characters other
 // than ':', '#', ',' and '/', and a final * matches the rest of the name
-// (params["*"]), e.g. "$orders:{id}" or "$chat:*". Rules are tried in the
-// order added, after the role channels; the first whose pattern matches
-// decides. A "$" channel that neither a role nor a rule grants is denied.
-// Authorize is safe to call while requests are served.
+// (params["*"]), e.g. "$orders:{id}" or "$chat:*".
+//
+// A pattern must start with "$": Centrifugo lets anyone read a channel
+// without "$" with no token at all, so a rule there would protect nothing.
+// Rules never change the configured role channels: a channel listed in
+// Config is decided by its level alone. For other channels, rules are tried
+// in the order added and the first whose pattern matches decides; a "$"
+// channel that no rule grants is denied. A rule that panics denies (and the
+// panic is logged). Add rules before calling CentrifugoConfig, which
+// declares their namespaces. Authorize is safe to call while requests are
+// served.
 func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
+	if i == nil {
+		return ErrNotInstalled
+	}
+	if !IsPrivate(pattern) {
+		return fmt.Errorf("%w: %q: a rule must cover \"$\" channels; Centrifugo lets anyone read the others without a token", ErrInvalidPattern, pattern)
+	}
 	if fn == nil {
 		return fmt.Errorf("%w: %q: nil AuthorizeFunc", ErrInvalidPattern, pattern)
 	}
@@ -373,26 +386,36 @@ func (r *rule) match(channel string) (map[string]string, bool) {
 // decision is the one place that says whether user may read channel; every
 // route and proxy asks it. info is the presence info for the token.
 func (i *Instant) decide(c *gin.Context, user *User, channel string) (allow bool, info any) {
-	g, known := i.channels.byName[channel]
-	if known && g.allows(user) {
+	if g, known := i.channels.byName[channel]; known {
+		return g.allows(user), nil
+	}
+	if !IsPrivate(channel) {
 		return true, nil
 	}
 	for _, r := range *i.rules.Load() {
 		if params, ok := r.match(channel); ok {
-			return r.fn(c, user, params)
+			return i.runRule(&r, c, user, params)
 		}
 	}
-	if known {
-		return false, nil
-	}
-	return !IsPrivate(channel), nil
+	return false, nil
+}
+
+// runRule calls a rule's function; a panic in it denies.
+func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string]string) (allow bool, info any) {
+	defer func() {
+		if p := recover(); p != nil {
+			i.logger.Error("instant: Authorize rule panicked; denied", "pattern", r.pattern, "panic", fmt.Sprint(p))
+			allow, info = false, nil
+		}
+	}()
+	return r.fn(c, user.clone(), params)
 }
 
 // Allowed reports whether user (nil for anonymous) may read channel, by the
 // same decision the routes use. c is handed to custom rules; it may be nil
 // when no rule needs it.
 func (i *Instant) Allowed(c *gin.Context, user *User, channel string) bool {
-	if ValidChannel(channel) != nil || (user == nil && i.cfg.DisallowAnonymous) {
+	if i == nil || ValidChannel(channel) != nil || (user == nil && i.cfg.DisallowAnonymous) {
 		return false
 	}
 	ok, _ := i.decide(c, user, channel)
@@ -403,6 +426,9 @@ func (i *Instant) Allowed(c *gin.Context, user *User, channel string) bool {
 // read, widest level first. Channels granted only by custom rules are not
 // listed: their names are not known in advance.
 func (i *Instant) ChannelsFor(user *User) []Channel {
+	if i == nil {
+		return nil
+	}
 	if user == nil && i.cfg.DisallowAnonymous {
 		return []Channel{}
 	}
@@ -441,6 +467,9 @@ func (i *Instant) ChannelsFor(user *User) []Channel {
 // ChannelsFor: public, users, groups (by group name), staff, superuser. A
 // channel shared by several groups is listed once, under the first.
 func (i *Instant) Channels() []Channel {
+	if i == nil {
+		return nil
+	}
 	t := &i.channels
 	var out []Channel
 	for l := LevelPublic; l <= LevelSuperuser; l++ {
@@ -463,7 +492,7 @@ func (i *Instant) Channels() []Channel {
 
 // ChannelsAt lists the configured channels of one level.
 func (i *Instant) ChannelsAt(level Level) []string {
-	if level < 0 || level > LevelSuperuser {
+	if i == nil || level < 0 || level > LevelSuperuser {
 		return nil
 	}
 	return slices.Clone(i.channels.byLevel[level])

@@ -219,3 +219,36 @@ func TestChannelsListsEveryLevel(t *testing.T) {
 		t.Errorf("Channels() = %s\nwant %s", strings.Join(got, " "), want)
 	}
 }
+
+func TestRulesCannotWidenRoleChannels(t *testing.T) {
+	cfg := testConfig()
+	cfg.StaffChannels = []string{"$chat:staff"}
+	inst := newInstant(t, cfg)
+	anyone := func(*gin.Context, *instant.User, map[string]string) (bool, any) { return true, nil }
+	for _, p := range []string{"$chat:*", "$*", "${x}"} {
+		if err := inst.Authorize(p, anyone); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ch := range []string{"$chat:staff", "$site_admin", "$site_users"} {
+		if inst.Allowed(nil, nil, ch) {
+			t.Errorf("a rule granted the role channel %s to anonymous", ch)
+		}
+	}
+	if inst.Allowed(nil, &alice, "$chat:staff") || !inst.Allowed(nil, &sam, "$chat:staff") {
+		t.Error("$chat:staff not decided by the staff level")
+	}
+	if !inst.Allowed(nil, nil, "$chat:lobby") {
+		t.Error("the rule did not grant an unconfigured channel")
+	}
+}
+
+func TestAuthorizeRefusesPublicPatterns(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	anyone := func(*gin.Context, *instant.User, map[string]string) (bool, any) { return false, nil }
+	for _, p := range []string{"chat:{room}", "*", "secret_{id}"} {
+		if err := inst.Authorize(p, anyone); !errors.Is(err, instant.ErrInvalidPattern) {
+			t.Errorf("Authorize(%q) = %v: a rule on a public channel protects nothing", p, err)
+		}
+	}
+}

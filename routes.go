@@ -46,7 +46,12 @@ type resolver func() (*Instant, error)
 // of at most 64 KiB and refuse cross-origin requests (see TrustedOrigins).
 // Every client fault gets a 4xx answer {"error": "..."}.
 func (i *Instant) Register(g *gin.RouterGroup) {
-	register(g, func() (*Instant, error) { return i, nil })
+	register(g, func() (*Instant, error) {
+		if i == nil {
+			return nil, ErrNotInstalled
+		}
+		return i, nil
+	})
 }
 
 // Register mounts the routes bound to the package default Instant (see
@@ -73,33 +78,40 @@ func register(g *gin.RouterGroup, resolve resolver) {
 	post(RouteConnectionToken, (*Instant).connectionTokenRoute)
 	post(RouteSubscriptionToken, (*Instant).subscriptionTokenRoute)
 	post(RouteAuth, (*Instant).authRoute)
-	g.GET(RouteChannels, func(c *gin.Context) {
+	channels := func(c *gin.Context) {
 		i, err := resolve()
 		if err != nil {
 			failServer(c, nil, err)
 			return
 		}
 		i.channelsRoute(c)
-	})
+	}
+	g.GET(RouteChannels, channels)
+	g.HEAD(RouteChannels, channels)
 	notAllowed(g, RouteChannels, "GET")
 	registerProxy(post)
 }
 
-var otherMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+var allMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions, http.MethodTrace, http.MethodConnect,
+}
 
-// notAllowed answers 405 to the methods of path other than allowed.
+// notAllowed answers 405 to the methods of path other than allowed (and
+// HEAD, for a GET route).
 func notAllowed(g *gin.RouterGroup, path, allowed string) {
-	for _, m := range otherMethods {
+	allow := allowed
+	if allowed == http.MethodGet {
+		allow = "GET, HEAD"
+	}
+	for _, m := range allMethods {
 		if m == allowed || (allowed == http.MethodGet && m == http.MethodHead) {
 			continue
 		}
 		g.Handle(m, path, func(c *gin.Context) {
-			c.Header("Allow", allowed)
+			c.Header("Allow", allow)
 			abortJSON(c, http.StatusMethodNotAllowed, "instant: method not allowed, use "+allowed)
 		})
-	}
-	if allowed == http.MethodGet {
-		g.HEAD(path, func(c *gin.Context) { c.Header("Allow", "GET"); c.Status(http.StatusMethodNotAllowed) })
 	}
 }
 
@@ -112,11 +124,7 @@ func (i *Instant) readPost(c *gin.Context) ([]byte, bool) {
 		abortJSON(c, http.StatusForbidden, "instant: cross-origin request refused")
 		return nil, false
 	}
-	ct := r.Header.Get("Content-Type")
-	if ct == "" && r.ContentLength == 0 {
-		return nil, true // an empty body: the same as {}
-	}
-	if !isJSONType(ct) {
+	if !isJSONType(r.Header.Get("Content-Type")) {
 		abortJSON(c, http.StatusUnsupportedMediaType, "instant: content type must be application/json")
 		return nil, false
 	}
@@ -148,8 +156,8 @@ func isJSONType(ct string) bool {
 	return strings.EqualFold(strings.TrimSpace(ct), "application/json")
 }
 
-// decodeBody decodes a JSON object; an empty body decodes as {}. On failure
-// it has answered 400.
+// decodeBody decodes a JSON object; an empty body decodes as {} (the
+// routes then ask for what is missing). On failure it has answered 400.
 func decodeBody(c *gin.Context, body []byte, v any) bool {
 	if len(body) == 0 {
 		return true

@@ -143,9 +143,15 @@ func TestSubscriptionTokenRoute(t *testing.T) {
 
 func TestSubscriptionTokenCarriesRuleInfo(t *testing.T) {
 	inst := newInstant(t, testConfig())
-	_ = inst.Authorize("$room:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
-		return u != nil, map[string]string{"room": p["id"], "as": u.Username}
+	err := inst.Authorize("$room:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
+		if u == nil {
+			return false, nil
+		}
+		return true, map[string]string{"room": p["id"], "as": u.Username}
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, body := newBrowser(t, newRouter(inst)).as(&alice).postJSON("/instant/subscription_token", map[string]any{"channel": "$room:7"})
 	c := parseToken(t, body["token"].(string))
 	info, _ := c["info"].(map[string]any)
@@ -298,8 +304,51 @@ func TestTrustedOriginAccepted(t *testing.T) {
 
 func TestEmptyBodyIsEmptyObject(t *testing.T) {
 	b := newBrowser(t, newRouter(newInstant(t, testConfig())))
-	if status, body := b.post("/instant/connection_token", "", nil); status != 200 || body["token"] == nil {
-		t.Errorf("empty body: %d %v", status, body)
+	if status, body := b.post("/instant/connection_token", "application/json", nil); status != 200 || body["token"] == nil {
+		t.Errorf("empty JSON body: %d %v", status, body)
+	}
+	if status, body := b.post("/instant/connection_token", "", nil); status != 415 || body["token"] != nil {
+		t.Errorf("empty body without a content type: %d %v", status, body)
+	}
+}
+
+func TestMethodsAndHead(t *testing.T) {
+	b := newBrowser(t, newRouter(newInstant(t, testConfig())))
+	for _, m := range []string{"OPTIONS", "TRACE", "DELETE", "PATCH"} {
+		req, _ := http.NewRequest(m, b.srv.URL+"/instant/subscription_token", nil)
+		status, body := b.do(req)
+		if status != 405 || body["error"] == nil {
+			t.Errorf("%s: %d %v", m, status, body)
+		}
+	}
+	req, _ := http.NewRequest("HEAD", b.srv.URL+"/instant/channels", nil)
+	if status, _ := b.do(req); status != 200 {
+		t.Errorf("HEAD channels: %d", status)
+	}
+}
+
+func TestNilInstantRoutesAnswer500(t *testing.T) {
+	var inst *instant.Instant
+	r := gin.New()
+	r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
+	r.Use(inst.Session())
+	inst.Register(r.Group("/instant"))
+	r.GET("/", func(c *gin.Context) { c.Status(204) })
+	for _, path := range []string{"/", "/instant/channels"} {
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		if w.Code != 500 || !strings.Contains(w.Body.String(), "not installed") {
+			t.Errorf("%s: %d %s", path, w.Code, w.Body)
+		}
+	}
+	r = gin.New()
+	inst.Register(r.Group("/instant"))
+	w := httptest.NewRecorder()
+	req := httptest.NewRequest("POST", "/instant/connection_token", strings.NewReader("{}"))
+	req.Header.Set("Content-Type", "application/json")
+	r.ServeHTTP(w, req)
+	if w.Code != 500 || !strings.Contains(w.Body.String(), "not installed") {
+		t.Errorf("POST on a nil Instant's route: %d %s", w.Code, w.Body)
 	}
 }
 
@@ -348,7 +397,15 @@ func TestTamperedCookieIsAnonymous(t *testing.T) {
 }
 
 func TestUndecodableSessionUserIsAnonymous(t *testing.T) {
-	inst := newInstant(t, testConfig())
+	logger, logs := newLogger()
+	cfg := testConfig()
+	cfg.Logger = logger
+	inst := newInstant(t, cfg)
+	defer func() {
+		if errs := logs.errors(); len(errs) > 0 {
+			t.Errorf("an undecodable session user was logged as a fault: %v", errs)
+		}
+	}()
 	for name, value := range map[string]any{
 		"not JSON":      "{not json",
 		"wrong type":    42,
@@ -441,5 +498,25 @@ func TestPackageLevelRegister(t *testing.T) {
 	b := newBrowser(t, r)
 	if status, body := b.postJSON("/instant/connection_token", map[string]any{}); status != 200 {
 		t.Errorf("connection_token %d %v", status, body)
+	}
+}
+
+func TestPanickingRuleDenies(t *testing.T) {
+	logger, logs := newLogger()
+	cfg := testConfig()
+	cfg.Logger = logger
+	inst := newInstant(t, cfg)
+	_ = inst.Authorize("$room:{id}", func(_ *gin.Context, u *instant.User, _ map[string]string) (bool, any) {
+		return u.Username != "", nil // panics for anonymous visitors
+	})
+	b := newBrowser(t, newRouter(inst))
+	if status, body := b.postJSON("/instant/subscription_token", map[string]any{"channel": "$room:1"}); status != 403 || body["token"] != nil {
+		t.Errorf("anonymous on a panicking rule: %d %v", status, body)
+	}
+	if !strings.Contains(logs.all(), "panicked") {
+		t.Errorf("the panic was not logged: %q", logs.all())
+	}
+	if status, _ := b.as(&alice).postJSON("/instant/subscription_token", map[string]any{"channel": "$room:1"}); status != 200 {
+		t.Errorf("the rule stopped working after a panic: %d", status)
 	}
 }

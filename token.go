@@ -71,6 +71,9 @@ func (i *Instant) sign(sub, channel string, info any, ttl time.Duration, now tim
 // ConnectionToken signs a Centrifugo connection token for user (nil for an
 // anonymous connection, with an empty "sub"), valid for ConnectionTokenTTL.
 func (i *Instant) ConnectionToken(user *User) (Token, error) {
+	if i == nil {
+		return Token{}, ErrNotInstalled
+	}
 	sub, info := userClaims(user)
 	return i.sign(sub, "", info, i.cfg.ConnectionTokenTTL, time.Now())
 }
@@ -79,6 +82,9 @@ func (i *Instant) ConnectionToken(user *User) (Token, error) {
 // SubscriptionTokenTTL. It does not check that user may read channel: the
 // routes ask the rules first; code that calls it directly must too.
 func (i *Instant) SubscriptionToken(user *User, channel string, info any) (Token, error) {
+	if i == nil {
+		return Token{}, ErrNotInstalled
+	}
 	sub, userInfo := userClaims(user)
 	if info == nil {
 		info = userInfo

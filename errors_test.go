@@ -1,0 +1,50 @@
+package instant_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/centrifugal/gocent/v3"
+	"github.com/gin-instant/instant"
+)
+
+func TestPublishErrorText(t *testing.T) {
+	cause := errors.New("connection refused")
+	cases := []struct {
+		err  *instant.PublishError
+		want string
+	}{
+		{&instant.PublishError{Op: "publish", Channels: []string{"a", "$b"}, Err: cause}, "instant: publish a,$b: connection refused"},
+		{&instant.PublishError{Op: "publish", Channels: []string{"a"}, StatusCode: 401, Err: gocent.ErrStatusCode{Code: 401}}, "instant: publish a: http status 401"},
+		{&instant.PublishError{Op: "history", Channels: []string{"a"}, Code: 108, Message: "not available", Err: &gocent.Error{Code: 108}}, "instant: history a: centrifugo error 108 not available"},
+		{&instant.PublishError{Op: "disconnect", Err: cause}, "instant: disconnect: connection refused"},
+	}
+	for _, c := range cases {
+		if got := c.err.Error(); got != c.want {
+			t.Errorf("Error() = %q, want %q", got, c.want)
+		}
+	}
+	wrapped := fmt.Errorf("saving order: %w", cases[0].err)
+	if !errors.Is(wrapped, cause) {
+		t.Error("cause lost through Unwrap")
+	}
+	if errors.Is(wrapped, instant.ErrAPIKey) || !errors.Is(cases[1].err, instant.ErrAPIKey) {
+		t.Error("ErrAPIKey matches the wrong errors")
+	}
+}
+
+func TestConfigErrorsKeepTheirCauses(t *testing.T) {
+	_, err := instant.New(instant.Config{TokenSecret: testSecret, StaffChannels: []string{"bad name"}})
+	if !errors.Is(err, instant.ErrConfig) || !errors.Is(err, instant.ErrInvalidChannel) {
+		t.Errorf("bad channel in config: %v", err)
+	}
+	_, err = instant.New(instant.Config{TokenSecret: testSecret, APIURL: "http://user:pa55@/api"})
+	if err == nil || errors.Is(err, instant.ErrInvalidChannel) {
+		t.Fatalf("APIURL without host: %v", err)
+	}
+	if s := err.Error(); strings.Contains(s, "pa55") {
+		t.Errorf("error shows the URL's password: %s", s)
+	}
+}
