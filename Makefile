@@ -21,8 +21,9 @@ centrifugo:
 
 ## npm: install the browser client (centrifuge-js) for the example site.
 npm:
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: install Node.js and npm (Debian: apt-get install nodejs npm)"; exit 1; }
 	@cd example_app && if [ ! -f node_modules/centrifuge/dist/centrifuge.js ]; then \
-		npm install --no-audit --no-fund --loglevel=error; fi
+		npm ci --no-audit --no-fund --loglevel=error; fi
 
 demo: centrifugo npm
 	cd example_app && $(GO) run .
