@@ -66,6 +66,8 @@ type liveClient struct {
 	subs map[string]*centrifuge.Subscription
 	// refusal is the code of Centrifugo's last subscribe error.
 	refusal uint32
+	// calls counts the token requests, by route.
+	calls map[string]int
 }
 
 func (ls *liveSetup) connect(t *testing.T, u *instant.User) *liveClient {
@@ -92,6 +94,12 @@ func (ls *liveSetup) connect(t *testing.T, u *instant.User) *liveClient {
 }
 
 func (lc *liveClient) token(path string, body any) (string, error) {
+	lc.mu.Lock()
+	if lc.calls == nil {
+		lc.calls = map[string]int{}
+	}
+	lc.calls[path]++
+	lc.mu.Unlock()
 	status, resp := lc.b.postJSON(path, body)
 	if status == http.StatusForbidden || status == http.StatusUnauthorized {
 		return "", centrifuge.ErrUnauthorized
@@ -383,4 +391,38 @@ func TestLiveHistoryUnsubscribeDisconnect(t *testing.T) {
 	if err := ls.inst.Disconnect(ctx, ""); !errors.Is(err, instant.ErrInvalidUser) {
 		t.Errorf("Disconnect of no one: %v", err)
 	}
+}
+
+// TestLiveTokensRefresh uses tokens that expire in two seconds: the client
+// asks the routes again, keeps its connection and its subscription, and
+// still receives private events.
+func TestLiveTokensRefresh(t *testing.T) {
+	ls := startLive(t, instant.CentrifugoOptions{})
+	cfg := ls.inst.Config()
+	cfg.ConnectionTokenTTL, cfg.SubscriptionTokenTTL = 2*time.Second, 2*time.Second
+	short := &liveSetup{srv: ls.srv, inst: newInstant(t, cfg)}
+	short.app = newRouter(short.inst)
+
+	lc := short.connect(t, &alice)
+	if !lc.subscribe("$site_users", true, "") {
+		t.Fatal("could not subscribe")
+	}
+	disconnected := make(chan struct{}, 1)
+	lc.c.OnDisconnected(func(centrifuge.DisconnectedEvent) { disconnected <- struct{}{} })
+	time.Sleep(5 * time.Second) // two and more lifetimes of each token
+	lc.mu.Lock()
+	conn, sub := lc.calls["/instant/connection_token"], lc.calls["/instant/subscription_token"]
+	lc.mu.Unlock()
+	if conn < 2 || sub < 2 {
+		t.Errorf("token requests: %d connection, %d subscription; want refreshes of both", conn, sub)
+	}
+	select {
+	case <-disconnected:
+		t.Error("the client was disconnected while refreshing")
+	default:
+	}
+	if err := short.inst.Broadcast(context.Background(), instant.Event{Channel: "$site_users", Message: "after refresh"}); err != nil {
+		t.Fatal(err)
+	}
+	lc.waitFor("after refresh")
 }
