@@ -71,8 +71,8 @@ func (i *Instant) session(c *gin.Context) {
 		return
 	}
 	st := i.install(c)
+	defer st.finish()
 	c.Next()
-	st.finish()
 }
 
 // finish ends the request: gin reuses c, so a context.Context kept past the
@@ -131,11 +131,17 @@ func (st *reqState) load() (*User, error) {
 		return st.user, st.err
 	}
 	st.loaded = true
-	if st.inst != nil && st.inst.cfg.LoadUser != nil {
-		st.user, st.err = st.inst.cfg.LoadUser(st.c)
-		if st.err != nil {
-			st.user = nil
+	if st.inst != nil && st.inst.cfg.LoadUser != nil && st.c != nil {
+		// LoadUser is the app's code: call it unlocked, so that it may ask
+		// for the current user itself (it then sees none yet).
+		c := st.c
+		st.mu.Unlock()
+		u, err := st.inst.cfg.LoadUser(c)
+		st.mu.Lock()
+		if err != nil {
+			u = nil
 		}
+		st.user, st.err = u, err
 		return st.user, st.err
 	}
 	s, ok := sessionOf(st.c)
@@ -209,6 +215,9 @@ func (u *User) clone() *User {
 }
 
 func sessionOf(c *gin.Context) (sessions.Session, bool) {
+	if c == nil {
+		return nil, false
+	}
 	v, ok := c.Get(sessions.DefaultKey)
 	if !ok {
 		return nil, false

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gin-contrib/sessions"
 	"github.com/gin-contrib/sessions/cookie"
@@ -518,5 +519,28 @@ func TestPanickingRuleDenies(t *testing.T) {
 	}
 	if status, _ := b.as(&alice).postJSON("/instant/subscription_token", map[string]any{"channel": "$room:1"}); status != 200 {
 		t.Errorf("the rule stopped working after a panic: %d", status)
+	}
+}
+
+func TestLoadUserMayAskForTheCurrentUser(t *testing.T) {
+	cfg := testConfig()
+	cfg.LoadUser = func(c *gin.Context) (*instant.User, error) {
+		if instant.CurrentUser(c) != nil { // re-entrant: sees no user yet
+			return nil, fmt.Errorf("a user before LoadUser returned")
+		}
+		return &instant.User{ID: "5"}, nil
+	}
+	done := make(chan int, 1)
+	go func() {
+		status, _ := newBrowser(t, newRouter(newInstant(t, cfg))).postJSON("/instant/connection_token", map[string]any{})
+		done <- status
+	}()
+	select {
+	case status := <-done:
+		if status != 200 {
+			t.Errorf("status %d", status)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("LoadUser asking for the current user deadlocked")
 	}
 }
