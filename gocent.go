@@ -48,8 +48,13 @@ func (g gocentAPI) unsubscribe(ctx context.Context, channel, user string) error 
 	return apiError("unsubscribe", []string{channel}, g.c.Unsubscribe(ctx, channel, user))
 }
 
+// reconnectDisconnect is in the range Centrifugo clients reconnect after
+// (4000-4499): they ask the routes for a new token, so they come back as
+// whoever the session holds now.
+var reconnectDisconnect = &gocent.Disconnect{Code: 4001, Reason: "session changed", Reconnect: true}
+
 func (g gocentAPI) disconnect(ctx context.Context, user string) error {
-	return apiError("disconnect", nil, g.c.Disconnect(ctx, user))
+	return apiError("disconnect", nil, g.c.Disconnect(ctx, user, gocent.WithDisconnect(reconnectDisconnect)))
 }
 
 func (g gocentAPI) history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error) {

@@ -372,21 +372,30 @@ func TestLiveHistoryUnsubscribeDisconnect(t *testing.T) {
 		t.Fatal("Unsubscribe did not reach the client")
 	}
 
-	dropped := make(chan struct{}, 1)
-	lc.c.OnDisconnected(func(centrifuge.DisconnectedEvent) { dropped <- struct{}{} })
-	lc.c.OnConnecting(func(centrifuge.ConnectingEvent) {
+	dropped := make(chan uint32, 1)
+	back := make(chan struct{}, 1)
+	lc.c.OnConnecting(func(e centrifuge.ConnectingEvent) {
 		select {
-		case dropped <- struct{}{}:
+		case dropped <- e.Code:
 		default:
 		}
 	})
+	lc.c.OnConnected(func(centrifuge.ConnectedEvent) { back <- struct{}{} })
 	if err := ls.inst.Disconnect(ctx, alice.ID); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-dropped:
+	case code := <-dropped:
+		if code != 4001 {
+			t.Errorf("disconnect code %d, want 4001", code)
+		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Disconnect did not reach the client")
+	}
+	select {
+	case <-back:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client did not reconnect after Disconnect")
 	}
 	if err := ls.inst.Disconnect(ctx, ""); !errors.Is(err, instant.ErrInvalidUser) {
 		t.Errorf("Disconnect of no one: %v", err)

@@ -167,8 +167,9 @@ func (i *Instant) Unsubscribe(ctx context.Context, channel, userID string) error
 }
 
 // Disconnect closes every connection of the user with this ID, for
-// instance on logout or when a role changes; clients reconnect with a new
-// token.
+// instance on logout or when a role changes. The clients are told to
+// reconnect (code 4001): they ask the routes for new tokens, so they come
+// back as whoever their session holds now (anonymous after a logout).
 func (i *Instant) Disconnect(ctx context.Context, userID string) error {
 	if i == nil {
 		return ErrNotInstalled

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -59,16 +61,32 @@ type broadcastForm struct {
 
 // readBroadcastForm reads a form post, or a JSON body
 // {"message","target","event_class","data"} whose data is any JSON value.
+// Its error is a *formError whose message may be shown as it is: it says
+// what is wrong with the request in words, never in Go's types.
 func readBroadcastForm(c *gin.Context) (broadcastForm, error) {
 	if c.ContentType() == "application/json" {
+		raw, err := io.ReadAll(c.Request.Body)
+		if err != nil {
+			return broadcastForm{}, bodyReadError(err, "The body could not be read.")
+		}
 		var body struct {
 			Message    string          `json:"message"`
 			Target     string          `json:"target"`
 			EventClass string          `json:"event_class"`
 			Data       json.RawMessage `json:"data"`
 		}
-		if err := json.NewDecoder(c.Request.Body).Decode(&body); err != nil {
-			return broadcastForm{}, err
+		if !json.Valid(raw) {
+			return broadcastForm{}, &formError{msg: "The body could not be read: it is not valid JSON."}
+		}
+		if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+			return broadcastForm{}, &formError{msg: "The body must be a JSON object."}
+		}
+		if err := json.Unmarshal(raw, &body); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) && te.Field != "" {
+				return broadcastForm{}, &formError{msg: fmt.Sprintf("The field %q must be a string.", te.Field)}
+			}
+			return broadcastForm{}, &formError{msg: "The body must be a JSON object."}
 		}
 		f := broadcastForm{Message: body.Message, Target: body.Target, EventClass: body.EventClass}
 		if len(body.Data) > 0 && string(body.Data) != "null" {
@@ -77,7 +95,7 @@ func readBroadcastForm(c *gin.Context) (broadcastForm, error) {
 		return f, nil
 	}
 	if err := c.Request.ParseForm(); err != nil {
-		return broadcastForm{}, err
+		return broadcastForm{}, bodyReadError(err, "The form could not be read.")
 	}
 	return broadcastForm{
 		Message:    c.Request.PostForm.Get("message"),
@@ -85,6 +103,16 @@ func readBroadcastForm(c *gin.Context) (broadcastForm, error) {
 		EventClass: c.Request.PostForm.Get("event_class"),
 		Data:       c.Request.PostForm.Get("data"),
 	}, nil
+}
+
+// bodyReadError is the formError of a body that could not be read: too
+// large, or msg.
+func bodyReadError(err error, msg string) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return &formError{msg: fmt.Sprintf("The body is larger than %d KiB.", tooLarge.Limit>>10), status: http.StatusRequestEntityTooLarge}
+	}
+	return &formError{msg: msg}
 }
 
 // sentEvent is one event broadcast from this site, as the page lists it.
@@ -144,8 +172,12 @@ func (s *site) renderBroadcast(c *gin.Context, status int, form broadcastForm, m
 	})
 }
 
-// formError is a broadcast form that does not validate: a 400.
-type formError struct{ msg string }
+// formError is a broadcast form that does not validate or cannot be
+// read: a 400, or status when set.
+type formError struct {
+	msg    string
+	status int
+}
 
 func (e *formError) Error() string { return e.msg }
 
@@ -157,7 +189,7 @@ func (s *site) eventFromForm(f broadcastForm) (instant.Event, error) {
 		EventClass: strings.TrimSpace(f.EventClass),
 	}
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, &formError{fmt.Sprintf(format, args...)}) }
+	bad := func(format string, args ...any) { errs = append(errs, &formError{msg: fmt.Sprintf(format, args...)}) }
 
 	switch n := utf8.RuneCountInString(ev.Message); {
 	case n == 0:
@@ -200,7 +232,7 @@ func (s *site) eventFromForm(f broadcastForm) (instant.Event, error) {
 		for k, e := range errs {
 			msgs[k] = e.Error()
 		}
-		return ev, &formError{strings.Join(msgs, " ")}
+		return ev, &formError{msg: strings.Join(msgs, " ")}
 	}
 	return ev, nil
 }
@@ -232,7 +264,12 @@ func validEventClass(s string) bool {
 func (s *site) broadcast(c *gin.Context) {
 	f, err := readBroadcastForm(c)
 	if err != nil {
-		s.broadcastFailed(c, http.StatusBadRequest, f, "The form could not be read: "+err.Error()+".")
+		status := http.StatusBadRequest
+		var fe *formError
+		if errors.As(err, &fe) && fe.status != 0 {
+			status = fe.status
+		}
+		s.broadcastFailed(c, status, f, err.Error())
 		return
 	}
 	ev, err := s.eventFromForm(f)

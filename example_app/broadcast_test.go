@@ -123,6 +123,49 @@ func TestBroadcastAcceptsAJSONBody(t *testing.T) {
 	}
 }
 
+// TestBroadcastJSONBodyErrorsAreWords: a JSON body of the wrong shape is
+// answered in words, never with Go's type names.
+func TestBroadcastJSONBodyErrorsAreWords(t *testing.T) {
+	_, srv := startSite(t, closedAPIURL(t))
+	b := newBrowser(t, srv)
+	b.login("admin", "admin-demo")
+	h := map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "same-origin"}
+	for body, want := range map[string]string{
+		`["message", "target"]`:                "The body must be a JSON object.",
+		`"hello"`:                              "The body must be a JSON object.",
+		`42`:                                   "The body must be a JSON object.",
+		`null`:                                 "The body must be a JSON object.",
+		` true `:                               "The body must be a JSON object.",
+		`{"message": ["hi"], "target": "x"}`:   `The field "message" must be a string.`,
+		`{"message": "hi", "target": 3}`:       `The field "target" must be a string.`,
+		`{"message": "hi", "event_class": {}}`: `The field "event_class" must be a string.`,
+		`{"message":`:                          "The body could not be read: it is not valid JSON.",
+		`{"message": "hi"} {}`:                 "The body could not be read: it is not valid JSON.",
+		``:                                     "The body could not be read: it is not valid JSON.",
+	} {
+		r := b.do(http.MethodPost, "/broadcast", strings.NewReader(body), h)
+		var got struct{ Error string }
+		if err := json.Unmarshal([]byte(r.body), &got); err != nil || r.status != http.StatusBadRequest {
+			t.Errorf("body %s: %d %s, want 400 {\"error\"}", body, r.status, r.body)
+			continue
+		}
+		if got.Error != want {
+			t.Errorf("body %s: error %q, want %q", body, got.Error, want)
+		}
+		for _, leak := range []string{"Go ", "struct", "unmarshal", "json:"} {
+			if strings.Contains(got.Error, leak) {
+				t.Errorf("body %s: the error %q speaks Go (%q)", body, got.Error, leak)
+			}
+		}
+	}
+	// Too large a body: 413.
+	big := `{"message": "` + strings.Repeat("a", maxFormBytes) + `"}`
+	r := b.do(http.MethodPost, "/broadcast", strings.NewReader(big), h)
+	if r.status != http.StatusRequestEntityTooLarge || !strings.Contains(r.body, "The body is larger than 64 KiB.") {
+		t.Errorf("a body over 64 KiB: %d %s", r.status, r.body)
+	}
+}
+
 func TestBroadcastWithoutCentrifugoIsAClearError(t *testing.T) {
 	_, srv := startSite(t, closedAPIURL(t))
 	b := newBrowser(t, srv)

@@ -26,6 +26,10 @@ import (
 // artifactsDir receives the end-to-end test's screenshots (ignored by git).
 const artifactsDir = "artifacts"
 
+// screenshotGrace is how long Chromium outlives the test's own limit, so
+// that a test that ran out of time still leaves its screenshots.
+const screenshotGrace = 15 * time.Second
+
 // requireTool ends the test when a tool is missing: Fatal under CI=true,
 // where the suite must run whole, Skip elsewhere.
 func requireTool(t *testing.T, format string, args ...any) {
@@ -56,21 +60,32 @@ func chromiumPath(t *testing.T) string {
 
 // e2ePage is one browser tab of the end-to-end test.
 type e2ePage struct {
-	t    *testing.T
-	name string
-	ctx  context.Context
+	t        *testing.T
+	name     string
+	ctx      context.Context
+	deadline time.Time // the test's limit; see screenshotGrace
+	shot     string    // the screenshot's file name in artifactsDir
+}
+
+// runCtx bounds one step by the test's limit.
+func (p *e2ePage) runCtx() (context.Context, context.CancelFunc) {
+	return context.WithDeadline(p.ctx, p.deadline)
 }
 
 func (p *e2ePage) do(actions ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
-	if err := chromedp.Do(p.ctx, actions...); err != nil {
+	ctx, cancel := p.runCtx()
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
 		p.t.Fatalf("%s: %v", p.name, err)
 	}
 }
 
 func (p *e2ePage) eval(expr string, opts ...chromedp.EvaluateOption) any {
 	p.t.Helper()
-	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[any](expr, opts...))
+	ctx, cancel := p.runCtx()
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[any](expr, opts...))
 	if err != nil {
 		p.t.Fatalf("%s: evaluating %s: %v", p.name, expr, err)
 	}
@@ -80,12 +95,23 @@ func (p *e2ePage) eval(expr string, opts ...chromedp.EvaluateOption) any {
 // waitFor polls a JavaScript expression until it is true.
 func (p *e2ePage) waitFor(what, expr string) {
 	p.t.Helper()
-	_, err := chromedp.Run(p.ctx, chromedp.Poll[bool](expr,
+	ctx, cancel := p.runCtx()
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr,
 		chromedp.WithPollingInterval(50*time.Millisecond),
 		chromedp.WithPollingTimeout(20*time.Second)))
 	if err != nil {
-		state := p.eval(`document.querySelector('#state') ? document.querySelector('#state').dataset.state : 'no #state'`)
-		p.t.Fatalf("%s: waiting for %s: %v (state %v)", p.name, what, err, state)
+		sctx, scancel := context.WithTimeout(p.ctx, 2*time.Second)
+		defer scancel()
+		state, serr := chromedp.Run(sctx, chromedp.Evaluate[string](`(() => {
+			const s = document.querySelector('#state');
+			const chans = [...document.querySelectorAll('#channels .channel')].map(li => li.dataset.channel + ':' + li.dataset.state);
+			return (s ? s.dataset.state + ' (' + s.title + ')' : 'no #state') + ', channels ' + chans.join(' ');
+		})()`))
+		if serr != nil {
+			state = serr.Error()
+		}
+		p.t.Fatalf("%s: waiting for %s: %v (state %s)", p.name, what, err, state)
 	}
 }
 
@@ -104,7 +130,9 @@ func (p *e2ePage) waitLive() []string {
 
 func (p *e2ePage) strings(expr string) []string {
 	p.t.Helper()
-	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[[]string](expr))
+	ctx, cancel := p.runCtx()
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](expr))
 	if err != nil {
 		p.t.Fatalf("%s: %v", p.name, err)
 	}
@@ -117,37 +145,52 @@ func (p *e2ePage) messages() []string {
 	return p.strings(`[...document.querySelectorAll('#events .event .event-message')].map(e => e.textContent)`)
 }
 
-func (p *e2ePage) screenshot(file string) {
-	p.t.Helper()
-	png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+// saveScreenshot saves the tab as it is now into artifactsDir. It runs
+// when the test ends, passed or failed (a t.Cleanup of newPage), so it
+// only logs what goes wrong.
+func (p *e2ePage) saveScreenshot() {
+	outcome := "passed"
+	if p.t.Failed() {
+		outcome = "failed"
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
-		p.t.Fatalf("%s: screenshot: %v", p.name, err)
+		p.t.Logf("%s: no screenshot (test %s): %v", p.name, outcome, err)
+		return
 	}
+	path := filepath.Join(artifactsDir, p.shot)
 	if err := os.MkdirAll(artifactsDir, 0o755); err != nil {
-		p.t.Fatal(err)
+		p.t.Logf("%s: no screenshot: %v", p.name, err)
+		return
 	}
-	path := filepath.Join(artifactsDir, file)
 	if err := os.WriteFile(path, png, 0o644); err != nil {
-		p.t.Fatal(err)
+		p.t.Logf("%s: no screenshot: %v", p.name, err)
+		return
 	}
-	p.t.Logf("screenshot: %s", path)
+	p.t.Logf("screenshot of %s (test %s): %s", p.name, outcome, path)
 }
 
 // e2eEnv is a site served on loopback, the Centrifugo it talks to, and a
 // headless Chromium, all ended with the test (and within its deadline).
 type e2eEnv struct {
-	t       *testing.T
-	srv     *httptest.Server
-	site    *site
-	browser context.Context
-	console *syncBuffer
-	mu      sync.Mutex
-	hits    map[string]int // requests by path
+	t          *testing.T
+	srv        *httptest.Server
+	site       *site
+	browser    context.Context
+	deadline   time.Time // the test's limit
+	shotPrefix string    // of the screenshots' file names
+	console    *syncBuffer
+	mu         sync.Mutex
+	hits       map[string]int // requests by path
 }
 
-// startE2E starts the environment. tokenTTL, when not zero, sets both
-// token lifetimes.
-func startE2E(t *testing.T, limit, tokenTTL time.Duration) *e2eEnv {
+// startE2E starts the environment, which the test may use for limit
+// (Chromium lives screenshotGrace longer). connTTL and subTTL, when not
+// zero, set the lifetimes of the connection and subscription tokens. The
+// screenshots' names start with shotPrefix.
+func startE2E(t *testing.T, shotPrefix string, limit, connTTL, subTTL time.Duration) *e2eEnv {
 	t.Helper()
 	chromium := chromiumPath(t)
 	centrifugotest.Require(t)
@@ -155,7 +198,8 @@ func startE2E(t *testing.T, limit, tokenTTL time.Duration) *e2eEnv {
 	if err != nil {
 		requireTool(t, "no %s: run `npm install` in example_app (%v)", defaultCentrifugeJS, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	deadline := time.Now().Add(limit)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(screenshotGrace))
 	t.Cleanup(cancel)
 
 	// The site's address first: Centrifugo must allow its origin.
@@ -163,9 +207,10 @@ func startE2E(t *testing.T, limit, tokenTTL time.Duration) *e2eEnv {
 	appPort := srv.Listener.Addr().(*net.TCPAddr).Port
 	cent := centrifugotest.Start(t, centrifugoConfigFor(appPort))
 	cfg := demoConfig(cent.APIURL, testSecrets)
-	cfg.ConnectionTokenTTL, cfg.SubscriptionTokenTTL = tokenTTL, tokenTTL
+	cfg.ConnectionTokenTTL, cfg.SubscriptionTokenTTL = connTTL, subTTL
 	st, err := newSite(siteConfig{
 		Instant:      cfg,
+		Port:         appPort,
 		Secrets:      testSecrets,
 		CentrifugeJS: clientJS,
 		BcryptCost:   bcrypt.MinCost,
@@ -174,7 +219,7 @@ func startE2E(t *testing.T, limit, tokenTTL time.Duration) *e2eEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &e2eEnv{t: t, srv: srv, site: st, console: &syncBuffer{}, hits: map[string]int{}}
+	e := &e2eEnv{t: t, srv: srv, site: st, deadline: deadline, shotPrefix: shotPrefix, console: &syncBuffer{}, hits: map[string]int{}}
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		e.hits[r.URL.Path]++
@@ -218,16 +263,40 @@ func startE2E(t *testing.T, limit, tokenTTL time.Duration) *e2eEnv {
 	return e
 }
 
+// newPage opens a tab: in a browser context of its own (own cookies)
+// when parent is nil, else a second tab of the parent's visitor (same
+// cookies). Whether the test passes or fails, the tab is saved as a
+// screenshot in artifactsDir when the test ends.
+func (e *e2eEnv) newPage(parent *e2ePage, name string) *e2ePage {
+	t := e.t
+	t.Helper()
+	var pctx context.Context
+	var cancel context.CancelFunc
+	if parent == nil {
+		pctx, cancel = chromedp.NewContext(e.browser, chromedp.WithNewBrowserContext())
+	} else {
+		pctx, cancel = chromedp.NewContext(parent.ctx)
+	}
+	t.Cleanup(cancel)
+	slug := strings.ReplaceAll(strings.ToLower(name), " ", "-")
+	p := &e2ePage{t: t, name: name, ctx: pctx, deadline: e.deadline, shot: e.shotPrefix + "-" + slug + ".png"}
+	// Cleanups run last first: the screenshot before the tab closes.
+	t.Cleanup(p.saveScreenshot)
+	// The tab's first step opens it: it must not be bounded by a context
+	// of its own, which would close the tab when it ends.
+	if err := chromedp.Do(pctx, chromedp.EmulateViewport(1200, 900)); err != nil {
+		t.Fatalf("%s: opening the tab: %v", name, err)
+	}
+	return p
+}
+
 // open gives a visitor a browser context of their own (own cookies), logs
 // them in through the login form unless username is empty, and leaves the
 // tab on the home page.
 func (e *e2eEnv) open(name, username string) *e2ePage {
 	t := e.t
 	t.Helper()
-	pctx, cancel := chromedp.NewContext(e.browser, chromedp.WithNewBrowserContext())
-	t.Cleanup(cancel)
-	p := &e2ePage{t: t, name: name, ctx: pctx}
-	p.do(chromedp.EmulateViewport(1200, 900))
+	p := e.newPage(nil, name)
 	if username == "" {
 		p.do(chromedp.Navigate(e.srv.URL + "/"))
 		return p
@@ -259,13 +328,19 @@ func (e *e2eEnv) hitsOf(path string) int {
 // channels its user may read.
 func TestEndToEndInChromium(t *testing.T) {
 	started := time.Now()
-	e := startE2E(t, 60*time.Second, 0)
+	// Subscription tokens last 3 s, connection tokens the default: a
+	// login that ends shows in the next subscription token refused, with
+	// the connection left alone.
+	const subTTL = 3 * time.Second
+	e := startE2E(t, "e2e", 60*time.Second, 0, subTTL)
 	srv, open := e.srv, e.open
 	admin := open("superuser", "admin")
 	staff := open("staff", "staff")
 	editor := open("editor", "editor")
 	user := open("plain user", "user")
 	anon := open("anonymous", "")
+	login := e.newPage(nil, "login page")
+	login.do(chromedp.Navigate(srv.URL+"/login"), chromedp.WaitVisible(chromedp.ID("accounts")))
 
 	wantChannels := map[*e2ePage][]string{
 		admin:  {"site_public", "$site_users", "$site_staff", "$site_admin"},
@@ -290,10 +365,8 @@ func TestEndToEndInChromium(t *testing.T) {
 
 	// The superuser broadcasts from the broadcast page, in a second tab of
 	// the same browser context (same session).
-	bctx, cancelB := chromedp.NewContext(admin.ctx)
-	defer cancelB()
-	bpage := &e2ePage{t: t, name: "broadcast page", ctx: bctx}
-	bpage.do(chromedp.EmulateViewport(1200, 900), chromedp.Navigate(srv.URL+"/broadcast"), chromedp.WaitVisible(chromedp.ID("broadcast-form")))
+	bpage := e.newPage(admin, "broadcast page")
+	bpage.do(chromedp.Navigate(srv.URL+"/broadcast"), chromedp.WaitVisible(chromedp.ID("broadcast-form")))
 	bpage.waitLive()
 
 	type sent struct{ message, target, class, data string }
@@ -349,13 +422,14 @@ func TestEndToEndInChromium(t *testing.T) {
 		}
 	}
 
-	// An event shows its time, channel, class, message and data.
+	// An event shows its time, channel, class, message and data, and
+	// keeps its id.
 	row := admin.strings(`(() => {
 		const li = [...document.querySelectorAll('#events .event')].find(e => e.querySelector('.event-message').textContent === 'Hello, everyone');
 		return [li.dataset.channel, li.querySelector('.event-channel').textContent, li.querySelector('.event-class').textContent,
-			li.querySelector('.event-data').textContent, li.querySelector('.event-time').textContent, li.id];
+			li.querySelector('.event-data').textContent, li.querySelector('.event-time').textContent, li.dataset.id];
 	})()`)
-	if row[0] != "site_public" || row[1] != "site_public" || row[2] != "announcement" || row[3] != `{"n":1,"tags":["demo"]}` || row[4] == "" || !strings.HasPrefix(row[5], "event-") {
+	if row[0] != "site_public" || row[1] != "site_public" || row[2] != "announcement" || row[3] != `{"n":1,"tags":["demo"]}` || row[4] == "" || len(row[5]) != 24 {
 		t.Errorf("the public event is shown as %q", row)
 	}
 
@@ -378,21 +452,101 @@ func TestEndToEndInChromium(t *testing.T) {
 		return r.dataset.status === 'error' && r.textContent.includes('not valid JSON');
 	})()`)
 
+	// The server closes the plain user's connection (as on a logout
+	// elsewhere, or a role change): the page shows that it reconnects,
+	// then is connected again with every subscription back.
+	user.eval(`(() => {
+		const el = document.querySelector('#state');
+		window.__states = [];
+		// Each record holds the value before its change: the values
+		// after are the next records' old values, then the current one.
+		new MutationObserver(records => {
+			for (let k = 1; k < records.length; k++) window.__states.push(records[k].oldValue);
+			window.__states.push(el.dataset.state);
+		}).observe(el, {attributes: true, attributeFilter: ['data-state'], attributeOldValue: true});
+		return 0;
+	})()`)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err := e.site.inst.Disconnect(ctx, "1") // the demo account "user"
+	cancel()
+	if err != nil {
+		t.Fatalf("disconnecting the plain user: %v", err)
+	}
+	user.waitFor("the reconnection", `(() => {
+		const s = window.__states, el = document.querySelector('#state');
+		const i = s.indexOf('reconnecting');
+		return i >= 0 && s.indexOf('connected', i) > i && el.dataset.state === 'connected' && el.textContent === 'connected';
+	})()`)
+	if got := user.waitLive(); !slices.Equal(got, wantChannels[user]) {
+		t.Errorf("after reconnecting the plain user holds %v, want %v", got, wantChannels[user])
+	}
+	t.Logf("the plain user's page went through %v", user.strings(`window.__states`))
+
+	// Event ids come from whoever broadcasts, and may equal the page's own
+	// element ids ("count" against #event-count). One event sent to two
+	// channels is shown once, listing both. This also shows that the
+	// reconnected page receives private events again.
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, ch := range []string{"site_public", "$site_users"} {
+		ev := instant.Event{ID: "count", Channel: ch, Message: "An event whose id is count", EventClass: "collision"}
+		if err := e.site.inst.Broadcast(ctx, ev); err != nil {
+			t.Fatalf("broadcast to %s: %v", ch, err)
+		}
+	}
+	for p, channels := range map[*e2ePage]string{user: "$site_users, site_public", anon: "site_public"} {
+		p.waitFor("the event with the id count", fmt.Sprintf(`(() => {
+			const items = [...document.querySelectorAll('#events .event')];
+			const hits = items.filter(li => li.dataset.id === 'count');
+			const channels = hits.length === 1 ? hits[0].querySelector('.event-channel').textContent.split(', ').sort().join(', ') : '';
+			return hits.length === 1 && channels === %q &&
+				document.querySelector('#event-count').textContent === String(items.length);
+		})()`, channels))
+	}
+
 	// Logging out through the header button leaves an anonymous page that
-	// reads the public channel only.
+	// reads the public channel only. The logout also closes the visitor's
+	// connection in another tab: that tab asks the site again, lists its
+	// private channels under "Not for you", shows an anonymous header and
+	// connects again.
 	loggedOut := e.open("logged out", "user")
 	loggedOut.waitLive()
+	elsewhere := e.newPage(loggedOut, "logged out elsewhere")
+	elsewhere.do(chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.ID("events")))
+	if got := elsewhere.waitLive(); !slices.Equal(got, wantChannels[user]) {
+		t.Errorf("the second tab holds %v, want %v", got, wantChannels[user])
+	}
 	loggedOut.do(chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("login-link")))
 	if got := loggedOut.waitLive(); !slices.Equal(got, []string{"site_public"}) {
 		t.Errorf("after logout the page holds %v, want [site_public]", got)
 	}
+	elsewhere.waitFor("the private channels to move to Not for you", `(() => {
+		const names = sel => [...document.querySelectorAll(sel)].map(li => li.dataset.channel).join(' ');
+		const state = document.querySelector('#state').dataset.state;
+		return state === 'connected' && names('#channels .channel') === 'site_public' &&
+			names('#channels .channel[data-state="subscribed"]') === 'site_public' &&
+			names('#denied .channel') === '$site_users $site_editors $site_staff $site_admin' &&
+			document.querySelectorAll('[data-state="unsubscribed"]').length === 0 &&
+			document.querySelector('#whoami').dataset.user === '' && !!document.querySelector('#login-link') &&
+			!document.querySelector('#logout');
+	})()`)
 
-	admin.screenshot("e2e-superuser-home.png")
-	bpage.screenshot("e2e-superuser-broadcast.png")
-	staff.screenshot("e2e-staff-home.png")
-	editor.screenshot("e2e-editor-home.png")
-	user.screenshot("e2e-user-home.png")
-	anon.screenshot("e2e-anonymous-home.png")
+	// A login that ends without the page knowing (it expired, say): the
+	// editor's next subscription token is refused, so the page asks the
+	// site again and moves its private channels to "Not for you", on the
+	// same connection.
+	editor.eval(`window.__connectedCount = 0; window.instantDemo.centrifuge.on('connected', () => window.__connectedCount++); 0`)
+	e.site.logins.endAll()
+	editor.waitFor("the refused channels to move to Not for you", `(() => {
+		const names = sel => [...document.querySelectorAll(sel)].map(li => li.dataset.channel).join(' ');
+		return names('#channels .channel') === 'site_public' &&
+			names('#channels .channel[data-state="subscribed"]') === 'site_public' &&
+			names('#denied .channel') === '$site_users $site_editors $site_staff $site_admin' &&
+			document.querySelectorAll('[data-state="unsubscribed"]').length === 0;
+	})()`)
+	if state := editor.strings(`[document.querySelector('#state').dataset.state, String(window.__connectedCount)]`); !slices.Equal(state, []string{"connected", "0"}) {
+		t.Errorf("the editor's state and reconnections: %v, want connected without a reconnection", state)
+	}
 	t.Logf("end-to-end run took %v", time.Since(started).Round(time.Millisecond))
 }
 
@@ -410,7 +564,7 @@ func jsArray(items []string) string {
 // without losing its connection.
 func TestEndToEndTokensAreRefreshed(t *testing.T) {
 	const ttl = 2 * time.Second
-	e := startE2E(t, 45*time.Second, ttl)
+	e := startE2E(t, "e2e-refresh", 45*time.Second, ttl, ttl)
 	user := e.open("plain user", "user")
 	user.waitLive()
 	conns, subs := e.hitsOf("/instant/connection_token"), e.hitsOf("/instant/subscription_token")
@@ -434,4 +588,20 @@ func TestEndToEndTokensAreRefreshed(t *testing.T) {
 	if state := user.strings(`[document.querySelector('#state').dataset.state, String(window.__connectedCount)]`); !slices.Equal(state, []string{"connected", "0"}) {
 		t.Errorf("state and reconnections after the refresh: %v, want connected without a reconnection", state)
 	}
+
+	// The login ends without the page knowing (it expired, say). Here the
+	// connection token is refreshed too: Centrifugo closes a connection
+	// whose new token names no user ("invalid token"), and whichever comes
+	// first, that or the refused subscription token, the page asks the
+	// site again, moves its private channel to "Not for you" and ends up
+	// connected, anonymous.
+	e.site.logins.endAll()
+	user.waitFor("the page to carry on anonymous", `(() => {
+		const names = sel => [...document.querySelectorAll(sel)].map(li => li.dataset.channel).join(' ');
+		return names('#channels .channel') === 'site_public' &&
+			names('#channels .channel[data-state="subscribed"]') === 'site_public' &&
+			names('#denied .channel') === '$site_users $site_editors $site_staff $site_admin' &&
+			document.querySelectorAll('[data-state="unsubscribed"]').length === 0 &&
+			document.querySelector('#state').dataset.state === 'connected';
+	})()`)
 }

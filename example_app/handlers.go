@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -78,7 +79,9 @@ func (s *site) login(c *gin.Context) {
 		s.renderLogin(c, http.StatusUnauthorized, username, next, "Wrong username or password.")
 		return
 	}
+	id := s.startLogin(c)
 	if err := instant.Login(c, u); err != nil {
+		s.logins.end(id)
 		s.logger.Error("login: saving the session", "error", err)
 		s.renderError(c, http.StatusInternalServerError, "Could not save the session.")
 		return
@@ -86,12 +89,15 @@ func (s *site) login(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, next)
 }
 
-// logout removes the user from the session and closes their realtime
-// connections, so that no open tab keeps reading their private channels
-// (the tabs reconnect as anonymous). Centrifugo being down does not stop
-// the logout.
+// logout ends the login: the server forgets it, so that a copy of the
+// cookie no longer logs in; the session is emptied and its cookie expired.
+// Then it closes the user's realtime connections, so that no open tab
+// keeps reading their private channels; app.js then asks the site again
+// what the tab may read and connects it again, anonymous. Centrifugo
+// being down does not stop the logout.
 func (s *site) logout(c *gin.Context) {
 	u := instant.CurrentUser(c)
+	s.endLogin(c)
 	if err := instant.Logout(c); err != nil {
 		s.logger.Error("logout: saving the session", "error", err)
 		s.renderError(c, http.StatusInternalServerError, "Could not save the session.")
@@ -107,9 +113,25 @@ func (s *site) logout(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, "/")
 }
 
-// safeNext keeps a redirect target only when it is a path on this site.
+// safeNext keeps a redirect target only when it is a path on this site:
+// it must start with "/" but not "//" (which browsers read as another
+// host), hold no control character (browsers drop tabs and line breaks,
+// so "/\t/evil.example" would become "//evil.example") and no backslash
+// (browsers read "/\\evil.example" as "//evil.example" too), and parse as
+// a URL without scheme or host whose path does not start with "//" either.
+// Anything else gives "/".
 func safeNext(next string) string {
-	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") {
+		return "/"
+	}
+	for i := 0; i < len(next); i++ {
+		if b := next[i]; b < 0x20 || b == 0x7f || b == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" || u.User != nil ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return next

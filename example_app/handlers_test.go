@@ -94,12 +94,25 @@ func TestLoginRedirectsToLocalNextOnly(t *testing.T) {
 		"/\\evil.example":        "/",
 		"":                       "/",
 		"/broadcast?sent=1#here": "/broadcast?sent=1#here",
+		// Browsers drop tabs and line breaks from a URL: "//evil.example".
+		"/\t/evil.example":   "/",
+		"/\n/evil.example":   "/",
+		"/\r\n/evil.example": "/",
+		"\t//evil.example":   "/",
+		"/\x00/evil.example": "/",
+		"/\x7f/evil.example": "/",
+		"/%2F/evil.example":  "/",
 	} {
 		b := newBrowser(t, srv)
 		r := b.postForm("/login", url.Values{"username": {"admin"}, "password": {"admin-demo"}, "next": {next}})
 		if r.status != http.StatusSeeOther || r.header.Get("Location") != want {
 			t.Errorf("next %q: %d to %q, want 303 to %q", next, r.status, r.header.Get("Location"), want)
 		}
+	}
+	// The login page does not carry a bad target into its form either.
+	r := newBrowser(t, srv).get("/login?next=" + url.QueryEscape("/\t/evil.example"))
+	if r.status != http.StatusOK || !strings.Contains(r.body, `name="next" value="/"`) {
+		t.Errorf("GET /login with a tab in next: %d, the form's next is not \"/\":\n%s", r.status, r.body)
 	}
 }
 
@@ -247,14 +260,35 @@ func TestUnknownPageIs404(t *testing.T) {
 
 func TestSafeNext(t *testing.T) {
 	for in, want := range map[string]string{
-		"/":          "/",
-		"/a/b?c=d":   "/a/b?c=d",
-		"//x":        "/",
-		"x":          "/",
-		"/\\x":       "/",
-		"/a\r\nb":    "/",
-		"http://x/":  "/",
-		"javascript": "/",
+		"/":                      "/",
+		"/a/b?c=d":               "/a/b?c=d",
+		"/broadcast?sent=1#here": "/broadcast?sent=1#here",
+		"/%09/x":                 "/%09/x", // an escaped tab stays in the path
+		"//x":                    "/",
+		"x":                      "/",
+		"/\\x":                   "/",
+		"/a\\b":                  "/",
+		"/a\r\nb":                "/",
+		"http://x/":              "/",
+		"javascript":             "/",
+		"javascript:alert(1)":    "/",
+		// Browsers drop tabs and line breaks: each of these would be
+		// //evil.example.
+		"/\t/evil.example":   "/",
+		"/\n/evil.example":   "/",
+		"/\r/evil.example":   "/",
+		"/\t\t/evil.example": "/",
+		"\t//evil.example":   "/",
+		// Other control characters and DEL.
+		"/\x00/evil.example": "/",
+		"/\x0b/evil.example": "/",
+		"/\x1f/evil.example": "/",
+		"/\x7f/evil.example": "/",
+		"/a\tb":              "/",
+		// A slash escaped in the first segment.
+		"/%2F/evil.example": "/",
+		"/%2f/evil.example": "/",
+		" /x":               "/",
 	} {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)

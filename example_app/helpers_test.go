@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -41,12 +42,13 @@ func closedAPIURL(t *testing.T) string {
 	return u + "/api"
 }
 
-// newTestSite builds the site against the Centrifugo API at apiURL, with
-// cheap password hashes and a stand-in centrifuge.js.
-func newTestSite(t *testing.T, apiURL string) *site {
+// newTestSite builds the site served on port against the Centrifugo API
+// at apiURL, with cheap password hashes and a stand-in centrifuge.js.
+func newTestSite(t *testing.T, apiURL string, port int) *site {
 	t.Helper()
 	st, err := newSite(siteConfig{
 		Instant:      demoConfig(apiURL, testSecrets),
+		Port:         port,
 		Secrets:      testSecrets,
 		CentrifugeJS: []byte("/* centrifuge.js stand-in */"),
 		BcryptCost:   bcrypt.MinCost,
@@ -81,8 +83,10 @@ func newBrowser(t *testing.T, srv *httptest.Server) *browser {
 // startSite serves a test site on a loopback httptest server.
 func startSite(t *testing.T, apiURL string) (*site, *httptest.Server) {
 	t.Helper()
-	st := newTestSite(t, apiURL)
-	srv := httptest.NewServer(st.Handler())
+	srv := httptest.NewUnstartedServer(nil)
+	st := newTestSite(t, apiURL, srv.Listener.Addr().(*net.TCPAddr).Port)
+	srv.Config.Handler = st.Handler()
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return st, srv
 }
@@ -100,6 +104,10 @@ func (b *browser) do(method, path string, body io.Reader, header map[string]stri
 		b.t.Fatal(err)
 	}
 	for k, v := range header {
+		if k == "Host" {
+			req.Host = v // the Host header is not in req.Header
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := b.client.Do(req)

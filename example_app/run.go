@@ -70,6 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	st, err := newSite(siteConfig{
 		Instant:      demoConfig(centrifugoURL+"/api", sec),
+		Port:         appPort,
 		Secrets:      sec,
 		CentrifugeJS: clientJS,
 		Logger:       logger,

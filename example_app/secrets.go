@@ -21,7 +21,8 @@ const secretsFile = "secrets.json"
 const cookieKeyLength = 64
 
 // secrets are made once, on the first run, and kept in <dir>/secrets.json
-// (mode 0600) so that sessions and Centrifugo's config survive a restart.
+// (mode 0600) so that Centrifugo's config survives a restart. (Logins do
+// not: the server keeps them in memory, see logins.go.)
 // Each value is hex-encoded random bytes.
 type secrets struct {
 	// TokenSecret signs the Centrifugo tokens (client.token.hmac_secret_key).

@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,6 +40,10 @@ func demoConfig(apiURL string, s secrets) instant.Config {
 type siteConfig struct {
 	// Instant configures the plugin; see demoConfig.
 	Instant instant.Config
+	// Port is the port the site is served on. Only requests for
+	// 127.0.0.1, localhost or [::1] on this port are answered (see
+	// checkHost).
+	Port int
 	// Secrets provide the session cookie keys.
 	Secrets secrets
 	// CentrifugeJS is the browser client (node_modules/centrifuge/dist/centrifuge.js).
@@ -57,6 +63,7 @@ type site struct {
 	pages    *pages
 	logger   *slog.Logger
 	recent   *recentLog
+	logins   *loginRegistry
 	all      []instant.Channel // every configured channel, widest level first
 	clientJS staticFile
 	handler  http.Handler
@@ -79,6 +86,9 @@ func newSite(cfg siteConfig) (*site, error) {
 	if cfg.BcryptCost == 0 {
 		cfg.BcryptCost = defaultBcryptCost
 	}
+	if cfg.Port < 1 || cfg.Port > 65535 {
+		return nil, fmt.Errorf("the site's port %d is not in 1-65535", cfg.Port)
+	}
 	if len(cfg.CentrifugeJS) == 0 {
 		return nil, errors.New("no centrifuge.js given")
 	}
@@ -100,6 +110,7 @@ func newSite(cfg siteConfig) (*site, error) {
 		pages:    pg,
 		logger:   cfg.Logger,
 		recent:   newRecentLog(recentLogSize),
+		logins:   newLoginRegistry(sessionMaxAge, maxLogins),
 		all:      inst.Channels(),
 		clientJS: newStaticFile("centrifuge.js", cfg.CentrifugeJS),
 	}
@@ -117,41 +128,68 @@ func (s *site) routes(cfg siteConfig) http.Handler {
 		s.logger.Error("panic serving a request", "path", c.Request.URL.Path, "panic", err)
 		c.AbortWithStatus(http.StatusInternalServerError)
 	}))
-	r.Use(securityHeaders(websocketOrigin(s.inst)))
+	r.Use(securityHeaders(websocketOrigin(s.inst)), checkHost(cfg.Port))
 
 	hashKey, blockKey := cfg.Secrets.cookieKeys()
 	store := cookie.NewStore(hashKey, blockKey)
-	store.Options(sessions.Options{
-		Path:     "/",
-		MaxAge:   int((7 * 24 * time.Hour).Seconds()),
-		HttpOnly: true,
-		SameSite: http.SameSiteLaxMode,
-	})
-	r.Use(sessions.Sessions(sessionName, store), s.inst.Session())
+	store.Options(sessionOptions(int(sessionMaxAge.Seconds())))
+	r.Use(sessions.Sessions(sessionName, store), s.checkLogin, s.inst.Session())
 
 	// The plugin's token routes. They check the origin themselves.
 	s.inst.Register(r.Group("/instant"))
 
 	// The site's own pages. Every POST must come from the site's own
-	// pages: a cross-origin form post (CSRF) is refused.
+	// pages: a cross-origin form post (CSRF) is refused. What answers GET
+	// answers HEAD too (net/http sends no body to HEAD).
 	pagesGroup := r.Group("/", sameOrigin(s), limitBody)
-	pagesGroup.GET("/", s.home)
-	pagesGroup.GET("/login", s.loginPage)
+	getAndHead(pagesGroup, "/", s.home)
+	getAndHead(pagesGroup, "/login", s.loginPage)
 	pagesGroup.POST("/login", s.login)
 	pagesGroup.POST("/logout", s.logout)
 	staff := pagesGroup.Group("/broadcast", s.requireStaff)
-	staff.GET("", s.broadcastPage)
+	getAndHead(staff, "", s.broadcastPage)
 	staff.POST("", s.broadcast)
 
 	static := r.Group("/static")
-	static.GET("/centrifuge.js", s.clientJS.serve)
+	getAndHead(static, "/centrifuge.js", s.clientJS.serve)
 	for _, f := range ownStaticFiles() {
-		static.GET("/"+f.name, f.serve)
+		getAndHead(static, "/"+f.name, f.serve)
 	}
 	r.NoRoute(func(c *gin.Context) {
 		s.renderError(c, http.StatusNotFound, "There is no page at this address.")
 	})
 	return r
+}
+
+// getAndHead routes GET and HEAD requests for path to h.
+func getAndHead(g gin.IRoutes, path string, h ...gin.HandlerFunc) {
+	g.GET(path, h...)
+	g.HEAD(path, h...)
+}
+
+// checkHost answers 421 Misdirected Request to a request whose Host is
+// not 127.0.0.1, localhost or [::1] on the site's port. A page of another
+// site whose name was rebound to 127.0.0.1 (DNS rebinding) sends its own
+// name in Host (evil.example:8080); without this check it would pass the
+// same-origin checks, which compare Origin with Host, and read the
+// visitor's pages and tokens.
+func checkHost(port int) gin.HandlerFunc {
+	p := strconv.Itoa(port)
+	allowed := map[string]bool{"127.0.0.1:" + p: true, "localhost:" + p: true, "[::1]:" + p: true}
+	if port == 80 { // browsers leave out the default port
+		allowed["127.0.0.1"], allowed["localhost"], allowed["[::1]"] = true, true, true
+	}
+	msg := []byte("421 Misdirected Request: this site answers only at http://127.0.0.1:" + p +
+		"/, http://localhost:" + p + "/ and http://[::1]:" + p + "/.\n")
+	return func(c *gin.Context) {
+		if !allowed[strings.ToLower(c.Request.Host)] {
+			c.Header("Cache-Control", "no-store")
+			c.Data(http.StatusMisdirectedRequest, "text/plain; charset=utf-8", msg)
+			c.Abort()
+			return
+		}
+		c.Next()
+	}
 }
 
 // websocketOrigin is the origin of the websocket URL the browsers connect
@@ -200,7 +238,7 @@ func (s *site) requireStaff(c *gin.Context) {
 	u := instant.CurrentUser(c)
 	switch {
 	case u == nil:
-		if c.Request.Method == http.MethodGet {
+		if c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead {
 			c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request.URL.RequestURI()))
 			c.Abort()
 			return

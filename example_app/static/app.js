@@ -4,7 +4,11 @@
 // /instant/channels), connects to Centrifugo with a connection token from
 // the site, subscribes to each channel (a "$" channel with a subscription
 // token from the site, fetched again whenever Centrifugo wants a fresh one)
-// and shows every event as it arrives.
+// and shows every event as it arrives. When the site refuses a
+// subscription token (the visitor logged out in another tab, say), it asks
+// again which channels are granted and moves the others to "Not for you";
+// so it does when the site closes the connection (on a logout), before
+// connecting again.
 (function () {
   'use strict';
 
@@ -28,8 +32,9 @@
   }
 
   // fetchToken posts to one of the plugin's token routes. A refusal (401,
-  // 403) tells centrifuge-js to stop asking; other failures make it retry.
-  async function fetchToken(path, body) {
+  // 403) calls onRefused, then tells centrifuge-js to stop asking; other
+  // failures make it retry.
+  async function fetchToken(path, body, onRefused) {
     var res = await fetch(path, {
       method: 'POST',
       credentials: 'same-origin',
@@ -37,6 +42,7 @@
       body: JSON.stringify(body || {})
     });
     if (res.status === 401 || res.status === 403) {
+      if (onRefused) onRefused();
       throw new Centrifuge.UnauthorizedError(path + ' refused with ' + res.status);
     }
     if (!res.ok) {
@@ -59,10 +65,15 @@
 
   var eventsEl = document.getElementById('events');
   var eventCount = 0;
+  // The list item of each event shown, by event id. Event ids come from
+  // whoever broadcasts: they are looked up here, never as element ids,
+  // which the page's own elements could share (an event "count" would
+  // find #event-count).
+  var eventItems = new Map();
 
   function showEvent(channel, ev) {
     var id = String(ev.id || '');
-    var existing = id && document.getElementById('event-' + id);
+    var existing = id ? eventItems.get(id) : undefined;
     if (existing) {
       // One event sent to several channels keeps its id: show it once and
       // list every channel it came through.
@@ -75,7 +86,7 @@
       return;
     }
     var li = el('li', 'event');
-    if (id) li.id = 'event-' + id;
+    if (id) eventItems.set(id, li);
     li.dataset.id = id;
     li.dataset.channel = channel;
     li.dataset.channels = channel;
@@ -196,14 +207,107 @@
   // ---- channels and the connection -----------------------------------------
 
   var channelsEl = document.getElementById('channels');
+  var deniedEl = document.getElementById('denied');
+  var levelOrder = ['public', 'users', 'groups', 'staff', 'superuser'];
+  // Centrifugo's codes for closing a connection that the client is not to
+  // open again by itself: ordered through the server API (instant's
+  // Disconnect, on a logout or a role change), and a refreshed connection
+  // token for another user (the login ended, so the site now signs
+  // anonymous tokens).
+  var reconnectCodes = { 3503: 'force disconnect', 3500: 'invalid token' };
+  var centrifuge = null;
+  var held = new Map(); // channel name → {ch, sub, li}
+
+  function fetchChannels() {
+    return fetch('/instant/channels', { credentials: 'same-origin', headers: { 'Accept': 'application/json' } })
+      .then(function (res) {
+        if (!res.ok) throw new Error('/instant/channels answered ' + res.status);
+        return res.json();
+      });
+  }
+
+  function levelBadge(ch) {
+    return el('span', 'badge level-' + ch.level, ch.level + (ch.group ? ': ' + ch.group : ''));
+  }
+
+  function placeholder(list, text) {
+    if (!list) return;
+    var p = list.querySelector('.placeholder');
+    if (list.querySelector('.channel')) {
+      if (p) p.remove();
+    } else if (!p) {
+      list.append(el('li', 'muted placeholder', text));
+    }
+  }
+
+  // deny lists ch under "Not for you", in level order, once.
+  function deny(ch) {
+    if (!deniedEl) return;
+    var items = [...deniedEl.querySelectorAll('.channel')];
+    if (items.some(function (li) { return li.dataset.channel === ch.name; })) return;
+    var li = el('li', 'channel denied');
+    li.dataset.channel = ch.name;
+    li.dataset.level = ch.level;
+    li.append(el('code', '', ch.name), document.createTextNode(' '), levelBadge(ch));
+    var rank = levelOrder.indexOf(ch.level);
+    var before = items.find(function (other) { return levelOrder.indexOf(other.dataset.level) > rank; });
+    deniedEl.insertBefore(li, before || null);
+    placeholder(deniedEl, 'None: you may read every configured channel.');
+  }
+
+  // showLoggedOut turns the header into an anonymous visitor's, once the
+  // site says the visitor is no longer logged in.
+  function showLoggedOut() {
+    var who = document.getElementById('whoami');
+    if (!who || who.dataset.user === '') return;
+    who.dataset.user = '';
+    who.textContent = 'anonymous';
+    var logout = document.getElementById('logout');
+    var form = logout && logout.closest('form');
+    if (form) {
+      var login = el('a', '', 'Log in');
+      login.id = 'login-link';
+      login.href = '/login';
+      form.replaceWith(login);
+    }
+    document.querySelectorAll('.topbar nav a[href="/broadcast"]').forEach(function (a) { a.remove(); });
+  }
+
+  // recheck asks the site again which channels this visitor may read,
+  // after it refused a subscription token or closed the connection: the
+  // visitor logged out (or lost a role) since the page was loaded. Each
+  // held channel no longer granted is dropped and listed under "Not for
+  // you", and the header shows a visitor no longer logged in. Calls that
+  // come together share one request.
+  var rechecking = null;
+  function recheck() {
+    if (rechecking) return rechecking;
+    rechecking = fetchChannels().then(function (info) {
+      var granted = new Set((info.channels || []).map(function (ch) { return ch.name; }));
+      held.forEach(function (h, name) {
+        if (granted.has(name)) return;
+        held.delete(name);
+        centrifuge.removeSubscription(h.sub);
+        h.li.remove();
+        deny(h.ch);
+      });
+      placeholder(channelsEl, 'None.');
+      if (!info.user) showLoggedOut();
+      if (window.instantDemo) window.instantDemo.info = info;
+    }).catch(function () {
+      // The site is unreachable: leave the lists as they are.
+    }).finally(function () {
+      rechecking = null;
+    });
+    return rechecking;
+  }
 
   function channelItem(ch) {
     var li = el('li', 'channel');
     li.dataset.channel = ch.name;
     li.dataset.level = ch.level;
     li.dataset.state = 'unsubscribed';
-    var badge = el('span', 'badge level-' + ch.level, ch.level + (ch.group ? ': ' + ch.group : ''));
-    li.append(el('code', '', ch.name), document.createTextNode(' '), badge, el('span', 'channel-state', 'unsubscribed'));
+    li.append(el('code', '', ch.name), document.createTextNode(' '), levelBadge(ch), el('span', 'channel-state', 'unsubscribed'));
     return li;
   }
 
@@ -224,26 +328,38 @@
     setState('connecting');
     var info;
     try {
-      var res = await fetch('/instant/channels', { credentials: 'same-origin', headers: { 'Accept': 'application/json' } });
-      if (!res.ok) throw new Error('/instant/channels answered ' + res.status);
-      info = await res.json();
+      info = await fetchChannels();
     } catch (err) {
       setState('disconnected', err.message);
       return;
     }
 
-    var centrifuge = new Centrifuge(info.websocket_url, {
+    centrifuge = new Centrifuge(info.websocket_url, {
       getToken: function () { return fetchToken('/instant/connection_token', {}); }
     });
+    var connected = false;
     centrifuge.on('connecting', function (ctx) {
+      connected = false;
       setState(everConnected ? 'reconnecting' : 'connecting', ctx.reason);
     });
     centrifuge.on('connected', function () {
-      everConnected = true;
+      everConnected = connected = true;
       setState('connected');
     });
     centrifuge.on('disconnected', function (ctx) {
+      var wasConnected = connected;
+      connected = false;
       setState('disconnected', ctx.reason);
+      if (wasConnected && reconnectCodes[ctx.code]) {
+        // The visitor is no longer who the connection says (a logout in
+        // another tab, an ended login, a role change). Ask the site again
+        // which channels are granted, then connect with a fresh token, as
+        // the visitor the session now says. Only a connection that was
+        // up: one refused when connecting stays down, with no loop.
+        setTimeout(function () {
+          recheck().then(function () { centrifuge.connect(); });
+        }, 500);
+      }
     });
 
     if (channelsEl) channelsEl.textContent = '';
@@ -255,10 +371,11 @@
         // A private channel: the site signs a subscription token, and
         // signs a new one when this one is about to expire.
         opts.getToken = function (ctx) {
-          return fetchToken('/instant/subscription_token', { channel: ctx.channel });
+          return fetchToken('/instant/subscription_token', { channel: ctx.channel }, recheck);
         };
       }
       var sub = centrifuge.newSubscription(ch.name, opts);
+      held.set(ch.name, { ch: ch, sub: sub, li: li });
       sub.on('subscribing', function (ctx) { setChannelState(li, 'subscribing', ctx.reason); });
       sub.on('subscribed', function () { setChannelState(li, 'subscribed'); });
       sub.on('unsubscribed', function (ctx) { setChannelState(li, 'unsubscribed', ctx.reason); });
@@ -266,9 +383,7 @@
       sub.on('publication', function (ctx) { onPublication(ctx.channel, ctx.data); });
       sub.subscribe();
     });
-    if (channelsEl && !channelsEl.children.length) {
-      channelsEl.append(el('li', 'muted placeholder', 'None.'));
-    }
+    placeholder(channelsEl, 'None.');
     centrifuge.connect();
     window.instantDemo = { centrifuge: centrifuge, info: info };
   }
