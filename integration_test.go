@@ -124,21 +124,6 @@ func (lc *liveClient) subscribe(channel string, withToken bool, fixed string) bo
 	if err != nil {
 		lc.t.Fatal(err)
 	}
-	result := make(chan bool, 1)
-	sub.OnSubscribed(func(centrifuge.SubscribedEvent) { result <- true })
-	sub.OnUnsubscribed(func(centrifuge.UnsubscribedEvent) { result <- false })
-	sub.OnError(func(e centrifuge.SubscriptionErrorEvent) {
-		var se centrifuge.SubscriptionSubscribeError
-		if errors.As(e.Error, &se) {
-			var ce *centrifuge.Error
-			if errors.As(se.Err, &ce) {
-				lc.mu.Lock()
-				lc.refusal = ce.Code
-				lc.mu.Unlock()
-			}
-			result <- false
-		}
-	})
 	sub.OnPublication(func(e centrifuge.PublicationEvent) {
 		var p map[string]any
 		if err := json.Unmarshal(e.Data, &p); err != nil {
@@ -148,20 +133,48 @@ func (lc *liveClient) subscribe(channel string, withToken bool, fixed string) bo
 		lc.got = append(lc.got, p)
 		lc.mu.Unlock()
 	})
+	ok, code := awaitSubscribe(lc.t, sub)
+	if ok {
+		lc.subs[channel] = sub
+	} else {
+		lc.refusal = code
+		_ = lc.c.RemoveSubscription(sub)
+	}
+	return ok
+}
+
+// awaitSubscribe subscribes and waits for Centrifugo's answer: whether it
+// accepted, and else the code of its refusal (0 when there was none).
+func awaitSubscribe(t *testing.T, sub *centrifuge.Subscription) (ok bool, code uint32) {
+	t.Helper()
+	type answer struct {
+		ok   bool
+		code uint32
+	}
+	result := make(chan answer, 2)
+	sub.OnSubscribed(func(centrifuge.SubscribedEvent) { result <- answer{ok: true} })
+	sub.OnUnsubscribed(func(e centrifuge.UnsubscribedEvent) { result <- answer{} })
+	sub.OnError(func(e centrifuge.SubscriptionErrorEvent) {
+		var se centrifuge.SubscriptionSubscribeError
+		if errors.As(e.Error, &se) {
+			var ce *centrifuge.Error
+			errors.As(se.Err, &ce)
+			a := answer{}
+			if ce != nil {
+				a.code = ce.Code
+			}
+			result <- a
+		}
+	})
 	if err := sub.Subscribe(); err != nil {
-		lc.t.Fatal(err)
+		t.Fatal(err)
 	}
 	select {
-	case ok := <-result:
-		if ok {
-			lc.subs[channel] = sub
-		} else {
-			_ = lc.c.RemoveSubscription(sub)
-		}
-		return ok
+	case a := <-result:
+		return a.ok, a.code
 	case <-time.After(10 * time.Second):
-		lc.t.Fatalf("no answer subscribing to %s", channel)
-		return false
+		t.Fatalf("no answer subscribing to %s", sub.Channel)
+		return false, 0
 	}
 }
 

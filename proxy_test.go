@@ -1,7 +1,6 @@
 package instant_test
 
 import (
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -163,21 +162,6 @@ func (p *proxied) subscribe(c *centrifuge.Client, channel, token string) bool {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	result := make(chan bool, 2)
-	sub.OnSubscribed(func(centrifuge.SubscribedEvent) { result <- true })
-	sub.OnError(func(e centrifuge.SubscriptionErrorEvent) {
-		var se centrifuge.SubscriptionSubscribeError
-		if errors.As(e.Error, &se) {
-			result <- false
-		}
-	})
-	sub.OnUnsubscribed(func(centrifuge.UnsubscribedEvent) { result <- false })
-	_ = sub.Subscribe()
-	select {
-	case ok := <-result:
-		return ok
-	case <-time.After(10 * time.Second):
-		p.t.Fatalf("no answer subscribing to %s", channel)
-		return false
-	}
+	ok, _ := awaitSubscribe(p.t, sub)
+	return ok
 }
