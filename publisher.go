@@ -1,6 +1,7 @@
 package instant
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -25,7 +26,8 @@ type Event struct {
 	// EventClass lets clients tell events apart. Default: "default".
 	EventClass string
 	// Data is any JSON-encodable value, sent as JSON (a json.RawMessage is
-	// sent as it is, after a validity check). Omitted when nil.
+	// sent as it is, after a validity check). Omitted when nil, or when it
+	// encodes as null (a nil pointer, map or slice).
 	Data any
 	// Site names the sender. Default: Config.SiteName.
 	Site string
@@ -114,7 +116,7 @@ func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]
 	switch d := ev.Data.(type) {
 	case nil:
 	case json.RawMessage:
-		if !json.Valid(d) {
+		if len(d) > 0 && !json.Valid(d) {
 			return nil, fmt.Errorf("%w: Data is not valid JSON", ErrInvalidEvent)
 		}
 		data = d
@@ -123,6 +125,9 @@ func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]
 		if data, err = json.Marshal(d); err != nil {
 			return nil, fmt.Errorf("%w: Data: %w", ErrInvalidEvent, err)
 		}
+	}
+	if string(bytes.TrimSpace(data)) == "null" {
+		data = nil // a nil pointer or map is no data either
 	}
 	id, _ := json.Marshal(ev.ID)
 	head := append(append([]byte(`{"id":`), id...), `,"channel":`...)

@@ -78,6 +78,8 @@ func (f *fakeAPI) published(t *testing.T, req int) (channels []string, payloads 
 	return channels, payloads
 }
 
+func hasKey(m map[string]any, k string) bool { _, ok := m[k]; return ok }
+
 func TestBroadcastPayload(t *testing.T) {
 	inst, f := fakeInstant(t)
 	err := inst.Broadcast(context.Background(), instant.Event{
@@ -160,10 +162,19 @@ func TestBroadcastTargetsAndDefaults(t *testing.T) {
 			t.Errorf("nil data was sent: %v", payloads[0])
 		}
 	}
+	var nilMap map[string]int
+	for k, data := range []any{json.RawMessage(nil), json.RawMessage(" null "), nilMap, (*int)(nil)} {
+		if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a", Data: data}); err != nil {
+			t.Fatal(err)
+		}
+		if _, payloads := f.published(t, len(f.requests)-1); hasKey(payloads[0], "data") {
+			t.Errorf("nil data %d was sent: %v", k, payloads[0])
+		}
+	}
 	if err := inst.Broadcast(context.Background(), instant.Event{ID: "retry-1", Channel: "a", Site: "other"}); err != nil {
 		t.Fatal(err)
 	}
-	_, payloads := f.published(t, len(cases))
+	_, payloads := f.published(t, len(f.requests)-1)
 	if payloads[0]["id"] != "retry-1" || payloads[0]["site"] != "other" {
 		t.Errorf("given id/site not kept: %v", payloads[0])
 	}
