@@ -140,6 +140,7 @@ func (st *reqState) load() (*User, error) {
 		st.mu.Lock()
 		if err != nil {
 			u = nil
+			st.inst.logger.Error("instant: LoadUser failed", "error", err)
 		}
 		st.user, st.err = u, err
 		return st.user, st.err

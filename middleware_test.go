@@ -14,10 +14,7 @@ import (
 )
 
 func TestSessionWithoutSessionsMiddleware(t *testing.T) {
-	logger, logs := newLogger()
-	cfg := testConfig()
-	cfg.Logger = logger
-	inst := newInstant(t, cfg)
+	inst, logs := loggedInstant(t, nil)
 	r := gin.New()
 	r.Use(inst.Session()) // sessions.Sessions missing
 	reached := false

@@ -92,7 +92,6 @@ func (i *Instant) proxyRead(c *gin.Context, body []byte) (proxyRequest, bool) {
 func (i *Instant) proxyUser(c *gin.Context, req proxyRequest) (*User, bool) {
 	u, err := stateOf(c, i).load()
 	if err != nil {
-		i.logger.Error("instant: LoadUser failed", "error", err)
 		return nil, false
 	}
 	id := ""
@@ -110,9 +109,6 @@ func (i *Instant) proxyConnect(c *gin.Context, body []byte) {
 	}
 	u, err := stateOf(c, i).load()
 	if err != nil || (u == nil && i.cfg.DisallowAnonymous) {
-		if err != nil {
-			i.logger.Error("instant: LoadUser failed", "error", err)
-		}
 		c.JSON(http.StatusOK, proxyAnswer{Disconnect: &proxyError{Code: proxyDisconnectLogin, Message: "login required"}})
 		return
 	}

@@ -181,7 +181,6 @@ func decodeBody(c *gin.Context, body []byte, v any) bool {
 func (i *Instant) user(c *gin.Context) (u *User, ok bool) {
 	u, err := stateOf(c, i).load()
 	if err != nil {
-		i.logger.Error("instant: LoadUser failed", "error", err)
 		abortJSON(c, http.StatusInternalServerError, "instant: could not load the user")
 		return nil, false
 	}
@@ -296,7 +295,6 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 func (i *Instant) channelsRoute(c *gin.Context) {
 	u, err := stateOf(c, i).load()
 	if err != nil {
-		i.logger.Error("instant: LoadUser failed", "error", err)
 		abortJSON(c, http.StatusInternalServerError, "instant: could not load the user")
 		return
 	}

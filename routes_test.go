@@ -24,6 +24,18 @@ type logRecorder struct {
 	recs []slog.Record
 }
 
+// loggedInstant is an Instant of testConfig (changed by mutate, when not
+// nil) whose log the test reads.
+func loggedInstant(t testing.TB, mutate func(*instant.Config)) (*instant.Instant, *logRecorder) {
+	logger, logs := newLogger()
+	cfg := testConfig()
+	cfg.Logger = logger
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return newInstant(t, cfg), logs
+}
+
 func newLogger() (*slog.Logger, *logRecorder) {
 	rec := &logRecorder{}
 	return slog.New(&captureHandler{rec: rec}), rec
@@ -218,10 +230,7 @@ func TestChannelsRoute(t *testing.T) {
 // TestBadInput sends every kind of bad request: each gets a 4xx JSON error,
 // no token, and nothing is logged as a server fault.
 func TestBadInput(t *testing.T) {
-	logger, logs := newLogger()
-	cfg := testConfig()
-	cfg.Logger = logger
-	inst := newInstant(t, cfg)
+	inst, logs := loggedInstant(t, nil)
 	h := newRouter(inst)
 	longName := strings.Repeat("a", 256)
 	many := make([]string, 101)
@@ -354,10 +363,7 @@ func TestNilInstantRoutesAnswer500(t *testing.T) {
 }
 
 func TestTamperedCookieIsAnonymous(t *testing.T) {
-	logger, logs := newLogger()
-	cfg := testConfig()
-	cfg.Logger = logger
-	inst := newInstant(t, cfg)
+	inst, logs := loggedInstant(t, nil)
 	h := newRouter(inst)
 	b := newBrowser(t, h).as(&root)
 	// Flip one character in the middle of the signed cookie value.
@@ -398,10 +404,7 @@ func TestTamperedCookieIsAnonymous(t *testing.T) {
 }
 
 func TestUndecodableSessionUserIsAnonymous(t *testing.T) {
-	logger, logs := newLogger()
-	cfg := testConfig()
-	cfg.Logger = logger
-	inst := newInstant(t, cfg)
+	inst, logs := loggedInstant(t, nil)
 	defer func() {
 		if errs := logs.errors(); len(errs) > 0 {
 			t.Errorf("an undecodable session user was logged as a fault: %v", errs)
@@ -440,11 +443,10 @@ func TestUndecodableSessionUserIsAnonymous(t *testing.T) {
 }
 
 func TestLoadUserFailureIs500AndLogged(t *testing.T) {
-	logger, logs := newLogger()
-	cfg := testConfig()
-	cfg.Logger = logger
-	cfg.LoadUser = func(c *gin.Context) (*instant.User, error) { return nil, fmt.Errorf("db down") }
-	b := newBrowser(t, newRouter(newInstant(t, cfg)))
+	inst, logs := loggedInstant(t, func(cfg *instant.Config) {
+		cfg.LoadUser = func(c *gin.Context) (*instant.User, error) { return nil, fmt.Errorf("db down") }
+	})
+	b := newBrowser(t, newRouter(inst))
 	status, body := b.postJSON("/instant/connection_token", map[string]any{})
 	if status != 500 || body["token"] != nil {
 		t.Errorf("status %d %v", status, body)
@@ -503,10 +505,7 @@ func TestPackageLevelRegister(t *testing.T) {
 }
 
 func TestPanickingRuleDenies(t *testing.T) {
-	logger, logs := newLogger()
-	cfg := testConfig()
-	cfg.Logger = logger
-	inst := newInstant(t, cfg)
+	inst, logs := loggedInstant(t, nil)
 	_ = inst.Authorize("$room:{id}", func(_ *gin.Context, u *instant.User, _ map[string]string) (bool, any) {
 		return u.Username != "", nil // panics for anonymous visitors
 	})
