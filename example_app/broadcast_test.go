@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -26,15 +27,8 @@ func TestBroadcastPageAccess(t *testing.T) {
 	}
 	_, srv := startSite(t, closedAPIURL(t)) // no Centrifugo: a valid post gets 502
 	for _, tc := range cases {
-		name := tc.username
-		if name == "" {
-			name = "anonymous"
-		}
-		t.Run(name, func(t *testing.T) {
-			b := newBrowser(t, srv)
-			if tc.username != "" {
-				b.login(tc.username, password(t, tc.username))
-			}
+		t.Run(cmp.Or(tc.username, "anonymous"), func(t *testing.T) {
+			b := browserAs(t, srv, tc.username)
 			r := b.get("/broadcast")
 			if r.status != tc.getStatus {
 				t.Fatalf("GET /broadcast: %d, want %d", r.status, tc.getStatus)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
 	"slices"
@@ -174,15 +175,8 @@ func TestHomeListsChannelsByRole(t *testing.T) {
 	}
 	_, srv := startSite(t, closedAPIURL(t))
 	for _, tc := range cases {
-		name := tc.username
-		if name == "" {
-			name = "anonymous"
-		}
-		t.Run(name, func(t *testing.T) {
-			b := newBrowser(t, srv)
-			if tc.username != "" {
-				b.login(tc.username, password(t, tc.username))
-			}
+		t.Run(cmp.Or(tc.username, "anonymous"), func(t *testing.T) {
+			b := browserAs(t, srv, tc.username)
 			if _, got := b.channels(); !slices.Equal(got, tc.want) {
 				t.Errorf("GET /instant/channels: %v, want %v", got, tc.want)
 			}

@@ -142,6 +142,17 @@ func (b *browser) login(username, password string) {
 	}
 }
 
+// browserAs is a browser logged in as the demo account username, or an
+// anonymous one for "".
+func browserAs(t *testing.T, srv *httptest.Server, username string) *browser {
+	t.Helper()
+	b := newBrowser(t, srv)
+	if username != "" {
+		b.login(username, password(t, username))
+	}
+	return b
+}
+
 // channels reads GET /instant/channels.
 func (b *browser) channels() (user map[string]any, names []string) {
 	b.t.Helper()
