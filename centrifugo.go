@@ -88,12 +88,12 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 		}
 		enabled := func(m map[string]any) map[string]any { m["enabled"] = true; return m }
 		clientProxy = map[string]any{
-			"connect": enabled(proxy(RouteProxyConnect)),
-			"refresh": enabled(proxy(RouteProxyRefresh)),
+			"connect": enabled(proxy(routeProxyConnect)),
+			"refresh": enabled(proxy(routeProxyRefresh)),
 		}
 		channelProxy = map[string]any{
-			"subscribe":   proxy(RouteProxySubscribe),
-			"sub_refresh": proxy(RouteProxySubRefresh),
+			"subscribe":   proxy(routeProxySubscribe),
+			"sub_refresh": proxy(routeProxySubRefresh),
 		}
 		channelOpts["subscribe_proxy_enabled"] = true
 		channelOpts["sub_refresh_proxy_enabled"] = true

@@ -21,8 +21,19 @@ var (
 	ErrNotInstalled = errors.New("instant: not installed: add r.Use(instant.Session()) or call instant.Configure")
 	// ErrInvalidChannel marks a bad channel name.
 	ErrInvalidChannel = errors.New("instant: invalid channel name")
-	// ErrInvalidUser marks a User that Login refuses.
+	// ErrInvalidUser marks a User that Login refuses, or that LoadUser
+	// returned (the request then gets a 500: a server fault, never a login).
 	ErrInvalidUser = errors.New("instant: invalid user")
+	// ErrLoadUser marks a failure of Config.LoadUser: an error it
+	// returned, a panic in it, or an invalid user.
+	ErrLoadUser = errors.New("instant: could not load the user")
+	// ErrLoginRequired means an anonymous visitor asked for what only
+	// logged-in users get (Config.DisallowAnonymous, RequireUser).
+	ErrLoginRequired = errors.New("instant: login required")
+	// ErrNotAllowed means the rules do not let the user read the channel.
+	ErrNotAllowed = errors.New("instant: channel not allowed")
+	// ErrRuleFailed means a custom rule (Authorize) panicked.
+	ErrRuleFailed = errors.New("instant: channel rule failed")
 	// ErrInvalidPattern marks a pattern Authorize refuses.
 	ErrInvalidPattern = errors.New("instant: invalid channel pattern")
 	// ErrNoChannel means an Event names no channel and its Target level has none.

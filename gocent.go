@@ -1,9 +1,12 @@
 package instant
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/centrifugal/gocent/v3"
@@ -11,11 +14,24 @@ import (
 
 // gocentAPI is the apiClient over gocent/v3, which speaks Centrifugo's
 // /api endpoint. Replacing the client means replacing this file.
-type gocentAPI struct{ c *gocent.Client }
-
-func newGocentAPI(addr, key string, hc *http.Client) apiClient {
-	return gocentAPI{gocent.New(gocent.Config{Addr: addr, Key: key, HTTPClient: hc})}
+type gocentAPI struct {
+	c       *gocent.Client
+	secrets [][]byte // never to appear in an error
 }
+
+func newGocentAPI(addr, key string, hc *http.Client, secrets []string) apiClient {
+	g := gocentAPI{c: gocent.New(gocent.Config{Addr: addr, Key: key, HTTPClient: hc})}
+	for _, s := range secrets {
+		if s != "" {
+			g.secrets = append(g.secrets, []byte(s))
+		}
+	}
+	return g
+}
+
+// errNoResult marks a 200 reply that is not a publish result: something
+// other than Centrifugo's API answered, and nothing was published.
+var errNoResult = errors.New("the reply holds no publish result: is APIURL Centrifugo's /api endpoint?")
 
 func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]byte) error {
 	pipe := g.c.Pipe()
@@ -26,26 +42,36 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 	}
 	replies, err := g.c.SendPipe(ctx, pipe)
 	if err != nil {
-		return apiError("publish", channels, err)
+		return g.apiError("publish", channels, err)
 	}
 	var failed []string
 	var first *gocent.Error
 	for k, r := range replies {
-		if r.Error != nil {
+		switch {
+		case r.Error != nil:
 			failed = append(failed, channels[k])
 			if first == nil {
 				first = r.Error
 			}
+		case !isObject(r.Result):
+			return &PublishError{Op: "publish", Channels: channels, Err: errNoResult}
 		}
 	}
 	if first != nil {
-		return &PublishError{Op: "publish", Channels: failed, Code: first.Code, Message: first.Message, Err: first}
+		return g.apiError("publish", failed, first)
 	}
 	return nil
 }
 
+// isObject reports whether raw is a JSON object, as every result of
+// Centrifugo's API is.
+func isObject(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) >= 2 && raw[0] == '{' && json.Valid(raw)
+}
+
 func (g gocentAPI) unsubscribe(ctx context.Context, channel, user string) error {
-	return apiError("unsubscribe", []string{channel}, g.c.Unsubscribe(ctx, channel, user))
+	return g.apiError("unsubscribe", []string{channel}, g.c.Unsubscribe(ctx, channel, user))
 }
 
 // reconnectDisconnect is in the range Centrifugo clients reconnect after
@@ -54,13 +80,13 @@ func (g gocentAPI) unsubscribe(ctx context.Context, channel, user string) error 
 var reconnectDisconnect = &gocent.Disconnect{Code: 4001, Reason: "session changed", Reconnect: true}
 
 func (g gocentAPI) disconnect(ctx context.Context, user string) error {
-	return apiError("disconnect", nil, g.c.Disconnect(ctx, user, gocent.WithDisconnect(reconnectDisconnect)))
+	return g.apiError("disconnect", nil, g.c.Disconnect(ctx, user, gocent.WithDisconnect(reconnectDisconnect)))
 }
 
 func (g gocentAPI) history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error) {
 	res, err := g.c.History(ctx, channel, gocent.WithLimit(limit))
 	if err != nil {
-		return nil, apiError("history", []string{channel}, err)
+		return nil, g.apiError("history", []string{channel}, err)
 	}
 	out := make([]json.RawMessage, len(res.Publications))
 	for k, p := range res.Publications {
@@ -70,18 +96,106 @@ func (g gocentAPI) history(ctx context.Context, channel string, limit int) ([]js
 }
 
 // apiError wraps an error of gocent's in a *PublishError (nil stays nil).
-func apiError(op string, channels []string, err error) error {
+// The error it keeps holds at most maxErrorBody bytes of a reply, with the
+// API key and the token secret blanked out, whatever the upstream echoed.
+func (g gocentAPI) apiError(op string, channels []string, err error) error {
 	if err == nil {
 		return nil
 	}
-	pe := &PublishError{Op: op, Channels: channels, Err: err}
+	pe := &PublishError{Op: op, Channels: channels}
 	var status gocent.ErrStatusCode
 	var apiErr *gocent.Error
 	switch {
 	case errors.As(err, &status):
 		pe.StatusCode = status.Code
+		pe.Err = gocent.ErrStatusCode{Code: status.Code, Body: g.redact(status.Body)}
 	case errors.As(err, &apiErr):
-		pe.Code, pe.Message = apiErr.Code, apiErr.Message
+		msg := string(g.redact([]byte(apiErr.Message)))
+		pe.Code, pe.Message = apiErr.Code, msg
+		pe.Err = &gocent.Error{Code: apiErr.Code, Message: msg}
+	default:
+		pe.Err = g.redactError(err)
 	}
 	return pe
+}
+
+// redact returns a copy of b cut to maxErrorBody bytes, with every secret
+// replaced.
+func (g gocentAPI) redact(b []byte) []byte {
+	out := bytes.Clone(b)
+	for _, s := range g.secrets {
+		out = bytes.ReplaceAll(out, s, []byte("[redacted]"))
+	}
+	if len(out) > maxErrorBody {
+		out = append(out[:maxErrorBody:maxErrorBody], "…"...)
+	}
+	return out
+}
+
+// redactError keeps err when its text holds no secret, and otherwise
+// replaces it by its redacted text (errors.Is still finds the context's
+// errors).
+func (g gocentAPI) redactError(err error) error {
+	text := []byte(err.Error())
+	for _, s := range g.secrets {
+		if bytes.Contains(text, s) {
+			cause := error(nil)
+			switch {
+			case errors.Is(err, context.DeadlineExceeded):
+				cause = context.DeadlineExceeded
+			case errors.Is(err, context.Canceled):
+				cause = context.Canceled
+			}
+			if cause != nil {
+				return fmt.Errorf("%s: %w", g.redact(text), cause)
+			}
+			return errors.New(string(g.redact(text)))
+		}
+	}
+	return err
+}
+
+// Bounds of what the API client reads of a reply.
+const (
+	// maxErrorBody is what is kept of a reply that is not 200 OK.
+	maxErrorBody = 4 << 10
+	// maxReplyBody bounds a 200 reply (history can be large); a longer
+	// one fails to decode.
+	maxReplyBody = 32 << 20
+)
+
+// limitedClient returns a copy of hc (the caller's is not changed) whose
+// replies are read at most up to maxErrorBody (errors) or maxReplyBody
+// bytes, so that a hostile or broken upstream cannot make the plugin hold
+// a huge body.
+func limitedClient(hc *http.Client) *http.Client {
+	cp := *hc
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	cp.Transport = limitTransport{base}
+	return &cp
+}
+
+type limitTransport struct{ base http.RoundTripper }
+
+func (t limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || resp.Body == nil {
+		return resp, err
+	}
+	limit := int64(maxReplyBody)
+	if resp.StatusCode != http.StatusOK {
+		// Twice what is kept, so that a secret across the cut is still
+		// whole when redact looks for it.
+		limit = 2 * maxErrorBody
+	}
+	resp.Body = limitedBody{io.LimitReader(resp.Body, limit), resp.Body}
+	return resp, nil
+}
+
+type limitedBody struct {
+	io.Reader
+	io.Closer
 }

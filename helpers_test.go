@@ -14,6 +14,7 @@ import (
 	"github.com/gin-contrib/sessions/cookie"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 func init() { gin.SetMode(gin.TestMode) }
@@ -151,4 +152,15 @@ func (b *browser) cookieHeader() http.Header {
 		h.Add("Cookie", c.Name+"="+c.Value)
 	}
 	return h
+}
+
+// forgeToken signs claims with secret, as the plugin's routes never would
+// (a token they refuse to give, or signed with another secret).
+func forgeToken(t testing.TB, secret string, claims jwt.MapClaims) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

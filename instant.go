@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,8 +30,9 @@ const (
 // Config configures an Instant. The zero value of every field but TokenSecret
 // is usable: New fills in the default named in each field's comment.
 type Config struct {
-	// APIURL is Centrifugo's server API endpoint, ending in /api.
-	// Default: DefaultAPIURL ("http://127.0.0.1:8000/api").
+	// APIURL is Centrifugo's server API endpoint: its path must end in
+	// /api ("http://127.0.0.1:8000/api", or "https://host/centrifugo/api"
+	// behind a proxy). Default: DefaultAPIURL ("http://127.0.0.1:8000/api").
 	APIURL string
 	// APIKey is Centrifugo's http_api.key. Never logged.
 	APIKey string
@@ -126,7 +128,7 @@ func New(cfg Config) (*Instant, error) {
 	if cfg.APIURL == "" {
 		cfg.APIURL = DefaultAPIURL
 	}
-	if err := checkHTTPURL(cfg.APIURL, "http", "https"); err != nil {
+	if err := checkAPIURL(cfg.APIURL); err != nil {
 		bad("APIURL: %w", err)
 	} else if cfg.WebsocketURL == "" {
 		cfg.WebsocketURL = websocketURLFor(cfg.APIURL)
@@ -185,6 +187,7 @@ func New(cfg Config) (*Instant, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
+	cfg.HTTPClient = limitedClient(cfg.HTTPClient)
 	inst := &Instant{
 		cfg:      cfg,
 		secret:   []byte(cfg.TokenSecret),
@@ -194,17 +197,25 @@ func New(cfg Config) (*Instant, error) {
 		proxyKey: deriveProxyKey([]byte(cfg.TokenSecret)),
 	}
 	inst.rules.Store(&[]rule{})
-	inst.api = newGocentAPI(cfg.APIURL, cfg.APIKey, cfg.HTTPClient)
+	inst.api = newGocentAPI(cfg.APIURL, cfg.APIKey, cfg.HTTPClient, []string{cfg.APIKey, cfg.TokenSecret})
 	return inst, nil
 }
 
-// Config returns the configuration in force, defaults filled in. The
-// returned value holds secrets: do not log it.
-func (i *Instant) Config() Config {
+// WebsocketURL is the address browsers connect to (Config.WebsocketURL,
+// or the one derived from APIURL), as the channels route reports it.
+func (i *Instant) WebsocketURL() string {
 	if i == nil {
-		return Config{}
+		return ""
 	}
-	return i.cfg
+	return i.cfg.WebsocketURL
+}
+
+// SiteName is the name every event payload carries as "site".
+func (i *Instant) SiteName() string {
+	if i == nil {
+		return ""
+	}
+	return i.cfg.SiteName
 }
 
 // ConfigFromEnv reads a Config from the environment:
@@ -224,9 +235,10 @@ func ConfigFromEnv() Config {
 
 var defaultInstant atomic.Pointer[Instant]
 
-// Configure builds the package default Instant used by the package-level
-// Session and Register. It may be called again to replace it; requests
-// already in flight finish with the old one.
+// Configure builds the package default Instant, which the package-level
+// Session and Register use. Call it before them: each of those binds to
+// the default at its first request and keeps it. Without Configure, the
+// default is built from ConfigFromEnv.
 func Configure(cfg Config) error {
 	inst, err := New(cfg)
 	if err != nil {
@@ -236,18 +248,31 @@ func Configure(cfg Config) error {
 	return nil
 }
 
-// packageDefault returns the Instant set by Configure or, failing that, one
-// built from ConfigFromEnv (kept once it succeeds).
-func packageDefault() (*Instant, error) {
-	if inst := defaultInstant.Load(); inst != nil {
-		return inst, nil
+// packageInstant is the package default as one package-level Session or
+// Register sees it: resolved at the first request, then kept.
+type packageInstant struct {
+	mu   sync.Mutex
+	inst *Instant
+}
+
+func (p *packageInstant) get() (*Instant, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inst != nil {
+		return p.inst, nil
 	}
-	inst, err := New(ConfigFromEnv())
-	if err != nil {
-		return nil, fmt.Errorf("%w: call instant.Configure or set CENTRIFUGO_* variables: %w", ErrNotConfigured, err)
+	inst := defaultInstant.Load()
+	if inst == nil {
+		var err error
+		if inst, err = New(ConfigFromEnv()); err != nil {
+			return nil, fmt.Errorf("%w: call instant.Configure or set CENTRIFUGO_* variables: %w", ErrNotConfigured, err)
+		}
+		if !defaultInstant.CompareAndSwap(nil, inst) {
+			inst = defaultInstant.Load()
+		}
 	}
-	defaultInstant.CompareAndSwap(nil, inst)
-	return defaultInstant.Load(), nil
+	p.inst = inst
+	return inst, nil
 }
 
 func checkHTTPURL(raw string, schemes ...string) error {
@@ -284,6 +309,23 @@ func websocketURLFor(apiURL string) string {
 	return u.String()
 }
 
+// checkAPIURL checks that raw is an http(s) URL of Centrifugo's server API,
+// whose path ends in /api: a publish sent anywhere else (/api/info,
+// /health, a page) can be answered 200 without publishing anything.
+func checkAPIURL(raw string) error {
+	if err := checkHTTPURL(raw, "http", "https"); err != nil {
+		return err
+	}
+	u, _ := url.Parse(raw)
+	if !strings.HasSuffix(u.Path, "/api") {
+		return fmt.Errorf("the path must be Centrifugo's API endpoint, ending in /api, got %q", u.Path)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return errors.New("no query or fragment, please")
+	}
+	return nil
+}
+
 func checkSlug(s string) error {
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
@@ -304,5 +346,3 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
-
-func defaultLogger() *slog.Logger { return slog.Default() }

@@ -58,19 +58,27 @@ func TestNewRefusesDuplicateLevels(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	inst := newInstant(t, instant.Config{TokenSecret: testSecret})
-	cfg := inst.Config()
-	checks := map[string][2]any{
-		"APIURL":               {cfg.APIURL, "http://127.0.0.1:8000/api"},
-		"WebsocketURL":         {cfg.WebsocketURL, "ws://127.0.0.1:8000/connection/websocket"},
-		"SiteSlug":             {cfg.SiteSlug, "site"},
-		"SiteName":             {cfg.SiteName, "site"},
-		"ConnectionTokenTTL":   {cfg.ConnectionTokenTTL, 10 * time.Minute},
-		"SubscriptionTokenTTL": {cfg.SubscriptionTokenTTL, 5 * time.Minute},
-		"PublishTimeout":       {cfg.PublishTimeout, 5 * time.Second},
+	if got := inst.WebsocketURL(); got != "ws://127.0.0.1:8000/connection/websocket" {
+		t.Errorf("WebsocketURL %q", got)
 	}
-	for name, c := range checks {
-		if c[0] != c[1] {
-			t.Errorf("%s = %v, want %v", name, c[0], c[1])
+	if got := inst.SiteName(); got != "site" {
+		t.Errorf("SiteName %q", got)
+	}
+	conn, err := inst.ConnectionToken(&alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := inst.SubscriptionToken(nil, &alice, "$site_users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		tok instant.Token
+		ttl time.Duration
+	}{{conn, 10 * time.Minute}, {sub, 5 * time.Minute}} {
+		claims := parseToken(t, tc.tok.Token)
+		if got := time.Duration(claims["exp"].(float64)-claims["iat"].(float64)) * time.Second; got < tc.ttl-time.Second || got > tc.ttl {
+			t.Errorf("token lifetime %v, want %v", got, tc.ttl)
 		}
 	}
 	want := map[instant.Level]string{
@@ -82,15 +90,12 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("%v channels %v, want [%s]", l, got, name)
 		}
 	}
-	if cfg.Logger == nil || cfg.HTTPClient == nil {
-		t.Error("Logger or HTTPClient not defaulted")
-	}
 }
 
 func TestWebsocketURLFollowsAPIURL(t *testing.T) {
 	cfg := testConfig()
 	cfg.APIURL = "https://rt.example.com/centrifugo/api"
-	if got := newInstant(t, cfg).Config().WebsocketURL; got != "wss://rt.example.com/centrifugo/connection/websocket" {
+	if got := newInstant(t, cfg).WebsocketURL(); got != "wss://rt.example.com/centrifugo/connection/websocket" {
 		t.Errorf("WebsocketURL %q", got)
 	}
 }

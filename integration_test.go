@@ -26,6 +26,7 @@ import (
 // liveSetup is a real Centrifugo, an Instant bound to it and a Gin app.
 type liveSetup struct {
 	srv  *centrifugotest.Server
+	cfg  instant.Config // inst's, as given to New
 	inst *instant.Instant
 	app  http.Handler
 }
@@ -43,7 +44,7 @@ func startLive(t *testing.T, opts instant.CentrifugoOptions) *liveSetup {
 		if err != nil {
 			return nil, err
 		}
-		ls.inst = inst
+		ls.inst, ls.cfg = inst, cfg
 		// Rules first: their namespaces go into the Centrifugo config.
 		_ = inst.Authorize("$orders:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
 			return u != nil && p["id"] == "o"+u.ID, nil
@@ -305,7 +306,7 @@ func TestLiveCentrifugoRefusesForgedTokens(t *testing.T) {
 	ls := startLive(t, instant.CentrifugoOptions{})
 	lc := ls.connect(t, &alice)
 	// A token for another user's sub: Centrifugo refuses it.
-	other, err := ls.inst.SubscriptionToken(&root, "$site_admin", nil)
+	other, err := ls.inst.SubscriptionToken(nil, &root, "$site_admin")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,9 +316,12 @@ func TestLiveCentrifugoRefusesForgedTokens(t *testing.T) {
 	// A token signed with another secret: refused too.
 	cfg := testConfig()
 	cfg.TokenSecret = "some-other-secret-0123456789abcdef"
-	forged, _ := newInstant(t, cfg).SubscriptionToken(&alice, "$site_admin", nil)
+	forged, err := newInstant(t, cfg).SubscriptionToken(nil, &alice, "$site_users")
+	if err != nil {
+		t.Fatal(err)
+	}
 	lc2 := ls.connect(t, &alice)
-	if lc2.subscribe("$site_admin", false, forged.Token) {
+	if lc2.subscribe("$site_users", false, forged.Token) {
 		t.Error("Centrifugo accepted a token signed with another secret")
 	}
 }
@@ -325,7 +329,7 @@ func TestLiveCentrifugoRefusesForgedTokens(t *testing.T) {
 func TestLiveBroadcastErrors(t *testing.T) {
 	ls := startLive(t, instant.CentrifugoOptions{})
 	// Wrong API key: a typed error.
-	cfg := ls.inst.Config()
+	cfg := ls.cfg
 	cfg.APIKey = "wrong-key"
 	bad := newInstant(t, cfg)
 	err := bad.Broadcast(context.Background(), instant.Event{Message: "x"})
@@ -341,8 +345,8 @@ func TestLiveBroadcastErrors(t *testing.T) {
 	if err == nil || !errors.As(err, &pe) {
 		t.Fatalf("stopped server: %v", err)
 	}
-	if d := time.Since(start); d > ls.inst.Config().PublishTimeout+time.Second {
-		t.Errorf("returned after %v, PublishTimeout is %v", d, ls.inst.Config().PublishTimeout)
+	if d := time.Since(start); d > ls.cfg.PublishTimeout+time.Second {
+		t.Errorf("returned after %v, PublishTimeout is %v", d, ls.cfg.PublishTimeout)
 	}
 }
 
@@ -420,7 +424,7 @@ func TestLiveHistoryUnsubscribeDisconnect(t *testing.T) {
 // still receives private events.
 func TestLiveTokensRefresh(t *testing.T) {
 	ls := startLive(t, instant.CentrifugoOptions{})
-	cfg := ls.inst.Config()
+	cfg := ls.cfg
 	cfg.ConnectionTokenTTL, cfg.SubscriptionTokenTTL = 2*time.Second, 2*time.Second
 	short := &liveSetup{srv: ls.srv, inst: newInstant(t, cfg)}
 	short.app = newRouter(short.inst)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"time"
 
@@ -34,17 +35,23 @@ func deriveProxyKey(secret []byte) string {
 
 // The proxy routes, relative to the group given to Register.
 const (
-	RouteProxyConnect    = "proxy/connect"
-	RouteProxyRefresh    = "proxy/refresh"
-	RouteProxySubscribe  = "proxy/subscribe"
-	RouteProxySubRefresh = "proxy/sub_refresh"
+	routeProxyConnect    = "proxy/connect"
+	routeProxyRefresh    = "proxy/refresh"
+	routeProxySubscribe  = "proxy/subscribe"
+	routeProxySubRefresh = "proxy/sub_refresh"
 )
 
-// Codes of the proxy answers (Centrifugo's ranges: errors 400..1999,
-// disconnects 4000..4999; 4500 and above tell the client not to reconnect).
+// Codes of the proxy answers (Centrifugo's ranges: errors 400..1999;
+// disconnects 4000..4499 tell the client to reconnect, 4500..4999 not to).
 const (
 	proxyErrPermissionDenied = 403
-	proxyDisconnectLogin     = 4501
+	proxyErrInternal         = 500
+	// proxyDisconnectRetry: the user could not be loaded (LoadUser failed,
+	// say the database blinked); the client reconnects and asks again.
+	proxyDisconnectRetry = 4002
+	// proxyDisconnectLogin: anonymous connections are refused; reconnecting
+	// would not help until the visitor logs in.
+	proxyDisconnectLogin = 4501
 )
 
 // proxyRequest holds the fields of Centrifugo's proxy requests the plugin
@@ -66,12 +73,11 @@ type proxyAnswer struct {
 	Disconnect *proxyError `json:"disconnect,omitempty"`
 }
 
-func registerProxy(post func(string, func(*Instant, *gin.Context, []byte))) {
-	post(RouteProxyConnect, (*Instant).proxyConnect)
-	post(RouteProxyRefresh, (*Instant).proxyRefresh)
-	post(RouteProxySubscribe, (*Instant).proxySubscribe)
-	post(RouteProxySubRefresh, (*Instant).proxySubRefresh)
-}
+var (
+	retryLater    = proxyAnswer{Disconnect: &proxyError{Code: proxyDisconnectRetry, Message: "user unavailable, retry"}}
+	loginRequired = proxyAnswer{Disconnect: &proxyError{Code: proxyDisconnectLogin, Message: "login required"}}
+	expired       = proxyAnswer{Result: map[string]any{"expired": true}}
+)
 
 // proxyRead checks the proxy key and decodes the request. On failure it
 // has answered (403 for a missing or wrong key, 400 for a bad body).
@@ -88,17 +94,22 @@ func (i *Instant) proxyRead(c *gin.Context, body []byte) (proxyRequest, bool) {
 	return req, true
 }
 
-// proxyUser returns the session user if it is the connection's user.
-func (i *Instant) proxyUser(c *gin.Context, req proxyRequest) (*User, bool) {
-	u, err := stateOf(c, i).load()
-	if err != nil {
-		return nil, false
+// proxyUser returns the session user (nil for anonymous). ok is false when
+// it could not be loaded, or, when a connection user is given, when the
+// session no longer holds that user.
+func proxyUser(c *gin.Context, req *proxyRequest) (u *User, ok bool, err error) {
+	st, reentrant := stateOfGin(c)
+	if u, err = st.load(reentrant); err != nil {
+		return nil, false, err
+	}
+	if req == nil {
+		return u, true, nil
 	}
 	id := ""
 	if u != nil {
 		id = u.ID
 	}
-	return u, id == req.User
+	return u, id == req.User, nil
 }
 
 // proxyConnect answers Centrifugo's connect proxy (clients that connect
@@ -107,9 +118,13 @@ func (i *Instant) proxyConnect(c *gin.Context, body []byte) {
 	if _, ok := i.proxyRead(c, body); !ok {
 		return
 	}
-	u, err := stateOf(c, i).load()
-	if err != nil || (u == nil && i.cfg.DisallowAnonymous) {
-		c.JSON(http.StatusOK, proxyAnswer{Disconnect: &proxyError{Code: proxyDisconnectLogin, Message: "login required"}})
+	u, _, err := proxyUser(c, nil)
+	switch {
+	case err != nil:
+		c.JSON(http.StatusOK, retryLater)
+		return
+	case i.mayConnect(u) != nil:
+		c.JSON(http.StatusOK, loginRequired)
 		return
 	}
 	sub, info := userClaims(u)
@@ -121,20 +136,25 @@ func (i *Instant) proxyConnect(c *gin.Context, body []byte) {
 }
 
 // proxyRefresh prolongs a connection while its session still holds the
-// same user, and expires it otherwise.
+// same user (and anonymous visitors are allowed, for an anonymous one),
+// and expires it otherwise.
 func (i *Instant) proxyRefresh(c *gin.Context, body []byte) {
 	req, ok := i.proxyRead(c, body)
 	if !ok {
 		return
 	}
-	if _, same := i.proxyUser(c, req); !same {
-		c.JSON(http.StatusOK, proxyAnswer{Result: map[string]any{"expired": true}})
-		return
+	u, same, err := proxyUser(c, &req)
+	switch {
+	case err != nil:
+		c.JSON(http.StatusOK, retryLater)
+	case !same || i.mayConnect(u) != nil:
+		c.JSON(http.StatusOK, expired)
+	default:
+		c.JSON(http.StatusOK, proxyAnswer{Result: map[string]any{"expire_at": time.Now().Add(i.cfg.ConnectionTokenTTL).Unix()}})
 	}
-	c.JSON(http.StatusOK, proxyAnswer{Result: map[string]any{"expire_at": time.Now().Add(i.cfg.ConnectionTokenTTL).Unix()}})
 }
 
-// proxySubscribe decides a subscription by the same rules as the token
+// proxySubscribe decides a subscription by the same decision as the token
 // routes. Centrifugo treats an empty result as allowed, so a refusal is an
 // explicit error.
 func (i *Instant) proxySubscribe(c *gin.Context, body []byte) {
@@ -142,38 +162,50 @@ func (i *Instant) proxySubscribe(c *gin.Context, body []byte) {
 	if !ok {
 		return
 	}
-	allow, info := i.proxyDecide(c, req)
-	if !allow {
+	info, err := i.proxyDecide(c, &req)
+	switch {
+	case errors.Is(err, ErrLoadUser):
+		c.JSON(http.StatusOK, retryLater)
+	case errors.Is(err, ErrRuleFailed):
+		c.JSON(http.StatusOK, proxyAnswer{Error: &proxyError{Code: proxyErrInternal, Message: "internal error"}})
+	case err != nil:
 		c.JSON(http.StatusOK, proxyAnswer{Error: &proxyError{Code: proxyErrPermissionDenied, Message: "permission denied"}})
-		return
+	default:
+		result := map[string]any{"expire_at": time.Now().Add(i.cfg.SubscriptionTokenTTL).Unix()}
+		if info != nil {
+			result["info"] = info
+		}
+		c.JSON(http.StatusOK, proxyAnswer{Result: result})
 	}
-	result := map[string]any{"expire_at": time.Now().Add(i.cfg.SubscriptionTokenTTL).Unix()}
-	if info != nil {
-		result["info"] = info
-	}
-	c.JSON(http.StatusOK, proxyAnswer{Result: result})
 }
 
-// proxySubRefresh prolongs a subscription while the rules still allow it.
+// proxySubRefresh prolongs a subscription while the decision still allows
+// it.
 func (i *Instant) proxySubRefresh(c *gin.Context, body []byte) {
 	req, ok := i.proxyRead(c, body)
 	if !ok {
 		return
 	}
-	if allow, _ := i.proxyDecide(c, req); !allow {
-		c.JSON(http.StatusOK, proxyAnswer{Result: map[string]any{"expired": true}})
-		return
+	_, err := i.proxyDecide(c, &req)
+	switch {
+	case errors.Is(err, ErrLoadUser):
+		c.JSON(http.StatusOK, retryLater)
+	case err != nil:
+		c.JSON(http.StatusOK, expired)
+	default:
+		c.JSON(http.StatusOK, proxyAnswer{Result: map[string]any{"expire_at": time.Now().Add(i.cfg.SubscriptionTokenTTL).Unix()}})
 	}
-	c.JSON(http.StatusOK, proxyAnswer{Result: map[string]any{"expire_at": time.Now().Add(i.cfg.SubscriptionTokenTTL).Unix()}})
 }
 
-func (i *Instant) proxyDecide(c *gin.Context, req proxyRequest) (bool, any) {
-	if ValidChannel(req.Channel) != nil {
-		return false, nil
-	}
-	u, same := i.proxyUser(c, req)
-	if !same || (u == nil && i.cfg.DisallowAnonymous) {
-		return false, nil
+// proxyDecide is the decision for a channel proxy request: the session
+// must still hold the connection's user.
+func (i *Instant) proxyDecide(c *gin.Context, req *proxyRequest) (any, error) {
+	u, same, err := proxyUser(c, req)
+	switch {
+	case err != nil:
+		return nil, err
+	case !same:
+		return nil, ErrNotAllowed
 	}
 	return i.decide(c, u, req.Channel)
 }

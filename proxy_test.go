@@ -10,6 +10,7 @@ import (
 	"github.com/centrifugal/centrifuge-go"
 	"github.com/gin-instant/instant"
 	"github.com/gin-instant/instant/internal/centrifugotest"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 func TestProxyRoutesNeedTheKey(t *testing.T) {
@@ -75,7 +76,9 @@ func TestLiveProxies(t *testing.T) {
 			_, body := newBrowser(t, lp.app).as(&alice).postJSON("/instant/subscription_token", map[string]any{"channel": "$site_users"})
 			return body["token"].(string)
 		}()
-		anonToken, _ := lp.inst.ConnectionToken(nil)
+		// An anonymous connection token, which the routes refuse under
+		// DisallowAnonymous: made by hand.
+		anonToken := forgeToken(t, testSecret, jwt.MapClaims{"sub": "", "exp": time.Now().Add(time.Minute).Unix()})
 
 		// alice, identified by her cookie through the connect proxy: her
 		// subscription token for $site_users (sub "1") matches the user
@@ -95,7 +98,7 @@ func TestLiveProxies(t *testing.T) {
 		// An anonymous connection (token with empty sub) carrying alice's
 		// cookie: the session is not the connection's user, so the
 		// subscribe proxy refuses.
-		if c := lp.dial(aliceCookie, anonToken.Token); c != nil && lp.subscribe(c, "site_public", "") {
+		if c := lp.dial(aliceCookie, anonToken); c != nil && lp.subscribe(c, "site_public", "") {
 			t.Errorf("disallow=%v: a connection that is not alice's read through her cookie", disallow)
 		}
 

@@ -47,10 +47,12 @@ type apiClient interface {
 }
 
 // Broadcast publishes ev to its channels in one call to Centrifugo, each
-// channel's copy naming that channel. It returns after Centrifugo has
-// accepted every publication or with an error: ErrNoChannel,
-// ErrInvalidChannel or ErrInvalidEvent before anything is sent, else a
-// *PublishError (errors.Is(err, ErrAPIKey) for a refused key), within
+// channel's copy naming that channel. It returns nil only after Centrifugo
+// answered every publication with a result, or else an error:
+// ErrNoChannel, ErrInvalidChannel or ErrInvalidEvent before anything is
+// sent (a public name such as "staff_news" whose "$" form is a private
+// channel is refused: it would publish a private event to everyone), else
+// a *PublishError (errors.Is(err, ErrAPIKey) for a refused key), within
 // Config.PublishTimeout. Safe for concurrent use.
 func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
 	if i == nil {
@@ -97,8 +99,31 @@ func (i *Instant) eventChannels(ev *Event) ([]string, error) {
 		if err := ValidChannel(ch); err != nil {
 			return nil, err
 		}
+		if private := i.privateTwin(ch); private != "" {
+			return nil, fmt.Errorf("%w: %q is public, but %q is a private channel here: name it with %q", ErrInvalidChannel, ch, private, PrivatePrefix)
+		}
 	}
 	return channels, nil
+}
+
+// privateTwin returns the "$" form of a public channel name when that form
+// is a configured private channel or matches a custom rule: publishing to
+// the public name would hand a private event to everyone. It returns ""
+// for a name that is private already or has no private twin.
+func (i *Instant) privateTwin(ch string) string {
+	if IsPrivate(ch) {
+		return ""
+	}
+	private := PrivatePrefix + ch
+	if _, ok := i.channels.byName[private]; ok {
+		return private
+	}
+	for _, r := range *i.rules.Load() {
+		if _, ok := r.match(private); ok {
+			return private
+		}
+	}
+	return ""
 }
 
 // encodeEvent encodes the payload once and splices in each channel's name.

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
 )
 
@@ -19,21 +21,25 @@ const (
 	MaxBatchChannels = 100
 )
 
-// The route paths, relative to the group given to Register.
-const (
-	RouteConnectionToken   = "connection_token"
-	RouteSubscriptionToken = "subscription_token"
-	RouteAuth              = "auth"
-	RouteChannels          = "channels"
-)
+// handler is a route of the plugin: it gets the Instant, the request and,
+// for a POST, the body that passed readPost's checks.
+type handler func(i *Instant, c *gin.Context, body []byte)
 
-// tokenResponse is the answer of the token routes.
-type tokenResponse struct {
-	Token     string `json:"token"`
-	ExpiresAt int64  `json:"expires_at"` // Unix seconds, the token's "exp"
+// routes is every route Register mounts, relative to the group. A request
+// runs route → request state → decision → token → answer.
+var routes = []struct {
+	method, path string
+	handle       handler
+}{
+	{http.MethodPost, "connection_token", (*Instant).connectionTokenRoute},
+	{http.MethodPost, "subscription_token", (*Instant).subscriptionTokenRoute},
+	{http.MethodPost, "auth", (*Instant).authRoute},
+	{http.MethodGet, "channels", (*Instant).channelsRoute},
+	{http.MethodPost, routeProxyConnect, (*Instant).proxyConnect},
+	{http.MethodPost, routeProxyRefresh, (*Instant).proxyRefresh},
+	{http.MethodPost, routeProxySubscribe, (*Instant).proxySubscribe},
+	{http.MethodPost, routeProxySubRefresh, (*Instant).proxySubRefresh},
 }
-
-type resolver func() (*Instant, error)
 
 // Register mounts the token routes on g:
 //
@@ -44,7 +50,8 @@ type resolver func() (*Instant, error)
 //
 // and the Centrifugo proxy routes (see proxy.go). POST routes take a JSON body
 // of at most 64 KiB and refuse cross-origin requests (see TrustedOrigins).
-// Every client fault gets a 4xx answer {"error": "..."}.
+// Every client fault gets a 4xx answer {"error": "..."}. The routes need
+// Session before them (a 500 naming it otherwise).
 func (i *Instant) Register(g *gin.RouterGroup) {
 	register(g, func() (*Instant, error) {
 		if i == nil {
@@ -55,41 +62,45 @@ func (i *Instant) Register(g *gin.RouterGroup) {
 }
 
 // Register mounts the routes bound to the package default Instant (see
-// Configure), looked up at each request.
+// Configure), resolved at their first request and kept.
 func Register(g *gin.RouterGroup) {
-	register(g, packageDefault)
+	var pkg packageInstant
+	register(g, pkg.get)
 }
 
-func register(g *gin.RouterGroup, resolve resolver) {
-	post := func(path string, h func(*Instant, *gin.Context, []byte)) {
-		g.POST(path, func(c *gin.Context) {
+func register(g *gin.RouterGroup, resolve func() (*Instant, error)) {
+	for _, r := range routes {
+		h := r.handle
+		serve := func(c *gin.Context) {
 			i, err := resolve()
 			if err != nil {
 				failServer(c, nil, err)
 				return
 			}
-			body, ok := i.readPost(c)
-			if ok {
-				h(i, c, body)
+			if st, _ := stateOfGin(c); st == nil || st.inst != i {
+				// Session did not run (or ran for another Instant): the
+				// route records its own request state.
+				if _, ok := c.Get(sessions.DefaultKey); !ok {
+					failServer(c, i, ErrNoSession)
+					return
+				}
+				defer i.begin(c).finish()
 			}
-		})
-		notAllowed(g, path, "POST")
-	}
-	post(RouteConnectionToken, (*Instant).connectionTokenRoute)
-	post(RouteSubscriptionToken, (*Instant).subscriptionTokenRoute)
-	post(RouteAuth, (*Instant).authRoute)
-	channels := func(c *gin.Context) {
-		i, err := resolve()
-		if err != nil {
-			failServer(c, nil, err)
-			return
+			var body []byte
+			if c.Request.Method == http.MethodPost {
+				var ok bool
+				if body, ok = i.readPost(c); !ok {
+					return
+				}
+			}
+			h(i, c, body)
 		}
-		i.channelsRoute(c)
+		g.Handle(r.method, r.path, serve)
+		if r.method == http.MethodGet {
+			g.HEAD(r.path, serve)
+		}
+		notAllowed(g, r.path, r.method)
 	}
-	g.GET(RouteChannels, channels)
-	g.HEAD(RouteChannels, channels)
-	notAllowed(g, RouteChannels, "GET")
-	registerProxy(post)
 }
 
 var allMethods = []string{
@@ -175,20 +186,10 @@ func decodeBody(c *gin.Context, body []byte, v any) bool {
 	return true
 }
 
-// user returns the request's user; on a LoadUser failure it has answered
-// 500 and returns ok false. It answers 401 to an anonymous visitor when
-// anonymous visitors are refused.
-func (i *Instant) user(c *gin.Context) (u *User, ok bool) {
-	u, err := stateOf(c, i).load()
-	if err != nil {
-		abortJSON(c, http.StatusInternalServerError, "instant: could not load the user")
-		return nil, false
-	}
-	if u == nil && i.cfg.DisallowAnonymous {
-		abortJSON(c, http.StatusUnauthorized, "instant: login required")
-		return nil, false
-	}
-	return u, true
+// tokenResponse is the answer of the token routes.
+type tokenResponse struct {
+	Token     string `json:"token"`
+	ExpiresAt int64  `json:"expires_at"` // Unix seconds, the token's "exp"
 }
 
 func (i *Instant) connectionTokenRoute(c *gin.Context, body []byte) {
@@ -196,11 +197,15 @@ func (i *Instant) connectionTokenRoute(c *gin.Context, body []byte) {
 	if !decodeBody(c, body, &req) {
 		return
 	}
-	u, ok := i.user(c)
+	u, ok := requestUser(c, false)
 	if !ok {
 		return
 	}
-	tok, err := i.ConnectionToken(u)
+	if err := i.mayConnect(u); err != nil {
+		i.refuse(c, err)
+		return
+	}
+	tok, err := i.signConnection(u)
 	i.answerToken(c, tok, err)
 }
 
@@ -211,30 +216,17 @@ func (i *Instant) subscriptionTokenRoute(c *gin.Context, body []byte) {
 	if !decodeBody(c, body, &req) {
 		return
 	}
-	if err := ValidChannel(req.Channel); err != nil {
-		abortJSON(c, http.StatusBadRequest, err.Error())
-		return
-	}
-	u, ok := i.user(c)
+	u, ok := requestUser(c, false)
 	if !ok {
 		return
 	}
-	allow, info := i.decide(c, u, req.Channel)
-	if !allow {
-		abortJSON(c, http.StatusForbidden, "instant: channel not allowed")
-		return
-	}
-	tok, err := i.SubscriptionToken(u, req.Channel, info)
-	i.answerToken(c, tok, err)
-}
-
-func (i *Instant) answerToken(c *gin.Context, tok Token, err error) {
+	info, err := i.decide(c, u, req.Channel)
 	if err != nil {
-		i.logger.Error("instant: signing failed", "error", err)
-		abortJSON(c, http.StatusInternalServerError, "instant: could not sign the token")
+		i.refuse(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, tokenResponse{Token: tok.Token, ExpiresAt: tok.ExpiresAt.Unix()})
+	tok, err := i.signSubscription(u, req.Channel, info)
+	i.answerToken(c, tok, err)
 }
 
 // authAnswer is one channel of the auth route's answer.
@@ -245,6 +237,9 @@ type authAnswer struct {
 	Status    int    `json:"status,omitempty"`
 }
 
+// authRoute signs a batch. A refused channel gets its own status (403, or
+// 500 for a rule that panicked); a name that is not a channel, or an
+// anonymous visitor when they are refused, fails the whole batch.
 func (i *Instant) authRoute(c *gin.Context, body []byte) {
 	var req struct {
 		Client   string   `json:"client"`
@@ -264,25 +259,22 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 		abortJSON(c, http.StatusBadRequest, "instant: invalid client")
 		return
 	}
-	for _, ch := range req.Channels {
-		if err := ValidChannel(ch); err != nil {
-			abortJSON(c, http.StatusBadRequest, err.Error())
-			return
-		}
-	}
-	u, ok := i.user(c)
+	u, ok := requestUser(c, false)
 	if !ok {
 		return
 	}
 	out := make([]authAnswer, len(req.Channels))
 	for k, ch := range req.Channels {
 		out[k].Channel = ch
-		allow, info := i.decide(c, u, ch)
-		if !allow {
-			out[k].Status = http.StatusForbidden
+		info, err := i.decide(c, u, ch)
+		if status := errorStatus(err); err != nil && (status == http.StatusBadRequest || status == http.StatusUnauthorized) {
+			i.refuse(c, err)
+			return
+		} else if err != nil {
+			out[k].Status = status
 			continue
 		}
-		tok, err := i.SubscriptionToken(u, ch, info)
+		tok, err := i.signSubscription(u, ch, info)
 		if err != nil {
 			i.answerToken(c, tok, err)
 			return
@@ -292,10 +284,13 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 	c.JSON(http.StatusOK, gin.H{"channels": out})
 }
 
-func (i *Instant) channelsRoute(c *gin.Context) {
-	u, err := stateOf(c, i).load()
-	if err != nil {
-		abortJSON(c, http.StatusInternalServerError, "instant: could not load the user")
+func (i *Instant) channelsRoute(c *gin.Context, _ []byte) {
+	u, ok := requestUser(c, false)
+	if !ok {
+		return
+	}
+	if err := i.mayConnect(u); err != nil {
+		i.refuse(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{
@@ -303,4 +298,45 @@ func (i *Instant) channelsRoute(c *gin.Context) {
 		"channels":      i.ChannelsFor(u),
 		"websocket_url": i.cfg.WebsocketURL,
 	})
+}
+
+// refuse answers an error of the decision: 400, 401 or 403 with its text,
+// or a 500 (already logged where it happened).
+func (i *Instant) refuse(c *gin.Context, err error) {
+	status := errorStatus(err)
+	msg := err.Error()
+	if status == http.StatusInternalServerError {
+		msg = "instant: server error"
+	}
+	abortJSON(c, status, msg)
+}
+
+func (i *Instant) answerToken(c *gin.Context, tok Token, err error) {
+	if err != nil {
+		i.logger.Error("instant: signing failed", "error", err)
+		abortJSON(c, http.StatusInternalServerError, "instant: could not sign the token")
+		return
+	}
+	c.JSON(http.StatusOK, tokenResponse{Token: tok.Token, ExpiresAt: tok.ExpiresAt.Unix()})
+}
+
+func abortJSON(c *gin.Context, status int, msg string) {
+	c.AbortWithStatusJSON(status, gin.H{"error": msg})
+}
+
+// failServer answers a server-side fault: a 500 and one log line. The
+// answer names only the sentinel (what is missing); the log has the rest.
+func failServer(c *gin.Context, i *Instant, err error) {
+	logger := slog.Default()
+	if i != nil {
+		logger = i.logger
+	}
+	logger.Error(err.Error(), "path", requestPath(c))
+	msg := "instant: server error"
+	for _, known := range []error{ErrNoSession, ErrNotInstalled, ErrNotConfigured} {
+		if errors.Is(err, known) {
+			msg = known.Error()
+		}
+	}
+	abortJSON(c, http.StatusInternalServerError, msg)
 }

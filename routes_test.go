@@ -504,17 +504,27 @@ func TestPackageLevelRegister(t *testing.T) {
 	}
 }
 
-func TestPanickingRuleDenies(t *testing.T) {
+// TestPanickingRuleIs500 shows that a rule's panic is the server's fault:
+// a 500 and a log line, no token, and the next request is served.
+func TestPanickingRuleIs500(t *testing.T) {
 	inst, logs := loggedInstant(t, nil)
 	_ = inst.Authorize("$room:{id}", func(_ *gin.Context, u *instant.User, _ map[string]string) (bool, any) {
 		return u.Username != "", nil // panics for anonymous visitors
 	})
 	b := newBrowser(t, newRouter(inst))
-	if status, body := b.postJSON("/instant/subscription_token", map[string]any{"channel": "$room:1"}); status != 403 || body["token"] != nil {
+	if status, body := b.postJSON("/instant/subscription_token", map[string]any{"channel": "$room:1"}); status != 500 || body["token"] != nil {
 		t.Errorf("anonymous on a panicking rule: %d %v", status, body)
 	}
-	if !strings.Contains(logs.all(), "panicked") {
-		t.Errorf("the panic was not logged: %q", logs.all())
+	if errs := logs.errors(); len(errs) != 1 || !strings.Contains(errs[0], "panicked") {
+		t.Errorf("log lines %q, want one saying the rule panicked", errs)
+	}
+	status, body := b.postJSON("/instant/auth", map[string]any{"channels": []string{"$room:1", "site_public"}})
+	if chans, _ := body["channels"].([]any); status != 200 || len(chans) != 2 ||
+		chans[0].(map[string]any)["status"] != float64(500) || chans[1].(map[string]any)["token"] == nil {
+		t.Errorf("batch with a panicking rule: %d %v", status, body)
+	}
+	if inst.Allowed(nil, nil, "$room:1") {
+		t.Error("Allowed granted what a panicking rule decides")
 	}
 	if status, _ := b.as(&alice).postJSON("/instant/subscription_token", map[string]any{"channel": "$room:1"}); status != 200 {
 		t.Errorf("the rule stopped working after a panic: %d", status)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -69,22 +70,56 @@ func (i *Instant) sign(sub, channel string, info any, ttl time.Duration, now tim
 }
 
 // ConnectionToken signs a Centrifugo connection token for user (nil for an
-// anonymous connection, with an empty "sub"), valid for ConnectionTokenTTL.
+// anonymous connection, with an empty "sub"), valid for ConnectionTokenTTL:
+// what the connection_token route answers. It refuses an anonymous user
+// when Config.DisallowAnonymous is set (ErrLoginRequired) and a user that
+// Login would refuse (ErrInvalidUser).
 func (i *Instant) ConnectionToken(user *User) (Token, error) {
 	if i == nil {
 		return Token{}, ErrNotInstalled
 	}
+	if user != nil {
+		if err := user.validate(); err != nil {
+			return Token{}, err
+		}
+	}
+	if err := i.mayConnect(user); err != nil {
+		return Token{}, err
+	}
+	return i.signConnection(user)
+}
+
+// SubscriptionToken signs a token for user (nil for anonymous) to read
+// channel, valid for SubscriptionTokenTTL, after the same decision as the
+// subscription_token route: an error wrapping ErrInvalidChannel,
+// ErrLoginRequired, ErrNotAllowed or ErrRuleFailed when it refuses. c is
+// handed to custom rules; it may be nil when no rule needs it. Use it to
+// put a token into a page you render.
+func (i *Instant) SubscriptionToken(c *gin.Context, user *User, channel string) (Token, error) {
+	if i == nil {
+		return Token{}, ErrNotInstalled
+	}
+	if user != nil {
+		if err := user.validate(); err != nil {
+			return Token{}, err
+		}
+	}
+	info, err := i.decide(c, user, channel)
+	if err != nil {
+		return Token{}, err
+	}
+	return i.signSubscription(user, channel, info)
+}
+
+// signConnection signs without deciding: callers have decided.
+func (i *Instant) signConnection(user *User) (Token, error) {
 	sub, info := userClaims(user)
 	return i.sign(sub, "", info, i.cfg.ConnectionTokenTTL, time.Now())
 }
 
-// SubscriptionToken signs a token for user to read channel, valid for
-// SubscriptionTokenTTL. It does not check that user may read channel: the
-// routes ask the rules first; code that calls it directly must too.
-func (i *Instant) SubscriptionToken(user *User, channel string, info any) (Token, error) {
-	if i == nil {
-		return Token{}, ErrNotInstalled
-	}
+// signSubscription signs without deciding: callers have decided. info is
+// a rule's presence info; without one, the user's Info is used.
+func (i *Instant) signSubscription(user *User, channel string, info any) (Token, error) {
 	sub, userInfo := userClaims(user)
 	if info == nil {
 		info = userInfo

@@ -65,7 +65,7 @@ func TestAnonymousConnectionTokenHasEmptySub(t *testing.T) {
 func TestSubscriptionTokenClaims(t *testing.T) {
 	inst := newInstant(t, testConfig())
 	before := time.Now()
-	tok, err := inst.SubscriptionToken(&alice, "$site_users", nil)
+	tok, err := inst.SubscriptionToken(nil, &alice, "$site_users")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,24 +10,27 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
-// centrifugoVersion is the Centrifugo release the demo is tested with.
-const centrifugoVersion = centrifugotest.Version
+// The Centrifugo release the demo is tested with, and its module.
+const (
+	centrifugoVersion = "v6.9.1"
+	centrifugoModule  = "github.com/centrifugal/centrifugo/v6"
+)
 
 // findCentrifugo returns the Centrifugo binary: path when given (the
-// -centrifugo flag or $CENTRIFUGO_BIN), else the one the tests use
-// (bin/centrifugo in a parent directory, or centrifugo on PATH).
+// -centrifugo flag or $CENTRIFUGO_BIN), else bin/centrifugo in this
+// directory or a parent (where `make centrifugo` installs it), else
+// centrifugo on PATH, either of them centrifugoVersion.
 func findCentrifugo(path string) (string, error) {
 	if path == "" {
-		p, err := centrifugotest.Binary()
-		if err != nil {
+		p, ok := defaultCentrifugo()
+		if !ok {
 			return "", fmt.Errorf("no centrifugo %s binary found: run `make centrifugo` in the repository root, or pass -centrifugo PATH", centrifugoVersion)
 		}
 		return p, nil
@@ -43,10 +46,36 @@ func findCentrifugo(path string) (string, error) {
 	}
 	// A Go build records its module: refuse another major version, whose
 	// config keys differ. A binary without build info is given a chance.
-	if bi, err := buildinfo.ReadFile(path); err == nil && bi.Main.Path != "" && bi.Main.Path != centrifugotest.Module {
-		return "", fmt.Errorf("%s is %s, not Centrifugo v6 (%s)", path, bi.Main.Path, centrifugotest.Module)
+	if bi, err := buildinfo.ReadFile(path); err == nil && bi.Main.Path != "" && bi.Main.Path != centrifugoModule {
+		return "", fmt.Errorf("%s is %s, not Centrifugo v6 (%s)", path, bi.Main.Path, centrifugoModule)
 	}
 	return path, nil
+}
+
+// defaultCentrifugo looks for a centrifugoVersion binary in bin/ of this
+// directory or a parent, then on PATH.
+func defaultCentrifugo() (string, bool) {
+	var candidates []string
+	if dir, err := os.Getwd(); err == nil {
+		for {
+			candidates = append(candidates, filepath.Join(dir, "bin", "centrifugo"))
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	if p, err := exec.LookPath("centrifugo"); err == nil {
+		candidates = append(candidates, p)
+	}
+	for _, p := range candidates {
+		bi, err := buildinfo.ReadFile(p)
+		if err == nil && bi.Main.Path == centrifugoModule && bi.Main.Version == centrifugoVersion {
+			return p, true
+		}
+	}
+	return "", false
 }
 
 // listenLoopback listens on 127.0.0.1:port. When the port is taken and

@@ -195,7 +195,7 @@ func checkHost(port int) gin.HandlerFunc {
 // websocketOrigin is the origin of the websocket URL the browsers connect
 // to, for the Content-Security-Policy.
 func websocketOrigin(inst *instant.Instant) string {
-	u, err := url.Parse(inst.Config().WebsocketURL)
+	u, err := url.Parse(inst.WebsocketURL())
 	if err != nil || u.Host == "" {
 		return ""
 	}

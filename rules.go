@@ -1,0 +1,158 @@
+package instant
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// AuthorizeFunc decides a custom rule: whether user (nil when anonymous)
+// may read the channel whose name matched the rule's pattern, params
+// holding the pattern's parameters. info, when not nil, goes into the
+// subscription token as the channel's presence info. It is called
+// concurrently and must not keep c after it returns.
+type AuthorizeFunc func(c *gin.Context, user *User, params map[string]string) (allow bool, info any)
+
+// rule is one custom rule added by Authorize.
+type rule struct {
+	pattern string
+	parts   []patternPart
+	fn      AuthorizeFunc
+}
+
+type patternPart struct {
+	literal string // a literal run, or
+	param   string // a {param}, or
+	star    bool   // the trailing *
+}
+
+// Authorize adds a custom rule: a channel matching pattern is granted when
+// fn allows it. In a pattern, {name} matches one or more characters other
+// than ':', '#', ',' and '/', and a final * matches the rest of the name
+// (params["*"]), e.g. "$orders:{id}", "$dm:{a},{b}" or "$chat:*". So that
+// a channel name splits one way only, a parameter must end the pattern or
+// be followed by one of those four characters: "$dm:{a}-{b}" is refused
+// (it would read "$dm:ann-bob-cy" as ann and bob-cy, or as ann-bob and cy).
+//
+// A pattern must start with "$": Centrifugo lets anyone read a channel
+// without "$" with no token at all, so a rule there would protect nothing.
+// Rules never change the configured role channels: a channel listed in
+// Config is decided by its level alone. For other channels, rules are tried
+// in the order added and the first whose pattern matches decides; a "$"
+// channel that no rule grants is denied. A rule that panics is logged and
+// its request answered 500 (Allowed reports false). Add rules before calling CentrifugoConfig, which
+// declares their namespaces. Authorize is safe to call while requests are
+// served.
+func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
+	if i == nil {
+		return ErrNotInstalled
+	}
+	if !IsPrivate(pattern) {
+		return fmt.Errorf("%w: %q: a rule must cover \"$\" channels; Centrifugo lets anyone read the others without a token", ErrInvalidPattern, pattern)
+	}
+	if fn == nil {
+		return fmt.Errorf("%w: %q: nil AuthorizeFunc", ErrInvalidPattern, pattern)
+	}
+	parts, err := parsePattern(pattern)
+	if err != nil {
+		return fmt.Errorf("%w: %q: %v", ErrInvalidPattern, pattern, err)
+	}
+	for {
+		old := i.rules.Load()
+		rules := append(slices.Clip(*old), rule{pattern: pattern, parts: parts, fn: fn})
+		if i.rules.CompareAndSwap(old, &rules) {
+			return nil
+		}
+	}
+}
+
+func parsePattern(p string) ([]patternPart, error) {
+	if err := checkName(p, "pattern"); err != nil {
+		return nil, err
+	}
+	var parts []patternPart
+	seen := map[string]bool{}
+	for rest := p; rest != ""; {
+		switch {
+		case rest[0] == '*':
+			if len(rest) != 1 {
+				return nil, fmt.Errorf("'*' may only end a pattern")
+			}
+			parts = append(parts, patternPart{star: true})
+			rest = ""
+		case rest[0] == '{':
+			end := strings.IndexByte(rest, '}')
+			if end < 0 {
+				return nil, fmt.Errorf("unclosed '{'")
+			}
+			name := rest[1:end]
+			if name == "" || strings.ContainsAny(name, "{*:#,/") {
+				return nil, fmt.Errorf("bad parameter name %q", name)
+			}
+			if seen[name] {
+				return nil, fmt.Errorf("parameter %q used twice", name)
+			}
+			seen[name] = true
+			if len(parts) > 0 && parts[len(parts)-1].literal == "" {
+				return nil, fmt.Errorf("parameter %q must follow literal text", name)
+			}
+			rest = rest[end+1:]
+			if rest != "" && !strings.ContainsRune(paramStop, rune(rest[0])) {
+				return nil, fmt.Errorf("parameter %q must end the pattern or be followed by one of %q, so that a name splits one way only", name, paramStop)
+			}
+			parts = append(parts, patternPart{param: name})
+		case rest[0] == '}':
+			return nil, fmt.Errorf("unopened '}'")
+		default:
+			end := strings.IndexAny(rest, "{}*")
+			if end < 0 {
+				end = len(rest)
+			}
+			parts = append(parts, patternPart{literal: rest[:end]})
+			rest = rest[end:]
+		}
+	}
+	return parts, nil
+}
+
+const paramStop = ":#,/"
+
+// match reports whether channel matches the rule, with its parameters.
+// A parameter runs to the next ':', '#', ',' or '/' (or the end), which
+// parsePattern made sure is where the pattern's next literal starts: there
+// is one way to split a name, or none.
+func (r *rule) match(channel string) (map[string]string, bool) {
+	var params map[string]string
+	rest := channel
+	for _, part := range r.parts {
+		switch {
+		case part.literal != "":
+			if !strings.HasPrefix(rest, part.literal) {
+				return nil, false
+			}
+			rest = rest[len(part.literal):]
+		case part.star:
+			if params == nil {
+				params = make(map[string]string, 1)
+			}
+			params["*"] = rest
+			rest = ""
+		default:
+			n := strings.IndexAny(rest, paramStop)
+			if n < 0 {
+				n = len(rest)
+			}
+			if n == 0 {
+				return nil, false
+			}
+			if params == nil {
+				params = make(map[string]string, 2)
+			}
+			params[part.param] = rest[:n]
+			rest = rest[n:]
+		}
+	}
+	return params, rest == ""
+}
