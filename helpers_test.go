@@ -3,6 +3,7 @@ package instant_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -107,17 +108,41 @@ func (b *browser) as(u *instant.User) *browser {
 
 func (b *browser) do(req *http.Request) (int, map[string]any) {
 	b.t.Helper()
+	status, out, err := b.try(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return status, out
+}
+
+// try is do for other goroutines than the test's: it reports instead of
+// failing the test.
+func (b *browser) try(req *http.Request) (int, map[string]any, error) {
 	resp, err := b.c.Do(req)
 	if err != nil {
-		b.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+		return 0, nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	var out map[string]any
 	if len(raw) > 0 && json.Unmarshal(raw, &out) != nil {
-		b.t.Fatalf("%s %s: status %d, body not a JSON object: %q", req.Method, req.URL.Path, resp.StatusCode, raw)
+		return resp.StatusCode, nil, fmt.Errorf("%s %s: status %d, body not a JSON object: %q", req.Method, req.URL.Path, resp.StatusCode, raw)
 	}
-	return resp.StatusCode, out
+	return resp.StatusCode, out, nil
+}
+
+// tryPostJSON is postJSON for other goroutines than the test's.
+func (b *browser) tryPostJSON(path string, v any) (int, map[string]any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := http.NewRequest(http.MethodPost, b.srv.URL+path, bytes.NewReader(raw))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return b.try(req)
 }
 
 func (b *browser) post(path, contentType string, body []byte) (int, map[string]any) {

@@ -101,14 +101,21 @@ func (lc *liveClient) token(path string, body any) (string, error) {
 	}
 	lc.calls[path]++
 	lc.mu.Unlock()
-	status, resp := lc.b.postJSON(path, body)
-	if status == http.StatusForbidden || status == http.StatusUnauthorized {
+	// Called on centrifuge-go's goroutines: report, never t.Fatal.
+	status, resp, err := lc.b.tryPostJSON(path, body)
+	switch {
+	case err != nil:
+		return "", err
+	case status == http.StatusForbidden || status == http.StatusUnauthorized:
 		return "", centrifuge.ErrUnauthorized
-	}
-	if status != http.StatusOK {
+	case status != http.StatusOK:
 		return "", fmt.Errorf("%s: status %d", path, status)
 	}
-	return resp["token"].(string), nil
+	tok, ok := resp["token"].(string)
+	if !ok {
+		return "", fmt.Errorf("%s: no token in %v", path, resp)
+	}
+	return tok, nil
 }
 
 // subscribe subscribes to channel and reports whether Centrifugo accepted.

@@ -125,11 +125,7 @@ func UserFromContext(ctx context.Context) *User {
 
 // isRequestContext reports whether c is the *gin.Context of st's request
 // (rather than a Copy of it).
-func (st *reqState) isRequestContext(c *gin.Context) bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.c == c
-}
+func (st *reqState) isRequestContext(c *gin.Context) bool { return st.origin == c }
 
 // RequireUser is a middleware that answers 401 to anonymous visitors (and
 // 500 when LoadUser failed).

@@ -26,8 +26,12 @@ type loadingKey struct{}
 type reqState struct {
 	inst *Instant
 
+	// origin is the request's *gin.Context, kept to be compared with, never
+	// read: gin hands it to later requests.
+	origin *gin.Context
+
 	mu      sync.Mutex
-	c       *gin.Context  // the request's; nil once it is over
+	c       *gin.Context  // origin while the request runs; nil once it is over
 	done    bool          // the request is over
 	loaded  bool          // user and err are final
 	loading chan struct{} // while LoadUser runs; closed when it returns
@@ -37,7 +41,7 @@ type reqState struct {
 
 // begin records i and a new request state on c and on c.Request's context.
 func (i *Instant) begin(c *gin.Context) *reqState {
-	st := &reqState{inst: i, c: c}
+	st := &reqState{inst: i, origin: c, c: c}
 	c.Set(ContextKey, i)
 	c.Set(stateKey{}, st)
 	if c.Request != nil {

@@ -1,0 +1,242 @@
+package instant_test
+
+// Regression tests of the request state: LoadUser that panics, lies or is
+// slow, goroutines that ask for the user, and gin's recycled contexts.
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-contrib/sessions"
+	"github.com/gin-gonic/gin"
+	"github.com/gin-instant/instant"
+)
+
+// A common LoadUser: it panics for every visitor whose session has no uid.
+func uidLoadUser(c *gin.Context) (*instant.User, error) {
+	return &instant.User{ID: sessions.Default(c).Get("uid").(string)}, nil
+}
+
+func TestPanickingLoadUserIs500AndTheServerGoesOn(t *testing.T) {
+	inst, logs := loggedInstant(t, func(cfg *instant.Config) { cfg.LoadUser = uidLoadUser })
+	r := newRouter(inst)
+	r.GET("/me", instant.RequireUser(), func(c *gin.Context) { c.Status(204) })
+	b := newBrowser(t, r)
+	for _, path := range []string{"/instant/channels", "/me", "/instant/channels"} {
+		if status, body := b.get(path); status != 500 || body["user"] != nil {
+			t.Errorf("GET %s with a panicking LoadUser: %d %v, want a 500", path, status, body)
+		}
+	}
+	status, body := b.postJSON("/instant/subscription_token", map[string]any{"channel": "site_public"})
+	if status != 500 || body["token"] != nil {
+		t.Errorf("subscription_token: %d %v", status, body)
+	}
+	errs := logs.errors()
+	if len(errs) != 4 {
+		t.Errorf("log lines %q, want one a request", errs)
+	}
+	for _, e := range errs {
+		if !strings.Contains(e, "LoadUser panicked") {
+			t.Errorf("log line %q does not say LoadUser panicked", e)
+		}
+	}
+}
+
+func TestInvalidLoadUserResultIs500(t *testing.T) {
+	for name, u := range map[string]*instant.User{
+		"empty user":           {},
+		"id with spaces":       {ID: strings.Repeat("a b ", 76)}, // 304 bytes
+		"long id":              {ID: strings.Repeat("9", 300)},
+		"bad group":            {ID: "1", Groups: []string{"a\nb"}},
+		"info that is no JSON": {ID: "1", Info: map[string]any{"f": func() {}}},
+	} {
+		for _, disallow := range []bool{false, true} {
+			inst, logs := loggedInstant(t, func(cfg *instant.Config) {
+				cfg.DisallowAnonymous = disallow
+				cfg.LoadUser = func(*gin.Context) (*instant.User, error) { return u, nil }
+			})
+			b := newBrowser(t, newRouter(inst))
+			for _, route := range []string{"connection_token", "subscription_token"} {
+				status, body := b.postJSON("/instant/"+route, map[string]any{"channel": "$site_users"})
+				if status != 500 || body["token"] != nil {
+					t.Errorf("%s, disallow=%v, %s: %d %v, want a 500 and no token", name, disallow, route, status, body)
+				}
+			}
+			if errs := logs.errors(); len(errs) != 2 || !strings.Contains(errs[0], "invalid user") {
+				t.Errorf("%s: log lines %q, want one a request naming the invalid user", name, errs)
+			}
+		}
+	}
+}
+
+// TestLoadUserInFlightIsWaitedFor: a goroutine asks for the user while the
+// request ends; the end of the request waits for LoadUser, a later request
+// on gin's recycled context changes nothing, and the goroutine gets the
+// user of its own request.
+func TestLoadUserInFlightIsWaitedFor(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	cfg := testConfig()
+	cfg.LoadUser = func(c *gin.Context) (*instant.User, error) {
+		once.Do(func() { close(entered); <-release })
+		return &instant.User{ID: c.GetHeader("X-User")}, nil
+	}
+	inst := newInstant(t, cfg)
+	r := newRouter(inst)
+	got := make(chan *instant.User, 1)
+	r.GET("/spawn", func(c *gin.Context) {
+		ctx := c.Request.Context()
+		go func() { got <- instant.UserFromContext(ctx) }()
+		<-entered // the goroutine is inside LoadUser
+		c.Status(204) // returns without asking
+	})
+	r.GET("/other", func(c *gin.Context) { c.Status(204) })
+	serve := func(path, user string) {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("X-User", user)
+		r.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	first := make(chan struct{})
+	go func() { serve("/spawn", "alice"); close(first) }()
+	<-entered
+	select {
+	case <-first:
+		t.Error("the request ended while its LoadUser was still running")
+	case <-time.After(200 * time.Millisecond):
+	}
+	serve("/other", "bob") // on gin's recycled context, if the first ended
+	close(release)
+	<-first
+	if u := <-got; u == nil || u.ID != "alice" {
+		t.Errorf("the goroutine of alice's request got %v", u)
+	}
+}
+
+// TestConcurrentAskersWaitForLoadUser: two goroutines of one request and
+// the handler ask at once; all get the user, LoadUser runs once.
+func TestConcurrentAskersWaitForLoadUser(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	calls := 0
+	cfg := testConfig()
+	cfg.LoadUser = func(c *gin.Context) (*instant.User, error) {
+		mu.Lock()
+		calls++
+		first := calls == 1
+		mu.Unlock()
+		if first {
+			close(entered)
+			<-release
+		}
+		return &instant.User{ID: "7"}, nil
+	}
+	r := newRouter(newInstant(t, cfg))
+	var users [3]*instant.User
+	r.GET("/ask", func(c *gin.Context) {
+		ctx := c.Request.Context()
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); users[0] = instant.UserFromContext(ctx) }()
+		<-entered // the first goroutine is inside LoadUser
+		go func() { defer wg.Done(); users[1] = instant.UserFromContext(c.Copy()) }()
+		time.AfterFunc(50*time.Millisecond, func() { close(release) })
+		users[2] = instant.CurrentUser(c)
+		wg.Wait()
+		c.Status(204)
+	})
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/ask", nil))
+	for k, u := range users {
+		if u == nil || u.ID != "7" {
+			t.Errorf("asker %d got %v while LoadUser ran, want user 7", k, u)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("LoadUser ran %d times for one request", calls)
+	}
+}
+
+// TestKeptGinContextNeverGivesTheNextUser: the *gin.Context of a finished
+// request, which gin hands to the next one, never yields that next
+// request's user; c.Copy() and c.Request.Context() keep their own.
+func TestKeptGinContextNeverGivesTheNextUser(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	r := newRouter(inst)
+	type kept struct {
+		c    *gin.Context
+		cp   *gin.Context
+		ctx  context.Context
+		user string
+	}
+	keep := make(chan kept, 1)
+	r.GET("/keep", func(c *gin.Context) {
+		u := instant.CurrentUser(c)
+		keep <- kept{c, c.Copy(), c.Request.Context(), u.ID}
+		c.Status(204)
+	})
+	r.GET("/asked", func(c *gin.Context) { instant.CurrentUser(c); c.Status(204) })
+	alices, roots := newBrowser(t, r).as(&alice), newBrowser(t, r).as(&root)
+	for range 20 {
+		alices.get("/keep")
+		k := <-keep
+		roots.get("/asked") // most often on the same, recycled, *gin.Context
+		if u := instant.UserFromContext(k.c); u != nil && u.ID != alice.ID {
+			t.Fatalf("a kept *gin.Context gave user %s after alice's request", u.ID)
+		}
+		for name, ctx := range map[string]context.Context{"c.Copy()": k.cp, "c.Request.Context()": k.ctx} {
+			if u := instant.UserFromContext(ctx); u == nil || u.ID != alice.ID {
+				t.Fatalf("%s after the request gave %v, want alice", name, u)
+			}
+		}
+	}
+}
+
+func TestLoadUserErrorIs500ForRequireMiddlewares(t *testing.T) {
+	inst, logs := loggedInstant(t, func(cfg *instant.Config) {
+		cfg.LoadUser = func(*gin.Context) (*instant.User, error) { return nil, errors.New("db down") }
+	})
+	r := newRouter(inst)
+	r.GET("/users", instant.RequireUser(), func(c *gin.Context) { c.Status(204) })
+	r.GET("/staff", instant.RequireStaff(), func(c *gin.Context) { c.Status(204) })
+	b := newBrowser(t, r)
+	for _, path := range []string{"/users", "/staff", "/instant/channels"} {
+		if status, _ := b.get(path); status != http.StatusInternalServerError {
+			t.Errorf("GET %s while LoadUser fails: %d, want 500 (not a login question)", path, status)
+		}
+	}
+	if errs := logs.errors(); len(errs) != 3 || !strings.Contains(errs[0], "db down") {
+		t.Errorf("log lines %q, want one a request with the cause", errs)
+	}
+}
+
+func TestCurrentUserOutsideSessionAllocatesNothing(t *testing.T) {
+	r := gin.New()
+	var allocs float64
+	var u *instant.User
+	var inst *instant.Instant
+	r.GET("/", func(c *gin.Context) {
+		allocs = testing.AllocsPerRun(100, func() { u, inst = instant.CurrentUser(c), instant.Default(c) })
+	})
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	if allocs != 0 || u != nil || inst != nil {
+		t.Errorf("outside Session: CurrentUser %v, Default %v, %v allocations a call", u, inst, allocs)
+	}
+}
+
+// TestDefaultIgnoresTheEnvironment: outside Session, Default and
+// CurrentUser build nothing, whatever CENTRIFUGO_* holds.
+func TestDefaultIgnoresTheEnvironment(t *testing.T) {
+	t.Setenv("CENTRIFUGO_TOKEN_HMAC_SECRET_KEY", testSecret)
+	r := gin.New()
+	var inst *instant.Instant
+	r.GET("/", func(c *gin.Context) { inst = instant.Default(c) })
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	if inst != nil {
+		t.Errorf("Default outside Session built an Instant from the environment: %p", inst)
+	}
+}
