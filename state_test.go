@@ -93,7 +93,7 @@ func TestLoadUserInFlightIsWaitedFor(t *testing.T) {
 	r.GET("/spawn", func(c *gin.Context) {
 		ctx := c.Request.Context()
 		go func() { got <- instant.UserFromContext(ctx) }()
-		<-entered // the goroutine is inside LoadUser
+		<-entered     // the goroutine is inside LoadUser
 		c.Status(204) // returns without asking
 	})
 	r.GET("/other", func(c *gin.Context) { c.Status(204) })
