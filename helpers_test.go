@@ -52,8 +52,13 @@ func newInstant(t testing.TB, cfg instant.Config) *instant.Instant {
 
 // newRouter is a Gin app as the README sets it up, plus a test login route.
 func newRouter(inst *instant.Instant) *gin.Engine {
+	return newRouterWith(inst, cookie.NewStore(cookieKey))
+}
+
+// newRouterWith is newRouter with another session store.
+func newRouterWith(inst *instant.Instant, store sessions.Store) *gin.Engine {
 	r := gin.New()
-	r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
+	r.Use(sessions.Sessions("app", store))
 	r.Use(inst.Session())
 	inst.Register(r.Group("/instant"))
 	r.POST("/test/login", func(c *gin.Context) {
@@ -167,6 +172,15 @@ func (b *browser) get(path string) (int, map[string]any) {
 	b.t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, b.srv.URL+path, nil)
 	return b.do(req)
+}
+
+// tryGet is get for other goroutines than the test's.
+func (b *browser) tryGet(path string) (int, map[string]any, error) {
+	req, err := http.NewRequest(http.MethodGet, b.srv.URL+path, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	return b.try(req)
 }
 
 // cookieHeader is the Cookie header b's requests carry.

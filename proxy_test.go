@@ -1,6 +1,7 @@
 package instant_test
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/centrifugal/centrifuge-go"
+	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
 	"github.com/gin-instant/instant/internal/centrifugotest"
 	"github.com/golang-jwt/jwt/v5"
@@ -167,4 +169,54 @@ func (p *proxied) subscribe(c *centrifuge.Client, channel, token string) bool {
 	}
 	ok, _ := awaitSubscribe(p.t, sub)
 	return ok
+}
+
+// askProxy sends a Centrifugo proxy request to route with b's cookies.
+func askProxy(t *testing.T, b *browser, inst *instant.Instant, route, user, channel string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest("POST", b.srv.URL+"/instant/proxy/"+route, strings.NewReader(`{"client":"c1","transport":"websocket","protocol":"json","encoding":"json","user":"`+user+`","channel":"`+channel+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(instant.ProxyKeyHeader, inst.ProxyKey())
+	status, body := b.do(req)
+	if status != 200 {
+		t.Fatalf("%s: status %d %v", route, status, body)
+	}
+	return body
+}
+
+// TestProxiesRetryWhenLoadUserFails: a database blink is not a logout;
+// the proxies tell the client to reconnect (4000..4499), never 4501.
+func TestProxiesRetryWhenLoadUserFails(t *testing.T) {
+	inst, _ := loggedInstant(t, func(cfg *instant.Config) {
+		cfg.LoadUser = func(*gin.Context) (*instant.User, error) { return nil, errors.New("db down") }
+	})
+	b := newBrowser(t, newRouter(inst))
+	for _, route := range []string{"connect", "refresh", "subscribe", "sub_refresh"} {
+		body := askProxy(t, b, inst, route, "1", "$site_users")
+		d, _ := body["disconnect"].(map[string]any)
+		if code, _ := d["code"].(float64); code < 4000 || code > 4499 || body["result"] != nil {
+			t.Errorf("%s while LoadUser fails: %v, want a disconnect that reconnects", route, body)
+		}
+	}
+}
+
+// TestProxiesRefuseAnonymousWhenDisallowed: the refresh proxy does not
+// prolong an anonymous connection, the others refuse it.
+func TestProxiesRefuseAnonymousWhenDisallowed(t *testing.T) {
+	cfg := testConfig()
+	cfg.DisallowAnonymous = true
+	inst := newInstant(t, cfg)
+	b := newBrowser(t, newRouter(inst))
+	if body := askProxy(t, b, inst, "refresh", "", ""); body["result"].(map[string]any)["expired"] != true {
+		t.Errorf("refresh of an anonymous connection: %v", body)
+	}
+	if body := askProxy(t, b, inst, "connect", "", ""); body["disconnect"].(map[string]any)["code"] != float64(4501) {
+		t.Errorf("connect of an anonymous visitor: %v", body)
+	}
+	if body := askProxy(t, b, inst, "subscribe", "", "site_public"); body["error"] == nil || body["result"] != nil {
+		t.Errorf("subscribe of an anonymous connection: %v", body)
+	}
+	if body := askProxy(t, b.as(&alice), inst, "refresh", "1", ""); body["result"].(map[string]any)["expire_at"] == nil {
+		t.Errorf("refresh of alice's connection: %v", body)
+	}
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/centrifugal/gocent/v3"
+	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
 )
 
@@ -223,5 +225,110 @@ func TestBroadcastHonoursPublishTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Broadcast took %v with a 200ms PublishTimeout", d)
+	}
+}
+
+// TestBroadcastRefusesPublicTwinsOfPrivateChannels: "staff_news" when
+// "$staff_news" is a staff channel (or "orders:1" when a rule covers
+// "$orders:{id}") would publish a private event to everyone.
+func TestBroadcastRefusesPublicTwinsOfPrivateChannels(t *testing.T) {
+	f, srv := newFakeAPI(t)
+	cfg := testConfig()
+	cfg.APIURL = srv.URL + "/api"
+	cfg.StaffChannels = []string{"staff_news"} // kept as $staff_news
+	inst := newInstant(t, cfg)
+	allow := func(*gin.Context, *instant.User, map[string]string) (bool, any) { return true, nil }
+	if err := inst.Authorize("$orders:{id}", allow); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []instant.Event{
+		{Channel: "staff_news"},
+		{Channels: []string{"$staff_news", "staff_news"}},
+		{Channel: "orders:1"},
+		{Channel: "site_users"}, // the default users channel is $site_users
+	} {
+		if err := inst.Broadcast(context.Background(), ev); !errors.Is(err, instant.ErrInvalidChannel) {
+			t.Errorf("Broadcast(%+v): %v, want ErrInvalidChannel", ev, err)
+		}
+	}
+	if len(f.requests) != 0 {
+		t.Fatalf("%d requests sent for refused events", len(f.requests))
+	}
+	for _, ch := range []string{"$staff_news", "site_public", "news", "$orders:1"} {
+		if err := inst.Broadcast(context.Background(), instant.Event{Channel: ch}); err != nil {
+			t.Errorf("Broadcast to %s: %v", ch, err)
+		}
+	}
+}
+
+// TestBroadcastNeedsAPublishResult: a 200 answer that is not Centrifugo's
+// publish result is an error; New refuses an APIURL that is not /api.
+func TestBroadcastNeedsAPublishResult(t *testing.T) {
+	inst, f := fakeInstant(t)
+	for name, body := range map[string]string{
+		"empty object":   "{}\n",
+		"no reply":       "",
+		"result null":    `{"result":null}` + "\n",
+		"info answer":    `{"nodes":[{"uid":"x"}]}` + "\n",
+		"an html page":   "<html>ok</html>",
+		"a string reply": `{"result":"ok"}` + "\n",
+	} {
+		f.reply = func(w http.ResponseWriter, n int) { w.Write([]byte(body)) }
+		if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err == nil {
+			t.Errorf("%s: Broadcast reported success", name)
+		}
+	}
+	f.reply = nil
+	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err != nil {
+		t.Errorf("a publish result: %v", err)
+	}
+	for _, u := range []string{"http://127.0.0.1:8000/api/info", "http://127.0.0.1:8000/health", "http://127.0.0.1:8000/", "http://127.0.0.1:8000", "http://127.0.0.1:8000/api?x=1"} {
+		cfg := testConfig()
+		cfg.APIURL = u
+		if _, err := instant.New(cfg); !errors.Is(err, instant.ErrConfig) || !strings.Contains(err.Error(), "APIURL") {
+			t.Errorf("New with APIURL %s: %v", u, err)
+		}
+	}
+}
+
+// TestErrorRepliesAreBoundedAndHoldNoSecret: a 64 MiB error body that
+// echoes the request's headers (the API key) and the token secret is cut
+// to a few KiB, and no secret reaches an error string or the kept body.
+func TestErrorRepliesAreBoundedAndHoldNoSecret(t *testing.T) {
+	inst, f := fakeInstant(t)
+	echo := []byte("Authorization: apikey " + testAPIKey + " secret " + testSecret + "\n")
+	f.reply = func(w http.ResponseWriter, n int) {
+		w.WriteHeader(http.StatusInternalServerError)
+		for range (64 << 20) / len(echo) {
+			if _, err := w.Write(echo); err != nil {
+				return // the client stopped reading
+			}
+		}
+	}
+	err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
+	var status gocent.ErrStatusCode
+	if !errors.As(err, &status) || status.Code != 500 {
+		t.Fatalf("500 answer: %v", err)
+	}
+	if len(status.Body) > 8<<10 {
+		t.Errorf("kept %d bytes of the error body", len(status.Body))
+	}
+	texts := []string{err.Error(), errors.Unwrap(err).Error(), string(status.Body)}
+	for _, s := range texts {
+		if strings.Contains(s, testAPIKey) || strings.Contains(s, testSecret) {
+			t.Errorf("a secret in an error text: %.200q", s)
+		}
+	}
+	if !strings.Contains(string(status.Body), "[redacted]") {
+		t.Errorf("body kept without the echo: %.200q", status.Body)
+	}
+	// The same for a 200 reply holding a Centrifugo error that echoes.
+	f.reply = func(w http.ResponseWriter, n int) {
+		w.Write([]byte(`{"error":{"code":100,"message":"bad key ` + testAPIKey + `"}}` + "\n"))
+	}
+	err = inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
+	var apiErr *gocent.Error
+	if !errors.As(err, &apiErr) || strings.Contains(err.Error(), testAPIKey) || strings.Contains(apiErr.Message, testAPIKey) {
+		t.Errorf("API error echoing the key: %v", err)
 	}
 }

@@ -227,6 +227,30 @@ func TestChannelsRoute(t *testing.T) {
 	}
 }
 
+// TestDisallowAnonymousOnEveryRoute: an anonymous visitor gets 401 from
+// every token route and from GET channels; a logged-in user is served.
+func TestDisallowAnonymousOnEveryRoute(t *testing.T) {
+	cfg := testConfig()
+	cfg.DisallowAnonymous = true
+	r := newRouter(newInstant(t, cfg))
+	anon := newBrowser(t, r)
+	if status, body := anon.get("/instant/channels"); status != 401 || body["channels"] != nil {
+		t.Errorf("GET channels: %d %v", status, body)
+	}
+	for route, body := range map[string]any{
+		"connection_token":   map[string]any{},
+		"subscription_token": map[string]any{"channel": "site_public"},
+		"auth":               map[string]any{"channels": []string{"site_public"}},
+	} {
+		if status, answer := anon.postJSON("/instant/"+route, body); status != 401 || answer["token"] != nil || answer["channels"] != nil {
+			t.Errorf("%s: %d %v", route, status, answer)
+		}
+	}
+	if status, body := newBrowser(t, r).as(&alice).get("/instant/channels"); status != 200 || body["user"] == nil {
+		t.Errorf("alice's GET channels: %d %v", status, body)
+	}
+}
+
 // TestBadInput sends every kind of bad request: each gets a 4xx JSON error,
 // no token, and nothing is logged as a server fault.
 func TestBadInput(t *testing.T) {
