@@ -2,6 +2,7 @@ package instant_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log"
 	"net/http"
@@ -55,36 +56,50 @@ func Example() {
 	// [{site_public public } {$site_users users }]
 }
 
-// Broadcasting from a handler: Default(c) is the Instant that Session
-// recorded, the same value as c.MustGet("instant").
+// Broadcasting: one call, one HTTP request to Centrifugo for every
+// channel, each subscriber's copy naming its own channel. A stand-in for
+// Centrifugo's API prints what it receives.
 func ExampleInstant_Broadcast() {
-	handler := func(c *gin.Context) {
-		err := instant.Default(c).Broadcast(c, instant.Event{
-			Channel:    "$private_chan",
-			Message:    "Private event",
-			EventClass: "order.paid",
-			Data:       map[string]any{"order": 1234},
-		})
-		if err != nil {
-			c.AbortWithStatusJSON(http.StatusBadGateway, gin.H{"error": err.Error()})
-			return
+	centrifugo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dec := json.NewDecoder(r.Body)
+		for {
+			var cmd struct {
+				Method string
+				Params struct {
+					Channel string
+					Data    struct {
+						Channel, Message string
+						EventClass       string `json:"event_class"`
+					}
+				}
+			}
+			if dec.Decode(&cmd) != nil {
+				return
+			}
+			fmt.Println(r.URL.Path, cmd.Method, cmd.Params.Channel, cmd.Params.Data.Message, cmd.Params.Data.EventClass, cmd.Params.Data.Channel)
+			fmt.Fprintln(w, `{"result":{}}`)
 		}
-		c.Status(http.StatusNoContent)
-	}
-	_ = handler
+	}))
+	defer centrifugo.Close()
 
-	// Outside a request: one call, one HTTP request to Centrifugo, for
-	// every channel; each subscriber's copy names its own channel.
-	inst, _ := instant.New(instant.Config{
-		APIURL:      "http://127.0.0.1:1/api", // nothing listens here
+	inst, err := instant.New(instant.Config{
+		APIURL:      centrifugo.URL + "/api",
 		TokenSecret: "a-secret-of-at-least-32-bytes-long!",
 	})
-	err := inst.Broadcast(context.Background(), instant.Event{
-		Target:  instant.LevelStaff, // no channel named: the first staff channel
-		Message: "Deploy finished",
+	if err != nil {
+		log.Fatal(err)
+	}
+	// In a handler: instant.Default(c).Broadcast(c, ...), the same Instant.
+	err = inst.Broadcast(context.Background(), instant.Event{
+		Channels:   []string{"$site_staff", "$site_admin"},
+		Message:    "Deploy finished",
+		EventClass: "deploy.done",
 	})
-	fmt.Println(err != nil)
-	// Output: true
+	fmt.Println("err:", err)
+	// Output:
+	// /api publish $site_staff Deploy finished deploy.done $site_staff
+	// /api publish $site_admin Deploy finished deploy.done $site_admin
+	// err: <nil>
 }
 
 // A custom rule: a user reads the channel of their own orders only.
