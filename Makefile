@@ -1,23 +1,35 @@
 # make demo   runs the example site against a real Centrifugo
 # make test   runs the whole suite (installs what it needs first)
-# make bench  runs the benchmarks
+# make bench  runs the benchmarks, 8 runs each, and prints median ratios
+# make check  gofmt, go vet, staticcheck, and govulncheck when its database is reachable
 
-CENTRIFUGO_VERSION := v6.9.1
-CENTRIFUGO_MODULE  := github.com/centrifugal/centrifugo/v6
-BIN                := $(CURDIR)/bin
-GO                 ?= go
+CENTRIFUGO_VERSION  := v6.9.1
+CENTRIFUGO_MODULE   := github.com/centrifugal/centrifugo/v6
+STATICCHECK_VERSION := v0.8.2
+GOVULNCHECK_VERSION := v1.9.0
+BIN                 := $(CURDIR)/bin
+GO                  ?= go
+BENCH_COUNT         ?= 8
 
-.PHONY: demo test bench check centrifugo npm
+.PHONY: demo test bench check centrifugo npm tools
 
-## centrifugo: install Centrifugo into bin/ unless the right version is there.
-centrifugo:
+# install MODULE/cmd VERSION NAME: go install into bin/ unless NAME there is that version.
+define install
 	@mkdir -p $(BIN)
-	@if $(GO) version -m $(BIN)/centrifugo 2>/dev/null | grep -q "mod[[:space:]]*$(CENTRIFUGO_MODULE)[[:space:]]*$(CENTRIFUGO_VERSION)"; then \
-		echo "centrifugo $(CENTRIFUGO_VERSION): bin/centrifugo"; \
-	else \
-		echo "installing centrifugo $(CENTRIFUGO_VERSION) into bin/ (a few minutes, once)"; \
-		GOBIN=$(BIN) $(GO) install $(CENTRIFUGO_MODULE)@$(CENTRIFUGO_VERSION); \
+	@if $(GO) version -m $(BIN)/$(3) 2>/dev/null | grep -q "mod[[:space:]]*$(1)[[:space:]]*$(2)"; then :; else \
+		echo "installing $(3) $(2) into bin/"; \
+		GOBIN=$(BIN) $(GO) install $(4)@$(2); \
 	fi
+endef
+
+## centrifugo: install Centrifugo into bin/ unless the right version is there (a few minutes, once).
+centrifugo:
+	$(call install,$(CENTRIFUGO_MODULE),$(CENTRIFUGO_VERSION),centrifugo,$(CENTRIFUGO_MODULE))
+
+## tools: staticcheck and govulncheck into bin/.
+tools:
+	$(call install,honnef.co/go/tools,$(STATICCHECK_VERSION),staticcheck,honnef.co/go/tools/cmd/staticcheck)
+	$(call install,golang.org/x/vuln,$(GOVULNCHECK_VERSION),govulncheck,golang.org/x/vuln/cmd/govulncheck)
 
 ## npm: install the browser client (centrifuge-js) for the example site.
 npm:
@@ -28,15 +40,20 @@ npm:
 demo: centrifugo npm
 	cd example_app && $(GO) run .
 
-check:
+check: tools
 	@unformatted=$$(gofmt -l . ); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	cd example_app && $(GO) vet ./...
+	$(BIN)/staticcheck ./...
+	cd example_app && $(BIN)/staticcheck ./...
+	@if $(GO) run ./scripts/reachable https://vuln.go.dev/index/db.json; then \
+		$(BIN)/govulncheck ./... && (cd example_app && $(BIN)/govulncheck ./...); \
+	else echo "govulncheck: vuln.go.dev is not reachable from here; skipped"; fi
 
 test: centrifugo npm check
 	$(GO) test -race -count=1 ./...
 	cd example_app && $(GO) test -race -count=1 ./...
 
-## bench: the hot paths beside a bare Gin route, with ratios measured in the same run.
+## bench: the hot paths beside a bare Gin route, medians of BENCH_COUNT runs and their ratios.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=5 . | awk -f scripts/bench-ratios.awk
+	$(GO) test -run '^$$' -bench . -benchmem -count=$(BENCH_COUNT) . | $(GO) run ./scripts/benchratio

@@ -150,3 +150,20 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCurrentUserOutsideSession is CurrentUser on a route that
+// Session does not cover: it reads what Session recorded (nothing) and
+// builds nothing.
+func BenchmarkCurrentUserOutsideSession(b *testing.B) {
+	r := gin.New()
+	r.GET("/", func(c *gin.Context) {
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if instant.CurrentUser(c) != nil {
+				b.Fatal("a user outside Session")
+			}
+		}
+	})
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/centrifugal/centrifuge-go"
+	"github.com/gin-gonic/gin"
+	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
+)
+
+var (
+	authKey = []byte("auth-key-0123456789abcdef0123456")
+	encKey  = []byte("encryption-key-0123456789abcdef!")
+)
+
+type client struct {
+	t   *testing.T
+	srv *httptest.Server
+	c   *http.Client
+}
+
+func (cl *client) post(path, contentType, body string) (int, map[string]any) {
+	cl.t.Helper()
+	resp, err := cl.c.Post(cl.srv.URL+path, contentType, strings.NewReader(body))
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, out
+}
+
+func (cl *client) token(channel string) (int, string) {
+	status, body := cl.post("/instant/subscription_token", "application/json", `{"channel":"`+channel+`"}`)
+	tok, _ := body["token"].(string)
+	return status, tok
+}
+
+// TestMinimalApp runs the README's app against a real Centrifugo: the staff
+// user gets a token for $site_staff and not $site_admin, receives the
+// order another user posts, and after logout the same cookie gets nothing.
+func TestMinimalApp(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	var inst *instant.Instant
+	cent := centrifugotest.Start(t, func(port int) ([]byte, error) {
+		var err error
+		inst, err = instant.New(instant.Config{
+			APIURL:      fmt.Sprintf("http://127.0.0.1:%d/api", port),
+			APIKey:      "minimal-api-key",
+			TokenSecret: "minimal-token-secret-0123456789abcdef",
+		})
+		if err != nil {
+			return nil, err
+		}
+		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
+	})
+	if _, err := newApp(inst, authKey, encKey[:16], false); err == nil {
+		t.Error("newApp took a 16-byte encryption key")
+	}
+	app, err := newApp(inst, authKey, encKey, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(app)
+	defer srv.Close()
+	login := func(name string) *client {
+		jar, _ := cookiejar.New(nil)
+		cl := &client{t, srv, &http.Client{Jar: jar}}
+		if status, body := cl.post("/login", "application/x-www-form-urlencoded", url.Values{"username": {name}}.Encode()); status != 204 {
+			t.Fatalf("login %s: %d %v", name, status, body)
+		}
+		return cl
+	}
+	staff, alice := login("staff"), login("alice")
+	if status, _ := (&client{t, srv, http.DefaultClient}).post("/login", "application/x-www-form-urlencoded", "username=a+b"); status != 400 {
+		t.Errorf("login with a space in the ID: %d", status)
+	}
+	if status, _ := staff.token("$site_admin"); status != 403 {
+		t.Errorf("staff's token for $site_admin: %d", status)
+	}
+	status, subToken := staff.token("$site_staff")
+	if status != 200 {
+		t.Fatalf("staff's token for $site_staff: %d", status)
+	}
+	_, conn := staff.post("/instant/connection_token", "application/json", `{}`)
+
+	// staff listens on $site_staff with centrifuge-go, as a browser would.
+	cc := centrifuge.NewJsonClient(cent.WebsocketURL, centrifuge.Config{Token: conn["token"].(string)})
+	defer cc.Close()
+	if err := cc.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := cc.NewSubscription("$site_staff", centrifuge.SubscriptionConfig{Token: subToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, subscribed := make(chan []byte, 1), make(chan struct{})
+	sub.OnSubscribed(func(centrifuge.SubscribedEvent) { close(subscribed) })
+	sub.OnPublication(func(e centrifuge.PublicationEvent) { got <- e.Data })
+	if err := sub.Subscribe(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-subscribed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("staff could not subscribe to $site_staff")
+	}
+	if status, body := alice.post("/orders", "application/json", `{}`); status != 202 {
+		t.Fatalf("alice's order: %d %v", status, body)
+	}
+	select {
+	case data := <-got:
+		var ev map[string]any
+		if json.Unmarshal(data, &ev) != nil || ev["message"] != "New order" || ev["data"].(map[string]any)["by"] != "alice" {
+			t.Errorf("staff received %s", data)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the order never reached staff")
+	}
+
+	// After logout, a copy of staff's cookie is anonymous.
+	u, _ := url.Parse(srv.URL)
+	copied, _ := cookiejar.New(nil)
+	copied.SetCookies(u, staff.c.Jar.Cookies(u))
+	if status, _ := staff.post("/logout", "application/json", `{}`); status != 204 {
+		t.Fatalf("logout: %d", status)
+	}
+	thief := &client{t, srv, &http.Client{Jar: copied}}
+	if status, _ := thief.token("$site_staff"); status != 403 {
+		t.Errorf("a copy of staff's cookie after logout: %d", status)
+	}
+	if status, _ := thief.post("/orders", "application/json", `{}`); status != 401 {
+		t.Errorf("an order with the logged-out cookie: %d", status)
+	}
+}
