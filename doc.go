@@ -21,11 +21,30 @@
 // channels to logged-in users; staff channels to staff and superusers;
 // superuser channels to superusers; group channels to the group's members;
 // custom rules (Authorize) decide the rest. A "$" channel that nothing
-// grants is denied.
+// grants is denied. One decision function answers every route, proxy,
+// Allowed and SubscriptionToken.
+//
+// # Requests
+//
+// Session records the Instant and, on first use, the user on the request:
+// CurrentUser(c) in a handler, UserFromContext(c.Request.Context()) from
+// code that holds only a context or runs on another goroutine. A
+// *gin.Context is gin's to reuse once the handler returns: what may
+// outlive a handler is c.Request.Context() or c.Copy().
 //
 // # Tokens
 //
 // Tokens are HS256 JWTs signed with Config.TokenSecret, the secret
 // Centrifugo holds as client.token.hmac_secret_key. Their "sub" is always
 // the session user's ID, never taken from a request.
+//
+// # Files
+//
+// instant.go holds Config and New; user.go the User and the decoded-user
+// cache; channels.go levels and the configured channels; rules.go custom
+// rules; roles.go the one decision; state.go the per-request state;
+// middleware.go Session and the accessors; login.go Login and Logout;
+// routes.go the route table and HTTP answers; token.go signing; proxy.go
+// Centrifugo's proxies; publisher.go events; gocent.go the only file that
+// knows gocent; centrifugo.go the Centrifugo config.
 package instant

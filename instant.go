@@ -84,7 +84,13 @@ type Config struct {
 	// LoadUser, when set, finds the current user instead of the session
 	// value written by Login: for apps that keep only an ID in the session.
 	// It returns (nil, nil) for an anonymous visitor. It is called at most
-	// once a request, and only when the user is needed.
+	// once a request, only when the user is needed, with a copy of the
+	// request's *gin.Context (c.Copy(): values it sets there are not seen by
+	// handlers). It may ask for the current user itself and then gets nil.
+	// An error, a panic or an invalid user (see User.ID) is a server fault:
+	// one log line, and a 500 from the routes and Require middlewares,
+	// never a login. Other goroutines asking meanwhile wait for it, and so
+	// does the end of the request.
 	LoadUser func(*gin.Context) (*User, error)
 
 	// PublishTimeout bounds every call to Centrifugo's API. Default: 5 seconds.
