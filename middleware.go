@@ -2,7 +2,6 @@ package instant
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/gin-contrib/sessions"
@@ -172,18 +171,4 @@ func requestUser(c *gin.Context, loginRequired bool) (u *User, ok bool) {
 		return nil, false
 	}
 	return u, true
-}
-
-// errorStatus is the HTTP status of an error of the decision.
-func errorStatus(err error) int {
-	switch {
-	case errors.Is(err, ErrInvalidChannel):
-		return http.StatusBadRequest
-	case errors.Is(err, ErrLoginRequired):
-		return http.StatusUnauthorized
-	case errors.Is(err, ErrNotAllowed):
-		return http.StatusForbidden
-	default:
-		return http.StatusInternalServerError
-	}
 }

@@ -300,6 +300,20 @@ func (i *Instant) channelsRoute(c *gin.Context, _ []byte) {
 	})
 }
 
+// errorStatus is the HTTP status of an error of the decision.
+func errorStatus(err error) int {
+	switch {
+	case errors.Is(err, ErrInvalidChannel):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrLoginRequired):
+		return http.StatusUnauthorized
+	case errors.Is(err, ErrNotAllowed):
+		return http.StatusForbidden
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
 // refuse answers an error of the decision: 400, 401 or 403 with its text,
 // or a 500 (already logged where it happened).
 func (i *Instant) refuse(c *gin.Context, err error) {
