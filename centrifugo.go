@@ -23,7 +23,12 @@ type CentrifugoOptions struct {
 	// channel for recovery after a reconnect. Default: 0, no history.
 	HistorySize       int
 	HistoryTTLSeconds int
-	// Presence enables presence and join/leave messages. Default: off.
+	// Presence turns presence on: subscribers of private channels receive
+	// join and leave pushes (their tokens ask for them) and may query who
+	// is there, with each member's info (User.Info or a rule's info);
+	// anonymous subscribers may not query, and public channels, which need
+	// no token, push nothing. Instant.Presence and PresenceStats need it.
+	// Default: off.
 	Presence bool
 	// LogLevel of the server. Default: "info".
 	LogLevel string
@@ -66,6 +71,10 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 		"allow_subscribe_for_anonymous": !i.cfg.DisallowAnonymous,
 		"presence":                      o.Presence,
 		"join_leave":                    o.Presence,
+		// Pushed to subscribers whose token asks (private channels only).
+		"force_push_join_leave": false,
+		// Queried by logged-in subscribers only (no allow_presence_for_anonymous).
+		"allow_presence_for_subscriber": o.Presence,
 	}
 	if o.HistorySize > 0 {
 		channelOpts["history_size"] = o.HistorySize
@@ -142,6 +151,7 @@ func (i *Instant) namespaces() []string {
 	for name := range i.channels.byName {
 		add(name)
 	}
+	add(i.channels.userPrefix) // personal channels
 	for _, r := range *i.rules.Load() {
 		add(r.pattern)
 	}

@@ -26,11 +26,13 @@ const (
 	LevelGroups                 // members of a group
 	LevelStaff                  // staff users and superusers
 	LevelSuperuser              // superusers
+	LevelPersonal               // one user: their own channel (UserChannel)
 )
 
-var levelNames = [...]string{"public", "users", "groups", "staff", "superuser"}
+var levelNames = [...]string{"public", "users", "groups", "staff", "superuser", "personal"}
 
-// String returns the level's name: "public", "users", "groups", "staff" or "superuser".
+// String returns the level's name: "public", "users", "groups", "staff",
+// "superuser" or "personal".
 func (l Level) String() string {
 	if l < 0 || int(l) >= len(levelNames) {
 		return fmt.Sprintf("Level(%d)", int(l))
@@ -110,12 +112,14 @@ type channelTable struct {
 	byLevel [LevelSuperuser + 1][]string // LevelGroups: every group channel, by group name order
 	groups  map[string][]string
 	byName  map[string]*grant
+	// userPrefix starts every personal channel: "$<slug>_user:".
+	userPrefix string
 }
 
 func buildChannelTable(cfg *Config) (channelTable, []error) {
 	var errs []error
-	t := channelTable{groups: map[string][]string{}, byName: map[string]*grant{}}
 	slug := cfg.SiteSlug
+	t := channelTable{groups: map[string][]string{}, byName: map[string]*grant{}, userPrefix: PrivatePrefix + slug + "_user:"}
 	defaults := func(list []string, name string) []string {
 		if list == nil {
 			return []string{name}
@@ -130,6 +134,10 @@ func buildChannelTable(cfg *Config) (channelTable, []error) {
 			}
 			if err := ValidChannel(n); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", field, err))
+				continue
+			}
+			if strings.HasPrefix(n, t.userPrefix) {
+				errs = append(errs, fmt.Errorf("%s: %q: names starting with %q are the users' own channels (UserChannel)", field, n, t.userPrefix))
 				continue
 			}
 			if level == LevelPublic && IsPrivate(n) {
@@ -171,7 +179,7 @@ func buildChannelTable(cfg *Config) (channelTable, []error) {
 }
 
 // ChannelsFor lists the configured channels user (nil for anonymous) may
-// read, widest level first. Channels granted only by custom rules are not
+// read, widest level first, and last the user's own channel (UserChannel). Channels granted only by custom rules are not
 // listed: their names are not known in advance.
 func (i *Instant) ChannelsFor(user *User) []Channel {
 	if i == nil {
@@ -208,7 +216,22 @@ func (i *Instant) ChannelsFor(user *User) []Channel {
 			out = append(out, Channel{Name: n, Level: LevelSuperuser})
 		}
 	}
+	if own := i.UserChannel(user.ID); own != "" {
+		out = append(out, Channel{Name: own, Level: LevelPersonal})
+	}
 	return out
+}
+
+// UserChannel names the personal channel of the user with this ID,
+// "$<slug>_user:<id>": private, readable by that user only, whatever the
+// rules say, and listed by ChannelsFor and GET channels for them. Event.Users
+// publishes to it. It returns "" when userID is not a valid user ID (see
+// User.ID) or the name would be longer than MaxChannelLength.
+func (i *Instant) UserChannel(userID string) string {
+	if i == nil || checkName(userID, "ID") != nil || len(i.channels.userPrefix)+len(userID) > MaxChannelLength {
+		return ""
+	}
+	return i.channels.userPrefix + userID
 }
 
 // Channels lists every configured channel with its level, in the order of

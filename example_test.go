@@ -53,7 +53,7 @@ func Example() {
 	// Output:
 	// $site_users 200
 	// $site_admin 403
-	// [{site_public public } {$site_users users }]
+	// [{site_public public } {$site_users users } {$site_user:42 personal }]
 }
 
 // Broadcasting: one call, one HTTP request to Centrifugo for every

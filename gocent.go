@@ -95,6 +95,26 @@ func (g gocentAPI) history(ctx context.Context, channel string, limit int) ([]js
 	return out, nil
 }
 
+func (g gocentAPI) presence(ctx context.Context, channel string) ([]presenceClient, error) {
+	res, err := g.c.Presence(ctx, channel)
+	if err != nil {
+		return nil, g.apiError("presence", []string{channel}, err)
+	}
+	out := make([]presenceClient, 0, len(res.Presence))
+	for _, ci := range res.Presence {
+		out = append(out, presenceClient{user: ci.User, connInfo: ci.ConnInfo, chanInfo: ci.ChanInfo})
+	}
+	return out, nil
+}
+
+func (g gocentAPI) presenceStats(ctx context.Context, channel string) (PresenceStats, error) {
+	res, err := g.c.PresenceStats(ctx, channel)
+	if err != nil {
+		return PresenceStats{}, g.apiError("presence_stats", []string{channel}, err)
+	}
+	return PresenceStats{Clients: int(res.NumClients), Users: int(res.NumUsers)}, nil
+}
+
 // apiError wraps an error of gocent's in a *PublishError (nil stays nil).
 // The error it keeps holds at most maxErrorBody bytes of a reply, with the
 // API key and the token secret blanked out, whatever the upstream echoed.

@@ -8,11 +8,45 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/gin-gonic/gin"
 )
 
+// OriginHeader is the request header in which the browser helper
+// (client.js) sends its tab's origin id on the app's own fetches.
+const OriginHeader = "X-Instant-Origin"
+
+// maxOriginLength bounds Event.Origin and the origin header.
+const maxOriginLength = 64
+
+// Origin returns the browser tab's origin id that the request carries in
+// OriginHeader, or "" when it carries none or a malformed one (ids are 1 to
+// 64 letters, digits, '-' and '_'). One line makes an event skip the tab
+// that caused it:
+//
+//	inst.Broadcast(c, instant.Event{Channel: "$site_users", Message: "saved", Origin: instant.Origin(c)})
+func Origin(c *gin.Context) string {
+	if c == nil || c.Request == nil {
+		return ""
+	}
+	o := c.Request.Header.Get(OriginHeader)
+	if o == "" || len(o) > maxOriginLength {
+		return ""
+	}
+	for k := 0; k < len(o); k++ {
+		b := o[k]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+			return ""
+		}
+	}
+	return o
+}
+
 // Event is one message to broadcast. Subscribers receive it as the JSON
-// object {"id","channel","message","event_class","data","site","date"}.
+// object {"id","channel","message","event_class","data","site","date","origin"}
+// ("data" and "origin" omitted when empty).
 type Event struct {
 	// ID identifies the event; subscribers may drop an id they have seen.
 	// Default: a new random id. Set it to resend an event as a retry.
@@ -34,6 +68,15 @@ type Event struct {
 	// Target picks the first configured channel of its level when no
 	// channel is named. Default: LevelPublic, the first public channel.
 	Target Level
+	// Users also delivers the event to these users' personal channels
+	// (UserChannel), in the same single request to Centrifugo.
+	Users []string
+	// Origin names the browser tab the change came from, sent as "origin"
+	// (omitted when empty): the browser helper drops events carrying its
+	// own origin, so a tab that made a change and updated its own page is
+	// not told again. Set it with Origin(c). A convenience, not a security
+	// boundary: any client can send any origin. At most 64 bytes.
+	Origin string
 }
 
 // apiClient is the part of Centrifugo's server API the plugin uses. It is
@@ -44,6 +87,8 @@ type apiClient interface {
 	unsubscribe(ctx context.Context, channel, user string) error
 	disconnect(ctx context.Context, user string) error
 	history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error)
+	presence(ctx context.Context, channel string) ([]presenceClient, error)
+	presenceStats(ctx context.Context, channel string) (PresenceStats, error)
 }
 
 // Broadcast publishes ev to its channels in one call to Centrifugo, each
@@ -89,6 +134,15 @@ func (i *Instant) eventChannels(ev *Event) ([]string, error) {
 			channels = append(channels, ch)
 		}
 	}
+	for _, id := range ev.Users {
+		ch := i.UserChannel(id)
+		if ch == "" {
+			return nil, fmt.Errorf("%w: Users: %q has no personal channel", ErrInvalidUser, id)
+		}
+		if !slices.Contains(channels, ch) {
+			channels = append(channels, ch)
+		}
+	}
 	if len(channels) == 0 {
 		if ev.Target < 0 || ev.Target > LevelSuperuser || len(i.channels.byLevel[ev.Target]) == 0 {
 			return nil, fmt.Errorf("%w: no channel named and no %s channel configured", ErrNoChannel, ev.Target)
@@ -115,7 +169,7 @@ func (i *Instant) privateTwin(ch string) string {
 		return ""
 	}
 	private := PrivatePrefix + ch
-	if _, ok := i.channels.byName[private]; ok {
+	if _, ok := i.channels.byName[private]; ok || strings.HasPrefix(private, i.channels.userPrefix) {
 		return private
 	}
 	for _, r := range *i.rules.Load() {
@@ -136,6 +190,9 @@ func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]
 	}
 	if ev.Site == "" {
 		ev.Site = i.cfg.SiteName
+	}
+	if len(ev.Origin) > maxOriginLength {
+		return nil, fmt.Errorf("%w: Origin longer than %d bytes", ErrInvalidEvent, maxOriginLength)
 	}
 	var data []byte
 	switch d := ev.Data.(type) {
@@ -162,7 +219,8 @@ func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]
 		Data       json.RawMessage `json:"data,omitempty"`
 		Site       string          `json:"site"`
 		Date       string          `json:"date"`
-	}{ev.Message, ev.EventClass, data, ev.Site, now.UTC().Format(time.RFC3339Nano)})
+		Origin     string          `json:"origin,omitempty"`
+	}{ev.Message, ev.EventClass, data, ev.Site, now.UTC().Format(time.RFC3339Nano), ev.Origin})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}

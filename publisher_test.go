@@ -332,3 +332,67 @@ func TestErrorRepliesAreBoundedAndHoldNoSecret(t *testing.T) {
 		t.Errorf("API error echoing the key: %v", err)
 	}
 }
+
+// TestBroadcastToUsersAndOrigin: Users adds the personal channels to the
+// same single request; Origin rides in every copy, and is omitted when
+// empty.
+func TestBroadcastToUsersAndOrigin(t *testing.T) {
+	inst, f := fakeInstant(t)
+	err := inst.Broadcast(context.Background(), instant.Event{Channel: "news", Users: []string{"7", "8", "7"}, Message: "m", Origin: "tab-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.requests) != 1 {
+		t.Fatalf("%d requests, want one", len(f.requests))
+	}
+	channels, payloads := f.published(t, 0)
+	if strings.Join(channels, " ") != "news $site_user:7 $site_user:8" {
+		t.Errorf("channels %v", channels)
+	}
+	for k, p := range payloads {
+		if p["origin"] != "tab-1" || p["channel"] != channels[k] {
+			t.Errorf("payload %d: %v", k, p)
+		}
+	}
+	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "news"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, payloads := f.published(t, 1); hasKey(payloads[0], "origin") {
+		t.Errorf("an empty origin was sent: %v", payloads[0])
+	}
+	for _, ev := range []instant.Event{{Users: []string{"a b"}}, {Users: []string{""}}} {
+		if err := inst.Broadcast(context.Background(), ev); !errors.Is(err, instant.ErrInvalidUser) {
+			t.Errorf("Users %q: %v", ev.Users, err)
+		}
+	}
+	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "news", Origin: strings.Repeat("o", 65)}); !errors.Is(err, instant.ErrInvalidEvent) {
+		t.Errorf("a 65-byte origin: %v", err)
+	}
+	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "site_user:7"}); !errors.Is(err, instant.ErrInvalidChannel) {
+		t.Errorf("the public twin of a personal channel: %v", err)
+	}
+}
+
+func TestOriginFromTheRequest(t *testing.T) {
+	for header, want := range map[string]string{
+		"":                      "",
+		"tab-1_A":               "tab-1_A",
+		"a b":                   "",
+		"<script>":              "",
+		strings.Repeat("x", 64): strings.Repeat("x", 64),
+		strings.Repeat("x", 65): "",
+		"\u00e9t\u00e9":         "",
+	} {
+		c, _ := gin.CreateTestContext(httptest.NewRecorder())
+		c.Request = httptest.NewRequest("POST", "/", nil)
+		if header != "" {
+			c.Request.Header.Set(instant.OriginHeader, header)
+		}
+		if got := instant.Origin(c); got != want {
+			t.Errorf("Origin with header %q = %q, want %q", header, got, want)
+		}
+	}
+	if instant.Origin(nil) != "" {
+		t.Error("Origin(nil)")
+	}
+}

@@ -2,6 +2,7 @@ package instant
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 )
@@ -59,6 +60,12 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 	}
 	if g, known := i.channels.byName[channel]; known {
 		if g.allows(user) {
+			return nil, nil
+		}
+		return nil, ErrNotAllowed
+	}
+	if id, personal := strings.CutPrefix(channel, i.channels.userPrefix); personal {
+		if user != nil && id == user.ID {
 			return nil, nil
 		}
 		return nil, ErrNotAllowed

@@ -91,10 +91,10 @@ func TestChannelsFor(t *testing.T) {
 		want string
 	}{
 		"anonymous": {nil, "site_public=public"},
-		"user":      {&alice, "site_public=public $site_users=users"},
-		"group":     {&gina, "site_public=public $site_users=users $site_editors=groups"},
-		"staff":     {&sam, "site_public=public $site_users=users $site_staff=staff"},
-		"superuser": {&root, "site_public=public $site_users=users $site_staff=staff $site_admin=superuser"},
+		"user":      {&alice, "site_public=public $site_users=users $site_user:1=personal"},
+		"group":     {&gina, "site_public=public $site_users=users $site_editors=groups $site_user:2=personal"},
+		"staff":     {&sam, "site_public=public $site_users=users $site_staff=staff $site_user:3=personal"},
+		"superuser": {&root, "site_public=public $site_users=users $site_staff=staff $site_admin=superuser $site_user:4=personal"},
 	}
 	for name, c := range cases {
 		if got := names(c.u); got != c.want {

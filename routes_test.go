@@ -222,7 +222,7 @@ func TestChannelsRoute(t *testing.T) {
 	for _, c := range body["channels"].([]any) {
 		names = append(names, c.(map[string]any)["name"].(string)+"/"+c.(map[string]any)["level"].(string))
 	}
-	if got := strings.Join(names, " "); got != "site_public/public $site_users/users $site_editors/groups" {
+	if got := strings.Join(names, " "); got != "site_public/public $site_users/users $site_editors/groups $site_user:2/personal" {
 		t.Errorf("channels %s", got)
 	}
 }

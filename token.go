@@ -12,12 +12,29 @@ import (
 // claims are the JWT claims of Centrifugo's connection tokens (no Channel)
 // and subscription tokens. Sub is always written, empty for anonymous.
 type claims struct {
-	Sub       string `json:"sub"`
-	Channel   string `json:"channel,omitempty"`
-	Info      any    `json:"info,omitempty"`
-	IssuedAt  int64  `json:"iat"`
-	ExpiresAt int64  `json:"exp"`
+	Sub       string    `json:"sub"`
+	Channel   string    `json:"channel,omitempty"`
+	Info      any       `json:"info,omitempty"`
+	IssuedAt  int64     `json:"iat"`
+	ExpiresAt int64     `json:"exp"`
+	Override  *override `json:"override,omitempty"`
 }
+
+// override is Centrifugo's per-subscription change of the namespace's
+// options, in a subscription token.
+type override struct {
+	ForcePushJoinLeave *boolValue `json:"force_push_join_leave,omitempty"`
+}
+
+type boolValue struct {
+	Value bool `json:"value"`
+}
+
+// privateOverride goes into the subscription token of every private
+// channel: its subscribers receive joins and leaves when the namespace
+// emits them (CentrifugoOptions.Presence), while public channels, which
+// anyone reads without a token, never push them.
+var privateOverride = &override{ForcePushJoinLeave: &boolValue{Value: true}}
 
 // The jwt.Claims methods, so that tokens parse back with jwt/v5.
 func (c claims) GetExpirationTime() (*jwt.NumericDate, error) {
@@ -51,7 +68,11 @@ var hs256Header = func() string {
 // token routes' hot path (see BenchmarkSubscriptionToken).
 func (i *Instant) sign(sub, channel string, info any, ttl time.Duration, now time.Time) (Token, error) {
 	exp := now.Add(ttl).Truncate(time.Second)
-	payload, err := json.Marshal(claims{Sub: sub, Channel: channel, Info: info, IssuedAt: now.Unix(), ExpiresAt: exp.Unix()})
+	cl := claims{Sub: sub, Channel: channel, Info: info, IssuedAt: now.Unix(), ExpiresAt: exp.Unix()}
+	if IsPrivate(channel) {
+		cl.Override = privateOverride
+	}
+	payload, err := json.Marshal(cl)
 	if err != nil {
 		return Token{}, err
 	}

@@ -1,0 +1,99 @@
+package instant
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+)
+
+// Member is one user present on a channel: all of that user's
+// subscriptions (tabs, devices) together.
+type Member struct {
+	// UserID is the user's ID, the tokens' "sub".
+	UserID string `json:"user_id"`
+	// Info is what the user's subscription token carried as presence info
+	// (a rule's info, else User.Info), as JSON; empty when none.
+	Info json.RawMessage `json:"info,omitempty"`
+	// Clients counts the user's subscriptions to the channel.
+	Clients int `json:"clients"`
+}
+
+// PresenceStats counts a channel's subscribers: Clients subscriptions
+// from Users distinct users.
+type PresenceStats struct {
+	Clients int `json:"clients"`
+	Users   int `json:"users"`
+}
+
+// presenceClient is one subscription as Centrifugo's presence call
+// reports it.
+type presenceClient struct {
+	user               string
+	connInfo, chanInfo json.RawMessage
+}
+
+// Presence lists the users subscribed to channel, one Member per user,
+// sorted by UserID. Anonymous subscriptions are not listed. The channel
+// must have presence on (CentrifugoOptions.Presence). Errors as
+// Broadcast's; within Config.PublishTimeout.
+func (i *Instant) Presence(ctx context.Context, channel string) ([]Member, error) {
+	if i == nil {
+		return nil, ErrNotInstalled
+	}
+	if err := ValidChannel(channel); err != nil {
+		return nil, err
+	}
+	ctx, cancel := i.apiContext(ctx)
+	defer cancel()
+	clients, err := i.api.presence(ctx, channel)
+	if err != nil {
+		return nil, err
+	}
+	byUser := map[string]*Member{}
+	for _, pc := range clients {
+		if pc.user == "" {
+			continue
+		}
+		m := byUser[pc.user]
+		if m == nil {
+			m = &Member{UserID: pc.user}
+			byUser[pc.user] = m
+		}
+		m.Clients++
+		if m.Info == nil {
+			m.Info = firstInfo(pc.chanInfo, pc.connInfo)
+		}
+	}
+	out := make([]Member, 0, len(byUser))
+	for _, m := range byUser {
+		out = append(out, *m)
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.UserID, b.UserID) })
+	return out, nil
+}
+
+// firstInfo returns the first of infos that holds a JSON value.
+func firstInfo(infos ...json.RawMessage) json.RawMessage {
+	for _, info := range infos {
+		if len(info) > 0 && string(info) != "null" {
+			return slices.Clone(info)
+		}
+	}
+	return nil
+}
+
+// PresenceStats counts the subscriptions to channel and their distinct
+// users (anonymous subscriptions count as one user with an empty ID). The
+// channel must have presence on.
+func (i *Instant) PresenceStats(ctx context.Context, channel string) (PresenceStats, error) {
+	if i == nil {
+		return PresenceStats{}, ErrNotInstalled
+	}
+	if err := ValidChannel(channel); err != nil {
+		return PresenceStats{}, err
+	}
+	ctx, cancel := i.apiContext(ctx)
+	defer cancel()
+	return i.api.presenceStats(ctx, channel)
+}
