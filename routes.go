@@ -30,15 +30,17 @@ type handler func(i *Instant, c *gin.Context, body []byte)
 var routes = []struct {
 	method, path string
 	handle       handler
+	sessionless  bool // serves no user: needs no request state
 }{
-	{http.MethodPost, "connection_token", (*Instant).connectionTokenRoute},
-	{http.MethodPost, "subscription_token", (*Instant).subscriptionTokenRoute},
-	{http.MethodPost, "auth", (*Instant).authRoute},
-	{http.MethodGet, "channels", (*Instant).channelsRoute},
-	{http.MethodPost, routeProxyConnect, (*Instant).proxyConnect},
-	{http.MethodPost, routeProxyRefresh, (*Instant).proxyRefresh},
-	{http.MethodPost, routeProxySubscribe, (*Instant).proxySubscribe},
-	{http.MethodPost, routeProxySubRefresh, (*Instant).proxySubRefresh},
+	{http.MethodPost, "connection_token", (*Instant).connectionTokenRoute, false},
+	{http.MethodPost, "subscription_token", (*Instant).subscriptionTokenRoute, false},
+	{http.MethodPost, "auth", (*Instant).authRoute, false},
+	{http.MethodGet, "channels", (*Instant).channelsRoute, false},
+	{http.MethodGet, "client.js", (*Instant).clientJSRoute, true},
+	{http.MethodPost, routeProxyConnect, (*Instant).proxyConnect, false},
+	{http.MethodPost, routeProxyRefresh, (*Instant).proxyRefresh, false},
+	{http.MethodPost, routeProxySubscribe, (*Instant).proxySubscribe, false},
+	{http.MethodPost, routeProxySubRefresh, (*Instant).proxySubRefresh, false},
 }
 
 // Register mounts the token routes on g:
@@ -47,6 +49,7 @@ var routes = []struct {
 //	POST subscription_token  {"channel"}             → {"token","expires_at"} or 403
 //	POST auth                {"client","channels"}   → {"channels":[{"channel","token"} or {"channel","status":403}]}
 //	GET  channels                                    → {"user","channels":[{"name","level"}],"websocket_url"}
+//	GET  client.js                                   → the browser helper, an ES module
 //
 // and the Centrifugo proxy routes (see proxy.go). POST routes take a JSON body
 // of at most 64 KiB and refuse cross-origin requests (see TrustedOrigins).
@@ -70,14 +73,14 @@ func Register(g *gin.RouterGroup) {
 
 func register(g *gin.RouterGroup, resolve func() (*Instant, error)) {
 	for _, r := range routes {
-		h := r.handle
+		h, sessionless := r.handle, r.sessionless
 		serve := func(c *gin.Context) {
 			i, err := resolve()
 			if err != nil {
 				failServer(c, nil, err)
 				return
 			}
-			if st, _ := stateOfGin(c); st == nil || st.inst != i {
+			if st, _ := stateOfGin(c); !sessionless && (st == nil || st.inst != i) {
 				// Session did not run (or ran for another Instant): the
 				// route records its own request state.
 				if _, ok := c.Get(sessions.DefaultKey); !ok {

@@ -584,3 +584,27 @@ func TestLoadUserMayAskForTheCurrentUser(t *testing.T) {
 		t.Fatal("LoadUser asking for the current user deadlocked")
 	}
 }
+
+func TestClientJS(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	r := gin.New() // no sessions: the helper needs none
+	inst.Register(r.Group("/instant"))
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest("GET", "/instant/client.js", nil))
+	if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/javascript") ||
+		!strings.Contains(w.Body.String(), "export class Instant") || w.Header().Get("ETag") == "" {
+		t.Fatalf("GET client.js: %d %q %.80q", w.Code, w.Header().Get("Content-Type"), w.Body.String())
+	}
+	req := httptest.NewRequest("GET", "/instant/client.js", nil)
+	req.Header.Set("If-None-Match", w.Header().Get("ETag"))
+	w2 := httptest.NewRecorder()
+	r.ServeHTTP(w2, req)
+	if w2.Code != 304 || w2.Body.Len() != 0 {
+		t.Errorf("revalidation: %d, %d bytes", w2.Code, w2.Body.Len())
+	}
+	w3 := httptest.NewRecorder()
+	r.ServeHTTP(w3, httptest.NewRequest("POST", "/instant/client.js", nil))
+	if w3.Code != 405 {
+		t.Errorf("POST client.js: %d", w3.Code)
+	}
+}

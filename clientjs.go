@@ -1,0 +1,33 @@
+package instant
+
+import (
+	"crypto/sha256"
+	_ "embed" // client.js
+	"encoding/hex"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// clientJS is the browser helper, an ES module served at <group>/client.js.
+//
+//go:embed client.js
+var clientJS []byte
+
+// clientJSTag is clientJS's ETag, so browsers revalidate cheaply.
+var clientJSTag = func() string {
+	sum := sha256.Sum256(clientJS)
+	return `"` + hex.EncodeToString(sum[:8]) + `"`
+}()
+
+// clientJSRoute serves the browser helper. It needs no session.
+func (i *Instant) clientJSRoute(c *gin.Context, _ []byte) {
+	c.Header("ETag", clientJSTag)
+	c.Header("Cache-Control", "no-cache")
+	c.Header("X-Content-Type-Options", "nosniff")
+	if match := c.GetHeader("If-None-Match"); match == clientJSTag {
+		c.Status(http.StatusNotModified)
+		return
+	}
+	c.Data(http.StatusOK, "text/javascript; charset=utf-8", clientJS)
+}
