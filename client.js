@@ -68,11 +68,14 @@ export class Instant {
     this._seen = new Set();
     this._handlers = new Map();
     this._asking = null;
+    /** How many events this tab caused and so dropped. */
+    this.droppedOwn = 0;
   }
 
   /**
    * on registers handler for an event: 'event' (ev, channel), 'state'
-   * (state, reason), 'channels' (channels, denied), 'here' (channel,
+   * (state, reason), 'channels' (channels, denied), 'subscription' (channel,
+   * 'subscribing'|'subscribed'|'unsubscribed', reason), 'here' (channel,
    * members), 'joining' (channel, member), 'leaving' (channel, member),
    * 'error' (error).
    * @param {string} name
@@ -190,8 +193,19 @@ export class Instant {
       // granted may have changed, so ask the site again.
       if (ctx.code >= 4000 && ctx.code < 4500) this.refresh();
     });
-    this.client.on('connected', () => this._setState('connected'));
-    this.client.on('disconnected', (ctx) => this._setState('disconnected', ctx.reason));
+    let wasConnected = false;
+    this.client.on('connected', () => { wasConnected = true; this._setState('connected'); });
+    this.client.on('disconnected', (ctx) => {
+      this._setState('disconnected', ctx.reason);
+      // A connection that was up, closed for good by the server because its
+      // user changed under it (a refreshed token for someone else: 3500, or
+      // a forced disconnect: 3503): ask the site again, then connect once
+      // more as whoever the session now holds.
+      if (wasConnected && (ctx.code === 3500 || ctx.code === 3503)) {
+        wasConnected = false;
+        setTimeout(() => this.refresh().then(() => this.client.connect()), 500);
+      }
+    });
     this._apply(info);
     this.client.connect();
   }
@@ -258,6 +272,9 @@ export class Instant {
     }
     const sub = this.client.newSubscription(name, opts);
     this._subs.set(name, sub);
+    for (const state of ['subscribing', 'subscribed', 'unsubscribed']) {
+      sub.on(state, (ctx) => this._emit('subscription', name, state, (ctx && ctx.reason) || ''));
+    }
     sub.on('publication', (ctx) => this._publication(name, ctx.data));
     if (this._tracksPresence(name)) {
       sub.on('subscribed', () => this._loadPresence(name, sub));
@@ -269,7 +286,10 @@ export class Instant {
 
   _publication(channel, ev) {
     if (!ev || typeof ev !== 'object') return;
-    if (ev.origin && ev.origin === this.origin) return; // this tab caused it
+    if (ev.origin && ev.origin === this.origin) { // this tab caused it
+      this.droppedOwn++;
+      return;
+    }
     if (ev.id) {
       const key = channel + '\n' + ev.id;
       if (this._seen.has(key)) return; // a retry, or a recovered copy

@@ -281,6 +281,9 @@ func (s *site) broadcast(c *gin.Context) {
 	if ev.Channel == "" {
 		channels = s.inst.ChannelsAt(ev.Target)[:1]
 	}
+	// The tab that sent the form shows the event from this answer: its
+	// helper drops the publication that carries its origin.
+	ev.Origin = instant.Origin(c)
 	if err := instant.Default(c).Broadcast(c.Request.Context(), ev); err != nil {
 		status, msg := http.StatusBadGateway, "Centrifugo did not take the event: "+err.Error()
 		var pe *instant.PublishError

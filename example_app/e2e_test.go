@@ -145,22 +145,33 @@ func (p *e2ePage) messages() []string {
 	return p.strings(`[...document.querySelectorAll('#events .event .event-message')].map(e => e.textContent)`)
 }
 
+// snap saves the tab as it is now, at the moment its assertions passed,
+// into artifactsDir as <shot>-<label>.png.
+func (p *e2ePage) snap(label string) {
+	p.t.Helper()
+	p.writeScreenshot(strings.TrimSuffix(p.shot, ".png")+"-"+label+".png", "assertions passed")
+}
+
 // saveScreenshot saves the tab as it is now into artifactsDir. It runs
 // when the test ends, passed or failed (a t.Cleanup of newPage), so it
 // only logs what goes wrong.
 func (p *e2ePage) saveScreenshot() {
-	outcome := "passed"
+	outcome := "test passed"
 	if p.t.Failed() {
-		outcome = "failed"
+		outcome = "test failed"
 	}
+	p.writeScreenshot(p.shot, outcome)
+}
+
+func (p *e2ePage) writeScreenshot(name, outcome string) {
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
-		p.t.Logf("%s: no screenshot (test %s): %v", p.name, outcome, err)
+		p.t.Logf("%s: no screenshot (%s): %v", p.name, outcome, err)
 		return
 	}
-	path := filepath.Join(artifactsDir, p.shot)
+	path := filepath.Join(artifactsDir, name)
 	if err := os.MkdirAll(artifactsDir, 0o755); err != nil {
 		p.t.Logf("%s: no screenshot: %v", p.name, err)
 		return
@@ -169,7 +180,7 @@ func (p *e2ePage) saveScreenshot() {
 		p.t.Logf("%s: no screenshot: %v", p.name, err)
 		return
 	}
-	p.t.Logf("screenshot of %s (test %s): %s", p.name, outcome, path)
+	p.t.Logf("screenshot of %s (%s): %s", p.name, outcome, path)
 }
 
 // e2eEnv is a site served on loopback, the Centrifugo it talks to, and a
@@ -343,10 +354,10 @@ func TestEndToEndInChromium(t *testing.T) {
 	login.do(chromedp.Navigate(srv.URL+"/login"), chromedp.WaitVisible(chromedp.ID("accounts")))
 
 	wantChannels := map[*e2ePage][]string{
-		admin:  {"site_public", "$site_users", "$site_staff", "$site_admin"},
-		staff:  {"site_public", "$site_users", "$site_staff"},
-		editor: {"site_public", "$site_users", "$site_editors"},
-		user:   {"site_public", "$site_users"},
+		admin:  {"site_public", "$site_users", "$site_staff", "$site_admin", "$site_user:4"},
+		staff:  {"site_public", "$site_users", "$site_staff", "$site_user:3"},
+		editor: {"site_public", "$site_users", "$site_editors", "$site_user:2"},
+		user:   {"site_public", "$site_users", "$site_user:1"},
 		anon:   {"site_public"},
 	}
 	for _, p := range []*e2ePage{admin, staff, editor, user, anon} {
@@ -354,8 +365,27 @@ func TestEndToEndInChromium(t *testing.T) {
 			t.Errorf("%s holds %v, want %v", p.name, got, wantChannels[p])
 		}
 	}
+	// Presence: every logged-in page lists the four users on $site_users,
+	// live, by the names their Info carries; the anonymous page has no list.
+	everyone := []string{"Ada Admin", "Ed Editor", "Stef Staff", "Una User"}
+	for _, p := range []*e2ePage{admin, staff, editor, user} {
+		p.waitFor("the four users on $site_users", fmt.Sprintf(`(() => {
+			const names = [...document.querySelectorAll('#here .member-name')].map(e => e.textContent).sort();
+			return JSON.stringify(names) === JSON.stringify(%s) && document.querySelector('#here-count').textContent === '4';
+		})()`, jsArray(everyone)))
+		p.snap("live")
+	}
+	if n := anon.eval(`document.querySelectorAll('#here').length`); n != float64(0) {
+		t.Errorf("the anonymous page shows a presence list")
+	}
+	anon.snap("live")
 	if denied := user.strings(`[...document.querySelectorAll('#denied .channel')].map(li => li.dataset.channel)`); !slices.Equal(denied, []string{"$site_editors", "$site_staff", "$site_admin"}) {
 		t.Errorf("the plain user's page lists %v as not granted", denied)
+	}
+	// Personal channels: the plain user (1) may not read the editor's (2).
+	if status := user.eval(`fetch('/instant/subscription_token', {method: 'POST', headers: {'Content-Type': 'application/json'},
+		body: JSON.stringify({channel: '$site_user:2'})}).then(r => r.status)`, chromedp.EvalAwaitPromise); status != float64(http.StatusForbidden) {
+		t.Errorf("the plain user asked for the editor's personal channel: %v, want 403", status)
 	}
 	// The plain user's browser cannot get a token for the superuser channel.
 	if status := user.eval(`fetch('/instant/subscription_token', {method: 'POST', headers: {'Content-Type': 'application/json'},
@@ -422,6 +452,28 @@ func TestEndToEndInChromium(t *testing.T) {
 		}
 	}
 
+	// To everyone but the sender: the broadcast page (the superuser's
+	// second tab) sent the events with its origin, so its helper dropped
+	// them and its table shows each once, from the site's answers; the
+	// superuser's first tab received them.
+	sentIDs := bpage.strings(`[...new Set([...document.querySelectorAll('#recent-events tr.recent-event')].map(tr => tr.dataset.id))]`)
+	if len(sentIDs) != len(events) {
+		t.Errorf("the broadcast page's table holds events %v, want %d", sentIDs, len(events))
+	}
+	ownBack := bpage.strings(`window.instantDemo.received.filter(id => ` + jsArray(sentIDs) + `.includes(id))`)
+	dropped := bpage.eval(`window.instantDemo.live.droppedOwn`)
+	if len(ownBack) != 0 || dropped.(float64) < 4 {
+		t.Errorf("the sending tab got its own events back: %v (dropped %v)", ownBack, dropped)
+	}
+	if rows := bpage.eval(`(() => { const seen = new Set(); for (const tr of document.querySelectorAll('#recent-events tr.recent-event')) { const k = tr.dataset.id + ' ' + tr.dataset.channel; if (seen.has(k)) return false; seen.add(k); } return true; })()`); rows != true {
+		t.Error("the sending tab shows an event twice")
+	}
+	if got := admin.strings(`window.instantDemo.received.filter(id => ` + jsArray(sentIDs) + `.includes(id))`); len(got) < 4 {
+		t.Errorf("the superuser's other tab received %d of the events sent from the broadcast page", len(got))
+	}
+	bpage.snap("sent")
+	admin.snap("received")
+
 	// An event shows its time, channel, class, message and data, and
 	// keeps its id.
 	row := admin.strings(`(() => {
@@ -480,6 +532,7 @@ func TestEndToEndInChromium(t *testing.T) {
 	if got := user.waitLive(); !slices.Equal(got, wantChannels[user]) {
 		t.Errorf("after reconnecting the plain user holds %v, want %v", got, wantChannels[user])
 	}
+	user.snap("reconnected")
 	t.Logf("the plain user's page went through %v", user.strings(`window.__states`))
 
 	// Event ids come from whoever broadcasts, and may equal the page's own
@@ -525,7 +578,7 @@ func TestEndToEndInChromium(t *testing.T) {
 		const state = document.querySelector('#state').dataset.state;
 		return state === 'connected' && names('#channels .channel') === 'site_public' &&
 			names('#channels .channel[data-state="subscribed"]') === 'site_public' &&
-			names('#denied .channel') === '$site_users $site_editors $site_staff $site_admin' &&
+			names('#denied .channel') === '$site_users $site_editors $site_staff $site_admin $site_user:1' &&
 			document.querySelectorAll('[data-state="unsubscribed"]').length === 0 &&
 			document.querySelector('#whoami').dataset.user === '' && !!document.querySelector('#login-link') &&
 			!document.querySelector('#logout');
@@ -541,9 +594,10 @@ func TestEndToEndInChromium(t *testing.T) {
 		const names = sel => [...document.querySelectorAll(sel)].map(li => li.dataset.channel).join(' ');
 		return names('#channels .channel') === 'site_public' &&
 			names('#channels .channel[data-state="subscribed"]') === 'site_public' &&
-			names('#denied .channel') === '$site_users $site_editors $site_staff $site_admin' &&
+			names('#denied .channel') === '$site_users $site_editors $site_staff $site_admin $site_user:2' &&
 			document.querySelectorAll('[data-state="unsubscribed"]').length === 0;
 	})()`)
+	editor.snap("refused")
 	if state := editor.strings(`[document.querySelector('#state').dataset.state, String(window.__connectedCount)]`); !slices.Equal(state, []string{"connected", "0"}) {
 		t.Errorf("the editor's state and reconnections: %v, want connected without a reconnection", state)
 	}
@@ -600,8 +654,9 @@ func TestEndToEndTokensAreRefreshed(t *testing.T) {
 		const names = sel => [...document.querySelectorAll(sel)].map(li => li.dataset.channel).join(' ');
 		return names('#channels .channel') === 'site_public' &&
 			names('#channels .channel[data-state="subscribed"]') === 'site_public' &&
-			names('#denied .channel') === '$site_users $site_editors $site_staff $site_admin' &&
+			names('#denied .channel') === '$site_users $site_editors $site_staff $site_admin $site_user:1' &&
 			document.querySelectorAll('[data-state="unsubscribed"]').length === 0 &&
 			document.querySelector('#state').dataset.state === 'connected';
 	})()`)
+	user.snap("anonymous-again")
 }

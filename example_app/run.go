@@ -155,6 +155,7 @@ func centrifugoOptions(centrifugoPort, appPort int) instant.CentrifugoOptions {
 		AllowedOrigins:    []string{"http://127.0.0.1:" + p, "http://localhost:" + p},
 		HistorySize:       50,
 		HistoryTTLSeconds: 600,
+		Presence:          true, // the home page lists who is on $site_users
 		LogLevel:          "info",
 	}
 }

@@ -25,10 +25,10 @@ type account struct {
 // at startup and shown on the login page: this is a demo on 127.0.0.1.
 func demoAccounts() []account {
 	return []account{
-		{Password: "user-demo", Role: "plain user", User: instant.User{ID: "1", Username: "user"}},
-		{Password: "editor-demo", Role: "member of the editors group", User: instant.User{ID: "2", Username: "editor", Groups: []string{editorsGroup}}},
-		{Password: "staff-demo", Role: "staff", User: instant.User{ID: "3", Username: "staff", Staff: true}},
-		{Password: "admin-demo", Role: "superuser", User: instant.User{ID: "4", Username: "admin", Staff: true, Superuser: true}},
+		{Password: "user-demo", Role: "plain user", User: instant.User{ID: "1", Username: "user", Info: map[string]any{"name": "Una User"}}},
+		{Password: "editor-demo", Role: "member of the editors group", User: instant.User{ID: "2", Username: "editor", Groups: []string{editorsGroup}, Info: map[string]any{"name": "Ed Editor"}}},
+		{Password: "staff-demo", Role: "staff", User: instant.User{ID: "3", Username: "staff", Staff: true, Info: map[string]any{"name": "Stef Staff"}}},
+		{Password: "admin-demo", Role: "superuser", User: instant.User{ID: "4", Username: "admin", Staff: true, Superuser: true, Info: map[string]any{"name": "Ada Admin"}}},
 	}
 }
 

@@ -1,393 +1,316 @@
-// The demo's browser side, plain JavaScript with no build step.
+// The demo's browser side: an ES module with no build step.
 //
-// It asks the site which channels this visitor may read (GET
-// /instant/channels), connects to Centrifugo with a connection token from
-// the site, subscribes to each channel (a "$" channel with a subscription
-// token from the site, fetched again whenever Centrifugo wants a fresh one)
-// and shows every event as it arrives. When the site refuses a
-// subscription token (the visitor logged out in another tab, say), it asks
-// again which channels are granted and moves the others to "Not for you";
-// so it does when the site closes the connection (on a logout), before
-// connecting again.
-(function () {
-  'use strict';
+// The realtime part is instant's browser helper, served by the plugin at
+// /instant/client.js: it asks the site which channels this visitor may
+// read, connects, subscribes (with tokens for "$" channels), moves refused
+// channels to "Not for you", asks again after the server closed the
+// connection, drops duplicate events and this tab's own, and keeps the
+// list of who is on $site_users. What is left here is the demo's own: how
+// the pages show all that.
+import { Instant } from '/instant/client.js';
 
-  var page = document.body.dataset.page;
-  var stateEl = document.getElementById('state');
-  var everConnected = false;
+const page = document.body.dataset.page;
+const stateEl = document.getElementById('state');
+const presenceChannel = '$site_users';
+const live = new Instant(window.Centrifuge, { base: '/instant', presence: [presenceChannel] });
+let everConnected = false;
 
-  function el(tag, className, text) {
-    var e = document.createElement(tag);
-    if (className) e.className = className;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
+function el(tag, className, text) {
+  var e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
 
-  function setState(state, detail) {
-    if (!stateEl) return;
-    stateEl.textContent = state;
-    stateEl.dataset.state = state;
-    stateEl.className = 'state state-' + state;
-    stateEl.title = detail || '';
-  }
+function setState(state, detail) {
+  if (!stateEl) return;
+  stateEl.textContent = state;
+  stateEl.dataset.state = state;
+  stateEl.className = 'state state-' + state;
+  stateEl.title = detail || '';
+}
 
-  // fetchToken posts to one of the plugin's token routes. A refusal (401,
-  // 403) calls onRefused, then tells centrifuge-js to stop asking; other
-  // failures make it retry.
-  async function fetchToken(path, body, onRefused) {
-    var res = await fetch(path, {
-      method: 'POST',
-      credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json', 'Accept': 'application/json' },
-      body: JSON.stringify(body || {})
-    });
-    if (res.status === 401 || res.status === 403) {
-      if (onRefused) onRefused();
-      throw new Centrifuge.UnauthorizedError(path + ' refused with ' + res.status);
+function timeOf(date) {
+  var d = date ? new Date(date) : new Date();
+  if (isNaN(d.getTime())) d = new Date();
+  return d;
+}
+
+function dataText(data) {
+  return data === undefined || data === null ? '' : JSON.stringify(data);
+}
+
+// ---- the home page's event list ----------------------------------------
+
+var eventsEl = document.getElementById('events');
+var eventCount = 0;
+// The list item of each event shown, by event id. Event ids come from
+// whoever broadcasts: they are looked up here, never as element ids,
+// which the page's own elements could share (an event "count" would
+// find #event-count).
+var eventItems = new Map();
+
+function showEvent(channel, ev) {
+  var id = String(ev.id || '');
+  var existing = id ? eventItems.get(id) : undefined;
+  if (existing) {
+    // One event sent to several channels keeps its id: show it once and
+    // list every channel it came through.
+    var channels = existing.dataset.channels.split(' ');
+    if (channels.indexOf(channel) < 0) {
+      channels.push(channel);
+      existing.dataset.channels = channels.join(' ');
+      existing.querySelector('.event-channel').textContent = channels.join(', ');
     }
-    if (!res.ok) {
-      throw new Error(path + ' answered ' + res.status);
-    }
-    return (await res.json()).token;
+    return;
   }
+  var li = el('li', 'event');
+  if (id) eventItems.set(id, li);
+  li.dataset.id = id;
+  li.dataset.channel = channel;
+  li.dataset.channels = channel;
+  li.dataset.eventClass = ev.event_class || '';
+  var when = timeOf(ev.date);
+  var time = el('time', 'event-time', when.toLocaleTimeString());
+  time.dateTime = when.toISOString();
+  var head = el('div', 'event-head');
+  head.append(time, el('code', 'event-channel', channel), el('span', 'badge event-class', ev.event_class || ''));
+  li.append(head, el('p', 'event-message', ev.message || ''));
+  var data = dataText(ev.data);
+  if (data) li.append(el('pre', 'event-data', data));
+  eventsEl.prepend(li);
+  eventCount++;
+  var count = document.getElementById('event-count');
+  if (count) count.textContent = String(eventCount);
+  var none = document.getElementById('no-events');
+  if (none) none.hidden = true;
+}
 
-  function timeOf(date) {
-    var d = date ? new Date(date) : new Date();
-    if (isNaN(d.getTime())) d = new Date();
-    return d;
+// ---- the broadcast page's table ------------------------------------------
+
+var recentBody = document.querySelector('#recent-events tbody');
+
+function rowFor(id, channel) {
+  var rows = recentBody.querySelectorAll('tr.recent-event');
+  for (var i = 0; i < rows.length; i++) {
+    if (rows[i].dataset.id === id && rows[i].dataset.channel === channel) return rows[i];
   }
+  return null;
+}
 
-  function dataText(data) {
-    return data === undefined || data === null ? '' : JSON.stringify(data);
+function addRow(channel, ev, sender) {
+  var id = String(ev.id || '');
+  var existing = rowFor(id, channel);
+  if (existing) {
+    // The publication often comes before the site's answer, which
+    // knows who sent the event.
+    var by = existing.lastElementChild;
+    if (sender && !by.textContent) by.textContent = sender;
+    return;
   }
+  var tr = el('tr', 'recent-event');
+  tr.dataset.id = id;
+  tr.dataset.channel = channel;
+  var when = timeOf(ev.date);
+  var time = el('time', '', when.toLocaleTimeString());
+  time.dateTime = when.toISOString();
+  var cells = [time, el('code', '', channel), el('span', 'badge', ev.event_class || ''),
+    document.createTextNode(ev.message || ''), el('code', 'data', dataText(ev.data)),
+    document.createTextNode(sender || '')];
+  cells.forEach(function (c, k) {
+    var td = el('td', k === 3 ? 'message' : '');
+    td.append(c);
+    tr.append(td);
+  });
+  recentBody.prepend(tr);
+  updateCounts();
+}
 
-  // ---- the home page's event list ----------------------------------------
+function updateCounts() {
+  var counts = {};
+  recentBody.querySelectorAll('tr.recent-event').forEach(function (tr) {
+    counts[tr.dataset.channel] = (counts[tr.dataset.channel] || 0) + 1;
+  });
+  document.querySelectorAll('#channel-counts tbody tr').forEach(function (tr) {
+    tr.querySelector('.count').textContent = String(counts[tr.dataset.channel] || 0);
+  });
+}
 
-  var eventsEl = document.getElementById('events');
-  var eventCount = 0;
-  // The list item of each event shown, by event id. Event ids come from
-  // whoever broadcasts: they are looked up here, never as element ids,
-  // which the page's own elements could share (an event "count" would
-  // find #event-count).
-  var eventItems = new Map();
-
-  function showEvent(channel, ev) {
-    var id = String(ev.id || '');
-    var existing = id ? eventItems.get(id) : undefined;
-    if (existing) {
-      // One event sent to several channels keeps its id: show it once and
-      // list every channel it came through.
-      var channels = existing.dataset.channels.split(' ');
-      if (channels.indexOf(channel) < 0) {
-        channels.push(channel);
-        existing.dataset.channels = channels.join(' ');
-        existing.querySelector('.event-channel').textContent = channels.join(', ');
-      }
-      return;
-    }
-    var li = el('li', 'event');
-    if (id) eventItems.set(id, li);
-    li.dataset.id = id;
-    li.dataset.channel = channel;
-    li.dataset.channels = channel;
-    li.dataset.eventClass = ev.event_class || '';
-    var when = timeOf(ev.date);
-    var time = el('time', 'event-time', when.toLocaleTimeString());
-    time.dateTime = when.toISOString();
-    var head = el('div', 'event-head');
-    head.append(time, el('code', 'event-channel', channel), el('span', 'badge event-class', ev.event_class || ''));
-    li.append(head, el('p', 'event-message', ev.message || ''));
-    var data = dataText(ev.data);
-    if (data) li.append(el('pre', 'event-data', data));
-    eventsEl.prepend(li);
-    eventCount++;
-    var count = document.getElementById('event-count');
-    if (count) count.textContent = String(eventCount);
-    var none = document.getElementById('no-events');
-    if (none) none.hidden = true;
-  }
-
-  // ---- the broadcast page's table ------------------------------------------
-
-  var recentBody = document.querySelector('#recent-events tbody');
-
-  function rowFor(id, channel) {
-    var rows = recentBody.querySelectorAll('tr.recent-event');
-    for (var i = 0; i < rows.length; i++) {
-      if (rows[i].dataset.id === id && rows[i].dataset.channel === channel) return rows[i];
-    }
-    return null;
-  }
-
-  function addRow(channel, ev, sender) {
-    var id = String(ev.id || '');
-    var existing = rowFor(id, channel);
-    if (existing) {
-      // The publication often comes before the site's answer, which
-      // knows who sent the event.
-      var by = existing.lastElementChild;
-      if (sender && !by.textContent) by.textContent = sender;
-      return;
-    }
-    var tr = el('tr', 'recent-event');
-    tr.dataset.id = id;
-    tr.dataset.channel = channel;
-    var when = timeOf(ev.date);
-    var time = el('time', '', when.toLocaleTimeString());
-    time.dateTime = when.toISOString();
-    var cells = [time, el('code', '', channel), el('span', 'badge', ev.event_class || ''),
-      document.createTextNode(ev.message || ''), el('code', 'data', dataText(ev.data)),
-      document.createTextNode(sender || '')];
-    cells.forEach(function (c, k) {
-      var td = el('td', k === 3 ? 'message' : '');
-      td.append(c);
-      tr.append(td);
-    });
-    recentBody.prepend(tr);
-    updateCounts();
-  }
-
-  function updateCounts() {
-    var counts = {};
-    recentBody.querySelectorAll('tr.recent-event').forEach(function (tr) {
-      counts[tr.dataset.channel] = (counts[tr.dataset.channel] || 0) + 1;
-    });
-    document.querySelectorAll('#channel-counts tbody tr').forEach(function (tr) {
-      tr.querySelector('.count').textContent = String(counts[tr.dataset.channel] || 0);
-    });
-  }
-
-  function setupForm() {
-    var form = document.getElementById('broadcast-form');
-    var result = document.getElementById('broadcast-result');
-    if (!form || !result) return;
-    form.addEventListener('submit', async function (e) {
-      e.preventDefault();
-      document.querySelectorAll('#broadcast-error, #broadcast-sent').forEach(function (n) { n.remove(); });
-      var button = document.getElementById('broadcast-submit');
-      var message = form.elements.message.value;
-      button.disabled = true;
-      result.hidden = false;
-      result.className = 'flash';
-      result.dataset.status = 'sending';
-      result.dataset.message = message;
-      result.textContent = 'Sending…';
-      try {
-        var res = await fetch('/broadcast', {
-          method: 'POST',
-          credentials: 'same-origin',
-          headers: { 'Accept': 'application/json' },
-          body: new URLSearchParams(new FormData(form))
-        });
-        var answer = await res.json().catch(function () { return {}; });
-        if (!res.ok) {
-          result.className = 'flash error';
-          result.dataset.status = 'error';
-          result.textContent = answer.error || ('The site answered ' + res.status + '.');
-          return;
-        }
-        result.className = 'flash ok';
-        result.dataset.status = 'sent';
-        result.dataset.id = answer.id;
-        result.textContent = 'Sent to ' + answer.channels.join(', ') + '.';
-        answer.channels.forEach(function (ch) {
-          addRow(ch, { id: answer.id, date: answer.date, event_class: answer.event_class, message: answer.message, data: answer.data }, answer.sender);
-        });
-        form.elements.message.value = '';
-      } catch (err) {
+function setupForm() {
+  var form = document.getElementById('broadcast-form');
+  var result = document.getElementById('broadcast-result');
+  if (!form || !result) return;
+  form.addEventListener('submit', async function (e) {
+    e.preventDefault();
+    document.querySelectorAll('#broadcast-error, #broadcast-sent').forEach(function (n) { n.remove(); });
+    var button = document.getElementById('broadcast-submit');
+    var message = form.elements.message.value;
+    button.disabled = true;
+    result.hidden = false;
+    result.className = 'flash';
+    result.dataset.status = 'sending';
+    result.dataset.message = message;
+    result.textContent = 'Sending…';
+    try {
+      // live.fetch adds this tab's origin: the site broadcasts with it,
+      // so this tab's helper drops the event and the row comes from the
+      // answer alone.
+      var res = await live.fetch('/broadcast', {
+        method: 'POST',
+        headers: { 'Accept': 'application/json' },
+        body: new URLSearchParams(new FormData(form))
+      });
+      var answer = await res.json().catch(function () { return {}; });
+      if (!res.ok) {
         result.className = 'flash error';
         result.dataset.status = 'error';
-        result.textContent = 'Could not reach the site: ' + err.message;
-      } finally {
-        button.disabled = false;
+        result.textContent = answer.error || ('The site answered ' + res.status + '.');
+        return;
       }
-    });
-  }
-
-  // ---- channels and the connection -----------------------------------------
-
-  var channelsEl = document.getElementById('channels');
-  var deniedEl = document.getElementById('denied');
-  var levelOrder = ['public', 'users', 'groups', 'staff', 'superuser'];
-  // Centrifugo's codes for closing a connection that the client is not to
-  // open again by itself: ordered through the server API (instant's
-  // Disconnect, on a logout or a role change), and a refreshed connection
-  // token for another user (the login ended, so the site now signs
-  // anonymous tokens).
-  var reconnectCodes = { 3503: 'force disconnect', 3500: 'invalid token' };
-  var centrifuge = null;
-  var held = new Map(); // channel name → {ch, sub, li}
-
-  function fetchChannels() {
-    return fetch('/instant/channels', { credentials: 'same-origin', headers: { 'Accept': 'application/json' } })
-      .then(function (res) {
-        if (!res.ok) throw new Error('/instant/channels answered ' + res.status);
-        return res.json();
+      result.className = 'flash ok';
+      result.dataset.status = 'sent';
+      result.dataset.id = answer.id;
+      result.textContent = 'Sent to ' + answer.channels.join(', ') + '.';
+      answer.channels.forEach(function (ch) {
+        addRow(ch, { id: answer.id, date: answer.date, event_class: answer.event_class, message: answer.message, data: answer.data }, answer.sender);
       });
-  }
-
-  function levelBadge(ch) {
-    return el('span', 'badge level-' + ch.level, ch.level + (ch.group ? ': ' + ch.group : ''));
-  }
-
-  function placeholder(list, text) {
-    if (!list) return;
-    var p = list.querySelector('.placeholder');
-    if (list.querySelector('.channel')) {
-      if (p) p.remove();
-    } else if (!p) {
-      list.append(el('li', 'muted placeholder', text));
-    }
-  }
-
-  // deny lists ch under "Not for you", in level order, once.
-  function deny(ch) {
-    if (!deniedEl) return;
-    var items = [...deniedEl.querySelectorAll('.channel')];
-    if (items.some(function (li) { return li.dataset.channel === ch.name; })) return;
-    var li = el('li', 'channel denied');
-    li.dataset.channel = ch.name;
-    li.dataset.level = ch.level;
-    li.append(el('code', '', ch.name), document.createTextNode(' '), levelBadge(ch));
-    var rank = levelOrder.indexOf(ch.level);
-    var before = items.find(function (other) { return levelOrder.indexOf(other.dataset.level) > rank; });
-    deniedEl.insertBefore(li, before || null);
-    placeholder(deniedEl, 'None: you may read every configured channel.');
-  }
-
-  // showLoggedOut turns the header into an anonymous visitor's, once the
-  // site says the visitor is no longer logged in.
-  function showLoggedOut() {
-    var who = document.getElementById('whoami');
-    if (!who || who.dataset.user === '') return;
-    who.dataset.user = '';
-    who.textContent = 'anonymous';
-    var logout = document.getElementById('logout');
-    var form = logout && logout.closest('form');
-    if (form) {
-      var login = el('a', '', 'Log in');
-      login.id = 'login-link';
-      login.href = '/login';
-      form.replaceWith(login);
-    }
-    document.querySelectorAll('.topbar nav a[href="/broadcast"]').forEach(function (a) { a.remove(); });
-  }
-
-  // recheck asks the site again which channels this visitor may read,
-  // after it refused a subscription token or closed the connection: the
-  // visitor logged out (or lost a role) since the page was loaded. Each
-  // held channel no longer granted is dropped and listed under "Not for
-  // you", and the header shows a visitor no longer logged in. Calls that
-  // come together share one request.
-  var rechecking = null;
-  function recheck() {
-    if (rechecking) return rechecking;
-    rechecking = fetchChannels().then(function (info) {
-      var granted = new Set((info.channels || []).map(function (ch) { return ch.name; }));
-      held.forEach(function (h, name) {
-        if (granted.has(name)) return;
-        held.delete(name);
-        centrifuge.removeSubscription(h.sub);
-        h.li.remove();
-        deny(h.ch);
-      });
-      placeholder(channelsEl, 'None.');
-      if (!info.user) showLoggedOut();
-      if (window.instantDemo) window.instantDemo.info = info;
-    }).catch(function () {
-      // The site is unreachable: leave the lists as they are.
-    }).finally(function () {
-      rechecking = null;
-    });
-    return rechecking;
-  }
-
-  function channelItem(ch) {
-    var li = el('li', 'channel');
-    li.dataset.channel = ch.name;
-    li.dataset.level = ch.level;
-    li.dataset.state = 'unsubscribed';
-    li.append(el('code', '', ch.name), document.createTextNode(' '), levelBadge(ch), el('span', 'channel-state', 'unsubscribed'));
-    return li;
-  }
-
-  function setChannelState(li, state, detail) {
-    if (!li) return;
-    li.dataset.state = state;
-    var s = li.querySelector('.channel-state');
-    s.textContent = state;
-    s.title = detail || '';
-  }
-
-  function onPublication(channel, data) {
-    if (page === 'home' && eventsEl) showEvent(channel, data || {});
-    if (page === 'broadcast' && recentBody) addRow(channel, data || {}, '');
-  }
-
-  async function start() {
-    setState('connecting');
-    var info;
-    try {
-      info = await fetchChannels();
+      form.elements.message.value = '';
     } catch (err) {
-      setState('disconnected', err.message);
-      return;
+      result.className = 'flash error';
+      result.dataset.status = 'error';
+      result.textContent = 'Could not reach the site: ' + err.message;
+    } finally {
+      button.disabled = false;
     }
+  });
+}
 
-    centrifuge = new Centrifuge(info.websocket_url, {
-      getToken: function () { return fetchToken('/instant/connection_token', {}); }
-    });
-    var connected = false;
-    centrifuge.on('connecting', function (ctx) {
-      connected = false;
-      setState(everConnected ? 'reconnecting' : 'connecting', ctx.reason);
-    });
-    centrifuge.on('connected', function () {
-      everConnected = connected = true;
-      setState('connected');
-    });
-    centrifuge.on('disconnected', function (ctx) {
-      var wasConnected = connected;
-      connected = false;
-      setState('disconnected', ctx.reason);
-      if (wasConnected && reconnectCodes[ctx.code]) {
-        // The visitor is no longer who the connection says (a logout in
-        // another tab, an ended login, a role change). Ask the site again
-        // which channels are granted, then connect with a fresh token, as
-        // the visitor the session now says. Only a connection that was
-        // up: one refused when connecting stays down, with no loop.
-        setTimeout(function () {
-          recheck().then(function () { centrifuge.connect(); });
-        }, 500);
-      }
-    });
+// ---- channels, presence and the connection --------------------------------
 
-    if (channelsEl) channelsEl.textContent = '';
-    (info.channels || []).forEach(function (ch) {
-      var li = channelItem(ch);
-      if (channelsEl) channelsEl.append(li);
-      var opts = {};
-      if (ch.name.charAt(0) === '$') {
-        // A private channel: the site signs a subscription token, and
-        // signs a new one when this one is about to expire.
-        opts.getToken = function (ctx) {
-          return fetchToken('/instant/subscription_token', { channel: ctx.channel }, recheck);
-        };
-      }
-      var sub = centrifuge.newSubscription(ch.name, opts);
-      held.set(ch.name, { ch: ch, sub: sub, li: li });
-      sub.on('subscribing', function (ctx) { setChannelState(li, 'subscribing', ctx.reason); });
-      sub.on('subscribed', function () { setChannelState(li, 'subscribed'); });
-      sub.on('unsubscribed', function (ctx) { setChannelState(li, 'unsubscribed', ctx.reason); });
-      sub.on('error', function (ctx) { setChannelState(li, li.dataset.state, ctx.error && ctx.error.message); });
-      sub.on('publication', function (ctx) { onPublication(ctx.channel, ctx.data); });
-      sub.subscribe();
-    });
-    placeholder(channelsEl, 'None.');
-    centrifuge.connect();
-    window.instantDemo = { centrifuge: centrifuge, info: info };
+const channelsEl = document.getElementById('channels');
+const deniedEl = document.getElementById('denied');
+const hereEl = document.getElementById('here');
+const levelOrder = ['public', 'users', 'groups', 'staff', 'superuser', 'personal'];
+const known = new Map(); // channel name → {name, level, group}: for "Not for you"
+
+function levelBadge(ch) {
+  return el('span', 'badge level-' + ch.level, ch.level + (ch.group ? ': ' + ch.group : ''));
+}
+
+function placeholder(list, text) {
+  if (!list) return;
+  const p = list.querySelector('.placeholder');
+  if (list.querySelector('.channel')) {
+    if (p) p.remove();
+  } else if (!p) {
+    list.append(el('li', 'muted placeholder', text));
   }
+}
 
-  if (page === 'broadcast') setupForm();
-  if (stateEl) start();
-})();
+// deny lists ch under "Not for you", in level order, once.
+function deny(ch) {
+  if (!deniedEl || !ch) return;
+  const items = [...deniedEl.querySelectorAll('.channel')];
+  if (items.some((li) => li.dataset.channel === ch.name)) return;
+  const li = el('li', 'channel denied');
+  li.dataset.channel = ch.name;
+  li.dataset.level = ch.level;
+  li.append(el('code', '', ch.name), document.createTextNode(' '), levelBadge(ch));
+  const rank = levelOrder.indexOf(ch.level);
+  const before = items.find((other) => levelOrder.indexOf(other.dataset.level) > rank);
+  deniedEl.insertBefore(li, before || null);
+  placeholder(deniedEl, 'None: you may read every configured channel.');
+}
+
+// showLoggedOut turns the header into an anonymous visitor's, once the
+// site says the visitor is no longer logged in.
+function showLoggedOut() {
+  const who = document.getElementById('whoami');
+  if (!who || who.dataset.user === '') return;
+  who.dataset.user = '';
+  who.textContent = 'anonymous';
+  const logout = document.getElementById('logout');
+  const form = logout && logout.closest('form');
+  if (form) {
+    const login = el('a', '', 'Log in');
+    login.id = 'login-link';
+    login.href = '/login';
+    form.replaceWith(login);
+  }
+  document.querySelectorAll('.topbar nav a[href="/broadcast"]').forEach((a) => a.remove());
+  const here = document.getElementById('here-card');
+  if (here) here.hidden = true;
+}
+
+function channelItem(ch) {
+  const li = el('li', 'channel');
+  li.dataset.channel = ch.name;
+  li.dataset.level = ch.level;
+  li.dataset.state = 'unsubscribed';
+  li.append(el('code', '', ch.name), document.createTextNode(' '), levelBadge(ch), el('span', 'channel-state', 'unsubscribed'));
+  return li;
+}
+
+function setChannelState(li, state, detail) {
+  if (!li) return;
+  li.dataset.state = state;
+  const s = li.querySelector('.channel-state');
+  s.textContent = state;
+  s.title = detail || '';
+}
+
+// showChannels mirrors the helper's lists: channels held, and channels
+// the site refused since the page loaded.
+function showChannels(channels, denied) {
+  if (!channelsEl) return;
+  channels.forEach((ch) => known.set(ch.name, ch));
+  const held = new Set(channels.map((ch) => ch.name));
+  channelsEl.querySelectorAll('.channel').forEach((li) => {
+    if (!held.has(li.dataset.channel)) li.remove();
+  });
+  channels.forEach((ch) => {
+    if (!channelsEl.querySelector('.channel[data-channel="' + CSS.escape(ch.name) + '"]')) channelsEl.append(channelItem(ch));
+  });
+  denied.forEach((name) => deny(known.get(name)));
+  placeholder(channelsEl, 'None.');
+  if (!live.user) showLoggedOut();
+}
+
+function showMembers(members) {
+  if (!hereEl) return;
+  hereEl.textContent = '';
+  members.forEach((m) => {
+    const li = el('li', 'member');
+    li.dataset.user = m.user;
+    const name = (m.info && m.info.name) || 'user ' + m.user;
+    li.append(el('span', 'member-name', name));
+    if (m.clients > 1) li.append(el('span', 'badge', m.clients + ' tabs'));
+    hereEl.append(li);
+  });
+  if (members.length === 0) hereEl.append(el('li', 'muted placeholder', 'Nobody.'));
+  const count = document.getElementById('here-count');
+  if (count) count.textContent = String(members.length);
+}
+
+const received = []; // ids of the events the helper handed over, for tests
+live.on('state', (state, reason) => {
+  if (state === 'connected') everConnected = true;
+  setState(state === 'connecting' && everConnected ? 'reconnecting' : state, reason);
+});
+live.on('channels', showChannels);
+live.on('subscription', (name, state, reason) => {
+  setChannelState(channelsEl && channelsEl.querySelector('.channel[data-channel="' + CSS.escape(name) + '"]'), state, reason);
+});
+live.on('event', (ev, channel) => {
+  received.push(ev.id);
+  if (page === 'home' && eventsEl) showEvent(channel, ev);
+  if (page === 'broadcast' && recentBody) addRow(channel, ev, '');
+});
+live.here(presenceChannel, showMembers);
+
+if (page === 'broadcast') setupForm();
+if (stateEl) {
+  live.start().then(() => {
+    window.instantDemo = { live, centrifuge: live.client, received };
+  }).catch((err) => setState('disconnected', err.message));
+}
