@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -34,6 +35,10 @@ type Config struct {
 	// /api ("http://127.0.0.1:8000/api", or "https://host/centrifugo/api"
 	// behind a proxy). Default: DefaultAPIURL ("http://127.0.0.1:8000/api").
 	APIURL string
+	// APIURLs are further nodes of the same Centrifugo cluster (sharing a
+	// Redis engine), tried in order after APIURL when a node does not
+	// answer. Each as APIURL. Default: none.
+	APIURLs []string
 	// APIKey is Centrifugo's http_api.key. Never logged.
 	APIKey string
 	// TokenSecret is the HMAC secret shared with Centrifugo
@@ -112,7 +117,8 @@ type Instant struct {
 	channels channelTable
 	rules    atomic.Pointer[[]rule]
 	cop      *http.CrossOriginProtection
-	api      apiClient
+	nodes    []apiClient // APIURL, then APIURLs
+	stats    counters
 	users    userCache
 	proxyKey string
 }
@@ -133,6 +139,11 @@ func New(cfg Config) (*Instant, error) {
 	}
 	if cfg.APIURL == "" {
 		cfg.APIURL = DefaultAPIURL
+	}
+	for k, u := range cfg.APIURLs {
+		if err := checkAPIURL(u); err != nil {
+			bad("APIURLs[%d]: %w", k, err)
+		}
 	}
 	if err := checkAPIURL(cfg.APIURL); err != nil {
 		bad("APIURL: %w", err)
@@ -203,7 +214,11 @@ func New(cfg Config) (*Instant, error) {
 		proxyKey: deriveProxyKey([]byte(cfg.TokenSecret)),
 	}
 	inst.rules.Store(&[]rule{})
-	inst.api = newGocentAPI(cfg.APIURL, cfg.APIKey, cfg.HTTPClient, []string{cfg.APIKey, cfg.TokenSecret})
+	secrets := []string{cfg.APIKey, cfg.TokenSecret}
+	for _, u := range append([]string{cfg.APIURL}, cfg.APIURLs...) {
+		inst.nodes = append(inst.nodes, newGocentAPI(u, cfg.APIKey, cfg.HTTPClient, secrets))
+	}
+	cfg.APIURLs = slices.Clone(cfg.APIURLs)
 	return inst, nil
 }
 

@@ -44,9 +44,11 @@ func (i *Instant) Presence(ctx context.Context, channel string) ([]Member, error
 	if err := ValidChannel(channel); err != nil {
 		return nil, err
 	}
-	ctx, cancel := i.apiContext(ctx)
-	defer cancel()
-	clients, err := i.api.presence(ctx, channel)
+	var clients []presenceClient
+	err := i.call(ctx, func(ctx context.Context, api apiClient) (err error) {
+		clients, err = api.presence(ctx, channel)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +95,10 @@ func (i *Instant) PresenceStats(ctx context.Context, channel string) (PresenceSt
 	if err := ValidChannel(channel); err != nil {
 		return PresenceStats{}, err
 	}
-	ctx, cancel := i.apiContext(ctx)
-	defer cancel()
-	return i.api.presenceStats(ctx, channel)
+	var stats PresenceStats
+	err := i.call(ctx, func(ctx context.Context, api apiClient) (err error) {
+		stats, err = api.presenceStats(ctx, channel)
+		return err
+	})
+	return stats, err
 }

@@ -92,7 +92,11 @@ type apiClient interface {
 }
 
 // Broadcast publishes ev to its channels in one call to Centrifugo, each
-// channel's copy naming that channel. It returns nil only after Centrifugo
+// channel's copy naming that channel. A node that does not answer (a
+// transport failure, a 5xx) is retried with capped exponential backoff and
+// jitter, and the next node of Config.APIURLs is tried, within ctx and
+// PublishTimeout; a refusal (4xx, an API error) is not retried. Retries
+// keep the event's id, so a subscriber can drop a copy that arrives twice. It returns nil only after Centrifugo
 // answered every publication with a result, or else an error:
 // ErrNoChannel, ErrInvalidChannel or ErrInvalidEvent before anything is
 // sent (a public name such as "staff_news" whose "$" form is a private
@@ -111,16 +115,11 @@ func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := i.apiContext(ctx)
-	defer cancel()
-	return i.api.publish(ctx, channels, payloads)
-}
-
-func (i *Instant) apiContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if ctx == nil {
-		ctx = context.Background()
+	err = i.call(ctx, func(ctx context.Context, api apiClient) error { return api.publish(ctx, channels, payloads) })
+	if err == nil {
+		i.stats.published.Add(1)
 	}
-	return context.WithTimeout(ctx, i.cfg.PublishTimeout)
+	return err
 }
 
 // eventChannels lists ev's channels, once each, checked.
@@ -249,9 +248,7 @@ func (i *Instant) Unsubscribe(ctx context.Context, channel, userID string) error
 	if err := ValidChannel(channel); err != nil {
 		return err
 	}
-	ctx, cancel := i.apiContext(ctx)
-	defer cancel()
-	return i.api.unsubscribe(ctx, channel, userID)
+	return i.call(ctx, func(ctx context.Context, api apiClient) error { return api.unsubscribe(ctx, channel, userID) })
 }
 
 // Disconnect closes every connection of the user with this ID, for
@@ -265,9 +262,7 @@ func (i *Instant) Disconnect(ctx context.Context, userID string) error {
 	if err := checkName(userID, "user ID"); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidUser, err)
 	}
-	ctx, cancel := i.apiContext(ctx)
-	defer cancel()
-	return i.api.disconnect(ctx, userID)
+	return i.call(ctx, func(ctx context.Context, api apiClient) error { return api.disconnect(ctx, userID) })
 }
 
 // History returns up to limit of channel's latest publications (the event
@@ -282,7 +277,10 @@ func (i *Instant) History(ctx context.Context, channel string, limit int) ([]jso
 	if limit <= 0 {
 		return nil, nil
 	}
-	ctx, cancel := i.apiContext(ctx)
-	defer cancel()
-	return i.api.history(ctx, channel, limit)
+	var out []json.RawMessage
+	err := i.call(ctx, func(ctx context.Context, api apiClient) (err error) {
+		out, err = api.history(ctx, channel, limit)
+		return err
+	})
+	return out, err
 }

@@ -295,7 +295,11 @@ func TestBroadcastNeedsAPublishResult(t *testing.T) {
 // echoes the request's headers (the API key) and the token secret is cut
 // to a few KiB, and no secret reaches an error string or the kept body.
 func TestErrorRepliesAreBoundedAndHoldNoSecret(t *testing.T) {
-	inst, f := fakeInstant(t)
+	f, srv := newFakeAPI(t)
+	cfg := testConfig()
+	cfg.APIURL = srv.URL + "/api"
+	cfg.PublishTimeout = 300 * time.Millisecond // a 500 is retried until then
+	inst := newInstant(t, cfg)
 	echo := []byte("Authorization: apikey " + testAPIKey + " secret " + testSecret + "\n")
 	f.reply = func(w http.ResponseWriter, n int) {
 		w.WriteHeader(http.StatusInternalServerError)

@@ -1,0 +1,112 @@
+package instant
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"time"
+)
+
+// Backoff between rounds of attempts over the nodes: full jitter over an
+// exponential step, capped.
+const (
+	retryBase = 50 * time.Millisecond
+	retryCap  = 1 * time.Second
+)
+
+// Stats are counters of the calls to Centrifugo, for an app to export.
+// Each is a total since New.
+type Stats struct {
+	// Published counts events Centrifugo accepted (Broadcast).
+	Published uint64 `json:"published"`
+	// Retried counts attempts made again after a transport failure or a
+	// 5xx answer, on the same node after a backoff.
+	Retried uint64 `json:"retried"`
+	// FailedOver counts moves to the next node of APIURLs after one did not
+	// answer.
+	FailedOver uint64 `json:"failed_over"`
+	// Failed counts calls that returned an error in the end.
+	Failed uint64 `json:"failed"`
+	// OutboxWritten counts events written to the outbox (BroadcastTx).
+	OutboxWritten uint64 `json:"outbox_written"`
+}
+
+type counters struct {
+	published, retried, failedOver, failed, outboxWritten atomic.Uint64
+}
+
+// Stats returns the counters so far. Safe for concurrent use.
+func (i *Instant) Stats() Stats {
+	if i == nil {
+		return Stats{}
+	}
+	return Stats{
+		Published:     i.stats.published.Load(),
+		Retried:       i.stats.retried.Load(),
+		FailedOver:    i.stats.failedOver.Load(),
+		Failed:        i.stats.failed.Load(),
+		OutboxWritten: i.stats.outboxWritten.Load(),
+	}
+}
+
+// call runs op against Centrifugo within ctx and PublishTimeout: against
+// APIURL, then each of APIURLs in order while a node does not answer (a
+// transport failure or a 5xx), and then again from the first after a
+// backoff, until it succeeds, is refused (a 4xx, an API error: never
+// retried), or the time is up. The last error is returned.
+func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) error) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, i.cfg.PublishTimeout)
+	defer cancel()
+	var err error
+	for round := 0; ; round++ {
+		for k, node := range i.nodes {
+			if k > 0 {
+				i.stats.failedOver.Add(1)
+			} else if round > 0 {
+				i.stats.retried.Add(1)
+			}
+			if err = op(ctx, node); err == nil || !retryable(err) {
+				if err != nil {
+					i.stats.failed.Add(1)
+				}
+				return err
+			}
+			if ctx.Err() != nil {
+				i.stats.failed.Add(1)
+				return err
+			}
+		}
+		step := min(retryCap, retryBase<<min(round, 10))
+		t := time.NewTimer(rand.N(step) + 1)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			i.stats.failed.Add(1)
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// retryable reports whether err means the node did not answer (a
+// transport failure or a 5xx), not that it refused.
+func retryable(err error) bool {
+	var pe *PublishError
+	if !errors.As(err, &pe) {
+		return false // refused before sending: a bad event
+	}
+	if pe.StatusCode != 0 {
+		return pe.StatusCode >= http.StatusInternalServerError
+	}
+	// No answer: the request failed in transport (refused, reset, timed
+	// out). Anything else (an API error, a reply that does not decode) is
+	// an answer, and would come again.
+	var transport *url.Error
+	return errors.As(pe.Err, &transport)
+}
