@@ -20,7 +20,9 @@ type CentrifugoOptions struct {
 	// so only non-browser clients connect.
 	AllowedOrigins []string
 	// HistorySize and HistoryTTLSeconds keep recent publications of every
-	// channel for recovery after a reconnect. Default: 0, no history.
+	// channel for recovery after a reconnect: a subscriber that comes back
+	// receives up to HistorySize publications it missed. Default: 0, no
+	// history.
 	HistorySize       int
 	HistoryTTLSeconds int
 	// Presence turns presence on: subscribers of private channels receive
@@ -30,6 +32,18 @@ type CentrifugoOptions struct {
 	// no token, push nothing. Instant.Presence and PresenceStats need it.
 	// Default: off.
 	Presence bool
+	// RedisAddress, when set ("redis://127.0.0.1:6379"), makes Centrifugo
+	// use its Redis engine: every node given the same address shares
+	// channels, presence and history, and subscribers recover what they
+	// missed across a node's restart. Default: the memory engine, one node.
+	RedisAddress string
+	// OutboxDSN, when set, turns on Centrifugo's PostgreSQL outbox consumer
+	// ("postgres://user:pass@host:5432/db"), reading Config.OutboxTable in
+	// Config.OutboxPartitions partitions, woken by BroadcastTx's
+	// notifications and polling every 300ms besides. Several nodes may
+	// consume one outbox: each partition is read by one at a time. The DSN
+	// holds a password: keep the config private. Default: no consumer.
+	OutboxDSN string
 	// LogLevel of the server. Default: "info".
 	LogLevel string
 	// ProxyURL, when set, is where the group given to Register is served
@@ -131,6 +145,29 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 		"health":      map[string]any{"enabled": true},
 		"usage_stats": map[string]any{"disabled": true},
 		"log":         map[string]any{"level": o.LogLevel},
+	}
+	if o.HistorySize > 0 {
+		// A subscriber back from an outage recovers as much as is kept (the
+		// server's own default stops at 300 publications).
+		cfg["client"].(map[string]any)["recovery_max_publication_limit"] = o.HistorySize
+	}
+	if o.RedisAddress != "" {
+		cfg["engine"] = map[string]any{"type": "redis", "redis": map[string]any{"address": []string{o.RedisAddress}}}
+	}
+	if o.OutboxDSN != "" {
+		cfg["consumers"] = []map[string]any{{
+			"enabled": true,
+			"name":    "instant_outbox",
+			"type":    "postgresql",
+			"postgresql": map[string]any{
+				"dsn":                            o.OutboxDSN,
+				"outbox_table_name":              i.cfg.OutboxTable,
+				"num_partitions":                 i.cfg.OutboxPartitions,
+				"partition_select_limit":         100,
+				"partition_poll_interval":        "300ms",
+				"partition_notification_channel": i.cfg.OutboxTable,
+			},
+		}}
 	}
 	if clientProxy != nil {
 		cfg["client"].(map[string]any)["proxy"] = clientProxy

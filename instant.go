@@ -98,6 +98,15 @@ type Config struct {
 	// does the end of the request.
 	LoadUser func(*gin.Context) (*User, error)
 
+	// OutboxTable is the PostgreSQL table BroadcastTx writes to and
+	// Centrifugo's outbox consumer reads ("name" or "schema.name").
+	// Default: DefaultOutboxTable ("centrifugo_outbox"). OutboxDDL creates it.
+	OutboxTable string
+	// OutboxPartitions is the number of outbox partitions: a channel's
+	// events go to one partition, and Centrifugo publishes each partition
+	// in order. Default: 1.
+	OutboxPartitions int
+
 	// PublishTimeout bounds every call to Centrifugo's API. Default: 5 seconds.
 	PublishTimeout time.Duration
 	// HTTPClient sends the API calls. Default: a client of the plugin's own
@@ -111,16 +120,17 @@ type Config struct {
 // Instant is the plugin: token routes, session middleware and a publisher
 // bound to one Centrifugo. It is safe for concurrent use once built by New.
 type Instant struct {
-	cfg      Config // with defaults filled in
-	secret   []byte
-	logger   *slog.Logger
-	channels channelTable
-	rules    atomic.Pointer[[]rule]
-	cop      *http.CrossOriginProtection
-	nodes    []apiClient // APIURL, then APIURLs
-	stats    counters
-	users    userCache
-	proxyKey string
+	cfg         Config // with defaults filled in
+	secret      []byte
+	logger      *slog.Logger
+	channels    channelTable
+	rules       atomic.Pointer[[]rule]
+	cop         *http.CrossOriginProtection
+	nodes       []apiClient // APIURL, then APIURLs
+	outboxTable string
+	stats       counters
+	users       userCache
+	proxyKey    string
 }
 
 // New checks cfg, fills in defaults and returns a ready Instant. Every
@@ -183,6 +193,19 @@ func New(cfg Config) (*Instant, error) {
 		}
 	}
 
+	if cfg.OutboxTable == "" {
+		cfg.OutboxTable = DefaultOutboxTable
+	}
+	if err := checkTableName(cfg.OutboxTable); err != nil {
+		bad("OutboxTable: %w", err)
+	}
+	switch {
+	case cfg.OutboxPartitions == 0:
+		cfg.OutboxPartitions = 1
+	case cfg.OutboxPartitions < 0 || cfg.OutboxPartitions > 1024:
+		bad("OutboxPartitions must be 1 to 1024, got %d", cfg.OutboxPartitions)
+	}
+
 	table, tableErrs := buildChannelTable(&cfg)
 	for _, err := range tableErrs {
 		bad("%w", err)
@@ -206,12 +229,13 @@ func New(cfg Config) (*Instant, error) {
 	}
 	cfg.HTTPClient = limitedClient(cfg.HTTPClient)
 	inst := &Instant{
-		cfg:      cfg,
-		secret:   []byte(cfg.TokenSecret),
-		logger:   cfg.Logger,
-		channels: table,
-		cop:      cop,
-		proxyKey: deriveProxyKey([]byte(cfg.TokenSecret)),
+		cfg:         cfg,
+		secret:      []byte(cfg.TokenSecret),
+		logger:      cfg.Logger,
+		channels:    table,
+		cop:         cop,
+		proxyKey:    deriveProxyKey([]byte(cfg.TokenSecret)),
+		outboxTable: cfg.OutboxTable,
 	}
 	inst.rules.Store(&[]rule{})
 	secrets := []string{cfg.APIKey, cfg.TokenSecret}

@@ -73,7 +73,13 @@ type liveClient struct {
 
 func (ls *liveSetup) connect(t *testing.T, u *instant.User) *liveClient {
 	t.Helper()
-	lc := &liveClient{t: t, b: newBrowser(t, ls.app).as(u), subs: map[string]*centrifuge.Subscription{}}
+	return ls.connectWith(t, newBrowser(t, ls.app).as(u))
+}
+
+// connectWith connects a client whose tokens come from b's requests.
+func (ls *liveSetup) connectWith(t *testing.T, b *browser) *liveClient {
+	t.Helper()
+	lc := &liveClient{t: t, b: b, subs: map[string]*centrifuge.Subscription{}}
 	lc.c = centrifuge.NewJsonClient(ls.srv.WebsocketURL, centrifuge.Config{
 		GetToken: func(centrifuge.ConnectionTokenEvent) (string, error) {
 			return lc.token("/instant/connection_token", map[string]any{})
@@ -89,7 +95,7 @@ func (ls *liveSetup) connect(t *testing.T, u *instant.User) *liveClient {
 	select {
 	case <-connected:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("%v did not connect", u)
+		t.Fatal("the client did not connect")
 	}
 	return lc
 }

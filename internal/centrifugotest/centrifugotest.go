@@ -38,9 +38,11 @@ type Server struct {
 	APIURL       string // HTTPURL + "/api"
 	WebsocketURL string // ws://127.0.0.1:port/connection/websocket
 
+	bin, dir, conf string // to start it again
+	out            *syncBuffer
+
+	mu   sync.Mutex
 	cmd  *exec.Cmd
-	out  *syncBuffer
-	once sync.Once
 	done chan struct{}
 }
 
@@ -164,22 +166,51 @@ func start(bin, dir string, cfg ConfigFunc) (*Server, error) {
 		Port:         port,
 		HTTPURL:      "http://127.0.0.1:" + strconv.Itoa(port),
 		WebsocketURL: "ws://127.0.0.1:" + strconv.Itoa(port) + "/connection/websocket",
+		bin:          bin,
+		dir:          dir,
+		conf:         path,
 		out:          &syncBuffer{},
-		done:         make(chan struct{}),
 	}
 	s.APIURL = s.HTTPURL + "/api"
-	s.cmd = exec.Command(bin, "-c", path)
-	s.cmd.Dir = dir
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	if err := s.cmd.Start(); err != nil {
+	if err := s.run(); err != nil {
 		return nil, err
 	}
-	go func() { _ = s.cmd.Wait(); close(s.done) }()
+	return s, nil
+}
+
+// run starts the process and waits until it is healthy.
+func (s *Server) run() error {
+	cmd := exec.Command(s.bin, "-c", s.conf)
+	cmd.Dir = s.dir
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.mu.Lock()
+	s.cmd, s.done = cmd, done
+	s.mu.Unlock()
 	if err := s.waitHealthy(20 * time.Second); err != nil {
 		s.Stop()
-		return nil, fmt.Errorf("%w\n--- centrifugo output ---\n%s", err, s.out.String())
+		return fmt.Errorf("%w\n--- centrifugo output ---\n%s", err, s.out.String())
 	}
-	return s, nil
+	return nil
+}
+
+// Restart starts the stopped server again, on the same port with the same
+// config (a node coming back after an outage).
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = s.run(); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond) // the port may linger
+	}
+	t.Fatalf("centrifugotest: restart: %v", err)
 }
 
 func (s *Server) waitHealthy(limit time.Duration) error {
@@ -194,8 +225,11 @@ func (s *Server) waitHealthy(limit time.Duration) error {
 				return nil
 			}
 		}
+		s.mu.Lock()
+		done := s.done
+		s.mu.Unlock()
 		select {
-		case <-s.done:
+		case <-done:
 			return errors.New("centrifugo exited before it was healthy")
 		case <-ctx.Done():
 			return fmt.Errorf("centrifugo not healthy after %v", limit)
@@ -206,12 +240,14 @@ func (s *Server) waitHealthy(limit time.Duration) error {
 
 // Stop ends the server and waits for it to exit. It may be called twice.
 func (s *Server) Stop() {
-	s.once.Do(func() {
-		if s.cmd.Process != nil {
-			_ = s.cmd.Process.Kill()
-		}
-		<-s.done
-	})
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
 }
 
 // Output is what the server printed so far.

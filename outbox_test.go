@@ -1,0 +1,401 @@
+package instant_test
+
+// The transactional outbox, a Centrifugo cluster on Redis, and app
+// replicas, against real PostgreSQL, Redis and Centrifugo servers started
+// on loopback (internal/centrifugotest).
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-contrib/sessions/redis"
+	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+)
+
+func openDB(t *testing.T, pg *centrifugotest.Postgres) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgx", pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// outboxRows lists what the outbox table holds: method, channel, data
+// message, idempotency key and partition of each row, in id order.
+func outboxRows(t *testing.T, db *sql.DB, table string) []string {
+	t.Helper()
+	rows, err := db.Query("SELECT method, payload, partition FROM " + table + " ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var method, payload string
+		var partition int
+		if err := rows.Scan(&method, &payload, &partition); err != nil {
+			t.Fatal(err)
+		}
+		var p struct {
+			Channel        string
+			Data           map[string]any
+			IdempotencyKey string `json:"idempotency_key"`
+		}
+		if err := json.Unmarshal([]byte(payload), &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Data["channel"] != p.Channel {
+			t.Errorf("row for %s carries a payload naming %v", p.Channel, p.Data["channel"])
+		}
+		out = append(out, fmt.Sprintf("%s %s %v %s %d", method, p.Channel, p.Data["message"], p.IdempotencyKey, partition))
+	}
+	return out
+}
+
+func TestBroadcastTxWritesCommittedRowsOnly(t *testing.T) {
+	pg := centrifugotest.StartPostgres(t)
+	db := openDB(t, pg)
+	cfg := testConfig()
+	cfg.OutboxTable, cfg.OutboxPartitions = "app.events_outbox", 4
+	inst := newInstant(t, cfg)
+	if _, err := db.Exec("CREATE SCHEMA app; " + inst.OutboxDDL()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	write := func(commit bool, ev instant.Event) {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := inst.BroadcastTx(ctx, tx, ev); err != nil {
+			t.Fatal(err)
+		}
+		if commit {
+			err = tx.Commit()
+		} else {
+			err = tx.Rollback()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(true, instant.Event{ID: "e1", Channels: []string{"$site_users", "site_public"}, Users: []string{"7"}, Message: "kept"})
+	write(false, instant.Event{ID: "e2", Channel: "site_public", Message: "rolled back"})
+	write(true, instant.Event{ID: "e3", Channel: "$site_users", Message: "kept too"})
+	got := outboxRows(t, db, "app.events_outbox")
+	if len(got) != 4 || strings.Contains(strings.Join(got, "\n"), "rolled back") {
+		t.Fatalf("outbox rows:\n%s", strings.Join(got, "\n"))
+	}
+	// One channel, one partition: rows 0 and 3 ($site_users) share theirs.
+	part := func(row string) string { return row[strings.LastIndexByte(row, ' ')+1:] }
+	if !strings.HasPrefix(got[0], "publish $site_users kept e1 ") || !strings.HasPrefix(got[3], "publish $site_users kept too e3 ") || part(got[0]) != part(got[3]) {
+		t.Errorf("rows:\n%s", strings.Join(got, "\n"))
+	}
+	if !strings.HasPrefix(got[2], "publish $site_user:7 kept e1 ") {
+		t.Errorf("the personal channel's row: %s", got[2])
+	}
+	if s := inst.Stats(); s.OutboxWritten != 3 {
+		t.Errorf("Stats %+v, want 3 written", s)
+	}
+	// A bad event writes nothing; a missing table is the database's error.
+	tx, _ := db.BeginTx(ctx, nil)
+	defer tx.Rollback()
+	if err := inst.BroadcastTx(ctx, tx, instant.Event{Channel: "bad channel"}); !errors.Is(err, instant.ErrInvalidChannel) {
+		t.Errorf("bad channel: %v", err)
+	}
+	cfg.OutboxTable = "no_such_table"
+	if err := newInstant(t, cfg).BroadcastTx(ctx, db, instant.Event{Channel: "x"}); err == nil || !strings.Contains(err.Error(), "no_such_table") {
+		t.Errorf("missing table: %v", err)
+	}
+	for _, bad := range []string{"a;drop table x", "1abc", "a.b.c", `"quoted"`, ""} {
+		cfg.OutboxTable = bad
+		if _, err := instant.New(cfg); bad != "" && !errors.Is(err, instant.ErrConfig) {
+			t.Errorf("OutboxTable %q: %v", bad, err)
+		}
+	}
+}
+
+// outboxSetup is Redis, PostgreSQL with the outbox table, and an Instant
+// whose Centrifugo nodes (started by node) share them.
+type outboxSetup struct {
+	redis *centrifugotest.Redis
+	pg    *centrifugotest.Postgres
+	db    *sql.DB
+	cfg   instant.Config
+}
+
+func startOutbox(t *testing.T) *outboxSetup {
+	t.Helper()
+	o := &outboxSetup{redis: centrifugotest.StartRedis(t), pg: centrifugotest.StartPostgres(t)}
+	o.db = openDB(t, o.pg)
+	o.cfg = testConfig()
+	o.cfg.PublishTimeout = 3 * time.Second
+	if _, err := o.db.Exec(newInstant(t, o.cfg).OutboxDDL()); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// node starts one Centrifugo node on the shared Redis, consuming the
+// outbox when consume is true, and returns a live setup bound to it.
+func (o *outboxSetup) node(t *testing.T, consume bool) *liveSetup {
+	t.Helper()
+	ls := &liveSetup{}
+	ls.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cfg := o.cfg
+		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		inst, err := instant.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		ls.inst, ls.cfg = inst, cfg
+		opts := instant.CentrifugoOptions{Port: port, LogLevel: "error", RedisAddress: o.redis.URL, HistorySize: 10000, HistoryTTLSeconds: 600}
+		if consume {
+			opts.OutboxDSN = o.pg.DSN
+		}
+		return inst.CentrifugoConfig(opts)
+	})
+	ls.app = newRouter(ls.inst)
+	return ls
+}
+
+// uniqueMessages returns the messages lc received, each id once, in
+// arrival order, and how many copies were dropped.
+func uniqueMessages(lc *liveClient) (msgs []string, dups int) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	seen := map[any]bool{}
+	for _, p := range lc.got {
+		if seen[p["id"]] {
+			dups++
+			continue
+		}
+		seen[p["id"]] = true
+		msgs = append(msgs, p["message"].(string))
+	}
+	return msgs, dups
+}
+
+func waitCount(t *testing.T, lc *liveClient, n int, limit time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		msgs, _ := uniqueMessages(lc)
+		if len(msgs) >= n {
+			return msgs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %d of %d events arrived", limit, len(msgs), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestLiveOutboxSurvivesAnOutage: 5,000 events through BroadcastTx in
+// committed transactions, Centrifugo stopped for two seconds mid-stream:
+// after dropping duplicates by id the subscriber has every one, in order,
+// and none of the rolled-back transactions' events.
+func TestLiveOutboxSurvivesAnOutage(t *testing.T) {
+	o := startOutbox(t)
+	ls := o.node(t, true)
+	lc := ls.connect(t, &alice)
+	if !lc.subscribe("$site_users", true, "") {
+		t.Fatal("could not subscribe")
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			var left int
+			_ = o.db.QueryRow("SELECT count(*) FROM " + instant.DefaultOutboxTable).Scan(&left)
+			subState := "none"
+			if sub, ok := lc.subs["$site_users"]; ok {
+				subState = string(sub.State())
+			}
+			t.Logf("client %v, subscription %s, %d rows left in the outbox; centrifugo said:\n%s", lc.c.State(), subState, left, ls.srv.Output())
+		}
+	})
+	const total, perTx = 5000, 10
+	ctx := context.Background()
+	written := make(chan int, total/perTx)
+	failed := make(chan error, 1)
+	go func() {
+		defer close(written)
+		for n := 0; n < total; n += perTx {
+			tx, err := o.db.BeginTx(ctx, nil)
+			if err == nil {
+				for k := n; k < n+perTx && err == nil; k++ {
+					err = ls.inst.BroadcastTx(ctx, tx, instant.Event{Channel: "$site_users", Message: fmt.Sprintf("e%04d", k)})
+				}
+			}
+			if err == nil {
+				err = tx.Commit()
+			}
+			if err == nil && n%500 == 0 { // now and then, a transaction that rolls back
+				tx, _ := o.db.BeginTx(ctx, nil)
+				err = ls.inst.BroadcastTx(ctx, tx, instant.Event{Channel: "$site_users", Message: "rolled back"})
+				_ = tx.Rollback()
+			}
+			if err != nil {
+				failed <- err
+				return
+			}
+			written <- n + perTx
+		}
+	}()
+	stopped := false
+	for n := range written {
+		if !stopped && n >= total/2 {
+			stopped = true
+			ls.srv.Stop()
+			time.Sleep(2 * time.Second)
+			ls.srv.Restart(t)
+		}
+	}
+	select {
+	case err := <-failed:
+		t.Fatal(err)
+	default:
+	}
+	waitCount(t, lc, total, 60*time.Second)
+	time.Sleep(300 * time.Millisecond) // room for an event that should not come
+	msgs, dups := uniqueMessages(lc)
+	if len(msgs) != total {
+		t.Fatalf("%d unique events, want %d", len(msgs), total)
+	}
+	for k, m := range msgs {
+		if m != fmt.Sprintf("e%04d", k) {
+			t.Fatalf("event %d is %q: out of order or from a rolled-back transaction", k, m)
+		}
+	}
+	t.Logf("%d events in order after the outage; %d duplicate copies dropped", total, dups)
+	if n := len(outboxRows(t, o.db, instant.DefaultOutboxTable)); n != 0 {
+		t.Errorf("%d rows left in the outbox", n)
+	}
+
+	// The same event written twice arrives once.
+	for range 2 {
+		if err := ls.inst.BroadcastTx(ctx, o.db, instant.Event{ID: "twice", Channel: "$site_users", Message: "written twice"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ls.inst.BroadcastTx(ctx, o.db, instant.Event{Channel: "$site_users", Message: "after twice"}); err != nil {
+		t.Fatal(err)
+	}
+	lc.waitFor("after twice")
+	lc.mu.Lock()
+	copies := 0
+	for _, p := range lc.got {
+		if p["id"] == "twice" {
+			copies++
+		}
+	}
+	lc.mu.Unlock()
+	if copies != 1 {
+		t.Errorf("an event written twice arrived %d times", copies)
+	}
+}
+
+// TestLiveCluster: two Centrifugo nodes on one Redis. An event through
+// node A reaches a client of node B; with A stopped, Broadcast goes on
+// through B (APIURLs) and nothing is lost; both nodes consuming one outbox
+// deliver each event once.
+func TestLiveCluster(t *testing.T) {
+	o := startOutbox(t)
+	a, b := o.node(t, true), o.node(t, true)
+	lc := b.connect(t, &alice)
+	if !lc.subscribe("$site_users", true, "") {
+		t.Fatal("could not subscribe on node B")
+	}
+	ctx := context.Background()
+	cfg := a.cfg
+	cfg.APIURLs = []string{b.cfg.APIURL}
+	inst := newInstant(t, cfg) // A first, then B
+	for k := range 10 {
+		if err := inst.Broadcast(ctx, instant.Event{Channel: "$site_users", Message: fmt.Sprintf("c%02d", k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := waitCount(t, lc, 10, 10*time.Second); got[0] != "c00" {
+		t.Errorf("through node A: %v", got)
+	}
+	a.srv.Stop()
+	for k := 10; k < 20; k++ {
+		if err := inst.Broadcast(ctx, instant.Event{Channel: "$site_users", Message: fmt.Sprintf("c%02d", k)}); err != nil {
+			t.Fatalf("with node A stopped: %v", err)
+		}
+	}
+	got := waitCount(t, lc, 20, 10*time.Second)
+	for k, m := range got {
+		if m != fmt.Sprintf("c%02d", k) {
+			t.Fatalf("event %d is %q", k, m)
+		}
+	}
+	if s := inst.Stats(); s.FailedOver < 10 || s.Published != 20 {
+		t.Errorf("Stats %+v, want 20 published, a failover for each after the stop", s)
+	}
+
+	a.srv.Restart(t)
+	lc.mu.Lock()
+	lc.got = nil
+	lc.mu.Unlock()
+	for k := range 200 {
+		if err := inst.BroadcastTx(ctx, o.db, instant.Event{Channel: "$site_users", Message: fmt.Sprintf("o%03d", k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCount(t, lc, 200, 30*time.Second)
+	time.Sleep(500 * time.Millisecond) // room for a second copy
+	msgs, dups := uniqueMessages(lc)
+	if len(msgs) != 200 || dups != 0 {
+		t.Errorf("two consuming nodes: %d events, %d duplicates; want 200 once each", len(msgs), dups)
+	}
+}
+
+// TestLiveAppReplicas: two app instances share a Redis session store: a
+// login on A is the user on B, whose tokens and broadcasts work; a logout
+// on B ends it on A.
+func TestLiveAppReplicas(t *testing.T) {
+	o := startOutbox(t)
+	ls := o.node(t, false)
+	store := func() redis.Store {
+		s, err := redis.NewStore(4, "tcp", o.redis.Addr, "", "", cookieKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	appA := newRouterWith(newInstant(t, ls.cfg), store())
+	instB := newInstant(t, ls.cfg)
+	appB := newRouterWith(instB, store())
+	onA := newBrowser(t, appA).as(&alice)
+	onB := newBrowser(t, appB)
+	onB.c.Jar = onA.c.Jar // the same browser, its requests served by B
+	if _, body := onB.get("/instant/channels"); body["user"] == nil || body["user"].(map[string]any)["id"] != alice.ID {
+		t.Fatalf("B does not see A's login: %v", body["user"])
+	}
+	// A centrifuge-go client whose tokens come from B.
+	lcB := ls.connectWith(t, onB)
+	if !lcB.subscribe("$site_users", true, "") {
+		t.Fatal("could not subscribe with B's token for A's login")
+	}
+	if err := instB.Broadcast(context.Background(), instant.Event{Channel: "$site_users", Message: "from B"}); err != nil {
+		t.Fatal(err)
+	}
+	lcB.waitFor("from B")
+	if status, _ := onB.post("/test/logout", "", nil); status != http.StatusNoContent {
+		t.Fatal("logout on B failed")
+	}
+	if _, body := onA.get("/instant/channels"); body["user"] != nil {
+		t.Errorf("A still sees the user after the logout on B: %v", body["user"])
+	}
+}
