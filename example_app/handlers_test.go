@@ -168,10 +168,10 @@ func TestHomeListsChannelsByRole(t *testing.T) {
 		want     []string
 	}{
 		{"", []string{"site_public"}},
-		{"user", []string{"site_public", "$site_users"}},
-		{"editor", []string{"site_public", "$site_users", "$site_editors"}},
-		{"staff", []string{"site_public", "$site_users", "$site_staff"}},
-		{"admin", []string{"site_public", "$site_users", "$site_staff", "$site_admin"}},
+		{"user", []string{"site_public", "$site_users", "$site_user:1"}},
+		{"editor", []string{"site_public", "$site_users", "$site_editors", "$site_user:2"}},
+		{"staff", []string{"site_public", "$site_users", "$site_staff", "$site_user:3"}},
+		{"admin", []string{"site_public", "$site_users", "$site_staff", "$site_admin", "$site_user:4"}},
 	}
 	_, srv := startSite(t, closedAPIURL(t))
 	for _, tc := range cases {
@@ -184,7 +184,7 @@ func TestHomeListsChannelsByRole(t *testing.T) {
 			if r.status != http.StatusOK {
 				t.Fatalf("GET /: %d", r.status)
 			}
-			for _, want := range []string{`id="state"`, `id="events"`, `id="channels"`, `src="/static/centrifuge.js"`, `src="/static/app.js"`} {
+			for _, want := range []string{`id="state"`, `id="events"`, `id="channels"`, `src="/static/centrifuge.js"`, `type="module" src="/static/app.js"`} {
 				if !strings.Contains(r.body, want) {
 					t.Errorf("home page lacks %s", want)
 				}
@@ -206,7 +206,7 @@ func TestStaticFiles(t *testing.T) {
 	b := newBrowser(t, srv)
 	for path, want := range map[string]string{
 		"/static/centrifuge.js": "centrifuge.js stand-in",
-		"/static/app.js":        "new Centrifuge(",
+		"/static/app.js":        "from '/instant/client.js'",
 		"/static/style.css":     ".event",
 	} {
 		r := b.get(path)
