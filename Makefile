@@ -2,6 +2,8 @@
 # make test   runs the whole suite (installs what it needs first)
 # make bench  runs the benchmarks, 8 runs each, and prints median ratios
 # make check  gofmt, go vet, staticcheck, and govulncheck when its database is reachable
+# make fuzz   runs each fuzz target for FUZZTIME (default 30s)
+# make load   the load generator: token routes, publishing paths, end to end, memory
 
 CENTRIFUGO_VERSION  := v6.9.1
 CENTRIFUGO_MODULE   := github.com/centrifugal/centrifugo/v6
@@ -10,8 +12,10 @@ GOVULNCHECK_VERSION := v1.9.0
 BIN                 := $(CURDIR)/bin
 GO                  ?= go
 BENCH_COUNT         ?= 8
+FUZZTIME            ?= 30s
+FUZZ_TARGETS        := FuzzTokenRoutes FuzzProxyRoutes FuzzSessionUser FuzzValidChannel FuzzPattern
 
-.PHONY: demo test bench check centrifugo npm tools
+.PHONY: demo test bench check centrifugo npm tools fuzz load
 
 # install MODULE/cmd VERSION NAME: go install into bin/ unless NAME there is that version.
 define install
@@ -57,3 +61,10 @@ test: centrifugo npm check
 ## bench: the hot paths beside a bare Gin route, medians of BENCH_COUNT runs and their ratios.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=$(BENCH_COUNT) . | $(GO) run ./scripts/benchratio
+
+## fuzz: each fuzz target in turn, FUZZTIME each; new failing inputs land in testdata/fuzz/.
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== $$t ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) . || exit 1; \
+	done

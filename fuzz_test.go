@@ -131,3 +131,110 @@ func FuzzPattern(f *testing.F) {
 		}
 	})
 }
+
+// FuzzProxyRoutes sends arbitrary bodies to Centrifugo's proxy routes,
+// with the proxy key, as an anonymous visitor or as alice: never a 5xx,
+// always one JSON answer of result, error or disconnect, and a subscribe
+// result only for a channel the rules let that visitor read as the
+// connection's own user.
+func FuzzProxyRoutes(f *testing.F) {
+	for _, seed := range []string{
+		`{"client":"c","user":"1","channel":"$site_users"}`, `{"user":"","channel":"site_public"}`,
+		`{"user":"1","channel":"$site_admin"}`, `{"user":"4","channel":"$orders:o4"}`, `{"channel":"$site_user:1","user":"1"}`,
+		`{"user":1}`, `[]`, `{`, ``, `{"channel":"a b"}`, "{\"user\":\"\xff\"}",
+	} {
+		f.Add(seed, 0, true)
+		f.Add(seed, 2, false)
+	}
+	inst := rulesInstant(f)
+	r := gin.New()
+	r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
+	r.Use(inst.Session())
+	inst.Register(r.Group("/instant"))
+	aliceCookie := loginCookie(f, alice)
+	routes := []string{"connect", "refresh", "subscribe", "sub_refresh"}
+	f.Fuzz(func(t *testing.T, body string, route int, asAlice bool) {
+		path := routes[(route%len(routes)+len(routes))%len(routes)]
+		req := httptest.NewRequest("POST", "/instant/proxy/"+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(instant.ProxyKeyHeader, inst.ProxyKey())
+		var user *instant.User
+		if asAlice {
+			req.AddCookie(aliceCookie)
+			user = &alice
+		}
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		if w.Code >= 500 {
+			t.Fatalf("%s %q: status %d", path, body, w.Code)
+		}
+		var out map[string]json.RawMessage
+		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+			t.Fatalf("%s %q: answer not JSON: %q", path, body, w.Body)
+		}
+		if w.Code != http.StatusOK {
+			return // a 4xx for a bad body
+		}
+		if len(out) != 1 {
+			t.Fatalf("%s %q: answer %s, want one of result, error, disconnect", path, body, w.Body)
+		}
+		if path != "subscribe" || out["result"] == nil {
+			return
+		}
+		var in struct{ User, Channel string }
+		_ = json.Unmarshal([]byte(body), &in)
+		id := ""
+		if user != nil {
+			id = user.ID
+		}
+		if in.User != id || !inst.Allowed(nil, user, in.Channel) {
+			t.Fatalf("%q: subscribe allowed for user %q on %q; the session holds %v", body, in.User, in.Channel, user)
+		}
+	})
+}
+
+// FuzzSessionUser puts arbitrary values in the session where Login keeps
+// the user: never a 5xx, and the user the routes report is nil or valid.
+func FuzzSessionUser(f *testing.F) {
+	for _, seed := range []string{
+		`{"id":"1","username":"alice"}`, `{"id":""}`, `{"id":"a b"}`, `{"id":"1","groups":[""]}`,
+		`{"id":"1","info":{"a":[1,{"b":null}]}}`, `{"id":"1","staff":"yes"}`, `null`, `[]`, ``, `{"id":"` + strings.Repeat("9", 300) + `"}`,
+	} {
+		f.Add(seed)
+	}
+	inst := newInstant(f, testConfig())
+	r := gin.New()
+	r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
+	r.Use(inst.Session())
+	inst.Register(r.Group("/instant"))
+	r.POST("/plant", func(c *gin.Context) {
+		s := sessions.Default(c)
+		s.Set(instant.SessionKey, c.GetHeader("X-Raw"))
+		_ = s.Save()
+	})
+	f.Fuzz(func(t *testing.T, raw string) {
+		if !utf8.ValidString(raw) || strings.ContainsAny(raw, "\r\n\x00") {
+			return // not a header value; the session store sees what a header can carry
+		}
+		plant := httptest.NewRequest("POST", "/plant", nil)
+		plant.Header.Set("X-Raw", raw)
+		pw := httptest.NewRecorder()
+		r.ServeHTTP(pw, plant)
+		req := httptest.NewRequest("GET", "/instant/channels", nil)
+		for _, ck := range pw.Result().Cookies() {
+			req.AddCookie(ck)
+		}
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			t.Fatalf("session value %q: GET channels %d", raw, w.Code)
+		}
+		var out struct{ User *instant.User }
+		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+			t.Fatalf("answer not JSON: %q", w.Body)
+		}
+		if out.User != nil && (instant.ValidChannel(out.User.ID) != nil) {
+			t.Fatalf("session value %q gave the invalid user %+v", raw, out.User)
+		}
+	})
+}
