@@ -58,9 +58,19 @@ test: centrifugo npm check
 	$(GO) test -race -count=1 ./...
 	cd example_app && $(GO) test -race -count=1 ./...
 
-## bench: the hot paths beside a bare Gin route, medians of BENCH_COUNT runs and their ratios.
+## bench: the hot paths beside a bare Gin route, medians of BENCH_COUNT runs and their ratios,
+## written into BENCHMARKS.md too.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=$(BENCH_COUNT) . | $(GO) run ./scripts/benchratio
+	@mkdir -p bin
+	$(GO) test -run '^$$' -bench . -benchmem -count=$(BENCH_COUNT) . | $(GO) run ./scripts/benchratio | tee bin/bench.txt
+	@sed -n '/^benchmark /,$$p' bin/bench.txt | sed 's/^/    /' | $(GO) run ./scripts/mdsection bench BENCHMARKS.md
+
+## load: the load generator (load_test.go, build tag load) against real servers on loopback,
+## LOAD_SECONDS per route phase (default 30); its report goes into BENCHMARKS.md.
+load: centrifugo
+	@mkdir -p bin
+	CI=true LOAD_OUT=$(CURDIR)/bin/load.md $(GO) test -tags load -count=1 -run '^TestLoad$$' -timeout 15m -v . | grep -v '^=== RUN\|^--- PASS'
+	$(GO) run ./scripts/mdsection load BENCHMARKS.md < bin/load.md
 
 ## fuzz: each fuzz target in turn, FUZZTIME each; new failing inputs land in testdata/fuzz/.
 fuzz:

@@ -1,0 +1,425 @@
+//go:build load
+
+package instant_test
+
+// TestLoad is `make load`: a load generator against real servers on
+// loopback, each figure beside its floor measured in the same run. It is
+// bounded in time (LOAD_DURATION per route phase, default 30s) and in
+// requests, stops by itself and stops what it started. It writes a
+// Markdown report to LOAD_OUT when set.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/centrifugal/centrifuge-go"
+	"github.com/centrifugal/gocent/v3"
+	"github.com/gin-contrib/sessions"
+	"github.com/gin-contrib/sessions/cookie"
+	"github.com/gin-gonic/gin"
+	"github.com/gin-instant/instant"
+)
+
+type loadReport struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *loadReport) add(format string, args ...any) {
+	r.mu.Lock()
+	r.lines = append(r.lines, fmt.Sprintf(format, args...))
+	r.mu.Unlock()
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func pct(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+func TestLoad(t *testing.T) {
+	dur := time.Duration(envInt("LOAD_SECONDS", 30)) * time.Second
+	rep := &loadReport{}
+	rep.add("Machine: %d cores (GOMAXPROCS %d), %s, Centrifugo %s. Everything on loopback, in one run.", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), "v6.9.1")
+	rep.add("")
+	loadMemory(t, rep) // first, on a quiet heap
+	loadRoutes(t, rep, dur)
+	ls := startLive(t, instant.CentrifugoOptions{})
+	loadPublishing(t, rep, ls)
+	loadOutbox(t, rep)
+	loadEndToEnd(t, rep, ls)
+	loadFanOut(t, rep, ls, envInt("LOAD_SUBSCRIBERS", 1000))
+	out := strings.Join(rep.lines, "\n") + "\n"
+	t.Log("\n" + out)
+	if path := os.Getenv("LOAD_OUT"); path != "" {
+		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// loadRoutes drives the token routes with many browser sessions, then a
+// bare route behind the same session middleware, for dur each.
+func loadRoutes(t *testing.T, rep *loadReport, dur time.Duration) {
+	const sessionsN = 64
+	inst := newInstant(t, testConfig())
+	r := gin.New()
+	r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
+	r.Use(inst.Session())
+	inst.Register(r.Group("/instant"))
+	r.POST("/test/login", func(c *gin.Context) {
+		var u instant.User
+		_ = c.ShouldBindJSON(&u)
+		_ = instant.Login(c, u)
+	})
+	fixed := []byte(`{"token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.fixed.fixed","expires_at":1700000000}`)
+	r.POST("/bare", func(c *gin.Context) {
+		_ = sessions.Default(c).Get(instant.SessionKey) // the same session read
+		_, _ = io.Copy(io.Discard, c.Request.Body)
+		c.Data(http.StatusOK, "application/json", fixed)
+	})
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	transport := &http.Transport{MaxIdleConnsPerHost: sessionsN, MaxIdleConns: sessionsN}
+	defer transport.CloseIdleConnections()
+	roles := []instant.User{alice, gina, sam, root}
+	clients := make([]*http.Client, sessionsN)
+	for k := range clients {
+		jar, _ := cookiejar.New(nil)
+		clients[k] = &http.Client{Jar: jar, Transport: transport}
+		u := roles[k%len(roles)]
+		u.ID = strconv.Itoa(100 + k)
+		resp, err := clients[k].Post(srv.URL+"/test/login", "application/json", strings.NewReader(fmt.Sprintf(`{"id":%q,"username":"u%d","staff":%v,"superuser":%v,"groups":%q}`, u.ID, k, u.Staff, u.Superuser, append([]string{}, u.Groups...))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	batch := `{"client":"c","channels":["site_public","$site_users","$site_editors","$site_staff","$site_admin","$orders:o1","$site_user:100","news","$nope","$site_users"]}`
+	kinds := []struct{ path, body string }{
+		{"/instant/connection_token", `{}`},
+		{"/instant/subscription_token", `{"channel":"$site_users"}`},
+		{"/instant/auth", batch},
+	}
+	phase := func(name string, pick func(n int) (string, string)) (rps float64, p50, p99 time.Duration, errs int64) {
+		var mu sync.Mutex
+		var lat []time.Duration
+		var bad atomic.Int64
+		deadline := time.Now().Add(dur)
+		var wg sync.WaitGroup
+		for k := range sessionsN {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				local := make([]time.Duration, 0, 4096)
+				for n := k; time.Now().Before(deadline); n++ {
+					path, body := pick(n)
+					req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					start := time.Now()
+					resp, err := clients[k].Do(req)
+					if err != nil {
+						bad.Add(1)
+						continue
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					local = append(local, time.Since(start))
+					if resp.StatusCode != http.StatusOK {
+						bad.Add(1)
+					}
+				}
+				mu.Lock()
+				lat = append(lat, local...)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		return float64(len(lat)) / dur.Seconds(), pct(lat, 0.5), pct(lat, 0.99), bad.Load()
+	}
+	bRPS, b50, b99, bErr := phase("bare", func(n int) (string, string) { return "/bare", kinds[n%3].body })
+	iRPS, i50, i99, iErr := phase("instant", func(n int) (string, string) { k := kinds[n%3]; return k.path, k.body })
+	rep.add("### Token routes: %d browser sessions (4 roles), %v each phase", sessionsN, dur)
+	rep.add("")
+	rep.add("| route mix | requests/s | p50 | p99 | errors |")
+	rep.add("| --- | --- | --- | --- | --- |")
+	rep.add("| bare route, same session middleware, fixed JSON (floor) | %.0f | %s | %s | %d |", bRPS, ms(b50), ms(b99), bErr)
+	rep.add("| connection_token, subscription_token, auth of 10 channels, in turn | %.0f | %s | %s | %d |", iRPS, ms(i50), ms(i99), iErr)
+	rep.add("")
+	rep.add("Throughput ratio: **%.2f×** the bare route's (aim ≥ 0.75×); errors %d (aim 0).", iRPS/bRPS, iErr)
+	rep.add("")
+}
+
+// loadPublishing measures events per second of each publishing path.
+func loadPublishing(t *testing.T, rep *loadReport, ls *liveSetup) {
+	const n = 2000
+	ctx := context.Background()
+	ev := func(k int) instant.Event {
+		return instant.Event{Channel: "site_public", Message: "load " + strconv.Itoa(k), Data: map[string]int{"k": k}}
+	}
+	gc := gocent.New(gocent.Config{Addr: ls.srv.APIURL, Key: testAPIKey})
+	payload := []byte(`{"id":"0123456789abcdef0123456789abcdef","channel":"site_public","message":"load 1234","event_class":"default","data":{"k":1234},"site":"site","date":"2026-11-28T12:00:00.000000000Z"}`)
+	timeIt := func(f func(k int) error) time.Duration {
+		start := time.Now()
+		for k := range n {
+			if err := f(k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return time.Since(start)
+	}
+	bare := timeIt(func(k int) error { _, err := gc.Publish(ctx, "site_public", payload); return err })
+	one := timeIt(func(k int) error { return ls.inst.Broadcast(ctx, ev(k)) })
+	const g = 32
+	start := time.Now()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := int(next.Add(1)); k <= n; k = int(next.Add(1)) {
+				if err := ls.inst.Broadcast(ctx, ev(k)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	conc := time.Since(start)
+	rate := func(d time.Duration) float64 { return n / d.Seconds() }
+	rep.add("### Publishing paths: %d events of ~200 bytes to one channel", n)
+	rep.add("")
+	rep.add("| path | events/s | µs per event | vs bare gocent |")
+	rep.add("| --- | --- | --- | --- |")
+	rep.add("| bare gocent `Publish` of the same bytes, one by one (floor) | %.0f | %.0f | 1.00× |", rate(bare), float64(bare.Microseconds())/n)
+	rep.add("| `Broadcast`, one by one | %.0f | %.0f | %.2f× the time |", rate(one), float64(one.Microseconds())/n, float64(one)/float64(bare))
+	rep.add("| `Broadcast`, %d goroutines | %.0f | %.0f | %.1f× one-by-one's rate |", g, rate(conc), float64(conc.Microseconds())/n, float64(one)/float64(conc))
+	rep.add("")
+}
+
+// loadEndToEnd times Broadcast → arrival at a subscriber of a private
+// channel, beside a bare gocent publish.
+func loadEndToEnd(t *testing.T, rep *loadReport, ls *liveSetup) {
+	const n = 300
+	lc := ls.connect(t, &alice)
+	arrived := make(chan string, n)
+	sub, err := lc.c.NewSubscription("$site_users", centrifuge.SubscriptionConfig{GetToken: func(centrifuge.SubscriptionTokenEvent) (string, error) {
+		return lc.token("/instant/subscription_token", map[string]any{"channel": "$site_users"})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.OnPublication(func(e centrifuge.PublicationEvent) { arrived <- string(e.Data) })
+	if ok, _ := awaitSubscribe(t, sub); !ok {
+		t.Fatal("could not subscribe")
+	}
+	ctx := context.Background()
+	gc := gocent.New(gocent.Config{Addr: ls.srv.APIURL, Key: testAPIKey})
+	measure := func(send func(k int) error) []time.Duration {
+		lat := make([]time.Duration, 0, n)
+		for k := range n {
+			start := time.Now()
+			if err := send(k); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-arrived:
+				lat = append(lat, time.Since(start))
+			case <-time.After(5 * time.Second):
+				t.Fatal("an event did not arrive")
+			}
+		}
+		return lat
+	}
+	bare := measure(func(k int) error {
+		_, err := gc.Publish(ctx, "$site_users", []byte(`{"id":"`+strconv.Itoa(k)+`","channel":"$site_users","message":"e2e","event_class":"default","site":"site","date":"2026-11-28T12:00:00Z"}`))
+		return err
+	})
+	inst := measure(func(k int) error { return ls.inst.Broadcast(ctx, instant.Event{Channel: "$site_users", Message: "e2e"}) })
+	rep.add("### End to end: publish → arrival at a centrifuge-go subscriber of `$site_users`, %d events one at a time", n)
+	rep.add("")
+	rep.add("| path | p50 | p99 |")
+	rep.add("| --- | --- | --- |")
+	rep.add("| bare gocent `Publish` (floor) | %s | %s |", ms(pct(bare, 0.5)), ms(pct(bare, 0.99)))
+	rep.add("| `Broadcast` | %s | %s |", ms(pct(inst, 0.5)), ms(pct(inst, 0.99)))
+	rep.add("")
+}
+
+// loadFanOut publishes one event to subs subscribers of a private channel
+// and times the arrival at the last.
+func loadFanOut(t *testing.T, rep *loadReport, ls *liveSetup, subs int) {
+	var got atomic.Int64
+	var mu sync.Mutex
+	var last time.Time
+	conn, err := ls.inst.ConnectionToken(&alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subTok, err := ls.inst.SubscriptionToken(nil, &alice, "$site_users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{}, subs)
+	connectStart := time.Now()
+	for range subs {
+		c := centrifuge.NewJsonClient(ls.srv.WebsocketURL, centrifuge.Config{Token: conn.Token})
+		t.Cleanup(c.Close)
+		s, err := c.NewSubscription("$site_users", centrifuge.SubscriptionConfig{Token: subTok.Token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.OnSubscribed(func(centrifuge.SubscribedEvent) { ready <- struct{}{} })
+		s.OnPublication(func(centrifuge.PublicationEvent) {
+			got.Add(1)
+			mu.Lock()
+			last = time.Now()
+			mu.Unlock()
+		})
+		_ = s.Subscribe()
+		if err := c.Connect(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k := 0; k < subs; k++ {
+		select {
+		case <-ready:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%d of %d subscribers ready", k, subs)
+		}
+	}
+	connectTime := time.Since(connectStart)
+	ctx := context.Background()
+	gc := gocent.New(gocent.Config{Addr: ls.srv.APIURL, Key: testAPIKey})
+	round := func(send func() error) time.Duration {
+		got.Store(0)
+		start := time.Now()
+		if err := send(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for got.Load() < int64(subs) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d subscribers got the event", got.Load(), subs)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return last.Sub(start)
+	}
+	var bare, inst []time.Duration
+	for range 5 {
+		bare = append(bare, round(func() error {
+			_, err := gc.Publish(ctx, "$site_users", []byte(`{"id":"x","channel":"$site_users","message":"fan-out","event_class":"default","site":"site","date":"2026-11-28T12:00:00Z"}`))
+			return err
+		}))
+		inst = append(inst, round(func() error { return ls.inst.Broadcast(ctx, instant.Event{Channel: "$site_users", Message: "fan-out"}) }))
+	}
+	rep.add("### Fan-out: one event to %d subscribers of `$site_users` (connected in %v), median of 5", subs, connectTime.Round(time.Millisecond))
+	rep.add("")
+	rep.add("| path | until the last has it |")
+	rep.add("| --- | --- |")
+	rep.add("| bare gocent `Publish` (floor) | %s |", ms(pct(bare, 0.5)))
+	rep.add("| `Broadcast` | %s |", ms(pct(inst, 0.5)))
+	rep.add("")
+}
+
+// loadMemory serves 1,000 logged-in sessions and reads the heap.
+func loadMemory(t *testing.T, rep *loadReport) {
+	const users = 1000
+	inst := newInstant(t, testConfig())
+	r := newRouter(inst)
+	cookies := make([]*http.Cookie, users)
+	for k := range cookies {
+		cookies[k] = loginCookie(t, instant.User{ID: strconv.Itoa(k), Username: "user" + strconv.Itoa(k), Groups: []string{"editors"}, Info: map[string]any{"name": "User " + strconv.Itoa(k)}})
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for _, ck := range cookies {
+		req := httptest.NewRequest("POST", "/instant/subscription_token", strings.NewReader(`{"channel":"$site_editors"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.AddCookie(ck)
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			t.Fatalf("status %d", w.Code)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(r)
+	s := inst.Stats()
+	rep.add("### Memory: %d logged-in sessions served (subscription_token each)", users)
+	rep.add("")
+	rep.add("| measure | value |")
+	rep.add("| --- | --- |")
+	rep.add("| live heap of the test process after, minus before | %.1f KiB |", float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/1024)
+	rep.add("| decoded-user cache | %d users, %.1f KiB counted (bound 4096 KiB) |", s.CachedUsers, float64(s.CachedUserBytes)/1024)
+	rep.add("")
+}
+
+// loadOutbox writes events through BroadcastTx, ten to a transaction, and
+// times their delivery by Centrifugo's outbox consumer to a subscriber.
+func loadOutbox(t *testing.T, rep *loadReport) {
+	const n, perTx = 2000, 10
+	o := startOutbox(t)
+	ls := o.node(t, true)
+	lc := ls.connect(t, &alice)
+	if !lc.subscribe("$site_users", true, "") {
+		t.Fatal("could not subscribe")
+	}
+	ctx := context.Background()
+	start := time.Now()
+	for k := 0; k < n; k += perTx {
+		tx, err := o.db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := k; j < k+perTx; j++ {
+			if err := ls.inst.BroadcastTx(ctx, tx, instant.Event{Channel: "$site_users", Message: "o" + strconv.Itoa(j)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	written := time.Since(start)
+	waitCount(t, lc, n, 60*time.Second)
+	delivered := time.Since(start)
+	rep.add("### Outbox: %d events through `BroadcastTx`, %d to a transaction, PostgreSQL 15 on loopback", n, perTx)
+	rep.add("")
+	rep.add("| measure | events/s |")
+	rep.add("| --- | --- |")
+	rep.add("| written and committed | %.0f |", n/written.Seconds())
+	rep.add("| delivered to a subscriber by Centrifugo's consumer (from the first write to the last arrival) | %.0f |", n/delivered.Seconds())
+	rep.add("")
+}
