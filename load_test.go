@@ -262,7 +262,9 @@ func loadEndToEnd(t *testing.T, rep *loadReport, ls *liveSetup) {
 		_, err := gc.Publish(ctx, "$site_users", []byte(`{"id":"`+strconv.Itoa(k)+`","channel":"$site_users","message":"e2e","event_class":"default","site":"site","date":"2026-11-28T12:00:00Z"}`))
 		return err
 	})
-	inst := measure(func(k int) error { return ls.inst.Broadcast(ctx, instant.Event{Channel: "$site_users", Message: "e2e"}) })
+	inst := measure(func(k int) error {
+		return ls.inst.Broadcast(ctx, instant.Event{Channel: "$site_users", Message: "e2e"})
+	})
 	rep.add("### End to end: publish → arrival at a centrifuge-go subscriber of `$site_users`, %d events one at a time", n)
 	rep.add("")
 	rep.add("| path | p50 | p99 |")
