@@ -240,6 +240,10 @@ type authAnswer struct {
 	Status    int    `json:"status,omitempty"`
 }
 
+type authResponse struct {
+	Channels []authAnswer `json:"channels"`
+}
+
 // authRoute signs a batch. A refused channel gets its own status (403, or
 // 500 for a rule that panicked); a name that is not a channel, or an
 // anonymous visitor when they are refused, fails the whole batch.
@@ -284,7 +288,7 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 		}
 		out[k].Token, out[k].ExpiresAt = tok.Token, tok.ExpiresAt.Unix()
 	}
-	c.JSON(http.StatusOK, gin.H{"channels": out})
+	c.JSON(http.StatusOK, authResponse{Channels: out})
 }
 
 func (i *Instant) channelsRoute(c *gin.Context, _ []byte) {
