@@ -45,6 +45,9 @@
 // rules; roles.go the one decision; state.go the per-request state;
 // middleware.go Session and the accessors; login.go Login and Logout;
 // routes.go the route table and HTTP answers; token.go signing; proxy.go
-// Centrifugo's proxies; publisher.go events; gocent.go the only file that
-// knows gocent; centrifugo.go the Centrifugo config.
+// Centrifugo's proxies; publisher.go events (Broadcast, BroadcastBatch);
+// nodes.go retries, failover and Stats; outbox.go BroadcastTx and the
+// outbox table; presence.go who is on a channel; clientjs.go serves the
+// browser helper client.js; gocent.go the only file that knows gocent;
+// centrifugo.go the Centrifugo config.
 package instant

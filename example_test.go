@@ -56,11 +56,13 @@ func Example() {
 	// [{site_public public } {$site_users users } {$site_user:42 personal }]
 }
 
-// Broadcasting: one call, one HTTP request to Centrifugo for every
-// channel, each subscriber's copy naming its own channel. A stand-in for
-// Centrifugo's API prints what it receives.
-func ExampleInstant_Broadcast() {
-	centrifugo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// printingCentrifugo stands in for Centrifugo's API in the examples: it
+// prints each request's path and, for each command, the method, the
+// channel and the event's message, class and channel, and answers every
+// command with a result.
+func printingCentrifugo() *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println("request to", r.URL.Path)
 		dec := json.NewDecoder(r.Body)
 		for {
 			var cmd struct {
@@ -76,10 +78,17 @@ func ExampleInstant_Broadcast() {
 			if dec.Decode(&cmd) != nil {
 				return
 			}
-			fmt.Println(r.URL.Path, cmd.Method, cmd.Params.Channel, cmd.Params.Data.Message, cmd.Params.Data.EventClass, cmd.Params.Data.Channel)
+			fmt.Println(" ", cmd.Method, cmd.Params.Channel, cmd.Params.Data.Message, cmd.Params.Data.EventClass, cmd.Params.Data.Channel)
 			fmt.Fprintln(w, `{"result":{}}`)
 		}
 	}))
+}
+
+// Broadcasting: one call, one HTTP request to Centrifugo for every
+// channel, each subscriber's copy naming its own channel. A stand-in for
+// Centrifugo's API prints what it receives.
+func ExampleInstant_Broadcast() {
+	centrifugo := printingCentrifugo()
 	defer centrifugo.Close()
 
 	inst, err := instant.New(instant.Config{
@@ -97,8 +106,36 @@ func ExampleInstant_Broadcast() {
 	})
 	fmt.Println("err:", err)
 	// Output:
-	// /api publish $site_staff Deploy finished deploy.done $site_staff
-	// /api publish $site_admin Deploy finished deploy.done $site_admin
+	// request to /api
+	//   publish $site_staff Deploy finished deploy.done $site_staff
+	//   publish $site_admin Deploy finished deploy.done $site_admin
+	// err: <nil>
+}
+
+// Many events in one request, published in order; Users names personal
+// channels.
+func ExampleInstant_BroadcastBatch() {
+	centrifugo := printingCentrifugo()
+	defer centrifugo.Close()
+
+	inst, err := instant.New(instant.Config{
+		APIURL:      centrifugo.URL + "/api",
+		TokenSecret: "a-secret-of-at-least-32-bytes-long!",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = inst.BroadcastBatch(context.Background(), []instant.Event{
+		{Users: []string{"42"}, Message: "Order 1 shipped"},
+		{Users: []string{"7"}, Message: "Order 2 shipped"},
+		{Channel: "$site_staff", Message: "2 orders shipped", EventClass: "report"},
+	})
+	fmt.Println("err:", err)
+	// Output:
+	// request to /api
+	//   publish $site_user:42 Order 1 shipped default $site_user:42
+	//   publish $site_user:7 Order 2 shipped default $site_user:7
+	//   publish $site_staff 2 orders shipped report $site_staff
 	// err: <nil>
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -312,6 +313,49 @@ func TestLiveBroadcastToSeveralChannels(t *testing.T) {
 	}
 	if fmt.Sprint(a["data"]) != "[1 2 3]" {
 		t.Errorf("data %v", a["data"])
+	}
+}
+
+// TestLiveBroadcastBatch sends 500 events in one BroadcastBatch, to a
+// staff channel and to the staff member's personal channel in turn: all
+// arrive, each on its channel, in the order sent.
+func TestLiveBroadcastBatch(t *testing.T) {
+	ls := startLive(t, instant.CentrifugoOptions{})
+	staff := ls.connect(t, &sam)
+	own := ls.inst.UserChannel(sam.ID)
+	if !staff.subscribe("$site_staff", true, "") || !staff.subscribe(own, true, "") {
+		t.Fatal("subscriptions refused")
+	}
+	const n = 500
+	events := make([]instant.Event, n)
+	for k := range events {
+		events[k] = instant.Event{Channel: "$site_staff", Message: "b" + strconv.Itoa(k)}
+		if k%2 == 1 {
+			events[k] = instant.Event{Users: []string{sam.ID}, Message: "b" + strconv.Itoa(k)}
+		}
+	}
+	if err := ls.inst.BroadcastBatch(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	got := staff.waitFor("b" + strconv.Itoa(n-1))
+	perChannel := map[string][]string{}
+	for _, p := range got {
+		ch, _ := p["channel"].(string)
+		msg, _ := p["message"].(string)
+		perChannel[ch] = append(perChannel[ch], msg)
+	}
+	for ch, first := range map[string]int{"$site_staff": 0, own: 1} {
+		msgs := perChannel[ch]
+		if len(msgs) != n/2 {
+			t.Errorf("%s: %d events, want %d", ch, len(msgs), n/2)
+			continue
+		}
+		for j, m := range msgs {
+			if want := "b" + strconv.Itoa(first+2*j); m != want {
+				t.Errorf("%s: event %d is %s, want %s", ch, j, m, want)
+				break
+			}
+		}
 	}
 }
 

@@ -213,6 +213,30 @@ func loadPublishing(t *testing.T, rep *loadReport, ls *liveSetup) {
 	}
 	wg.Wait()
 	conc := time.Since(start)
+	const per = 100
+	batches := timeIt(func(k int) error {
+		if k%per != 0 {
+			return nil
+		}
+		batch := make([]instant.Event, 0, per)
+		for j := k; j < k+per && j < n; j++ {
+			batch = append(batch, ev(j))
+		}
+		return ls.inst.BroadcastBatch(ctx, batch)
+	})
+	barePipe := timeIt(func(k int) error {
+		if k%per != 0 {
+			return nil
+		}
+		pipe := gc.Pipe()
+		for j := k; j < k+per && j < n; j++ {
+			if err := pipe.AddPublish("site_public", payload); err != nil {
+				return err
+			}
+		}
+		_, err := gc.SendPipe(ctx, pipe)
+		return err
+	})
 	rate := func(d time.Duration) float64 { return n / d.Seconds() }
 	rep.add("### Publishing paths: %d events of ~200 bytes to one channel", n)
 	rep.add("")
@@ -221,6 +245,8 @@ func loadPublishing(t *testing.T, rep *loadReport, ls *liveSetup) {
 	rep.add("| bare gocent `Publish` of the same bytes, one by one (floor) | %.0f | %.0f | 1.00× |", rate(bare), float64(bare.Microseconds())/n)
 	rep.add("| `Broadcast`, one by one | %.0f | %.0f | %.2f× the time |", rate(one), float64(one.Microseconds())/n, float64(one)/float64(bare))
 	rep.add("| `Broadcast`, %d goroutines | %.0f | %.0f | %.1f× one-by-one's rate |", g, rate(conc), float64(conc.Microseconds())/n, float64(one)/float64(conc))
+	rep.add("| bare gocent `SendPipe` of %d of the same bytes a request (floor of the batch) | %.0f | %.1f | %.1f× one-by-one's rate |", per, rate(barePipe), float64(barePipe.Microseconds())/n, float64(one)/float64(barePipe))
+	rep.add("| `BroadcastBatch`, %d events a call, one call at a time | %.0f | %.1f | %.1f× one-by-one's rate, %.2f× the pipe's time |", per, rate(batches), float64(batches.Microseconds())/n, float64(one)/float64(batches), float64(batches)/float64(barePipe))
 	rep.add("")
 }
 

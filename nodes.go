@@ -20,7 +20,7 @@ const (
 // Stats are counters of the calls to Centrifugo, for an app to export.
 // Each is a total since New.
 type Stats struct {
-	// Published counts events Centrifugo accepted (Broadcast).
+	// Published counts events Centrifugo accepted (Broadcast, BroadcastBatch).
 	Published uint64 `json:"published"`
 	// Retried counts attempts made again after a transport failure or a
 	// 5xx answer, on the same node after a backoff.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -398,5 +399,92 @@ func TestOriginFromTheRequest(t *testing.T) {
 	}
 	if instant.Origin(nil) != "" {
 		t.Error("Origin(nil)")
+	}
+}
+
+func TestBroadcastBatchIsOneRequestInOrder(t *testing.T) {
+	inst, f := fakeInstant(t)
+	events := []instant.Event{
+		{Channel: "a", Message: "first"},
+		{Channels: []string{"$b", "c"}, Message: "second", ID: "fixed-id"},
+		{Users: []string{"7"}, Message: "third"},
+	}
+	keep := fmt.Sprint(events)
+	if err := inst.BroadcastBatch(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(events) != keep {
+		t.Errorf("the caller's events changed: %v", events)
+	}
+	if len(f.requests) != 1 {
+		t.Fatalf("%d requests, want 1", len(f.requests))
+	}
+	chans, payloads := f.published(t, 0)
+	if got := strings.Join(chans, ","); got != "a,$b,c,"+inst.UserChannel("7") {
+		t.Fatalf("channels %s", got)
+	}
+	msgs := []string{"first", "second", "second", "third"}
+	for k, p := range payloads {
+		if p["channel"] != chans[k] || p["message"] != msgs[k] {
+			t.Errorf("publication %d: %v", k, p)
+		}
+	}
+	if payloads[1]["id"] != "fixed-id" || payloads[2]["id"] != "fixed-id" {
+		t.Errorf("ids %v %v, want the event's own", payloads[1]["id"], payloads[2]["id"])
+	}
+	if payloads[0]["id"] == payloads[3]["id"] || payloads[0]["id"] == "" {
+		t.Errorf("events share id %v", payloads[0]["id"])
+	}
+	if got := inst.Stats().Published; got != 3 {
+		t.Errorf("Stats().Published = %d, want 3", got)
+	}
+}
+
+func TestBroadcastBatchRefusesWholeBatchBeforeSending(t *testing.T) {
+	inst, f := fakeInstant(t)
+	err := inst.BroadcastBatch(context.Background(), []instant.Event{
+		{Channel: "a", Message: "fine"},
+		{Channel: "a b", Message: "bad name"},
+	})
+	if !errors.Is(err, instant.ErrInvalidChannel) || !strings.Contains(err.Error(), "event 1") {
+		t.Errorf("err = %v, want ErrInvalidChannel naming event 1", err)
+	}
+	err = inst.BroadcastBatch(context.Background(), []instant.Event{{Channel: "a", Data: json.RawMessage(`{`)}})
+	if !errors.Is(err, instant.ErrInvalidEvent) {
+		t.Errorf("err = %v, want ErrInvalidEvent", err)
+	}
+	if err := inst.BroadcastBatch(context.Background(), nil); err != nil {
+		t.Errorf("empty batch: %v", err)
+	}
+	if len(f.requests) != 0 {
+		t.Errorf("%d requests sent", len(f.requests))
+	}
+	var none *instant.Instant
+	if err := none.BroadcastBatch(context.Background(), []instant.Event{{Channel: "a"}}); !errors.Is(err, instant.ErrNotInstalled) {
+		t.Errorf("nil Instant: %v", err)
+	}
+}
+
+func TestBroadcastBatchReportsAFailedPublication(t *testing.T) {
+	inst, f := fakeInstant(t)
+	f.reply = func(w http.ResponseWriter, n int) {
+		for k := range n {
+			if k == 1 {
+				w.Write([]byte(`{"error":{"code":102,"message":"unknown channel"}}` + "\n"))
+				continue
+			}
+			w.Write([]byte(`{"result":{}}` + "\n"))
+		}
+	}
+	err := inst.BroadcastBatch(context.Background(), []instant.Event{{Channel: "a"}, {Channel: "b"}, {Channel: "c"}})
+	var pe *instant.PublishError
+	if !errors.As(err, &pe) || pe.Code != 102 || strings.Join(pe.Channels, ",") != "b" {
+		t.Fatalf("err = %#v, want a PublishError with code 102 for b", err)
+	}
+	if len(f.requests) != 1 {
+		t.Errorf("%d requests: a refusal must not be retried", len(f.requests))
+	}
+	if got := inst.Stats(); got.Published != 0 || got.Failed != 1 {
+		t.Errorf("stats %+v", got)
 	}
 }
