@@ -120,8 +120,8 @@ type Config struct {
 // Instant is the plugin: token routes, session middleware and a publisher
 // bound to one Centrifugo. It is safe for concurrent use once built by New.
 type Instant struct {
-	cfg         Config // with defaults filled in
-	secret      []byte
+	cfg         Config     // with defaults filled in
+	macs        *sync.Pool // HMAC-SHA256 states keyed with TokenSecret (token.go)
 	logger      *slog.Logger
 	channels    channelTable
 	rules       atomic.Pointer[[]rule]
@@ -230,7 +230,7 @@ func New(cfg Config) (*Instant, error) {
 	cfg.HTTPClient = limitedClient(cfg.HTTPClient)
 	inst := &Instant{
 		cfg:         cfg,
-		secret:      []byte(cfg.TokenSecret),
+		macs:        newMACPool([]byte(cfg.TokenSecret)),
 		logger:      cfg.Logger,
 		channels:    table,
 		cop:         cop,

@@ -1,9 +1,14 @@
 package instant
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"hash"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -65,9 +70,11 @@ var hs256Header = func() string {
 
 // sign makes an HS256 token for sub (and channel, for a subscription token).
 // The header is constant and the claims struct is flat, so it assembles the
-// token itself and asks jwt/v5 only for the HS256 signature: the same bytes
-// jwt.NewWithClaims(...).SignedString would give, for less work on the
-// token routes' hot path (see BenchmarkSubscriptionToken).
+// token itself, and signs with an HMAC-SHA256 keyed once and reused
+// (Instant.macs) rather than keyed anew for each token: the same bytes
+// jwt.NewWithClaims(...).SignedString would give (token_internal_test.go
+// checks), for less work on the token routes' hot path (see
+// BenchmarkSubscriptionToken and BenchmarkAuthBatch).
 func (i *Instant) sign(sub, channel string, info any, ttl time.Duration, now time.Time) (Token, error) {
 	exp := now.Add(ttl).Truncate(time.Second)
 	payload, err := appendClaims(make([]byte, 0, 160), sub, channel, info, now.Unix(), exp.Unix())
@@ -79,13 +86,23 @@ func (i *Instant) sign(sub, channel string, info any, ttl time.Duration, now tim
 	buf = append(buf, hs256Header...)
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, payload)
-	sig, err := jwt.SigningMethodHS256.Sign(string(buf), i.secret)
-	if err != nil {
-		return Token{}, err
-	}
+	var sum [sha256.Size]byte
+	mac := i.macs.Get().(hash.Hash)
+	mac.Reset()
+	mac.Write(buf)
+	sig := mac.Sum(sum[:0])
+	i.macs.Put(mac)
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, sig)
 	return Token{Token: string(buf), ExpiresAt: exp}, nil
+}
+
+// newMACPool returns a pool of HMAC-SHA256 states keyed with secret. Keying
+// hashes the key's two pads; a pooled state is only reset, which restores
+// the keyed state without hashing the key again.
+func newMACPool(secret []byte) *sync.Pool {
+	key := bytes.Clone(secret)
+	return &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}
 }
 
 // appendClaims appends the claims as JSON, the bytes json.Marshal of a
