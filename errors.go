@@ -32,7 +32,8 @@ var (
 	ErrLoginRequired = errors.New("instant: login required")
 	// ErrNotAllowed means the rules do not let the user read the channel.
 	ErrNotAllowed = errors.New("instant: channel not allowed")
-	// ErrRuleFailed means a custom rule (Authorize) panicked.
+	// ErrRuleFailed means a custom rule (Authorize) panicked, or answered
+	// info that does not encode as JSON.
 	ErrRuleFailed = errors.New("instant: channel rule failed")
 	// ErrInvalidPattern marks a pattern Authorize refuses.
 	ErrInvalidPattern = errors.New("instant: invalid channel pattern")

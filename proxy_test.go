@@ -1,6 +1,7 @@
 package instant_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -218,5 +219,26 @@ func TestProxiesRefuseAnonymousWhenDisallowed(t *testing.T) {
 	}
 	if body := askProxy(t, b.as(&alice), inst, "refresh", "1", ""); body["result"].(map[string]any)["expire_at"] == nil {
 		t.Errorf("refresh of alice's connection: %v", body)
+	}
+}
+
+// TestProxySubscribeRefusesRuleInfoThatIsNotJSON: the subscribe proxy
+// answers an internal error, and one log line, for a rule whose info does
+// not encode, instead of an empty answer.
+func TestProxySubscribeRefusesRuleInfoThatIsNotJSON(t *testing.T) {
+	inst, logs := loggedInstant(t, nil)
+	_ = inst.Authorize("$room:{id}", func(*gin.Context, *instant.User, map[string]string) (bool, any) {
+		return true, json.RawMessage(`{"nick":"x"},"sub":"4"`)
+	})
+	b := newBrowser(t, newRouter(inst)).as(&alice)
+	req, _ := http.NewRequest("POST", b.srv.URL+"/instant/proxy/subscribe", strings.NewReader(`{"client":"c1","user":"1","channel":"$room:1"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(instant.ProxyKeyHeader, inst.ProxyKey())
+	status, body := b.do(req)
+	if e, _ := body["error"].(map[string]any); status != 200 || e == nil || body["result"] != nil {
+		t.Errorf("proxy/subscribe: %d %v, want an error answer", status, body)
+	}
+	if errs := logs.errors(); len(errs) != 1 {
+		t.Errorf("log lines %q, want one", errs)
 	}
 }

@@ -1,6 +1,7 @@
 package instant
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -82,7 +83,10 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 }
 
 // runRule calls a rule's function with the caller's own copy of the user.
-// A panic in it is logged and answered with ErrRuleFailed.
+// A panic in it is logged and answered with ErrRuleFailed, and so is info
+// that does not encode as one JSON value (a json.RawMessage such as
+// `{"a":1},"sub":"4"` would otherwise rewrite the token's claims). The
+// info answered is encoded JSON (a json.RawMessage), or nil.
 func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string]string) (info any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -94,7 +98,18 @@ func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string
 	if !allow {
 		return nil, ErrNotAllowed
 	}
-	return info, nil
+	if info == nil {
+		return nil, nil
+	}
+	raw, jerr := json.Marshal(info) // validates and compacts a json.RawMessage too
+	if jerr != nil {
+		i.logger.Error("instant: Authorize rule answered info that is not JSON", "pattern", r.pattern, "error", jerr.Error())
+		return nil, ErrRuleFailed
+	}
+	if string(raw) == "null" {
+		return nil, nil
+	}
+	return json.RawMessage(raw), nil
 }
 
 // Allowed reports whether user (nil for anonymous) may read channel, by the

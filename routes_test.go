@@ -3,6 +3,7 @@ package instant_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/gin-contrib/sessions/cookie"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // logRecorder keeps what the plugin logs.
@@ -606,5 +608,46 @@ func TestClientJS(t *testing.T) {
 	r.ServeHTTP(w3, httptest.NewRequest("POST", "/instant/client.js", nil))
 	if w3.Code != 405 {
 		t.Errorf("POST client.js: %d", w3.Code)
+	}
+}
+
+// TestRuleInfoCannotRewriteClaims: a rule's json.RawMessage info is checked
+// and compacted, never spliced as it is: `{"a":1},"sub":"4"` would
+// otherwise give alice a token for user 4.
+func TestRuleInfoCannotRewriteClaims(t *testing.T) {
+	inst, logs := loggedInstant(t, nil)
+	infos := map[string]any{
+		"inject": json.RawMessage(`{"nick":"x"},"sub":"4"`),
+		"broken": json.RawMessage(`{"nick":`),
+		"spaced": json.RawMessage(" {\"nick\" :\n \"x\"} "),
+		"map":    map[string]any{"nick": "x"},
+		"chan":   make(chan int),
+	}
+	_ = inst.Authorize("$room:{id}", func(_ *gin.Context, _ *instant.User, p map[string]string) (bool, any) {
+		return true, infos[p["id"]]
+	})
+	b := newBrowser(t, newRouter(inst)).as(&alice)
+	for _, id := range []string{"inject", "broken", "chan"} {
+		status, body := b.postJSON("/instant/subscription_token", map[string]any{"channel": "$room:" + id})
+		if status != http.StatusInternalServerError || body["token"] != nil {
+			t.Errorf("info %s: %d %v, want 500 and no token", id, status, body)
+		}
+	}
+	if errs := logs.errors(); len(errs) != 3 || !strings.Contains(errs[0], "not JSON") {
+		t.Errorf("log lines %q, want three saying the info is not JSON", errs)
+	}
+	for _, id := range []string{"spaced", "map"} {
+		status, body := b.postJSON("/instant/subscription_token", map[string]any{"channel": "$room:" + id})
+		tok, _ := body["token"].(string)
+		cl := jwt.MapClaims{}
+		if _, err := jwt.ParseWithClaims(tok, cl, func(*jwt.Token) (any, error) { return []byte(testSecret), nil }); status != 200 || err != nil {
+			t.Fatalf("info %s: %d %v %v", id, status, body, err)
+		}
+		if info, _ := cl["info"].(map[string]any); cl["sub"] != alice.ID || info["nick"] != "x" {
+			t.Errorf("info %s: claims %v", id, cl)
+		}
+	}
+	if _, err := inst.SubscriptionToken(nil, &alice, "$room:inject"); !errors.Is(err, instant.ErrRuleFailed) {
+		t.Errorf("SubscriptionToken: %v, want ErrRuleFailed", err)
 	}
 }

@@ -11,7 +11,9 @@ import (
 // AuthorizeFunc decides a custom rule: whether user (nil when anonymous)
 // may read the channel whose name matched the rule's pattern, params
 // holding the pattern's parameters. info, when not nil, goes into the
-// subscription token as the channel's presence info. It is called
+// subscription token as the channel's presence info: any value that
+// encodes as JSON (a json.RawMessage must hold exactly one JSON value;
+// info that does not encode answers 500, logged). It is called
 // concurrently and must not keep c after it returns.
 type AuthorizeFunc func(c *gin.Context, user *User, params map[string]string) (allow bool, info any)
 

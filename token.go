@@ -127,7 +127,13 @@ func appendClaims(buf []byte, sub, channel string, info any, iat, exp int64) ([]
 	case nil:
 	case json.RawMessage:
 		if len(v) > 0 {
-			buf = append(append(buf, `,"info":`...), v...)
+			// Compacted and so checked: a value that is not one JSON value
+			// must not be spliced into the claims.
+			out := bytes.NewBuffer(append(buf, `,"info":`...))
+			if err := json.Compact(out, v); err != nil {
+				return nil, err
+			}
+			buf = out.Bytes()
 		}
 	default:
 		raw, err := json.Marshal(v)
