@@ -163,6 +163,8 @@ func New(cfg Config) (*Instant, error) {
 	if cfg.WebsocketURL != "" {
 		if err := checkHTTPURL(cfg.WebsocketURL, "ws", "wss"); err != nil {
 			bad("WebsocketURL: %w", err)
+		} else if u, _ := url.Parse(cfg.WebsocketURL); u.User != nil {
+			bad("WebsocketURL must not hold credentials: every visitor is told it")
 		}
 	}
 	if cfg.SiteSlug == "" {
@@ -350,7 +352,9 @@ func websocketURLFor(apiURL string) string {
 		u.Scheme = "ws"
 	}
 	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api") + "/connection/websocket"
-	u.RawQuery, u.Fragment = "", ""
+	// The API's credentials (basic auth on a proxy in front of /api) must
+	// not reach browsers: every visitor is told this address.
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
 	return u.String()
 }
 

@@ -136,3 +136,23 @@ func TestConfigureRefusesBadConfig(t *testing.T) {
 		t.Errorf("Configure: %v", err)
 	}
 }
+
+// TestWebsocketURLHoldsNoCredentials: the API URL's user and password
+// (basic auth on a proxy in front of /api) never reach the websocket URL
+// that every visitor is told.
+func TestWebsocketURLHoldsNoCredentials(t *testing.T) {
+	cfg := testConfig()
+	cfg.APIURL = "https://api:s3cr3t-pass@rt.example.com/api"
+	inst := newInstant(t, cfg)
+	if got := inst.WebsocketURL(); got != "wss://rt.example.com/connection/websocket" {
+		t.Errorf("WebsocketURL %q", got)
+	}
+	status, body := newBrowser(t, newRouter(inst)).get("/instant/channels")
+	if ws, _ := body["websocket_url"].(string); status != 200 || ws != "wss://rt.example.com/connection/websocket" {
+		t.Errorf("GET channels: %d websocket_url %q", status, ws)
+	}
+	cfg.WebsocketURL = "wss://u:p@rt.example.com/connection/websocket"
+	if _, err := instant.New(cfg); !errors.Is(err, instant.ErrConfig) || !strings.Contains(err.Error(), "credentials") {
+		t.Errorf("New with credentials in WebsocketURL: %v", err)
+	}
+}
