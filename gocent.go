@@ -34,6 +34,7 @@ func newGocentAPI(addr, key string, hc *http.Client, secrets []string) apiClient
 var errNoResult = errors.New("the reply holds no publish result: is APIURL Centrifugo's /api endpoint?")
 
 func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]byte) error {
+	ctx = withReplyLimit(ctx, smallReply+int64(len(channels))*publishReply)
 	pipe := g.c.Pipe()
 	for k, ch := range channels {
 		if err := pipe.AddPublish(ch, payloads[k]); err != nil {
@@ -71,6 +72,7 @@ func isObject(raw json.RawMessage) bool {
 }
 
 func (g gocentAPI) unsubscribe(ctx context.Context, channel, user string) error {
+	ctx = withReplyLimit(ctx, smallReply)
 	return g.apiError("unsubscribe", []string{channel}, g.c.Unsubscribe(ctx, channel, user))
 }
 
@@ -80,6 +82,7 @@ func (g gocentAPI) unsubscribe(ctx context.Context, channel, user string) error 
 var reconnectDisconnect = &gocent.Disconnect{Code: 4001, Reason: "session changed", Reconnect: true}
 
 func (g gocentAPI) disconnect(ctx context.Context, user string) error {
+	ctx = withReplyLimit(ctx, smallReply)
 	return g.apiError("disconnect", nil, g.c.Disconnect(ctx, user, gocent.WithDisconnect(reconnectDisconnect)))
 }
 
@@ -108,6 +111,7 @@ func (g gocentAPI) presence(ctx context.Context, channel string) ([]presenceClie
 }
 
 func (g gocentAPI) presenceStats(ctx context.Context, channel string) (PresenceStats, error) {
+	ctx = withReplyLimit(ctx, smallReply)
 	res, err := g.c.PresenceStats(ctx, channel)
 	if err != nil {
 		return PresenceStats{}, g.apiError("presence_stats", []string{channel}, err)
@@ -179,15 +183,33 @@ func (g gocentAPI) redactError(err error) error {
 const (
 	// maxErrorBody is what is kept of a reply that is not 200 OK.
 	maxErrorBody = 4 << 10
-	// maxReplyBody bounds a 200 reply (history can be large); a longer
-	// one fails to decode.
+	// maxReplyBody bounds a 200 reply to a call that can answer much
+	// (history, presence).
 	maxReplyBody = 32 << 20
+	// smallReply bounds a 200 reply to a call whose result is a few bytes
+	// (unsubscribe, disconnect, presence stats), and publishReply adds to
+	// it for each publication of a publish (whose result is an offset and
+	// an epoch). A hostile upstream answering a publish with millions of
+	// tiny replies is cut there, before they are decoded.
+	smallReply   = 8 << 10
+	publishReply = 1 << 10
 )
 
+// errReplyTooLarge is the error of reading a reply past its bound: an
+// answer, not a missing one, so it is not retried.
+var errReplyTooLarge = errors.New("the reply is larger than any Centrifugo answer to this call")
+
+type replyLimitKey struct{}
+
+// withReplyLimit bounds the 200 reply to the calls made with ctx.
+func withReplyLimit(ctx context.Context, n int64) context.Context {
+	return context.WithValue(ctx, replyLimitKey{}, n)
+}
+
 // limitedClient returns a copy of hc (the caller's is not changed) whose
-// replies are read at most up to maxErrorBody (errors) or maxReplyBody
-// bytes, so that a hostile or broken upstream cannot make the plugin hold
-// a huge body.
+// replies are read at most up to maxErrorBody (errors) or their call's
+// bound (withReplyLimit; maxReplyBody without one), so that a hostile or
+// broken upstream cannot make the plugin hold a huge body.
 func limitedClient(hc *http.Client) *http.Client {
 	cp := *hc
 	base := hc.Transport
@@ -206,16 +228,40 @@ func (t limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	limit := int64(maxReplyBody)
+	if n, ok := req.Context().Value(replyLimitKey{}).(int64); ok {
+		limit = n
+	}
 	if resp.StatusCode != http.StatusOK {
 		// Twice what is kept, so that a secret across the cut is still
 		// whole when redact looks for it.
 		limit = 2 * maxErrorBody
 	}
-	resp.Body = limitedBody{io.LimitReader(resp.Body, limit), resp.Body}
+	resp.Body = &cappedBody{body: resp.Body, left: limit}
 	return resp, nil
 }
 
-type limitedBody struct {
-	io.Reader
-	io.Closer
+// cappedBody reads at most left bytes of body, and then fails with
+// errReplyTooLarge if body holds more.
+type cappedBody struct {
+	body io.ReadCloser
+	left int64
 }
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		var one [1]byte
+		n, err := b.body.Read(one[:])
+		if n > 0 {
+			return 0, errReplyTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.body.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *cappedBody) Close() error { return b.body.Close() }

@@ -3,7 +3,9 @@ package instant
 import (
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"sync/atomic"
@@ -61,9 +63,11 @@ func (i *Instant) Stats() Stats {
 
 // call runs op against Centrifugo within ctx and PublishTimeout: against
 // APIURL, then each of APIURLs in order while a node does not answer (a
-// transport failure or a 5xx), and then again from the first after a
-// backoff, until it succeeds, is refused (a 4xx, an API error: never
-// retried), or the time is up. The last error is returned.
+// transport failure, a reply cut short, a 5xx, or no answer within its
+// attempt's share of PublishTimeout: 1/(nodes+1) of it), and then again
+// from the first after a backoff, until it succeeds, is refused (a 4xx,
+// an API error: never retried), or the time is up. The last error is
+// returned.
 func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) error) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -78,7 +82,11 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 			} else if round > 0 {
 				i.stats.retried.Add(1)
 			}
-			if err = op(ctx, node); err == nil || !retryable(err) {
+			actx, acancel := context.WithTimeout(ctx, i.attemptTimeout())
+			err = op(actx, node)
+			slow := actx.Err() != nil && ctx.Err() == nil // this attempt's time ran out, not the call's
+			acancel()
+			if err == nil || !(slow || retryable(err)) {
 				if err != nil {
 					i.stats.failed.Add(1)
 				}
@@ -101,8 +109,15 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 	}
 }
 
+// attemptTimeout is what one attempt against one node may take: a share of
+// PublishTimeout, so that a node that takes the request and never answers
+// leaves time for the next node and for a second round.
+func (i *Instant) attemptTimeout() time.Duration {
+	return i.cfg.PublishTimeout / time.Duration(len(i.nodes)+1)
+}
+
 // retryable reports whether err means the node did not answer (a
-// transport failure or a 5xx), not that it refused.
+// transport failure, a reply cut short, or a 5xx), not that it refused.
 func retryable(err error) bool {
 	var pe *PublishError
 	if !errors.As(err, &pe) {
@@ -112,8 +127,10 @@ func retryable(err error) bool {
 		return pe.StatusCode >= http.StatusInternalServerError
 	}
 	// No answer: the request failed in transport (refused, reset, timed
-	// out). Anything else (an API error, a reply that does not decode) is
-	// an answer, and would come again.
+	// out), or the reply was cut short (the node went away while
+	// answering). Anything else (an API error, a reply that does not
+	// decode, one too large) is an answer, and would come again.
 	var transport *url.Error
-	return errors.As(pe.Err, &transport)
+	var netErr net.Error
+	return errors.As(pe.Err, &transport) || errors.As(pe.Err, &netErr) || errors.Is(pe.Err, io.ErrUnexpectedEOF)
 }

@@ -136,3 +136,82 @@ func TestLiveStoppedNodeAnswersWithinTimeout(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestLiveFailoverPastAHangingNode: a node that takes the request and never
+// answers costs one attempt's share of PublishTimeout, not all of it; the
+// next node delivers.
+func TestLiveFailoverPastAHangingNode(t *testing.T) {
+	ls := startLive(t, instant.CentrifugoOptions{})
+	lc := ls.connect(t, &alice)
+	if !lc.subscribe("$site_users", true, "") {
+		t.Fatal("could not subscribe")
+	}
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	defer close(release)
+	inst := ls.through(t, 3*time.Second, hang.URL+"/api", ls.srv.APIURL)
+	start := time.Now()
+	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "$site_users", Message: "past a hang"}); err != nil {
+		t.Fatalf("Broadcast past a hanging node: %v", err)
+	}
+	if d := time.Since(start); d >= 3*time.Second {
+		t.Errorf("took %v, the whole PublishTimeout", d)
+	}
+	lc.waitFor("past a hang")
+	if s := inst.Stats(); s.FailedOver != 1 || s.Published != 1 {
+		t.Errorf("Stats %+v, want one failover", s)
+	}
+}
+
+// TestLiveFailoverPastANodeThatDiesMidReply: a node that published and
+// then went away in the middle of its reply did not answer; the call goes
+// on to the next node, with the same event id, so that the subscriber can
+// drop the second copy.
+func TestLiveFailoverPastANodeThatDiesMidReply(t *testing.T) {
+	ls := startLive(t, instant.CentrifugoOptions{})
+	lc := ls.connect(t, &alice)
+	if !lc.subscribe("$site_users", true, "") {
+		t.Fatal("could not subscribe")
+	}
+	target, _ := url.Parse(ls.srv.HTTPURL)
+	fwd := httputil.NewSingleHostReverseProxy(target)
+	var cut atomic.Int32
+	dying := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		fwd.ServeHTTP(rec, r) // Centrifugo publishes
+		cut.Add(1)
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes()[:rec.Body.Len()/2])
+		w.(http.Flusher).Flush()
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer dying.Close()
+	inst := ls.through(t, 3*time.Second, dying.URL+"/api", ls.srv.APIURL)
+	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "$site_users", Message: "cut short"}); err != nil {
+		t.Fatalf("Broadcast past a reply cut short: %v", err)
+	}
+	lc.waitFor("cut short")
+	time.Sleep(200 * time.Millisecond)
+	var ids []any
+	for _, p := range lc.waitFor("cut short") {
+		if p["message"] == "cut short" {
+			ids = append(ids, p["id"])
+		}
+	}
+	if cut.Load() != 1 || len(ids) != 2 || ids[0] != ids[1] {
+		t.Errorf("replies cut %d, copies received %v: want two copies of one id", cut.Load(), ids)
+	}
+	if s := inst.Stats(); s.FailedOver != 1 || s.Published != 1 || s.Failed != 0 {
+		t.Errorf("Stats %+v", s)
+	}
+}

@@ -93,9 +93,11 @@ type apiClient interface {
 
 // Broadcast publishes ev to its channels in one call to Centrifugo, each
 // channel's copy naming that channel. A node that does not answer (a
-// transport failure, a 5xx) is retried with capped exponential backoff and
-// jitter, and the next node of Config.APIURLs is tried, within ctx and
-// PublishTimeout; a refusal (4xx, an API error) is not retried. Retries
+// transport failure, a reply cut short, a 5xx, or nothing within its
+// attempt's share of PublishTimeout, 1/(nodes+1) of it) is retried with
+// capped exponential backoff and jitter, and the next node of
+// Config.APIURLs is tried, within ctx and PublishTimeout; a refusal (4xx,
+// an API error) is not retried. Retries
 // keep the event's id, so a subscriber can drop a copy that arrives twice. It returns nil only after Centrifugo
 // answered every publication with a result, or else an error:
 // ErrNoChannel, ErrInvalidChannel or ErrInvalidEvent before anything is

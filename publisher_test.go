@@ -2,12 +2,14 @@ package instant_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -486,5 +488,40 @@ func TestBroadcastBatchReportsAFailedPublication(t *testing.T) {
 	}
 	if got := inst.Stats(); got.Published != 0 || got.Failed != 1 {
 		t.Errorf("stats %+v", got)
+	}
+}
+
+// TestHostileReplyIsCutBeforeDecoding: a 200 answer to a publish of
+// millions of tiny replies is cut at a few KiB a publication, before it is
+// decoded (it once cost 2 GiB of allocations), answered as an error at
+// once and not retried. History keeps its large bound.
+func TestHostileReplyIsCutBeforeDecoding(t *testing.T) {
+	f, srv := newFakeAPI(t)
+	cfg := testConfig()
+	cfg.APIURL = srv.URL + "/api"
+	inst := newInstant(t, cfg)
+	body := bytes.Repeat([]byte("{}\n"), (32<<20)/3)
+	f.reply = func(w http.ResponseWriter, n int) { w.Write(body) }
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("err = %v, want the reply refused as too large", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("one publish against a hostile reply allocated %d MiB", alloc>>20)
+	}
+	if s := inst.Stats(); s.Retried != 0 || s.FailedOver != 0 || len(f.requests) != 1 {
+		t.Errorf("retried a reply that came: %+v, %d requests", s, len(f.requests))
+	}
+	// A large history reply is still read.
+	pub := `{"data":{"message":"` + strings.Repeat("x", 1<<20) + `"}}`
+	f.reply = func(w http.ResponseWriter, n int) {
+		w.Write([]byte(`{"result":{"publications":[` + pub + `,` + pub + `]}}` + "\n"))
+	}
+	if got, err := inst.History(context.Background(), "a", 2); err != nil || len(got) != 2 {
+		t.Errorf("History of 2 MiB: %d publications, %v", len(got), err)
 	}
 }
