@@ -28,9 +28,11 @@
 //
 // Session records the Instant and, on first use, the user on the request:
 // CurrentUser(c) in a handler, UserFromContext(c.Request.Context()) from
-// code that holds only a context or runs on another goroutine. A
-// *gin.Context is gin's to reuse once the handler returns: what may
-// outlive a handler is c.Request.Context() or c.Copy().
+// code that holds only a context or runs on another goroutine (ask for the
+// user on the handler's goroutine first: the first load reads the
+// session, which only that goroutine may touch). A *gin.Context is gin's
+// to reuse once the handler returns: what may outlive a handler is
+// c.Request.Context() or c.Copy().
 //
 // # Tokens
 //

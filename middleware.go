@@ -96,15 +96,27 @@ func FromContext(ctx context.Context) *Instant {
 }
 
 // UserFromContext returns the logged-in user of the request whose context
-// is ctx, or nil; a deep copy, as CurrentUser's. It is safe to call from
-// any goroutine, during the request and after it: a caller waits while
-// another loads the user, and once the request is over it gets the user
-// only if the request had asked for it.
+// is ctx, or nil; a deep copy, as CurrentUser's. Once the request has its
+// user, it is safe to call from any goroutine, during the request and
+// after it; callers asking at once wait for one load, and once the request
+// is over a caller gets the user only if the request had asked for it.
+//
+// The first load reads the request's session (or hands LoadUser a
+// c.Copy()), which gin and gin-contrib/sessions allow only on the
+// handler's goroutine, beside the handler's own use of the session and
+// the response. So before starting a goroutine that needs the user, ask
+// for it on the handler's goroutine (CurrentUser(c), or RequireUser
+// before the handler):
+//
+//	instant.CurrentUser(c) // loads the user, here
+//	ctx := c.Request.Context()
+//	go func() { audit(ctx, instant.UserFromContext(ctx)) }()
 //
 // Give it what may outlive the handler: c.Request.Context() or c.Copy().
-// Given the *gin.Context of the handler itself it returns nil, since gin
-// hands that same value to a later request; in the handler, use
-// CurrentUser(c).
+// Given the *gin.Context of the handler itself, or a context built on it
+// (engine.ContextWithFallback makes its values the request's of the
+// moment), it returns nil, since gin hands that same *gin.Context to a
+// later request; in the handler, use CurrentUser(c).
 func UserFromContext(ctx context.Context) *User {
 	if ctx == nil {
 		return nil
@@ -116,6 +128,11 @@ func UserFromContext(ctx context.Context) *User {
 			return nil
 		}
 	} else if st, reentrant = stateOfContext(ctx); st == nil {
+		return nil
+	} else if c, ok := ctx.Value(gin.ContextKey).(*gin.Context); ok && st.isRequestContext(c) {
+		// A context built on the request's own *gin.Context (with
+		// engine.ContextWithFallback, its values are the request's of the
+		// moment): after the handler, that may be the next request.
 		return nil
 	}
 	u, _ := st.load(reentrant)

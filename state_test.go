@@ -240,3 +240,81 @@ func TestDefaultIgnoresTheEnvironment(t *testing.T) {
 		t.Errorf("Default outside Session built an Instant from the environment: %p", inst)
 	}
 }
+
+// TestContextBuiltOnTheGinContextNeverGivesTheNextUser: with
+// engine.ContextWithFallback, a context built on the request's own
+// *gin.Context reads whatever request that *gin.Context serves now; it
+// gives nil, never the next request's user.
+func TestContextBuiltOnTheGinContextNeverGivesTheNextUser(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	r := newRouter(inst)
+	r.ContextWithFallback = true
+	kept := make(chan context.Context, 1)
+	inside, release := make(chan struct{}), make(chan struct{})
+	r.GET("/keep", func(c *gin.Context) {
+		_ = instant.CurrentUser(c)
+		kept <- context.WithoutCancel(c)
+	})
+	r.GET("/wait", func(c *gin.Context) {
+		_ = instant.CurrentUser(c)
+		close(inside)
+		<-release
+	})
+	alices, sams := newBrowser(t, r).as(&alice), newBrowser(t, r).as(&sam)
+	alices.get("/keep")
+	ctx := <-kept
+	done := make(chan struct{})
+	go func() { defer close(done); _, _, _ = sams.tryGet("/wait") }()
+	<-inside // sam's request runs, most often on alice's recycled *gin.Context
+	u := instant.UserFromContext(ctx)
+	close(release)
+	<-done
+	if u != nil && u.ID != alice.ID {
+		t.Fatalf("alice's kept context now names user %s", u.ID)
+	}
+}
+
+// TestUserFromAnotherGoroutineOnceLoaded: the documented way to use the
+// user on another goroutine (load it on the handler's first) is free of
+// races with the handler's own use of the session and the response, with
+// and without LoadUser. Run with -race.
+func TestUserFromAnotherGoroutineOnceLoaded(t *testing.T) {
+	for _, withLoadUser := range []bool{false, true} {
+		cfg := testConfig()
+		if withLoadUser {
+			cfg.LoadUser = func(*gin.Context) (*instant.User, error) { return &instant.User{ID: "7"}, nil }
+		}
+		r := newRouter(newInstant(t, cfg))
+		got := make(chan string, 20)
+		r.GET("/work", func(c *gin.Context) {
+			instant.CurrentUser(c)
+			ctx := c.Request.Context()
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if u := instant.UserFromContext(ctx); u != nil {
+					got <- u.ID
+				} else {
+					got <- ""
+				}
+			}()
+			s := sessions.Default(c)
+			s.Set("visits", 1)
+			_ = s.Save()
+			c.JSON(http.StatusOK, gin.H{"ok": true})
+			wg.Wait()
+		})
+		b := newBrowser(t, r).as(&alice)
+		want := alice.ID
+		if withLoadUser {
+			want = "7"
+		}
+		for range 20 {
+			b.get("/work")
+			if id := <-got; id != want {
+				t.Errorf("LoadUser %v: the goroutine got user %q, want %q", withLoadUser, id, want)
+			}
+		}
+	}
+}
