@@ -65,6 +65,7 @@ export class Instant {
     this.client = null;
     this._subs = new Map(); // name → Subscription
     this._members = new Map(); // name → Map(user → Member)
+    this._pushes = new Map(); // name → joins and leaves seen while its snapshot is asked for
     this._seen = new Set();
     this._handlers = new Map();
     this._asking = null;
@@ -301,15 +302,27 @@ export class Instant {
 
   // A channel's members: Map(user → {user, info, clients: Set of client ids}),
   // so that a join seen both in the snapshot and as a push counts once.
+  // Joins and leaves that arrive while the snapshot is asked for are
+  // replayed on it, in order: the snapshot may predate them.
   async _loadPresence(name, sub) {
+    const pushes = [];
+    this._pushes.set(name, pushes);
     try {
       const res = await sub.presence();
+      if (this._pushes.get(name) !== pushes) return; // a newer snapshot is on its way
+      if (!this._subs.has(name)) return; // refused or left meanwhile
       const byUser = new Map();
       for (const ci of Object.values(res.clients || {})) this._add(byUser, ci);
+      for (const [kind, ci] of pushes) {
+        if (kind === 'join') this._add(byUser, ci);
+        else this._remove(byUser, ci);
+      }
       this._members.set(name, byUser);
       this._emit('here', name, this.members(name));
     } catch (e) {
       this._emit('error', e);
+    } finally {
+      if (this._pushes.get(name) === pushes) this._pushes.delete(name);
     }
   }
 
@@ -326,6 +339,8 @@ export class Instant {
   }
 
   _join(name, ci) {
+    const pending = this._pushes.get(name);
+    if (pending) pending.push(['join', ci]);
     if (!this._members.has(name)) this._members.set(name, new Map());
     const fresh = this._add(this._members.get(name), ci);
     if (fresh) this._emit('joining', name, { user: fresh.user, info: fresh.info, clients: 1 });
@@ -333,14 +348,24 @@ export class Instant {
   }
 
   _leave(name, ci) {
+    const pending = this._pushes.get(name);
+    if (pending) pending.push(['leave', ci]);
     const byUser = this._members.get(name);
-    const p = byUser && ci && byUser.get(ci.user);
-    if (!p) return;
+    if (!byUser) return;
+    const gone = this._remove(byUser, ci);
+    if (gone) this._emit('leaving', name, { user: gone.user, info: gone.info, clients: 0 });
+    if (gone !== undefined) this._emit('here', name, this.members(name));
+  }
+
+  // _remove takes a client off its user: the member when that was the
+  // user's last client, null when the user is still there, undefined when
+  // the client was not known.
+  _remove(byUser, ci) {
+    const p = ci && byUser.get(ci.user);
+    if (!p || !p.clients.has(ci.client)) return undefined;
     p.clients.delete(ci.client);
-    if (p.clients.size === 0) {
-      byUser.delete(ci.user);
-      this._emit('leaving', name, { user: p.user, info: p.info, clients: 0 });
-    }
-    this._emit('here', name, this.members(name));
+    if (p.clients.size > 0) return null;
+    byUser.delete(ci.user);
+    return p;
   }
 }
