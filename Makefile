@@ -62,10 +62,13 @@ test: centrifugo npm check
 	cd example_app && $(GO) test -race -count=1 ./...
 
 ## bench: the hot paths beside a bare Gin route, medians of BENCH_COUNT runs and their ratios,
-## written into BENCHMARKS.md too.
+## written into BENCHMARKS.md too. Each run measures every bare route right before its plugin
+## twin (go test -count would run all of one before all of the other, so drift on a shared
+## machine would read as overhead).
 bench:
 	@mkdir -p bin
-	$(GO) test -run '^$$' -bench . -benchmem -count=$(BENCH_COUNT) . | $(GO) run ./scripts/benchratio | tee bin/bench.txt
+	$(GO) test -c -o bin/bench.test .
+	for k in $$(seq $(BENCH_COUNT)); do bin/bench.test -test.run '^$$' -test.bench . -test.benchmem || exit 1; done | $(GO) run ./scripts/benchratio | tee bin/bench.txt
 	@sed -n '/^benchmark /,$$p' bin/bench.txt | sed 's/^/    /' | $(GO) run ./scripts/mdsection bench BENCHMARKS.md
 
 ## load: the load generator (load_test.go, build tag load) against real servers on loopback,

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/gin-contrib/sessions"
 	"github.com/gin-contrib/sessions/cookie"
@@ -40,23 +41,66 @@ func benchEngine(inst *instant.Instant) *gin.Engine {
 	return r
 }
 
-// serve sends a fresh copy of tmpl each time: gorilla/sessions caches the
-// decoded session on the request, so reusing one would skip the decoding.
-func serve(b *testing.B, h http.Handler, tmpl *http.Request, body []byte, want int) {
+// route is one side of a comparison: a handler and the request it serves.
+type route struct {
+	h   http.Handler
+	req *http.Request
+}
+
+// fresh returns a copy of rt's request with its own body: gorilla/sessions
+// caches the decoded session on the request, so reusing one would skip the
+// decoding.
+func (rt route) fresh(body []byte) *http.Request {
+	req := new(http.Request)
+	*req = *rt.req
+	if body != nil {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	return req
+}
+
+// serve sends a fresh copy of rt's request each time.
+func serve(b *testing.B, rt route, body []byte, want int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		req := new(http.Request)
-		*req = *tmpl
-		if body != nil {
-			req.Body = io.NopCloser(bytes.NewReader(body))
-		}
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
+		rt.h.ServeHTTP(w, rt.fresh(body))
 		if w.Code != want {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 	}
+}
+
+// compare runs the bare route and the plugin's as sub-benchmarks of their
+// own (their allocations), and then "paired": one request of each in
+// turn, the order swapped every time, each timed alone, reported as
+// bare-ns/op and instant-ns/op. Pairing request by request cancels what a
+// shared machine's drift does to two runs a second apart; `make bench`
+// reads its ratio.
+func compare(b *testing.B, bare, inst route, body []byte, want int) {
+	b.Run("bare", func(b *testing.B) { serve(b, bare, body, want) })
+	b.Run("instant", func(b *testing.B) { serve(b, inst, body, want) })
+	b.Run("paired", func(b *testing.B) {
+		var took [2]time.Duration
+		sides := [2]route{bare, inst}
+		n := 0
+		for b.Loop() {
+			for k := range 2 {
+				side := (n + k) % 2
+				req, w := sides[side].fresh(body), httptest.NewRecorder()
+				start := time.Now()
+				sides[side].h.ServeHTTP(w, req)
+				took[side] += time.Since(start)
+				if w.Code != want {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+			n++
+		}
+		b.ReportMetric(float64(took[0].Nanoseconds())/float64(n), "bare-ns/op")
+		b.ReportMetric(float64(took[1].Nanoseconds())/float64(n), "instant-ns/op")
+	})
 }
 
 // BenchmarkSession compares a handler that reads the session user by hand
@@ -66,28 +110,23 @@ func BenchmarkSession(b *testing.B) {
 	req := httptest.NewRequest("GET", "/page", nil)
 	req.AddCookie(ck)
 
-	b.Run("bare", func(b *testing.B) {
-		r := benchEngine(nil)
-		r.GET("/page", func(c *gin.Context) {
-			if sessions.Default(c).Get(instant.SessionKey) == nil {
-				c.Status(http.StatusUnauthorized)
-				return
-			}
-			c.Status(http.StatusNoContent)
-		})
-		serve(b, r, req, nil, http.StatusNoContent)
+	bare := benchEngine(nil)
+	bare.GET("/page", func(c *gin.Context) {
+		if sessions.Default(c).Get(instant.SessionKey) == nil {
+			c.Status(http.StatusUnauthorized)
+			return
+		}
+		c.Status(http.StatusNoContent)
 	})
-	b.Run("instant", func(b *testing.B) {
-		r := benchEngine(newInstant(b, testConfig()))
-		r.GET("/page", func(c *gin.Context) {
-			if instant.CurrentUser(c) == nil {
-				c.Status(http.StatusUnauthorized)
-				return
-			}
-			c.Status(http.StatusNoContent)
-		})
-		serve(b, r, req, nil, http.StatusNoContent)
+	inst := benchEngine(newInstant(b, testConfig()))
+	inst.GET("/page", func(c *gin.Context) {
+		if instant.CurrentUser(c) == nil {
+			c.Status(http.StatusUnauthorized)
+			return
+		}
+		c.Status(http.StatusNoContent)
 	})
+	compare(b, route{bare, req}, route{inst, req}, nil, http.StatusNoContent)
 }
 
 // BenchmarkSessionUnused is a request whose handler never asks for the
@@ -97,16 +136,11 @@ func BenchmarkSessionUnused(b *testing.B) {
 	req := httptest.NewRequest("GET", "/page", nil)
 	req.AddCookie(ck)
 	handler := func(c *gin.Context) { c.Status(http.StatusNoContent) }
-	b.Run("bare", func(b *testing.B) {
-		r := benchEngine(nil)
-		r.GET("/page", handler)
-		serve(b, r, req, nil, http.StatusNoContent)
-	})
-	b.Run("instant", func(b *testing.B) {
-		r := benchEngine(newInstant(b, testConfig()))
-		r.GET("/page", handler)
-		serve(b, r, req, nil, http.StatusNoContent)
-	})
+	bare := benchEngine(nil)
+	bare.GET("/page", handler)
+	inst := benchEngine(newInstant(b, testConfig()))
+	inst.GET("/page", handler)
+	compare(b, route{bare, req}, route{inst, req}, nil, http.StatusNoContent)
 }
 
 // BenchmarkSubscriptionToken compares the subscription_token route with a
@@ -120,24 +154,19 @@ func BenchmarkSubscriptionToken(b *testing.B) {
 		req.AddCookie(ck)
 		return req
 	}
-	b.Run("bare", func(b *testing.B) {
-		r := benchEngine(nil)
-		r.POST("/echo", func(c *gin.Context) {
-			var in struct {
-				Channel string `json:"channel"`
-			}
-			if sessions.Default(c).Get(instant.SessionKey) == nil || c.ShouldBindJSON(&in) != nil {
-				c.Status(http.StatusBadRequest)
-				return
-			}
-			c.JSON(http.StatusOK, gin.H{"channel": in.Channel})
-		})
-		serve(b, r, newReq("/echo"), body, http.StatusOK)
+	bare := benchEngine(nil)
+	bare.POST("/echo", func(c *gin.Context) {
+		var in struct {
+			Channel string `json:"channel"`
+		}
+		if sessions.Default(c).Get(instant.SessionKey) == nil || c.ShouldBindJSON(&in) != nil {
+			c.Status(http.StatusBadRequest)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"channel": in.Channel})
 	})
-	b.Run("instant", func(b *testing.B) {
-		r := benchEngine(newInstant(b, testConfig()))
-		serve(b, r, newReq("/instant/subscription_token"), body, http.StatusOK)
-	})
+	inst := benchEngine(newInstant(b, testConfig()))
+	compare(b, route{bare, newReq("/echo")}, route{inst, newReq("/instant/subscription_token")}, body, http.StatusOK)
 }
 
 // BenchmarkDecide is the role and rule decision alone.
@@ -180,23 +209,18 @@ func BenchmarkAuthBatch(b *testing.B) {
 		req.AddCookie(ck)
 		return req
 	}
-	b.Run("bare", func(b *testing.B) {
-		r := benchEngine(nil)
-		r.POST("/echo", func(c *gin.Context) {
-			var in struct {
-				Client   string   `json:"client"`
-				Channels []string `json:"channels"`
-			}
-			if sessions.Default(c).Get(instant.SessionKey) == nil || c.ShouldBindJSON(&in) != nil {
-				c.Status(http.StatusBadRequest)
-				return
-			}
-			c.JSON(http.StatusOK, gin.H{"channels": in.Channels})
-		})
-		serve(b, r, newReq("/echo"), body, http.StatusOK)
+	bare := benchEngine(nil)
+	bare.POST("/echo", func(c *gin.Context) {
+		var in struct {
+			Client   string   `json:"client"`
+			Channels []string `json:"channels"`
+		}
+		if sessions.Default(c).Get(instant.SessionKey) == nil || c.ShouldBindJSON(&in) != nil {
+			c.Status(http.StatusBadRequest)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"channels": in.Channels})
 	})
-	b.Run("instant", func(b *testing.B) {
-		r := benchEngine(rulesInstant(b))
-		serve(b, r, newReq("/instant/auth"), body, http.StatusOK)
-	})
+	inst := benchEngine(rulesInstant(b))
+	compare(b, route{bare, newReq("/echo")}, route{inst, newReq("/instant/auth")}, body, http.StatusOK)
 }
