@@ -29,7 +29,8 @@
  * @typedef {{base?: string, presence?: string[]|boolean, seen?: number}} Options
  *   base: where Register mounted the routes (default '/instant');
  *   presence: the channels whose members to track (true: every private
- *   channel; default none); seen: how many event ids to remember (1000).
+ *   channel; default none); seen: how many event ids to remember (10000; a
+ *   resent BroadcastBatch is dropped only while its ids are remembered).
  */
 
 /** The request header that carries this tab's origin id. */
@@ -51,7 +52,7 @@ export class Instant {
     this.Centrifuge = Centrifuge;
     this.base = (options.base || '/instant').replace(/\/$/, '');
     this.presenceFor = options.presence || [];
-    this.seenLimit = options.seen || 1000;
+    this.seenLimit = options.seen || 10000;
     /** This tab's origin id: events carrying it are dropped. */
     this.origin = randomId();
     /** @type {State} */
@@ -310,7 +311,7 @@ export class Instant {
     try {
       const res = await sub.presence();
       if (this._pushes.get(name) !== pushes) return; // a newer snapshot is on its way
-      if (!this._subs.has(name)) return; // refused or left meanwhile
+      if (this._subs.get(name) !== sub) return; // refused (or replaced) meanwhile
       const byUser = new Map();
       for (const ci of Object.values(res.clients || {})) this._add(byUser, ci);
       for (const [kind, ci] of pushes) {
@@ -320,7 +321,7 @@ export class Instant {
       this._members.set(name, byUser);
       this._emit('here', name, this.members(name));
     } catch (e) {
-      this._emit('error', e);
+      if (this._subs.get(name) === sub) this._emit('error', e);
     } finally {
       if (this._pushes.get(name) === pushes) this._pushes.delete(name);
     }

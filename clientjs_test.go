@@ -36,6 +36,10 @@ func TestClientJSLogic(t *testing.T) {
 		"leaving": "ann",
 		// a snapshot arriving after the channel was refused
 		"afterDeny": "",
+		// ...or after it was refused and granted again (another subscription)
+		"staleSnapshot": "",
+		// 1,500 events, then the same 1,500 again
+		"batchDelivered": float64(1500),
 		// a repeated id and this tab's own event dropped
 		"events":     "$room one,$room theirs",
 		"droppedOwn": float64(1),

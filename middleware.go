@@ -113,26 +113,27 @@ func FromContext(ctx context.Context) *Instant {
 //	go func() { audit(ctx, instant.UserFromContext(ctx)) }()
 //
 // Give it what may outlive the handler: c.Request.Context() or c.Copy().
-// Given the *gin.Context of the handler itself, or a context built on it
-// (engine.ContextWithFallback makes its values the request's of the
-// moment), it returns nil, since gin hands that same *gin.Context to a
-// later request; in the handler, use CurrentUser(c).
+// Given the *gin.Context of the handler itself, or a context built on it,
+// it returns nil, during the handler and after: gin hands that same
+// *gin.Context to a later request. In the handler, use CurrentUser(c).
+// (Touching a *gin.Context after its handler returned is a data race in
+// gin itself, whatever is asked of it: hand goroutines c.Copy().)
 func UserFromContext(ctx context.Context) *User {
 	if ctx == nil {
 		return nil
 	}
 	var st *reqState
 	var reentrant bool
-	if c, ok := ctx.(*gin.Context); ok {
+	// A *gin.Context, or a context built on one, is looked at as that
+	// *gin.Context (gin answers gin.ContextKey without reading the
+	// context's fields), never through its request: with
+	// engine.ContextWithFallback, those are the values of whatever request
+	// it serves now, after the handler maybe the next one.
+	if c, ok := ctx.Value(gin.ContextKey).(*gin.Context); ok {
 		if st, reentrant = stateOfGin(c); st == nil || st.isRequestContext(c) {
 			return nil
 		}
 	} else if st, reentrant = stateOfContext(ctx); st == nil {
-		return nil
-	} else if c, ok := ctx.Value(gin.ContextKey).(*gin.Context); ok && st.isRequestContext(c) {
-		// A context built on the request's own *gin.Context (with
-		// engine.ContextWithFallback, its values are the request's of the
-		// moment): after the handler, that may be the next request.
 		return nil
 	}
 	u, _ := st.load(reentrant)

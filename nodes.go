@@ -63,8 +63,8 @@ func (i *Instant) Stats() Stats {
 
 // call runs op against Centrifugo within ctx and PublishTimeout: against
 // APIURL, then each of APIURLs in order while a node does not answer (a
-// transport failure, a reply cut short, a 5xx, or no answer within its
-// attempt's share of PublishTimeout: 1/(nodes+1) of it), and then again
+// transport failure, a reply cut short, a 5xx, or, while another node is
+// left, no answer within its share of PublishTimeout: 1/nodes), and then again
 // from the first after a backoff, until it succeeds, is refused (a 4xx,
 // an API error: never retried), or the time is up. The last error is
 // returned.
@@ -82,7 +82,12 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 			} else if round > 0 {
 				i.stats.retried.Add(1)
 			}
-			actx, acancel := context.WithTimeout(ctx, i.attemptTimeout())
+			actx, acancel := ctx, context.CancelFunc(func() {})
+			if k < len(i.nodes)-1 {
+				// Another node is left to fail over to: this one gets its
+				// share. The last node of a round gets what time is left.
+				actx, acancel = context.WithTimeout(ctx, i.attemptTimeout())
+			}
 			err = op(actx, node)
 			slow := actx.Err() != nil && ctx.Err() == nil // this attempt's time ran out, not the call's
 			acancel()
@@ -109,11 +114,12 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 	}
 }
 
-// attemptTimeout is what one attempt against one node may take: a share of
-// PublishTimeout, so that a node that takes the request and never answers
-// leaves time for the next node and for a second round.
+// attemptTimeout is what one attempt may take against a node that is not
+// the last of APIURL and APIURLs: an equal share of PublishTimeout, so that
+// a node that takes the request and never answers leaves time for the
+// next. With a single node, there is no share: it has all of the time.
 func (i *Instant) attemptTimeout() time.Duration {
-	return i.cfg.PublishTimeout / time.Duration(len(i.nodes)+1)
+	return i.cfg.PublishTimeout / time.Duration(len(i.nodes))
 }
 
 // retryable reports whether err means the node did not answer (a

@@ -93,8 +93,8 @@ type apiClient interface {
 
 // Broadcast publishes ev to its channels in one call to Centrifugo, each
 // channel's copy naming that channel. A node that does not answer (a
-// transport failure, a reply cut short, a 5xx, or nothing within its
-// attempt's share of PublishTimeout, 1/(nodes+1) of it) is retried with
+// transport failure, a reply cut short, a 5xx, or, while a further node
+// is left, nothing within its share of PublishTimeout) is retried with
 // capped exponential backoff and jitter, and the next node of
 // Config.APIURLs is tried, within ctx and PublishTimeout; a refusal (4xx,
 // an API error) is not retried. Retries
@@ -133,12 +133,15 @@ func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
 // Each event is checked and completed as Broadcast does it (its ID, class,
 // site); one that Broadcast would refuse fails the whole batch before
 // anything is sent, with an error naming its index. events itself is not
-// changed. The call is retried and failed over as Broadcast's is; an error
-// after sending may mean some publications were made: send the events again
-// with their IDs set to let subscribers drop the copies. An empty batch
-// sends nothing and returns nil. One request holds the whole batch, so
-// keep a batch to what one request should carry (hundreds to a few
-// thousand events). Safe for concurrent use.
+// changed, so IDs it makes up are not handed back: to be able to send a
+// batch again after an error, set each event's ID first. The call is
+// retried and failed over as Broadcast's is, and an error after sending
+// may mean some publications were made; sent again with the same IDs,
+// subscribers drop the copies (client.js remembers the page's last 10,000
+// event ids: keep a batch well below that). An empty batch
+// sends nothing and returns nil. One request holds the whole batch: keep
+// it to hundreds of events, a thousand or two at most. Safe for
+// concurrent use.
 func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
 	if i == nil {
 		return ErrNotInstalled

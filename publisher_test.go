@@ -525,3 +525,32 @@ func TestHostileReplyIsCutBeforeDecoding(t *testing.T) {
 		t.Errorf("History of 2 MiB: %d publications, %v", len(got), err)
 	}
 }
+
+// TestSlowSingleNodeHasAllOfPublishTimeout: with one node there is nowhere
+// to fail over to, so an answer within PublishTimeout is taken, however
+// slow, and a publish is sent once.
+func TestSlowSingleNodeHasAllOfPublishTimeout(t *testing.T) {
+	f, srv := newFakeAPI(t)
+	cfg := testConfig()
+	cfg.APIURL = srv.URL + "/api"
+	cfg.PublishTimeout = time.Second
+	inst := newInstant(t, cfg)
+	f.reply = func(w http.ResponseWriter, n int) {
+		time.Sleep(600 * time.Millisecond)
+		for range n {
+			w.Write([]byte(`{"result":{"publications":[]}}` + "\n"))
+		}
+	}
+	if _, err := inst.History(context.Background(), "a", 10); err != nil {
+		t.Errorf("History answered in 600ms of a 1s PublishTimeout: %v", err)
+	}
+	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a", Message: "m"}); err != nil {
+		t.Errorf("Broadcast answered in 600ms of a 1s PublishTimeout: %v", err)
+	}
+	f.mu.Lock()
+	n := len(f.requests)
+	f.mu.Unlock()
+	if s := inst.Stats(); n != 2 || s.Retried != 0 || s.Published != 1 {
+		t.Errorf("%d requests, Stats %+v: want 2 requests and no retry", n, s)
+	}
+}

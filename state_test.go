@@ -251,8 +251,10 @@ func TestContextBuiltOnTheGinContextNeverGivesTheNextUser(t *testing.T) {
 	r.ContextWithFallback = true
 	kept := make(chan context.Context, 1)
 	inside, release := make(chan struct{}), make(chan struct{})
+	var during *instant.User
 	r.GET("/keep", func(c *gin.Context) {
 		_ = instant.CurrentUser(c)
+		during = instant.UserFromContext(context.WithoutCancel(c))
 		kept <- context.WithoutCancel(c)
 	})
 	r.GET("/wait", func(c *gin.Context) {
@@ -271,6 +273,9 @@ func TestContextBuiltOnTheGinContextNeverGivesTheNextUser(t *testing.T) {
 	<-done
 	if u != nil && u.ID != alice.ID {
 		t.Fatalf("alice's kept context now names user %s", u.ID)
+	}
+	if during != nil {
+		t.Errorf("a context built on the handler's *gin.Context gave %v during the handler, want nil as for the *gin.Context", during)
 	}
 }
 

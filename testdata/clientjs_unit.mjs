@@ -84,6 +84,20 @@ const out = {};
   out.afterDeny = users(live);
 }
 
+// 3b. A snapshot asked for by a subscription that was refused and then
+// replaced (the channel granted again) is not the new one's members.
+{
+  const live = new Instant(StandInCentrifuge, { presence: true });
+  await live.start();
+  const first = live.client.subs.get('$room');
+  first.emit('subscribed', {});
+  live._deny('$room', first);
+  live._apply({ channels: [{ name: '$room', level: 'users' }] });
+  snapshots.shift()({ clients: { a1: { user: 'ann', client: 'a1' } } });
+  await settle();
+  out.staleSnapshot = users(live);
+}
+
 // 4. Events: a repeat of an id on the same channel is dropped, this tab's
 // own origin is dropped and counted.
 {
@@ -98,6 +112,20 @@ const out = {};
   sub.emit('publication', { data: { id: 'e3', message: 'theirs', origin: 'another-tab' } });
   out.events = got.join(',');
   out.droppedOwn = live.droppedOwn;
+}
+
+// 5. A batch of 1,500 events sent again whole (a retried BroadcastBatch):
+// every copy is dropped.
+{
+  const live = new Instant(StandInCentrifuge, {});
+  let got = 0;
+  live.on('event', () => got++);
+  await live.start();
+  const sub = live.client.subs.get('$room');
+  for (let round = 0; round < 2; round++) {
+    for (let k = 0; k < 1500; k++) sub.emit('publication', { data: { id: 'b' + k, message: 'm' } });
+  }
+  out.batchDelivered = got;
 }
 
 console.log(JSON.stringify(out));
