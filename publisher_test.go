@@ -510,7 +510,9 @@ func TestHostileReplyIsCutBeforeDecoding(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("err = %v, want the reply refused as too large", err)
 	}
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+	// The process's allocations, other goroutines' included: a loose
+	// bound, far below the 2.9 GiB this cost before the cut.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 128<<20 {
 		t.Errorf("one publish against a hostile reply allocated %d MiB", alloc>>20)
 	}
 	if s := inst.Stats(); s.Retried != 0 || s.FailedOver != 0 || len(f.requests) != 1 {
@@ -533,19 +535,19 @@ func TestSlowSingleNodeHasAllOfPublishTimeout(t *testing.T) {
 	f, srv := newFakeAPI(t)
 	cfg := testConfig()
 	cfg.APIURL = srv.URL + "/api"
-	cfg.PublishTimeout = time.Second
+	cfg.PublishTimeout = 3 * time.Second
 	inst := newInstant(t, cfg)
 	f.reply = func(w http.ResponseWriter, n int) {
-		time.Sleep(600 * time.Millisecond)
+		time.Sleep(1800 * time.Millisecond) // past any share of the time
 		for range n {
 			w.Write([]byte(`{"result":{"publications":[]}}` + "\n"))
 		}
 	}
 	if _, err := inst.History(context.Background(), "a", 10); err != nil {
-		t.Errorf("History answered in 600ms of a 1s PublishTimeout: %v", err)
+		t.Errorf("History answered in 1.8s of a 3s PublishTimeout: %v", err)
 	}
 	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a", Message: "m"}); err != nil {
-		t.Errorf("Broadcast answered in 600ms of a 1s PublishTimeout: %v", err)
+		t.Errorf("Broadcast answered in 1.8s of a 3s PublishTimeout: %v", err)
 	}
 	f.mu.Lock()
 	n := len(f.requests)
