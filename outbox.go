@@ -37,11 +37,7 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 	if tx == nil {
 		return fmt.Errorf("%w: BroadcastTx needs a transaction", ErrInvalidEvent)
 	}
-	channels, err := i.eventChannels(&ev)
-	if err != nil {
-		return err
-	}
-	payloads, err := i.encodeEvent(&ev, channels, time.Now())
+	channels, payloads, err := i.prepareEvent(&ev, time.Now())
 	if err != nil {
 		return err
 	}

@@ -109,19 +109,11 @@ func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
 	if i == nil {
 		return ErrNotInstalled
 	}
-	channels, err := i.eventChannels(&ev)
+	channels, payloads, err := i.prepareEvent(&ev, time.Now())
 	if err != nil {
 		return err
 	}
-	payloads, err := i.encodeEvent(&ev, channels, time.Now())
-	if err != nil {
-		return err
-	}
-	err = i.call(ctx, func(ctx context.Context, api apiClient) error { return api.publish(ctx, channels, payloads) })
-	if err == nil {
-		i.stats.published.Add(1)
-	}
-	return err
+	return i.publishEvents(ctx, 1, channels, payloads)
 }
 
 // BroadcastBatch publishes several events in one call to Centrifugo: one
@@ -154,20 +146,34 @@ func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
 	var payloads [][]byte
 	for k := range events {
 		ev := events[k]
-		chs, err := i.eventChannels(&ev)
-		if err != nil {
-			return fmt.Errorf("event %d: %w", k, err)
-		}
-		p, err := i.encodeEvent(&ev, chs, now)
+		chs, p, err := i.prepareEvent(&ev, now)
 		if err != nil {
 			return fmt.Errorf("event %d: %w", k, err)
 		}
 		channels = append(channels, chs...)
 		payloads = append(payloads, p...)
 	}
+	return i.publishEvents(ctx, len(events), channels, payloads)
+}
+
+// prepareEvent checks ev, completes it, and encodes one payload for each of
+// its channels.
+func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, payloads [][]byte, err error) {
+	if channels, err = i.eventChannels(ev); err != nil {
+		return nil, nil, err
+	}
+	if payloads, err = i.encodeEvent(ev, channels, now); err != nil {
+		return nil, nil, err
+	}
+	return channels, payloads, nil
+}
+
+// publishEvents sends the payloads of n events in one call to Centrifugo
+// and counts the events as published when it succeeds.
+func (i *Instant) publishEvents(ctx context.Context, n int, channels []string, payloads [][]byte) error {
 	err := i.call(ctx, func(ctx context.Context, api apiClient) error { return api.publish(ctx, channels, payloads) })
 	if err == nil {
-		i.stats.published.Add(uint64(len(events)))
+		i.stats.published.Add(uint64(n))
 	}
 	return err
 }

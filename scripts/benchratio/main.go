@@ -16,15 +16,11 @@ import (
 	"strings"
 )
 
-// runs are the paired ns/op of each side, from the "paired" sub-benchmark.
-type runs struct{ pairedBare, pairedInst []float64 }
-
 func main() {
-	results := map[string]*runs{}
+	// benchmark → "kind unit" (e.g. "bare allocs/op", "paired instant-ns/op") → one value a run
+	series := map[string]map[string][]float64{}
 	var order []string
 	sc := bufio.NewScanner(os.Stdin)
-	bareNS, instNS := map[string][]float64{}, map[string][]float64{}
-	bareAllocs, instAllocs := map[string][]float64{}, map[string][]float64{}
 	for sc.Scan() {
 		line := sc.Text()
 		fmt.Println(line)
@@ -42,39 +38,24 @@ func main() {
 		if kind != "bare" && kind != "instant" && kind != "paired" {
 			continue
 		}
-		if results[name] == nil {
-			results[name] = &runs{}
+		if series[name] == nil {
+			series[name] = map[string][]float64{}
 			order = append(order, name)
 		}
-		r := results[name]
 		for k := 1; k+1 < len(f); k++ {
-			v, err := strconv.ParseFloat(f[k], 64)
-			if err != nil {
-				continue
-			}
-			switch kind + " " + f[k+1] {
-			case "bare ns/op":
-				bareNS[name] = append(bareNS[name], v)
-			case "instant ns/op":
-				instNS[name] = append(instNS[name], v)
-			case "bare allocs/op":
-				bareAllocs[name] = append(bareAllocs[name], v)
-			case "instant allocs/op":
-				instAllocs[name] = append(instAllocs[name], v)
-			case "paired bare-ns/op":
-				r.pairedBare = append(r.pairedBare, v)
-			case "paired instant-ns/op":
-				r.pairedInst = append(r.pairedInst, v)
+			if v, err := strconv.ParseFloat(f[k], 64); err == nil {
+				key := kind + " " + f[k+1]
+				series[name][key] = append(series[name][key], v)
 			}
 		}
 	}
 	fmt.Println()
 	fmt.Printf("%-28s %5s %12s %12s %8s %15s %14s\n", "benchmark", "runs", "bare ns/op", "instant ns/op", "ratio", "ratio min-max", "allocs b/i")
 	for _, name := range order {
-		r := results[name]
-		b, i := r.pairedBare, r.pairedInst
+		s := series[name]
+		b, i := s["paired bare-ns/op"], s["paired instant-ns/op"]
 		if len(b) == 0 || len(i) == 0 {
-			b, i = bareNS[name], instNS[name]
+			b, i = s["bare ns/op"], s["instant ns/op"]
 		}
 		n := min(len(b), len(i))
 		if n == 0 {
@@ -86,7 +67,7 @@ func main() {
 		}
 		mb, mi := median(b[:n]), median(i[:n])
 		fmt.Printf("%-28s %5d %12.0f %12.0f %7.2fx %7.2f-%.2fx %6.0f/%.0f\n",
-			strings.TrimPrefix(name, "Benchmark"), n, mb, mi, mi/mb, slices.Min(per), slices.Max(per), median(bareAllocs[name]), median(instAllocs[name]))
+			strings.TrimPrefix(name, "Benchmark"), n, mb, mi, mi/mb, slices.Min(per), slices.Max(per), median(s["bare allocs/op"]), median(s["instant allocs/op"]))
 	}
 }
 
