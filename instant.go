@@ -54,6 +54,12 @@ type Config struct {
 	SiteName string
 	// SiteSlug prefixes the default channel names. Default: "site".
 	SiteSlug string
+	// SiteOrigin is the origin browsers load the site's pages from,
+	// scheme://host[:port] ("https://app.example.com"). Check sends it as
+	// the Origin of a websocket handshake, as those pages do, to see that
+	// Centrifugo allows it (client.allowed_origins). Default: none, so
+	// Check tries only TrustedOrigins.
+	SiteOrigin string
 
 	// PublicChannels may be read by everyone, anonymous visitors included.
 	// Default (nil): ["<slug>_public"]. An empty non-nil slice means none.
@@ -265,19 +271,81 @@ func (i *Instant) SiteName() string {
 	return i.cfg.SiteName
 }
 
-// ConfigFromEnv reads a Config from the environment:
-// CENTRIFUGO_API_URL, CENTRIFUGO_API_KEY, CENTRIFUGO_TOKEN_HMAC_SECRET_KEY,
-// CENTRIFUGO_WEBSOCKET_URL, INSTANT_SITE_NAME and INSTANT_SITE_SLUG. Unset
-// variables leave their fields zero, so New applies the defaults.
+// ConfigFromEnv reads a Config from the environment, where one file of
+// variables can serve both the app and Centrifugo v6, which reads its own
+// CENTRIFUGO_ names and warns of any other:
+//
+//	CENTRIFUGO_HTTP_API_KEY                  APIKey (Centrifugo's http_api.key)
+//	CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY  TokenSecret (client.token.hmac_secret_key)
+//	INSTANT_API_URL                          APIURL
+//	INSTANT_WEBSOCKET_URL                    WebsocketURL
+//	INSTANT_SITE_NAME                        SiteName
+//	INSTANT_SITE_SLUG                        SiteSlug
+//	INSTANT_SITE_ORIGIN                      SiteOrigin
+//	INSTANT_USERS_CHANNELS                   UsersChannels, comma-separated
+//	INSTANT_STAFF_CHANNELS                   StaffChannels, comma-separated
+//	INSTANT_SUPERUSER_CHANNELS               SuperuserChannels, comma-separated
+//
+// An unset variable leaves its field zero (a nil list), so New applies the
+// default; a list set empty means no channels. The names of earlier
+// releases (CENTRIFUGO_API_URL, CENTRIFUGO_API_KEY,
+// CENTRIFUGO_TOKEN_HMAC_SECRET_KEY, CENTRIFUGO_WEBSOCKET_URL), which
+// Centrifugo v6 reports as unknown, are read when the new name is unset,
+// and slog.Default is warned once a name to rename them (never with the
+// value).
 func ConfigFromEnv() Config {
 	return Config{
-		APIURL:       os.Getenv("CENTRIFUGO_API_URL"),
-		APIKey:       os.Getenv("CENTRIFUGO_API_KEY"),
-		TokenSecret:  os.Getenv("CENTRIFUGO_TOKEN_HMAC_SECRET_KEY"),
-		WebsocketURL: os.Getenv("CENTRIFUGO_WEBSOCKET_URL"),
-		SiteName:     os.Getenv("INSTANT_SITE_NAME"),
-		SiteSlug:     os.Getenv("INSTANT_SITE_SLUG"),
+		APIURL:            renamedEnv("INSTANT_API_URL", "CENTRIFUGO_API_URL"),
+		APIKey:            renamedEnv("CENTRIFUGO_HTTP_API_KEY", "CENTRIFUGO_API_KEY"),
+		TokenSecret:       renamedEnv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "CENTRIFUGO_TOKEN_HMAC_SECRET_KEY"),
+		WebsocketURL:      renamedEnv("INSTANT_WEBSOCKET_URL", "CENTRIFUGO_WEBSOCKET_URL"),
+		SiteName:          os.Getenv("INSTANT_SITE_NAME"),
+		SiteSlug:          os.Getenv("INSTANT_SITE_SLUG"),
+		SiteOrigin:        os.Getenv("INSTANT_SITE_ORIGIN"),
+		UsersChannels:     envList("INSTANT_USERS_CHANNELS"),
+		StaffChannels:     envList("INSTANT_STAFF_CHANNELS"),
+		SuperuserChannels: envList("INSTANT_SUPERUSER_CHANNELS"),
 	}
+}
+
+// renamedWarned holds the old variable names already warned about.
+var renamedWarned sync.Map
+
+// renamedEnv reads the variable name, or else old, its name before,
+// warning once that old is to be renamed (or removed, when both are set).
+func renamedEnv(name, old string) string {
+	v, set := os.LookupEnv(name)
+	oldV, oldSet := os.LookupEnv(old)
+	if !oldSet {
+		return v
+	}
+	if _, warned := renamedWarned.LoadOrStore(old, true); !warned {
+		if set {
+			slog.Default().Warn("instant: "+old+" is ignored, as "+name+" is set: remove it (Centrifugo v6 warns of it as unknown)", "var", old)
+		} else {
+			slog.Default().Warn("instant: read "+old+": rename it "+name+" (Centrifugo v6 warns of it as unknown)", "var", old, "rename_to", name)
+		}
+	}
+	if set {
+		return v
+	}
+	return oldV
+}
+
+// envList reads a comma-separated list: nil when the variable is unset,
+// empty when it is set empty.
+func envList(name string) []string {
+	v, set := os.LookupEnv(name)
+	if !set {
+		return nil
+	}
+	out := []string{}
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 var defaultInstant atomic.Pointer[Instant]
