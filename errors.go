@@ -44,6 +44,19 @@ var (
 	// ErrAPIKey matches a PublishError whose call Centrifugo refused for its
 	// API key (HTTP 401).
 	ErrAPIKey = errors.New("instant: centrifugo refused the api key")
+	// ErrUnreachable means that nothing answers as Centrifugo at an address
+	// the app calls (APIURL, APIURLs) or gives browsers (WebsocketURL), as
+	// Check found.
+	ErrUnreachable = errors.New("instant: centrifugo unreachable")
+	// ErrTokenSecret means that Centrifugo refused a connection token the
+	// app signed, as Check found: its client.token.hmac_secret_key is not
+	// the app's TokenSecret (or the two machines' clocks are apart).
+	ErrTokenSecret = errors.New("instant: centrifugo refused the app's token")
+	// ErrStaleConfig means that the running Centrifugo's config does not
+	// fit the app, as Check found: a namespace of its channels or rules is
+	// missing or has other options, or a site origin is not allowed.
+	// Regenerate the config with CentrifugoConfig and restart Centrifugo.
+	ErrStaleConfig = errors.New("instant: centrifugo config is stale")
 )
 
 // PublishError reports a failed call to Centrifugo's server API. Err keeps

@@ -1,0 +1,499 @@
+package instant_test
+
+// Check against real Centrifugo servers, each started from a config that
+// CentrifugoConfig wrote, then changed as a test needs; and against a
+// stand-in that speaks the websocket protocol badly.
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
+)
+
+const siteOrigin = "http://127.0.0.1:8080"
+
+// checkSetup is a running Centrifugo whose config an Instant of cfg wrote
+// (with opts, and then changed by edit), and cfg bound to it.
+type checkSetup struct {
+	srv *centrifugotest.Server
+	cfg instant.Config
+}
+
+func allowAll(*gin.Context, *instant.User, map[string]string) (bool, any) { return true, nil }
+
+// startCheck starts Centrifugo with the config of an Instant of
+// testConfig() with a namespaced users channel, SiteOrigin and a rule.
+func startCheck(t *testing.T, opts instant.CentrifugoOptions, edit func(map[string]any)) *checkSetup {
+	t.Helper()
+	cs := &checkSetup{}
+	cs.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cfg := testConfig()
+		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		cfg.UsersChannels = []string{"$team:all"}
+		cfg.SiteOrigin = siteOrigin
+		cfg.PublishTimeout = 5 * time.Second
+		inst, err := instant.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := inst.Authorize("$orders:{id}", allowAll); err != nil {
+			return nil, err
+		}
+		cs.cfg = cfg
+		opts.Port, opts.LogLevel = port, "info"
+		opts.AllowedOrigins = append(opts.AllowedOrigins, siteOrigin)
+		raw, err := inst.CentrifugoConfig(opts)
+		if err != nil || edit == nil {
+			return raw, err
+		}
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, err
+		}
+		edit(m)
+		return json.Marshal(m)
+	})
+	return cs
+}
+
+// app is an Instant of the setup's config, changed by change, with the
+// setup's rule.
+func (cs *checkSetup) app(t *testing.T, change func(*instant.Config)) *instant.Instant {
+	t.Helper()
+	cfg := cs.cfg
+	if change != nil {
+		change(&cfg)
+	}
+	inst := newInstant(t, cfg)
+	if err := inst.Authorize("$orders:{id}", allowAll); err != nil {
+		t.Fatal(err)
+	}
+	return inst
+}
+
+// problems splits Check's joined error into its lines.
+func problems(err error) []string {
+	if err == nil {
+		return nil
+	}
+	return strings.Split(err.Error(), "\n")
+}
+
+func TestCheckPassesAgainstTheGeneratedConfig(t *testing.T) {
+	for name, opts := range map[string]instant.CentrifugoOptions{
+		"plain":            {},
+		"presence+history": {Presence: true, HistorySize: 10, HistoryTTLSeconds: 60},
+		"proxies":          {ProxyURL: "http://127.0.0.1:1/instant"}, // no app there: Check needs none
+	} {
+		t.Run(name, func(t *testing.T) {
+			cs := startCheck(t, opts, nil)
+			if err := cs.app(t, nil).Check(context.Background()); err != nil {
+				t.Errorf("Check against the config the app wrote:\n%v\n--- centrifugo ---\n%s", err, cs.srv.Output())
+			}
+		})
+	}
+}
+
+// TestCheckOfManyNamespaces: more namespaces than Centrifugo lets one
+// connection subscribe to channels (128), and than one of its messages
+// holds subscribe commands of.
+func TestCheckOfManyNamespaces(t *testing.T) {
+	cs := &checkSetup{}
+	var inst *instant.Instant
+	cs.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cs.cfg = testConfig()
+		cs.cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		var err error
+		if inst, err = instant.New(cs.cfg); err != nil {
+			return nil, err
+		}
+		for k := range 300 {
+			if err := inst.Authorize(fmt.Sprintf("$ns%03d:{id}", k), allowAll); err != nil {
+				return nil, err
+			}
+		}
+		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error", Presence: true})
+	})
+	if err := inst.Check(context.Background()); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+	if err := inst.Authorize("$late:{id}", allowAll); err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.Check(context.Background()); !errors.Is(err, instant.ErrStaleConfig) || len(problems(err)) != 1 || !strings.Contains(err.Error(), `"late"`) {
+		t.Errorf("Check after one more rule: %v", err)
+	}
+}
+
+func TestCheckFindsAnotherTokenSecret(t *testing.T) {
+	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
+	err := cs.app(t, func(c *instant.Config) { c.TokenSecret = strings.Repeat("z", 40) }).Check(context.Background())
+	if !errors.Is(err, instant.ErrTokenSecret) || len(problems(err)) != 1 {
+		t.Fatalf("Check with another token secret: %v", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY") || strings.Contains(msg, "zzzz") || strings.Contains(msg, testSecret) {
+		t.Errorf("the message names no fix, or holds a secret: %v", err)
+	}
+}
+
+func TestCheckFindsAnotherAPIKey(t *testing.T) {
+	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
+	err := cs.app(t, func(c *instant.Config) { c.APIKey = "another-key" }).Check(context.Background())
+	if !errors.Is(err, instant.ErrAPIKey) || errors.Is(err, instant.ErrTokenSecret) || len(problems(err)) != 1 {
+		t.Fatalf("Check with another API key: %v", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "CENTRIFUGO_HTTP_API_KEY") || strings.Contains(msg, "another-key") {
+		t.Errorf("the message names no fix, or holds the key: %v", err)
+	}
+}
+
+// TestCheckFindsANamespaceNewerThanTheConfig: a rule added after the
+// config was written has a namespace the running Centrifugo lacks, seen
+// both through the API and through the websocket, and reported once.
+func TestCheckFindsANamespaceNewerThanTheConfig(t *testing.T) {
+	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
+	inst := cs.app(t, nil)
+	if err := inst.Check(context.Background()); err != nil {
+		t.Fatalf("before the new rule: %v", err)
+	}
+	if err := inst.Authorize("$newns:{id}", allowAll); err != nil {
+		t.Fatal(err)
+	}
+	err := inst.Check(context.Background())
+	if !errors.Is(err, instant.ErrStaleConfig) || len(problems(err)) != 1 {
+		t.Fatalf("Check after Authorize($newns:{id}): %v", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{`"newns"`, "CentrifugoConfig", cs.srv.APIURL, cs.srv.WebsocketURL} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the message lacks %q: %s", want, msg)
+		}
+	}
+}
+
+// TestCheckFindsANamespaceWithOtherOptions: a hand-edited config whose
+// namespace has presence and history the others lack.
+func TestCheckFindsANamespaceWithOtherOptions(t *testing.T) {
+	cs := startCheck(t, instant.CentrifugoOptions{}, func(m map[string]any) {
+		for _, ns := range m["channel"].(map[string]any)["namespaces"].([]any) {
+			if ns := ns.(map[string]any); ns["name"] == "orders" {
+				ns["presence"], ns["allow_presence_for_subscriber"] = true, true
+				ns["history_size"], ns["history_ttl"], ns["force_recovery"] = 10, "60s", true
+			}
+		}
+	})
+	err := cs.app(t, nil).Check(context.Background())
+	if !errors.Is(err, instant.ErrStaleConfig) || len(problems(err)) != 1 {
+		t.Fatalf("Check: %v", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{`"orders"`, "presence on", "recovery on"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the message lacks %q: %s", want, msg)
+		}
+	}
+}
+
+func TestCheckFindsAnOriginNotAllowed(t *testing.T) {
+	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
+	const other = "https://shop.example.com"
+	err := cs.app(t, func(c *instant.Config) { c.TrustedOrigins = []string{other} }).Check(context.Background())
+	if !errors.Is(err, instant.ErrStaleConfig) || len(problems(err)) != 1 || !strings.Contains(err.Error(), other) {
+		t.Fatalf("Check with a trusted origin Centrifugo refuses: %v", err)
+	}
+	// SiteOrigin refused too: the token is still checked, without an Origin.
+	err = cs.app(t, func(c *instant.Config) {
+		c.SiteOrigin, c.TokenSecret = "http://localhost:3000", strings.Repeat("z", 40)
+	}).Check(context.Background())
+	if !errors.Is(err, instant.ErrStaleConfig) || !errors.Is(err, instant.ErrTokenSecret) || !strings.Contains(err.Error(), "http://localhost:3000") {
+		t.Errorf("Check with a site origin Centrifugo refuses and another secret: %v", err)
+	}
+	if err := cs.app(t, func(c *instant.Config) { c.SiteOrigin = "localhost:3000/x" }).Check(context.Background()); !errors.Is(err, instant.ErrConfig) {
+		t.Errorf("Check with a SiteOrigin that is no origin: %v", err)
+	}
+}
+
+// TestCheckFindsNothingListening: both the API and the websocket URL are
+// named, at once rather than after PublishTimeout.
+func TestCheckFindsNothingListening(t *testing.T) {
+	port, err := centrifugotest.FreePort() // closed again: nothing listens
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.APIURL = fmt.Sprintf("http://api:pa55@127.0.0.1:%d/api", port) // a proxy's basic auth
+	cfg.PublishTimeout = 10 * time.Second
+	inst := newInstant(t, cfg)
+	start := time.Now()
+	err = inst.Check(context.Background())
+	took := time.Since(start)
+	if !errors.Is(err, instant.ErrUnreachable) || len(problems(err)) != 2 ||
+		!strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d/api", port)) || !strings.Contains(err.Error(), inst.WebsocketURL()) {
+		t.Fatalf("Check with nothing listening: %v", err)
+	}
+	if strings.Contains(err.Error(), "pa55") {
+		t.Errorf("the message shows the API URL's password: %v", err)
+	}
+	if took > cfg.PublishTimeout/4 {
+		t.Errorf("Check took %v with nothing listening, PublishTimeout %v", took, cfg.PublishTimeout)
+	}
+}
+
+// TestCheckOfEveryNode: a node of APIURLs that nothing answers at is
+// named, the others not.
+func TestCheckOfEveryNode(t *testing.T) {
+	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
+	port, err := centrifugotest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := fmt.Sprintf("http://127.0.0.1:%d/api", port)
+	err = cs.app(t, func(c *instant.Config) { c.APIURLs = []string{down} }).Check(context.Background())
+	if !errors.Is(err, instant.ErrUnreachable) || len(problems(err)) != 1 || !strings.Contains(err.Error(), down) {
+		t.Errorf("Check with a second node down: %v", err)
+	}
+}
+
+// TestCheckWithinPublishTimeout: an API that takes the request and never
+// answers, and a websocket that upgrades and never speaks, are given up
+// at PublishTimeout.
+func TestCheckWithinPublishTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/connection/websocket" {
+			conn := upgrade(t, w, r)
+			defer conn.Close()
+		}
+		<-release
+	}))
+	defer srv.Close()
+	defer close(release)
+	cfg := testConfig()
+	cfg.APIURL = srv.URL + "/api"
+	cfg.PublishTimeout = 300 * time.Millisecond
+	start := time.Now()
+	err := newInstant(t, cfg).Check(context.Background())
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Check took %v, PublishTimeout 300ms", took)
+	}
+	if !errors.Is(err, instant.ErrUnreachable) || len(problems(err)) != 2 {
+		t.Errorf("Check of a hung server: %v", err)
+	}
+}
+
+// TestCheckOfAWssURL: a wss WebsocketURL is reached over TLS, verified as
+// a browser would, with the system's roots.
+func TestCheckOfAWssURL(t *testing.T) {
+	api := badWebsocket(t, nil)
+	tlsSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	tlsSrv.StartTLS() // a certificate no root signed
+	defer tlsSrv.Close()
+	cfg := testConfig()
+	cfg.APIURL = api.URL + "/api"
+	cfg.WebsocketURL = "wss://" + tlsSrv.Listener.Addr().String() + "/connection/websocket"
+	err := newInstant(t, cfg).Check(context.Background())
+	if !errors.Is(err, instant.ErrUnreachable) || len(problems(err)) != 1 || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("Check: %v", err)
+	}
+}
+
+// upgrade answers a websocket handshake and hands over the connection.
+func upgrade(t testing.TB, w http.ResponseWriter, r *http.Request) io.ReadWriteCloser {
+	sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	conn, buf, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	fmt.Fprintf(buf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+		base64.StdEncoding.EncodeToString(sum[:]))
+	buf.Flush()
+	return conn
+}
+
+// badWebsocket is a stand-in for Centrifugo: its API answers every
+// command with an empty result, and its websocket answers the first
+// frame it reads with script, then closes.
+func badWebsocket(t testing.TB, script []byte) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/connection/websocket" {
+			sc := bufio.NewScanner(r.Body)
+			for sc.Scan() {
+				fmt.Fprintln(w, `{"result":{}}`)
+			}
+			return
+		}
+		conn := upgrade(t, w, r)
+		if conn == nil {
+			return
+		}
+		defer conn.Close()
+		var head [2]byte
+		if _, err := io.ReadFull(conn, head[:]); err != nil {
+			return
+		}
+		conn.Write(script)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// frame is one server frame: fin, opcode, a length as sent (extended per
+// its size) and the payload.
+func frame(fin bool, op byte, payload []byte) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	out := []byte{b0}
+	switch n := len(payload); {
+	case n < 126:
+		out = append(out, byte(n))
+	case n <= 0xffff:
+		out = append(out, 126, byte(n>>8), byte(n))
+	default:
+		out = append(out, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(out, payload...)
+}
+
+func cat(parts ...[]byte) []byte {
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// hostileFrames are answers to the connect command, each broken in its
+// own way (and two that are not broken).
+var hostileFrames = map[string][]byte{
+	"connect reply":      frame(true, 1, []byte(`{"id":1,"connect":{"client":"x"}}`)),
+	"fragmented reply":   cat(frame(false, 1, []byte(`{"id":1,`)), frame(true, 9, []byte("p")), frame(true, 0, []byte(`"error":{"code":109}}`))),
+	"close 3500":         frame(true, 8, []byte("\x0d\xacinvalid token")),
+	"length 2^63-1":      {0x81, 127, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+	"length 2^64-1":      {0x81, 127, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+	"length 1 MiB + 1":   {0x81, 127, 0, 0, 0, 0, 0, 0x10, 0, 1},
+	"truncated":          {0x81, 126, 0x10},
+	"masked":             {0x81, 0x85, 1, 2, 3, 4, 'h', 'e', 'l', 'l', 'o'},
+	"reserved bits":      {0xf1, 0},
+	"long ping":          frame(true, 9, make([]byte, 200)),
+	"fragmented close":   frame(false, 8, nil),
+	"continuation first": frame(true, 0, []byte("{}")),
+	"two starts":         cat(frame(false, 1, []byte("{")), frame(true, 1, []byte("}"))),
+	"unknown opcode":     frame(true, 3, nil),
+	"not json":           frame(true, 1, []byte("<html>")),
+	"empty close":        frame(true, 8, nil),
+	"close, bad utf-8":   frame(true, 8, []byte{0x0f, 0xa0, 0xff, 0xfe}),
+}
+
+// TestCheckAgainstHostileFrames: every broken answer is an error, none a
+// panic, each given up within its bounds.
+func TestCheckAgainstHostileFrames(t *testing.T) {
+	for name, script := range hostileFrames {
+		t.Run(name, func(t *testing.T) {
+			srv := badWebsocket(t, script)
+			cfg := testConfig()
+			cfg.APIURL = srv.URL + "/api"
+			cfg.PublishTimeout = 2 * time.Second
+			err := newInstant(t, cfg).Check(context.Background())
+			if name == "connect reply" {
+				// Connected; then the server is gone before the subscriptions.
+				if err == nil || errors.Is(err, instant.ErrTokenSecret) {
+					t.Errorf("Check: %v", err)
+				}
+				return
+			}
+			if err == nil || len(problems(err)) != 1 {
+				t.Errorf("Check: %v", err)
+			}
+			if (name == "close 3500" || name == "fragmented reply") != errors.Is(err, instant.ErrTokenSecret) {
+				t.Errorf("Check: %v", err)
+			}
+		})
+	}
+}
+
+// TestCheckReadsBoundedFromAHostileWebsocket: a websocket that sends
+// without end (pings and fragments of a message that never ends) is read
+// up to a few MiB.
+func TestCheckReadsBoundedFromAHostileWebsocket(t *testing.T) {
+	for name, unit := range map[string][]byte{
+		"pings":     frame(true, 9, make([]byte, 125)),
+		"fragments": frame(false, 0, make([]byte, 60<<10)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/connection/websocket" {
+					fmt.Fprintln(w, `{"result":{}}`)
+					return
+				}
+				conn := upgrade(t, w, r)
+				if conn == nil {
+					return
+				}
+				defer conn.Close()
+				go io.Copy(io.Discard, conn) // pongs
+				if _, err := conn.Write(frame(false, 1, []byte("{"))); err != nil {
+					return
+				}
+				for sent := 0; sent < 256<<20; sent += len(unit) {
+					if _, err := conn.Write(unit); err != nil {
+						return
+					}
+				}
+			}))
+			defer srv.Close()
+			cfg := testConfig()
+			cfg.APIURL = srv.URL + "/api"
+			cfg.PublishTimeout = 5 * time.Second
+			inst := newInstant(t, cfg)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			err := inst.Check(context.Background())
+			runtime.ReadMemStats(&after)
+			if err == nil || errors.Is(err, instant.ErrUnreachable) {
+				t.Errorf("Check: %v", err)
+			}
+			// The whole process's allocations, the server's writes included.
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+				t.Errorf("Check allocated %d MiB against an endless websocket", alloc>>20)
+			}
+		})
+	}
+}
+
+func FuzzCheckWebsocket(f *testing.F) {
+	for _, script := range hostileFrames {
+		f.Add(script)
+	}
+	f.Fuzz(func(t *testing.T, script []byte) {
+		srv := badWebsocket(t, script)
+		cfg := testConfig()
+		cfg.APIURL = srv.URL + "/api"
+		cfg.PublishTimeout = time.Second
+		start := time.Now()
+		_ = newInstant(t, cfg).Check(context.Background())
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("Check took %v", took)
+		}
+	})
+}
