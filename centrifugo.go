@@ -176,38 +176,55 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	return json.MarshalIndent(cfg, "", "  ")
 }
 
-// namespaces lists the namespaces used by configured channels and rule
-// patterns: the part before the first ':' without the private prefix.
+// namespaces lists the namespaces used by configured channels, personal
+// channels and rule patterns. New and Authorize let in only names whose
+// namespace Centrifugo accepts (validNamespace), so the config it gets
+// declares every one and starts.
 func (i *Instant) namespaces() []string {
 	var out []string
-	add := func(name string) {
-		if n := namespaceOf(name); n != "" && !slices.Contains(out, n) {
+	add := func(n string) {
+		if n != "" && !slices.Contains(out, n) {
 			out = append(out, n)
 		}
 	}
 	for name := range i.channels.byName {
-		add(name)
+		add(namespaceOf(name))
 	}
-	add(i.channels.userPrefix) // personal channels
+	add(i.channels.userNamespace) // personal channels
 	for _, r := range *i.rules.Load() {
-		add(r.pattern)
+		add(r.namespace)
 	}
 	slices.Sort(out)
 	return out
 }
 
+// namespaceOf returns a channel's namespace as Centrifugo reads it: the
+// part before the first ':' once a leading "$" is gone, or "" when there
+// is none (no ':', or an empty part: both mean no namespace).
 func namespaceOf(channel string) string {
-	name := channel
-	if IsPrivate(name) {
-		name = name[len(PrivatePrefix):]
-	}
-	for k := 0; k < len(name); k++ {
-		switch name[k] {
-		case ':':
-			return name[:k]
-		case '{', '*':
-			return ""
-		}
+	name := strings.TrimPrefix(channel, PrivatePrefix)
+	if k := strings.IndexByte(name, ':'); k >= 0 {
+		return name[:k]
 	}
 	return ""
+}
+
+// namespaceRule says which namespace names Centrifugo accepts.
+const namespaceRule = "is not a namespace Centrifugo accepts (^[-a-zA-Z0-9_.]{2,}$: two or more ASCII letters, digits, '-', '_' or '.')"
+
+// validNamespace reports whether Centrifugo v6 accepts ns as a namespace
+// name: it refuses to start with any other (validateNamespace in its
+// internal/config/validate.go).
+func validNamespace(ns string) bool { return len(ns) >= 2 && namespaceChars(ns) }
+
+// namespaceChars reports whether s holds only the characters of a
+// namespace name: ASCII letters, digits, '-', '_' and '.'.
+func namespaceChars(s string) bool {
+	for k := 0; k < len(s); k++ {
+		b := s[k]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_' || b == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -1,6 +1,8 @@
 package instant
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"
@@ -70,15 +72,48 @@ type Channel struct {
 // IsPrivate reports whether channel needs a subscription token.
 func IsPrivate(channel string) bool { return strings.HasPrefix(channel, PrivatePrefix) }
 
-// ValidChannel checks a channel name: not empty, at most 255 bytes, valid
-// UTF-8, with no whitespace or control characters. Errors wrap ErrInvalidChannel.
+// ValidChannel checks that name is a channel a Centrifugo v6 client may
+// subscribe to: not empty, at most MaxChannelLength (255) bytes, printable
+// ASCII only (bytes '!' to '~': no space, control or non-ASCII character,
+// which Centrifugo refuses to clients with 107 bad request although its
+// server API publishes to them), and, when the name has a namespace (the
+// part before its first ':', after a leading "$"), one Centrifugo can
+// declare: two or more letters, digits, '-', '_' or '.' (an empty one,
+// as in "$:x", means no namespace). Every other printable character is
+// allowed. Errors wrap ErrInvalidChannel.
 func ValidChannel(name string) error {
-	if err := checkName(name, "channel"); err != nil {
+	if err := checkChannelName(name, "channel"); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidChannel, err)
+	}
+	if ns := namespaceOf(name); ns != "" && !validNamespace(ns) {
+		return fmt.Errorf("%w: %q: namespace %q %s", ErrInvalidChannel, name, ns, namespaceRule)
 	}
 	return nil
 }
 
+// checkChannelName checks the characters and length of a channel name or
+// pattern, what: not empty, at most MaxChannelLength bytes, printable
+// ASCII only.
+func checkChannelName(s, what string) error {
+	if s == "" {
+		return fmt.Errorf("empty %s", what)
+	}
+	if len(s) > MaxChannelLength {
+		return fmt.Errorf("%s longer than %d bytes", what, MaxChannelLength)
+	}
+	for k := 0; k < len(s); k++ {
+		if b := s[k]; b <= ' ' || b >= 0x7f {
+			if b >= utf8.RuneSelf {
+				return fmt.Errorf("%s holds a non-ASCII character at byte %d: Centrifugo refuses it to clients", what, k)
+			}
+			return fmt.Errorf("%s holds whitespace or a control character at byte %d", what, k)
+		}
+	}
+	return nil
+}
+
+// checkName checks a user ID or a group name, what: not empty, at most
+// 255 bytes, valid UTF-8, with no whitespace or control characters.
 func checkName(s, what string) error {
 	if s == "" {
 		return fmt.Errorf("empty %s", what)
@@ -112,14 +147,19 @@ type channelTable struct {
 	byLevel [LevelSuperuser + 1][]string // LevelGroups: every group channel, by group name order
 	groups  map[string][]string
 	byName  map[string]*grant
-	// userPrefix starts every personal channel: "$<slug>_user:".
-	userPrefix string
+	// userPrefix starts every personal channel: "$<slug>_user:", in the
+	// namespace userNamespace, "<slug>_user", which holds nothing else.
+	userPrefix    string
+	userNamespace string
 }
 
 func buildChannelTable(cfg *Config) (channelTable, []error) {
 	var errs []error
 	slug := cfg.SiteSlug
-	t := channelTable{groups: map[string][]string{}, byName: map[string]*grant{}, userPrefix: PrivatePrefix + slug + "_user:"}
+	t := channelTable{
+		groups: map[string][]string{}, byName: map[string]*grant{},
+		userPrefix: PrivatePrefix + slug + "_user:", userNamespace: slug + "_user",
+	}
 	defaults := func(list []string, name string) []string {
 		if list == nil {
 			return []string{name}
@@ -136,8 +176,8 @@ func buildChannelTable(cfg *Config) (channelTable, []error) {
 				errs = append(errs, fmt.Errorf("%s: %w", field, err))
 				continue
 			}
-			if strings.HasPrefix(n, t.userPrefix) {
-				errs = append(errs, fmt.Errorf("%s: %q: names starting with %q are the users' own channels (UserChannel)", field, n, t.userPrefix))
+			if namespaceOf(n) == t.userNamespace {
+				errs = append(errs, fmt.Errorf("%s: %q: the namespace %q holds the users' own channels (UserChannel) and nothing else", field, n, t.userNamespace))
 				continue
 			}
 			if level == LevelPublic && IsPrivate(n) {
@@ -222,17 +262,37 @@ func (i *Instant) ChannelsFor(user *User) []Channel {
 	return out
 }
 
-// UserChannel names the personal channel of the user with this ID,
-// "$<slug>_user:<id>": private, readable by that user only, whatever the
-// rules say, and listed by ChannelsFor and GET channels for them. Event.Users
-// publishes to it. It returns "" when userID is not a valid user ID (see
-// User.ID) or the name would be longer than MaxChannelLength.
+// UserChannel names the personal channel of the user with this ID:
+// private, readable by that user only, whatever the rules say, and listed
+// by ChannelsFor and GET channels for them. Event.Users publishes to it.
+// An ID made only of ASCII letters, digits, '_', '-' and '.' stays
+// readable when the name fits in MaxChannelLength: "$<slug>_user:42".
+// Every other valid ID (non-ASCII, holding any other character such as
+// ':', '#', ',' or '/', or too long) is encoded as "~" followed by the
+// unpadded base64url SHA-256 of the ID: "$<slug>_user:~" and 43
+// characters. A readable ID never holds '~', so a raw ID never reads as an
+// encoded one, and two users never share a channel (short of a SHA-256
+// collision). Every such name is one Centrifugo serves to clients. It
+// returns "" when userID is not a valid user ID (see User.ID).
 func (i *Instant) UserChannel(userID string) string {
-	if i == nil || checkName(userID, "ID") != nil || len(i.channels.userPrefix)+len(userID) > MaxChannelLength {
+	if i == nil || checkName(userID, "ID") != nil {
 		return ""
 	}
-	return i.channels.userPrefix + userID
+	prefix := i.channels.userPrefix
+	if len(prefix)+len(userID) <= MaxChannelLength && readableID(userID) {
+		return prefix + userID
+	}
+	sum := sha256.Sum256([]byte(userID))
+	return prefix + encodedIDMarker + base64.RawURLEncoding.EncodeToString(sum[:])
 }
+
+// encodedIDMarker starts an encoded user ID in a personal channel name; a
+// readable ID never holds it.
+const encodedIDMarker = "~"
+
+// readableID reports whether a user ID may stand as it is in its personal
+// channel name: ASCII letters, digits, '_', '-' and '.' only.
+func readableID(id string) bool { return namespaceChars(id) }
 
 // Channels lists every configured channel with its level, in the order of
 // ChannelsFor: public, users, groups (by group name), staff, superuser. A

@@ -2,8 +2,11 @@ package instant_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -86,30 +89,47 @@ func FuzzTokenRoutes(f *testing.F) {
 	})
 }
 
-// FuzzValidChannel checks ValidChannel against its definition.
+// namespaceRe is the check Centrifugo v6.9.1 makes of a namespace name
+// (internal/config/validate.go).
+var namespaceRe = regexp.MustCompile(`^[-a-zA-Z0-9_.]{2,}$`)
+
+// FuzzValidChannel checks ValidChannel against its definition: what a
+// Centrifugo client may subscribe to, printable ASCII with a namespace
+// Centrifugo accepts, at most 255 bytes.
 func FuzzValidChannel(f *testing.F) {
-	for _, s := range []string{"site_public", "$a:b", "", "a b", "a\x00", "\xff", "é", "\u2028", strings.Repeat("x", 256)} {
+	for _, s := range []string{
+		"site_public", "$ab:c", "$a:b", "", "a b", "a\x00", "\xff", "é", "$café", "\u2028", strings.Repeat("x", 256),
+		strings.Repeat("x", 255), "$:x", "$$ab:x", "$team@acme:x", "$équipe:x", "$ab:!\"#$%&'()*+,-./;<=>?@[\\]^_`{|}~", "a\x7f",
+	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		want := s != "" && len(s) <= 255 && utf8.ValidString(s) &&
-			strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) < 0
-		got := instant.ValidChannel(s) == nil
-		if got && !want {
-			t.Fatalf("ValidChannel(%q) accepted a bad name", s)
+		want := s != "" && len(s) <= 255 && strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r > '~' }) < 0
+		if ns, _, found := strings.Cut(strings.TrimPrefix(s, "$"), ":"); found && ns != "" && !namespaceRe.MatchString(ns) {
+			want = false
 		}
-		if want && !got && !strings.ContainsAny(s, "\u2028\u2029\ufeff") {
-			t.Fatalf("ValidChannel(%q) refused a good name", s)
+		err := instant.ValidChannel(s)
+		if got := err == nil; got != want {
+			t.Fatalf("ValidChannel(%q) = %v, want ok=%v", s, err, want)
+		}
+		if err != nil && !errors.Is(err, instant.ErrInvalidChannel) {
+			t.Fatalf("ValidChannel(%q): %v does not wrap ErrInvalidChannel", s, err)
 		}
 	})
 }
 
 // FuzzPattern adds arbitrary patterns and matches arbitrary channels:
 // never a panic; a refused pattern never decides; an accepted one decides
-// only "$" channels outside the role table, and a "$" channel nothing
-// grants stays denied.
+// only "$" channels outside the role table and outside the users' own
+// channels, each in a namespace the generated Centrifugo config declares;
+// and a "$" channel nothing grants stays denied.
 func FuzzPattern(f *testing.F) {
-	for _, s := range [][2]string{{"$orders:{id}", "$orders:1"}, {"$chat:*", "$chat:x"}, {"$a:{x}:b:{y}", "$a:1:b:2"}, {"{", "x"}, {"$a{b}", "$ab"}, {"$*", "$site_admin"}} {
+	for _, s := range [][2]string{
+		{"$orders:{id}", "$orders:1"}, {"$chat:*", "$chat:x"}, {"$a:{x}:b:{y}", "$a:1:b:2"}, {"{", "x"}, {"$a{b}", "$ab"}, {"$*", "$site_admin"},
+		{"$chat*", "$chatroom:y"}, {"${team}:board", "$x:board"}, {"$project-{id}", "$project-5"}, {"$site_user:{id}:private", "$site_user:5:private"},
+		{"$site_user:*", "$site_user:5"}, {"$café:{id}", "$café:1"}, {"$team@acme:{id}", "$team@acme:1"}, {"$ab:{x}", "$ab:1"},
+		{"$:{x}", "$:1"}, {"$p-{a}/{b}:x", "$p-1/2:x"}, {"$$ab:{x}", "$$ab:1"}, {"$é{x}", "$é1"},
+	} {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, pattern, channel string) {
@@ -123,13 +143,81 @@ func FuzzPattern(f *testing.F) {
 		if err != nil && matched {
 			t.Fatalf("refused pattern %q (%v) decided %q", pattern, err, channel)
 		}
-		if matched && (!instant.IsPrivate(channel) || channel == "$site_admin" || channel == "$site_users") {
+		if matched && (!instant.IsPrivate(channel) || channel == "$site_admin" || channel == "$site_users" || strings.HasPrefix(channel, "$site_user:")) {
 			t.Fatalf("pattern %q decided %q", pattern, channel)
 		}
 		if allowed && instant.IsPrivate(channel) && !matched {
 			t.Fatalf("%q allowed to anonymous with no rule deciding", channel)
 		}
+		if !matched {
+			return
+		}
+		if ns, _, found := strings.Cut(strings.TrimPrefix(channel, "$"), ":"); found && ns != "" {
+			raw, err := inst.CentrifugoConfig(instant.CentrifugoOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c struct {
+				Channel struct{ Namespaces []struct{ Name string } }
+			}
+			if err := json.Unmarshal(raw, &c); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(c.Channel.Namespaces, func(n struct{ Name string }) bool { return n.Name == ns }) {
+				t.Fatalf("pattern %q decided %q, whose namespace %q the config does not declare", pattern, channel, ns)
+			}
+		}
 	})
+}
+
+// FuzzUserChannel: every valid user ID has a personal channel that
+// Centrifugo serves (ValidChannel), that its user reads and the other
+// does not, and two IDs never share one.
+func FuzzUserChannel(f *testing.F) {
+	for _, s := range [][2]string{
+		{"42", "43"}, {"josé", "jose"}, {"5", "5:private"}, {"a#b", "a,b"}, {"a/b", "a:b"}, {"~x", "x"},
+		{strings.Repeat("x", 184), strings.Repeat("x", 185)}, {strings.Repeat("é", 125), strings.Repeat("x", 255)}, {"", "\xff"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	inst := newInstant(f, testConfig())
+	f.Fuzz(func(t *testing.T, a, b string) {
+		ca, cb := inst.UserChannel(a), inst.UserChannel(b)
+		ua, ub := &instant.User{ID: a}, &instant.User{ID: b}
+		for _, u := range []struct {
+			id, ch string
+			user   *instant.User
+		}{{a, ca, ua}, {b, cb, ub}} {
+			valid := validUserID(u.id)
+			if (u.ch != "") != valid {
+				t.Fatalf("UserChannel(%q) = %q; valid ID: %v", u.id, u.ch, valid)
+			}
+			if u.ch == "" {
+				continue
+			}
+			if err := instant.ValidChannel(u.ch); err != nil || !strings.HasPrefix(u.ch, "$site_user:") {
+				t.Fatalf("UserChannel(%q) = %q: %v", u.id, u.ch, err)
+			}
+			if !inst.Allowed(nil, u.user, u.ch) {
+				t.Fatalf("user %q may not read their own %q", u.id, u.ch)
+			}
+		}
+		if ca == "" || cb == "" || a == b {
+			return
+		}
+		if ca == cb || inst.Allowed(nil, ua, cb) || inst.Allowed(nil, ub, ca) {
+			t.Fatalf("users %q and %q: channels %q and %q", a, b, ca, cb)
+		}
+	})
+}
+
+// validUserID is User.ID's definition: not empty, at most 255 bytes,
+// valid UTF-8, no whitespace or control characters.
+func validUserID(id string) bool {
+	return id != "" && len(id) <= 255 && utf8.ValidString(id) &&
+		strings.IndexFunc(id, func(r rune) bool {
+			return unicode.IsSpace(r) || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == '\ufeff'
+		}) < 0
 }
 
 // FuzzProxyRoutes sends arbitrary bodies to Centrifugo's proxy routes,
@@ -233,7 +321,7 @@ func FuzzSessionUser(f *testing.F) {
 		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
 			t.Fatalf("answer not JSON: %q", w.Body)
 		}
-		if out.User != nil && (instant.ValidChannel(out.User.ID) != nil) {
+		if out.User != nil && !validUserID(out.User.ID) {
 			t.Fatalf("session value %q gave the invalid user %+v", raw, out.User)
 		}
 	})

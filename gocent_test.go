@@ -23,9 +23,9 @@ func TestBroadcastAPIErrors(t *testing.T) {
 	f.reply = func(w http.ResponseWriter, n int) {
 		w.Write([]byte(`{"result":{}}` + "\n" + `{"error":{"code":102,"message":"unknown channel"}}` + "\n"))
 	}
-	err = inst.Broadcast(context.Background(), instant.Event{Channels: []string{"a", "b:c"}})
+	err = inst.Broadcast(context.Background(), instant.Event{Channels: []string{"a", "bc:d"}})
 	var apiErr *gocent.Error
-	if !errors.As(err, &pe) || pe.Code != 102 || len(pe.Channels) != 1 || pe.Channels[0] != "b:c" || !errors.As(err, &apiErr) {
+	if !errors.As(err, &pe) || pe.Code != 102 || len(pe.Channels) != 1 || pe.Channels[0] != "bc:d" || !errors.As(err, &apiErr) {
 		t.Errorf("API error: %v", err)
 	}
 	if errors.Is(err, instant.ErrAPIKey) {

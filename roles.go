@@ -65,8 +65,10 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 		}
 		return nil, ErrNotAllowed
 	}
-	if id, personal := strings.CutPrefix(channel, i.channels.userPrefix); personal {
-		if user != nil && id == user.ID {
+	if strings.HasPrefix(channel, i.channels.userPrefix) {
+		// A personal channel is the user's whose UserChannel it is, and
+		// nobody else's: the name is compared whole, never parsed.
+		if user != nil && i.UserChannel(user.ID) == channel {
 			return nil, nil
 		}
 		return nil, ErrNotAllowed

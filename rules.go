@@ -19,9 +19,10 @@ type AuthorizeFunc func(c *gin.Context, user *User, params map[string]string) (a
 
 // rule is one custom rule added by Authorize.
 type rule struct {
-	pattern string
-	parts   []patternPart
-	fn      AuthorizeFunc
+	pattern   string
+	parts     []patternPart
+	namespace string // of every channel it matches; "" for none
+	fn        AuthorizeFunc
 }
 
 type patternPart struct {
@@ -40,6 +41,14 @@ type patternPart struct {
 //
 // A pattern must start with "$": Centrifugo lets anyone read a channel
 // without "$" with no token at all, so a rule there would protect nothing.
+// It holds only what a channel name may (see ValidChannel: printable
+// ASCII). Its namespace, the part before its first ':', must be literal
+// and one Centrifugo accepts, since CentrifugoConfig declares it by name:
+// "$chat:*", "$orders:{id}" and "$project-{id}" (no ':' at all: a
+// parameter never holds one) are fine, while "$chat*" (it would match
+// "$chatroom:x" too), "${team}:board" and "$a:{id}" (too short) are
+// refused. The users' own channels ("$<slug>_user:...", see UserChannel)
+// are never decided by rules, and a pattern in their namespace is refused.
 // Rules never change the configured role channels: a channel listed in
 // Config is decided by its level alone. For other channels, rules are tried
 // in the order added and the first whose pattern matches decides; a "$"
@@ -61,9 +70,16 @@ func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 	if err != nil {
 		return fmt.Errorf("%w: %q: %v", ErrInvalidPattern, pattern, err)
 	}
+	ns, err := patternNamespace(parts)
+	if err != nil {
+		return fmt.Errorf("%w: %q: %v", ErrInvalidPattern, pattern, err)
+	}
+	if ns == i.channels.userNamespace {
+		return fmt.Errorf("%w: %q: the namespace %q holds the users' own channels (UserChannel), which only their user reads and no rule decides", ErrInvalidPattern, pattern, ns)
+	}
 	for {
 		old := i.rules.Load()
-		rules := append(slices.Clip(*old), rule{pattern: pattern, parts: parts, fn: fn})
+		rules := append(slices.Clip(*old), rule{pattern: pattern, parts: parts, namespace: ns, fn: fn})
 		if i.rules.CompareAndSwap(old, &rules) {
 			return nil
 		}
@@ -71,7 +87,7 @@ func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 }
 
 func parsePattern(p string) ([]patternPart, error) {
-	if err := checkName(p, "pattern"); err != nil {
+	if err := checkChannelName(p, "pattern"); err != nil {
 		return nil, err
 	}
 	var parts []patternPart
@@ -120,6 +136,40 @@ func parsePattern(p string) ([]patternPart, error) {
 }
 
 const paramStop = ":#,/"
+
+// patternNamespace returns the namespace of every channel a pattern
+// matches ("" for none), or why it has none that a config can declare: a
+// parameter or '*' before the first ':' would let the namespace vary.
+func patternNamespace(parts []patternPart) (string, error) {
+	var text strings.Builder // the literal start of the pattern
+	param := ""              // the first parameter met, if any
+	for _, part := range parts {
+		switch {
+		case part.star:
+			return "", fmt.Errorf("a '*' before the first ':' matches channels of any namespace it begins (\"$chat*\" matches \"$chatroom:x\"), which no config declares: end the namespace with ':' first, as in \"$chat:*\"")
+		case part.literal == "":
+			if param == "" {
+				param = part.param
+			}
+		default:
+			k := strings.IndexByte(part.literal, ':')
+			if k < 0 {
+				text.WriteString(part.literal)
+				continue
+			}
+			if param != "" {
+				return "", fmt.Errorf("parameter %q comes before the first ':', in the namespace, which must be literal text: Centrifugo declares namespaces by name", param)
+			}
+			text.WriteString(part.literal[:k])
+			ns := strings.TrimPrefix(text.String(), PrivatePrefix)
+			if ns != "" && !validNamespace(ns) {
+				return "", fmt.Errorf("namespace %q %s", ns, namespaceRule)
+			}
+			return ns, nil
+		}
+	}
+	return "", nil // no ':': no namespace, whatever the parameters hold
+}
 
 // match reports whether channel matches the rule, with its parameters.
 // A parameter runs to the next ':', '#', ',' or '/' (or the end), which
