@@ -79,7 +79,7 @@ func (s *site) login(c *gin.Context) {
 		s.renderLogin(c, http.StatusUnauthorized, username, next, "Wrong username or password.")
 		return
 	}
-	id := s.startLogin(c)
+	id := s.startLogin(c, u.ID)
 	if err := instant.Login(c, u); err != nil {
 		s.logins.end(id)
 		s.logger.Error("login: saving the session", "error", err)

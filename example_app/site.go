@@ -110,7 +110,7 @@ func newSite(cfg siteConfig) (*site, error) {
 		pages:    pg,
 		logger:   cfg.Logger,
 		recent:   newRecentLog(recentLogSize),
-		logins:   newLoginRegistry(sessionMaxAge, maxLogins),
+		logins:   newLoginRegistry(sessionMaxAge, maxLoginsPerUser),
 		all:      inst.Channels(),
 		clientJS: newStaticFile("centrifuge.js", cfg.CentrifugeJS),
 	}
