@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,7 +67,9 @@ func (s *site) renderLogin(c *gin.Context, status int, username, next, msg strin
 
 // login checks the form's username and password. On success it stores the
 // user in the session and redirects (303) to the page asked for; on
-// failure it shows the form again with 401 and sets no session.
+// failure it shows the form again with 401 and sets no session. Over the
+// throttle's limits (see loginThrottle) it answers 429 with Retry-After
+// and checks no password.
 func (s *site) login(c *gin.Context) {
 	username := strings.TrimSpace(c.PostForm("username"))
 	password := c.PostForm("password")
@@ -74,11 +78,18 @@ func (s *site) login(c *gin.Context) {
 		s.renderLogin(c, http.StatusBadRequest, username, next, "Enter a username and a password.")
 		return
 	}
+	if wait, ok := s.throttle.begin(username, clientAddress(c.Request.RemoteAddr)); !ok {
+		secs := strconv.Itoa(int(math.Ceil(wait.Seconds())))
+		c.Header("Retry-After", secs)
+		s.renderLogin(c, http.StatusTooManyRequests, username, next, "Too many login attempts. Try again in "+secs+" seconds.")
+		return
+	}
 	u, err := s.users.authenticate(username, password)
 	if err != nil {
 		s.renderLogin(c, http.StatusUnauthorized, username, next, "Wrong username or password.")
 		return
 	}
+	s.throttle.succeeded(username)
 	id := s.startLogin(c, u.ID)
 	if err := instant.Login(c, u); err != nil {
 		s.logins.end(id)
