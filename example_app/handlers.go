@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/http"
 	"net/url"
@@ -79,9 +80,13 @@ func (s *site) login(c *gin.Context) {
 		return
 	}
 	if wait, ok := s.throttle.begin(username, clientAddress(c.Request.RemoteAddr)); !ok {
-		secs := strconv.Itoa(int(math.Ceil(wait.Seconds())))
-		c.Header("Retry-After", secs)
-		s.renderLogin(c, http.StatusTooManyRequests, username, next, "Too many login attempts. Try again in "+secs+" seconds.")
+		secs := int(math.Ceil(wait.Seconds()))
+		c.Header("Retry-After", strconv.Itoa(secs))
+		msg := fmt.Sprintf("Too many login attempts. Try again in %d seconds.", secs)
+		if secs == 1 {
+			msg = "Too many login attempts. Try again in a second."
+		}
+		s.renderLogin(c, http.StatusTooManyRequests, username, next, msg)
 		return
 	}
 	u, err := s.users.authenticate(username, password)
