@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,7 +68,9 @@ func (s *site) renderLogin(c *gin.Context, status int, username, next, msg strin
 
 // login checks the form's username and password. On success it stores the
 // user in the session and redirects (303) to the page asked for; on
-// failure it shows the form again with 401 and sets no session.
+// failure it shows the form again with 401 and sets no session. Over the
+// throttle's limits (see loginThrottle) it answers 429 with Retry-After
+// and checks no password.
 func (s *site) login(c *gin.Context) {
 	username := strings.TrimSpace(c.PostForm("username"))
 	password := c.PostForm("password")
@@ -74,12 +79,23 @@ func (s *site) login(c *gin.Context) {
 		s.renderLogin(c, http.StatusBadRequest, username, next, "Enter a username and a password.")
 		return
 	}
+	if wait, ok := s.throttle.begin(username, clientAddress(c.Request.RemoteAddr)); !ok {
+		secs := int(math.Ceil(wait.Seconds()))
+		c.Header("Retry-After", strconv.Itoa(secs))
+		msg := fmt.Sprintf("Too many login attempts. Try again in %d seconds.", secs)
+		if secs == 1 {
+			msg = "Too many login attempts. Try again in a second."
+		}
+		s.renderLogin(c, http.StatusTooManyRequests, username, next, msg)
+		return
+	}
 	u, err := s.users.authenticate(username, password)
 	if err != nil {
 		s.renderLogin(c, http.StatusUnauthorized, username, next, "Wrong username or password.")
 		return
 	}
-	id := s.startLogin(c)
+	s.throttle.succeeded(username)
+	id := s.startLogin(c, u.ID)
 	if err := instant.Login(c, u); err != nil {
 		s.logins.end(id)
 		s.logger.Error("login: saving the session", "error", err)

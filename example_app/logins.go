@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,9 +23,11 @@ const (
 	sessionMaxAge = 12 * time.Hour
 	// loginIDKey is the session value that holds the login's ID.
 	loginIDKey = "demo.login"
-	// maxLogins bounds the logins the server keeps: the demo's passwords
-	// are public, so anyone may log in again and again.
-	maxLogins = 10000
+	// maxLoginsPerUser bounds the logins the server keeps for one user:
+	// the demo's passwords are public, so anyone may log in again and
+	// again. Each user's oldest login makes room for their newest; no
+	// login ever ends another user's.
+	maxLoginsPerUser = 10
 )
 
 // sessionOptions are the session cookie's options; maxAge -1 expires it.
@@ -38,44 +41,54 @@ func sessionOptions(maxAge int) sessions.Options {
 }
 
 // loginRegistry holds the IDs of the logins that have not ended, with
-// the time each expires. It lives in memory: a restart of the demo logs
-// everyone out. It is safe for concurrent use.
+// the user and the time each expires. It keeps at most perUser logins of
+// each user, so it holds at most perUser logins per account. It lives in
+// memory: a restart of the demo logs everyone out. It is safe for
+// concurrent use.
 type loginRegistry struct {
-	mu   sync.Mutex
-	ttl  time.Duration
-	max  int
-	now  func() time.Time
-	live map[string]time.Time // login ID → expiry
+	mu      sync.Mutex
+	ttl     time.Duration
+	perUser int
+	now     func() time.Time
+	live    map[string]login    // login ID → login
+	byUser  map[string][]string // user ID → their login IDs, oldest first
 }
 
-func newLoginRegistry(ttl time.Duration, max int) *loginRegistry {
-	return &loginRegistry{ttl: ttl, max: max, now: time.Now, live: map[string]time.Time{}}
+// login is one login the registry keeps.
+type login struct {
+	user   string
+	expiry time.Time
 }
 
-// start records a new login and returns its ID. When the registry is
-// full, the login closest to its expiry is dropped first.
-func (r *loginRegistry) start() string {
+func newLoginRegistry(ttl time.Duration, perUser int) *loginRegistry {
+	return &loginRegistry{
+		ttl: ttl, perUser: perUser, now: time.Now,
+		live: map[string]login{}, byUser: map[string][]string{},
+	}
+}
+
+// start records a new login of the user userID and returns its ID. The
+// user's expired logins are forgotten; when the user still has perUser
+// logins, their oldest ends. Other users' logins are never touched.
+func (r *loginRegistry) start(userID string) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	id := hex.EncodeToString(b[:])
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
-	for k, exp := range r.live {
-		if !now.Before(exp) {
-			delete(r.live, k)
-		}
+	ids := r.byUser[userID]
+	// Logins of one user expire in the order they started.
+	for len(ids) > 0 && !now.Before(r.live[ids[0]].expiry) {
+		delete(r.live, ids[0])
+		ids = ids[1:]
 	}
-	for len(r.live) >= r.max {
-		oldest, first := "", time.Time{}
-		for k, exp := range r.live {
-			if oldest == "" || exp.Before(first) {
-				oldest, first = k, exp
-			}
-		}
-		delete(r.live, oldest)
+	for len(ids) >= r.perUser {
+		delete(r.live, ids[0])
+		ids = ids[1:]
 	}
-	r.live[id] = now.Add(r.ttl)
+	r.live[id] = login{user: userID, expiry: now.Add(r.ttl)}
+	r.byUser[userID] = append(ids, id)
 	return id
 }
 
@@ -86,9 +99,9 @@ func (r *loginRegistry) valid(id string) bool {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	exp, ok := r.live[id]
-	if ok && !r.now().Before(exp) {
-		delete(r.live, id)
+	l, ok := r.live[id]
+	if ok && !r.now().Before(l.expiry) {
+		r.forget(id, l.user)
 		return false
 	}
 	return ok
@@ -97,8 +110,21 @@ func (r *loginRegistry) valid(id string) bool {
 // end forgets the login id.
 func (r *loginRegistry) end(id string) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if l, ok := r.live[id]; ok {
+		r.forget(id, l.user)
+	}
+}
+
+// forget removes the login id of user; r.mu is held.
+func (r *loginRegistry) forget(id, user string) {
 	delete(r.live, id)
-	r.mu.Unlock()
+	ids := slices.DeleteFunc(r.byUser[user], func(s string) bool { return s == id })
+	if len(ids) == 0 {
+		delete(r.byUser, user)
+		return
+	}
+	r.byUser[user] = ids
 }
 
 // count is the number of logins kept, expired ones included.
@@ -124,15 +150,15 @@ func (s *site) checkLogin(c *gin.Context) {
 }
 
 // startLogin empties the session (ending the login it held, if any),
-// then records a new login in it and returns its ID. instant.Login saves
-// the session.
-func (s *site) startLogin(c *gin.Context) string {
+// then records a new login of the user userID in it and returns its ID.
+// instant.Login saves the session.
+func (s *site) startLogin(c *gin.Context, userID string) string {
 	sess := sessions.Default(c)
 	if id, ok := sess.Get(loginIDKey).(string); ok {
 		s.logins.end(id)
 	}
 	sess.Clear()
-	id := s.logins.start()
+	id := s.logins.start(userID)
 	sess.Set(loginIDKey, id)
 	return id
 }

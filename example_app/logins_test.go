@@ -14,6 +14,7 @@ import (
 func (r *loginRegistry) endAll() {
 	r.mu.Lock()
 	clear(r.live)
+	clear(r.byUser)
 	r.mu.Unlock()
 }
 
@@ -139,12 +140,51 @@ func TestSessionsEndWithTheServer(t *testing.T) {
 	}
 }
 
+// TestOneUsersLoginsEndNoOtherUsers: logging in again and again (the
+// demo's passwords are public) ends only the oldest logins of the same
+// user, never another user's. Before the registry was bounded per user,
+// 10,000 logins of one account logged the admin out.
+func TestOneUsersLoginsEndNoOtherUsers(t *testing.T) {
+	st, srv := startSite(t, closedAPIURL(t))
+	admin := sessionCookie(newBrowser(t, srv).postForm("/login", url.Values{"username": {"admin"}, "password": {"admin-demo"}}))
+	var users []*http.Cookie
+	for range maxLoginsPerUser + 1 {
+		c := sessionCookie(newBrowser(t, srv).postForm("/login", url.Values{"username": {"user"}, "password": {"user-demo"}}))
+		if c == nil {
+			t.Fatal("a login set no cookie")
+		}
+		users = append(users, c)
+	}
+	stranger := newBrowser(t, srv)
+	if u := replayedUser(t, stranger, admin.Value); u != "admin" {
+		t.Errorf("after %d logins of user, the admin's login is %q", len(users), u)
+	}
+	if u := replayedUser(t, stranger, users[0].Value); u != "" {
+		t.Errorf("user's oldest login still logs in as %q after %d newer ones", u, maxLoginsPerUser)
+	}
+	if u := replayedUser(t, stranger, users[1].Value); u != "user" {
+		t.Errorf("user's second login logs in as %q, want user", u)
+	}
+
+	// 10,000 more logins of user, as the login handler records them.
+	userID := demoAccounts()[0].User.ID
+	for range 10000 {
+		st.logins.start(userID)
+	}
+	if u := replayedUser(t, stranger, admin.Value); u != "admin" {
+		t.Errorf("after 10,000 logins of user, the admin's login is %q", u)
+	}
+	if n := st.logins.count(); n != maxLoginsPerUser+1 {
+		t.Errorf("%d logins kept, want %d of user and the admin's", n, maxLoginsPerUser+1)
+	}
+}
+
 func TestLoginRegistry(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	r := newLoginRegistry(time.Hour, 3)
 	r.now = func() time.Time { return now }
 
-	a := r.start()
+	a := r.start("u")
 	if len(a) != 32 || !r.valid(a) || r.valid("") || r.valid("nope") {
 		t.Fatalf("a fresh login %q is not valid, or an unknown one is", a)
 	}
@@ -152,8 +192,9 @@ func TestLoginRegistry(t *testing.T) {
 	if r.valid(a) {
 		t.Error("an ended login is still valid")
 	}
+	r.end(a) // ending twice is harmless
 
-	b := r.start()
+	b := r.start("u")
 	now = now.Add(59 * time.Minute)
 	if !r.valid(b) {
 		t.Error("a login is no longer valid before its hour is up")
@@ -162,24 +203,37 @@ func TestLoginRegistry(t *testing.T) {
 	if r.valid(b) {
 		t.Error("a login is still valid after its hour")
 	}
+	if r.count() != 0 {
+		t.Errorf("%d logins kept after the only one expired, want 0", r.count())
+	}
 
-	// Full: the login closest to its expiry goes first.
+	// A user with perUser logins: their oldest goes first, and only theirs.
+	other := r.start("v")
 	var ids []string
 	for range 4 {
-		ids = append(ids, r.start())
+		ids = append(ids, r.start("u"))
 		now = now.Add(time.Second)
 	}
 	var valid []bool
 	for _, id := range ids {
 		valid = append(valid, r.valid(id))
 	}
-	if !slices.Equal(valid, []bool{false, true, true, true}) || r.count() != 3 {
-		t.Errorf("valid %v, %d kept; want the oldest dropped and 3 kept", valid, r.count())
+	if !slices.Equal(valid, []bool{false, true, true, true}) || !r.valid(other) || r.count() != 4 {
+		t.Errorf("u's logins valid %v, v's %v, %d kept; want u's oldest dropped, v's kept, 4 in all", valid, r.valid(other), r.count())
 	}
-	// Expired logins are dropped when a new one starts.
+	// Ending a login in the middle frees its place.
+	r.end(ids[2])
+	r.start("u")
+	if !r.valid(ids[1]) || !r.valid(ids[3]) {
+		t.Error("a new login ended another although an ended one had made room")
+	}
+	// A user's expired logins are dropped when they log in again.
 	now = now.Add(2 * time.Hour)
-	r.start()
-	if r.count() != 1 {
-		t.Errorf("%d logins kept after the others expired, want 1", r.count())
+	r.start("u")
+	if r.count() != 2 { // the new one, and v's expired one until it is looked at
+		t.Errorf("%d logins kept after u's others expired, want 2", r.count())
+	}
+	if r.valid(other) || r.count() != 1 {
+		t.Errorf("v's expired login is valid or kept (%d kept)", r.count())
 	}
 }

@@ -96,11 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer proc.stop(shutdownGrace)
 
-	srv := &http.Server{
-		Handler:           st.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	srv := newServer(st.Handler(), logger, siteTimeouts())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -142,6 +138,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "stopped.")
 	}
 	return runErr
+}
+
+// timeouts bound how long a client may hold a connection to the site.
+type timeouts struct {
+	// ReadHeader bounds reading a request's header; Read, its header
+	// and body.
+	ReadHeader, Read time.Duration
+	// Write bounds a request's handling and answer, from the end of its
+	// header.
+	Write time.Duration
+	// Idle bounds the wait for the next request on a kept-alive
+	// connection.
+	Idle time.Duration
+}
+
+// siteTimeouts are the site's: a slow or idle client cannot hold a
+// connection for long. The site serves no long-lived answer (no streams:
+// the websockets go to Centrifugo), and its slowest handler, a broadcast,
+// is bounded by the PublishTimeout of 5 s, well within Write.
+func siteTimeouts() timeouts {
+	return timeouts{ReadHeader: 5 * time.Second, Read: 10 * time.Second, Write: 30 * time.Second, Idle: 15 * time.Second}
+}
+
+// newServer is the site's HTTP server: handler h, limits t, and its
+// errors (a bad request, a TLS probe) logged as warnings.
+func newServer(h http.Handler, logger *slog.Logger, t timeouts) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 }
 
 // centrifugoOptions are the demo's Centrifugo settings: loopback only,

@@ -1,19 +1,25 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gin-instant/instant"
 	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
@@ -137,5 +143,82 @@ func TestBannerNamesTakenPorts(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestServerCutsSlowAndIdleClients serves the site with short timeouts:
+// a client that sends its body too slowly, and a kept-alive connection
+// left idle, are closed within the timeouts rather than held.
+func TestServerCutsSlowAndIdleClients(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	st := newTestSite(t, closedAPIURL(t), port)
+	short := timeouts{ReadHeader: 300 * time.Millisecond, Read: 500 * time.Millisecond, Write: 2 * time.Second, Idle: 500 * time.Millisecond}
+	srv := newServer(st.Handler(), slog.New(slog.NewTextHandler(io.Discard, nil)), short)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	host := "127.0.0.1:" + strconv.Itoa(port)
+
+	// closedWithin reads conn until the server closes it, and fails when
+	// that takes longer than limit.
+	closedWithin := func(name string, conn net.Conn, limit time.Duration) {
+		t.Helper()
+		start := time.Now()
+		_ = conn.SetReadDeadline(start.Add(limit))
+		_, err := io.Copy(io.Discard, conn)
+		if took := time.Since(start); err != nil || took >= limit {
+			t.Errorf("%s: the connection is still open after %v (%v)", name, took.Round(time.Millisecond), err)
+		}
+	}
+	dial := func() net.Conn {
+		t.Helper()
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+
+	// A body announced as 1,000 bytes that never comes.
+	slow := dial()
+	fmt.Fprintf(slow, "POST /login HTTP/1.1\r\nHost: %s\r\nSec-Fetch-Site: same-origin\r\n"+
+		"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nusername=adm", host)
+	closedWithin("slow body", slow, short.Read+3*time.Second)
+
+	// A request answered, then nothing.
+	idle := dial()
+	fmt.Fprintf(idle, "GET /login HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+	br := bufio.NewReader(idle)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("GET /login: %d, close %v; want 200 on a kept-alive connection", resp.StatusCode, resp.Close)
+	}
+	start := time.Now()
+	_ = idle.SetReadDeadline(start.Add(short.Idle + 3*time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("idle connection: %v after %v, want EOF", err, time.Since(start).Round(time.Millisecond))
+	} else if took := time.Since(start); took < short.Idle/2 {
+		t.Errorf("idle connection closed after %v, before IdleTimeout %v", took, short.Idle)
+	}
+}
+
+// TestSiteTimeoutsAreSet: the demo's server bounds reading, writing and
+// idling, and lets a broadcast (PublishTimeout, 5 s) finish.
+func TestSiteTimeoutsAreSet(t *testing.T) {
+	srv := newServer(http.NotFoundHandler(), slog.Default(), siteTimeouts())
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout < srv.ReadHeaderTimeout || srv.IdleTimeout <= 0 || srv.IdleTimeout > 30*time.Second {
+		t.Errorf("read header %v, read %v, idle %v: want all set, idle under 30 s", srv.ReadHeaderTimeout, srv.ReadTimeout, srv.IdleTimeout)
+	}
+	if srv.WriteTimeout < 2*instant.DefaultPublishTimeout {
+		t.Errorf("write timeout %v would cut a broadcast short (PublishTimeout %v)", srv.WriteTimeout, instant.DefaultPublishTimeout)
 	}
 }

@@ -64,6 +64,7 @@ type site struct {
 	logger   *slog.Logger
 	recent   *recentLog
 	logins   *loginRegistry
+	throttle *loginThrottle
 	all      []instant.Channel // every configured channel, widest level first
 	clientJS staticFile
 	handler  http.Handler
@@ -110,7 +111,8 @@ func newSite(cfg siteConfig) (*site, error) {
 		pages:    pg,
 		logger:   cfg.Logger,
 		recent:   newRecentLog(recentLogSize),
-		logins:   newLoginRegistry(sessionMaxAge, maxLogins),
+		logins:   newLoginRegistry(sessionMaxAge, maxLoginsPerUser),
+		throttle: newLoginThrottle(),
 		all:      inst.Channels(),
 		clientJS: newStaticFile("centrifuge.js", cfg.CentrifugeJS),
 	}

@@ -4,9 +4,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gin-gonic/gin"
 )
 
 // TestOnlyLoopbackHostsAreAnswered: a page on a name rebound to 127.0.0.1
@@ -122,5 +125,38 @@ func TestHeadAnswersLikeGet(t *testing.T) {
 	// A POST-only route still refuses HEAD.
 	if r := anon.do(http.MethodHead, "/logout", nil, nil); r.status != http.StatusMethodNotAllowed {
 		t.Errorf("HEAD /logout: %d, want 405", r.status)
+	}
+}
+
+// TestEveryPostRefusesCrossSite: every route of the site's own that
+// changes state (any method but GET and HEAD) refuses a cross-site
+// browser request and a foreign Origin from a logged-in admin, and
+// changes nothing: the admin is still logged in. (instant's routes under
+// /instant/ check requests themselves, and are tested with the library.)
+func TestEveryPostRefusesCrossSite(t *testing.T) {
+	st, srv := startSite(t, closedAPIURL(t))
+	admin := browserAs(t, srv, "admin")
+	var checked []string
+	for _, route := range st.Handler().(*gin.Engine).Routes() {
+		if route.Method == http.MethodGet || route.Method == http.MethodHead || strings.HasPrefix(route.Path, "/instant/") {
+			continue
+		}
+		checked = append(checked, route.Method+" "+route.Path)
+		for _, h := range [][2]string{{"Sec-Fetch-Site", "cross-site"}, {"Origin", "https://evil.example"}} {
+			r := admin.do(route.Method, route.Path, strings.NewReader("username=user&password=user-demo&message=x&target=site_public"), map[string]string{
+				"Content-Type": "application/x-www-form-urlencoded", h[0]: h[1],
+			})
+			if r.status != http.StatusForbidden {
+				t.Errorf("%s %s with %s: %s: %d, want 403", route.Method, route.Path, h[0], h[1], r.status)
+			}
+		}
+	}
+	if user, _ := admin.channels(); user == nil || user["username"] != "admin" {
+		t.Errorf("after the cross-site requests the admin's session is %v", user)
+	}
+	for _, want := range []string{"POST /login", "POST /logout", "POST /broadcast"} {
+		if !slices.Contains(checked, want) {
+			t.Errorf("%s is not among the routes checked %v", want, checked)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/gin-contrib/sessions"
 	"github.com/gin-contrib/sessions/memstore"
@@ -37,7 +38,14 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	log.Fatal(app.Run("127.0.0.1:8080"))
+	log.Fatal(newServer("127.0.0.1:8080", app).ListenAndServe())
+}
+
+// newServer cuts off slow and idle clients. No route streams (the
+// websockets go to Centrifugo), so 30 s to answer is plenty.
+func newServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 15 * time.Second}
 }
 
 func newApp(inst *instant.Instant, authKey, encryptionKey []byte, production bool) (*gin.Engine, error) {
@@ -59,7 +67,15 @@ func newApp(inst *instant.Instant, authKey, encryptionKey []byte, production boo
 	r.Use(inst.Session())                  // the session user goes into the request
 	inst.Register(r.Group("/instant"))     // the token routes the browser calls
 
-	r.POST("/login", func(c *gin.Context) {
+	// The app's own POSTs refuse cross-site browser requests (CSRF, login
+	// CSRF too), as instant's routes do.
+	csrf := http.NewCrossOriginProtection()
+	app := r.Group("/", func(c *gin.Context) {
+		if err := csrf.Check(c.Request); err != nil {
+			c.AbortWithStatusJSON(http.StatusForbidden, gin.H{"error": "cross-origin request refused"})
+		}
+	})
+	app.POST("/login", func(c *gin.Context) {
 		name := c.PostForm("username") // check the password here; this example trusts the form
 		if err := instant.Login(c, instant.User{ID: name, Username: name, Staff: name == "staff"}); err != nil {
 			c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": err.Error()})
@@ -67,7 +83,7 @@ func newApp(inst *instant.Instant, authKey, encryptionKey []byte, production boo
 		}
 		c.Status(http.StatusNoContent)
 	})
-	r.POST("/logout", func(c *gin.Context) {
+	app.POST("/logout", func(c *gin.Context) {
 		u := instant.CurrentUser(c)
 		if err := instant.Logout(c); err != nil {
 			c.AbortWithStatus(http.StatusInternalServerError)
@@ -78,7 +94,7 @@ func newApp(inst *instant.Instant, authKey, encryptionKey []byte, production boo
 		}
 		c.Status(http.StatusNoContent)
 	})
-	r.POST("/orders", instant.RequireUser(), func(c *gin.Context) {
+	app.POST("/orders", instant.RequireUser(), func(c *gin.Context) {
 		err := instant.Default(c).Broadcast(c, instant.Event{
 			Channel: "$site_staff", Message: "New order", EventClass: "order.created",
 			Data: gin.H{"by": instant.CurrentUser(c).Username},

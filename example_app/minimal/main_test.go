@@ -145,3 +145,69 @@ func TestMinimalApp(t *testing.T) {
 		t.Errorf("an order with the logged-out cookie: %d", status)
 	}
 }
+
+// TestMinimalAppRefusesCrossSitePosts: the app's own POST routes refuse
+// a browser's cross-site request (a form on another site that logs the
+// visitor in as the attacker, say) as instant's routes do, and take
+// same-origin ones.
+func TestMinimalAppRefusesCrossSitePosts(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	inst, err := instant.New(instant.Config{
+		APIURL:      "http://127.0.0.1:1/api", // no Centrifugo: these routes do not publish
+		APIKey:      "minimal-api-key",
+		TokenSecret: "minimal-token-secret-0123456789abcdef",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := newApp(inst, authKey, encKey, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(app)
+	defer srv.Close()
+	cases := []struct {
+		name, path string
+		header     map[string]string
+		status     int
+	}{
+		{"login, cross-site", "/login", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"login, same-site", "/login", map[string]string{"Sec-Fetch-Site": "same-site"}, http.StatusForbidden},
+		{"login, foreign Origin", "/login", map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
+		{"logout, cross-site", "/logout", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"orders, foreign Origin", "/orders", map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
+		{"login, same-origin", "/login", map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusNoContent},
+		{"login, own Origin", "/login", map[string]string{"Origin": srv.URL}, http.StatusNoContent},
+		{"login, no browser headers", "/login", nil, http.StatusNoContent},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+tc.path, strings.NewReader("username=mallory"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if cookie := resp.Header.Get("Set-Cookie"); tc.status == http.StatusForbidden && cookie != "" {
+				t.Errorf("a refused request set a cookie: %s", cookie)
+			}
+		})
+	}
+}
+
+// TestServerTimeouts: the server cuts off slow and idle clients, and gives
+// a broadcast (PublishTimeout, 5 s) time to finish.
+func TestServerTimeouts(t *testing.T) {
+	s := newServer("127.0.0.1:8080", http.NotFoundHandler())
+	if s.ReadHeaderTimeout <= 0 || s.ReadTimeout <= 0 || s.IdleTimeout <= 0 || s.WriteTimeout < 2*instant.DefaultPublishTimeout {
+		t.Errorf("read header %v, read %v, write %v, idle %v: want all set, write at least twice PublishTimeout",
+			s.ReadHeaderTimeout, s.ReadTimeout, s.WriteTimeout, s.IdleTimeout)
+	}
+}
