@@ -127,7 +127,7 @@ type Instant struct {
 	rules       atomic.Pointer[[]rule]
 	cop         *http.CrossOriginProtection
 	nodes       []apiClient // APIURL, then APIURLs
-	outboxTable string
+	outboxTable outboxNames // its SQL names (outbox.go)
 	stats       counters
 	users       userCache
 	proxyKey    string
@@ -198,7 +198,8 @@ func New(cfg Config) (*Instant, error) {
 	if cfg.OutboxTable == "" {
 		cfg.OutboxTable = DefaultOutboxTable
 	}
-	if err := checkTableName(cfg.OutboxTable); err != nil {
+	outbox, err := newOutboxNames(cfg.OutboxTable)
+	if err != nil {
 		bad("OutboxTable: %w", err)
 	}
 	switch {
@@ -237,7 +238,7 @@ func New(cfg Config) (*Instant, error) {
 		channels:    table,
 		cop:         cop,
 		proxyKey:    deriveProxyKey([]byte(cfg.TokenSecret)),
-		outboxTable: cfg.OutboxTable,
+		outboxTable: outbox,
 	}
 	inst.rules.Store(&[]rule{})
 	secrets := []string{cfg.APIKey, cfg.TokenSecret}
