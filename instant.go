@@ -99,7 +99,10 @@ type Config struct {
 	LoadUser func(*gin.Context) (*User, error)
 
 	// OutboxTable is the PostgreSQL table BroadcastTx writes to and
-	// Centrifugo's outbox consumer reads ("name" or "schema.name").
+	// Centrifugo's outbox consumer reads ("name" or "schema.name": letters,
+	// digits and '_', each part at most 63 bytes, folded to lower case as
+	// PostgreSQL folds an unquoted name, and quoted in SQL, so reserved
+	// words such as "order" work).
 	// Default: DefaultOutboxTable ("centrifugo_outbox"). OutboxDDL creates it.
 	OutboxTable string
 	// OutboxPartitions is the number of outbox partitions: a channel's

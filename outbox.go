@@ -69,8 +69,8 @@ func newOutboxNames(name string) (outboxNames, error) {
 	n := outboxNames{
 		name:  name,
 		table: strings.Join(quoted, "."),
-		// The index lives in the table's schema; its name is the one
-		// earlier versions gave it, when that fits.
+		// The index lives in the table's schema. Both names are the ones
+		// earlier versions used, when they fit.
 		index:  `"` + shortIdentifier(strings.Join(parts, "_")+"_partition_id_idx") + `"`,
 		notify: shortIdentifier(name),
 	}
@@ -99,9 +99,8 @@ func shortIdentifier(s string) string {
 	}
 	h := fnv.New64a()
 	h.Write([]byte(s))
-	sum := strconv.FormatUint(h.Sum64(), 16)
-	sum = strings.Repeat("0", 16-len(sum)) + sum
-	return s[:maxIdentifier-len(sum)-1] + "_" + sum
+	sum := fmt.Sprintf("_%016x", h.Sum64())
+	return s[:maxIdentifier-len(sum)] + sum
 }
 
 // BroadcastTx writes ev into Centrifugo's PostgreSQL outbox table through
@@ -121,8 +120,9 @@ func shortIdentifier(s string) string {
 // missing table, a lost connection or a transaction already ended; in
 // PostgreSQL a failed statement aborts the transaction it ran in. An
 // event to many channels (Users) is written in statements of at most
-// 16 MiB of rows each, with no limit on the number of channels.
-// Safe for concurrent use.
+// 16 MiB of rows each, with no limit on the number of channels; through a
+// *sql.DB or a *sql.Conn outside a transaction, each statement commits
+// on its own. Safe for concurrent use.
 func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 	if i == nil {
 		return ErrNotInstalled

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,6 +118,29 @@ func TestBroadcastTxWritesCommittedRowsOnly(t *testing.T) {
 	}
 	if s := inst.Stats(); s.OutboxWritten != 3 {
 		t.Errorf("Stats %+v, want 3 written", s)
+	}
+	// Many channels and users, some twice: one row each, in first-seen order.
+	if _, err := db.Exec("DELETE FROM app.events_outbox"); err != nil {
+		t.Fatal(err)
+	}
+	var channels, users, want []string
+	for k := range 40 {
+		channels = append(channels, fmt.Sprintf("$site_users:%d", k%25))
+		users = append(users, strconv.Itoa(k%30))
+	}
+	for k := range 25 {
+		want = append(want, fmt.Sprintf("$site_users:%d", k))
+	}
+	for k := range 30 {
+		want = append(want, inst.UserChannel(strconv.Itoa(k)))
+	}
+	write(true, instant.Event{ID: "many", Channels: channels, Users: users, Message: "many"})
+	got = outboxRows(t, db, "app.events_outbox")
+	for k := range got {
+		got[k] = strings.Fields(got[k])[1]
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("rows for channels %v", got)
 	}
 	// A bad event writes nothing; a missing table is the database's error.
 	tx, _ := db.BeginTx(ctx, nil)
@@ -771,5 +795,96 @@ func BenchmarkBroadcastTxUsers(b *testing.B) {
 				_ = tx.Rollback()
 			}
 		})
+	}
+}
+
+// TestOutboxNames: table names are quoted in the DDL and the consumer's
+// config; names too long for a PostgreSQL identifier get notification
+// channels and index names of at most 63 bytes that still tell two tables
+// apart; the default table keeps the names earlier versions used.
+func TestOutboxNames(t *testing.T) {
+	names := func(table string) (ddl, consumedTable, channel string) {
+		cfg := testConfig()
+		cfg.OutboxTable = table
+		inst := newInstant(t, cfg)
+		raw, err := inst.CentrifugoConfig(instant.CentrifugoOptions{OutboxDSN: "postgres://127.0.0.1/x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct {
+			Consumers []struct {
+				PostgreSQL struct {
+					Table   string `json:"outbox_table_name"`
+					Channel string `json:"partition_notification_channel"`
+				} `json:"postgresql"`
+			} `json:"consumers"`
+		}
+		if err := json.Unmarshal(raw, &c); err != nil || len(c.Consumers) != 1 {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		return inst.OutboxDDL(), c.Consumers[0].PostgreSQL.Table, c.Consumers[0].PostgreSQL.Channel
+	}
+	ddl, table, channel := names("")
+	if table != `"centrifugo_outbox"` || channel != "centrifugo_outbox" ||
+		!strings.Contains(ddl, `CREATE TABLE IF NOT EXISTS "centrifugo_outbox" (`) ||
+		!strings.Contains(ddl, `payload BYTEA NOT NULL`) ||
+		!strings.Contains(ddl, `CREATE INDEX IF NOT EXISTS "centrifugo_outbox_partition_id_idx" ON "centrifugo_outbox" (partition, id);`) {
+		t.Errorf("default: %s %s\n%s", table, channel, ddl)
+	}
+	if _, table, channel := names("App.Order"); table != `"app"."order"` || channel != "App.Order" {
+		t.Errorf("App.Order: table %s, channel %s", table, channel)
+	}
+	index := regexp.MustCompile(`CREATE INDEX IF NOT EXISTS "([^"]+)"`)
+	long := strings.Repeat("s", 63) + "." + strings.Repeat("t", 62)
+	ddlA, _, channelA := names(long + "a")
+	ddlB, _, channelB := names(long + "b")
+	indexA, indexB := index.FindStringSubmatch(ddlA)[1], index.FindStringSubmatch(ddlB)[1]
+	for _, n := range []string{channelA, channelB, indexA, indexB} {
+		if len(n) > 63 {
+			t.Errorf("%q: longer than 63 bytes", n)
+		}
+	}
+	if channelA == channelB || indexA == indexB {
+		t.Errorf("two long tables share names: %s %s, %s %s", channelA, channelB, indexA, indexB)
+	}
+}
+
+// TestLiveOutboxMigratesFromJSONB: a table made by an earlier version
+// (payload JSONB), moved with the statement OutboxDDL's doc gives, keeps
+// its waiting rows, and Centrifugo publishes them and new ones.
+func TestLiveOutboxMigratesFromJSONB(t *testing.T) {
+	o := startOutbox(t)
+	o.cfg.OutboxTable = "legacy_outbox"
+	for _, q := range []string{
+		`CREATE TABLE legacy_outbox (id BIGSERIAL PRIMARY KEY, method TEXT NOT NULL, payload JSONB NOT NULL,
+			partition INTEGER NOT NULL DEFAULT 0, created_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
+		`CREATE INDEX legacy_outbox_partition_id_idx ON legacy_outbox (partition, id)`,
+		`INSERT INTO legacy_outbox (method, payload) VALUES ('publish', '{"channel": "$site_users", "data": {"id": "old", "message": "written before"}, "idempotency_key": "old"}')`,
+		// The migration, as OutboxDDL's doc gives it.
+		`ALTER TABLE legacy_outbox ALTER COLUMN payload TYPE BYTEA USING convert_to(payload::text, 'UTF8')`,
+		newInstant(t, o.cfg).OutboxDDL(),
+	} {
+		if _, err := o.db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var indexes int
+	if err := o.db.QueryRow(`SELECT count(*) FROM pg_indexes WHERE tablename = 'legacy_outbox'`).Scan(&indexes); err != nil || indexes != 2 {
+		t.Errorf("%d indexes on the table (primary key and one more wanted): %v", indexes, err)
+	}
+	ls := o.node(t, true)
+	lc := ls.connect(t, &alice)
+	if !lc.subscribe("$site_users", true, "") {
+		t.Fatal("could not subscribe")
+	}
+	if err := ls.inst.BroadcastTx(context.Background(), o.db, instant.Event{Channel: "$site_users", Message: "written after"}); err != nil {
+		t.Fatal(err)
+	}
+	lc.waitFor("written after")
+	// The waiting row went out at the node's start, before the subscriber
+	// came: it is in the channel's history, before the new one.
+	pubs, err := ls.inst.History(context.Background(), "$site_users", 10)
+	if err != nil || len(pubs) != 2 || !bytes.Contains(pubs[0], []byte(`"written before"`)) || !bytes.Contains(pubs[1], []byte(`"written after"`)) {
+		t.Errorf("history %s, %v", pubs, err)
 	}
 }
