@@ -160,12 +160,15 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 			"name":    "instant_outbox",
 			"type":    "postgresql",
 			"postgresql": map[string]any{
-				"dsn":                            o.OutboxDSN,
-				"outbox_table_name":              i.cfg.OutboxTable,
-				"num_partitions":                 i.cfg.OutboxPartitions,
-				"partition_select_limit":         100,
-				"partition_poll_interval":        "300ms",
-				"partition_notification_channel": i.cfg.OutboxTable,
+				"dsn": o.OutboxDSN,
+				// Quoted: the consumer writes the name into its SQL as it is.
+				"outbox_table_name":       i.outboxTable.table,
+				"num_partitions":          i.cfg.OutboxPartitions,
+				"partition_select_limit":  100,
+				"partition_poll_interval": "300ms",
+				// The channel BroadcastTx notifies: the table's name when it
+				// fits in 63 bytes (a longer one is shortened with a hash).
+				"partition_notification_channel": i.outboxTable.notify,
 			},
 		}}
 	}

@@ -105,7 +105,10 @@ type Config struct {
 	LoadUser func(*gin.Context) (*User, error)
 
 	// OutboxTable is the PostgreSQL table BroadcastTx writes to and
-	// Centrifugo's outbox consumer reads ("name" or "schema.name").
+	// Centrifugo's outbox consumer reads ("name" or "schema.name": letters,
+	// digits and '_', each part at most 63 bytes, folded to lower case as
+	// PostgreSQL folds an unquoted name, and quoted in SQL, so reserved
+	// words such as "order" work).
 	// Default: DefaultOutboxTable ("centrifugo_outbox"). OutboxDDL creates it.
 	OutboxTable string
 	// OutboxPartitions is the number of outbox partitions: a channel's
@@ -133,7 +136,7 @@ type Instant struct {
 	rules       atomic.Pointer[[]rule]
 	cop         *http.CrossOriginProtection
 	nodes       []apiClient // APIURL, then APIURLs
-	outboxTable string
+	outboxTable outboxNames // its SQL names (outbox.go)
 	stats       counters
 	users       userCache
 	proxyKey    string
@@ -204,7 +207,8 @@ func New(cfg Config) (*Instant, error) {
 	if cfg.OutboxTable == "" {
 		cfg.OutboxTable = DefaultOutboxTable
 	}
-	if err := checkTableName(cfg.OutboxTable); err != nil {
+	outbox, err := newOutboxNames(cfg.OutboxTable)
+	if err != nil {
 		bad("OutboxTable: %w", err)
 	}
 	switch {
@@ -243,7 +247,7 @@ func New(cfg Config) (*Instant, error) {
 		channels:    table,
 		cop:         cop,
 		proxyKey:    deriveProxyKey([]byte(cfg.TokenSecret)),
-		outboxTable: cfg.OutboxTable,
+		outboxTable: outbox,
 	}
 	inst.rules.Store(&[]rule{})
 	secrets := []string{cfg.APIKey, cfg.TokenSecret}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -14,10 +16,91 @@ import (
 // Config.OutboxTable is empty.
 const DefaultOutboxTable = "centrifugo_outbox"
 
+// maxIdentifier is the longest PostgreSQL identifier (NAMEDATALEN-1): a
+// longer name is cut, and pg_notify refuses a longer channel name.
+const maxIdentifier = 63
+
+// maxOutboxStatement bounds the payload bytes one outbox statement
+// carries: an event to many channels is written in several statements of
+// about this size (all in the caller's transaction), so that no parameter
+// nears PostgreSQL's 1 GB limit and memory stays bounded on both sides.
+const maxOutboxStatement = 16 << 20
+
 // Execer runs a statement: a *sql.Tx (the point: the event is written in
 // the app's own transaction), a *sql.DB or a *sql.Conn.
 type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// outboxNames are the SQL names derived from Config.OutboxTable, once, in
+// New.
+type outboxNames struct {
+	name   string // as configured, for errors
+	table  string // quoted and schema-qualified as configured: "app"."events"
+	index  string // quoted name of the (partition, id) index
+	notify string // notification channel: at most 63 bytes
+	insert string // the statement BroadcastTx runs
+}
+
+// newOutboxNames checks a table name, "name" or "schema.name" (letters,
+// digits and '_', not starting with a digit, at most 63 bytes each part),
+// and derives its SQL names. Each part is folded to lower case, as
+// PostgreSQL folds an unquoted name, then quoted, so that reserved words
+// such as "order" work and a name means the table it meant before quoting.
+func newOutboxNames(name string) (outboxNames, error) {
+	parts := strings.Split(name, ".")
+	if len(parts) > 2 {
+		return outboxNames{}, fmt.Errorf("%q: at most schema.table", name)
+	}
+	quoted := make([]string, len(parts))
+	for k, p := range parts {
+		if p == "" || len(p) > maxIdentifier || p[0] >= '0' && p[0] <= '9' {
+			return outboxNames{}, fmt.Errorf("%q is not a plain SQL identifier", name)
+		}
+		for j := 0; j < len(p); j++ {
+			b := p[j]
+			if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_') {
+				return outboxNames{}, fmt.Errorf("%q is not a plain SQL identifier", name)
+			}
+		}
+		parts[k] = strings.ToLower(p)
+		quoted[k] = `"` + parts[k] + `"`
+	}
+	n := outboxNames{
+		name:  name,
+		table: strings.Join(quoted, "."),
+		// The index lives in the table's schema. Both names are the ones
+		// earlier versions used, when they fit.
+		index:  `"` + shortIdentifier(strings.Join(parts, "_")+"_partition_id_idx") + `"`,
+		notify: shortIdentifier(name),
+	}
+	// The rows come as one bytea of payloads end to end and, as text
+	// lists, each row's partition, offset and length in it: four
+	// parameters whatever the number of rows, so any number fits, and the
+	// statement's text never changes (drivers that cache prepared
+	// statements prepare it once). The payload is stored as the bytes it
+	// is. The notification wakes the consumer at commit.
+	n.insert = `WITH ins AS (INSERT INTO ` + n.table + ` (method, payload, partition)
+SELECT 'publish', substring($1::bytea FROM r.o FOR r.n), r.p
+FROM unnest(string_to_array($2::text, ',')::int[], string_to_array($3::text, ',')::int[], string_to_array($4::text, ',')::int[])
+	WITH ORDINALITY AS r(p, o, n, k)
+ORDER BY r.k
+RETURNING partition)
+SELECT pg_notify($5::text, p::text) FROM (SELECT DISTINCT partition AS p FROM ins) AS parts`
+	return n, nil
+}
+
+// shortIdentifier returns s when it fits in a PostgreSQL identifier, and
+// else its first bytes and a hash of the whole, 63 bytes in all, so that
+// two long names stay apart. s is ASCII.
+func shortIdentifier(s string) string {
+	if len(s) <= maxIdentifier {
+		return s
+	}
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	sum := fmt.Sprintf("_%016x", h.Sum64())
+	return s[:maxIdentifier-len(sum)] + sum
 }
 
 // BroadcastTx writes ev into Centrifugo's PostgreSQL outbox table through
@@ -27,50 +110,102 @@ type Execer interface {
 // channel's copy is one row (method "publish", the event id as its
 // idempotency_key), in the partition its channel hashes to, so that the
 // events of one channel keep their order; the statement also notifies the
-// consumer, which wakes at commit instead of at its next poll. It checks
-// ev as Broadcast does and returns the database's error, wrapped.
-// Safe for concurrent use.
+// consumer, which wakes at commit instead of at its next poll.
+//
+// It accepts exactly the events Broadcast accepts, and subscribers receive
+// the same bytes from both: an event Broadcast refuses is refused with the
+// same error before anything is sent to tx, and any other is written as
+// it is (the payload column is BYTEA: see OutboxDDL). A nil tx is
+// ErrInvalidEvent. Otherwise it returns the database's error, wrapped: a
+// missing table, a lost connection or a transaction already ended; in
+// PostgreSQL a failed statement aborts the transaction it ran in. An
+// event to many channels (Users) is written in statements of at most
+// 16 MiB of rows each, with no limit on the number of channels; through a
+// *sql.DB or a *sql.Conn outside a transaction, each statement commits
+// on its own. Safe for concurrent use.
 func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 	if i == nil {
 		return ErrNotInstalled
 	}
-	if tx == nil {
-		return fmt.Errorf("%w: BroadcastTx needs a transaction", ErrInvalidEvent)
+	if nilExecer(tx) {
+		return fmt.Errorf("%w: BroadcastTx needs a transaction, got a nil %T", ErrInvalidEvent, tx)
 	}
 	channels, payloads, err := i.prepareEvent(&ev, time.Now())
 	if err != nil {
 		return err
 	}
-	// WITH ins AS (INSERT ... RETURNING partition) SELECT pg_notify(...):
-	// one statement, one round trip, rows and notification together.
-	var q strings.Builder
-	q.WriteString("WITH ins AS (INSERT INTO ")
-	q.WriteString(i.outboxTable)
-	q.WriteString(" (method, payload, partition) VALUES ")
-	args := make([]any, 0, 2*len(channels)+1)
-	for k, ch := range channels {
-		row, err := json.Marshal(struct {
-			Channel        string          `json:"channel"`
-			Data           json.RawMessage `json:"data"`
-			IdempotencyKey string          `json:"idempotency_key"`
-		}{ch, payloads[k], ev.ID})
+	key, _ := json.Marshal(ev.ID) // a string: never fails
+	var rows, parts, offsets, lengths []byte
+	flush := func() error {
+		_, err := tx.ExecContext(ctx, i.outboxTable.insert, rows, string(parts), string(offsets), string(lengths), i.outboxTable.notify)
+		rows, parts, offsets, lengths = rows[:0], parts[:0], offsets[:0], lengths[:0]
 		if err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+			return fmt.Errorf("instant: write to the outbox %s: %w", i.outboxTable.name, err)
 		}
-		if k > 0 {
-			q.WriteString(", ")
-		}
-		n := len(args)
-		fmt.Fprintf(&q, "('publish', $%d::jsonb, $%d)", n+1, n+2)
-		args = append(args, string(row), i.partitionOf(ch))
+		return nil
 	}
-	args = append(args, i.outboxTable)
-	fmt.Fprintf(&q, " RETURNING partition) SELECT pg_notify($%d, p::text) FROM (SELECT DISTINCT partition AS p FROM ins) AS parts", len(args))
-	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-		return fmt.Errorf("instant: write to the outbox %s: %w", i.outboxTable, err)
+	for k, ch := range channels {
+		if len(rows) > 0 && len(rows)+len(payloads[k]) > maxOutboxStatement {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if rows == nil {
+			// Each row is the payload and some 50 bytes around it.
+			n := 0
+			for _, p := range payloads[k:] {
+				n += len(p) + len(ch) + len(key) + 48
+				if n > maxOutboxStatement {
+					break
+				}
+			}
+			rows = make([]byte, 0, n)
+		}
+		if len(parts) > 0 {
+			parts = append(parts, ',')
+			offsets = append(offsets, ',')
+			lengths = append(lengths, ',')
+		}
+		start := len(rows)
+		// The command Centrifugo's consumer decodes: the publish API's
+		// params, data spliced in as the bytes Broadcast sends.
+		rows = append(rows, `{"channel":`...)
+		rows = appendJSONString(rows, ch) // checked: valid UTF-8
+		rows = append(rows, `,"data":`...)
+		rows = append(rows, payloads[k]...)
+		rows = append(rows, `,"idempotency_key":`...)
+		rows = append(rows, key...)
+		rows = append(rows, '}')
+		parts = strconv.AppendInt(parts, int64(i.partitionOf(ch)), 10)
+		offsets = strconv.AppendInt(offsets, int64(start+1), 10) // SQL counts from 1
+		lengths = strconv.AppendInt(lengths, int64(len(rows)-start), 10)
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	i.stats.outboxWritten.Add(1)
 	return nil
+}
+
+// nilExecer reports whether tx is nil or a nil pointer (a *sql.Tx declared
+// and never begun), on which ExecContext would panic.
+func nilExecer(tx Execer) bool {
+	switch t := tx.(type) {
+	case nil:
+		return true
+	case *sql.Tx:
+		return t == nil
+	case *sql.DB:
+		return t == nil
+	case *sql.Conn:
+		return t == nil
+	}
+	v := reflect.ValueOf(tx)
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return v.IsNil()
+	}
+	return false
 }
 
 // partitionOf is the outbox partition of channel: the same channel, the
@@ -85,39 +220,31 @@ func (i *Instant) partitionOf(channel string) int {
 }
 
 // OutboxDDL is the SQL that creates the outbox table (Config.OutboxTable)
-// as Centrifugo's consumer reads it, if it does not exist.
+// as Centrifugo's consumer reads it, and its index, if they do not exist.
+// The schema of a "schema.table" name must exist.
+//
+// The payload column is BYTEA: it keeps each row's JSON as the bytes
+// written, so subscribers get from BroadcastTx exactly what Broadcast
+// sends them. (Versions before made it JSONB, which re-encodes what it
+// stores and refuses some valid events.) To move a table made by an
+// earlier version, while no BroadcastTx of either version runs (the old
+// one writes JSONB, the new one BYTEA, and each fails on the other's
+// column), run:
+//
+//	ALTER TABLE centrifugo_outbox ALTER COLUMN payload TYPE BYTEA USING convert_to(payload::text, 'UTF8');
+//
+// Rows waiting in the table are kept, and Centrifugo's consumer reads
+// either type.
 func (i *Instant) OutboxDDL() string {
 	if i == nil {
 		return ""
 	}
-	return "CREATE TABLE IF NOT EXISTS " + i.outboxTable + ` (
+	return "CREATE TABLE IF NOT EXISTS " + i.outboxTable.table + ` (
 	id BIGSERIAL PRIMARY KEY,
 	method TEXT NOT NULL,
-	payload JSONB NOT NULL,
+	payload BYTEA NOT NULL,
 	partition INTEGER NOT NULL DEFAULT 0,
 	created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS ` + strings.ReplaceAll(i.outboxTable, ".", "_") + `_partition_id_idx ON ` + i.outboxTable + ` (partition, id);`
-}
-
-// checkTableName accepts a PostgreSQL identifier, optionally
-// schema-qualified: letters, digits and '_', not starting with a digit, at
-// most 63 bytes each part. It is written into SQL as it is.
-func checkTableName(name string) error {
-	parts := strings.Split(name, ".")
-	if len(parts) > 2 {
-		return fmt.Errorf("%q: at most schema.table", name)
-	}
-	for _, p := range parts {
-		if p == "" || len(p) > 63 || p[0] >= '0' && p[0] <= '9' {
-			return fmt.Errorf("%q is not a plain SQL identifier", name)
-		}
-		for k := 0; k < len(p); k++ {
-			b := p[k]
-			if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_') {
-				return fmt.Errorf("%q is not a plain SQL identifier", name)
-			}
-		}
-	}
-	return nil
+CREATE INDEX IF NOT EXISTS ` + i.outboxTable.index + ` ON ` + i.outboxTable.table + ` (partition, id);`
 }

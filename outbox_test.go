@@ -5,20 +5,30 @@ package instant_test
 // on loopback (internal/centrifugotest).
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/centrifugal/centrifuge-go"
 	"github.com/gin-contrib/sessions/redis"
 	"github.com/gin-instant/instant"
 	"github.com/gin-instant/instant/internal/centrifugotest"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 )
 
 func openDB(t *testing.T, pg *centrifugotest.Postgres) *sql.DB {
@@ -42,7 +52,8 @@ func outboxRows(t *testing.T, db *sql.DB, table string) []string {
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var method, payload string
+		var method string
+		var payload []byte // BYTEA
 		var partition int
 		if err := rows.Scan(&method, &payload, &partition); err != nil {
 			t.Fatal(err)
@@ -52,7 +63,7 @@ func outboxRows(t *testing.T, db *sql.DB, table string) []string {
 			Data           map[string]any
 			IdempotencyKey string `json:"idempotency_key"`
 		}
-		if err := json.Unmarshal([]byte(payload), &p); err != nil {
+		if err := json.Unmarshal(payload, &p); err != nil {
 			t.Fatal(err)
 		}
 		if p.Data["channel"] != p.Channel {
@@ -107,6 +118,29 @@ func TestBroadcastTxWritesCommittedRowsOnly(t *testing.T) {
 	}
 	if s := inst.Stats(); s.OutboxWritten != 3 {
 		t.Errorf("Stats %+v, want 3 written", s)
+	}
+	// Many channels and users, some twice: one row each, in first-seen order.
+	if _, err := db.Exec("DELETE FROM app.events_outbox"); err != nil {
+		t.Fatal(err)
+	}
+	var channels, users, want []string
+	for k := range 40 {
+		channels = append(channels, fmt.Sprintf("$site_users:%d", k%25))
+		users = append(users, strconv.Itoa(k%30))
+	}
+	for k := range 25 {
+		want = append(want, fmt.Sprintf("$site_users:%d", k))
+	}
+	for k := range 30 {
+		want = append(want, inst.UserChannel(strconv.Itoa(k)))
+	}
+	write(true, instant.Event{ID: "many", Channels: channels, Users: users, Message: "many"})
+	got = outboxRows(t, db, "app.events_outbox")
+	for k := range got {
+		got[k] = strings.Fields(got[k])[1]
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("rows for channels %v", got)
 	}
 	// A bad event writes nothing; a missing table is the database's error.
 	tx, _ := db.BeginTx(ctx, nil)
@@ -397,5 +431,463 @@ func TestLiveAppReplicas(t *testing.T) {
 	}
 	if _, body := onA.get("/instant/channels"); body["user"] != nil {
 		t.Errorf("A still sees the user after the logout on B: %v", body["user"])
+	}
+}
+
+// rawSub collects the data bytes of every publication on one channel, as
+// a centrifuge-go subscriber receives them.
+type rawSub struct {
+	mu  sync.Mutex
+	got [][]byte
+}
+
+func subscribeRaw(t *testing.T, lc *liveClient, channel string) *rawSub {
+	t.Helper()
+	rs := &rawSub{}
+	sub, err := lc.c.NewSubscription(channel, centrifuge.SubscriptionConfig{
+		GetToken: func(centrifuge.SubscriptionTokenEvent) (string, error) {
+			return lc.token("/instant/subscription_token", map[string]any{"channel": channel})
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.OnPublication(func(e centrifuge.PublicationEvent) {
+		rs.mu.Lock()
+		rs.got = append(rs.got, bytes.Clone(e.Data))
+		rs.mu.Unlock()
+	})
+	if ok, code := awaitSubscribe(t, sub); !ok {
+		t.Fatalf("could not subscribe to %s: %d", channel, code)
+	}
+	return rs
+}
+
+// wait returns the n-th publication (from 1), or nil when it has not
+// arrived within limit.
+func (rs *rawSub) wait(n int, limit time.Duration) []byte {
+	for deadline := time.Now().Add(limit); ; time.Sleep(20 * time.Millisecond) {
+		rs.mu.Lock()
+		var p []byte
+		if len(rs.got) >= n {
+			p = rs.got[n-1]
+		}
+		rs.mu.Unlock()
+		if p != nil || time.Now().After(deadline) {
+			return p
+		}
+	}
+}
+
+var (
+	channelField = regexp.MustCompile(`"channel":"(?:[^"\\]|\\.)*"`)
+	dateField    = regexp.MustCompile(`"date":"[^"]*"`)
+)
+
+type outboxCase struct {
+	name string
+	ev   instant.Event
+	data string // the data bytes subscribers must receive, when set
+}
+
+// TestLiveBroadcastTxDeliversWhatBroadcastDelivers: every event Broadcast
+// accepts, BroadcastTx accepts too, in a transaction that also writes an
+// app row and then commits; and subscribers receive the same bytes from
+// both paths (but for the channel's name and the date).
+func TestLiveBroadcastTxDeliversWhatBroadcastDelivers(t *testing.T) {
+	o := startOutbox(t)
+	ls := o.node(t, true)
+	lc := ls.connect(t, &alice)
+	direct, personal := "$site_users", ls.inst.UserChannel(alice.ID)
+	viaBroadcast, viaTx := subscribeRaw(t, lc, direct), subscribeRaw(t, lc, personal)
+	if _, err := o.db.Exec("CREATE TABLE app_rows (n INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	const rewritable = `{"a":1, "a" : 2,"big":123456789012345678901234567890.10,"e":1.0E2 , "s":"\u00e9\u2028\"x\"","z":{ }}`
+	events := []outboxCase{
+		{"NUL in the message", instant.Event{Message: "a\x00b"}, ""},
+		{"NUL in id, class, site and origin-free fields", instant.Event{ID: "id\x00nul", EventClass: "c\x00", Site: "s\x00", Message: "m"}, ""},
+		{"lone surrogate escape in raw data", instant.Event{Data: json.RawMessage(`"\ud800"`)}, `"\ud800"`},
+		{"NUL escape in raw data", instant.Event{Data: json.RawMessage(`{"\u0000":"\u0000"}`)}, `{"\u0000":"\u0000"}`},
+		{"bytes that are not UTF-8 in raw data", instant.Event{Data: json.RawMessage("\"\xff\xfe\"")}, "\"\xff\xfe\""},
+		{"number beyond any float", instant.Event{Data: json.RawMessage(`1e1000000`)}, `1e1000000`},
+		{"duplicate keys, big numbers, odd spacing, escapes", instant.Event{ID: "fixed-id", Data: json.RawMessage(rewritable)},
+			`{"a":1,"a":2,"big":123456789012345678901234567890.10,"e":1.0E2,"s":"\u00e9\u2028\"x\"","z":{}}`},
+		{"a Go value", instant.Event{Data: map[string]any{"n": 1, "s": "<&>\x00"}}, `{"n":1,"s":"\u003c\u0026\u003e\u0000"}`},
+		// Refused by both, before anything is written: the app commits.
+		{"invalid raw data", instant.Event{Data: json.RawMessage(`{"a":`)}, ""},
+		{"a bad channel", instant.Event{Channels: []string{"bad channel"}}, ""},
+	}
+	ctx := context.Background()
+	norm := func(p []byte) string {
+		return dateField.ReplaceAllString(channelField.ReplaceAllString(string(p), `"channel":_`), `"date":_`)
+	}
+	accepted := 0
+	for k, c := range events {
+		ev := c.ev
+		if ev.ID == "" {
+			ev.ID = fmt.Sprintf("event-%d", k)
+		}
+		ev.Channel = direct
+		refused := ls.inst.Broadcast(ctx, ev)
+		ev.Channel = personal
+		tx, err := o.db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec("INSERT INTO app_rows VALUES ($1)", k); err != nil {
+			t.Fatal(err)
+		}
+		err = ls.inst.BroadcastTx(ctx, tx, ev)
+		switch {
+		case refused == nil && err != nil:
+			t.Errorf("%s: Broadcast accepts it, BroadcastTx: %v", c.name, err)
+		case refused != nil && (err == nil || err.Error() != refused.Error()):
+			t.Errorf("%s: Broadcast: %v; BroadcastTx: %v", c.name, refused, err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Errorf("%s: the app's commit: %v", c.name, err)
+		}
+		if refused != nil {
+			continue
+		}
+		accepted++
+		a := viaBroadcast.wait(accepted, 10*time.Second)
+		b := viaTx.wait(accepted, 10*time.Second)
+		if a == nil {
+			t.Fatalf("%s: Broadcast's publication did not arrive", c.name)
+		}
+		if b == nil {
+			t.Errorf("%s: BroadcastTx's publication did not arrive", c.name)
+			viaTx.mu.Lock()
+			viaTx.got = append(viaTx.got, nil) // keep counting
+			viaTx.mu.Unlock()
+			continue
+		}
+		if norm(a) != norm(b) {
+			t.Errorf("%s: the subscriber got different bytes\nBroadcast:   %s\nBroadcastTx: %s", c.name, a, b)
+		}
+		if c.data != "" && !bytes.Contains(b, []byte(`"data":`+c.data+`,`)) {
+			t.Errorf("%s: data is not %s in %s", c.name, c.data, b)
+		}
+	}
+	var committed int
+	if err := o.db.QueryRow("SELECT count(*) FROM app_rows").Scan(&committed); err != nil || committed != len(events) {
+		t.Errorf("%d of %d app transactions committed (%v)", committed, len(events), err)
+	}
+	if accepted < len(events)-2 {
+		t.Errorf("Broadcast accepted only %d events", accepted)
+	}
+	time.Sleep(300 * time.Millisecond) // room for a publication that should not come
+	viaTx.mu.Lock()
+	n := len(viaTx.got)
+	viaTx.mu.Unlock()
+	if n != accepted {
+		t.Errorf("%d publications through the outbox, want %d", n, accepted)
+	}
+}
+
+// TestLiveOutboxTableNames: reserved words and the longest schema-qualified
+// names work end to end: OutboxDDL creates the table, the generated config
+// passes checkconfig, BroadcastTx commits and notifies the channel the
+// consumer listens on, and Centrifugo delivers.
+func TestLiveOutboxTableNames(t *testing.T) {
+	bin := centrifugotest.Require(t)
+	o := startOutbox(t)
+	long := strings.Repeat("s", 63) + "." + strings.Repeat("t", 63)
+	for _, name := range []string{"order", "user", "public.order", "Select.From", long} {
+		t.Run(name[:min(len(name), 16)], func(t *testing.T) {
+			o.cfg.OutboxTable = name
+			inst := newInstant(t, o.cfg)
+			if schema, _, ok := strings.Cut(strings.ToLower(name), "."); ok {
+				if _, err := o.db.Exec(`CREATE SCHEMA IF NOT EXISTS "` + schema + `"`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := o.db.Exec(inst.OutboxDDL()); err != nil {
+				t.Fatalf("OutboxDDL: %v\n%s", err, inst.OutboxDDL())
+			}
+			if _, err := o.db.Exec(inst.OutboxDDL()); err != nil {
+				t.Fatalf("OutboxDDL again: %v", err)
+			}
+			raw, err := inst.CentrifugoConfig(instant.CentrifugoOptions{OutboxDSN: o.pg.DSN})
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "config.json")
+			if err := os.WriteFile(path, raw, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(bin, "checkconfig", "--strict", "-c", path).CombinedOutput(); err != nil {
+				t.Fatalf("checkconfig --strict: %v\n%s\n%s", err, out, raw)
+			}
+			var c struct {
+				Consumers []struct {
+					PostgreSQL struct {
+						Channel string `json:"partition_notification_channel"`
+					} `json:"postgresql"`
+				} `json:"consumers"`
+			}
+			if err := json.Unmarshal(raw, &c); err != nil || len(c.Consumers) != 1 {
+				t.Fatalf("consumers: %v\n%s", err, raw)
+			}
+			notifyChannel := c.Consumers[0].PostgreSQL.Channel
+			if notifyChannel == "" || len(notifyChannel) > 63 {
+				t.Fatalf("notification channel %q: not a PostgreSQL identifier", notifyChannel)
+			}
+			// Listen where the consumer listens (it quotes the name as pgx.Identifier does).
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			conn, err := o.db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := conn.ExecContext(ctx, "LISTEN "+pgx.Identifier{notifyChannel}.Sanitize()); err != nil {
+				t.Fatal(err)
+			}
+
+			ls := o.node(t, true)
+			defer ls.srv.Stop()
+			lc := ls.connect(t, &alice)
+			if !lc.subscribe("$site_users", true, "") {
+				t.Fatal("could not subscribe")
+			}
+			tx, err := o.db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ls.inst.BroadcastTx(ctx, tx, instant.Event{Channel: "$site_users", Message: "to " + name}); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			err = conn.Raw(func(dc any) error {
+				n, err := dc.(*stdlib.Conn).Conn().WaitForNotification(ctx)
+				if err == nil && (n.Channel != notifyChannel || n.Payload != "0") {
+					err = fmt.Errorf("notification %+v", n)
+				}
+				return err
+			})
+			if err != nil {
+				t.Errorf("no notification on %q: %v", notifyChannel, err)
+			}
+			lc.waitFor("to " + name)
+		})
+	}
+}
+
+// TestBroadcastTxNilExecer: a typed nil *sql.Tx, *sql.DB, *sql.Conn or
+// other Execer is an error, not a panic.
+func TestBroadcastTxNilExecer(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	ev := instant.Event{Channel: "$site_users", Message: "m"}
+	var tx *sql.Tx
+	var db *sql.DB
+	var conn *sql.Conn
+	var other *nilExecer
+	for name, e := range map[string]instant.Execer{"nil": nil, "*sql.Tx": tx, "*sql.DB": db, "*sql.Conn": conn, "*nilExecer": other} {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("%s: panic %v", name, r)
+				}
+			}()
+			if err := inst.BroadcastTx(context.Background(), e, ev); !errors.Is(err, instant.ErrInvalidEvent) {
+				t.Errorf("%s: %v, want ErrInvalidEvent", name, err)
+			}
+		}()
+	}
+}
+
+type nilExecer struct{ n int }
+
+func (e *nilExecer) ExecContext(context.Context, string, ...any) (sql.Result, error) {
+	e.n++ // a nil receiver panics here
+	return nil, nil
+}
+
+// manyUsers returns n user IDs.
+func manyUsers(n int) []string {
+	users := make([]string, n)
+	for k := range users {
+		users[k] = "u" + strconv.Itoa(k)
+	}
+	return users
+}
+
+// TestLiveBroadcastTxManyUsers: one event to 65,536 users' personal
+// channels (more than PostgreSQL's 65,535 bind parameters would allow
+// one to a row): BroadcastTx and the commit succeed, and Centrifugo
+// publishes every row (the table drains; a few channels' history checked,
+// on both sides of the split between statements).
+func TestLiveBroadcastTxManyUsers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("64k rows through Centrifugo")
+	}
+	o := startOutbox(t)
+	o.cfg.OutboxPartitions = 4
+	ls := o.node(t, true)
+	users := manyUsers(1 << 16)
+	ctx := context.Background()
+	tx, err := o.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	// Some 430 bytes a row, 28 MB in all: two statements of at most 16 MiB.
+	pad := json.RawMessage(`{"pad":"` + strings.Repeat("x", 200) + `"}`)
+	if err := ls.inst.BroadcastTx(ctx, tx, instant.Event{ID: "to-all", Users: users, Message: "to everyone", Data: pad}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	written := time.Since(start)
+	var rows int
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if err := o.db.QueryRow("SELECT count(*) FROM " + instant.DefaultOutboxTable).Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		if rows == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if rows != 0 {
+		t.Fatalf("%d rows left in the outbox", rows)
+	}
+	t.Logf("%d rows written in %v, published in %v", len(users), written, time.Since(start))
+	for _, id := range []string{users[0], users[1], users[4095], users[40000], users[len(users)-1]} {
+		pubs, err := ls.inst.History(ctx, ls.inst.UserChannel(id), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pubs) != 1 || !bytes.Contains(pubs[0], []byte(`"to everyone"`)) || !bytes.Contains(pubs[0], []byte(`"channel":"`+ls.inst.UserChannel(id)+`"`)) {
+			t.Errorf("history of %s: %s", id, pubs)
+		}
+	}
+}
+
+// BenchmarkBroadcastTxUsers: one event to 1k, 8k and 64k users' personal
+// channels written to the outbox (in a transaction rolled back each time).
+func BenchmarkBroadcastTxUsers(b *testing.B) {
+	pg := centrifugotest.StartPostgres(b)
+	db, err := sql.Open("pgx", pg.DSN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	inst := newInstant(b, testConfig())
+	if _, err := db.Exec(inst.OutboxDDL()); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, n := range []int{1 << 10, 1 << 13, 1 << 16} {
+		ev := instant.Event{ID: "bench", Users: manyUsers(n), Message: "to everyone"}
+		b.Run(strconv.Itoa(n>>10)+"k", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				tx, err := db.BeginTx(ctx, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := inst.BroadcastTx(ctx, tx, ev); err != nil {
+					b.Fatal(err)
+				}
+				_ = tx.Rollback()
+			}
+		})
+	}
+}
+
+// TestOutboxNames: table names are quoted in the DDL and the consumer's
+// config; names too long for a PostgreSQL identifier get notification
+// channels and index names of at most 63 bytes that still tell two tables
+// apart; the default table keeps the names earlier versions used.
+func TestOutboxNames(t *testing.T) {
+	names := func(table string) (ddl, consumedTable, channel string) {
+		cfg := testConfig()
+		cfg.OutboxTable = table
+		inst := newInstant(t, cfg)
+		raw, err := inst.CentrifugoConfig(instant.CentrifugoOptions{OutboxDSN: "postgres://127.0.0.1/x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct {
+			Consumers []struct {
+				PostgreSQL struct {
+					Table   string `json:"outbox_table_name"`
+					Channel string `json:"partition_notification_channel"`
+				} `json:"postgresql"`
+			} `json:"consumers"`
+		}
+		if err := json.Unmarshal(raw, &c); err != nil || len(c.Consumers) != 1 {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		return inst.OutboxDDL(), c.Consumers[0].PostgreSQL.Table, c.Consumers[0].PostgreSQL.Channel
+	}
+	ddl, table, channel := names("")
+	if table != `"centrifugo_outbox"` || channel != "centrifugo_outbox" ||
+		!strings.Contains(ddl, `CREATE TABLE IF NOT EXISTS "centrifugo_outbox" (`) ||
+		!strings.Contains(ddl, `payload BYTEA NOT NULL`) ||
+		!strings.Contains(ddl, `CREATE INDEX IF NOT EXISTS "centrifugo_outbox_partition_id_idx" ON "centrifugo_outbox" (partition, id);`) {
+		t.Errorf("default: %s %s\n%s", table, channel, ddl)
+	}
+	if _, table, channel := names("App.Order"); table != `"app"."order"` || channel != "App.Order" {
+		t.Errorf("App.Order: table %s, channel %s", table, channel)
+	}
+	index := regexp.MustCompile(`CREATE INDEX IF NOT EXISTS "([^"]+)"`)
+	long := strings.Repeat("s", 63) + "." + strings.Repeat("t", 62)
+	ddlA, _, channelA := names(long + "a")
+	ddlB, _, channelB := names(long + "b")
+	indexA, indexB := index.FindStringSubmatch(ddlA)[1], index.FindStringSubmatch(ddlB)[1]
+	for _, n := range []string{channelA, channelB, indexA, indexB} {
+		if len(n) > 63 {
+			t.Errorf("%q: longer than 63 bytes", n)
+		}
+	}
+	if channelA == channelB || indexA == indexB {
+		t.Errorf("two long tables share names: %s %s, %s %s", channelA, channelB, indexA, indexB)
+	}
+}
+
+// TestLiveOutboxMigratesFromJSONB: a table made by an earlier version
+// (payload JSONB), moved with the statement OutboxDDL's doc gives, keeps
+// its waiting rows, and Centrifugo publishes them and new ones.
+func TestLiveOutboxMigratesFromJSONB(t *testing.T) {
+	o := startOutbox(t)
+	o.cfg.OutboxTable = "legacy_outbox"
+	for _, q := range []string{
+		`CREATE TABLE legacy_outbox (id BIGSERIAL PRIMARY KEY, method TEXT NOT NULL, payload JSONB NOT NULL,
+			partition INTEGER NOT NULL DEFAULT 0, created_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
+		`CREATE INDEX legacy_outbox_partition_id_idx ON legacy_outbox (partition, id)`,
+		`INSERT INTO legacy_outbox (method, payload) VALUES ('publish', '{"channel": "$site_users", "data": {"id": "old", "message": "written before"}, "idempotency_key": "old"}')`,
+		// The migration, as OutboxDDL's doc gives it.
+		`ALTER TABLE legacy_outbox ALTER COLUMN payload TYPE BYTEA USING convert_to(payload::text, 'UTF8')`,
+		newInstant(t, o.cfg).OutboxDDL(),
+	} {
+		if _, err := o.db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var indexes int
+	if err := o.db.QueryRow(`SELECT count(*) FROM pg_indexes WHERE tablename = 'legacy_outbox'`).Scan(&indexes); err != nil || indexes != 2 {
+		t.Errorf("%d indexes on the table (primary key and one more wanted): %v", indexes, err)
+	}
+	ls := o.node(t, true)
+	lc := ls.connect(t, &alice)
+	if !lc.subscribe("$site_users", true, "") {
+		t.Fatal("could not subscribe")
+	}
+	if err := ls.inst.BroadcastTx(context.Background(), o.db, instant.Event{Channel: "$site_users", Message: "written after"}); err != nil {
+		t.Fatal(err)
+	}
+	lc.waitFor("written after")
+	// The waiting row went out at the node's start, before the subscriber
+	// came: it is in the channel's history, before the new one.
+	pubs, err := ls.inst.History(context.Background(), "$site_users", 10)
+	if err != nil || len(pubs) != 2 || !bytes.Contains(pubs[0], []byte(`"written before"`)) || !bytes.Contains(pubs[1], []byte(`"written after"`)) {
+		t.Errorf("history %s, %v", pubs, err)
 	}
 }

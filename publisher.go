@@ -180,23 +180,37 @@ func (i *Instant) publishEvents(ctx context.Context, n int, channels []string, p
 
 // eventChannels lists ev's channels, once each, checked.
 func (i *Instant) eventChannels(ev *Event) ([]string, error) {
-	channels := make([]string, 0, 1+len(ev.Channels))
+	channels := make([]string, 0, 1+len(ev.Channels)+len(ev.Users))
+	var seen map[string]struct{} // past a few channels: linear time
+	add := func(ch string) {
+		if seen == nil && len(channels) >= 16 {
+			seen = make(map[string]struct{}, cap(channels))
+			for _, c := range channels {
+				seen[c] = struct{}{}
+			}
+		}
+		if seen != nil {
+			if _, dup := seen[ch]; dup {
+				return
+			}
+			seen[ch] = struct{}{}
+		} else if slices.Contains(channels, ch) {
+			return
+		}
+		channels = append(channels, ch)
+	}
 	if ev.Channel != "" {
 		channels = append(channels, ev.Channel)
 	}
 	for _, ch := range ev.Channels {
-		if !slices.Contains(channels, ch) {
-			channels = append(channels, ch)
-		}
+		add(ch)
 	}
 	for _, id := range ev.Users {
 		ch := i.UserChannel(id)
 		if ch == "" {
 			return nil, fmt.Errorf("%w: Users: %q has no personal channel", ErrInvalidUser, id)
 		}
-		if !slices.Contains(channels, ch) {
-			channels = append(channels, ch)
-		}
+		add(ch)
 	}
 	if len(channels) == 0 {
 		if ev.Target < 0 || ev.Target > LevelSuperuser || len(i.channels.byLevel[ev.Target]) == 0 {
