@@ -52,6 +52,9 @@ const BATCH_LIMIT = 100;
 // lifetime for shorter tokens, and at least a second (the server's clock
 // is read from its Date header, to the second).
 const MARGIN_MS = 10000;
+// How long a refusal of the site is kept for the subscription that asked
+// for its token with others.
+const REFUSAL_MS = 10000;
 // The connection's key among the tokens: no channel is named ''.
 const CONNECTION = '';
 
@@ -86,7 +89,7 @@ export class Instant {
     this.base = (options.base || '/instant').replace(/\/$/, '');
     this.presenceFor = options.presence || [];
     this.seenLimit = options.seen || 10000;
-    this.centrifugeOptions = options.centrifuge || {};
+    this._centrifugeOptions = options.centrifuge || {};
     /** This tab's origin id: events carrying it are dropped. */
     this.origin = randomId();
     /** @type {State} */
@@ -273,7 +276,7 @@ export class Instant {
     if (run !== this._run) return; // stop() came first
     this.user = info.user || null;
     const client = new this.Centrifuge(info.websocket_url, {
-      ...this.centrifugeOptions,
+      ...this._centrifugeOptions,
       getToken: () => this._token(CONNECTION, client),
     });
     this.client = client;
@@ -559,11 +562,13 @@ export class Instant {
       batch.answers = Promise.resolve().then(async () => {
         this._batch = null;
         for (const key of this._due()) this._enlist(batch, key);
-        const answers = await this._request([...batch.keys]);
-        for (const key of batch.keys) {
-          if (this._waiting.get(key) === batch) this._waiting.delete(key);
+        try {
+          return await this._request([...batch.keys]);
+        } finally {
+          for (const key of batch.keys) {
+            if (this._waiting.get(key) === batch) this._waiting.delete(key);
+          }
         }
-        return answers;
       });
     }
     for (const key of keys) this._enlist(this._batch, key);
@@ -620,6 +625,7 @@ export class Instant {
       received = Date.now();
       if (!res.ok) return answerAll({ status: res.status });
       out = await res.json();
+      if (!out || typeof out !== 'object') throw new Error('instant: auth answered ' + JSON.stringify(out));
     } catch (e) {
       return answerAll({ error: e });
     }
@@ -634,14 +640,14 @@ export class Instant {
       answers.set(key, t);
     };
     if (connection && out.connection && out.connection.token) keep(CONNECTION, out.connection);
-    for (const a of out.channels || []) {
-      if (!channels.includes(a.channel) || answers.has(a.channel)) continue;
+    for (const a of Array.isArray(out.channels) ? out.channels : []) {
+      if (!a || !channels.includes(a.channel) || answers.has(a.channel)) continue;
       if (a.token) {
         keep(a.channel, a);
       } else if (a.status === 401 || a.status === 403) {
-        // Kept for a while too: the subscription asked for it with others
-        // takes the refusal without asking again.
-        const t = { status: a.status, until: received + MARGIN_MS, given: new Set(), sent };
+        // Kept too: the subscription asked for with others takes it
+        // without asking again.
+        const t = { status: a.status, until: received + REFUSAL_MS, given: new Set(), sent };
         this._tokens.set(a.channel, t);
         answers.set(a.channel, t);
       } else {
