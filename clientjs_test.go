@@ -1,16 +1,33 @@
 package instant_test
 
 import (
+	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 // TestClientJSLogic runs testdata/clientjs_unit.mjs under Node: client.js's
-// presence bookkeeping and event filtering, with pushes and replies timed
-// by hand. Node comes with npm, which `make test` needs anyway.
+// own logic against stand-ins for centrifuge-js (keeping tokens as
+// centrifuge-js 5 does) and for the site, with pushes, replies and clocks
+// moved by hand. Node comes with npm, which `make test` needs anyway.
 func TestClientJSLogic(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -20,9 +37,12 @@ func TestClientJSLogic(t *testing.T) {
 		t.Skip("node is not installed")
 	}
 	js, _ := filepath.Abs("client.js")
-	out, err := exec.Command(node, "testdata/clientjs_unit.mjs", js).Output()
+	var stderr bytes.Buffer
+	cmd := exec.Command(node, "testdata/clientjs_unit.mjs", js)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("node: %v\n%s", err, out)
+		t.Fatalf("node: %v\n%s%s", err, out, stderr.Bytes())
 	}
 	var got map[string]any
 	if err := json.Unmarshal(out, &got); err != nil {
@@ -43,10 +63,295 @@ func TestClientJSLogic(t *testing.T) {
 		// a repeated id and this tab's own event dropped
 		"events":     "$room one,$room theirs",
 		"droppedOwn": float64(1),
+
+		// A page with 4 private channels (2 listed, 2 rule channels it
+		// subscribed to itself before start) and a public one: one request
+		// for the list, ONE for the connection and all four tokens...
+		"connectRequests": "1 channels, 1 auth",
+		"connectAsked":    "connection+$project-7+$project-8+$site_user:1+$site_users",
+		"held":            "site_public/public $site_users/users $site_user:1/personal $project-7/rule $project-8/rule",
+		// ...ZERO on a reconnect while the tokens are valid, ONE when all
+		// have expired...
+		"reconnectValid":        float64(0),
+		"reconnectExpired":      float64(1),
+		"reconnectExpiredAsked": "connection+4",
+		// ...and ONE when the four subscriptions renew their tokens, each
+		// from a timer of its own.
+		"renewRequests":   float64(1),
+		"renewedDistinct": true,
+		// A rule channel's events are deduplicated and this tab's dropped;
+		// its presence works, and the README's example runs for a member
+		// whose token carries no info.
+		"ruleEvents":       "$project-7 project news",
+		"rulePresence":     "here Ann; joining 2; here Ann,2; leaving 2; here Ann",
+		"infoWhenNone":     "{}",
+		"refused":          "site_public/public $site_users/users $site_user:1/personal | denied $project-9",
+		"refusedNoRefresh": float64(1),
+		"refusedRequests":  float64(1),
+		// two channels subscribed to in one tick while connected: one request
+		"subscribeLater": "1 auth for $project-10+$project-11",
+		"badName":        "TypeError",
+		// refresh asks for the list and for the page's own channels' tokens;
+		// it keeps the granted one, denies the refused one, leaves out the
+		// one the page unsubscribed from, and takes back a channel granted again
+		"refreshCalls": "channels | auth $project-7+$project-8",
+		"afterRefresh": "site_public/public $site_users/users $project-7/rule | denied $project-8",
+		"grantedAgain": "site_public/public $site_users/users $project-7/rule $project-8/rule | denied ",
+		// stop lets go of everything; start starts again, own channels
+		// included, with the tokens still valid (only the list is asked)
+		"stopped":         "disconnected true disconnected 0 0 0 ",
+		"restarted":       "true site_public/public $site_users/users $site_user:1/personal $project-7/rule",
+		"restartRequests": "channels",
+		"restartEvents":   "$project-7 from the new one",
+		"restartStates":   "connecting connected disconnected connecting connected",
+		"startTwice":      float64(0),
+		"startTogether":   float64(1),
+		// the page's clock an hour ahead of the site's, or behind: token
+		// lifetimes are read on the site's clock
+		"skewedAhead":  "1 then 0",
+		"skewedBehind": float64(1),
+		// a logout elsewhere (reconnect code 4001): listed private channels
+		// denied, the own channel the site still grants subscribed anew
+		// with the anonymous visitor's token
+		"loggedOut":       "site_public/public $project-7/rule | denied $site_users $site_user:1 | user null",
+		"loggedOutTokens": "1 anonymous",
+		// ...for one request to the list and one for the tokens
+		"loggedOutRequests": "channels | auth connection+$project-7",
+		// 150 channels: at most 100 a request
+		"split": "50 | connection+100",
 	}
 	for k, w := range want {
 		if got[k] != w {
 			t.Errorf("%s: got %v, want %v", k, got[k], w)
 		}
 	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: %v, not checked", k, got[k])
+		}
+	}
+}
+
+// needTool ends the test when a tool is missing: Fatal under CI=true
+// (`make test` installs everything), Skip elsewhere.
+func needTool(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true and "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// TestClientJSLive runs testdata/clientjs_live.mjs: client.js with the
+// real centrifuge-js (example_app's node_modules, which `make test`
+// installs) under Node, against a real Centrifugo and the app's routes. A
+// page holds five channels, four of them private: two listed, two rule
+// channels it subscribed to itself; a third rule channel is refused. The
+// test counts what the page asks the app for: when it starts, when
+// Centrifugo restarts while the tokens are valid ("valid"), and after an
+// outage longer than the tokens live ("expired").
+func TestClientJSLive(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		needTool(t, "node is not installed")
+	}
+	centrifugeJS, _ := filepath.Abs("example_app/node_modules/centrifuge/build/index.mjs")
+	if _, err := os.Stat(centrifugeJS); err != nil {
+		needTool(t, "no centrifuge-js: run `make npm` (%v)", err)
+	}
+	// Node 22 has a WebSocket; Node 20 has it behind a flag.
+	var flags []string
+	for _, try := range [][]string{nil, {"--experimental-websocket"}} {
+		probe := append(slices.Clone(try), "-e", `process.exit(typeof WebSocket === "function" ? 0 : 1)`)
+		if exec.Command(node, probe...).Run() == nil {
+			flags = try
+			break
+		}
+		if try != nil {
+			needTool(t, "this node has no WebSocket")
+		}
+	}
+	for _, phase := range []struct {
+		name string
+		ttl  time.Duration // of both kinds of token; 0: the defaults
+	}{{"valid", 0}, {"expired", 5 * time.Second}} {
+		t.Run(phase.name, func(t *testing.T) {
+			got := runClientJSLive(t, node, flags, centrifugeJS, phase.name, phase.ttl)
+			hits := func(k string) string { b, _ := json.Marshal(got[k]); return string(b) }
+			if got["held"] != "site_public $site_users $site_user:1 $project-7 $project-8" || got["denied"] != "$project-9" {
+				t.Errorf("held %v, denied %v", got["held"], got["denied"])
+			}
+			// One request for the list, ONE for the connection and the
+			// four tokens
+			// (the refused one in it too)
+			if h := hits("start"); h != `{"auth":1,"auth connection+$project-7+$project-8+$project-9+$site_user:1+$site_users":1,"channels":1}` {
+				t.Errorf("requests to start: %s, want one to channels and one to auth", h)
+			}
+			t.Logf("%s: requests to start %s; on the restart %s, every channel back after %v ms", phase.name, hits("start"), hits("restart"), got["resubscribedMs"])
+			switch phase.name {
+			case "valid":
+				if h := hits("restart"); h != `{}` {
+					t.Errorf("requests on a restart with valid tokens: %s, want none", h)
+				}
+				want := map[string]string{
+					"members":   `1 {"name":"Ann"}, 2 {}`,
+					"events":    "$project-7 project news, $project-8 second project",
+					"bobEvents": "$project-7 project news, $project-7 caused by ann",
+					"stopped":   "disconnected ",
+					"restarted": "site_public $site_users $site_user:1 $project-7 $project-8",
+				}
+				for k, w := range want {
+					if got[k] != w {
+						t.Errorf("%s: %v, want %s", k, got[k], w)
+					}
+				}
+				if people, _ := got["people"].(string); !strings.Contains(people, `joining 2 {}`) || !strings.Contains(people, "leaving 2") || !strings.HasSuffix(people, "here Ann") {
+					t.Errorf("presence of $project-7 as ann saw it: %s", people)
+				}
+				// The tokens are valid: only the refused channel is asked
+				// about again.
+				if h := hits("startAgain"); h != `{"auth":1,"auth $project-9":1,"channels":1}` {
+					t.Errorf("requests to start again: %s, want the list and the refused channel", h)
+				}
+			case "expired":
+				if h := hits("restart"); h != `{"auth":1,"auth connection+$project-7+$project-8+$site_user:1+$site_users":1}` {
+					t.Errorf("requests on a restart after the tokens expired: %s, want one to auth", h)
+				}
+				// The connection's and the four subscriptions' 5 s tokens,
+				// renewed for 8 s: a request each time, not one a token.
+				var renewals map[string]float64
+				_ = json.Unmarshal([]byte(hits("renewals")), &renewals)
+				if renewals["auth"] < 1 || renewals["auth"] > 3 || renewals["auth connection+$project-7+$project-8+$site_user:1+$site_users"] != renewals["auth"] || got["stillConnected"] != "connected" {
+					t.Errorf("renewals in 8 s: %s (%v), want 1 to 3 requests to auth, each for every token", hits("renewals"), got["stillConnected"])
+				}
+				t.Logf("renewals of 5 s tokens in 8 s: %s", hits("renewals"))
+			}
+		})
+	}
+}
+
+// runClientJSLive starts Centrifugo and the app, runs the script's phase
+// and answers its requests, and returns its result.
+func runClientJSLive(t *testing.T, node string, flags []string, centrifugeJS, phase string, ttl time.Duration) map[string]any {
+	var inst *instant.Instant
+	cent := centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cfg := testConfig()
+		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		cfg.PublishTimeout = 2 * time.Second
+		cfg.ConnectionTokenTTL, cfg.SubscriptionTokenTTL = ttl, ttl
+		var err error
+		if inst, err = instant.New(cfg); err != nil {
+			return nil, err
+		}
+		err = inst.Authorize("$project-{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
+			return u != nil && (p["id"] == "7" || p["id"] == "8"), nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, Presence: true, LogLevel: "error"})
+	})
+	app := newRouter(inst)
+	ann := instant.User{ID: "1", Username: "ann", Info: map[string]any{"name": "Ann"}}
+	bob := instant.User{ID: "2", Username: "bob"} // no Info
+	cookies := map[string]string{
+		"1": newBrowser(t, app).as(&ann).cookieHeader().Get("Cookie"),
+		"2": newBrowser(t, app).as(&bob).cookieHeader().Get("Cookie"),
+	}
+	// /as/<id>/... is the app as user id sees it.
+	var mu sync.Mutex
+	hits := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/as/"); ok {
+			id, path, _ := strings.Cut(rest, "/")
+			r.URL.Path = "/" + path
+			r.Header.Set("Cookie", cookies[id])
+		}
+		route := strings.TrimPrefix(r.URL.Path, "/instant/")
+		var asked string // what an auth request asks for
+		if route == "auth" {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			var req struct {
+				Channels   []string
+				Connection bool
+			}
+			_ = json.Unmarshal(body, &req)
+			slices.Sort(req.Channels)
+			if req.Connection {
+				req.Channels = append([]string{"connection"}, req.Channels...)
+			}
+			asked = "auth " + strings.Join(req.Channels, "+")
+		}
+		mu.Lock()
+		hits[route]++
+		if asked != "" {
+			hits[asked]++
+		}
+		mu.Unlock()
+		app.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	clientJS, _ := filepath.Abs("client.js")
+	script, _ := filepath.Abs("testdata/clientjs_live.mjs")
+	args := append(slices.Clone(flags), script, clientJS, centrifugeJS, srv.URL, phase)
+	cmd := exec.CommandContext(ctx, node, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waited error
+	wait := sync.OnceFunc(func() { waited = cmd.Wait() })
+	t.Cleanup(func() {
+		cancel()
+		wait() // stderr is written until then
+		if t.Failed() {
+			t.Logf("what the pages went through:\n%s", stderr.Bytes())
+		}
+	})
+	reply := func(v any) {
+		b, _ := json.Marshal(v)
+		_, _ = stdin.Write(append(b, '\n'))
+	}
+	var result map[string]any
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		var msg struct {
+			Do, Channel, ID, Message, Origin string
+			Result                           map[string]any
+		}
+		if err := json.Unmarshal(lines.Bytes(), &msg); err != nil {
+			t.Errorf("the script wrote %q", lines.Text())
+			continue
+		}
+		switch msg.Do {
+		case "hits":
+			mu.Lock()
+			reply(map[string]any{"hits": maps.Clone(hits)})
+			mu.Unlock()
+		case "broadcast":
+			err := inst.Broadcast(ctx, instant.Event{ID: msg.ID, Channel: msg.Channel, Message: msg.Message, Origin: msg.Origin})
+			if err != nil {
+				t.Errorf("broadcast: %v", err)
+			}
+			reply(map[string]any{"ok": err == nil})
+		case "restart", "start":
+			cent.Restart(t)
+			reply(map[string]any{"ok": true})
+		case "stop":
+			cent.Stop()
+			reply(map[string]any{"ok": true})
+		default:
+			result = msg.Result
+		}
+	}
+	if wait(); waited != nil || result == nil {
+		t.Fatalf("node: %v, result %v", waited, result)
+	}
+	return result
 }

@@ -47,7 +47,8 @@ var routes = []struct {
 //
 //	POST connection_token    {}                      → {"token","expires_at"}
 //	POST subscription_token  {"channel"}             → {"token","expires_at"} or 403
-//	POST auth                {"client","channels"}   → {"channels":[{"channel","token"} or {"channel","status":403}]}
+//	POST auth                {"client","channels"}   → {"channels":[{"channel","token","expires_at"} or {"channel","status":403}]}
+//	     with "connection":true                      → the same and "connection":{"token","expires_at"}
 //	GET  channels                                    → {"user","channels":[{"name","level"}],"websocket_url"}
 //	GET  client.js                                   → the browser helper, an ES module
 //
@@ -240,23 +241,31 @@ type authAnswer struct {
 	Status    int    `json:"status,omitempty"`
 }
 
+// authResponse is the auth route's answer. Connection is there only when
+// the request asked for it ("connection": true).
 type authResponse struct {
-	Channels []authAnswer `json:"channels"`
+	Channels   []authAnswer   `json:"channels"`
+	Connection *tokenResponse `json:"connection,omitempty"`
 }
 
-// authRoute signs a batch. A refused channel gets its own status (403, or
-// 500 for a rule that panicked); a name that is not a channel, or an
-// anonymous visitor when they are refused, fails the whole batch.
+// authRoute signs a batch: the subscription tokens of the channels named
+// and, with "connection": true, a connection token too, so that a page
+// connects and subscribes with one request (client.js does). A refused
+// channel gets its own status (403, or 500 for a rule that panicked); a
+// name that is not a channel, or an anonymous visitor when they are
+// refused, fails the whole batch. With a connection asked for, the
+// channels may be none.
 func (i *Instant) authRoute(c *gin.Context, body []byte) {
 	var req struct {
-		Client   string   `json:"client"`
-		Channels []string `json:"channels"`
+		Client     string   `json:"client"`
+		Channels   []string `json:"channels"`
+		Connection bool     `json:"connection"`
 	}
 	if !decodeBody(c, body, &req) {
 		return
 	}
 	switch {
-	case len(req.Channels) == 0:
+	case len(req.Channels) == 0 && !req.Connection:
 		abortJSON(c, http.StatusBadRequest, "instant: no channels")
 		return
 	case len(req.Channels) > MaxBatchChannels:
@@ -269,6 +278,19 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 	u, ok := requestUser(c, false)
 	if !ok {
 		return
+	}
+	var conn *tokenResponse
+	if req.Connection {
+		if err := i.mayConnect(u); err != nil {
+			i.refuse(c, err)
+			return
+		}
+		tok, err := i.signConnection(u)
+		if err != nil {
+			i.answerToken(c, tok, err)
+			return
+		}
+		conn = &tokenResponse{Token: tok.Token, ExpiresAt: tok.ExpiresAt.Unix()}
 	}
 	out := make([]authAnswer, len(req.Channels))
 	for k, ch := range req.Channels {
@@ -288,7 +310,7 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 		}
 		out[k].Token, out[k].ExpiresAt = tok.Token, tok.ExpiresAt.Unix()
 	}
-	c.JSON(http.StatusOK, authResponse{Channels: out})
+	c.JSON(http.StatusOK, authResponse{Channels: out, Connection: conn})
 }
 
 func (i *Instant) channelsRoute(c *gin.Context, _ []byte) {

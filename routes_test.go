@@ -651,3 +651,78 @@ func TestRuleInfoCannotRewriteClaims(t *testing.T) {
 		t.Errorf("SubscriptionToken: %v, want ErrRuleFailed", err)
 	}
 }
+
+// TestAuthBatchWithConnection: "connection": true adds a connection token
+// to the batch's answer, so that a page connects and subscribes with one
+// request; the channels may then be none. A request without it is answered
+// exactly as before, and every rule of the route still holds.
+func TestAuthBatchWithConnection(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	b := newBrowser(t, newRouter(inst)).as(&sam)
+	status, body := b.postJSON("/instant/auth", map[string]any{
+		"channels":   []string{"$site_users", "$site_admin"},
+		"connection": true,
+	})
+	if status != http.StatusOK {
+		t.Fatalf("status %d %v", status, body)
+	}
+	conn, _ := body["connection"].(map[string]any)
+	if conn == nil {
+		t.Fatalf("no connection in %v", body)
+	}
+	c := parseToken(t, conn["token"].(string))
+	if c["sub"] != sam.ID || c["channel"] != nil {
+		t.Errorf("connection token claims %v", c)
+	}
+	if exp, _ := c.GetExpirationTime(); float64(exp.Unix()) != conn["expires_at"] {
+		t.Errorf("connection expires_at %v, exp %v", conn["expires_at"], exp.Unix())
+	}
+	list := body["channels"].([]any)
+	if len(list) != 2 || list[0].(map[string]any)["token"] == nil || list[1].(map[string]any)["status"] != float64(403) {
+		t.Errorf("channels %v", list)
+	}
+
+	// The connection alone.
+	status, body = b.postJSON("/instant/auth", map[string]any{"channels": []string{}, "connection": true})
+	if list, _ := body["channels"].([]any); status != http.StatusOK || body["connection"] == nil || list == nil || len(list) != 0 {
+		t.Errorf("connection only: %d %v", status, body)
+	}
+	status, body = b.postJSON("/instant/auth", map[string]any{"connection": true})
+	if status != http.StatusOK || body["connection"] == nil {
+		t.Errorf("connection only, no channels key: %d %v", status, body)
+	}
+
+	// Without it, the answer is the batch's as before: no connection key.
+	for _, req := range []map[string]any{
+		{"channels": []string{"$site_users"}},
+		{"channels": []string{"$site_users"}, "connection": false},
+	} {
+		status, body = b.postJSON("/instant/auth", req)
+		if _, has := body["connection"]; status != http.StatusOK || has || len(body) != 1 {
+			t.Errorf("%v: %d %v, want the channels alone", req, status, body)
+		}
+	}
+
+	// Refusals and bad input refuse the whole request.
+	cfg := testConfig()
+	cfg.DisallowAnonymous = true
+	anon := newBrowser(t, newRouter(newInstant(t, cfg)))
+	if status, body := anon.postJSON("/instant/auth", map[string]any{"connection": true}); status != http.StatusUnauthorized || body["connection"] != nil {
+		t.Errorf("anonymous with DisallowAnonymous: %d %v", status, body)
+	}
+	many := make([]string, 101)
+	for k := range many {
+		many[k] = fmt.Sprintf("ch%d", k)
+	}
+	for name, req := range map[string]any{
+		"connection not a bool":      map[string]any{"connection": "yes"},
+		"no channels, no connection": map[string]any{"connection": false},
+		"over 100 channels":          map[string]any{"channels": many, "connection": true},
+		"bad channel":                map[string]any{"channels": []string{"bad name"}, "connection": true},
+	} {
+		status, body := b.postJSON("/instant/auth", req)
+		if msg, _ := body["error"].(string); status != http.StatusBadRequest || !strings.HasPrefix(msg, "instant: ") || body["connection"] != nil || body["channels"] != nil {
+			t.Errorf("%s: %d %v, want 400 and no token", name, status, body)
+		}
+	}
+}

@@ -1,48 +1,246 @@
 // Unit checks of client.js's own logic (presence bookkeeping, dropping
-// repeats and this tab's own events) against a stand-in for centrifuge-js
-// that the script drives by hand. The browser tests in example_app run
-// client.js against a real Centrifugo; this one times pushes and replies
-// in orders a live server rarely shows. Prints one JSON object of results.
+// repeats and this tab's own events, the channels a page subscribes to
+// itself, start after stop, and how many token requests a page makes)
+// against a stand-in for centrifuge-js and for the site that the script
+// drives by hand. The stand-in keeps tokens as centrifuge-js 5 does: the
+// client asks getToken when it has no connection token or the server
+// refused it as expired (or after setToken('')), a subscription when it has
+// none or the server refused it as expired; both keep theirs across
+// reconnects. The browser tests in example_app and TestClientJSLive run
+// client.js against the real centrifuge-js and Centrifugo; this one times
+// pushes and replies in orders a live server rarely shows, and moves the
+// clocks. Prints one JSON object of results.
 // Usage: node clientjs_unit.mjs /abs/path/client.js
+
+// ---- clocks: the page's (Date.now) and the site's, which may differ -----
+
+const realNow = Date.now;
+let elapsed = 0; // moved by hand: tokens expire without waiting
+let pageSkew = 0; // the page's clock minus the site's
+const siteNow = () => realNow() + elapsed;
+Date.now = () => siteNow() + pageSkew;
+
+// ---- the site: GET channels and POST auth --------------------------------
+
+const site = {
+  user: { id: '1', username: 'ann' },
+  channels: [],
+  refuse: new Set(), // channels the site refuses
+  connTTL: 600, // seconds
+  subTTL: 300,
+  calls: [], // {path, body}
+  serial: 0,
+  expiry: new Map(), // token → Unix seconds
+  reset(channels) {
+    this.user = { id: '1', username: 'ann' };
+    this.channels = channels;
+    this.refuse = new Set();
+    this.calls = [];
+  },
+  count(path) { return this.calls.filter((c) => c.path === path).length; },
+  sign(sub, ttl) {
+    const exp = Math.floor(siteNow() / 1000) + ttl;
+    const token = 'tok' + ++this.serial + ':' + sub;
+    this.expiry.set(token, exp);
+    return { token, expires_at: exp };
+  },
+  expired(token) { return !this.expiry.has(token) || this.expiry.get(token) * 1000 <= siteNow(); },
+};
+
+const answer = (status, body) => new Response(JSON.stringify(body), {
+  status,
+  headers: { 'Content-Type': 'application/json', Date: new Date(siteNow()).toUTCString() },
+});
+
+globalThis.fetch = async (url, init = {}) => {
+  await new Promise((r) => setTimeout(r, 1)); // the network
+  const path = String(url);
+  const body = init.body ? JSON.parse(init.body) : undefined;
+  site.calls.push({ path, body });
+  if (path.endsWith('/channels')) {
+    return answer(200, { user: site.user, websocket_url: 'ws://127.0.0.1:1/connection/websocket', channels: site.channels });
+  }
+  if (path.endsWith('/auth')) {
+    if ((body.channels || []).length > 100 || (!body.connection && !(body.channels || []).length)) return answer(400, { error: 'instant: bad batch' });
+    const out = { channels: body.channels.map((ch) => (site.refuse.has(ch)
+      ? { channel: ch, status: 403 }
+      : { channel: ch, ...site.sign(site.user ? site.user.id : '', site.subTTL) })) };
+    if (body.connection) out.connection = site.sign(site.user ? site.user.id : '', site.connTTL);
+    return answer(200, out);
+  }
+  return answer(404, { error: 'not found' });
+};
+
+// ---- the stand-in for centrifuge-js 5 ------------------------------------
 
 class Emitter {
   constructor() { this.handlers = {}; }
   on(name, fn) { (this.handlers[name] ||= []).push(fn); return this; }
   emit(name, ...args) { for (const fn of this.handlers[name] || []) fn(...args); }
+  removeAllListeners() { this.handlers = {}; }
+  listeners() { return Object.values(this.handlers).reduce((n, l) => n + l.length, 0); }
 }
+class UnauthorizedError extends Error {}
 
 const snapshots = []; // resolvers of presence calls in flight, in order
+const later = (fn) => setTimeout(fn, 1);
+
 class StandInSubscription extends Emitter {
-  subscribe() {}
+  constructor(client, channel, opts) {
+    super();
+    this.client = client;
+    this.channel = channel;
+    this.opts = opts;
+    this.state = 'unsubscribed';
+    this.token = '';
+    this.flow = 0;
+  }
+  subscribe() {
+    if (this.state !== 'unsubscribed') return;
+    this._set('subscribing', 0, 'subscribe called');
+    this._subscribe();
+  }
+  unsubscribe() {
+    if (this.state === 'unsubscribed') return;
+    this.flow++;
+    this._set('unsubscribed', 0, 'unsubscribe called');
+  }
   presence() { return new Promise((resolve) => snapshots.push(resolve)); }
+  _set(state, code, reason) { this.state = state; this.emit(state, { channel: this.channel, code, reason }); }
+  async _subscribe() {
+    if (this.client.state !== 'connected') return; // when the transport opens
+    const flow = ++this.flow;
+    let token = this.token;
+    if (this.opts.getToken && !token) {
+      try {
+        token = await this.opts.getToken({ channel: this.channel });
+      } catch (e) {
+        if (flow !== this.flow || this.state !== 'subscribing') return;
+        if (e instanceof UnauthorizedError) this._set('unsubscribed', 1, 'unauthorized');
+        else later(() => this._retry(flow));
+        return;
+      }
+      if (flow !== this.flow || this.state !== 'subscribing') return;
+      this.token = token;
+    }
+    if (this.client.state !== 'connected') return;
+    if (token && site.expired(token)) { // 109: the subscription asks again after a backoff
+      this.token = '';
+      later(() => this._retry(flow));
+      return;
+    }
+    this.client.subscribedWith.push(this.channel + ' ' + token);
+    this._set('subscribed', 0, '');
+  }
+  _retry(flow) { if (flow === this.flow && this.state === 'subscribing') this._subscribe(); }
 }
+
+const clients = [];
 class StandInCentrifuge extends Emitter {
-  constructor() { super(); this.subs = new Map(); }
-  newSubscription(name) { const s = new StandInSubscription(); this.subs.set(name, s); return s; }
-  removeSubscription(sub) { for (const [n, s] of this.subs) if (s === sub) this.subs.delete(n); }
-  connect() {}
-  disconnect() {}
+  constructor(url, opts) {
+    super();
+    this.opts = opts;
+    this.subs = new Map();
+    this.state = 'disconnected';
+    this.token = '';
+    this.refreshRequired = false;
+    this.subscribedWith = []; // "channel token" of each subscribe the server took
+    clients.push(this);
+  }
+  setToken(token) { this.token = token; }
+  newSubscription(name, opts) {
+    if (this.subs.has(name)) throw new Error('Subscription to the channel ' + name + ' already exists');
+    const s = new StandInSubscription(this, name, opts || {});
+    this.subs.set(name, s);
+    return s;
+  }
+  removeSubscription(sub) {
+    if (!sub) return;
+    sub.unsubscribe();
+    for (const [n, s] of this.subs) if (s === sub) this.subs.delete(n);
+  }
+  connect() {
+    if (this.state !== 'disconnected') return;
+    this._connecting(0, 'connect called');
+  }
+  disconnect() {
+    if (this.state === 'disconnected') return;
+    this.state = 'disconnected';
+    this.attempt = (this.attempt || 0) + 1;
+    for (const s of this.subs.values()) if (s.state === 'subscribed') s._set('subscribing', 1, 'transport closed');
+    this.emit('disconnected', { code: 0, reason: 'disconnect called' });
+  }
+  // drop closes the transport as a Centrifugo restart would (code 1), or
+  // the server does with a reconnect code (4001).
+  drop(code = 1, reason = 'transport closed') {
+    for (const s of this.subs.values()) if (s.state === 'subscribed') s._set('subscribing', 1, reason);
+    this._connecting(code, reason);
+  }
+  _connecting(code, reason) {
+    this.state = 'connecting';
+    const attempt = this.attempt = (this.attempt || 0) + 1;
+    this.emit('connecting', { code, reason });
+    later(() => this._attempt(attempt));
+  }
+  async _attempt(attempt) {
+    if (attempt !== this.attempt || this.state !== 'connecting') return;
+    if (this.token === '' || this.refreshRequired) {
+      try {
+        this.token = await this.opts.getToken({});
+      } catch (e) {
+        if (attempt !== this.attempt) return;
+        if (e instanceof UnauthorizedError) {
+          this.state = 'disconnected';
+          this.emit('disconnected', { code: 1, reason: 'unauthorized' });
+        } else later(() => this._attempt(attempt));
+        return;
+      }
+      if (attempt !== this.attempt || this.state !== 'connecting') return;
+    }
+    if (site.expired(this.token)) { // 109: the next attempt asks for a token
+      this.refreshRequired = true;
+      later(() => this._attempt(attempt));
+      return;
+    }
+    this.refreshRequired = false;
+    this.state = 'connected';
+    for (const s of this.subs.values()) if (s.state === 'subscribing') s._subscribe(); // one loop
+    this.emit('connected', { client: 'c' + attempt });
+  }
 }
-StandInCentrifuge.UnauthorizedError = class extends Error {};
+StandInCentrifuge.UnauthorizedError = UnauthorizedError;
 
-globalThis.fetch = async () => ({
-  ok: true, status: 200,
-  json: async () => ({ user: { id: '1' }, websocket_url: 'ws://127.0.0.1:1/connection/websocket', channels: [{ name: '$room', level: 'users' }] }),
-});
-
-const settle = () => new Promise((r) => setTimeout(r, 5));
-const users = (live) => live.members('$room').map((m) => m.user + ':' + m.clients).join(',');
+const settle = (ms = 30) => new Promise((r) => setTimeout(r, ms));
+async function until(what, cond) {
+  for (let k = 0; k < 200; k++) {
+    if (cond()) return;
+    await settle(5);
+  }
+  throw new Error('timed out waiting for ' + what);
+}
+const users = (live, ch = '$room') => live.members(ch).map((m) => m.user + ':' + m.clients).join(',');
+const held = (live) => live.channels.map((c) => c.name + '/' + c.level).join(' ');
+const allSubscribed = (live) => [...live.client.subs.values()].every((s) => s.state === 'subscribed');
+const auths = () => site.calls.filter((c) => c.path.endsWith('/auth'));
 
 const { Instant } = await import(process.argv[2]);
 const out = {};
 
+async function started(options, channels) {
+  site.reset(channels);
+  snapshots.length = 0;
+  const live = new Instant(StandInCentrifuge, options);
+  await live.start();
+  await until('the subscriptions', () => allSubscribed(live));
+  return live;
+}
+const room = [{ name: '$room', level: 'users' }];
+
 // 1. Pushes that arrive while the snapshot is asked for are replayed on it:
 // bob (in the snapshot) left and carol joined before its reply came.
 {
-  const live = new Instant(StandInCentrifuge, { presence: true });
-  await live.start();
+  const live = await started({ presence: true }, room);
   const sub = live.client.subs.get('$room');
-  sub.emit('subscribed', {});
   sub.emit('leave', { info: { user: 'bob', client: 'b1' } });
   sub.emit('join', { info: { user: 'carol', client: 'c1' } });
   snapshots.shift()({ clients: { b1: { user: 'bob', client: 'b1' }, a1: { user: 'ann', client: 'a1' } } });
@@ -53,12 +251,14 @@ const out = {};
 // 2. Two tabs of one user are one member until the last leaves; a leave of
 // an unknown client changes nothing; anonymous subscribers are not members.
 {
+  site.reset(room);
   const live = new Instant(StandInCentrifuge, { presence: true });
   const leaving = [];
   live.leaving('$room', (m) => leaving.push(m.user));
+  snapshots.length = 0;
   await live.start();
+  await until('the subscription', () => allSubscribed(live));
   const sub = live.client.subs.get('$room');
-  sub.emit('subscribed', {});
   snapshots.shift()({ clients: { a1: { user: 'ann', client: 'a1' }, a2: { user: 'ann', client: 'a2' }, x: { user: '', client: 'x' } } });
   await settle();
   const steps = [users(live)];
@@ -74,11 +274,8 @@ const out = {};
 
 // 3. A snapshot that comes back after the channel was refused is ignored.
 {
-  const live = new Instant(StandInCentrifuge, { presence: true });
-  await live.start();
-  const sub = live.client.subs.get('$room');
-  sub.emit('subscribed', {});
-  live._deny('$room', sub);
+  const live = await started({ presence: true }, room);
+  live._deny('$room', live.client.subs.get('$room'));
   snapshots.shift()({ clients: { a1: { user: 'ann', client: 'a1' } } });
   await settle();
   out.afterDeny = users(live);
@@ -87,12 +284,10 @@ const out = {};
 // 3b. A snapshot asked for by a subscription that was refused and then
 // replaced (the channel granted again) is not the new one's members.
 {
-  const live = new Instant(StandInCentrifuge, { presence: true });
-  await live.start();
-  const first = live.client.subs.get('$room');
-  first.emit('subscribed', {});
-  live._deny('$room', first);
-  live._apply({ channels: [{ name: '$room', level: 'users' }] });
+  const live = await started({ presence: true }, room);
+  live._deny('$room', live.client.subs.get('$room'));
+  live._apply({ user: site.user, channels: room }, Date.now());
+  await until('the new subscription', () => allSubscribed(live) && snapshots.length === 2);
   snapshots.shift()({ clients: { a1: { user: 'ann', client: 'a1' } } });
   await settle();
   out.staleSnapshot = users(live);
@@ -101,10 +296,9 @@ const out = {};
 // 4. Events: a repeat of an id on the same channel is dropped, this tab's
 // own origin is dropped and counted.
 {
-  const live = new Instant(StandInCentrifuge, {});
+  const live = await started({}, room);
   const got = [];
   live.on('event', (ev, ch) => got.push(ch + ' ' + ev.message));
-  await live.start();
   const sub = live.client.subs.get('$room');
   sub.emit('publication', { data: { id: 'e1', message: 'one' } });
   sub.emit('publication', { data: { id: 'e1', message: 'one again' } });
@@ -117,15 +311,230 @@ const out = {};
 // 5. A batch of 1,500 events sent again whole (a retried BroadcastBatch):
 // every copy is dropped.
 {
-  const live = new Instant(StandInCentrifuge, {});
+  const live = await started({}, room);
   let got = 0;
   live.on('event', () => got++);
-  await live.start();
   const sub = live.client.subs.get('$room');
   for (let round = 0; round < 2; round++) {
     for (let k = 0; k < 1500; k++) sub.emit('publication', { data: { id: 'b' + k, message: 'm' } });
   }
   out.batchDelivered = got;
+}
+
+// 6. What a page with 4 private channels costs the site: two listed, two
+// of its own (rule channels, subscribed to before start), and a public one.
+const listed = [
+  { name: 'site_public', level: 'public' },
+  { name: '$site_users', level: 'users' },
+  { name: '$site_user:1', level: 'personal' },
+];
+{
+  site.reset(listed);
+  const live = new Instant(StandInCentrifuge, { presence: true });
+  live.subscribe('$project-7').subscribe('$project-8');
+  const events = [];
+  live.on('event', (ev, ch) => events.push(ch + ' ' + ev.message));
+  await live.start();
+  await until('the subscriptions', () => live.client.subs.size === 5 && allSubscribed(live));
+  const first = auths();
+  out.connectRequests = site.count('/instant/channels') + ' channels, ' + first.length + ' auth';
+  out.connectAsked = first.map((c) => (c.body.connection ? 'connection+' : '') + c.body.channels.slice().sort().join('+')).join(' | ');
+  out.held = held(live);
+
+  // Centrifugo restarts: every token is still valid.
+  site.calls = [];
+  live.client.drop();
+  await until('the reconnect', () => live.state === 'connected' && allSubscribed(live));
+  out.reconnectValid = site.calls.length;
+
+  // Down longer than the tokens live: they all expired.
+  elapsed += 11 * 60 * 1000;
+  site.calls = [];
+  const before = live.client.subscribedWith.length;
+  live.client.drop();
+  await until('the reconnect after expiry', () => live.state === 'connected' && allSubscribed(live) && live.client.subscribedWith.length >= before + 4);
+  await settle();
+  out.reconnectExpired = site.calls.length;
+  out.reconnectExpiredAsked = auths().map((c) => (c.body.connection ? 'connection+' : '') + c.body.channels.length).join(' | ');
+
+  // The subscription tokens end together (5 min): each subscription asks
+  // for a new one when its own timer fires, in tasks of their own.
+  elapsed += 5 * 60 * 1000;
+  site.calls = [];
+  const subs = [...live.client.subs.values()].filter((s) => s.opts.getToken);
+  const renewed = await Promise.all(subs.map((s) => new Promise((r) => setTimeout(() => r(s.opts.getToken({ channel: s.channel })), 0))));
+  out.renewRequests = site.calls.length;
+  out.renewedDistinct = new Set(renewed).size === subs.length && renewed.every((t) => !site.expired(t));
+
+  // The rule channel's events and presence, like a listed channel's.
+  const p7 = live.client.subs.get('$project-7');
+  p7.emit('publication', { data: { id: 'p1', message: 'project news' } });
+  p7.emit('publication', { data: { id: 'p1', message: 'project news again' } });
+  p7.emit('publication', { data: { id: 'p2', message: 'mine', origin: live.origin } });
+  out.ruleEvents = events.join(',');
+  const seen = [];
+  // The README's presence example, as written.
+  live.here('$project-7', (members) => seen.push('here ' + members.map((m) => m.info.name ?? m.user).join(',')));
+  const infos = [];
+  live.joining('$project-7', (m) => seen.push('joining ' + (m.info.name ?? m.user)));
+  live.joining('$project-7', (m) => infos.push(JSON.stringify(m.info)));
+  live.leaving('$project-7', (m) => seen.push('leaving ' + (m.info.name ?? m.user)));
+  while (snapshots.length) snapshots.shift()({ clients: { a1: { user: '1', client: 'a1', connInfo: { name: 'Ann' } } } });
+  await settle();
+  p7.emit('join', { info: { user: '2', client: 'b1' } }); // no info at all
+  p7.emit('leave', { info: { user: '2', client: 'b1' } });
+  out.rulePresence = seen.join('; ');
+  out.infoWhenNone = infos.join(',');
+  live.stop();
+}
+
+// 7. A channel the site refuses moves to denied; one subscribed to while
+// connected costs one request for all subscribed in the same tick.
+{
+  site.reset(listed);
+  site.refuse.add('$project-9');
+  const live = new Instant(StandInCentrifuge, {});
+  live.subscribe('$project-9');
+  await live.start();
+  await until('the refusal', () => live.denied.includes('$project-9'));
+  await until('the subscriptions', () => allSubscribed(live));
+  await settle();
+  out.refused = held(live) + ' | denied ' + live.denied.join(' ');
+  out.refusedNoRefresh = site.count('/instant/channels'); // refused at once: nothing else to ask
+  out.refusedRequests = auths().length; // the refusal came with the other tokens
+  site.calls = [];
+  live.subscribe('$project-10').subscribe('$project-11');
+  await until('the new subscriptions', () => live.client.subs.size === 5 && allSubscribed(live));
+  out.subscribeLater = auths().length + ' auth for ' + auths().map((c) => c.body.channels.join('+')).join(' | ');
+  let threw = '';
+  try { live.subscribe('bad name'); } catch (e) { threw = e.constructor.name; }
+  out.badName = threw;
+  live.stop();
+}
+
+// 8. refresh(): the page's own channels are kept while the site grants
+// their tokens, dropped when it refuses them; a channel the page
+// unsubscribed from stays away; a refused listed channel asks the site again.
+{
+  site.reset(listed);
+  const live = new Instant(StandInCentrifuge, {});
+  live.subscribe('$project-7').subscribe('$project-8');
+  await live.start();
+  await until('the subscriptions', () => live.client.subs.size === 5 && allSubscribed(live));
+  live.unsubscribe('$site_user:1');
+  site.refuse.add('$project-8');
+  site.calls = [];
+  await live.refresh();
+  await settle();
+  out.refreshCalls = site.calls.map((c) => c.path.replace('/instant/', '') + (c.body ? ' ' + c.body.channels.join('+') : '')).join(' | ');
+  out.afterRefresh = held(live) + ' | denied ' + live.denied.join(' ');
+  // Granted again: the next refresh brings it back.
+  site.refuse.delete('$project-8');
+  await live.refresh();
+  await until('the channel back', () => live.client.subs.has('$project-8') && allSubscribed(live));
+  out.grantedAgain = held(live) + ' | denied ' + live.denied.join(' ');
+  live.stop();
+}
+
+// 9. start() after stop(): the old client keeps no subscription or handler,
+// the new one holds every channel, the page's own included, and the
+// tokens still valid are used again.
+{
+  site.reset(listed);
+  const live = new Instant(StandInCentrifuge, {});
+  live.subscribe('$project-7');
+  const events = [];
+  const states = [];
+  live.on('event', (ev, ch) => events.push(ch + ' ' + ev.message));
+  live.on('state', (s) => states.push(s));
+  await live.start();
+  await until('the subscriptions', () => live.client.subs.size === 4 && allSubscribed(live));
+  const old = live.client;
+  const oldSub = old.subs.get('$project-7');
+  live.stop();
+  out.stopped = [live.state, live.client === null, old.state, old.subs.size, old.listeners(), oldSub.listeners(), held(live)].join(' ');
+  site.calls = [];
+  await live.start();
+  await until('the subscriptions again', () => live.client.subs.size === 4 && allSubscribed(live));
+  out.restarted = [live.client !== old, held(live)].join(' ');
+  out.restartRequests = site.calls.map((c) => c.path.replace('/instant/', '')).join(' ') || 'none beyond';
+  oldSub.emit('publication', { data: { id: 'x1', message: 'from the old client' } });
+  live.client.subs.get('$project-7').emit('publication', { data: { id: 'x2', message: 'from the new one' } });
+  out.restartEvents = events.join(',');
+  out.restartStates = states.join(' ');
+  const made = clients.length;
+  await Promise.all([live.start(), live.start()]); // started: nothing happens
+  out.startTwice = clients.length - made;
+  live.stop();
+  await Promise.all([live.start(), live.start()]); // one client for both
+  out.startTogether = clients.length - made;
+  live.stop();
+}
+
+// 10. The page's clock is an hour ahead of the site's: tokens are still
+// reused, by their lifetime on the site's clock.
+{
+  pageSkew = 3600 * 1000;
+  site.reset(listed);
+  const live = new Instant(StandInCentrifuge, {});
+  live.subscribe('$project-7').subscribe('$project-8');
+  await live.start();
+  await until('the subscriptions', () => live.client.subs.size === 5 && allSubscribed(live));
+  const connect = auths().length;
+  site.calls = [];
+  live.client.drop();
+  await until('the reconnect', () => live.state === 'connected' && allSubscribed(live));
+  out.skewedAhead = connect + ' then ' + site.calls.length;
+  live.stop();
+  pageSkew = -3600 * 1000; // an hour behind: expired tokens are not offered
+  site.reset(listed);
+  const late = new Instant(StandInCentrifuge, {});
+  await late.start();
+  await until('the subscriptions', () => allSubscribed(late));
+  elapsed += 11 * 60 * 1000;
+  site.calls = [];
+  const before = late.client.subscribedWith.length;
+  late.client.drop();
+  await until('the reconnect', () => late.state === 'connected' && allSubscribed(late) && late.client.subscribedWith.length >= before + 2);
+  await settle();
+  out.skewedBehind = site.calls.length;
+  late.stop();
+  pageSkew = 0;
+}
+
+// 11. The server closes the connection with a reconnect code (a logout
+// elsewhere): the site is asked again, the connection comes back with a
+// new token, the private channels the visitor lost are denied, and the
+// page's own channel the site still grants is subscribed anew, for the
+// new visitor.
+{
+  site.reset(listed);
+  const live = new Instant(StandInCentrifuge, {});
+  live.subscribe('$project-7');
+  await live.start();
+  await until('the subscriptions', () => live.client.subs.size === 4 && allSubscribed(live));
+  const before = live.client.subs.get('$project-7');
+  site.user = null;
+  site.channels = [{ name: 'site_public', level: 'public' }];
+  site.calls = [];
+  live.client.drop(4001, 'logout');
+  await until('the page to carry on anonymous', () => live.state === 'connected' && live.denied.length === 2 && allSubscribed(live) && live.client.subs.get('$project-7') !== before);
+  await settle();
+  out.loggedOut = held(live) + ' | denied ' + live.denied.join(' ') + ' | user ' + live.user;
+  out.loggedOutRequests = site.calls.map((c) => c.path.replace('/instant/', '') + (c.body ? (c.body.connection ? ' connection+' : ' ') + c.body.channels.join('+') : '')).join(' | ');
+  out.loggedOutTokens = live.client.subscribedWith.filter((s) => s.startsWith('$project-7')).map((s) => s.split(':').pop() || 'anonymous').join(' ');
+  live.stop();
+}
+
+// 12. 150 channels: at most 100 a request, the connection in the first.
+{
+  site.reset([]);
+  const live = new Instant(StandInCentrifuge, {});
+  for (let k = 0; k < 150; k++) live.subscribe('$project-' + k);
+  await live.start();
+  await until('150 subscriptions', () => live.client.subs.size === 150 && allSubscribed(live));
+  out.split = auths().map((c) => (c.body.connection ? 'connection+' : '') + c.body.channels.length).sort().join(' | ');
+  live.stop();
 }
 
 console.log(JSON.stringify(out));

@@ -1,0 +1,165 @@
+// client.js with the real centrifuge-js 5, under Node, against a real
+// Centrifugo and the app's routes (TestClientJSLive starts them). The test
+// serves each user's routes under <app>/as/<id>/instant, with that user's
+// session. The script asks the test to act (restart Centrifugo, broadcast,
+// count the app's requests) with one JSON line on stdout, answered with
+// one on stdin, and ends with {"result": {...}}.
+// Usage: node [--experimental-websocket] clientjs_live.mjs client.js centrifuge.mjs <app URL> valid|expired
+
+import readline from 'node:readline';
+
+const [clientJS, centrifugeJS, app, phase] = process.argv.slice(2);
+const { Instant } = await import(clientJS);
+const { Centrifuge } = await import(centrifugeJS);
+
+const replies = [];
+let waiting = null;
+readline.createInterface({ input: process.stdin }).on('line', (line) => {
+  const msg = JSON.parse(line);
+  if (waiting) {
+    const w = waiting;
+    waiting = null;
+    w(msg);
+  } else replies.push(msg);
+});
+function ask(msg) {
+  process.stdout.write(JSON.stringify(msg) + '\n');
+  return new Promise((resolve) => {
+    if (replies.length) resolve(replies.shift());
+    else waiting = resolve;
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function until(what, cond, limit = 20000) {
+  const end = Date.now() + limit;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+    await sleep(20);
+  }
+}
+
+// Node's WebSocket (20, experimental) reports a refused connection with an
+// error event but no close event, which browsers fire after it: without
+// one, centrifuge-js waits for its connect timeout (5 s) before trying
+// again. This one closes as a browser's would.
+class BrowserLikeWebSocket extends WebSocket {
+  constructor(...args) {
+    super(...args);
+    let closed = false;
+    this.addEventListener('close', () => { closed = true; });
+    this.addEventListener('error', () => setTimeout(() => {
+      if (closed || this.readyState === WebSocket.OPEN) return;
+      const ev = new Event('close');
+      Object.defineProperties(ev, { code: { value: 1006 }, reason: { value: '' }, wasClean: { value: false } });
+      this.dispatchEvent(ev);
+    }, 0));
+  }
+}
+
+// page is one browser tab of user id, logging what happens to it.
+function page(id, options = {}) {
+  const live = new Instant(Centrifuge, {
+    base: app + '/as/' + id + '/instant',
+    presence: true,
+    centrifuge: { websocket: BrowserLikeWebSocket, maxReconnectDelay: 1000 },
+    ...options,
+  });
+  live.log = { events: [], people: [], states: [], subscribed: 0 };
+  live.on('event', (ev, channel) => live.log.events.push(channel + ' ' + ev.message));
+  live.on('state', (state, reason) => {
+    live.log.states.push(state);
+    console.error(new Date().toISOString(), 'page', id, state, reason); // shown when the test fails
+  });
+  live.on('subscription', (name, state, reason) => console.error(new Date().toISOString(), 'page', id, name, state, reason));
+  live.on('subscription', (name, state) => { if (state === 'subscribed') live.log.subscribed++; });
+  // The README's presence example, as written.
+  live.here('$project-7', (members) => live.log.people.push('here ' + members.map((m) => m.info.name ?? m.user).join(',')));
+  live.joining('$project-7', (m) => live.log.people.push('joining ' + (m.info.name ?? m.user) + ' ' + JSON.stringify(m.info)));
+  live.leaving('$project-7', (m) => live.log.people.push('leaving ' + (m.info.name ?? m.user)));
+  live.on('error', (e) => console.error('page ' + id + ':', e && e.message));
+  return live;
+}
+const subscribedAll = (live) => !!live.client && live.channels.length > 0 && live.channels.every((c) => {
+  const sub = live.client.getSubscription(c.name);
+  return !!sub && sub.state === 'subscribed';
+});
+const held = (live) => live.channels.map((c) => c.name).join(' ');
+const delta = (a, b) => Object.fromEntries(Object.keys(b).map((k) => [k, b[k] - (a[k] || 0)]).filter(([, v]) => v));
+
+const result = {};
+const ann = page('1');
+ann.subscribe('$project-7').subscribe('$project-8').subscribe('$project-9');
+await ann.start();
+await until('ann subscribed', () => ann.state === 'connected' && ann.channels.length === 5 && subscribedAll(ann) && ann.denied.includes('$project-9'));
+result.held = held(ann);
+result.denied = ann.denied.join(' ');
+result.start = (await ask({ do: 'hits' })).hits;
+
+if (phase === 'valid') {
+  // Another user on the rule channel: presence, with no info for them.
+  const bob = page('2');
+  bob.subscribe('$project-7');
+  await bob.start();
+  await until('ann sees bob', () => ann.log.people.some((p) => p.startsWith('joining 2')));
+  await until('the members', () => ann.members('$project-7').length === 2);
+  result.members = ann.members('$project-7').map((m) => m.user + ' ' + JSON.stringify(m.info)).join(', ');
+  // Events on the rule channel: one, the same again (a retry), one that
+  // ann's own tab caused.
+  await ask({ do: 'broadcast', channel: '$project-7', id: 'e1', message: 'project news' });
+  await ask({ do: 'broadcast', channel: '$project-7', id: 'e1', message: 'project news again' });
+  await ask({ do: 'broadcast', channel: '$project-7', id: 'e2', message: 'caused by ann', origin: ann.origin });
+  await ask({ do: 'broadcast', channel: '$project-8', id: 'e3', message: 'second project' });
+  await until('the events', () => ann.log.events.length >= 2 && bob.log.events.length >= 2);
+  await sleep(300); // room for one that should not come
+  result.events = ann.log.events.join(', ');
+  result.bobEvents = bob.log.events.join(', ');
+  bob.stop();
+  await until('bob leaving', () => ann.log.people.some((p) => p === 'leaving 2'));
+  result.people = ann.log.people.join('; ');
+
+  // Centrifugo restarts under the page; every token is still valid.
+  const before = (await ask({ do: 'hits' })).hits;
+  const subscribed = ann.log.subscribed;
+  const t0 = Date.now();
+  await ask({ do: 'restart' });
+  await until('ann back', () => ann.state === 'connected' && ann.log.subscribed >= subscribed + 5 && subscribedAll(ann));
+  result.resubscribedMs = Date.now() - t0;
+  result.restart = delta(before, (await ask({ do: 'hits' })).hits);
+  await ask({ do: 'broadcast', channel: '$project-8', id: 'e4', message: 'after the restart' });
+  await until('the event after the restart', () => ann.log.events.includes('$project-8 after the restart'));
+
+  // start() after stop(): everything back, own channels included.
+  ann.stop();
+  result.stopped = ann.state + ' ' + held(ann);
+  const beforeStart = (await ask({ do: 'hits' })).hits;
+  await ann.start();
+  await until('ann started again', () => ann.state === 'connected' && ann.channels.length === 5 && subscribedAll(ann));
+  result.restarted = held(ann);
+  result.startAgain = delta(beforeStart, (await ask({ do: 'hits' })).hits);
+  await ask({ do: 'broadcast', channel: '$project-7', id: 'e5', message: 'after start again' });
+  await until('the event after start again', () => ann.log.events.includes('$project-7 after start again'));
+} else {
+  // Centrifugo is down longer than the tokens live (the test gives them 5 s).
+  await ask({ do: 'stop' });
+  await until('ann disconnected', () => ann.state !== 'connected');
+  await sleep(6500);
+  const before = (await ask({ do: 'hits' })).hits;
+  const subscribed = ann.log.subscribed;
+  const t0 = Date.now();
+  await ask({ do: 'start' });
+  await until('ann back', () => ann.state === 'connected' && ann.log.subscribed >= subscribed + 5 && subscribedAll(ann));
+  result.resubscribedMs = Date.now() - t0;
+  result.restart = delta(before, (await ask({ do: 'hits' })).hits);
+  await ask({ do: 'broadcast', channel: '$project-7', id: 'e6', message: 'after the outage' });
+  await until('the event after the outage', () => ann.log.events.includes('$project-7 after the outage'));
+  // Connected for 8 s: the tokens are renewed, the connection's and the
+  // four subscriptions' together.
+  const renew = (await ask({ do: 'hits' })).hits;
+  await sleep(8000);
+  result.renewals = delta(renew, (await ask({ do: 'hits' })).hits);
+  result.stillConnected = ann.state;
+}
+ann.stop();
+process.stdout.write(JSON.stringify({ result }) + '\n');
+process.exit(0);
