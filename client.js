@@ -332,7 +332,9 @@ export class Instant {
     let p = byUser.get(ci.user);
     const fresh = !p;
     if (fresh) {
-      p = { user: ci.user, info: ci.chanInfo || ci.connInfo || null, clients: new Set() };
+      // The channel's own info (the rule's, else User.Info); a connection's
+      // info would be the same on every channel.
+      p = { user: ci.user, info: ci.chanInfo || null, clients: new Set() };
       byUser.set(ci.user, p);
     }
     p.clients.add(ci.client);
