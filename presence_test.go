@@ -30,7 +30,7 @@ var (
 // joins records the joins and leaves one subscription is pushed.
 type joins struct {
 	mu           sync.Mutex
-	joined, left []string // user IDs, in order
+	joined, left []string                // user IDs, in order
 	infos        []centrifuge.ClientInfo // of the joins
 }
 
