@@ -53,8 +53,15 @@ export class Instant {
     this.base = (options.base || '/instant').replace(/\/$/, '');
     this.presenceFor = options.presence || [];
     this.seenLimit = options.seen || 10000;
-    /** This tab's origin id: events carrying it are dropped. */
+    /**
+     * This tab's origin id, sent on the app's requests (headers, fetch):
+     * the one the site minted for this tab (GET channels answers it, bound
+     * to the user logged in, so that the site ignores it from anyone
+     * else), or a random one until then or when the site gives none.
+     * Events carrying any id this tab has had are dropped.
+     */
     this.origin = randomId();
+    this._origins = [this.origin];
     /** @type {State} */
     this.state = 'disconnected';
     /** @type {any} The logged-in user, or null. */
@@ -185,6 +192,7 @@ export class Instant {
       throw e;
     }
     this.user = info.user || null;
+    this._setOrigin(info);
     this.client = new this.Centrifuge(info.websocket_url, {
       getToken: () => this._post('connection_token', {}),
     });
@@ -225,7 +233,7 @@ export class Instant {
   refresh() {
     if (!this._asking) {
       this._asking = this._channels()
-        .then((info) => { this.user = info.user || null; this._apply(info); })
+        .then((info) => { this.user = info.user || null; this._setOrigin(info); this._apply(info); })
         .catch((e) => this._emit('error', e))
         .finally(() => { this._asking = null; });
     }
@@ -286,9 +294,19 @@ export class Instant {
     sub.subscribe();
   }
 
+  // _setOrigin takes the origin id the site minted (a new one on each
+  // answer: after a login or logout only the newest is the user's), and
+  // remembers the last few, whose events are still on their way.
+  _setOrigin(info) {
+    if (typeof info.origin !== 'string' || !info.origin || info.origin === this.origin) return;
+    this.origin = info.origin;
+    this._origins.push(info.origin);
+    if (this._origins.length > 8) this._origins.shift();
+  }
+
   _publication(channel, ev) {
     if (!ev || typeof ev !== 'object') return;
-    if (ev.origin && ev.origin === this.origin) { // this tab caused it
+    if (ev.origin && this._origins.includes(ev.origin)) { // this tab caused it
       this.droppedOwn++;
       return;
     }

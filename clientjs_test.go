@@ -43,6 +43,9 @@ func TestClientJSLogic(t *testing.T) {
 		// a repeated id and this tab's own event dropped
 		"events":     "$room one,$room theirs",
 		"droppedOwn": float64(1),
+		// a random id without the site's; the site's minted id, sent in the
+		// header, replaced by a newer one; events carrying either dropped
+		"origin": "true,minted-for-user-1,minted-for-user-1,minted-after-login,1,2",
 	}
 	for k, w := range want {
 		if got[k] != w {

@@ -48,7 +48,7 @@ var routes = []struct {
 //	POST connection_token    {}                      → {"token","expires_at"}
 //	POST subscription_token  {"channel"}             → {"token","expires_at"} or 403
 //	POST auth                {"client","channels"}   → {"channels":[{"channel","token"} or {"channel","status":403}]}
-//	GET  channels                                    → {"user","channels":[{"name","level"}],"websocket_url"}
+//	GET  channels                                    → {"user","channels":[{"name","level"}],"websocket_url","origin"}
 //	GET  client.js                                   → the browser helper, an ES module
 //
 // and the Centrifugo proxy routes (see proxy.go). POST routes take a JSON body
@@ -304,6 +304,8 @@ func (i *Instant) channelsRoute(c *gin.Context, _ []byte) {
 		"user":          u,
 		"channels":      i.ChannelsFor(u),
 		"websocket_url": i.cfg.WebsocketURL,
+		// A new origin id for the asking tab, bound to u (see Origin).
+		"origin": i.mintOrigin(u),
 	})
 }
 

@@ -25,9 +25,10 @@ class StandInCentrifuge extends Emitter {
 }
 StandInCentrifuge.UnauthorizedError = class extends Error {};
 
+let minted = null; // the origin GET channels answers (none: an older site)
 globalThis.fetch = async () => ({
   ok: true, status: 200,
-  json: async () => ({ user: { id: '1' }, websocket_url: 'ws://127.0.0.1:1/connection/websocket', channels: [{ name: '$room', level: 'users' }] }),
+  json: async () => ({ user: { id: '1' }, websocket_url: 'ws://127.0.0.1:1/connection/websocket', channels: [{ name: '$room', level: 'users' }], ...(minted ? { origin: minted } : {}) }),
 });
 
 const settle = () => new Promise((r) => setTimeout(r, 5));
@@ -126,6 +127,30 @@ const out = {};
     for (let k = 0; k < 1500; k++) sub.emit('publication', { data: { id: 'b' + k, message: 'm' } });
   }
   out.batchDelivered = got;
+}
+
+// 6. The origin: the one the site minted, sent on the app's requests; a
+// newer one after a refresh (a login) replaces it, and events carrying
+// either are this tab's. Without one from the site, a random id.
+{
+  const plain = new Instant(StandInCentrifuge, {});
+  await plain.start();
+  const randomOrigin = /^[0-9a-f]{24}$/.test(plain.origin);
+  minted = 'minted-for-user-1';
+  const live = new Instant(StandInCentrifuge, {});
+  let got = 0;
+  live.on('event', () => got++);
+  await live.start();
+  const first = live.origin;
+  const header = live.headers({ 'X-Other': '1' }).get('X-Instant-Origin');
+  minted = 'minted-after-login';
+  await live.refresh();
+  const sub = live.client.subs.get('$room');
+  sub.emit('publication', { data: { id: 'o1', message: 'before', origin: first } });
+  sub.emit('publication', { data: { id: 'o2', message: 'after', origin: 'minted-after-login' } });
+  sub.emit('publication', { data: { id: 'o3', message: 'other', origin: 'minted-for-someone-else' } });
+  out.origin = [randomOrigin, first, header, live.origin, got, live.droppedOwn].join(',');
+  minted = null;
 }
 
 console.log(JSON.stringify(out));
