@@ -206,3 +206,34 @@ func BenchmarkOrigin(b *testing.B) {
 	req.Header.Set(instant.OriginHeader, body["origin"].(string))
 	br.do(req)
 }
+
+// FuzzOrigin sends any header value: Origin answers "" or the header,
+// the header for the id minted for the user, and never panics. (Under
+// -fuzz each worker mints its own id: a seed minted by another answers "".)
+func FuzzOrigin(f *testing.F) {
+	r := originRouter(newInstant(f, testConfig()))
+	b := newBrowser(f, r).as(&alice)
+	_, body := b.get("/instant/channels")
+	id := body["origin"].(string)
+	for _, s := range []string{"", id, id[:37], id + "=", strings.Repeat("A", 38), "tab-1_A", "\x00" + id[1:], "\u00e9" + id[2:]} {
+		f.Add(s)
+	}
+	cookies := b.cookieHeader()
+	f.Fuzz(func(t *testing.T, header string) {
+		req := httptest.NewRequest(http.MethodGet, "/test/origin", nil)
+		req.Header = cookies.Clone()
+		req.Header.Set(instant.OriginHeader, header)
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		got := w.Body.String()
+		ok := got == `{"origin":""}`
+		if header == id {
+			ok = got == `{"origin":"`+id+`"}`
+		} else if header != "" && got == `{"origin":"`+header+`"}` {
+			ok = len(header) == len(id) && originFormat.MatchString(header) // another worker's id
+		}
+		if w.Code != http.StatusOK || !ok {
+			t.Fatalf("header %q: %d %s", header, w.Code, got)
+		}
+	})
+}
