@@ -25,11 +25,19 @@ type CentrifugoOptions struct {
 	// history.
 	HistorySize       int
 	HistoryTTLSeconds int
-	// Presence turns presence on: subscribers of private channels receive
-	// join and leave pushes (their tokens ask for them) and may query who
-	// is there, with each member's info (User.Info or a rule's info);
-	// anonymous subscribers may not query, and public channels, which need
-	// no token, push nothing. Instant.Presence and PresenceStats need it.
+	// Presence turns presence on in the namespaces that hold private
+	// channels: subscribers of private channels receive join and leave
+	// pushes (their tokens ask for them) and may query who is there, with
+	// each member's info for that channel (the rule's info, else
+	// User.Info); anonymous subscribers may not query. A namespace of
+	// public channels only ("news:all") keeps it off: no presence, no
+	// joins or leaves, for anyone. Centrifugo gives a public channel the
+	// options of its namespace, so one that shares its namespace with
+	// private channels (site_public and $site_users both have none) is
+	// tracked too: a logged-in reader may query it or ask for its joins
+	// and leaves, and sees the other readers' user IDs, never their info.
+	// With ProxyURL set, the subscribe proxy keeps public readers out of
+	// presence everywhere. Instant.Presence and PresenceStats need it.
 	// Default: off.
 	Presence bool
 	// RedisAddress, when set ("redis://127.0.0.1:6379"), makes Centrifugo
@@ -83,13 +91,9 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	channelOpts := map[string]any{
 		"allow_subscribe_for_client":    true,
 		"allow_subscribe_for_anonymous": !i.cfg.DisallowAnonymous,
-		"presence":                      o.Presence,
-		"join_leave":                    o.Presence,
-		// Pushed to subscribers whose token asks (private channels only).
-		"force_push_join_leave": false,
-		// Queried by logged-in subscribers only (no allow_presence_for_anonymous).
-		"allow_presence_for_subscriber": o.Presence,
 	}
+	presence := i.presenceNamespaces(o.Presence)
+	setPresence(channelOpts, presence(""))
 	if o.HistorySize > 0 {
 		channelOpts["history_size"] = o.HistorySize
 		channelOpts["history_ttl"] = strconv.Itoa(o.HistoryTTLSeconds) + "s"
@@ -128,6 +132,7 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 		for k, v := range channelOpts {
 			opts[k] = v
 		}
+		setPresence(opts, presence(ns))
 		namespaces = append(namespaces, opts)
 	}
 	cfg := map[string]any{
@@ -230,4 +235,35 @@ func namespaceChars(s string) bool {
 		}
 	}
 	return true
+}
+
+// setPresence writes the presence options of one namespace (or of the
+// channels without one).
+func setPresence(opts map[string]any, on bool) {
+	opts["presence"] = on
+	opts["join_leave"] = on
+	// Pushed to subscribers whose token asks (private channels only).
+	opts["force_push_join_leave"] = false
+	// Queried by logged-in subscribers only (no allow_presence_for_anonymous).
+	opts["allow_presence_for_subscriber"] = on
+}
+
+// presenceNamespaces answers, when presence is on, whether a namespace
+// ("" for channels without one) needs it: whether it may hold a private
+// channel (a configured one, the personal channels, or a rule's: every
+// rule's namespace is literal, Authorize sees to it).
+func (i *Instant) presenceNamespaces(on bool) func(ns string) bool {
+	if !on {
+		return func(string) bool { return false }
+	}
+	private := map[string]bool{namespaceOf(i.channels.userPrefix): true}
+	for name := range i.channels.byName {
+		if IsPrivate(name) {
+			private[namespaceOf(name)] = true
+		}
+	}
+	for _, r := range *i.rules.Load() {
+		private[r.namespace] = true
+	}
+	return func(ns string) bool { return private[ns] }
 }

@@ -3,9 +3,11 @@ package instant_test
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -94,6 +96,60 @@ func TestCentrifugoConfigPassesCheckconfig(t *testing.T) {
 		out, err := exec.Command(bin, "checkconfig", "--strict", "-c", path).CombinedOutput()
 		if err != nil {
 			t.Errorf("%s: checkconfig --strict: %v\n%s\n%s", name, err, out, raw)
+		}
+	}
+}
+
+// TestCentrifugoConfigPresenceWhereItIsPrivate: with Presence, the
+// namespaces that hold private channels get presence, and one of public
+// channels only gets none (no joins or leaves, no queries, for anyone).
+func TestCentrifugoConfigPresenceWhereItIsPrivate(t *testing.T) {
+	cfg := testConfig()
+	cfg.PublicChannels = []string{"site_public", "news:all", "chat:lobby"}
+	inst := newInstant(t, cfg)
+	_ = inst.Authorize("$chat:*", func(*gin.Context, *instant.User, map[string]string) (bool, any) { return true, nil })
+	presenceOf := func(raw []byte) map[string]bool {
+		t.Helper()
+		var c struct {
+			Channel struct {
+				WithoutNamespace map[string]any   `json:"without_namespace"`
+				Namespaces       []map[string]any `json:"namespaces"`
+			} `json:"channel"`
+		}
+		if err := json.Unmarshal(raw, &c); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, opts := range append(c.Channel.Namespaces, c.Channel.WithoutNamespace) {
+			name, _ := opts["name"].(string)
+			on := opts["presence"] == true
+			for _, k := range []string{"join_leave", "allow_presence_for_subscriber"} {
+				if (opts[k] == true) != on {
+					t.Errorf("namespace %q: presence %v but %s %v", name, on, k, opts[k])
+				}
+			}
+			if opts["force_push_join_leave"] != false || opts["allow_presence_for_anonymous"] == true || opts["allow_presence_for_client"] == true {
+				t.Errorf("namespace %q: %v", name, opts)
+			}
+			out[name] = on
+		}
+		return out
+	}
+	raw, _ := inst.CentrifugoConfig(instant.CentrifugoOptions{Presence: true})
+	want := map[string]bool{"": true, "chat": true, "news": false, "site_user": true}
+	if got := presenceOf(raw); !maps.Equal(got, want) {
+		t.Errorf("presence by namespace %v, want %v", got, want)
+	}
+	raw, _ = inst.CentrifugoConfig(instant.CentrifugoOptions{})
+	if got := presenceOf(raw); slices.Contains(slices.Collect(maps.Values(got)), true) {
+		t.Errorf("presence off, yet on in %v", got)
+	}
+	// A rule whose namespace cannot be told may match any: presence stays
+	// on everywhere (if Authorize takes such a pattern at all).
+	if err := inst.Authorize("${team}:board", func(*gin.Context, *instant.User, map[string]string) (bool, any) { return true, nil }); err == nil {
+		raw, _ = inst.CentrifugoConfig(instant.CentrifugoOptions{Presence: true})
+		if got := presenceOf(raw); !got["news"] {
+			t.Errorf("with ${team}:board, presence by namespace %v, want on everywhere", got)
 		}
 	}
 }

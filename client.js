@@ -90,8 +90,15 @@ export class Instant {
     this.presenceFor = options.presence || [];
     this.seenLimit = options.seen || 10000;
     this._centrifugeOptions = options.centrifuge || {};
-    /** This tab's origin id: events carrying it are dropped. */
+    /**
+     * This tab's origin id, sent on the app's requests (headers, fetch):
+     * the one the site minted for this tab (GET channels answers it, bound
+     * to the user logged in, so that the site ignores it from anyone
+     * else), or a random one until then or when the site gives none.
+     * Events carrying any id this tab has had are dropped.
+     */
     this.origin = randomId();
+    this._origins = [this.origin];
     /** @type {State} */
     this.state = 'disconnected';
     /** @type {any} The logged-in user, or null. */
@@ -275,6 +282,7 @@ export class Instant {
     }
     if (run !== this._run) return; // stop() came first
     this.user = info.user || null;
+    this._setOrigin(info);
     const client = new this.Centrifuge(info.websocket_url, {
       ...this._centrifugeOptions,
       getToken: () => this._token(CONNECTION, client),
@@ -368,6 +376,7 @@ export class Instant {
       this._asking = Promise.all([this._channels(), this._verdicts(own)])
         .then(([info, verdicts]) => {
           this.user = info.user || null;
+          this._setOrigin(info);
           this._apply(info, asked, verdicts);
         })
         .catch((e) => this._emit('error', e))
@@ -661,9 +670,19 @@ export class Instant {
 
   // ---- events and presence ---------------------------------------------
 
+  // _setOrigin takes the origin id the site minted (a new one on each
+  // answer: after a login or logout only the newest is the user's), and
+  // remembers the last few, whose events are still on their way.
+  _setOrigin(info) {
+    if (typeof info.origin !== 'string' || !info.origin || info.origin === this.origin) return;
+    this.origin = info.origin;
+    this._origins.push(info.origin);
+    if (this._origins.length > 8) this._origins.shift();
+  }
+
   _publication(channel, ev) {
     if (!ev || typeof ev !== 'object') return;
-    if (ev.origin && ev.origin === this.origin) { // this tab caused it
+    if (ev.origin && this._origins.includes(ev.origin)) { // this tab caused it
       this.droppedOwn++;
       return;
     }
@@ -707,7 +726,9 @@ export class Instant {
     let p = byUser.get(ci.user);
     const fresh = !p;
     if (fresh) {
-      const info = ci.chanInfo ?? ci.connInfo;
+      // The channel's own info (the rule's, else User.Info); connection
+      // tokens carry none.
+      const info = ci.chanInfo;
       p = { user: ci.user, info: info == null ? {} : info, clients: new Set() };
       byUser.set(ci.user, p);
     }

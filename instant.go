@@ -131,6 +131,7 @@ type Config struct {
 type Instant struct {
 	cfg         Config     // with defaults filled in
 	macs        *sync.Pool // HMAC-SHA256 states keyed with TokenSecret (token.go)
+	origins     *sync.Pool // HMAC-SHA256 states for origin ids (origin.go)
 	logger      *slog.Logger
 	channels    channelTable
 	rules       atomic.Pointer[[]rule]
@@ -243,6 +244,7 @@ func New(cfg Config) (*Instant, error) {
 	inst := &Instant{
 		cfg:         cfg,
 		macs:        newMACPool([]byte(cfg.TokenSecret)),
+		origins:     newOriginPool([]byte(cfg.TokenSecret)),
 		logger:      cfg.Logger,
 		channels:    table,
 		cop:         cop,

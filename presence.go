@@ -12,8 +12,10 @@ import (
 type Member struct {
 	// UserID is the user's ID, the tokens' "sub".
 	UserID string `json:"user_id"`
-	// Info is what the user's subscription token carried as presence info
-	// (a rule's info, else User.Info), as JSON; empty when none.
+	// Info is what the user's subscription token for this channel carried
+	// as presence info (the rule's info, else User.Info), as JSON; empty
+	// when none. Never the connection's info, which Centrifugo hands to
+	// every channel.
 	Info json.RawMessage `json:"info,omitempty"`
 	// Clients counts the user's subscriptions to the channel.
 	Clients int `json:"clients"`
@@ -27,7 +29,8 @@ type PresenceStats struct {
 }
 
 // presenceClient is one subscription as Centrifugo's presence call
-// reports it.
+// reports it. connInfo is not read: connection tokens carry no info, and
+// a member's info is what its subscription to the channel carries.
 type presenceClient struct {
 	user               string
 	connInfo, chanInfo json.RawMessage
@@ -63,8 +66,8 @@ func (i *Instant) Presence(ctx context.Context, channel string) ([]Member, error
 			byUser[pc.user] = m
 		}
 		m.Clients++
-		if m.Info == nil {
-			m.Info = firstInfo(pc.chanInfo, pc.connInfo)
+		if m.Info == nil && len(pc.chanInfo) > 0 && string(pc.chanInfo) != "null" {
+			m.Info = slices.Clone(pc.chanInfo)
 		}
 	}
 	out := make([]Member, 0, len(byUser))
@@ -73,16 +76,6 @@ func (i *Instant) Presence(ctx context.Context, channel string) ([]Member, error
 	}
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.UserID, b.UserID) })
 	return out, nil
-}
-
-// firstInfo returns the first of infos that holds a JSON value.
-func firstInfo(infos ...json.RawMessage) json.RawMessage {
-	for _, info := range infos {
-		if len(info) > 0 && string(info) != "null" {
-			return slices.Clone(info)
-		}
-	}
-	return nil
 }
 
 // PresenceStats counts the subscriptions to channel and their distinct

@@ -7,12 +7,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/centrifugal/centrifuge-go"
+	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 var (
@@ -24,7 +30,8 @@ var (
 // joins records the joins and leaves one subscription is pushed.
 type joins struct {
 	mu           sync.Mutex
-	joined, left []string // user IDs, in order
+	joined, left []string                // user IDs, in order
+	infos        []centrifuge.ClientInfo // of the joins
 }
 
 func (j *joins) has(list *[]string, user string) bool {
@@ -42,8 +49,16 @@ func (j *joins) has(list *[]string, user string) bool {
 // private) and records the joins and leaves pushed to it.
 func watchedSub(t *testing.T, lc *liveClient, channel string) (*centrifuge.Subscription, *joins) {
 	t.Helper()
-	cfg := centrifuge.SubscriptionConfig{}
-	if instant.IsPrivate(channel) {
+	return watchedSubWith(t, lc, channel, instant.IsPrivate(channel), false)
+}
+
+// watchedSubWith is watchedSub with the choices made by the caller: a
+// token from the routes (withToken), and joinLeave, asking Centrifugo to
+// push joins and leaves (centrifuge-js and -go let any client ask).
+func watchedSubWith(t *testing.T, lc *liveClient, channel string, withToken, joinLeave bool) (*centrifuge.Subscription, *joins) {
+	t.Helper()
+	cfg := centrifuge.SubscriptionConfig{JoinLeave: joinLeave}
+	if withToken {
 		cfg.GetToken = func(centrifuge.SubscriptionTokenEvent) (string, error) {
 			return lc.token("/instant/subscription_token", map[string]any{"channel": channel})
 		}
@@ -53,7 +68,12 @@ func watchedSub(t *testing.T, lc *liveClient, channel string) (*centrifuge.Subsc
 		t.Fatal(err)
 	}
 	j := &joins{}
-	sub.OnJoin(func(e centrifuge.JoinEvent) { j.mu.Lock(); j.joined = append(j.joined, e.User); j.mu.Unlock() })
+	sub.OnJoin(func(e centrifuge.JoinEvent) {
+		j.mu.Lock()
+		j.joined = append(j.joined, e.User)
+		j.infos = append(j.infos, e.ClientInfo)
+		j.mu.Unlock()
+	})
 	sub.OnLeave(func(e centrifuge.LeaveEvent) { j.mu.Lock(); j.left = append(j.left, e.User); j.mu.Unlock() })
 	if ok, code := awaitSubscribe(t, sub); !ok {
 		t.Fatalf("could not subscribe to %s: code %d", channel, code)
@@ -174,4 +194,255 @@ func hasChannel(body map[string]any, name, level string) bool {
 		}
 	}
 	return false
+}
+
+// startPresence is startLive with presence on, cfg changed by mod first
+// and rules added by rules (before the config is written, so that their
+// namespaces are declared).
+func startPresence(t *testing.T, mod func(*instant.Config), rules func(*instant.Instant)) *liveSetup {
+	t.Helper()
+	ls := &liveSetup{}
+	ls.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cfg := testConfig()
+		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		cfg.PublishTimeout = 2 * time.Second
+		if mod != nil {
+			mod(&cfg)
+		}
+		inst, err := instant.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		ls.inst, ls.cfg = inst, cfg
+		if rules != nil {
+			rules(inst)
+		}
+		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error", Presence: true})
+	})
+	ls.app = newRouter(ls.inst)
+	return ls
+}
+
+// quiet waits long enough for a push that should not come.
+func quiet() { time.Sleep(500 * time.Millisecond) }
+
+func (j *joins) count() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.joined) + len(j.left)
+}
+
+// presenceCode is the code of Centrifugo's refusal of a presence call (0
+// when it answered).
+func presenceCode(t *testing.T, sub *centrifuge.Subscription) (centrifuge.PresenceResult, uint32) {
+	t.Helper()
+	res, err := sub.Presence(context.Background())
+	if err == nil {
+		return res, 0
+	}
+	var ce *centrifuge.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("presence of %s: %v", sub.Channel, err)
+	}
+	return res, ce.Code
+}
+
+// TestLivePublicChannelsShowNoPresence: a public channel gets no presence
+// and no joins or leaves, for a logged-in reader who asks for them too,
+// while private channels keep both. news:all is a namespace of public
+// channels only; site_public shares its (empty) namespace with
+// $site_users, and Centrifugo gives both the same options: there, a
+// reader who subscribes with the routes' token is left out of presence.
+func TestLivePublicChannelsShowNoPresence(t *testing.T) {
+	ls := startPresence(t, func(c *instant.Config) { c.PublicChannels = []string{"site_public", "news:all"} }, nil)
+	ctx := context.Background()
+	annC, bobC := ls.connect(t, &ann), ls.connect(t, &bob)
+
+	// news:all: ann asks for joins and leaves, bob arrives; nothing is
+	// pushed, and neither ann nor the server API may list who is there.
+	news, newsWatch := watchedSubWith(t, annC, "news:all", false, true)
+	watchedSubWith(t, bobC, "news:all", false, true)
+	// $site_users: the same two, with tokens: bob's arrival is pushed.
+	users, usersWatch := watchedSubWith(t, annC, "$site_users", true, true)
+	watchedSubWith(t, bobC, "$site_users", true, true)
+	eventually(t, "ann was told of bob's join on $site_users", func() bool { return usersWatch.has(&usersWatch.joined, bob.ID) })
+	quiet()
+	if n := newsWatch.count(); n != 0 {
+		t.Errorf("news:all pushed %d joins or leaves to ann: %v", n, newsWatch.joined)
+	}
+	if res, code := presenceCode(t, news); code == 0 {
+		t.Errorf("ann listed the readers of news:all: %v", res.Clients)
+	}
+	if m, err := ls.inst.Presence(ctx, "news:all"); err == nil {
+		t.Errorf("Instant.Presence listed the readers of news:all: %v", m)
+	}
+
+	// $site_users: ann's query answers, and so does the server API.
+	res, code := presenceCode(t, users)
+	if code != 0 || len(res.Clients) != 2 {
+		t.Errorf("ann's presence on $site_users: %v (refusal %d), want 2 clients", res.Clients, code)
+	}
+	members, err := ls.inst.Presence(ctx, "$site_users")
+	if err != nil || len(members) != 2 || members[0].UserID != ann.ID || members[1].UserID != bob.ID {
+		t.Errorf("Instant.Presence($site_users) = %+v, %v", members, err)
+	}
+	if stats, err := ls.inst.PresenceStats(ctx, "$site_users"); err != nil || stats.Users != 2 {
+		t.Errorf("PresenceStats($site_users) = %+v, %v", stats, err)
+	}
+
+	// site_public with a token from the routes: ann is not listed (nor her
+	// info); bob, who reads it without a token, is: see
+	// CentrifugoOptions.Presence.
+	watchedSubWith(t, annC, "site_public", true, false)
+	watchedSubWith(t, bobC, "site_public", false, false)
+	members, err = ls.inst.Presence(ctx, "site_public")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if m.UserID == ann.ID || len(m.Info) > 0 {
+			t.Errorf("site_public lists %s with info %s; a reader with a token is left out, and nobody's info shows", m.UserID, m.Info)
+		}
+	}
+}
+
+// TestLivePresenceShowsTheRuleInfo: what the members of a channel see of
+// a user is that channel's info: the rule's when it gives one, else
+// User.Info, and never the connection's.
+func TestLivePresenceShowsTheRuleInfo(t *testing.T) {
+	ls := startPresence(t, nil, func(inst *instant.Instant) {
+		_ = inst.Authorize("$chat:*", func(_ *gin.Context, u *instant.User, _ map[string]string) (bool, any) {
+			return u != nil, map[string]any{"nick": "anon-" + u.ID}
+		})
+	})
+	ctx := context.Background()
+	x := instant.User{ID: "42", Info: map[string]any{"email": "x@y"}}
+	y := instant.User{ID: "43", Info: map[string]any{"email": "z@w"}}
+	xc, yc := ls.connect(t, &x), ls.connect(t, &y)
+
+	ySub, yWatch := watchedSub(t, yc, "$chat:1")
+	watchedSub(t, xc, "$chat:1")
+	eventually(t, "y was told of x's join", func() bool { return yWatch.has(&yWatch.joined, x.ID) })
+	res, code := presenceCode(t, ySub)
+	if code != 0 {
+		t.Fatalf("y's presence call on $chat:1 refused: %d", code)
+	}
+	yWatch.mu.Lock()
+	pushed := append([]centrifuge.ClientInfo{}, yWatch.infos...)
+	yWatch.mu.Unlock()
+	seen := append(pushed, mapValues(res.Clients)...)
+	var answer strings.Builder
+	for _, ci := range seen {
+		fmt.Fprintf(&answer, "%s %s %s; ", ci.User, ci.ConnInfo, ci.ChanInfo)
+	}
+	if strings.Contains(answer.String(), "email") || strings.Contains(answer.String(), "x@y") {
+		t.Errorf("the members of $chat:1 see an email: %s", answer.String())
+	}
+	for _, ci := range seen {
+		if ci.User == x.ID && (string(ci.ChanInfo) != `{"nick":"anon-42"}` || len(ci.ConnInfo) != 0) {
+			t.Errorf("x on $chat:1: chan_info %s, conn_info %s; want the rule's info and no connection info", ci.ChanInfo, ci.ConnInfo)
+		}
+	}
+	members, err := ls.inst.Presence(ctx, "$chat:1")
+	if err != nil || len(members) != 2 || string(members[0].Info) != `{"nick":"anon-42"}` || string(members[1].Info) != `{"nick":"anon-43"}` {
+		t.Errorf("Instant.Presence($chat:1) = %+v, %v", members, err)
+	}
+
+	// $site_users has no rule of its own: members see User.Info.
+	usersSub, _ := watchedSub(t, yc, "$site_users")
+	watchedSub(t, xc, "$site_users")
+	res, code = presenceCode(t, usersSub)
+	if code != 0 || len(res.Clients) != 2 {
+		t.Fatalf("y's presence on $site_users: %v (refusal %d)", res.Clients, code)
+	}
+	for _, ci := range res.Clients {
+		if ci.User == x.ID && string(ci.ChanInfo) != `{"email":"x@y"}` {
+			t.Errorf("x on $site_users: chan_info %s, want User.Info", ci.ChanInfo)
+		}
+	}
+	members, err = ls.inst.Presence(ctx, "$site_users")
+	if err != nil || len(members) != 2 || string(members[0].Info) != `{"email":"x@y"}` {
+		t.Errorf("Instant.Presence($site_users) = %+v, %v", members, err)
+	}
+}
+
+func mapValues[K comparable, V any](m map[K]V) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// TestLiveProxiedPublicChannelsShowNoPresence: with ProxyURL, Centrifugo
+// asks the subscribe proxy about public channels, and its answer keeps
+// their readers out of presence, joins and leaves even where a public
+// channel shares its namespace with private ones; the connect proxy, like
+// a connection token, gives the connection no info.
+func TestLiveProxiedPublicChannelsShowNoPresence(t *testing.T) {
+	p := &proxied{t: t}
+	appSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.app.ServeHTTP(w, r) }))
+	t.Cleanup(appSrv.Close)
+	p.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cfg := testConfig()
+		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		var err error
+		if p.inst, err = instant.New(cfg); err != nil {
+			return nil, err
+		}
+		return p.inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error", Presence: true, ProxyURL: appSrv.URL + "/instant"})
+	})
+	p.app = newRouter(p.inst)
+	ctx := context.Background()
+
+	annC := p.dial(newBrowser(t, p.app).as(&ann).cookieHeader(), "")
+	bobC := p.dial(newBrowser(t, p.app).as(&bob).cookieHeader(), "")
+	if annC == nil || bobC == nil {
+		t.Fatal("could not connect through the connect proxy")
+	}
+	j := &joins{}
+	annSub, err := annC.NewSubscription("site_public", centrifuge.SubscriptionConfig{JoinLeave: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	annSub.OnJoin(func(e centrifuge.JoinEvent) { j.mu.Lock(); j.joined = append(j.joined, e.User); j.mu.Unlock() })
+	if ok, code := awaitSubscribe(t, annSub); !ok {
+		t.Fatalf("ann could not read site_public: %d", code)
+	}
+	if !p.subscribe(bobC, "site_public", "") {
+		t.Fatal("bob could not read site_public")
+	}
+	quiet()
+	if n := j.count(); n != 0 {
+		t.Errorf("site_public pushed joins to ann: %v", j.joined)
+	}
+	if res, err := annSub.Presence(ctx); err == nil && len(res.Clients) != 0 {
+		t.Errorf("ann listed the readers of site_public: %v", res.Clients)
+	}
+	if m, err := p.inst.Presence(ctx, "site_public"); err != nil || len(m) != 0 {
+		t.Errorf("Instant.Presence(site_public) = %v, %v; want nobody", m, err)
+	}
+
+	// $site_users, with a token: listed, with the channel's info and none
+	// from the connection.
+	tok, err := p.inst.SubscriptionToken(nil, &bob, "$site_users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := bobC.NewSubscription("$site_users", centrifuge.SubscriptionConfig{Token: tok.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, code := awaitSubscribe(t, sub); !ok {
+		t.Fatalf("bob could not read $site_users: %d", code)
+	}
+	res, err := sub.Presence(ctx)
+	if err != nil || len(res.Clients) != 1 {
+		t.Fatalf("bob's presence on $site_users: %v, %v", res.Clients, err)
+	}
+	for _, ci := range res.Clients {
+		if len(ci.ConnInfo) != 0 || string(ci.ChanInfo) != `{"name":"Bob"}` {
+			t.Errorf("bob on $site_users: conn_info %s, chan_info %s", ci.ConnInfo, ci.ChanInfo)
+		}
+	}
 }

@@ -127,10 +127,9 @@ func (i *Instant) proxyConnect(c *gin.Context, body []byte) {
 		c.JSON(http.StatusOK, loginRequired)
 		return
 	}
-	sub, info := userClaims(u)
+	// No info, as in a connection token (see signConnection).
 	c.JSON(http.StatusOK, proxyAnswer{Result: map[string]any{
-		"user":      sub,
-		"info":      info,
+		"user":      subject(u),
 		"expire_at": time.Now().Add(i.cfg.ConnectionTokenTTL).Unix(),
 	}})
 }
@@ -156,7 +155,9 @@ func (i *Instant) proxyRefresh(c *gin.Context, body []byte) {
 
 // proxySubscribe decides a subscription by the same decision as the token
 // routes. Centrifugo treats an empty result as allowed, so a refusal is an
-// explicit error.
+// explicit error. Centrifugo asks only about channels without a token,
+// public ones: the answer keeps the subscriber out of presence, joins and
+// leaves, as a public channel's token does.
 func (i *Instant) proxySubscribe(c *gin.Context, body []byte) {
 	req, ok := i.proxyRead(c, body)
 	if !ok {
@@ -174,6 +175,9 @@ func (i *Instant) proxySubscribe(c *gin.Context, body []byte) {
 		result := map[string]any{"expire_at": time.Now().Add(i.cfg.SubscriptionTokenTTL).Unix()}
 		if info != nil {
 			result["info"] = info
+		}
+		if o := overrideFor(req.Channel); o != nil {
+			result["override"] = o
 		}
 		c.JSON(http.StatusOK, proxyAnswer{Result: result})
 	}

@@ -10,39 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/gin-gonic/gin"
 )
-
-// OriginHeader is the request header in which the browser helper
-// (client.js) sends its tab's origin id on the app's own fetches.
-const OriginHeader = "X-Instant-Origin"
-
-// maxOriginLength bounds Event.Origin and the origin header.
-const maxOriginLength = 64
-
-// Origin returns the browser tab's origin id that the request carries in
-// OriginHeader, or "" when it carries none or a malformed one (ids are 1 to
-// 64 letters, digits, '-' and '_'). One line makes an event skip the tab
-// that caused it:
-//
-//	inst.Broadcast(c, instant.Event{Channel: "$site_users", Message: "saved", Origin: instant.Origin(c)})
-func Origin(c *gin.Context) string {
-	if c == nil || c.Request == nil {
-		return ""
-	}
-	o := c.Request.Header.Get(OriginHeader)
-	if o == "" || len(o) > maxOriginLength {
-		return ""
-	}
-	for k := 0; k < len(o); k++ {
-		b := o[k]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
-			return ""
-		}
-	}
-	return o
-}
 
 // Event is one message to broadcast. Subscribers receive it as the JSON
 // object {"id","channel","message","event_class","data","site","date","origin"}

@@ -49,7 +49,7 @@ var routes = []struct {
 //	POST subscription_token  {"channel"}             → {"token","expires_at"} or 403
 //	POST auth                {"client","channels"}   → {"channels":[{"channel","token","expires_at"} or {"channel","status":403}]}
 //	     with "connection":true                      → the same and "connection":{"token","expires_at"}
-//	GET  channels                                    → {"user","channels":[{"name","level"}],"websocket_url"}
+//	GET  channels                                    → {"user","channels":[{"name","level"}],"websocket_url","origin"}
 //	GET  client.js                                   → the browser helper, an ES module
 //
 // and the Centrifugo proxy routes (see proxy.go). POST routes take a JSON body
@@ -326,6 +326,8 @@ func (i *Instant) channelsRoute(c *gin.Context, _ []byte) {
 		"user":          u,
 		"channels":      i.ChannelsFor(u),
 		"websocket_url": i.cfg.WebsocketURL,
+		// A new origin id for the asking tab, bound to u (see Origin).
+		"origin": i.mintOrigin(u),
 	})
 }
 

@@ -30,6 +30,8 @@ type claims struct {
 // override is Centrifugo's per-subscription change of the namespace's
 // options, in a subscription token.
 type override struct {
+	Presence           *boolValue `json:"presence,omitempty"`
+	JoinLeave          *boolValue `json:"join_leave,omitempty"`
 	ForcePushJoinLeave *boolValue `json:"force_push_join_leave,omitempty"`
 }
 
@@ -39,9 +41,38 @@ type boolValue struct {
 
 // privateOverride goes into the subscription token of every private
 // channel: its subscribers receive joins and leaves when the namespace
-// emits them (CentrifugoOptions.Presence), while public channels, which
-// anyone reads without a token, never push them.
+// emits them (CentrifugoOptions.Presence).
 var privateOverride = &override{ForcePushJoinLeave: &boolValue{Value: true}}
+
+// publicOverride goes into a subscription token for a public channel
+// (which needs none, but the routes sign one when asked): the subscriber
+// is left out of presence and sends and receives no joins or leaves,
+// whatever the namespace says. CentrifugoConfig's subscribe proxy answer
+// carries the same for public channels.
+var publicOverride = &override{
+	Presence:           &boolValue{Value: false},
+	JoinLeave:          &boolValue{Value: false},
+	ForcePushJoinLeave: &boolValue{Value: false},
+}
+
+// The overrides as appendClaims writes them.
+const (
+	privateOverrideJSON = `,"override":{"force_push_join_leave":{"value":true}}`
+	publicOverrideJSON  = `,"override":{"presence":{"value":false},"join_leave":{"value":false},"force_push_join_leave":{"value":false}}`
+)
+
+// overrideFor is the override of a token for channel: none for a
+// connection token (no channel).
+func overrideFor(channel string) *override {
+	switch {
+	case channel == "":
+		return nil
+	case IsPrivate(channel):
+		return privateOverride
+	default:
+		return publicOverride
+	}
+}
 
 // The jwt.Claims methods, so that tokens parse back with jwt/v5.
 func (c claims) GetExpirationTime() (*jwt.NumericDate, error) {
@@ -111,11 +142,7 @@ func newMACPool(secret []byte) *sync.Pool {
 // request, and reflection was a third of the cost of each.
 func appendClaims(buf []byte, sub, channel string, info any, iat, exp int64) ([]byte, error) {
 	if !utf8.ValidString(sub) || !utf8.ValidString(channel) {
-		cl := claims{Sub: sub, Channel: channel, Info: info, IssuedAt: iat, ExpiresAt: exp}
-		if IsPrivate(channel) {
-			cl.Override = privateOverride
-		}
-		return json.Marshal(cl)
+		return json.Marshal(claims{Sub: sub, Channel: channel, Info: info, IssuedAt: iat, ExpiresAt: exp, Override: overrideFor(channel)})
 	}
 	buf = append(buf, `{"sub":`...)
 	buf = appendJSONString(buf, sub)
@@ -144,8 +171,11 @@ func appendClaims(buf []byte, sub, channel string, info any, iat, exp int64) ([]
 	buf = strconv.AppendInt(buf, iat, 10)
 	buf = append(buf, `,"exp":`...)
 	buf = strconv.AppendInt(buf, exp, 10)
-	if IsPrivate(channel) {
-		buf = append(buf, `,"override":{"force_push_join_leave":{"value":true}}`...)
+	switch overrideFor(channel) {
+	case privateOverride:
+		buf = append(buf, privateOverrideJSON...)
+	case publicOverride:
+		buf = append(buf, publicOverrideJSON...)
 	}
 	return append(buf, '}'), nil
 }
@@ -193,9 +223,11 @@ func appendJSONString(buf []byte, s string) []byte {
 
 // ConnectionToken signs a Centrifugo connection token for user (nil for an
 // anonymous connection, with an empty "sub"), valid for ConnectionTokenTTL:
-// what the connection_token route answers. It refuses an anonymous user
-// when Config.DisallowAnonymous is set (ErrLoginRequired) and a user that
-// Login would refuse (ErrInvalidUser).
+// what the connection_token route answers. It carries the user's ID and no
+// info: User.Info goes into the subscription tokens of private channels,
+// so that each channel's members see what that channel's rule allows. It
+// refuses an anonymous user when Config.DisallowAnonymous is set
+// (ErrLoginRequired) and a user that Login would refuse (ErrInvalidUser).
 func (i *Instant) ConnectionToken(user *User) (Token, error) {
 	if i == nil {
 		return Token{}, ErrNotInstalled
@@ -216,7 +248,10 @@ func (i *Instant) ConnectionToken(user *User) (Token, error) {
 // subscription_token route: an error wrapping ErrInvalidChannel,
 // ErrLoginRequired, ErrNotAllowed or ErrRuleFailed when it refuses. c is
 // handed to custom rules; it may be nil when no rule needs it. Use it to
-// put a token into a page you render.
+// put a token into a page you render. The token of a private channel
+// carries the presence info its members see of user: the rule's info when
+// the rule gives one, else User.Info. The token of a public channel
+// carries none and keeps its subscriber out of presence, joins and leaves.
 func (i *Instant) SubscriptionToken(c *gin.Context, user *User, channel string) (Token, error) {
 	if i == nil {
 		return Token{}, ErrNotInstalled
@@ -233,28 +268,39 @@ func (i *Instant) SubscriptionToken(c *gin.Context, user *User, channel string) 
 	return i.signSubscription(user, channel, info)
 }
 
-// signConnection signs without deciding: callers have decided.
+// signConnection signs without deciding: callers have decided. The
+// token carries no info: Centrifugo would hand a connection's info to
+// every channel it joins (conn_info), while what members of a channel see
+// is that channel's own (see signSubscription).
 func (i *Instant) signConnection(user *User) (Token, error) {
-	sub, info := userClaims(user)
-	return i.sign(sub, "", info, i.cfg.ConnectionTokenTTL, time.Now())
+	return i.sign(subject(user), "", nil, i.cfg.ConnectionTokenTTL, time.Now())
 }
 
 // signSubscription signs without deciding: callers have decided. info is
-// a rule's presence info; without one, the user's Info is used.
+// a rule's presence info.
 func (i *Instant) signSubscription(user *User, channel string, info any) (Token, error) {
-	sub, userInfo := userClaims(user)
-	if info == nil {
-		info = userInfo
-	}
-	return i.sign(sub, channel, info, i.cfg.SubscriptionTokenTTL, time.Now())
+	return i.sign(subject(user), channel, channelInfo(user, channel, info), i.cfg.SubscriptionTokenTTL, time.Now())
 }
 
-func userClaims(u *User) (sub string, info any) {
+// subject is the tokens' "sub": the user's ID, empty for anonymous.
+func subject(u *User) string {
 	if u == nil {
-		return "", nil
+		return ""
 	}
-	if len(u.Info) > 0 {
-		info = u.Info
+	return u.ID
+}
+
+// channelInfo is what the other members of channel see of user: a rule's
+// info when it gave one, else User.Info; nothing on a public channel,
+// which keeps no presence.
+func channelInfo(u *User, channel string, ruleInfo any) any {
+	switch {
+	case !IsPrivate(channel):
+		return nil
+	case ruleInfo != nil:
+		return ruleInfo
+	case u != nil && len(u.Info) > 0:
+		return u.Info
 	}
-	return u.ID, info
+	return nil
 }

@@ -26,10 +26,7 @@ func FuzzAppendClaims(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cl := claims{Sub: sub, Channel: channel, Info: info, IssuedAt: iat, ExpiresAt: exp}
-		if IsPrivate(channel) {
-			cl.Override = privateOverride
-		}
+		cl := claims{Sub: sub, Channel: channel, Info: info, IssuedAt: iat, ExpiresAt: exp, Override: overrideFor(channel)}
 		want, _ := json.Marshal(cl)
 		var a, b any
 		if err := json.Unmarshal(got, &a); err != nil {
@@ -62,12 +59,15 @@ func TestSignMatchesJWT(t *testing.T) {
 			defer wg.Done()
 			for k := range 200 {
 				sub, channel := strconv.Itoa(g), "$c:"+strconv.Itoa(k)
+				if k%2 == 1 {
+					channel = channel[1:] // a public channel: the other override
+				}
 				tok, err := inst.sign(sub, channel, nil, time.Minute, now)
 				if err != nil {
 					errs <- err
 					return
 				}
-				cl := claims{Sub: sub, Channel: channel, IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Minute).Unix(), Override: privateOverride}
+				cl := claims{Sub: sub, Channel: channel, IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Minute).Unix(), Override: overrideFor(channel)}
 				want, err := jwt.NewWithClaims(jwt.SigningMethodHS256, cl).SignedString([]byte(secret))
 				if err != nil {
 					errs <- err

@@ -1,9 +1,11 @@
 package instant_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -38,8 +40,8 @@ func TestConnectionTokenClaims(t *testing.T) {
 	if _, ok := c["channel"]; ok {
 		t.Error("connection token has a channel claim")
 	}
-	if info, _ := c["info"].(map[string]any); info["name"] != "Alice" {
-		t.Errorf("info = %v", c["info"])
+	if info, ok := c["info"]; ok {
+		t.Errorf("the connection token carries info %v: Centrifugo would show it on every channel", info)
 	}
 	exp, _ := c.GetExpirationTime()
 	if d := exp.Sub(before); d < 3*time.Minute-time.Second || d > 3*time.Minute+time.Second {
@@ -90,4 +92,57 @@ func TestTokenSignedWithOtherSecretFails(t *testing.T) {
 	if err == nil {
 		t.Fatal("token verified with the wrong secret")
 	}
+}
+
+// TestSubscriptionTokenInfo: the info a subscription token carries is what
+// the other members of that channel see: a rule's info when it gives one,
+// else User.Info; none, and no presence or joins, on a public channel.
+func TestSubscriptionTokenInfo(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	_ = inst.Authorize("$chat:*", func(*gin.Context, *instant.User, map[string]string) (bool, any) {
+		return true, map[string]string{"nick": "anon-42"}
+	})
+	_ = inst.Authorize("$room:*", func(*gin.Context, *instant.User, map[string]string) (bool, any) { return true, nil })
+	x := instant.User{ID: "42", Info: map[string]any{"email": "x@y"}}
+	private := map[string]any{"force_push_join_leave": map[string]any{"value": true}}
+	public := map[string]any{
+		"presence":              map[string]any{"value": false},
+		"join_leave":            map[string]any{"value": false},
+		"force_push_join_leave": map[string]any{"value": false},
+	}
+	for _, tc := range []struct {
+		name, channel string
+		user          *instant.User
+		info          string // JSON; "" for none
+		override      map[string]any
+	}{
+		{"a rule's info", "$chat:1", &x, `{"nick":"anon-42"}`, private},
+		{"a rule without info", "$room:1", &x, `{"email":"x@y"}`, private},
+		{"a role channel", "$site_users", &x, `{"email":"x@y"}`, private},
+		{"a user without info", "$site_users", &alice, "", private},
+		{"a public channel", "site_public", &x, "", public},
+		{"a public channel, anonymous", "site_public", nil, "", public},
+	} {
+		tok, err := inst.SubscriptionToken(nil, tc.user, tc.channel)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		c := parseToken(t, tok.Token)
+		info := ""
+		if v, ok := c["info"]; ok {
+			raw, _ := json.Marshal(v)
+			info = string(raw)
+		}
+		if info != tc.info {
+			t.Errorf("%s: info %s, want %q", tc.name, info, tc.info)
+		}
+		if got, _ := json.Marshal(c["override"]); string(got) != mustJSON(tc.override) {
+			t.Errorf("%s: override %s, want %s", tc.name, got, mustJSON(tc.override))
+		}
+	}
+}
+
+func mustJSON(v any) string {
+	raw, _ := json.Marshal(v)
+	return string(raw)
 }

@@ -27,13 +27,17 @@ func TestUserCopiesAreDeep(t *testing.T) {
 	for range 4 {
 		wg.Add(2)
 		go func() { defer wg.Done(); editor.tryGet("/edit") }()
-		go func() { defer wg.Done(); reader.tryPostJSON("/instant/connection_token", map[string]any{}) }()
+		go func() {
+			defer wg.Done()
+			reader.tryPostJSON("/instant/subscription_token", map[string]any{"channel": "$site_users"})
+		}()
 	}
 	wg.Wait()
 	for _, b := range []*browser{editor, reader} {
-		status, body := b.postJSON("/instant/connection_token", map[string]any{})
+		// User.Info rides in a private channel's subscription token.
+		status, body := b.postJSON("/instant/subscription_token", map[string]any{"channel": "$site_users"})
 		if status != 200 {
-			t.Fatalf("connection_token %d", status)
+			t.Fatalf("subscription_token %d", status)
 		}
 		profile := parseToken(t, body["token"].(string))["info"].(map[string]any)["profile"].(map[string]any)
 		if profile["role"] != "guest" || profile["tags"].([]any)[0] != "new" {

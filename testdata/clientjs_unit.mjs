@@ -25,6 +25,7 @@ Date.now = () => siteNow() + pageSkew;
 const site = {
   user: { id: '1', username: 'ann' },
   channels: [],
+  minted: null, // the origin id GET channels answers (none: an older site)
   refuse: new Set(), // channels the site refuses
   connTTL: 600, // seconds
   subTTL: 300,
@@ -36,6 +37,7 @@ const site = {
     this.channels = channels;
     this.refuse = new Set();
     this.calls = [];
+    this.minted = null;
   },
   count(path) { return this.calls.filter((c) => c.path === path).length; },
   sign(sub, ttl) {
@@ -58,7 +60,7 @@ globalThis.fetch = async (url, init = {}) => {
   const body = init.body ? JSON.parse(init.body) : undefined;
   site.calls.push({ path, body });
   if (path.endsWith('/channels')) {
-    return answer(200, { user: site.user, websocket_url: 'ws://127.0.0.1:1/connection/websocket', channels: site.channels });
+    return answer(200, { user: site.user, websocket_url: 'ws://127.0.0.1:1/connection/websocket', channels: site.channels, ...(site.minted ? { origin: site.minted } : {}) });
   }
   if (path.endsWith('/auth')) {
     if ((body.channels || []).length > 100 || (!body.connection && !(body.channels || []).length)) return answer(400, { error: 'instant: bad batch' });
@@ -379,7 +381,7 @@ const listed = [
   live.joining('$project-7', (m) => seen.push('joining ' + (m.info.name ?? m.user)));
   live.joining('$project-7', (m) => infos.push(JSON.stringify(m.info)));
   live.leaving('$project-7', (m) => seen.push('leaving ' + (m.info.name ?? m.user)));
-  while (snapshots.length) snapshots.shift()({ clients: { a1: { user: '1', client: 'a1', connInfo: { name: 'Ann' } } } });
+  while (snapshots.length) snapshots.shift()({ clients: { a1: { user: '1', client: 'a1', chanInfo: { name: 'Ann' } } } });
   await settle();
   p7.emit('join', { info: { user: '2', client: 'b1' } }); // no info at all
   p7.emit('leave', { info: { user: '2', client: 'b1' } });
@@ -534,6 +536,33 @@ const listed = [
   await live.start();
   await until('150 subscriptions', () => live.client.subs.size === 150 && allSubscribed(live));
   out.split = auths().map((c) => (c.body.connection ? 'connection+' : '') + c.body.channels.length).sort().join(' | ');
+  live.stop();
+}
+
+// 13. The origin: the one the site minted, sent on the app's requests; a
+// newer one after a refresh (a login) replaces it, and events carrying
+// either are this tab's. Without one from the site, a random id.
+{
+  site.reset([{ name: '$room', level: 'users' }]);
+  const plain = new Instant(StandInCentrifuge, {});
+  await plain.start();
+  const randomOrigin = /^[0-9a-f]{24}$/.test(plain.origin);
+  plain.stop();
+  site.minted = 'minted-for-user-1';
+  const live = new Instant(StandInCentrifuge, {});
+  let got = 0;
+  live.on('event', () => got++);
+  await live.start();
+  await until('the subscription', () => live.client.subs.size === 1 && allSubscribed(live));
+  const first = live.origin;
+  const header = live.headers({ 'X-Other': '1' }).get('X-Instant-Origin');
+  site.minted = 'minted-after-login';
+  await live.refresh();
+  const sub = live.client.subs.get('$room');
+  sub.emit('publication', { data: { id: 'o1', message: 'before', origin: first } });
+  sub.emit('publication', { data: { id: 'o2', message: 'after', origin: 'minted-after-login' } });
+  sub.emit('publication', { data: { id: 'o3', message: 'other', origin: 'minted-for-someone-else' } });
+  out.origin = [randomOrigin, first, header, live.origin, got, live.droppedOwn].join(',');
   live.stop();
 }
 
