@@ -252,8 +252,7 @@ func statusAt(code int, retryAfter func() string) func(w http.ResponseWriter) {
 	}
 }
 
-// inTwoSeconds is an HTTP date two seconds from now: one to two seconds
-// away, as the format counts whole seconds.
+// inTwoSeconds is an HTTP date two seconds from now.
 func inTwoSeconds() string { return time.Now().Add(2 * time.Second).UTC().Format(http.TimeFormat) }
 
 func standIn(t *testing.T, timeout time.Duration, url string) *instant.Instant {
@@ -266,18 +265,20 @@ func standIn(t *testing.T, timeout time.Duration, url string) *instant.Instant {
 // refusals before), a 429 no sooner than its Retry-After, in seconds or as
 // an HTTP date.
 func TestRetries408And429(t *testing.T) {
+	type answers = []func(w http.ResponseWriter)
 	cases := []struct {
-		name    string
-		answers []func(w http.ResponseWriter)
-		atLeast time.Duration // between the first and the last request
+		name            string
+		answers         answers
+		atLeast, atMost time.Duration // between the first and the last request
 	}{
-		{"408", []func(w http.ResponseWriter){status(http.StatusRequestTimeout, "")}, 0},
-		{"429 without Retry-After", []func(w http.ResponseWriter){status(http.StatusTooManyRequests, "")}, 0},
-		{"429 after 1s", []func(w http.ResponseWriter){status(http.StatusTooManyRequests, "1")}, time.Second},
-		{"429 then 503, each after 1s", []func(w http.ResponseWriter){status(http.StatusTooManyRequests, "1"), status(http.StatusServiceUnavailable, "1")}, 2 * time.Second},
-		{"429 after a date", []func(w http.ResponseWriter){statusAt(http.StatusTooManyRequests, inTwoSeconds)}, 900 * time.Millisecond},
-		{"429 after a date gone by", []func(w http.ResponseWriter){status(http.StatusTooManyRequests, "Sun, 06 Nov 1994 08:49:37 GMT")}, 0},
-		{"429 after nonsense", []func(w http.ResponseWriter){status(http.StatusTooManyRequests, "soon")}, 0},
+		{"408", answers{status(http.StatusRequestTimeout, "")}, 0, time.Second},
+		{"429 without Retry-After", answers{status(http.StatusTooManyRequests, "")}, 0, time.Second},
+		{"429 after 1s", answers{status(http.StatusTooManyRequests, "1")}, time.Second, 2 * time.Second},
+		{"429 then 503, each after 1s", answers{status(http.StatusTooManyRequests, "1"), status(http.StatusServiceUnavailable, "1")}, 2 * time.Second, 3 * time.Second},
+		// An HTTP date counts whole seconds: one to two seconds away.
+		{"429 after a date", answers{statusAt(http.StatusTooManyRequests, inTwoSeconds)}, 900 * time.Millisecond, 3 * time.Second},
+		{"429 after a date gone by", answers{status(http.StatusTooManyRequests, "Sun, 06 Nov 1994 08:49:37 GMT")}, 0, time.Second},
+		{"429 after nonsense", answers{status(http.StatusTooManyRequests, "soon")}, 0, time.Second},
 	}
 	for _, c := range cases {
 		srv, n, at := statusThenOK(t, c.answers...)
@@ -287,8 +288,8 @@ func TestRetries408And429(t *testing.T) {
 			continue
 		}
 		wait := (*at)[len(*at)-1].Sub((*at)[0])
-		if int(n.Load()) != len(c.answers)+1 || wait < c.atLeast || wait > c.atLeast+time.Second {
-			t.Errorf("%s: %d requests over %v, want %d over %v", c.name, n.Load(), wait, len(c.answers)+1, c.atLeast)
+		if int(n.Load()) != len(c.answers)+1 || wait < c.atLeast || wait > c.atMost {
+			t.Errorf("%s: %d requests over %v, want %d over %v to %v", c.name, n.Load(), wait, len(c.answers)+1, c.atLeast, c.atMost)
 		}
 		if s := inst.Stats(); s.Retried != uint64(len(c.answers)) || s.Published != 1 {
 			t.Errorf("%s: Stats %+v", c.name, s)

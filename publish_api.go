@@ -247,6 +247,7 @@ func objectEnd(b []byte) int {
 // object), or Centrifugo's error. {"publish":{…}}, the reply to a
 // publication made, is checked without decoding.
 func parseReply(reply []byte) (ok bool, apiErr *replyError, err error) {
+	// Centrifugo writes no space in its replies.
 	if inner, found := bytes.CutPrefix(reply, publishHead); found && len(inner) >= 3 && inner[0] == '{' && inner[len(inner)-1] == '}' && objectEnd(inner) == len(inner)-1 {
 		return true, nil, nil
 	}
@@ -255,7 +256,7 @@ func parseReply(reply []byte) (ok bool, apiErr *replyError, err error) {
 		Publish json.RawMessage `json:"publish"`
 	}
 	if err := json.Unmarshal(reply, &rep); err != nil {
-		return false, nil, err
+		return false, nil, errNoResult // valid JSON, but not a reply's shape
 	}
 	if rep.Error != nil {
 		return false, rep.Error, nil
@@ -265,7 +266,7 @@ func parseReply(reply []byte) (ok bool, apiErr *replyError, err error) {
 
 var jsonContentType = []string{"application/json"}
 
-// buffer is a pooled byte slice, for request bodies and replies.
+// buffer is a pooled byte slice, for replies.
 type buffer struct{ b []byte }
 
 var buffers = sync.Pool{New: func() any { return &buffer{b: make([]byte, 0, 4<<10)} }}
