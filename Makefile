@@ -65,7 +65,7 @@ test: centrifugo npm check
 ## written into BENCHMARKS.md too. Each run measures every bare route right before its plugin
 ## twin (go test -count would run all of one before all of the other, so drift on a shared
 ## machine would read as overhead).
-bench:
+bench: centrifugo
 	@mkdir -p bin
 	$(GO) test -c -o bin/bench.test .
 	for k in $$(seq $(BENCH_COUNT)); do bin/bench.test -test.run '^$$' -test.bench . -test.benchmem || exit 1; done | $(GO) run ./scripts/benchratio | tee bin/bench.txt

@@ -5,16 +5,21 @@ package instant_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/centrifugal/gocent/v3"
 	"github.com/gin-contrib/sessions"
 	"github.com/gin-contrib/sessions/cookie"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 // loginCookie returns a session cookie holding u, as Login writes it.
@@ -59,42 +64,53 @@ func (rt route) fresh(body []byte) *http.Request {
 	return req
 }
 
-// serve sends a fresh copy of rt's request each time.
-func serve(b *testing.B, rt route, body []byte, want int) {
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		w := httptest.NewRecorder()
-		rt.h.ServeHTTP(w, rt.fresh(body))
-		if w.Code != want {
-			b.Fatalf("status %d: %s", w.Code, w.Body)
+// compare runs the bare route and the plugin's as compareCalls does: a
+// fresh copy of each side's request each time, made before the clock
+// starts.
+func compare(b *testing.B, bare, inst route, body []byte, want int) {
+	side := func(rt route) func(b *testing.B) func() {
+		return func(b *testing.B) func() {
+			req, w := rt.fresh(body), httptest.NewRecorder()
+			return func() {
+				rt.h.ServeHTTP(w, req)
+				if w.Code != want {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
 		}
 	}
+	compareCalls(b, side(bare), side(inst))
 }
 
-// compare runs the bare route and the plugin's as sub-benchmarks of their
-// own (their allocations), and then "paired": one request of each in
-// turn, the order swapped every time, each timed alone, reported as
-// bare-ns/op and instant-ns/op. Pairing request by request cancels what a
-// shared machine's drift does to two runs a second apart; `make bench`
-// reads its ratio.
-func compare(b *testing.B, bare, inst route, body []byte, want int) {
-	b.Run("bare", func(b *testing.B) { serve(b, bare, body, want) })
-	b.Run("instant", func(b *testing.B) { serve(b, inst, body, want) })
+// compareCalls runs the bare side and the plugin's as sub-benchmarks of
+// their own (their allocations), and then "paired": one operation of each
+// in turn, the order swapped every time, each timed alone, reported as
+// bare-ns/op and instant-ns/op. Pairing operation by operation cancels
+// what a shared machine's drift does to two runs a second apart; `make
+// bench` reads its ratio. A side prepares an operation (untimed in the
+// paired run) and returns it.
+func compareCalls(b *testing.B, bare, inst func(b *testing.B) func()) {
+	loop := func(side func(b *testing.B) func()) func(b *testing.B) {
+		return func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				side(b)()
+			}
+		}
+	}
+	b.Run("bare", loop(bare))
+	b.Run("instant", loop(inst))
 	b.Run("paired", func(b *testing.B) {
 		var took [2]time.Duration
-		sides := [2]route{bare, inst}
+		sides := [2]func(b *testing.B) func(){bare, inst}
 		n := 0
 		for b.Loop() {
 			for k := range 2 {
 				side := (n + k) % 2
-				req, w := sides[side].fresh(body), httptest.NewRecorder()
+				op := sides[side](b)
 				start := time.Now()
-				sides[side].h.ServeHTTP(w, req)
+				op()
 				took[side] += time.Since(start)
-				if w.Code != want {
-					b.Fatalf("status %d: %s", w.Code, w.Body)
-				}
 			}
 			n++
 		}
@@ -223,4 +239,143 @@ func BenchmarkAuthBatch(b *testing.B) {
 	})
 	inst := benchEngine(rulesInstant(b))
 	compare(b, route{bare, newReq("/echo")}, route{inst, newReq("/instant/auth")}, body, http.StatusOK)
+}
+
+// benchCentrifugo starts a Centrifugo for b (the benchmark is skipped when
+// it is missing, and fails under CI=true) and returns an Instant bound to
+// it.
+func benchCentrifugo(b *testing.B) (*instant.Instant, *centrifugotest.Server) {
+	var inst *instant.Instant
+	srv := centrifugotest.Start(b, func(port int) ([]byte, error) {
+		cfg := testConfig()
+		cfg.APIURL = "http://127.0.0.1:" + strconv.Itoa(port) + "/api"
+		var err error
+		if inst, err = instant.New(cfg); err != nil {
+			return nil, err
+		}
+		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
+	})
+	return inst, srv
+}
+
+// benchPayload is an event as Broadcast encodes it, of about 200 bytes.
+const benchPayload = `{"id":"0123456789abcdef0123456789abcdef","channel":"site_public","message":"bench 1234","event_class":"default","data":{"k":1234},"site":"site","date":"2026-11-28T12:00:00.000000000Z"}`
+
+func benchEvent(k int) instant.Event {
+	return instant.Event{Channel: "site_public", Message: "bench " + strconv.Itoa(1000+k%9000), Data: map[string]int{"k": 1000 + k%9000}}
+}
+
+// barePublish returns the bare side of the single-publish benchmarks: an
+// HTTP POST of one publish command of benchPayload (/api/batch),
+// idempotency key included, to srv with a plain http.Client. Each request
+// gets a key of its own, as each event does, so that Centrifugo publishes
+// every one.
+func barePublish(srv *centrifugotest.Server) func(b *testing.B) func() {
+	body := []byte(`{"commands":[{"publish":{"channel":"site_public","data":` + benchPayload + `,"idempotency_key":"0123456789abcdef0123456789abcdef"}}]}`)
+	key := bytes.LastIndex(body, []byte("0123456789abcdef0123456789abcdef"))
+	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	reply := make([]byte, 4096)
+	var sent uint64
+	return func(b *testing.B) func() {
+		sent++
+		for d := range 16 { // a new key, in place
+			body[key+d] = "0123456789abcdef"[sent>>(60-4*d)&0xf]
+		}
+		return func() {
+			req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, srv.APIURL+"/batch", bytes.NewReader(body))
+			if err != nil {
+				b.Fatal(err)
+			}
+			req.Header.Set("Authorization", "apikey "+testAPIKey)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := hc.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, _ := io.ReadFull(resp.Body, reply)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !bytes.HasPrefix(reply[:n], []byte(`{"replies":[{"publish":`)) {
+				b.Fatalf("status %d: %s", resp.StatusCode, reply[:n])
+			}
+		}
+	}
+}
+
+// BenchmarkPublishRequest compares the publish request the plugin writes
+// (publish_api.go, through call's retry machinery) with a bare POST of the
+// same bytes to the same Centrifugo: the same payload, channel and kind of
+// key.
+func BenchmarkPublishRequest(b *testing.B) {
+	inst, srv := benchCentrifugo(b)
+	ctx := context.Background()
+	channels, payloads := []string{"site_public"}, [][]byte{[]byte(benchPayload)}
+	k := 0
+	ours := func(b *testing.B) func() {
+		k++
+		keys := []string{fmt.Sprintf("%032x", k)}
+		return func() {
+			if err := inst.PublishBytes(ctx, channels, payloads, keys); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	compareCalls(b, barePublish(srv), ours)
+}
+
+// BenchmarkBroadcast is BenchmarkPublishRequest with Broadcast of an event
+// of the same size: the event's checks and encoding on top of the
+// request.
+func BenchmarkBroadcast(b *testing.B) {
+	inst, srv := benchCentrifugo(b)
+	ctx := context.Background()
+	k := 0
+	ours := func(b *testing.B) func() {
+		k++
+		ev := benchEvent(k)
+		return func() {
+			if err := inst.Broadcast(ctx, ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	compareCalls(b, barePublish(srv), ours)
+}
+
+// BenchmarkBroadcastBatch compares BroadcastBatch of 100 events with a
+// bare gocent Pipe of the same 100 publications (without idempotency
+// keys, which gocent cannot send) to the same Centrifugo.
+func BenchmarkBroadcastBatch(b *testing.B) {
+	const per = 100
+	inst, srv := benchCentrifugo(b)
+	ctx := context.Background()
+	gc := gocent.New(gocent.Config{Addr: srv.APIURL, Key: testAPIKey, HTTPClient: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}})
+	payload := []byte(benchPayload)
+	bare := func(b *testing.B) func() {
+		return func() {
+			pipe := gc.Pipe()
+			for range per {
+				if err := pipe.AddPublish("site_public", payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+			replies, err := gc.SendPipe(ctx, pipe)
+			if err != nil || len(replies) != per || replies[0].Error != nil {
+				b.Fatalf("%d replies, %v", len(replies), err)
+			}
+		}
+	}
+	k := 0
+	ours := func(b *testing.B) func() {
+		batch := make([]instant.Event, per)
+		for j := range batch {
+			k++
+			batch[j] = benchEvent(k)
+		}
+		return func() {
+			if err := inst.BroadcastBatch(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	compareCalls(b, bare, ours)
 }

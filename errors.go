@@ -3,7 +3,9 @@ package instant
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Sentinel errors, for errors.Is.
@@ -61,39 +63,106 @@ var (
 
 // PublishError reports a failed call to Centrifugo's server API. Err keeps
 // the cause: a transport error, a gocent.ErrStatusCode for an HTTP failure,
-// or a *gocent.Error for a refusal in the reply body.
+// or a *gocent.Error for a refusal in the reply body. Its text is bounded
+// (a few KiB) whatever the call: it names the first channels and counts
+// the others.
 type PublishError struct {
-	// Op is the API call: "publish", "unsubscribe", "disconnect" or "history".
+	// Op is the API call: "publish", "unsubscribe", "disconnect",
+	// "history", "presence" or "presence_stats".
 	Op string
 	// Channels are the channels of the failed publications (or the
 	// channel of another call; none for disconnect).
 	Channels []string
 	// StatusCode is the HTTP status when Centrifugo answered with a non-200, else 0.
 	StatusCode int
-	// Code and Message are Centrifugo's API error, when it gave one.
+	// Code and Message are Centrifugo's API error, when it gave one (the
+	// first, when it refused several publications).
 	Code    int
 	Message string
+	// Failed is set by BroadcastBatch when Centrifugo answered each
+	// publication and refused some: the indices into the batch of the
+	// events it did not publish in full (at least one of their
+	// publications refused), ascending. Every other event of the batch was
+	// published. Nil otherwise: after a transport failure or an HTTP error
+	// nobody knows which events went out (sending the batch again with the
+	// same IDs is safe: Centrifugo drops what it already published).
+	Failed []int
 	// Err is the underlying error.
 	Err error
+
+	failedPubs []int // indices of the refused publications, when Centrifugo answered
+	events     int   // the size of the batch, with Failed
 }
+
+// Bounds of PublishError's text.
+const (
+	errorChannels   = 3    // channels named, the others counted
+	errorEvents     = 10   // failed events named, the others counted
+	errorNameLength = 255  // bytes of a channel name (MaxChannelLength)
+	errorCauseBytes = 1024 // bytes of the cause's text or Centrifugo's message
+)
 
 func (e *PublishError) Error() string {
 	var b strings.Builder
 	b.WriteString("instant: ")
 	b.WriteString(e.Op)
-	if len(e.Channels) > 0 {
-		b.WriteByte(' ')
-		b.WriteString(strings.Join(e.Channels, ","))
+	for k, ch := range e.Channels[:min(len(e.Channels), errorChannels)] {
+		if k == 0 {
+			b.WriteByte(' ')
+		} else {
+			b.WriteByte(',')
+		}
+		b.WriteString(clip(ch, errorNameLength))
+	}
+	if n := len(e.Channels) - errorChannels; n > 0 {
+		fmt.Fprintf(&b, " and %d more", n)
 	}
 	switch {
 	case e.StatusCode != 0:
 		fmt.Fprintf(&b, ": http status %d", e.StatusCode)
 	case e.Code != 0:
-		fmt.Fprintf(&b, ": centrifugo error %d %s", e.Code, e.Message)
+		fmt.Fprintf(&b, ": centrifugo error %d %s", e.Code, clip(e.Message, errorCauseBytes))
 	default:
-		fmt.Fprintf(&b, ": %v", e.Err)
+		b.WriteString(": ")
+		if e.Err == nil {
+			b.WriteString("unknown error")
+		} else {
+			b.WriteString(clip(e.Err.Error(), errorCauseBytes))
+		}
+	}
+	if len(e.Failed) > 0 {
+		b.WriteString(" (")
+		if len(e.Failed) == 1 {
+			b.WriteString("event ")
+		} else {
+			b.WriteString("events ")
+		}
+		for k, idx := range e.Failed[:min(len(e.Failed), errorEvents)] {
+			if k > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(strconv.Itoa(idx))
+		}
+		if n := len(e.Failed) - errorEvents; n > 0 {
+			fmt.Fprintf(&b, " and %d more", n)
+		}
+		if e.events > 0 {
+			fmt.Fprintf(&b, " of %d", e.events)
+		}
+		b.WriteString(" not published)")
 	}
 	return b.String()
+}
+
+// clip cuts s to at most n bytes, at a character boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func (e *PublishError) Unwrap() error { return e.Err }

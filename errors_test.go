@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/centrifugal/gocent/v3"
 	"github.com/gin-instant/instant"
@@ -46,5 +47,33 @@ func TestConfigErrorsKeepTheirCauses(t *testing.T) {
 	}
 	if s := err.Error(); strings.Contains(s, "pa55") {
 		t.Errorf("error shows the URL's password: %s", s)
+	}
+}
+
+// TestPublishErrorTextIsBounded: whatever a PublishError holds (30,000
+// channels, a long message or cause, thousands of failed events), its
+// text is a few KiB that count what they do not name.
+func TestPublishErrorTextIsBounded(t *testing.T) {
+	channels := make([]string, 30000)
+	for k := range channels {
+		channels[k] = "$site_user:" + strings.Repeat("é", 100) + fmt.Sprint(k)
+	}
+	failed := make([]int, 5000)
+	for k := range failed {
+		failed[k] = 2 * k
+	}
+	long := strings.Repeat("ü", 10000)
+	for _, pe := range []*instant.PublishError{
+		{Op: "publish", Channels: channels, Err: errors.New(long)},
+		{Op: "publish", Channels: channels, Code: 102, Message: long, Failed: failed},
+		{Op: "publish", Channels: channels, StatusCode: 500},
+	} {
+		s := pe.Error()
+		if len(s) >= 4<<10 || !strings.Contains(s, "and 29997 more") || strings.Contains(s, channels[3]) || !utf8.ValidString(s) {
+			t.Errorf("%d bytes: %.300q", len(s), s)
+		}
+		if pe.Failed != nil && !strings.Contains(s, "(events 0, 2, 4, 6, 8, 10, 12, 14, 16, 18 and 4990 more not published)") {
+			t.Errorf("failed events: %.300q", s[len(s)-200:])
+		}
 	}
 }

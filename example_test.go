@@ -66,11 +66,9 @@ func Example() {
 func printingCentrifugo() *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Println("request to", r.URL.Path)
-		dec := json.NewDecoder(r.Body)
-		for {
-			var cmd struct {
-				Method string
-				Params struct {
+		var batch struct {
+			Commands []struct {
+				Publish struct {
 					Channel string
 					Data    struct {
 						Channel, Message string
@@ -78,12 +76,15 @@ func printingCentrifugo() *httptest.Server {
 					}
 				}
 			}
-			if dec.Decode(&cmd) != nil {
-				return
-			}
-			fmt.Println(" ", cmd.Method, cmd.Params.Channel, cmd.Params.Data.Message, cmd.Params.Data.EventClass, cmd.Params.Data.Channel)
-			fmt.Fprintln(w, `{"result":{}}`)
 		}
+		_ = json.NewDecoder(r.Body).Decode(&batch)
+		replies := make([]string, len(batch.Commands))
+		for k, cmd := range batch.Commands {
+			p := cmd.Publish
+			fmt.Println("  publish", p.Channel, p.Data.Message, p.Data.EventClass, p.Data.Channel)
+			replies[k] = `{"publish":{}}`
+		}
+		fmt.Fprint(w, `{"replies":[`+strings.Join(replies, ",")+`]}`)
 	}))
 }
 
@@ -109,7 +110,7 @@ func ExampleInstant_Broadcast() {
 	})
 	fmt.Println("err:", err)
 	// Output:
-	// request to /api
+	// request to /api/batch
 	//   publish $site_staff Deploy finished deploy.done $site_staff
 	//   publish $site_admin Deploy finished deploy.done $site_admin
 	// err: <nil>
@@ -135,7 +136,7 @@ func ExampleInstant_BroadcastBatch() {
 	})
 	fmt.Println("err:", err)
 	// Output:
-	// request to /api
+	// request to /api/batch
 	//   publish $site_user:42 Order 1 shipped default $site_user:42
 	//   publish $site_user:7 Order 2 shipped default $site_user:7
 	//   publish $site_staff 2 orders shipped report $site_staff

@@ -13,14 +13,22 @@ import (
 )
 
 // gocentAPI is the apiClient over gocent/v3, which speaks Centrifugo's
-// /api endpoint. Replacing the client means replacing this file.
+// /api endpoint, and over the publish request of publish_api.go, which
+// gocent cannot write. Replacing the client means replacing these two
+// files.
 type gocentAPI struct {
-	c       *gocent.Client
-	secrets [][]byte // never to appear in an error
+	c        *gocent.Client
+	batchURL string       // APIURL + "/batch" (publish_api.go)
+	auth     []string     // the Authorization header: "apikey <key>"
+	hc       *http.Client // gocent's too
+	secrets  [][]byte     // never to appear in an error
 }
 
 func newGocentAPI(addr, key string, hc *http.Client, secrets []string) apiClient {
-	g := gocentAPI{c: gocent.New(gocent.Config{Addr: addr, Key: key, HTTPClient: hc})}
+	g := gocentAPI{c: gocent.New(gocent.Config{Addr: addr, Key: key, HTTPClient: hc}), batchURL: addr + "/batch", hc: hc}
+	if key != "" {
+		g.auth = []string{"apikey " + key} // as gocent sends it
+	}
 	for _, s := range secrets {
 		if s != "" {
 			g.secrets = append(g.secrets, []byte(s))
@@ -33,35 +41,13 @@ func newGocentAPI(addr, key string, hc *http.Client, secrets []string) apiClient
 // other than Centrifugo's API answered, and nothing was published.
 var errNoResult = errors.New("the reply holds no publish result: is APIURL Centrifugo's /api endpoint?")
 
-func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]byte) error {
-	ctx = withReplyLimit(ctx, smallReply+int64(len(channels))*publishReply)
-	pipe := g.c.Pipe()
-	for k, ch := range channels {
-		if err := pipe.AddPublish(ch, payloads[k]); err != nil {
-			return &PublishError{Op: "publish", Channels: channels, Err: err}
-		}
-	}
-	replies, err := g.c.SendPipe(ctx, pipe)
-	if err != nil {
-		return g.apiError("publish", channels, err)
-	}
-	var failed []string
-	var first *gocent.Error
-	for k, r := range replies {
-		switch {
-		case r.Error != nil:
-			failed = append(failed, channels[k])
-			if first == nil {
-				first = r.Error
-			}
-		case !isObject(r.Result):
-			return &PublishError{Op: "publish", Channels: channels, Err: errNoResult}
-		}
-	}
-	if first != nil {
-		return g.apiError("publish", failed, first)
-	}
-	return nil
+// statusErr and refusalErr are the errors of an HTTP status other than
+// 200 and of an API error in a reply, as gocent's calls return them, for
+// apiError.
+func statusErr(code int, body []byte) error { return gocent.ErrStatusCode{Code: code, Body: body} }
+
+func refusalErr(code int, message string) error {
+	return &gocent.Error{Code: code, Message: message}
 }
 
 // isObject reports whether raw is a JSON object, as every result of
@@ -230,6 +216,9 @@ func (t limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	limit := int64(maxReplyBody)
 	if n, ok := req.Context().Value(replyLimitKey{}).(int64); ok {
 		limit = n
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		noteRetryAfter(req.Context(), resp.Header.Get("Retry-After"))
 	}
 	if resp.StatusCode != http.StatusOK {
 		// Twice what is kept, so that a secret across the cut is still

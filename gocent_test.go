@@ -20,8 +20,9 @@ func TestBroadcastAPIErrors(t *testing.T) {
 	if !errors.Is(err, instant.ErrAPIKey) || !errors.As(err, &status) || status.Code != 401 || !errors.As(err, &pe) || pe.StatusCode != 401 {
 		t.Errorf("401: %v", err)
 	}
-	f.reply = func(w http.ResponseWriter, n int) {
-		w.Write([]byte(`{"result":{}}` + "\n" + `{"error":{"code":102,"message":"unknown channel"}}` + "\n"))
+	f.reply = nil
+	f.batchReply = func(w http.ResponseWriter, n int) {
+		w.Write([]byte(batchOf(`{"publish":{}}`, `{"error":{"code":102,"message":"unknown channel"}}`)))
 	}
 	err = inst.Broadcast(context.Background(), instant.Event{Channels: []string{"a", "bc:d"}})
 	var apiErr *gocent.Error

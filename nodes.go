@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -22,10 +23,12 @@ const (
 // Stats are counters of the calls to Centrifugo, for an app to export.
 // Each is a total since New.
 type Stats struct {
-	// Published counts events Centrifugo accepted (Broadcast, BroadcastBatch).
+	// Published counts events Centrifugo published in full, every
+	// publication of theirs (Broadcast, BroadcastBatch: the events of a
+	// partly failed batch that went out count too).
 	Published uint64 `json:"published"`
 	// Retried counts attempts made again after a transport failure or a
-	// 5xx answer, on the same node after a backoff.
+	// 408, 429 or 5xx answer, on the same node after a backoff.
 	Retried uint64 `json:"retried"`
 	// FailedOver counts moves to the next node of APIURLs after one did not
 	// answer.
@@ -63,19 +66,24 @@ func (i *Instant) Stats() Stats {
 
 // call runs op against Centrifugo within ctx and PublishTimeout: against
 // APIURL, then each of APIURLs in order while a node does not answer (a
-// transport failure, a reply cut short, a 5xx, or, while another node is
-// left, no answer within its share of PublishTimeout: 1/nodes), and then again
-// from the first after a backoff, until it succeeds, is refused (a 4xx,
-// an API error: never retried), or the time is up. The last error is
-// returned.
+// transport failure, a reply cut short, a 5xx, a 408 or a 429, or, while
+// another node is left, no answer within its share of PublishTimeout:
+// 1/nodes), and then again from the first after a backoff, until it
+// succeeds, is refused (another 4xx, an API error: never retried), or the
+// time is up. The backoff lasts at least as long as the longest
+// Retry-After of the round's 429 and 503 answers; when that is past what
+// is left of the time, call gives up at once. The last error is returned.
 func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) error) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	ctx, cancel := context.WithTimeout(ctx, i.cfg.PublishTimeout)
 	defer cancel()
+	note := new(retryNote)
+	ctx = context.WithValue(ctx, retryNoteKey{}, note)
 	var err error
 	for round := 0; ; round++ {
+		note.after = 0
 		for k, node := range i.nodes {
 			if k > 0 {
 				i.stats.failedOver.Add(1)
@@ -102,8 +110,16 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 				return err
 			}
 		}
-		step := min(retryCap, retryBase<<min(round, 10))
-		t := time.NewTimer(rand.N(step) + 1)
+		wait := rand.N(min(retryCap, retryBase<<min(round, 10))) + 1
+		if note.after > 0 {
+			if deadline, _ := ctx.Deadline(); time.Until(deadline) < note.after {
+				// Asked to come back after the time is up: no use waiting.
+				i.stats.failed.Add(1)
+				return err
+			}
+			wait = max(wait, note.after)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -123,14 +139,17 @@ func (i *Instant) attemptTimeout() time.Duration {
 }
 
 // retryable reports whether err means the node did not answer (a
-// transport failure, a reply cut short, or a 5xx), not that it refused.
+// transport failure, a reply cut short, or a 5xx) or asked to be asked
+// again (408 Request Timeout, 429 Too Many Requests), not that it refused.
+// Sending a publish again is safe: it carries its idempotency keys.
 func retryable(err error) bool {
 	var pe *PublishError
 	if !errors.As(err, &pe) {
 		return false // refused before sending: a bad event
 	}
 	if pe.StatusCode != 0 {
-		return pe.StatusCode >= http.StatusInternalServerError
+		return pe.StatusCode >= http.StatusInternalServerError ||
+			pe.StatusCode == http.StatusRequestTimeout || pe.StatusCode == http.StatusTooManyRequests
 	}
 	// No answer: the request failed in transport (refused, reset, timed
 	// out), or the reply was cut short (the node went away while
@@ -139,4 +158,38 @@ func retryable(err error) bool {
 	var transport *url.Error
 	var netErr net.Error
 	return errors.As(pe.Err, &transport) || errors.As(pe.Err, &netErr) || errors.Is(pe.Err, io.ErrUnexpectedEOF)
+}
+
+// retryNote holds the longest Retry-After of the 429 and 503 answers in a
+// call's current round; limitTransport writes it, call reads it. The
+// attempts of a call are made one after the other, so it needs no lock.
+type retryNote struct{ after time.Duration }
+
+type retryNoteKey struct{}
+
+// maxRetryAfter bounds a Retry-After (a day): far past any PublishTimeout,
+// and no overflow.
+const maxRetryAfter = 24 * time.Hour
+
+// noteRetryAfter records the Retry-After header value v (delay-seconds or
+// an HTTP date, RFC 9110 10.2.3) in the call's note, if ctx has one. A
+// value that does not parse is ignored: the usual backoff applies.
+func noteRetryAfter(ctx context.Context, v string) {
+	note, ok := ctx.Value(retryNoteKey{}).(*retryNote)
+	if !ok || v == "" {
+		return
+	}
+	var d time.Duration
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		// Digits: seconds (past 2^64, still a very long time).
+		d = time.Duration(min(n, uint64(maxRetryAfter/time.Second))) * time.Second
+		if err != nil {
+			d = maxRetryAfter
+		}
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = min(time.Until(t), maxRetryAfter)
+	} else {
+		return
+	}
+	note.after = max(note.after, d)
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -50,8 +51,11 @@ type Event struct {
 // apiClient is the part of Centrifugo's server API the plugin uses. It is
 // the only seam between the plugin and gocent (see gocent.go).
 type apiClient interface {
-	// publish sends payloads[k] to channels[k], all in one request.
-	publish(ctx context.Context, channels []string, payloads [][]byte) error
+	// publish sends payloads[k] to channels[k] under the idempotency key
+	// keys[k], all in one request, in order. When Centrifugo answered and
+	// refused some publications, the error is a *PublishError listing
+	// their channels and, in failedPubs, their indices.
+	publish(ctx context.Context, channels []string, payloads [][]byte, keys []string) error
 	unsubscribe(ctx context.Context, channel, user string) error
 	disconnect(ctx context.Context, user string) error
 	history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error)
@@ -61,12 +65,16 @@ type apiClient interface {
 
 // Broadcast publishes ev to its channels in one call to Centrifugo, each
 // channel's copy naming that channel. A node that does not answer (a
-// transport failure, a reply cut short, a 5xx, or, while a further node
-// is left, nothing within its share of PublishTimeout) is retried with
-// capped exponential backoff and jitter, and the next node of
-// Config.APIURLs is tried, within ctx and PublishTimeout; a refusal (4xx,
-// an API error) is not retried. Retries
-// keep the event's id, so a subscriber can drop a copy that arrives twice. It returns nil only after Centrifugo
+// transport failure, a reply cut short, a 5xx, a 408 or 429, or, while a
+// further node is left, nothing within its share of PublishTimeout) is
+// retried with capped exponential backoff and jitter (a 429's or 503's
+// Retry-After is waited for, or the call ends at once when it is past
+// PublishTimeout), and the next node of Config.APIURLs is tried, within
+// ctx and PublishTimeout; a refusal (another 4xx, an API error) is not
+// retried. Every publication carries the event's id as Centrifugo's
+// idempotency key: a publish sent again (a retry, a failover, or ev sent
+// again with its ID) within Centrifugo's idempotency window (5 minutes)
+// is not published twice on a channel. It returns nil only after Centrifugo
 // answered every publication with a result, or else an error:
 // ErrNoChannel, ErrInvalidChannel or ErrInvalidEvent before anything is
 // sent (a public name such as "staff_news" whose "$" form is a private
@@ -81,7 +89,11 @@ func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
 	if err != nil {
 		return err
 	}
-	return i.publishEvents(ctx, 1, channels, payloads)
+	keys := make([]string, len(channels))
+	for k := range keys {
+		keys[k] = ev.ID
+	}
+	return i.publishEvents(ctx, channels, payloads, keys, nil)
 }
 
 // BroadcastBatch publishes several events in one call to Centrifugo: one
@@ -94,14 +106,20 @@ func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
 // site); one that Broadcast would refuse fails the whole batch before
 // anything is sent, with an error naming its index. events itself is not
 // changed, so IDs it makes up are not handed back: to be able to send a
-// batch again after an error, set each event's ID first. The call is
-// retried and failed over as Broadcast's is, and an error after sending
-// may mean some publications were made; sent again with the same IDs,
-// subscribers drop the copies (client.js remembers the page's last 10,000
-// event ids: keep a batch well below that). An empty batch
-// sends nothing and returns nil. One request holds the whole batch: keep
-// it to hundreds of events, a thousand or two at most. Safe for
-// concurrent use.
+// batch again after an error, set each event's ID first: sent again
+// within 5 minutes, the publications Centrifugo made already are not made
+// twice (the ids are idempotency keys, as Broadcast's). The call is
+// retried and failed over as Broadcast's is.
+//
+// When Centrifugo refused some publications and made the others (a
+// channel in a namespace it does not know, say), the error is a
+// *PublishError whose Failed lists the indices into events of those not
+// published in full, and every other event was published; Stats counts
+// those as published. Any other error after sending (no answer, an HTTP
+// error) says nothing of what went out: send the same events again. An
+// empty batch sends nothing and returns nil. One request holds the whole
+// batch: keep it to hundreds of events, a thousand or two at most. Safe
+// for concurrent use.
 func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -110,8 +128,10 @@ func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
 		return nil
 	}
 	now := time.Now()
-	var channels []string
-	var payloads [][]byte
+	channels := make([]string, 0, len(events)) // one channel an event, mostly
+	keys := make([]string, 0, len(events))
+	payloads := make([][]byte, 0, len(events))
+	ends := make([]int, len(events))
 	for k := range events {
 		ev := events[k]
 		chs, p, err := i.prepareEvent(&ev, now)
@@ -120,8 +140,12 @@ func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
 		}
 		channels = append(channels, chs...)
 		payloads = append(payloads, p...)
+		for range chs {
+			keys = append(keys, ev.ID)
+		}
+		ends[k] = len(channels)
 	}
-	return i.publishEvents(ctx, len(events), channels, payloads)
+	return i.publishEvents(ctx, channels, payloads, keys, ends)
 }
 
 // prepareEvent checks ev, completes it, and encodes one payload for each of
@@ -136,14 +160,49 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 	return channels, payloads, nil
 }
 
-// publishEvents sends the payloads of n events in one call to Centrifugo
-// and counts the events as published when it succeeds.
-func (i *Instant) publishEvents(ctx context.Context, n int, channels []string, payloads [][]byte) error {
-	err := i.call(ctx, func(ctx context.Context, api apiClient) error { return api.publish(ctx, channels, payloads) })
+// publishEvents sends the publications of one or more events in one call
+// to Centrifugo (see apiClient.publish) and counts the events published in
+// full. ends[e] is one past the index of event e's last publication, for
+// BroadcastBatch: a *PublishError after Centrifugo answered then lists in
+// Failed the events it did not publish in full. Broadcast passes nil: one
+// event, and Failed stays nil.
+func (i *Instant) publishEvents(ctx context.Context, channels []string, payloads [][]byte, keys []string, ends []int) error {
+	err := i.call(ctx, func(ctx context.Context, api apiClient) error { return api.publish(ctx, channels, payloads, keys) })
+	events := max(len(ends), 1)
 	if err == nil {
-		i.stats.published.Add(uint64(n))
+		i.stats.published.Add(uint64(events))
+		return nil
+	}
+	var pe *PublishError
+	if !errors.As(err, &pe) || pe.failedPubs == nil {
+		return err // no answer, or one refusing the whole request
+	}
+	failed := failedEvents(pe.failedPubs, ends)
+	i.stats.published.Add(uint64(events - len(failed)))
+	if ends != nil {
+		pe.Failed, pe.events = failed, len(ends)
 	}
 	return err
+}
+
+// failedEvents maps the indices of failed publications (ascending) to the
+// indices of their events, once each; ends as publishEvents takes it (nil:
+// a single event).
+func failedEvents(pubs, ends []int) []int {
+	if ends == nil {
+		return []int{0}
+	}
+	var out []int
+	e := 0
+	for _, p := range pubs {
+		for ends[e] <= p {
+			e++
+		}
+		if len(out) == 0 || out[len(out)-1] != e {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // eventChannels lists ev's channels, once each, checked.

@@ -23,37 +23,62 @@ import (
 // fakeAPI records the commands of each request to the server API and
 // answers as told. It stands in for Centrifugo only in these unit tests of
 // the payload; integration_test.go publishes through the real server.
+// Publishes come to /api/batch ({"commands":[{"publish":{…}}]}), other
+// calls to /api (gocent's JSON lines); both are recorded in the lines'
+// form, {"method","params"}.
 type fakeAPI struct {
 	mu       sync.Mutex
 	requests [][]map[string]any
 	auth     []string
-	reply    func(w http.ResponseWriter, n int)
+	// reply answers a request of n commands, when set; batchReply answers
+	// the /api/batch ones instead, when set.
+	reply      func(w http.ResponseWriter, n int)
+	batchReply func(w http.ResponseWriter, n int)
 }
 
 func newFakeAPI(t *testing.T) (*fakeAPI, *httptest.Server) {
 	f := &fakeAPI{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var cmds []map[string]any
-		sc := bufio.NewScanner(r.Body)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			var cmd map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &cmd); err != nil {
-				t.Errorf("command not JSON: %q", sc.Bytes())
+		batch := strings.HasSuffix(r.URL.Path, "/api/batch")
+		if batch {
+			var req struct{ Commands []map[string]map[string]any }
+			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+				t.Errorf("batch not JSON: %v", err)
 			}
-			cmds = append(cmds, cmd)
+			for _, c := range req.Commands {
+				for method, params := range c {
+					cmds = append(cmds, map[string]any{"method": method, "params": params})
+				}
+			}
+		} else {
+			sc := bufio.NewScanner(r.Body)
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				var cmd map[string]any
+				if err := json.Unmarshal(sc.Bytes(), &cmd); err != nil {
+					t.Errorf("command not JSON: %q", sc.Bytes())
+				}
+				cmds = append(cmds, cmd)
+			}
 		}
 		f.mu.Lock()
 		f.requests = append(f.requests, cmds)
 		f.auth = append(f.auth, r.Header.Get("Authorization"))
 		reply := f.reply
-		f.mu.Unlock()
-		if reply != nil {
-			reply(w, len(cmds))
-			return
+		if batch && f.batchReply != nil {
+			reply = f.batchReply
 		}
-		for range cmds {
-			w.Write([]byte(`{"result":{}}` + "\n"))
+		f.mu.Unlock()
+		switch {
+		case reply != nil:
+			reply(w, len(cmds))
+		case batch:
+			w.Write([]byte(`{"replies":[` + strings.Repeat(`{"publish":{}},`, len(cmds)-1) + `{"publish":{}}]}`))
+		default:
+			for range cmds {
+				w.Write([]byte(`{"result":{}}` + "\n"))
+			}
 		}
 	}))
 	t.Cleanup(srv.Close)
@@ -84,6 +109,11 @@ func (f *fakeAPI) published(t *testing.T, req int) (channels []string, payloads 
 }
 
 func hasKey(m map[string]any, k string) bool { _, ok := m[k]; return ok }
+
+// batchOf is Centrifugo's answer to a batch: {"replies":[…]}.
+func batchOf(replies ...string) string {
+	return `{"replies":[` + strings.Join(replies, ",") + `]}`
+}
 
 func TestBroadcastPayload(t *testing.T) {
 	inst, f := fakeInstant(t)
@@ -269,19 +299,38 @@ func TestBroadcastRefusesPublicTwinsOfPrivateChannels(t *testing.T) {
 func TestBroadcastNeedsAPublishResult(t *testing.T) {
 	inst, f := fakeInstant(t)
 	for name, body := range map[string]string{
-		"empty object":   "{}\n",
-		"no reply":       "",
-		"result null":    `{"result":null}` + "\n",
-		"info answer":    `{"nodes":[{"uid":"x"}]}` + "\n",
-		"an html page":   "<html>ok</html>",
-		"a string reply": `{"result":"ok"}` + "\n",
+		"empty object":      "{}\n",
+		"no reply":          "",
+		"replies null":      `{"replies":null}`,
+		"no replies":        `{"replies":[]}`,
+		"two for one":       batchOf(`{"publish":{}}`, `{"publish":{}}`),
+		"an empty reply":    batchOf(`{}`),
+		"publish null":      batchOf(`{"publish":null}`),
+		"a string result":   batchOf(`{"publish":"ok"}`),
+		"a number reply":    `{"replies":[1]}`,
+		"info answer":       `{"nodes":[{"uid":"x"}]}` + "\n",
+		"an html page":      "<html>ok</html>",
+		"cut short":         `{"replies":[{"publish":{}}`,
+		"legacy lines":      `{"result":{}}` + "\n",
+		"the error of none": batchOf(`{"error":null}`),
 	} {
-		f.reply = func(w http.ResponseWriter, n int) { w.Write([]byte(body)) }
+		f.batchReply = func(w http.ResponseWriter, n int) { w.Write([]byte(body)) }
 		if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err == nil {
 			t.Errorf("%s: Broadcast reported success", name)
 		}
 	}
-	f.reply = nil
+	// Centrifugo's answer in another form is still its answer.
+	for _, body := range []string{
+		" { \"replies\" : [ { \"publish\" : { } } , {\"publish\":{\"offset\":2,\"epoch\":\"x}]\\\"\"}} ] } ",
+		`{"replies":[{"publish":{"offset":1}},{"publish":{},"extra":[]}]}`,
+		`{"replies":[{"publish":{"epoch":"x}]\"{\\"}},{"publish":{"offset":2}}]}`,
+	} {
+		f.batchReply = func(w http.ResponseWriter, n int) { w.Write([]byte(body)) }
+		if err := inst.Broadcast(context.Background(), instant.Event{Channels: []string{"a", "b"}}); err != nil {
+			t.Errorf("%s: %v", body, err)
+		}
+	}
+	f.batchReply = nil
 	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err != nil {
 		t.Errorf("a publish result: %v", err)
 	}
@@ -330,8 +379,9 @@ func TestErrorRepliesAreBoundedAndHoldNoSecret(t *testing.T) {
 		t.Errorf("body kept without the echo: %.200q", status.Body)
 	}
 	// The same for a 200 reply holding a Centrifugo error that echoes.
-	f.reply = func(w http.ResponseWriter, n int) {
-		w.Write([]byte(`{"error":{"code":100,"message":"bad key ` + testAPIKey + `"}}` + "\n"))
+	f.reply = nil
+	f.batchReply = func(w http.ResponseWriter, n int) {
+		w.Write([]byte(batchOf(`{"error":{"code":100,"message":"bad key ` + testAPIKey + `"}}`)))
 	}
 	err = inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
 	var apiErr *gocent.Error
@@ -445,14 +495,8 @@ func TestBroadcastBatchRefusesWholeBatchBeforeSending(t *testing.T) {
 
 func TestBroadcastBatchReportsAFailedPublication(t *testing.T) {
 	inst, f := fakeInstant(t)
-	f.reply = func(w http.ResponseWriter, n int) {
-		for k := range n {
-			if k == 1 {
-				w.Write([]byte(`{"error":{"code":102,"message":"unknown channel"}}` + "\n"))
-				continue
-			}
-			w.Write([]byte(`{"result":{}}` + "\n"))
-		}
+	f.batchReply = func(w http.ResponseWriter, n int) {
+		w.Write([]byte(batchOf(`{"publish":{}}`, `{"error":{"code":102,"message":"unknown channel"}}`, `{"publish":{}}`)))
 	}
 	err := inst.BroadcastBatch(context.Background(), []instant.Event{{Channel: "a"}, {Channel: "b"}, {Channel: "c"}})
 	var pe *instant.PublishError
@@ -462,8 +506,11 @@ func TestBroadcastBatchReportsAFailedPublication(t *testing.T) {
 	if len(f.requests) != 1 {
 		t.Errorf("%d requests: a refusal must not be retried", len(f.requests))
 	}
-	if got := inst.Stats(); got.Published != 0 || got.Failed != 1 {
-		t.Errorf("stats %+v", got)
+	if fmt.Sprint(pe.Failed) != "[1]" || !strings.Contains(err.Error(), "(event 1 of 3 not published)") {
+		t.Errorf("Failed %v, text %q: want event 1 of 3", pe.Failed, err)
+	}
+	if got := inst.Stats(); got.Published != 2 || got.Failed != 1 {
+		t.Errorf("stats %+v, want the 2 events that went out counted", got)
 	}
 }
 
@@ -515,9 +562,11 @@ func TestSlowSingleNodeHasAllOfPublishTimeout(t *testing.T) {
 	inst := newInstant(t, cfg)
 	f.reply = func(w http.ResponseWriter, n int) {
 		time.Sleep(1800 * time.Millisecond) // past any share of the time
-		for range n {
-			w.Write([]byte(`{"result":{"publications":[]}}` + "\n"))
-		}
+		w.Write([]byte(`{"result":{"publications":[]}}` + "\n"))
+	}
+	f.batchReply = func(w http.ResponseWriter, n int) {
+		time.Sleep(1800 * time.Millisecond)
+		w.Write([]byte(batchOf(`{"publish":{}}`)))
 	}
 	if _, err := inst.History(context.Background(), "a", 10); err != nil {
 		t.Errorf("History answered in 1.8s of a 3s PublishTimeout: %v", err)
