@@ -1,6 +1,6 @@
 module github.com/gin-instant/instant
 
-go 1.26.8
+go 1.25.0
 
 require (
 	github.com/centrifugal/centrifuge-go v0.12.1

@@ -1,8 +1,9 @@
 module github.com/gin-instant/instant/example_app
 
-go 1.26.8
+go 1.26.0
 
 require (
+	github.com/centrifugal/centrifuge-go v0.12.1
 	github.com/chromedp/chromedp v0.23.0
 	github.com/gin-contrib/sessions v1.0.4
 	github.com/gin-gonic/gin v1.12.0
@@ -14,7 +15,6 @@ require (
 	github.com/bytedance/gopkg v0.1.3 // indirect
 	github.com/bytedance/sonic v1.15.0 // indirect
 	github.com/bytedance/sonic/loader v0.5.0 // indirect
-	github.com/centrifugal/centrifuge-go v0.12.1 // indirect
 	github.com/centrifugal/gocent/v3 v3.3.0 // indirect
 	github.com/centrifugal/protocol v0.21.0 // indirect
 	github.com/chromedp/cdproto v0.159.0 // indirect
