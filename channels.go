@@ -3,6 +3,7 @@ package instant
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,44 +18,61 @@ const PrivatePrefix = "$"
 // MaxChannelLength is the longest channel name accepted, in bytes.
 const MaxChannelLength = 255
 
-// Level is the role a channel is reserved for.
+// Level is the role a channel is reserved for. The zero Level is no level
+// at all ("none"): an Event whose Target is left zero goes to no level's
+// channel, so an event that names no channel is refused (ErrNoChannel)
+// rather than sent to the public channel.
 type Level int
 
-// The levels, from the widest audience to the narrowest. The zero value is
-// LevelPublic.
+// The levels, from the widest audience to the narrowest. They start at 1:
+// the zero value is none of them.
 const (
-	LevelPublic    Level = iota // everyone, anonymous visitors included
-	LevelUsers                  // every logged-in user
-	LevelGroups                 // members of a group
-	LevelStaff                  // staff users and superusers
-	LevelSuperuser              // superusers
-	LevelPersonal               // one user: their own channel (UserChannel)
+	LevelPublic    Level = iota + 1 // everyone, anonymous visitors included
+	LevelUsers                      // every logged-in user
+	LevelGroups                     // members of a group
+	LevelStaff                      // staff users and superusers
+	LevelSuperuser                  // superusers
+	LevelPersonal                   // one user: their own channel (UserChannel)
 )
 
+// levelNames[l-1] is the name of level l.
 var levelNames = [...]string{"public", "users", "groups", "staff", "superuser", "personal"}
 
+// valid reports whether l is one of the named levels.
+func (l Level) valid() bool { return l >= LevelPublic && l <= LevelPersonal }
+
 // String returns the level's name: "public", "users", "groups", "staff",
-// "superuser" or "personal".
+// "superuser" or "personal"; "none" for the zero Level, and "Level(n)" for
+// an unknown value.
 func (l Level) String() string {
-	if l < 0 || int(l) >= len(levelNames) {
+	switch {
+	case l == 0:
+		return "none"
+	case !l.valid():
 		return fmt.Sprintf("Level(%d)", int(l))
 	}
-	return levelNames[l]
+	return levelNames[l-1]
 }
 
-// MarshalText encodes the level as its name.
+// MarshalText encodes the level as its name. The zero Level has no name
+// that UnmarshalText reads back, so it is an error, as an unknown value is
+// (a struct field that may be zero can be tagged `json:",omitempty"`).
 func (l Level) MarshalText() ([]byte, error) {
-	if l < 0 || int(l) >= len(levelNames) {
+	if l == 0 {
+		return nil, errors.New("instant: the zero level (none) has no text form")
+	}
+	if !l.valid() {
 		return nil, fmt.Errorf("instant: unknown level %d", int(l))
 	}
-	return []byte(levelNames[l]), nil
+	return []byte(levelNames[l-1]), nil
 }
 
-// UnmarshalText reads a level's name.
+// UnmarshalText reads a level's name: "public", "users", "groups",
+// "staff", "superuser" or "personal".
 func (l *Level) UnmarshalText(b []byte) error {
 	for i, n := range levelNames {
 		if string(b) == n {
-			*l = Level(i)
+			*l = Level(i + 1)
 			return nil
 		}
 	}
@@ -321,9 +339,11 @@ func (i *Instant) Channels() []Channel {
 	return out
 }
 
-// ChannelsAt lists the configured channels of one level.
+// ChannelsAt lists the configured channels of one level, from LevelPublic
+// to LevelSuperuser: nil for the zero Level, LevelPersonal (UserChannel
+// names those) and unknown values.
 func (i *Instant) ChannelsAt(level Level) []string {
-	if i == nil || level < 0 || level > LevelSuperuser {
+	if i == nil || level < LevelPublic || level > LevelSuperuser {
 		return nil
 	}
 	return slices.Clone(i.channels.byLevel[level])

@@ -39,7 +39,10 @@ var (
 	ErrRuleFailed = errors.New("instant: channel rule failed")
 	// ErrInvalidPattern marks a pattern Authorize refuses.
 	ErrInvalidPattern = errors.New("instant: invalid channel pattern")
-	// ErrNoChannel means an Event names no channel and its Target level has none.
+	// ErrNoChannel means an Event names no channel and no Users, and either
+	// chose no Target level (the zero Level: such an event is never sent
+	// to the public channel) or chose one that has no channel configured.
+	// Nothing was sent.
 	ErrNoChannel = errors.New("instant: event has no channel")
 	// ErrInvalidEvent marks an Event that cannot be encoded.
 	ErrInvalidEvent = errors.New("instant: invalid event")

@@ -199,3 +199,28 @@ func ExampleInstant_Command() {
 	// serving the app
 	// -port 8080: <nil>
 }
+
+// An event goes only where it says. One that names no channel, no Users
+// and no level is refused, and nothing is sent (an empty Event never
+// reaches the public channel); to tell a level, choose it.
+func ExampleEvent() {
+	centrifugo := printingCentrifugo()
+	defer centrifugo.Close()
+
+	inst, err := instant.New(instant.Config{
+		APIURL:      centrifugo.URL + "/api",
+		TokenSecret: "a-secret-of-at-least-32-bytes-long!",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = inst.Broadcast(context.Background(), instant.Event{Message: "Salary report"})
+	fmt.Println("no channel:", errors.Is(err, instant.ErrNoChannel))
+	err = inst.Broadcast(context.Background(), instant.Event{Target: instant.LevelPublic, Message: "Hello, everyone"})
+	fmt.Println("err:", err)
+	// Output:
+	// no channel: true
+	// request to /api/batch
+	//   publish site_public Hello, everyone default site_public
+	// err: <nil>
+}

@@ -34,6 +34,8 @@ type Config struct {
 	// APIURL is Centrifugo's server API endpoint: its path must end in
 	// /api ("http://127.0.0.1:8000/api", or "https://host/centrifugo/api"
 	// behind a proxy). Default: DefaultAPIURL ("http://127.0.0.1:8000/api").
+	// New refuses credentials in it (user:password@): they would never be
+	// sent.
 	APIURL string
 	// APIURLs are further nodes of the same Centrifugo cluster (sharing a
 	// Redis engine), tried in order after APIURL when a node does not
@@ -434,12 +436,18 @@ func websocketURLFor(apiURL string) string {
 
 // checkAPIURL checks that raw is an http(s) URL of Centrifugo's server API,
 // whose path ends in /api: a publish sent anywhere else (/api/info,
-// /health, a page) can be answered 200 without publishing anything.
+// /health, a page) can be answered 200 without publishing anything. It
+// refuses credentials in the URL (http://user:pass@host/api): every call
+// carries "Authorization: apikey ...", so they would never reach a proxy.
 func checkAPIURL(raw string) error {
 	if err := checkHTTPURL(raw, "http", "https"); err != nil {
 		return err
 	}
 	u, _ := url.Parse(raw)
+	if u.User != nil {
+		// Never repeated: the text holds a password.
+		return errors.New("must not hold credentials (user:password@): they would never be sent, since the API key goes in the Authorization header, and Centrifugo's 401 would read as a wrong APIKey; give a proxy's credentials through HTTPClient's Transport instead")
+	}
 	if !strings.HasSuffix(u.Path, "/api") {
 		return fmt.Errorf("the path must be Centrifugo's API endpoint, ending in /api, got %q", u.Path)
 	}

@@ -142,7 +142,7 @@ func TestConfigureRefusesBadConfig(t *testing.T) {
 // that every visitor is told.
 func TestWebsocketURLHoldsNoCredentials(t *testing.T) {
 	cfg := testConfig()
-	cfg.APIURL = "https://api:s3cr3t-pass@rt.example.com/api"
+	cfg.APIURL = "https://rt.example.com/api" // New refuses credentials here (TestNewRefusesCredentialsInAPIURL)
 	inst := newInstant(t, cfg)
 	if got := inst.WebsocketURL(); got != "wss://rt.example.com/connection/websocket" {
 		t.Errorf("WebsocketURL %q", got)
@@ -154,5 +154,43 @@ func TestWebsocketURLHoldsNoCredentials(t *testing.T) {
 	cfg.WebsocketURL = "wss://u:p@rt.example.com/connection/websocket"
 	if _, err := instant.New(cfg); !errors.Is(err, instant.ErrConfig) || !strings.Contains(err.Error(), "credentials") {
 		t.Errorf("New with credentials in WebsocketURL: %v", err)
+	}
+}
+
+// TestNewRefusesCredentialsInAPIURL: credentials in APIURL
+// (http://user:pass@host/api) were never sent (the API key takes the
+// Authorization header) and the 401 then read as a wrong API key. New
+// refuses them, for APIURL and every APIURLs entry, without repeating the
+// password.
+func TestNewRefusesCredentialsInAPIURL(t *testing.T) {
+	const password = "pr0xy-pa55word"
+	for _, u := range []string{
+		"http://admin:" + password + "@127.0.0.1:8000/api",
+		"https://admin:" + password + "@proxy.example.com/centrifugo/api",
+		"http://admin@127.0.0.1:8000/api",
+		"http://:" + password + "@127.0.0.1:8000/api",
+	} {
+		cfg := testConfig()
+		cfg.APIURL = u
+		_, err := instant.New(cfg)
+		if !errors.Is(err, instant.ErrConfig) || !strings.Contains(err.Error(), "APIURL") || !strings.Contains(err.Error(), "credentials") {
+			t.Errorf("APIURL with credentials: %v", err)
+		}
+		cfg = testConfig()
+		cfg.APIURLs = []string{"http://127.0.0.1:8001/api", u}
+		_, err2 := instant.New(cfg)
+		if !errors.Is(err2, instant.ErrConfig) || !strings.Contains(err2.Error(), "APIURLs[1]") || !strings.Contains(err2.Error(), "credentials") {
+			t.Errorf("APIURLs with credentials: %v", err2)
+		}
+		for _, e := range []error{err, err2} {
+			if e != nil && (strings.Contains(e.Error(), password) || strings.Contains(e.Error(), "admin")) {
+				t.Errorf("the error repeats the credentials: %v", e)
+			}
+		}
+	}
+	cfg := testConfig()
+	cfg.APIURLs = []string{"http://127.0.0.1:8001/api"}
+	if _, err := instant.New(cfg); err != nil {
+		t.Errorf("APIURLs without credentials: %v", err)
 	}
 }

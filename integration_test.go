@@ -262,7 +262,7 @@ func TestLiveRolesAgreeWithCentrifugo(t *testing.T) {
 			t.Fatalf("Broadcast to %s: %v", ch, err)
 		}
 	}
-	if err := ls.inst.Broadcast(ctx, instant.Event{Message: "marker"}); err != nil {
+	if err := ls.inst.Broadcast(ctx, instant.Event{Message: "marker", Target: instant.LevelPublic}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range cases {
@@ -389,7 +389,7 @@ func TestLiveBroadcastErrors(t *testing.T) {
 	cfg := ls.cfg
 	cfg.APIKey = "wrong-key"
 	bad := newInstant(t, cfg)
-	err := bad.Broadcast(context.Background(), instant.Event{Message: "x"})
+	err := bad.Broadcast(context.Background(), instant.Event{Message: "x", Target: instant.LevelPublic})
 	var status gocent.ErrStatusCode
 	var pe *instant.PublishError
 	if !errors.Is(err, instant.ErrAPIKey) || !errors.As(err, &status) || status.Code != 401 || !errors.As(err, &pe) {
@@ -398,7 +398,7 @@ func TestLiveBroadcastErrors(t *testing.T) {
 	// Centrifugo stopped: an error, within PublishTimeout.
 	ls.srv.Stop()
 	start := time.Now()
-	err = ls.inst.Broadcast(context.Background(), instant.Event{Message: "x"})
+	err = ls.inst.Broadcast(context.Background(), instant.Event{Message: "x", Target: instant.LevelPublic})
 	if err == nil || !errors.As(err, &pe) {
 		t.Fatalf("stopped server: %v", err)
 	}

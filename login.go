@@ -14,7 +14,8 @@ const SessionKey = "instant.user"
 // session. It needs sessions.Sessions before it (ErrNoSession otherwise)
 // and refuses a user without a valid ID, with a bad group name or with an
 // Info that does not encode as JSON (ErrInvalidUser). The rest of the
-// request sees u as the current user.
+// request sees u as the current user. Numbers in Info are kept exact (see
+// User.Info).
 //
 // With a cookie store the session, and so the login, lives in the
 // browser's cookie: see the README on ending logins.

@@ -1,14 +1,21 @@
 package instant_test
 
 import (
+	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/centrifugal/centrifuge-go"
+	"github.com/gin-contrib/sessions"
 	"github.com/gin-contrib/sessions/cookie"
 	"github.com/gin-contrib/sessions/memstore"
+	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
 	"github.com/gin-instant/instant/internal/centrifugotest"
 )
@@ -135,4 +142,73 @@ func TestLiveRefreshProxyEndsALoggedOutConnection(t *testing.T) {
 	if ginaW.dropped {
 		t.Error("gina's connection, whose session is unchanged, was dropped too")
 	}
+}
+
+// TestRoutesWorkWithoutSession: Register's doc said the routes need
+// Session before them. They need sessions.Sessions only: without Session,
+// each route records its own request state and reads the user that Login
+// wrote (or that LoadUser finds); without sessions.Sessions, a 500 names
+// it.
+func TestRoutesWorkWithoutSession(t *testing.T) {
+	for _, withLoadUser := range []bool{false, true} {
+		cfg := testConfig()
+		if withLoadUser {
+			cfg.LoadUser = func(c *gin.Context) (*instant.User, error) {
+				if c.GetHeader("X-Test-User") == "" {
+					return nil, nil
+				}
+				return &sam, nil
+			}
+		}
+		inst := newInstant(t, cfg)
+		r := gin.New()
+		r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
+		inst.Register(r.Group("/instant")) // no r.Use(inst.Session())
+		r.POST("/test/login", func(c *gin.Context) {
+			if err := instant.Login(c, sam); err != nil {
+				c.AbortWithStatus(http.StatusInternalServerError)
+				return
+			}
+			c.Status(http.StatusNoContent)
+		})
+		b := newBrowser(t, r)
+		if _, body := b.get("/instant/channels"); body["user"] != nil {
+			t.Fatalf("before login: %v", body)
+		}
+		if status, _ := b.postJSON("/test/login", map[string]any{}); status != http.StatusNoContent {
+			t.Fatalf("login: %d", status)
+		}
+		if withLoadUser {
+			b.c.Transport = headerTransport{http.Header{"X-Test-User": {"1"}}}
+		}
+		status, body := b.get("/instant/channels")
+		if user, _ := body["user"].(map[string]any); status != http.StatusOK || user["id"] != sam.ID {
+			t.Errorf("LoadUser %v: GET channels without Session: %d %v", withLoadUser, status, body)
+		}
+		if status, body := b.postJSON("/instant/subscription_token", map[string]any{"channel": "$site_staff"}); status != http.StatusOK || parseToken(t, body["token"].(string))["sub"] != sam.ID {
+			t.Errorf("LoadUser %v: subscription_token without Session: %d %v", withLoadUser, status, body)
+		}
+		if status, body := b.postJSON("/instant/auth", map[string]any{"client": "c1", "channels": []string{"$site_staff", "$site_admin"}}); status != http.StatusOK || !strings.Contains(jsonText(body), `"status":403`) || !strings.Contains(jsonText(body), `"token"`) {
+			t.Errorf("LoadUser %v: auth without Session: %d %v", withLoadUser, status, body)
+		}
+		if status, body := b.postJSON("/instant/connection_token", map[string]any{}); status != http.StatusOK || parseToken(t, body["token"].(string))["sub"] != sam.ID {
+			t.Errorf("LoadUser %v: connection_token without Session: %d %v", withLoadUser, status, body)
+		}
+	}
+
+	// Without sessions.Sessions the routes answer 500, naming it.
+	r := gin.New()
+	cfg := testConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	newInstant(t, cfg).Register(r.Group("/instant"))
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest("GET", "/instant/channels", nil))
+	if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), "sessions.Sessions") {
+		t.Errorf("without sessions.Sessions: %d %s", w.Code, w.Body)
+	}
+}
+
+func jsonText(v any) string {
+	raw, _ := json.Marshal(v)
+	return string(raw)
 }

@@ -16,12 +16,29 @@ import (
 // Event is one message to broadcast. Subscribers receive it as the JSON
 // object {"id","channel","message","event_class","data","site","date","origin"}
 // ("data" and "origin" omitted when empty).
+//
+// An event goes where it says and nowhere else: to Channel, Channels and
+// the personal channels of Users, or, when it names none of them, to the
+// first configured channel of the level its Target names. An event that
+// names no channel, no Users and no Target is refused with ErrNoChannel
+// and nothing is sent: the zero Event goes nowhere, never to the public
+// channel.
+//
+// One publication (the payload above, as one channel receives it) is at
+// most 1,044,480 bytes: 1 MiB less 4 KiB. Centrifugo drops a subscriber's
+// connection (code 3008, slow) as soon as more than client.queue_max_size
+// bytes (1 MiB by default) wait to be written to it, so a larger
+// publication would cost every subscriber their connection; the 4 KiB
+// are room for the envelope Centrifugo wraps a publication in. All the
+// publications of one event (its payload once per channel) add up to at
+// most 256 MiB, a million personal channels of a small event. A larger
+// event is refused with ErrInvalidEvent before anything is sent.
 type Event struct {
 	// ID identifies the event; subscribers may drop an id they have seen.
 	// Default: a new random id. Set it to resend an event as a retry.
 	ID string
 	// Channel and Channels name the channels to publish to (duplicates are
-	// sent once). With neither, Target picks the channel.
+	// sent once). Default: none.
 	Channel  string
 	Channels []string
 	// Message is the human-readable text.
@@ -34,17 +51,23 @@ type Event struct {
 	Data any
 	// Site names the sender. Default: Config.SiteName.
 	Site string
-	// Target picks the first configured channel of its level when no
-	// channel is named. Default: LevelPublic, the first public channel.
+	// Target, used only when the event names no channel and no Users,
+	// sends it to the first configured channel of that level (LevelPublic
+	// to LevelSuperuser): it must be chosen, as in
+	// Event{Target: LevelPublic, ...} to tell everyone. Default: the zero
+	// Level, none, so an event that names nothing is refused
+	// (ErrNoChannel), as is a level with no channel configured.
 	Target Level
 	// Users also delivers the event to these users' personal channels
-	// (UserChannel), in the same single request to Centrifugo.
+	// (UserChannel), in the same single request to Centrifugo. Tens of
+	// thousands are fine: the channels are listed in linear time.
 	Users []string
 	// Origin names the browser tab the change came from, sent as "origin"
 	// (omitted when empty): the browser helper drops events carrying its
 	// own origin, so a tab that made a change and updated its own page is
-	// not told again. Set it with Origin(c). A convenience, not a security
-	// boundary: any client can send any origin. At most 64 bytes.
+	// not told again. Set it with Origin(c). It only decides which tab
+	// skips the event, and grants or hides nothing else. When set, it is
+	// 1 to 64 letters, digits, '-' and '_' (ErrInvalidEvent otherwise).
 	Origin string
 }
 
@@ -77,7 +100,10 @@ type apiClient interface {
 // is not published twice on a channel. It returns nil only after Centrifugo
 // answered every publication with a result, or else an error:
 // ErrNoChannel, ErrInvalidChannel or ErrInvalidEvent before anything is
-// sent (a public name such as "staff_news" whose "$" form is a private
+// sent (an event that names no channel, no Users and no Target level is
+// ErrNoChannel; one whose publication would be larger than Centrifugo
+// delivers, or whose Origin is malformed, is ErrInvalidEvent: see Event;
+// a public name such as "staff_news" whose "$" form is a private
 // channel is refused: it would publish a private event to everyone), else
 // a *PublishError (errors.Is(err, ErrAPIKey) for a refused key), within
 // Config.PublishTimeout. Safe for concurrent use.
@@ -205,29 +231,39 @@ func failedEvents(pubs, ends []int) []int {
 	return out
 }
 
-// eventChannels lists ev's channels, once each, checked.
+// smallEventChannels is the most channels an event may list for
+// eventChannels to drop duplicates by scanning what it kept, which
+// allocates nothing; past it, a set keeps the listing linear.
+const smallEventChannels = 16
+
+// eventChannels lists ev's channels, once each, checked, in the order
+// given: Channel, Channels, then the personal channels of Users. It runs
+// in time linear in their number.
 func (i *Instant) eventChannels(ev *Event) ([]string, error) {
-	channels := make([]string, 0, 1+len(ev.Channels)+len(ev.Users))
-	var seen map[string]struct{} // past a few channels: linear time
+	n := len(ev.Channels) + len(ev.Users)
+	if ev.Channel != "" {
+		n++
+	}
+	channels := make([]string, 0, max(n, 1))
+	var seen map[string]struct{}
+	if n > smallEventChannels {
+		seen = make(map[string]struct{}, n)
+	}
 	add := func(ch string) {
-		if seen == nil && len(channels) >= 16 {
-			seen = make(map[string]struct{}, cap(channels))
-			for _, c := range channels {
-				seen[c] = struct{}{}
+		if seen == nil {
+			if slices.Contains(channels, ch) {
+				return
 			}
-		}
-		if seen != nil {
+		} else {
 			if _, dup := seen[ch]; dup {
 				return
 			}
 			seen[ch] = struct{}{}
-		} else if slices.Contains(channels, ch) {
-			return
 		}
 		channels = append(channels, ch)
 	}
 	if ev.Channel != "" {
-		channels = append(channels, ev.Channel)
+		add(ev.Channel)
 	}
 	for _, ch := range ev.Channels {
 		add(ch)
@@ -240,7 +276,12 @@ func (i *Instant) eventChannels(ev *Event) ([]string, error) {
 		add(ch)
 	}
 	if len(channels) == 0 {
-		if ev.Target < 0 || ev.Target > LevelSuperuser || len(i.channels.byLevel[ev.Target]) == 0 {
+		switch {
+		case ev.Target == 0:
+			return nil, fmt.Errorf("%w: it names no channel, no Users and no Target level; nothing was sent", ErrNoChannel)
+		case ev.Target < LevelPublic || ev.Target > LevelSuperuser:
+			return nil, fmt.Errorf("%w: no channel named, and Target %s has no channels of its own", ErrNoChannel, ev.Target)
+		case len(i.channels.byLevel[ev.Target]) == 0:
 			return nil, fmt.Errorf("%w: no channel named and no %s channel configured", ErrNoChannel, ev.Target)
 		}
 		channels = append(channels, i.channels.byLevel[ev.Target][0])
@@ -276,7 +317,54 @@ func (i *Instant) privateTwin(ch string) string {
 	return ""
 }
 
+// maxEventBytes bounds the payload of one publication, as one channel
+// receives it (see Event). Centrifugo (centrifuge's client writer)
+// disconnects a subscriber as slow (3008) as soon as its outgoing queue
+// holds more than client.queue_max_size bytes, 1 MiB by default, and one
+// publication is queued as its whole push: a larger one drops every
+// subscriber, whether or not it was written out first. The push adds an
+// envelope to the payload ({"push":{"channel":...,"pub":{"data":...,
+// "offset":...}}}, well under 2 KiB with a 255-byte channel name): 4 KiB
+// are left for it. Centrifugo's HTTP API reads request bodies of any
+// size, and websocket.message_size_limit (64 KiB) bounds what clients
+// send, not what they receive: neither is the bound.
+const maxEventBytes = 1<<20 - 4<<10
+
+// maxEventTotalBytes bounds all the publications of one event together
+// (its payload times its channels): they are encoded at once, sent in one
+// request that Centrifugo reads whole, and a large payload sent to many
+// users one by one could otherwise take all the memory of both. 256 MiB
+// is a million personal channels of a small event.
+const maxEventTotalBytes = 256 << 20
+
+// errEventTooLarge is the refusal of an event over maxEventBytes; atLeast
+// says that size is a lower bound, found before encoding.
+func errEventTooLarge(size int, atLeast bool) error {
+	prefix := ""
+	if atLeast {
+		prefix = "at least "
+	}
+	return fmt.Errorf("%w: one publication of the event would be %s%d bytes, more than the %d (1 MiB less 4 KiB) Centrifugo delivers to a subscriber at once (client.queue_max_size)",
+		ErrInvalidEvent, prefix, size, maxEventBytes)
+}
+
+// validOrigin reports whether o is an origin id as Origin(c) accepts one:
+// 1 to 64 letters, digits, '-' and '_'.
+func validOrigin(o string) bool {
+	if o == "" || len(o) > maxOriginLength {
+		return false
+	}
+	for k := 0; k < len(o); k++ {
+		b := o[k]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // encodeEvent encodes the payload once and splices in each channel's name.
+// Every payload is a slice of one buffer, at most maxEventBytes long.
 func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]byte, error) {
 	if ev.ID == "" {
 		ev.ID = newEventID()
@@ -287,13 +375,21 @@ func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]
 	if ev.Site == "" {
 		ev.Site = i.cfg.SiteName
 	}
-	if len(ev.Origin) > maxOriginLength {
-		return nil, fmt.Errorf("%w: Origin longer than %d bytes", ErrInvalidEvent, maxOriginLength)
+	if ev.Origin != "" && !validOrigin(ev.Origin) {
+		return nil, fmt.Errorf("%w: Origin must be 1 to %d letters, digits, '-' and '_', as Origin(c) returns it", ErrInvalidEvent, maxOriginLength)
+	}
+	// The strings are encoded at least as long as they are: a payload over
+	// the bound is refused before anything large is encoded or copied.
+	if n := len(ev.ID) + len(ev.Message) + len(ev.EventClass) + len(ev.Site) + len(ev.Origin); n > maxEventBytes {
+		return nil, errEventTooLarge(n, true)
 	}
 	var data []byte
 	switch d := ev.Data.(type) {
 	case nil:
 	case json.RawMessage:
+		if len(d) > maxEventBytes {
+			return nil, errEventTooLarge(len(d), true)
+		}
 		if len(d) > 0 && !json.Valid(d) {
 			return nil, fmt.Errorf("%w: Data is not valid JSON", ErrInvalidEvent)
 		}
@@ -306,6 +402,9 @@ func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]
 	}
 	if string(bytes.TrimSpace(data)) == "null" {
 		data = nil // a nil pointer or map is no data either
+	}
+	if n := len(ev.ID) + len(ev.Message) + len(ev.EventClass) + len(ev.Site) + len(ev.Origin) + len(data); n > maxEventBytes {
+		return nil, errEventTooLarge(n, true)
 	}
 	id, _ := json.Marshal(ev.ID)
 	head := append(append([]byte(`{"id":`), id...), `,"channel":`...)
@@ -321,11 +420,42 @@ func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]
 		return nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
 	tail[0] = ',' // {"message"... becomes ,"message"...
-	payloads := make([][]byte, len(channels))
+	fixed := len(head) + len(tail)
+	if fixed+2 > maxEventBytes { // a channel name adds at least its quotes
+		return nil, errEventTooLarge(fixed+2, true)
+	}
+	if len(channels) > maxEventTotalBytes/(fixed+2) {
+		return nil, fmt.Errorf("%w: %d publications of at least %d bytes each are more than the %d MiB one event may add up to: send a large payload to a channel its readers share, not to each of them",
+			ErrInvalidEvent, len(channels), fixed+2, maxEventTotalBytes>>20)
+	}
+	// One buffer for every payload: exactly its size when no channel name
+	// needs escaping (the common case), grown by append otherwise. Channel
+	// names are valid UTF-8 (ValidChannel), as appendJSONString needs.
+	size := len(channels) * fixed
+	for _, ch := range channels {
+		size += len(ch) + 2
+	}
+	if size > maxEventTotalBytes {
+		return nil, fmt.Errorf("%w: its %d publications add up to %d bytes, more than the %d MiB one event may: send a large payload to a channel its readers share, not to each of them",
+			ErrInvalidEvent, len(channels), size, maxEventTotalBytes>>20)
+	}
+	buf := make([]byte, 0, size)
+	ends := make([]int, len(channels))
 	for k, ch := range channels {
-		name, _ := json.Marshal(ch)
-		p := make([]byte, 0, len(head)+len(name)+len(tail))
-		payloads[k] = append(append(append(p, head...), name...), tail...)
+		start := len(buf)
+		buf = append(buf, head...)
+		buf = appendJSONString(buf, ch)
+		buf = append(buf, tail...)
+		if n := len(buf) - start; n > maxEventBytes {
+			return nil, errEventTooLarge(n, false)
+		}
+		ends[k] = len(buf)
+	}
+	payloads := make([][]byte, len(channels))
+	start := 0
+	for k, end := range ends {
+		payloads[k] = buf[start:end:end]
+		start = end
 	}
 	return payloads, nil
 }

@@ -179,7 +179,7 @@ func TestBroadcastTargetsAndDefaults(t *testing.T) {
 		ev   instant.Event
 		want string
 	}{
-		{instant.Event{Message: "x"}, "site_public"},
+		{instant.Event{Message: "x", Target: instant.LevelPublic}, "site_public"},
 		{instant.Event{Message: "x", Target: instant.LevelUsers}, "$site_users"},
 		{instant.Event{Message: "x", Target: instant.LevelStaff}, "$site_staff"},
 		{instant.Event{Message: "x", Target: instant.LevelSuperuser}, "$site_admin"},

@@ -54,8 +54,15 @@ var routes = []struct {
 //
 // and the Centrifugo proxy routes (see proxy.go). POST routes take a JSON body
 // of at most 64 KiB and refuse cross-origin requests (see TrustedOrigins).
-// Every client fault gets a 4xx answer {"error": "..."}. The routes need
-// Session before them (a 500 naming it otherwise).
+// Every client fault gets a 4xx answer {"error": "..."}.
+//
+// The routes need sessions.Sessions (gin-contrib/sessions) before them: a
+// request without it gets a 500 naming it and one log line. They do not
+// need Session: where Session did not run for this Instant, each route
+// records the request's state itself and reads the user as Session would
+// (Config.LoadUser, or the session value Login wrote). Session is what the
+// app's own handlers need for CurrentUser, Default and the Require
+// middlewares.
 func (i *Instant) Register(g *gin.RouterGroup) {
 	register(g, func() (*Instant, error) {
 		if i == nil {

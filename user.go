@@ -1,8 +1,11 @@
 package instant
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 )
@@ -24,6 +27,10 @@ type User struct {
 	Groups []string `json:"groups,omitempty"`
 	// Info is optional presence data, put in the tokens' "info" claim:
 	// what other subscribers see of this user. It must encode as JSON.
+	// Numbers are kept exact, digit for digit, whatever their size: the
+	// user's Info as CurrentUser, UserFromContext and rules see it holds
+	// every number as a json.Number (its exact text; Int64, Float64 and
+	// String read it), not a float64.
 	Info map[string]any `json:"info,omitempty"`
 }
 
@@ -48,9 +55,10 @@ func (u *User) validate() error {
 }
 
 // normalized returns a copy of u whose Info holds JSON values only (maps,
-// slices, strings, float64s, bools, nil), as a session-decoded user's
-// does, so that clone can copy it deeply. It fails when Info does not
-// encode as JSON.
+// slices, strings, json.Numbers, bools, nil), as a session-decoded user's
+// does, so that clone can copy it deeply. Numbers keep their exact digits
+// (9007199254740993 stays so, where a float64 would make it ...992). It
+// fails when Info does not encode as JSON.
 func (u *User) normalized() (*User, error) {
 	cp := *u
 	cp.Groups = slices.Clone(u.Groups)
@@ -63,10 +71,25 @@ func (u *User) normalized() (*User, error) {
 		return nil, fmt.Errorf("%w: Info does not encode as JSON", ErrInvalidUser)
 	}
 	cp.Info = nil
-	if err := json.Unmarshal(raw, &cp.Info); err != nil {
+	if err := unmarshalExact(raw, &cp.Info); err != nil {
 		return nil, fmt.Errorf("%w: Info does not decode as a JSON object", ErrInvalidUser)
 	}
 	return &cp, nil
+}
+
+// unmarshalExact is json.Unmarshal, but numbers decode as json.Number, so
+// that no digit is lost: what Info holds is what the tokens and the
+// channels route encode again.
+func unmarshalExact(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("instant: data after the JSON value")
+	}
+	return nil
 }
 
 // clone returns a copy of u that its receiver may change freely: Groups
@@ -100,18 +123,18 @@ func cloneJSON(v any) any {
 		}
 		return s
 	default:
-		return v // strings, numbers, bools and nil are values
+		return v // strings, json.Numbers, bools and nil are values
 	}
 }
 
 // decodeUser reads a session value written by Login; nil when it holds no
-// valid user.
+// valid user. Numbers in Info are kept exact (json.Number).
 func decodeUser(raw string) *User {
 	if raw == "" {
 		return nil
 	}
 	u := new(User)
-	if json.Unmarshal([]byte(raw), u) != nil || u.validate() != nil {
+	if unmarshalExact([]byte(raw), u) != nil || u.validate() != nil {
 		return nil
 	}
 	return u
