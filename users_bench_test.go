@@ -68,6 +68,9 @@ func TestBroadcastUsersIsLinear(t *testing.T) {
 			}
 			channels = append(channels, ch)
 		}
+		if len(channels) != n {
+			t.Fatalf("%d channels", len(channels))
+		}
 	}
 	list := func() {
 		ev := Event{Users: users, Message: "m"}
