@@ -54,7 +54,14 @@ var routes = []struct {
 //
 // and the Centrifugo proxy routes (see proxy.go). POST routes take a JSON body
 // of at most 64 KiB and refuse cross-origin requests (see TrustedOrigins).
-// Every client fault gets a 4xx answer {"error": "..."}.
+// Every client fault gets a 4xx answer {"error": "..."}: 405 with an
+// Allow header for a wrong method, 404 for a name that is no route.
+//
+// Give Register a group of its own (r.Group("/instant")): it mounts two
+// paths there, /:route and /proxy/:kind, for every method (18 routes),
+// and finds the endpoint itself. The app's own static routes in the
+// group still win; a parameter route of the app's at the same level would
+// clash.
 //
 // The routes need sessions.Sessions (gin-contrib/sessions) before them: a
 // request without it gets a 500 naming it and one log line. They do not
@@ -80,61 +87,53 @@ func Register(g *gin.RouterGroup) {
 }
 
 func register(g *gin.RouterGroup, resolve func() (*Instant, error)) {
-	for _, r := range routes {
-		h, sessionless := r.handle, r.sessionless
-		serve := func(c *gin.Context) {
-			i, err := resolve()
-			if err != nil {
-				failServer(c, nil, err)
+	byPath := make(map[string]int, len(routes))
+	for k, r := range routes {
+		byPath[r.path] = k
+	}
+	dispatch := func(c *gin.Context, path string) {
+		k, ok := byPath[path]
+		if !ok {
+			abortJSON(c, http.StatusNotFound, "instant: no such route")
+			return
+		}
+		r := &routes[k]
+		if m := c.Request.Method; m != r.method && (r.method != http.MethodGet || m != http.MethodHead) {
+			allow := r.method
+			if allow == http.MethodGet {
+				allow = "GET, HEAD"
+			}
+			c.Header("Allow", allow)
+			abortJSON(c, http.StatusMethodNotAllowed, "instant: method not allowed, use "+r.method)
+			return
+		}
+		i, err := resolve()
+		if err != nil {
+			failServer(c, nil, err)
+			return
+		}
+		if st, _ := stateOfGin(c); !r.sessionless && (st == nil || st.inst != i) {
+			// Session did not run (or ran for another Instant): the
+			// route records its own request state.
+			if _, ok := c.Get(sessions.DefaultKey); !ok {
+				failServer(c, i, ErrNoSession)
 				return
 			}
-			if st, _ := stateOfGin(c); !sessionless && (st == nil || st.inst != i) {
-				// Session did not run (or ran for another Instant): the
-				// route records its own request state.
-				if _, ok := c.Get(sessions.DefaultKey); !ok {
-					failServer(c, i, ErrNoSession)
-					return
-				}
-				defer i.begin(c).finish()
+			defer i.begin(c).finish()
+		}
+		var body []byte
+		if c.Request.Method == http.MethodPost {
+			if body, ok = i.readPost(c); !ok {
+				return
 			}
-			var body []byte
-			if c.Request.Method == http.MethodPost {
-				var ok bool
-				if body, ok = i.readPost(c); !ok {
-					return
-				}
-			}
-			h(i, c, body)
 		}
-		g.Handle(r.method, r.path, serve)
-		if r.method == http.MethodGet {
-			g.HEAD(r.path, serve)
-		}
-		notAllowed(g, r.path, r.method)
+		r.handle(i, c, body)
 	}
-}
-
-var allMethods = []string{
-	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-	http.MethodDelete, http.MethodOptions, http.MethodTrace, http.MethodConnect,
-}
-
-// notAllowed answers 405 to the methods of path other than allowed (and
-// HEAD, for a GET route).
-func notAllowed(g *gin.RouterGroup, path, allowed string) {
-	allow := allowed
-	if allowed == http.MethodGet {
-		allow = "GET, HEAD"
-	}
-	for _, m := range allMethods {
-		if m == allowed || (allowed == http.MethodGet && m == http.MethodHead) {
-			continue
-		}
-		g.Handle(m, path, func(c *gin.Context) {
-			c.Header("Allow", allow)
-			abortJSON(c, http.StatusMethodNotAllowed, "instant: method not allowed, use "+allowed)
-		})
-	}
+	// Two paths, every method each (18 routes in all, whatever the number
+	// of endpoints): the handler finds the endpoint and answers 405 to a
+	// method it does not take, 404 to a name that is none.
+	g.Any("/:route", func(c *gin.Context) { dispatch(c, c.Param("route")) })
+	g.Any("/proxy/:kind", func(c *gin.Context) { dispatch(c, "proxy/"+c.Param("kind")) })
 }
 
 // readPost applies the checks every POST route shares: same origin, JSON

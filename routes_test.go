@@ -726,3 +726,41 @@ func TestAuthBatchWithConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestRegisterMountsFewRoutes: Register adds a small, fixed number of
+// routes (every endpoint and every wrong method behind two paths), the
+// app's own routes in the same group still win, and a name that is no
+// endpoint is a JSON 404.
+func TestRegisterMountsFewRoutes(t *testing.T) {
+	r := gin.New()
+	r.Use(sessions.Sessions("s", cookie.NewStore([]byte("0123456789abcdef0123456789abcdef"))))
+	g := r.Group("/instant")
+	g.GET("/mine", func(c *gin.Context) { c.String(200, "the app's own") })
+	newInstant(t, testConfig()).Register(g)
+	if n := len(r.Routes()); n-1 > 20 {
+		t.Errorf("Register added %d routes, want at most 20", n-1)
+	}
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/instant/mine", 200, ""},
+		{"GET", "/instant/channels", 200, ""},
+		{"HEAD", "/instant/client.js", 200, ""},
+		{"DELETE", "/instant/channels", 405, "GET, HEAD"},
+		{"GET", "/instant/auth", 405, "POST"},
+		{"OPTIONS", "/instant/proxy/connect", 405, "POST"},
+		{"GET", "/instant/nothing-here", 404, ""},
+		{"POST", "/instant/proxy/nothing", 404, ""},
+	} {
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, httptest.NewRequest(tc.method, tc.path, nil))
+		if w.Code != tc.status || w.Header().Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d Allow %q, want %d %q", tc.method, tc.path, w.Code, w.Header().Get("Allow"), tc.status, tc.allow)
+		}
+		if tc.status >= 400 && tc.method != "HEAD" && !strings.Contains(w.Body.String(), `"error"`) {
+			t.Errorf("%s %s: body %q is not a JSON error", tc.method, tc.path, w.Body.String())
+		}
+	}
+}
