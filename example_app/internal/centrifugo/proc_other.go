@@ -1,9 +1,9 @@
 //go:build !linux
 
-package main
+package centrifugo
 
 import "syscall"
 
-// childProcAttr leaves the process attributes at their defaults outside
-// Linux: Centrifugo then gets Ctrl-C with the demo and stops by itself too.
-func childProcAttr() *syscall.SysProcAttr { return nil }
+// procAttr leaves the process attributes at their defaults outside
+// Linux: Centrifugo then gets Ctrl-C with the site and stops by itself too.
+func procAttr() *syscall.SysProcAttr { return nil }
