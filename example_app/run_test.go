@@ -21,6 +21,7 @@ import (
 
 	"github.com/gin-instant/instant"
 	"github.com/gin-instant/instant/internal/centrifugotest"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while run writes to it.
@@ -50,6 +51,8 @@ func (s *syncBuffer) String() string {
 func TestRunServesAndStops(t *testing.T) {
 	t.Setenv("CENTRIFUGO_BIN", centrifugotest.Require(t))
 	t.Setenv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "the-secret-of-another-app-0123456789abcdef")
+	defer func(cost int) { defaultBcryptCost = cost }(defaultBcryptCost)
+	defaultBcryptCost = bcrypt.MinCost
 	dir := t.TempDir()
 	js := filepath.Join(dir, "centrifuge.js")
 	if err := os.WriteFile(js, []byte("// stand-in"), 0o644); err != nil {
