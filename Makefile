@@ -41,8 +41,12 @@ npm:
 	@cd example_app && if [ ! -f node_modules/centrifuge/dist/centrifuge.js ]; then \
 		npm ci --no-audit --no-fund --loglevel=error; fi
 
+## demo: the demo binary is built into bin/ and exec'd, so that Ctrl-C reaches the demo itself,
+## which stops the site and Centrifugo and exits 0 (`go run` would exit 1: make's "Error 1").
 demo: centrifugo npm
-	cd example_app && $(GO) run .
+	@echo "building the demo (first time: about a minute)..."
+	@cd example_app && $(GO) build -o $(BIN)/instant-demo .
+	@cd example_app && exec $(BIN)/instant-demo
 
 check: tools
 	@unformatted=$$(gofmt -l . ); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi

@@ -25,7 +25,7 @@ func TestBroadcastPageAccess(t *testing.T) {
 		{"staff", http.StatusOK, http.StatusBadGateway},
 		{"admin", http.StatusOK, http.StatusBadGateway},
 	}
-	_, srv := startSite(t, closedAPIURL(t)) // no Centrifugo: a valid post gets 502
+	_, srv := startSite(t, noCentrifugo) // no Centrifugo: a valid post gets 502
 	for _, tc := range cases {
 		t.Run(cmp.Or(tc.username, "anonymous"), func(t *testing.T) {
 			b := browserAs(t, srv, tc.username)
@@ -74,7 +74,7 @@ func TestBroadcastValidation(t *testing.T) {
 		{"bad event class", url.Values{"message": {"hi"}, "target": {"site_public"}, "event_class": {"a b"}}, "The event class may hold only"},
 		{"two faults", url.Values{"message": {""}, "target": {"nope"}}, "The message is required. Unknown target"},
 	}
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	b := newBrowser(t, srv)
 	b.login("admin", "admin-demo")
 	for _, tc := range cases {
@@ -99,7 +99,7 @@ func TestBroadcastValidation(t *testing.T) {
 }
 
 func TestBroadcastAcceptsAJSONBody(t *testing.T) {
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	b := newBrowser(t, srv)
 	b.login("admin", "admin-demo")
 	h := map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "same-origin"}
@@ -120,7 +120,7 @@ func TestBroadcastAcceptsAJSONBody(t *testing.T) {
 // TestBroadcastJSONBodyErrorsAreWords: a JSON body of the wrong shape is
 // answered in words, never with Go's type names.
 func TestBroadcastJSONBodyErrorsAreWords(t *testing.T) {
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	b := newBrowser(t, srv)
 	b.login("admin", "admin-demo")
 	h := map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "same-origin"}
@@ -161,7 +161,7 @@ func TestBroadcastJSONBodyErrorsAreWords(t *testing.T) {
 }
 
 func TestBroadcastWithoutCentrifugoIsAClearError(t *testing.T) {
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	b := newBrowser(t, srv)
 	b.login("staff", "staff-demo")
 	form := url.Values{"message": {"hello"}, "target": {"$site_users"}, "data": {`{"n":1}`}}
@@ -179,7 +179,7 @@ func TestBroadcastWithoutCentrifugoIsAClearError(t *testing.T) {
 }
 
 func TestBroadcastRefusesCrossOriginPosts(t *testing.T) {
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	b := newBrowser(t, srv)
 	b.login("admin", "admin-demo")
 	r := b.postForm("/broadcast", url.Values{"message": {"x"}, "target": {"site_public"}}, "Sec-Fetch-Site", "cross-site")

@@ -66,8 +66,8 @@ func (s *site) renderLogin(c *gin.Context, status int, username, next, msg strin
 	})
 }
 
-// login checks the form's username and password. On success it stores the
-// user in the session and redirects (303) to the page asked for; on
+// login checks the form's username and password. On success it starts a
+// login, whose ID the session keeps (see logins.go), and redirects (303) to the page asked for; on
 // failure it shows the form again with 401 and sets no session. Over the
 // throttle's limits (see loginThrottle) it answers 429 with Retry-After
 // and checks no password.
@@ -95,9 +95,7 @@ func (s *site) login(c *gin.Context) {
 		return
 	}
 	s.throttle.succeeded(username)
-	id := s.startLogin(c, u.ID)
-	if err := instant.Login(c, u); err != nil {
-		s.logins.end(id)
+	if err := s.startLogin(c, u); err != nil {
 		s.logger.Error("login: saving the session", "error", err)
 		s.renderError(c, http.StatusInternalServerError, "Could not save the session.")
 		return
@@ -113,8 +111,7 @@ func (s *site) login(c *gin.Context) {
 // being down does not stop the logout.
 func (s *site) logout(c *gin.Context) {
 	u := instant.CurrentUser(c)
-	s.endLogin(c)
-	if err := instant.Logout(c); err != nil {
+	if err := s.endLogin(c); err != nil {
 		s.logger.Error("logout: saving the session", "error", err)
 		s.renderError(c, http.StatusInternalServerError, "Could not save the session.")
 		return

@@ -10,7 +10,7 @@ import (
 )
 
 func TestLoginPageListsEveryDemoAccount(t *testing.T) {
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	r := newBrowser(t, srv).get("/login")
 	if r.status != http.StatusOK {
 		t.Fatalf("GET /login: %d", r.status)
@@ -49,7 +49,7 @@ func TestLogin(t *testing.T) {
 		{"empty password", "user", "", http.StatusBadRequest, "Enter a username and a password."},
 		{"empty form", "", "", http.StatusBadRequest, "Enter a username and a password."},
 	}
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBrowser(t, srv)
@@ -87,7 +87,7 @@ func TestLogin(t *testing.T) {
 }
 
 func TestLoginRedirectsToLocalNextOnly(t *testing.T) {
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	for next, want := range map[string]string{
 		"/broadcast":             "/broadcast",
 		"//evil.example/":        "/",
@@ -118,7 +118,7 @@ func TestLoginRedirectsToLocalNextOnly(t *testing.T) {
 }
 
 func TestLoginRefusesCrossOriginPosts(t *testing.T) {
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	b := newBrowser(t, srv)
 	for name, header := range map[string][]string{
 		"sec-fetch-site": {"Sec-Fetch-Site", "cross-site"},
@@ -138,7 +138,7 @@ func TestLoginRefusesCrossOriginPosts(t *testing.T) {
 }
 
 func TestLogout(t *testing.T) {
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	b := newBrowser(t, srv)
 	b.login("staff", "staff-demo")
 	if user, _ := b.channels(); user == nil {
@@ -173,7 +173,7 @@ func TestHomeListsChannelsByRole(t *testing.T) {
 		{"staff", []string{"site_public", "$site_users", "$site_staff", "$site_user:3"}},
 		{"admin", []string{"site_public", "$site_users", "$site_staff", "$site_admin", "$site_user:4"}},
 	}
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	for _, tc := range cases {
 		t.Run(cmp.Or(tc.username, "anonymous"), func(t *testing.T) {
 			b := browserAs(t, srv, tc.username)
@@ -202,7 +202,7 @@ func TestHomeListsChannelsByRole(t *testing.T) {
 }
 
 func TestStaticFiles(t *testing.T) {
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	b := newBrowser(t, srv)
 	for path, want := range map[string]string{
 		"/static/centrifuge.js": "centrifuge.js stand-in",
@@ -223,7 +223,7 @@ func TestStaticFiles(t *testing.T) {
 }
 
 func TestSecurityHeaders(t *testing.T) {
-	st, srv := startSite(t, closedAPIURL(t))
+	st, srv := startSite(t, noCentrifugo)
 	r := newBrowser(t, srv).get("/")
 	csp := r.header.Get("Content-Security-Policy")
 	ws := websocketOrigin(st.inst)
@@ -236,7 +236,7 @@ func TestSecurityHeaders(t *testing.T) {
 }
 
 func TestSessionCookieIsHTTPOnlyAndLax(t *testing.T) {
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	r := newBrowser(t, srv).postForm("/login", url.Values{"username": {"user"}, "password": {"user-demo"}})
 	c := r.header.Get("Set-Cookie")
 	if !strings.HasPrefix(c, sessionName+"=") || !strings.Contains(c, "HttpOnly") || !strings.Contains(c, "SameSite=Lax") {
@@ -245,7 +245,7 @@ func TestSessionCookieIsHTTPOnlyAndLax(t *testing.T) {
 }
 
 func TestUnknownPageIs404(t *testing.T) {
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	r := newBrowser(t, srv).get("/nope")
 	if r.status != http.StatusNotFound || !strings.Contains(r.body, "There is no page at this address.") {
 		t.Errorf("GET /nope: %d\n%s", r.status, r.body)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
@@ -32,8 +33,7 @@ var testSecrets = secrets{
 	CookieKey:   strings.Repeat("ab", cookieKeyLength),
 }
 
-// closedAPIURL is a Centrifugo API address where nothing listens, so that
-// a broadcast fails fast with a connection error.
+// closedAPIURL is a Centrifugo API address where nothing listens.
 func closedAPIURL(t *testing.T) string {
 	t.Helper()
 	srv := httptest.NewServer(http.NotFoundHandler())
@@ -42,12 +42,27 @@ func closedAPIURL(t *testing.T) string {
 	return u + "/api"
 }
 
+// noCentrifugo, given to newTestSite or startSite for the API URL, builds
+// a site whose Centrifugo is down: its API URL is closedAPIURL's, and its
+// PublishTimeout deadTimeout, so that its broadcasts and logouts fail at
+// once rather than after the default 5 s each.
+const noCentrifugo = ""
+
+// deadTimeout is the PublishTimeout of a test site without Centrifugo.
+const deadTimeout = 200 * time.Millisecond
+
 // newTestSite builds the site served on port against the Centrifugo API
-// at apiURL, with cheap password hashes and a stand-in centrifuge.js.
+// at apiURL (or none: see noCentrifugo), with cheap password hashes and a
+// stand-in centrifuge.js.
 func newTestSite(t *testing.T, apiURL string, port int) *site {
 	t.Helper()
+	cfg := demoConfig(apiURL, testSecrets)
+	if apiURL == noCentrifugo {
+		cfg = demoConfig(closedAPIURL(t), testSecrets)
+		cfg.PublishTimeout = deadTimeout
+	}
 	st, err := newSite(siteConfig{
-		Instant:      demoConfig(apiURL, testSecrets),
+		Instant:      cfg,
 		Port:         port,
 		Secrets:      testSecrets,
 		CentrifugeJS: []byte("/* centrifuge.js stand-in */"),

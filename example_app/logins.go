@@ -13,11 +13,11 @@ import (
 	"github.com/gin-instant/instant"
 )
 
-// The session cookie is signed and encrypted, but it holds the session
-// itself: a copy of it taken before a logout would still log in. So each
-// login gets a random ID, kept in the session and in loginRegistry on the
-// server; a logout forgets the ID, and a session whose ID the server does
-// not know is anonymous.
+// The site keeps its logins itself, as a server-side session store would:
+// the session cookie (signed and encrypted) holds only a random login ID,
+// and loginRegistry maps it to the user. instant finds the user through
+// Config.LoadUser (loadUser below). A logout forgets the ID, so a copy of
+// the cookie taken before logs in no one; so does a restart.
 const (
 	// sessionMaxAge is the life of the session cookie and of a login.
 	sessionMaxAge = 12 * time.Hour
@@ -40,11 +40,10 @@ func sessionOptions(maxAge int) sessions.Options {
 	}
 }
 
-// loginRegistry holds the IDs of the logins that have not ended, with
-// the user and the time each expires. It keeps at most perUser logins of
-// each user, so it holds at most perUser logins per account. It lives in
-// memory: a restart of the demo logs everyone out. It is safe for
-// concurrent use.
+// loginRegistry holds the logins that have not ended: for each ID, the
+// user and the time it expires. It keeps at most perUser logins of each
+// user. It lives in memory: a restart of the demo logs everyone out. It is
+// safe for concurrent use.
 type loginRegistry struct {
 	mu      sync.Mutex
 	ttl     time.Duration
@@ -56,7 +55,7 @@ type loginRegistry struct {
 
 // login is one login the registry keeps.
 type login struct {
-	user   string
+	user   instant.User
 	expiry time.Time
 }
 
@@ -67,17 +66,17 @@ func newLoginRegistry(ttl time.Duration, perUser int) *loginRegistry {
 	}
 }
 
-// start records a new login of the user userID and returns its ID. The
-// user's expired logins are forgotten; when the user still has perUser
-// logins, their oldest ends. Other users' logins are never touched.
-func (r *loginRegistry) start(userID string) string {
+// start records a new login of u and returns its ID. The user's expired
+// logins are forgotten; when the user still has perUser logins, their
+// oldest ends. Other users' logins are never touched.
+func (r *loginRegistry) start(u instant.User) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	id := hex.EncodeToString(b[:])
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
-	ids := r.byUser[userID]
+	ids := r.byUser[u.ID]
 	// Logins of one user expire in the order they started.
 	for len(ids) > 0 && !now.Before(r.live[ids[0]].expiry) {
 		delete(r.live, ids[0])
@@ -87,24 +86,29 @@ func (r *loginRegistry) start(userID string) string {
 		delete(r.live, ids[0])
 		ids = ids[1:]
 	}
-	r.live[id] = login{user: userID, expiry: now.Add(r.ttl)}
-	r.byUser[userID] = append(ids, id)
+	r.live[id] = login{user: u, expiry: now.Add(r.ttl)}
+	r.byUser[u.ID] = append(ids, id)
 	return id
 }
 
-// valid reports whether id is a login that has neither ended nor expired.
-func (r *loginRegistry) valid(id string) bool {
+// user returns the user of the login id, or nil when id is no login that
+// has neither ended nor expired. instant copies what it is given, so the
+// user may be shared.
+func (r *loginRegistry) user(id string) *instant.User {
 	if id == "" {
-		return false
+		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l, ok := r.live[id]
-	if ok && !r.now().Before(l.expiry) {
-		r.forget(id, l.user)
-		return false
+	if !ok {
+		return nil
 	}
-	return ok
+	if !r.now().Before(l.expiry) {
+		r.forget(id, l.user.ID)
+		return nil
+	}
+	return &l.user
 }
 
 // end forgets the login id.
@@ -112,7 +116,7 @@ func (r *loginRegistry) end(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if l, ok := r.live[id]; ok {
-		r.forget(id, l.user)
+		r.forget(id, l.user.ID)
 	}
 }
 
@@ -134,42 +138,39 @@ func (r *loginRegistry) count() int {
 	return len(r.live)
 }
 
-// checkLogin runs between sessions.Sessions and instant's Session: a
-// session that holds a user but no login the server knows (logged out,
-// expired, or from before a restart) is emptied for this request, so
-// that the request is anonymous, on the site's pages and on instant's
-// token routes alike.
-func (s *site) checkLogin(c *gin.Context) {
-	sess := sessions.Default(c)
-	if sess.Get(instant.SessionKey) != nil || sess.Get(loginIDKey) != nil {
-		if id, _ := sess.Get(loginIDKey).(string); !s.logins.valid(id) {
-			sess.Clear()
-		}
-	}
-	c.Next()
+// loadUser is the site's instant.Config.LoadUser: the user of the login
+// whose ID the session holds, or nil (anonymous) when it holds none, or
+// one that ended or expired.
+func (s *site) loadUser(c *gin.Context) (*instant.User, error) {
+	id, _ := sessions.Default(c).Get(loginIDKey).(string)
+	return s.logins.user(id), nil
 }
 
-// startLogin empties the session (ending the login it held, if any),
-// then records a new login of the user userID in it and returns its ID.
-// instant.Login saves the session.
-func (s *site) startLogin(c *gin.Context, userID string) string {
+// startLogin ends the login the session held, if any, records a new login
+// of u, and saves the session holding only its ID.
+func (s *site) startLogin(c *gin.Context, u instant.User) error {
 	sess := sessions.Default(c)
 	if id, ok := sess.Get(loginIDKey).(string); ok {
 		s.logins.end(id)
 	}
 	sess.Clear()
-	id := s.logins.start(userID)
+	id := s.logins.start(u)
 	sess.Set(loginIDKey, id)
-	return id
+	if err := sess.Save(); err != nil {
+		s.logins.end(id)
+		return err
+	}
+	return nil
 }
 
-// endLogin ends the session's login, empties the session and sets its
-// cookie to expire with this response; instant.Logout saves it.
-func (s *site) endLogin(c *gin.Context) {
+// endLogin ends the session's login, empties the session and saves it
+// with a cookie that expires with this response.
+func (s *site) endLogin(c *gin.Context) error {
 	sess := sessions.Default(c)
 	if id, ok := sess.Get(loginIDKey).(string); ok {
 		s.logins.end(id)
 	}
 	sess.Clear()
 	sess.Options(sessionOptions(-1))
+	return sess.Save()
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gin-instant/instant"
 )
 
 // endAll ends every login, as if each had expired.
@@ -58,7 +60,7 @@ func replayedUser(t *testing.T, b *browser, value string) string {
 // session emptied, and a copy of the cookie taken before the logout
 // (replayed) no longer logs anyone in.
 func TestLogoutEndsTheSession(t *testing.T) {
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	b := newBrowser(t, srv)
 	r := b.postForm("/login", url.Values{"username": {"staff"}, "password": {"staff-demo"}})
 	login := sessionCookie(r)
@@ -110,7 +112,7 @@ func TestLogoutEndsTheSession(t *testing.T) {
 // TestLoginAgainEndsThePreviousLogin: logging in as someone else in the
 // same browser ends the first login; its cookie no longer works.
 func TestLoginAgainEndsThePreviousLogin(t *testing.T) {
-	st, srv := startSite(t, closedAPIURL(t))
+	st, srv := startSite(t, noCentrifugo)
 	b := newBrowser(t, srv)
 	first := sessionCookie(b.postForm("/login", url.Values{"username": {"admin"}, "password": {"admin-demo"}}))
 	second := sessionCookie(b.postForm("/login", url.Values{"username": {"user"}, "password": {"user-demo"}}))
@@ -132,9 +134,9 @@ func TestLoginAgainEndsThePreviousLogin(t *testing.T) {
 // TestSessionsEndWithTheServer: a new server (a restart, same cookie
 // keys) does not take the logins of the old one.
 func TestSessionsEndWithTheServer(t *testing.T) {
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	c := sessionCookie(newBrowser(t, srv).postForm("/login", url.Values{"username": {"admin"}, "password": {"admin-demo"}}))
-	_, srv2 := startSite(t, closedAPIURL(t))
+	_, srv2 := startSite(t, noCentrifugo)
 	if u := replayedUser(t, newBrowser(t, srv2), c.Value); u != "" {
 		t.Errorf("a restarted site took the old login: %v", u)
 	}
@@ -145,7 +147,7 @@ func TestSessionsEndWithTheServer(t *testing.T) {
 // user, never another user's. Before the registry was bounded per user,
 // 10,000 logins of one account logged the admin out.
 func TestOneUsersLoginsEndNoOtherUsers(t *testing.T) {
-	st, srv := startSite(t, closedAPIURL(t))
+	st, srv := startSite(t, noCentrifugo)
 	admin := sessionCookie(newBrowser(t, srv).postForm("/login", url.Values{"username": {"admin"}, "password": {"admin-demo"}}))
 	var users []*http.Cookie
 	for range maxLoginsPerUser + 1 {
@@ -167,9 +169,9 @@ func TestOneUsersLoginsEndNoOtherUsers(t *testing.T) {
 	}
 
 	// 10,000 more logins of user, as the login handler records them.
-	userID := demoAccounts()[0].User.ID
+	user := demoAccounts()[0].User
 	for range 10000 {
-		st.logins.start(userID)
+		st.logins.start(user)
 	}
 	if u := replayedUser(t, stranger, admin.Value); u != "admin" {
 		t.Errorf("after 10,000 logins of user, the admin's login is %q", u)
@@ -183,24 +185,29 @@ func TestLoginRegistry(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	r := newLoginRegistry(time.Hour, 3)
 	r.now = func() time.Time { return now }
+	u, v := instant.User{ID: "u"}, instant.User{ID: "v"}
+	valid := func(id string) bool { return r.user(id) != nil }
 
-	a := r.start("u")
-	if len(a) != 32 || !r.valid(a) || r.valid("") || r.valid("nope") {
+	a := r.start(u)
+	if len(a) != 32 || !valid(a) || valid("") || valid("nope") {
 		t.Fatalf("a fresh login %q is not valid, or an unknown one is", a)
 	}
+	if got := r.user(a); got.ID != "u" {
+		t.Fatalf("the login's user is %+v", got)
+	}
 	r.end(a)
-	if r.valid(a) {
+	if valid(a) {
 		t.Error("an ended login is still valid")
 	}
 	r.end(a) // ending twice is harmless
 
-	b := r.start("u")
+	b := r.start(u)
 	now = now.Add(59 * time.Minute)
-	if !r.valid(b) {
+	if !valid(b) {
 		t.Error("a login is no longer valid before its hour is up")
 	}
 	now = now.Add(time.Minute)
-	if r.valid(b) {
+	if valid(b) {
 		t.Error("a login is still valid after its hour")
 	}
 	if r.count() != 0 {
@@ -208,32 +215,32 @@ func TestLoginRegistry(t *testing.T) {
 	}
 
 	// A user with perUser logins: their oldest goes first, and only theirs.
-	other := r.start("v")
+	other := r.start(v)
 	var ids []string
 	for range 4 {
-		ids = append(ids, r.start("u"))
+		ids = append(ids, r.start(u))
 		now = now.Add(time.Second)
 	}
-	var valid []bool
+	var kept []bool
 	for _, id := range ids {
-		valid = append(valid, r.valid(id))
+		kept = append(kept, valid(id))
 	}
-	if !slices.Equal(valid, []bool{false, true, true, true}) || !r.valid(other) || r.count() != 4 {
-		t.Errorf("u's logins valid %v, v's %v, %d kept; want u's oldest dropped, v's kept, 4 in all", valid, r.valid(other), r.count())
+	if !slices.Equal(kept, []bool{false, true, true, true}) || !valid(other) || r.count() != 4 {
+		t.Errorf("u's logins valid %v, v's %v, %d kept; want u's oldest dropped, v's kept, 4 in all", kept, valid(other), r.count())
 	}
 	// Ending a login in the middle frees its place.
 	r.end(ids[2])
-	r.start("u")
-	if !r.valid(ids[1]) || !r.valid(ids[3]) {
+	r.start(u)
+	if !valid(ids[1]) || !valid(ids[3]) {
 		t.Error("a new login ended another although an ended one had made room")
 	}
 	// A user's expired logins are dropped when they log in again.
 	now = now.Add(2 * time.Hour)
-	r.start("u")
+	r.start(u)
 	if r.count() != 2 { // the new one, and v's expired one until it is looked at
 		t.Errorf("%d logins kept after u's others expired, want 2", r.count())
 	}
-	if r.valid(other) || r.count() != 1 {
+	if valid(other) || r.count() != 1 {
 		t.Errorf("v's expired login is valid or kept (%d kept)", r.count())
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/gin-instant/instant/example_app/internal/centrifugo"
 )
 
 // Default settings of the demo.
@@ -80,7 +82,7 @@ func parseOptions(args []string, getenv func(string) string, usage io.Writer) (o
 	fs.SetOutput(io.Discard) // errors are reported by the caller, on one line
 	fs.Var(portFlag{&o.Port, &o.PortSet}, "port", "site port on 127.0.0.1, 0 for any free port (env DEMO_PORT; default 8080, or a free port when taken)")
 	fs.Var(portFlag{&o.CentrifugoPort, &o.CentrifugoPortSet}, "centrifugo-port", "Centrifugo port on 127.0.0.1, 0 for any free port (env DEMO_CENTRIFUGO_PORT; default 8000, or a free port when taken)")
-	fs.StringVar(&o.Centrifugo, "centrifugo", o.Centrifugo, "path of the centrifugo "+centrifugoVersion+" binary (env CENTRIFUGO_BIN; default: bin/centrifugo in a parent directory, then PATH)")
+	fs.StringVar(&o.Centrifugo, "centrifugo", o.Centrifugo, "path of the centrifugo "+centrifugo.Version+" binary (env CENTRIFUGO_BIN; default: bin/centrifugo in a parent directory, then PATH)")
 	fs.StringVar(&o.Dir, "dir", o.Dir, "directory for the secrets and the Centrifugo config (env DEMO_DIR)")
 	fs.StringVar(&o.CentrifugeJS, "centrifuge-js", o.CentrifugeJS, "centrifuge.js installed by `npm install`")
 	if err := fs.Parse(args); err != nil {

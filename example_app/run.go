@@ -12,11 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/example_app/internal/centrifugo"
 )
 
 // Files the demo writes into its directory, besides secrets.json.
@@ -25,21 +28,19 @@ const (
 	centrifugoLogFile    = "centrifugo.log"
 )
 
-// Time limits of the demo's start and stop.
-const (
-	centrifugoStartLimit = 20 * time.Second
-	shutdownGrace        = 5 * time.Second
-)
+// shutdownGrace bounds the site's shutdown on Ctrl-C.
+const shutdownGrace = 5 * time.Second
 
-// run starts Centrifugo and the site on 127.0.0.1 and serves until ctx
-// ends (Ctrl-C), then stops both. Every failure to start is returned as
-// an error that says what to fix.
+// run starts Centrifugo and the site on 127.0.0.1, checks that they fit
+// (instant.Check, printed with the banner), and serves until ctx ends
+// (Ctrl-C), then stops both. Every failure to start is returned as an
+// error that says what to fix.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseOptions(args, os.Getenv, stdout)
 	if err != nil {
 		return err
 	}
-	bin, err := findCentrifugo(o.Centrifugo)
+	bin, err := centrifugo.Find(o.Centrifugo)
 	if err != nil {
 		return err
 	}
@@ -79,22 +80,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	// Centrifugo, with the config the site's Instant writes.
 	conf, err := st.inst.CentrifugoConfig(centrifugoOptions(cPort, appPort))
 	if err != nil {
 		return err
 	}
-	confPath := filepath.Join(o.Dir, centrifugoConfigFile)
+	confPath, logPath := filepath.Join(o.Dir, centrifugoConfigFile), filepath.Join(o.Dir, centrifugoLogFile)
 	if err := writePrivateFile(confPath, conf); err != nil {
 		return fmt.Errorf("writing the centrifugo config: %w", err)
 	}
-	proc, err := startCentrifugo(ctx, bin, confPath, filepath.Join(o.Dir, centrifugoLogFile), centrifugoURL, centrifugoStartLimit)
+	cent, err := centrifugo.Start(ctx, centrifugo.Options{Binary: bin, Config: confPath, URL: centrifugoURL, LogFile: logPath})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // interrupted while starting
 		}
 		return err
 	}
-	defer proc.stop(shutdownGrace)
+	defer cent.Stop()
+	checked := st.inst.Check(ctx) // does Centrifugo fit the site? Each problem with its fix.
 
 	srv := newServer(st.Handler(), logger, siteTimeouts())
 	served := make(chan error, 1)
@@ -114,6 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Binary:        bin,
 		Dir:           o.Dir,
 		NewSecrets:    created,
+		Check:         checked,
 		Accounts:      st.users.accounts(),
 	})
 
@@ -121,9 +125,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(stdout, "\nstopping the site and Centrifugo…")
-	case <-proc.done:
-		_, werr := proc.exited()
-		runErr = fmt.Errorf("centrifugo stopped (%v); see %s", werr, proc.logPath)
+	case <-cent.Done():
+		runErr = fmt.Errorf("centrifugo stopped (%v); see %s", cent.Err(), logPath)
 	case err := <-served:
 		runErr = fmt.Errorf("site: %w", err)
 	}
@@ -133,7 +136,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		_ = srv.Close()
 	}
-	proc.stop(shutdownGrace)
+	cent.Stop()
 	if runErr == nil {
 		fmt.Fprintln(stdout, "stopped.")
 	}
@@ -204,10 +207,43 @@ func readCentrifugeJS(path string) ([]byte, error) {
 	return b, nil
 }
 
+// listenLoopback listens on 127.0.0.1:port. When the port is taken and
+// fallback is true, it listens on a free port instead.
+func listenLoopback(port int, fallback bool) (net.Listener, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err == nil {
+		return ln, nil
+	}
+	if !fallback || !errors.Is(err, syscall.EADDRINUSE) {
+		return nil, portError(port, err)
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
+}
+
+// pickPort returns port when it is free on 127.0.0.1 (0 means any free
+// port). When it is taken and fallback is true, it returns a free port.
+// The port is free when checked; Centrifugo binds it a moment later.
+func pickPort(port int, fallback bool) (int, error) {
+	ln, err := listenLoopback(port, fallback)
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func portError(port int, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("port %d on 127.0.0.1 is taken (use another port, or 0 for any free port)", port)
+	}
+	return fmt.Errorf("cannot listen on 127.0.0.1:%d: %v", port, err)
+}
+
 // banner is what the demo prints once it is up.
 type banner struct {
 	URL, CentrifugoURL, Binary, Dir string
 	NewSecrets                      bool
+	Check                           error // what instant.Check found
 	Accounts                        []account
 	Notes                           []string // e.g. a default port that was taken
 }
@@ -220,6 +256,7 @@ func printBanner(w io.Writer, b banner) {
 	fmt.Fprintf(w, "\ninstant demo is running: %s/\n\n", b.URL)
 	fmt.Fprintf(w, "  centrifugo  %s (%s, log in %s)\n", b.CentrifugoURL, b.Binary, filepath.Join(b.Dir, centrifugoLogFile))
 	fmt.Fprintf(w, "  secrets     %s %s\n", secretsNote, filepath.Join(b.Dir, secretsFile))
+	printCheck(w, b.Check)
 	for _, n := range b.Notes {
 		fmt.Fprintf(w, "  note        %s\n", n)
 	}
@@ -232,4 +269,22 @@ func printBanner(w io.Writer, b banner) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nOpen %s/login, log in as admin and broadcast from %s/broadcast.\nPress Ctrl-C to stop.\n", b.URL, b.URL)
+}
+
+// printCheck prints what instant.Check found: one line when Centrifugo
+// fits the site, else every problem, each with its fix, one a line.
+func printCheck(w io.Writer, err error) {
+	if err == nil {
+		fmt.Fprintln(w, "  check       ok: Centrifugo fits the site (instant.Check)")
+		return
+	}
+	problems := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	plural := "s"
+	if len(problems) == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(w, "  check       instant.Check found %d problem%s, each with its fix:\n", len(problems), plural)
+	for _, p := range problems {
+		fmt.Fprintf(w, "              %s\n", p)
+	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gin-instant/instant"
 	"github.com/gin-instant/instant/internal/centrifugotest"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while run writes to it.
@@ -42,9 +43,16 @@ func (s *syncBuffer) String() string {
 }
 
 // TestRunServesAndStops runs the whole demo, as `go run .` does, on free
-// ports, then stops it as Ctrl-C would.
+// ports, then stops it as Ctrl-C would. It prints what instant.Check says
+// of the Centrifugo it started: it fits. The CENTRIFUGO_ variables of the
+// demo's environment reach Centrifugo no more: it warns of none
+// (CENTRIFUGO_BIN), and none overrides its config (a token secret another
+// app of the developer's uses, which Check would find).
 func TestRunServesAndStops(t *testing.T) {
-	centrifugotest.Require(t)
+	t.Setenv("CENTRIFUGO_BIN", centrifugotest.Require(t))
+	t.Setenv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "the-secret-of-another-app-0123456789abcdef")
+	defer func(cost int) { defaultBcryptCost = cost }(defaultBcryptCost)
+	defaultBcryptCost = bcrypt.MinCost
 	dir := t.TempDir()
 	js := filepath.Join(dir, "centrifuge.js")
 	if err := os.WriteFile(js, []byte("// stand-in"), 0o644); err != nil {
@@ -74,6 +82,9 @@ func TestRunServesAndStops(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no URL printed:\n%s", stdout.String())
 		}
+	}
+	if !strings.Contains(stdout.String(), "\n  check       ok: Centrifugo fits the site (instant.Check)\n") {
+		t.Errorf("the banner does not say that Check passed:\n%s", stdout.String())
 	}
 	for _, a := range demoAccounts() {
 		if !strings.Contains(stdout.String(), a.User.Username) || !strings.Contains(stdout.String(), a.Password) {
@@ -131,8 +142,68 @@ func TestRunServesAndStops(t *testing.T) {
 	if _, err := http.Get(health); err == nil {
 		t.Error("centrifugo still answers after the demo stopped")
 	}
+	if log, err := os.ReadFile(filepath.Join(dir, "state", centrifugoLogFile)); err != nil || strings.Contains(string(log), "unknown var") {
+		t.Errorf("centrifugo's log (%v):\n%s", err, log)
+	}
 	if _, err := http.Get(base + "/login"); err == nil {
 		t.Error("the site still answers after the demo stopped")
+	}
+}
+
+func TestListenLoopbackFallsBackOnlyWhenAllowed(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+
+	ln, err := listenLoopback(port, true)
+	if err != nil {
+		t.Fatalf("with fallback: %v", err)
+	}
+	if got := ln.Addr().(*net.TCPAddr); got.Port == port || !got.IP.IsLoopback() {
+		t.Errorf("fell back to %v", got)
+	}
+	ln.Close()
+
+	if _, err := listenLoopback(port, false); err == nil || !strings.Contains(err.Error(), "port "+strconv.Itoa(port)+" on 127.0.0.1 is taken") {
+		t.Errorf("without fallback: %v", err)
+	}
+	if p, err := pickPort(0, false); err != nil || p == 0 {
+		t.Errorf("pickPort(0) = %d, %v", p, err)
+	}
+}
+
+// TestBannerSaysWhatCheckFound: the banner prints every problem
+// instant.Check finds, each with its fix, here against a Centrifugo that
+// holds another token secret and does not allow the site's origin.
+func TestBannerSaysWhatCheckFound(t *testing.T) {
+	other := testSecrets
+	other.TokenSecret = strings.Repeat("o", 64)
+	cent := centrifugotest.Start(t, func(port int) ([]byte, error) {
+		inst, err := instant.New(instant.Config{APIURL: "http://127.0.0.1:" + strconv.Itoa(port) + "/api", APIKey: other.APIKey, TokenSecret: other.TokenSecret})
+		if err != nil {
+			return nil, err
+		}
+		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port})
+	})
+	st := newTestSite(t, cent.APIURL, 8080)
+	var out bytes.Buffer
+	printBanner(&out, banner{URL: "http://127.0.0.1:8080", Check: st.inst.Check(context.Background()), Accounts: demoAccounts()})
+	for _, want := range []string{
+		"  check       instant.Check found 2 problems, each with its fix:\n",
+		"\n              " + instant.ErrTokenSecret.Error() + ": ", "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY",
+		"\n              " + instant.ErrStaleConfig.Error() + ": ", "http://127.0.0.1:8080",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	printCheck(&out, nil)
+	if out.String() != "  check       ok: Centrifugo fits the site (instant.Check)\n" {
+		t.Errorf("a passing check: %q", out.String())
 	}
 }
 
@@ -155,7 +226,7 @@ func TestServerCutsSlowAndIdleClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	st := newTestSite(t, closedAPIURL(t), port)
+	st := newTestSite(t, noCentrifugo, port)
 	short := timeouts{ReadHeader: 300 * time.Millisecond, Read: 500 * time.Millisecond, Write: 2 * time.Second, Idle: 500 * time.Millisecond}
 	srv := newServer(st.Handler(), slog.New(slog.NewTextHandler(io.Discard, nil)), short)
 	go srv.Serve(ln)

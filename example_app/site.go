@@ -38,7 +38,9 @@ func demoConfig(apiURL string, s secrets) instant.Config {
 
 // siteConfig is what newSite needs.
 type siteConfig struct {
-	// Instant configures the plugin; see demoConfig.
+	// Instant configures the plugin; see demoConfig. newSite sets its
+	// LoadUser to the site's own (see logins.go) and, when empty, its
+	// SiteOrigin to http://127.0.0.1:<Port>.
 	Instant instant.Config
 	// Port is the port the site is served on. Only requests for
 	// 127.0.0.1, localhost or [::1] on this port are answered (see
@@ -81,6 +83,9 @@ func newSite(cfg siteConfig) (*site, error) {
 	if cfg.Instant.Logger == nil {
 		cfg.Instant.Logger = cfg.Logger
 	}
+	if cfg.Instant.SiteOrigin == "" { // for Check: Centrifugo must allow it
+		cfg.Instant.SiteOrigin = "http://127.0.0.1:" + strconv.Itoa(cfg.Port)
+	}
 	if cfg.Accounts == nil {
 		cfg.Accounts = demoAccounts()
 	}
@@ -93,6 +98,15 @@ func newSite(cfg siteConfig) (*site, error) {
 	if len(cfg.CentrifugeJS) == 0 {
 		return nil, errors.New("no centrifuge.js given")
 	}
+	s := &site{
+		logger:   cfg.Logger,
+		recent:   newRecentLog(recentLogSize),
+		logins:   newLoginRegistry(sessionMaxAge, maxLoginsPerUser),
+		throttle: newLoginThrottle(),
+		clientJS: newStaticFile("centrifuge.js", cfg.CentrifugeJS),
+	}
+	// instant finds the user of a request through the site's logins.
+	cfg.Instant.LoadUser = s.loadUser
 	inst, err := instant.New(cfg.Instant)
 	if err != nil {
 		return nil, err
@@ -105,17 +119,7 @@ func newSite(cfg siteConfig) (*site, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &site{
-		inst:     inst,
-		users:    users,
-		pages:    pg,
-		logger:   cfg.Logger,
-		recent:   newRecentLog(recentLogSize),
-		logins:   newLoginRegistry(sessionMaxAge, maxLoginsPerUser),
-		throttle: newLoginThrottle(),
-		all:      inst.Channels(),
-		clientJS: newStaticFile("centrifuge.js", cfg.CentrifugeJS),
-	}
+	s.inst, s.users, s.pages, s.all = inst, users, pg, inst.Channels()
 	s.handler = s.routes(cfg)
 	return s, nil
 }
@@ -135,7 +139,7 @@ func (s *site) routes(cfg siteConfig) http.Handler {
 	hashKey, blockKey := cfg.Secrets.cookieKeys()
 	store := cookie.NewStore(hashKey, blockKey)
 	store.Options(sessionOptions(int(sessionMaxAge.Seconds())))
-	r.Use(sessions.Sessions(sessionName, store), s.checkLogin, s.inst.Session())
+	r.Use(sessions.Sessions(sessionName, store), s.inst.Session())
 
 	// The plugin's token routes. They check the origin themselves.
 	s.inst.Register(r.Group("/instant"))

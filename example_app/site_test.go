@@ -16,7 +16,7 @@ import (
 // (DNS rebinding) sends that name in Host and must get 421, even for a
 // POST whose Origin matches its Host.
 func TestOnlyLoopbackHostsAreAnswered(t *testing.T) {
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	port := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
 	b := newBrowser(t, srv)
 	for host, answered := range map[string]bool{
@@ -85,7 +85,7 @@ func TestNewSiteNeedsThePort(t *testing.T) {
 // TestHeadAnswersLikeGet: every page that answers GET answers HEAD the
 // same way, without a body.
 func TestHeadAnswersLikeGet(t *testing.T) {
-	_, srv := startSite(t, closedAPIURL(t))
+	_, srv := startSite(t, noCentrifugo)
 	anon := newBrowser(t, srv)
 	admin := newBrowser(t, srv)
 	admin.login("admin", "admin-demo")
@@ -134,7 +134,7 @@ func TestHeadAnswersLikeGet(t *testing.T) {
 // changes nothing: the admin is still logged in. (instant's routes under
 // /instant/ check requests themselves, and are tested with the library.)
 func TestEveryPostRefusesCrossSite(t *testing.T) {
-	st, srv := startSite(t, closedAPIURL(t))
+	st, srv := startSite(t, noCentrifugo)
 	admin := browserAs(t, srv, "admin")
 	var checked []string
 	for _, route := range st.Handler().(*gin.Engine).Routes() {

@@ -10,7 +10,7 @@ import (
 )
 
 func TestEveryPageRenders(t *testing.T) {
-	st := newTestSite(t, closedAPIURL(t), 8080)
+	st := newTestSite(t, noCentrifugo, 8080)
 	bodies := map[string]any{
 		"home":      homeData{},
 		"login":     loginData{Accounts: demoAccounts(), Error: "<script>x</script>"},

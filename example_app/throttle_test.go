@@ -14,7 +14,7 @@ import (
 // reads the clock *now.
 func throttledSite(t *testing.T, now *time.Time) *site {
 	t.Helper()
-	st := newTestSite(t, closedAPIURL(t), 8080)
+	st := newTestSite(t, noCentrifugo, 8080)
 	st.throttle.now = func() time.Time { return *now }
 	return st
 }

@@ -1,14 +1,22 @@
 // Command minimal is the README's example: a Gin app with instant's three
-// lines, a login, a logout and a handler that broadcasts. Write the
-// matching Centrifugo config, start Centrifugo with it, then the app:
+// lines, a login, a logout and a handler that broadcasts. One environment
+// serves the app and Centrifugo (which reads its own CENTRIFUGO_ names):
 //
-//	export CENTRIFUGO_API_KEY=... CENTRIFUGO_TOKEN_HMAC_SECRET_KEY=... # at least 32 bytes
-//	export SESSION_AUTH_KEY=... SESSION_ENCRYPTION_KEY=...           # 32 bytes each
-//	go run ./minimal centrifugo-config > centrifugo.json && centrifugo -c centrifugo.json &
-//	go run ./minimal
+//	export CENTRIFUGO_HTTP_API_KEY=... CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY=... # the token secret: 32 bytes or more
+//	export SESSION_AUTH_KEY=... SESSION_ENCRYPTION_KEY=...                        # 32 bytes each
+//	go build -o app ./minimal && ./app centrifugo-config centrifugo.json
+//	centrifugo -c centrifugo.json &
+//	./app check # optional: every mismatch with the running Centrifugo, each with its fix
+//	./app
+//
+// The INSTANT_ variables of instant.ConfigFromEnv are read too
+// (INSTANT_API_URL, default http://127.0.0.1:8000/api). At startup the app
+// logs what instant.Check says of Centrifugo.
 package main
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"log"
 	"net/http"
@@ -22,23 +30,37 @@ import (
 )
 
 func main() {
-	inst, err := instant.New(instant.ConfigFromEnv()) // CENTRIFUGO_* variables
+	srv, err := setup(os.Args[1:])
 	if err != nil {
 		log.Fatal(err) // every problem of the config, at once
 	}
-	if len(os.Args) > 1 && os.Args[1] == "centrifugo-config" {
-		conf, err := inst.CentrifugoConfig(instant.CentrifugoOptions{AllowedOrigins: []string{"http://127.0.0.1:8080"}})
-		if err != nil {
-			log.Fatal(err)
-		}
-		os.Stdout.Write(conf)
-		return
+	if srv != nil { // nil after the centrifugo-config and check commands
+		log.Fatal(srv.ListenAndServe())
+	}
+}
+
+// setup builds the app from the environment, or runs the command args
+// name (see instant.Instant.Command) and returns a nil server.
+func setup(args []string) (*http.Server, error) {
+	cfg := instant.ConfigFromEnv()
+	cfg.SiteOrigin = cmp.Or(cfg.SiteOrigin, "http://127.0.0.1:8080") // where browsers load the pages
+	inst, err := instant.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if done, err := inst.Command(args, instant.CentrifugoOptions{AllowedOrigins: []string{cfg.SiteOrigin}}); done {
+		return nil, err // centrifugo-config [FILE], or check
+	}
+	if err := inst.Check(context.Background()); err != nil {
+		log.Printf("centrifugo does not fit the app:\n%v", err) // each problem with its fix
+	} else {
+		log.Print("centrifugo fits the app")
 	}
 	app, err := newApp(inst, []byte(os.Getenv("SESSION_AUTH_KEY")), []byte(os.Getenv("SESSION_ENCRYPTION_KEY")), os.Getenv("PRODUCTION") != "")
 	if err != nil {
-		log.Fatal(err)
+		return nil, err
 	}
-	log.Fatal(newServer("127.0.0.1:8080", app).ListenAndServe())
+	return newServer("127.0.0.1:8080", app), nil
 }
 
 // newServer cuts off slow and idle clients. No route streams (the

@@ -2,12 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -143,6 +147,69 @@ func TestMinimalApp(t *testing.T) {
 	}
 	if status, _ := thief.post("/orders", "application/json", `{}`); status != 401 {
 		t.Errorf("an order with the logged-out cookie: %d", status)
+	}
+}
+
+// TestSetupChecksCentrifugo: the app's own commands write the config that
+// a real Centrifugo then runs with, and check it; at startup the app logs
+// what instant.Check says: that Centrifugo fits, and, once the app holds
+// another token secret, ErrTokenSecret's problem with its fix.
+func TestSetupChecksCentrifugo(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	env := map[string]string{
+		"CENTRIFUGO_HTTP_API_KEY":                 "minimal-api-key",
+		"CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": "minimal-token-secret-0123456789abcdef",
+		"SESSION_AUTH_KEY":                        string(authKey),
+		"SESSION_ENCRYPTION_KEY":                  string(encKey),
+		"INSTANT_SITE_ORIGIN":                     "", // the default, http://127.0.0.1:8080
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var logged strings.Builder
+	defer log.SetOutput(log.Writer())
+	log.SetOutput(&logged)
+
+	centrifugotest.Start(t, func(port int) ([]byte, error) {
+		t.Setenv("INSTANT_API_URL", fmt.Sprintf("http://127.0.0.1:%d/api", port))
+		path := filepath.Join(t.TempDir(), "centrifugo.json")
+		if srv, err := setup([]string{"centrifugo-config", path}); srv != nil || err != nil {
+			return nil, fmt.Errorf("centrifugo-config: %v, %v", srv, err)
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		// The app's Centrifugo listens on 8000; this one on a free port.
+		var conf map[string]any
+		if err := json.Unmarshal(raw, &conf); err != nil {
+			return nil, err
+		}
+		conf["http_server"].(map[string]any)["port"] = port
+		return json.Marshal(conf)
+	})
+	if srv, err := setup([]string{"check"}); srv != nil || err != nil {
+		t.Errorf("check: %v, %v", srv, err)
+	}
+	srv, err := setup(nil)
+	if srv == nil || err != nil {
+		t.Fatalf("setup: %v, %v", srv, err)
+	}
+	if !strings.Contains(logged.String(), "centrifugo fits the app\n") || strings.Contains(logged.String(), "does not fit") {
+		t.Errorf("the startup logged:\n%s", logged.String())
+	}
+
+	logged.Reset()
+	t.Setenv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "another-token-secret-0123456789abcdef")
+	if srv, err := setup(nil); srv == nil || err != nil {
+		t.Fatalf("setup: %v, %v", srv, err)
+	}
+	want := "centrifugo does not fit the app:\n" + instant.ErrTokenSecret.Error() + ": "
+	if !strings.Contains(logged.String(), want) || !strings.Contains(logged.String(), "set the app's TokenSecret") {
+		t.Errorf("the startup logged:\n%s\nwant %q and the fix", logged.String(), want)
+	}
+	if _, err := setup([]string{"check"}); !errors.Is(err, instant.ErrTokenSecret) {
+		t.Errorf("check with another secret: %v", err)
 	}
 }
 

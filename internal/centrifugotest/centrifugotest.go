@@ -5,7 +5,8 @@
 // The binary is, in order: $CENTRIFUGO_BIN; bin/centrifugo in this
 // directory or a parent (where `make centrifugo` installs it); centrifugo on
 // PATH. It must be Version (checked from its build info). When none is
-// found the test is skipped, except under CI=true, where it fails.
+// found the test is skipped, except under CI=true, where it fails. The
+// server is given the test's environment without CENTRIFUGO_BIN.
 package centrifugotest
 
 import (
@@ -20,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -182,6 +184,7 @@ func start(bin, dir string, cfg ConfigFunc) (*Server, error) {
 func (s *Server) run() error {
 	cmd := exec.Command(s.bin, "-c", s.conf)
 	cmd.Dir = s.dir
+	cmd.Env = childEnv(os.Environ())
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {
 		return err
@@ -196,6 +199,19 @@ func (s *Server) run() error {
 		return fmt.Errorf("%w\n--- centrifugo output ---\n%s", err, s.out.String())
 	}
 	return nil
+}
+
+// childEnv is env without CENTRIFUGO_BIN, which names the binary for the
+// harness and is no setting of Centrifugo's (it would warn "unknown var in
+// environment" of it).
+func childEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "CENTRIFUGO_BIN=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // Restart starts the stopped server again, on the same port with the same

@@ -1,12 +1,12 @@
 //go:build linux
 
-package main
+package centrifugo
 
 import "syscall"
 
-// childProcAttr puts Centrifugo in its own process group, so that the demo
+// procAttr puts Centrifugo in its own process group, so that the demo
 // decides the order of the shutdown on Ctrl-C, and has the kernel stop it
-// should the demo die without stopping it.
-func childProcAttr() *syscall.SysProcAttr {
+// should the site die without stopping it.
+func procAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 }
