@@ -271,7 +271,7 @@ function showChannels(channels, denied) {
   channels.forEach((ch) => {
     if (!channelsEl.querySelector('.channel[data-channel="' + CSS.escape(ch.name) + '"]')) channelsEl.append(channelItem(ch));
   });
-  denied.forEach((name) => deny(known.get(name)));
+  denied.forEach((name) => deny(known.get(name) || { name, level: 'rule' }));
   placeholder(channelsEl, 'None.');
   if (!live.user) showLoggedOut();
 }
