@@ -27,18 +27,16 @@ type CentrifugoOptions struct {
 	HistoryTTLSeconds int
 	// Presence turns presence on in the namespaces that hold private
 	// channels: subscribers of private channels receive join and leave
-	// pushes (their tokens ask for them) and may query who is there, with
-	// each member's info for that channel (the rule's info, else
-	// User.Info); anonymous subscribers may not query. A namespace of
-	// public channels only ("news:all") keeps it off: no presence, no
-	// joins or leaves, for anyone. Centrifugo gives a public channel the
-	// options of its namespace, so one that shares its namespace with
-	// private channels (site_public and $site_users both have none) is
-	// tracked too: a logged-in reader may query it or ask for its joins
-	// and leaves, and sees the other readers' user IDs, never their info.
-	// With ProxyURL set, the subscribe proxy keeps public readers out of
-	// presence everywhere. Instant.Presence and PresenceStats need it.
-	// Default: off.
+	// pushes (their tokens ask for them), and the presence route (see
+	// Register) lists a private channel's members, with each member's
+	// info for that channel (the rule's info, else User.Info), to logged-in
+	// users who may read it. No client may query presence or ask for joins
+	// and leaves by itself, in any namespace (allow_presence_for_subscriber
+	// is false everywhere): a public channel that shares its options with
+	// private ones (site_public and $site_users both have no namespace)
+	// shows its readers nothing of each other, and a namespace of public
+	// channels only ("news:all") keeps presence off altogether.
+	// Instant.Presence and PresenceStats need it. Default: off.
 	Presence bool
 	// RedisAddress, when set ("redis://127.0.0.1:6379"), makes Centrifugo
 	// use its Redis engine: every node given the same address shares
@@ -238,14 +236,19 @@ func namespaceChars(s string) bool {
 }
 
 // setPresence writes the presence options of one namespace (or of the
-// channels without one).
+// channels without one). Presence is kept where on says, but no client
+// gets it by asking: a subscription's token decides whether joins and
+// leaves are pushed to it (those of private channels force them), and
+// snapshots come from the presence route, which asks the server API.
+// Without this, a reader of a public channel that shares its options with
+// private ones could subscribe without a token, whose options are the
+// namespace's, and list every reader or ask for their joins and leaves.
 func setPresence(opts map[string]any, on bool) {
 	opts["presence"] = on
 	opts["join_leave"] = on
-	// Pushed to subscribers whose token asks (private channels only).
 	opts["force_push_join_leave"] = false
-	// Queried by logged-in subscribers only (no allow_presence_for_anonymous).
-	opts["allow_presence_for_subscriber"] = on
+	// No allow_presence_for_client or _for_anonymous either.
+	opts["allow_presence_for_subscriber"] = false
 }
 
 // presenceNamespaces answers, when presence is on, whether a namespace

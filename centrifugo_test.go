@@ -102,7 +102,8 @@ func TestCentrifugoConfigPassesCheckconfig(t *testing.T) {
 
 // TestCentrifugoConfigPresenceWhereItIsPrivate: with Presence, the
 // namespaces that hold private channels get presence, and one of public
-// channels only gets none (no joins or leaves, no queries, for anyone).
+// channels only gets none (no joins or leaves, no queries, for anyone);
+// no namespace lets a client query presence or ask for joins by itself.
 func TestCentrifugoConfigPresenceWhereItIsPrivate(t *testing.T) {
 	cfg := testConfig()
 	cfg.PublicChannels = []string{"site_public", "news:all", "chat:lobby"}
@@ -123,12 +124,11 @@ func TestCentrifugoConfigPresenceWhereItIsPrivate(t *testing.T) {
 		for _, opts := range append(c.Channel.Namespaces, c.Channel.WithoutNamespace) {
 			name, _ := opts["name"].(string)
 			on := opts["presence"] == true
-			for _, k := range []string{"join_leave", "allow_presence_for_subscriber"} {
-				if (opts[k] == true) != on {
-					t.Errorf("namespace %q: presence %v but %s %v", name, on, k, opts[k])
-				}
+			if (opts["join_leave"] == true) != on {
+				t.Errorf("namespace %q: presence %v but join_leave %v", name, on, opts["join_leave"])
 			}
-			if opts["force_push_join_leave"] != false || opts["allow_presence_for_anonymous"] == true || opts["allow_presence_for_client"] == true {
+			// No client asks for presence or joins by itself, anywhere.
+			if opts["allow_presence_for_subscriber"] != false || opts["force_push_join_leave"] != false || opts["allow_presence_for_anonymous"] == true || opts["allow_presence_for_client"] == true {
 				t.Errorf("namespace %q: %v", name, opts)
 			}
 			out[name] = on

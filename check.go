@@ -243,11 +243,11 @@ func (i *Instant) probeRound(conn *wsConn, probes []probe, id *uint32) error {
 func (p probe) presenceState() string {
 	switch p.presence {
 	case 0:
-		return "presence on"
+		return "presence open to subscribers' own queries (a config older than the presence route)"
 	case codeNotAvailable:
 		return "presence off"
 	case codePermissionDenied:
-		return "presence on but closed to subscribers"
+		return "presence on"
 	default:
 		return fmt.Sprintf("presence answering error %d", p.presence)
 	}
@@ -381,12 +381,16 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 	if base.refused != nil {
 		return r
 	}
+	// Presence is on only where private channels may be (and only when
+	// CentrifugoOptions.Presence asked for it): a namespace of public
+	// channels only is compared with the others on recovery alone.
+	private := i.presenceNamespaces(true)
 	for k, p := range probes[1:] {
 		if p.refused != nil {
 			continue
 		}
 		var diffs []string
-		if p.presence != base.presence {
+		if p.presence != base.presence && private(namespaces[k]) == private("") {
 			diffs = append(diffs, p.presenceState()+" where channels without a namespace have "+base.presenceState())
 		}
 		if p.recoverable != base.recoverable {

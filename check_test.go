@@ -203,7 +203,7 @@ func TestCheckFindsANamespaceWithOtherOptions(t *testing.T) {
 		t.Fatalf("Check: %v", err)
 	}
 	msg := err.Error()
-	for _, want := range []string{`"orders"`, "presence on", "recovery on"} {
+	for _, want := range []string{`"orders"`, "presence open", "recovery on"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("the message lacks %q: %s", want, msg)
 		}

@@ -17,8 +17,9 @@
 // moves channels the site refuses to `denied`, asks the site again after
 // the server closed the connection with a reconnect code (a logout, a role
 // change), drops events it has already shown (by id) and events this tab
-// caused (by origin), and keeps presence lists of the channels that have
-// presence on.
+// caused (by origin), and keeps presence lists of the private channels
+// that have presence on: joins and leaves pushed by Centrifugo, on a
+// snapshot the site gives (POST presence, for logged-in visitors only).
 
 /**
  * @typedef {{name: string, level: string, group?: string}} ChannelInfo
@@ -36,11 +37,13 @@
  * @typedef {{base?: string, presence?: string[]|boolean, seen?: number, centrifuge?: object}} Options
  *   base: where Register mounted the routes (default '/instant');
  *   presence: the channels whose members to track (true: every private
- *   channel, the page's own included; default none); seen: how many event
- *   ids to remember (10000; a resent BroadcastBatch is dropped only while
- *   its ids are remembered); centrifuge: more options for the Centrifuge
- *   client, e.g. {debug: true}, or {websocket} where there is no global
- *   WebSocket (getToken is the helper's own).
+ *   channel, the page's own included; default none; public channels show
+ *   no members, and an anonymous visitor none: the site refuses them and
+ *   'error' is emitted); seen: how many event ids to remember (10000; a
+ *   resent BroadcastBatch is dropped only while its ids are remembered);
+ *   centrifuge: more options for the Centrifuge client, e.g. {debug:
+ *   true}, or {websocket} where there is no global WebSocket (getToken is
+ *   the helper's own).
  */
 
 /** The request header that carries this tab's origin id. */
@@ -48,6 +51,13 @@ export const ORIGIN_HEADER = 'X-Instant-Origin';
 
 // The most channels the site signs in one request (MaxBatchChannels).
 const BATCH_LIMIT = 100;
+// The most channels whose members the site lists in one request (POST
+// presence).
+const PRESENCE_LIMIT = 20;
+// How long the snapshots asked for are gathered into one request: the
+// subscriptions of a connection are confirmed one reply at a time, and
+// after an outage each in a message of its own.
+const SNAPSHOT_WAIT_MS = 20;
 // A token is reused until this long before it expires: a quarter of its
 // lifetime for shorter tokens, and at least a second (the server's clock
 // is read from its Date header, to the second).
@@ -123,6 +133,7 @@ export class Instant {
     this._tokens = new Map(); // channel, or CONNECTION → {token, until, given: Set of consumers, sent}
     this._waiting = new Map(); // channel, or CONNECTION → the batch that asks for it
     this._batch = null; // the batch gathered in this tick
+    this._snapshots = null; // the presence snapshots asked for in this task
     /** How many events this tab caused and so dropped. */
     this.droppedOwn = 0;
   }
@@ -697,17 +708,21 @@ export class Instant {
 
   // A channel's members: Map(user → {user, info, clients: Set of client ids}),
   // so that a join seen both in the snapshot and as a push counts once.
-  // Joins and leaves that arrive while the snapshot is asked for are
-  // replayed on it, in order: the snapshot may predate them.
+  // The snapshot comes from the site (POST presence: Centrifugo lets no
+  // client ask for it); joins and leaves that arrive while it is asked
+  // for are replayed on it, in order: the snapshot may predate them.
   async _loadPresence(name, sub) {
     const pushes = [];
     this._pushes.set(name, pushes);
     try {
-      const res = await sub.presence();
+      const a = await this._snapshot(name);
       if (this._pushes.get(name) !== pushes) return; // a newer snapshot is on its way
       if (this._subs.get(name) !== sub) return; // refused (or replaced) meanwhile
+      if (!Array.isArray(a.clients)) {
+        throw a.error || new Error('instant: the site answered ' + (a.status || 'nothing') + ' for the members of ' + name);
+      }
       const byUser = new Map();
-      for (const ci of Object.values(res.clients || {})) this._add(byUser, ci);
+      for (const c of a.clients) this._add(byUser, c && { user: c.user, client: c.client, chanInfo: c.info });
       for (const [kind, ci] of pushes) {
         if (kind === 'join') this._add(byUser, ci);
         else this._remove(byUser, ci);
@@ -719,6 +734,57 @@ export class Instant {
     } finally {
       if (this._pushes.get(name) === pushes) this._pushes.delete(name);
     }
+  }
+
+  // _snapshot asks the site for the members of name. The snapshots asked
+  // for in this task (the subscriptions a connection confirms, each in a
+  // promise of its own) go in one request, PRESENCE_LIMIT channels a
+  // request. It resolves to the channel's answer: {channel, clients},
+  // {channel, status}, {status} when the site refused the request, or
+  // {error}.
+  _snapshot(name) {
+    if (!this._snapshots) {
+      const batch = { names: new Set() };
+      this._snapshots = batch;
+      batch.answers = new Promise((resolve) => setTimeout(resolve, SNAPSHOT_WAIT_MS)).then(() => {
+        this._snapshots = null;
+        return this._requestPresence([...batch.names]);
+      });
+    }
+    const batch = this._snapshots;
+    batch.names.add(name);
+    return batch.answers.then((answers) => answers.get(name));
+  }
+
+  // _requestPresence asks POST presence for the members of names. It never
+  // fails: a failure is the answer of each name.
+  async _requestPresence(names) {
+    const answers = new Map();
+    const parts = [];
+    for (let k = 0; k < names.length; k += PRESENCE_LIMIT) parts.push(names.slice(k, k + PRESENCE_LIMIT));
+    await Promise.all(parts.map(async (channels) => {
+      const answerAll = (a) => { for (const name of channels) answers.set(name, a); };
+      let out;
+      try {
+        const res = await fetch(this.base + '/presence', {
+          method: 'POST',
+          credentials: 'same-origin',
+          headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+          body: JSON.stringify({ channels }),
+        });
+        if (!res.ok) return answerAll({ status: res.status });
+        out = await res.json();
+      } catch (e) {
+        return answerAll({ error: e });
+      }
+      for (const a of Array.isArray(out && out.channels) ? out.channels : []) {
+        if (a && channels.includes(a.channel) && !answers.has(a.channel)) answers.set(a.channel, a);
+      }
+      for (const name of channels) {
+        if (!answers.has(name)) answers.set(name, { error: new Error('instant: presence answered nothing for ' + name) });
+      }
+    }));
+    return answers;
   }
 
   _add(byUser, ci) {

@@ -70,9 +70,13 @@ func TestClientJSLogic(t *testing.T) {
 		"connectRequests": "1 channels, 1 auth",
 		"connectAsked":    "connection+$project-7+$project-8+$site_user:1+$site_users",
 		"held":            "site_public/public $site_users/users $site_user:1/personal $project-7/rule $project-8/rule",
+		// ...and ONE for the members of the four private channels (the
+		// site answers presence: Centrifugo lets no client ask)...
+		"presenceAsked": "$project-7+$project-8+$site_user:1+$site_users",
 		// ...ZERO on a reconnect while the tokens are valid, ONE when all
 		// have expired...
 		"reconnectValid":        float64(0),
+		"reconnectPresence":     float64(1), // the members again, in one request
 		"reconnectExpired":      float64(1),
 		"reconnectExpiredAsked": "connection+4",
 		// ...and ONE when the four subscriptions renew their tokens, each
@@ -122,6 +126,12 @@ func TestClientJSLogic(t *testing.T) {
 		// a random id without the site's; the site's minted id, sent in the
 		// header, replaced by a newer one; events carrying either dropped
 		"origin": "true,minted-for-user-1,minted-for-user-1,minted-after-login,1,2",
+		// presence the site refuses for one channel (403), then for the
+		// whole request (503): an 'error' each, no members; 25 channels
+		// tracked: at most 20 a presence request
+		"presenceRefused": "ann:1 none 1 true",
+		"presenceFailed":  "2 true",
+		"presenceSplit":   "20 | 5",
 	}
 	for k, w := range want {
 		if got[k] != w {
@@ -152,7 +162,9 @@ func needTool(t *testing.T, format string, args ...any) {
 // channels it subscribed to itself; a third rule channel is refused. The
 // test counts what the page asks the app for: when it starts, when
 // Centrifugo restarts while the tokens are valid ("valid"), and after an
-// outage longer than the tokens live ("expired").
+// outage longer than the tokens live ("expired"). The members of the four
+// private channels come from the app (POST presence) each time they are
+// subscribed anew, apart from the tokens.
 func TestClientJSLive(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -180,7 +192,36 @@ func TestClientJSLive(t *testing.T) {
 	}{{"valid", 0}, {"expired", 5 * time.Second}} {
 		t.Run(phase.name, func(t *testing.T) {
 			got := runClientJSLive(t, node, flags, centrifugeJS, phase.name, phase.ttl)
-			hits := func(k string) string { b, _ := json.Marshal(got[k]); return string(b) }
+			// hits are the requests of got[k] for the list and the tokens;
+			// presence, the presence requests among them.
+			hits := func(k string) string {
+				m, _ := got[k].(map[string]any)
+				b, _ := json.Marshal(maps.Collect(func(yield func(string, any) bool) {
+					for key, v := range m {
+						if !strings.HasPrefix(key, "presence") && !yield(key, v) {
+							return
+						}
+					}
+				}))
+				return string(b)
+			}
+			presence := func(k string, most float64) {
+				t.Helper()
+				m, _ := got[k].(map[string]any)
+				var named []string
+				for key := range m {
+					if rest, ok := strings.CutPrefix(key, "presence "); ok {
+						named = append(named, strings.Split(rest, "+")...)
+					}
+				}
+				slices.Sort(named)
+				named = slices.Compact(named)
+				n, _ := m["presence"].(float64)
+				if n < 1 || n > most || strings.Join(named, " ") != "$project-7 $project-8 $site_user:1 $site_users" {
+					t.Errorf("%s: presence requests %v, want 1 to %v for the four private channels", k, m, most)
+				}
+				t.Logf("%s: %v presence requests", k, n)
+			}
 			if got["held"] != "site_public $site_users $site_user:1 $project-7 $project-8" || got["denied"] != "$project-9" {
 				t.Errorf("held %v, denied %v", got["held"], got["denied"])
 			}
@@ -190,18 +231,23 @@ func TestClientJSLive(t *testing.T) {
 			if h := hits("start"); h != `{"auth":1,"auth connection+$project-7+$project-8+$project-9+$site_user:1+$site_users":1,"channels":1}` {
 				t.Errorf("requests to start: %s, want one to channels and one to auth", h)
 			}
+			// The subscriptions are confirmed together: one request for
+			// their members (two if the confirmations straddle the wait).
+			presence("start", 2)
 			t.Logf("%s: requests to start %s; on the restart %s, every channel back after %v ms", phase.name, hits("start"), hits("restart"), got["resubscribedMs"])
 			switch phase.name {
 			case "valid":
 				if h := hits("restart"); h != `{}` {
 					t.Errorf("requests on a restart with valid tokens: %s, want none", h)
 				}
+				presence("restart", 2)
 				want := map[string]string{
-					"members":   `1 {"name":"Ann"}, 2 {}`,
-					"events":    "$project-7 project news, $project-8 second project",
-					"bobEvents": "$project-7 project news, $project-7 caused by ann",
-					"stopped":   "disconnected ",
-					"restarted": "site_public $site_users $site_user:1 $project-7 $project-8",
+					"members":    `1 {"name":"Ann"}, 2 {}`,
+					"bobMembers": `1 {"name":"Ann"}, 2 {}`, // ann from the app's snapshot
+					"events":     "$project-7 project news, $project-8 second project",
+					"bobEvents":  "$project-7 project news, $project-7 caused by ann",
+					"stopped":    "disconnected ",
+					"restarted":  "site_public $site_users $site_user:1 $project-7 $project-8",
 				}
 				for k, w := range want {
 					if got[k] != w {
@@ -216,10 +262,14 @@ func TestClientJSLive(t *testing.T) {
 				if h := hits("startAgain"); h != `{"auth":1,"auth $project-9":1,"channels":1}` {
 					t.Errorf("requests to start again: %s, want the list and the refused channel", h)
 				}
+				presence("startAgain", 2)
 			case "expired":
 				if h := hits("restart"); h != `{"auth":1,"auth connection+$project-7+$project-8+$site_user:1+$site_users":1}` {
 					t.Errorf("requests on a restart after the tokens expired: %s, want one to auth", h)
 				}
+				// Each subscription comes back on its own backoff: up to a
+				// request each for the members.
+				presence("restart", 4)
 				// The connection's and the four subscriptions' 5 s tokens,
 				// renewed for 8 s: a request each time, not one a token.
 				var renewals map[string]float64
@@ -271,8 +321,8 @@ func runClientJSLive(t *testing.T, node string, flags []string, centrifugeJS, ph
 			r.Header.Set("Cookie", cookies[id])
 		}
 		route := strings.TrimPrefix(r.URL.Path, "/instant/")
-		var asked string // what an auth request asks for
-		if route == "auth" {
+		var asked string // what an auth or presence request asks for
+		if route == "auth" || route == "presence" {
 			body, _ := io.ReadAll(r.Body)
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			var req struct {
@@ -284,7 +334,7 @@ func runClientJSLive(t *testing.T, node string, flags []string, centrifugeJS, ph
 			if req.Connection {
 				req.Channels = append([]string{"connection"}, req.Channels...)
 			}
-			asked = "auth " + strings.Join(req.Channels, "+")
+			asked = route + " " + strings.Join(req.Channels, "+")
 		}
 		mu.Lock()
 		hits[route]++

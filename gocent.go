@@ -254,3 +254,43 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 }
 
 func (b *cappedBody) Close() error { return b.body.Close() }
+
+// errNoPresence marks a 200 reply to a presence call that is not a
+// presence result.
+var errNoPresence = errors.New("the reply holds no presence result: is APIURL Centrifugo's /api endpoint?")
+
+// presenceBatch asks the presence of every channel of channels in one
+// request (a pipe of presence calls), and answers each channel's
+// subscriptions, their client ids included. An API error for any channel
+// fails the whole call.
+func (g gocentAPI) presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error) {
+	pipe := g.c.Pipe()
+	for _, ch := range channels {
+		if err := pipe.AddPresence(ch); err != nil {
+			return nil, &PublishError{Op: "presence", Channels: channels, Err: err}
+		}
+	}
+	replies, err := g.c.SendPipe(ctx, pipe)
+	if err != nil {
+		return nil, g.apiError("presence", channels, err)
+	}
+	out := make([][]presenceClient, len(channels))
+	for k, r := range replies {
+		if r.Error != nil {
+			return nil, g.apiError("presence", channels[k:k+1], r.Error)
+		}
+		var res gocent.PresenceResult
+		if !isObject(r.Result) || json.Unmarshal(r.Result, &res) != nil {
+			return nil, &PublishError{Op: "presence", Channels: channels[k : k+1], Err: errNoPresence}
+		}
+		clients := make([]presenceClient, 0, len(res.Presence))
+		for id, ci := range res.Presence {
+			if ci.Client == "" {
+				ci.Client = id
+			}
+			clients = append(clients, presenceClient{client: ci.Client, user: ci.User, connInfo: ci.ConnInfo, chanInfo: ci.ChanInfo})
+		}
+		out[k] = clients
+	}
+	return out, nil
+}

@@ -1,10 +1,15 @@
 package instant
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
+	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/gin-gonic/gin"
 )
 
 // Member is one user present on a channel: all of that user's
@@ -30,9 +35,10 @@ type PresenceStats struct {
 
 // presenceClient is one subscription as Centrifugo's presence call
 // reports it. connInfo is not read: connection tokens carry no info, and
-// a member's info is what its subscription to the channel carries.
+// a member's info is what its subscription to the channel carries. client
+// is the subscription's client id (only presenceBatch fills it in).
 type presenceClient struct {
-	user               string
+	client, user       string
 	connInfo, chanInfo json.RawMessage
 }
 
@@ -94,4 +100,135 @@ func (i *Instant) PresenceStats(ctx context.Context, channel string) (PresenceSt
 		return err
 	})
 	return stats, err
+}
+
+// maxPresenceChannels is the most channels one request to the presence
+// route may name: each is a presence call of Centrifugo's (all of them in
+// one request to it), whose answer lists every subscriber.
+const maxPresenceChannels = 20
+
+// routeClient is one subscription of a channel as the presence route
+// answers it: the ids of its client and user, and the info its token
+// carries for the channel (none when it carries none).
+type routeClient struct {
+	Client string          `json:"client"`
+	User   string          `json:"user"`
+	Info   json.RawMessage `json:"info,omitempty"`
+}
+
+// presenceAnswer is one channel of the presence route's answer: its
+// subscriptions, or the status of its refusal.
+type presenceAnswer struct {
+	Channel string        `json:"channel"`
+	Clients []routeClient `json:"clients,omitzero"`
+	Status  int           `json:"status,omitempty"`
+}
+
+// presenceRoute answers POST presence {"channels":[...]}: for each channel
+// (at most maxPresenceChannels), the logged-in subscriptions to it,
+// {"channel","clients":[{"client","user","info"}]}, or {"channel",
+// "status":403}. A channel is answered only when it is private and the
+// decision lets the user read it; public channels show no presence, and an
+// anonymous visitor gets none at all. Centrifugo is asked about every
+// answered channel in one request; a failure of it is a 502 (no answer)
+// or 503 (Centrifugo refused: presence off), logged once.
+func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
+	var req struct {
+		Channels []string `json:"channels"`
+	}
+	if !decodeBody(c, body, &req) {
+		return
+	}
+	switch {
+	case len(req.Channels) == 0:
+		abortJSON(c, http.StatusBadRequest, "instant: no channels")
+		return
+	case len(req.Channels) > maxPresenceChannels:
+		abortJSON(c, http.StatusBadRequest, "instant: at most 20 channels a presence request")
+		return
+	}
+	for _, ch := range req.Channels {
+		if err := ValidChannel(ch); err != nil {
+			i.refuse(c, err)
+			return
+		}
+	}
+	u, ok := requestUser(c, false)
+	if !ok {
+		return
+	}
+	if err := i.mayConnect(u); err != nil {
+		i.refuse(c, err)
+		return
+	}
+	out := make([]presenceAnswer, len(req.Channels))
+	var asked []string
+	index := map[string]int{} // channel → its place in asked
+	for k, ch := range req.Channels {
+		out[k].Channel = ch
+		if u == nil || !IsPrivate(ch) {
+			out[k].Status = http.StatusForbidden
+			continue
+		}
+		if _, err := i.decide(c, u, ch); err != nil {
+			out[k].Status = errorStatus(err)
+			continue
+		}
+		if _, dup := index[ch]; !dup {
+			index[ch] = len(asked)
+			asked = append(asked, ch)
+		}
+	}
+	if len(asked) > 0 {
+		var lists [][]presenceClient
+		err := i.call(c.Request.Context(), func(ctx context.Context, api apiClient) (err error) {
+			lists, err = api.presenceBatch(ctx, asked)
+			return err
+		})
+		if err != nil {
+			i.presenceFailed(c, err)
+			return
+		}
+		for k := range out {
+			if n, ok := index[out[k].Channel]; ok && out[k].Status == 0 {
+				out[k].Clients = routeClients(lists[n])
+			}
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"channels": out})
+}
+
+// routeClients lists the logged-in subscriptions of clients (anonymous
+// ones are no members), sorted by user and client, each with its info for
+// the channel.
+func routeClients(clients []presenceClient) []routeClient {
+	out := make([]routeClient, 0, len(clients))
+	for _, pc := range clients {
+		if pc.user == "" {
+			continue
+		}
+		rc := routeClient{Client: pc.client, User: pc.user}
+		if len(pc.chanInfo) > 0 && string(pc.chanInfo) != "null" {
+			rc.Info = slices.Clone(pc.chanInfo)
+		}
+		out = append(out, rc)
+	}
+	slices.SortFunc(out, func(a, b routeClient) int {
+		return cmp.Or(strings.Compare(a.User, b.User), strings.Compare(a.Client, b.Client))
+	})
+	return out
+}
+
+// presenceFailed answers a failed presence call to Centrifugo: 503 when
+// it refused (presence is off where the channel is, or its namespace is
+// unknown: the config is not CentrifugoConfig's with Presence), else 502,
+// and logs it once.
+func (i *Instant) presenceFailed(c *gin.Context, err error) {
+	i.logger.Error("instant: presence failed", "error", err, "path", requestPath(c))
+	var pe *PublishError
+	if errors.As(err, &pe) && pe.Code != 0 {
+		abortJSON(c, http.StatusServiceUnavailable, "instant: centrifugo refused the presence call (is presence on in its config?)")
+		return
+	}
+	abortJSON(c, http.StatusBadGateway, "instant: centrifugo did not answer the presence call")
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -277,10 +278,13 @@ func TestLivePublicChannelsShowNoPresence(t *testing.T) {
 		t.Errorf("Instant.Presence listed the readers of news:all: %v", m)
 	}
 
-	// $site_users: ann's query answers, and so does the server API.
-	res, code := presenceCode(t, users)
-	if code != 0 || len(res.Clients) != 2 {
-		t.Errorf("ann's presence on $site_users: %v (refusal %d), want 2 clients", res.Clients, code)
+	// $site_users: ann's own query is refused, the presence route and the
+	// server API answer.
+	if res, code := presenceCode(t, users); code != 103 {
+		t.Errorf("ann's presence call on $site_users: %v (refusal %d), want 103", res.Clients, code)
+	}
+	if _, got := presenceRoute(t, annC.b, "$site_users"); len(membersOf(got["$site_users"])) != 2 {
+		t.Errorf("the presence route on $site_users: %v, want 2 clients", got)
 	}
 	members, err := ls.inst.Presence(ctx, "$site_users")
 	if err != nil || len(members) != 2 || members[0].UserID != ann.ID || members[1].UserID != bob.ID {
@@ -320,28 +324,29 @@ func TestLivePresenceShowsTheRuleInfo(t *testing.T) {
 	y := instant.User{ID: "43", Info: map[string]any{"email": "z@w"}}
 	xc, yc := ls.connect(t, &x), ls.connect(t, &y)
 
-	ySub, yWatch := watchedSub(t, yc, "$chat:1")
+	_, yWatch := watchedSub(t, yc, "$chat:1")
 	watchedSub(t, xc, "$chat:1")
 	eventually(t, "y was told of x's join", func() bool { return yWatch.has(&yWatch.joined, x.ID) })
-	res, code := presenceCode(t, ySub)
-	if code != 0 {
-		t.Fatalf("y's presence call on $chat:1 refused: %d", code)
-	}
 	yWatch.mu.Lock()
 	pushed := append([]centrifuge.ClientInfo{}, yWatch.infos...)
 	yWatch.mu.Unlock()
-	seen := append(pushed, mapValues(res.Clients)...)
+	_, got := presenceRoute(t, yc.b, "$chat:1")
+	listed := membersOf(got["$chat:1"])
 	var answer strings.Builder
-	for _, ci := range seen {
+	for _, ci := range pushed {
 		fmt.Fprintf(&answer, "%s %s %s; ", ci.User, ci.ConnInfo, ci.ChanInfo)
 	}
+	answer.WriteString(strings.Join(listed, "; "))
 	if strings.Contains(answer.String(), "email") || strings.Contains(answer.String(), "x@y") {
 		t.Errorf("the members of $chat:1 see an email: %s", answer.String())
 	}
-	for _, ci := range seen {
+	for _, ci := range pushed {
 		if ci.User == x.ID && (string(ci.ChanInfo) != `{"nick":"anon-42"}` || len(ci.ConnInfo) != 0) {
 			t.Errorf("x on $chat:1: chan_info %s, conn_info %s; want the rule's info and no connection info", ci.ChanInfo, ci.ConnInfo)
 		}
+	}
+	if want := []string{`42 {"nick":"anon-42"}`, `43 {"nick":"anon-43"}`}; !slices.Equal(listed, want) {
+		t.Errorf("the presence route on $chat:1: %v, want %v", listed, want)
 	}
 	members, err := ls.inst.Presence(ctx, "$chat:1")
 	if err != nil || len(members) != 2 || string(members[0].Info) != `{"nick":"anon-42"}` || string(members[1].Info) != `{"nick":"anon-43"}` {
@@ -349,29 +354,16 @@ func TestLivePresenceShowsTheRuleInfo(t *testing.T) {
 	}
 
 	// $site_users has no rule of its own: members see User.Info.
-	usersSub, _ := watchedSub(t, yc, "$site_users")
+	watchedSub(t, yc, "$site_users")
 	watchedSub(t, xc, "$site_users")
-	res, code = presenceCode(t, usersSub)
-	if code != 0 || len(res.Clients) != 2 {
-		t.Fatalf("y's presence on $site_users: %v (refusal %d)", res.Clients, code)
-	}
-	for _, ci := range res.Clients {
-		if ci.User == x.ID && string(ci.ChanInfo) != `{"email":"x@y"}` {
-			t.Errorf("x on $site_users: chan_info %s, want User.Info", ci.ChanInfo)
-		}
+	_, got = presenceRoute(t, yc.b, "$site_users")
+	if listed, want := membersOf(got["$site_users"]), []string{`42 {"email":"x@y"}`, `43 {"email":"z@w"}`}; !slices.Equal(listed, want) {
+		t.Errorf("the presence route on $site_users: %v, want %v (User.Info)", listed, want)
 	}
 	members, err = ls.inst.Presence(ctx, "$site_users")
 	if err != nil || len(members) != 2 || string(members[0].Info) != `{"email":"x@y"}` {
 		t.Errorf("Instant.Presence($site_users) = %+v, %v", members, err)
 	}
-}
-
-func mapValues[K comparable, V any](m map[K]V) []V {
-	out := make([]V, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }
 
 // TestLiveProxiedPublicChannelsShowNoPresence: with ProxyURL, Centrifugo
@@ -395,8 +387,9 @@ func TestLiveProxiedPublicChannelsShowNoPresence(t *testing.T) {
 	p.app = newRouter(p.inst)
 	ctx := context.Background()
 
-	annC := p.dial(newBrowser(t, p.app).as(&ann).cookieHeader(), "")
-	bobC := p.dial(newBrowser(t, p.app).as(&bob).cookieHeader(), "")
+	annB, bobB := newBrowser(t, p.app).as(&ann), newBrowser(t, p.app).as(&bob)
+	annC := p.dial(annB.cookieHeader(), "")
+	bobC := p.dial(bobB.cookieHeader(), "")
 	if annC == nil || bobC == nil {
 		t.Fatal("could not connect through the connect proxy")
 	}
@@ -423,26 +416,287 @@ func TestLiveProxiedPublicChannelsShowNoPresence(t *testing.T) {
 		t.Errorf("Instant.Presence(site_public) = %v, %v; want nobody", m, err)
 	}
 
-	// $site_users, with a token: listed, with the channel's info and none
-	// from the connection.
-	tok, err := p.inst.SubscriptionToken(nil, &bob, "$site_users")
-	if err != nil {
-		t.Fatal(err)
+	// $site_users, with tokens: bob's join is pushed to ann with the
+	// channel's info and none from the connection, and the presence route
+	// lists both.
+	subscribeWatched := func(c *centrifuge.Client, u *instant.User) *joins {
+		t.Helper()
+		tok, err := p.inst.SubscriptionToken(nil, u, "$site_users")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := c.NewSubscription("$site_users", centrifuge.SubscriptionConfig{Token: tok.Token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &joins{}
+		sub.OnJoin(func(e centrifuge.JoinEvent) {
+			w.mu.Lock()
+			w.joined, w.infos = append(w.joined, e.User), append(w.infos, e.ClientInfo)
+			w.mu.Unlock()
+		})
+		if ok, code := awaitSubscribe(t, sub); !ok {
+			t.Fatalf("%s could not read $site_users: %d", u.ID, code)
+		}
+		return w
 	}
-	sub, err := bobC.NewSubscription("$site_users", centrifuge.SubscriptionConfig{Token: tok.Token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ok, code := awaitSubscribe(t, sub); !ok {
-		t.Fatalf("bob could not read $site_users: %d", code)
-	}
-	res, err := sub.Presence(ctx)
-	if err != nil || len(res.Clients) != 1 {
-		t.Fatalf("bob's presence on $site_users: %v, %v", res.Clients, err)
-	}
-	for _, ci := range res.Clients {
-		if len(ci.ConnInfo) != 0 || string(ci.ChanInfo) != `{"name":"Bob"}` {
-			t.Errorf("bob on $site_users: conn_info %s, chan_info %s", ci.ConnInfo, ci.ChanInfo)
+	annWatch := subscribeWatched(annC, &ann)
+	subscribeWatched(bobC, &bob)
+	eventually(t, "ann was told of bob's join on $site_users", func() bool { return annWatch.has(&annWatch.joined, bob.ID) })
+	annWatch.mu.Lock()
+	for _, ci := range annWatch.infos {
+		if ci.User == bob.ID && (len(ci.ConnInfo) != 0 || string(ci.ChanInfo) != `{"name":"Bob"}`) {
+			t.Errorf("bob's join on $site_users: conn_info %s, chan_info %s", ci.ConnInfo, ci.ChanInfo)
 		}
 	}
+	annWatch.mu.Unlock()
+	_, got := presenceRoute(t, bobB, "$site_users", "site_public")
+	if listed, want := membersOf(got["$site_users"]), []string{`11 {"name":"Ann"}`, `12 {"name":"Bob"}`}; !slices.Equal(listed, want) {
+		t.Errorf("the presence route on $site_users: %v, want %v", listed, want)
+	}
+	if got["site_public"]["status"] != float64(403) {
+		t.Errorf("the presence route on site_public: %v, want 403", got["site_public"])
+	}
+}
+
+// presenceRoute asks POST presence as b for channels: its status, and
+// each channel's answer by name.
+func presenceRoute(t *testing.T, b *browser, channels ...string) (int, map[string]map[string]any) {
+	t.Helper()
+	status, body := b.postJSON("/instant/presence", map[string]any{"channels": channels})
+	out := map[string]map[string]any{}
+	list, _ := body["channels"].([]any)
+	for _, a := range list {
+		m, _ := a.(map[string]any)
+		name, _ := m["channel"].(string)
+		out[name] = m
+	}
+	if status == http.StatusOK && len(out) != len(channels) {
+		t.Errorf("presence of %v answered %v", channels, body)
+	}
+	return status, out
+}
+
+// membersOf lists an answer of the presence route as "user info" per
+// client, sorted by user then info.
+func membersOf(a map[string]any) []string {
+	clients, _ := a["clients"].([]any)
+	out := []string{}
+	for _, c := range clients {
+		m, _ := c.(map[string]any)
+		info, _ := json.Marshal(m["info"])
+		if m["info"] == nil {
+			info = nil
+		}
+		if id, _ := m["client"].(string); id == "" {
+			out = append(out, "no client id")
+		}
+		out = append(out, fmt.Sprintf("%v %s", m["user"], info))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestLivePublicReaderGetsNoPresence: site_public shares its options with
+// $site_users (neither has a namespace), yet a logged-in reader who
+// subscribes to it without a token and asks for joins and leaves is pushed
+// none, and Centrifugo refuses its presence calls: no client may ask for
+// presence by itself.
+func TestLivePublicReaderGetsNoPresence(t *testing.T) {
+	ls := startPresence(t, nil, nil)
+	annC, bobC := ls.connect(t, &ann), ls.connect(t, &bob)
+	pub, watch := watchedSubWith(t, annC, "site_public", false, true)
+	watchedSubWith(t, bobC, "site_public", false, true)
+	// $site_users, in the same options: ann's token asks for pushes.
+	_, usersWatch := watchedSubWith(t, annC, "$site_users", true, false)
+	watchedSubWith(t, bobC, "$site_users", true, false)
+	eventually(t, "ann was told of bob's join on $site_users", func() bool { return usersWatch.has(&usersWatch.joined, bob.ID) })
+	quiet()
+	if n := watch.count(); n != 0 {
+		t.Errorf("site_public pushed %d joins or leaves to ann: %v", n, watch.joined)
+	}
+	if res, code := presenceCode(t, pub); code != 103 {
+		t.Errorf("ann's presence call on site_public: %v (code %d), want permission denied (103)", res.Clients, code)
+	}
+	if res, err := pub.PresenceStats(context.Background()); err == nil {
+		t.Errorf("ann's presence_stats call on site_public answered %+v", res)
+	}
+	if status, got := presenceRoute(t, annC.b, "site_public"); status != 200 || got["site_public"]["status"] != float64(403) || got["site_public"]["clients"] != nil {
+		t.Errorf("the presence route on site_public: %d %v, want 403 for the channel", status, got)
+	}
+}
+
+// TestLivePresenceRoute: subscribers of a private channel get its joins
+// and leaves pushed (their tokens ask), may not query its presence from
+// the client, and get it from the presence route, each member with the
+// channel's info; the route answers only the private channels the user
+// may read, and only to a logged-in user.
+func TestLivePresenceRoute(t *testing.T) {
+	ls := startPresence(t, nil, func(inst *instant.Instant) {
+		_ = inst.Authorize("$chat:*", func(_ *gin.Context, u *instant.User, _ map[string]string) (bool, any) {
+			if u == nil {
+				return true, nil // anonymous visitors read it too
+			}
+			return true, map[string]any{"nick": "anon-" + u.ID}
+		})
+	})
+	ctx := context.Background()
+	annC, bobC, anonC := ls.connect(t, &ann), ls.connect(t, &bob), ls.connect(t, nil)
+
+	users, usersWatch := watchedSubWith(t, annC, "$site_users", true, false)
+	bobUsers, _ := watchedSubWith(t, bobC, "$site_users", true, false)
+	watchedSubWith(t, annC, "$chat:1", true, false)
+	watchedSubWith(t, bobC, "$chat:1", true, false)
+	watchedSubWith(t, anonC, "$chat:1", true, false)
+	eventually(t, "ann was told of bob's join on $site_users", func() bool { return usersWatch.has(&usersWatch.joined, bob.ID) })
+	if _, code := presenceCode(t, users); code != 103 {
+		t.Errorf("ann's own presence call on $site_users: code %d, want permission denied (103): the route answers it", code)
+	}
+
+	status, got := presenceRoute(t, annC.b, "$site_users", "$chat:1", "site_public", "$site_admin", "$site_user:"+bob.ID, "$site_user:"+ann.ID)
+	if status != 200 {
+		t.Fatalf("presence route: %d %v", status, got)
+	}
+	want := map[string][]string{
+		"$site_users":          {`11 {"name":"Ann"}`, `12 {"name":"Bob"}`},
+		"$chat:1":              {`11 {"nick":"anon-11"}`, `12 {"nick":"anon-12"}`}, // the anonymous reader is no member
+		"$site_user:" + ann.ID: {},
+	}
+	for ch, w := range want {
+		if m, list := membersOf(got[ch]), got[ch]["clients"]; !slices.Equal(m, w) || got[ch]["status"] != nil || list == nil {
+			t.Errorf("%s: %v (%v), want %v", ch, m, got[ch], w)
+		}
+	}
+	for _, ch := range []string{"site_public", "$site_admin", "$site_user:" + bob.ID} {
+		if got[ch]["status"] != float64(403) || got[ch]["clients"] != nil {
+			t.Errorf("%s: %v, want 403 and no clients", ch, got[ch])
+		}
+	}
+	// An anonymous visitor, who reads $chat:1, is refused every channel.
+	status, got = presenceRoute(t, anonC.b, "$chat:1", "site_public")
+	if status != 200 || got["$chat:1"]["status"] != float64(403) || got["site_public"]["status"] != float64(403) {
+		t.Errorf("anonymous: %d %v, want 403 for each channel", status, got)
+	}
+
+	// bob leaves $site_users: ann is pushed the leave, and the route and
+	// Instant.Presence list ann alone.
+	if err := bobUsers.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "ann was told of bob's leave", func() bool { return usersWatch.has(&usersWatch.left, bob.ID) })
+	if _, got := presenceRoute(t, annC.b, "$site_users"); !slices.Equal(membersOf(got["$site_users"]), []string{`11 {"name":"Ann"}`}) {
+		t.Errorf("after bob left: %v", got["$site_users"])
+	}
+	members, err := ls.inst.Presence(ctx, "$site_users")
+	if err != nil || len(members) != 1 || members[0].UserID != ann.ID || string(members[0].Info) != `{"name":"Ann"}` {
+		t.Errorf("Instant.Presence($site_users) = %+v, %v", members, err)
+	}
+}
+
+// TestLivePresenceRouteWhenPresenceIsOff: with presence off in the
+// config, Centrifugo refuses the route's call: a 503 with a JSON error,
+// logged once, never a 500.
+func TestLivePresenceRouteWhenPresenceIsOff(t *testing.T) {
+	logger, logs := newLogger()
+	ls := &liveSetup{}
+	ls.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cfg := testConfig()
+		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		cfg.Logger = logger
+		inst, err := instant.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		ls.inst = inst
+		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
+	})
+	ls.app = newRouter(ls.inst)
+	b := newBrowser(t, ls.app).as(&ann)
+	status, body := b.postJSON("/instant/presence", map[string]any{"channels": []string{"$site_users", "$site_user:" + ann.ID}})
+	if msg, _ := body["error"].(string); status != http.StatusServiceUnavailable || !strings.HasPrefix(msg, "instant: ") || body["channels"] != nil {
+		t.Errorf("presence off: %d %v, want 503 and an error", status, body)
+	}
+	if errs := logs.errors(); len(errs) != 1 {
+		t.Errorf("logged %d errors, want 1: %v", len(errs), errs)
+	}
+}
+
+// FuzzPresenceRoute sends arbitrary bodies to the presence route, as an
+// anonymous visitor or as alice, against a stand-in for Centrifugo's API
+// that lists one member on every channel: never a 5xx, always a JSON
+// answer, and members only of private channels alice may read.
+func FuzzPresenceRoute(f *testing.F) {
+	for _, seed := range []string{
+		`{"channels":["$site_users"]}`, `{"channels":["site_public","$site_admin","$orders:o1","$chat:x"]}`,
+		`{"channels":[]}`, `{"channels":`, `["x"]`, `null`, ``, `{"channels":["$site_users","$site_users"]}`,
+		`{"channels":["a b"]}`, "{\"channels\":[\"a\xffb\"]}", `{"channels":"$site_users"}`,
+	} {
+		f.Add(seed, false)
+		f.Add(seed, true)
+	}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dec := json.NewDecoder(r.Body)
+		for dec.More() {
+			var cmd map[string]any
+			if dec.Decode(&cmd) != nil {
+				break
+			}
+			fmt.Fprintln(w, `{"result":{"presence":{"c1":{"client":"c1","user":"9","chan_info":{"nick":"n"}}}}}`)
+		}
+	}))
+	f.Cleanup(api.Close)
+	cfg := testConfig()
+	cfg.APIURL = api.URL + "/api"
+	inst := newInstant(f, cfg)
+	for pattern, fn := range map[string]instant.AuthorizeFunc{
+		"$orders:{id}": func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
+			return u != nil && p["id"] == "o"+u.ID, nil
+		},
+		"$chat:*": func(_ *gin.Context, u *instant.User, _ map[string]string) (bool, any) { return true, nil },
+	} {
+		if err := inst.Authorize(pattern, fn); err != nil {
+			f.Fatal(err)
+		}
+	}
+	r := newRouter(inst)
+	aliceCookie := loginCookie(f, alice)
+	f.Fuzz(func(t *testing.T, body string, asAlice bool) {
+		req := httptest.NewRequest("POST", "/instant/presence", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		var user *instant.User
+		if asAlice {
+			req.AddCookie(aliceCookie)
+			user = &alice
+		}
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		if w.Code >= 500 {
+			t.Fatalf("%q: status %d %s", body, w.Code, w.Body)
+		}
+		var out struct {
+			Error    string
+			Channels []struct {
+				Channel string
+				Status  int
+				Clients []struct{ Client, User string }
+			}
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+			t.Fatalf("%q: answer not JSON: %q", body, w.Body)
+		}
+		if w.Code != http.StatusOK {
+			if out.Error == "" || out.Channels != nil {
+				t.Fatalf("%q: refusal %d %q", body, w.Code, w.Body)
+			}
+			return
+		}
+		for _, a := range out.Channels {
+			if a.Status == 0 && (user == nil || !instant.IsPrivate(a.Channel) || !inst.Allowed(nil, user, a.Channel) || len(a.Clients) != 1) {
+				t.Fatalf("%q: %v answered the members of %q: %+v", body, user, a.Channel, a)
+			}
+			if a.Status != 0 && a.Clients != nil {
+				t.Fatalf("%q: a refusal with members: %+v", body, a)
+			}
+		}
+	})
 }

@@ -83,6 +83,8 @@ type apiClient interface {
 	disconnect(ctx context.Context, user string) error
 	history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error)
 	presence(ctx context.Context, channel string) ([]presenceClient, error)
+	// presenceBatch asks the presence of every channel in one request.
+	presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error)
 	presenceStats(ctx context.Context, channel string) (PresenceStats, error)
 }
 

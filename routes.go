@@ -35,6 +35,7 @@ var routes = []struct {
 	{http.MethodPost, "connection_token", (*Instant).connectionTokenRoute, false},
 	{http.MethodPost, "subscription_token", (*Instant).subscriptionTokenRoute, false},
 	{http.MethodPost, "auth", (*Instant).authRoute, false},
+	{http.MethodPost, "presence", (*Instant).presenceRoute, false},
 	{http.MethodGet, "channels", (*Instant).channelsRoute, false},
 	{http.MethodGet, "client.js", (*Instant).clientJSRoute, true},
 	{http.MethodPost, routeProxyConnect, (*Instant).proxyConnect, false},
@@ -49,11 +50,20 @@ var routes = []struct {
 //	POST subscription_token  {"channel"}             → {"token","expires_at"} or 403
 //	POST auth                {"client","channels"}   → {"channels":[{"channel","token","expires_at"} or {"channel","status":403}]}
 //	     with "connection":true                      → the same and "connection":{"token","expires_at"}
+//	POST presence            {"channels"}            → {"channels":[{"channel","clients":[{"client","user","info"}]} or {"channel","status":403}]}
 //	GET  channels                                    → {"user","channels":[{"name","level"}],"websocket_url","origin"}
 //	GET  client.js                                   → the browser helper, an ES module
 //
-// and the Centrifugo proxy routes (see proxy.go). POST routes take a JSON body
-// of at most 64 KiB and refuse cross-origin requests (see TrustedOrigins).
+// and the Centrifugo proxy routes (see proxy.go). The presence route lists
+// the logged-in subscribers of at most 20 channels, each with the info its
+// token carries for the channel, and answers only private channels the
+// user may read: a public channel, any channel to an anonymous visitor, or
+// one the user may not read is a 403 of its own; a failure of Centrifugo
+// is a 502 or 503. It is the only way a browser learns who is there
+// (CentrifugoOptions.Presence).
+//
+// POST routes take a JSON body of at most 64 KiB and refuse cross-origin
+// requests (see TrustedOrigins).
 // Every client fault gets a 4xx answer {"error": "..."}: 405 with an
 // Allow header for a wrong method, 404 for a name that is no route.
 //

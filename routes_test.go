@@ -764,3 +764,97 @@ func TestRegisterMountsFewRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestPresenceRouteRefusals: the presence route answers only the private
+// channels a logged-in user may read. Public channels, channels the user
+// may not read, and every channel of an anonymous visitor are a 403 of
+// their own, and cost no call to Centrifugo; bad requests are a 400 (or
+// what every POST route answers), and a Centrifugo that does not answer
+// is a 502 with a JSON error, logged once.
+func TestPresenceRouteRefusals(t *testing.T) {
+	inst, logs := loggedInstant(t, func(c *instant.Config) { c.PublishTimeout = 300 * time.Millisecond })
+	_ = inst.Authorize("$room:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
+		return u != nil && p["id"] == u.ID, nil
+	})
+	h := newRouter(inst)
+	forbidden := func(t *testing.T, b *browser, channels ...string) {
+		t.Helper()
+		status, body := b.postJSON("/instant/presence", map[string]any{"channels": channels})
+		list, _ := body["channels"].([]any)
+		if status != http.StatusOK || len(list) != len(channels) {
+			t.Fatalf("%v: %d %v", channels, status, body)
+		}
+		for k, a := range list {
+			m, _ := a.(map[string]any)
+			if m["channel"] != channels[k] || m["status"] != float64(403) || m["clients"] != nil {
+				t.Errorf("%s: %v, want status 403 and no clients", channels[k], m)
+			}
+		}
+	}
+	alice := newBrowser(t, h).as(&alice)
+	// Public channels (listed or not), channels alice may not read, the
+	// same channel twice: all 403, and Centrifugo (unreachable here) is
+	// never asked.
+	forbidden(t, alice, "site_public", "news", "$site_admin", "$site_staff", "$site_editors", "$room:2", "$site_user:2", "$nobody", "$site_admin")
+	// Anonymous: every channel, even those anonymous visitors may read.
+	forbidden(t, newBrowser(t, h), "site_public", "$site_users", "$room:1")
+	if errs := logs.errors(); len(errs) > 0 {
+		t.Errorf("refusals logged as faults: %v", errs)
+	}
+
+	many := make([]string, 21)
+	for k := range many {
+		many[k] = "$site_users"
+	}
+	for name, body := range map[string]string{
+		"malformed JSON":       `{"channels":`,
+		"JSON array":           `["$site_users"]`,
+		"no channels":          `{"channels":[]}`,
+		"empty body":           ``,
+		"channels not a list":  `{"channels":"$site_users"}`,
+		"channel not a string": `{"channels":[1]}`,
+		"bad channel":          `{"channels":["$site_users","bad name"]}`,
+		"empty channel":        `{"channels":[""]}`,
+		"over 20 channels":     mustJSON(map[string]any{"channels": many}),
+	} {
+		status, answer := alice.post("/instant/presence", "application/json", []byte(body))
+		if msg, _ := answer["error"].(string); status != http.StatusBadRequest || !strings.HasPrefix(msg, "instant: ") || answer["channels"] != nil {
+			t.Errorf("%s: %d %v, want 400 and an error", name, status, answer)
+		}
+	}
+	if status, _ := alice.post("/instant/presence", "text/plain", []byte(`{"channels":["$site_users"]}`)); status != http.StatusUnsupportedMediaType {
+		t.Errorf("text/plain: %d, want 415", status)
+	}
+	req, _ := http.NewRequest("POST", alice.srv.URL+"/instant/presence", strings.NewReader(`{"channels":["$site_users"]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	if status, body := alice.do(req); status != http.StatusForbidden || body["channels"] != nil {
+		t.Errorf("cross-site: %d %v, want 403", status, body)
+	}
+	if status, _ := alice.get("/instant/presence"); status != http.StatusMethodNotAllowed {
+		t.Errorf("GET presence: %d, want 405", status)
+	}
+	if errs := logs.errors(); len(errs) > 0 {
+		t.Errorf("bad requests logged as faults: %v", errs)
+	}
+
+	// With DisallowAnonymous, an anonymous visitor gets the 401 of every route.
+	cfg := testConfig()
+	cfg.DisallowAnonymous = true
+	anon := newBrowser(t, newRouter(newInstant(t, cfg)))
+	if status, body := anon.postJSON("/instant/presence", map[string]any{"channels": []string{"site_public"}}); status != http.StatusUnauthorized || body["channels"] != nil {
+		t.Errorf("anonymous with DisallowAnonymous: %d %v, want 401", status, body)
+	}
+
+	// A channel alice may read: Centrifugo does not answer.
+	status, body := alice.postJSON("/instant/presence", map[string]any{"channels": []string{"$site_users", "$room:1", "site_public"}})
+	if msg, _ := body["error"].(string); status != http.StatusBadGateway || !strings.HasPrefix(msg, "instant: ") || body["channels"] != nil {
+		t.Errorf("Centrifugo unreachable: %d %v, want 502 and an error", status, body)
+	}
+	if errs := logs.errors(); len(errs) != 1 {
+		t.Errorf("logged %d errors, want 1: %v", len(errs), errs)
+	}
+	if strings.Contains(logs.all(), testAPIKey) || strings.Contains(logs.all(), testSecret) {
+		t.Errorf("the log holds a secret: %s", logs.all())
+	}
+}

@@ -20,7 +20,7 @@ let pageSkew = 0; // the page's clock minus the site's
 const siteNow = () => realNow() + elapsed;
 Date.now = () => siteNow() + pageSkew;
 
-// ---- the site: GET channels and POST auth --------------------------------
+// ---- the site: GET channels, POST auth and POST presence ------------------
 
 const site = {
   user: { id: '1', username: 'ann' },
@@ -70,6 +70,14 @@ globalThis.fetch = async (url, init = {}) => {
     if (body.connection) out.connection = site.sign(site.user ? site.user.id : '', site.connTTL);
     return answer(200, out);
   }
+  if (path.endsWith('/presence')) {
+    // Answered by hand (answerSnapshot): a snapshot may come late.
+    if (!(body.channels || []).length || body.channels.length > 20) return answer(400, { error: 'instant: bad presence request' });
+    const a = await new Promise((resolve) => snapshots.push(resolve));
+    if (a.status) return answer(a.status, { error: 'instant: refused' });
+    const clients = Object.values(a.clients || {}).map((ci) => ({ client: ci.client, user: ci.user, ...(ci.chanInfo !== undefined ? { info: ci.chanInfo } : {}) }));
+    return answer(200, { channels: body.channels.map((ch) => ((a.refuse || []).includes(ch) ? { channel: ch, status: 403 } : { channel: ch, clients })) });
+  }
   return answer(404, { error: 'not found' });
 };
 
@@ -84,7 +92,10 @@ class Emitter {
 }
 class UnauthorizedError extends Error {}
 
-const snapshots = []; // resolvers of presence calls in flight, in order
+// Resolvers of the presence requests in flight, in order: each takes
+// {clients: {id: {user, client, chanInfo}}} (every channel of the request
+// gets them), with refuse: [channels answered 403], or {status}.
+const snapshots = [];
 const later = (fn) => setTimeout(fn, 1);
 
 class StandInSubscription extends Emitter {
@@ -107,7 +118,7 @@ class StandInSubscription extends Emitter {
     this.flow++;
     this._set('unsubscribed', 0, 'unsubscribe called');
   }
-  presence() { return new Promise((resolve) => snapshots.push(resolve)); }
+  presence() { throw new Error('client.js asked Centrifugo for presence: the site answers it'); }
   _set(state, code, reason) { this.state = state; this.emit(state, { channel: this.channel, code, reason }); }
   async _subscribe() {
     if (this.client.state !== 'connected') return; // when the transport opens
@@ -224,6 +235,13 @@ const users = (live, ch = '$room') => live.members(ch).map((m) => m.user + ':' +
 const held = (live) => live.channels.map((c) => c.name + '/' + c.level).join(' ');
 const allSubscribed = (live) => [...live.client.subs.values()].every((s) => s.state === 'subscribed');
 const auths = () => site.calls.filter((c) => c.path.endsWith('/auth'));
+const presences = () => site.calls.filter((c) => c.path.endsWith('/presence'));
+const tokenCalls = () => site.calls.filter((c) => !c.path.endsWith('/presence'));
+// answerSnapshot answers the oldest presence request, once it came.
+async function answerSnapshot(a) {
+  await until('a presence request', () => snapshots.length > 0);
+  snapshots.shift()(a);
+}
 
 const { Instant } = await import(process.argv[2]);
 const out = {};
@@ -245,7 +263,7 @@ const room = [{ name: '$room', level: 'users' }];
   const sub = live.client.subs.get('$room');
   sub.emit('leave', { info: { user: 'bob', client: 'b1' } });
   sub.emit('join', { info: { user: 'carol', client: 'c1' } });
-  snapshots.shift()({ clients: { b1: { user: 'bob', client: 'b1' }, a1: { user: 'ann', client: 'a1' } } });
+  await answerSnapshot({ clients: { b1: { user: 'bob', client: 'b1' }, a1: { user: 'ann', client: 'a1' } } });
   await settle();
   out.snapshotRace = users(live);
 }
@@ -261,7 +279,7 @@ const room = [{ name: '$room', level: 'users' }];
   await live.start();
   await until('the subscription', () => allSubscribed(live));
   const sub = live.client.subs.get('$room');
-  snapshots.shift()({ clients: { a1: { user: 'ann', client: 'a1' }, a2: { user: 'ann', client: 'a2' }, x: { user: '', client: 'x' } } });
+  await answerSnapshot({ clients: { a1: { user: 'ann', client: 'a1' }, a2: { user: 'ann', client: 'a2' }, x: { user: '', client: 'x' } } });
   await settle();
   const steps = [users(live)];
   sub.emit('leave', { info: { user: 'ann', client: 'zz' } });
@@ -278,7 +296,7 @@ const room = [{ name: '$room', level: 'users' }];
 {
   const live = await started({ presence: true }, room);
   live._deny('$room', live.client.subs.get('$room'));
-  snapshots.shift()({ clients: { a1: { user: 'ann', client: 'a1' } } });
+  await answerSnapshot({ clients: { a1: { user: 'ann', client: 'a1' } } });
   await settle();
   out.afterDeny = users(live);
 }
@@ -287,6 +305,7 @@ const room = [{ name: '$room', level: 'users' }];
 // replaced (the channel granted again) is not the new one's members.
 {
   const live = await started({ presence: true }, room);
+  await until('the first snapshot request', () => snapshots.length === 1);
   live._deny('$room', live.client.subs.get('$room'));
   live._apply({ user: site.user, channels: room }, Date.now());
   await until('the new subscription', () => allSubscribed(live) && snapshots.length === 2);
@@ -332,6 +351,7 @@ const listed = [
 ];
 {
   site.reset(listed);
+  snapshots.length = 0;
   const live = new Instant(StandInCentrifuge, { presence: true });
   live.subscribe('$project-7').subscribe('$project-8');
   const events = [];
@@ -342,12 +362,21 @@ const listed = [
   out.connectRequests = site.count('/instant/channels') + ' channels, ' + first.length + ' auth';
   out.connectAsked = first.map((c) => (c.body.connection ? 'connection+' : '') + c.body.channels.slice().sort().join('+')).join(' | ');
   out.held = held(live);
+  // The four private channels' members: ONE request to the site.
+  await until('the presence request', () => presences().length > 0);
+  await settle();
+  out.presenceAsked = presences().map((c) => c.body.channels.slice().sort().join('+')).join(' | ');
 
   // Centrifugo restarts: every token is still valid.
   site.calls = [];
   live.client.drop();
   await until('the reconnect', () => live.state === 'connected' && allSubscribed(live));
-  out.reconnectValid = site.calls.length;
+  await until('the presence request', () => presences().length > 0);
+  await settle();
+  out.reconnectValid = tokenCalls().length;
+  // The members are asked for again (the joins and leaves of the outage
+  // are lost), in one request.
+  out.reconnectPresence = presences().length;
 
   // Down longer than the tokens live: they all expired.
   elapsed += 11 * 60 * 1000;
@@ -356,7 +385,7 @@ const listed = [
   live.client.drop();
   await until('the reconnect after expiry', () => live.state === 'connected' && allSubscribed(live) && live.client.subscribedWith.length >= before + 4);
   await settle();
-  out.reconnectExpired = site.calls.length;
+  out.reconnectExpired = tokenCalls().length;
   out.reconnectExpiredAsked = auths().map((c) => (c.body.connection ? 'connection+' : '') + c.body.channels.length).join(' | ');
 
   // The subscription tokens end together (5 min): each subscription asks
@@ -365,7 +394,7 @@ const listed = [
   site.calls = [];
   const subs = [...live.client.subs.values()].filter((s) => s.opts.getToken);
   const renewed = await Promise.all(subs.map((s) => new Promise((r) => setTimeout(() => r(s.opts.getToken({ channel: s.channel })), 0))));
-  out.renewRequests = site.calls.length;
+  out.renewRequests = tokenCalls().length;
   out.renewedDistinct = new Set(renewed).size === subs.length && renewed.every((t) => !site.expired(t));
 
   // The rule channel's events and presence, like a listed channel's.
@@ -381,6 +410,7 @@ const listed = [
   live.joining('$project-7', (m) => seen.push('joining ' + (m.info.name ?? m.user)));
   live.joining('$project-7', (m) => infos.push(JSON.stringify(m.info)));
   live.leaving('$project-7', (m) => seen.push('leaving ' + (m.info.name ?? m.user)));
+  await until('the snapshot requests', () => snapshots.length > 0);
   while (snapshots.length) snapshots.shift()({ clients: { a1: { user: '1', client: 'a1', chanInfo: { name: 'Ann' } } } });
   await settle();
   p7.emit('join', { info: { user: '2', client: 'b1' } }); // no info at all
@@ -564,6 +594,41 @@ const listed = [
   sub.emit('publication', { data: { id: 'o3', message: 'other', origin: 'minted-for-someone-else' } });
   out.origin = [randomOrigin, first, header, live.origin, got, live.droppedOwn].join(',');
   live.stop();
+}
+
+// 14. Snapshots the site refuses: a channel answered 403 (a public one,
+// one the visitor may not read, or any for an anonymous visitor) gets no
+// members and an 'error'; a request refused whole (503: Centrifugo refused
+// it) an 'error' for each channel. 25 channels: at most 20 a request.
+{
+  site.reset([{ name: '$a', level: 'users' }, { name: '$b', level: 'users' }]);
+  snapshots.length = 0;
+  const live = new Instant(StandInCentrifuge, { presence: true });
+  const errors = [];
+  live.on('error', (e) => errors.push(e.message));
+  await live.start();
+  await until('the subscriptions', () => allSubscribed(live));
+  await answerSnapshot({ clients: { a1: { user: 'ann', client: 'a1' } }, refuse: ['$b'] });
+  await settle();
+  out.presenceRefused = [users(live, '$a'), users(live, '$b') || 'none', errors.length, errors.some((m) => m.includes('403') && m.includes('$b'))].join(' ');
+  errors.length = 0;
+  live.client.drop();
+  await until('the reconnect', () => live.state === 'connected' && allSubscribed(live));
+  await answerSnapshot({ status: 503 });
+  await settle();
+  out.presenceFailed = errors.length + ' ' + errors.every((m) => m.includes('503'));
+  live.stop();
+
+  site.reset([]);
+  snapshots.length = 0;
+  const many = new Instant(StandInCentrifuge, { presence: true });
+  for (let k = 0; k < 25; k++) many.subscribe('$p-' + k);
+  await many.start();
+  await until('25 subscriptions', () => many.client.subs.size === 25 && allSubscribed(many));
+  await until('the presence requests', () => presences().length === 2);
+  out.presenceSplit = presences().map((c) => c.body.channels.length).sort((a, b) => b - a).join(' | ');
+  while (snapshots.length) snapshots.shift()({ clients: {} });
+  many.stop();
 }
 
 console.log(JSON.stringify(out));
