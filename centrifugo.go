@@ -130,6 +130,9 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 		}
 		namespaces = append(namespaces, opts)
 	}
+	// The namespaces of Reauthorize's access records (reauth.go), with
+	// options of their own: no client may subscribe, no proxy is asked.
+	namespaces = append(namespaces, i.accessNamespaces()...)
 	cfg := map[string]any{
 		"http_server": map[string]any{"address": o.Address, "port": o.Port},
 		"http_api":    map[string]any{"key": i.cfg.APIKey},

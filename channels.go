@@ -140,6 +140,10 @@ func buildChannelTable(cfg *Config) (channelTable, []error) {
 				errs = append(errs, fmt.Errorf("%s: %q: names starting with %q are the users' own channels (UserChannel)", field, n, t.userPrefix))
 				continue
 			}
+			if isAccessName(slug, n) {
+				errs = append(errs, fmt.Errorf("%s: %q: the namespaces of Reauthorize's records are never granted", field, n))
+				continue
+			}
 			if level == LevelPublic && IsPrivate(n) {
 				errs = append(errs, fmt.Errorf("%s: %q starts with %q, which makes it private", field, n, PrivatePrefix))
 				continue

@@ -136,6 +136,7 @@ type Instant struct {
 	outboxTable string
 	stats       counters
 	users       userCache
+	access      accessCache // what this replica knows of Reauthorize's records (reauth.go)
 	proxyKey    string
 }
 
