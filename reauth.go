@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -57,8 +58,13 @@ const (
 	recordTTL = 720 * time.Hour
 	// logTTL is how long the log keeps a change.
 	logTTL = time.Hour
-	// unsubscribeBatch is the most unsubscribe commands in one request.
-	unsubscribeBatch = 1000
+	// unsubscribeBatch is the most unsubscribe commands in one request,
+	// and unsubscribeRequests the most such requests at a time.
+	unsubscribeBatch    = 1000
+	unsubscribeRequests = 4
+	// decideWorkers is how many decisions Reauthorize makes at a time: as
+	// many rules may run at once (they may ask a database).
+	decideWorkers = 8
 	// againAfter is when the pages of a Login app ask for their channels a
 	// second time after the push: by then every replica has looked at the
 	// log.
@@ -149,7 +155,9 @@ func (i *Instant) Reauthorize(ctx context.Context, u User) error {
 }
 
 // revoke unsubscribes u from every active channel the decision now refuses
-// them.
+// them. The configured channels, decided without rules, go first; then
+// the rest, a batch at a time, each batch's unsubscribes sent while the
+// next is decided.
 func (i *Instant) revoke(ctx context.Context, u *User) error {
 	var active []string
 	err := i.call(ctx, func(ctx context.Context, api apiClient) (err error) {
@@ -159,44 +167,86 @@ func (i *Instant) revoke(ctx context.Context, u *User) error {
 	if err != nil {
 		return fmt.Errorf("instant: reauthorize: could not list the active channels: %w", err)
 	}
-	slices.Sort(active)
-	var refused []string
-	ruleFailures := 0
+	var configured, others []string
 	for _, ch := range active {
-		if !IsPrivate(ch) || i.isAccessChannel(ch) || strings.HasPrefix(ch, i.channels.userPrefix) {
-			continue // never granted to a client, or not changed by roles
+		switch {
+		case !IsPrivate(ch) || i.isAccessChannel(ch) || strings.HasPrefix(ch, i.channels.userPrefix):
+			// never granted to a client, or not changed by roles
+		case i.channels.byName[ch] != nil:
+			configured = append(configured, ch)
+		default:
+			others = append(others, ch)
 		}
-		_, err := i.decide(i.ruleContext(ctx, u), u, ch)
-		if err == nil {
-			continue
+	}
+	slices.Sort(configured)
+	slices.Sort(others)
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	refused, failed, ruleFailures := 0, 0, 0
+	var first error
+	slots := make(chan struct{}, unsubscribeRequests)
+	for _, group := range [][]string{configured, others} {
+		for chunk := range slices.Chunk(group, unsubscribeBatch) {
+			batch, failures := i.refusedOf(ctx, u, chunk)
+			ruleFailures += failures
+			if len(batch) == 0 {
+				continue
+			}
+			refused += len(batch)
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				n := 0
+				err := i.call(ctx, func(ctx context.Context, api apiClient) (err error) {
+					n, err = api.unsubscribeAll(ctx, u.ID, batch)
+					return err
+				})
+				if err != nil {
+					mu.Lock()
+					failed += max(n, 1)
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if ruleFailures > 0 {
+		i.logger.Error("instant: Reauthorize counted failed rules as refusals", "user", u.ID, "failures", ruleFailures)
+	}
+	if first != nil {
+		return fmt.Errorf("instant: reauthorize: %d of %d unsubscribes failed, the first: %w", failed, refused, first)
+	}
+	return nil
+}
+
+// refusedOf decides channels for u, decideWorkers at a time (rules may ask
+// a database), and returns those refused, in order, and how many rules
+// failed.
+func (i *Instant) refusedOf(ctx context.Context, u *User, channels []string) (refused []string, ruleFailures int) {
+	out := make([]error, len(channels))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(decideWorkers, len(channels)) {
+		wg.Go(func() {
+			for k := int(next.Add(1) - 1); k < len(channels); k = int(next.Add(1) - 1) {
+				_, out[k] = i.decide(i.ruleContext(ctx, u), u, channels[k])
+			}
+		})
+	}
+	wg.Wait()
+	for k, err := range out {
+		if err != nil {
+			refused = append(refused, channels[k])
 		}
 		if errors.Is(err, ErrRuleFailed) {
 			ruleFailures++
 		}
-		refused = append(refused, ch)
 	}
-	if ruleFailures > 0 {
-		i.logger.Error("instant: Reauthorize counted failed rules as refusals", "user", u.ID, "failures", ruleFailures)
-	}
-	failed := 0
-	var first error
-	for batch := range slices.Chunk(refused, unsubscribeBatch) {
-		n := 0
-		err := i.call(ctx, func(ctx context.Context, api apiClient) (err error) {
-			n, err = api.unsubscribeAll(ctx, u.ID, batch)
-			return err
-		})
-		if err != nil {
-			failed += max(n, 1)
-			if first == nil {
-				first = err
-			}
-		}
-	}
-	if first != nil {
-		return fmt.Errorf("instant: reauthorize: %d of %d unsubscribes failed, the first: %w", failed, len(refused), first)
-	}
-	return nil
+	return refused, ruleFailures
 }
 
 // ruleContext is the *gin.Context rules get from Reauthorize: no session

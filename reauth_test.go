@@ -6,12 +6,15 @@ package instant_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -100,6 +103,9 @@ type reauthSetup struct {
 	// room, when set, is called by the "$room:{id}" rule, which allows
 	// every user.
 	room atomic.Pointer[func(*gin.Context, *instant.User)]
+	// slowRule, in nanoseconds, is how long the "$project:{id}" rule
+	// takes, as a database query would.
+	slowRule atomic.Int64
 }
 
 type reauthMarkKey struct{}
@@ -148,6 +154,7 @@ func startReauth(t *testing.T, o reauthOptions) (*reauthSetup, *proxyTarget) {
 // asks and rs.flaky is set.
 func (rs *reauthSetup) rules(t testing.TB, inst *instant.Instant) {
 	err := inst.Authorize("$project:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
+		time.Sleep(time.Duration(rs.slowRule.Load()))
 		return u != nil && rs.store.member(p["id"], u.ID), nil
 	})
 	if err == nil {
@@ -706,7 +713,6 @@ func TestReauthorizeNumbers(t *testing.T) {
 	// project channels, 125 a connection (Centrifugo's default channel
 	// limit is 128), through tokens signed directly.
 	const perClient = 125
-	var clients []*centrifuge.Client
 	var wg sync.WaitGroup
 	var failed sync.Map
 	for k := 0; k < channels; k += perClient {
@@ -719,7 +725,6 @@ func TestReauthorizeNumbers(t *testing.T) {
 		}
 		c := centrifuge.NewJsonClient(rs.srv.WebsocketURL, centrifuge.Config{Token: conn.Token})
 		t.Cleanup(c.Close)
-		clients = append(clients, c)
 		if err := c.Connect(); err != nil {
 			t.Fatal(err)
 		}
@@ -750,17 +755,44 @@ func TestReauthorizeNumbers(t *testing.T) {
 		t.Fatal("the members did not all subscribe within 60 s")
 	}
 	failed.Range(func(k, v any) bool { t.Fatalf("%v: %v", k, v); return false })
+
+	// User 7, staff, is subscribed to $site_staff among them, and demoted.
+	rs.store.put(instant.User{ID: "7", Staff: true})
+	for ch := range lc.subs {
+		delete(lc.subs, ch)
+	}
+	if !lc.subscribe("$site_staff", true, "") {
+		t.Fatal("could not subscribe")
+	}
+	ended := watchEnds(lc)
+	rs.store.put(instant.User{ID: "7"})
 	var took []time.Duration
-	for range 5 {
+	var endedAfter time.Duration
+	for run := range 5 {
 		start := time.Now()
 		if err := r.inst.Reauthorize(ctx, instant.User{ID: "7"}); err != nil {
 			t.Fatal(err)
 		}
 		took = append(took, time.Since(start))
+		if run == 0 {
+			at, ok := waitEnd(ended, "$site_staff", 5*time.Second)
+			if !ok {
+				t.Fatal("the subscription did not end")
+			}
+			endedAfter = at.Sub(start)
+		}
 	}
 	sort.Slice(took, func(a, b int) bool { return took[a] < took[b] })
-	t.Logf("Reauthorize with %d active channels (%d refused, unsubscribed): median %.1f ms of 5 (min %.1f, max %.1f)",
-		channels+2, channels/2, ms(took[2]), ms(took[0]), ms(took[4]))
+	t.Logf("Reauthorize with %d active channels (%d refused, unsubscribed): median %.1f ms of 5 (min %.1f, max %.1f); the user's subscription ended %.1f ms after it began",
+		channels+3, channels/2, ms(took[2]), ms(took[0]), ms(took[4]), ms(endedAfter))
+
+	// The same with a rule that takes a millisecond, as a database query.
+	rs.slowRule.Store(int64(time.Millisecond))
+	start := time.Now()
+	if err := r.inst.Reauthorize(ctx, instant.User{ID: "7"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the same with a rule of 1 ms: %.1f ms", ms(time.Since(start)))
 }
 
 func percentile(d []time.Duration, p int) time.Duration {
@@ -771,3 +803,43 @@ func percentile(d []time.Duration, p int) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// TestClientJSReauthorizedPush runs testdata/clientjs_reauth.mjs under
+// Node: on the push on its personal channel, client.js asks for its
+// channels at once and again_ms later (when a replica that had not
+// followed yet has), subscribes to the new channel, denies the removed one,
+// and does not hand the push to the page; the same class elsewhere is an
+// app event.
+func TestClientJSReauthorizedPush(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true and node is not installed")
+		}
+		t.Skip("node is not installed")
+	}
+	js, _ := filepath.Abs("client.js")
+	out, err := exec.Command(node, "testdata/clientjs_reauth.mjs", js).Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	want := map[string]any{
+		"afterPush":      "$site_staff $site_user:7", // the first answer, from a replica not yet following
+		"askedAfterPush": float64(2),
+		"afterAgain":     "$site_editors $site_user:7",
+		"denied":         "$site_staff",
+		"asked":          float64(3),
+		"pushEmitted":    "",
+		"elsewhere":      "$room instant.reauthorized",
+		"elsewhereAsked": float64(1),
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: got %v, want %v", k, got[k], w)
+		}
+	}
+}
