@@ -460,6 +460,13 @@ func TestReauthorizeLoginReplicas(t *testing.T) {
 	if _, body := onB.get("/instant/channels"); strings.Contains(fmt.Sprint(body["channels"]), "$site_staff") || body["user"].(map[string]any)["staff"] != false {
 		t.Errorf("B's channels route after the demotion: %v", body)
 	}
+	// The proxies decide with the new sam too.
+	if body := askProxy(t, onB, bRep.inst, "subscribe", "9", "$site_staff"); body["error"] == nil {
+		t.Errorf("B's subscribe proxy after the demotion: %v", body)
+	}
+	if body := askProxy(t, onB, bRep.inst, "sub_refresh", "9", "$site_staff"); body["result"].(map[string]any)["expired"] != true {
+		t.Errorf("B's sub_refresh proxy after the demotion: %v", body)
+	}
 
 	if err := bRep.inst.Reauthorize(ctx, sam); err != nil {
 		t.Fatal(err)
@@ -842,4 +849,27 @@ func TestClientJSReauthorizedPush(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", k, got[k], w)
 		}
 	}
+}
+
+// ExampleInstant_Reauthorize: an admin route changes a user's roles in the
+// app's store, then makes the change take effect now: the user's open
+// subscriptions to what they may no longer read end, their sessions
+// decide with the new roles, and their pages pick up new channels.
+func ExampleInstant_Reauthorize() {
+	inst, err := instant.New(instant.ConfigFromEnv())
+	if err != nil {
+		panic(err)
+	}
+	r := gin.New()
+	r.Use(sessions.Sessions("app", cookie.NewStore([]byte("a-32-byte-key-for-the-cookies..."))))
+	r.Use(inst.Session())
+	r.POST("/admin/users/:id/demote", instant.RequireStaff(), func(c *gin.Context) {
+		// The user as the app's store holds them now, no longer staff.
+		u := instant.User{ID: c.Param("id"), Username: c.PostForm("username")}
+		if err := inst.Reauthorize(c.Request.Context(), u); err != nil {
+			c.AbortWithStatusJSON(http.StatusBadGateway, gin.H{"error": "the change is saved; ending the access failed, retry"})
+			return
+		}
+		c.Status(http.StatusNoContent)
+	})
 }
