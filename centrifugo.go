@@ -133,6 +133,12 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 		setPresence(opts, presence(ns))
 		namespaces = append(namespaces, opts)
 	}
+	// The namespaces of Reauthorize's access records (reauth.go), with
+	// options of their own: no client may subscribe, no proxy is asked.
+	for _, ns := range i.accessNamespaces() {
+		setPresence(ns, false) // no client reads them: no presence either
+		namespaces = append(namespaces, ns)
+	}
 	cfg := map[string]any{
 		"http_server": map[string]any{"address": o.Address, "port": o.Port},
 		"http_api":    map[string]any{"key": i.cfg.APIKey},

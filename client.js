@@ -703,6 +703,13 @@ export class Instant {
       this._seen.add(key);
       if (this._seen.size > this.seenLimit) this._seen.delete(this._seen.values().next().value);
     }
+    if (ev.event_class === 'instant.reauthorized' && this.channels.some((c) => c.name === channel && c.level === 'personal')) {
+      // The site changed what this user may read (Reauthorize): ask again,
+      // and once more when it says its other servers follow a moment later.
+      this.refresh();
+      if (ev.data && ev.data.again_ms > 0) setTimeout(() => this.refresh(), Math.min(ev.data.again_ms, 10000));
+      return;
+    }
     this._emit('event', ev, channel);
   }
 

@@ -294,3 +294,100 @@ func (g gocentAPI) presenceBatch(ctx context.Context, channels []string) ([][]pr
 	}
 	return out, nil
 }
+
+// The calls below serve Reauthorize and the access records (reauth.go).
+
+// channels lists the channels that have subscribers on any node of the
+// cluster (Centrifugo's channels call, a survey of every node) whose names
+// match pattern, a glob ("" for all).
+func (g gocentAPI) channels(ctx context.Context, pattern string) ([]string, error) {
+	var opts []gocent.ChannelsOption
+	if pattern != "" {
+		opts = append(opts, gocent.WithPattern(pattern))
+	}
+	res, err := g.c.Channels(ctx, opts...)
+	if err != nil {
+		return nil, g.apiError("channels", nil, err)
+	}
+	out := make([]string, 0, len(res.Channels))
+	for ch := range res.Channels {
+		out = append(out, ch)
+	}
+	return out, nil
+}
+
+// unsubscribeAll unsubscribes user from each of channels (on every
+// connection and node), all in one request, and reports how many
+// Centrifugo refused, with the first refusal. A transport failure refuses
+// them all.
+func (g gocentAPI) unsubscribeAll(ctx context.Context, user string, channels []string) (refused int, err error) {
+	ctx = withReplyLimit(ctx, smallReply+int64(len(channels))*publishReply)
+	pipe := g.c.Pipe()
+	for _, ch := range channels {
+		if err := pipe.AddUnsubscribe(ch, user); err != nil {
+			return len(channels), &PublishError{Op: "unsubscribe", Err: err}
+		}
+	}
+	replies, err := g.c.SendPipe(ctx, pipe)
+	if err != nil {
+		return len(channels), g.apiError("unsubscribe", nil, err)
+	}
+	var first error
+	for k, r := range replies {
+		switch {
+		case r.Error != nil:
+			refused++
+			if first == nil {
+				first = g.apiError("unsubscribe", []string{channels[k]}, r.Error)
+			}
+		case !isObject(r.Result):
+			return len(channels), &PublishError{Op: "unsubscribe", Err: errNoResult}
+		}
+	}
+	return refused, first
+}
+
+// publishRecords publishes payloads[k] to channels[k], all in one request:
+// the access records, which are not events (no idempotency key: a record
+// published twice is the same record).
+func (g gocentAPI) publishRecords(ctx context.Context, channels []string, payloads [][]byte) error {
+	ctx = withReplyLimit(ctx, smallReply+int64(len(channels))*publishReply)
+	pipe := g.c.Pipe()
+	for k, ch := range channels {
+		if err := pipe.AddPublish(ch, payloads[k]); err != nil {
+			return &PublishError{Op: "publish", Channels: []string{ch}, Err: err}
+		}
+	}
+	replies, err := g.c.SendPipe(ctx, pipe)
+	if err != nil {
+		return g.apiError("publish", nil, err)
+	}
+	for k, r := range replies {
+		switch {
+		case r.Error != nil:
+			return g.apiError("publish", []string{channels[k]}, r.Error)
+		case !isObject(r.Result):
+			return &PublishError{Op: "publish", Channels: []string{channels[k]}, Err: errNoResult}
+		}
+	}
+	return nil
+}
+
+// historyPage reads up to limit publications of channel's history (0: none,
+// only the position), after since when it is given, newest first when
+// reverse, and the stream's current position.
+func (g gocentAPI) historyPage(ctx context.Context, channel string, limit int, since *streamPosition, reverse bool) ([]streamPub, streamPosition, error) {
+	opts := []gocent.HistoryOption{gocent.WithLimit(limit), gocent.WithReverse(reverse)}
+	if since != nil {
+		opts = append(opts, gocent.WithSince(&gocent.StreamPosition{Offset: since.offset, Epoch: since.epoch}))
+	}
+	res, err := g.c.History(ctx, channel, opts...)
+	if err != nil {
+		return nil, streamPosition{}, g.apiError("history", []string{channel}, err)
+	}
+	out := make([]streamPub, len(res.Publications))
+	for k, p := range res.Publications {
+		out[k] = streamPub{offset: p.Offset, data: p.Data}
+	}
+	return out, streamPosition{offset: res.Offset, epoch: res.Epoch}, nil
+}

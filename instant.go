@@ -142,6 +142,7 @@ type Instant struct {
 	outboxTable outboxNames // its SQL names (outbox.go)
 	stats       counters
 	users       userCache
+	access      accessCache // what this replica knows of Reauthorize's records (reauth.go)
 	proxyKey    string
 }
 

@@ -3,11 +3,13 @@ package instant
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/gin-gonic/gin"
 )
 
-// SessionKey is the session value in which Login keeps the user, as JSON.
+// SessionKey is the session value in which Login keeps the user, as JSON
+// (with "login_at", when the login was, in Unix nanoseconds).
 const SessionKey = "instant.user"
 
 // Login stores u in the session as the logged-in user and saves the
@@ -31,6 +33,7 @@ func Login(c *gin.Context, u User) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidUser, err)
 	}
+	raw = withLoginAt(raw, time.Now()) // older access records do not apply (reauth.go)
 	s.Set(SessionKey, string(raw))
 	if err := s.Save(); err != nil {
 		return fmt.Errorf("instant: save session: %w", err)

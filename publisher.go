@@ -86,6 +86,12 @@ type apiClient interface {
 	// presenceBatch asks the presence of every channel in one request.
 	presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error)
 	presenceStats(ctx context.Context, channel string) (PresenceStats, error)
+
+	// For Reauthorize and the access records (reauth.go):
+	channels(ctx context.Context, pattern string) ([]string, error)
+	unsubscribeAll(ctx context.Context, user string, channels []string) (refused int, err error)
+	publishRecords(ctx context.Context, channels []string, payloads [][]byte) error
+	historyPage(ctx context.Context, channel string, limit int, since *streamPosition, reverse bool) ([]streamPub, streamPosition, error)
 }
 
 // Broadcast publishes ev to its channels in one call to Centrifugo, each

@@ -48,7 +48,10 @@ func (l *logRecorder) errors() []string {
 	defer l.mu.Unlock()
 	var out []string
 	for _, r := range l.recs {
-		if r.Level >= slog.LevelWarn {
+		// testConfig's Centrifugo is unreachable: a replica says once that
+		// it cannot read Reauthorize's records, which is not what these
+		// tests look at (reauth_test.go does).
+		if r.Level >= slog.LevelWarn && !strings.HasPrefix(r.Message, accessWarning) {
 			out = append(out, r.Message)
 		}
 	}

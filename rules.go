@@ -15,6 +15,12 @@ import (
 // encodes as JSON (a json.RawMessage must hold exactly one JSON value;
 // info that does not encode answers 500, logged). It is called
 // concurrently and must not keep c after it returns.
+//
+// Reauthorize calls it too, with a *gin.Context of its own: a GET / with
+// no cookies and no session, whose context is the ctx given to
+// Reauthorize (c.Value, c.Done and c.Request.Context() see it; values the
+// app's middlewares set on requests are not there), CurrentUser(c) the
+// user reauthorized, and a response that goes nowhere.
 type AuthorizeFunc func(c *gin.Context, user *User, params map[string]string) (allow bool, info any)
 
 // rule is one custom rule added by Authorize.
@@ -65,6 +71,9 @@ func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 	}
 	if fn == nil {
 		return fmt.Errorf("%w: %q: nil AuthorizeFunc", ErrInvalidPattern, pattern)
+	}
+	if isAccessName(i.cfg.SiteSlug, pattern) {
+		return fmt.Errorf("%w: %q: the namespaces of Reauthorize's records are never granted", ErrInvalidPattern, pattern)
 	}
 	parts, err := parsePattern(pattern)
 	if err != nil {

@@ -160,34 +160,49 @@ const (
 // and the decoded user) plus userCacheOverhead.
 type userCache struct {
 	mu    sync.RWMutex
-	m     map[string]*User
+	m     map[string]loggedIn
 	bytes int
+}
+
+// loggedIn is a decoded session value: the user, and when Login ran.
+type loggedIn struct {
+	u  *User
+	at int64 // Unix nanoseconds; 0 when the value does not say
 }
 
 // decode returns the user raw holds (nil when it holds none), shared with
 // the cache: the caller must not modify it nor hand it out (see clone).
 func (uc *userCache) decode(raw string) *User {
+	u, _ := uc.decodeLogin(raw)
+	return u
+}
+
+// decodeLogin is decode, and also when the login was (see loginAt).
+func (uc *userCache) decodeLogin(raw string) (*User, int64) {
 	if len(raw) > userCacheMaxValue {
-		return decodeUser(raw)
+		return decodeUser(raw), loginAt(raw)
 	}
 	uc.mu.RLock()
-	u, ok := uc.m[raw]
+	l, ok := uc.m[raw]
 	uc.mu.RUnlock()
 	if ok {
-		return u
+		return l.u, l.at
 	}
-	u = decodeUser(raw)
+	l = loggedIn{u: decodeUser(raw)}
+	if l.u != nil {
+		l.at = loginAt(raw)
+	}
 	cost := 2*len(raw) + userCacheOverhead
 	uc.mu.Lock()
 	if uc.m == nil || uc.bytes+cost > userCacheBytes {
-		uc.m, uc.bytes = make(map[string]*User, 64), 0
+		uc.m, uc.bytes = make(map[string]loggedIn, 64), 0
 	}
 	if _, dup := uc.m[raw]; !dup {
-		uc.m[raw] = u
+		uc.m[raw] = l
 		uc.bytes += cost
 	}
 	uc.mu.Unlock()
-	return u
+	return l.u, l.at
 }
 
 // size reports the entries and the bytes counted for them.
