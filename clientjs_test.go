@@ -132,6 +132,10 @@ func TestClientJSLogic(t *testing.T) {
 		"presenceRefused": "ann:1 none 1 true",
 		"presenceFailed":  "2 true",
 		"presenceSplit":   "20 | 5",
+		// the README's examples run as written: the intro's event, the
+		// channels, a member arriving (no info: m.info.name ?? m.user), a
+		// rule channel's event, the connection state
+		"readme": "true,true,true,true,true",
 	}
 	for k, w := range want {
 		if got[k] != w {

@@ -631,4 +631,42 @@ const listed = [
   many.stop();
 }
 
+// 16. The README's examples, as written (readme_test.go checks that each
+// README block is here or in a compiled file). Their console.log lines are
+// collected, not printed.
+{
+  site.reset([
+    { name: 'site_public', level: 'public' },
+    { name: '$site_users', level: 'users' },
+  ]);
+  const Centrifuge = StandInCentrifuge;
+  const logged = [];
+  const console = { log: (...args) => logged.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')) };
+  {
+const live = new Instant(Centrifuge, { presence: ['$site_users'] });
+live.on('event', (ev, channel) => console.log(channel, ev.message, ev.data));
+await live.start();
+    await until('the intro page', () => allSubscribed(live));
+    live.client.subs.get('$site_users').emit('publication', { data: { id: 'r1', message: 'hello', data: { n: 1 } } });
+    live.stop();
+  }
+  {
+const live = new Instant(Centrifuge, { base: '/instant', presence: ['$site_users', '$project-7'] });
+live.on('event', (ev, channel) => console.log(channel, ev.message, ev.data));
+live.on('state', (state) => console.log('connection', state)); // 'connecting' | 'connected' | 'disconnected'
+live.on('channels', (channels, denied) => console.log(channels.map((c) => c.name), denied));
+live.here('$site_users', (members) => console.log(members.map((m) => m.info.name ?? m.user)));
+live.joining('$site_users', (m) => console.log(m.info.name ?? m.user, 'arrived'));
+live.leaving('$site_users', (m) => console.log(m.info.name ?? m.user, 'left'));
+live.subscribe('$project-7'); // any channel the site allows, a rule's included
+await live.start();
+    await until('the README page', () => live.client.subs.size === 3 && allSubscribed(live));
+    live.client.subs.get('$site_users').emit('join', { info: { user: '2', client: 'b1' } });
+    live.client.subs.get('$project-7').emit('publication', { data: { id: 'r2', message: 'project news' } });
+    live.stop();
+  }
+  const has = (line) => logged.includes(line);
+  out.readme = [has('$site_users hello {"n":1}'), has('["site_public","$site_users","$project-7"] []'), has('2 arrived'), has('$project-7 project news '), logged.some((l) => l.startsWith('connection connected'))].join(',');
+}
+
 console.log(JSON.stringify(out));
