@@ -1,12 +1,13 @@
-// A reconnect storm (the storm phase of `make load`, load_test.go): PAGES
-// pages in one Node process, each a client.js Instant with its own
+// A reconnect storm (the storm phase of `make load`, load_test.go): a
+// thousand pages in one Node process, each a client.js Instant with its own
 // centrifuge-js client and its own session cookie, holding its connection
 // and four private channels (site_public, $site_users and $site_user:<id>
 // as the site lists them, two rule channels it subscribes to itself),
 // against the app and a real Centrifugo that the test kills and starts
-// again under them. The script asks the test to act (stop, start, restart
-// Centrifugo, the app's counts) with one JSON line on stdout, answered with
-// one on stdin, and ends with {"result": {...}}.
+// again under them. The script asks the test to act (stop, start or
+// restart Centrifugo) with one JSON line on stdout, answered with one on
+// stdin, and ends with {"result": {...}}: what the pages asked the app for
+// and when they were back, by phase.
 //
 // mode "batched" is client.js as it is: one POST auth for the connection's
 // token and every private channel's, tokens reused while valid.
@@ -75,6 +76,7 @@ async function until(cond, limit) {
 // Node's fetch, which costs this one process twice the CPU a request.
 
 const pages = [];
+let inflight = 0; // requests sent and not answered
 const agent = new http.Agent({ keepAlive: true });
 const pagePath = /^\/page\/(\d+)(\/.*)$/;
 globalThis.fetch = async (input, init = {}) => {
@@ -90,6 +92,7 @@ globalThis.fetch = async (input, init = {}) => {
   headers.cookie = [...p.jar].map(([k, v]) => k + '=' + v).join('; ');
   if (init.body != null) headers['content-length'] = Buffer.byteLength(init.body);
   let res;
+  inflight++;
   try {
     res = await new Promise((resolve, reject) => {
       const req = http.request(url, { method: init.method || 'GET', agent, headers }, (r) => {
@@ -104,6 +107,8 @@ globalThis.fetch = async (input, init = {}) => {
   } catch (e) {
     p.errors.push(p.phase + ' ' + route + ': ' + e.message);
     throw e;
+  } finally {
+    inflight--;
   }
   const { r, body } = res;
   for (const c of r.headers['set-cookie'] || []) {
@@ -177,9 +182,10 @@ const subscribedAll = (live) => !!live.client && live.channels.length === CHANNE
 // connection and every channel again. Requests and refusals are counted by
 // phase.
 function makePage(k) {
+  const eq = cookies[k].indexOf('=');
   const p = {
-    k, phase: 'start', jar: new Map([[cookies[k].slice(0, cookies[k].indexOf('=')), cookies[k].slice(cookies[k].indexOf('=') + 1)]]), hits: {}, errors: [], refusals: {},
-    dials: [], opens: [], wentDown: false, backAt: 0, lost: 0,
+    k, phase: 'start', jar: new Map([[cookies[k].slice(0, eq), cookies[k].slice(eq + 1)]]),
+    hits: {}, errors: [], refusals: {}, dials: [], opens: [], wentDown: false, backAt: 0, lost: 0,
   };
   pages[k] = p;
   const WS = class extends BrowserLikeWebSocket {
@@ -322,6 +328,7 @@ function finish() {
     errorCount: errors.length,
     errors: errors.slice(0, 20),
     lost: pages.reduce((a, p) => a + p.lost, 0),
+    inflight,
   });
   process.stdout.write(JSON.stringify({ result }) + '\n');
   process.exit(0);
