@@ -3,7 +3,7 @@
 # make bench  runs the benchmarks, 8 runs each, and prints median ratios
 # make check  gofmt, go vet, staticcheck, and govulncheck when its database is reachable
 # make fuzz   runs each fuzz target for FUZZTIME (default 30s)
-# make load   the load generator: token routes, publishing paths, end to end, memory
+# make load   the load generator: token routes, publishing paths, end to end, memory, a reconnect storm
 
 CENTRIFUGO_VERSION  := v6.9.1
 CENTRIFUGO_MODULE   := github.com/centrifugal/centrifugo/v6
@@ -76,11 +76,15 @@ bench: centrifugo
 	@sed -n '/^benchmark /,$$p' bin/bench.txt | sed 's/^/    /' | $(GO) run ./scripts/mdsection bench BENCHMARKS.md
 
 ## load: the load generator (load_test.go, build tag load) against real servers on loopback,
-## LOAD_SECONDS per route phase (default 30); its report goes into BENCHMARKS.md.
-load: centrifugo
+## LOAD_SECONDS per route phase (default 30), then the reconnect storm (1,000 pages of client.js
+## under Node; about two minutes); its report goes into BENCHMARKS.md. LOAD_ONLY=storm runs the
+## storm alone and rewrites its section only.
+load: centrifugo npm
 	@mkdir -p bin
-	CI=true LOAD_OUT=$(CURDIR)/bin/load.md $(GO) test -tags load -count=1 -run '^TestLoad$$' -timeout 15m -v . | grep -v '^=== RUN\|^--- PASS'
-	$(GO) run ./scripts/mdsection load BENCHMARKS.md < bin/load.md
+	@rm -f bin/load.md bin/storm.md
+	CI=true LOAD_OUT=$(CURDIR)/bin/load.md LOAD_STORM_OUT=$(CURDIR)/bin/storm.md $(GO) test -tags load -count=1 -run '^TestLoad$$' -timeout 15m -v . | grep -v '^=== RUN\|^--- PASS'
+	@if [ -s bin/load.md ]; then $(GO) run ./scripts/mdsection load BENCHMARKS.md < bin/load.md; fi
+	@if [ -s bin/storm.md ]; then $(GO) run ./scripts/mdsection storm BENCHMARKS.md < bin/storm.md; fi
 
 ## fuzz: each fuzz target in turn, FUZZTIME each; new failing inputs land in testdata/fuzz/.
 fuzz:

@@ -4,18 +4,25 @@ package instant_test
 
 // TestLoad is `make load`: a load generator against real servers on
 // loopback, each figure beside its floor measured in the same run. It is
-// bounded in time (LOAD_DURATION per route phase, default 30s) and in
+// bounded in time (LOAD_SECONDS per route phase, default 30) and in
 // requests, stops by itself and stops what it started. It writes a
-// Markdown report to LOAD_OUT when set.
+// Markdown report to LOAD_OUT when set, and the reconnect storm's, which
+// comes last, to LOAD_STORM_OUT; LOAD_ONLY=storm runs the storm alone.
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -31,6 +38,7 @@ import (
 	"github.com/gin-contrib/sessions/cookie"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 type loadReport struct {
@@ -64,19 +72,37 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float
 
 func TestLoad(t *testing.T) {
 	dur := time.Duration(envInt("LOAD_SECONDS", 30)) * time.Second
-	rep := &loadReport{}
-	rep.add("Machine: %d cores (GOMAXPROCS %d), %s, Centrifugo %s. Everything on loopback, in one run.", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), "v6.9.1")
-	rep.add("")
-	loadMemory(t, rep) // first, on a quiet heap
-	loadRoutes(t, rep, dur)
-	ls := startLive(t, instant.CentrifugoOptions{})
-	loadPublishing(t, rep, ls)
-	loadOutbox(t, rep)
-	loadEndToEnd(t, rep, ls)
-	loadFanOut(t, rep, ls, envInt("LOAD_SUBSCRIBERS", 1000))
+	// LOAD_ONLY=storm runs the storm phase alone; its report (LOAD_STORM_OUT)
+	// is written apart from the others' (LOAD_OUT), into its own section.
+	only := os.Getenv("LOAD_ONLY")
+	switch only {
+	case "", "storm":
+	default:
+		t.Fatalf("LOAD_ONLY=%q: the one phase that runs alone is storm", only)
+	}
+	if only == "" {
+		rep := &loadReport{}
+		rep.add("Machine: %d cores (GOMAXPROCS %d), %s, Centrifugo %s. Everything on loopback, in one run.", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), "v6.9.1")
+		rep.add("")
+		loadMemory(t, rep) // first, on a quiet heap
+		loadRoutes(t, rep, dur)
+		ls := startLive(t, instant.CentrifugoOptions{})
+		loadPublishing(t, rep, ls)
+		loadOutbox(t, rep)
+		loadEndToEnd(t, rep, ls)
+		loadFanOut(t, rep, ls, envInt("LOAD_SUBSCRIBERS", 1000))
+		writeReport(t, rep, os.Getenv("LOAD_OUT"))
+	}
+	storm := &loadReport{}
+	loadStorm(t, storm, envInt("LOAD_PAGES", 1000))
+	writeReport(t, storm, os.Getenv("LOAD_STORM_OUT"))
+}
+
+// writeReport logs rep and writes it to path when path is set.
+func writeReport(t *testing.T, rep *loadReport, path string) {
 	out := strings.Join(rep.lines, "\n") + "\n"
 	t.Log("\n" + out)
-	if path := os.Getenv("LOAD_OUT"); path != "" {
+	if path != "" {
 		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -453,4 +479,318 @@ func loadOutbox(t *testing.T, rep *loadReport) {
 	rep.add("| written and committed | %.0f |", n/written.Seconds())
 	rep.add("| delivered to a subscriber by Centrifugo's consumer (from the first write to the last arrival) | %.0f |", n/delivered.Seconds())
 	rep.add("")
+}
+
+// stormRun is what testdata/storm.mjs reports of one storm, plus the
+// app's own counts.
+type stormRun struct {
+	Pages                                    int
+	Mode, Scenario, Failed                   string
+	StartupMs, RestartMs, OutageMs, WaitedMs float64
+	Back                                     int
+	BackMs, OwnMs, DialsAfterUp              stormStats
+	PerPage, PerPageOutage, PerPageBack      stormStats
+	Requests                                 map[string]map[string]int // phase → route → requests
+	Distribution                             map[string]int            // requests a page made from the stop until back → pages
+	Refusals                                 map[string]int            // "phase connect|subscribe code" → Centrifugo's refusals (a page that reached it before the test told the pages it was back counts in "outage")
+	ErrorCount, Lost, Inflight               int
+	Errors                                   []string
+	AppRequests, AppErrors, PageRequests     int64
+	load                                     string // the load average when the run began
+	dur                                      time.Duration
+}
+
+type stormStats struct{ N, Mean, P50, Max, Min float64 }
+
+// loadStorm is the reconnect storm: pages browser pages (client.js under
+// Node, testdata/storm.mjs; LOAD_PAGES, default 1000) on Centrifugo, which
+// is killed and started again under them, once while their tokens are
+// valid and once after they expired, with the tokens asked for in one
+// request and one per channel: four runs, each with its own Centrifugo,
+// app and Node process.
+func loadStorm(t *testing.T, rep *loadReport, pages int) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		needTool(t, "node is not installed")
+	}
+	centrifugeJS, _ := filepath.Abs("example_app/node_modules/centrifuge/build/index.mjs")
+	if _, err := os.Stat(centrifugeJS); err != nil {
+		needTool(t, "no centrifuge-js: run `make npm` (%v)", err)
+	}
+	// Node 22 has a WebSocket; Node 20 has it behind a flag.
+	var flags []string
+	for _, try := range [][]string{nil, {"--experimental-websocket"}} {
+		probe := append(slices.Clone(try), "-e", `process.exit(typeof WebSocket === "function" ? 0 : 1)`)
+		if exec.Command(node, probe...).Run() == nil {
+			flags = try
+			break
+		}
+		if try != nil {
+			needTool(t, "this node has no WebSocket")
+		}
+	}
+	nodeVersion, _ := exec.Command(node, "--version").Output()
+	// The expired scenario's TTLs. client.js reuses a token for three
+	// quarters of its life, and a page coming back on two busy cores may
+	// take seconds: with 5 s tokens (3.75 s of reuse) it would ask twice in
+	// one reconnect for the timing alone; 10 s tokens give it 7.5 s.
+	const ttl = 10 * time.Second
+	// A logged-in session cookie per page.
+	cookies := make([]string, pages)
+	for k := range cookies {
+		c := loginCookie(t, instant.User{ID: strconv.Itoa(k + 1), Username: "u" + strconv.Itoa(k+1)})
+		cookies[k] = c.Name + "=" + c.Value
+	}
+	cookiesFile := filepath.Join(t.TempDir(), "cookies.json")
+	if b, err := json.Marshal(cookies); err != nil || os.WriteFile(cookiesFile, b, 0o600) != nil {
+		t.Fatalf("cookies: %v", err)
+	}
+	start := time.Now()
+	loadBefore := loadAverage()
+	var runs []stormRun
+	for _, scenario := range []string{"valid", "expired"} {
+		for _, mode := range []string{"batched", "per-channel"} {
+			var tokenTTL time.Duration // the defaults
+			if scenario == "expired" {
+				tokenTTL = ttl
+			}
+			r := runStorm(t, node, flags, centrifugeJS, mode, scenario, tokenTTL, cookiesFile)
+			t.Logf("storm %s %s: %d of %d back, last after %.0f ms, %.2f requests a page, %d errors; by phase %v; refusals %v; %s",
+				scenario, mode, r.Back, r.Pages, r.BackMs.Max, r.PerPage.Mean, r.ErrorCount, r.Requests, r.Refusals, r.dur.Round(time.Second))
+			runs = append(runs, r)
+		}
+	}
+	loadAfter := loadAverage()
+	total := time.Since(start)
+
+	rep.add("### Reconnect storm: %d pages, Centrifugo killed and started again under them", pages)
+	rep.add("")
+	rep.add("Each page is `client.js` with its own centrifuge-js 5.8 client and its own session cookie (one Node %s process holds them all: `testdata/storm.mjs`),", strings.TrimSpace(string(nodeVersion)))
+	rep.add("holding its connection and four private channels (`$site_users`, `$site_user:<id>`, two rule channels `$project-<n>`) beside `site_public`;")
+	rep.add("the app is a Gin app serving `Register`'s routes with cookie sessions. The pages' reconnect backoff is capped at 2 s (centrifuge-js: 0.5 s doubling, full jitter, up to 20 s by default), so that they all come back at once.")
+	rep.add("**batched** is `client.js` (one `POST auth` for the connection and every channel, tokens reused while valid);")
+	rep.add("**per channel** is the old way (`connection_token` and `subscription_token`, a request each, kept by centrifuge-js until Centrifugo refuses one as expired).")
+	rep.add("Valid: a restart (kill, start on the same port with the same config) with the default TTLs; expired: %v TTLs, Centrifugo down past them.", ttl)
+	rep.add("")
+	rep.add("| scenario | tokens | app requests per page per reconnect: mean (max) | of them while Centrifugo was down + after it answered | every page resubscribed, after Centrifugo answered: last (p50) | a page's own reconnect, from its first connection that reached Centrifugo: p50 / max | Centrifugo's refusals of an expired token, connect + subscribe | errors |")
+	rep.add("| --- | --- | --- | --- | --- | --- | --- | --- |")
+	for _, r := range runs {
+		scenario := "restart, tokens valid"
+		if r.Scenario == "expired" {
+			scenario = fmt.Sprintf("down %.1f s, tokens expired", r.OutageMs/1000)
+		}
+		tokens := "batched"
+		if r.Mode == "per-channel" {
+			tokens = "per channel"
+		}
+		back := fmt.Sprintf("%.1f s (%.1f s)", r.BackMs.Max/1000, r.BackMs.P50/1000)
+		if r.Back < r.Pages {
+			back = fmt.Sprintf("**%d of %d back** after %.0f s", r.Back, r.Pages, r.WaitedMs/1000)
+		}
+		rep.add("| %s | %s | %.2f (%.0f) | %.2f + %.2f | %s | %.2f s / %.1f s | %d + %d | %d |", scenario, tokens, r.PerPage.Mean, r.PerPage.Max,
+			r.PerPageOutage.Mean, r.PerPageBack.Mean, back, r.OwnMs.P50/1000, r.OwnMs.Max/1000,
+			r.Refusals["outage connect 109"]+r.Refusals["back connect 109"], r.Refusals["outage subscribe 109"]+r.Refusals["back subscribe 109"], stormErrors(r))
+	}
+	rep.add("")
+	for _, r := range runs {
+		restart := ""
+		if r.Scenario == "valid" {
+			restart = fmt.Sprintf(" Centrifugo was back %.1f s after it was killed;", r.RestartMs/1000)
+		}
+		rep.add("- %s, %s (load average %s as it began): %d pages up in %.1f s first;%s from the stop until back they asked %s (pages by requests: %s); Centrifugo's refusals: %s; dials a page needed after Centrifugo answered: p50 %.0f, max %.0f.",
+			r.Scenario, r.Mode, r.load, r.Pages, r.StartupMs/1000, restart, routes(r.Requests["outage"], r.Requests["back"]), counts(r.Distribution), counts(r.Refusals), r.DialsAfterUp.P50, r.DialsAfterUp.Max)
+	}
+	rep.add("")
+	rep.add("Errors count the app's answers ≥ 400, failed requests, `error` events of the helper, subscriptions lost, pages not back within 30 s, and requests the pages sent that the app did not count.")
+	rep.add("The generated Centrifugo config sets no connection limit, per-user limit or connection rate limit (checked in each run); its client queue is the default 1 MiB.")
+	rep.add("The storm phase took %v; load average %s before it and %s after (%d cores, shared).", total.Round(time.Second), loadBefore, loadAfter, runtime.NumCPU())
+	rep.add("")
+}
+
+// stormErrors adds up what went wrong in a storm.
+func stormErrors(r stormRun) int {
+	n := r.ErrorCount + int(r.AppErrors) + r.Pages - r.Back
+	// Each request a page sent reached the app, but those still on their
+	// way when the script ended.
+	if r.AppRequests < r.PageRequests-int64(r.Inflight) || r.AppRequests > r.PageRequests {
+		n++
+	}
+	return n
+}
+
+// routes writes the requests of phases, added up by route.
+func routes(phases ...map[string]int) string {
+	sum := map[string]int{}
+	for _, m := range phases {
+		for k, v := range m {
+			sum[k] += v
+		}
+	}
+	if len(sum) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(sum)) {
+		parts = append(parts, fmt.Sprintf("%d `%s`", sum[k], k))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// counts writes m's entries in key order.
+func counts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// loadAverage is the first three fields of /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// runStorm starts Centrifugo and the app, runs storm.mjs in mode and
+// scenario, acts on its requests, and returns its report.
+func runStorm(t *testing.T, node string, flags []string, centrifugeJS, mode, scenario string, ttl time.Duration, cookiesFile string) stormRun {
+	began, load := time.Now(), loadAverage()
+	var inst *instant.Instant
+	var conf []byte
+	cent := centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cfg := testConfig()
+		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		cfg.ConnectionTokenTTL, cfg.SubscriptionTokenTTL = ttl, ttl
+		var err error
+		if inst, err = instant.New(cfg); err != nil {
+			return nil, err
+		}
+		err = inst.Authorize("$project-{id}", func(_ *gin.Context, u *instant.User, _ map[string]string) (bool, any) {
+			return u != nil, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		conf, err = inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
+		return conf, err
+	})
+	defer cent.Stop()
+	var limits struct {
+		Client struct {
+			ConnectionLimit     *int `json:"connection_limit"`
+			UserConnectionLimit *int `json:"user_connection_limit"`
+			ConnectionRateLimit *int `json:"connection_rate_limit"`
+			QueueMaxSize        *int `json:"queue_max_size"`
+		} `json:"client"`
+	}
+	if err := json.Unmarshal(conf, &limits); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]*int{"connection_limit": limits.Client.ConnectionLimit, "user_connection_limit": limits.Client.UserConnectionLimit,
+		"connection_rate_limit": limits.Client.ConnectionRateLimit, "queue_max_size": limits.Client.QueueMaxSize} {
+		if v != nil {
+			t.Fatalf("the generated config sets client.%s = %d: the storm's report says it sets none", name, *v)
+		}
+	}
+
+	app := newRouter(inst)
+	var appRequests, appErrors atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		app.ServeHTTP(sw, r)
+		if strings.HasPrefix(r.URL.Path, "/instant/") {
+			appRequests.Add(1)
+		}
+		if sw.code >= 400 {
+			appErrors.Add(1)
+		}
+	}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	clientJS, _ := filepath.Abs("client.js")
+	script, _ := filepath.Abs("testdata/storm.mjs")
+	args := append(slices.Clone(flags), script, clientJS, centrifugeJS, srv.URL, mode, scenario, cookiesFile, strconv.FormatInt(ttl.Milliseconds(), 10))
+	cmd := exec.CommandContext(ctx, node, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	reply := func(v any) {
+		b, _ := json.Marshal(v)
+		_, _ = stdin.Write(append(b, '\n'))
+	}
+	var result *stormRun
+	lines := bufio.NewScanner(stdout)
+	lines.Buffer(nil, 1<<20)
+	for lines.Scan() {
+		var msg struct {
+			Do     string
+			Result *stormRun
+		}
+		if err := json.Unmarshal(lines.Bytes(), &msg); err != nil {
+			t.Errorf("storm.mjs wrote %q", lines.Text())
+			continue
+		}
+		switch msg.Do {
+		case "restart":
+			start := time.Now()
+			cent.Restart(t)
+			reply(map[string]any{"ms": time.Since(start).Milliseconds()})
+		case "stop":
+			cent.Stop()
+			reply(map[string]any{"ok": true})
+		case "start":
+			cent.Restart(t)
+			reply(map[string]any{"ok": true})
+		default:
+			result = msg.Result
+		}
+	}
+	if err := cmd.Wait(); err != nil || result == nil {
+		t.Fatalf("node storm.mjs %s %s: %v\n%s", mode, scenario, err, stderr.Bytes())
+	}
+	if result.Failed != "" {
+		t.Fatalf("storm %s %s: %s\n%s", mode, scenario, result.Failed, stderr.Bytes())
+	}
+	for _, m := range result.Requests {
+		for _, n := range m {
+			result.PageRequests += int64(n)
+		}
+	}
+	result.AppRequests, result.AppErrors = appRequests.Load(), appErrors.Load()
+	result.dur, result.load = time.Since(began), load
+	if result.AppRequests != result.PageRequests {
+		t.Logf("storm %s %s: the app served %d token and channel requests, the pages sent %d, %d of them unanswered at the end",
+			mode, scenario, result.AppRequests, result.PageRequests, result.Inflight)
+	}
+	if len(result.Errors) > 0 || stderr.Len() > 0 {
+		t.Logf("storm %s %s: %d errors, first %q; stderr:\n%s", mode, scenario, result.ErrorCount, result.Errors, stderr.Bytes())
+	}
+	return *result
 }
