@@ -89,6 +89,9 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	channelOpts := map[string]any{
 		"allow_subscribe_for_client":    true,
 		"allow_subscribe_for_anonymous": !i.cfg.DisallowAnonymous,
+		// Subscribers may filter publications by their tags: the browser
+		// helper asks not to be sent its own tab's events (Event.Origin).
+		"allow_tags_filter": true,
 	}
 	presence := i.presenceNamespaces(o.Presence)
 	setPresence(channelOpts, presence(""))

@@ -17,9 +17,10 @@
 // moves channels the site refuses to `denied`, asks the site again after
 // the server closed the connection with a reconnect code (a logout, a role
 // change), drops events it has already shown (by id) and events this tab
-// caused (by origin), and keeps presence lists of the private channels
-// that have presence on: joins and leaves pushed by Centrifugo, on a
-// snapshot the site gives (POST presence, for logged-in visitors only).
+// caused (by origin: where the namespace allows a tags filter, Centrifugo
+// does not even send them), and keeps presence lists of the private
+// channels that have presence on: joins and leaves pushed by Centrifugo,
+// on a snapshot the site gives (POST presence, for logged-in visitors only).
 
 /**
  * @typedef {{name: string, level: string, group?: string}} ChannelInfo
@@ -70,6 +71,14 @@ const CONNECTION = '';
 
 function isPrivate(name) {
   return name.startsWith('$');
+}
+
+// namespaceOf is a channel's namespace as Centrifugo reads it ('' for
+// none), as the site's namespaceOf.
+function namespaceOf(name) {
+  const rest = isPrivate(name) ? name.slice(1) : name;
+  const k = rest.indexOf(':');
+  return k > 0 ? rest.slice(0, k) : '';
 }
 
 // checkChannel throws on a name the site would refuse (ValidChannel): one
@@ -506,16 +515,37 @@ export class Instant {
         throw e;
       });
     }
+    // "To others": Centrifugo is asked not to send this tab the events it
+    // caused (Broadcast tags them with their origin), where the namespace
+    // allows a tags filter; _publication drops what still comes.
+    let filter = this._notMine(name);
+    if (filter) opts.tagsFilter = filter;
+    // 107 (bad request) refusing a subscription with a filter: the
+    // namespace has no allow_tags_filter (a Centrifugo config older than
+    // the app's). It is subscribed again without one.
+    const noFilter = (ctx) => !!filter && !!ctx && ctx.code === 107;
     const sub = this.client.newSubscription(name, opts);
     this._subs.set(name, sub);
     const current = () => this._subs.get(name) === sub;
     for (const state of ['subscribing', 'subscribed', 'unsubscribed']) {
-      sub.on(state, (ctx) => { if (current()) this._emit('subscription', name, state, (ctx && ctx.reason) || ''); });
+      sub.on(state, (ctx) => {
+        if (current() && !(state === 'unsubscribed' && noFilter(ctx))) this._emit('subscription', name, state, (ctx && ctx.reason) || '');
+      });
     }
     sub.on('subscribed', () => { wasSubscribed = true; });
-    // Centrifugo itself refused it (103: permission denied), e.g. a channel
-    // without "$" in a namespace that lets no client subscribe.
-    sub.on('unsubscribed', (ctx) => { if (current() && ctx && ctx.code === 103) this._deny(name, sub); });
+    sub.on('unsubscribed', (ctx) => {
+      if (!current() || !ctx) return;
+      if (noFilter(ctx)) {
+        filter = null;
+        this._unfiltered.add(namespaceOf(name)); // its other channels too
+        sub.setTagsFilter(null);
+        sub.subscribe();
+      } else if (ctx.code === 103) {
+        // Centrifugo itself refused it (permission denied), e.g. a channel
+        // without "$" in a namespace that lets no client subscribe.
+        this._deny(name, sub);
+      }
+    });
     sub.on('publication', (ctx) => { if (current()) this._publication(name, ctx.data); });
     if (this._tracksPresence(name)) {
       sub.on('subscribed', () => { if (current()) this._loadPresence(name, sub); });
@@ -523,6 +553,19 @@ export class Instant {
       sub.on('leave', (ctx) => { if (current()) this._leave(name, ctx.info); });
     }
     sub.subscribe();
+  }
+
+  // _notMine is the tags filter a subscription to name is made with:
+  // publications whose "origin" tag is none of the ids this tab has had
+  // (an event without the tag passes), or null in a namespace where
+  // Centrifugo refused a filter. The ids are read each time centrifuge-js
+  // sends the subscribe, so a resubscribe (after a reconnect) carries a
+  // newer one the site gave meanwhile (until then, _publication drops it).
+  _notMine(name) {
+    this._unfiltered = this._unfiltered || new Set(); // namespaces ('' for none) without filters
+    if (this._unfiltered.has(namespaceOf(name))) return null;
+    const tab = this;
+    return { key: 'origin', cmp: 'nin', get vals() { return tab._origins.slice(); } };
   }
 
   // _refused handles a token the site refused: the visitor logged out or

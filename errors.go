@@ -51,7 +51,9 @@ var (
 	ErrAPIKey = errors.New("instant: centrifugo refused the api key")
 	// ErrUnreachable means that nothing answers as Centrifugo at an address
 	// the app calls (APIURL, APIURLs) or gives browsers (WebsocketURL), as
-	// Check found.
+	// Check found; and it matches the *PublishError of a call (Broadcast
+	// and the others) that every node refused: nothing listening. While
+	// every node is down, such calls fail at once (see Stats.NodesDown).
 	ErrUnreachable = errors.New("instant: centrifugo unreachable")
 	// ErrTokenSecret means that Centrifugo refused a connection token the
 	// app signed, as Check found: its client.token.hmac_secret_key is not
@@ -170,7 +172,15 @@ func clip(s string, n int) string {
 
 func (e *PublishError) Unwrap() error { return e.Err }
 
-// Is reports ErrAPIKey for a call refused with HTTP 401.
+// Is reports ErrAPIKey for a call refused with HTTP 401, and
+// ErrUnreachable for a call no node took: every node of APIURL and
+// APIURLs refused the connection (nothing listening), lately or now.
 func (e *PublishError) Is(target error) bool {
-	return target == ErrAPIKey && e.StatusCode == 401
+	switch target {
+	case ErrAPIKey:
+		return e.StatusCode == 401
+	case ErrUnreachable:
+		return e.StatusCode == 0 && e.Code == 0 && (errors.Is(e.Err, errNodesDown) || refused(e.Err))
+	}
+	return false
 }

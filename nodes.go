@@ -2,6 +2,7 @@ package instant
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -9,7 +10,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -31,10 +34,18 @@ type Stats struct {
 	// 408, 429 or 5xx answer, on the same node after a backoff.
 	Retried uint64 `json:"retried"`
 	// FailedOver counts moves to the next node of APIURLs after one did not
-	// answer.
+	// answer, or was skipped as down (see NodesDown).
 	FailedOver uint64 `json:"failed_over"`
-	// Failed counts calls that returned an error in the end.
+	// Failed counts calls that returned an error in the end, those that
+	// failed at once while every node was down included.
 	Failed uint64 `json:"failed"`
+	// NodesDown is how many nodes of APIURL and APIURLs are marked down
+	// now: their last attempt was refused (nothing listening: a connection
+	// refused, no route to the host), not timed out. Calls skip a node
+	// marked down, except one call every 500ms that tries it again; while
+	// every node is down, a call fails at once with ErrUnreachable. 0 when
+	// all answer.
+	NodesDown int `json:"nodes_down"`
 	// OutboxWritten counts events written to the outbox (BroadcastTx).
 	OutboxWritten uint64 `json:"outbox_written"`
 	// CachedUsers and CachedUserBytes are what the decoded-user cache holds
@@ -45,6 +56,9 @@ type Stats struct {
 
 type counters struct {
 	published, retried, failedOver, failed, outboxWritten atomic.Uint64
+
+	downOnce sync.Once
+	down     []atomic.Int64 // a node's: when it last refused (clock), 0 while it answers
 }
 
 // Stats returns the counters so far. Safe for concurrent use.
@@ -61,6 +75,7 @@ func (i *Instant) Stats() Stats {
 		FailedOver:      i.stats.failedOver.Load(),
 		Failed:          i.stats.failed.Load(),
 		OutboxWritten:   i.stats.outboxWritten.Load(),
+		NodesDown:       i.nodesDown(),
 	}
 }
 
@@ -73,6 +88,15 @@ func (i *Instant) Stats() Stats {
 // time is up. The backoff lasts at least as long as the longest
 // Retry-After of the round's 429 and 503 answers; when that is past what
 // is left of the time, call gives up at once. The last error is returned.
+//
+// A node that refused the connection (nothing listening) is marked down,
+// and skipped by every call until probeInterval has passed; then the
+// first call to come tries it again (the probe), while the others go on
+// skipping it. When every node is marked down and no probe is due, call
+// returns at once: with the refusal it met, or, having tried nothing,
+// with op's error against downNodes; both are ErrUnreachable. A node
+// that answers anything, or takes the request and answers nothing (a
+// timeout), is not marked down: it gets its share of the time.
 func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) error) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -81,15 +105,22 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 	defer cancel()
 	note := new(retryNote)
 	ctx = context.WithValue(ctx, retryNoteKey{}, note)
+	down := i.downMarks()
 	var err error
+	tried := false // an attempt was made in this call
 	for round := 0; ; round++ {
 		note.after = 0
 		for k, node := range i.nodes {
+			if !takeNode(&down[k]) {
+				continue // refused lately: not tried again before its probe is due
+			}
+			// Past the first node (tried, or skipped as down): a failover.
 			if k > 0 {
 				i.stats.failedOver.Add(1)
 			} else if round > 0 {
 				i.stats.retried.Add(1)
 			}
+			tried = true
 			actx, acancel := ctx, context.CancelFunc(func() {})
 			if k < len(i.nodes)-1 {
 				// Another node is left to fail over to: this one gets its
@@ -98,6 +129,11 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 			}
 			err = op(actx, node)
 			slow := actx.Err() != nil && ctx.Err() == nil // this attempt's time ran out, not the call's
+			if actx.Err() == nil && refused(err) {
+				down[k].Store(clock())
+			} else {
+				down[k].Store(0) // it answered, or took the request
+			}
 			acancel()
 			if err == nil || !(slow || retryable(err)) {
 				if err != nil {
@@ -109,6 +145,14 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 				i.stats.failed.Add(1)
 				return err
 			}
+		}
+		if allDown(down) {
+			// Nothing listens anywhere: fail now, not after the timeout.
+			i.stats.failed.Add(1)
+			if !tried {
+				return op(ctx, downNodes{})
+			}
+			return err
 		}
 		wait := rand.N(min(retryCap, retryBase<<min(round, 10))) + 1
 		if note.after > 0 {
@@ -124,10 +168,138 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 		case <-ctx.Done():
 			t.Stop()
 			i.stats.failed.Add(1)
+			if err == nil { // every node skipped until the time ran out
+				return op(ctx, downNodes{})
+			}
 			return err
 		case <-t.C:
 		}
 	}
+}
+
+// probeInterval is how long a node that refused a connection is left
+// alone before one call tries it again.
+const probeInterval = 500 * time.Millisecond
+
+// epoch starts clock.
+var epoch = time.Now()
+
+// clock reads the monotonic clock, in nanoseconds since epoch plus one:
+// never 0, which marks a node that answers.
+func clock() int64 { return int64(time.Since(epoch)) + 1 }
+
+// downMarks returns the nodes' marks, one a node of i.nodes: when each
+// last refused a connection (clock), or 0.
+func (i *Instant) downMarks() []atomic.Int64 {
+	i.stats.downOnce.Do(func() { i.stats.down = make([]atomic.Int64, len(i.nodes)) })
+	return i.stats.down
+}
+
+// takeNode reports whether a call may try the node of mark now: it is not
+// marked down, or its probe is due and this call is the one to make it
+// (the mark moves on, so that the others keep skipping it meanwhile).
+func takeNode(mark *atomic.Int64) bool {
+	at := mark.Load()
+	if at == 0 {
+		return true
+	}
+	now := clock()
+	return now-at >= int64(probeInterval) && mark.CompareAndSwap(at, now)
+}
+
+// allDown reports whether every node is marked down with no probe due.
+func allDown(marks []atomic.Int64) bool {
+	now := clock()
+	for k := range marks {
+		if at := marks[k].Load(); at == 0 || now-at >= int64(probeInterval) {
+			return false
+		}
+	}
+	return len(marks) > 0
+}
+
+// nodesDown counts the nodes marked down.
+func (i *Instant) nodesDown() int {
+	marks, n := i.downMarks(), 0
+	for k := range marks {
+		if marks[k].Load() != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// refused reports whether err is a connection that could not be made
+// because nothing listens (connection refused, no route to the host or
+// network, a name that does not resolve): a dial error that is not a
+// timeout nor a cancellation.
+func refused(err error) bool {
+	var op *net.OpError
+	if err == nil || !errors.As(err, &op) || op.Op != "dial" || op.Timeout() {
+		return false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return dns.IsNotFound
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
+}
+
+// errNodesDown is the cause of a call that failed at once, every node
+// marked down.
+var errNodesDown = errors.New("centrifugo refused connections on every node (APIURL, APIURLs) at the last attempt; a node is tried again every 500ms")
+
+// downNodes is the apiClient of a call made while every node is marked
+// down: each call fails at once, as a node would have, naming the call.
+type downNodes struct{}
+
+func downError(op string, channels []string) error {
+	return &PublishError{Op: op, Channels: channels, Err: errNodesDown}
+}
+
+func (downNodes) publish(_ context.Context, channels []string, _ [][]byte, _, _ []string) error {
+	return downError("publish", channels)
+}
+
+func (downNodes) unsubscribe(_ context.Context, channel, _ string) error {
+	return downError("unsubscribe", []string{channel})
+}
+
+func (downNodes) disconnect(context.Context, string) error { return downError("disconnect", nil) }
+
+func (downNodes) history(_ context.Context, channel string, _ int) ([]json.RawMessage, error) {
+	return nil, downError("history", []string{channel})
+}
+
+func (downNodes) presence(_ context.Context, channel string) ([]presenceClient, error) {
+	return nil, downError("presence", []string{channel})
+}
+
+func (downNodes) presenceStats(_ context.Context, channel string) (PresenceStats, error) {
+	return PresenceStats{}, downError("presence_stats", []string{channel})
+}
+
+func (downNodes) presenceBatch(_ context.Context, channels []string) ([][]presenceClient, error) {
+	return nil, downError("presence", channels)
+}
+
+func (downNodes) channels(context.Context, string) ([]string, error) {
+	return nil, downError("channels", nil)
+}
+
+func (downNodes) unsubscribeAll(_ context.Context, _ string, channels []string) (int, error) {
+	return len(channels), downError("unsubscribe", channels)
+}
+
+func (downNodes) publishRecords(_ context.Context, channels []string, _ [][]byte) error {
+	return downError("publish", channels)
+}
+
+func (downNodes) historyPage(_ context.Context, channel string, _ int, _ *streamPosition, _ bool) ([]streamPub, streamPosition, error) {
+	return nil, streamPosition{}, downError("history", []string{channel})
 }
 
 // attemptTimeout is what one attempt may take against a node that is not

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -111,14 +112,16 @@ func TestLiveStoppedNodeAnswersWithinTimeout(t *testing.T) {
 	inst := ls.through(t, 500*time.Millisecond, dead)
 	start := time.Now()
 	err = inst.Broadcast(context.Background(), instant.Event{Channel: "$site_users", Message: "x"})
-	if err == nil || !errors.Is(err, context.DeadlineExceeded) && inst.Stats().Retried == 0 {
-		t.Errorf("a stopped node: %v, Stats %+v", err, inst.Stats())
+	// Nothing listens: the node is marked down at its first refusal, and
+	// the call ends there (nodes.go), ErrUnreachable.
+	if !errors.Is(err, instant.ErrUnreachable) {
+		t.Errorf("a stopped node: %v, want ErrUnreachable", err)
 	}
 	if d := time.Since(start); d > 500*time.Millisecond+time.Second {
 		t.Errorf("answered after %v with a PublishTimeout of 500ms", d)
 	}
-	if inst.Stats().Retried == 0 {
-		t.Error("a node that refused connections was not retried")
+	if s := inst.Stats(); s.Retried != 0 || s.Failed != 1 || s.NodesDown != 1 {
+		t.Errorf("a node that refused connections: Stats %+v, want it marked down and not retried", s)
 	}
 
 	// With a live node after it in APIURLs, the event goes through.
@@ -375,5 +378,181 @@ func TestLiveFailoverPastASlowNodePublishesOnceInACluster(t *testing.T) {
 	}
 	if staff := historyOf(t, reader, "$site_staff"); len(staff) != 1 {
 		t.Errorf("$site_staff history %q, want one", staff)
+	}
+}
+
+// countingTransport counts the requests sent, by host, and passes them on.
+type countingTransport struct {
+	mu    sync.Mutex
+	sent  map[string]int
+	inner http.RoundTripper
+}
+
+func newCountingTransport() *countingTransport {
+	return &countingTransport{sent: map[string]int{}, inner: http.DefaultTransport.(*http.Transport).Clone()}
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.sent[r.URL.Host]++
+	c.mu.Unlock()
+	return c.inner.RoundTrip(r)
+}
+
+func (c *countingTransport) count(host string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sent[host]
+}
+
+func hostOf(apiURL string) string { u, _ := url.Parse(apiURL); return u.Host }
+
+// TestLiveBroadcastWhileCentrifugoIsDown: Centrifugo stopped, the first
+// Broadcast meets the refusal and ends there; the next ones fail at once
+// with ErrUnreachable without a request (a probe goes out every 500ms at
+// most), and so do the other calls; Stats shows the node down. Started
+// again on the same port, a Broadcast goes through within 3 s.
+func TestLiveBroadcastWhileCentrifugoIsDown(t *testing.T) {
+	ls := startLive(t, instant.CentrifugoOptions{})
+	counter := newCountingTransport()
+	cfg := ls.cfg
+	cfg.PublishTimeout = 2 * time.Second
+	cfg.HTTPClient = &http.Client{Transport: counter}
+	inst := newInstant(t, cfg)
+	host := hostOf(cfg.APIURL)
+	ctx := context.Background()
+	ev := instant.Event{Channel: "$site_users", Message: "x"}
+	if err := inst.Broadcast(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	ls.srv.Stop()
+
+	var took []time.Duration
+	for k := 1; k <= 6; k++ {
+		before, start := counter.count(host), time.Now()
+		err := inst.Broadcast(ctx, ev)
+		d := time.Since(start)
+		took = append(took, d)
+		var pe *instant.PublishError
+		if !errors.Is(err, instant.ErrUnreachable) || !errors.As(err, &pe) || pe.Op != "publish" || len(pe.Channels) != 1 {
+			t.Fatalf("Broadcast %d with Centrifugo down: %v, want a *PublishError that is ErrUnreachable", k, err)
+		}
+		if d > time.Second {
+			t.Errorf("Broadcast %d took %v with Centrifugo down, PublishTimeout 2s", k, d)
+		}
+		// The first meets the refusal; the others try nothing, unless a
+		// probe came due while they ran (not in a few milliseconds).
+		if sent := counter.count(host) - before; k > 1 && sent > int(d/(500*time.Millisecond)) {
+			t.Errorf("Broadcast %d sent %d requests in %v while the node is down", k, sent, d)
+		}
+	}
+	t.Logf("Broadcasts with Centrifugo down took %v", took)
+	if s := inst.Stats(); s.NodesDown != 1 || s.Failed != 6 || s.Published != 1 {
+		t.Errorf("Stats %+v, want the node down and 6 failed", s)
+	}
+	// The other calls go through the same path.
+	before := counter.count(host)
+	_, errP := inst.Presence(ctx, "$site_users")
+	_, errH := inst.History(ctx, "$site_users", 10)
+	errU := inst.Unsubscribe(ctx, "$site_users", "1")
+	errD := inst.Disconnect(ctx, "1")
+	for k, err := range []error{errP, errH, errU, errD} {
+		if !errors.Is(err, instant.ErrUnreachable) {
+			t.Errorf("call %d while down: %v, want ErrUnreachable", k, err)
+		}
+	}
+	if errD == nil || !strings.HasPrefix(errD.Error(), "instant: disconnect: ") {
+		t.Errorf("Disconnect while down: %v", errD)
+	}
+	if sent := counter.count(host) - before; sent > 1 {
+		t.Errorf("%d requests while the node is down", sent)
+	}
+
+	ls.srv.Restart(t) // the same port, and healthy when it returns
+	up := time.Now()
+	var err error
+	for time.Since(up) < 3*time.Second {
+		if err = inst.Broadcast(ctx, ev); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("3 s after Centrifugo came back: %v", err)
+	}
+	t.Logf("a Broadcast went through %v after Centrifugo answered again", time.Since(up))
+	if s := inst.Stats(); s.NodesDown != 0 || s.Published != 2 {
+		t.Errorf("Stats %+v, want no node down", s)
+	}
+}
+
+// TestDownNodeIsSkippedAndProbed: of two nodes, the first refusing
+// connections, it is tried once and then skipped by the calls that
+// follow, which go to the second at once (a failover each), until its
+// probe is due (every 500ms): one call tries it again.
+func TestDownNodeIsSkippedAndProbed(t *testing.T) {
+	port, err := centrifugotest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://127.0.0.1:" + itoa(port)
+	live, n, _ := statusThenOK(t)
+	counter := newCountingTransport()
+	cfg := testConfig()
+	cfg.APIURL, cfg.APIURLs, cfg.PublishTimeout = dead+"/api", []string{live.URL + "/api"}, 2*time.Second
+	cfg.HTTPClient = &http.Client{Transport: counter}
+	inst := newInstant(t, cfg)
+	for k := range 20 {
+		if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err != nil {
+			t.Fatalf("Broadcast %d: %v", k, err)
+		}
+	}
+	if d, s := counter.count(hostOf(dead)), inst.Stats(); d != 1 || n.Load() != 20 || s.FailedOver != 20 || s.NodesDown != 1 {
+		t.Errorf("%d requests to the dead node, %d to the live one, Stats %+v: want one, 20, a failover each, one node down", d, n.Load(), s)
+	}
+	time.Sleep(600 * time.Millisecond) // the probe is due
+	for range 5 {
+		if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := counter.count(hostOf(dead)); d != 2 {
+		t.Errorf("%d requests to the dead node after its probe came due, want 2", d)
+	}
+}
+
+// TestHangingOrFailingNodeIsNotMarkedDown: a node that takes the request
+// and never answers, or answers 503, is no refusal: every call gives it
+// its time (the whole PublishTimeout for a single node), and Stats shows
+// no node down.
+func TestHangingOrFailingNodeIsNotMarkedDown(t *testing.T) {
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	defer close(release)
+	inst := standIn(t, 400*time.Millisecond, hang.URL)
+	for k := range 2 {
+		start := time.Now()
+		err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
+		if d := time.Since(start); err == nil || errors.Is(err, instant.ErrUnreachable) || d < 350*time.Millisecond {
+			t.Errorf("hanging node, call %d: %v after %v, want a timeout after PublishTimeout", k, err, d)
+		}
+	}
+	if s := inst.Stats(); s.NodesDown != 0 || s.Failed != 2 {
+		t.Errorf("hanging node: Stats %+v", s)
+	}
+
+	busy, n, _ := statusThenOK(t, status(http.StatusServiceUnavailable, ""), status(http.StatusServiceUnavailable, ""))
+	inst = standIn(t, 2*time.Second, busy.URL)
+	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err != nil || n.Load() != 3 {
+		t.Errorf("two 503s: %v after %d requests, want through on the third", err, n.Load())
+	}
+	if s := inst.Stats(); s.NodesDown != 0 || s.Retried != 2 {
+		t.Errorf("two 503s: Stats %+v", s)
 	}
 }

@@ -135,6 +135,10 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 		return err
 	}
 	key, _ := json.Marshal(ev.ID) // a string: never fails
+	tags := 0                     // the bytes of a row's tags
+	if ev.Origin != "" {
+		tags = len(`,"tags":{"origin":""}`) + len(ev.Origin)
+	}
 	var rows, parts, offsets, lengths []byte
 	flush := func() error {
 		_, err := tx.ExecContext(ctx, i.outboxTable.insert, rows, string(parts), string(offsets), string(lengths), i.outboxTable.notify)
@@ -154,7 +158,7 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 			// Each row is the payload and some 50 bytes around it.
 			n := 0
 			for _, p := range payloads[k:] {
-				n += len(p) + len(ch) + len(key) + 48
+				n += len(p) + len(ch) + len(key) + 48 + tags
 				if n > maxOutboxStatement {
 					break
 				}
@@ -175,6 +179,11 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 		rows = append(rows, payloads[k]...)
 		rows = append(rows, `,"idempotency_key":`...)
 		rows = append(rows, key...)
+		if ev.Origin != "" { // the tag Broadcast sends (publish_api.go)
+			rows = append(rows, `,"tags":{"origin":`...)
+			rows = appendOrigin(rows, ev.Origin)
+			rows = append(rows, '}')
+		}
 		rows = append(rows, '}')
 		parts = strconv.AppendInt(parts, int64(i.partitionOf(ch)), 10)
 		offsets = strconv.AppendInt(offsets, int64(start+1), 10) // SQL counts from 1

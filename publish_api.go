@@ -16,7 +16,11 @@ package instant
 // The endpoint is Centrifugo v6's /api/batch, beside APIURL (which ends in
 // /api), with the same API key check in front:
 //
-//	{"commands":[{"publish":{"channel":"…","data":{…},"idempotency_key":"…"}},…]}
+//	{"commands":[{"publish":{"channel":"…","data":{…},"idempotency_key":"…","tags":{"origin":"…"}}},…]}
+//
+// ("tags" only for an event with an Origin: Centrifugo keeps a
+// publication's tags with it and filters on them for subscribers that ask,
+// the browser helper's "not my origin"),
 //
 // answered by {"replies":[{"publish":{…}} or {"error":{"code","message"}},…]},
 // one reply a command, in order. Checked in Centrifugo v6.9.1's source:
@@ -50,12 +54,13 @@ import (
 )
 
 // publish sends payloads[k] to channels[k] with the idempotency key
-// keys[k], all in one request, in order. When Centrifugo answered with an
+// keys[k] and the tag "origin" origins[k] (none when "", or when origins
+// is nil), all in one request, in order. When Centrifugo answered with an
 // API error for some publications, the *PublishError lists their channels
 // and their indices (failedPubs).
-func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]byte, keys []string) error {
+func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error {
 	ctx = withReplyLimit(ctx, smallReply+int64(len(channels))*publishReply)
-	body := appendBatch(channels, payloads, keys)
+	body := appendBatch(channels, payloads, keys, origins)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.batchURL, nil)
 	if err != nil {
 		return &PublishError{Op: "publish", Channels: channels, Err: g.redactError(err)}
@@ -87,11 +92,15 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 
 // appendBatch writes the request: one publish command a publication,
 // in a slice of the size it will take (unless names need escaping).
-func appendBatch(channels []string, payloads [][]byte, keys []string) []byte {
+func appendBatch(channels []string, payloads [][]byte, keys, origins []string) []byte {
 	const command = len(`{"publish":{"channel":"","data":,"idempotency_key":""}},`)
+	const tags = len(`,"tags":{"origin":""}`)
 	size := len(`{"commands":[]}`)
 	for k, ch := range channels {
 		size += command + len(ch) + len(payloads[k]) + len(keys[k])
+		if origins != nil && origins[k] != "" {
+			size += tags + len(origins[k])
+		}
 	}
 	b := make([]byte, 0, size)
 	b = append(b, `{"commands":[`...)
@@ -110,9 +119,26 @@ func appendBatch(channels []string, payloads [][]byte, keys []string) []byte {
 			b = append(b, `,"idempotency_key":`...)
 			b = appendJSONString(b, key)
 		}
+		if origins != nil && origins[k] != "" {
+			b = append(b, `,"tags":{"origin":`...)
+			b = appendOrigin(b, origins[k])
+			b = append(b, '}')
+		}
 		b = append(b, "}}"...)
 	}
 	return append(b, "]}"...)
+}
+
+// appendOrigin writes origin as a JSON string, the same string as the
+// payload's "origin" (encoding/json's): an origin of any bytes is made
+// valid UTF-8 the way json.Marshal makes it, so that the tag and the
+// payload always agree.
+func appendOrigin(b []byte, origin string) []byte {
+	if utf8.ValidString(origin) {
+		return appendJSONString(b, origin)
+	}
+	s, _ := json.Marshal(origin) // a string: never fails
+	return append(b, s...)
 }
 
 // publishReplies reads Centrifugo's answer to len(channels) publications.

@@ -63,10 +63,14 @@ type Event struct {
 	// thousands are fine: the channels are listed in linear time.
 	Users []string
 	// Origin names the browser tab the change came from, sent as "origin"
-	// (omitted when empty): the browser helper drops events carrying its
-	// own origin, so a tab that made a change and updated its own page is
-	// not told again. Set it with Origin(c). It only decides which tab
-	// skips the event, and grants or hides nothing else. When set, it is
+	// (omitted when empty), and as the publication's tag "origin", so that
+	// a tab that made a change and updated its own page is not told again:
+	// Centrifugo does not send the event to the tab's subscriptions, which
+	// the browser helper makes with the filter "origin not this tab's"
+	// (where the namespace has allow_tags_filter, as CentrifugoConfig
+	// writes it), and the helper drops what still comes carrying its
+	// origin. Set it with Origin(c). A convenience, not a security
+	// boundary: it only decides which tab skips the event. When set, it is
 	// 1 to 64 letters, digits, '-' and '_' (ErrInvalidEvent otherwise).
 	Origin string
 }
@@ -75,10 +79,11 @@ type Event struct {
 // the only seam between the plugin and gocent (see gocent.go).
 type apiClient interface {
 	// publish sends payloads[k] to channels[k] under the idempotency key
-	// keys[k], all in one request, in order. When Centrifugo answered and
-	// refused some publications, the error is a *PublishError listing
-	// their channels and, in failedPubs, their indices.
-	publish(ctx context.Context, channels []string, payloads [][]byte, keys []string) error
+	// keys[k], tagged with the origin origins[k] unless that is "" (origins
+	// may be nil: no tags), all in one request, in order. When Centrifugo
+	// answered and refused some publications, the error is a *PublishError
+	// listing their channels and, in failedPubs, their indices.
+	publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error
 	unsubscribe(ctx context.Context, channel, user string) error
 	disconnect(ctx context.Context, user string) error
 	history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error)
@@ -113,8 +118,10 @@ type apiClient interface {
 // delivers, or whose Origin is malformed, is ErrInvalidEvent: see Event;
 // a public name such as "staff_news" whose "$" form is a private
 // channel is refused: it would publish a private event to everyone), else
-// a *PublishError (errors.Is(err, ErrAPIKey) for a refused key), within
-// Config.PublishTimeout. Safe for concurrent use.
+// a *PublishError (errors.Is(err, ErrAPIKey) for a refused key,
+// errors.Is(err, ErrUnreachable) when every node refused the connection:
+// while they do, calls fail at once instead of waiting, see
+// Stats.NodesDown), within Config.PublishTimeout. Safe for concurrent use.
 func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -127,7 +134,14 @@ func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
 	for k := range keys {
 		keys[k] = ev.ID
 	}
-	return i.publishEvents(ctx, channels, payloads, keys, nil)
+	var origins []string
+	if ev.Origin != "" {
+		origins = make([]string, len(channels))
+		for k := range origins {
+			origins[k] = ev.Origin
+		}
+	}
+	return i.publishEvents(ctx, channels, payloads, keys, origins, nil)
 }
 
 // BroadcastBatch publishes several events in one call to Centrifugo: one
@@ -165,6 +179,7 @@ func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
 	channels := make([]string, 0, len(events)) // one channel an event, mostly
 	keys := make([]string, 0, len(events))
 	payloads := make([][]byte, 0, len(events))
+	var origins []string // nil while no event has an origin
 	ends := make([]int, len(events))
 	for k := range events {
 		ev := events[k]
@@ -177,9 +192,17 @@ func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
 		for range chs {
 			keys = append(keys, ev.ID)
 		}
+		if ev.Origin != "" && origins == nil {
+			origins = make([]string, len(keys)-len(chs), cap(keys))
+		}
+		if origins != nil {
+			for range chs {
+				origins = append(origins, ev.Origin)
+			}
+		}
 		ends[k] = len(channels)
 	}
-	return i.publishEvents(ctx, channels, payloads, keys, ends)
+	return i.publishEvents(ctx, channels, payloads, keys, origins, ends)
 }
 
 // prepareEvent checks ev, completes it, and encodes one payload for each of
@@ -200,8 +223,10 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 // BroadcastBatch: a *PublishError after Centrifugo answered then lists in
 // Failed the events it did not publish in full. Broadcast passes nil: one
 // event, and Failed stays nil.
-func (i *Instant) publishEvents(ctx context.Context, channels []string, payloads [][]byte, keys []string, ends []int) error {
-	err := i.call(ctx, func(ctx context.Context, api apiClient) error { return api.publish(ctx, channels, payloads, keys) })
+func (i *Instant) publishEvents(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string, ends []int) error {
+	err := i.call(ctx, func(ctx context.Context, api apiClient) error {
+		return api.publish(ctx, channels, payloads, keys, origins)
+	})
 	events := max(len(ends), 1)
 	if err == nil {
 		i.stats.published.Add(uint64(events))

@@ -103,6 +103,12 @@ async function asked(since) {
   }
 }
 
+// "To others" (tags_test.go) is a run of its own.
+if (phase === 'tags' || phase === 'untagged') {
+  await toOthers();
+  process.exit(0);
+}
+
 const result = {};
 const ann = page('1');
 ann.subscribe('$project-7').subscribe('$project-8').subscribe('$project-9');
@@ -182,3 +188,96 @@ if (phase === 'valid') {
 ann.stop();
 process.stdout.write(JSON.stringify({ result }) + '\n');
 process.exit(0);
+
+// "To others" (tags_test.go): two tabs of ann, a and b. Tab a causes 100
+// events on each of three channels (one private without a namespace, one
+// of a rule's namespace, one public), tagged with its origin; nobody
+// causes 10. Every publication that reaches a tab's Centrifuge
+// subscriptions is counted on the wire (before the helper sees it), by
+// the first word of its message; so is what the helper hands the page.
+// Phase 'tags': Centrifugo has allow_tags_filter (the generated config);
+// 'untagged': it has not, and the helper falls back to its own drop.
+async function toOthers() {
+  const result = {};
+  const channels = ['$site_users', '$team:1', 'site_public'];
+  const tab = (name) => {
+    const live = page('1', { presence: false });
+    live.subscribe('$team:1');
+    live.wire = {};
+    live.got = {};
+    live.unsubscribed = 0;
+    live.on('subscription', (ch, state) => { if (state === 'unsubscribed') live.unsubscribed++; });
+    live.on('event', (ev, ch) => {
+      const k = ch + ' ' + ev.message.split(' ')[0];
+      live.got[k] = (live.got[k] || 0) + 1;
+    });
+    live.name = name;
+    return live;
+  };
+  const a = tab('a');
+  const b = tab('b');
+  await a.start();
+  await b.start();
+  const ready = (live) => live.state === 'connected' && channels.every((ch) => {
+    const sub = live.client.getSubscription(ch);
+    return !!sub && sub.state === 'subscribed';
+  });
+  await until('both tabs subscribed', () => ready(a) && ready(b));
+  for (const live of [a, b]) {
+    for (const ch of channels) {
+      live.client.getSubscription(ch).on('publication', (ctx) => {
+        const k = ch + ' ' + String(ctx.data && ctx.data.message).split(' ')[0];
+        live.wire[k] = (live.wire[k] || 0) + 1;
+      });
+    }
+  }
+  result.unsubscribed = a.unsubscribed + b.unsubscribed;
+  // Bursts, then an end mark each channel: a tab that has the mark has
+  // every publication sent before it (a channel keeps its order).
+  let mark = 0;
+  const send = async (what, origin, n) => {
+    for (const ch of channels) await ask({ do: 'burst', channel: ch, message: what, origin, n });
+    const end = 'end' + ++mark;
+    for (const ch of channels) await ask({ do: 'burst', channel: ch, message: end, origin: '', n: 1 });
+    await until(end, () => [a, b].every((live) => channels.every((ch) => live.wire[ch + ' ' + end] === 1)));
+  };
+  const first = a.origin;
+  await send('mine', a.origin, 100);
+  await send('nobody', '', 10);
+  result.wireA = pick(a.wire, ['mine', 'nobody']);
+  result.wireB = pick(b.wire, ['mine', 'nobody']);
+  result.gotA = pick(a.got, ['mine', 'nobody']);
+  result.gotB = pick(b.got, ['mine', 'nobody']);
+  result.droppedA = a.droppedOwn;
+  result.byChannelA = { ...a.wire };
+  // The site mints tab a a new origin (a refresh): the subscriptions keep
+  // the filter they were made with until they subscribe again, and the
+  // helper drops what comes; after Centrifugo restarts, the filter holds
+  // the new origin and the old one.
+  await a.refresh();
+  result.newOrigin = a.origin !== first;
+  await send('fresh', a.origin, 10);
+  const subscribed = [a.log.subscribed, b.log.subscribed];
+  await ask({ do: 'restart' });
+  await until('both tabs back', () => ready(a) && ready(b) &&
+    a.log.subscribed >= subscribed[0] + channels.length && b.log.subscribed >= subscribed[1] + channels.length);
+  await send('again', a.origin, 10);
+  await send('old', first, 10);
+  result.wireA2 = pick(a.wire, ['fresh', 'again', 'old']);
+  result.gotA2 = pick(a.got, ['fresh', 'again', 'old']);
+  result.wireB2 = pick(b.wire, ['fresh', 'again', 'old']);
+  a.stop();
+  b.stop();
+  process.stdout.write(JSON.stringify({ result }) + '\n');
+}
+
+// pick sums counts by their message word, over the channels.
+function pick(counts, words) {
+  const out = {};
+  for (const w of words) out[w] = 0;
+  for (const [k, n] of Object.entries(counts)) {
+    const w = k.split(' ')[1];
+    if (w in out) out[w] += n;
+  }
+  return out;
+}

@@ -669,4 +669,67 @@ await live.start();
   out.readme = [has('$site_users hello {"n":1}'), has('["site_public","$site_users","$project-7"] []'), has('2 arrived'), has('$project-7 project news '), logged.some((l) => l.startsWith('connection connected'))].join(',');
 }
 
-console.log(JSON.stringify(out));
+
+// 14. "To others" (tags_test.go runs these, with the argument "tags"):
+// every subscription asks Centrifugo for the publications whose "origin"
+// tag is none of this tab's ids; where Centrifugo refuses a filter (107: a
+// namespace without allow_tags_filter), the subscription is made again
+// without one, the page sees no refusal and the site is not asked again,
+// and the namespace's next channels go without a filter at once. A new
+// origin is in the filter from the next subscribe on.
+const tagsOut = {};
+{
+  const refusing = new Set(['']); // namespaces without allow_tags_filter
+  const log = [];
+  class FilteredSubscription extends StandInSubscription {
+    setTagsFilter(f) { this.opts = { ...this.opts, tagsFilter: f }; }
+    _subscribe() {
+      const f = this.opts.tagsFilter;
+      if (this.client.state === 'connected') {
+        const ns = this.channel.replace(/^\$/, '').split(':');
+        const vals = f ? f.vals.filter((v) => !/^[0-9a-f]{24}$/.test(v)).join('+') : '';
+        log.push(this.channel + ' ' + (f ? f.key + ' ' + f.cmp + ' ' + vals : 'none'));
+        if (f && refusing.has(ns.length > 1 ? ns[0] : '')) {
+          this.flow++;
+          this._set('unsubscribed', 107, 'bad request');
+          return;
+        }
+      }
+      return super._subscribe();
+    }
+  }
+  class FilteringCentrifuge extends StandInCentrifuge {
+    newSubscription(name, opts) {
+      const s = new FilteredSubscription(this, name, opts || {});
+      this.subs.set(name, s);
+      return s;
+    }
+  }
+  FilteringCentrifuge.UnauthorizedError = UnauthorizedError;
+  site.reset([{ name: 'site_public', level: 'public' }, { name: '$room', level: 'users' }]);
+  site.minted = 'origin-1';
+  const live = new Instant(FilteringCentrifuge, {});
+  const states = [];
+  live.on('subscription', (ch, state, reason) => states.push(ch + ' ' + state + (reason ? ' (' + reason + ')' : '')));
+  live.subscribe('$team:1');
+  await live.start();
+  await until('the subscriptions', () => live.client.subs.size === 3 && allSubscribed(live));
+  tagsOut.start = log.splice(0).sort().join(' | ');
+  tagsOut.states = states.filter((s) => !s.includes('subscribing')).sort().join(' | ');
+  tagsOut.refusals = states.filter((s) => s.includes('unsubscribed')).length;
+  tagsOut.requests = site.count('/instant/channels') + ' channels, ' + auths().length + ' auth';
+  // Another channel without a namespace: no filter from the start.
+  live.subscribe('$room2');
+  await until('$room2', () => live.client.subs.size === 4 && allSubscribed(live));
+  tagsOut.later = log.splice(0).join(' | ');
+  // A new origin (a login): in the filter of the next subscribe.
+  site.minted = 'origin-2';
+  await live.refresh();
+  live.client.drop();
+  await until('back', () => live.client.state === 'connected' && allSubscribed(live));
+  tagsOut.resubscribed = log.splice(0).sort().join(' | ');
+  tagsOut.origins = live.origin;
+  live.stop();
+}
+
+console.log(JSON.stringify(process.argv[3] === 'tags' ? tagsOut : out));

@@ -1,0 +1,477 @@
+package instant_test
+
+// "To others" on the server: Broadcast, BroadcastBatch and BroadcastTx tag
+// each publication of an event with its Origin, the generated Centrifugo
+// config lets subscribers filter on tags (allow_tags_filter), and client.js
+// subscribes with "origin not mine", so the tab that caused an event is not
+// sent it at all. Against a real Centrifugo, but for the first test.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/centrifugal/centrifuge-go"
+	"github.com/gin-gonic/gin"
+	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
+)
+
+// TestPublishTagsTheOrigin: a publication of an event with an Origin
+// carries the tag "origin" (the same string as the payload's "origin");
+// one without carries no tags.
+func TestPublishTagsTheOrigin(t *testing.T) {
+	inst, f := fakeInstant(t)
+	ctx := context.Background()
+	odd := "tab_3-Q"
+	if err := inst.Broadcast(ctx, instant.Event{Channels: []string{"a", "b"}, Origin: "tab-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.Broadcast(ctx, instant.Event{Channel: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	batch := []instant.Event{{Channel: "a"}, {Channels: []string{"a", "b"}, Origin: odd}, {Channel: "b"}, {Channel: "c", Origin: "tab-2"}}
+	if err := inst.BroadcastBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.BroadcastBatch(ctx, []instant.Event{{Channel: "a"}, {Channel: "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	oddTag := odd
+	want := [][]string{{"tab-1", "tab-1"}, {""}, {"", oddTag, oddTag, "", "tab-2"}, {"", ""}}
+	for req, origins := range want {
+		if len(f.requests[req]) != len(origins) {
+			t.Fatalf("request %d: %d publications, want %d", req, len(f.requests[req]), len(origins))
+		}
+		for k, cmd := range f.requests[req] {
+			params := cmd["params"].(map[string]any)
+			data := params["data"].(map[string]any)
+			tags, hasTags := params["tags"].(map[string]any)
+			switch {
+			case origins[k] == "" && (hasKey(params, "tags") || hasKey(data, "origin")):
+				t.Errorf("request %d, publication %d: tags %v, origin %v, want none", req, k, params["tags"], data["origin"])
+			case origins[k] != "" && (!hasTags || len(tags) != 1 || tags["origin"] != origins[k] || data["origin"] != origins[k]):
+				t.Errorf("request %d, publication %d: tags %v, origin %q, want %q in both", req, k, params["tags"], data["origin"], origins[k])
+			}
+		}
+	}
+}
+
+// filtered subscribes lc to channel asking Centrifugo for the publications
+// whose tag "origin" is not origin, and counts those it is sent, by the
+// first word of their message. It returns the counts, and Centrifugo's
+// refusal code (0 when it took the subscription).
+func filtered(t *testing.T, lc *liveClient, channel, origin string, withToken bool) (*wireCounts, uint32) {
+	t.Helper()
+	cfg := centrifuge.SubscriptionConfig{TagsFilter: centrifuge.FilterNeq("origin", origin)}
+	if withToken {
+		cfg.GetToken = func(centrifuge.SubscriptionTokenEvent) (string, error) {
+			return lc.token("/instant/subscription_token", map[string]any{"channel": channel})
+		}
+	}
+	sub, err := lc.c.NewSubscription(channel, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &wireCounts{n: map[string]int{}}
+	sub.OnPublication(func(e centrifuge.PublicationEvent) {
+		var p struct{ Message string }
+		_ = json.Unmarshal(e.Data, &p)
+		w.mu.Lock()
+		w.n[strings.Fields(p.Message + " ?")[0]]++
+		w.mu.Unlock()
+	})
+	ok, code := awaitSubscribe(t, sub)
+	if !ok {
+		_ = lc.c.RemoveSubscription(sub)
+		return nil, code
+	}
+	return w, 0
+}
+
+type wireCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (w *wireCounts) get(word string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n[word]
+}
+
+// waitMark waits until every one of ws received the publication whose
+// message is mark (sent after the others: a channel keeps its order).
+func waitMark(t *testing.T, mark string, ws ...*wireCounts) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, w := range ws {
+		for w.get(mark) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never arrived", mark)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// TestLiveToOthers: two connections of one user, each subscribed with the
+// filter of its own origin to a private channel without a namespace, one
+// of a rule's namespace and a public one. 100 events of tab A's origin
+// through Broadcast and a mixed BroadcastBatch: Centrifugo sends tab A none
+// of them and tab B all; events without an origin go to both.
+func TestLiveToOthers(t *testing.T) {
+	ls := startLive(t, instant.CentrifugoOptions{})
+	a, b := ls.connect(t, &alice), ls.connect(t, &alice)
+	channels := []string{"$site_users", "$orders:o1", "site_public"}
+	var wa, wb []*wireCounts
+	for _, ch := range channels {
+		w, code := filtered(t, a, ch, "tab-a", ch[0] == '$')
+		if w == nil {
+			t.Fatalf("tab A, %s: refused with %d", ch, code)
+		}
+		wa = append(wa, w)
+		if w, code = filtered(t, b, ch, "tab-b", ch[0] == '$'); w == nil {
+			t.Fatalf("tab B, %s: refused with %d", ch, code)
+		}
+		wb = append(wb, w)
+	}
+	ctx := context.Background()
+	for k := range 100 {
+		if err := ls.inst.Broadcast(ctx, instant.Event{Channels: channels, Message: fmt.Sprint("mine ", k), Origin: "tab-a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var batch []instant.Event
+	for k := range 20 {
+		ev := instant.Event{Channels: channels, Message: fmt.Sprint("batch-nobody ", k)}
+		if k%2 == 0 {
+			ev.Origin, ev.Message = "tab-a", fmt.Sprint("batch-mine ", k)
+		}
+		batch = append(batch, ev)
+	}
+	batch = append(batch, instant.Event{Channels: channels, Message: "end"})
+	if err := ls.inst.BroadcastBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	waitMark(t, "end", append(wa, wb...)...)
+	for k, ch := range channels {
+		gotA := []int{wa[k].get("mine"), wa[k].get("batch-mine"), wa[k].get("batch-nobody")}
+		gotB := []int{wb[k].get("mine"), wb[k].get("batch-mine"), wb[k].get("batch-nobody")}
+		if !slices.Equal(gotA, []int{0, 0, 10}) || !slices.Equal(gotB, []int{100, 10, 10}) {
+			t.Errorf("%s: tab A was sent %v, tab B %v (its own, its own in a batch, nobody's): want [0 0 10] and [100 10 10]", ch, gotA, gotB)
+		}
+		t.Logf("%s: of 100 events of its own, tab A was sent %d, tab B %d", ch, gotA[0], gotB[0])
+	}
+}
+
+// withoutTagsFilter is a config CentrifugoConfig wrote, made as one
+// written before allow_tags_filter was: without it anywhere.
+func withoutTagsFilter(t *testing.T, raw []byte) []byte {
+	t.Helper()
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	ch := cfg["channel"].(map[string]any)
+	delete(ch["without_namespace"].(map[string]any), "allow_tags_filter")
+	for _, ns := range ch["namespaces"].([]any) {
+		delete(ns.(map[string]any), "allow_tags_filter")
+	}
+	out, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(out, []byte("allow_tags_filter")) {
+		t.Fatal("allow_tags_filter left in the config")
+	}
+	return out
+}
+
+// TestLiveTagsFilterWithoutTheOption: a Centrifugo whose namespace has no
+// allow_tags_filter refuses a subscription with a filter (107, bad
+// request), and takes it without: what client.js falls back on.
+func TestLiveTagsFilterWithoutTheOption(t *testing.T) {
+	var inst *instant.Instant
+	srv := centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cfg := testConfig()
+		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		var err error
+		if inst, err = instant.New(cfg); err != nil {
+			return nil, err
+		}
+		raw, err := inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
+		if err != nil {
+			return nil, err
+		}
+		return withoutTagsFilter(t, raw), nil
+	})
+	ls := &liveSetup{srv: srv, inst: inst, app: newRouter(inst)}
+	lc := ls.connect(t, &alice)
+	if w, code := filtered(t, lc, "$site_users", "tab-a", true); w != nil || code != 107 {
+		t.Fatalf("a filter where the namespace has no allow_tags_filter: refused with %d, want 107", code)
+	}
+	if !lc.subscribe("$site_users", true, "") {
+		t.Fatal("refused without a filter too")
+	}
+	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "$site_users", Message: "tagged", Origin: "tab-a"}); err != nil {
+		t.Fatalf("a tagged publication to a server without the option: %v", err)
+	}
+	lc.waitFor("tagged")
+}
+
+// TestLiveBroadcastTxTagsTheOrigin: the outbox rows carry the tag too:
+// through Centrifugo's outbox consumer, tab A is sent none of its own
+// events, tab B all.
+func TestLiveBroadcastTxTagsTheOrigin(t *testing.T) {
+	o := startOutbox(t)
+	ls := o.node(t, true)
+	a, b := ls.connect(t, &alice), ls.connect(t, &alice)
+	wa, code := filtered(t, a, "$site_users", "tab-a", true)
+	if wa == nil {
+		t.Fatalf("tab A refused with %d", code)
+	}
+	wb, code := filtered(t, b, "$site_users", "tab-b", true)
+	if wb == nil {
+		t.Fatalf("tab B refused with %d", code)
+	}
+	ctx := context.Background()
+	send := func(ev instant.Event) {
+		tx, err := o.db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ls.inst.BroadcastTx(ctx, tx, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k := range 20 {
+		send(instant.Event{Channel: "$site_users", Message: fmt.Sprint("mine ", k), Origin: "tab-a"})
+	}
+	send(instant.Event{Channel: "$site_users", Message: "end"})
+	waitMark(t, "end", wa, wb)
+	if a, b := wa.get("mine"), wb.get("mine"); a != 0 || b != 20 {
+		t.Errorf("of 20 events of tab A through the outbox, tab A was sent %d, tab B %d: want 0 and 20", a, b)
+	}
+}
+
+// TestClientJSTagsFilterLogic runs the "to others" cases of
+// testdata/clientjs_unit.mjs: client.js against the stand-in for
+// centrifuge-js, which refuses a filter (107) in the channels without a
+// namespace, as Centrifugo does where a namespace has no allow_tags_filter.
+func TestClientJSTagsFilterLogic(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		needTool(t, "node is not installed")
+	}
+	js, _ := filepath.Abs("client.js")
+	var stderr bytes.Buffer
+	cmd := exec.Command(node, "testdata/clientjs_unit.mjs", js, "tags")
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s%s", err, out, stderr.Bytes())
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	want := map[string]any{
+		// Each subscribe as the server got it: the filter, refused where
+		// there is no namespace, and then none there.
+		"start":    "$room none | $room origin nin origin-1 | $team:1 origin nin origin-1 | site_public none | site_public origin nin origin-1",
+		"states":   "$room subscribed | $team:1 subscribed | site_public subscribed",
+		"refusals": float64(0),
+		"requests": "1 channels, 1 auth",
+		"later":    "$room2 none",
+		// After a refresh gave a new origin, and a reconnect: both ids.
+		"resubscribed": "$room none | $room2 none | $team:1 origin nin origin-1+origin-2 | site_public none",
+		"origins":      "origin-2",
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: got %v, want %v", k, got[k], w)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: %v, not checked", k, got[k])
+		}
+	}
+}
+
+// liveNode finds node with a WebSocket and centrifuge-js, for the scripts
+// that run client.js against a real Centrifugo (see TestClientJSLive).
+func liveNode(t *testing.T) (node string, flags []string, centrifugeJS string) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		needTool(t, "node is not installed")
+	}
+	centrifugeJS, _ = filepath.Abs("example_app/node_modules/centrifuge/build/index.mjs")
+	if _, err := os.Stat(centrifugeJS); err != nil {
+		needTool(t, "no centrifuge-js: run `make npm` (%v)", err)
+	}
+	for _, try := range [][]string{nil, {"--experimental-websocket"}} {
+		probe := append(slices.Clone(try), "-e", `process.exit(typeof WebSocket === "function" ? 0 : 1)`)
+		if exec.Command(node, probe...).Run() == nil {
+			return node, try, centrifugeJS
+		}
+	}
+	needTool(t, "this node has no WebSocket")
+	return "", nil, ""
+}
+
+// TestClientJSLiveToOthers runs the "to others" part of
+// testdata/clientjs_live.mjs: client.js with the real centrifuge-js under
+// Node, two tabs of one user, against a real Centrifugo with the generated
+// config ("tags") and with one written before allow_tags_filter
+// ("untagged"). Tab A causes 100 events on each of three channels.
+func TestClientJSLiveToOthers(t *testing.T) {
+	node, flags, centrifugeJS := liveNode(t)
+	for _, phase := range []string{"tags", "untagged"} {
+		t.Run(phase, func(t *testing.T) {
+			got := runToOthers(t, node, flags, centrifugeJS, phase)
+			text := func(k string) string { b, _ := json.Marshal(got[k]); return string(b) }
+			t.Logf("%s: tab A's own events on the wire %s, handed to the page %s, dropped by the helper %v; tab B's %s; by channel %s",
+				phase, text("wireA"), text("gotA"), got["droppedA"], text("wireB"), text("byChannelA"))
+			t.Logf("%s: after a new origin: on the wire %s, handed to the page %s; tab B %s", phase, text("wireA2"), text("gotA2"), text("wireB2"))
+			want := map[string]string{
+				// The page sees nothing of its own, the other tab everything.
+				"gotA":         `{"mine":0,"nobody":30}`,
+				"gotB":         `{"mine":300,"nobody":30}`,
+				"wireB":        `{"mine":300,"nobody":30}`,
+				"gotA2":        `{"again":0,"fresh":0,"old":0}`,
+				"wireB2":       `{"again":30,"fresh":30,"old":30}`,
+				"newOrigin":    `true`,
+				"unsubscribed": `0`, // the fallback shows the page no refusal
+				"wireA":        `{"mine":0,"nobody":30}`,
+				"droppedA":     `0`,
+				// A new origin is filtered from the next subscribe on.
+				"wireA2": `{"again":0,"fresh":30,"old":0}`,
+			}
+			if phase == "untagged" {
+				// Centrifugo sends everything; the helper drops this tab's.
+				want["wireA"] = `{"mine":300,"nobody":30}`
+				want["droppedA"] = `300`
+				want["wireA2"] = `{"again":30,"fresh":30,"old":30}`
+			}
+			for k, w := range want {
+				if text(k) != w {
+					t.Errorf("%s: %s, want %s", k, text(k), w)
+				}
+			}
+		})
+	}
+}
+
+// runToOthers starts Centrifugo (without allow_tags_filter for
+// "untagged") and the app, runs the script's phase, broadcasting as it
+// asks, and returns its result.
+func runToOthers(t *testing.T, node string, flags []string, centrifugeJS, phase string) map[string]any {
+	var inst *instant.Instant
+	cent := centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cfg := testConfig()
+		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		cfg.PublishTimeout = 2 * time.Second
+		var err error
+		if inst, err = instant.New(cfg); err != nil {
+			return nil, err
+		}
+		err = inst.Authorize("$team:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
+			return u != nil && p["id"] == u.ID, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		raw, err := inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
+		if err == nil && phase == "untagged" {
+			raw = withoutTagsFilter(t, raw)
+		}
+		return raw, err
+	})
+	app := newRouter(inst)
+	ann := instant.User{ID: "1", Username: "ann"}
+	cookie := newBrowser(t, app).as(&ann).cookieHeader().Get("Cookie")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// /as/1/... is the app as ann sees it: both tabs share her session.
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/as/1/"); ok {
+			r.URL.Path = "/" + rest
+			r.Header.Set("Cookie", cookie)
+		}
+		app.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	clientJS, _ := filepath.Abs("client.js")
+	script, _ := filepath.Abs("testdata/clientjs_live.mjs")
+	cmd := exec.CommandContext(ctx, node, append(slices.Clone(flags), script, clientJS, centrifugeJS, srv.URL, phase)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waited error
+	wait := sync.OnceFunc(func() { waited = cmd.Wait() })
+	t.Cleanup(func() {
+		cancel()
+		wait()
+		if t.Failed() {
+			t.Logf("what the pages went through:\n%s", stderr.Bytes())
+		}
+	})
+	reply := func(v any) {
+		b, _ := json.Marshal(v)
+		_, _ = stdin.Write(append(b, '\n'))
+	}
+	var result map[string]any
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		var msg struct {
+			Do, Channel, Message, Origin string
+			N                            int
+			Result                       map[string]any
+		}
+		if err := json.Unmarshal(lines.Bytes(), &msg); err != nil {
+			t.Errorf("the script wrote %q", lines.Text())
+			continue
+		}
+		switch msg.Do {
+		case "burst":
+			var err error
+			for k := 0; k < msg.N && err == nil; k++ {
+				err = inst.Broadcast(ctx, instant.Event{Channel: msg.Channel, Message: fmt.Sprint(msg.Message, " ", k), Origin: msg.Origin})
+			}
+			if err != nil {
+				t.Errorf("broadcast: %v", err)
+			}
+			reply(map[string]any{"ok": err == nil})
+		case "restart":
+			cent.Restart(t)
+			reply(map[string]any{"ok": true})
+		default:
+			result = msg.Result
+		}
+	}
+	if wait(); waited != nil || result == nil {
+		t.Fatalf("node: %v, result %v", waited, result)
+	}
+	return result
+}
