@@ -27,7 +27,7 @@
 // # Requests
 //
 // Session records the Instant and, on first use, the user on the request:
-// CurrentUser(c) in a handler, UserFromContext(c.Request.Context()) from
+// CurrentUser(c) in a handler, CurrentUser(c.Request.Context()) from
 // code that holds only a context or runs on another goroutine (ask for the
 // user on the handler's goroutine first: the first load reads the
 // session, which only that goroutine may touch). A *gin.Context is gin's

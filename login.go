@@ -7,8 +7,8 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// SessionKey is the session value in which Login keeps the user, as JSON.
-const SessionKey = "instant.user"
+// sessionKey is the session value in which Login keeps the user, as JSON.
+const sessionKey = "instant.user"
 
 // Login stores u in the session as the logged-in user and saves the
 // session. It needs sessions.Sessions before it (ErrNoSession otherwise)
@@ -31,7 +31,7 @@ func Login(c *gin.Context, u User) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidUser, err)
 	}
-	s.Set(SessionKey, string(raw))
+	s.Set(sessionKey, string(raw))
 	if err := s.Save(); err != nil {
 		return fmt.Errorf("instant: save session: %w", err)
 	}
@@ -49,7 +49,7 @@ func Logout(c *gin.Context) error {
 	if !ok {
 		return ErrNoSession
 	}
-	s.Delete(SessionKey)
+	s.Delete(sessionKey)
 	if err := s.Save(); err != nil {
 		return fmt.Errorf("instant: save session: %w", err)
 	}

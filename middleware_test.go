@@ -103,9 +103,9 @@ func TestContextAccessors(t *testing.T) {
 	r.GET("/ctx", func(c *gin.Context) {
 		fromGin = instant.Default(c)
 		mustGet = c.MustGet("instant").(*instant.Instant)
-		fromReq = instant.FromContext(c.Request.Context())
-		userFromReq = instant.UserFromContext(c.Request.Context())
-		userFromGin = instant.UserFromContext(c.Copy())
+		fromReq = instant.Default(c.Request.Context())
+		userFromReq = instant.CurrentUser(c.Request.Context())
+		userFromGin = instant.CurrentUser(c.Copy())
 	})
 	b := newBrowser(t, r).as(&gina)
 	b.get("/ctx")
@@ -115,7 +115,7 @@ func TestContextAccessors(t *testing.T) {
 	if userFromReq == nil || userFromReq.ID != gina.ID || userFromGin == nil || userFromGin.ID != gina.ID {
 		t.Errorf("UserFromContext: %v %v", userFromReq, userFromGin)
 	}
-	if instant.FromContext(context.Background()) != nil || instant.UserFromContext(context.Background()) != nil {
+	if instant.Default(context.Background()) != nil || instant.CurrentUser(context.Background()) != nil {
 		t.Error("a bare context has an Instant")
 	}
 }
@@ -240,14 +240,14 @@ func TestUserFromContextAfterTheRequest(t *testing.T) {
 	r.GET("/not-asked", func(c *gin.Context) { kept <- c.Request.Context() })
 	b := newBrowser(t, r).as(&alice)
 	b.get("/asked")
-	if u := instant.UserFromContext(<-kept); u == nil || u.ID != alice.ID {
+	if u := instant.CurrentUser(<-kept); u == nil || u.ID != alice.ID {
 		t.Errorf("after a request that asked: %v", u)
 	}
 	b.get("/not-asked")
 	ctx := <-kept
 	newBrowser(t, r).as(&root).get("/asked") // gin reuses its contexts
 	<-kept
-	if u := instant.UserFromContext(ctx); u != nil {
+	if u := instant.CurrentUser(ctx); u != nil {
 		t.Errorf("after the request, a kept context found %v", u)
 	}
 }
