@@ -54,12 +54,14 @@ func (l Level) String() string {
 	return levelNames[l-1]
 }
 
-// Channel is one channel a user may read, as channelsFor lists it.
+// Channel is one configured channel, as Channels lists it.
 type Channel struct {
-	Name  string `json:"name"`
-	Level Level  `json:"level"`
+	// Name is the channel's name, "$" first for a private channel.
+	Name string
+	// Level is the role the channel is reserved for.
+	Level Level
 	// Group is the granting group, for LevelGroups channels.
-	Group string `json:"group,omitempty"`
+	Group string
 }
 
 // isPrivate reports whether channel needs a subscription token.

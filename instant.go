@@ -302,7 +302,8 @@ func (i *Instant) siteName() string {
 // CENTRIFUGO_TOKEN_HMAC_SECRET_KEY, CENTRIFUGO_WEBSOCKET_URL), which
 // Centrifugo v6 reports as unknown, are read when the new name is unset,
 // and slog.Default is warned once a name to rename them (never with the
-// value).
+// value). The package-level Session and Register build their Instant with
+// New(ConfigFromEnv()), once.
 func ConfigFromEnv() Config {
 	return Config{
 		APIURL:            renamedEnv("INSTANT_API_URL", "CENTRIFUGO_API_URL"),

@@ -30,7 +30,7 @@ const (
 )
 
 // Origin returns the browser tab's origin id that the request carries in
-// originHeader, or "" when it carries none or one that was not minted for
+// the X-Instant-Origin header, or "" when it carries none or one that was not minted for
 // the request's current user. The channels route mints a tab's id (its
 // "origin"), bound to the user it answers: an id seen in another user's
 // events, sent back by that other user, is ignored, so nobody makes their

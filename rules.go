@@ -41,8 +41,8 @@ type patternPart struct {
 //
 // A pattern must start with "$": Centrifugo lets anyone read a channel
 // without "$" with no token at all, so a rule there would protect nothing.
-// It holds only what a channel name may (see validChannel: printable
-// ASCII). Its namespace, the part before its first ':', must be literal
+// It holds only what a channel name may (printable ASCII, at most 255
+// bytes). Its namespace, the part before its first ':', must be literal
 // and one Centrifugo accepts, since CentrifugoConfig declares it by name:
 // "$chat:*", "$orders:{id}" and "$project-{id}" (no ':' at all: a
 // parameter never holds one) are fine, while "$chat*" (it would match
