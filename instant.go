@@ -96,8 +96,9 @@ type Config struct {
 	// same-origin browser requests pass.
 	TrustedOrigins []string
 
-	// LoadUser, when set (default: nil), finds the current user instead of the session
-	// value written by Login: for apps that keep only an ID in the session.
+	// LoadUser, when set (default: nil, the session value written by
+	// Login), finds the current user instead of that session value: for
+	// apps that keep only an ID in the session.
 	// It returns (nil, nil) for an anonymous visitor. It is called at most
 	// once a request, only when the user is needed, with a copy of the
 	// request's *gin.Context (c.Copy(): values it sets there are not seen by

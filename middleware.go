@@ -75,7 +75,8 @@ func Default(ctx context.Context) *Instant {
 // deep copy.
 //
 // In a handler, pass its *gin.Context, from the handler's goroutine, as
-// everything on c. From code that holds only a context, or runs on
+// everything on c: once the handler returns, gin hands that *gin.Context
+// to a later request, and CurrentUser(c) answers for that one. From code that holds only a context, or runs on
 // another goroutine, pass c.Request.Context() or c.Copy(): once the
 // request has its user, that is safe from any goroutine, during the
 // request and after it; callers asking at once wait for one load, and
