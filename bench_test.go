@@ -128,7 +128,7 @@ func BenchmarkSession(b *testing.B) {
 
 	bare := benchEngine(nil)
 	bare.GET("/page", func(c *gin.Context) {
-		if sessions.Default(c).Get(instant.SessionKey) == nil {
+		if sessions.Default(c).Get("instant.user") == nil {
 			c.Status(http.StatusUnauthorized)
 			return
 		}
@@ -175,7 +175,7 @@ func BenchmarkSubscriptionToken(b *testing.B) {
 		var in struct {
 			Channel string `json:"channel"`
 		}
-		if sessions.Default(c).Get(instant.SessionKey) == nil || c.ShouldBindJSON(&in) != nil {
+		if sessions.Default(c).Get("instant.user") == nil || c.ShouldBindJSON(&in) != nil {
 			c.Status(http.StatusBadRequest)
 			return
 		}
@@ -231,7 +231,7 @@ func BenchmarkAuthBatch(b *testing.B) {
 			Client   string   `json:"client"`
 			Channels []string `json:"channels"`
 		}
-		if sessions.Default(c).Get(instant.SessionKey) == nil || c.ShouldBindJSON(&in) != nil {
+		if sessions.Default(c).Get("instant.user") == nil || c.ShouldBindJSON(&in) != nil {
 			c.Status(http.StatusBadRequest)
 			return
 		}

@@ -36,7 +36,7 @@ type CentrifugoOptions struct {
 	// private ones (site_public and $site_users both have no namespace)
 	// shows its readers nothing of each other, and a namespace of public
 	// channels only ("news:all") keeps presence off altogether.
-	// Instant.Presence and PresenceStats need it. Default: off.
+	// Instant.Presence needs it. Default: off.
 	Presence bool
 	// RedisAddress, when set ("redis://127.0.0.1:6379"), makes Centrifugo
 	// use its Redis engine: every node given the same address shares
@@ -56,7 +56,8 @@ type CentrifugoOptions struct {
 	// as Centrifugo reaches it (e.g. "http://127.0.0.1:8080/instant"):
 	// Centrifugo then asks the proxy routes about connections without a
 	// token and about subscriptions to public channels, sending the
-	// browser's Cookie header and ProxyKey in ProxyKeyHeader.
+	// browser's Cookie header and a key derived from TokenSecret in
+	// the X-Instant-Proxy-Key header, which CentrifugoConfig sets.
 	ProxyURL string
 }
 
@@ -111,7 +112,7 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 				"endpoint":     base + route,
 				"timeout":      "2s",
 				"http_headers": []string{"Cookie"},
-				"http":         map[string]any{"static_headers": map[string]string{ProxyKeyHeader: i.proxyKey}},
+				"http":         map[string]any{"static_headers": map[string]string{proxyKeyHeader: i.proxyKey}},
 			}
 		}
 		enabled := func(m map[string]any) map[string]any { m["enabled"] = true; return m }
@@ -150,7 +151,7 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 			"allowed_origins": append([]string{}, o.AllowedOrigins...),
 		},
 		"channel": map[string]any{
-			"private_prefix":    PrivatePrefix,
+			"private_prefix":    privatePrefix,
 			"without_namespace": channelOpts,
 			"namespaces":        namespaces,
 		},
@@ -217,7 +218,7 @@ func (i *Instant) namespaces() []string {
 // part before the first ':' once a leading "$" is gone, or "" when there
 // is none (no ':', or an empty part: both mean no namespace).
 func namespaceOf(channel string) string {
-	name := strings.TrimPrefix(channel, PrivatePrefix)
+	name := strings.TrimPrefix(channel, privatePrefix)
 	if k := strings.IndexByte(name, ':'); k >= 0 {
 		return name[:k]
 	}
@@ -270,7 +271,7 @@ func (i *Instant) presenceNamespaces(on bool) func(ns string) bool {
 	}
 	private := map[string]bool{namespaceOf(i.channels.userPrefix): true}
 	for name := range i.channels.byName {
-		if IsPrivate(name) {
+		if isPrivate(name) {
 			private[namespaceOf(name)] = true
 		}
 	}

@@ -3,7 +3,6 @@ package instant
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,12 +10,13 @@ import (
 	"unicode/utf8"
 )
 
-// PrivatePrefix starts every private channel name, as Centrifugo's
+// privatePrefix starts every private channel name, as Centrifugo's
 // channel.private_prefix does by default.
-const PrivatePrefix = "$"
+const privatePrefix = "$"
 
-// MaxChannelLength is the longest channel name accepted, in bytes.
-const MaxChannelLength = 255
+// maxChannelLength is the longest channel name accepted, in bytes, as
+// Centrifugo's channel.max_length is by default.
+const maxChannelLength = 255
 
 // Level is the role a channel is reserved for. The zero Level is no level
 // at all ("none"): an Event whose Target is left zero goes to no level's
@@ -54,44 +54,21 @@ func (l Level) String() string {
 	return levelNames[l-1]
 }
 
-// MarshalText encodes the level as its name. The zero Level has no name
-// that UnmarshalText reads back, so it is an error, as an unknown value is
-// (a struct field that may be zero can be tagged `json:",omitempty"`).
-func (l Level) MarshalText() ([]byte, error) {
-	if l == 0 {
-		return nil, errors.New("instant: the zero level (none) has no text form")
-	}
-	if !l.valid() {
-		return nil, fmt.Errorf("instant: unknown level %d", int(l))
-	}
-	return []byte(levelNames[l-1]), nil
-}
-
-// UnmarshalText reads a level's name: "public", "users", "groups",
-// "staff", "superuser" or "personal".
-func (l *Level) UnmarshalText(b []byte) error {
-	for i, n := range levelNames {
-		if string(b) == n {
-			*l = Level(i + 1)
-			return nil
-		}
-	}
-	return fmt.Errorf("instant: unknown level %q", b)
-}
-
-// Channel is one channel a user may read, as ChannelsFor lists it.
+// Channel is one configured channel, as Channels lists it.
 type Channel struct {
-	Name  string `json:"name"`
-	Level Level  `json:"level"`
+	// Name is the channel's name, "$" first for a private channel.
+	Name string
+	// Level is the role the channel is reserved for.
+	Level Level
 	// Group is the granting group, for LevelGroups channels.
-	Group string `json:"group,omitempty"`
+	Group string
 }
 
-// IsPrivate reports whether channel needs a subscription token.
-func IsPrivate(channel string) bool { return strings.HasPrefix(channel, PrivatePrefix) }
+// isPrivate reports whether channel needs a subscription token.
+func isPrivate(channel string) bool { return strings.HasPrefix(channel, privatePrefix) }
 
-// ValidChannel checks that name is a channel a Centrifugo v6 client may
-// subscribe to: not empty, at most MaxChannelLength (255) bytes, printable
+// validChannel checks that name is a channel a Centrifugo v6 client may
+// subscribe to: not empty, at most maxChannelLength (255) bytes, printable
 // ASCII only (bytes '!' to '~': no space, control or non-ASCII character,
 // which Centrifugo refuses to clients with 107 bad request although its
 // server API publishes to them), and, when the name has a namespace (the
@@ -99,7 +76,7 @@ func IsPrivate(channel string) bool { return strings.HasPrefix(channel, PrivateP
 // declare: two or more letters, digits, '-', '_' or '.' (an empty one,
 // as in "$:x", means no namespace). Every other printable character is
 // allowed. Errors wrap ErrInvalidChannel.
-func ValidChannel(name string) error {
+func validChannel(name string) error {
 	if err := checkChannelName(name, "channel"); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidChannel, err)
 	}
@@ -110,14 +87,14 @@ func ValidChannel(name string) error {
 }
 
 // checkChannelName checks the characters and length of a channel name or
-// pattern, what: not empty, at most MaxChannelLength bytes, printable
+// pattern, what: not empty, at most maxChannelLength bytes, printable
 // ASCII only.
 func checkChannelName(s, what string) error {
 	if s == "" {
 		return fmt.Errorf("empty %s", what)
 	}
-	if len(s) > MaxChannelLength {
-		return fmt.Errorf("%s longer than %d bytes", what, MaxChannelLength)
+	if len(s) > maxChannelLength {
+		return fmt.Errorf("%s longer than %d bytes", what, maxChannelLength)
 	}
 	for k := 0; k < len(s); k++ {
 		if b := s[k]; b <= ' ' || b >= 0x7f {
@@ -136,8 +113,8 @@ func checkName(s, what string) error {
 	if s == "" {
 		return fmt.Errorf("empty %s", what)
 	}
-	if len(s) > MaxChannelLength {
-		return fmt.Errorf("%s longer than %d bytes", what, MaxChannelLength)
+	if len(s) > maxChannelLength {
+		return fmt.Errorf("%s longer than %d bytes", what, maxChannelLength)
 	}
 	for i := 0; i < len(s); {
 		b := s[i]
@@ -176,7 +153,7 @@ func buildChannelTable(cfg *Config) (channelTable, []error) {
 	slug := cfg.SiteSlug
 	t := channelTable{
 		groups: map[string][]string{}, byName: map[string]*grant{},
-		userPrefix: PrivatePrefix + slug + "_user:", userNamespace: slug + "_user",
+		userPrefix: privatePrefix + slug + "_user:", userNamespace: slug + "_user",
 	}
 	defaults := func(list []string, name string) []string {
 		if list == nil {
@@ -187,10 +164,10 @@ func buildChannelTable(cfg *Config) (channelTable, []error) {
 	add := func(field string, level Level, group string, names []string) []string {
 		var out []string
 		for _, n := range names {
-			if level != LevelPublic && !IsPrivate(n) {
-				n = PrivatePrefix + n
+			if level != LevelPublic && !isPrivate(n) {
+				n = privatePrefix + n
 			}
-			if err := ValidChannel(n); err != nil {
+			if err := validChannel(n); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", field, err))
 				continue
 			}
@@ -202,8 +179,8 @@ func buildChannelTable(cfg *Config) (channelTable, []error) {
 				errs = append(errs, fmt.Errorf("%s: %q: the namespaces of Reauthorize's records are never granted", field, n))
 				continue
 			}
-			if level == LevelPublic && IsPrivate(n) {
-				errs = append(errs, fmt.Errorf("%s: %q starts with %q, which makes it private", field, n, PrivatePrefix))
+			if level == LevelPublic && isPrivate(n) {
+				errs = append(errs, fmt.Errorf("%s: %q starts with %q, which makes it private", field, n, privatePrefix))
 				continue
 			}
 			g, seen := t.byName[n]
@@ -240,10 +217,12 @@ func buildChannelTable(cfg *Config) (channelTable, []error) {
 	return t, errs
 }
 
-// ChannelsFor lists the configured channels user (nil for anonymous) may
-// read, widest level first, and last the user's own channel (UserChannel). Channels granted only by custom rules are not
-// listed: their names are not known in advance.
-func (i *Instant) ChannelsFor(user *User) []Channel {
+// channelsFor lists the configured channels user (nil for anonymous) may
+// read, widest level first, and last the user's own channel
+// (UserChannel), as the channels route reports them. Channels granted
+// only by custom rules are not listed: their names are not known in
+// advance.
+func (i *Instant) channelsFor(user *User) []Channel {
 	if i == nil {
 		return nil
 	}
@@ -286,9 +265,9 @@ func (i *Instant) ChannelsFor(user *User) []Channel {
 
 // UserChannel names the personal channel of the user with this ID:
 // private, readable by that user only, whatever the rules say, and listed
-// by ChannelsFor and GET channels for them. Event.Users publishes to it.
+// by the channels route for them. Event.Users publishes to it.
 // An ID made only of ASCII letters, digits, '_', '-' and '.' stays
-// readable when the name fits in MaxChannelLength: "$<slug>_user:42".
+// readable when the name fits in 255 bytes: "$<slug>_user:42".
 // Every other valid ID (non-ASCII, holding any other character such as
 // ':', '#', ',' or '/', or too long) is encoded as "~" followed by the
 // unpadded base64url SHA-256 of the ID: "$<slug>_user:~" and 43
@@ -301,7 +280,7 @@ func (i *Instant) UserChannel(userID string) string {
 		return ""
 	}
 	prefix := i.channels.userPrefix
-	if len(prefix)+len(userID) <= MaxChannelLength && readableID(userID) {
+	if len(prefix)+len(userID) <= maxChannelLength && readableID(userID) {
 		return prefix + userID
 	}
 	sum := sha256.Sum256([]byte(userID))
@@ -316,9 +295,12 @@ const encodedIDMarker = "~"
 // channel name: ASCII letters, digits, '_', '-' and '.' only.
 func readableID(id string) bool { return namespaceChars(id) }
 
-// Channels lists every configured channel with its level, in the order of
-// ChannelsFor: public, users, groups (by group name), staff, superuser. A
-// channel shared by several groups is listed once, under the first.
+// Channels lists every configured channel with its level, widest level
+// first: public, users, groups (by group name), staff, superuser. A
+// channel shared by several groups is listed once, under the first. The
+// channels of one level are those whose Level is it, in order (an
+// Event's Target goes to the first); those a user may read are the ones
+// Allowed grants them, with their own UserChannel.
 func (i *Instant) Channels() []Channel {
 	if i == nil {
 		return nil
@@ -343,10 +325,10 @@ func (i *Instant) Channels() []Channel {
 	return out
 }
 
-// ChannelsAt lists the configured channels of one level, from LevelPublic
+// channelsAt lists the configured channels of one level, from LevelPublic
 // to LevelSuperuser: nil for the zero Level, LevelPersonal (UserChannel
 // names those) and unknown values.
-func (i *Instant) ChannelsAt(level Level) []string {
+func (i *Instant) channelsAt(level Level) []string {
 	if i == nil || level < LevelPublic || level > LevelSuperuser {
 		return nil
 	}

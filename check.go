@@ -75,7 +75,7 @@ func (i *Instant) Check(ctx context.Context) error {
 		if where := missing[ns]; len(where) > 0 {
 			errs = append(errs, fmt.Errorf("%w: namespace %q (channels %q) is unknown to centrifugo at %s: "+
 				"regenerate its config with CentrifugoConfig, called after every Authorize, and restart it",
-				ErrStaleConfig, ns, PrivatePrefix+ns+":…", strings.Join(where, " and ")))
+				ErrStaleConfig, ns, privatePrefix+ns+":…", strings.Join(where, " and ")))
 		}
 	}
 	return errors.Join(errs...)
@@ -93,12 +93,12 @@ type checkReport struct {
 // namespace, then about one channel of each namespace.
 func checkNode(ctx context.Context, node apiClient, where string, namespaces []string) checkReport {
 	r := checkReport{where: where}
-	if err := node.unsubscribe(ctx, PrivatePrefix+checkChannel, checkAPIUser); err != nil {
+	if err := node.unsubscribe(ctx, privatePrefix+checkChannel, checkAPIUser); err != nil {
 		r.errs = append(r.errs, nodeProblem(ctx, where, err))
 		return r
 	}
 	for _, ns := range namespaces {
-		err := node.unsubscribe(ctx, PrivatePrefix+ns+":"+checkChannel, checkAPIUser)
+		err := node.unsubscribe(ctx, privatePrefix+ns+":"+checkChannel, checkAPIUser)
 		var pe *PublishError
 		switch {
 		case err == nil:
@@ -353,9 +353,9 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 	}
 
 	// One subscription without a namespace, then one in each, in rounds.
-	probes := []probe{{channel: PrivatePrefix + checkChannel}}
+	probes := []probe{{channel: privatePrefix + checkChannel}}
 	for _, ns := range namespaces {
-		probes = append(probes, probe{channel: PrivatePrefix + ns + ":" + checkChannel})
+		probes = append(probes, probe{channel: privatePrefix + ns + ":" + checkChannel})
 	}
 	id := uint32(1)
 	for start := 0; start < len(probes); start += checkRound {

@@ -7,8 +7,9 @@
 //	r.Use(inst.Session())                  // the session user goes into the request
 //	inst.Register(r.Group("/instant"))     // token routes the browser calls
 //
-// where inst comes from New (or use the package-level Session and Register
-// after Configure). A login handler calls Login(c, User{...}); any handler
+// where inst comes from New (or use the package-level Session and
+// Register, configured from the environment: see ConfigFromEnv; they panic
+// at startup when it does not configure them). A login handler calls Login(c, User{...}); any handler
 // broadcasts with
 //
 //	instant.Default(c).Broadcast(c, instant.Event{Message: "Private event", Channel: "$private_chan"})
@@ -27,7 +28,7 @@
 // # Requests
 //
 // Session records the Instant and, on first use, the user on the request:
-// CurrentUser(c) in a handler, UserFromContext(c.Request.Context()) from
+// CurrentUser(c) in a handler, CurrentUser(c.Request.Context()) from
 // code that holds only a context or runs on another goroutine (ask for the
 // user on the handler's goroutine first: the first load reads the
 // session, which only that goroutine may touch). A *gin.Context is gin's
@@ -50,6 +51,6 @@
 // Centrifugo's proxies; publisher.go events (Broadcast, BroadcastBatch);
 // nodes.go retries, failover and Stats; outbox.go BroadcastTx and the
 // outbox table; presence.go who is on a channel; clientjs.go serves the
-// browser helper client.js; gocent.go the only file that knows gocent;
-// centrifugo.go the Centrifugo config.
+// browser helper client.js; one file alone knows the Centrifugo API
+// client library; centrifugo.go the Centrifugo config.
 package instant

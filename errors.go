@@ -3,6 +3,7 @@ package instant
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -12,31 +13,22 @@ import (
 var (
 	// ErrConfig marks every problem New finds in a Config.
 	ErrConfig = errors.New("instant: invalid config")
-	// ErrNotConfigured is returned by the package-level helpers when neither
-	// Configure nor the environment gave a usable Config.
-	ErrNotConfigured = errors.New("instant: not configured")
 	// ErrNoSession means sessions.Sessions (gin-contrib/sessions) did not run
 	// before the call that needs the session.
 	ErrNoSession = errors.New("instant: no session: add r.Use(sessions.Sessions(name, store)) before instant's middleware")
-	// ErrNotInstalled means the Instant is missing from the request: neither
-	// Session() ran nor was a package default configured.
-	ErrNotInstalled = errors.New("instant: not installed: add r.Use(instant.Session()) or call instant.Configure")
+	// ErrNotInstalled means the Instant is missing: Session did not run
+	// before the call, or the method was called on a nil *Instant.
+	ErrNotInstalled = errors.New("instant: not installed: add r.Use(inst.Session()) or r.Use(instant.Session())")
 	// ErrInvalidChannel marks a bad channel name.
 	ErrInvalidChannel = errors.New("instant: invalid channel name")
 	// ErrInvalidUser marks a User that Login refuses, or that LoadUser
 	// returned (the request then gets a 500: a server fault, never a login).
 	ErrInvalidUser = errors.New("instant: invalid user")
-	// ErrLoadUser marks a failure of Config.LoadUser: an error it
-	// returned, a panic in it, or an invalid user.
-	ErrLoadUser = errors.New("instant: could not load the user")
 	// ErrLoginRequired means an anonymous visitor asked for what only
 	// logged-in users get (Config.DisallowAnonymous, RequireUser).
 	ErrLoginRequired = errors.New("instant: login required")
 	// ErrNotAllowed means the rules do not let the user read the channel.
 	ErrNotAllowed = errors.New("instant: channel not allowed")
-	// ErrRuleFailed means a custom rule (Authorize) panicked, or answered
-	// info that does not encode as JSON.
-	ErrRuleFailed = errors.New("instant: channel rule failed")
 	// ErrInvalidPattern marks a pattern Authorize refuses.
 	ErrInvalidPattern = errors.New("instant: invalid channel pattern")
 	// ErrNoChannel means an Event names no channel and no Users, and either
@@ -66,14 +58,25 @@ var (
 	ErrStaleConfig = errors.New("instant: centrifugo config is stale")
 )
 
-// PublishError reports a failed call to Centrifugo's server API. Err keeps
-// the cause: a transport error, a gocent.ErrStatusCode for an HTTP failure,
-// or a *gocent.Error for a refusal in the reply body. Its text is bounded
-// (a few KiB) whatever the call: it names the first channels and counts
-// the others.
+// Server faults, answered 500 by the routes and the Require middlewares
+// (and false by Allowed): nothing a caller can tell apart, so unexported.
+var (
+	// errLoadUser marks a failure of Config.LoadUser: an error it
+	// returned, a panic in it, or an invalid user.
+	errLoadUser = errors.New("instant: could not load the user")
+	// errRuleFailed means a custom rule (Authorize) panicked, or answered
+	// info that does not encode as JSON.
+	errRuleFailed = errors.New("instant: channel rule failed")
+)
+
+// PublishError reports a failed call to Centrifugo's server API. Its text
+// is bounded (a few KiB) whatever the call: it names the first channels
+// and counts the others. errors.Is(err, ErrAPIKey) reports a call refused
+// for its API key (HTTP 401), and errors.Is(err, context.DeadlineExceeded)
+// one that ran out of time (ctx or Config.PublishTimeout).
 type PublishError struct {
-	// Op is the API call: "publish", "unsubscribe", "disconnect",
-	// "history", "presence" or "presence_stats".
+	// Op is the API call: "publish", "disconnect" or "presence" (and
+	// others the plugin makes itself).
 	Op string
 	// Channels are the channels of the failed publications (or the
 	// channel of another call; none for disconnect).
@@ -92,7 +95,11 @@ type PublishError struct {
 	// nobody knows which events went out (sending the batch again with the
 	// same IDs is safe: Centrifugo drops what it already published).
 	Failed []int
-	// Err is the underlying error.
+	// Err is the cause: the transport's error (net/http's, as
+	// http.Client.Do returns it) when Centrifugo did not answer, else a
+	// plain error holding the answer's text: the HTTP status and at most
+	// 4 KiB of the reply, or Centrifugo's API error. Secrets (the API key,
+	// the token secret) never appear in it.
 	Err error
 
 	failedPubs []int // indices of the refused publications, when Centrifugo answered
@@ -170,17 +177,17 @@ func clip(s string, n int) string {
 	return s[:n] + "…"
 }
 
-func (e *PublishError) Unwrap() error { return e.Err }
-
-// Is reports ErrAPIKey for a call refused with HTTP 401, and
-// ErrUnreachable for a call no node took: every node of APIURL and
-// APIURLs refused the connection (nothing listening), lately or now.
-func (e *PublishError) Is(target error) bool {
-	switch target {
-	case ErrAPIKey:
-		return e.StatusCode == 401
-	case ErrUnreachable:
-		return e.StatusCode == 0 && e.Code == 0 && (errors.Is(e.Err, errNodesDown) || refused(e.Err))
+// Unwrap returns Err and the sentinels the error matches: ErrAPIKey for a
+// call refused with HTTP 401, ErrUnreachable for a call no node took
+// (every node of APIURL and APIURLs refused the connection, lately or
+// now), so that errors.Is and errors.As see them.
+func (e *PublishError) Unwrap() []error {
+	out := []error{e.Err}
+	if e.StatusCode == http.StatusUnauthorized {
+		out = append(out, ErrAPIKey)
 	}
-	return false
+	if e.StatusCode == 0 && e.Code == 0 && (errors.Is(e.Err, errNodesDown) || refused(e.Err)) {
+		out = append(out, ErrUnreachable)
+	}
+	return out
 }

@@ -245,7 +245,7 @@ func FuzzProxyRoutes(f *testing.F) {
 		path := routes[(route%len(routes)+len(routes))%len(routes)]
 		req := httptest.NewRequest("POST", "/instant/proxy/"+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(instant.ProxyKeyHeader, inst.ProxyKey())
+		req.Header.Set("X-Instant-Proxy-Key", inst.ProxyKey())
 		var user *instant.User
 		if asAlice {
 			req.AddCookie(aliceCookie)
@@ -297,7 +297,7 @@ func FuzzSessionUser(f *testing.F) {
 	inst.Register(r.Group("/instant"))
 	r.POST("/plant", func(c *gin.Context) {
 		s := sessions.Default(c)
-		s.Set(instant.SessionKey, c.GetHeader("X-Raw"))
+		s.Set("instant.user", c.GetHeader("X-Raw"))
 		_ = s.Save()
 	})
 	f.Fuzz(func(t *testing.T, raw string) {

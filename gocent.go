@@ -96,13 +96,13 @@ func (g gocentAPI) presence(ctx context.Context, channel string) ([]presenceClie
 	return out, nil
 }
 
-func (g gocentAPI) presenceStats(ctx context.Context, channel string) (PresenceStats, error) {
+func (g gocentAPI) presenceStats(ctx context.Context, channel string) (presenceCount, error) {
 	ctx = withReplyLimit(ctx, smallReply)
 	res, err := g.c.PresenceStats(ctx, channel)
 	if err != nil {
-		return PresenceStats{}, g.apiError("presence_stats", []string{channel}, err)
+		return presenceCount{}, g.apiError("presence_stats", []string{channel}, err)
 	}
-	return PresenceStats{Clients: int(res.NumClients), Users: int(res.NumUsers)}, nil
+	return presenceCount{Clients: int(res.NumClients), Users: int(res.NumUsers)}, nil
 }
 
 // apiError wraps an error of gocent's in a *PublishError (nil stays nil).
@@ -115,14 +115,19 @@ func (g gocentAPI) apiError(op string, channels []string, err error) error {
 	pe := &PublishError{Op: op, Channels: channels}
 	var status gocent.ErrStatusCode
 	var apiErr *gocent.Error
+	// The causes gocent reports become plain errors of their text: the
+	// API speaks only of this package's names (PublishError's fields hold
+	// what the caller may test).
 	switch {
 	case errors.As(err, &status):
 		pe.StatusCode = status.Code
-		pe.Err = gocent.ErrStatusCode{Code: status.Code, Body: g.redact(status.Body)}
+		pe.Err = fmt.Errorf("http status %d: %s", status.Code, g.redact(status.Body))
 	case errors.As(err, &apiErr):
 		msg := string(g.redact([]byte(apiErr.Message)))
 		pe.Code, pe.Message = apiErr.Code, msg
-		pe.Err = &gocent.Error{Code: apiErr.Code, Message: msg}
+		pe.Err = fmt.Errorf("centrifugo error %d: %s", apiErr.Code, msg)
+	case errors.Is(err, gocent.ErrMalformedResponse):
+		pe.Err = errors.New("the reply is not an answer of Centrifugo's server API")
 	default:
 		pe.Err = g.redactError(err)
 	}

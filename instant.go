@@ -19,13 +19,14 @@ import (
 
 // Defaults applied by New to the zero fields of a Config.
 const (
-	DefaultSiteSlug             = "site"
-	DefaultAPIURL               = "http://127.0.0.1:8000/api"
-	DefaultConnectionTokenTTL   = 10 * time.Minute
-	DefaultSubscriptionTokenTTL = 5 * time.Minute
-	DefaultPublishTimeout       = 5 * time.Second
-	// MinTokenSecretLength is the shortest TokenSecret New accepts, in bytes.
-	MinTokenSecretLength = 32
+	defaultSiteSlug             = "site"
+	defaultAPIURL               = "http://127.0.0.1:8000/api"
+	defaultConnectionTokenTTL   = 10 * time.Minute
+	defaultSubscriptionTokenTTL = 5 * time.Minute
+	defaultPublishTimeout       = 5 * time.Second
+	// minTokenSecretLength is the shortest TokenSecret New accepts, in
+	// bytes (Config.TokenSecret states it).
+	minTokenSecretLength = 32
 )
 
 // Config configures an Instant. The zero value of every field but TokenSecret
@@ -33,7 +34,7 @@ const (
 type Config struct {
 	// APIURL is Centrifugo's server API endpoint: its path must end in
 	// /api ("http://127.0.0.1:8000/api", or "https://host/centrifugo/api"
-	// behind a proxy). Default: DefaultAPIURL ("http://127.0.0.1:8000/api").
+	// behind a proxy). Default: "http://127.0.0.1:8000/api".
 	// New refuses credentials in it (user:password@): they would never be
 	// sent.
 	APIURL string
@@ -41,7 +42,8 @@ type Config struct {
 	// Redis engine), tried in order after APIURL when a node does not
 	// answer. Each as APIURL. Default: none.
 	APIURLs []string
-	// APIKey is Centrifugo's http_api.key. Never logged.
+	// APIKey is Centrifugo's http_api.key. Default: empty, which only a
+	// Centrifugo with http_api.insecure accepts. Never logged.
 	APIKey string
 	// TokenSecret is the HMAC secret shared with Centrifugo
 	// (client.token.hmac_secret_key). Required, at least 32 bytes. Never logged.
@@ -94,8 +96,9 @@ type Config struct {
 	// same-origin browser requests pass.
 	TrustedOrigins []string
 
-	// LoadUser, when set, finds the current user instead of the session
-	// value written by Login: for apps that keep only an ID in the session.
+	// LoadUser, when set (default: nil, the session value written by
+	// Login), finds the current user instead of that session value: for
+	// apps that keep only an ID in the session.
 	// It returns (nil, nil) for an anonymous visitor. It is called at most
 	// once a request, only when the user is needed, with a copy of the
 	// request's *gin.Context (c.Copy(): values it sets there are not seen by
@@ -111,7 +114,7 @@ type Config struct {
 	// digits and '_', each part at most 63 bytes, folded to lower case as
 	// PostgreSQL folds an unquoted name, and quoted in SQL, so reserved
 	// words such as "order" work).
-	// Default: DefaultOutboxTable ("centrifugo_outbox"). OutboxDDL creates it.
+	// Default: "centrifugo_outbox". OutboxDDL creates it.
 	OutboxTable string
 	// OutboxPartitions is the number of outbox partitions: a channel's
 	// events go to one partition, and Centrifugo publishes each partition
@@ -157,11 +160,11 @@ func New(cfg Config) (*Instant, error) {
 	switch {
 	case cfg.TokenSecret == "":
 		bad("TokenSecret is required")
-	case len(cfg.TokenSecret) < MinTokenSecretLength:
-		bad("TokenSecret must be at least %d bytes, got %d", MinTokenSecretLength, len(cfg.TokenSecret))
+	case len(cfg.TokenSecret) < minTokenSecretLength:
+		bad("TokenSecret must be at least %d bytes, got %d", minTokenSecretLength, len(cfg.TokenSecret))
 	}
 	if cfg.APIURL == "" {
-		cfg.APIURL = DefaultAPIURL
+		cfg.APIURL = defaultAPIURL
 	}
 	for k, u := range cfg.APIURLs {
 		if err := checkAPIURL(u); err != nil {
@@ -181,7 +184,7 @@ func New(cfg Config) (*Instant, error) {
 		}
 	}
 	if cfg.SiteSlug == "" {
-		cfg.SiteSlug = DefaultSiteSlug
+		cfg.SiteSlug = defaultSiteSlug
 	}
 	if err := checkSlug(cfg.SiteSlug); err != nil {
 		bad("SiteSlug: %w", err)
@@ -195,9 +198,9 @@ func New(cfg Config) (*Instant, error) {
 		def  time.Duration
 		min  time.Duration
 	}{
-		{"ConnectionTokenTTL", &cfg.ConnectionTokenTTL, DefaultConnectionTokenTTL, time.Second},
-		{"SubscriptionTokenTTL", &cfg.SubscriptionTokenTTL, DefaultSubscriptionTokenTTL, time.Second},
-		{"PublishTimeout", &cfg.PublishTimeout, DefaultPublishTimeout, time.Millisecond},
+		{"ConnectionTokenTTL", &cfg.ConnectionTokenTTL, defaultConnectionTokenTTL, time.Second},
+		{"SubscriptionTokenTTL", &cfg.SubscriptionTokenTTL, defaultSubscriptionTokenTTL, time.Second},
+		{"PublishTimeout", &cfg.PublishTimeout, defaultPublishTimeout, time.Millisecond},
 	}
 	for _, d := range durations {
 		switch {
@@ -209,7 +212,7 @@ func New(cfg Config) (*Instant, error) {
 	}
 
 	if cfg.OutboxTable == "" {
-		cfg.OutboxTable = DefaultOutboxTable
+		cfg.OutboxTable = defaultOutboxTable
 	}
 	outbox, err := newOutboxNames(cfg.OutboxTable)
 	if err != nil {
@@ -272,8 +275,8 @@ func (i *Instant) WebsocketURL() string {
 	return i.cfg.WebsocketURL
 }
 
-// SiteName is the name every event payload carries as "site".
-func (i *Instant) SiteName() string {
+// siteName is the name every event payload carries as "site".
+func (i *Instant) siteName() string {
 	if i == nil {
 		return ""
 	}
@@ -301,7 +304,8 @@ func (i *Instant) SiteName() string {
 // CENTRIFUGO_TOKEN_HMAC_SECRET_KEY, CENTRIFUGO_WEBSOCKET_URL), which
 // Centrifugo v6 reports as unknown, are read when the new name is unset,
 // and slog.Default is warned once a name to rename them (never with the
-// value).
+// value). The package-level Session and Register build their Instant with
+// New(ConfigFromEnv()), once.
 func ConfigFromEnv() Config {
 	return Config{
 		APIURL:            renamedEnv("INSTANT_API_URL", "CENTRIFUGO_API_URL"),
@@ -357,46 +361,38 @@ func envList(name string) []string {
 	return out
 }
 
-var defaultInstant atomic.Pointer[Instant]
+// The package default Instant, which the package-level Session and
+// Register use: built once, from ConfigFromEnv, by the first of them.
+var (
+	defaultOnce sync.Once
+	defaultInst *Instant
+	defaultErr  error
+)
 
-// Configure builds the package default Instant, which the package-level
-// Session and Register use. Call it before them: each of those binds to
-// the default at its first request and keeps it. Without Configure, the
-// default is built from ConfigFromEnv.
-func Configure(cfg Config) error {
-	inst, err := New(cfg)
-	if err != nil {
-		return err
+// packageDefault returns the package default Instant, building it at the
+// first call. When the environment does not configure it, it panics, at
+// every call, with the variables to set and New's errors (never a value):
+// Session and Register run at startup, so the app stops there rather than
+// answer 500 to every request.
+func packageDefault() *Instant {
+	defaultOnce.Do(func() { defaultInst, defaultErr = New(ConfigFromEnv()) })
+	if defaultErr == nil {
+		return defaultInst
 	}
-	defaultInstant.Store(inst)
-	return nil
-}
-
-// packageInstant is the package default as one package-level Session or
-// Register sees it: resolved at the first request, then kept.
-type packageInstant struct {
-	mu   sync.Mutex
-	inst *Instant
-}
-
-func (p *packageInstant) get() (*Instant, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.inst != nil {
-		return p.inst, nil
-	}
-	inst := defaultInstant.Load()
-	if inst == nil {
-		var err error
-		if inst, err = New(ConfigFromEnv()); err != nil {
-			return nil, fmt.Errorf("%w: call instant.Configure or set CENTRIFUGO_* variables: %w", ErrNotConfigured, err)
-		}
-		if !defaultInstant.CompareAndSwap(nil, inst) {
-			inst = defaultInstant.Load()
+	var unset []string
+	for _, names := range [][2]string{
+		{"CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "CENTRIFUGO_TOKEN_HMAC_SECRET_KEY"},
+		{"CENTRIFUGO_HTTP_API_KEY", "CENTRIFUGO_API_KEY"},
+	} {
+		if os.Getenv(names[0]) == "" && os.Getenv(names[1]) == "" {
+			unset = append(unset, names[0])
 		}
 	}
-	p.inst = inst
-	return inst, nil
+	msg := "instant: the package-level Session and Register need the environment to configure them (see ConfigFromEnv)"
+	if len(unset) > 0 {
+		msg += "; unset: " + strings.Join(unset, ", ")
+	}
+	panic(msg + ": " + strings.ReplaceAll(defaultErr.Error(), "\n", "; ") + "; or build an Instant with New and use its Session and Register methods")
 }
 
 func checkHTTPURL(raw string, schemes ...string) error {

@@ -131,12 +131,6 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 }
 
-func TestConfigureRefusesBadConfig(t *testing.T) {
-	if err := instant.Configure(instant.Config{TokenSecret: "x"}); !errors.Is(err, instant.ErrConfig) {
-		t.Errorf("Configure: %v", err)
-	}
-}
-
 // TestWebsocketURLHoldsNoCredentials: the API URL's user and password
 // (basic auth on a proxy in front of /api) never reach the websocket URL
 // that every visitor is told.

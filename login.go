@@ -8,9 +8,9 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// SessionKey is the session value in which Login keeps the user, as JSON
+// sessionKey is the session value in which Login keeps the user, as JSON
 // (with "login_at", when the login was, in Unix nanoseconds).
-const SessionKey = "instant.user"
+const sessionKey = "instant.user"
 
 // Login stores u in the session as the logged-in user and saves the
 // session. It needs sessions.Sessions before it (ErrNoSession otherwise)
@@ -34,7 +34,7 @@ func Login(c *gin.Context, u User) error {
 		return fmt.Errorf("%w: %w", ErrInvalidUser, err)
 	}
 	raw = withLoginAt(raw, time.Now()) // older access records do not apply (reauth.go)
-	s.Set(SessionKey, string(raw))
+	s.Set(sessionKey, string(raw))
 	if err := s.Save(); err != nil {
 		return fmt.Errorf("instant: save session: %w", err)
 	}
@@ -52,7 +52,7 @@ func Logout(c *gin.Context) error {
 	if !ok {
 		return ErrNoSession
 	}
-	s.Delete(SessionKey)
+	s.Delete(sessionKey)
 	if err := s.Save(); err != nil {
 		return fmt.Errorf("instant: save session: %w", err)
 	}

@@ -8,9 +8,10 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// ContextKey is the plain gin key under which Session stores the *Instant,
-// so that c.MustGet("instant").(*instant.Instant) works. Prefer Default(c).
-const ContextKey = "instant"
+// contextKey is the plain gin key under which Session stores the *Instant,
+// so that c.MustGet("instant").(*instant.Instant) works. Default(c) is its
+// typed form.
+const contextKey = "instant"
 
 // Session returns the middleware that records the Instant and, on first
 // use, the session user for the rest of the request. It needs
@@ -24,19 +25,16 @@ func (i *Instant) Session() gin.HandlerFunc {
 	return i.session
 }
 
-// Session is the package-level middleware, bound to the package default
-// Instant (see Configure), resolved at its first request and kept.
-func Session() gin.HandlerFunc {
-	var pkg packageInstant
-	return func(c *gin.Context) {
-		inst, err := pkg.get()
-		if err != nil {
-			failServer(c, nil, err)
-			return
-		}
-		inst.session(c)
-	}
-}
+// Session is the package-level middleware: inst.Session() of the package
+// default Instant, which the first call of Session or Register builds from
+// the environment (ConfigFromEnv) and every later call shares. Call it at
+// startup: when the environment does not configure the default (no
+// CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY, say), it panics, as
+// regexp.MustCompile does, with a message naming the missing variables and
+// New's errors, so that the app stops there instead of answering 500 to
+// every request. An app that builds its Config in code uses New and the
+// methods Session and Register instead.
+func Session() gin.HandlerFunc { return packageDefault().Session() }
 
 func (i *Instant) session(c *gin.Context) {
 	if _, ok := c.Get(sessions.DefaultKey); !ok {
@@ -48,46 +46,22 @@ func (i *Instant) session(c *gin.Context) {
 	c.Next()
 }
 
-// Default returns the Instant that Session recorded on c, or nil outside
-// Session. Methods of a nil *Instant return ErrNotInstalled rather than
-// panic.
-func Default(c *gin.Context) *Instant {
-	if c == nil {
-		return nil
-	}
-	if v, ok := c.Get(ContextKey); ok {
+// Default returns the Instant that Session recorded for the request of
+// ctx, or nil outside Session. ctx is the handler's *gin.Context (what
+// c.MustGet("instant") holds, typed), its Copy, or the request's context
+// (c.Request.Context(), or one built on it). Methods of a nil *Instant
+// return ErrNotInstalled rather than panic.
+func Default(ctx context.Context) *Instant {
+	if c, ok := ctx.(*gin.Context); ok {
+		if c == nil {
+			return nil
+		}
+		v, _ := c.Get(contextKey)
 		i, _ := v.(*Instant)
 		return i
 	}
-	return nil
-}
-
-// CurrentUser returns the logged-in user of the request c is serving, or
-// nil: for an anonymous visitor, outside Session, or when LoadUser failed
-// (the routes and RequireUser then answer 500). The User is the caller's
-// own deep copy. Call it from the handler's goroutine, as everything on c;
-// from another goroutine, use UserFromContext with c.Request.Context() or
-// c.Copy().
-func CurrentUser(c *gin.Context) *User {
-	if c == nil {
-		return nil
-	}
-	st, reentrant := stateOfGin(c)
-	if st == nil {
-		return nil
-	}
-	u, _ := st.load(reentrant)
-	return u.clone()
-}
-
-// FromContext returns the Instant of the request whose context is ctx
-// (c.Request.Context(), a *gin.Context or its Copy), or nil.
-func FromContext(ctx context.Context) *Instant {
 	if ctx == nil {
 		return nil
-	}
-	if c, ok := ctx.(*gin.Context); ok {
-		return Default(c)
 	}
 	if st, _ := stateOfContext(ctx); st != nil {
 		return st.inst
@@ -95,11 +69,19 @@ func FromContext(ctx context.Context) *Instant {
 	return nil
 }
 
-// UserFromContext returns the logged-in user of the request whose context
-// is ctx, or nil; a deep copy, as CurrentUser's. Once the request has its
-// user, it is safe to call from any goroutine, during the request and
-// after it; callers asking at once wait for one load, and once the request
-// is over a caller gets the user only if the request had asked for it.
+// CurrentUser returns the logged-in user of the request of ctx, or nil:
+// for an anonymous visitor, outside Session, or when LoadUser failed (the
+// routes and RequireUser then answer 500). The User is the caller's own
+// deep copy.
+//
+// In a handler, pass its *gin.Context, from the handler's goroutine, as
+// everything on c: once the handler returns, gin hands that *gin.Context
+// to a later request, and CurrentUser(c) answers for that one. From code that holds only a context, or runs on
+// another goroutine, pass c.Request.Context() or c.Copy(): once the
+// request has its user, that is safe from any goroutine, during the
+// request and after it; callers asking at once wait for one load, and
+// once the request is over a caller gets the user only if the request had
+// asked for it.
 //
 // The first load reads the request's session (or hands LoadUser a
 // c.Copy()), which gin and gin-contrib/sessions allow only on the
@@ -110,30 +92,38 @@ func FromContext(ctx context.Context) *Instant {
 //
 //	instant.CurrentUser(c) // loads the user, here
 //	ctx := c.Request.Context()
-//	go func() { audit(ctx, instant.UserFromContext(ctx)) }()
+//	go func() { audit(ctx, instant.CurrentUser(ctx)) }()
 //
-// Give it what may outlive the handler: c.Request.Context() or c.Copy().
-// Given the *gin.Context of the handler itself, or a context built on it,
-// it returns nil, during the handler and after: gin hands that same
-// *gin.Context to a later request. In the handler, use CurrentUser(c).
-// (Touching a *gin.Context after its handler returned is a data race in
-// gin itself, whatever is asked of it: hand goroutines c.Copy().)
-func UserFromContext(ctx context.Context) *User {
-	if ctx == nil {
-		return nil
-	}
+// A context built on the handler's *gin.Context (context.WithoutCancel(c),
+// say) answers nil, during the handler and after: gin hands that same
+// *gin.Context to a later request, and with engine.ContextWithFallback
+// its values are those of whatever request it serves now. (Touching a
+// *gin.Context after its handler returned is a data race in gin itself,
+// whatever is asked of it: hand goroutines c.Copy().)
+func CurrentUser(ctx context.Context) *User {
 	var st *reqState
 	var reentrant bool
-	// A *gin.Context, or a context built on one, is looked at as that
-	// *gin.Context (gin answers gin.ContextKey without reading the
-	// context's fields), never through its request: with
-	// engine.ContextWithFallback, those are the values of whatever request
-	// it serves now, after the handler maybe the next one.
-	if c, ok := ctx.Value(gin.ContextKey).(*gin.Context); ok {
-		if st, reentrant = stateOfGin(c); st == nil || st.isRequestContext(c) {
+	if c, ok := ctx.(*gin.Context); ok {
+		// The handler's *gin.Context, or a Copy of it.
+		if c == nil {
 			return nil
 		}
-	} else if st, reentrant = stateOfContext(ctx); st == nil {
+		st, reentrant = stateOfGin(c)
+	} else if ctx == nil {
+		return nil
+	} else if c, ok := ctx.Value(gin.ContextKey).(*gin.Context); ok {
+		// A context built on a *gin.Context is looked at as that
+		// *gin.Context (gin answers gin.ContextKey without reading the
+		// context's fields), never through its request: with
+		// engine.ContextWithFallback, those are the values of whatever
+		// request it serves now, after the handler maybe the next one.
+		if st, reentrant = stateOfGin(c); st != nil && st.isRequestContext(c) {
+			return nil
+		}
+	} else {
+		st, reentrant = stateOfContext(ctx)
+	}
+	if st == nil {
 		return nil
 	}
 	u, _ := st.load(reentrant)
@@ -182,7 +172,7 @@ func requestUser(c *gin.Context, loginRequired bool) (u *User, ok bool) {
 	u, err := st.load(reentrant)
 	switch {
 	case err != nil:
-		abortJSON(c, http.StatusInternalServerError, ErrLoadUser.Error())
+		abortJSON(c, http.StatusInternalServerError, errLoadUser.Error())
 		return nil, false
 	case u == nil && loginRequired:
 		abortJSON(c, http.StatusUnauthorized, ErrLoginRequired.Error())

@@ -278,8 +278,8 @@ func (downNodes) presence(_ context.Context, channel string) ([]presenceClient, 
 	return nil, downError("presence", []string{channel})
 }
 
-func (downNodes) presenceStats(_ context.Context, channel string) (PresenceStats, error) {
-	return PresenceStats{}, downError("presence_stats", []string{channel})
+func (downNodes) presenceStats(_ context.Context, channel string) (presenceCount, error) {
+	return presenceCount{}, downError("presence_stats", []string{channel})
 }
 
 func (downNodes) presenceBatch(_ context.Context, channels []string) ([][]presenceClient, error) {

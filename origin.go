@@ -12,9 +12,9 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// OriginHeader is the request header in which the browser helper
+// originHeader is the request header in which the browser helper
 // (client.js) sends its tab's origin id on the app's own fetches.
-const OriginHeader = "X-Instant-Origin"
+const originHeader = "X-Instant-Origin"
 
 // maxOriginLength bounds Event.Origin and the origin header.
 const maxOriginLength = 64
@@ -30,7 +30,7 @@ const (
 )
 
 // Origin returns the browser tab's origin id that the request carries in
-// OriginHeader, or "" when it carries none or one that was not minted for
+// the X-Instant-Origin header, or "" when it carries none or one that was not minted for
 // the request's current user. The channels route mints a tab's id (its
 // "origin"), bound to the user it answers: an id seen in another user's
 // events, sent back by that other user, is ignored, so nobody makes their
@@ -44,7 +44,7 @@ func Origin(c *gin.Context) string {
 	if c == nil || c.Request == nil {
 		return ""
 	}
-	o := c.Request.Header.Get(OriginHeader)
+	o := c.Request.Header.Get(originHeader)
 	if len(o) != originLen {
 		return ""
 	}

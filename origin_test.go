@@ -36,7 +36,7 @@ func mint(t *testing.T, b *browser) string {
 func originOf(t *testing.T, b *browser, id string) string {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, b.srv.URL+"/test/origin", nil)
-	req.Header.Set(instant.OriginHeader, id)
+	req.Header.Set("X-Instant-Origin", id)
 	status, body := b.do(req)
 	if status != http.StatusOK {
 		t.Fatalf("GET /test/origin: %d %v", status, body)
@@ -124,7 +124,7 @@ func TestOriginOutsideSession(t *testing.T) {
 	id := mint(t, newBrowser(t, r))
 	c, _ := gin.CreateTestContext(httptest.NewRecorder())
 	c.Request = httptest.NewRequest(http.MethodPost, "/", nil)
-	c.Request.Header.Set(instant.OriginHeader, id)
+	c.Request.Header.Set("X-Instant-Origin", id)
 	if got := instant.Origin(c); got != "" {
 		t.Errorf("Origin outside Session = %q", got)
 	}
@@ -162,7 +162,7 @@ func TestOriginAllocatesNothing(t *testing.T) {
 	b := newBrowser(t, r).as(&alice)
 	id := mint(t, b)
 	req, _ := http.NewRequest(http.MethodGet, b.srv.URL+"/test/allocs", nil)
-	req.Header.Set(instant.OriginHeader, id)
+	req.Header.Set("X-Instant-Origin", id)
 	b.do(req)
 	if got != id {
 		t.Errorf("Origin = %q, want %q", got, id)
@@ -203,7 +203,7 @@ func BenchmarkOrigin(b *testing.B) {
 	br := newBrowser(b, r).as(&alice)
 	_, body := br.get("/instant/channels")
 	req, _ := http.NewRequest(http.MethodGet, br.srv.URL+"/bench", nil)
-	req.Header.Set(instant.OriginHeader, body["origin"].(string))
+	req.Header.Set("X-Instant-Origin", body["origin"].(string))
 	br.do(req)
 }
 
@@ -222,7 +222,7 @@ func FuzzOrigin(f *testing.F) {
 	f.Fuzz(func(t *testing.T, header string) {
 		req := httptest.NewRequest(http.MethodGet, "/test/origin", nil)
 		req.Header = cookies.Clone()
-		req.Header.Set(instant.OriginHeader, header)
+		req.Header.Set("X-Instant-Origin", header)
 		w := httptest.NewRecorder()
 		r.ServeHTTP(w, req)
 		got := w.Body.String()

@@ -12,9 +12,9 @@ import (
 	"time"
 )
 
-// DefaultOutboxTable is the table BroadcastTx writes to when
+// defaultOutboxTable is the table BroadcastTx writes to when
 // Config.OutboxTable is empty.
-const DefaultOutboxTable = "centrifugo_outbox"
+const defaultOutboxTable = "centrifugo_outbox"
 
 // maxIdentifier is the longest PostgreSQL identifier (NAMEDATALEN-1): a
 // longer name is cut, and pg_notify refuses a longer channel name.

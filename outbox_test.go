@@ -250,7 +250,7 @@ func TestLiveOutboxSurvivesAnOutage(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			var left int
-			_ = o.db.QueryRow("SELECT count(*) FROM " + instant.DefaultOutboxTable).Scan(&left)
+			_ = o.db.QueryRow("SELECT count(*) FROM " + "centrifugo_outbox").Scan(&left)
 			subState := "none"
 			if sub, ok := lc.subs["$site_users"]; ok {
 				subState = string(sub.State())
@@ -312,7 +312,7 @@ func TestLiveOutboxSurvivesAnOutage(t *testing.T) {
 		}
 	}
 	t.Logf("%d events in order after the outage; %d duplicate copies dropped", total, dups)
-	if n := len(outboxRows(t, o.db, instant.DefaultOutboxTable)); n != 0 {
+	if n := len(outboxRows(t, o.db, "centrifugo_outbox")); n != 0 {
 		t.Errorf("%d rows left in the outbox", n)
 	}
 
@@ -747,7 +747,7 @@ func TestLiveBroadcastTxManyUsers(t *testing.T) {
 	written := time.Since(start)
 	var rows int
 	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
-		if err := o.db.QueryRow("SELECT count(*) FROM " + instant.DefaultOutboxTable).Scan(&rows); err != nil {
+		if err := o.db.QueryRow("SELECT count(*) FROM " + "centrifugo_outbox").Scan(&rows); err != nil {
 			t.Fatal(err)
 		}
 		if rows == 0 || time.Now().After(deadline) {

@@ -26,9 +26,9 @@ type Member struct {
 	Clients int `json:"clients"`
 }
 
-// PresenceStats counts a channel's subscribers: Clients subscriptions
+// presenceCount counts a channel's subscribers: Clients subscriptions
 // from Users distinct users.
-type PresenceStats struct {
+type presenceCount struct {
 	Clients int `json:"clients"`
 	Users   int `json:"users"`
 }
@@ -45,12 +45,13 @@ type presenceClient struct {
 // Presence lists the users subscribed to channel, one Member per user,
 // sorted by UserID. Anonymous subscriptions are not listed. The channel
 // must have presence on (CentrifugoOptions.Presence). Errors as
-// Broadcast's; within Config.PublishTimeout.
+// Broadcast's (ErrInvalidChannel for a bad name); within
+// Config.PublishTimeout.
 func (i *Instant) Presence(ctx context.Context, channel string) ([]Member, error) {
 	if i == nil {
 		return nil, ErrNotInstalled
 	}
-	if err := ValidChannel(channel); err != nil {
+	if err := validChannel(channel); err != nil {
 		return nil, err
 	}
 	var clients []presenceClient
@@ -84,17 +85,17 @@ func (i *Instant) Presence(ctx context.Context, channel string) ([]Member, error
 	return out, nil
 }
 
-// PresenceStats counts the subscriptions to channel and their distinct
+// presenceStats counts the subscriptions to channel and their distinct
 // users (anonymous subscriptions count as one user with an empty ID). The
 // channel must have presence on.
-func (i *Instant) PresenceStats(ctx context.Context, channel string) (PresenceStats, error) {
+func (i *Instant) presenceStats(ctx context.Context, channel string) (presenceCount, error) {
 	if i == nil {
-		return PresenceStats{}, ErrNotInstalled
+		return presenceCount{}, ErrNotInstalled
 	}
-	if err := ValidChannel(channel); err != nil {
-		return PresenceStats{}, err
+	if err := validChannel(channel); err != nil {
+		return presenceCount{}, err
 	}
-	var stats PresenceStats
+	var stats presenceCount
 	err := i.call(ctx, func(ctx context.Context, api apiClient) (err error) {
 		stats, err = api.presenceStats(ctx, channel)
 		return err
@@ -148,7 +149,7 @@ func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
 		return
 	}
 	for _, ch := range req.Channels {
-		if err := ValidChannel(ch); err != nil {
+		if err := validChannel(ch); err != nil {
 			i.refuse(c, err)
 			return
 		}
@@ -166,7 +167,7 @@ func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
 	index := map[string]int{} // channel → its place in asked
 	for k, ch := range req.Channels {
 		out[k].Channel = ch
-		if u == nil || !IsPrivate(ch) {
+		if u == nil || !isPrivate(ch) {
 			out[k].Status = http.StatusForbidden
 			continue
 		}

@@ -12,21 +12,15 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// ProxyKeyHeader carries ProxyKey on Centrifugo's proxy requests.
+// proxyKeyHeader carries proxyKey on Centrifugo's proxy requests.
 // CentrifugoConfig sets it as a static header; the proxy routes refuse a
 // request without it.
-const ProxyKeyHeader = "X-Instant-Proxy-Key"
+const proxyKeyHeader = "X-Instant-Proxy-Key"
 
-// ProxyKey is the key Centrifugo's proxy requests must carry in
-// ProxyKeyHeader: an HMAC of the TokenSecret, so that neither the token
-// secret nor the API key travels with them. It is a secret: do not log it.
-func (i *Instant) ProxyKey() string {
-	if i == nil {
-		return ""
-	}
-	return i.proxyKey
-}
-
+// deriveProxyKey makes Instant.proxyKey, the key Centrifugo's proxy
+// requests must carry in proxyKeyHeader: an HMAC of the TokenSecret, so
+// that neither the token secret nor the API key travels with them. It is
+// a secret: never logged.
 func deriveProxyKey(secret []byte) string {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("instant proxy key v1"))
@@ -83,7 +77,7 @@ var (
 // has answered (403 for a missing or wrong key, 400 for a bad body).
 func (i *Instant) proxyRead(c *gin.Context, body []byte) (proxyRequest, bool) {
 	var req proxyRequest
-	key := c.GetHeader(ProxyKeyHeader)
+	key := c.GetHeader(proxyKeyHeader)
 	if subtle.ConstantTimeCompare([]byte(key), []byte(i.proxyKey)) != 1 {
 		abortJSON(c, http.StatusForbidden, "instant: proxy request without the proxy key")
 		return req, false
@@ -165,9 +159,9 @@ func (i *Instant) proxySubscribe(c *gin.Context, body []byte) {
 	}
 	info, err := i.proxyDecide(c, &req)
 	switch {
-	case errors.Is(err, ErrLoadUser):
+	case errors.Is(err, errLoadUser):
 		c.JSON(http.StatusOK, retryLater)
-	case errors.Is(err, ErrRuleFailed):
+	case errors.Is(err, errRuleFailed):
 		c.JSON(http.StatusOK, proxyAnswer{Error: &proxyError{Code: proxyErrInternal, Message: "internal error"}})
 	case err != nil:
 		c.JSON(http.StatusOK, proxyAnswer{Error: &proxyError{Code: proxyErrPermissionDenied, Message: "permission denied"}})
@@ -192,7 +186,7 @@ func (i *Instant) proxySubRefresh(c *gin.Context, body []byte) {
 	}
 	_, err := i.proxyDecide(c, &req)
 	switch {
-	case errors.Is(err, ErrLoadUser):
+	case errors.Is(err, errLoadUser):
 		c.JSON(http.StatusOK, retryLater)
 	case err != nil:
 		c.JSON(http.StatusOK, expired)

@@ -90,7 +90,7 @@ type apiClient interface {
 	presence(ctx context.Context, channel string) ([]presenceClient, error)
 	// presenceBatch asks the presence of every channel in one request.
 	presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error)
-	presenceStats(ctx context.Context, channel string) (PresenceStats, error)
+	presenceStats(ctx context.Context, channel string) (presenceCount, error)
 
 	// For Reauthorize and the access records (reauth.go):
 	channels(ctx context.Context, pattern string) ([]string, error)
@@ -320,11 +320,11 @@ func (i *Instant) eventChannels(ev *Event) ([]string, error) {
 		channels = append(channels, i.channels.byLevel[ev.Target][0])
 	}
 	for _, ch := range channels {
-		if err := ValidChannel(ch); err != nil {
+		if err := validChannel(ch); err != nil {
 			return nil, err
 		}
 		if private := i.privateTwin(ch); private != "" {
-			return nil, fmt.Errorf("%w: %q is public, but %q is a private channel here: name it with %q", ErrInvalidChannel, ch, private, PrivatePrefix)
+			return nil, fmt.Errorf("%w: %q is public, but %q is a private channel here: name it with %q", ErrInvalidChannel, ch, private, privatePrefix)
 		}
 	}
 	return channels, nil
@@ -335,10 +335,10 @@ func (i *Instant) eventChannels(ev *Event) ([]string, error) {
 // the public name would hand a private event to everyone. It returns ""
 // for a name that is private already or has no private twin.
 func (i *Instant) privateTwin(ch string) string {
-	if IsPrivate(ch) {
+	if isPrivate(ch) {
 		return ""
 	}
-	private := PrivatePrefix + ch
+	private := privatePrefix + ch
 	if _, ok := i.channels.byName[private]; ok || strings.HasPrefix(private, i.channels.userPrefix) {
 		return private
 	}
@@ -463,7 +463,7 @@ func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]
 	}
 	// One buffer for every payload: exactly its size when no channel name
 	// needs escaping (the common case), grown by append otherwise. Channel
-	// names are valid UTF-8 (ValidChannel), as appendJSONString needs.
+	// names are valid UTF-8 (validChannel), as appendJSONString needs.
 	size := len(channels) * fixed
 	for _, ch := range channels {
 		size += len(ch) + 2
@@ -499,13 +499,13 @@ func newEventID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Unsubscribe removes user from channel on every connection of theirs, for
+// unsubscribe removes user from channel on every connection of theirs, for
 // instance after the user lost the right to read it.
-func (i *Instant) Unsubscribe(ctx context.Context, channel, userID string) error {
+func (i *Instant) unsubscribe(ctx context.Context, channel, userID string) error {
 	if i == nil {
 		return ErrNotInstalled
 	}
-	if err := ValidChannel(channel); err != nil {
+	if err := validChannel(channel); err != nil {
 		return err
 	}
 	return i.call(ctx, func(ctx context.Context, api apiClient) error { return api.unsubscribe(ctx, channel, userID) })
@@ -525,13 +525,13 @@ func (i *Instant) Disconnect(ctx context.Context, userID string) error {
 	return i.call(ctx, func(ctx context.Context, api apiClient) error { return api.disconnect(ctx, userID) })
 }
 
-// History returns up to limit of channel's latest publications (the event
+// history returns up to limit of channel's latest publications (the event
 // payloads, newest last), when the channel keeps history.
-func (i *Instant) History(ctx context.Context, channel string, limit int) ([]json.RawMessage, error) {
+func (i *Instant) history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error) {
 	if i == nil {
 		return nil, ErrNotInstalled
 	}
-	if err := ValidChannel(channel); err != nil {
+	if err := validChannel(channel); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {

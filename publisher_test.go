@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/centrifugal/gocent/v3"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
 )
@@ -373,21 +372,22 @@ func TestErrorRepliesAreBoundedAndHoldNoSecret(t *testing.T) {
 		}
 	}
 	err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
-	var status gocent.ErrStatusCode
-	if !errors.As(err, &status) || status.Code != 500 {
+	var pe *instant.PublishError
+	if !errors.As(err, &pe) || pe.StatusCode != 500 || pe.Err == nil {
 		t.Fatalf("500 answer: %v", err)
 	}
-	if len(status.Body) > 8<<10 {
-		t.Errorf("kept %d bytes of the error body", len(status.Body))
+	body := pe.Err.Error()
+	if len(body) > 8<<10 {
+		t.Errorf("kept %d bytes of the error body", len(body))
 	}
-	texts := []string{err.Error(), errors.Unwrap(err).Error(), string(status.Body)}
+	texts := []string{err.Error(), body}
 	for _, s := range texts {
 		if strings.Contains(s, testAPIKey) || strings.Contains(s, testSecret) {
 			t.Errorf("a secret in an error text: %.200q", s)
 		}
 	}
-	if !strings.Contains(string(status.Body), "[redacted]") {
-		t.Errorf("body kept without the echo: %.200q", status.Body)
+	if !strings.Contains(body, "[redacted]") || !strings.HasPrefix(body, "http status 500: ") {
+		t.Errorf("body kept without the echo: %.200q", body)
 	}
 	// The same for a 200 reply holding a Centrifugo error that echoes.
 	f.reply = nil
@@ -395,8 +395,7 @@ func TestErrorRepliesAreBoundedAndHoldNoSecret(t *testing.T) {
 		w.Write([]byte(batchOf(`{"error":{"code":100,"message":"bad key ` + testAPIKey + `"}}`)))
 	}
 	err = inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
-	var apiErr *gocent.Error
-	if !errors.As(err, &apiErr) || strings.Contains(err.Error(), testAPIKey) || strings.Contains(apiErr.Message, testAPIKey) {
+	if !errors.As(err, &pe) || pe.Code != 100 || strings.Contains(err.Error(), testAPIKey) || strings.Contains(pe.Message, testAPIKey) || strings.Contains(pe.Err.Error(), testAPIKey) {
 		t.Errorf("API error echoing the key: %v", err)
 	}
 }

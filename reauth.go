@@ -161,7 +161,7 @@ func (i *Instant) Reauthorize(ctx context.Context, u User) error {
 func (i *Instant) revoke(ctx context.Context, u *User) error {
 	var active []string
 	err := i.call(ctx, func(ctx context.Context, api apiClient) (err error) {
-		active, err = api.channels(ctx, PrivatePrefix+"*")
+		active, err = api.channels(ctx, privatePrefix+"*")
 		return err
 	})
 	if err != nil {
@@ -170,7 +170,7 @@ func (i *Instant) revoke(ctx context.Context, u *User) error {
 	var configured, others []string
 	for _, ch := range active {
 		switch {
-		case !IsPrivate(ch) || i.isAccessChannel(ch) || strings.HasPrefix(ch, i.channels.userPrefix):
+		case !isPrivate(ch) || i.isAccessChannel(ch) || strings.HasPrefix(ch, i.channels.userPrefix):
 			// never granted to a client, or not changed by roles
 		case i.channels.byName[ch] != nil:
 			configured = append(configured, ch)
@@ -242,7 +242,7 @@ func (i *Instant) refusedOf(ctx context.Context, u *User, channels []string) (re
 		if err != nil {
 			refused = append(refused, channels[k])
 		}
-		if errors.Is(err, ErrRuleFailed) {
+		if errors.Is(err, errRuleFailed) {
 			ruleFailures++
 		}
 	}
@@ -258,7 +258,7 @@ func (i *Instant) ruleContext(ctx context.Context, u *User) *gin.Context {
 	st := &reqState{inst: i, origin: c, loaded: true, done: true, user: u}
 	req, _ := http.NewRequestWithContext(context.WithValue(ctx, stateKey{}, st), http.MethodGet, "/", nil)
 	c.Request = req
-	c.Set(ContextKey, i)
+	c.Set(contextKey, i)
 	c.Set(stateKey{}, st)
 	return c
 }
@@ -293,11 +293,11 @@ func (i *Instant) accessLogNamespace() string { return i.cfg.SiteSlug + "_access
 // hash, so that any ID makes a short ASCII name.
 func (i *Instant) accessChannel(id string) string {
 	sum := sha256.Sum256([]byte(id))
-	return PrivatePrefix + i.accessNamespace() + ":" + hex.EncodeToString(sum[:16])
+	return privatePrefix + i.accessNamespace() + ":" + hex.EncodeToString(sum[:16])
 }
 
 func (i *Instant) accessLogChannel() string {
-	return PrivatePrefix + i.accessLogNamespace() + ":all"
+	return privatePrefix + i.accessLogNamespace() + ":all"
 }
 
 // isAccessChannel reports whether channel is in a namespace of the records.
@@ -308,7 +308,7 @@ func (i *Instant) isAccessChannel(channel string) bool {
 // isAccessName reports whether name (a channel or the start of a pattern)
 // is in a namespace of the records of the site slug.
 func isAccessName(slug, name string) bool {
-	rest, ok := strings.CutPrefix(name, PrivatePrefix)
+	rest, ok := strings.CutPrefix(name, privatePrefix)
 	if !ok {
 		return false
 	}

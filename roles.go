@@ -50,10 +50,10 @@ func (i *Instant) mayConnect(user *User) error {
 // answers the presence info for the token, or an error: ErrInvalidChannel
 // (wrapped, with the reason) for a name that is not a channel,
 // ErrLoginRequired for an anonymous visitor when they are refused,
-// ErrNotAllowed when the user may not read it, and ErrRuleFailed when a
+// ErrNotAllowed when the user may not read it, and errRuleFailed when a
 // custom rule panicked.
 func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, err error) {
-	if err := ValidChannel(channel); err != nil {
+	if err := validChannel(channel); err != nil {
 		return nil, err
 	}
 	if err := i.mayConnect(user); err != nil {
@@ -76,7 +76,7 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 		}
 		return nil, ErrNotAllowed
 	}
-	if !IsPrivate(channel) {
+	if !isPrivate(channel) {
 		return nil, nil
 	}
 	for _, r := range *i.rules.Load() {
@@ -88,7 +88,7 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 }
 
 // runRule calls a rule's function with the caller's own copy of the user.
-// A panic in it is logged and answered with ErrRuleFailed, and so is info
+// A panic in it is logged and answered with errRuleFailed, and so is info
 // that does not encode as one JSON value (a json.RawMessage such as
 // `{"a":1},"sub":"4"` would otherwise rewrite the token's claims). The
 // info answered is encoded JSON (a json.RawMessage), or nil.
@@ -96,7 +96,7 @@ func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string
 	defer func() {
 		if p := recover(); p != nil {
 			i.logger.Error("instant: Authorize rule panicked", "pattern", r.pattern, "panic", fmt.Sprint(p))
-			info, err = nil, ErrRuleFailed
+			info, err = nil, errRuleFailed
 		}
 	}()
 	allow, info := r.fn(c, user.clone(), params)
@@ -109,7 +109,7 @@ func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string
 	raw, jerr := json.Marshal(info) // validates and compacts a json.RawMessage too
 	if jerr != nil {
 		i.logger.Error("instant: Authorize rule answered info that is not JSON", "pattern", r.pattern, "error", jerr.Error())
-		return nil, ErrRuleFailed
+		return nil, errRuleFailed
 	}
 	if string(raw) == "null" {
 		return nil, nil

@@ -198,26 +198,6 @@ func TestValidChannel(t *testing.T) {
 	}
 }
 
-func TestLevelText(t *testing.T) {
-	for l := instant.LevelPublic; l <= instant.LevelSuperuser; l++ {
-		b, err := l.MarshalText()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var back instant.Level
-		if err := back.UnmarshalText(b); err != nil || back != l {
-			t.Errorf("%v round trip: %v %v", l, back, err)
-		}
-	}
-	var l instant.Level
-	if l.UnmarshalText([]byte("root")) == nil {
-		t.Error("unknown level accepted")
-	}
-	if _, err := instant.Level(9).MarshalText(); err == nil {
-		t.Error("level 9 marshalled")
-	}
-}
-
 func TestChannelsListsEveryLevel(t *testing.T) {
 	cfg := testConfig()
 	cfg.GroupChannels = map[string][]string{"b": {"$shared", "$b_only"}, "a": {"$shared"}}

@@ -15,10 +15,10 @@ import (
 
 // Limits of the token routes.
 const (
-	// MaxBodyBytes is the largest request body a POST route reads.
-	MaxBodyBytes = 64 << 10
-	// MaxBatchChannels is the most channels one auth request may name.
-	MaxBatchChannels = 100
+	// maxBodyBytes is the largest request body a POST route reads.
+	maxBodyBytes = 64 << 10
+	// maxBatchChannels is the most channels one auth request may name.
+	maxBatchChannels = 100
 )
 
 // handler is a route of the plugin: it gets the Instant, the request and,
@@ -89,12 +89,10 @@ func (i *Instant) Register(g *gin.RouterGroup) {
 	})
 }
 
-// Register mounts the routes bound to the package default Instant (see
-// Configure), resolved at their first request and kept.
-func Register(g *gin.RouterGroup) {
-	var pkg packageInstant
-	register(g, pkg.get)
-}
+// Register is the package-level form: inst.Register(g) of the package
+// default Instant that Session (the package-level one) describes. It
+// panics, at startup, when the environment does not configure it.
+func Register(g *gin.RouterGroup) { packageDefault().Register(g) }
 
 func register(g *gin.RouterGroup, resolve func() (*Instant, error)) {
 	byPath := make(map[string]int, len(routes))
@@ -147,7 +145,7 @@ func register(g *gin.RouterGroup, resolve func() (*Instant, error)) {
 }
 
 // readPost applies the checks every POST route shares: same origin, JSON
-// content type, at most MaxBodyBytes of valid UTF-8. On failure it has
+// content type, at most maxBodyBytes of valid UTF-8. On failure it has
 // answered and returns false.
 func (i *Instant) readPost(c *gin.Context) ([]byte, bool) {
 	r := c.Request
@@ -159,11 +157,11 @@ func (i *Instant) readPost(c *gin.Context) ([]byte, bool) {
 		abortJSON(c, http.StatusUnsupportedMediaType, "instant: content type must be application/json")
 		return nil, false
 	}
-	if r.ContentLength > MaxBodyBytes {
+	if r.ContentLength > maxBodyBytes {
 		abortJSON(c, http.StatusRequestEntityTooLarge, "instant: body larger than 64 KiB")
 		return nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, r.Body, MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, r.Body, maxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -284,7 +282,7 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 	case len(req.Channels) == 0 && !req.Connection:
 		abortJSON(c, http.StatusBadRequest, "instant: no channels")
 		return
-	case len(req.Channels) > MaxBatchChannels:
+	case len(req.Channels) > maxBatchChannels:
 		abortJSON(c, http.StatusBadRequest, "instant: at most 100 channels a batch")
 		return
 	case req.Client != "" && checkName(req.Client, "client") != nil:
@@ -329,6 +327,14 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 	c.JSON(http.StatusOK, authResponse{Channels: out, Connection: conn})
 }
 
+// listedChannel is a channel as the channels route lists it:
+// {"name", "level" (its String: "public", "users", ...), "group"}.
+type listedChannel struct {
+	Name  string `json:"name"`
+	Level string `json:"level"`
+	Group string `json:"group,omitempty"`
+}
+
 func (i *Instant) channelsRoute(c *gin.Context, _ []byte) {
 	u, ok := requestUser(c, false)
 	if !ok {
@@ -338,9 +344,14 @@ func (i *Instant) channelsRoute(c *gin.Context, _ []byte) {
 		i.refuse(c, err)
 		return
 	}
+	chans := i.channelsFor(u)
+	listed := make([]listedChannel, len(chans))
+	for k, ch := range chans {
+		listed[k] = listedChannel{Name: ch.Name, Level: ch.Level.String(), Group: ch.Group}
+	}
 	c.JSON(http.StatusOK, gin.H{
 		"user":          u,
-		"channels":      i.ChannelsFor(u),
+		"channels":      listed,
 		"websocket_url": i.cfg.WebsocketURL,
 		// A new origin id for the asking tab, bound to u (see Origin).
 		"origin": i.mintOrigin(u),
@@ -394,7 +405,7 @@ func failServer(c *gin.Context, i *Instant, err error) {
 	}
 	logger.Error(err.Error(), "path", requestPath(c))
 	msg := "instant: server error"
-	for _, known := range []error{ErrNoSession, ErrNotInstalled, ErrNotConfigured} {
+	for _, known := range []error{ErrNoSession, ErrNotInstalled} {
 		if errors.Is(err, known) {
 			msg = known.Error()
 		}

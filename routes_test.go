@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -454,7 +456,7 @@ func TestUndecodableSessionUserIsAnonymous(t *testing.T) {
 			inst.Register(r.Group("/instant"))
 			r.POST("/plant", func(c *gin.Context) {
 				s := sessions.Default(c)
-				s.Set(instant.SessionKey, value)
+				s.Set("instant.user", value)
 				_ = s.Save()
 			})
 			b := newBrowser(t, r)
@@ -511,10 +513,13 @@ func TestLoadUserReplacesSession(t *testing.T) {
 	}
 }
 
+// TestPackageLevelRegister: the package-level Session and Register share
+// one default Instant, built from the environment. (The package default
+// is built once a process: no other test in this binary may use them.)
 func TestPackageLevelRegister(t *testing.T) {
-	if err := instant.Configure(testConfig()); err != nil {
-		t.Fatal(err)
-	}
+	t.Setenv("INSTANT_API_URL", "http://127.0.0.1:1/api")
+	t.Setenv("CENTRIFUGO_HTTP_API_KEY", testAPIKey)
+	t.Setenv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", testSecret)
 	r := gin.New()
 	r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
 	r.Use(instant.Session())
@@ -530,6 +535,48 @@ func TestPackageLevelRegister(t *testing.T) {
 	b := newBrowser(t, r)
 	if status, body := b.postJSON("/instant/connection_token", map[string]any{}); status != 200 {
 		t.Errorf("connection_token %d %v", status, body)
+	}
+}
+
+// TestPackageLevelFormsFailAtStartup: without the environment, the
+// package-level Session and Register panic when called (at startup), each
+// time, naming the missing variable and never a secret; they do not hand
+// back a middleware that answers 500 to every request. It runs in a
+// process of its own, where nothing built the package default.
+func TestPackageLevelFormsFailAtStartup(t *testing.T) {
+	if os.Getenv("INSTANT_TEST_STARTUP") == "1" {
+		for _, call := range []func(){
+			func() { instant.Session() },
+			func() { instant.Register(gin.New().Group("/instant")) },
+			func() { instant.Session() },
+		} {
+			func() {
+				defer func() { fmt.Printf("panic: %v\n", recover()) }()
+				call()
+			}()
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPackageLevelFormsFailAtStartup$", "-test.count=1")
+	cmd.Env = []string{"INSTANT_TEST_STARTUP=1", "CENTRIFUGO_HTTP_API_KEY=" + testAPIKey, "INSTANT_SITE_SLUG=bad slug"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var panics []string
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if msg, ok := strings.CutPrefix(line, "panic: "); ok {
+			panics = append(panics, msg)
+		}
+	}
+	if len(panics) != 3 {
+		t.Fatalf("want 3 panics, got %q", out)
+	}
+	for _, msg := range panics {
+		if !strings.Contains(msg, "unset: CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY") || strings.Contains(msg, "CENTRIFUGO_HTTP_API_KEY") ||
+			!strings.Contains(msg, "TokenSecret is required") || !strings.Contains(msg, "SiteSlug") || strings.Contains(msg, testAPIKey) {
+			t.Errorf("panic %q: want the unset variable and every problem, no secret", msg)
+		}
 	}
 }
 
@@ -565,7 +612,7 @@ func TestLoadUserMayAskForTheCurrentUser(t *testing.T) {
 	cfg.LoadUser = func(c *gin.Context) (*instant.User, error) {
 		// Re-entrant: LoadUser asking for the user it is loading sees none
 		// yet, through the context it got and through the request's.
-		if instant.CurrentUser(c) != nil || instant.UserFromContext(c.Request.Context()) != nil {
+		if instant.CurrentUser(c) != nil || instant.CurrentUser(c.Request.Context()) != nil {
 			return nil, fmt.Errorf("a user before LoadUser returned")
 		}
 		return &instant.User{ID: "5"}, nil

@@ -47,8 +47,8 @@ type patternPart struct {
 //
 // A pattern must start with "$": Centrifugo lets anyone read a channel
 // without "$" with no token at all, so a rule there would protect nothing.
-// It holds only what a channel name may (see ValidChannel: printable
-// ASCII). Its namespace, the part before its first ':', must be literal
+// It holds only what a channel name may (printable ASCII, at most 255
+// bytes). Its namespace, the part before its first ':', must be literal
 // and one Centrifugo accepts, since CentrifugoConfig declares it by name:
 // "$chat:*", "$orders:{id}" and "$project-{id}" (no ':' at all: a
 // parameter never holds one) are fine, while "$chat*" (it would match
@@ -66,7 +66,7 @@ func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 	if i == nil {
 		return ErrNotInstalled
 	}
-	if !IsPrivate(pattern) {
+	if !isPrivate(pattern) {
 		return fmt.Errorf("%w: %q: a rule must cover \"$\" channels; Centrifugo lets anyone read the others without a token", ErrInvalidPattern, pattern)
 	}
 	if fn == nil {
@@ -170,7 +170,7 @@ func patternNamespace(parts []patternPart) (string, error) {
 				return "", fmt.Errorf("parameter %q comes before the first ':', in the namespace, which must be literal text: Centrifugo declares namespaces by name", param)
 			}
 			text.WriteString(part.literal[:k])
-			ns := strings.TrimPrefix(text.String(), PrivatePrefix)
+			ns := strings.TrimPrefix(text.String(), privatePrefix)
 			if ns != "" && !validNamespace(ns) {
 				return "", fmt.Errorf("namespace %q %s", ns, namespaceRule)
 			}

@@ -42,7 +42,7 @@ type reqState struct {
 // begin records i and a new request state on c and on c.Request's context.
 func (i *Instant) begin(c *gin.Context) *reqState {
 	st := &reqState{inst: i, origin: c, c: c}
-	c.Set(ContextKey, i)
+	c.Set(contextKey, i)
 	c.Set(stateKey{}, st)
 	if c.Request != nil {
 		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), stateKey{}, st))
@@ -146,7 +146,7 @@ func (i *Instant) sessionUser(c *gin.Context) *User {
 	if !ok {
 		return nil
 	}
-	v := s.Get(SessionKey)
+	v := s.Get(sessionKey)
 	raw, _ := v.(string)
 	u, loginAt := i.users.decodeLogin(raw)
 	if u == nil && v != nil {
@@ -170,7 +170,7 @@ func requestContext(c *gin.Context) context.Context {
 
 // loadUser calls Config.LoadUser with a copy of c marked as LoadUser's own
 // (so that it may ask for the current user and get nil). Its error, a
-// panic in it, or an invalid user becomes an error wrapping ErrLoadUser,
+// panic in it, or an invalid user becomes an error wrapping errLoadUser,
 // logged once, here. The user is normalized: LoadUser may keep and change
 // what it returned.
 func (i *Instant) loadUser(c *gin.Context, st *reqState) (u *User, err error) {
@@ -181,7 +181,7 @@ func (i *Instant) loadUser(c *gin.Context, st *reqState) (u *User, err error) {
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			u, err = nil, fmt.Errorf("%w: LoadUser panicked: %v", ErrLoadUser, p)
+			u, err = nil, fmt.Errorf("%w: LoadUser panicked: %v", errLoadUser, p)
 		}
 		if err != nil {
 			i.logger.Error(err.Error(), "path", requestPath(c))
@@ -190,15 +190,15 @@ func (i *Instant) loadUser(c *gin.Context, st *reqState) (u *User, err error) {
 	u, err = i.cfg.LoadUser(lc)
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("%w: %w", ErrLoadUser, err)
+		return nil, fmt.Errorf("%w: %w", errLoadUser, err)
 	case u == nil:
 		return nil, nil
 	}
 	if err := u.validate(); err != nil {
-		return nil, fmt.Errorf("%w: LoadUser returned an invalid user: %w", ErrLoadUser, err)
+		return nil, fmt.Errorf("%w: LoadUser returned an invalid user: %w", errLoadUser, err)
 	}
 	if u, err = u.normalized(); err != nil {
-		return nil, fmt.Errorf("%w: LoadUser returned an invalid user: %w", ErrLoadUser, err)
+		return nil, fmt.Errorf("%w: LoadUser returned an invalid user: %w", errLoadUser, err)
 	}
 	return u, nil
 }

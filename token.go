@@ -67,7 +67,7 @@ func overrideFor(channel string) *override {
 	switch {
 	case channel == "":
 		return nil
-	case IsPrivate(channel):
+	case isPrivate(channel):
 		return privateOverride
 	default:
 		return publicOverride
@@ -246,7 +246,8 @@ func (i *Instant) ConnectionToken(user *User) (Token, error) {
 // SubscriptionToken signs a token for user (nil for anonymous) to read
 // channel, valid for SubscriptionTokenTTL, after the same decision as the
 // subscription_token route: an error wrapping ErrInvalidChannel,
-// ErrLoginRequired, ErrNotAllowed or ErrRuleFailed when it refuses. c is
+// ErrLoginRequired or ErrNotAllowed when it refuses, or another error when
+// a custom rule failed (panicked, or answered info that is not JSON). c is
 // handed to custom rules; it may be nil when no rule needs it. Use it to
 // put a token into a page you render. The token of a private channel
 // carries the presence info its members see of user: the rule's info when
@@ -295,7 +296,7 @@ func subject(u *User) string {
 // which keeps no presence.
 func channelInfo(u *User, channel string, ruleInfo any) any {
 	switch {
-	case !IsPrivate(channel):
+	case !isPrivate(channel):
 		return nil
 	case ruleInfo != nil:
 		return ruleInfo

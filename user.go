@@ -28,7 +28,7 @@ type User struct {
 	// Info is optional presence data, put in the tokens' "info" claim:
 	// what other subscribers see of this user. It must encode as JSON.
 	// Numbers are kept exact, digit for digit, whatever their size: the
-	// user's Info as CurrentUser, UserFromContext and rules see it holds
+	// user's Info as CurrentUser and rules see it holds
 	// every number as a json.Number (its exact text; Int64, Float64 and
 	// String read it), not a float64.
 	Info map[string]any `json:"info,omitempty"`

@@ -63,7 +63,7 @@ func TestBroadcastUsersIsLinear(t *testing.T) {
 		channels := make([]string, 0, n)
 		for _, id := range users {
 			ch := inst.UserChannel(id)
-			if ValidChannel(ch) != nil || inst.privateTwin(ch) != "" {
+			if validChannel(ch) != nil || inst.privateTwin(ch) != "" {
 				t.Fatalf("user %s: channel %q", id, ch)
 			}
 			channels = append(channels, ch)

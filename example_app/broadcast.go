@@ -126,12 +126,34 @@ type sentEvent struct {
 	Sender     string          `json:"sender"`
 }
 
+// channelsAt lists the configured channels of level l, in order: an
+// event whose Target is l goes to the first.
+func (s *site) channelsAt(l instant.Level) []string {
+	var out []string
+	for _, ch := range s.all {
+		if ch.Level == l {
+			out = append(out, ch.Name)
+		}
+	}
+	return out
+}
+
+// levelNamed is the level whose String is name, or the zero Level.
+func levelNamed(name string) instant.Level {
+	for l := instant.LevelPublic; l <= instant.LevelPersonal; l++ {
+		if l.String() == name {
+			return l
+		}
+	}
+	return 0
+}
+
 func (s *site) targets() (channels, levels []target) {
 	for _, ch := range s.all {
 		channels = append(channels, target{Value: ch.Name, Label: ch.Name + " (" + ch.Level.String() + ")", Level: ch.Level})
 	}
 	for l := instant.LevelPublic; l <= instant.LevelSuperuser; l++ {
-		if chans := s.inst.ChannelsAt(l); len(chans) > 0 {
+		if chans := s.channelsAt(l); len(chans) > 0 {
 			levels = append(levels, target{Value: levelTargetPrefix + l.String(), Label: "every " + l.String() + " reader (" + chans[0] + ")", Level: l})
 		}
 	}
@@ -140,7 +162,7 @@ func (s *site) targets() (channels, levels []target) {
 
 func (s *site) broadcastPage(c *gin.Context) {
 	form := broadcastForm{EventClass: "announcement"}
-	if ch := s.inst.ChannelsAt(instant.LevelPublic); len(ch) > 0 {
+	if ch := s.channelsAt(instant.LevelPublic); len(ch) > 0 {
 		form.Target = ch[0]
 	}
 	s.renderBroadcast(c, http.StatusOK, form, "", c.Query("sent") != "")
@@ -202,8 +224,8 @@ func (s *site) eventFromForm(f broadcastForm) (instant.Event, error) {
 	if f.Target == "" {
 		bad("Pick a target channel or level.")
 	} else if name, ok := strings.CutPrefix(f.Target, levelTargetPrefix); ok {
-		var l instant.Level
-		if l.UnmarshalText([]byte(name)) != nil || len(s.inst.ChannelsAt(l)) == 0 {
+		l := levelNamed(name)
+		if len(s.channelsAt(l)) == 0 {
 			bad("Unknown target %q: pick a channel or a level from the list.", f.Target)
 		}
 		ev.Target = l
@@ -279,7 +301,7 @@ func (s *site) broadcast(c *gin.Context) {
 	}
 	channels := []string{ev.Channel}
 	if ev.Channel == "" {
-		channels = s.inst.ChannelsAt(ev.Target)[:1]
+		channels = s.channelsAt(ev.Target)[:1]
 	}
 	// The tab that sent the form shows the event from this answer: its
 	// helper drops the publication that carries its origin.

@@ -32,13 +32,10 @@ type homeData struct {
 
 // home shows the live event list.
 func (s *site) home(c *gin.Context) {
-	granted := map[string]bool{}
-	for _, ch := range s.inst.ChannelsFor(instant.CurrentUser(c)) {
-		granted[ch.Name] = true
-	}
+	user := instant.CurrentUser(c)
 	var denied []instant.Channel
 	for _, ch := range s.all {
-		if !granted[ch.Name] {
+		if !s.inst.Allowed(c, user, ch.Name) {
 			denied = append(denied, ch)
 		}
 	}

@@ -9,8 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	"github.com/gin-instant/instant"
 )
 
 // secretsFile is the name of the secrets file inside the demo directory.
@@ -78,8 +76,8 @@ func loadOrCreateSecrets(dir string) (s secrets, created bool, err error) {
 // check reports a secret that is missing or too short.
 func (s secrets) check() error {
 	var errs []error
-	if len(s.TokenSecret) < instant.MinTokenSecretLength {
-		errs = append(errs, fmt.Errorf("token_secret must be at least %d characters", instant.MinTokenSecretLength))
+	if len(s.TokenSecret) < 32 { // instant.Config.TokenSecret: at least 32 bytes
+		errs = append(errs, fmt.Errorf("token_secret must be at least %d characters", 32))
 	}
 	if len(s.APIKey) < 16 {
 		errs = append(errs, errors.New("api_key must be at least 16 characters"))
