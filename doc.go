@@ -8,9 +8,9 @@
 //	inst.Register(r.Group("/instant"))     // token routes the browser calls
 //
 // where inst comes from New (or use the package-level Session and
-// Register, configured from the environment: see ConfigFromEnv; they panic
-// at startup when it does not configure them). A login handler calls Login(c, User{...}); any handler
-// broadcasts with
+// Register, configured from the environment: see ConfigFromEnv; they
+// panic at startup when it does not configure them). A login handler
+// calls Login(c, User{...}); any handler broadcasts with
 //
 //	instant.Default(c).Broadcast(c, instant.Event{Message: "Private event", Channel: "$private_chan"})
 //
@@ -44,13 +44,17 @@
 // # Files
 //
 // instant.go holds Config and New; user.go the User and the decoded-user
-// cache; channels.go levels and the configured channels; rules.go custom
-// rules; roles.go the one decision; state.go the per-request state;
+// cache; channels.go levels, names and the configured channels; rules.go
+// custom rules; roles.go the one decision; state.go the per-request state;
 // middleware.go Session and the accessors; login.go Login and Logout;
-// routes.go the route table and HTTP answers; token.go signing; proxy.go
-// Centrifugo's proxies; publisher.go events (Broadcast, BroadcastBatch);
-// nodes.go retries, failover and Stats; outbox.go BroadcastTx and the
-// outbox table; presence.go who is on a channel; clientjs.go serves the
-// browser helper client.js; one file alone knows the Centrifugo API
-// client library; centrifugo.go the Centrifugo config.
+// routes.go the route table and HTTP answers; token.go signing; origin.go
+// the origin ids of browser tabs; proxy.go Centrifugo's proxies;
+// publisher.go events (Broadcast, BroadcastBatch); publish_api.go the
+// publish request with idempotency keys and tags; nodes.go retries,
+// failover, nodes marked down and Stats; outbox.go BroadcastTx and the
+// outbox table; presence.go who is on a channel and the presence route;
+// reauth.go Reauthorize and the access records; clientjs.go serves the
+// browser helper client.js; gocent.go the other server API calls;
+// centrifugo.go the Centrifugo config; check.go, websocket.go and
+// command.go Check and the app's subcommands.
 package instant
