@@ -54,7 +54,7 @@
 // failover, nodes marked down and Stats; outbox.go BroadcastTx and the
 // outbox table; presence.go who is on a channel and the presence route;
 // reauth.go Reauthorize and the access records; clientjs.go serves the
-// browser helper client.js; gocent.go the other server API calls;
+// browser helper client.js; one file alone knows the API client library;
 // centrifugo.go the Centrifugo config; check.go, websocket.go and
 // command.go Check and the app's subcommands.
 package instant
