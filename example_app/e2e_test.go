@@ -379,7 +379,7 @@ func TestEndToEndInChromium(t *testing.T) {
 		t.Errorf("the anonymous page shows a presence list")
 	}
 	anon.snap("live")
-	if denied := user.strings(`[...document.querySelectorAll('#denied .channel')].map(li => li.dataset.channel)`); !slices.Equal(denied, []string{"$site_editors", "$site_staff", "$site_admin"}) {
+	if denied := user.strings(`[...document.querySelectorAll('#denied .channel')].map(li => li.dataset.channel)`); !slices.Equal(denied, []string{"$site_editors", "$site_reviewers", "$site_staff", "$site_admin"}) {
 		t.Errorf("the plain user's page lists %v as not granted", denied)
 	}
 	// Personal channels: the plain user (1) may not read the editor's (2).
@@ -580,7 +580,7 @@ func TestEndToEndInChromium(t *testing.T) {
 		const state = document.querySelector('#state').dataset.state;
 		return state === 'connected' && names('#channels .channel') === 'site_public' &&
 			names('#channels .channel[data-state="subscribed"]') === 'site_public' &&
-			names('#denied .channel') === '$site_users $site_editors $site_staff $site_admin $site_user:1' &&
+			names('#denied .channel') === '$site_users $site_editors $site_reviewers $site_staff $site_admin $site_user:1' &&
 			document.querySelectorAll('[data-state="unsubscribed"]').length === 0 &&
 			document.querySelector('#whoami').dataset.user === '' && !!document.querySelector('#login-link') &&
 			!document.querySelector('#logout');
@@ -589,14 +589,15 @@ func TestEndToEndInChromium(t *testing.T) {
 	// A login that ends without the page knowing (it expired, say): the
 	// editor's next subscription token is refused, so the page asks the
 	// site again and moves its private channels to "Not for you", on the
-	// same connection.
+	// same connection. (The denied list keeps its order within a level:
+	// $site_reviewers came with the page, $site_editors joins after it.)
 	editor.eval(`window.__connectedCount = 0; window.instantDemo.centrifuge.on('connected', () => window.__connectedCount++); 0`)
 	e.site.logins.endAll()
 	editor.waitFor("the refused channels to move to Not for you", `(() => {
 		const names = sel => [...document.querySelectorAll(sel)].map(li => li.dataset.channel).join(' ');
 		return names('#channels .channel') === 'site_public' &&
 			names('#channels .channel[data-state="subscribed"]') === 'site_public' &&
-			names('#denied .channel') === '$site_users $site_editors $site_staff $site_admin $site_user:2' &&
+			names('#denied .channel') === '$site_users $site_reviewers $site_editors $site_staff $site_admin $site_user:2' &&
 			document.querySelectorAll('[data-state="unsubscribed"]').length === 0;
 	})()`)
 	editor.snap("refused")
@@ -658,7 +659,7 @@ func TestEndToEndTokensAreRefreshed(t *testing.T) {
 		const names = sel => [...document.querySelectorAll(sel)].map(li => li.dataset.channel).join(' ');
 		return names('#channels .channel') === 'site_public' &&
 			names('#channels .channel[data-state="subscribed"]') === 'site_public' &&
-			names('#denied .channel') === '$site_users $site_editors $site_staff $site_admin $site_user:1' &&
+			names('#denied .channel') === '$site_users $site_editors $site_reviewers $site_staff $site_admin $site_user:1' &&
 			document.querySelectorAll('[data-state="unsubscribed"]').length === 0 &&
 			document.querySelector('#state').dataset.state === 'connected';
 	})()`)

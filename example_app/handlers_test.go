@@ -16,7 +16,7 @@ func TestLoginPageListsEveryDemoAccount(t *testing.T) {
 		t.Fatalf("GET /login: %d", r.status)
 	}
 	for _, a := range demoAccounts() {
-		for _, want := range []string{a.User.Username, a.Password, a.Role} {
+		for _, want := range []string{a.User.Username, a.Password, a.Role()} {
 			if !strings.Contains(r.body, want) {
 				t.Errorf("login page does not show %q", want)
 			}
@@ -162,7 +162,7 @@ func TestLogout(t *testing.T) {
 }
 
 func TestHomeListsChannelsByRole(t *testing.T) {
-	all := []string{"site_public", "$site_users", "$site_editors", "$site_staff", "$site_admin"}
+	all := []string{"site_public", "$site_users", "$site_editors", "$site_reviewers", "$site_staff", "$site_admin"}
 	cases := []struct {
 		username string
 		want     []string

@@ -15,8 +15,10 @@ import (
 
 // The site keeps its logins itself, as a server-side session store would:
 // the session cookie (signed and encrypted) holds only a random login ID,
-// and loginRegistry maps it to the user. instant finds the user through
-// Config.LoadUser (loadUser below). A logout forgets the ID, so a copy of
+// and loginRegistry maps it to the user's ID. instant finds the user
+// through Config.LoadUser (loadUser below), which reads them from the user
+// store at each request: a change of their roles (the admin page) holds
+// from the next request on. A logout forgets the login ID, so a copy of
 // the cookie taken before logs in no one; so does a restart.
 const (
 	// sessionMaxAge is the life of the session cookie and of a login.
@@ -41,7 +43,7 @@ func sessionOptions(maxAge int) sessions.Options {
 }
 
 // loginRegistry holds the logins that have not ended: for each ID, the
-// user and the time it expires. It keeps at most perUser logins of each
+// user's ID and the time it expires. It keeps at most perUser logins of each
 // user. It lives in memory: a restart of the demo logs everyone out. It is
 // safe for concurrent use.
 type loginRegistry struct {
@@ -55,7 +57,7 @@ type loginRegistry struct {
 
 // login is one login the registry keeps.
 type login struct {
-	user   instant.User
+	user   string // the user's ID
 	expiry time.Time
 }
 
@@ -66,17 +68,18 @@ func newLoginRegistry(ttl time.Duration, perUser int) *loginRegistry {
 	}
 }
 
-// start records a new login of u and returns its ID. The user's expired
+// start records a new login of the user whose ID is user and returns its
+// ID. The user's expired
 // logins are forgotten; when the user still has perUser logins, their
 // oldest ends. Other users' logins are never touched.
-func (r *loginRegistry) start(u instant.User) string {
+func (r *loginRegistry) start(user string) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	id := hex.EncodeToString(b[:])
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
-	ids := r.byUser[u.ID]
+	ids := r.byUser[user]
 	// Logins of one user expire in the order they started.
 	for len(ids) > 0 && !now.Before(r.live[ids[0]].expiry) {
 		delete(r.live, ids[0])
@@ -86,29 +89,28 @@ func (r *loginRegistry) start(u instant.User) string {
 		delete(r.live, ids[0])
 		ids = ids[1:]
 	}
-	r.live[id] = login{user: u, expiry: now.Add(r.ttl)}
-	r.byUser[u.ID] = append(ids, id)
+	r.live[id] = login{user: user, expiry: now.Add(r.ttl)}
+	r.byUser[user] = append(ids, id)
 	return id
 }
 
-// user returns the user of the login id, or nil when id is no login that
-// has neither ended nor expired. instant copies what it is given, so the
-// user may be shared.
-func (r *loginRegistry) user(id string) *instant.User {
+// user returns the ID of the user of the login id, or "" when id is no
+// login that has neither ended nor expired.
+func (r *loginRegistry) user(id string) string {
 	if id == "" {
-		return nil
+		return ""
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l, ok := r.live[id]
 	if !ok {
-		return nil
+		return ""
 	}
 	if !r.now().Before(l.expiry) {
-		r.forget(id, l.user.ID)
-		return nil
+		r.forget(id, l.user)
+		return ""
 	}
-	return &l.user
+	return l.user
 }
 
 // end forgets the login id.
@@ -116,7 +118,7 @@ func (r *loginRegistry) end(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if l, ok := r.live[id]; ok {
-		r.forget(id, l.user.ID)
+		r.forget(id, l.user)
 	}
 }
 
@@ -139,11 +141,15 @@ func (r *loginRegistry) count() int {
 }
 
 // loadUser is the site's instant.Config.LoadUser: the user of the login
-// whose ID the session holds, or nil (anonymous) when it holds none, or
-// one that ended or expired.
+// whose ID the session holds, as the user store holds them now, or nil
+// (anonymous) when it holds none, or one that ended or expired.
 func (s *site) loadUser(c *gin.Context) (*instant.User, error) {
 	id, _ := sessions.Default(c).Get(loginIDKey).(string)
-	return s.logins.user(id), nil
+	u, ok := s.users.userByID(s.logins.user(id))
+	if !ok {
+		return nil, nil
+	}
+	return &u, nil
 }
 
 // startLogin ends the login the session held, if any, records a new login
@@ -154,7 +160,7 @@ func (s *site) startLogin(c *gin.Context, u instant.User) error {
 		s.logins.end(id)
 	}
 	sess.Clear()
-	id := s.logins.start(u)
+	id := s.logins.start(u.ID)
 	sess.Set(loginIDKey, id)
 	if err := sess.Save(); err != nil {
 		s.logins.end(id)

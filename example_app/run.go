@@ -265,7 +265,7 @@ func printBanner(w io.Writer, b banner) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  username\tpassword\trole")
 	for _, a := range b.Accounts {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", a.User.Username, a.Password, a.Role)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", a.User.Username, a.Password, a.Role())
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nOpen %s/login, log in as admin and broadcast from %s/broadcast.\nPress Ctrl-C to stop.\n", b.URL, b.URL)

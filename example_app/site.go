@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-contrib/sessions"
@@ -23,8 +24,8 @@ import (
 const sessionName = "instant_demo"
 
 // demoConfig is the instant.Config of the demo: the default channels of
-// the slug "site" plus the editors group's channel, talking to the
-// Centrifugo whose server API is apiURL.
+// the slug "site" plus a channel for each group, talking to the Centrifugo
+// whose server API is apiURL.
 func demoConfig(apiURL string, s secrets) instant.Config {
 	return instant.Config{
 		APIURL:        apiURL,
@@ -32,7 +33,7 @@ func demoConfig(apiURL string, s secrets) instant.Config {
 		TokenSecret:   s.TokenSecret,
 		SiteName:      "instant demo",
 		SiteSlug:      "site",
-		GroupChannels: map[string][]string{editorsGroup: {editorsChannel}},
+		GroupChannels: map[string][]string{editorsGroup: {editorsChannel}, reviewersGroup: {reviewersChannel}},
 	}
 }
 
@@ -67,6 +68,7 @@ type site struct {
 	recent   *recentLog
 	logins   *loginRegistry
 	throttle *loginThrottle
+	adminMu  sync.Mutex        // one admin change at a time (see adminChange)
 	all      []instant.Channel // every configured channel, widest level first
 	clientJS staticFile
 	handler  http.Handler
@@ -152,9 +154,13 @@ func (s *site) routes(cfg siteConfig) http.Handler {
 	getAndHead(pagesGroup, "/login", s.loginPage)
 	pagesGroup.POST("/login", s.login)
 	pagesGroup.POST("/logout", s.logout)
-	staff := pagesGroup.Group("/broadcast", s.requireStaff)
+	staff := pagesGroup.Group("/broadcast", s.requireUser((*instant.User).IsStaff, "Only staff users and superusers may broadcast."))
 	getAndHead(staff, "", s.broadcastPage)
 	staff.POST("", s.broadcast)
+	admin := pagesGroup.Group("/admin", s.requireUser(isSuperuser, "Only superusers may change users."))
+	getAndHead(admin, "", s.adminPage)
+	admin.POST("/staff", s.adminSetStaff)
+	admin.POST("/group", s.adminSetGroup)
 
 	static := r.Group("/static")
 	getAndHead(static, "/centrifuge.js", s.clientJS.serve)
@@ -238,24 +244,30 @@ func sameOrigin(s *site) gin.HandlerFunc {
 	}
 }
 
-// requireStaff lets staff users and superusers through; it sends an
-// anonymous visitor to the login page and answers 403 to other users.
-func (s *site) requireStaff(c *gin.Context) {
-	u := instant.CurrentUser(c)
-	switch {
-	case u == nil:
-		if c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead {
-			c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request.URL.RequestURI()))
-			c.Abort()
-			return
+// requireUser lets the users that allowed accepts through; it sends an
+// anonymous visitor to the login page and answers 403 with refusal to
+// other users.
+func (s *site) requireUser(allowed func(*instant.User) bool, refusal string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		u := instant.CurrentUser(c)
+		switch {
+		case u == nil:
+			if c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead {
+				c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request.URL.RequestURI()))
+				c.Abort()
+				return
+			}
+			s.respondError(c, http.StatusUnauthorized, "Log in first.")
+		case !allowed(u):
+			s.respondError(c, http.StatusForbidden, refusal)
+		default:
+			c.Next()
 		}
-		s.respondError(c, http.StatusUnauthorized, "Log in first.")
-	case !u.IsStaff():
-		s.respondError(c, http.StatusForbidden, "Only staff users and superusers may broadcast.")
-	default:
-		c.Next()
 	}
 }
+
+// isSuperuser reports whether u, not nil, is a superuser.
+func isSuperuser(u *instant.User) bool { return u.Superuser }
 
 // staticFile is a file served from memory with an ETag.
 type staticFile struct {

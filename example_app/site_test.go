@@ -100,6 +100,8 @@ func TestHeadAnswersLikeGet(t *testing.T) {
 		{anon, "/login", http.StatusOK, "text/html", ""},
 		{anon, "/broadcast", http.StatusSeeOther, "", "/login?next=%2Fbroadcast"},
 		{admin, "/broadcast", http.StatusOK, "text/html", ""},
+		{anon, "/admin", http.StatusSeeOther, "", "/login?next=%2Fadmin"},
+		{admin, "/admin", http.StatusOK, "text/html", ""},
 		{anon, "/static/app.js", http.StatusOK, "text/javascript", ""},
 		{anon, "/static/style.css", http.StatusOK, "text/css", ""},
 		{anon, "/static/centrifuge.js", http.StatusOK, "text/javascript", ""},
@@ -154,7 +156,7 @@ func TestEveryPostRefusesCrossSite(t *testing.T) {
 	if user, _ := admin.channels(); user == nil || user["username"] != "admin" {
 		t.Errorf("after the cross-site requests the admin's session is %v", user)
 	}
-	for _, want := range []string{"POST /login", "POST /logout", "POST /broadcast"} {
+	for _, want := range []string{"POST /login", "POST /logout", "POST /broadcast", "POST /admin/staff", "POST /admin/group"} {
 		if !slices.Contains(checked, want) {
 			t.Errorf("%s is not among the routes checked %v", want, checked)
 		}

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,7 +25,7 @@ var (
 )
 
 // pageNames are the page templates; each is parsed with layout.html.
-var pageNames = []string{"home", "login", "broadcast", "error"}
+var pageNames = []string{"home", "login", "broadcast", "admin", "error"}
 
 // pages are the parsed templates, by page name.
 type pages struct {
@@ -36,6 +37,8 @@ var templateFuncs = template.FuncMap{
 	"clock": func(t time.Time) string { return t.Local().Format("15:04:05") },
 	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 	"join":  strings.Join,
+	// member reports whether u is in group.
+	"member": func(u instant.User, group string) bool { return slices.Contains(u.Groups, group) },
 }
 
 func parsePages() (*pages, error) {
@@ -57,6 +60,7 @@ type layoutData struct {
 	User      *instant.User
 	UserLabel string
 	Staff     bool
+	Superuser bool
 	Body      any
 }
 
@@ -70,6 +74,7 @@ func (s *site) render(c *gin.Context, status int, page, title string, body any) 
 		User:      u,
 		UserLabel: describeUser(u),
 		Staff:     u.IsStaff(),
+		Superuser: u != nil && u.Superuser,
 		Body:      body,
 	}
 	var buf bytes.Buffer

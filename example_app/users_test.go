@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
@@ -67,4 +68,35 @@ func TestNewUserStoreRefusesDuplicates(t *testing.T) {
 	if _, err := newUserStore(accounts, bcrypt.MinCost); err == nil {
 		t.Error("a duplicate username was accepted")
 	}
+}
+
+// TestUserStoreChanges: the store's changes are seen by the next read, the
+// users it returns are copies, and reads and changes may run at once.
+func TestUserStoreChanges(t *testing.T) {
+	s, err := newUserStore(demoAccounts(), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.setGroup("user", reviewersGroup)
+	if err != nil || !slices.Equal(u.Groups, []string{reviewersGroup}) {
+		t.Fatalf("setGroup: %+v, %v", u, err)
+	}
+	u.Groups[0] = "admins"
+	if now, _ := s.userByID("1"); !slices.Equal(now.Groups, []string{reviewersGroup}) {
+		t.Errorf("the store holds %v, want [reviewers] whatever its copies become", now.Groups)
+	}
+	var wg sync.WaitGroup
+	for k := range 8 {
+		wg.Go(func() {
+			for range 100 {
+				_, _ = s.setStaff("user", k%2 == 0)
+				_, _ = s.setGroup("user", demoGroups[k%2])
+				if u, ok := s.userByID("1"); !ok || len(u.Groups) != 1 {
+					t.Errorf("a read during changes gave %+v", u)
+				}
+				_ = s.accounts()
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -242,6 +242,27 @@ function showLoggedOut() {
   if (here) here.hidden = true;
 }
 
+// showUser keeps the header in step with the roles the site reports now
+// (the admin page may have changed them since the page loaded): the
+// label, as site.go's describeUser writes it, and the Broadcast link.
+function showUser(user) {
+  const who = document.getElementById('whoami');
+  if (!who || who.dataset.user !== user.username) return;
+  const groups = user.groups || [];
+  const staff = user.staff || user.superuser;
+  const role = user.superuser ? 'superuser' : user.staff ? 'staff' : groups.length ? groups.join(', ') : 'plain user';
+  who.textContent = user.username + ' (' + role + ')';
+  const nav = document.querySelector('.topbar nav');
+  const link = nav && nav.querySelector('a[href="/broadcast"]');
+  if (staff && nav && !link) {
+    const a = el('a', '', 'Broadcast');
+    a.href = '/broadcast';
+    nav.querySelector('a[href="/"]').after(a);
+  } else if (!staff && link) {
+    link.remove();
+  }
+}
+
 function channelItem(ch) {
   const li = el('li', 'channel');
   li.dataset.channel = ch.name;
@@ -260,7 +281,8 @@ function setChannelState(li, state, detail) {
 }
 
 // showChannels mirrors the helper's lists: channels held, and channels
-// the site refused since the page loaded.
+// the site refused since the page loaded. A channel granted later (the
+// admin page promoted the visitor) leaves "Not for you".
 function showChannels(channels, denied) {
   if (!channelsEl) return;
   channels.forEach((ch) => known.set(ch.name, ch));
@@ -268,12 +290,19 @@ function showChannels(channels, denied) {
   channelsEl.querySelectorAll('.channel').forEach((li) => {
     if (!held.has(li.dataset.channel)) li.remove();
   });
+  if (deniedEl) {
+    deniedEl.querySelectorAll('.channel').forEach((li) => {
+      if (held.has(li.dataset.channel)) li.remove();
+    });
+  }
   channels.forEach((ch) => {
     if (!channelsEl.querySelector('.channel[data-channel="' + CSS.escape(ch.name) + '"]')) channelsEl.append(channelItem(ch));
   });
   denied.forEach((name) => deny(known.get(name) || { name, level: 'rule' }));
   placeholder(channelsEl, 'None.');
-  if (!live.user) showLoggedOut();
+  placeholder(deniedEl, 'None: you may read every configured channel.');
+  if (live.user) showUser(live.user);
+  else showLoggedOut();
 }
 
 function showMembers(members) {
