@@ -715,7 +715,7 @@ func TestReauthorizeNumbers(t *testing.T) {
 		_ = lc.c.RemoveSubscription(lc.subs["$site_staff"])
 	}
 	p50, p99 := percentile(lat, 50), percentile(lat, 99)
-	t.Logf("Reauthorize → subscription ended, %d runs: p50 %.2f ms, p99 %.2f ms", runs, ms(p50), ms(p99))
+	t.Logf("Reauthorize → subscription ended, %d runs: p50 %.2f ms, p99 %.2f ms", runs, msOf(p50), msOf(p99))
 	if p99 > time.Second {
 		t.Errorf("p99 %v, want within 1 s", p99)
 	}
@@ -795,7 +795,7 @@ func TestReauthorizeNumbers(t *testing.T) {
 	}
 	sort.Slice(took, func(a, b int) bool { return took[a] < took[b] })
 	t.Logf("Reauthorize with %d active channels (%d refused, unsubscribed): median %.1f ms of 5 (min %.1f, max %.1f); the user's subscription ended %.1f ms after it began",
-		channels+3, channels/2, ms(took[2]), ms(took[0]), ms(took[4]), ms(endedAfter))
+		channels+3, channels/2, msOf(took[2]), msOf(took[0]), msOf(took[4]), msOf(endedAfter))
 
 	// The same with a rule that takes a millisecond, as a database query.
 	rs.slowRule.Store(int64(time.Millisecond))
@@ -803,7 +803,7 @@ func TestReauthorizeNumbers(t *testing.T) {
 	if err := r.inst.Reauthorize(ctx, instant.User{ID: "7"}); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("the same with a rule of 1 ms: %.1f ms", ms(time.Since(start)))
+	t.Logf("the same with a rule of 1 ms: %.1f ms", msOf(time.Since(start)))
 }
 
 func percentile(d []time.Duration, p int) time.Duration {
@@ -813,7 +813,7 @@ func percentile(d []time.Duration, p int) time.Duration {
 	return s[max(k-1, 0)]
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // TestClientJSReauthorizedPush runs testdata/clientjs_reauth.mjs under
 // Node: on the push on its personal channel, client.js asks for its
