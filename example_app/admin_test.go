@@ -105,11 +105,11 @@ func TestAdminRefusesBadInput(t *testing.T) {
 
 // reauthorizePushes counts the pushes Reauthorize sent to the personal
 // channel of the user with this ID.
-func reauthorizePushes(t *testing.T, st *site, id string) int {
+func reauthorizePushes(t *testing.T, st *site, apiURL, id string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	pubs, err := st.inst.History(ctx, st.inst.UserChannel(id), 50)
+	pubs, err := history(ctx, apiURL, st.inst.UserChannel(id))
 	if err != nil {
 		t.Fatalf("history of %s: %v", st.inst.UserChannel(id), err)
 	}
@@ -155,7 +155,7 @@ func TestAdminChangesTakeEffect(t *testing.T) {
 	if s := staff.tokenStatus("$site_staff"); s != http.StatusForbidden {
 		t.Errorf("the demoted staff user's $site_staff token: %d, want 403", s)
 	}
-	if n := reauthorizePushes(t, st, "3"); n != 1 {
+	if n := reauthorizePushes(t, st, cent.APIURL, "3"); n != 1 {
 		t.Errorf("%d Reauthorize pushes to the staff user, want 1", n)
 	}
 
@@ -170,10 +170,10 @@ func TestAdminChangesTakeEffect(t *testing.T) {
 	if editor.tokenStatus("$site_editors") != http.StatusForbidden || editor.tokenStatus("$site_reviewers") != http.StatusOK {
 		t.Error("the moved editor still gets a token for $site_editors, or none for $site_reviewers")
 	}
-	if n := reauthorizePushes(t, st, "2"); n != 2 {
+	if n := reauthorizePushes(t, st, cent.APIURL, "2"); n != 2 {
 		t.Errorf("%d Reauthorize pushes to the editor, want 2", n)
 	}
-	if n := reauthorizePushes(t, st, "1"); n != 0 {
+	if n := reauthorizePushes(t, st, cent.APIURL, "1"); n != 0 {
 		t.Errorf("%d Reauthorize pushes to the user no one changed, want 0", n)
 	}
 	// The same change again is harmless: the forms set, not toggle.
