@@ -18,9 +18,11 @@ import (
 )
 
 func main() {
+	restore := foreground() // Ctrl-C for the demo alone, not make (terminal_linux.go)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	restore()
 	os.Exit(code)
 }
 
