@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -44,15 +45,20 @@ type presenceClient struct {
 
 // Presence lists the users subscribed to channel, one Member per user,
 // sorted by UserID. Anonymous subscriptions are not listed. The channel
-// must have presence on (CentrifugoOptions.Presence). Errors as
-// Broadcast's (ErrInvalidChannel for a bad name); within
-// Config.PublishTimeout.
+// must be private and have presence on (CentrifugoOptions.Presence): a
+// public channel shows no presence to anyone, the app included
+// (ErrInvalidChannel), since its readers subscribe without a token and
+// never agreed to be listed. Errors as Broadcast's (ErrInvalidChannel for
+// a bad name); within Config.PublishTimeout.
 func (i *Instant) Presence(ctx context.Context, channel string) ([]Member, error) {
 	if i == nil {
 		return nil, ErrNotInstalled
 	}
 	if err := validChannel(channel); err != nil {
 		return nil, err
+	}
+	if !isPrivate(channel) {
+		return nil, fmt.Errorf("%w: %q is public: public channels show no presence", ErrInvalidChannel, channel)
 	}
 	var clients []presenceClient
 	err := i.call(ctx, func(ctx context.Context, api apiClient) (err error) {
