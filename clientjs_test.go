@@ -29,25 +29,7 @@ import (
 // centrifuge-js 5 does) and for the site, with pushes, replies and clocks
 // moved by hand. Node comes with npm, which `make test` needs anyway.
 func TestClientJSLogic(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true and node is not installed (it comes with npm; .ci/run installs it)")
-		}
-		t.Skip("node is not installed")
-	}
-	js, _ := filepath.Abs("client.js")
-	var stderr bytes.Buffer
-	cmd := exec.Command(node, "testdata/clientjs_unit.mjs", js)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s%s", err, out, stderr.Bytes())
-	}
-	var got map[string]any
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("output %q: %v", out, err)
-	}
+	got := runClientJSUnit(t)
 	want := map[string]any{
 		// bob left and carol joined while the snapshot (ann, bob) was asked for
 		"snapshotRace": "ann:1,carol:1",
@@ -151,12 +133,56 @@ func TestClientJSLogic(t *testing.T) {
 
 // needTool ends the test when a tool is missing: Fatal under CI=true
 // (`make test` installs everything), Skip elsewhere.
+// runClientJSUnit runs testdata/clientjs_unit.mjs on client.js under
+// Node, with args after it, and answers the JSON object it prints.
+func runClientJSUnit(t *testing.T, args ...string) map[string]any {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		needTool(t, "node is not installed (it comes with npm; .ci/run installs it)")
+	}
+	js, _ := filepath.Abs("client.js")
+	var stderr bytes.Buffer
+	cmd := exec.Command(node, append([]string{"testdata/clientjs_unit.mjs", js}, args...)...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s%s", err, out, stderr.Bytes())
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	return got
+}
+
 func needTool(t *testing.T, format string, args ...any) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("CI=true and "+format, args...)
 	}
 	t.Skipf(format, args...)
+}
+
+// liveNode finds node with a WebSocket and centrifuge-js, for the scripts
+// that run client.js against a real Centrifugo (see TestClientJSLive).
+func liveNode(t *testing.T) (node string, flags []string, centrifugeJS string) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		needTool(t, "node is not installed")
+	}
+	centrifugeJS, _ = filepath.Abs("example_app/node_modules/centrifuge/build/index.mjs")
+	if _, err := os.Stat(centrifugeJS); err != nil {
+		needTool(t, "no centrifuge-js: run `make npm` (%v)", err)
+	}
+	for _, try := range [][]string{nil, {"--experimental-websocket"}} {
+		probe := append(slices.Clone(try), "-e", `process.exit(typeof WebSocket === "function" ? 0 : 1)`)
+		if exec.Command(node, probe...).Run() == nil {
+			return node, try, centrifugeJS
+		}
+	}
+	needTool(t, "this node has no WebSocket")
+	return "", nil, ""
 }
 
 // TestClientJSLive runs testdata/clientjs_live.mjs: client.js with the
@@ -170,26 +196,7 @@ func needTool(t *testing.T, format string, args ...any) {
 // private channels come from the app (POST presence) each time they are
 // subscribed anew, apart from the tokens.
 func TestClientJSLive(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		needTool(t, "node is not installed")
-	}
-	centrifugeJS, _ := filepath.Abs("example_app/node_modules/centrifuge/build/index.mjs")
-	if _, err := os.Stat(centrifugeJS); err != nil {
-		needTool(t, "no centrifuge-js: run `make npm` (%v)", err)
-	}
-	// Node 22 has a WebSocket; Node 20 has it behind a flag.
-	var flags []string
-	for _, try := range [][]string{nil, {"--experimental-websocket"}} {
-		probe := append(slices.Clone(try), "-e", `process.exit(typeof WebSocket === "function" ? 0 : 1)`)
-		if exec.Command(node, probe...).Run() == nil {
-			flags = try
-			break
-		}
-		if try != nil {
-			needTool(t, "this node has no WebSocket")
-		}
-	}
+	node, flags, centrifugeJS := liveNode(t)
 	for _, phase := range []struct {
 		name string
 		ttl  time.Duration // of both kinds of token; 0: the defaults
@@ -350,11 +357,45 @@ func runClientJSLive(t *testing.T, node string, flags []string, centrifugeJS, ph
 	}))
 	t.Cleanup(srv.Close)
 
+	return runLiveScript(t, node, flags, centrifugeJS, srv.URL, phase, func(ctx context.Context, msg liveMsg, reply func(any)) {
+		switch msg.Do {
+		case "hits":
+			mu.Lock()
+			reply(map[string]any{"hits": maps.Clone(hits)})
+			mu.Unlock()
+		case "broadcast":
+			err := inst.Broadcast(ctx, instant.Event{ID: msg.ID, Channel: msg.Channel, Message: msg.Message, Origin: msg.Origin})
+			if err != nil {
+				t.Errorf("broadcast: %v", err)
+			}
+			reply(map[string]any{"ok": err == nil})
+		case "restart", "start":
+			cent.Restart(t)
+			reply(map[string]any{"ok": true})
+		case "stop":
+			cent.Stop()
+			reply(map[string]any{"ok": true})
+		}
+	})
+}
+
+// liveMsg is a request of testdata/clientjs_live.mjs to its test, or, with
+// Result, its last line.
+type liveMsg struct {
+	Do, Channel, ID, Message, Origin string
+	N                                int
+	Result                           map[string]any
+}
+
+// runLiveScript runs testdata/clientjs_live.mjs in phase against the app
+// at appURL, answers its requests with handle (each answer through reply)
+// and returns the result it ends with.
+func runLiveScript(t *testing.T, node string, flags []string, centrifugeJS, appURL, phase string, handle func(ctx context.Context, msg liveMsg, reply func(any))) map[string]any {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	clientJS, _ := filepath.Abs("client.js")
 	script, _ := filepath.Abs("testdata/clientjs_live.mjs")
-	args := append(slices.Clone(flags), script, clientJS, centrifugeJS, srv.URL, phase)
-	cmd := exec.CommandContext(ctx, node, args...)
+	cmd := exec.CommandContext(ctx, node, append(slices.Clone(flags), script, clientJS, centrifugeJS, appURL, phase)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdin, _ := cmd.StdinPipe()
@@ -378,34 +419,16 @@ func runClientJSLive(t *testing.T, node string, flags []string, centrifugeJS, ph
 	var result map[string]any
 	lines := bufio.NewScanner(stdout)
 	for lines.Scan() {
-		var msg struct {
-			Do, Channel, ID, Message, Origin string
-			Result                           map[string]any
-		}
+		var msg liveMsg
 		if err := json.Unmarshal(lines.Bytes(), &msg); err != nil {
 			t.Errorf("the script wrote %q", lines.Text())
 			continue
 		}
-		switch msg.Do {
-		case "hits":
-			mu.Lock()
-			reply(map[string]any{"hits": maps.Clone(hits)})
-			mu.Unlock()
-		case "broadcast":
-			err := inst.Broadcast(ctx, instant.Event{ID: msg.ID, Channel: msg.Channel, Message: msg.Message, Origin: msg.Origin})
-			if err != nil {
-				t.Errorf("broadcast: %v", err)
-			}
-			reply(map[string]any{"ok": err == nil})
-		case "restart", "start":
-			cent.Restart(t)
-			reply(map[string]any{"ok": true})
-		case "stop":
-			cent.Stop()
-			reply(map[string]any{"ok": true})
-		default:
+		if msg.Do == "" {
 			result = msg.Result
+			continue
 		}
+		handle(ctx, msg, reply)
 	}
 	if wait(); waited != nil || result == nil {
 		t.Fatalf("node: %v, result %v", waited, result)

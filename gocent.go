@@ -91,7 +91,7 @@ func (g gocentAPI) presence(ctx context.Context, channel string) ([]presenceClie
 	}
 	out := make([]presenceClient, 0, len(res.Presence))
 	for _, ci := range res.Presence {
-		out = append(out, presenceClient{user: ci.User, connInfo: ci.ConnInfo, chanInfo: ci.ChanInfo})
+		out = append(out, presenceClient{user: ci.User, chanInfo: ci.ChanInfo})
 	}
 	return out, nil
 }
@@ -293,7 +293,7 @@ func (g gocentAPI) presenceBatch(ctx context.Context, channels []string) ([][]pr
 			if ci.Client == "" {
 				ci.Client = id
 			}
-			clients = append(clients, presenceClient{client: ci.Client, user: ci.User, connInfo: ci.ConnInfo, chanInfo: ci.ChanInfo})
+			clients = append(clients, presenceClient{client: ci.Client, user: ci.User, chanInfo: ci.ChanInfo})
 		}
 		out[k] = clients
 	}
@@ -350,32 +350,6 @@ func (g gocentAPI) unsubscribeAll(ctx context.Context, user string, channels []s
 		}
 	}
 	return refused, first
-}
-
-// publishRecords publishes payloads[k] to channels[k], all in one request:
-// the access records, which are not events (no idempotency key: a record
-// published twice is the same record).
-func (g gocentAPI) publishRecords(ctx context.Context, channels []string, payloads [][]byte) error {
-	ctx = withReplyLimit(ctx, smallReply+int64(len(channels))*publishReply)
-	pipe := g.c.Pipe()
-	for k, ch := range channels {
-		if err := pipe.AddPublish(ch, payloads[k]); err != nil {
-			return &PublishError{Op: "publish", Channels: []string{ch}, Err: err}
-		}
-	}
-	replies, err := g.c.SendPipe(ctx, pipe)
-	if err != nil {
-		return g.apiError("publish", nil, err)
-	}
-	for k, r := range replies {
-		switch {
-		case r.Error != nil:
-			return g.apiError("publish", []string{channels[k]}, r.Error)
-		case !isObject(r.Result):
-			return &PublishError{Op: "publish", Channels: []string{channels[k]}, Err: errNoResult}
-		}
-	}
-	return nil
 }
 
 // historyPage reads up to limit publications of channel's history (0: none,

@@ -509,26 +509,7 @@ type stormStats struct{ N, Mean, P50, Max, Min float64 }
 // request and one per channel: four runs, each with its own Centrifugo,
 // app and Node process.
 func loadStorm(t *testing.T, rep *loadReport, pages int) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		needTool(t, "node is not installed")
-	}
-	centrifugeJS, _ := filepath.Abs("example_app/node_modules/centrifuge/build/index.mjs")
-	if _, err := os.Stat(centrifugeJS); err != nil {
-		needTool(t, "no centrifuge-js: run `make npm` (%v)", err)
-	}
-	// Node 22 has a WebSocket; Node 20 has it behind a flag.
-	var flags []string
-	for _, try := range [][]string{nil, {"--experimental-websocket"}} {
-		probe := append(slices.Clone(try), "-e", `process.exit(typeof WebSocket === "function" ? 0 : 1)`)
-		if exec.Command(node, probe...).Run() == nil {
-			flags = try
-			break
-		}
-		if try != nil {
-			needTool(t, "this node has no WebSocket")
-		}
-	}
+	node, flags, centrifugeJS := liveNode(t)
 	nodeVersion, _ := exec.Command(node, "--version").Output()
 	// The expired scenario's TTLs. client.js reuses a token for three
 	// quarters of its life, and a page coming back on two busy cores may

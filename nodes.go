@@ -294,10 +294,6 @@ func (downNodes) unsubscribeAll(_ context.Context, _ string, channels []string) 
 	return len(channels), downError("unsubscribe", channels)
 }
 
-func (downNodes) publishRecords(_ context.Context, channels []string, _ [][]byte) error {
-	return downError("publish", channels)
-}
-
 func (downNodes) historyPage(_ context.Context, channel string, _ int, _ *streamPosition, _ bool) ([]streamPub, streamPosition, error) {
 	return nil, streamPosition{}, downError("history", []string{channel})
 }

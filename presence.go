@@ -35,12 +35,12 @@ type presenceCount struct {
 }
 
 // presenceClient is one subscription as Centrifugo's presence call
-// reports it. connInfo is not read: connection tokens carry no info, and
-// a member's info is what its subscription to the channel carries. client
-// is the subscription's client id (only presenceBatch fills it in).
+// reports it: a member's info is what its subscription to the channel
+// carries (connection tokens carry none). client is the subscription's
+// client id (only presenceBatch fills it in).
 type presenceClient struct {
-	client, user       string
-	connInfo, chanInfo json.RawMessage
+	client, user string
+	chanInfo     json.RawMessage
 }
 
 // Presence lists the users subscribed to channel, one Member per user,

@@ -95,7 +95,6 @@ type apiClient interface {
 	// For Reauthorize and the access records (reauth.go):
 	channels(ctx context.Context, pattern string) ([]string, error)
 	unsubscribeAll(ctx context.Context, user string, channels []string) (refused int, err error)
-	publishRecords(ctx context.Context, channels []string, payloads [][]byte) error
 	historyPage(ctx context.Context, channel string, limit int, since *streamPosition, reverse bool) ([]streamPub, streamPosition, error)
 }
 

@@ -381,7 +381,9 @@ func (i *Instant) recordAccess(ctx context.Context, u *User, now time.Time) erro
 	}
 	channels := []string{i.accessChannel(u.ID), i.accessLogChannel()}
 	err = i.call(ctx, func(ctx context.Context, api apiClient) error {
-		return api.publishRecords(ctx, channels, [][]byte{raw, raw})
+		// A key of their own: a retried request writes each record once.
+		key := newEventID()
+		return api.publish(ctx, channels, [][]byte{raw, raw}, []string{key, key}, nil)
 	})
 	if err != nil {
 		return err

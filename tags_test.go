@@ -7,16 +7,12 @@ package instant_test
 // sent it at all. Against a real Centrifugo, but for the first test.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -95,7 +91,13 @@ func filtered(t *testing.T, lc *liveClient, channel, origin string, withToken bo
 	})
 	ok, code := awaitSubscribe(t, sub)
 	if !ok {
-		_ = lc.c.RemoveSubscription(sub)
+		// Refused: the client may still hold it as subscribing (it retries
+		// some refusals); unsubscribed first, it can be removed, and the
+		// channel subscribed to again.
+		_ = sub.Unsubscribe()
+		if err := lc.c.RemoveSubscription(sub); err != nil {
+			t.Fatalf("removing the refused subscription to %s: %v", channel, err)
+		}
 		return nil, code
 	}
 	return w, 0
@@ -275,22 +277,7 @@ func TestLiveBroadcastTxTagsTheOrigin(t *testing.T) {
 // centrifuge-js, which refuses a filter (107) in the channels without a
 // namespace, as Centrifugo does where a namespace has no allow_tags_filter.
 func TestClientJSTagsFilterLogic(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		needTool(t, "node is not installed")
-	}
-	js, _ := filepath.Abs("client.js")
-	var stderr bytes.Buffer
-	cmd := exec.Command(node, "testdata/clientjs_unit.mjs", js, "tags")
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s%s", err, out, stderr.Bytes())
-	}
-	var got map[string]any
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("output %q: %v", out, err)
-	}
+	got := runClientJSUnit(t, "tags")
 	want := map[string]any{
 		// Each subscribe as the server got it: the filter, refused where
 		// there is no namespace, and then none there.
@@ -313,27 +300,6 @@ func TestClientJSTagsFilterLogic(t *testing.T) {
 			t.Errorf("%s: %v, not checked", k, got[k])
 		}
 	}
-}
-
-// liveNode finds node with a WebSocket and centrifuge-js, for the scripts
-// that run client.js against a real Centrifugo (see TestClientJSLive).
-func liveNode(t *testing.T) (node string, flags []string, centrifugeJS string) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		needTool(t, "node is not installed")
-	}
-	centrifugeJS, _ = filepath.Abs("example_app/node_modules/centrifuge/build/index.mjs")
-	if _, err := os.Stat(centrifugeJS); err != nil {
-		needTool(t, "no centrifuge-js: run `make npm` (%v)", err)
-	}
-	for _, try := range [][]string{nil, {"--experimental-websocket"}} {
-		probe := append(slices.Clone(try), "-e", `process.exit(typeof WebSocket === "function" ? 0 : 1)`)
-		if exec.Command(node, probe...).Run() == nil {
-			return node, try, centrifugeJS
-		}
-	}
-	needTool(t, "this node has no WebSocket")
-	return "", nil, ""
 }
 
 // TestClientJSLiveToOthers runs the "to others" part of
@@ -417,42 +383,7 @@ func runToOthers(t *testing.T, node string, flags []string, centrifugeJS, phase 
 	}))
 	t.Cleanup(srv.Close)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	clientJS, _ := filepath.Abs("client.js")
-	script, _ := filepath.Abs("testdata/clientjs_live.mjs")
-	cmd := exec.CommandContext(ctx, node, append(slices.Clone(flags), script, clientJS, centrifugeJS, srv.URL, phase)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var waited error
-	wait := sync.OnceFunc(func() { waited = cmd.Wait() })
-	t.Cleanup(func() {
-		cancel()
-		wait()
-		if t.Failed() {
-			t.Logf("what the pages went through:\n%s", stderr.Bytes())
-		}
-	})
-	reply := func(v any) {
-		b, _ := json.Marshal(v)
-		_, _ = stdin.Write(append(b, '\n'))
-	}
-	var result map[string]any
-	lines := bufio.NewScanner(stdout)
-	for lines.Scan() {
-		var msg struct {
-			Do, Channel, Message, Origin string
-			N                            int
-			Result                       map[string]any
-		}
-		if err := json.Unmarshal(lines.Bytes(), &msg); err != nil {
-			t.Errorf("the script wrote %q", lines.Text())
-			continue
-		}
+	return runLiveScript(t, node, flags, centrifugeJS, srv.URL, phase, func(ctx context.Context, msg liveMsg, reply func(any)) {
 		switch msg.Do {
 		case "burst":
 			var err error
@@ -466,12 +397,6 @@ func runToOthers(t *testing.T, node string, flags []string, centrifugeJS, phase 
 		case "restart":
 			cent.Restart(t)
 			reply(map[string]any{"ok": true})
-		default:
-			result = msg.Result
 		}
-	}
-	if wait(); waited != nil || result == nil {
-		t.Fatalf("node: %v, result %v", waited, result)
-	}
-	return result
+	})
 }

@@ -6,31 +6,13 @@
 // one on stdin, and ends with {"result": {...}}.
 // Usage: node [--experimental-websocket] clientjs_live.mjs client.js centrifuge.mjs <app URL> valid|expired
 
-import readline from 'node:readline';
+import { ask, sleep, BrowserLikeWebSocket } from './nodepage.mjs';
 
 const [clientJS, centrifugeJS, app, phase] = process.argv.slice(2);
 const { Instant } = await import(clientJS);
 const { Centrifuge } = await import(centrifugeJS);
 
-const replies = [];
-let waiting = null;
-readline.createInterface({ input: process.stdin }).on('line', (line) => {
-  const msg = JSON.parse(line);
-  if (waiting) {
-    const w = waiting;
-    waiting = null;
-    w(msg);
-  } else replies.push(msg);
-});
-function ask(msg) {
-  process.stdout.write(JSON.stringify(msg) + '\n');
-  return new Promise((resolve) => {
-    if (replies.length) resolve(replies.shift());
-    else waiting = resolve;
-  });
-}
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function until(what, cond, limit = 20000) {
   const end = Date.now() + limit;
   while (!cond()) {
@@ -39,23 +21,6 @@ async function until(what, cond, limit = 20000) {
   }
 }
 
-// Node's WebSocket (20, experimental) reports a refused connection with an
-// error event but no close event, which browsers fire after it: without
-// one, centrifuge-js waits for its connect timeout (5 s) before trying
-// again. This one closes as a browser's would.
-class BrowserLikeWebSocket extends WebSocket {
-  constructor(...args) {
-    super(...args);
-    let closed = false;
-    this.addEventListener('close', () => { closed = true; });
-    this.addEventListener('error', () => setTimeout(() => {
-      if (closed || this.readyState === WebSocket.OPEN) return;
-      const ev = new Event('close');
-      Object.defineProperties(ev, { code: { value: 1006 }, reason: { value: '' }, wasClean: { value: false } });
-      this.dispatchEvent(ev);
-    }, 0));
-  }
-}
 
 // page is one browser tab of user id, logging what happens to it.
 function page(id, options = {}) {

@@ -27,7 +27,7 @@
 
 import fs from 'node:fs';
 import http from 'node:http';
-import readline from 'node:readline';
+import { ask, sleep, BrowserLikeWebSocket } from './nodepage.mjs';
 
 const [clientJS, centrifugeJS, app, mode, scenario, cookiesFile, ttlArg] = process.argv.slice(2);
 const cookies = JSON.parse(fs.readFileSync(cookiesFile, 'utf8'));
@@ -38,25 +38,7 @@ const { Centrifuge } = await import(centrifugeJS);
 
 // ---- talking to the test --------------------------------------------------
 
-const replies = [];
-let waiting = null;
-readline.createInterface({ input: process.stdin }).on('line', (line) => {
-  const msg = JSON.parse(line);
-  if (waiting) {
-    const w = waiting;
-    waiting = null;
-    w(msg);
-  } else replies.push(msg);
-});
-function ask(msg) {
-  process.stdout.write(JSON.stringify(msg) + '\n');
-  return new Promise((resolve) => {
-    if (replies.length) resolve(replies.shift());
-    else waiting = resolve;
-  });
-}
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function until(cond, limit) {
   const end = Date.now() + limit;
   while (!cond()) {
@@ -125,23 +107,6 @@ globalThis.fetch = async (input, init = {}) => {
 
 // ---- pages ----------------------------------------------------------------
 
-// Node's WebSocket (20, experimental) reports a refused connection with an
-// error event but no close event, which browsers fire after it: without
-// one, centrifuge-js waits for its connect timeout (5 s) before trying
-// again. This one closes as a browser's would.
-class BrowserLikeWebSocket extends WebSocket {
-  constructor(...args) {
-    super(...args);
-    let closed = false;
-    this.addEventListener('close', () => { closed = true; });
-    this.addEventListener('error', () => setTimeout(() => {
-      if (closed || this.readyState === WebSocket.OPEN) return;
-      const ev = new Event('close');
-      Object.defineProperties(ev, { code: { value: 1006 }, reason: { value: '' }, wasClean: { value: false } });
-      this.dispatchEvent(ev);
-    }, 0));
-  }
-}
 
 // PerChannel is the old way (see the top): client.js with its token source
 // replaced. It leans on two of client.js's private methods: _token (the
