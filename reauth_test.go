@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -855,25 +856,70 @@ func TestClientJSReauthorizedPush(t *testing.T) {
 	}
 }
 
-// ExampleInstant_Reauthorize: an admin route changes a user's roles in the
-// app's store, then makes the change take effect now: the user's open
-// subscriptions to what they may no longer read end, their sessions
-// decide with the new roles, and their pages pick up new channels.
+// ExampleInstant_Reauthorize: the app demotes a staff user in its own
+// store, then makes the change take effect now: their open subscriptions
+// to what they may no longer read end, and their pages are told to ask
+// for their channels again. A stand-in for Centrifugo's API prints what it
+// is asked: the active channels, one unsubscribe ($site_staff; the rest
+// are still allowed), and the push on the user's personal channel.
 func ExampleInstant_Reauthorize() {
-	inst, err := instant.New(instant.ConfigFromEnv())
-	if err != nil {
-		panic(err)
-	}
-	r := gin.New()
-	r.Use(sessions.Sessions("app", cookie.NewStore([]byte("a-32-byte-key-for-the-cookies..."))))
-	r.Use(inst.Session())
-	r.POST("/admin/users/:id/demote", instant.RequireStaff(), func(c *gin.Context) {
-		// The user as the app's store holds them now, no longer staff.
-		u := instant.User{ID: c.Param("id"), Username: c.PostForm("username")}
-		if err := inst.Reauthorize(c.Request.Context(), u); err != nil {
-			c.AbortWithStatusJSON(http.StatusBadGateway, gin.H{"error": "the change is saved; ending the access failed, retry"})
+	centrifugo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/batch" { // publishes
+			var batch struct {
+				Commands []struct {
+					Publish struct {
+						Channel string
+						Data    struct {
+							EventClass string `json:"event_class"`
+						}
+					}
+				}
+			}
+			_ = json.NewDecoder(r.Body).Decode(&batch)
+			for _, c := range batch.Commands {
+				fmt.Println("publish", c.Publish.Channel, c.Publish.Data.EventClass)
+			}
+			fmt.Fprint(w, `{"replies":[{"publish":{}}]}`)
 			return
 		}
-		c.Status(http.StatusNoContent)
+		dec := json.NewDecoder(r.Body) // the other calls: one command a line
+		for {
+			var cmd struct {
+				Method string
+				Params struct{ Channel, User string }
+			}
+			if dec.Decode(&cmd) != nil {
+				return
+			}
+			switch cmd.Method {
+			case "channels":
+				fmt.Println("channels")
+				fmt.Fprintln(w, `{"result":{"channels":{"$site_staff":{},"$site_users":{},"site_public":{}}}}`)
+			case "unsubscribe":
+				fmt.Println("unsubscribe", cmd.Params.User, cmd.Params.Channel)
+				fmt.Fprintln(w, `{"result":{}}`)
+			}
+		}
+	}))
+	defer centrifugo.Close()
+
+	staff := map[string]bool{"7": true} // the app's own store
+	inst, err := instant.New(instant.Config{
+		APIURL:      centrifugo.URL + "/api",
+		TokenSecret: "a-secret-of-at-least-32-bytes-long!",
+		LoadUser: func(c *gin.Context) (*instant.User, error) {
+			return &instant.User{ID: "7", Staff: staff["7"]}, nil
+		},
 	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	staff["7"] = false
+	err = inst.Reauthorize(context.Background(), instant.User{ID: "7", Staff: false})
+	fmt.Println("err:", err)
+	// Output:
+	// channels
+	// unsubscribe 7 $site_staff
+	// publish $site_user:7 instant.reauthorized
+	// err: <nil>
 }
