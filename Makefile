@@ -61,9 +61,19 @@ check: tools
 		$(BIN)/govulncheck ./... && (cd example_app && $(BIN)/govulncheck ./...); \
 	else echo "govulncheck: vuln.go.dev is not reachable from here; skipped"; fi
 
+## test: both modules' suites at once, and their live tests in parallel (-parallel): they
+## mostly wait on the servers they start (Centrifugo, Chromium, PostgreSQL), so on two cores
+## the whole run takes about the time of the longer suite. The example site's output is
+## printed after the library's.
 test: centrifugo npm check
-	$(GO) test -race -count=1 ./...
-	cd example_app && $(GO) test -race -count=1 ./...
+	@mkdir -p $(BIN)
+	@(cd example_app && $(GO) test -race -count=1 -parallel 4 ./... >$(BIN)/example_app.test.out 2>&1; \
+		echo $$? >$(BIN)/example_app.test.rc) & \
+	echo "$(GO) test -race -count=1 -parallel 6 ./...  (and example_app's, at the same time)"; \
+	$(GO) test -race -count=1 -parallel 6 ./...; lib=$$?; wait; \
+	echo "cd example_app && $(GO) test -race -count=1 -parallel 4 ./..."; \
+	cat $(BIN)/example_app.test.out; \
+	[ $$lib -eq 0 ] && [ "$$(cat $(BIN)/example_app.test.rc)" = 0 ]
 
 ## bench: the hot paths beside a bare Gin route, medians of BENCH_COUNT runs and their ratios,
 ## written into BENCHMARKS.md too. Each run measures every bare route right before its plugin

@@ -196,12 +196,14 @@ func liveNode(t *testing.T) (node string, flags []string, centrifugeJS string) {
 // private channels come from the app (POST presence) each time they are
 // subscribed anew, apart from the tokens.
 func TestClientJSLive(t *testing.T) {
+	t.Parallel()
 	node, flags, centrifugeJS := liveNode(t)
 	for _, phase := range []struct {
 		name string
 		ttl  time.Duration // of both kinds of token; 0: the defaults
 	}{{"valid", 0}, {"expired", 5 * time.Second}} {
 		t.Run(phase.name, func(t *testing.T) {
+			t.Parallel()
 			got := runClientJSLive(t, node, flags, centrifugeJS, phase.name, phase.ttl)
 			// hits are the requests of got[k] for the list and the tokens;
 			// presence, the presence requests among them.

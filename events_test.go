@@ -168,6 +168,7 @@ func boundedEvent(channel, id string, over int) instant.Event {
 // publication of exactly the bound, sent straight to its API, arrives,
 // one of 1 MiB does not (Centrifugo drops the subscriber as slow).
 func TestLiveEventSizeBound(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{})
 	ctx := context.Background()
 	lc := ls.connect(t, &alice)

@@ -478,6 +478,7 @@ func TestLiveHistoryUnsubscribeDisconnect(t *testing.T) {
 // asks the routes again, keeps its connection and its subscription, and
 // still receives private events.
 func TestLiveTokensRefresh(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{})
 	cfg := ls.cfg
 	cfg.ConnectionTokenTTL, cfg.SubscriptionTokenTTL = 2*time.Second, 2*time.Second

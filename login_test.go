@@ -87,6 +87,7 @@ func TestCookieStoreCannotEndALogin(t *testing.T) {
 // connections. After alice logs out, the refresh proxy expires her
 // connection; gina's, whose session is unchanged, stays.
 func TestLiveRefreshProxyEndsALoggedOutConnection(t *testing.T) {
+	t.Parallel()
 	p := &proxied{t: t}
 	appSrv := newBrowser(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.app.ServeHTTP(w, r) })).srv
 	p.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {

@@ -400,6 +400,7 @@ var namesRules = map[string]string{
 // and every configured channel, personal channel and rule example gets a
 // token a real client subscribes with (no 102 unknown channel).
 func TestLiveConfigsAndRulesCentrifugoAccepts(t *testing.T) {
+	t.Parallel()
 	addRules := func(inst *instant.Instant) error {
 		for p := range namesRules {
 			if err := inst.Authorize(p, namesAnyUser); err != nil {

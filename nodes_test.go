@@ -268,6 +268,7 @@ func standIn(t *testing.T, timeout time.Duration, url string) *instant.Instant {
 // refusals before), a 429 no sooner than its Retry-After, in seconds or as
 // an HTTP date.
 func TestRetries408And429(t *testing.T) {
+	t.Parallel()
 	type answers = []func(w http.ResponseWriter)
 	cases := []struct {
 		name            string

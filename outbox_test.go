@@ -75,6 +75,7 @@ func outboxRows(t *testing.T, db *sql.DB, table string) []string {
 }
 
 func TestBroadcastTxWritesCommittedRowsOnly(t *testing.T) {
+	t.Parallel()
 	pg := centrifugotest.StartPostgres(t)
 	db := openDB(t, pg)
 	cfg := testConfig()
@@ -241,6 +242,7 @@ func waitCount(t *testing.T, lc *liveClient, n int, limit time.Duration) []strin
 // after dropping duplicates by id the subscriber has every one, in order,
 // and none of the rolled-back transactions' events.
 func TestLiveOutboxSurvivesAnOutage(t *testing.T) {
+	t.Parallel()
 	o := startOutbox(t)
 	ls := o.node(t, true)
 	lc := ls.connect(t, &alice)
@@ -344,6 +346,7 @@ func TestLiveOutboxSurvivesAnOutage(t *testing.T) {
 // through B (APIURLs) and nothing is lost; both nodes consuming one outbox
 // deliver each event once.
 func TestLiveCluster(t *testing.T) {
+	t.Parallel()
 	o := startOutbox(t)
 	a, b := o.node(t, true), o.node(t, true)
 	lc := b.connect(t, &alice)
@@ -399,6 +402,7 @@ func TestLiveCluster(t *testing.T) {
 // login on A is the user on B, whose tokens and broadcasts work; a logout
 // on B ends it on A.
 func TestLiveAppReplicas(t *testing.T) {
+	t.Parallel()
 	o := startOutbox(t)
 	ls := o.node(t, false)
 	store := func() redis.Store {
@@ -495,6 +499,7 @@ type outboxCase struct {
 // app row and then commits; and subscribers receive the same bytes from
 // both paths (but for the channel's name and the date).
 func TestLiveBroadcastTxDeliversWhatBroadcastDelivers(t *testing.T) {
+	t.Parallel()
 	o := startOutbox(t)
 	ls := o.node(t, true)
 	lc := ls.connect(t, &alice)
@@ -592,6 +597,7 @@ func TestLiveBroadcastTxDeliversWhatBroadcastDelivers(t *testing.T) {
 // passes checkconfig, BroadcastTx commits and notifies the channel the
 // consumer listens on, and Centrifugo delivers.
 func TestLiveOutboxTableNames(t *testing.T) {
+	t.Parallel()
 	bin := centrifugotest.Require(t)
 	o := startOutbox(t)
 	long := strings.Repeat("s", 63) + "." + strings.Repeat("t", 63)
@@ -723,6 +729,7 @@ func manyUsers(n int) []string {
 // publishes every row (the table drains; a few channels' history checked,
 // on both sides of the split between statements).
 func TestLiveBroadcastTxManyUsers(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("64k rows through Centrifugo")
 	}
@@ -856,6 +863,7 @@ func TestOutboxNames(t *testing.T) {
 // (payload JSONB), moved with the statement OutboxDDL's doc gives, keeps
 // its waiting rows, and Centrifugo publishes them and new ones.
 func TestLiveOutboxMigratesFromJSONB(t *testing.T) {
+	t.Parallel()
 	o := startOutbox(t)
 	o.cfg.OutboxTable = "legacy_outbox"
 	for _, q := range []string{

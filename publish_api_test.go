@@ -199,6 +199,7 @@ func TestLivePartlyFailedBatch(t *testing.T) {
 // Centrifugo refuses (its config knows no personal namespace here) make an
 // error of a few KiB that counts them, not a list of every user.
 func TestLiveErrorOfAHugePublishIsBounded(t *testing.T) {
+	t.Parallel()
 	var inst *instant.Instant
 	centrifugotest.Start(t, func(port int) ([]byte, error) {
 		cfg := testConfig()

@@ -410,6 +410,7 @@ func TestReauthorizeRuleContext(t *testing.T) {
 // on B is 200 on B at once and on A within a second; a Login after a
 // record wins over it.
 func TestReauthorizeLoginReplicas(t *testing.T) {
+	t.Parallel()
 	rs, _ := startReauth(t, reauthOptions{})
 	rdb := centrifugotest.StartRedis(t)
 	store := func() sessions.Store {
@@ -506,6 +507,7 @@ func TestReauthorizeLoginReplicas(t *testing.T) {
 // session); with the memory engine they die with it, and the session goes
 // back to the roles of its login.
 func TestReauthorizeRecordsAcrossRestart(t *testing.T) {
+	t.Parallel()
 	for _, engine := range []string{"memory", "redis"} {
 		t.Run(engine, func(t *testing.T) {
 			var o reauthOptions

@@ -238,6 +238,7 @@ func TestLiveTagsFilterWithoutTheOption(t *testing.T) {
 // through Centrifugo's outbox consumer, tab A is sent none of its own
 // events, tab B all.
 func TestLiveBroadcastTxTagsTheOrigin(t *testing.T) {
+	t.Parallel()
 	o := startOutbox(t)
 	ls := o.node(t, true)
 	a, b := ls.connect(t, &alice), ls.connect(t, &alice)
@@ -308,6 +309,7 @@ func TestClientJSTagsFilterLogic(t *testing.T) {
 // config ("tags") and with one written before allow_tags_filter
 // ("untagged"). Tab A causes 100 events on each of three channels.
 func TestClientJSLiveToOthers(t *testing.T) {
+	t.Parallel()
 	node, flags, centrifugeJS := liveNode(t)
 	for _, phase := range []string{"tags", "untagged"} {
 		t.Run(phase, func(t *testing.T) {

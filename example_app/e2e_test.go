@@ -338,6 +338,7 @@ func (e *e2eEnv) hitsOf(path string) int {
 // broadcast page, and each page must show exactly the events of the
 // channels its user may read.
 func TestEndToEndInChromium(t *testing.T) {
+	t.Parallel()
 	started := time.Now()
 	// Subscription tokens last 3 s, connection tokens the default: a
 	// login that ends shows in the next subscription token refused, with
@@ -620,6 +621,7 @@ func jsArray(items []string) string {
 // must fetch new ones from the site and keep receiving private events
 // without losing its connection.
 func TestEndToEndTokensAreRefreshed(t *testing.T) {
+	t.Parallel()
 	const ttl = 2 * time.Second
 	e := startE2E(t, "e2e-refresh", 45*time.Second, ttl, ttl)
 	user := e.open("plain user", "user")
