@@ -214,37 +214,6 @@ func (i *Instant) namespaces() []string {
 	return out
 }
 
-// namespaceOf returns a channel's namespace as Centrifugo reads it: the
-// part before the first ':' once a leading "$" is gone, or "" when there
-// is none (no ':', or an empty part: both mean no namespace).
-func namespaceOf(channel string) string {
-	name := strings.TrimPrefix(channel, privatePrefix)
-	if k := strings.IndexByte(name, ':'); k >= 0 {
-		return name[:k]
-	}
-	return ""
-}
-
-// namespaceRule says which namespace names Centrifugo accepts.
-const namespaceRule = "is not a namespace Centrifugo accepts (^[-a-zA-Z0-9_.]{2,}$: two or more ASCII letters, digits, '-', '_' or '.')"
-
-// validNamespace reports whether Centrifugo v6 accepts ns as a namespace
-// name: it refuses to start with any other (validateNamespace in its
-// internal/config/validate.go).
-func validNamespace(ns string) bool { return len(ns) >= 2 && namespaceChars(ns) }
-
-// namespaceChars reports whether s holds only the characters of a
-// namespace name: ASCII letters, digits, '-', '_' and '.'.
-func namespaceChars(s string) bool {
-	for k := 0; k < len(s); k++ {
-		b := s[k]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_' || b == '.') {
-			return false
-		}
-	}
-	return true
-}
-
 // setPresence writes the presence options of one namespace (or of the
 // channels without one). Presence is kept where on says, but no client
 // gets it by asking: a subscription's token decides whether joins and

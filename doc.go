@@ -43,18 +43,28 @@
 //
 // # Files
 //
-// instant.go holds Config and New; user.go the User and the decoded-user
-// cache; channels.go levels, names and the configured channels; rules.go
-// custom rules; roles.go the one decision; state.go the per-request state;
-// middleware.go Session and the accessors; login.go Login and Logout;
-// routes.go the route table and HTTP answers; token.go signing; origin.go
-// the origin ids of browser tabs; proxy.go Centrifugo's proxies;
-// publisher.go events (Broadcast, BroadcastBatch); publish_api.go the
-// publish request with idempotency keys and tags; nodes.go retries,
-// failover, nodes marked down and Stats; outbox.go BroadcastTx and the
-// outbox table; presence.go who is on a channel and the presence route;
-// reauth.go Reauthorize and the access records; clientjs.go serves the
-// browser helper client.js; one file alone knows the API client library;
-// centrifugo.go the Centrifugo config; check.go, websocket.go and
-// command.go Check and the app's subcommands.
+// Each file holds one concern, named for it. A token request reads
+// downhill, every file once: middleware.go (Session, Default, CurrentUser,
+// the Require middlewares) → routes.go (Register, the route table, reading
+// a request) → state.go (the request's state and its user, from LoadUser
+// or the session) → access.go (the one decision: may this user read this
+// channel) → token.go (signing) → answers.go (the HTTP answers). What they
+// call sits below them: reauth.go (Reauthorize and the access records a
+// Login session follows), user.go (the User and the decoded-user cache),
+// roles.go (levels, the channels of each role), rules.go (custom rules)
+// and names.go (channel names, namespaces, personal channels, event ids).
+//
+// Beside the request: config.go Config, its defaults and its checks
+// (ConfigFromEnv too); instant.go Instant and New; errors.go the errors;
+// login.go Login and Logout; origin.go the origin ids of browser tabs;
+// proxy.go Centrifugo's proxies; presence.go who is on a channel and the
+// presence route; clientjs.go the browser helper client.js; publisher.go
+// events (Broadcast, BroadcastBatch); outbox.go BroadcastTx and the outbox
+// table; apiclient.go the Centrifugo API client (the one file that knows
+// the client library) and the publish request with idempotency keys and
+// tags; nodes.go retries, failover and nodes marked down;
+// stats.go the counters (Stats); centrifugo.go the Centrifugo config;
+// check.go, websocket.go and command.go Check and the app's subcommands.
+// The tests follow the same names (config_test.go, access_test.go, ...);
+// helpers_test.go holds the helpers they share.
 package instant

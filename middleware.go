@@ -159,24 +159,3 @@ func RequireStaff() gin.HandlerFunc {
 		}
 	}
 }
-
-// requestUser returns c's user for a middleware or a route. On a failure
-// it has answered (500 without Session or when LoadUser failed, 401 for
-// an anonymous visitor when login is required) and returns ok false.
-func requestUser(c *gin.Context, loginRequired bool) (u *User, ok bool) {
-	st, reentrant := stateOfGin(c)
-	if st == nil {
-		failServer(c, nil, ErrNotInstalled)
-		return nil, false
-	}
-	u, err := st.load(reentrant)
-	switch {
-	case err != nil:
-		abortJSON(c, http.StatusInternalServerError, errLoadUser.Error())
-		return nil, false
-	case u == nil && loginRequired:
-		abortJSON(c, http.StatusUnauthorized, ErrLoginRequired.Error())
-		return nil, false
-	}
-	return u, true
-}

@@ -124,3 +124,18 @@ func newOriginPool(secret []byte) *sync.Pool {
 	key := d.Sum(nil)
 	return &sync.Pool{New: func() any { return &originMAC{h: hmac.New(sha256.New, key)} }}
 }
+
+// validOrigin reports whether o is an origin id as Origin(c) accepts one:
+// 1 to 64 letters, digits, '-' and '_'.
+func validOrigin(o string) bool {
+	if o == "" || len(o) > maxOriginLength {
+		return false
+	}
+	for k := 0; k < len(o); k++ {
+		b := o[k]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -179,7 +179,7 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 		rows = append(rows, payloads[k]...)
 		rows = append(rows, `,"idempotency_key":`...)
 		rows = append(rows, key...)
-		if ev.Origin != "" { // the tag Broadcast sends (publish_api.go)
+		if ev.Origin != "" { // the tag Broadcast sends (apiclient.go)
 			rows = append(rows, `,"tags":{"origin":`...)
 			rows = appendOrigin(rows, ev.Origin)
 			rows = append(rows, '}')

@@ -3,8 +3,6 @@ package instant
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,29 +71,6 @@ type Event struct {
 	// boundary: it only decides which tab skips the event. When set, it is
 	// 1 to 64 letters, digits, '-' and '_' (ErrInvalidEvent otherwise).
 	Origin string
-}
-
-// apiClient is the part of Centrifugo's server API the plugin uses. It is
-// the only seam between the plugin and gocent (see gocent.go).
-type apiClient interface {
-	// publish sends payloads[k] to channels[k] under the idempotency key
-	// keys[k], tagged with the origin origins[k] unless that is "" (origins
-	// may be nil: no tags), all in one request, in order. When Centrifugo
-	// answered and refused some publications, the error is a *PublishError
-	// listing their channels and, in failedPubs, their indices.
-	publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error
-	unsubscribe(ctx context.Context, channel, user string) error
-	disconnect(ctx context.Context, user string) error
-	history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error)
-	presence(ctx context.Context, channel string) ([]presenceClient, error)
-	// presenceBatch asks the presence of every channel in one request.
-	presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error)
-	presenceStats(ctx context.Context, channel string) (presenceCount, error)
-
-	// For Reauthorize and the access records (reauth.go):
-	channels(ctx context.Context, pattern string) ([]string, error)
-	unsubscribeAll(ctx context.Context, user string, channels []string) (refused int, err error)
-	historyPage(ctx context.Context, channel string, limit int, since *streamPosition, reverse bool) ([]streamPub, streamPosition, error)
 }
 
 // Broadcast publishes ev to its channels in one call to Centrifugo, each
@@ -380,21 +355,6 @@ func errEventTooLarge(size int, atLeast bool) error {
 		ErrInvalidEvent, prefix, size, maxEventBytes)
 }
 
-// validOrigin reports whether o is an origin id as Origin(c) accepts one:
-// 1 to 64 letters, digits, '-' and '_'.
-func validOrigin(o string) bool {
-	if o == "" || len(o) > maxOriginLength {
-		return false
-	}
-	for k := 0; k < len(o); k++ {
-		b := o[k]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 // encodeEvent encodes the payload once and splices in each channel's name.
 // Every payload is a slice of one buffer, at most maxEventBytes long.
 func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]byte, error) {
@@ -490,12 +450,6 @@ func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]
 		start = end
 	}
 	return payloads, nil
-}
-
-func newEventID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return hex.EncodeToString(b[:])
 }
 
 // unsubscribe removes user from channel on every connection of theirs, for

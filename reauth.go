@@ -8,20 +8,15 @@ package instant
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gin-gonic/gin"
 )
 
 // reauthorizedClass is the event_class of the push Reauthorize sends to the
@@ -249,32 +244,6 @@ func (i *Instant) refusedOf(ctx context.Context, u *User, channels []string) (re
 	return refused, ruleFailures
 }
 
-// ruleContext is the *gin.Context rules get from Reauthorize: no session
-// and no client request, a GET / whose context is ctx (c.Done, c.Value and
-// c.Request.Context() all see it), a response that goes nowhere, and u as
-// the request's user (CurrentUser(c), and the user argument).
-func (i *Instant) ruleContext(ctx context.Context, u *User) *gin.Context {
-	c := gin.CreateTestContextOnly(discardWriter{}, ruleEngine)
-	st := &reqState{inst: i, origin: c, loaded: true, done: true, user: u}
-	req, _ := http.NewRequestWithContext(context.WithValue(ctx, stateKey{}, st), http.MethodGet, "/", nil)
-	c.Request = req
-	c.Set(contextKey, i)
-	c.Set(stateKey{}, st)
-	return c
-}
-
-// ruleEngine only makes the contexts of ruleContext, with ContextWithFallback
-// so that they answer as their request's context. Built as a literal, not
-// by gin.New, which prints a warning in debug mode.
-var ruleEngine = &gin.Engine{ContextWithFallback: true}
-
-// discardWriter is the response of a rule called by Reauthorize.
-type discardWriter struct{}
-
-func (discardWriter) Header() http.Header         { return http.Header{} }
-func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
-func (discardWriter) WriteHeader(int)             {}
-
 // The access records. Reauthorize publishes, in one request, a record
 // {"user","at"} to the user's own channel "$<slug>_access:<hash of the ID>"
 // (history of one, kept recordTTL) and to the log "$<slug>_access_log:all"
@@ -283,40 +252,6 @@ func (discardWriter) WriteHeader(int)             {}
 // own channel once when it first needs them (and every accessRecheck). A
 // gap in the log (Centrifugo lost it, or more changed than it keeps) makes
 // the replica forget and read the users' records again.
-
-// accessNamespace and accessLogNamespace name the namespaces of the
-// records; neither is ever granted to a client.
-func (i *Instant) accessNamespace() string    { return i.cfg.SiteSlug + "_access" }
-func (i *Instant) accessLogNamespace() string { return i.cfg.SiteSlug + "_access_log" }
-
-// accessChannel is the channel of the record of the user with this ID: a
-// hash, so that any ID makes a short ASCII name.
-func (i *Instant) accessChannel(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return privatePrefix + i.accessNamespace() + ":" + hex.EncodeToString(sum[:16])
-}
-
-func (i *Instant) accessLogChannel() string {
-	return privatePrefix + i.accessLogNamespace() + ":all"
-}
-
-// isAccessChannel reports whether channel is in a namespace of the records.
-func (i *Instant) isAccessChannel(channel string) bool {
-	return isAccessName(i.cfg.SiteSlug, channel)
-}
-
-// isAccessName reports whether name (a channel or the start of a pattern)
-// is in a namespace of the records of the site slug.
-func isAccessName(slug, name string) bool {
-	rest, ok := strings.CutPrefix(name, privatePrefix)
-	if !ok {
-		return false
-	}
-	if rest, ok = strings.CutPrefix(rest, slug); !ok {
-		return false
-	}
-	return strings.HasPrefix(rest, "_access:") || strings.HasPrefix(rest, "_access_log:")
-}
 
 // accessNamespaces are the namespaces CentrifugoConfig declares for the
 // records: history only, nothing a client may subscribe to, read or
@@ -448,32 +383,6 @@ func (a *accessCache) logFailure(i *Instant, what string, err error, now time.Ti
 	i.logger.Warn("instant: could not read "+what+" in Centrifugo; Login sessions keep the roles this replica knew "+
 		"(is Centrifugo's config from CentrifugoConfig? it declares the "+i.accessNamespace()+" and "+i.accessLogNamespace()+" namespaces)",
 		"error", err.Error())
-}
-
-// withLoginAt adds "login_at" (now, in Unix nanoseconds) to the JSON
-// object raw, a user as Login encodes it: an access record older than the
-// login does not apply to its session.
-func withLoginAt(raw []byte, now time.Time) []byte {
-	if len(raw) < 2 || raw[len(raw)-1] != '}' {
-		return raw
-	}
-	out := raw[: len(raw)-1 : len(raw)-1] // a copy is appended to
-	if len(raw) > 2 {
-		out = append(out, ',')
-	}
-	out = append(out, `"login_at":`...)
-	return append(strconv.AppendInt(out, now.UnixNano(), 10), '}')
-}
-
-// loginAt reads "login_at" from a session value written by Login: 0 when
-// it has none (written before Login recorded it), so that any record is
-// newer.
-func loginAt(raw string) int64 {
-	var v struct {
-		At int64 `json:"login_at"`
-	}
-	_ = json.Unmarshal([]byte(raw), &v)
-	return max(v.At, 0)
 }
 
 // reauthorized returns the user of a Login session: u, or the record

@@ -12,7 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -219,54 +218,6 @@ func appendJSONString(buf []byte, s string) []byte {
 	}
 	buf = append(buf, s[start:]...)
 	return append(buf, '"')
-}
-
-// ConnectionToken signs a Centrifugo connection token for user (nil for an
-// anonymous connection, with an empty "sub"), valid for ConnectionTokenTTL:
-// what the connection_token route answers. It carries the user's ID and no
-// info: User.Info goes into the subscription tokens of private channels,
-// so that each channel's members see what that channel's rule allows. It
-// refuses an anonymous user when Config.DisallowAnonymous is set
-// (ErrLoginRequired) and a user that Login would refuse (ErrInvalidUser).
-func (i *Instant) ConnectionToken(user *User) (Token, error) {
-	if i == nil {
-		return Token{}, ErrNotInstalled
-	}
-	if user != nil {
-		if err := user.validate(); err != nil {
-			return Token{}, err
-		}
-	}
-	if err := i.mayConnect(user); err != nil {
-		return Token{}, err
-	}
-	return i.signConnection(user)
-}
-
-// SubscriptionToken signs a token for user (nil for anonymous) to read
-// channel, valid for SubscriptionTokenTTL, after the same decision as the
-// subscription_token route: an error wrapping ErrInvalidChannel,
-// ErrLoginRequired or ErrNotAllowed when it refuses, or another error when
-// a custom rule failed (panicked, or answered info that is not JSON). c is
-// handed to custom rules; it may be nil when no rule needs it. Use it to
-// put a token into a page you render. The token of a private channel
-// carries the presence info its members see of user: the rule's info when
-// the rule gives one, else User.Info. The token of a public channel
-// carries none and keeps its subscriber out of presence, joins and leaves.
-func (i *Instant) SubscriptionToken(c *gin.Context, user *User, channel string) (Token, error) {
-	if i == nil {
-		return Token{}, ErrNotInstalled
-	}
-	if user != nil {
-		if err := user.validate(); err != nil {
-			return Token{}, err
-		}
-	}
-	info, err := i.decide(c, user, channel)
-	if err != nil {
-		return Token{}, err
-	}
-	return i.signSubscription(user, channel, info)
 }
 
 // signConnection signs without deciding: callers have decided. The

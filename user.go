@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"sync"
+	"time"
 )
 
 // User is the logged-in user as the session keeps it. Only ID reaches
@@ -210,4 +212,30 @@ func (uc *userCache) size() (entries, bytes int) {
 	uc.mu.RLock()
 	defer uc.mu.RUnlock()
 	return len(uc.m), uc.bytes
+}
+
+// withLoginAt adds "login_at" (now, in Unix nanoseconds) to the JSON
+// object raw, a user as Login encodes it: an access record older than the
+// login does not apply to its session.
+func withLoginAt(raw []byte, now time.Time) []byte {
+	if len(raw) < 2 || raw[len(raw)-1] != '}' {
+		return raw
+	}
+	out := raw[: len(raw)-1 : len(raw)-1] // a copy is appended to
+	if len(raw) > 2 {
+		out = append(out, ',')
+	}
+	out = append(out, `"login_at":`...)
+	return append(strconv.AppendInt(out, now.UnixNano(), 10), '}')
+}
+
+// loginAt reads "login_at" from a session value written by Login: 0 when
+// it has none (written before Login recorded it), so that any record is
+// newer.
+func loginAt(raw string) int64 {
+	var v struct {
+		At int64 `json:"login_at"`
+	}
+	_ = json.Unmarshal([]byte(raw), &v)
+	return max(v.At, 0)
 }
