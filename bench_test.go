@@ -22,20 +22,6 @@ import (
 	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
-// loginCookie returns a session cookie holding u, as Login writes it.
-func loginCookie(b testing.TB, u instant.User) *http.Cookie {
-	r := gin.New()
-	r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
-	r.GET("/login", func(c *gin.Context) { _ = instant.Login(c, u) })
-	w := httptest.NewRecorder()
-	r.ServeHTTP(w, httptest.NewRequest("GET", "/login", nil))
-	cookies := w.Result().Cookies()
-	if len(cookies) != 1 {
-		b.Fatalf("cookies %v", cookies)
-	}
-	return cookies[0]
-}
-
 func benchEngine(inst *instant.Instant) *gin.Engine {
 	r := gin.New()
 	r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
@@ -44,24 +30,6 @@ func benchEngine(inst *instant.Instant) *gin.Engine {
 		inst.Register(r.Group("/instant"))
 	}
 	return r
-}
-
-// route is one side of a comparison: a handler and the request it serves.
-type route struct {
-	h   http.Handler
-	req *http.Request
-}
-
-// fresh returns a copy of rt's request with its own body: gorilla/sessions
-// caches the decoded session on the request, so reusing one would skip the
-// decoding.
-func (rt route) fresh(body []byte) *http.Request {
-	req := new(http.Request)
-	*req = *rt.req
-	if body != nil {
-		req.Body = io.NopCloser(bytes.NewReader(body))
-	}
-	return req
 }
 
 // compare runs the bare route and the plugin's as compareCalls does: a
@@ -302,7 +270,7 @@ func barePublish(srv *centrifugotest.Server) func(b *testing.B) func() {
 }
 
 // BenchmarkPublishRequest compares the publish request the plugin writes
-// (publish_api.go, through call's retry machinery) with a bare POST of the
+// (apiclient.go, through call's retry machinery) with a bare POST of the
 // same bytes to the same Centrifugo: the same payload, channel and kind of
 // key.
 func BenchmarkPublishRequest(b *testing.B) {

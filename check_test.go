@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,56 +20,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
 	"github.com/gin-instant/instant/internal/centrifugotest"
 )
-
-const siteOrigin = "http://127.0.0.1:8080"
-
-// checkSetup is a running Centrifugo whose config an Instant of cfg wrote
-// (with opts, and then changed by edit), and cfg bound to it.
-type checkSetup struct {
-	srv *centrifugotest.Server
-	cfg instant.Config
-}
-
-func allowAll(*gin.Context, *instant.User, map[string]string) (bool, any) { return true, nil }
-
-// startCheck starts Centrifugo with the config of an Instant of
-// testConfig() with a namespaced users channel, SiteOrigin and a rule.
-func startCheck(t *testing.T, opts instant.CentrifugoOptions, edit func(map[string]any)) *checkSetup {
-	t.Helper()
-	cs := &checkSetup{}
-	cs.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := testConfig()
-		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
-		cfg.UsersChannels = []string{"$team:all"}
-		cfg.SiteOrigin = siteOrigin
-		cfg.PublishTimeout = 5 * time.Second
-		inst, err := instant.New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		if err := inst.Authorize("$orders:{id}", allowAll); err != nil {
-			return nil, err
-		}
-		cs.cfg = cfg
-		opts.Port, opts.LogLevel = port, "info"
-		opts.AllowedOrigins = append(opts.AllowedOrigins, siteOrigin)
-		raw, err := inst.CentrifugoConfig(opts)
-		if err != nil || edit == nil {
-			return raw, err
-		}
-		var m map[string]any
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return nil, err
-		}
-		edit(m)
-		return json.Marshal(m)
-	})
-	return cs
-}
 
 // app is an Instant of the setup's config, changed by change, with the
 // setup's rule.

@@ -1,7 +1,6 @@
 package instant_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,9 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -129,60 +125,6 @@ func TestClientJSLogic(t *testing.T) {
 			t.Errorf("%s: %v, not checked", k, got[k])
 		}
 	}
-}
-
-// needTool ends the test when a tool is missing: Fatal under CI=true
-// (`make test` installs everything), Skip elsewhere.
-// runClientJSUnit runs testdata/clientjs_unit.mjs on client.js under
-// Node, with args after it, and answers the JSON object it prints.
-func runClientJSUnit(t *testing.T, args ...string) map[string]any {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		needTool(t, "node is not installed (it comes with npm; .ci/run installs it)")
-	}
-	js, _ := filepath.Abs("client.js")
-	var stderr bytes.Buffer
-	cmd := exec.Command(node, append([]string{"testdata/clientjs_unit.mjs", js}, args...)...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s%s", err, out, stderr.Bytes())
-	}
-	var got map[string]any
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("output %q: %v", out, err)
-	}
-	return got
-}
-
-func needTool(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and "+format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
-// liveNode finds node with a WebSocket and centrifuge-js, for the scripts
-// that run client.js against a real Centrifugo (see TestClientJSLive).
-func liveNode(t *testing.T) (node string, flags []string, centrifugeJS string) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		needTool(t, "node is not installed")
-	}
-	centrifugeJS, _ = filepath.Abs("example_app/node_modules/centrifuge/build/index.mjs")
-	if _, err := os.Stat(centrifugeJS); err != nil {
-		needTool(t, "no centrifuge-js: run `make npm` (%v)", err)
-	}
-	for _, try := range [][]string{nil, {"--experimental-websocket"}} {
-		probe := append(slices.Clone(try), "-e", `process.exit(typeof WebSocket === "function" ? 0 : 1)`)
-		if exec.Command(node, probe...).Run() == nil {
-			return node, try, centrifugeJS
-		}
-	}
-	needTool(t, "this node has no WebSocket")
-	return "", nil, ""
 }
 
 // TestClientJSLive runs testdata/clientjs_live.mjs: client.js with the
@@ -379,61 +321,4 @@ func runClientJSLive(t *testing.T, node string, flags []string, centrifugeJS, ph
 			reply(map[string]any{"ok": true})
 		}
 	})
-}
-
-// liveMsg is a request of testdata/clientjs_live.mjs to its test, or, with
-// Result, its last line.
-type liveMsg struct {
-	Do, Channel, ID, Message, Origin string
-	N                                int
-	Result                           map[string]any
-}
-
-// runLiveScript runs testdata/clientjs_live.mjs in phase against the app
-// at appURL, answers its requests with handle (each answer through reply)
-// and returns the result it ends with.
-func runLiveScript(t *testing.T, node string, flags []string, centrifugeJS, appURL, phase string, handle func(ctx context.Context, msg liveMsg, reply func(any))) map[string]any {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	clientJS, _ := filepath.Abs("client.js")
-	script, _ := filepath.Abs("testdata/clientjs_live.mjs")
-	cmd := exec.CommandContext(ctx, node, append(slices.Clone(flags), script, clientJS, centrifugeJS, appURL, phase)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var waited error
-	wait := sync.OnceFunc(func() { waited = cmd.Wait() })
-	t.Cleanup(func() {
-		cancel()
-		wait() // stderr is written until then
-		if t.Failed() {
-			t.Logf("what the pages went through:\n%s", stderr.Bytes())
-		}
-	})
-	reply := func(v any) {
-		b, _ := json.Marshal(v)
-		_, _ = stdin.Write(append(b, '\n'))
-	}
-	var result map[string]any
-	lines := bufio.NewScanner(stdout)
-	for lines.Scan() {
-		var msg liveMsg
-		if err := json.Unmarshal(lines.Bytes(), &msg); err != nil {
-			t.Errorf("the script wrote %q", lines.Text())
-			continue
-		}
-		if msg.Do == "" {
-			result = msg.Result
-			continue
-		}
-		handle(ctx, msg, reply)
-	}
-	if wait(); waited != nil || result == nil {
-		t.Fatalf("node: %v, result %v", waited, result)
-	}
-	return result
 }

@@ -1,22 +1,44 @@
 package instant_test
 
+// The helpers every black-box test shares (package instant_test), in one
+// place, by what they set up. export_test.go holds the rest: the
+// unexported names these tests reach, and what the internal tests share.
+
 import (
+	"bufio"
 	"bytes"
+	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/centrifugal/centrifuge-go"
 	"github.com/gin-contrib/sessions"
 	"github.com/gin-contrib/sessions/cookie"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
 	"github.com/golang-jwt/jwt/v5"
 )
+
+// ==== Configs, routers and browsers: an Instant as the tests configure it, a
+// Gin app around it, and a browser with its own cookie jar.
 
 func init() { gin.SetMode(gin.TestMode) }
 
@@ -202,4 +224,830 @@ func forgeToken(t testing.TB, secret string, claims jwt.MapClaims) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// parseToken checks the signature with the shared secret and returns the claims.
+func parseToken(t testing.TB, token string) jwt.MapClaims {
+	t.Helper()
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(token, claims, func(tok *jwt.Token) (any, error) {
+		return []byte(testSecret), nil
+	}, jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuedAt())
+	if err != nil {
+		t.Fatalf("token does not verify: %v", err)
+	}
+	return claims
+}
+
+func mustJSON(v any) string {
+	raw, _ := json.Marshal(v)
+	return string(raw)
+}
+
+// rulesInstant has the default channels, a group, and two custom rules.
+func rulesInstant(t testing.TB) *instant.Instant {
+	inst := newInstant(t, testConfig())
+	if err := inst.Authorize("$orders:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
+		return u != nil && p["id"] == "o"+u.ID, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.Authorize("$chat:*", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
+		return u != nil && !strings.HasPrefix(p["*"], "secret"), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return inst
+}
+
+func allowAll(*gin.Context, *instant.User, map[string]string) (bool, any) { return true, nil }
+
+// loginCookie returns a session cookie holding u, as Login writes it.
+func loginCookie(b testing.TB, u instant.User) *http.Cookie {
+	r := gin.New()
+	r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
+	r.GET("/login", func(c *gin.Context) { _ = instant.Login(c, u) })
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest("GET", "/login", nil))
+	cookies := w.Result().Cookies()
+	if len(cookies) != 1 {
+		b.Fatalf("cookies %v", cookies)
+	}
+	return cookies[0]
+}
+
+// route is one side of a comparison: a handler and the request it serves.
+type route struct {
+	h   http.Handler
+	req *http.Request
+}
+
+// fresh returns a copy of rt's request with its own body: gorilla/sessions
+// caches the decoded session on the request, so reusing one would skip the
+// decoding.
+func (rt route) fresh(body []byte) *http.Request {
+	req := new(http.Request)
+	*req = *rt.req
+	if body != nil {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	return req
+}
+
+// ==== Logs: what an Instant logs, recorded.
+
+// logRecorder keeps what the plugin logs.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+// loggedInstant is an Instant of testConfig (changed by mutate, when not
+// nil) whose log the test reads.
+func loggedInstant(t testing.TB, mutate func(*instant.Config)) (*instant.Instant, *logRecorder) {
+	logger, logs := newLogger()
+	cfg := testConfig()
+	cfg.Logger = logger
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return newInstant(t, cfg), logs
+}
+
+func newLogger() (*slog.Logger, *logRecorder) {
+	rec := &logRecorder{}
+	return slog.New(&captureHandler{rec: rec}), rec
+}
+
+func (l *logRecorder) errors() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, r := range l.recs {
+		// testConfig's Centrifugo is unreachable: a replica says once that
+		// it cannot read Reauthorize's records, which is not what these
+		// tests look at (reauth_test.go does).
+		if r.Level >= slog.LevelWarn && !strings.HasPrefix(r.Message, accessWarning) {
+			out = append(out, r.Message)
+		}
+	}
+	return out
+}
+
+func (l *logRecorder) all() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, r := range l.recs {
+		b.WriteString(r.Message)
+		r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// accessWarnings counts the lines logged saying so.
+func (l *logRecorder) accessWarnings() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.recs {
+		if r.Level >= slog.LevelWarn && strings.HasPrefix(r.Message, accessWarning) {
+			n++
+		}
+	}
+	return n
+}
+
+// accessWarning starts the line a replica logs when it cannot read
+// Reauthorize's records.
+const accessWarning = "instant: could not read"
+
+// captureHandler is a slog.Handler that keeps records in a logRecorder.
+type captureHandler struct {
+	rec   *logRecorder
+	attrs []slog.Attr
+}
+
+func (h *captureHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *captureHandler) Handle(_ context.Context, r slog.Record) error {
+	r = r.Clone()
+	r.AddAttrs(h.attrs...)
+	h.rec.mu.Lock()
+	h.rec.recs = append(h.rec.recs, r)
+	h.rec.mu.Unlock()
+	return nil
+}
+
+func (h *captureHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return &captureHandler{rec: h.rec, attrs: append(append([]slog.Attr{}, h.attrs...), a...)}
+}
+
+func (h *captureHandler) WithGroup(string) slog.Handler { return h }
+
+// ==== A stand-in Centrifugo API, for unit tests of the publisher's own logic.
+
+// fakeAPI records the commands of each request to the server API and
+// answers as told. It stands in for Centrifugo only in these unit tests of
+// the payload; integration_test.go publishes through the real server.
+// Publishes come to /api/batch ({"commands":[{"publish":{…}}]}), other
+// calls to /api (gocent's JSON lines); both are recorded in the lines'
+// form, {"method","params"}.
+type fakeAPI struct {
+	mu       sync.Mutex
+	requests [][]map[string]any
+	auth     []string
+	// reply answers a request of n commands, when set; batchReply answers
+	// the /api/batch ones instead, when set.
+	reply      func(w http.ResponseWriter, n int)
+	batchReply func(w http.ResponseWriter, n int)
+}
+
+func newFakeAPI(t *testing.T) (*fakeAPI, *httptest.Server) {
+	f := &fakeAPI{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var cmds []map[string]any
+		batch := strings.HasSuffix(r.URL.Path, "/api/batch")
+		if batch {
+			var req struct{ Commands []map[string]map[string]any }
+			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+				t.Errorf("batch not JSON: %v", err)
+			}
+			for _, c := range req.Commands {
+				for method, params := range c {
+					cmds = append(cmds, map[string]any{"method": method, "params": params})
+				}
+			}
+		} else {
+			sc := bufio.NewScanner(r.Body)
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				var cmd map[string]any
+				if err := json.Unmarshal(sc.Bytes(), &cmd); err != nil {
+					t.Errorf("command not JSON: %q", sc.Bytes())
+				}
+				cmds = append(cmds, cmd)
+			}
+		}
+		f.mu.Lock()
+		f.requests = append(f.requests, cmds)
+		f.auth = append(f.auth, r.Header.Get("Authorization"))
+		reply := f.reply
+		if batch && f.batchReply != nil {
+			reply = f.batchReply
+		}
+		f.mu.Unlock()
+		switch {
+		case reply != nil:
+			reply(w, len(cmds))
+		case batch:
+			w.Write([]byte(`{"replies":[` + strings.Repeat(`{"publish":{}},`, len(cmds)-1) + `{"publish":{}}]}`))
+		default:
+			for range cmds {
+				w.Write([]byte(`{"result":{}}` + "\n"))
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+// published returns the channel and decoded payload of each publish.
+func (f *fakeAPI) published(t *testing.T, req int) (channels []string, payloads []map[string]any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// Other calls (the access log a Login session's replica reads, see
+	// reauth.go) are not counted.
+	var publishes [][]map[string]any
+	for _, r := range f.requests {
+		if len(r) > 0 && r[0]["method"] == "publish" {
+			publishes = append(publishes, r)
+		}
+	}
+	if req >= len(publishes) {
+		t.Fatalf("publish request %d of %d", req, len(publishes))
+	}
+	for _, cmd := range publishes[req] {
+		if cmd["method"] != "publish" {
+			t.Fatalf("method %v", cmd["method"])
+		}
+		params := cmd["params"].(map[string]any)
+		channels = append(channels, params["channel"].(string))
+		payloads = append(payloads, params["data"].(map[string]any))
+	}
+	return channels, payloads
+}
+
+func fakeInstant(t *testing.T) (*instant.Instant, *fakeAPI) {
+	f, srv := newFakeAPI(t)
+	cfg := testConfig()
+	cfg.APIURL = srv.URL + "/api"
+	cfg.SiteName = "Demo"
+	return newInstant(t, cfg), f
+}
+
+// batchOf is Centrifugo's answer to a batch: {"replies":[…]}.
+func batchOf(replies ...string) string {
+	return `{"replies":[` + strings.Join(replies, ",") + `]}`
+}
+
+func hasKey(m map[string]any, k string) bool { _, ok := m[k]; return ok }
+
+func status(code int, retryAfter string) func(w http.ResponseWriter) {
+	return statusAt(code, func() string { return retryAfter })
+}
+
+// statusAt is status with a Retry-After made when the answer is.
+func statusAt(code int, retryAfter func() string) func(w http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		if v := retryAfter(); v != "" {
+			w.Header().Set("Retry-After", v)
+		}
+		w.WriteHeader(code)
+	}
+}
+
+// ==== Live: a real Centrifugo on loopback, and real clients (centrifuge-go).
+
+// liveSetup is a real Centrifugo, an Instant bound to it and a Gin app.
+type liveSetup struct {
+	srv  *centrifugotest.Server
+	cfg  instant.Config // inst's, as given to New
+	inst *instant.Instant
+	app  http.Handler
+}
+
+// startLive starts Centrifugo with the config CentrifugoConfig writes from
+// opts (its port and log level filled in).
+func startLive(t *testing.T, opts instant.CentrifugoOptions) *liveSetup {
+	t.Helper()
+	ls := &liveSetup{}
+	ls.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cfg := testConfig()
+		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		cfg.PublishTimeout = 2 * time.Second
+		inst, err := instant.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		ls.inst, ls.cfg = inst, cfg
+		// Rules first: their namespaces go into the Centrifugo config.
+		_ = inst.Authorize("$orders:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
+			return u != nil && p["id"] == "o"+u.ID, nil
+		})
+		opts.Port, opts.LogLevel = port, "error"
+		return inst.CentrifugoConfig(opts)
+	})
+	ls.app = newRouter(ls.inst)
+	return ls
+}
+
+func (ls *liveSetup) connect(t *testing.T, u *instant.User) *liveClient {
+	t.Helper()
+	return ls.connectWith(t, newBrowser(t, ls.app).as(u))
+}
+
+// connectWith connects a client whose tokens come from b's requests.
+func (ls *liveSetup) connectWith(t *testing.T, b *browser) *liveClient {
+	t.Helper()
+	lc := &liveClient{t: t, b: b, subs: map[string]*centrifuge.Subscription{}}
+	lc.c = centrifuge.NewJsonClient(ls.srv.WebsocketURL, centrifuge.Config{
+		GetToken: func(centrifuge.ConnectionTokenEvent) (string, error) {
+			return lc.token("/instant/connection_token", map[string]any{})
+		},
+	})
+	t.Cleanup(lc.c.Close)
+	connected := make(chan struct{})
+	var once sync.Once
+	lc.c.OnConnected(func(centrifuge.ConnectedEvent) { once.Do(func() { close(connected) }) })
+	if err := lc.c.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-connected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client did not connect")
+	}
+	return lc
+}
+
+// through is an Instant of the live setup's config whose API calls go to
+// apiURL (and then apiURLs).
+func (ls *liveSetup) through(t *testing.T, timeout time.Duration, apiURL string, apiURLs ...string) *instant.Instant {
+	cfg := ls.cfg
+	cfg.APIURL, cfg.APIURLs, cfg.PublishTimeout = apiURL, apiURLs, timeout
+	return newInstant(t, cfg)
+}
+
+// liveClient is one centrifuge-go connection whose tokens come from the
+// app's routes, as a browser's would.
+type liveClient struct {
+	t    *testing.T
+	b    *browser
+	c    *centrifuge.Client
+	mu   sync.Mutex
+	got  []map[string]any // payloads received, in order
+	subs map[string]*centrifuge.Subscription
+	// refusal is the code of Centrifugo's last subscribe error.
+	refusal uint32
+	// calls counts the token requests, by route.
+	calls map[string]int
+}
+
+func (lc *liveClient) token(path string, body any) (string, error) {
+	lc.mu.Lock()
+	if lc.calls == nil {
+		lc.calls = map[string]int{}
+	}
+	lc.calls[path]++
+	lc.mu.Unlock()
+	// Called on centrifuge-go's goroutines: report, never t.Fatal.
+	status, resp, err := lc.b.tryPostJSON(path, body)
+	switch {
+	case err != nil:
+		return "", err
+	case status == http.StatusForbidden || status == http.StatusUnauthorized:
+		return "", centrifuge.ErrUnauthorized
+	case status != http.StatusOK:
+		return "", fmt.Errorf("%s: status %d", path, status)
+	}
+	tok, ok := resp["token"].(string)
+	if !ok {
+		return "", fmt.Errorf("%s: no token in %v", path, resp)
+	}
+	return tok, nil
+}
+
+// subscribe subscribes to channel and reports whether Centrifugo accepted.
+// withToken false subscribes without asking the app for a token.
+func (lc *liveClient) subscribe(channel string, withToken bool, fixed string) bool {
+	lc.t.Helper()
+	cfg := centrifuge.SubscriptionConfig{Token: fixed}
+	if withToken {
+		cfg.GetToken = func(centrifuge.SubscriptionTokenEvent) (string, error) {
+			return lc.token("/instant/subscription_token", map[string]any{"channel": channel})
+		}
+	}
+	sub, err := lc.c.NewSubscription(channel, cfg)
+	if err != nil {
+		lc.t.Fatal(err)
+	}
+	sub.OnPublication(func(e centrifuge.PublicationEvent) {
+		var p map[string]any
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			lc.t.Errorf("payload not JSON: %q", e.Data)
+		}
+		lc.mu.Lock()
+		lc.got = append(lc.got, p)
+		lc.mu.Unlock()
+	})
+	ok, code := awaitSubscribe(lc.t, sub)
+	if ok {
+		lc.subs[channel] = sub
+	} else {
+		lc.refusal = code
+		_ = lc.c.RemoveSubscription(sub)
+	}
+	return ok
+}
+
+// waitFor waits until a payload with message arrived, then returns every
+// message received so far.
+func (lc *liveClient) waitFor(message string) []map[string]any {
+	lc.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		lc.mu.Lock()
+		for _, p := range lc.got {
+			if p["message"] == message {
+				out := append([]map[string]any(nil), lc.got...)
+				lc.mu.Unlock()
+				return out
+			}
+		}
+		lc.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	lc.t.Fatalf("message %q never arrived", message)
+	return nil
+}
+
+// awaitSubscribe subscribes and waits for Centrifugo's answer: whether it
+// accepted, and else the code of its refusal (0 when there was none).
+func awaitSubscribe(t *testing.T, sub *centrifuge.Subscription) (ok bool, code uint32) {
+	t.Helper()
+	type answer struct {
+		ok   bool
+		code uint32
+	}
+	result := make(chan answer, 2)
+	sub.OnSubscribed(func(centrifuge.SubscribedEvent) { result <- answer{ok: true} })
+	sub.OnUnsubscribed(func(e centrifuge.UnsubscribedEvent) { result <- answer{} })
+	sub.OnError(func(e centrifuge.SubscriptionErrorEvent) {
+		var se centrifuge.SubscriptionSubscribeError
+		if errors.As(e.Error, &se) {
+			var ce *centrifuge.Error
+			errors.As(se.Err, &ce)
+			a := answer{}
+			if ce != nil {
+				a.code = ce.Code
+			}
+			result <- a
+		}
+	})
+	if err := sub.Subscribe(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-result:
+		return a.ok, a.code
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no answer subscribing to %s", sub.Channel)
+		return false, 0
+	}
+}
+
+func waitCount(t *testing.T, lc *liveClient, n int, limit time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		msgs, _ := uniqueMessages(lc)
+		if len(msgs) >= n {
+			return msgs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %d of %d events arrived", limit, len(msgs), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// uniqueMessages returns the messages lc received, each id once, in
+// arrival order, and how many copies were dropped.
+func uniqueMessages(lc *liveClient) (msgs []string, dups int) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	seen := map[any]bool{}
+	for _, p := range lc.got {
+		if seen[p["id"]] {
+			dups++
+			continue
+		}
+		seen[p["id"]] = true
+		msgs = append(msgs, p["message"].(string))
+	}
+	return msgs, dups
+}
+
+// historyOf returns "id message" for each publication in channel's
+// history, oldest first.
+func historyOf(t *testing.T, inst *instant.Instant, channel string) []string {
+	t.Helper()
+	pubs, err := inst.History(context.Background(), channel, 1000)
+	if err != nil {
+		t.Fatalf("History %s: %v", channel, err)
+	}
+	out := make([]string, 0, len(pubs))
+	for _, p := range pubs {
+		var ev struct{ ID, Message string }
+		if err := json.Unmarshal(p, &ev); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev.ID+" "+ev.Message)
+	}
+	return out
+}
+
+func withHistory() instant.CentrifugoOptions {
+	return instant.CentrifugoOptions{HistorySize: 100, HistoryTTLSeconds: 300}
+}
+
+// ==== The outbox: a PostgreSQL and a Redis of its own, and Centrifugo nodes
+// consuming the outbox.
+
+// outboxSetup is Redis, PostgreSQL with the outbox table, and an Instant
+// whose Centrifugo nodes (started by node) share them.
+type outboxSetup struct {
+	redis *centrifugotest.Redis
+	pg    *centrifugotest.Postgres
+	db    *sql.DB
+	cfg   instant.Config
+}
+
+func startOutbox(t *testing.T) *outboxSetup {
+	t.Helper()
+	o := &outboxSetup{redis: centrifugotest.StartRedis(t), pg: centrifugotest.StartPostgres(t)}
+	o.db = openDB(t, o.pg)
+	o.cfg = testConfig()
+	o.cfg.PublishTimeout = 3 * time.Second
+	if _, err := o.db.Exec(newInstant(t, o.cfg).OutboxDDL()); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// node starts one Centrifugo node on the shared Redis, consuming the
+// outbox when consume is true, and returns a live setup bound to it.
+func (o *outboxSetup) node(t *testing.T, consume bool) *liveSetup {
+	t.Helper()
+	ls := &liveSetup{}
+	ls.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cfg := o.cfg
+		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		inst, err := instant.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		ls.inst, ls.cfg = inst, cfg
+		opts := instant.CentrifugoOptions{Port: port, LogLevel: "error", RedisAddress: o.redis.URL, HistorySize: 10000, HistoryTTLSeconds: 600}
+		if consume {
+			opts.OutboxDSN = o.pg.DSN
+		}
+		return inst.CentrifugoConfig(opts)
+	})
+	ls.app = newRouter(ls.inst)
+	return ls
+}
+
+func openDB(t *testing.T, pg *centrifugotest.Postgres) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgx", pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// manyUsers returns n user IDs.
+func manyUsers(n int) []string {
+	users := make([]string, n)
+	for k := range users {
+		users[k] = "u" + strconv.Itoa(k)
+	}
+	return users
+}
+
+// ==== Proxy mode: Centrifugo asking the app's proxy routes.
+
+type proxied struct {
+	t    *testing.T
+	srv  *centrifugotest.Server
+	inst *instant.Instant
+	app  http.Handler
+}
+
+// dial connects with the given headers and token; nil when refused.
+func (p *proxied) dial(header http.Header, token string) *centrifuge.Client {
+	c := centrifuge.NewJsonClient(p.srv.WebsocketURL, centrifuge.Config{Header: header, Token: token})
+	p.t.Cleanup(c.Close)
+	result := make(chan bool, 2)
+	c.OnConnected(func(centrifuge.ConnectedEvent) { result <- true })
+	c.OnDisconnected(func(centrifuge.DisconnectedEvent) { result <- false })
+	if err := c.Connect(); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case ok := <-result:
+		if ok {
+			return c
+		}
+	case <-time.After(10 * time.Second):
+		p.t.Fatal("no answer to connect")
+	}
+	return nil
+}
+
+// subscribe reports whether Centrifugo let c subscribe to channel.
+func (p *proxied) subscribe(c *centrifuge.Client, channel, token string) bool {
+	sub, err := c.NewSubscription(channel, centrifuge.SubscriptionConfig{Token: token})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	ok, _ := awaitSubscribe(p.t, sub)
+	return ok
+}
+
+// askProxy sends a Centrifugo proxy request to route with b's cookies.
+func askProxy(t *testing.T, b *browser, inst *instant.Instant, route, user, channel string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest("POST", b.srv.URL+"/instant/proxy/"+route, strings.NewReader(`{"client":"c1","transport":"websocket","protocol":"json","encoding":"json","user":"`+user+`","channel":"`+channel+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Instant-Proxy-Key", inst.ProxyKey())
+	status, body := b.do(req)
+	if status != 200 {
+		t.Fatalf("%s: status %d %v", route, status, body)
+	}
+	return body
+}
+
+func hasChannel(body map[string]any, name, level string) bool {
+	chans, _ := body["channels"].([]any)
+	for _, c := range chans {
+		if m, _ := c.(map[string]any); m["name"] == name && m["level"] == level {
+			return true
+		}
+	}
+	return false
+}
+
+// ==== Check: a Centrifugo whose config a test may edit.
+
+const siteOrigin = "http://127.0.0.1:8080"
+
+// checkSetup is a running Centrifugo whose config an Instant of cfg wrote
+// (with opts, and then changed by edit), and cfg bound to it.
+type checkSetup struct {
+	srv *centrifugotest.Server
+	cfg instant.Config
+}
+
+// startCheck starts Centrifugo with the config of an Instant of
+// testConfig() with a namespaced users channel, SiteOrigin and a rule.
+func startCheck(t *testing.T, opts instant.CentrifugoOptions, edit func(map[string]any)) *checkSetup {
+	t.Helper()
+	cs := &checkSetup{}
+	cs.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cfg := testConfig()
+		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		cfg.UsersChannels = []string{"$team:all"}
+		cfg.SiteOrigin = siteOrigin
+		cfg.PublishTimeout = 5 * time.Second
+		inst, err := instant.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := inst.Authorize("$orders:{id}", allowAll); err != nil {
+			return nil, err
+		}
+		cs.cfg = cfg
+		opts.Port, opts.LogLevel = port, "info"
+		opts.AllowedOrigins = append(opts.AllowedOrigins, siteOrigin)
+		raw, err := inst.CentrifugoConfig(opts)
+		if err != nil || edit == nil {
+			return raw, err
+		}
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, err
+		}
+		edit(m)
+		return json.Marshal(m)
+	})
+	return cs
+}
+
+// ==== client.js under Node: the unit script, and the live script driven over
+// stdin and stdout (testdata/nodepage.mjs).
+
+func needTool(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true and "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// needTool ends the test when a tool is missing: Fatal under CI=true
+// (`make test` installs everything), Skip elsewhere.
+// runClientJSUnit runs testdata/clientjs_unit.mjs on client.js under
+// Node, with args after it, and answers the JSON object it prints.
+func runClientJSUnit(t *testing.T, args ...string) map[string]any {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		needTool(t, "node is not installed (it comes with npm; .ci/run installs it)")
+	}
+	js, _ := filepath.Abs("client.js")
+	var stderr bytes.Buffer
+	cmd := exec.Command(node, append([]string{"testdata/clientjs_unit.mjs", js}, args...)...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s%s", err, out, stderr.Bytes())
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	return got
+}
+
+// liveNode finds node with a WebSocket and centrifuge-js, for the scripts
+// that run client.js against a real Centrifugo (see TestClientJSLive).
+func liveNode(t *testing.T) (node string, flags []string, centrifugeJS string) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		needTool(t, "node is not installed")
+	}
+	centrifugeJS, _ = filepath.Abs("example_app/node_modules/centrifuge/build/index.mjs")
+	if _, err := os.Stat(centrifugeJS); err != nil {
+		needTool(t, "no centrifuge-js: run `make npm` (%v)", err)
+	}
+	for _, try := range [][]string{nil, {"--experimental-websocket"}} {
+		probe := append(slices.Clone(try), "-e", `process.exit(typeof WebSocket === "function" ? 0 : 1)`)
+		if exec.Command(node, probe...).Run() == nil {
+			return node, try, centrifugeJS
+		}
+	}
+	needTool(t, "this node has no WebSocket")
+	return "", nil, ""
+}
+
+// liveMsg is a request of testdata/clientjs_live.mjs to its test, or, with
+// Result, its last line.
+type liveMsg struct {
+	Do, Channel, ID, Message, Origin string
+	N                                int
+	Result                           map[string]any
+}
+
+// runLiveScript runs testdata/clientjs_live.mjs in phase against the app
+// at appURL, answers its requests with handle (each answer through reply)
+// and returns the result it ends with.
+func runLiveScript(t *testing.T, node string, flags []string, centrifugeJS, appURL, phase string, handle func(ctx context.Context, msg liveMsg, reply func(any))) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	clientJS, _ := filepath.Abs("client.js")
+	script, _ := filepath.Abs("testdata/clientjs_live.mjs")
+	cmd := exec.CommandContext(ctx, node, append(slices.Clone(flags), script, clientJS, centrifugeJS, appURL, phase)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waited error
+	wait := sync.OnceFunc(func() { waited = cmd.Wait() })
+	t.Cleanup(func() {
+		cancel()
+		wait() // stderr is written until then
+		if t.Failed() {
+			t.Logf("what the pages went through:\n%s", stderr.Bytes())
+		}
+	})
+	reply := func(v any) {
+		b, _ := json.Marshal(v)
+		_, _ = stdin.Write(append(b, '\n'))
+	}
+	var result map[string]any
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		var msg liveMsg
+		if err := json.Unmarshal(lines.Bytes(), &msg); err != nil {
+			t.Errorf("the script wrote %q", lines.Text())
+			continue
+		}
+		if msg.Do == "" {
+			result = msg.Result
+			continue
+		}
+		handle(ctx, msg, reply)
+	}
+	if wait(); waited != nil || result == nil {
+		t.Fatalf("node: %v, result %v", waited, result)
+	}
+	return result
 }

@@ -451,3 +451,44 @@ func TestLiveConfigsAndRulesCentrifugoAccepts(t *testing.T) {
 		})
 	}
 }
+
+func TestValidChannel(t *testing.T) {
+	cases := map[string]bool{
+		"site_public":                  true,
+		"$orders:42":                   true,
+		"$чат":                         false, // Centrifugo refuses non-ASCII names to clients (107)
+		"$café":                        false,
+		"":                             false,
+		strings.Repeat("a", 255):       true,
+		strings.Repeat("a", 256):       false,
+		"$" + strings.Repeat("a", 254): true,
+		"$:x":                          true, // an empty namespace: none
+		"$ab:x":                        true,
+		"$a:x":                         false, // namespaces have two characters or more
+		"a:x":                          false,
+		"$team@acme:x":                 false,
+		"$équipe:x":                    false,
+		"$$ab:x":                       false, // namespace "$ab"
+		"$a.b-c_d:x:y:z":               true,
+		"$ab:x#y,z/{w}*!\"~":           true, // any printable ASCII after the namespace
+		"has space":                    false,
+		"tab\there":                    false,
+		"nl\n":                         false,
+		"nul\x00":                      false,
+		"del\x7f":                      false,
+		"bad\xffutf8":                  false,
+		"nbsp\u00a0":                   false,
+		"line\u2028sep":                false,
+		"c1\u0085":                     false,
+		"emoji-🎉":                      false,
+	}
+	for name, ok := range cases {
+		err := instant.ValidChannel(name)
+		if (err == nil) != ok {
+			t.Errorf("ValidChannel(%q) = %v, want ok=%v", name, err, ok)
+		}
+		if err != nil && !errors.Is(err, instant.ErrInvalidChannel) {
+			t.Errorf("ValidChannel(%q) error %v does not wrap ErrInvalidChannel", name, err)
+		}
+	}
+}

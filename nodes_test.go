@@ -46,14 +46,6 @@ func newFaultyProxy(t *testing.T, target string, failures int32, status int) *fa
 	return p
 }
 
-// through is an Instant of the live setup's config whose API calls go to
-// apiURL (and then apiURLs).
-func (ls *liveSetup) through(t *testing.T, timeout time.Duration, apiURL string, apiURLs ...string) *instant.Instant {
-	cfg := ls.cfg
-	cfg.APIURL, cfg.APIURLs, cfg.PublishTimeout = apiURL, apiURLs, timeout
-	return newInstant(t, cfg)
-}
-
 func TestLiveRetriesDeliverOnce(t *testing.T) {
 	ls := startLive(t, instant.CentrifugoOptions{})
 	lc := ls.connect(t, &alice)
@@ -239,20 +231,6 @@ func statusThenOK(t *testing.T, answers ...func(w http.ResponseWriter)) (*httpte
 	}))
 	t.Cleanup(srv.Close)
 	return srv, &n, &at
-}
-
-func status(code int, retryAfter string) func(w http.ResponseWriter) {
-	return statusAt(code, func() string { return retryAfter })
-}
-
-// statusAt is status with a Retry-After made when the answer is.
-func statusAt(code int, retryAfter func() string) func(w http.ResponseWriter) {
-	return func(w http.ResponseWriter) {
-		if v := retryAfter(); v != "" {
-			w.Header().Set("Retry-After", v)
-		}
-		w.WriteHeader(code)
-	}
 }
 
 // inTwoSeconds is an HTTP date two seconds from now.

@@ -31,16 +31,6 @@ import (
 	"github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 )
 
-func openDB(t *testing.T, pg *centrifugotest.Postgres) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("pgx", pg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 // outboxRows lists what the outbox table holds: method, channel, data
 // message, idempotency key and partition of each row, in id order.
 func outboxRows(t *testing.T, db *sql.DB, table string) []string {
@@ -158,82 +148,6 @@ func TestBroadcastTxWritesCommittedRowsOnly(t *testing.T) {
 		if _, err := instant.New(cfg); bad != "" && !errors.Is(err, instant.ErrConfig) {
 			t.Errorf("OutboxTable %q: %v", bad, err)
 		}
-	}
-}
-
-// outboxSetup is Redis, PostgreSQL with the outbox table, and an Instant
-// whose Centrifugo nodes (started by node) share them.
-type outboxSetup struct {
-	redis *centrifugotest.Redis
-	pg    *centrifugotest.Postgres
-	db    *sql.DB
-	cfg   instant.Config
-}
-
-func startOutbox(t *testing.T) *outboxSetup {
-	t.Helper()
-	o := &outboxSetup{redis: centrifugotest.StartRedis(t), pg: centrifugotest.StartPostgres(t)}
-	o.db = openDB(t, o.pg)
-	o.cfg = testConfig()
-	o.cfg.PublishTimeout = 3 * time.Second
-	if _, err := o.db.Exec(newInstant(t, o.cfg).OutboxDDL()); err != nil {
-		t.Fatal(err)
-	}
-	return o
-}
-
-// node starts one Centrifugo node on the shared Redis, consuming the
-// outbox when consume is true, and returns a live setup bound to it.
-func (o *outboxSetup) node(t *testing.T, consume bool) *liveSetup {
-	t.Helper()
-	ls := &liveSetup{}
-	ls.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := o.cfg
-		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
-		inst, err := instant.New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		ls.inst, ls.cfg = inst, cfg
-		opts := instant.CentrifugoOptions{Port: port, LogLevel: "error", RedisAddress: o.redis.URL, HistorySize: 10000, HistoryTTLSeconds: 600}
-		if consume {
-			opts.OutboxDSN = o.pg.DSN
-		}
-		return inst.CentrifugoConfig(opts)
-	})
-	ls.app = newRouter(ls.inst)
-	return ls
-}
-
-// uniqueMessages returns the messages lc received, each id once, in
-// arrival order, and how many copies were dropped.
-func uniqueMessages(lc *liveClient) (msgs []string, dups int) {
-	lc.mu.Lock()
-	defer lc.mu.Unlock()
-	seen := map[any]bool{}
-	for _, p := range lc.got {
-		if seen[p["id"]] {
-			dups++
-			continue
-		}
-		seen[p["id"]] = true
-		msgs = append(msgs, p["message"].(string))
-	}
-	return msgs, dups
-}
-
-func waitCount(t *testing.T, lc *liveClient, n int, limit time.Duration) []string {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		msgs, _ := uniqueMessages(lc)
-		if len(msgs) >= n {
-			return msgs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %d of %d events arrived", limit, len(msgs), n)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -712,15 +626,6 @@ type nilExecer struct{ n int }
 func (e *nilExecer) ExecContext(context.Context, string, ...any) (sql.Result, error) {
 	e.n++ // a nil receiver panics here
 	return nil, nil
-}
-
-// manyUsers returns n user IDs.
-func manyUsers(n int) []string {
-	users := make([]string, n)
-	for k := range users {
-		users[k] = "u" + strconv.Itoa(k)
-	}
-	return users
 }
 
 // TestLiveBroadcastTxManyUsers: one event to 65,536 users' personal

@@ -187,16 +187,6 @@ func TestLivePersonalChannels(t *testing.T) {
 	}
 }
 
-func hasChannel(body map[string]any, name, level string) bool {
-	chans, _ := body["channels"].([]any)
-	for _, c := range chans {
-		if m, _ := c.(map[string]any); m["name"] == name && m["level"] == level {
-			return true
-		}
-	}
-	return false
-}
-
 // startPresence is startLive with presence on, cfg changed by mod first
 // and rules added by rules (before the config is written, so that their
 // namespaces are declared).

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/centrifugal/centrifuge-go"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
 	"github.com/gin-instant/instant/internal/centrifugotest"
@@ -117,13 +116,6 @@ func TestLiveProxies(t *testing.T) {
 	}
 }
 
-type proxied struct {
-	t    *testing.T
-	srv  *centrifugotest.Server
-	inst *instant.Instant
-	app  http.Handler
-}
-
 func startProxied(t *testing.T, disallowAnonymous bool) *proxied {
 	p := &proxied{t: t}
 	appSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.app.ServeHTTP(w, r) }))
@@ -139,50 +131,6 @@ func startProxied(t *testing.T, disallowAnonymous bool) *proxied {
 	})
 	p.app = newRouter(p.inst)
 	return p
-}
-
-// dial connects with the given headers and token; nil when refused.
-func (p *proxied) dial(header http.Header, token string) *centrifuge.Client {
-	c := centrifuge.NewJsonClient(p.srv.WebsocketURL, centrifuge.Config{Header: header, Token: token})
-	p.t.Cleanup(c.Close)
-	result := make(chan bool, 2)
-	c.OnConnected(func(centrifuge.ConnectedEvent) { result <- true })
-	c.OnDisconnected(func(centrifuge.DisconnectedEvent) { result <- false })
-	if err := c.Connect(); err != nil {
-		p.t.Fatal(err)
-	}
-	select {
-	case ok := <-result:
-		if ok {
-			return c
-		}
-	case <-time.After(10 * time.Second):
-		p.t.Fatal("no answer to connect")
-	}
-	return nil
-}
-
-// subscribe reports whether Centrifugo let c subscribe to channel.
-func (p *proxied) subscribe(c *centrifuge.Client, channel, token string) bool {
-	sub, err := c.NewSubscription(channel, centrifuge.SubscriptionConfig{Token: token})
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	ok, _ := awaitSubscribe(p.t, sub)
-	return ok
-}
-
-// askProxy sends a Centrifugo proxy request to route with b's cookies.
-func askProxy(t *testing.T, b *browser, inst *instant.Instant, route, user, channel string) map[string]any {
-	t.Helper()
-	req, _ := http.NewRequest("POST", b.srv.URL+"/instant/proxy/"+route, strings.NewReader(`{"client":"c1","transport":"websocket","protocol":"json","encoding":"json","user":"`+user+`","channel":"`+channel+`"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Instant-Proxy-Key", inst.ProxyKey())
-	status, body := b.do(req)
-	if status != 200 {
-		t.Fatalf("%s: status %d %v", route, status, body)
-	}
-	return body
 }
 
 // TestProxiesRetryWhenLoadUserFails: a database blink is not a logout;

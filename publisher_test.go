@@ -1,7 +1,6 @@
 package instant_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,119 +10,12 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
 )
-
-// fakeAPI records the commands of each request to the server API and
-// answers as told. It stands in for Centrifugo only in these unit tests of
-// the payload; integration_test.go publishes through the real server.
-// Publishes come to /api/batch ({"commands":[{"publish":{…}}]}), other
-// calls to /api (gocent's JSON lines); both are recorded in the lines'
-// form, {"method","params"}.
-type fakeAPI struct {
-	mu       sync.Mutex
-	requests [][]map[string]any
-	auth     []string
-	// reply answers a request of n commands, when set; batchReply answers
-	// the /api/batch ones instead, when set.
-	reply      func(w http.ResponseWriter, n int)
-	batchReply func(w http.ResponseWriter, n int)
-}
-
-func newFakeAPI(t *testing.T) (*fakeAPI, *httptest.Server) {
-	f := &fakeAPI{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var cmds []map[string]any
-		batch := strings.HasSuffix(r.URL.Path, "/api/batch")
-		if batch {
-			var req struct{ Commands []map[string]map[string]any }
-			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-				t.Errorf("batch not JSON: %v", err)
-			}
-			for _, c := range req.Commands {
-				for method, params := range c {
-					cmds = append(cmds, map[string]any{"method": method, "params": params})
-				}
-			}
-		} else {
-			sc := bufio.NewScanner(r.Body)
-			sc.Buffer(nil, 1<<20)
-			for sc.Scan() {
-				var cmd map[string]any
-				if err := json.Unmarshal(sc.Bytes(), &cmd); err != nil {
-					t.Errorf("command not JSON: %q", sc.Bytes())
-				}
-				cmds = append(cmds, cmd)
-			}
-		}
-		f.mu.Lock()
-		f.requests = append(f.requests, cmds)
-		f.auth = append(f.auth, r.Header.Get("Authorization"))
-		reply := f.reply
-		if batch && f.batchReply != nil {
-			reply = f.batchReply
-		}
-		f.mu.Unlock()
-		switch {
-		case reply != nil:
-			reply(w, len(cmds))
-		case batch:
-			w.Write([]byte(`{"replies":[` + strings.Repeat(`{"publish":{}},`, len(cmds)-1) + `{"publish":{}}]}`))
-		default:
-			for range cmds {
-				w.Write([]byte(`{"result":{}}` + "\n"))
-			}
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return f, srv
-}
-
-func fakeInstant(t *testing.T) (*instant.Instant, *fakeAPI) {
-	f, srv := newFakeAPI(t)
-	cfg := testConfig()
-	cfg.APIURL = srv.URL + "/api"
-	cfg.SiteName = "Demo"
-	return newInstant(t, cfg), f
-}
-
-// published returns the channel and decoded payload of each publish.
-func (f *fakeAPI) published(t *testing.T, req int) (channels []string, payloads []map[string]any) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	// Other calls (the access log a Login session's replica reads, see
-	// reauth.go) are not counted.
-	var publishes [][]map[string]any
-	for _, r := range f.requests {
-		if len(r) > 0 && r[0]["method"] == "publish" {
-			publishes = append(publishes, r)
-		}
-	}
-	if req >= len(publishes) {
-		t.Fatalf("publish request %d of %d", req, len(publishes))
-	}
-	for _, cmd := range publishes[req] {
-		if cmd["method"] != "publish" {
-			t.Fatalf("method %v", cmd["method"])
-		}
-		params := cmd["params"].(map[string]any)
-		channels = append(channels, params["channel"].(string))
-		payloads = append(payloads, params["data"].(map[string]any))
-	}
-	return channels, payloads
-}
-
-func hasKey(m map[string]any, k string) bool { _, ok := m[k]; return ok }
-
-// batchOf is Centrifugo's answer to a batch: {"replies":[…]}.
-func batchOf(replies ...string) string {
-	return `{"replies":[` + strings.Join(replies, ",") + `]}`
-}
 
 func TestBroadcastPayload(t *testing.T) {
 	inst, f := fakeInstant(t)

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -73,23 +72,6 @@ func (s *appStore) member(project, id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.members[project][id]
-}
-
-// accessWarning starts the line a replica logs when it cannot read
-// Reauthorize's records.
-const accessWarning = "instant: could not read"
-
-// accessWarnings counts the lines logged saying so.
-func (l *logRecorder) accessWarnings() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, r := range l.recs {
-		if r.Level >= slog.LevelWarn && strings.HasPrefix(r.Message, accessWarning) {
-			n++
-		}
-	}
-	return n
 }
 
 // reauthSetup is a Centrifugo with the generated config and the app's

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,56 +19,6 @@ import (
 	"github.com/gin-instant/instant"
 	"github.com/golang-jwt/jwt/v5"
 )
-
-// logRecorder keeps what the plugin logs.
-type logRecorder struct {
-	mu   sync.Mutex
-	recs []slog.Record
-}
-
-// loggedInstant is an Instant of testConfig (changed by mutate, when not
-// nil) whose log the test reads.
-func loggedInstant(t testing.TB, mutate func(*instant.Config)) (*instant.Instant, *logRecorder) {
-	logger, logs := newLogger()
-	cfg := testConfig()
-	cfg.Logger = logger
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	return newInstant(t, cfg), logs
-}
-
-func newLogger() (*slog.Logger, *logRecorder) {
-	rec := &logRecorder{}
-	return slog.New(&captureHandler{rec: rec}), rec
-}
-
-func (l *logRecorder) errors() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, r := range l.recs {
-		// testConfig's Centrifugo is unreachable: a replica says once that
-		// it cannot read Reauthorize's records, which is not what these
-		// tests look at (reauth_test.go does).
-		if r.Level >= slog.LevelWarn && !strings.HasPrefix(r.Message, accessWarning) {
-			out = append(out, r.Message)
-		}
-	}
-	return out
-}
-
-func (l *logRecorder) all() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var b strings.Builder
-	for _, r := range l.recs {
-		b.WriteString(r.Message)
-		r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
 
 func TestConnectionTokenRoute(t *testing.T) {
 	inst := newInstant(t, testConfig())

@@ -10,19 +10,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// parseToken checks the signature with the shared secret and returns the claims.
-func parseToken(t testing.TB, token string) jwt.MapClaims {
-	t.Helper()
-	claims := jwt.MapClaims{}
-	_, err := jwt.ParseWithClaims(token, claims, func(tok *jwt.Token) (any, error) {
-		return []byte(testSecret), nil
-	}, jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuedAt())
-	if err != nil {
-		t.Fatalf("token does not verify: %v", err)
-	}
-	return claims
-}
-
 func TestConnectionTokenClaims(t *testing.T) {
 	cfg := testConfig()
 	cfg.ConnectionTokenTTL = 3 * time.Minute
@@ -140,9 +127,4 @@ func TestSubscriptionTokenInfo(t *testing.T) {
 			t.Errorf("%s: override %s, want %s", tc.name, got, mustJSON(tc.override))
 		}
 	}
-}
-
-func mustJSON(v any) string {
-	raw, _ := json.Marshal(v)
-	return string(raw)
 }
