@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -273,39 +270,4 @@ func TestRecentLogKeepsTheNewest(t *testing.T) {
 	if !slices.Equal(ids, []string{"d", "c", "b"}) {
 		t.Errorf("recent log %v, want [d c b]", ids)
 	}
-}
-
-// history reads channel's latest publications (their data) through
-// Centrifugo's server API.
-func history(ctx context.Context, apiURL, channel string) ([]json.RawMessage, error) {
-	body, _ := json.Marshal(map[string]any{"channel": channel, "limit": 10})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/history", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "apikey "+testSecrets.APIKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var reply struct {
-		Error  *struct{ Message string } `json:"error"`
-		Result struct {
-			Publications []struct {
-				Data json.RawMessage `json:"data"`
-			} `json:"publications"`
-		} `json:"result"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil {
-		return nil, fmt.Errorf("history: HTTP %d: %w", resp.StatusCode, err)
-	}
-	if reply.Error != nil {
-		return nil, errors.New("history: " + reply.Error.Message)
-	}
-	var out []json.RawMessage
-	for _, p := range reply.Result.Publications {
-		out = append(out, p.Data)
-	}
-	return out, nil
 }

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -10,11 +14,16 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
 	"github.com/gin-instant/instant/internal/centrifugotest"
@@ -213,4 +222,380 @@ func centrifugoConfigFor(appPort int) centrifugotest.ConfigFunc {
 		}
 		return inst.CentrifugoConfig(centrifugoOptions(port, appPort))
 	}
+}
+
+// ==== Chromium: the example site in a real browser, against a real
+// Centrifugo (the e2e tests).
+
+// artifactsDir receives the end-to-end test's screenshots (ignored by git).
+const artifactsDir = "artifacts"
+
+// screenshotGrace is how long Chromium outlives the test's own limit, so
+// that a test that ran out of time still leaves its screenshots.
+const screenshotGrace = 15 * time.Second
+
+// requireTool ends the test when a tool is missing: Fatal under CI=true,
+// where the suite must run whole, Skip elsewhere.
+func requireTool(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true and "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// chromiumPath finds Debian's chromium.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("CHROMIUM_BIN"); p != "" {
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	requireTool(t, "no chromium (apt-get install chromium)")
+	return ""
+}
+
+// e2ePage is one browser tab of the end-to-end test.
+type e2ePage struct {
+	t        *testing.T
+	name     string
+	ctx      context.Context
+	deadline time.Time // the test's limit; see screenshotGrace
+	shot     string    // the screenshot's file name in artifactsDir
+}
+
+// runCtx bounds one step by the test's limit.
+func (p *e2ePage) runCtx() (context.Context, context.CancelFunc) {
+	return context.WithDeadline(p.ctx, p.deadline)
+}
+
+func (p *e2ePage) do(actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := p.runCtx()
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		p.t.Fatalf("%s: %v", p.name, err)
+	}
+}
+
+func (p *e2ePage) eval(expr string, opts ...chromedp.EvaluateOption) any {
+	p.t.Helper()
+	ctx, cancel := p.runCtx()
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[any](expr, opts...))
+	if err != nil {
+		p.t.Fatalf("%s: evaluating %s: %v", p.name, expr, err)
+	}
+	return v
+}
+
+// waitFor polls a JavaScript expression until it is true.
+func (p *e2ePage) waitFor(what, expr string) {
+	p.t.Helper()
+	ctx, cancel := p.runCtx()
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr,
+		chromedp.WithPollingInterval(50*time.Millisecond),
+		chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil {
+		sctx, scancel := context.WithTimeout(p.ctx, 2*time.Second)
+		defer scancel()
+		state, serr := chromedp.Run(sctx, chromedp.Evaluate[string](`(() => {
+			const s = document.querySelector('#state');
+			const chans = [...document.querySelectorAll('#channels .channel')].map(li => li.dataset.channel + ':' + li.dataset.state);
+			return (s ? s.dataset.state + ' (' + s.title + ')' : 'no #state') + ', channels ' + chans.join(' ');
+		})()`))
+		if serr != nil {
+			state = serr.Error()
+		}
+		p.t.Fatalf("%s: waiting for %s: %v (state %s)", p.name, what, err, state)
+	}
+}
+
+// waitLive waits for the connection and for every listed channel to be
+// subscribed, and returns the channels.
+func (p *e2ePage) waitLive() []string {
+	p.t.Helper()
+	p.waitFor("the subscriptions", `(() => {
+		const state = document.querySelector('#state');
+		const items = [...document.querySelectorAll('#channels .channel')];
+		return !!state && state.dataset.state === 'connected' && items.length > 0 &&
+			items.every(li => li.dataset.state === 'subscribed');
+	})()`)
+	return p.strings(`[...document.querySelectorAll('#channels .channel')].map(li => li.dataset.channel)`)
+}
+
+func (p *e2ePage) strings(expr string) []string {
+	p.t.Helper()
+	ctx, cancel := p.runCtx()
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](expr))
+	if err != nil {
+		p.t.Fatalf("%s: %v", p.name, err)
+	}
+	return v
+}
+
+// messages lists the messages the home page shows.
+func (p *e2ePage) messages() []string {
+	p.t.Helper()
+	return p.strings(`[...document.querySelectorAll('#events .event .event-message')].map(e => e.textContent)`)
+}
+
+// snap saves the tab as it is now, at the moment its assertions passed,
+// into artifactsDir as <shot>-<label>.png.
+func (p *e2ePage) snap(label string) {
+	p.t.Helper()
+	p.writeScreenshot(strings.TrimSuffix(p.shot, ".png")+"-"+label+".png", "assertions passed")
+}
+
+// saveScreenshot saves the tab as it is now into artifactsDir. It runs
+// when the test ends, passed or failed (a t.Cleanup of newPage), so it
+// only logs what goes wrong.
+func (p *e2ePage) saveScreenshot() {
+	outcome := "test passed"
+	if p.t.Failed() {
+		outcome = "test failed"
+	}
+	p.writeScreenshot(p.shot, outcome)
+}
+
+func (p *e2ePage) writeScreenshot(name, outcome string) {
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Logf("%s: no screenshot (%s): %v", p.name, outcome, err)
+		return
+	}
+	path := filepath.Join(artifactsDir, name)
+	if err := os.MkdirAll(artifactsDir, 0o755); err != nil {
+		p.t.Logf("%s: no screenshot: %v", p.name, err)
+		return
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		p.t.Logf("%s: no screenshot: %v", p.name, err)
+		return
+	}
+	p.t.Logf("screenshot of %s (%s): %s", p.name, outcome, path)
+}
+
+// e2eEnv is a site served on loopback, the Centrifugo it talks to, and a
+// headless Chromium, all ended with the test (and within its deadline).
+type e2eEnv struct {
+	t          *testing.T
+	srv        *httptest.Server
+	site       *site
+	browser    context.Context
+	deadline   time.Time // the test's limit
+	shotPrefix string    // of the screenshots' file names
+	console    *syncBuffer
+	mu         sync.Mutex
+	hits       map[string]int // requests by path
+}
+
+// startE2E starts the environment, which the test may use for limit
+// (Chromium lives screenshotGrace longer). connTTL and subTTL, when not
+// zero, set the lifetimes of the connection and subscription tokens. The
+// screenshots' names start with shotPrefix.
+func startE2E(t *testing.T, shotPrefix string, limit, connTTL, subTTL time.Duration) *e2eEnv {
+	t.Helper()
+	chromium := chromiumPath(t)
+	centrifugotest.Require(t)
+	clientJS, err := os.ReadFile(defaultCentrifugeJS)
+	if err != nil {
+		requireTool(t, "no %s: run `npm install` in example_app (%v)", defaultCentrifugeJS, err)
+	}
+	deadline := time.Now().Add(limit)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(screenshotGrace))
+	t.Cleanup(cancel)
+
+	// The site's address first: Centrifugo must allow its origin.
+	srv := httptest.NewUnstartedServer(nil)
+	appPort := srv.Listener.Addr().(*net.TCPAddr).Port
+	cent := centrifugotest.Start(t, centrifugoConfigFor(appPort))
+	cfg := demoConfig(cent.APIURL, testSecrets)
+	cfg.ConnectionTokenTTL, cfg.SubscriptionTokenTTL = connTTL, subTTL
+	st, err := newSite(siteConfig{
+		Instant:      cfg,
+		Port:         appPort,
+		Secrets:      testSecrets,
+		CentrifugeJS: clientJS,
+		BcryptCost:   bcrypt.MinCost,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &e2eEnv{t: t, srv: srv, site: st, deadline: deadline, shotPrefix: shotPrefix, console: &syncBuffer{}, hits: map[string]int{}}
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		e.hits[r.URL.Path]++
+		e.mu.Unlock()
+		st.Handler().ServeHTTP(w, r)
+	})
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox, // the tests may run as root
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 900),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+	)
+	t.Cleanup(cancelAlloc)
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithBrowserOption(
+		chromedp.WithConsolef(func(format string, args ...any) { fmt.Fprintf(e.console, format+"\n", args...) })))
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(browserCtx); err != nil { // starts Chromium
+		t.Fatalf("starting %s: %v", chromium, err)
+	}
+	e.browser = browserCtx
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("browser console:\n%s", e.console.String())
+		}
+	})
+	return e
+}
+
+// newPage opens a tab: in a browser context of its own (own cookies)
+// when parent is nil, else a second tab of the parent's visitor (same
+// cookies). Whether the test passes or fails, the tab is saved as a
+// screenshot in artifactsDir when the test ends.
+func (e *e2eEnv) newPage(parent *e2ePage, name string) *e2ePage {
+	t := e.t
+	t.Helper()
+	var pctx context.Context
+	var cancel context.CancelFunc
+	if parent == nil {
+		pctx, cancel = chromedp.NewContext(e.browser, chromedp.WithNewBrowserContext())
+	} else {
+		pctx, cancel = chromedp.NewContext(parent.ctx)
+	}
+	t.Cleanup(cancel)
+	slug := strings.ReplaceAll(strings.ToLower(name), " ", "-")
+	p := &e2ePage{t: t, name: name, ctx: pctx, deadline: e.deadline, shot: e.shotPrefix + "-" + slug + ".png"}
+	// Cleanups run last first: the screenshot before the tab closes.
+	t.Cleanup(p.saveScreenshot)
+	// The tab's first step opens it: it must not be bounded by a context
+	// of its own, which would close the tab when it ends.
+	if err := chromedp.Do(pctx, chromedp.EmulateViewport(1200, 900)); err != nil {
+		t.Fatalf("%s: opening the tab: %v", name, err)
+	}
+	return p
+}
+
+// open gives a visitor a browser context of their own (own cookies), logs
+// them in through the login form unless username is empty, and leaves the
+// tab on the home page.
+func (e *e2eEnv) open(name, username string) *e2ePage {
+	t := e.t
+	t.Helper()
+	p := e.newPage(nil, name)
+	if username == "" {
+		p.do(chromedp.Navigate(e.srv.URL + "/"))
+		return p
+	}
+	p.do(
+		chromedp.Navigate(e.srv.URL+"/login"),
+		chromedp.WaitVisible(chromedp.ID("login-form")),
+		chromedp.SendKeys(chromedp.ID("username"), username),
+		chromedp.SendKeys(chromedp.ID("password"), password(t, username)),
+		chromedp.Click(chromedp.ID("login-submit")),
+		chromedp.WaitVisible(chromedp.ID("events")),
+	)
+	if who := p.strings(`[document.querySelector('#whoami').dataset.user]`); !slices.Equal(who, []string{username}) {
+		t.Fatalf("%s: logged in as %v", name, who)
+	}
+	return p
+}
+
+func (e *e2eEnv) hitsOf(path string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.hits[path]
+}
+
+// jsArray writes a JavaScript array of strings.
+func jsArray(items []string) string {
+	quoted := make([]string, len(items))
+	for k, s := range items {
+		quoted[k] = fmt.Sprintf("%q", s)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
+}
+
+// syncBuffer is a bytes.Buffer safe to read while run writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// ==== Centrifugo's server API, read directly.
+
+// history reads channel's latest publications (their data) through
+// Centrifugo's server API.
+func history(ctx context.Context, apiURL, channel string) ([]json.RawMessage, error) {
+	body, _ := json.Marshal(map[string]any{"channel": channel, "limit": 10})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/history", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "apikey "+testSecrets.APIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var reply struct {
+		Error  *struct{ Message string } `json:"error"`
+		Result struct {
+			Publications []struct {
+				Data json.RawMessage `json:"data"`
+			} `json:"publications"`
+		} `json:"result"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil {
+		return nil, fmt.Errorf("history: HTTP %d: %w", resp.StatusCode, err)
+	}
+	if reply.Error != nil {
+		return nil, errors.New("history: " + reply.Error.Message)
+	}
+	var out []json.RawMessage
+	for _, p := range reply.Result.Publications {
+		out = append(out, p.Data)
+	}
+	return out, nil
 }
