@@ -1,12 +1,15 @@
 package instant_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 func TestNewReportsEveryProblemAtOnce(t *testing.T) {
@@ -186,5 +189,24 @@ func TestNewRefusesCredentialsInAPIURL(t *testing.T) {
 	cfg.APIURLs = []string{"http://127.0.0.1:8001/api"}
 	if _, err := instant.New(cfg); err != nil {
 		t.Errorf("APIURLs without credentials: %v", err)
+	}
+}
+
+// TestNewKeepsItsOwnAPIURLs: the caller's APIURLs slice, changed after
+// New, changes nothing in the Instant (Check names the nodes New took).
+func TestNewKeepsItsOwnAPIURLs(t *testing.T) {
+	port, err := centrifugotest.FreePort() // closed again: nothing listens
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+	node := fmt.Sprintf("http://127.0.0.1:%d/api", port)
+	cfg.APIURLs = []string{node}
+	inst := newInstant(t, cfg)
+	cfg.APIURLs[0] = "http://changed.invalid/api"
+	err = inst.Check(context.Background())
+	if err == nil || strings.Contains(err.Error(), "changed.invalid") || strings.Count(err.Error(), node) < 2 {
+		t.Errorf("Check after the caller changed its APIURLs: %v", err)
 	}
 }
