@@ -71,14 +71,6 @@ func (i *Instant) WebsocketURL() string {
 	return i.cfg.WebsocketURL
 }
 
-// siteName is the name every event payload carries as "site".
-func (i *Instant) siteName() string {
-	if i == nil {
-		return ""
-	}
-	return i.cfg.SiteName
-}
-
 // The package default Instant, which the package-level Session and
 // Register use: built once, from ConfigFromEnv, by the first of them.
 var (

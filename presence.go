@@ -91,24 +91,6 @@ func (i *Instant) Presence(ctx context.Context, channel string) ([]Member, error
 	return out, nil
 }
 
-// presenceStats counts the subscriptions to channel and their distinct
-// users (anonymous subscriptions count as one user with an empty ID). The
-// channel must have presence on.
-func (i *Instant) presenceStats(ctx context.Context, channel string) (presenceCount, error) {
-	if i == nil {
-		return presenceCount{}, ErrNotInstalled
-	}
-	if err := validChannel(channel); err != nil {
-		return presenceCount{}, err
-	}
-	var stats presenceCount
-	err := i.call(ctx, func(ctx context.Context, api apiClient) (err error) {
-		stats, err = api.presenceStats(ctx, channel)
-		return err
-	})
-	return stats, err
-}
-
 // maxPresenceChannels is the most channels one request to the presence
 // route may name: each is a presence call of Centrifugo's (all of them in
 // one request to it), whose answer lists every subscriber.

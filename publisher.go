@@ -452,18 +452,6 @@ func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]
 	return payloads, nil
 }
 
-// unsubscribe removes user from channel on every connection of theirs, for
-// instance after the user lost the right to read it.
-func (i *Instant) unsubscribe(ctx context.Context, channel, userID string) error {
-	if i == nil {
-		return ErrNotInstalled
-	}
-	if err := validChannel(channel); err != nil {
-		return err
-	}
-	return i.call(ctx, func(ctx context.Context, api apiClient) error { return api.unsubscribe(ctx, channel, userID) })
-}
-
 // Disconnect closes every connection of the user with this ID, for
 // instance on logout or when a role changes. The clients are told to
 // reconnect (code 4001): they ask the routes for new tokens, so they come
@@ -476,24 +464,4 @@ func (i *Instant) Disconnect(ctx context.Context, userID string) error {
 		return fmt.Errorf("%w: %v", ErrInvalidUser, err)
 	}
 	return i.call(ctx, func(ctx context.Context, api apiClient) error { return api.disconnect(ctx, userID) })
-}
-
-// history returns up to limit of channel's latest publications (the event
-// payloads, newest last), when the channel keeps history.
-func (i *Instant) history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error) {
-	if i == nil {
-		return nil, ErrNotInstalled
-	}
-	if err := validChannel(channel); err != nil {
-		return nil, err
-	}
-	if limit <= 0 {
-		return nil, nil
-	}
-	var out []json.RawMessage
-	err := i.call(ctx, func(ctx context.Context, api apiClient) (err error) {
-		out, err = api.history(ctx, channel, limit)
-		return err
-	})
-	return out, err
 }
