@@ -14,6 +14,17 @@ type tokenResponse struct {
 	ExpiresAt int64  `json:"expires_at"` // Unix seconds, the token's "exp"
 }
 
+// refuse answers an error of the decision: 400, 401 or 403 with its text,
+// or a 500 (already logged where it happened).
+func (i *Instant) refuse(c *gin.Context, err error) {
+	status := errorStatus(err)
+	msg := err.Error()
+	if status == http.StatusInternalServerError {
+		msg = "instant: server error"
+	}
+	abortJSON(c, status, msg)
+}
+
 // errorStatus is the HTTP status of an error of the decision.
 func errorStatus(err error) int {
 	switch {
@@ -26,17 +37,6 @@ func errorStatus(err error) int {
 	default:
 		return http.StatusInternalServerError
 	}
-}
-
-// refuse answers an error of the decision: 400, 401 or 403 with its text,
-// or a 500 (already logged where it happened).
-func (i *Instant) refuse(c *gin.Context, err error) {
-	status := errorStatus(err)
-	msg := err.Error()
-	if status == http.StatusInternalServerError {
-		msg = "instant: server error"
-	}
-	abortJSON(c, status, msg)
 }
 
 func (i *Instant) answerToken(c *gin.Context, tok Token, err error) {

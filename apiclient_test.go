@@ -1,8 +1,9 @@
 package instant_test
 
-// The hand-written publish request (apiclient.go) against a real
-// Centrifugo with history: one copy of every event, whatever is sent
-// twice, and partly failed batches that say what went out.
+// The API client (apiclient.go): the hand-written publish request against
+// a real Centrifugo with history (one copy of every event, whatever is
+// sent twice; partly failed batches say what went out), and every call's
+// errors against a stand-in.
 
 import (
 	"context"
@@ -28,6 +29,7 @@ import (
 // (Broadcast, BroadcastBatch) is one publication in each channel's
 // history, and another event is not taken for it.
 func TestLiveSameEventTwiceIsPublishedOnce(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, withHistory())
 	ctx := context.Background()
 	ev := instant.Event{ID: "ev-1", Channels: []string{"$site_users", "$site_staff"}, Message: "once"}
@@ -96,6 +98,7 @@ func lossyProxy(t *testing.T, target string, failures int32, status int) (*httpt
 // TestLiveRetryAfterAGatewayErrorPublishesOnce: a 502 or 504 whose publish
 // reached Centrifugo is retried, and Centrifugo drops the second copy.
 func TestLiveRetryAfterAGatewayErrorPublishesOnce(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, withHistory())
 	ctx := context.Background()
 	for _, status := range []int{http.StatusBadGateway, http.StatusGatewayTimeout} {

@@ -77,6 +77,7 @@ func TestCentrifugoConfigAgrees(t *testing.T) {
 // TestCentrifugoConfigPassesCheckconfig runs the real server's strict
 // config check on what CentrifugoConfig writes.
 func TestCentrifugoConfigPassesCheckconfig(t *testing.T) {
+	t.Parallel()
 	bin := centrifugotest.Require(t)
 	inst := newInstant(t, testConfig())
 	_ = inst.Authorize("$chat:*", func(*gin.Context, *instant.User, map[string]string) (bool, any) { return true, nil })

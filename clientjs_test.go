@@ -25,6 +25,7 @@ import (
 // centrifuge-js 5 does) and for the site, with pushes, replies and clocks
 // moved by hand. Node comes with npm, which `make test` needs anyway.
 func TestClientJSLogic(t *testing.T) {
+	t.Parallel()
 	got := runClientJSUnit(t)
 	want := map[string]any{
 		// bob left and carol joined while the snapshot (ann, bob) was asked for

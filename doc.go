@@ -51,20 +51,21 @@
 // channel) → token.go (signing) → answers.go (the HTTP answers). What they
 // call sits below them: reauth.go (Reauthorize and the access records a
 // Login session follows), user.go (the User and the decoded-user cache),
-// roles.go (levels, the channels of each role), rules.go (custom rules)
-// and names.go (channel names, namespaces, personal channels, event ids).
+// roles.go (levels, the channels of each role), rules.go (custom rules),
+// origin.go (the origin ids the channels route hands out) and names.go
+// (channel names, namespaces, personal channels, event ids, the access
+// records' channels).
 //
 // Beside the request: config.go Config, its defaults and its checks
 // (ConfigFromEnv too); instant.go Instant and New; errors.go the errors;
-// login.go Login and Logout; origin.go the origin ids of browser tabs;
-// proxy.go Centrifugo's proxies; presence.go who is on a channel and the
-// presence route; clientjs.go the browser helper client.js; publisher.go
-// events (Broadcast, BroadcastBatch); outbox.go BroadcastTx and the outbox
-// table; apiclient.go the Centrifugo API client (the one file that knows
-// the client library) and the publish request with idempotency keys and
-// tags; nodes.go retries, failover and nodes marked down;
-// stats.go the counters (Stats); centrifugo.go the Centrifugo config;
-// check.go, websocket.go and command.go Check and the app's subcommands.
-// The tests follow the same names (config_test.go, access_test.go, ...);
-// helpers_test.go holds the helpers they share.
+// login.go Login and Logout; proxy.go Centrifugo's proxies; presence.go
+// who is on a channel and the presence route; clientjs.go the browser
+// helper client.js; publisher.go events (Broadcast, BroadcastBatch);
+// outbox.go BroadcastTx and the outbox table; apiclient.go the Centrifugo
+// API client (the one file that knows the client library) and the publish
+// request with idempotency keys and tags; nodes.go retries, failover and
+// nodes marked down; stats.go the counters (Stats); centrifugo.go the
+// Centrifugo config; check.go, websocket.go and command.go Check and the
+// app's subcommands. The tests follow the same names (config_test.go,
+// access_test.go, ...); helpers_test.go holds the helpers they share.
 package instant

@@ -6,8 +6,9 @@ import (
 )
 
 // Test-only access for the black-box tests (package instant_test) to
-// unexported names, and the calls to Centrifugo only the tests make
-// (Unsubscribe, History, PresenceStats: to watch what the library did).
+// unexported names (SiteName, ChannelsFor, ...), and the calls to
+// Centrifugo only the tests make (Unsubscribe, History, PresenceStats: to
+// watch what the library did; PublishBytes: to time the publish request).
 // Built only by go test, never part of the API.
 
 var (
@@ -69,7 +70,7 @@ func (i *Instant) History(ctx context.Context, channel string, limit int) ([]jso
 // PresenceStats counts the subscriptions to channel and their distinct
 // users (anonymous subscriptions count as one user with an empty ID). The
 // channel must have presence on.
-func (i *Instant) PresenceStats(ctx context.Context, channel string) (presenceCount, error) {
+func (i *Instant) PresenceStats(ctx context.Context, channel string) (PresenceStats, error) {
 	if i == nil {
 		return presenceCount{}, ErrNotInstalled
 	}

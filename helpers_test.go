@@ -346,7 +346,7 @@ func (l *logRecorder) all() string {
 	return b.String()
 }
 
-// accessWarnings counts the lines logged saying so.
+// accessWarnings counts the warnings that start with accessWarning.
 func (l *logRecorder) accessWarnings() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -386,11 +386,12 @@ func (h *captureHandler) WithAttrs(a []slog.Attr) slog.Handler {
 
 func (h *captureHandler) WithGroup(string) slog.Handler { return h }
 
-// ==== A stand-in Centrifugo API, for unit tests of the publisher's own logic.
+// ==== Stand-in Centrifugo APIs, for unit tests.
 
 // fakeAPI records the commands of each request to the server API and
-// answers as told. It stands in for Centrifugo only in these unit tests of
-// the payload; integration_test.go publishes through the real server.
+// answers as told. It stands in for Centrifugo in unit tests
+// (publisher_test.go, apiclient_test.go, events_test.go, ...);
+// integration_test.go publishes through the real server.
 // Publishes come to /api/batch ({"commands":[{"publish":{…}}]}), other
 // calls to /api (gocent's JSON lines); both are recorded in the lines'
 // form, {"method","params"}.
@@ -938,9 +939,26 @@ func startCheck(t *testing.T, opts instant.CentrifugoOptions, edit func(map[stri
 	return cs
 }
 
+// app is an Instant of the setup's config, changed by change, with the
+// setup's rule.
+func (cs *checkSetup) app(t *testing.T, change func(*instant.Config)) *instant.Instant {
+	t.Helper()
+	cfg := cs.cfg
+	if change != nil {
+		change(&cfg)
+	}
+	inst := newInstant(t, cfg)
+	if err := inst.Authorize("$orders:{id}", allowAll); err != nil {
+		t.Fatal(err)
+	}
+	return inst
+}
+
 // ==== client.js under Node: the unit script, and the live script driven over
 // stdin and stdout (testdata/nodepage.mjs).
 
+// needTool ends the test when a tool is missing: Fatal under CI=true
+// (`make test` installs everything), Skip elsewhere.
 func needTool(t *testing.T, format string, args ...any) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
@@ -949,8 +967,6 @@ func needTool(t *testing.T, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
-// needTool ends the test when a tool is missing: Fatal under CI=true
-// (`make test` installs everything), Skip elsewhere.
 // runClientJSUnit runs testdata/clientjs_unit.mjs on client.js under
 // Node, with args after it, and answers the JSON object it prints.
 func runClientJSUnit(t *testing.T, args ...string) map[string]any {

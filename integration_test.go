@@ -22,6 +22,7 @@ import (
 var liveChannels = []string{"site_public", "$site_users", "$site_editors", "$site_staff", "$site_admin", "$orders:o1", "$private_chan"}
 
 func TestLiveRolesAgreeWithCentrifugo(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{})
 	cases := []struct {
 		name string
@@ -101,6 +102,7 @@ func TestLiveRolesAgreeWithCentrifugo(t *testing.T) {
 }
 
 func TestLiveBroadcastToSeveralChannels(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{})
 	staff := ls.connect(t, &sam)
 	admin := ls.connect(t, &root)
@@ -125,6 +127,7 @@ func TestLiveBroadcastToSeveralChannels(t *testing.T) {
 // staff channel and to the staff member's personal channel in turn: all
 // arrive, each on its channel, in the order sent.
 func TestLiveBroadcastBatch(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{})
 	staff := ls.connect(t, &sam)
 	own := ls.inst.UserChannel(sam.ID)
@@ -165,6 +168,7 @@ func TestLiveBroadcastBatch(t *testing.T) {
 }
 
 func TestLiveCentrifugoRefusesForgedTokens(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{})
 	lc := ls.connect(t, &alice)
 	// A token for another user's sub: Centrifugo refuses it.
@@ -212,6 +216,7 @@ func TestLiveBroadcastErrors(t *testing.T) {
 }
 
 func TestLiveHistoryUnsubscribeDisconnect(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{HistorySize: 10, HistoryTTLSeconds: 60})
 	ctx := context.Background()
 	for _, m := range []string{"first", "second"} {

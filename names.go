@@ -161,10 +161,10 @@ func newEventID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// accessNamespace and accessLogNamespace name the namespaces of the
-// records; neither is ever granted to a client.
-func (i *Instant) accessNamespace() string { return i.cfg.SiteSlug + "_access" }
-
+// accessNamespace and accessLogNamespace name the namespaces of
+// Reauthorize's access records (reauth.go); neither is ever granted to a
+// client.
+func (i *Instant) accessNamespace() string    { return i.cfg.SiteSlug + "_access" }
 func (i *Instant) accessLogNamespace() string { return i.cfg.SiteSlug + "_access_log" }
 
 // accessChannel is the channel of the record of the user with this ID: a
@@ -178,13 +178,14 @@ func (i *Instant) accessLogChannel() string {
 	return privatePrefix + i.accessLogNamespace() + ":all"
 }
 
-// isAccessChannel reports whether channel is in a namespace of the records.
+// isAccessChannel reports whether channel is in a namespace of the access
+// records.
 func (i *Instant) isAccessChannel(channel string) bool {
 	return isAccessName(i.cfg.SiteSlug, channel)
 }
 
 // isAccessName reports whether name (a channel or the start of a pattern)
-// is in a namespace of the records of the site slug.
+// is in a namespace of the access records of the site slug.
 func isAccessName(slug, name string) bool {
 	rest, ok := strings.CutPrefix(name, privatePrefix)
 	if !ok {

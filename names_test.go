@@ -333,6 +333,7 @@ func TestLiveChannelNamesAtTheEdge(t *testing.T) {
 // with it, and receives an event sent with Event.Users; another user is
 // refused the token.
 func TestLivePersonalChannelsForEveryID(t *testing.T) {
+	t.Parallel()
 	ls := namesStartLive(t, testConfig(), nil)
 	other := newBrowser(t, ls.app).as(&alice)
 	for name, id := range namesIDs {

@@ -47,6 +47,7 @@ func newFaultyProxy(t *testing.T, target string, failures int32, status int) *fa
 }
 
 func TestLiveRetriesDeliverOnce(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{})
 	lc := ls.connect(t, &alice)
 	if !lc.subscribe("$site_users", true, "") {

@@ -95,6 +95,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestLivePresence(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{Presence: true})
 	ctx := context.Background()
 	const room = "$site_users"
@@ -154,6 +155,7 @@ func TestLivePresence(t *testing.T) {
 }
 
 func TestLivePersonalChannels(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{})
 	seven, eight := &instant.User{ID: "7"}, &instant.User{ID: "8"}
 	own := ls.inst.UserChannel("7")
@@ -245,6 +247,7 @@ func presenceCode(t *testing.T, sub *centrifuge.Subscription) (centrifuge.Presen
 // $site_users, and Centrifugo gives both the same options: there, a
 // reader who subscribes with the routes' token is left out of presence.
 func TestLivePublicChannelsShowNoPresence(t *testing.T) {
+	t.Parallel()
 	ls := startPresence(t, func(c *instant.Config) { c.PublicChannels = []string{"site_public", "news:all"} }, nil)
 	ctx := context.Background()
 	annC, bobC := ls.connect(t, &ann), ls.connect(t, &bob)
@@ -355,6 +358,7 @@ func TestLivePresenceShowsTheRuleInfo(t *testing.T) {
 // channel shares its namespace with private ones; the connect proxy, like
 // a connection token, gives the connection no info.
 func TestLiveProxiedPublicChannelsShowNoPresence(t *testing.T) {
+	t.Parallel()
 	p := &proxied{t: t}
 	appSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.app.ServeHTTP(w, r) }))
 	t.Cleanup(appSrv.Close)
@@ -486,6 +490,7 @@ func membersOf(a map[string]any) []string {
 // none, and Centrifugo refuses its presence calls: no client may ask for
 // presence by itself.
 func TestLivePublicReaderGetsNoPresence(t *testing.T) {
+	t.Parallel()
 	ls := startPresence(t, nil, nil)
 	annC, bobC := ls.connect(t, &ann), ls.connect(t, &bob)
 	pub, watch := watchedSubWith(t, annC, "site_public", false, true)
@@ -515,6 +520,7 @@ func TestLivePublicReaderGetsNoPresence(t *testing.T) {
 // channel's info; the route answers only the private channels the user
 // may read, and only to a logged-in user.
 func TestLivePresenceRoute(t *testing.T) {
+	t.Parallel()
 	ls := startPresence(t, nil, func(inst *instant.Instant) {
 		_ = inst.Authorize("$chat:*", func(_ *gin.Context, u *instant.User, _ map[string]string) (bool, any) {
 			if u == nil {

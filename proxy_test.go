@@ -71,6 +71,7 @@ func TestProxySubscribeAnswers(t *testing.T) {
 // TestLiveProxies connects without tokens: Centrifugo asks the proxy
 // routes, forwarding the session cookie.
 func TestLiveProxies(t *testing.T) {
+	t.Parallel()
 	for _, disallow := range []bool{false, true} {
 		lp := startProxied(t, disallow)
 		aliceCookie := newBrowser(t, lp.app).as(&alice).cookieHeader()

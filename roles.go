@@ -62,6 +62,33 @@ type channelTable struct {
 	userNamespace string
 }
 
+// grant says who may read one configured channel.
+type grant struct {
+	level  Level
+	groups []string // for LevelGroups
+}
+
+func (g *grant) allows(u *User) bool {
+	switch g.level {
+	case LevelPublic:
+		return true
+	case LevelUsers:
+		return u != nil
+	case LevelGroups:
+		for _, grp := range g.groups {
+			if u.InGroup(grp) {
+				return true
+			}
+		}
+		return false
+	case LevelStaff:
+		return u.IsStaff()
+	case LevelSuperuser:
+		return u != nil && u.Superuser
+	}
+	return false
+}
+
 func buildChannelTable(cfg *Config) (channelTable, []error) {
 	var errs []error
 	slug := cfg.SiteSlug
@@ -215,31 +242,4 @@ func (i *Instant) channelsAt(level Level) []string {
 		return nil
 	}
 	return slices.Clone(i.channels.byLevel[level])
-}
-
-// grant says who may read one configured channel.
-type grant struct {
-	level  Level
-	groups []string // for LevelGroups
-}
-
-func (g *grant) allows(u *User) bool {
-	switch g.level {
-	case LevelPublic:
-		return true
-	case LevelUsers:
-		return u != nil
-	case LevelGroups:
-		for _, grp := range g.groups {
-			if u.InGroup(grp) {
-				return true
-			}
-		}
-		return false
-	case LevelStaff:
-		return u.IsStaff()
-	case LevelSuperuser:
-		return u != nil && u.Superuser
-	}
-	return false
 }

@@ -92,6 +92,27 @@ func stateOfContext(ctx context.Context) (st *reqState, reentrant bool) {
 	return st, reentrant
 }
 
+// requestUser returns c's user for a middleware or a route. On a failure
+// it has answered (500 without Session or when LoadUser failed, 401 for
+// an anonymous visitor when login is required) and returns ok false.
+func requestUser(c *gin.Context, loginRequired bool) (u *User, ok bool) {
+	st, reentrant := stateOfGin(c)
+	if st == nil {
+		failServer(c, nil, ErrNotInstalled)
+		return nil, false
+	}
+	u, err := st.load(reentrant)
+	switch {
+	case err != nil:
+		abortJSON(c, http.StatusInternalServerError, errLoadUser.Error())
+		return nil, false
+	case u == nil && loginRequired:
+		abortJSON(c, http.StatusUnauthorized, ErrLoginRequired.Error())
+		return nil, false
+	}
+	return u, true
+}
+
 // load returns the request's user (nil for anonymous), loading it on first
 // use. The result is shared: hand out clones. reentrant is true for
 // LoadUser asking about its own request, which gets nil rather than wait
@@ -214,25 +235,4 @@ func sessionOf(c *gin.Context) (sessions.Session, bool) {
 	}
 	s, ok := v.(sessions.Session)
 	return s, ok
-}
-
-// requestUser returns c's user for a middleware or a route. On a failure
-// it has answered (500 without Session or when LoadUser failed, 401 for
-// an anonymous visitor when login is required) and returns ok false.
-func requestUser(c *gin.Context, loginRequired bool) (u *User, ok bool) {
-	st, reentrant := stateOfGin(c)
-	if st == nil {
-		failServer(c, nil, ErrNotInstalled)
-		return nil, false
-	}
-	u, err := st.load(reentrant)
-	switch {
-	case err != nil:
-		abortJSON(c, http.StatusInternalServerError, errLoadUser.Error())
-		return nil, false
-	case u == nil && loginRequired:
-		abortJSON(c, http.StatusUnauthorized, ErrLoginRequired.Error())
-		return nil, false
-	}
-	return u, true
 }

@@ -135,6 +135,7 @@ func waitMark(t *testing.T, mark string, ws ...*wireCounts) {
 // through Broadcast and a mixed BroadcastBatch: Centrifugo sends tab A none
 // of them and tab B all; events without an origin go to both.
 func TestLiveToOthers(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{})
 	a, b := ls.connect(t, &alice), ls.connect(t, &alice)
 	channels := []string{"$site_users", "$orders:o1", "site_public"}
@@ -278,6 +279,7 @@ func TestLiveBroadcastTxTagsTheOrigin(t *testing.T) {
 // centrifuge-js, which refuses a filter (107) in the channels without a
 // namespace, as Centrifugo does where a namespace has no allow_tags_filter.
 func TestClientJSTagsFilterLogic(t *testing.T) {
+	t.Parallel()
 	got := runClientJSUnit(t, "tags")
 	want := map[string]any{
 		// Each subscribe as the server got it: the filter, refused where

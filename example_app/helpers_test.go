@@ -545,7 +545,8 @@ func jsArray(items []string) string {
 	return "[" + strings.Join(quoted, ", ") + "]"
 }
 
-// syncBuffer is a bytes.Buffer safe to read while run writes to it.
+// syncBuffer is a bytes.Buffer safe to read while another goroutine
+// writes to it (run's output, Chromium's console).
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
