@@ -24,6 +24,11 @@ import (
 // again and does not hand it to the page.
 const reauthorizedClass = "instant.reauthorized"
 
+// codeUnrecoverablePosition is Centrifugo's API error for a history read
+// "since" a position its stream no longer holds (another epoch, or an
+// offset gone).
+const codeUnrecoverablePosition = 112
+
 // Timing and bounds of the access records.
 const (
 	// accessPollEvery is how old what a replica knows of the access
@@ -499,10 +504,20 @@ func (i *Instant) readLog(ctx context.Context, since streamPosition, have bool, 
 	}
 	var pubs []streamPub
 	var top streamPosition
-	err := i.askOnce(ctx, func(ctx context.Context, api apiClient) (err error) {
+	read := func(ctx context.Context, api apiClient) (err error) {
 		pubs, top, err = api.historyPage(ctx, i.accessLogChannel(), limit, from, false)
 		return err
-	})
+	}
+	err := i.askOnce(ctx, read)
+	var pe *PublishError
+	if have && errors.As(err, &pe) && pe.Code == codeUnrecoverablePosition {
+		// The log is not the one read before: Centrifugo restarted with
+		// its memory engine, or the log expired (logTTL) while nobody
+		// asked. Start again from where it is now, forgetting what was
+		// read (below: have is false).
+		have, limit, from = false, 0, nil
+		err = i.askOnce(ctx, read)
+	}
 
 	now := time.Now()
 	a.mu.Lock()

@@ -515,6 +515,44 @@ func TestReauthorizeRecordsAcrossRestart(t *testing.T) {
 	}
 }
 
+// TestReauthorizeFollowedAfterTheLogIsLost: a replica that read the access
+// log before Centrifugo restarted with its memory engine (the log's epoch
+// changes; asking "since" the old position is Centrifugo's error 112)
+// starts again from the new log: a demotion written after the restart
+// reaches its Login sessions within a poll or two.
+func TestReauthorizeFollowedAfterTheLogIsLost(t *testing.T) {
+	t.Parallel()
+	rs, _ := startReauth(t, reauthOptions{})
+	a := rs.replica(t, false, nil)
+	sam := instant.User{ID: "9", Username: "sam", Staff: true}
+	onA := newBrowser(t, a.app).as(&sam)
+	if status := onA.tokenStatus("$site_staff"); status != 200 {
+		t.Fatalf("staff before: %d", status)
+	}
+	time.Sleep(1500 * time.Millisecond) // a has read the log: it holds a position
+	if status := onA.tokenStatus("$site_staff"); status != 200 {
+		t.Fatalf("staff before the restart: %d", status)
+	}
+	rs.srv.Restart(t)
+	// a asks since its old position, past its poll interval.
+	time.Sleep(1500 * time.Millisecond)
+	onA.tokenStatus("$site_staff")
+	time.Sleep(100 * time.Millisecond)
+	b := rs.replica(t, false, nil)
+	if err := b.inst.Reauthorize(context.Background(), instant.User{ID: "9", Username: "sam"}); err != nil {
+		t.Fatal(err)
+	}
+	status := 0
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if status = onA.tokenStatus("$site_staff"); status == 403 {
+			break
+		}
+	}
+	if status != 403 {
+		t.Errorf("the demoted session on the replica that read the lost log: %d after 5 s, want 403", status)
+	}
+}
+
 // TestReauthorizeWithoutCentrifugo: when Centrifugo cannot be asked,
 // Reauthorize says so within PublishTimeout, while Login sessions keep
 // working with the roles the replica knew (here: their login's), and the
