@@ -50,6 +50,12 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 	ctx = context.WithValue(ctx, retryNoteKey{}, note)
 	down := i.downMarks()
 	var err error
+	// answered is the error of the last attempt that ended on its own (an
+	// answer, or a failure of the transport), not cut short by the call's
+	// end: what the call returns (with the context's error, timeUp) when
+	// its time runs out during a later attempt, as it does when the time
+	// runs out between attempts.
+	var answered error
 	tried := false // an attempt was made in this call
 	for round := 0; ; round++ {
 		note.after = 0
@@ -86,7 +92,13 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 			}
 			if ctx.Err() != nil {
 				i.stats.failed.Add(1)
+				if answered != nil && errors.Is(err, ctx.Err()) {
+					return outOfTime(answered, ctx.Err())
+				}
 				return err
+			}
+			if !slow {
+				answered = err
 			}
 		}
 		if allDown(down) {
@@ -114,11 +126,34 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 			if err == nil { // every node skipped until the time ran out
 				return op(ctx, downNodes{})
 			}
-			return err
+			return outOfTime(err, ctx.Err())
 		case <-t.C:
 		}
 	}
 }
+
+// timeUp is the error of a call whose time ran out (or whose ctx was
+// canceled) after an attempt ended on its own: that attempt's error, which
+// says what Centrifugo answered, and the context's, so that errors.Is(err,
+// context.DeadlineExceeded) holds as PublishError says.
+type timeUp struct{ last, cause error }
+
+// outOfTime is last, which also matches cause when it did not already.
+func outOfTime(last, cause error) error {
+	if cause == nil || errors.Is(last, cause) {
+		return last
+	}
+	return &timeUp{last: last, cause: cause}
+}
+
+func (e *timeUp) Error() string {
+	if errors.Is(e.cause, context.DeadlineExceeded) {
+		return e.last.Error() + " (retried until the time ran out)"
+	}
+	return e.last.Error() + " (retried until the call was canceled)"
+}
+
+func (e *timeUp) Unwrap() []error { return []error{e.last, e.cause} }
 
 // probeInterval is how long a node that refused a connection is left
 // alone before one call tries it again.

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,6 +142,38 @@ func TestBroadcastRefusesBadEvents(t *testing.T) {
 	}
 	if len(f.requests) != 0 {
 		t.Errorf("%d requests sent for bad events", len(f.requests))
+	}
+}
+
+// TestTimeRunningOutDuringARetryKeepsTheAnswer: Centrifugo answered 500,
+// and the retry was still waiting for its answer when PublishTimeout ran
+// out: the error is the 500 (what Centrifugo said), as when the time runs
+// out between attempts, not the bare deadline; and it is a deadline too
+// (errors.Is), as PublishError's documentation says.
+func TestTimeRunningOutDuringARetryKeepsTheAnswer(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprint(w, "centrifugo is unwell")
+			return
+		}
+		<-release // the retry: no answer before the time is up
+	}))
+	defer srv.Close()
+	defer close(release)
+	cfg := testConfig()
+	cfg.APIURL = srv.URL + "/api"
+	cfg.PublishTimeout = time.Second
+	err := newInstant(t, cfg).Broadcast(context.Background(), instant.Event{Channel: "a"})
+	var pe *instant.PublishError
+	if !errors.As(err, &pe) || pe.StatusCode != http.StatusInternalServerError || pe.Err == nil || !strings.Contains(pe.Err.Error(), "unwell") || n.Load() < 2 {
+		t.Errorf("after a 500 and a retry cut short: %v (%d requests), want the 500", err, n.Load())
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "time ran out") {
+		t.Errorf("after a 500 and a retry cut short: %v, want it to say the time ran out", err)
 	}
 }
 
