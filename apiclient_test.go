@@ -135,7 +135,6 @@ func TestLiveRetryAfterAGatewayErrorPublishesOnce(t *testing.T) {
 // namespace it does not know (102); the error names the events that did
 // not go out, the others are published, and Stats counts them.
 func TestLivePartlyFailedBatch(t *testing.T) {
-	t.Parallel()
 	ls := startLive(t, withHistory())
 	batch := []instant.Event{
 		{ID: "p0", Channel: "$site_users", Message: "zero"},

@@ -81,7 +81,6 @@ func TestCheckOfManyNamespaces(t *testing.T) {
 }
 
 func TestCheckFindsAnotherTokenSecret(t *testing.T) {
-	t.Parallel()
 	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
 	err := cs.app(t, func(c *instant.Config) { c.TokenSecret = strings.Repeat("z", 40) }).Check(context.Background())
 	if !errors.Is(err, instant.ErrTokenSecret) || len(problems(err)) != 1 {
@@ -93,7 +92,6 @@ func TestCheckFindsAnotherTokenSecret(t *testing.T) {
 }
 
 func TestCheckFindsAnotherAPIKey(t *testing.T) {
-	t.Parallel()
 	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
 	err := cs.app(t, func(c *instant.Config) { c.APIKey = "another-key" }).Check(context.Background())
 	if !errors.Is(err, instant.ErrAPIKey) || errors.Is(err, instant.ErrTokenSecret) || len(problems(err)) != 1 {
@@ -108,7 +106,6 @@ func TestCheckFindsAnotherAPIKey(t *testing.T) {
 // config was written has a namespace the running Centrifugo lacks, seen
 // both through the API and through the websocket, and reported once.
 func TestCheckFindsANamespaceNewerThanTheConfig(t *testing.T) {
-	t.Parallel()
 	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
 	inst := cs.app(t, nil)
 	if err := inst.Check(context.Background()); err != nil {
@@ -132,7 +129,6 @@ func TestCheckFindsANamespaceNewerThanTheConfig(t *testing.T) {
 // TestCheckFindsANamespaceWithOtherOptions: a hand-edited config whose
 // namespace has presence and history the others lack.
 func TestCheckFindsANamespaceWithOtherOptions(t *testing.T) {
-	t.Parallel()
 	cs := startCheck(t, instant.CentrifugoOptions{}, func(m map[string]any) {
 		for _, ns := range m["channel"].(map[string]any)["namespaces"].([]any) {
 			if ns := ns.(map[string]any); ns["name"] == "orders" {

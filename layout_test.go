@@ -209,7 +209,6 @@ func sortedKeysOf[V any](m map[string]V) []string {
 // way come in the order route → request state → decision → token →
 // answer.
 func TestATokenRequestReadsDownhill(t *testing.T) {
-	t.Parallel()
 	src := loadSource(t)
 	g := src.fileGraph(t, "Instant.session", "register",
 		"Instant.connectionTokenRoute", "Instant.subscriptionTokenRoute", "Instant.authRoute", "Instant.channelsRoute")
@@ -244,7 +243,6 @@ func TestATokenRequestReadsDownhill(t *testing.T) {
 
 // Each concern lives in the file named for it.
 func TestFilesAreNamedForTheirConcern(t *testing.T) {
-	t.Parallel()
 	src := loadSource(t)
 	for file, names := range map[string][]string{
 		"config.go":     {"Config", "Config.complete", "ConfigFromEnv", "checkAPIURL"},

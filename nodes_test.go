@@ -75,7 +75,6 @@ func TestLiveRetriesDeliverOnce(t *testing.T) {
 }
 
 func TestLiveRefusalsAreNotRetried(t *testing.T) {
-	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{})
 	for _, status := range []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound} {
 		p := newFaultyProxy(t, ls.srv.HTTPURL, 100, status)

@@ -349,7 +349,6 @@ func TestReauthorizeLoadUser(t *testing.T) {
 // current user is the user reauthorized, and which takes a response
 // without harm.
 func TestReauthorizeRuleContext(t *testing.T) {
-	t.Parallel()
 	rs, _ := startReauth(t, reauthOptions{})
 	r := rs.replica(t, false, nil)
 	type seen struct {
@@ -846,7 +845,6 @@ func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // and does not hand the push to the page; the same class elsewhere is an
 // app event.
 func TestClientJSReauthorizedPush(t *testing.T) {
-	t.Parallel()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		if os.Getenv("CI") == "true" {

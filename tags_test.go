@@ -207,7 +207,6 @@ func withoutTagsFilter(t *testing.T, raw []byte) []byte {
 // allow_tags_filter refuses a subscription with a filter (107, bad
 // request), and takes it without: what client.js falls back on.
 func TestLiveTagsFilterWithoutTheOption(t *testing.T) {
-	t.Parallel()
 	var inst *instant.Instant
 	srv := centrifugotest.Start(t, func(port int) ([]byte, error) {
 		cfg := testConfig()
