@@ -116,16 +116,7 @@ func TestClientJSLogic(t *testing.T) {
 		// rule channel's event, the connection state
 		"readme": "true,true,true,true,true",
 	}
-	for k, w := range want {
-		if got[k] != w {
-			t.Errorf("%s: got %v, want %v", k, got[k], w)
-		}
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			t.Errorf("%s: %v, not checked", k, got[k])
-		}
-	}
+	checkAnswers(t, got, want)
 }
 
 // TestClientJSLive runs testdata/clientjs_live.mjs: client.js with the

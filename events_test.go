@@ -61,10 +61,7 @@ func TestEventWithoutChannelIsRefused(t *testing.T) {
 			t.Errorf("Target %v: %v, want ErrNoChannel", target, err)
 		}
 	}
-	f.mu.Lock()
-	sent := len(f.requests)
-	f.mu.Unlock()
-	if sent != 0 {
+	if sent := f.sent(); sent != 0 {
 		t.Fatalf("%d requests sent for events with no channel", sent)
 	}
 
@@ -132,10 +129,7 @@ func TestEventOriginCharacters(t *testing.T) {
 			t.Errorf("Origin %q in a batch: %v, want ErrInvalidEvent", o, err)
 		}
 	}
-	f.mu.Lock()
-	sent := len(f.requests)
-	f.mu.Unlock()
-	if sent != 0 {
+	if sent := f.sent(); sent != 0 {
 		t.Fatalf("%d requests sent for bad origins", sent)
 	}
 	for _, o := range []string{"", "t", "tab-1_A", strings.Repeat("x", 64)} {
@@ -299,10 +293,7 @@ func TestBoundedEventSizes(t *testing.T) {
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
 		t.Errorf("refusing 500 MB of publications allocated %d MiB", alloc>>20)
 	}
-	f.mu.Lock()
-	sent := len(f.requests)
-	f.mu.Unlock()
-	if sent != 0 {
+	if sent := f.sent(); sent != 0 {
 		t.Fatalf("%d requests sent for events over the bound", sent)
 	}
 	if err := inst.Broadcast(ctx, boundedEvent("$site_users", "at", 0)); err != nil {

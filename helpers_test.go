@@ -480,6 +480,13 @@ func (f *fakeAPI) published(t *testing.T, req int) (channels []string, payloads 
 	return channels, payloads
 }
 
+// sent is the number of requests the stand-in has had.
+func (f *fakeAPI) sent() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.requests)
+}
+
 func fakeInstant(t *testing.T) (*instant.Instant, *fakeAPI) {
 	f, srv := newFakeAPI(t)
 	cfg := testConfig()
@@ -507,6 +514,21 @@ func statusAt(code int, retryAfter func() string) func(w http.ResponseWriter) {
 		}
 		w.WriteHeader(code)
 	}
+}
+
+// hangingServer takes every request and answers none before the test
+// ends.
+func hangingServer(t *testing.T) *httptest.Server {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // first: cleanups run last-in first
+	return srv
 }
 
 // ==== Live: a real Centrifugo on loopback, and real clients (centrifuge-go).
@@ -965,6 +987,22 @@ func needTool(t *testing.T, format string, args ...any) {
 		t.Fatalf("CI=true and "+format, args...)
 	}
 	t.Skipf(format, args...)
+}
+
+// checkAnswers compares what a Node script answered with want: every
+// key wanted holds its value, and every key answered is wanted.
+func checkAnswers(t *testing.T, got, want map[string]any) {
+	t.Helper()
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: got %v, want %v", k, got[k], w)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: %v, not checked", k, got[k])
+		}
+	}
 }
 
 // runClientJSUnit runs testdata/clientjs_unit.mjs on client.js under

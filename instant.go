@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,13 +102,4 @@ func packageDefault() *Instant {
 		msg += "; unset: " + strings.Join(unset, ", ")
 	}
 	panic(msg + ": " + strings.ReplaceAll(defaultErr.Error(), "\n", "; ") + "; or build an Instant with New and use its Session and Register methods")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

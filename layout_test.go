@@ -9,17 +9,20 @@ package instant_test
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"go/ast"
 	"go/importer"
 	"go/parser"
 	"go/token"
 	"go/types"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -29,22 +32,32 @@ type pkgSource struct {
 	files  []*ast.File
 	info   *types.Info
 	decls  map[string]*ast.FuncDecl // "name" or "Type.method"
+	byPos  map[token.Pos]string     // a declaration's name's position → its key
 	fileOf map[string]string        // declaration key ("Type" too) → file base name
 }
 
+// loadSource reads and type-checks the package, once for all the tests.
 func loadSource(t *testing.T) *pkgSource {
 	t.Helper()
+	src, err := loadedSource()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+var loadedSource = sync.OnceValues(func() (*pkgSource, error) {
 	cmd := exec.Command("go", "list", "-export", "-deps", "-f", "{{.ImportPath}} {{.Export}}", ".")
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("go list -export: %v", err)
+		return nil, fmt.Errorf("go list -export: %w", err)
 	}
 	exports := map[string]string{}
 	for sc := bufio.NewScanner(bytes.NewReader(out)); sc.Scan(); {
 		path, file, _ := strings.Cut(sc.Text(), " ")
 		exports[path] = file
 	}
-	src := &pkgSource{fset: token.NewFileSet(), decls: map[string]*ast.FuncDecl{}, fileOf: map[string]string{}}
+	src := &pkgSource{fset: token.NewFileSet(), decls: map[string]*ast.FuncDecl{}, byPos: map[token.Pos]string{}, fileOf: map[string]string{}}
 	names, _ := filepath.Glob("*.go")
 	for _, name := range names {
 		if strings.HasSuffix(name, "_test.go") {
@@ -52,14 +65,14 @@ func loadSource(t *testing.T) *pkgSource {
 		}
 		f, err := parser.ParseFile(src.fset, name, nil, parser.SkipObjectResolution)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		src.files = append(src.files, f)
 		for _, d := range f.Decls {
 			switch d := d.(type) {
 			case *ast.FuncDecl:
 				key := funcKey(d)
-				src.decls[key], src.fileOf[key] = d, name
+				src.decls[key], src.fileOf[key], src.byPos[d.Name.Pos()] = d, name, key
 			case *ast.GenDecl:
 				for _, s := range d.Specs {
 					switch s := s.(type) {
@@ -79,10 +92,10 @@ func loadSource(t *testing.T) *pkgSource {
 		return os.Open(exports[path])
 	})}
 	if _, err := conf.Check("instant", src.fset, src.files, src.info); err != nil {
-		t.Fatalf("type-checking the package: %v", err)
+		return nil, fmt.Errorf("type-checking the package: %w", err)
 	}
-	return src
-}
+	return src, nil
+})
 
 func funcKey(d *ast.FuncDecl) string {
 	if d.Recv == nil {
@@ -101,10 +114,6 @@ func funcKey(d *ast.FuncDecl) string {
 // callees are the package's functions and methods fn refers to, in source
 // order; a method of an interface stands for the file that declares it.
 func (src *pkgSource) callees(fn *ast.FuncDecl) []string {
-	byPos := map[token.Pos]string{}
-	for key, d := range src.decls {
-		byPos[d.Name.Pos()] = key
-	}
 	var out []string
 	ast.Inspect(fn.Body, func(n ast.Node) bool {
 		id, ok := n.(*ast.Ident)
@@ -115,7 +124,7 @@ func (src *pkgSource) callees(fn *ast.FuncDecl) []string {
 		if !ok || obj.Pkg() == nil || obj.Pkg().Path() != "instant" {
 			return true
 		}
-		key, ok := byPos[obj.Pos()]
+		key, ok := src.byPos[obj.Pos()]
 		if !ok { // a method of an interface
 			key = "interface:" + src.fset.Position(obj.Pos()).Filename
 			src.fileOf[key] = filepath.Base(src.fset.Position(obj.Pos()).Filename)
@@ -175,7 +184,7 @@ func downhillOrder(g map[string]map[string]string) (order []string, upward []str
 	var visit func(f string)
 	visit = func(f string) {
 		state[f] = 1
-		for _, to := range sortedKeysOf(g[f]) {
+		for _, to := range slices.Sorted(maps.Keys(g[f])) {
 			switch state[to] {
 			case 0:
 				visit(to)
@@ -186,22 +195,13 @@ func downhillOrder(g map[string]map[string]string) (order []string, upward []str
 		state[f] = 2
 		post = append(post, f)
 	}
-	for _, f := range sortedKeysOf(g) {
+	for _, f := range slices.Sorted(maps.Keys(g)) {
 		if state[f] == 0 {
 			visit(f)
 		}
 	}
 	slices.Reverse(post)
 	return post, upward
-}
-
-func sortedKeysOf[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // A token request, from Session to the answer, calls only downhill: no

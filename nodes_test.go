@@ -143,15 +143,7 @@ func TestLiveFailoverPastAHangingNode(t *testing.T) {
 	if !lc.subscribe("$site_users", true, "") {
 		t.Fatal("could not subscribe")
 	}
-	release := make(chan struct{})
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer hang.Close()
-	defer close(release)
+	hang := hangingServer(t)
 	inst := ls.through(t, 3*time.Second, hang.URL+"/api", ls.srv.APIURL)
 	start := time.Now()
 	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "$site_users", Message: "past a hang"}); err != nil {
@@ -506,15 +498,7 @@ func TestDownNodeIsSkippedAndProbed(t *testing.T) {
 // its time (the whole PublishTimeout for a single node), and Stats shows
 // no node down.
 func TestHangingOrFailingNodeIsNotMarkedDown(t *testing.T) {
-	release := make(chan struct{})
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer hang.Close()
-	defer close(release)
+	hang := hangingServer(t)
 	inst := standIn(t, 400*time.Millisecond, hang.URL)
 	for k := range 2 {
 		start := time.Now()

@@ -142,12 +142,8 @@ func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
 			return
 		}
 	}
-	u, ok := requestUser(c, false)
+	u, ok := i.connectingUser(c)
 	if !ok {
-		return
-	}
-	if err := i.mayConnect(u); err != nil {
-		i.refuse(c, err)
 		return
 	}
 	out := make([]presenceAnswer, len(req.Channels))

@@ -178,10 +178,7 @@ func TestTimeRunningOutDuringARetryKeepsTheAnswer(t *testing.T) {
 }
 
 func TestBroadcastHonoursPublishTimeout(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
-	defer srv.Close()
-	defer close(release)
+	srv := hangingServer(t)
 	cfg := testConfig()
 	cfg.APIURL = srv.URL + "/api"
 	cfg.PublishTimeout = 200 * time.Millisecond

@@ -2,6 +2,7 @@ package instant
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -146,7 +147,7 @@ func buildChannelTable(cfg *Config) (channelTable, []error) {
 	t.byLevel[LevelUsers] = add("UsersChannels", LevelUsers, "", defaults(cfg.UsersChannels, slug+"_users"))
 	t.byLevel[LevelStaff] = add("StaffChannels", LevelStaff, "", defaults(cfg.StaffChannels, slug+"_staff"))
 	t.byLevel[LevelSuperuser] = add("SuperuserChannels", LevelSuperuser, "", defaults(cfg.SuperuserChannels, slug+"_admin"))
-	for _, group := range sortedKeys(cfg.GroupChannels) {
+	for _, group := range slices.Sorted(maps.Keys(cfg.GroupChannels)) {
 		if err := checkName(group, "group"); err != nil {
 			errs = append(errs, fmt.Errorf("GroupChannels: %v", err))
 			continue
@@ -218,7 +219,7 @@ func (i *Instant) Channels() []Channel {
 	var out []Channel
 	for l := LevelPublic; l <= LevelSuperuser; l++ {
 		if l == LevelGroups {
-			for _, group := range sortedKeys(t.groups) {
+			for _, group := range slices.Sorted(maps.Keys(t.groups)) {
 				for _, n := range t.groups[group] {
 					if !slices.ContainsFunc(out, func(c Channel) bool { return c.Name == n }) {
 						out = append(out, Channel{Name: n, Level: LevelGroups, Group: group})

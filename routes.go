@@ -203,17 +203,28 @@ func decodeBody(c *gin.Context, body []byte, v any) bool {
 	return true
 }
 
+// connectingUser is the request's user for a route that serves a
+// connection (its token, the channels list, presence), which an anonymous
+// visitor may not have under DisallowAnonymous. On failure it has answered.
+func (i *Instant) connectingUser(c *gin.Context) (*User, bool) {
+	u, ok := requestUser(c, false)
+	if !ok {
+		return nil, false
+	}
+	if err := i.mayConnect(u); err != nil {
+		i.refuse(c, err)
+		return nil, false
+	}
+	return u, true
+}
+
 func (i *Instant) connectionTokenRoute(c *gin.Context, body []byte) {
 	var req struct{}
 	if !decodeBody(c, body, &req) {
 		return
 	}
-	u, ok := requestUser(c, false)
+	u, ok := i.connectingUser(c)
 	if !ok {
-		return
-	}
-	if err := i.mayConnect(u); err != nil {
-		i.refuse(c, err)
 		return
 	}
 	tok, err := i.signConnection(u)
@@ -329,12 +340,8 @@ type listedChannel struct {
 }
 
 func (i *Instant) channelsRoute(c *gin.Context, _ []byte) {
-	u, ok := requestUser(c, false)
+	u, ok := i.connectingUser(c)
 	if !ok {
-		return
-	}
-	if err := i.mayConnect(u); err != nil {
-		i.refuse(c, err)
 		return
 	}
 	chans := i.channelsFor(u)

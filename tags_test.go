@@ -293,16 +293,7 @@ func TestClientJSTagsFilterLogic(t *testing.T) {
 		"resubscribed": "$room none | $room2 none | $team:1 origin nin origin-1+origin-2 | site_public none",
 		"origins":      "origin-2",
 	}
-	for k, w := range want {
-		if got[k] != w {
-			t.Errorf("%s: got %v, want %v", k, got[k], w)
-		}
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			t.Errorf("%s: %v, not checked", k, got[k])
-		}
-	}
+	checkAnswers(t, got, want)
 }
 
 // TestClientJSLiveToOthers runs the "to others" part of
