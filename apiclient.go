@@ -34,10 +34,12 @@ type apiClient interface {
 	presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error)
 	presenceStats(ctx context.Context, channel string) (presenceCount, error)
 
-	// For Reauthorize and the access records (reauth.go):
+	// For Reauthorize (reauth.go):
 	channels(ctx context.Context, pattern string) ([]string, error)
+	// holders answers which of channels user is present in; unknowable
+	// when a channel keeps no presence (its namespace has none).
+	holders(ctx context.Context, user string, channels []string) (held []string, unknowable bool, err error)
 	unsubscribeAll(ctx context.Context, user string, channels []string) (refused int, err error)
-	historyPage(ctx context.Context, channel string, limit int, since *streamPosition, reverse bool) ([]streamPub, streamPosition, error)
 }
 
 // gocentAPI is the apiClient over gocent/v3, which speaks Centrifugo's
@@ -647,7 +649,7 @@ func (g gocentAPI) presenceBatch(ctx context.Context, channels []string) ([][]pr
 	return out, nil
 }
 
-// The calls below serve Reauthorize and the access records (reauth.go).
+// The calls below serve Reauthorize (reauth.go).
 
 // channels lists the channels that have subscribers on any node of the
 // cluster (Centrifugo's channels call, a survey of every node) whose names
@@ -670,19 +672,19 @@ func (g gocentAPI) channels(ctx context.Context, pattern string) ([]string, erro
 
 // unsubscribeAll unsubscribes user from each of channels (on every
 // connection and node), all in one request, and reports how many
-// Centrifugo refused, with the first refusal. A transport failure refuses
-// them all.
+// Centrifugo refused, with the first refusal. A transport failure, or an
+// answer that is not the API's, refuses none: what was done is unknown.
 func (g gocentAPI) unsubscribeAll(ctx context.Context, user string, channels []string) (refused int, err error) {
 	ctx = withReplyLimit(ctx, smallReply+int64(len(channels))*publishReply)
 	pipe := g.c.Pipe()
 	for _, ch := range channels {
 		if err := pipe.AddUnsubscribe(ch, user); err != nil {
-			return len(channels), &PublishError{Op: "unsubscribe", Err: err}
+			return 0, &PublishError{Op: "unsubscribe", Err: err}
 		}
 	}
 	replies, err := g.c.SendPipe(ctx, pipe)
 	if err != nil {
-		return len(channels), g.apiError("unsubscribe", nil, err)
+		return 0, g.apiError("unsubscribe", nil, err)
 	}
 	var first error
 	for k, r := range replies {
@@ -693,27 +695,46 @@ func (g gocentAPI) unsubscribeAll(ctx context.Context, user string, channels []s
 				first = g.apiError("unsubscribe", []string{channels[k]}, r.Error)
 			}
 		case !isObject(r.Result):
-			return len(channels), &PublishError{Op: "unsubscribe", Err: errNoResult}
+			return 0, &PublishError{Op: "unsubscribe", Err: errNoResult}
 		}
 	}
 	return refused, first
 }
 
-// historyPage reads up to limit publications of channel's history (0: none,
-// only the position), after since when it is given, newest first when
-// reverse, and the stream's current position.
-func (g gocentAPI) historyPage(ctx context.Context, channel string, limit int, since *streamPosition, reverse bool) ([]streamPub, streamPosition, error) {
-	opts := []gocent.HistoryOption{gocent.WithLimit(limit), gocent.WithReverse(reverse)}
-	if since != nil {
-		opts = append(opts, gocent.WithSince(&gocent.StreamPosition{Offset: since.offset, Epoch: since.epoch}))
+// holders asks the presence of each of channels in one request and
+// answers those user is present in. A channel without presence (error
+// 108) makes the answer unknowable; any other error fails the call.
+func (g gocentAPI) holders(ctx context.Context, user string, channels []string) (held []string, unknowable bool, err error) {
+	pipe := g.c.Pipe()
+	for _, ch := range channels {
+		if err := pipe.AddPresence(ch); err != nil {
+			return nil, false, &PublishError{Op: "presence", Channels: channels, Err: err}
+		}
 	}
-	res, err := g.c.History(ctx, channel, opts...)
+	replies, err := g.c.SendPipe(ctx, pipe)
 	if err != nil {
-		return nil, streamPosition{}, g.apiError("history", []string{channel}, err)
+		return nil, false, g.apiError("presence", channels, err)
 	}
-	out := make([]streamPub, len(res.Publications))
-	for k, p := range res.Publications {
-		out[k] = streamPub{offset: p.Offset, data: p.Data}
+	if len(replies) != len(channels) {
+		return nil, false, &PublishError{Op: "presence", Channels: channels, Err: errNoPresence}
 	}
-	return out, streamPosition{offset: res.Offset, epoch: res.Epoch}, nil
+	for k, r := range replies {
+		if r.Error != nil {
+			if r.Error.Code == codeNotAvailable {
+				return nil, true, nil
+			}
+			return nil, false, g.apiError("presence", channels[k:k+1], r.Error)
+		}
+		var res gocent.PresenceResult
+		if !isObject(r.Result) || json.Unmarshal(r.Result, &res) != nil {
+			return nil, false, &PublishError{Op: "presence", Channels: channels[k : k+1], Err: errNoPresence}
+		}
+		for _, ci := range res.Presence {
+			if ci.User == user {
+				held = append(held, channels[k])
+				break
+			}
+		}
+	}
+	return held, false, nil
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // CentrifugoOptions are the parts of a Centrifugo server's config that a
@@ -19,10 +20,15 @@ type CentrifugoOptions struct {
 	// (client.allowed_origins), e.g. "http://127.0.0.1:8080". Default: none,
 	// so only non-browser clients connect.
 	AllowedOrigins []string
-	// HistorySize and HistoryTTLSeconds keep recent publications of every
-	// channel for recovery after a reconnect: a subscriber that comes back
-	// receives up to HistorySize publications it missed. Default: 0, no
-	// history.
+	// HistorySize and HistoryTTLSeconds keep recent publications for
+	// recovery after a reconnect: a subscriber that comes back within
+	// HistoryTTLSeconds receives, in order and once, up to HistorySize
+	// publications it missed. Set (both above zero), they apply to every
+	// channel. Default (both zero): the namespaces that hold private
+	// channels keep the last 100 publications for 120 seconds, which costs
+	// Centrifugo at most 100 events' bytes per channel published to in the
+	// last two minutes (about 50 KB for events of 500 bytes); public
+	// channels keep none. -1 for both: no history anywhere.
 	HistorySize       int
 	HistoryTTLSeconds int
 	// Presence turns presence on in the namespaces that hold private
@@ -84,8 +90,14 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
 	}
-	if o.HistorySize < 0 || o.HistoryTTLSeconds < 0 || (o.HistorySize > 0) != (o.HistoryTTLSeconds > 0) {
-		return nil, fmt.Errorf("%w: HistorySize and HistoryTTLSeconds go together and are not negative", ErrConfig)
+	history := func(string) bool { return o.HistorySize > 0 }
+	switch {
+	case o.HistorySize == 0 && o.HistoryTTLSeconds == 0:
+		o.HistorySize, o.HistoryTTLSeconds = defaultHistorySize, defaultHistoryTTLSeconds
+		history = i.privateNamespaces()
+	case o.HistorySize == -1 && o.HistoryTTLSeconds == -1:
+	case o.HistorySize <= 0 || o.HistoryTTLSeconds <= 0:
+		return nil, fmt.Errorf("%w: HistorySize and HistoryTTLSeconds go together: both above zero, both zero (the default) or both -1 (none)", ErrConfig)
 	}
 	channelOpts := map[string]any{
 		"allow_subscribe_for_client":    true,
@@ -96,10 +108,12 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	}
 	presence := i.presenceNamespaces(o.Presence)
 	setPresence(channelOpts, presence(""))
-	if o.HistorySize > 0 {
-		channelOpts["history_size"] = o.HistorySize
-		channelOpts["history_ttl"] = strconv.Itoa(o.HistoryTTLSeconds) + "s"
-		channelOpts["force_recovery"] = true
+	setHistory := func(opts map[string]any, on bool) {
+		if on {
+			opts["history_size"] = o.HistorySize
+			opts["history_ttl"] = strconv.Itoa(o.HistoryTTLSeconds) + "s"
+			opts["force_recovery"] = true
+		}
 	}
 	var clientProxy, channelProxy map[string]any
 	if o.ProxyURL != "" {
@@ -135,20 +149,24 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 			opts[k] = v
 		}
 		setPresence(opts, presence(ns))
+		setHistory(opts, history(ns))
 		namespaces = append(namespaces, opts)
 	}
-	// The namespaces of Reauthorize's access records (reauth.go), with
-	// options of their own: no client may subscribe, no proxy is asked.
-	for _, ns := range i.accessNamespaces() {
-		setPresence(ns, false) // no client reads them: no presence either
-		namespaces = append(namespaces, ns)
-	}
+	setHistory(channelOpts, history(""))
 	cfg := map[string]any{
 		"http_server": map[string]any{"address": o.Address, "port": o.Port},
 		"http_api":    map[string]any{"key": i.cfg.APIKey},
 		"client": map[string]any{
 			"token":           map[string]any{"hmac_secret_key": i.cfg.TokenSecret},
 			"allowed_origins": append([]string{}, o.AllowedOrigins...),
+			// A subscription whose token expired and was not refreshed is
+			// closed within expiredSubCloseDelay+expiryCheckInterval of its
+			// expiry (Centrifugo's defaults, 25 s and 27 s, let it live
+			// about 50 s longer): the browser helper refreshes a token
+			// before it expires, so only a client that may no longer read
+			// the channel is closed.
+			"expired_sub_close_delay":  durationConfig(expiredSubCloseDelay),
+			"presence_update_interval": durationConfig(expiryCheckInterval),
 		},
 		"channel": map[string]any{
 			"private_prefix":    privatePrefix,
@@ -230,6 +248,23 @@ func setPresence(opts map[string]any, on bool) {
 	opts["allow_presence_for_subscriber"] = false
 }
 
+// The history that CentrifugoConfig keeps by default in the namespaces of
+// private channels, and how soon Centrifugo closes a subscription whose
+// token expired (see CentrifugoOptions).
+const (
+	defaultHistorySize       = 100
+	defaultHistoryTTLSeconds = 120
+	// expiredSubCloseDelay is Centrifugo's client.expired_sub_close_delay:
+	// how long after its token expired a subscription that was not
+	// refreshed is closed.
+	expiredSubCloseDelay = 5 * time.Second
+	// expiryCheckInterval is Centrifugo's client.presence_update_interval,
+	// which is also how often it looks for expired subscriptions.
+	expiryCheckInterval = 5 * time.Second
+)
+
+func durationConfig(d time.Duration) string { return strconv.FormatInt(int64(d/time.Second), 10) + "s" }
+
 // presenceNamespaces answers, when presence is on, whether a namespace
 // ("" for channels without one) needs it: whether it may hold a private
 // channel (a configured one, the personal channels, or a rule's: every
@@ -238,6 +273,12 @@ func (i *Instant) presenceNamespaces(on bool) func(ns string) bool {
 	if !on {
 		return func(string) bool { return false }
 	}
+	return i.privateNamespaces()
+}
+
+// privateNamespaces answers whether a namespace ("" for channels without
+// one) may hold a private channel.
+func (i *Instant) privateNamespaces() func(ns string) bool {
 	private := map[string]bool{namespaceOf(i.channels.userPrefix): true}
 	for name := range i.channels.byName {
 		if isPrivate(name) {

@@ -57,8 +57,8 @@ func TestCentrifugoConfigAgrees(t *testing.T) {
 	for _, n := range c.Channel.Namespaces {
 		ns = append(ns, n.Name)
 	}
-	if strings.Join(ns, " ") != "orders site_user team site_access site_access_log" {
-		t.Errorf("namespaces %v, want [orders site_user team site_access site_access_log] (site_user: personal channels; the last two: Reauthorize's records)", ns)
+	if strings.Join(ns, " ") != "orders site_user team" {
+		t.Errorf("namespaces %v, want [orders site_user team] (site_user: personal channels)", ns)
 	}
 	cfg.DisallowAnonymous = true
 	raw, _ = newInstant(t, cfg).CentrifugoConfig(instant.CentrifugoOptions{})
@@ -137,7 +137,7 @@ func TestCentrifugoConfigPresenceWhereItIsPrivate(t *testing.T) {
 		return out
 	}
 	raw, _ := inst.CentrifugoConfig(instant.CentrifugoOptions{Presence: true})
-	want := map[string]bool{"": true, "chat": true, "news": false, "site_user": true, "site_access": false, "site_access_log": false}
+	want := map[string]bool{"": true, "chat": true, "news": false, "site_user": true}
 	if got := presenceOf(raw); !maps.Equal(got, want) {
 		t.Errorf("presence by namespace %v, want %v", got, want)
 	}

@@ -129,7 +129,7 @@ func TestCheckFindsANamespaceNewerThanTheConfig(t *testing.T) {
 // TestCheckFindsANamespaceWithOtherOptions: a hand-edited config whose
 // namespace has presence and history the others lack.
 func TestCheckFindsANamespaceWithOtherOptions(t *testing.T) {
-	cs := startCheck(t, instant.CentrifugoOptions{}, func(m map[string]any) {
+	cs := startCheck(t, instant.CentrifugoOptions{HistorySize: -1, HistoryTTLSeconds: -1}, func(m map[string]any) {
 		for _, ns := range m["channel"].(map[string]any)["namespaces"].([]any) {
 			if ns := ns.(map[string]any); ns["name"] == "orders" {
 				ns["presence"], ns["allow_presence_for_subscriber"] = true, true

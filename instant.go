@@ -24,7 +24,6 @@ type Instant struct {
 	outboxTable outboxNames // its SQL names (outbox.go)
 	stats       counters
 	users       userCache
-	access      accessCache // what this replica knows of Reauthorize's records (reauth.go)
 	proxyKey    string
 }
 

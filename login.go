@@ -3,13 +3,11 @@ package instant
 import (
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/gin-gonic/gin"
 )
 
-// sessionKey is the session value in which Login keeps the user, as JSON
-// (with "login_at", when the login was, in Unix nanoseconds).
+// sessionKey is the session value in which Login keeps the user, as JSON.
 const sessionKey = "instant.user"
 
 // Login stores u in the session as the logged-in user and saves the
@@ -33,7 +31,6 @@ func Login(c *gin.Context, u User) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidUser, err)
 	}
-	raw = withLoginAt(raw, time.Now()) // older access records do not apply (reauth.go)
 	s.Set(sessionKey, string(raw))
 	if err := s.Save(); err != nil {
 		return fmt.Errorf("instant: save session: %w", err)

@@ -160,39 +160,3 @@ func newEventID() string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])
 }
-
-// accessNamespace and accessLogNamespace name the namespaces of
-// Reauthorize's access records (reauth.go); neither is ever granted to a
-// client.
-func (i *Instant) accessNamespace() string    { return i.cfg.SiteSlug + "_access" }
-func (i *Instant) accessLogNamespace() string { return i.cfg.SiteSlug + "_access_log" }
-
-// accessChannel is the channel of the record of the user with this ID: a
-// hash, so that any ID makes a short ASCII name.
-func (i *Instant) accessChannel(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return privatePrefix + i.accessNamespace() + ":" + hex.EncodeToString(sum[:16])
-}
-
-func (i *Instant) accessLogChannel() string {
-	return privatePrefix + i.accessLogNamespace() + ":all"
-}
-
-// isAccessChannel reports whether channel is in a namespace of the access
-// records.
-func (i *Instant) isAccessChannel(channel string) bool {
-	return isAccessName(i.cfg.SiteSlug, channel)
-}
-
-// isAccessName reports whether name (a channel or the start of a pattern)
-// is in a namespace of the access records of the site slug.
-func isAccessName(slug, name string) bool {
-	rest, ok := strings.CutPrefix(name, privatePrefix)
-	if !ok {
-		return false
-	}
-	if rest, ok = strings.CutPrefix(rest, slug); !ok {
-		return false
-	}
-	return strings.HasPrefix(rest, "_access:") || strings.HasPrefix(rest, "_access_log:")
-}

@@ -272,8 +272,8 @@ func (downNodes) unsubscribeAll(_ context.Context, _ string, channels []string) 
 	return len(channels), downError("unsubscribe", channels)
 }
 
-func (downNodes) historyPage(_ context.Context, channel string, _ int, _ *streamPosition, _ bool) ([]streamPub, streamPosition, error) {
-	return nil, streamPosition{}, downError("history", []string{channel})
+func (downNodes) holders(_ context.Context, _ string, channels []string) ([]string, bool, error) {
+	return nil, false, downError("presence", channels)
 }
 
 // attemptTimeout is what one attempt may take against a node that is not

@@ -117,10 +117,6 @@ func buildChannelTable(cfg *Config) (channelTable, []error) {
 				errs = append(errs, fmt.Errorf("%s: %q: the namespace %q holds the users' own channels (UserChannel) and nothing else", field, n, t.userNamespace))
 				continue
 			}
-			if isAccessName(slug, n) {
-				errs = append(errs, fmt.Errorf("%s: %q: the namespaces of Reauthorize's records are never granted", field, n))
-				continue
-			}
 			if level == LevelPublic && isPrivate(n) {
 				errs = append(errs, fmt.Errorf("%s: %q starts with %q, which makes it private", field, n, privatePrefix))
 				continue

@@ -72,9 +72,6 @@ func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 	if fn == nil {
 		return fmt.Errorf("%w: %q: nil AuthorizeFunc", ErrInvalidPattern, pattern)
 	}
-	if isAccessName(i.cfg.SiteSlug, pattern) {
-		return fmt.Errorf("%w: %q: the namespaces of Reauthorize's records are never granted", ErrInvalidPattern, pattern)
-	}
 	parts, err := parsePattern(pattern)
 	if err != nil {
 		return fmt.Errorf("%w: %q: %v", ErrInvalidPattern, pattern, err)

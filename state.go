@@ -170,24 +170,11 @@ func (i *Instant) sessionUser(c *gin.Context) *User {
 	}
 	v := s.Get(sessionKey)
 	raw, _ := v.(string)
-	u, loginAt := i.users.decodeLogin(raw)
+	u := i.users.decode(raw)
 	if u == nil && v != nil {
 		i.logger.Debug("instant: session user does not decode; treated as anonymous")
 	}
-	if u != nil {
-		// Roles changed since the login (Reauthorize) replace the session's.
-		u = i.reauthorized(requestContext(c), u, loginAt)
-	}
 	return u
-}
-
-// requestContext is the context of c's request, for the calls made while
-// loading its user.
-func requestContext(c *gin.Context) context.Context {
-	if c.Request == nil {
-		return context.Background()
-	}
-	return c.Request.Context()
 }
 
 // loadUser calls Config.LoadUser with a copy of c marked as LoadUser's own

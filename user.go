@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"sync"
-	"time"
 )
 
 // User is the logged-in user as the session keeps it. Only ID reaches
@@ -162,49 +160,34 @@ const (
 // and the decoded user) plus userCacheOverhead.
 type userCache struct {
 	mu    sync.RWMutex
-	m     map[string]loggedIn
+	m     map[string]*User
 	bytes int
-}
-
-// loggedIn is a decoded session value: the user, and when Login ran.
-type loggedIn struct {
-	u  *User
-	at int64 // Unix nanoseconds; 0 when the value does not say
 }
 
 // decode returns the user raw holds (nil when it holds none), shared with
 // the cache: the caller must not modify it nor hand it out (see clone).
 func (uc *userCache) decode(raw string) *User {
-	u, _ := uc.decodeLogin(raw)
-	return u
-}
-
-// decodeLogin is decode, and also when the login was (see loginAt).
-func (uc *userCache) decodeLogin(raw string) (*User, int64) {
 	if len(raw) > userCacheMaxValue {
-		return decodeUser(raw), loginAt(raw)
+		return decodeUser(raw)
 	}
 	uc.mu.RLock()
-	l, ok := uc.m[raw]
+	u, ok := uc.m[raw]
 	uc.mu.RUnlock()
 	if ok {
-		return l.u, l.at
+		return u
 	}
-	l = loggedIn{u: decodeUser(raw)}
-	if l.u != nil {
-		l.at = loginAt(raw)
-	}
+	u = decodeUser(raw)
 	cost := 2*len(raw) + userCacheOverhead
 	uc.mu.Lock()
 	if uc.m == nil || uc.bytes+cost > userCacheBytes {
-		uc.m, uc.bytes = make(map[string]loggedIn, 64), 0
+		uc.m, uc.bytes = make(map[string]*User, 64), 0
 	}
 	if _, dup := uc.m[raw]; !dup {
-		uc.m[raw] = l
+		uc.m[raw] = u
 		uc.bytes += cost
 	}
 	uc.mu.Unlock()
-	return l.u, l.at
+	return u
 }
 
 // size reports the entries and the bytes counted for them.
@@ -212,30 +195,4 @@ func (uc *userCache) size() (entries, bytes int) {
 	uc.mu.RLock()
 	defer uc.mu.RUnlock()
 	return len(uc.m), uc.bytes
-}
-
-// withLoginAt adds "login_at" (now, in Unix nanoseconds) to the JSON
-// object raw, a user as Login encodes it: an access record older than the
-// login does not apply to its session.
-func withLoginAt(raw []byte, now time.Time) []byte {
-	if len(raw) < 2 || raw[len(raw)-1] != '}' {
-		return raw
-	}
-	out := raw[: len(raw)-1 : len(raw)-1] // a copy is appended to
-	if len(raw) > 2 {
-		out = append(out, ',')
-	}
-	out = append(out, `"login_at":`...)
-	return append(strconv.AppendInt(out, now.UnixNano(), 10), '}')
-}
-
-// loginAt reads "login_at" from a session value written by Login: 0 when
-// it has none (written before Login recorded it), so that any record is
-// newer.
-func loginAt(raw string) int64 {
-	var v struct {
-		At int64 `json:"login_at"`
-	}
-	_ = json.Unmarshal([]byte(raw), &v)
-	return max(v.At, 0)
 }
