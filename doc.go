@@ -49,12 +49,11 @@
 // a request) → state.go (the request's state and its user, from LoadUser
 // or the session) → access.go (the one decision: may this user read this
 // channel) → token.go (signing) → answers.go (the HTTP answers). What they
-// call sits below them: reauth.go (Reauthorize and the access records a
-// Login session follows), user.go (the User and the decoded-user cache),
+// call sits below them: user.go (the User and the decoded-user cache),
 // roles.go (levels, the channels of each role), rules.go (custom rules),
 // origin.go (the origin ids the channels route hands out) and names.go
-// (channel names, namespaces, personal channels, event ids, the access
-// records' channels).
+// (channel names, namespaces, personal channels, event ids). reauth.go
+// holds Reauthorize, which the app calls.
 //
 // Beside the request: config.go Config, its defaults and its checks
 // (ConfigFromEnv too); instant.go Instant and New; errors.go the errors;
