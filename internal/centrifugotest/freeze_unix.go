@@ -3,8 +3,12 @@
 package centrifugotest
 
 import (
+	"bytes"
+	"os"
+	"strconv"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Freeze stops the server's process (SIGSTOP) without ending it: it keeps
@@ -15,12 +19,40 @@ func (s *Server) Freeze(t testing.TB) {
 	t.Helper()
 	s.signal(t, syscall.SIGSTOP)
 	t.Cleanup(func() { s.signalQuietly(syscall.SIGCONT) })
+	s.awaitStopped(t, true)
 }
 
 // Thaw resumes a server Freeze stopped (SIGCONT).
 func (s *Server) Thaw(t testing.TB) {
 	t.Helper()
 	s.signal(t, syscall.SIGCONT)
+	s.awaitStopped(t, false)
+}
+
+// awaitStopped waits until the process is stopped (or running again),
+// as Linux's /proc tells: a signal is delivered after kill returns.
+// Elsewhere it returns at once.
+func (s *Server) awaitStopped(t testing.TB, stopped bool) {
+	t.Helper()
+	s.mu.Lock()
+	pid := s.cmd.Process.Pid
+	s.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return // no /proc here
+		}
+		// pid (comm) state ...: the state follows the last ')'.
+		rest := stat[bytes.LastIndexByte(stat, ')')+1:]
+		if state := bytes.TrimSpace(rest); len(state) > 0 && (state[0] == 'T') == stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("centrifugotest: the process is not %s after 5s: %s", map[bool]string{true: "stopped", false: "running"}[stopped], stat)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (s *Server) signal(t testing.TB, sig syscall.Signal) {
