@@ -38,14 +38,14 @@ const (
 // is marked down, and every call skips it, at once, until it answers a
 // probe: Centrifugo's info call, with a timeout of its own (probeTimeout:
 // PublishTimeout, at most 1s), made in the background by the first call
-// to find it due (probeInterval after the mark, at once after a silence),
+// to find it due (probeInterval after the mark, or after its last probe),
 // one at a time; that call waits probeWait for the answer and tries the
 // node when it came, the others go on skipping it. When every node is
 // marked down, call returns at once: with the refusal or silence it met,
 // or, having tried nothing, with op's error against downNodes; each
 // matches ErrUnreachable (a silence also context.DeadlineExceeded). A node
-// that answers anything (a 5xx included) is not marked down, and clears
-// its mark.
+// that answers a call anything (a 5xx included) is not marked down, and
+// clears its mark; a probe needs an answer other than a 5xx.
 func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) error) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -89,7 +89,7 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 			silent := actx.Err() != nil && caller.Err() == nil && unanswered(err)
 			switch {
 			case silent:
-				nodes[k].markSilent()
+				nodes[k].down.Store(clock())
 				err = noAnswer(err, time.Since(began))
 			case actx.Err() == nil && refused(err):
 				nodes[k].down.Store(clock())
@@ -246,12 +246,6 @@ type nodeState struct {
 	down atomic.Int64
 	// probing is set while a probe of the node is in flight.
 	probing atomic.Bool
-}
-
-// markSilent marks the node down with its probe due at once: it may be
-// alive but slow, so it is asked at once whether it answers.
-func (n *nodeState) markSilent() {
-	n.down.Store(max(1, clock()-int64(probeInterval)))
 }
 
 // due reports whether the node is marked down and its probe is due.
