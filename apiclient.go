@@ -28,6 +28,9 @@ type apiClient interface {
 	publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error
 	unsubscribe(ctx context.Context, channel, user string) error
 	disconnect(ctx context.Context, user string) error
+	// info asks the node for Centrifugo's info, which changes nothing:
+	// the probe of a node marked down (nodes.go). Only its error counts.
+	info(ctx context.Context) error
 	history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error)
 	presence(ctx context.Context, channel string) ([]presenceClient, error)
 	// presenceBatch asks the presence of every channel in one request.
@@ -419,6 +422,15 @@ var reconnectDisconnect = &gocent.Disconnect{Code: 4001, Reason: "session change
 func (g gocentAPI) disconnect(ctx context.Context, user string) error {
 	ctx = withReplyLimit(ctx, smallReply)
 	return g.apiError("disconnect", nil, g.c.Disconnect(ctx, user, gocent.WithDisconnect(reconnectDisconnect)))
+}
+
+// infoReply bounds the reply to info: a few hundred bytes a node of the
+// cluster.
+const infoReply = 1 << 20
+
+func (g gocentAPI) info(ctx context.Context) error {
+	_, err := g.c.Info(withReplyLimit(ctx, infoReply))
+	return g.apiError("info", nil, err)
 }
 
 func (g gocentAPI) history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error) {

@@ -118,7 +118,13 @@ type Config struct {
 	// in order. Default: 1.
 	OutboxPartitions int
 
-	// PublishTimeout bounds every call to Centrifugo's API. Default: 5 seconds.
+	// PublishTimeout bounds every call to Centrifugo's API. Default: 5
+	// seconds. A node that lets it run out (or its share of it, when
+	// APIURLs has further nodes) without answering is marked down: the
+	// calls that follow skip it at once (ErrUnreachable when no node is
+	// left) until it answers a probe, whose own timeout is PublishTimeout
+	// but at most 1 second. So a hung Centrifugo costs one timeout, not one
+	// per call.
 	PublishTimeout time.Duration
 	// HTTPClient sends the API calls. Default: a client of the plugin's own
 	// (never a shared global).

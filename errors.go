@@ -39,13 +39,17 @@ var (
 	// ErrInvalidEvent marks an Event that cannot be encoded.
 	ErrInvalidEvent = errors.New("instant: invalid event")
 	// ErrAPIKey matches a PublishError whose call Centrifugo refused for its
-	// API key (HTTP 401).
-	ErrAPIKey = errors.New("instant: centrifugo refused the api key")
+	// API key (HTTP 401): Config.APIKey must equal Centrifugo's
+	// http_api.key.
+	ErrAPIKey = errors.New("instant: centrifugo refused the API key")
 	// ErrUnreachable means that nothing answers as Centrifugo at an address
 	// the app calls (APIURL, APIURLs) or gives browsers (WebsocketURL), as
 	// Check found; and it matches the *PublishError of a call (Broadcast
-	// and the others) that every node refused: nothing listening. While
-	// every node is down, such calls fail at once (see Stats.NodesDown).
+	// and the others) that no node answered: each refused the connection
+	// (nothing listening) or took the request and let the call's time run
+	// out (a hung Centrifugo; the error then also matches
+	// context.DeadlineExceeded). Such a node is marked down; while every
+	// node is down, calls fail at once (see Stats.NodesDown).
 	ErrUnreachable = errors.New("instant: centrifugo unreachable")
 	// ErrTokenSecret means that Centrifugo refused a connection token the
 	// app signed, as Check found: its client.token.hmac_secret_key is not
@@ -53,8 +57,11 @@ var (
 	ErrTokenSecret = errors.New("instant: centrifugo refused the app's token")
 	// ErrStaleConfig means that the running Centrifugo's config does not
 	// fit the app, as Check found: a namespace of its channels or rules is
-	// missing or has other options, or a site origin is not allowed.
-	// Regenerate the config with CentrifugoConfig and restart Centrifugo.
+	// missing or has other options, or a site origin is not allowed. It
+	// also matches the *PublishError of a call Centrifugo refused with its
+	// error 102 (unknown channel): its config does not declare the
+	// channel's namespace. Regenerate the config with CentrifugoConfig
+	// (after every Authorize) and restart Centrifugo.
 	ErrStaleConfig = errors.New("instant: centrifugo config is stale")
 )
 
@@ -72,8 +79,12 @@ var (
 // PublishError reports a failed call to Centrifugo's server API. Its text
 // is bounded (a few KiB) whatever the call: it names the first channels
 // and counts the others. errors.Is(err, ErrAPIKey) reports a call refused
-// for its API key (HTTP 401), and errors.Is(err, context.DeadlineExceeded)
-// one that ran out of time (ctx or Config.PublishTimeout).
+// for its API key (HTTP 401), errors.Is(err, ErrStaleConfig) one to a
+// namespace Centrifugo's config lacks (error 102), errors.Is(err,
+// ErrUnreachable) one no node answered (refused, silent, or every node
+// marked down), and errors.Is(err, context.DeadlineExceeded) one that ran
+// out of time (ctx or Config.PublishTimeout): a node that took the
+// request and never answered matches both of the last two.
 type PublishError struct {
 	// Op is the API call: "publish", "disconnect" or "presence" (and
 	// others the plugin makes itself).
@@ -130,8 +141,18 @@ func (e *PublishError) Error() string {
 		fmt.Fprintf(&b, " and %d more", n)
 	}
 	switch {
+	case e.StatusCode == http.StatusUnauthorized:
+		b.WriteString(": centrifugo refused the API key (HTTP 401): APIKey (CENTRIFUGO_HTTP_API_KEY) must equal centrifugo's http_api.key")
 	case e.StatusCode != 0:
 		fmt.Fprintf(&b, ": http status %d", e.StatusCode)
+	case e.Code == codeUnknownChannel:
+		fmt.Fprintf(&b, ": centrifugo error %d %s: ", e.Code, clip(e.Message, errorCauseBytes))
+		if ns := e.namespace(); ns != "" {
+			fmt.Fprintf(&b, "centrifugo's config does not declare namespace %q", clip(ns, errorNameLength))
+		} else {
+			b.WriteString("centrifugo's config does not declare the channel's namespace")
+		}
+		b.WriteString(": regenerate it with CentrifugoConfig (after every Authorize) and restart centrifugo")
 	case e.Code != 0:
 		fmt.Fprintf(&b, ": centrifugo error %d %s", e.Code, clip(e.Message, errorCauseBytes))
 	default:
@@ -177,16 +198,31 @@ func clip(s string, n int) string {
 	return s[:n] + "…"
 }
 
+// namespace is the namespace of the first of e's channels, or "".
+func (e *PublishError) namespace() string {
+	if len(e.Channels) == 0 {
+		return ""
+	}
+	return namespaceOf(e.Channels[0])
+}
+
 // Unwrap returns Err and the sentinels the error matches: ErrAPIKey for a
-// call refused with HTTP 401, ErrUnreachable for a call no node took
-// (every node of APIURL and APIURLs refused the connection, lately or
-// now), so that errors.Is and errors.As see them.
+// call refused with HTTP 401; ErrStaleConfig for Centrifugo's error 102
+// (unknown channel: its config lacks the channel's namespace);
+// ErrUnreachable for a call no node took (every node of APIURL and
+// APIURLs refused the connection or went silent, lately or now) or whose
+// node let its time run out without answering; so that errors.Is and
+// errors.As see them.
 func (e *PublishError) Unwrap() []error {
 	out := []error{e.Err}
 	if e.StatusCode == http.StatusUnauthorized {
 		out = append(out, ErrAPIKey)
 	}
-	if e.StatusCode == 0 && e.Code == 0 && (errors.Is(e.Err, errNodesDown) || refused(e.Err)) {
+	if e.StatusCode == 0 && e.Code == codeUnknownChannel {
+		out = append(out, ErrStaleConfig)
+	}
+	var quiet *silence
+	if e.StatusCode == 0 && e.Code == 0 && (errors.Is(e.Err, errNodesDown) || refused(e.Err) || errors.As(e.Err, &quiet)) {
 		out = append(out, ErrUnreachable)
 	}
 	return out

@@ -1,6 +1,7 @@
 package instant_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +11,48 @@ import (
 	"github.com/gin-instant/instant"
 )
 
+// TestLiveAPIErrorsNameTheirFix: against a real Centrifugo, a wrong API
+// key says so (ErrAPIKey) and names the setting; a publish to a namespace
+// Centrifugo's config does not declare (error 102) is ErrStaleConfig and
+// names the namespace and the fix. Neither is taken for a node down.
+func TestLiveAPIErrorsNameTheirFix(t *testing.T) {
+	ls := startLive(t, instant.CentrifugoOptions{})
+	cfg := ls.cfg
+	cfg.APIKey = "wrong-key"
+	bad := newInstant(t, cfg)
+	err := bad.Broadcast(context.Background(), instant.Event{Channel: "news", Message: "x"})
+	var pe *instant.PublishError
+	if !errors.Is(err, instant.ErrAPIKey) || !errors.As(err, &pe) || pe.StatusCode != 401 ||
+		!strings.Contains(err.Error(), "API key") || !strings.Contains(err.Error(), "http_api.key") || strings.Contains(err.Error(), "wrong-key") {
+		t.Errorf("wrong API key: %v", err)
+	}
+	if errors.Is(err, instant.ErrStaleConfig) || errors.Is(err, instant.ErrUnreachable) {
+		t.Errorf("wrong API key taken for another fault: %v", err)
+	}
+
+	for _, ch := range []string{"nosuchns:x", "$nosuchns:x"} {
+		err = ls.inst.Broadcast(context.Background(), instant.Event{Channel: ch, Message: "x"})
+		if !errors.Is(err, instant.ErrStaleConfig) || !errors.As(err, &pe) || pe.Code != 102 ||
+			!strings.Contains(err.Error(), `namespace "nosuchns"`) || !strings.Contains(err.Error(), "CentrifugoConfig") {
+			t.Errorf("%s, a namespace Centrifugo lacks: %v", ch, err)
+		}
+		if errors.Is(err, instant.ErrAPIKey) || errors.Is(err, instant.ErrUnreachable) {
+			t.Errorf("%s: taken for another fault: %v", ch, err)
+		}
+	}
+	// Another API error is not a stale config.
+	_, err = ls.inst.History(context.Background(), "news", 5)
+	if !errors.As(err, &pe) || pe.Code == 0 || pe.Code == 102 || errors.Is(err, instant.ErrStaleConfig) {
+		t.Errorf("history without history: %v", err)
+	}
+	if s := bad.Stats(); s.NodesDown != 0 {
+		t.Errorf("Stats %+v", s)
+	}
+	if s := ls.inst.Stats(); s.NodesDown != 0 || s.Retried != 0 {
+		t.Errorf("Stats %+v", s)
+	}
+}
+
 func TestPublishErrorText(t *testing.T) {
 	cause := errors.New("connection refused")
 	cases := []struct {
@@ -17,7 +60,8 @@ func TestPublishErrorText(t *testing.T) {
 		want string
 	}{
 		{&instant.PublishError{Op: "publish", Channels: []string{"a", "$b"}, Err: cause}, "instant: publish a,$b: connection refused"},
-		{&instant.PublishError{Op: "publish", Channels: []string{"a"}, StatusCode: 401, Err: errors.New("http status 401: ")}, "instant: publish a: http status 401"},
+		{&instant.PublishError{Op: "publish", Channels: []string{"a"}, StatusCode: 401, Err: errors.New("http status 401: ")}, "instant: publish a: centrifugo refused the API key (HTTP 401): APIKey (CENTRIFUGO_HTTP_API_KEY) must equal centrifugo's http_api.key"},
+		{&instant.PublishError{Op: "publish", Channels: []string{"a"}, StatusCode: 403, Err: errors.New("http status 403: ")}, "instant: publish a: http status 403"},
 		{&instant.PublishError{Op: "history", Channels: []string{"a"}, Code: 108, Message: "not available", Err: errors.New("centrifugo error 108: not available")}, "instant: history a: centrifugo error 108 not available"},
 		{&instant.PublishError{Op: "disconnect", Err: cause}, "instant: disconnect: connection refused"},
 	}

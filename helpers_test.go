@@ -1085,3 +1085,110 @@ func runLiveScript(t *testing.T, node string, flags []string, centrifugeJS, appU
 	}
 	return result
 }
+
+// ==== Nodes that go silent: a stand-in whose answers can hang, be slow or
+// come back, counting what reaches it (nodes_test.go).
+
+// moodyAPI stands in for Centrifugo's server API: publishes (/api/batch)
+// are answered after delay, other calls (/api: the probes' info) at once;
+// while hung, nothing is answered until unhung.
+type moodyAPI struct {
+	srv *httptest.Server
+
+	mu          sync.Mutex
+	hung        chan struct{} // closed to release what hangs; nil while not hung
+	delay       time.Duration
+	publishes   int // publish requests received
+	probes      int // other requests received
+	inProbe     int // other requests being answered now
+	maxInProbes int // the most at once
+}
+
+func newMoodyAPI(t *testing.T) *moodyAPI {
+	m := &moodyAPI{}
+	m.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		batch := strings.HasSuffix(r.URL.Path, "/batch")
+		m.mu.Lock()
+		hung, delay := m.hung, m.delay
+		if batch {
+			m.publishes++
+		} else {
+			m.probes++
+			m.inProbe++
+			m.maxInProbes = max(m.maxInProbes, m.inProbe)
+		}
+		m.mu.Unlock()
+		defer func() {
+			if !batch {
+				m.mu.Lock()
+				m.inProbe--
+				m.mu.Unlock()
+			}
+		}()
+		if hung != nil {
+			select {
+			case <-hung:
+			case <-r.Context().Done():
+			}
+			return // no answer: the connection is cut
+		}
+		if batch {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+			n := bytes.Count(body, []byte(`{"publish":`))
+			w.Write([]byte(batchOf(slices.Repeat([]string{`{"publish":{}}`}, n)...)))
+			return
+		}
+		for range bytes.Count(body, []byte("\n")) + 1 {
+			w.Write([]byte(`{"result":{"nodes":[]}}` + "\n"))
+		}
+	}))
+	t.Cleanup(m.srv.Close)
+	t.Cleanup(func() { m.setHung(false) }) // first: cleanups run last-in first
+	return m
+}
+
+// setHung makes the stand-in hang (every request waits) or answer again
+// (what waits is released unanswered).
+func (m *moodyAPI) setHung(hung bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case hung && m.hung == nil:
+		m.hung = make(chan struct{})
+	case !hung && m.hung != nil:
+		close(m.hung)
+		m.hung = nil
+	}
+}
+
+func (m *moodyAPI) setDelay(d time.Duration) {
+	m.mu.Lock()
+	m.delay = d
+	m.mu.Unlock()
+}
+
+// counts returns the publishes and the other requests received, and the
+// most of the latter in flight at once.
+func (m *moodyAPI) counts() (publishes, probes, maxInProbes int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.publishes, m.probes, m.maxInProbes
+}
+
+// retryFor calls f until it returns nil or limit has passed, and returns
+// its last error and how long it took.
+func retryFor(limit time.Duration, f func() error) (time.Duration, error) {
+	start := time.Now()
+	for {
+		err := f()
+		if err == nil || time.Since(start) > limit {
+			return time.Since(start), err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -32,23 +32,30 @@ const (
 // Retry-After of the round's 429 and 503 answers; when that is past what
 // is left of the time, call gives up at once. The last error is returned.
 //
-// A node that refused the connection (nothing listening) is marked down,
-// and skipped by every call until probeInterval has passed; then the
-// first call to come tries it again (the probe), while the others go on
-// skipping it. When every node is marked down and no probe is due, call
-// returns at once: with the refusal it met, or, having tried nothing,
-// with op's error against downNodes; both are ErrUnreachable. A node
-// that answers anything, or takes the request and answers nothing (a
-// timeout), is not marked down: it gets its share of the time.
+// A node that refused the connection (nothing listening), or that let an
+// attempt's time run out without answering (silent: its share, or
+// PublishTimeout; not the caller's ctx, which is no fault of the node's),
+// is marked down, and every call skips it, at once, until it answers a
+// probe: Centrifugo's info call, with a timeout of its own (probeTimeout:
+// PublishTimeout, at most 1s), made in the background by the first call
+// to find it due (probeInterval after the mark, or after its last probe),
+// one at a time; that call waits probeWait for the answer and tries the
+// node when it came, the others go on skipping it. When every node is
+// marked down, call returns at once: with the refusal or silence it met,
+// or, having tried nothing, with op's error against downNodes; each
+// matches ErrUnreachable (a silence also context.DeadlineExceeded). A node
+// that answers a call anything (a 5xx included) is not marked down, and
+// clears its mark; a probe needs an answer other than a 5xx.
 func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) error) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	caller := ctx // the caller's own end is no fault of a node's
 	ctx, cancel := context.WithTimeout(ctx, i.cfg.PublishTimeout)
 	defer cancel()
 	note := new(retryNote)
 	ctx = context.WithValue(ctx, retryNoteKey{}, note)
-	down := i.downMarks()
+	nodes := i.nodeStates()
 	var err error
 	// answered is the error of the last attempt that ended on its own (an
 	// answer, or a failure of the transport), not cut short by the call's
@@ -60,8 +67,8 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 	for round := 0; ; round++ {
 		note.after = 0
 		for k, node := range i.nodes {
-			if !takeNode(&down[k]) {
-				continue // refused lately: not tried again before its probe is due
+			if !i.takeNode(ctx, k) {
+				continue // down: not tried before it answers a probe
 			}
 			// Past the first node (tried, or skipped as down): a failover.
 			if k > 0 {
@@ -76,12 +83,18 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 				// share. The last node of a round gets what time is left.
 				actx, acancel = context.WithTimeout(ctx, i.attemptTimeout())
 			}
+			began := time.Now()
 			err = op(actx, node)
 			slow := actx.Err() != nil && ctx.Err() == nil // this attempt's time ran out, not the call's
-			if actx.Err() == nil && refused(err) {
-				down[k].Store(clock())
-			} else {
-				down[k].Store(0) // it answered, or took the request
+			silent := actx.Err() != nil && caller.Err() == nil && unanswered(err)
+			switch {
+			case silent:
+				nodes[k].down.Store(clock())
+				err = noAnswer(err, time.Since(began))
+			case actx.Err() == nil && refused(err):
+				nodes[k].down.Store(clock())
+			case actx.Err() == nil || !unanswered(err):
+				nodes[k].down.Store(0) // it answered, or took the request
 			}
 			acancel()
 			if err == nil || !(slow || retryable(err)) {
@@ -93,7 +106,7 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 			if ctx.Err() != nil {
 				i.stats.failed.Add(1)
 				if answered != nil && errors.Is(err, ctx.Err()) {
-					return outOfTime(answered, ctx.Err())
+					return outOfTime(answered, ctx.Err(), silent)
 				}
 				return err
 			}
@@ -101,8 +114,8 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 				answered = err
 			}
 		}
-		if allDown(down) {
-			// Nothing listens anywhere: fail now, not after the timeout.
+		if allDown(nodes) {
+			// No node answers: fail now, not after the timeout.
 			i.stats.failed.Add(1)
 			if !tried {
 				return op(ctx, downNodes{})
@@ -126,7 +139,7 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 			if err == nil { // every node skipped until the time ran out
 				return op(ctx, downNodes{})
 			}
-			return outOfTime(err, ctx.Err())
+			return outOfTime(err, ctx.Err(), false)
 		case <-t.C:
 		}
 	}
@@ -135,29 +148,89 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 // timeUp is the error of a call whose time ran out (or whose ctx was
 // canceled) after an attempt ended on its own: that attempt's error, which
 // says what Centrifugo answered, and the context's, so that errors.Is(err,
-// context.DeadlineExceeded) holds as PublishError says.
-type timeUp struct{ last, cause error }
+// context.DeadlineExceeded) holds as PublishError says; and ErrUnreachable
+// when the attempt the time ran out in went unanswered (the node is marked
+// down).
+type timeUp struct {
+	last, cause error
+	silent      bool
+}
 
-// outOfTime is last, which also matches cause when it did not already.
-func outOfTime(last, cause error) error {
-	if cause == nil || errors.Is(last, cause) {
+// outOfTime is last, which also matches cause when it did not already (and
+// ErrUnreachable when silent).
+func outOfTime(last, cause error, silent bool) error {
+	if cause == nil || errors.Is(last, cause) && !silent {
 		return last
 	}
-	return &timeUp{last: last, cause: cause}
+	return &timeUp{last: last, cause: cause, silent: silent}
 }
 
 func (e *timeUp) Error() string {
-	if errors.Is(e.cause, context.DeadlineExceeded) {
+	switch {
+	case e.silent:
+		return e.last.Error() + " (retried until the time ran out, the last attempt unanswered)"
+	case errors.Is(e.cause, context.DeadlineExceeded):
 		return e.last.Error() + " (retried until the time ran out)"
 	}
 	return e.last.Error() + " (retried until the call was canceled)"
 }
 
-func (e *timeUp) Unwrap() []error { return []error{e.last, e.cause} }
+func (e *timeUp) Unwrap() []error {
+	if e.silent {
+		return []error{e.last, e.cause, ErrUnreachable}
+	}
+	return []error{e.last, e.cause}
+}
 
-// probeInterval is how long a node that refused a connection is left
-// alone before one call tries it again.
-const probeInterval = 500 * time.Millisecond
+// unanswered reports whether err is a call's *PublishError that got no
+// answer from the node: a failure of the transport (the time running out
+// included), no HTTP status, no API error.
+func unanswered(err error) bool {
+	var pe *PublishError
+	return errors.As(err, &pe) && pe.StatusCode == 0 && pe.Code == 0 && retryable(err)
+}
+
+// silence is the cause of a *PublishError whose node let the attempt's
+// time run out without answering: it matches ErrUnreachable (see
+// PublishError.Unwrap), and still the transport's error (the context's
+// deadline).
+type silence struct {
+	after time.Duration
+	cause error
+}
+
+func (e *silence) Error() string {
+	return "no answer within " + e.after.Round(time.Millisecond).String() +
+		", the node is marked down until it answers a probe (" + e.cause.Error() + ")"
+}
+
+func (e *silence) Unwrap() error { return e.cause }
+
+// noAnswer marks err, an attempt's *PublishError with no answer, as a
+// silence of after.
+func noAnswer(err error, after time.Duration) error {
+	var pe *PublishError
+	if errors.As(err, &pe) && pe.Err != nil {
+		pe.Err = &silence{after: after, cause: pe.Err}
+	}
+	return err
+}
+
+// Marking nodes down, and probing them.
+const (
+	// probeInterval is how long a node that refused a connection, or did
+	// not answer a probe, is left alone before it is probed again.
+	probeInterval = 500 * time.Millisecond
+	// maxProbeTimeout bounds a probe's time (probeTimeout).
+	maxProbeTimeout = time.Second
+	// probeWait is how long the call that starts a probe waits for its
+	// answer (to try the node when it answers) before it skips the node:
+	// short, so that a call to a node that hangs still fails fast.
+	probeWait = 50 * time.Millisecond
+)
+
+// probeTimeout is what a probe may take: PublishTimeout, at most 1s.
+func (i *Instant) probeTimeout() time.Duration { return min(i.cfg.PublishTimeout, maxProbeTimeout) }
 
 // epoch starts clock.
 var epoch = time.Now()
@@ -166,41 +239,113 @@ var epoch = time.Now()
 // never 0, which marks a node that answers.
 func clock() int64 { return int64(time.Since(epoch)) + 1 }
 
-// downMarks returns the nodes' marks, one a node of i.nodes: when each
-// last refused a connection (clock), or 0.
-func (i *Instant) downMarks() []atomic.Int64 {
-	i.stats.downOnce.Do(func() { i.stats.down = make([]atomic.Int64, len(i.nodes)) })
-	return i.stats.down
+// nodeState is what the calls know of one node of i.nodes.
+type nodeState struct {
+	// down is when the node was marked down (clock), or 0 while it
+	// answers. Its probe is due probeInterval after.
+	down atomic.Int64
+	// probing is set while a probe of the node is in flight.
+	probing atomic.Bool
 }
 
-// takeNode reports whether a call may try the node of mark now: it is not
-// marked down, or its probe is due and this call is the one to make it
-// (the mark moves on, so that the others keep skipping it meanwhile).
-func takeNode(mark *atomic.Int64) bool {
-	at := mark.Load()
-	if at == 0 {
+// due reports whether the node is marked down and its probe is due.
+func (n *nodeState) due() bool {
+	at := n.down.Load()
+	return at != 0 && clock()-at >= int64(probeInterval)
+}
+
+// nodeStates returns the nodes' states, one a node of i.nodes.
+func (i *Instant) nodeStates() []nodeState {
+	i.stats.nodeOnce.Do(func() { i.stats.nodes = make([]nodeState, len(i.nodes)) })
+	return i.stats.nodes
+}
+
+// takeNode reports whether a call may try node k now: it is not marked
+// down, or its probe was due, this call started it (one probe at a time:
+// the other calls go on skipping the node), and the node answered within
+// probeWait (and ctx).
+func (i *Instant) takeNode(ctx context.Context, k int) bool {
+	n := &i.nodeStates()[k]
+	if n.down.Load() == 0 {
 		return true
 	}
-	now := clock()
-	return now-at >= int64(probeInterval) && mark.CompareAndSwap(at, now)
+	if !n.due() || !n.probing.CompareAndSwap(false, true) {
+		return false
+	}
+	if !n.due() { // another probe ended meanwhile
+		n.probing.Store(false)
+		return n.down.Load() == 0
+	}
+	answer := i.probe(k)
+	t := time.NewTimer(probeWait)
+	defer t.Stop()
+	select {
+	case up := <-answer:
+		return up
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
-// allDown reports whether every node is marked down with no probe due.
-func allDown(marks []atomic.Int64) bool {
-	now := clock()
-	for k := range marks {
-		if at := marks[k].Load(); at == 0 || now-at >= int64(probeInterval) {
+// probe asks node k, in the background, whether it answers (Centrifugo's
+// info call, within probeTimeout), marks it accordingly (up, or down with
+// the next probe due after probeInterval), ends the probe (probing) and
+// sends whether the node answered on the channel returned.
+func (i *Instant) probe(k int) <-chan bool {
+	answer := make(chan bool, 1)
+	go func() {
+		n := &i.nodeStates()[k]
+		ctx, cancel := context.WithTimeout(context.Background(), i.probeTimeout())
+		err := i.nodes[k].info(ctx)
+		cancel()
+		up := probeAnswered(err)
+		if up {
+			n.down.Store(0)
+		} else {
+			// Down again, the next probe after probeInterval; unless a call
+			// had an answer from the node meanwhile (0).
+			for at := n.down.Load(); at != 0 && !n.down.CompareAndSwap(at, clock()); at = n.down.Load() {
+			}
+		}
+		n.probing.Store(false)
+		answer <- up
+	}()
+	return answer
+}
+
+// probeAnswered reports whether err, a probe's, means the node answered:
+// nil, an API error, or an HTTP status below 500 (a 401 is an answer).
+// A 5xx, a transport failure or no answer in time is none.
+func probeAnswered(err error) bool {
+	if err == nil {
+		return true
+	}
+	var pe *PublishError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	if pe.StatusCode != 0 {
+		return pe.StatusCode < http.StatusInternalServerError
+	}
+	return !retryable(err)
+}
+
+// allDown reports whether every node is marked down.
+func allDown(nodes []nodeState) bool {
+	for k := range nodes {
+		if nodes[k].down.Load() == 0 {
 			return false
 		}
 	}
-	return len(marks) > 0
+	return len(nodes) > 0
 }
 
 // nodesDown counts the nodes marked down.
 func (i *Instant) nodesDown() int {
-	marks, n := i.downMarks(), 0
-	for k := range marks {
-		if marks[k].Load() != 0 {
+	nodes, n := i.nodeStates(), 0
+	for k := range nodes {
+		if nodes[k].down.Load() != 0 {
 			n++
 		}
 	}
@@ -228,7 +373,8 @@ func refused(err error) bool {
 
 // errNodesDown is the cause of a call that failed at once, every node
 // marked down.
-var errNodesDown = errors.New("centrifugo refused connections on every node (APIURL, APIURLs) at the last attempt; a node is tried again every 500ms")
+var errNodesDown = errors.New("no node of centrifugo (APIURL, APIURLs) answered its last attempt: " +
+	"each refused the connection or let the time run out; calls fail at once until a node answers a probe (one every 500ms at most)")
 
 // downNodes is the apiClient of a call made while every node is marked
 // down: each call fails at once, as a node would have, naming the call.
@@ -247,6 +393,8 @@ func (downNodes) unsubscribe(_ context.Context, channel, _ string) error {
 }
 
 func (downNodes) disconnect(context.Context, string) error { return downError("disconnect", nil) }
+
+func (downNodes) info(context.Context) error { return downError("info", nil) }
 
 func (downNodes) history(_ context.Context, channel string, _ int) ([]json.RawMessage, error) {
 	return nil, downError("history", []string{channel})

@@ -317,7 +317,9 @@ func TestLiveFailoverPastASlowNodePublishesOnceInACluster(t *testing.T) {
 	slowA := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := httptest.NewRecorder()
 		fwd.ServeHTTP(rec, r) // node A publishes
-		slow.Add(1)
+		if strings.HasSuffix(r.URL.Path, "/batch") {
+			slow.Add(1) // not the probes of node A once it is marked down
+		}
 		select { // and answers after the attempt gave up
 		case <-release:
 		case <-r.Context().Done():
@@ -333,11 +335,15 @@ func TestLiveFailoverPastASlowNodePublishesOnceInACluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	batch := []instant.Event{{Channel: "$site_users", Message: "batch a"}, {Channels: []string{"$site_users", "$site_staff"}, Message: "batch b"}}
-	if err := inst.BroadcastBatch(ctx, batch); err != nil {
+	// A node that did not answer in time is marked down, and the next
+	// calls of inst skip it: a fresh Instant sends the batch to node A
+	// first again.
+	fresh := newInstant(t, cfg)
+	if err := fresh.BroadcastBatch(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
-	if s := inst.Stats(); slow.Load() != 2 || s.FailedOver != 2 || s.Published != 3 {
-		t.Errorf("slow answers %d, Stats %+v: want two failovers", slow.Load(), s)
+	if s, f := inst.Stats(), fresh.Stats(); slow.Load() != 2 || s.FailedOver != 1 || f.FailedOver != 1 || s.Published+f.Published != 3 {
+		t.Errorf("slow answers %d, Stats %+v and %+v: want a failover each", slow.Load(), s, f)
 	}
 	cfg.APIURL, cfg.APIURLs = b.APIURL, nil
 	reader := newInstant(t, cfg)
@@ -461,7 +467,7 @@ func TestLiveBroadcastWhileCentrifugoIsDown(t *testing.T) {
 // TestDownNodeIsSkippedAndProbed: of two nodes, the first refusing
 // connections, it is tried once and then skipped by the calls that
 // follow, which go to the second at once (a failover each), until its
-// probe is due (every 500ms): one call tries it again.
+// probe is due (every 500ms): one probe asks it again.
 func TestDownNodeIsSkippedAndProbed(t *testing.T) {
 	port, err := centrifugotest.FreePort()
 	if err != nil {
@@ -493,30 +499,226 @@ func TestDownNodeIsSkippedAndProbed(t *testing.T) {
 	}
 }
 
-// TestHangingOrFailingNodeIsNotMarkedDown: a node that takes the request
-// and never answers, or answers 503, is no refusal: every call gives it
-// its time (the whole PublishTimeout for a single node), and Stats shows
-// no node down.
-func TestHangingOrFailingNodeIsNotMarkedDown(t *testing.T) {
-	hang := hangingServer(t)
-	inst := standIn(t, 400*time.Millisecond, hang.URL)
-	for k := range 2 {
-		start := time.Now()
-		err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
-		if d := time.Since(start); err == nil || errors.Is(err, instant.ErrUnreachable) || d < 350*time.Millisecond {
-			t.Errorf("hanging node, call %d: %v after %v, want a timeout after PublishTimeout", k, err, d)
-		}
-	}
-	if s := inst.Stats(); s.NodesDown != 0 || s.Failed != 2 {
-		t.Errorf("hanging node: Stats %+v", s)
-	}
-
+// TestFailingNodeIsNotMarkedDown: a node that answers 503 answered: it
+// is retried within the call, and not marked down.
+func TestFailingNodeIsNotMarkedDown(t *testing.T) {
 	busy, n, _ := statusThenOK(t, status(http.StatusServiceUnavailable, ""), status(http.StatusServiceUnavailable, ""))
-	inst = standIn(t, 2*time.Second, busy.URL)
+	inst := standIn(t, 2*time.Second, busy.URL)
 	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err != nil || n.Load() != 3 {
 		t.Errorf("two 503s: %v after %d requests, want through on the third", err, n.Load())
 	}
 	if s := inst.Stats(); s.NodesDown != 0 || s.Retried != 2 {
 		t.Errorf("two 503s: Stats %+v", s)
+	}
+}
+
+// ==== A node that goes silent (takes the request, answers nothing) costs
+// one timeout, not one a call.
+
+// TestLiveFrozenCentrifugoCostsOneTimeout: Centrifugo frozen (SIGSTOP:
+// silent, not refusing), the first Broadcast waits out PublishTimeout and
+// fails with ErrUnreachable (and context.DeadlineExceeded: the time ran
+// out); the next four fail at once with ErrUnreachable. Thawed, a
+// Broadcast goes through within a few seconds and reaches a subscriber.
+func TestLiveFrozenCentrifugoCostsOneTimeout(t *testing.T) {
+	ls := startLive(t, instant.CentrifugoOptions{})
+	lc := ls.connect(t, &alice)
+	if !lc.subscribe("$site_users", true, "") {
+		t.Fatal("could not subscribe")
+	}
+	inst := ls.through(t, time.Second, ls.srv.APIURL)
+	ctx := context.Background()
+	if err := inst.Broadcast(ctx, instant.Event{Channel: "$site_users", Message: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	ls.srv.Freeze(t)
+	var took []time.Duration
+	for k := 1; k <= 5; k++ {
+		start := time.Now()
+		err := inst.Broadcast(ctx, instant.Event{Channel: "$site_users", Message: "frozen"})
+		d := time.Since(start)
+		took = append(took, d)
+		var pe *instant.PublishError
+		if !errors.Is(err, instant.ErrUnreachable) || !errors.As(err, &pe) || pe.Op != "publish" {
+			t.Errorf("Broadcast %d to a frozen Centrifugo: %v, want a *PublishError that is ErrUnreachable", k, err)
+		}
+		switch {
+		case k == 1 && (!errors.Is(err, context.DeadlineExceeded) || d < 900*time.Millisecond || d > 2*time.Second):
+			t.Errorf("Broadcast 1: %v after %v, want the time to run out after PublishTimeout (1s)", err, d)
+		case k > 1 && d >= 300*time.Millisecond:
+			t.Errorf("Broadcast %d took %v after a timeout, want it to fail at once", k, d)
+		}
+	}
+	t.Logf("Broadcasts to a frozen Centrifugo took %v; the last said: %v", took, func() error {
+		return inst.Broadcast(ctx, instant.Event{Channel: "$site_users", Message: "frozen"})
+	}())
+	if s := inst.Stats(); s.NodesDown != 1 || s.Failed != 6 {
+		t.Errorf("Stats %+v, want the node down and 6 failed", s)
+	}
+
+	ls.srv.Thaw(t)
+	took1, err := retryFor(5*time.Second, func() error {
+		return inst.Broadcast(ctx, instant.Event{Channel: "$site_users", Message: "thawed"})
+	})
+	if err != nil {
+		t.Fatalf("5 s after the thaw: %v", err)
+	}
+	t.Logf("a Broadcast went through %v after the thaw", took1)
+	lc.waitFor("thawed")
+	if s := inst.Stats(); s.NodesDown != 0 {
+		t.Errorf("Stats %+v, want no node down", s)
+	}
+}
+
+// TestLiveFailoverPastAFrozenNode: two Centrifugo nodes, the first frozen.
+// The first Broadcast waits out the frozen node's share of PublishTimeout
+// and goes through the live one; the next ones go there at once. Thawed,
+// the first node is taken again.
+func TestLiveFailoverPastAFrozenNode(t *testing.T) {
+	a, b := startLive(t, instant.CentrifugoOptions{}), startLive(t, instant.CentrifugoOptions{})
+	lc := b.connect(t, &alice)
+	if !lc.subscribe("$site_users", true, "") {
+		t.Fatal("could not subscribe")
+	}
+	inst := a.through(t, 2*time.Second, a.srv.APIURL, b.srv.APIURL)
+	ctx := context.Background()
+	a.srv.Freeze(t)
+	var took []time.Duration
+	for k := 1; k <= 5; k++ {
+		msg := "through the live node " + itoa(k)
+		start := time.Now()
+		err := inst.Broadcast(ctx, instant.Event{Channel: "$site_users", Message: msg})
+		d := time.Since(start)
+		took = append(took, d)
+		if err != nil {
+			t.Fatalf("Broadcast %d: %v", k, err)
+		}
+		if k > 1 && d >= 300*time.Millisecond {
+			t.Errorf("Broadcast %d took %v: it waited on the frozen node again", k, d)
+		}
+		lc.waitFor(msg)
+	}
+	t.Logf("Broadcasts past a frozen node took %v", took)
+	if s := inst.Stats(); s.NodesDown != 1 || s.FailedOver != 5 || s.Published != 5 || s.Failed != 0 {
+		t.Errorf("Stats %+v, want the frozen node down and 5 failovers", s)
+	}
+	a.srv.Thaw(t)
+	if _, err := retryFor(5*time.Second, func() error {
+		if err := inst.Broadcast(ctx, instant.Event{Channel: "$site_users", Message: "x"}); err != nil {
+			return err
+		}
+		if s := inst.Stats(); s.NodesDown != 0 {
+			return errors.New("the thawed node is still down")
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("5 s after the thaw: %v", err)
+	}
+}
+
+// TestSilentNodeIsMarkedDownAndProbedOnceAtATime: a node that takes the
+// request and never answers is marked down when the call's time runs out;
+// the calls that follow, 8 callers at once for 1.5 s, fail at once without
+// a publish reaching the node, while probes ask it, one at a time,
+// whether it answers again. Once it does, calls go through.
+func TestSilentNodeIsMarkedDownAndProbedOnceAtATime(t *testing.T) {
+	m := newMoodyAPI(t)
+	m.setHung(true)
+	inst := standIn(t, 400*time.Millisecond, m.srv.URL)
+	start := time.Now()
+	err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
+	if d := time.Since(start); !errors.Is(err, instant.ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) || d < 350*time.Millisecond {
+		t.Fatalf("silent node: %v after %v, want ErrUnreachable after PublishTimeout", err, d)
+	}
+	if s := inst.Stats(); s.NodesDown != 1 || s.Failed != 1 {
+		t.Errorf("silent node: Stats %+v, want it down", s)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var slowest time.Duration
+	calls := 0
+	until := time.Now().Add(1500 * time.Millisecond) // a probe comes due after 500ms, and takes 400ms
+	for range 8 {
+		wg.Go(func() {
+			for time.Now().Before(until) {
+				start := time.Now()
+				err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
+				d := time.Since(start)
+				if !errors.Is(err, instant.ErrUnreachable) {
+					t.Errorf("a call after the timeout: %v, want ErrUnreachable", err)
+				}
+				mu.Lock()
+				slowest, calls = max(slowest, d), calls+1
+				mu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	publishes, probes, most := m.counts()
+	t.Logf("%d calls to a silent node, the slowest %v; %d probes reached it", calls, slowest, probes)
+	if slowest >= 300*time.Millisecond || publishes != 1 || probes < 1 || probes > 2 || most > 1 {
+		t.Errorf("calls to a silent node: the slowest took %v, %d publishes and %d probes reached it (%d at once), want at once, 1, 1 or 2 one at a time", slowest, publishes, probes, most)
+	}
+	if s := inst.Stats(); s.NodesDown != 1 {
+		t.Errorf("Stats %+v, want the node still down", s)
+	}
+
+	m.setHung(false)
+	took, err := retryFor(3*time.Second, func() error { return inst.Broadcast(context.Background(), instant.Event{Channel: "a"}) })
+	if err != nil {
+		t.Fatalf("3 s after the node answers again: %v", err)
+	}
+	if _, _, most := m.counts(); most > 1 || inst.Stats().NodesDown != 0 {
+		t.Errorf("%d probes at once, Stats %+v", most, inst.Stats())
+	}
+	t.Logf("through %v after the node answered again", took)
+}
+
+// TestSlowNodeIsNotWedged: a node that answered one call too late (alive,
+// but slow) is probed, and the next call goes through.
+func TestSlowNodeIsNotWedged(t *testing.T) {
+	m := newMoodyAPI(t)
+	m.setDelay(600 * time.Millisecond)
+	inst := standIn(t, 400*time.Millisecond, m.srv.URL)
+	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); !errors.Is(err, instant.ErrUnreachable) {
+		t.Fatalf("a slow answer: %v, want ErrUnreachable", err)
+	}
+	m.setDelay(0)
+	took, err := retryFor(3*time.Second, func() error { return inst.Broadcast(context.Background(), instant.Event{Channel: "a"}) })
+	if err != nil || took > time.Second {
+		t.Errorf("after one slow answer: %v, through after %v", err, took)
+	}
+}
+
+// TestCallersDeadlineDoesNotMarkTheNodeDown: a caller's own short ctx
+// running out (or canceled) while a healthy but slow node works is no
+// fault of the node's: it is not marked down, the error is the context's
+// and not ErrUnreachable, and the next call waits for the node's answer.
+func TestCallersDeadlineDoesNotMarkTheNodeDown(t *testing.T) {
+	m := newMoodyAPI(t)
+	m.setDelay(300 * time.Millisecond)
+	inst := standIn(t, 2*time.Second, m.srv.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := inst.Broadcast(ctx, instant.Event{Channel: "a"})
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, instant.ErrUnreachable) {
+		t.Errorf("caller's 50ms deadline: %v, want the deadline and not ErrUnreachable", err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	err = inst.Broadcast(ctx, instant.Event{Channel: "a"})
+	if !errors.Is(err, context.Canceled) || errors.Is(err, instant.ErrUnreachable) {
+		t.Errorf("caller canceled: %v, want context.Canceled and not ErrUnreachable", err)
+	}
+	if s := inst.Stats(); s.NodesDown != 0 {
+		t.Errorf("Stats %+v, want no node down", s)
+	}
+	start := time.Now()
+	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err != nil {
+		t.Errorf("the next call: %v", err)
+	}
+	if publishes, probes, _ := m.counts(); publishes != 3 || probes != 0 || time.Since(start) < 250*time.Millisecond {
+		t.Errorf("%d publishes and %d probes reached the node, the last call took %v: want 3, 0 and the node's time", publishes, probes, time.Since(start))
 	}
 }

@@ -93,9 +93,15 @@ type Event struct {
 // a public name such as "staff_news" whose "$" form is a private
 // channel is refused: it would publish a private event to everyone), else
 // a *PublishError (errors.Is(err, ErrAPIKey) for a refused key,
-// errors.Is(err, ErrUnreachable) when every node refused the connection:
-// while they do, calls fail at once instead of waiting, see
-// Stats.NodesDown), within Config.PublishTimeout. Safe for concurrent use.
+// errors.Is(err, ErrStaleConfig) for a namespace Centrifugo's config
+// lacks, errors.Is(err, ErrUnreachable) when no node answered: each
+// refused the connection, or took the request and let the time run out,
+// which also matches context.DeadlineExceeded; such a node is marked down
+// and skipped until it answers a probe, so that while every node is down
+// calls fail at once instead of waiting out PublishTimeout each, see
+// Stats.NodesDown), within Config.PublishTimeout. A caller's ctx that ends
+// first is no fault of Centrifugo's: its error is the context's. Safe for
+// concurrent use.
 func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
 	if i == nil {
 		return ErrNotInstalled

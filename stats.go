@@ -23,10 +23,12 @@ type Stats struct {
 	Failed uint64 `json:"failed"`
 	// NodesDown is how many nodes of APIURL and APIURLs are marked down
 	// now: their last attempt was refused (nothing listening: a connection
-	// refused, no route to the host), not timed out. Calls skip a node
-	// marked down, except one call every 500ms that tries it again; while
-	// every node is down, a call fails at once with ErrUnreachable. 0 when
-	// all answer.
+	// refused, no route to the host) or went unanswered until its time ran
+	// out (a node that hangs), and no probe has had an answer since. Calls
+	// skip a node marked down; one probe at a time (Centrifugo's info
+	// call, at most every 500ms, its own timeout PublishTimeout but at
+	// most 1s) asks it whether it answers again. While every node is down,
+	// a call fails at once with ErrUnreachable. 0 when all answer.
 	NodesDown int `json:"nodes_down"`
 	// OutboxWritten counts events written to the outbox (BroadcastTx).
 	OutboxWritten uint64 `json:"outbox_written"`
@@ -39,8 +41,8 @@ type Stats struct {
 type counters struct {
 	published, retried, failedOver, failed, outboxWritten atomic.Uint64
 
-	downOnce sync.Once
-	down     []atomic.Int64 // a node's: when it last refused (clock), 0 while it answers
+	nodeOnce sync.Once
+	nodes    []nodeState // what the calls know of each node (nodes.go)
 }
 
 // Stats returns the counters so far. Safe for concurrent use.
