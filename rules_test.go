@@ -244,3 +244,42 @@ func TestLiveTypedNilRuleInfoIsNoInfo(t *testing.T) {
 		t.Errorf("Instant.Presence($nil:map) = %+v, %v", members, err)
 	}
 }
+
+// TestUserInfoMustBeSafe: User.Info reaches Centrifugo in tokens as the
+// rules' info does, so the same holds: JSON that is not UTF-8 (a
+// json.RawMessage inside Info) or nests more than 64 deep is no token. A
+// LoadUser user with such Info is refused (500, logged); a logged-in
+// user's and one handed to SubscriptionToken get no token. 64 deep is
+// fine.
+func TestUserInfoMustBeSafe(t *testing.T) {
+	deep := map[string]any{"a": nestedMap(64)} // 65 deep
+	bad := map[string]any{"nick": json.RawMessage("\"Ren\xe9\"")}
+	fine := map[string]any{"d": nested(63)} // 64 deep
+	for name, info := range map[string]map[string]any{"deep": deep, "not UTF-8": bad} {
+		inst := newInstant(t, testConfig())
+		if tok, err := inst.SubscriptionToken(nil, &instant.User{ID: "1", Info: info}, "$site_users"); err == nil || tok.Token != "" {
+			t.Errorf("%s: SubscriptionToken = %q, %v; want no token", name, tok.Token, err)
+		}
+		loaded, logs := loggedInstant(t, func(c *instant.Config) {
+			c.LoadUser = func(*gin.Context) (*instant.User, error) { return &instant.User{ID: "1", Info: info}, nil }
+		})
+		status, body := newBrowser(t, newRouter(loaded)).postJSON("/instant/subscription_token", map[string]any{"channel": "$site_users"})
+		if status != http.StatusInternalServerError || body["token"] != nil || len(logs.errors()) != 1 || !strings.Contains(logs.all(), "Info") {
+			t.Errorf("%s: LoadUser's user: %d %v, logged %q; want 500, no token, one line", name, status, body, logs.all())
+		}
+	}
+	// Login keeps Info as JSON (bytes that are not UTF-8 become U+FFFD
+	// there); a depth over the bound is still no token.
+	inst, logs := loggedInstant(t, nil)
+	status, body := newBrowser(t, newRouter(inst)).as(&instant.User{ID: "1", Info: deep}).postJSON("/instant/subscription_token", map[string]any{"channel": "$site_users"})
+	if status != http.StatusInternalServerError || body["token"] != nil || len(logs.errors()) != 1 {
+		t.Errorf("a logged-in user with Info 65 deep: %d %v, logged %q; want 500 and no token", status, body, logs.all())
+	}
+	tok, err := inst.SubscriptionToken(nil, &instant.User{ID: "1", Info: fine}, "$site_users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustJSON(parseToken(t, tok.Token)["info"]); got != `{"d":`+string(nested(63))+`}` {
+		t.Errorf("Info 64 deep: the token carries %s", got)
+	}
+}
