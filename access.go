@@ -62,8 +62,14 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 // runRule calls a rule's function with the caller's own copy of the user.
 // A panic in it is logged and answered with errRuleFailed, and so is info
 // that does not encode as one JSON value (a json.RawMessage such as
-// `{"a":1},"sub":"4"` would otherwise rewrite the token's claims). The
-// info answered is encoded JSON (a json.RawMessage), or nil.
+// `{"a":1},"sub":"4"` would otherwise rewrite the token's claims), or
+// whose encoding is not valid UTF-8 or nests deeper than maxJSONDepth
+// (Centrifugo would hand it to the channel's members, whose browsers drop
+// their connection on a frame that is not UTF-8): no token is signed. The
+// info answered is nil when the rule gave none (an untyped nil: the token
+// carries User.Info), an empty json.RawMessage when it gave info that
+// encodes as null (a typed nil: the token carries no info), or else the
+// encoded JSON, a json.RawMessage.
 func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string]string) (info any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -76,15 +82,21 @@ func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string
 		return nil, ErrNotAllowed
 	}
 	if info == nil {
-		return nil, nil
+		return nil, nil // no info given: User.Info
 	}
 	raw, jerr := json.Marshal(info) // validates and compacts a json.RawMessage too
 	if jerr != nil {
 		i.logger.Error("instant: Authorize rule answered info that is not JSON", "pattern", r.pattern, "error", jerr.Error())
 		return nil, errRuleFailed
 	}
+	if jerr := checkJSON(raw); jerr != nil {
+		i.logger.Error("instant: Authorize rule answered info that Centrifugo's clients cannot take", "pattern", r.pattern, "error", "info "+jerr.Error())
+		return nil, errRuleFailed
+	}
 	if string(raw) == "null" {
-		return nil, nil
+		// A nil map, slice or pointer, or JSON null: no info for this
+		// channel, never User.Info in its place.
+		return json.RawMessage{}, nil
 	}
 	return json.RawMessage(raw), nil
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -329,4 +330,179 @@ func TestBroadcastToManyUsers(t *testing.T) {
 			t.Fatalf("payload %d: %v", k, p)
 		}
 	}
+}
+
+// nested returns n arrays one inside the other: JSON n levels deep.
+func nested(n int) json.RawMessage {
+	return json.RawMessage(strings.Repeat("[", n) + "1" + strings.Repeat("]", n))
+}
+
+// nestedMap returns n maps one inside the other: Data n levels deep as
+// json.Marshal encodes it.
+func nestedMap(n int) any {
+	var v any = 1
+	for range n {
+		v = map[string]any{"a": v}
+	}
+	return v
+}
+
+// refusedEverywhere checks that ev (its Channel set) is refused with
+// ErrInvalidEvent by Broadcast, by BroadcastBatch as the event of index 1
+// after a good one, and by BroadcastTx before any statement, with an error
+// holding want.
+func refusedEverywhere(t *testing.T, inst *instant.Instant, name string, ev instant.Event, want string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := inst.Broadcast(ctx, ev); !errors.Is(err, instant.ErrInvalidEvent) || !strings.Contains(err.Error(), want) {
+		t.Errorf("%s: Broadcast = %.300v, want ErrInvalidEvent saying %q", name, err, want)
+	}
+	err := inst.BroadcastBatch(ctx, []instant.Event{{Channel: ev.Channel, Message: "good"}, ev, {Channel: ev.Channel, Message: "good too"}})
+	if !errors.Is(err, instant.ErrInvalidEvent) || !strings.Contains(err.Error(), "event 1") || !strings.Contains(err.Error(), want) {
+		t.Errorf("%s: BroadcastBatch = %.300v, want ErrInvalidEvent naming event 1", name, err)
+	}
+	var tx countingExecer
+	if err := inst.BroadcastTx(ctx, &tx, ev); !errors.Is(err, instant.ErrInvalidEvent) || tx.n.Load() != 0 {
+		t.Errorf("%s: BroadcastTx = %.300v after %d statements, want ErrInvalidEvent and none", name, err, tx.n.Load())
+	}
+}
+
+// TestEventsMustBeUTF8: bytes that are not UTF-8 in Data (a
+// json.RawMessage passes json.Valid) went to Centrifugo, which sends them
+// in a websocket text frame: every browser on the channel dropped its
+// connection, and with history again at each reconnect. Every field of an
+// event is refused with ErrInvalidEvent on every path before anything is
+// sent (a string field too, rather than json.Marshal's U+FFFD; an ID
+// above all: two cleaned IDs would be one idempotency key), and valid
+// UTF-8 of every width still goes out as it is.
+func TestEventsMustBeUTF8(t *testing.T) {
+	inst, f := fakeInstant(t)
+	for name, ev := range map[string]instant.Event{
+		"raw data":              {Data: json.RawMessage("{\"name\":\"\xff\"}")},
+		"raw data, a key":       {Data: json.RawMessage("{\"\xc3\x28\":1}")},
+		"raw data, cut rune":    {Data: json.RawMessage("[\"\xe2\x98\"]")},
+		"raw data, surrogate":   {Data: json.RawMessage("\"\xed\xa0\x80\"")}, // CESU-8, not UTF-8
+		"raw data inside a map": {Data: map[string]any{"nested": json.RawMessage("\"\xff\xfe\"")}},
+		"message":               {Message: "caf\xe9"},
+		"event class":           {EventClass: "order.\xff"},
+		"site":                  {Site: "\xfeshop"},
+		"id":                    {ID: "order-7-\xff"},
+	} {
+		ev.Channel = "$site_users"
+		refusedEverywhere(t, inst, name, ev, "UTF-8")
+	}
+	// Two IDs that would clean to the same one are both refused.
+	for _, id := range []string{"e-\xff", "e-\xfe"} {
+		if err := inst.Broadcast(context.Background(), instant.Event{ID: id, Channel: "$site_users"}); !errors.Is(err, instant.ErrInvalidEvent) {
+			t.Errorf("ID %q: %v", id, err)
+		}
+	}
+	if n := f.sent(); n != 0 {
+		t.Fatalf("%d requests sent for events that are not UTF-8", n)
+	}
+
+	ok := instant.Event{ID: "été-☃-🎉", Channel: "$site_users", Message: "café ☃ 🎉", EventClass: "ünï", Site: "Ṡite",
+		Data: json.RawMessage(`{"s":"é ☃ 🎉 \ud83c\udf89","ü":[1]}`)}
+	if err := inst.Broadcast(context.Background(), ok); err != nil {
+		t.Fatal(err)
+	}
+	_, payloads := f.published(t, 0)
+	p := payloads[0]
+	if p["id"] != ok.ID || p["message"] != ok.Message || p["event_class"] != ok.EventClass || p["site"] != ok.Site || mustJSON(p["data"]) != `{"s":"é ☃ 🎉 🎉","ü":[1]}` {
+		t.Errorf("valid UTF-8 changed on the way: %v", p)
+	}
+}
+
+// TestEventDepthBound: JSON nested about 10,000 deep passed json.Valid,
+// and Centrifugo's decoder refused the request (HTTP 400, the good events
+// of a batch with it) or skipped the outbox row after the commit. Data
+// nests at most 64 levels, as a json.RawMessage or as json.Marshal
+// encodes it; deeper is refused before anything is sent, and a batch names
+// the event.
+func TestEventDepthBound(t *testing.T) {
+	inst, f := fakeInstant(t)
+	ctx := context.Background()
+	for name, data := range map[string]any{"raw": nested(64), "map": nestedMap(64), "object": json.RawMessage(`{"a":` + string(nested(63)) + `}`)} {
+		if err := inst.Broadcast(ctx, instant.Event{Channel: "$site_users", Message: "at the bound " + name, Data: data}); err != nil {
+			t.Errorf("%s 64 deep: %v", name, err)
+		}
+	}
+	if n := f.sent(); n != 3 {
+		t.Fatalf("%d requests for 3 events at the bound", n)
+	}
+	for name, data := range map[string]any{
+		"raw 65":           nested(65),
+		"map 65":           nestedMap(65),
+		"raw 9,999":        nested(9999),
+		"map 9,999":        nestedMap(9999),
+		"in a key's value": json.RawMessage(`{"a":{"b":` + string(nested(64)) + `}}`),
+	} {
+		refusedEverywhere(t, inst, name, instant.Event{Channel: "$site_users", Message: "deep", Data: data}, "64")
+	}
+	// A batch with one deep event among good ones sends none and says which.
+	batch := []instant.Event{{Channel: "$site_users", Message: "a"}, {Channel: "site_public", Message: "b"}, {Channel: "$site_users", Data: nested(9999)}, {Channel: "$site_users", Message: "d"}}
+	if err := inst.BroadcastBatch(ctx, batch); !errors.Is(err, instant.ErrInvalidEvent) || !strings.Contains(err.Error(), "event 2") {
+		t.Errorf("BroadcastBatch = %.300v, want ErrInvalidEvent naming event 2", err)
+	}
+	if n := f.sent(); n != 3 {
+		t.Fatalf("%d requests after the refused events, want the 3 before", n)
+	}
+}
+
+// TestLiveBadEventsNeverReachSubscribers: against Centrifugo with history,
+// an event that is not UTF-8 or too deep is refused and never published
+// (nothing in the history for a reconnect to recover), a batch holding
+// one sends none of its events and names it, and the subscriber stays
+// connected and receives the next good event. Centrifugo itself refuses
+// the deep event's request (HTTP 400), which is why it must never go out,
+// and takes JSON deeper than the bound: the bound is well below its own.
+func TestLiveBadEventsNeverReachSubscribers(t *testing.T) {
+	t.Parallel()
+	ls := startLive(t, withHistory())
+	ctx := context.Background()
+	lc := ls.connect(t, &alice)
+	if !lc.subscribe("$site_users", true, "") {
+		t.Fatal("alice could not subscribe")
+	}
+	dropped := make(chan uint32, 8)
+	lc.c.OnDisconnected(func(e centrifuge.DisconnectedEvent) { dropped <- e.Code })
+	lc.c.OnConnecting(func(e centrifuge.ConnectingEvent) { dropped <- e.Code })
+
+	bad := instant.Event{ID: "bad-bytes", Channel: "$site_users", Message: "bad bytes", Data: json.RawMessage("{\"name\":\"Ren\xe9\"}")}
+	deep := instant.Event{ID: "deep", Channel: "$site_users", Message: "deep", Data: nested(9999)}
+	for _, ev := range []instant.Event{bad, deep} {
+		if err := ls.inst.Broadcast(ctx, ev); !errors.Is(err, instant.ErrInvalidEvent) {
+			t.Errorf("Broadcast(%s) = %.300v, want ErrInvalidEvent", ev.Message, err)
+		}
+	}
+	err := ls.inst.BroadcastBatch(ctx, []instant.Event{{Channel: "$site_users", Message: "batch 0"}, {Channel: "$site_users", Message: "batch 1"}, deep, bad})
+	if !errors.Is(err, instant.ErrInvalidEvent) || !strings.Contains(err.Error(), "event 2") {
+		t.Errorf("BroadcastBatch = %.300v, want ErrInvalidEvent naming event 2", err)
+	}
+	if err := ls.inst.Broadcast(ctx, instant.Event{ID: "good", Channel: "$site_users", Message: "good"}); err != nil {
+		t.Fatal(err)
+	}
+	lc.waitFor("good")
+	quiet()
+	if msgs, _ := uniqueMessages(lc); !slices.Equal(msgs, []string{"good"}) {
+		t.Errorf("alice received %q, want only the good event", msgs)
+	}
+	if h := historyOf(t, ls.inst, "$site_users"); !slices.Equal(h, []string{"good good"}) {
+		t.Errorf("history holds %q, want only the good event", h)
+	}
+	select {
+	case code := <-dropped:
+		t.Errorf("alice's connection dropped (code %d)", code)
+	default:
+	}
+
+	// Centrifugo's own limit, straight to its API: the deep data is a 400,
+	// data at twice our bound is published.
+	if status, reply := rawPublish(t, ls, "$site_users", json.RawMessage(`{"d":`+string(nested(9999))+`}`)); status != http.StatusBadRequest {
+		t.Errorf("Centrifugo took a request nested 10,001 deep: %d %.200s", status, reply)
+	}
+	if status, reply := rawPublish(t, ls, "$site_users", json.RawMessage(`{"message":"raw 128","d":`+string(nested(127))+`}`)); status != http.StatusOK || !bytes.Contains(reply, []byte(`"result"`)) {
+		t.Errorf("Centrifugo refused data 128 deep: %d %.200s", status, reply)
+	}
+	lc.waitFor("raw 128")
 }

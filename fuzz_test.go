@@ -1,6 +1,9 @@
 package instant_test
 
 import (
+	"bytes"
+	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -323,6 +326,92 @@ func FuzzSessionUser(f *testing.F) {
 		}
 		if out.User != nil && !validUserID(out.User.ID) {
 			t.Fatalf("session value %q gave the invalid user %+v", raw, out.User)
+		}
+	})
+}
+
+// rowRecorder stands in for the app's transaction: it keeps the rows the
+// last outbox statement wrote (its first argument: the rows end to end).
+type rowRecorder struct{ rows []byte }
+
+func (r *rowRecorder) ExecContext(_ context.Context, _ string, args ...any) (sql.Result, error) {
+	r.rows = append(r.rows[:0], args[0].([]byte)...)
+	return nil, nil
+}
+
+// jsonDepth is how deeply data, valid JSON, nests arrays and objects.
+func jsonDepth(data []byte) int {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	depth, deepest := 0, 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return deepest
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+			deepest = max(deepest, depth)
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
+}
+
+// FuzzEventData: whatever an event's Data (a json.RawMessage) and Message
+// hold, BroadcastTx (which writes the publication Broadcast sends, as the
+// outbox row's data) either refuses it with ErrInvalidEvent and writes
+// nothing, or writes a row that is valid UTF-8 and valid JSON, whose
+// payload nests at most the bound (64 for Data, one more for the event
+// object around it) and carries Data as it was given, compacted (and
+// HTML-escaped, as json.Marshal splices a json.RawMessage).
+func FuzzEventData(f *testing.F) {
+	for _, seed := range []string{
+		`{"a":1}`, `[1,"x",null,true]`, "\"\xff\"", "{\"\xc3\x28\":1}", `"\ud800"`, "\"\xed\xa0\x80\"",
+		string(nested(64)), string(nested(65)), string(nested(9999)), `{"a":` + string(nested(63)) + `}`,
+		` null `, ``, `{"a":`, `1e1000000`, "\"\u2028\"", `"\\\"[[[["`, `{"[":"{{{{"}`,
+	} {
+		f.Add([]byte(seed), "hello")
+	}
+	f.Add([]byte(`1`), "caf\xe9")
+	inst := newInstant(f, testConfig())
+	f.Fuzz(func(t *testing.T, data []byte, message string) {
+		var rec rowRecorder
+		ev := instant.Event{ID: "e", Channel: "$site_users", Message: message, Data: json.RawMessage(data)}
+		err := inst.BroadcastTx(context.Background(), &rec, ev)
+		if err != nil {
+			if !errors.Is(err, instant.ErrInvalidEvent) || rec.rows != nil {
+				t.Fatalf("Data %.200q: %v after writing %.200q", data, err, rec.rows)
+			}
+			return
+		}
+		if !utf8.Valid(rec.rows) || !json.Valid(rec.rows) {
+			t.Fatalf("Data %.200q, Message %.200q: the row is not UTF-8 JSON: %.300q", data, message, rec.rows)
+		}
+		var row struct {
+			Data json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(rec.rows, &row); err != nil {
+			t.Fatal(err)
+		}
+		if d := jsonDepth(row.Data); d > 65 {
+			t.Fatalf("Data %.200q: the payload nests %d deep", data, d)
+		}
+		var payload struct {
+			Message string          `json:"message"`
+			Data    json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(row.Data, &payload); err != nil {
+			t.Fatal(err)
+		}
+		var compact, want bytes.Buffer // as json.Marshal splices a RawMessage
+		_ = json.Compact(&compact, data)
+		json.HTMLEscape(&want, compact.Bytes())
+		if len(data) > 0 && !bytes.Equal(bytes.TrimSpace(data), []byte("null")) && !bytes.Equal(payload.Data, want.Bytes()) {
+			t.Fatalf("Data %.200q arrived as %.200q", data, payload.Data)
+		}
+		if payload.Message != message {
+			t.Fatalf("Message %.200q arrived as %.200q", message, payload.Message)
 		}
 	})
 }

@@ -1192,3 +1192,25 @@ func retryFor(limit time.Duration, f func() error) (time.Duration, error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// ==== Safe events (issue 20): what reaches Centrifugo straight, bypassing
+// the plugin's checks.
+
+// rawPublish publishes data to channel straight through Centrifugo's
+// server API (/api/publish), with none of the plugin's checks: the HTTP
+// status and the reply.
+func rawPublish(t *testing.T, ls *liveSetup, channel string, data json.RawMessage) (int, []byte) {
+	t.Helper()
+	body := append(append([]byte(`{"channel":`), mustJSON(channel)...), `,"data":`...)
+	body = append(append(body, data...), '}')
+	req, _ := http.NewRequest(http.MethodPost, ls.srv.APIURL+"/publish", bytes.NewReader(body))
+	req.Header.Set("Authorization", "apikey "+testAPIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	reply, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode, reply
+}

@@ -428,7 +428,6 @@ func TestLiveBroadcastTxDeliversWhatBroadcastDelivers(t *testing.T) {
 		{"NUL in id, class, site and origin-free fields", instant.Event{ID: "id\x00nul", EventClass: "c\x00", Site: "s\x00", Message: "m"}, ""},
 		{"lone surrogate escape in raw data", instant.Event{Data: json.RawMessage(`"\ud800"`)}, `"\ud800"`},
 		{"NUL escape in raw data", instant.Event{Data: json.RawMessage(`{"\u0000":"\u0000"}`)}, `{"\u0000":"\u0000"}`},
-		{"bytes that are not UTF-8 in raw data", instant.Event{Data: json.RawMessage("\"\xff\xfe\"")}, "\"\xff\xfe\""},
 		{"number beyond any float", instant.Event{Data: json.RawMessage(`1e1000000`)}, `1e1000000`},
 		{"duplicate keys, big numbers, odd spacing, escapes", instant.Event{ID: "fixed-id", Data: json.RawMessage(rewritable)},
 			`{"a":1,"a":2,"big":123456789012345678901234567890.10,"e":1.0E2,"s":"\u00e9\u2028\"x\"","z":{}}`},
@@ -436,6 +435,8 @@ func TestLiveBroadcastTxDeliversWhatBroadcastDelivers(t *testing.T) {
 		// Refused by both, before anything is written: the app commits.
 		{"invalid raw data", instant.Event{Data: json.RawMessage(`{"a":`)}, ""},
 		{"a bad channel", instant.Event{Channels: []string{"bad channel"}}, ""},
+		{"bytes that are not UTF-8 in raw data", instant.Event{Data: json.RawMessage("\"\xff\xfe\"")}, ""},
+		{"raw data nested 9,999 deep", instant.Event{Data: nested(9999)}, ""},
 	}
 	ctx := context.Background()
 	norm := func(p []byte) string {
@@ -494,8 +495,8 @@ func TestLiveBroadcastTxDeliversWhatBroadcastDelivers(t *testing.T) {
 	if err := o.db.QueryRow("SELECT count(*) FROM app_rows").Scan(&committed); err != nil || committed != len(events) {
 		t.Errorf("%d of %d app transactions committed (%v)", committed, len(events), err)
 	}
-	if accepted < len(events)-2 {
-		t.Errorf("Broadcast accepted only %d events", accepted)
+	if accepted != len(events)-4 {
+		t.Errorf("Broadcast accepted %d events, want all but the 4 it refuses", accepted)
 	}
 	time.Sleep(300 * time.Millisecond) // room for a publication that should not come
 	viaTx.mu.Lock()
@@ -826,5 +827,77 @@ func TestLiveOutboxMigratesFromJSONB(t *testing.T) {
 	pubs, err := ls.inst.History(context.Background(), "$site_users", 10)
 	if err != nil || len(pubs) != 2 || !bytes.Contains(pubs[0], []byte(`"written before"`)) || !bytes.Contains(pubs[1], []byte(`"written after"`)) {
 		t.Errorf("history %s, %v", pubs, err)
+	}
+}
+
+// TestLiveBroadcastTxRefusesUnsafeEvents: BroadcastTx wrote an event whose
+// data was not UTF-8 into the outbox (Centrifugo then sent it to every
+// subscriber, who dropped), and one nested 9,999 deep (the consumer
+// skipped the row, silently, after the app had committed). Both are
+// refused with ErrInvalidEvent before any statement: the outbox gets no
+// row, and the app's transaction goes on and commits its own work and a
+// good event, which is the only one the subscriber gets.
+func TestLiveBroadcastTxRefusesUnsafeEvents(t *testing.T) {
+	t.Parallel()
+	o := startOutbox(t)
+	ls := o.node(t, true)
+	lc := ls.connect(t, &alice)
+	if !lc.subscribe("$site_users", true, "") {
+		t.Fatal("alice could not subscribe")
+	}
+	dropped := make(chan uint32, 8)
+	lc.c.OnDisconnected(func(e centrifuge.DisconnectedEvent) { dropped <- e.Code })
+	lc.c.OnConnecting(func(e centrifuge.ConnectingEvent) { dropped <- e.Code })
+	if _, err := o.db.Exec("CREATE TABLE app_orders (n INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tx, err := o.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("INSERT INTO app_orders VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	for name, ev := range map[string]instant.Event{
+		"not UTF-8":      {Channel: "$site_users", Message: "bad bytes", Data: json.RawMessage("{\"name\":\"Ren\xe9\"}")},
+		"an ID":          {ID: "order-\xff", Channel: "$site_users", Message: "bad id"},
+		"9,999 deep":     {Channel: "$site_users", Message: "deep", Data: nested(9999)},
+		"65 deep, a map": {Channel: "$site_users", Message: "deep map", Data: nestedMap(65)},
+	} {
+		if err := ls.inst.BroadcastTx(ctx, tx, ev); !errors.Is(err, instant.ErrInvalidEvent) {
+			t.Errorf("%s: BroadcastTx = %.300v, want ErrInvalidEvent", name, err)
+		}
+	}
+	var rows int
+	if err := tx.QueryRow("SELECT count(*) FROM centrifugo_outbox").Scan(&rows); err != nil {
+		t.Fatalf("the transaction is broken after the refusals: %v", err)
+	}
+	if rows != 0 {
+		t.Errorf("the refused events wrote %d outbox rows", rows)
+	}
+	if _, err := tx.Exec("INSERT INTO app_orders VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.inst.BroadcastTx(ctx, tx, instant.Event{Channel: "$site_users", Message: "good"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatalf("the app's commit: %v", err)
+	}
+	lc.waitFor("good")
+	quiet()
+	if msgs, _ := uniqueMessages(lc); !slices.Equal(msgs, []string{"good"}) {
+		t.Errorf("alice received %q, want only the good event", msgs)
+	}
+	var orders int
+	if err := o.db.QueryRow("SELECT count(*) FROM app_orders").Scan(&orders); err != nil || orders != 2 {
+		t.Errorf("the app committed %d orders (%v), want 2", orders, err)
+	}
+	select {
+	case code := <-dropped:
+		t.Errorf("alice's connection dropped (code %d)", code)
+	default:
 	}
 }

@@ -105,18 +105,39 @@ type routeClient struct {
 	Info   json.RawMessage `json:"info,omitempty"`
 }
 
+// maxPresenceListed is the most subscriptions the presence route lists
+// for one channel: a page shows who is there, not a directory, and the
+// answer would otherwise grow with the members (500 of them: 148 KB for
+// a 224-byte request).
+const maxPresenceListed = 100
+
+// maxPresenceBytes bounds the subscriptions listed in one answer of the
+// presence route, all its channels together, as encoded (ids and infos:
+// an info may be large). With the channels' names around them, an answer
+// stays under about 262 KiB.
+const maxPresenceBytes = 256 << 10
+
 // presenceAnswer is one channel of the presence route's answer: its
-// subscriptions, or the status of its refusal.
+// subscriptions, or the status of its refusal. Total counts the
+// channel's logged-in subscriptions, listed or not (omitted when none);
+// Truncated says that Clients lists only the first of them, cut by
+// maxPresenceListed or maxPresenceBytes.
 type presenceAnswer struct {
-	Channel string        `json:"channel"`
-	Clients []routeClient `json:"clients,omitzero"`
-	Status  int           `json:"status,omitempty"`
+	Channel   string        `json:"channel"`
+	Clients   []routeClient `json:"clients,omitzero"`
+	Total     int           `json:"total,omitempty"`
+	Truncated bool          `json:"truncated,omitempty"`
+	Status    int           `json:"status,omitempty"`
 }
 
 // presenceRoute answers POST presence {"channels":[...]}: for each channel
 // (at most maxPresenceChannels), the logged-in subscriptions to it,
-// {"channel","clients":[{"client","user","info"}]}, or {"channel",
-// "status":403}. A channel is answered only when it is private and the
+// {"channel","clients":[{"client","user","info"}],"total"}, or {"channel",
+// "status":403}. The answer is bounded: at most maxPresenceListed
+// subscriptions a channel (the first by user, then client) and
+// maxPresenceBytes of them in all, a channel cut short saying
+// "truncated":true, with "total" counting them all. A channel is
+// answered only when it is private and the
 // decision lets the user read it; public channels show no presence, and an
 // anonymous visitor gets none at all. Centrifugo is asked about every
 // answered channel in one request; a failure of it is a 502 (no answer)
@@ -174,9 +195,10 @@ func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
 			i.presenceFailed(c, err)
 			return
 		}
+		budget := maxPresenceBytes
 		for k := range out {
 			if n, ok := index[out[k].Channel]; ok && out[k].Status == 0 {
-				out[k].Clients = routeClients(lists[n])
+				out[k].Clients, out[k].Total, out[k].Truncated = routeClients(lists[n], &budget)
 			}
 		}
 	}
@@ -185,23 +207,38 @@ func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
 
 // routeClients lists the logged-in subscriptions of clients (anonymous
 // ones are no members), sorted by user and client, each with its info for
-// the channel.
-func routeClients(clients []presenceClient) []routeClient {
-	out := make([]routeClient, 0, len(clients))
+// the channel: the first maxPresenceListed of them, as long as their
+// encoding fits in what is left of *budget (which it lowers). It returns
+// them, how many there are in all, and whether the list was cut.
+func routeClients(clients []presenceClient, budget *int) (listed []routeClient, total int, truncated bool) {
+	all := make([]presenceClient, 0, len(clients))
 	for _, pc := range clients {
-		if pc.user == "" {
-			continue
+		if pc.user != "" {
+			all = append(all, pc)
+		}
+	}
+	slices.SortFunc(all, func(a, b presenceClient) int {
+		return cmp.Or(strings.Compare(a.user, b.user), strings.Compare(a.client, b.client))
+	})
+	listed = make([]routeClient, 0, min(len(all), maxPresenceListed))
+	for _, pc := range all {
+		if len(listed) == maxPresenceListed {
+			return listed, len(all), true
 		}
 		rc := routeClient{Client: pc.client, User: pc.user}
 		if len(pc.chanInfo) > 0 && string(pc.chanInfo) != "null" {
-			rc.Info = slices.Clone(pc.chanInfo)
+			rc.Info = pc.chanInfo
 		}
-		out = append(out, rc)
+		// As c.JSON will write it (escapes and all), and its comma.
+		enc, err := json.Marshal(rc)
+		if err != nil || len(enc)+1 > *budget {
+			return listed, len(all), true
+		}
+		*budget -= len(enc) + 1
+		rc.Info = slices.Clone(rc.Info)
+		listed = append(listed, rc)
 	}
-	slices.SortFunc(out, func(a, b routeClient) int {
-		return cmp.Or(strings.Compare(a.User, b.User), strings.Compare(a.Client, b.Client))
-	})
-	return out
+	return listed, len(all), false
 }
 
 // presenceFailed answers a failed presence call to Centrifugo: 503 when

@@ -689,3 +689,73 @@ func FuzzPresenceRoute(f *testing.F) {
 		}
 	})
 }
+
+// TestLivePresenceRouteIsBounded: the presence route's answer grew with
+// the members without bound (a 224-byte request, 148 KB with 500
+// members). It lists at most 100 subscriptions a channel, and at most
+// 256 KiB of them in the whole answer; a channel cut short says so
+// ("truncated": true) and how many there are ("total"), in the route's
+// JSON shape otherwise unchanged. 105 real clients stand for the many
+// members; 16 of them with 20 KiB of info each fill the byte bound.
+func TestLivePresenceRouteIsBounded(t *testing.T) {
+	t.Parallel()
+	pad := strings.Repeat("p", 20<<10)
+	ls := startPresence(t, nil, func(inst *instant.Instant) {
+		_ = inst.Authorize("$big:*", func(_ *gin.Context, u *instant.User, _ map[string]string) (bool, any) {
+			return u != nil, map[string]any{"id": u.ID, "pad": pad}
+		})
+	})
+	const members, big = 105, 16
+	var first *liveClient
+	for k := range members {
+		u := instant.User{ID: fmt.Sprintf("u%03d", k), Info: map[string]any{"name": fmt.Sprintf("User %d", k)}}
+		lc := ls.connect(t, &u)
+		if !lc.subscribe("$site_users", true, "") || k < big && !lc.subscribe("$big:1", true, "") {
+			t.Fatalf("%s could not subscribe", u.ID)
+		}
+		if k == 0 {
+			first = lc
+			if !lc.subscribe(ls.inst.UserChannel(u.ID), true, "") {
+				t.Fatal("u000 could not subscribe to its own channel")
+			}
+		}
+	}
+	status, body := first.b.post("/instant/presence", "application/json", []byte(`{"channels":["$site_users","$big:1","$site_user:u000"]}`))
+	if status != http.StatusOK {
+		t.Fatalf("presence route: %d %v", status, body)
+	}
+	size := len(mustJSON(body))
+	list, _ := body["channels"].([]any)
+	if len(list) != 3 {
+		t.Fatalf("presence route answered %v", body)
+	}
+	answer := func(k int) (listed []string, total any, truncated any) {
+		a, _ := list[k].(map[string]any)
+		clients, _ := a["clients"].([]any)
+		for _, c := range clients {
+			m, _ := c.(map[string]any)
+			u, _ := m["user"].(string)
+			listed = append(listed, u)
+		}
+		return listed, a["total"], a["truncated"]
+	}
+	users, total, truncated := answer(0)
+	var want []string
+	for k := range 100 {
+		want = append(want, fmt.Sprintf("u%03d", k))
+	}
+	if !slices.Equal(users, want) || total != float64(members) || truncated != true {
+		t.Errorf("$site_users: %d listed (%v...), total %v, truncated %v; want the first 100 by user, total 105, truncated", len(users), users[:min(3, len(users))], total, truncated)
+	}
+	bigs, total, truncated := answer(1)
+	if len(bigs) == 0 || len(bigs) >= big || total != float64(big) || truncated != true {
+		t.Errorf("$big:1: %d listed, total %v, truncated %v; want fewer than %d (the byte bound), total %d, truncated", len(bigs), total, truncated, big, big)
+	}
+	if own, total, truncated := answer(2); !slices.Equal(own, []string{"u000"}) || total != float64(1) || truncated != nil {
+		t.Errorf("a channel of one: %v, total %v, truncated %v; want u000, total 1 and no truncated", own, total, truncated)
+	}
+	if size > 256<<10+4<<10 {
+		t.Errorf("the answer is %d bytes, more than the 256 KiB bound and some room for the channels", size)
+	}
+	t.Logf("answer: %d bytes; $big:1 lists %d of %d", size, len(bigs), big)
+}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Event is one message to broadcast. Subscribers receive it as the JSON
@@ -31,9 +32,28 @@ import (
 // publications of one event (its payload once per channel) add up to at
 // most 256 MiB, a million personal channels of a small event. A larger
 // event is refused with ErrInvalidEvent before anything is sent.
+//
+// What goes out is valid UTF-8 JSON, nested at most 64 levels deep, or
+// nothing goes out: ID, Message, EventClass and Site must be valid UTF-8
+// (they are refused, not cleaned, with ErrInvalidEvent), and so must
+// every string of Data as sent (a json.RawMessage, anywhere in Data, is
+// checked byte for byte; other strings in Data are encoded by json.Marshal,
+// which turns bytes that are not UTF-8 into U+FFFD). A browser drops its
+// connection on a websocket text frame that is not UTF-8, and with history
+// on it would receive the same event again at each reconnect. Data nests
+// at most 64 arrays and objects deep (see maxJSONDepth): Centrifugo
+// refuses a request nested more than 10,000 deep (its envelope included:
+// an HTTP 400 that loses the other events of the request too), and its
+// outbox consumer skips such a row once the transaction has committed.
 type Event struct {
-	// ID identifies the event; subscribers may drop an id they have seen.
-	// Default: a new random id. Set it to resend an event as a retry.
+	// ID identifies the event, and is its idempotency key: the same ID is
+	// the same event. Centrifugo publishes an ID once on a channel within
+	// its idempotency window (5 minutes) and silently drops a second event
+	// with the same ID there, so give each event an ID of its own and reuse
+	// one only to resend the same event (a retry). Subscribers may drop an
+	// id they have seen (client.js does). It must be valid UTF-8
+	// (ErrInvalidEvent otherwise: IDs are never cleaned, since two cleaned
+	// IDs could become one). Default: a new random id.
 	ID string
 	// Channel and Channels name the channels to publish to (duplicates are
 	// sent once). Default: none.
@@ -44,8 +64,9 @@ type Event struct {
 	// EventClass lets clients tell events apart. Default: "default".
 	EventClass string
 	// Data is any JSON-encodable value, sent as JSON (a json.RawMessage is
-	// sent as it is, after a validity check). Omitted when nil, or when it
-	// encodes as null (a nil pointer, map or slice).
+	// sent as it is, after a validity check: one JSON value, valid UTF-8,
+	// at most 64 levels deep). Omitted when nil, or when it encodes as
+	// null (a nil pointer, map or slice).
 	Data any
 	// Site names the sender. Default: Config.SiteName.
 	Site string
@@ -89,7 +110,8 @@ type Event struct {
 // ErrNoChannel, ErrInvalidChannel or ErrInvalidEvent before anything is
 // sent (an event that names no channel, no Users and no Target level is
 // ErrNoChannel; one whose publication would be larger than Centrifugo
-// delivers, or whose Origin is malformed, is ErrInvalidEvent: see Event;
+// delivers, whose text is not valid UTF-8, whose Data nests too deep, or
+// whose Origin is malformed, is ErrInvalidEvent: see Event;
 // a public name such as "staff_news" whose "$" form is a private
 // channel is refused: it would publish a private event to everyone), else
 // a *PublishError (errors.Is(err, ErrAPIKey) for a refused key,
@@ -376,6 +398,9 @@ func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]
 	if ev.Origin != "" && !validOrigin(ev.Origin) {
 		return nil, fmt.Errorf("%w: Origin must be 1 to %d letters, digits, '-' and '_', as Origin(c) returns it", ErrInvalidEvent, maxOriginLength)
 	}
+	if err := eventText(ev); err != nil {
+		return nil, err
+	}
 	// The strings are encoded at least as long as they are: a payload over
 	// the bound is refused before anything large is encoded or copied.
 	if n := len(ev.ID) + len(ev.Message) + len(ev.EventClass) + len(ev.Site) + len(ev.Origin); n > maxEventBytes {
@@ -397,6 +422,9 @@ func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]
 		if data, err = json.Marshal(d); err != nil {
 			return nil, fmt.Errorf("%w: Data: %w", ErrInvalidEvent, err)
 		}
+	}
+	if err := checkJSON(data); err != nil {
+		return nil, fmt.Errorf("%w: Data %w", ErrInvalidEvent, err)
 	}
 	if string(bytes.TrimSpace(data)) == "null" {
 		data = nil // a nil pointer or map is no data either
@@ -456,6 +484,70 @@ func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]
 		start = end
 	}
 	return payloads, nil
+}
+
+// eventText refuses an event whose text fields are not valid UTF-8:
+// json.Marshal would replace the bytes with U+FFFD, changing the text
+// (and two IDs cleaned so could become one, and Centrifugo would drop the
+// second event as a duplicate).
+func eventText(ev *Event) error {
+	for _, f := range [...]struct{ name, value string }{
+		{"ID", ev.ID}, {"Message", ev.Message}, {"EventClass", ev.EventClass}, {"Site", ev.Site},
+	} {
+		if !utf8.ValidString(f.value) {
+			return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidEvent, f.name)
+		}
+	}
+	return nil
+}
+
+// maxJSONDepth is how deeply an event's Data, or a token's info, may nest
+// arrays and objects. Centrifugo decodes its API requests, outbox rows
+// and tokens with encoding/json, which refuses JSON nested more than
+// 10,000 deep, envelopes included; its subscribers' decoders may stop
+// sooner (Ruby's JSON.parse at 100 by default). 64 leaves a payload
+// (Data inside the event object) under 100 levels with any envelope
+// around it, and no event or presence data of a real app nests so deep.
+const maxJSONDepth = 64
+
+// errNotUTF8 and errTooDeep say why checkJSON refused a value.
+var (
+	errNotUTF8 = errors.New("is not valid UTF-8")
+	errTooDeep = fmt.Errorf("nests arrays and objects more than %d deep", maxJSONDepth)
+)
+
+// checkJSON checks, in one pass over data (valid JSON, or empty), what
+// json.Valid does not: that its strings are valid UTF-8 (JSON
+// outside strings is ASCII) and that it nests at most maxJSONDepth arrays
+// and objects deep.
+func checkJSON(data []byte) error {
+	depth := 0
+	for k := 0; k < len(data); k++ {
+		switch data[k] {
+		case '{', '[':
+			if depth++; depth > maxJSONDepth {
+				return errTooDeep
+			}
+		case '}', ']':
+			depth--
+		case '"':
+			// To the closing quote: ASCII bytes at once, escapes skipped
+			// (an escape never holds a byte over 0x7f), runes decoded.
+			for k++; k < len(data) && data[k] != '"'; k++ {
+				switch b := data[k]; {
+				case b == '\\':
+					k++
+				case b >= utf8.RuneSelf:
+					r, size := utf8.DecodeRune(data[k:])
+					if r == utf8.RuneError && size == 1 {
+						return errNotUTF8
+					}
+					k += size - 1
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // Disconnect closes every connection of the user with this ID, for

@@ -49,7 +49,7 @@ var routes = []struct {
 //	POST subscription_token  {"channel"}             → {"token","expires_at"} or 403
 //	POST auth                {"client","channels"}   → {"channels":[{"channel","token","expires_at"} or {"channel","status":403}]}
 //	     with "connection":true                      → the same and "connection":{"token","expires_at"}
-//	POST presence            {"channels"}            → {"channels":[{"channel","clients":[{"client","user","info"}]} or {"channel","status":403}]}
+//	POST presence            {"channels"}            → {"channels":[{"channel","clients":[{"client","user","info"}],"total","truncated"} or {"channel","status":403}]}
 //	GET  channels                                    → {"user","channels":[{"name","level"}],"websocket_url","origin"}
 //	GET  client.js                                   → the browser helper, an ES module
 //
@@ -58,8 +58,11 @@ var routes = []struct {
 // token carries for the channel, and answers only private channels the
 // user may read: a public channel, any channel to an anonymous visitor, or
 // one the user may not read is a 403 of its own; a failure of Centrifugo
-// is a 502 or 503. It is the only way a browser learns who is there
-// (CentrifugoOptions.Presence).
+// is a 502 or 503. Its answer is bounded: at most 100 subscriptions a
+// channel (the first by user ID, then client) and 256 KiB of them in the
+// whole answer; "total" counts a channel's logged-in subscriptions
+// (omitted when none), and "truncated": true says its list was cut. It is
+// the only way a browser learns who is there (CentrifugoOptions.Presence).
 //
 // POST routes take a JSON body of at most 64 KiB and refuse cross-origin
 // requests (see TrustedOrigins).

@@ -10,11 +10,23 @@ import (
 
 // AuthorizeFunc decides a custom rule: whether user (nil when anonymous)
 // may read the channel whose name matched the rule's pattern, params
-// holding the pattern's parameters. info, when not nil, goes into the
-// subscription token as the channel's presence info: any value that
-// encodes as JSON (a json.RawMessage must hold exactly one JSON value;
-// info that does not encode answers 500, logged). It is called
-// concurrently and must not keep c after it returns.
+// holding the pattern's parameters. info is what the channel's other
+// members see of user (the presence info of the subscription token):
+//
+//   - nil (an untyped nil: return true, nil) gives no info of the rule's,
+//     and the token carries User.Info;
+//   - a value that encodes as JSON null (a nil map, slice or pointer, a
+//     nil json.RawMessage, json.RawMessage("null")) means no info for
+//     this channel: the token carries none, never User.Info;
+//   - any other value goes into the token as JSON. It must encode as one
+//     JSON value (a json.RawMessage must hold exactly one), valid UTF-8
+//     (a json.RawMessage is checked byte for byte), nested at most 64
+//     arrays and objects deep. Info that does not is a fault of the
+//     server's: no token is signed, the request is answered 500 (the
+//     auth route's batch: a 500 for that channel) and one log line names
+//     the rule's pattern, as for a rule that panics.
+//
+// It is called concurrently and must not keep c after it returns.
 //
 // Reauthorize calls it too, with a *gin.Context of its own: a GET / with
 // no cookies and no session, whose context is the ctx given to

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"hash"
 	"strconv"
 	"sync"
@@ -162,6 +163,9 @@ func appendClaims(buf []byte, sub, channel string, info any, iat, exp int64) ([]
 		if err != nil {
 			return nil, err
 		}
+		if err := checkJSON(raw); err != nil {
+			return nil, fmt.Errorf("instant: the token's info %w", err)
+		}
 		if string(raw) != "null" {
 			buf = append(append(buf, `,"info":`...), raw...)
 		}
@@ -243,13 +247,17 @@ func subject(u *User) string {
 }
 
 // channelInfo is what the other members of channel see of user: a rule's
-// info when it gave one, else User.Info; nothing on a public channel,
+// info when it gave one (an empty json.RawMessage: the rule said "no
+// info", see runRule), else User.Info; nothing on a public channel,
 // which keeps no presence.
 func channelInfo(u *User, channel string, ruleInfo any) any {
 	switch {
 	case !isPrivate(channel):
 		return nil
 	case ruleInfo != nil:
+		if raw, ok := ruleInfo.(json.RawMessage); ok && len(raw) == 0 {
+			return nil
+		}
 		return ruleInfo
 	case u != nil && len(u.Info) > 0:
 		return u.Info

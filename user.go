@@ -26,7 +26,10 @@ type User struct {
 	// Groups the user belongs to, each granting its GroupChannels.
 	Groups []string `json:"groups,omitempty"`
 	// Info is optional presence data, put in the tokens' "info" claim:
-	// what other subscribers see of this user. It must encode as JSON.
+	// what other subscribers see of this user. It must encode as JSON
+	// that is valid UTF-8 (a json.RawMessage inside it is checked byte for
+	// byte) and nests at most 64 arrays and objects deep: LoadUser's user
+	// is refused otherwise, and no token is signed with it (500).
 	// Numbers are kept exact, digit for digit, whatever their size: the
 	// user's Info as CurrentUser and rules see it holds
 	// every number as a json.Number (its exact text; Int64, Float64 and
@@ -58,7 +61,9 @@ func (u *User) validate() error {
 // slices, strings, json.Numbers, bools, nil), as a session-decoded user's
 // does, so that clone can copy it deeply. Numbers keep their exact digits
 // (9007199254740993 stays so, where a float64 would make it ...992). It
-// fails when Info does not encode as JSON.
+// fails when Info does not encode as JSON, or encodes as JSON that is not
+// valid UTF-8 (a json.RawMessage inside it) or nests more than
+// maxJSONDepth deep.
 func (u *User) normalized() (*User, error) {
 	cp := *u
 	cp.Groups = slices.Clone(u.Groups)
@@ -69,6 +74,10 @@ func (u *User) normalized() (*User, error) {
 	raw, err := json.Marshal(u.Info)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Info does not encode as JSON", ErrInvalidUser)
+	}
+	if err := checkJSON(raw); err != nil {
+		// It would reach Centrifugo, and the channel's members, in tokens.
+		return nil, fmt.Errorf("%w: Info %w", ErrInvalidUser, err)
 	}
 	cp.Info = nil
 	if err := unmarshalExact(raw, &cp.Info); err != nil {

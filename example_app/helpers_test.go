@@ -396,6 +396,7 @@ type e2eEnv struct {
 	browser    context.Context
 	deadline   time.Time // the test's limit
 	shotPrefix string    // of the screenshots' file names
+	apiURL     string    // Centrifugo's server API, for what a test sends it straight
 	console    *syncBuffer
 	mu         sync.Mutex
 	hits       map[string]int // requests by path
@@ -434,7 +435,7 @@ func startE2E(t *testing.T, shotPrefix string, limit, connTTL, subTTL time.Durat
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &e2eEnv{t: t, srv: srv, site: st, deadline: deadline, shotPrefix: shotPrefix, console: &syncBuffer{}, hits: map[string]int{}}
+	e := &e2eEnv{t: t, srv: srv, site: st, deadline: deadline, shotPrefix: shotPrefix, apiURL: cent.APIURL, console: &syncBuffer{}, hits: map[string]int{}}
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		e.hits[r.URL.Path]++
