@@ -69,7 +69,7 @@ func TestCommandLeavesOtherArgsToTheApp(t *testing.T) {
 
 // TestCommandCheck: the check command returns Check's problems.
 func TestCommandCheck(t *testing.T) {
-	cfg := testConfig() // nothing at 127.0.0.1:1
+	cfg := checkConfig() // nothing at 127.0.0.1:1
 	done, err := newInstant(t, cfg).Command([]string{"check"}, instant.CentrifugoOptions{})
 	if !done || !errors.Is(err, instant.ErrUnreachable) {
 		t.Errorf("check with nothing listening: %v, %v", done, err)
@@ -171,8 +171,17 @@ func runCentrifugo(t *testing.T, bin string, port int, conf []byte, env map[stri
 	if err := os.WriteFile(path, conf, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return runCentrifugoWith(t, bin, port, path, env)
+}
+
+// runCentrifugoWith runs Centrifugo with -c path (which may name no file:
+// Centrifugo then runs on its defaults and env) and env as its whole
+// environment until the test ends, and returns its output so far, once
+// /health answers on port.
+func runCentrifugoWith(t *testing.T, bin string, port int, path string, env map[string]string) func() string {
+	t.Helper()
 	cmd := exec.Command(bin, "-c", path)
-	cmd.Dir = dir
+	cmd.Dir = t.TempDir()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
