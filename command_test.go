@@ -218,3 +218,33 @@ func runCentrifugoWith(t *testing.T, bin string, port int, path string, env map[
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestConfigFromEnvReadsMoreAPIURLs: the further nodes of a cluster come
+// from INSTANT_API_URLS, comma-separated, and Check asks each of them.
+func TestConfigFromEnvReadsMoreAPIURLs(t *testing.T) {
+	t.Setenv("INSTANT_API_URLS", "")
+	os.Unsetenv("INSTANT_API_URLS")
+	if got := instant.ConfigFromEnv().APIURLs; got != nil {
+		t.Errorf("INSTANT_API_URLS unset: %v", got)
+	}
+	var down [2]string
+	for k := range down {
+		port, err := centrifugotest.FreePort() // closed again: nothing listens
+		if err != nil {
+			t.Fatal(err)
+		}
+		down[k] = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+	}
+	t.Setenv("INSTANT_API_URLS", " "+down[0]+" ,"+down[1]+",")
+	t.Setenv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", testSecret)
+	cfg := instant.ConfigFromEnv()
+	if !slices.Equal(cfg.APIURLs, down[:]) {
+		t.Fatalf("APIURLs %q, want %q", cfg.APIURLs, down)
+	}
+	err := newInstant(t, cfg).Check(context.Background())
+	for _, node := range down {
+		if !errors.Is(err, instant.ErrUnreachable) || !strings.Contains(err.Error(), node) {
+			t.Errorf("Check does not name the node %s: %v", node, err)
+		}
+	}
+}
