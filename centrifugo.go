@@ -2,6 +2,7 @@ package instant
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -17,8 +18,14 @@ type CentrifugoOptions struct {
 	// Port to listen on. Default: 8000.
 	Port int
 	// AllowedOrigins are the browser origins allowed to connect
-	// (client.allowed_origins), e.g. "http://127.0.0.1:8080". Default: none,
-	// so only non-browser clients connect.
+	// (client.allowed_origins), each scheme://host[:port] as browsers send
+	// it, e.g. "http://127.0.0.1:8080" (Config.SiteOrigin): lower case, no
+	// path, no trailing slash. A host may start with "*." for every
+	// subdomain ("https://*.example.com"), and "*" alone allows every
+	// origin (Centrifugo's own meaning; it warns of it). CentrifugoConfig
+	// refuses anything else, an empty string included, with ErrConfig:
+	// Centrifugo would refuse every browser. Default: none, so only
+	// non-browser clients connect.
 	AllowedOrigins []string
 	// HistorySize and HistoryTTLSeconds keep recent publications for
 	// recovery after a reconnect: a subscriber that comes back within
@@ -77,6 +84,10 @@ type CentrifugoOptions struct {
 func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	if i == nil {
 		return nil, ErrNotInstalled
+	}
+	var err error
+	if o.AllowedOrigins, err = allowedOrigins(o.AllowedOrigins); err != nil {
+		return nil, err
 	}
 	if o.Address == "" {
 		o.Address = "127.0.0.1"
@@ -289,4 +300,30 @@ func (i *Instant) privateNamespaces() func(ns string) bool {
 		private[r.namespace] = true
 	}
 	return func(ns string) bool { return private[ns] }
+}
+
+// allowedOrigins checks the origins to allow and returns them as
+// Centrifugo's patterns. It refuses an origin that no browser sends, so
+// that Centrifugo would refuse every page it was meant for (an unset
+// SiteOrigin written as "", a trailing slash, a path, upper case, which
+// Centrifugo compares with the lower-cased Origin header). Centrifugo
+// reads each as a glob: the brackets of an IPv6 host are escaped, so that
+// "http://[::1]:3000" matches itself.
+func allowedOrigins(origins []string) ([]string, error) {
+	var errs []error
+	out := make([]string, 0, len(origins))
+	for k, o := range origins {
+		pattern := o
+		if rest, ok := strings.CutPrefix(o, "https://*."); ok {
+			pattern = "https://" + rest
+		} else if rest, ok := strings.CutPrefix(o, "http://*."); ok {
+			pattern = "http://" + rest
+		}
+		if o != "*" && (checkOrigin(pattern) != nil || strings.ContainsAny(pattern, "*?{}\\") || strings.ToLower(o) != o) {
+			errs = append(errs, fmt.Errorf("%w: CentrifugoOptions.AllowedOrigins[%d] is %q, which no browser sends: each is scheme://host[:port] "+
+				"in lower case, without path or trailing slash (as Config.SiteOrigin), a host may start with \"*.\", and \"*\" alone allows any origin", ErrConfig, k, o))
+		}
+		out = append(out, strings.NewReplacer("[", "\\[", "]", "\\]").Replace(o))
+	}
+	return out, errors.Join(errs...)
 }

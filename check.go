@@ -32,18 +32,29 @@ const (
 //   - WebsocketURL, which browsers are told, answers a websocket handshake
 //     (ErrUnreachable) sent with the Origin header of SiteOrigin and of
 //     each of TrustedOrigins, which Centrifugo must allow
-//     (client.allowed_origins; ErrStaleConfig naming the origin);
+//     (client.allowed_origins; ErrStaleConfig naming the origin, and
+//     "no browser origin allowed" when it allows none of them). With
+//     neither set, Check cannot tell whether pages may connect, and says
+//     so (ErrConfig: set SiteOrigin);
 //   - Centrifugo takes a connection token the app signed (ErrTokenSecret);
 //   - every namespace the app's channels and rules use (see
 //     CentrifugoConfig) is known to each node and to the websocket's, and
 //     gives a subscription the presence and recovery that channels without
 //     a namespace give, as the config CentrifugoConfig writes does
-//     (ErrStaleConfig naming the namespace: regenerate the config).
+//     (ErrStaleConfig naming the namespace: regenerate the config);
+//   - when Centrifugo refuses both the API key and the token secret, or
+//     declares none of the namespaces and refuses a secret or every
+//     origin, it runs another config than the one CentrifugoConfig writes
+//     (a wrong -c, on which it runs with its defaults): the first problem
+//     says so ("wrong -c?", ErrStaleConfig).
 //
 // The connection is a real one, as user "instant check" (a name no User
 // may have), subscribed with tokens the app signed to channels named
-// "$<namespace>:instant-check" for as long as Check takes. Centrifugo logs
-// it as any other. Safe for concurrent use.
+// "$<namespace>:instant-check" for as long as Check takes. Against a
+// Centrifugo that fits, it leaves no error or warning in Centrifugo's log
+// (at info level nothing at all); what does not fit is logged there as
+// Centrifugo logs any such client (a refused origin, an invalid token, an
+// unknown channel). Safe for concurrent use.
 func (i *Instant) Check(ctx context.Context) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -78,15 +89,53 @@ func (i *Instant) Check(ctx context.Context) error {
 				ErrStaleConfig, ns, privatePrefix+ns+":…", strings.Join(where, " and ")))
 		}
 	}
+	if wrong := wrongConfig(reports, len(missing) > 0 && len(missing) == len(namespaces)); wrong != nil {
+		errs = append([]error{wrong}, errs...)
+	}
 	return errors.Join(errs...)
+}
+
+// wrongConfig names a Centrifugo that runs another config than the one
+// CentrifugoConfig writes (started with a wrong -c, or none: Centrifugo
+// then goes on with its defaults and its environment): it refuses both
+// the API key and the token secret, or it declares none of the app's
+// namespaces and shows one more sign (a secret refused, no origin
+// allowed). One sign alone, or a secret and the origins, is a config out
+// of date or one setting apart, which its own problem names.
+func wrongConfig(reports []checkReport, noNamespace bool) error {
+	var signs []string
+	apiKey := slices.ContainsFunc(reports, func(r checkReport) bool {
+		return slices.ContainsFunc(r.errs, func(err error) bool { return errors.Is(err, ErrAPIKey) })
+	})
+	if apiKey {
+		signs = append(signs, "refuses the app's API key")
+	}
+	token := slices.ContainsFunc(reports, func(r checkReport) bool { return r.badToken })
+	if token {
+		signs = append(signs, "refuses the tokens the app signs")
+	}
+	if noNamespace {
+		signs = append(signs, "declares none of the app's namespaces")
+	}
+	if slices.ContainsFunc(reports, func(r checkReport) bool { return r.noOrigin }) {
+		signs = append(signs, "allows none of the app's origins")
+	}
+	if !(apiKey && token) && !(noNamespace && len(signs) >= 2) {
+		return nil
+	}
+	return fmt.Errorf("%w: centrifugo does not run the config CentrifugoConfig generates (wrong -c?): it %s: "+
+		"write the config with `app centrifugo-config FILE` and start centrifugo with -c FILE (a -c path it cannot read, it ignores, and runs on its defaults)",
+		ErrStaleConfig, strings.Join(signs, ", "))
 }
 
 // checkReport is what one part of Check found: its problems, and the
 // namespaces unknown to Centrifugo at where.
 type checkReport struct {
-	where   string
-	errs    []error
-	missing []string
+	where    string
+	errs     []error
+	missing  []string
+	noOrigin bool // every origin tried was refused
+	badToken bool // a connection token the app signed was refused
 }
 
 // checkNode asks one node of the server API about a channel without a
@@ -180,11 +229,14 @@ func checkOrigin(o string) error {
 }
 
 // probe is what Centrifugo answered about one channel of Check's
-// connection: its subscribe reply and presence_stats reply.
+// connection: its subscribe reply, whether a join push came (the token
+// asks for joins and leaves, which come where the namespace has them on),
+// and, when asked, its presence_stats reply.
 type probe struct {
 	channel     string
 	refused     *wsError // the subscription's
 	recoverable bool
+	joined      bool
 	presence    uint32 // the presence_stats error code, 0 when it answered
 }
 
@@ -193,9 +245,14 @@ type probe struct {
 const checkRound = 100
 
 // probeRound subscribes the connection to each channel of probes with a
-// token the app signed, asks each subscribed channel's presence_stats, and
-// unsubscribes, numbering the commands from *id on.
-func (i *Instant) probeRound(conn *wsConn, probes []probe, id *uint32) error {
+// token the app signed and unsubscribes, numbering the commands from *id
+// on; with presence, it asks each subscribed channel's presence_stats in
+// between. Centrifugo logs a refused presence_stats as a client command
+// error ("permission denied" where presence is on, "not available" where
+// it is off, in the config CentrifugoConfig writes): Check asks only
+// where the joins already differ, so that a config that fits leaves no
+// such line in Centrifugo's log.
+func (i *Instant) probeRound(conn *wsConn, probes []probe, id *uint32, presence bool) error {
 	next := func() uint32 { *id++; return *id }
 	ids := make([]uint32, len(probes))
 	var cmds []wsCommand
@@ -216,27 +273,36 @@ func (i *Instant) probeRound(conn *wsConn, probes []probe, id *uint32) error {
 		rep := replies[ids[k]]
 		if probes[k].refused = rep.Error; rep.Error == nil {
 			probes[k].recoverable = rep.Subscribe != nil && rep.Subscribe.Recoverable
-			ids[k] = next()
-			cmds = append(cmds, wsCommand{ID: ids[k], PresenceStats: &wsChannel{Channel: probes[k].channel}})
+			if presence {
+				ids[k] = next()
+				cmds = append(cmds, wsCommand{ID: ids[k], PresenceStats: &wsChannel{Channel: probes[k].channel}})
+			}
 		}
 	}
-	if len(cmds) == 0 {
-		return nil
-	}
-	replies, err = conn.exchange(cmds)
-	if err != nil {
-		return err
+	if len(cmds) > 0 {
+		if replies, err = conn.exchange(cmds); err != nil {
+			return err
+		}
 	}
 	unsubscribe := cmds[:0:0]
 	for k := range probes {
 		if probes[k].refused == nil {
-			if rep := replies[ids[k]]; rep.Error != nil {
+			if rep := replies[ids[k]]; presence && rep.Error != nil {
 				probes[k].presence = rep.Error.Code
 			}
 			unsubscribe = append(unsubscribe, wsCommand{ID: next(), Unsubscribe: &wsChannel{Channel: probes[k].channel}})
 		}
 	}
+	if len(unsubscribe) == 0 {
+		return nil
+	}
+	// A join push comes after its subscribe reply, before these replies
+	// on one node (with a Redis engine it may come later: then the
+	// presence_stats of the next round decide).
 	_, err = conn.exchange(unsubscribe)
+	for k := range probes {
+		probes[k].joined = conn.joined[probes[k].channel]
+	}
 	return err
 }
 
@@ -285,14 +351,18 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 	}
 	origins, errs := i.checkOrigins()
 	r.errs = append(r.errs, errs...)
+	if i.cfg.SiteOrigin == "" && len(origins) == 0 {
+		r.errs = append(r.errs, fmt.Errorf("%w: no browser origin checked: set SiteOrigin (INSTANT_SITE_ORIGIN) to where browsers load the app's pages, "+
+			"which Centrifugo must allow (CentrifugoOptions.AllowedOrigins, client.allowed_origins): without it Check cannot tell whether pages may connect", ErrConfig))
+	}
 	var conn *wsConn
+	var refused []string
 	for _, origin := range origins {
 		c, err := dialWebsocket(ctx, wsURL, origin)
 		var status *wsStatusError
 		switch {
 		case errors.As(err, &status) && status.code == 403:
-			r.errs = append(r.errs, fmt.Errorf("%w: centrifugo at %s refuses pages from the origin %s (HTTP 403 to the websocket handshake): "+
-				"add it to CentrifugoOptions.AllowedOrigins (client.allowed_origins) and regenerate the config", ErrStaleConfig, wsURL, origin))
+			refused = append(refused, origin)
 		case err != nil:
 			if conn != nil {
 				conn.close()
@@ -303,6 +373,18 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 			conn = c
 		default:
 			c.close()
+		}
+	}
+	const addOrigin = "add it to CentrifugoOptions.AllowedOrigins (client.allowed_origins) and regenerate the config"
+	switch {
+	case len(refused) > 0 && len(refused) == len(origins):
+		r.noOrigin = true
+		r.errs = append(r.errs, fmt.Errorf("%w: no browser origin allowed: centrifugo at %s refuses pages from %s (HTTP 403 to the websocket handshake), "+
+			"so every browser is refused and retries: %s", ErrStaleConfig, wsURL, strings.Join(refused, " and "), strings.Replace(addOrigin, "it", "them", 1)))
+	default:
+		for _, origin := range refused {
+			r.errs = append(r.errs, fmt.Errorf("%w: centrifugo at %s refuses pages from the origin %s (HTTP 403 to the websocket handshake): %s",
+				ErrStaleConfig, wsURL, origin, addOrigin))
 		}
 	}
 	if conn == nil {
@@ -339,6 +421,7 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 		r.errs = append(r.errs, fmt.Errorf("%w: centrifugo at %s refused a connection token the app signed (disconnect %d %q): "+
 			"set the app's TokenSecret (CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY) to Centrifugo's client.token.hmac_secret_key",
 			ErrTokenSecret, wsURL, closed.code, closed.reason))
+		r.badToken = true
 		return r
 	case err != nil:
 		return fail("%v", err)
@@ -360,7 +443,7 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 	id := uint32(1)
 	for start := 0; start < len(probes); start += checkRound {
 		round := probes[start:min(start+checkRound, len(probes))]
-		if err := i.probeRound(conn, round, &id); err != nil {
+		if err := i.probeRound(conn, round, &id, false); err != nil {
 			return fail("%v", err)
 		}
 	}
@@ -377,20 +460,46 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 
 	// What CentrifugoConfig writes gives every namespace the options of
 	// channels without one.
-	base := probes[0]
-	if base.refused != nil {
+	if probes[0].refused != nil {
 		return r
 	}
 	// Presence is on only where private channels may be (and only when
 	// CentrifugoOptions.Presence asked for it): a namespace of public
-	// channels only is compared with the others on recovery alone.
+	// channels only is compared with the others on recovery alone. Where
+	// the joins differ, presence_stats tells how (see probeRound).
 	private := i.presenceNamespaces(true)
-	for k, p := range probes[1:] {
+	comparable := func(k int) bool { return probes[k].refused == nil && private(namespaces[k-1]) == private("") }
+	suspects := []int{0}
+	for k := 1; k < len(probes); k++ {
+		if comparable(k) && probes[k].joined != probes[0].joined {
+			suspects = append(suspects, k)
+		}
+	}
+	asked := map[int]bool{}
+	if len(suspects) > 1 {
+		for start := 0; start < len(suspects); start += checkRound {
+			round := make([]probe, 0, checkRound)
+			for _, k := range suspects[start:min(start+checkRound, len(suspects))] {
+				round = append(round, probe{channel: probes[k].channel})
+			}
+			if err := i.probeRound(conn, round, &id, true); err != nil {
+				return fail("%v", err)
+			}
+			for n, k := range suspects[start:min(start+checkRound, len(suspects))] {
+				if round[n].refused == nil {
+					probes[k].presence, asked[k] = round[n].presence, true
+				}
+			}
+		}
+	}
+	base := probes[0]
+	for k := 1; k < len(probes); k++ {
+		p := probes[k]
 		if p.refused != nil {
 			continue
 		}
 		var diffs []string
-		if p.presence != base.presence && private(namespaces[k]) == private("") {
+		if asked[0] && asked[k] && p.presence != base.presence {
 			diffs = append(diffs, p.presenceState()+" where channels without a namespace have "+base.presenceState())
 		}
 		if p.recoverable != base.recoverable {
@@ -398,7 +507,7 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 		}
 		if len(diffs) > 0 {
 			r.errs = append(r.errs, fmt.Errorf("%w: namespace %q at %s has %s, unlike the config CentrifugoConfig writes: regenerate it and restart Centrifugo",
-				ErrStaleConfig, namespaces[k], wsURL, strings.Join(diffs, ", and ")))
+				ErrStaleConfig, namespaces[k-1], wsURL, strings.Join(diffs, ", and ")))
 		}
 	}
 	return r

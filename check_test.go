@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -23,6 +25,14 @@ import (
 	"github.com/gin-instant/instant"
 	"github.com/gin-instant/instant/internal/centrifugotest"
 )
+
+// checkConfig is testConfig with the SiteOrigin Check sends (without one,
+// Check says it cannot tell whether pages may connect).
+func checkConfig() instant.Config {
+	cfg := testConfig()
+	cfg.SiteOrigin = siteOrigin
+	return cfg
+}
 
 // problems splits Check's joined error into its lines.
 func problems(err error) []string {
@@ -56,7 +66,7 @@ func TestCheckOfManyNamespaces(t *testing.T) {
 	cs := &checkSetup{}
 	var inst *instant.Instant
 	cs.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cs.cfg = testConfig()
+		cs.cfg = checkConfig()
 		cs.cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
 		var err error
 		if inst, err = instant.New(cs.cfg); err != nil {
@@ -67,7 +77,7 @@ func TestCheckOfManyNamespaces(t *testing.T) {
 				return nil, err
 			}
 		}
-		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error", Presence: true})
+		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error", Presence: true, AllowedOrigins: []string{siteOrigin}})
 	})
 	if err := inst.Check(context.Background()); err != nil {
 		t.Errorf("Check: %v", err)
@@ -127,12 +137,14 @@ func TestCheckFindsANamespaceNewerThanTheConfig(t *testing.T) {
 }
 
 // TestCheckFindsANamespaceWithOtherOptions: a hand-edited config whose
-// namespace has presence and history the others lack.
+// namespace has presence (with joins and leaves, as every config
+// CentrifugoConfig wrote has it: Check tells presence by the joins) and
+// history the others lack.
 func TestCheckFindsANamespaceWithOtherOptions(t *testing.T) {
 	cs := startCheck(t, instant.CentrifugoOptions{HistorySize: -1, HistoryTTLSeconds: -1}, func(m map[string]any) {
 		for _, ns := range m["channel"].(map[string]any)["namespaces"].([]any) {
 			if ns := ns.(map[string]any); ns["name"] == "orders" {
-				ns["presence"], ns["allow_presence_for_subscriber"] = true, true
+				ns["presence"], ns["join_leave"], ns["allow_presence_for_subscriber"] = true, true, true
 				ns["history_size"], ns["history_ttl"], ns["force_recovery"] = 10, "60s", true
 			}
 		}
@@ -176,7 +188,7 @@ func TestCheckFindsNothingListening(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := testConfig()
+	cfg := checkConfig()
 	cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
 	cfg.PublishTimeout = 10 * time.Second
 	inst := newInstant(t, cfg)
@@ -222,7 +234,7 @@ func TestCheckWithinPublishTimeout(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	cfg := testConfig()
+	cfg := checkConfig()
 	cfg.APIURL = srv.URL + "/api"
 	cfg.PublishTimeout = 300 * time.Millisecond
 	start := time.Now()
@@ -243,7 +255,7 @@ func TestCheckOfAWssURL(t *testing.T) {
 	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	tlsSrv.StartTLS() // a certificate no root signed
 	defer tlsSrv.Close()
-	cfg := testConfig()
+	cfg := checkConfig()
 	cfg.APIURL = api.URL + "/api"
 	cfg.WebsocketURL = "wss://" + tlsSrv.Listener.Addr().String() + "/connection/websocket"
 	err := newInstant(t, cfg).Check(context.Background())
@@ -348,7 +360,7 @@ func TestCheckAgainstHostileFrames(t *testing.T) {
 	for name, script := range hostileFrames {
 		t.Run(name, func(t *testing.T) {
 			srv := badWebsocket(t, script)
-			cfg := testConfig()
+			cfg := checkConfig()
 			cfg.APIURL = srv.URL + "/api"
 			cfg.PublishTimeout = 2 * time.Second
 			err := newInstant(t, cfg).Check(context.Background())
@@ -399,7 +411,7 @@ func TestCheckReadsBoundedFromAHostileWebsocket(t *testing.T) {
 				}
 			}))
 			defer srv.Close()
-			cfg := testConfig()
+			cfg := checkConfig()
 			cfg.APIURL = srv.URL + "/api"
 			// Time enough to read the budget on a busy machine (half a
 			// second alone, over five while make test runs both suites
@@ -428,7 +440,7 @@ func FuzzCheckWebsocket(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, script []byte) {
 		srv := badWebsocket(t, script)
-		cfg := testConfig()
+		cfg := checkConfig()
 		cfg.APIURL = srv.URL + "/api"
 		cfg.PublishTimeout = time.Second
 		start := time.Now()
@@ -437,4 +449,171 @@ func FuzzCheckWebsocket(f *testing.F) {
 			t.Errorf("Check took %v", took)
 		}
 	})
+}
+
+// ==== The missteps of a newcomer, named (issue 20).
+
+// TestCentrifugoConfigRefusesOriginsNoBrowserSends: an allowed origin that
+// no browser sends (an unset SiteOrigin written as "", a trailing slash, a
+// path, upper case, which Centrifugo compares with the lower-cased Origin)
+// is refused with ErrConfig naming it; "*" (any origin, Centrifugo's own
+// meaning) and a leading "*." of the host are taken, and the Centrifugo
+// that runs them lets the pages they name connect.
+func TestCentrifugoConfigRefusesOriginsNoBrowserSends(t *testing.T) {
+	t.Parallel()
+	inst := newInstant(t, checkConfig())
+	for _, bad := range []string{"", " ", "http://127.0.0.1:8080/", "http://127.0.0.1:8080/app", "127.0.0.1:8080",
+		"https://App.example.com", "ftp://example.com", "https://a.*.example.com", "https://*example.com", "**", "http://u:p@example.com"} {
+		_, err := inst.CentrifugoConfig(instant.CentrifugoOptions{AllowedOrigins: []string{"https://ok.example.com", bad}})
+		if !errors.Is(err, instant.ErrConfig) || !strings.Contains(err.Error(), fmt.Sprintf("AllowedOrigins[1] is %q", bad)) {
+			t.Errorf("AllowedOrigins %q: %v", bad, err)
+		}
+	}
+	for _, tc := range []struct{ allowed, page string }{
+		{"*", "https://anywhere.example.org"},
+		{"https://*.example.com", "https://shop.example.com"},
+		{"http://[::1]:3000", "http://[::1]:3000"},
+	} {
+		srv := centrifugotest.Start(t, func(port int) ([]byte, error) {
+			cfg := checkConfig()
+			cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+			return newInstant(t, cfg).CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error", AllowedOrigins: []string{tc.allowed}})
+		})
+		cfg := checkConfig()
+		cfg.APIURL, cfg.SiteOrigin = srv.APIURL, tc.page
+		if err := newInstant(t, cfg).Check(context.Background()); err != nil {
+			t.Errorf("AllowedOrigins %q, a page from %s: %v", tc.allowed, tc.page, err)
+		}
+	}
+}
+
+// TestCheckSaysNoBrowserOriginAllowed: a Centrifugo that allows none of
+// the app's origins (the config of an unset SiteOrigin: [""]) is one
+// problem that says so and names them; an app that names no origin is
+// told Check cannot tell, rather than that Centrifugo fits.
+func TestCheckSaysNoBrowserOriginAllowed(t *testing.T) {
+	t.Parallel()
+	cs := startCheck(t, instant.CentrifugoOptions{}, func(m map[string]any) {
+		m["client"].(map[string]any)["allowed_origins"] = []string{""}
+	})
+	const other = "https://shop.example.com"
+	err := cs.app(t, func(c *instant.Config) { c.TrustedOrigins = []string{other} }).Check(context.Background())
+	if !errors.Is(err, instant.ErrStaleConfig) || len(problems(err)) != 1 {
+		t.Fatalf("Check against allowed_origins [\"\"]: %v", err)
+	}
+	for _, want := range []string{"no browser origin allowed", siteOrigin, other, "AllowedOrigins"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the message lacks %q: %v", want, err)
+		}
+	}
+	fits := startCheck(t, instant.CentrifugoOptions{}, nil)
+	err = fits.app(t, func(c *instant.Config) { c.SiteOrigin = "" }).Check(context.Background())
+	if !errors.Is(err, instant.ErrConfig) || len(problems(err)) != 1 || !strings.Contains(err.Error(), "no browser origin checked") ||
+		!strings.Contains(err.Error(), "INSTANT_SITE_ORIGIN") {
+		t.Errorf("Check with neither SiteOrigin nor TrustedOrigins: %v", err)
+	}
+}
+
+// TestCheckNamesAWrongConfigFile: Centrifugo started with a -c path that
+// names no file goes on with its defaults; Check says it runs another
+// config than the app's ("wrong -c?") first, both when its environment
+// holds other secrets (or none) and when it holds the app's own (one
+// environment for both: then the namespaces and the origins tell). One
+// setting apart is not called a wrong file.
+func TestCheckNamesAWrongConfigFile(t *testing.T) {
+	t.Parallel()
+	bin := centrifugotest.Require(t)
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string
+		signs []string
+		is    []error
+	}{
+		{"defaults", nil, []string{"refuses the app's API key", "refuses the tokens the app signs"},
+			[]error{instant.ErrAPIKey, instant.ErrTokenSecret}},
+		{"the app's environment", map[string]string{"CENTRIFUGO_HTTP_API_KEY": testAPIKey, "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": testSecret},
+			[]string{"declares none of the app's namespaces", "allows none of the app's origins"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port, err := centrifugotest.FreePort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{"CENTRIFUGO_HTTP_SERVER_PORT": fmt.Sprint(port), "CENTRIFUGO_HEALTH_ENABLED": "true"}
+			maps.Copy(env, tc.env)
+			out := runCentrifugoWith(t, bin, port, filepath.Join(t.TempDir(), "centrifugo.json"), env)
+			if !strings.Contains(out(), "config file not found") {
+				t.Fatalf("centrifugo found a config:\n%s", out())
+			}
+			cfg := checkConfig()
+			cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+			inst := newInstant(t, cfg)
+			if err := inst.Authorize("$orders:{id}", allowAll); err != nil {
+				t.Fatal(err)
+			}
+			err = inst.Check(context.Background())
+			first := problems(err)[0]
+			if !errors.Is(err, instant.ErrStaleConfig) || !strings.Contains(first, "does not run the config CentrifugoConfig generates (wrong -c?)") {
+				t.Fatalf("Check against centrifugo on its defaults:\n%v", err)
+			}
+			for _, want := range tc.signs {
+				if !strings.Contains(first, want) {
+					t.Errorf("the first problem lacks %q: %s", want, first)
+				}
+			}
+			for _, is := range tc.is {
+				if !errors.Is(err, is) {
+					t.Errorf("Check: not %v: %v", is, err)
+				}
+			}
+		})
+	}
+	// One setting apart: the problem, not a wrong file.
+	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
+	for name, change := range map[string]func(*instant.Config){
+		"another token secret": func(c *instant.Config) { c.TokenSecret = strings.Repeat("z", 40) },
+		"another API key":      func(c *instant.Config) { c.APIKey = "another-key" },
+		"another origin":       func(c *instant.Config) { c.SiteOrigin = "https://elsewhere.example.com" },
+		"a secret and the origin": func(c *instant.Config) {
+			c.TokenSecret, c.SiteOrigin = strings.Repeat("z", 40), "https://elsewhere.example.com"
+		},
+	} {
+		if err := cs.app(t, change).Check(context.Background()); err == nil || strings.Contains(err.Error(), "wrong -c") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestCheckLeavesNoFaultInCentrifugoLog: against the config the app
+// wrote, with presence on or off, Check's probe leaves nothing in
+// Centrifugo's log (at info level) that reads as a fault: no refused
+// command, no warning.
+func TestCheckLeavesNoFaultInCentrifugoLog(t *testing.T) {
+	t.Parallel()
+	for name, opts := range map[string]instant.CentrifugoOptions{
+		"plain":            {},
+		"presence+history": {Presence: true, HistorySize: 10, HistoryTTLSeconds: 60},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cs := startCheck(t, opts, nil) // log level info
+			inst := cs.app(t, nil)
+			before := len(cs.srv.Output())
+			if err := inst.Check(context.Background()); err != nil {
+				t.Fatalf("Check: %v", err)
+			}
+			// What Centrifugo logs of the connection's end comes after it.
+			deadline := time.Now().Add(500 * time.Millisecond)
+			for time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			for _, line := range strings.Split(cs.srv.Output()[before:], "\n") {
+				for _, fault := range []string{`"level":"warn"`, `"level":"error"`, "error", "denied", "not available", "invalid", "bad request", "unknown", "permission"} {
+					if strings.Contains(line, fault) {
+						t.Errorf("Check left a line with %q in centrifugo's log: %s", fault, line)
+						break
+					}
+				}
+			}
+		})
+	}
 }

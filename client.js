@@ -14,9 +14,10 @@
 // connects. The connection token and the tokens of every "$" channel come
 // from the site in one request (POST auth with "connection": true), and a
 // token is reused while it is valid, so that a reconnect asks nothing. It
-// moves channels the site refuses to `denied`, asks the site again after
-// the server closed the connection with a reconnect code (a logout, a role
-// change), drops events it has already shown (by id) and events this tab
+// moves channels the site or the server refuses to `denied`, tells each
+// refusal of the server's through 'error' (its code and reason), asks the
+// site again after the server closed the connection with a reconnect code
+// (a logout, a role change), drops events it has already shown (by id) and events this tab
 // caused (by origin: where the namespace allows a tags filter, Centrifugo
 // does not even send them), and keeps presence lists of the private
 // channels that have presence on: joins and leaves pushed by Centrifugo,
@@ -97,6 +98,30 @@ function randomId() {
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
+// What usually causes a refusal, by Centrifugo's code, for the message
+// of the 'error' event.
+const CAUSES = {
+  3500: "a token Centrifugo does not take: is the app's TokenSecret Centrifugo's client.token.hmac_secret_key? (./app check says)",
+  102: "a namespace Centrifugo's config does not declare: write it again (./app centrifugo-config) and restart Centrifugo",
+  103: 'Centrifugo refuses this subscription (permission denied)',
+  109: 'a token that expired and was not renewed',
+};
+
+/**
+ * refusal is the Error an 'error' event carries for a refusal: code and
+ * reason as the server (or centrifuge-js) gave them, and channel when it is
+ * about a channel.
+ * @returns {Error & {code: number, reason: string, channel?: string}}
+ */
+function refusal(what, code, reason, channel) {
+  const cause = CAUSES[code];
+  const e = new Error('instant: ' + what + ': ' + code + ' ' + (reason || '') + (cause ? ' (' + cause + ')' : ''));
+  e.code = code;
+  e.reason = reason || '';
+  if (channel !== undefined) e.channel = channel;
+  return e;
+}
+
 export class Instant {
   /**
    * @param {any} Centrifuge the Centrifuge class of centrifuge-js 5
@@ -152,7 +177,13 @@ export class Instant {
    * (state, reason), 'channels' (channels, denied), 'subscription' (channel,
    * 'subscribing'|'subscribed'|'unsubscribed', reason), 'here' (channel,
    * members), 'joining' (channel, member), 'leaving' (channel, member),
-   * 'error' (error).
+   * 'error' (error). An error the server caused carries its code and
+   * reason (error.code, error.reason; error.channel for a channel's):
+   * the connection closed for good (3500 "invalid token": another token
+   * secret), a subscription refused (102 "unknown channel": a namespace
+   * Centrifugo's config lacks; 103 "permission denied"; the channel also
+   * moves to `denied`), or refused for a while (centrifuge-js tries
+   * again). A request to the site that failed is an Error too.
    * @param {string} name
    * @param {Function} handler
    * @returns {this}
@@ -352,7 +383,18 @@ export class Instant {
           this._ask([CONNECTION]);
           this.refresh().then(() => { if (current()) client.connect(); });
         }, 500);
+      } else if (ctx.code !== 0) {
+        // Closed for good, and not by the page (code 0: disconnect
+        // called): the server refused the connection (3500 invalid token,
+        // ...), or the site refused its token (1 unauthorized).
+        this._emit('error', refusal('the connection was closed', ctx.code, ctx.reason));
       }
+    });
+    client.on('error', (ctx) => {
+      // A refusal of the server's that centrifuge-js retries (not an
+      // expired token: it asks for a new one).
+      const e = current() && ctx && ctx.type === 'connect' && ctx.error;
+      if (e && e.code >= 100 && e.code !== 109) this._emit('error', refusal('centrifugo refused the connection', e.code, e.message));
     });
   }
 
@@ -540,11 +582,21 @@ export class Instant {
         this._unfiltered.add(namespaceOf(name)); // its other channels too
         sub.setTagsFilter(null);
         sub.subscribe();
-      } else if (ctx.code === 103) {
-        // Centrifugo itself refused it (permission denied), e.g. a channel
-        // without "$" in a namespace that lets no client subscribe.
+      } else if (ctx.code >= 100) {
+        // The server refused it for good, whatever refused it: 102 unknown
+        // channel (a namespace its config does not declare), 103
+        // permission denied (e.g. a channel without "$" in a namespace
+        // that lets no client subscribe), an unsubscribe of the server's.
+        // (The site's refusal, code 1, is _refused's.)
         this._deny(name, sub);
+        this._emit('error', refusal('centrifugo refused ' + name, ctx.code, ctx.reason, name));
       }
+    });
+    sub.on('error', (ctx) => {
+      // A refusal centrifuge-js retries (not an expired token: it asks
+      // for a new one).
+      const e = current() && ctx && ctx.type === 'subscribe' && ctx.error;
+      if (e && e.code >= 100 && e.code !== 109) this._emit('error', refusal('centrifugo refused ' + name + ' for now', e.code, e.message, name));
     });
     sub.on('publication', (ctx) => { if (current()) this._publication(name, ctx.data); });
     if (this._tracksPresence(name)) {

@@ -114,7 +114,17 @@ func TestClientJSLogic(t *testing.T) {
 		// the README's examples run as written: the intro's event, the
 		// channels, a member arriving (no info: m.info.name ?? m.user), a
 		// rule channel's event, the connection state
-		"readme": "true,true,true,true,true",
+		"readme": "true,true,true,true,true,true,true,true",
+		// the server's refusals, told with code and reason: the connection
+		// (another token secret), and channels, which move to denied
+		// whatever refused them (an unknown namespace, permission, an
+		// unsubscribe of the server's); a refusal retried is told, the
+		// channel kept; an expired token, a transport error and stop are not
+		"connectionRefused":     "3500 invalid token no channel | connecting disconnected (invalid token)",
+		"connectionRefusedSays": true,
+		"refusedTold":           "$ghost:1 102 unknown channel, news:all 102 unknown channel, $site_staff 103 permission denied, $project-7 2000 server unsubscribe, $site_users 100 internal server error, undefined 111 too many requests",
+		"refusedDenied":         "site_public/public $site_users/users | denied $ghost:1 $project-7 $site_staff news:all",
+		"stopTold":              float64(6),
 	}
 	checkAnswers(t, got, want)
 }
@@ -313,4 +323,65 @@ func runClientJSLive(t *testing.T, node string, flags []string, centrifugeJS, ph
 			reply(map[string]any{"ok": true})
 		}
 	})
+}
+
+// TestClientJSLiveRefusals runs testdata/clientjs_live.mjs's "refusals":
+// client.js with the real centrifuge-js under Node against a real
+// Centrifugo, which refuses (a) the connection of an app whose token
+// secret is not its own, and (b) a channel of a namespace its config does
+// not declare (a rule added after the config was written, "$ghost:1"):
+// the page gets an 'error' event with Centrifugo's code and reason each
+// time, and the channel moves to denied.
+func TestClientJSLiveRefusals(t *testing.T) {
+	t.Parallel()
+	node, flags, centrifugeJS := liveNode(t)
+	var inst *instant.Instant
+	cent := centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cfg := testConfig()
+		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		var err error
+		if inst, err = instant.New(cfg); err != nil {
+			return nil, err
+		}
+		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
+	})
+	// The config is written: this rule's namespace is not in it.
+	if err := inst.Authorize("$ghost:{id}", allowAll); err != nil {
+		t.Fatal(err)
+	}
+	wrongCfg := testConfig()
+	wrongCfg.APIURL, wrongCfg.TokenSecret = cent.APIURL, strings.Repeat("w", 40)
+	apps := map[string]http.Handler{"1": newRouter(inst), "wrong": newRouter(newInstant(t, wrongCfg))}
+	ann := newBrowser(t, apps["1"]).as(&instant.User{ID: "1", Username: "ann"}).cookieHeader().Get("Cookie")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		who, path, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/as/"), "/")
+		app, ok := apps[who]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		r.URL.Path = "/" + path
+		if who == "1" {
+			r.Header.Set("Cookie", ann)
+		}
+		app.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	got := runLiveScript(t, node, flags, centrifugeJS, srv.URL, "refusals", func(context.Context, liveMsg, func(any)) {})
+	t.Logf("what the pages were told:\n%v\n%v", got["wrongSecretSays"], got["ghostSays"])
+	checkAnswers(t, got, map[string]any{
+		"wrongSecret":     "3500 invalid token",
+		"wrongSecretSays": got["wrongSecretSays"],
+		"wrongStates":     "connecting | disconnected (invalid token)",
+		"ghost":           "102 unknown channel",
+		"ghostSays":       got["ghostSays"],
+		"ghostHeld":       "site_public $site_users $site_user:1",
+		"ghostDenied":     "$ghost:1",
+		"annTold":         float64(1),
+	})
+	for k, want := range map[string]string{"wrongSecretSays": "TokenSecret", "ghostSays": "centrifugo-config"} {
+		if s, _ := got[k].(string); !strings.Contains(s, want) {
+			t.Errorf("%s: %q, want the fix (%s)", k, s, want)
+		}
+	}
 }

@@ -69,7 +69,7 @@ func TestCommandLeavesOtherArgsToTheApp(t *testing.T) {
 
 // TestCommandCheck: the check command returns Check's problems.
 func TestCommandCheck(t *testing.T) {
-	cfg := testConfig() // nothing at 127.0.0.1:1
+	cfg := checkConfig() // nothing at 127.0.0.1:1
 	done, err := newInstant(t, cfg).Command([]string{"check"}, instant.CentrifugoOptions{})
 	if !done || !errors.Is(err, instant.ErrUnreachable) {
 		t.Errorf("check with nothing listening: %v, %v", done, err)
@@ -171,8 +171,17 @@ func runCentrifugo(t *testing.T, bin string, port int, conf []byte, env map[stri
 	if err := os.WriteFile(path, conf, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return runCentrifugoWith(t, bin, port, path, env)
+}
+
+// runCentrifugoWith runs Centrifugo with -c path (which may name no file:
+// Centrifugo then runs on its defaults and env) and env as its whole
+// environment until the test ends, and returns its output so far, once
+// /health answers on port.
+func runCentrifugoWith(t *testing.T, bin string, port int, path string, env map[string]string) func() string {
+	t.Helper()
 	cmd := exec.Command(bin, "-c", path)
-	cmd.Dir = dir
+	cmd.Dir = t.TempDir()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -209,3 +218,33 @@ func runCentrifugo(t *testing.T, bin string, port int, conf []byte, env map[stri
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestConfigFromEnvReadsMoreAPIURLs: the further nodes of a cluster come
+// from INSTANT_API_URLS, comma-separated, and Check asks each of them.
+func TestConfigFromEnvReadsMoreAPIURLs(t *testing.T) {
+	t.Setenv("INSTANT_API_URLS", "")
+	os.Unsetenv("INSTANT_API_URLS")
+	if got := instant.ConfigFromEnv().APIURLs; got != nil {
+		t.Errorf("INSTANT_API_URLS unset: %v", got)
+	}
+	var down [2]string
+	for k := range down {
+		port, err := centrifugotest.FreePort() // closed again: nothing listens
+		if err != nil {
+			t.Fatal(err)
+		}
+		down[k] = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+	}
+	t.Setenv("INSTANT_API_URLS", " "+down[0]+" ,"+down[1]+",")
+	t.Setenv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", testSecret)
+	cfg := instant.ConfigFromEnv()
+	if !slices.Equal(cfg.APIURLs, down[:]) {
+		t.Fatalf("APIURLs %q, want %q", cfg.APIURLs, down)
+	}
+	err := newInstant(t, cfg).Check(context.Background())
+	for _, node := range down {
+		if !errors.Is(err, instant.ErrUnreachable) || !strings.Contains(err.Error(), node) {
+			t.Errorf("Check does not name the node %s: %v", node, err)
+		}
+	}
+}

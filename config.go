@@ -315,6 +315,7 @@ func checkSlug(s string) error {
 //	CENTRIFUGO_HTTP_API_KEY                  APIKey (Centrifugo's http_api.key)
 //	CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY  TokenSecret (client.token.hmac_secret_key)
 //	INSTANT_API_URL                          APIURL
+//	INSTANT_API_URLS                         APIURLs (further nodes), comma-separated
 //	INSTANT_WEBSOCKET_URL                    WebsocketURL
 //	INSTANT_SITE_NAME                        SiteName
 //	INSTANT_SITE_SLUG                        SiteSlug
@@ -334,6 +335,7 @@ func checkSlug(s string) error {
 func ConfigFromEnv() Config {
 	return Config{
 		APIURL:            renamedEnv("INSTANT_API_URL", "CENTRIFUGO_API_URL"),
+		APIURLs:           envList("INSTANT_API_URLS"),
 		APIKey:            renamedEnv("CENTRIFUGO_HTTP_API_KEY", "CENTRIFUGO_API_KEY"),
 		TokenSecret:       renamedEnv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "CENTRIFUGO_TOKEN_HMAC_SECRET_KEY"),
 		WebsocketURL:      renamedEnv("INSTANT_WEBSOCKET_URL", "CENTRIFUGO_WEBSOCKET_URL"),

@@ -2,6 +2,8 @@ package instant_test
 
 import (
 	"context"
+	"fmt"
+	"os"
 
 	"github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
@@ -56,5 +58,24 @@ func readmeReauthorize(ctx context.Context, inst *instant.Instant, store *readme
 	return err
 }
 
+// readmeNodes writes one Centrifugo config per node ("Several replicas
+// and nodes").
+func readmeNodes(inst *instant.Instant) error {
+	for _, port := range []int{8000, 8001} {
+		conf, err := inst.CentrifugoConfig(instant.CentrifugoOptions{
+			Port:           port,
+			RedisAddress:   "redis://127.0.0.1:6379", // the same for every node
+			AllowedOrigins: []string{"https://app.example.com"},
+		})
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(fmt.Sprintf("node-%d.json", port), conf, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Referenced, so that the linters see them used.
-var _ = []any{readmeSetup, readmeHandler, readmeRules, readmeEvent, readmeReauthorize}
+var _ = []any{readmeSetup, readmeHandler, readmeRules, readmeEvent, readmeReauthorize, readmeNodes}

@@ -11,14 +11,16 @@ import (
 // compiled or run by a test, so the README cannot drift from the code.
 // Each block's lines (trimmed, blank lines left out) must appear, in order
 // and together, in a Go file the tests compile (this package's files,
-// example_app's) or in a script a test runs (testdata/*.mjs).
+// example_app's) or in a script or page a test runs (testdata/*.mjs,
+// example_app/minimal's page, which its Chromium test loads; HTML blocks
+// too).
 func TestREADMECodeBlocks(t *testing.T) {
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var sources []string
-	for _, pattern := range []string{"*.go", "example_app/*.go", "example_app/*/*.go", "testdata/*.mjs"} {
+	for _, pattern := range []string{"*.go", "example_app/*.go", "example_app/*/*.go", "testdata/*.mjs", "example_app/minimal/*.html"} {
 		files, _ := filepath.Glob(pattern)
 		for _, f := range files {
 			b, err := os.ReadFile(f)
@@ -30,7 +32,7 @@ func TestREADMECodeBlocks(t *testing.T) {
 	}
 	blocks := 0
 	for _, b := range fencedBlocks(string(readme)) {
-		if b.lang != "go" && b.lang != "js" {
+		if b.lang != "go" && b.lang != "js" && b.lang != "html" {
 			continue
 		}
 		blocks++

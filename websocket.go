@@ -59,6 +59,9 @@ func (e *wsStatusError) Error() string { return fmt.Sprintf("http status %d", e.
 type wsConn struct {
 	conn net.Conn
 	br   *bufio.Reader
+	// joined holds the channels a join push came on (exchange reads them
+	// on the way to the replies).
+	joined map[string]bool
 }
 
 // wsClosed is the close frame a server ended the connection with.
@@ -318,6 +321,10 @@ type (
 		Subscribe *struct {
 			Recoverable bool `json:"recoverable"`
 		} `json:"subscribe"`
+		Push *struct {
+			Channel string          `json:"channel"`
+			Join    json.RawMessage `json:"join"`
+		} `json:"push"`
 	}
 )
 
@@ -327,8 +334,9 @@ const wsFrameTarget = 32 << 10
 
 // exchange sends cmds, one JSON command a line, in as few messages as
 // Centrifugo takes, and reads until each has its reply (pushes and pings,
-// with no id, are skipped). A close frame from the server is returned as a
-// *wsClosed error.
+// with no id, are skipped, but for noting the channels of join pushes in
+// c.joined). A close frame from the server is returned as a *wsClosed
+// error.
 func (c *wsConn) exchange(cmds []wsCommand) (map[uint32]wsReply, error) {
 	var out []byte
 	want := map[uint32]bool{}
@@ -373,6 +381,12 @@ func (c *wsConn) exchange(cmds []wsCommand) (map[uint32]wsReply, error) {
 			}
 			if want[rep.ID] {
 				replies[rep.ID] = rep
+			}
+			if rep.ID == 0 && rep.Push != nil && rep.Push.Join != nil {
+				if c.joined == nil {
+					c.joined = map[string]bool{}
+				}
+				c.joined[rep.Push.Channel] = true
 			}
 		}
 	}

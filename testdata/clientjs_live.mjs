@@ -4,7 +4,7 @@
 // session. The script asks the test to act (restart Centrifugo, broadcast,
 // count the app's requests) with one JSON line on stdout, answered with
 // one on stdin, and ends with {"result": {...}}.
-// Usage: node [--experimental-websocket] clientjs_live.mjs client.js centrifuge.mjs <app URL> valid|expired
+// Usage: node [--experimental-websocket] clientjs_live.mjs client.js centrifuge.mjs <app URL> valid|expired|tags|untagged|refusals
 
 import { ask, sleep, BrowserLikeWebSocket } from './nodepage.mjs';
 
@@ -66,6 +66,12 @@ async function asked(since) {
     if (Date.now() > end) throw new Error('timed out waiting for the presence requests: ' + JSON.stringify(d));
     await sleep(50);
   }
+}
+
+// The server's refusals (TestClientJSLiveRefusals) are a run of their own.
+if (phase === 'refusals') {
+  await refusals();
+  process.exit(0);
 }
 
 // "To others" (tags_test.go) is a run of its own.
@@ -245,4 +251,41 @@ function pick(counts, words) {
     if (w in out) out[w] += n;
   }
   return out;
+}
+
+// refusals: a page of an app whose token secret is not Centrifugo's (served
+// under /as/wrong), and a page of ann's that subscribes to a rule channel
+// whose namespace the running Centrifugo's config lacks ("$ghost:1": the
+// rule came after the config was written). Each says what the server
+// answered, through 'error' (code and reason) and 'state'.
+async function refusals() {
+  const out = {};
+  const watch = (live) => {
+    live.told = [];
+    live.states = [];
+    live.on('error', (e) => live.told.push(e));
+    live.on('state', (state, reason) => live.states.push(state + (reason ? ' (' + reason + ')' : '')));
+    return live;
+  };
+  const wrong = watch(page('wrong', { presence: false }));
+  await wrong.start();
+  await until('the wrong secret refused', () => wrong.told.some((e) => e.code >= 3000));
+  const e = wrong.told.find((e) => e.code >= 3000);
+  out.wrongSecret = e.code + ' ' + e.reason;
+  out.wrongSecretSays = e.message;
+  out.wrongStates = wrong.states.join(' | ');
+  wrong.stop();
+
+  const ann = watch(page('1', { presence: false }));
+  ann.subscribe('$ghost:1');
+  await ann.start();
+  await until('$ghost:1 denied', () => ann.denied.includes('$ghost:1') && subscribedAll(ann));
+  const g = ann.told.find((e) => e.channel === '$ghost:1');
+  out.ghost = g ? g.code + ' ' + g.reason : 'no error';
+  out.ghostSays = g ? g.message : '';
+  out.ghostHeld = held(ann);
+  out.ghostDenied = ann.denied.join(' ');
+  out.annTold = ann.told.length;
+  ann.stop();
+  process.stdout.write(JSON.stringify({ result: out }) + '\n');
 }

@@ -631,6 +631,58 @@ const listed = [
   many.stop();
 }
 
+// 17. Refusals of the server's are told, with its code and reason: the
+// connection closed for good (3500: another token secret), a subscription
+// refused (102 unknown channel: a namespace the config lacks; 103; an
+// unsubscribe of the server's), which moves the channel to denied whatever
+// refused it, public or private, listed or the page's own; a refusal
+// centrifuge-js retries is told and the channel kept. An expired token
+// (109, renewed), a disconnect the page asked for (0), the site's refusal
+// (denied, as before) are no error.
+{
+  class RefusedCentrifuge extends StandInCentrifuge {
+    async _attempt() { // Centrifugo closes the connection: 3500, no reconnect
+      this.state = 'disconnected';
+      this.emit('disconnected', { code: 3500, reason: 'invalid token' });
+    }
+  }
+  RefusedCentrifuge.UnauthorizedError = UnauthorizedError;
+  site.reset([{ name: 'site_public', level: 'public' }]);
+  const refused = new Instant(RefusedCentrifuge, {});
+  const errors = [];
+  const states = [];
+  refused.on('error', (e) => errors.push(e));
+  refused.on('state', (state, reason) => states.push(state + (reason ? ' (' + reason + ')' : '')));
+  await refused.start();
+  await until('the refusal', () => errors.length > 0);
+  out.connectionRefused = errors.map((e) => e.code + ' ' + e.reason + ' ' + (e.channel ?? 'no channel')).join(', ') + ' | ' + states.join(' ');
+  out.connectionRefusedSays = errors[0].message.includes('TokenSecret');
+  refused.stop();
+
+  const live = await started({}, [{ name: 'site_public', level: 'public' }, { name: '$site_users', level: 'users' }, { name: '$site_staff', level: 'staff' }]);
+  live.subscribe('$ghost:1').subscribe('news:all').subscribe('$project-7');
+  await until('the own channels', () => live.client.subs.size === 6 && allSubscribed(live));
+  const told = [];
+  live.on('error', (e) => told.push(e.channel + ' ' + e.code + ' ' + e.reason));
+  const sub = (name) => live.client.subs.get(name);
+  sub('$ghost:1')._set('unsubscribed', 102, 'unknown channel');
+  sub('news:all')._set('unsubscribed', 102, 'unknown channel');
+  sub('$site_staff')._set('unsubscribed', 103, 'permission denied');
+  sub('$project-7')._set('unsubscribed', 2000, 'server unsubscribe');
+  // Retried by centrifuge-js: told, kept.
+  sub('$site_users').emit('error', { type: 'subscribe', channel: '$site_users', error: { code: 100, message: 'internal server error', temporary: true } });
+  // No error: a token renewed, a disconnect the page asked for.
+  sub('$site_users').emit('error', { type: 'subscribe', channel: '$site_users', error: { code: 109, message: 'token expired' } });
+  live.client.emit('error', { type: 'connect', error: { code: 109, message: 'token expired' } });
+  live.client.emit('error', { type: 'transport', error: { code: 2, message: 'transport closed' } });
+  live.client.emit('error', { type: 'connect', error: { code: 111, message: 'too many requests', temporary: true } });
+  await settle();
+  out.refusedTold = told.join(', ');
+  out.refusedDenied = held(live) + ' | denied ' + [...live.denied].sort().join(' ');
+  live.stop();
+  out.stopTold = told.length;
+}
+
 // 16. The README's examples, as written (readme_test.go checks that each
 // README block is here or in a compiled file). Their console.log lines are
 // collected, not printed.
@@ -642,6 +694,7 @@ const listed = [
   const Centrifuge = StandInCentrifuge;
   const logged = [];
   const console = { log: (...args) => logged.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')) };
+  console.warn = console.log;
   {
 const live = new Instant(Centrifuge, { presence: ['$site_users'] });
 live.on('event', (ev, channel) => console.log(channel, ev.message, ev.data));
@@ -653,7 +706,8 @@ await live.start();
   {
 const live = new Instant(Centrifuge, { base: '/instant', presence: ['$site_users', '$project-7'] });
 live.on('event', (ev, channel) => console.log(channel, ev.message, ev.data));
-live.on('state', (state) => console.log('connection', state)); // 'connecting' | 'connected' | 'disconnected'
+live.on('state', (state, reason) => console.log('connection', state, reason)); // 'connecting' | 'connected' | 'disconnected', and why
+live.on('error', (e) => console.warn(e.message)); // e.code and e.reason as Centrifugo gave them, e.channel when it is a channel's
 live.on('channels', (channels, denied) => console.log(channels.map((c) => c.name), denied));
 live.here('$site_users', (members) => console.log(members.map((m) => m.info.name ?? m.user)));
 live.joining('$site_users', (m) => console.log(m.info.name ?? m.user, 'arrived'));
@@ -663,10 +717,12 @@ await live.start();
     await until('the README page', () => live.client.subs.size === 3 && allSubscribed(live));
     live.client.subs.get('$site_users').emit('join', { info: { user: '2', client: 'b1' } });
     live.client.subs.get('$project-7').emit('publication', { data: { id: 'r2', message: 'project news' } });
+    live.client.subs.get('$project-7')._set('unsubscribed', 102, 'unknown channel'); // a config without its namespace
     live.stop();
   }
   const has = (line) => logged.includes(line);
-  out.readme = [has('$site_users hello {"n":1}'), has('["site_public","$site_users","$project-7"] []'), has('2 arrived'), has('$project-7 project news '), logged.some((l) => l.startsWith('connection connected'))].join(',');
+  out.readme = [has('$site_users hello {"n":1}'), has('["site_public","$site_users","$project-7"] []'), has('2 arrived'), has('$project-7 project news '), logged.some((l) => l.startsWith('connection connected')),
+    logged.some((l) => l.startsWith('instant: centrifugo refused $project-7: 102 unknown channel (a namespace')), has('["site_public","$site_users"] ["$project-7"]'), has('connection disconnected stop called')].join(',');
 }
 
 

@@ -1,23 +1,29 @@
-// Command minimal is the README's example: a Gin app with instant's three
-// lines, a login, a logout and a handler that broadcasts. One environment
-// serves the app and Centrifugo (which reads its own CENTRIFUGO_ names):
+// Command minimal is the app the README's five steps build: a Gin app with
+// instant's three lines, a login, a logout, a handler that broadcasts, and
+// a page (index.html) that shows the events. One environment serves the
+// app and Centrifugo (which reads its own CENTRIFUGO_ names):
 //
 //	export CENTRIFUGO_HTTP_API_KEY=... CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY=... # the token secret: 32 bytes or more
 //	export SESSION_AUTH_KEY=... SESSION_ENCRYPTION_KEY=...                        # 32 bytes each
+//	npm install centrifuge@5 # the browser client: the app serves its dist/centrifuge.js
 //	go build -o app ./minimal && ./app centrifugo-config centrifugo.json
 //	centrifugo -c centrifugo.json &
 //	./app check # optional: every mismatch with the running Centrifugo, each with its fix
-//	./app
+//	./app       # then open http://127.0.0.1:8080
 //
 // The INSTANT_ variables of instant.ConfigFromEnv are read too
-// (INSTANT_API_URL, default http://127.0.0.1:8000/api). At startup the app
-// logs what instant.Check says of Centrifugo.
+// (INSTANT_API_URL, default http://127.0.0.1:8000/api; INSTANT_SITE_ORIGIN,
+// default http://127.0.0.1:8080), and CENTRIFUGE_JS, where npm put
+// centrifuge.js (default node_modules/centrifuge/dist/centrifuge.js). At
+// startup the app logs what instant.Check says of Centrifugo.
 package main
 
 import (
 	"cmp"
 	"context"
+	_ "embed" // index.html
 	"errors"
+	"fmt"
 	"log"
 	"net/http"
 	"os"
@@ -28,6 +34,12 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
 )
+
+// page is the app's one page: it logs in and out, posts orders, and
+// shows the events, the channels and what went wrong.
+//
+//go:embed index.html
+var page []byte
 
 func main() {
 	srv, err := setup(os.Args[1:])
@@ -56,7 +68,12 @@ func setup(args []string) (*http.Server, error) {
 	} else {
 		log.Print("centrifugo fits the app")
 	}
-	app, err := newApp(inst, []byte(os.Getenv("SESSION_AUTH_KEY")), []byte(os.Getenv("SESSION_ENCRYPTION_KEY")), os.Getenv("PRODUCTION") != "")
+	// centrifuge-js comes from npm: `npm install centrifuge@5` beside the app.
+	centrifugeJS := cmp.Or(os.Getenv("CENTRIFUGE_JS"), "node_modules/centrifuge/dist/centrifuge.js")
+	if _, err := os.Stat(centrifugeJS); err != nil {
+		return nil, fmt.Errorf("the page needs centrifuge-js: run `npm install centrifuge@5` here, or set CENTRIFUGE_JS to its dist/centrifuge.js (%v)", err)
+	}
+	app, err := newApp(inst, centrifugeJS, []byte(os.Getenv("SESSION_AUTH_KEY")), []byte(os.Getenv("SESSION_ENCRYPTION_KEY")), os.Getenv("PRODUCTION") != "")
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +87,7 @@ func newServer(addr string, h http.Handler) *http.Server {
 		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 15 * time.Second}
 }
 
-func newApp(inst *instant.Instant, authKey, encryptionKey []byte, production bool) (*gin.Engine, error) {
+func newApp(inst *instant.Instant, centrifugeJS string, authKey, encryptionKey []byte, production bool) (*gin.Engine, error) {
 	if len(authKey) < 32 || len(encryptionKey) != 32 {
 		return nil, errors.New("SESSION_AUTH_KEY needs at least 32 bytes, SESSION_ENCRYPTION_KEY exactly 32")
 	}
@@ -87,7 +104,9 @@ func newApp(inst *instant.Instant, authKey, encryptionKey []byte, production boo
 	r.Use(gin.Logger(), gin.Recovery())
 	r.Use(sessions.Sessions("app", store)) // gin-contrib/sessions
 	r.Use(inst.Session())                  // the session user goes into the request
-	inst.Register(r.Group("/instant"))     // the token routes the browser calls
+	inst.Register(r.Group("/instant"))     // the token routes the browser calls, and /instant/client.js
+	r.GET("/", func(c *gin.Context) { c.Data(http.StatusOK, "text/html; charset=utf-8", page) })
+	r.GET("/centrifuge.js", func(c *gin.Context) { c.File(centrifugeJS) })
 
 	// The app's own POSTs refuse cross-site browser requests (CSRF, login
 	// CSRF too), as instant's routes do.

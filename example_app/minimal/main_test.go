@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,16 +12,22 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/centrifugal/centrifuge-go"
+	"github.com/chromedp/chromedp"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
 	"github.com/gin-instant/instant/internal/centrifugotest"
 )
+
+// centrifugeJS is where example_app's npm install put centrifuge-js.
+const centrifugeJS = "../node_modules/centrifuge/dist/centrifuge.js"
 
 var (
 	authKey = []byte("auth-key-0123456789abcdef0123456")
@@ -70,10 +77,10 @@ func TestMinimalApp(t *testing.T) {
 		}
 		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
 	})
-	if _, err := newApp(inst, authKey, encKey[:16], false); err == nil {
+	if _, err := newApp(inst, centrifugeJS, authKey, encKey[:16], false); err == nil {
 		t.Error("newApp took a 16-byte encryption key")
 	}
-	app, err := newApp(inst, authKey, encKey, false)
+	app, err := newApp(inst, centrifugeJS, authKey, encKey, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +169,7 @@ func TestSetupChecksCentrifugo(t *testing.T) {
 		"SESSION_AUTH_KEY":                        string(authKey),
 		"SESSION_ENCRYPTION_KEY":                  string(encKey),
 		"INSTANT_SITE_ORIGIN":                     "", // the default, http://127.0.0.1:8080
+		"CENTRIFUGE_JS":                           centrifugeJS,
 	}
 	for k, v := range env {
 		t.Setenv(k, v)
@@ -227,7 +235,7 @@ func TestMinimalAppRefusesCrossSitePosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := newApp(inst, authKey, encKey, false)
+	app, err := newApp(inst, centrifugeJS, authKey, encKey, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,4 +285,151 @@ func TestServerTimeouts(t *testing.T) {
 		t.Errorf("read header %v, read %v, write %v, idle %v: want all set, write at least twice PublishTimeout",
 			s.ReadHeaderTimeout, s.ReadTimeout, s.WriteTimeout, s.IdleTimeout)
 	}
+}
+
+// TestMinimalPageInChromium: the README's five steps, in a browser. The
+// app's own commands write the config the real Centrifugo runs; the app
+// logs that it fits; in Chromium, the page loads centrifuge.js (from npm)
+// and client.js, connects as the anonymous visitor, logs in as staff
+// through its form, and shows the order it posts, arrived on $site_staff.
+// Without centrifuge-js the app says how to get it.
+func TestMinimalPageInChromium(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	chromium := chromiumPath(t)
+	if _, err := os.Stat(centrifugeJS); err != nil {
+		needTool(t, "no %s: run `npm ci` in example_app (%v)", centrifugeJS, err)
+	}
+	// The app's address first: its origin goes into Centrifugo's config.
+	web := httptest.NewUnstartedServer(nil)
+	defer web.Close()
+	env := map[string]string{
+		"CENTRIFUGO_HTTP_API_KEY":                 "minimal-api-key",
+		"CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": "minimal-token-secret-0123456789abcdef",
+		"SESSION_AUTH_KEY":                        string(authKey),
+		"SESSION_ENCRYPTION_KEY":                  string(encKey),
+		"INSTANT_SITE_ORIGIN":                     "http://" + web.Listener.Addr().String(),
+		"CENTRIFUGE_JS":                           filepath.Join(t.TempDir(), "missing.js"),
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var logged strings.Builder
+	defer log.SetOutput(log.Writer())
+	log.SetOutput(&logged)
+	centrifugotest.Start(t, func(port int) ([]byte, error) {
+		t.Setenv("INSTANT_API_URL", fmt.Sprintf("http://127.0.0.1:%d/api", port))
+		path := filepath.Join(t.TempDir(), "centrifugo.json")
+		if srv, err := setup([]string{"centrifugo-config", path}); srv != nil || err != nil {
+			return nil, fmt.Errorf("centrifugo-config: %v, %v", srv, err)
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		var conf map[string]any
+		if err := json.Unmarshal(raw, &conf); err != nil {
+			return nil, err
+		}
+		conf["http_server"].(map[string]any)["port"] = port
+		return json.Marshal(conf)
+	})
+	if _, err := setup(nil); err == nil || !strings.Contains(err.Error(), "npm install centrifuge@5") {
+		t.Errorf("setup without centrifuge-js: %v", err)
+	}
+	t.Setenv("CENTRIFUGE_JS", centrifugeJS)
+	srv, err := setup(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logged.String(), "centrifugo fits the app\n") {
+		t.Errorf("the startup logged:\n%s", logged.String())
+	}
+	web.Config.Handler = srv.Handler
+	web.Start()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox,
+		chromedp.NoFirstRun, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-dev-shm-usage", true))
+	defer cancelAlloc()
+	var console strings.Builder
+	tab, cancelTab := chromedp.NewContext(alloc, chromedp.WithBrowserOption(
+		chromedp.WithConsolef(func(format string, args ...any) { fmt.Fprintf(&console, format+"\n", args...) })))
+	defer cancelTab()
+	defer func() {
+		if t.Failed() {
+			t.Logf("browser console:\n%s", console.String())
+		}
+	}()
+	text := func(id string) string {
+		s, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.getElementById(`+strconv.Quote(id)+`).textContent`))
+		if err != nil {
+			t.Fatalf("#%s: %v", id, err)
+		}
+		return s
+	}
+	waitFor := func(what, expr string) {
+		t.Helper()
+		var err error
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
+			// A poll the page's reload (after a login) cut short is made
+			// again ("navigated", "Cannot find context").
+			if _, err = chromedp.Run(tab, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond),
+				chromedp.WithPollingTimeout(time.Until(end)))); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("waiting for %s: %v (state %q %q, channels %q, denied %q, errors %q)", what, err,
+				text("state"), text("why"), text("channels"), text("denied"), text("errors"))
+		}
+	}
+	connected := func(channel string) string {
+		return `document.getElementById('state').textContent === 'connected' && document.getElementById('channels').textContent.split(' ').includes('` + channel + `')`
+	}
+	if err := chromedp.Do(tab, chromedp.Navigate(web.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the anonymous visitor's public channel", connected("site_public"))
+	if who := text("user"); who != "nobody" {
+		t.Errorf("anonymous: logged in as %q", who)
+	}
+	if err := chromedp.Do(tab, chromedp.SendKeys("#username", "staff"), chromedp.Click("#login button")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("staff's channels", `document.getElementById('user').textContent === 'staff' && (`+connected("$site_staff")+`)`)
+	if err := chromedp.Do(tab, chromedp.Click("#order")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the order", `document.getElementById('events').textContent.includes('$site_staff: New order {"by":"staff"}')`)
+	if got := text("errors") + text("denied"); got != "" {
+		t.Errorf("errors or denied channels: %q", got)
+	}
+}
+
+// chromiumPath finds Chromium (CHROMIUM_BIN, else Debian's chromium).
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("CHROMIUM_BIN"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	needTool(t, "no chromium (apt-get install chromium)")
+	return ""
+}
+
+// needTool ends the test when a tool is missing: Fatal under CI=true
+// (make test installs everything), Skip elsewhere.
+func needTool(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true and "+format, args...)
+	}
+	t.Skipf(format, args...)
 }

@@ -71,11 +71,12 @@ func testServer(t *testing.T, dir string) (*instant.Instant, string, string) {
 		APIURL:      url + "/api",
 		APIKey:      "the-api-key-of-the-config-file",
 		TokenSecret: "the-token-secret-of-the-config-file-0123456789",
+		SiteOrigin:  "http://127.0.0.1:8080", // Check asks whether Centrifugo allows it
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf, err := inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "info"})
+	conf, err := inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "info", AllowedOrigins: []string{"http://127.0.0.1:8080"}})
 	if err != nil {
 		t.Fatal(err)
 	}
