@@ -52,9 +52,22 @@ type readmeStore struct{ staff map[string]bool }
 
 func (s *readmeStore) SetStaff(id string, staff bool) { s.staff[id] = staff }
 
-func readmeReauthorize(ctx context.Context, inst *instant.Instant, store *readmeStore, userID string, newUser instant.User) error {
-	store.SetStaff(userID, false)         // your own data
-	err := inst.Reauthorize(ctx, newUser) // the user as they are now
+// User stands for the store's look-up: nil, nil for no such user.
+func (s *readmeStore) User(c *gin.Context, id string) (*instant.User, error) {
+	if id == "" {
+		return nil, nil
+	}
+	return &instant.User{ID: id, Staff: s.staff[id]}, nil
+}
+
+func readmeReauthorize(ctx context.Context, cfg instant.Config, inst *instant.Instant, store *readmeStore, userID string, newUser instant.User) error {
+	cfg.LoadUser = func(c *gin.Context) (*instant.User, error) {
+		id, _ := sessions.Default(c).Get("uid").(string)
+		return store.User(c, id) // nil, nil for a visitor who is not logged in
+	}
+	// ... when an admin changes a user:
+	store.SetStaff(userID, false)         // your own data first
+	err := inst.Reauthorize(ctx, newUser) // the user as the store now holds them
 	return err
 }
 
