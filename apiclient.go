@@ -43,6 +43,9 @@ type apiClient interface {
 	// when a channel keeps no presence (its namespace has none).
 	holders(ctx context.Context, user string, channels []string) (held []string, unknowable bool, err error)
 	unsubscribeAll(ctx context.Context, user string, channels []string) (refused int, err error)
+	// userChannels answers the channels user is subscribed to, when the
+	// server can tell (known): a Server can, Centrifugo's API cannot.
+	userChannels(ctx context.Context, user string) (channels []string, known bool, err error)
 }
 
 // gocentAPI is the apiClient over gocent/v3, which speaks Centrifugo's
@@ -749,4 +752,9 @@ func (g gocentAPI) holders(ctx context.Context, user string, channels []string) 
 		}
 	}
 	return held, false, nil
+}
+
+// userChannels: Centrifugo's API does not say what a user reads.
+func (g gocentAPI) userChannels(context.Context, string) ([]string, bool, error) {
+	return nil, false, nil
 }

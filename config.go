@@ -1,6 +1,8 @@
 package instant
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/gin-instant/instant/internal/seam"
 )
 
 // Defaults applied by New to the zero fields of a Config.
@@ -29,6 +32,15 @@ const (
 // Config configures an Instant. The zero value of every field but TokenSecret
 // is usable: New fills in the default named in each field's comment.
 type Config struct {
+	// Server, when set, is the realtime server in the app's own process
+	// (*embedded.Server, from github.com/gin-instant/instant/embedded),
+	// used in place of a Centrifugo: Register then also serves its
+	// websocket at GET <group>/connection/websocket, and the channels
+	// route tells browsers that path. APIURL, APIURLs, APIKey and
+	// WebsocketURL are Centrifugo's and must be empty with it. A Server
+	// serves one Instant. Default: nil, a Centrifugo at APIURL.
+	Server Server
+
 	// APIURL is Centrifugo's server API endpoint: its path must end in
 	// /api ("http://127.0.0.1:8000/api", or "https://host/centrifugo/api"
 	// behind a proxy). Default: "http://127.0.0.1:8000/api".
@@ -157,7 +169,11 @@ func (cfg *Config) complete() (checkedConfig, error) {
 	case len(cfg.TokenSecret) < minTokenSecretLength:
 		bad("TokenSecret must be at least %d bytes, got %d", minTokenSecretLength, len(cfg.TokenSecret))
 	}
-	if cfg.APIURL == "" {
+	if cfg.Server != nil {
+		if cfg.APIURL != "" || len(cfg.APIURLs) > 0 || cfg.APIKey != "" || cfg.WebsocketURL != "" {
+			bad("Server serves the websocket and takes the events itself: APIURL, APIURLs, APIKey and WebsocketURL are a Centrifugo's, and must be empty with it")
+		}
+	} else if cfg.APIURL == "" {
 		cfg.APIURL = defaultAPIURL
 	}
 	for k, u := range cfg.APIURLs {
@@ -165,10 +181,12 @@ func (cfg *Config) complete() (checkedConfig, error) {
 			bad("APIURLs[%d]: %w", k, err)
 		}
 	}
-	if err := checkAPIURL(cfg.APIURL); err != nil {
-		bad("APIURL: %w", err)
-	} else if cfg.WebsocketURL == "" {
-		cfg.WebsocketURL = websocketURLFor(cfg.APIURL)
+	if cfg.Server == nil {
+		if err := checkAPIURL(cfg.APIURL); err != nil {
+			bad("APIURL: %w", err)
+		} else if cfg.WebsocketURL == "" {
+			cfg.WebsocketURL = websocketURLFor(cfg.APIURL)
+		}
 	}
 	if cfg.WebsocketURL != "" {
 		if err := checkHTTPURL(cfg.WebsocketURL, "ws", "wss"); err != nil {
@@ -333,7 +351,7 @@ func checkSlug(s string) error {
 // value). The package-level Session and Register build their Instant with
 // New(ConfigFromEnv()), once.
 func ConfigFromEnv() Config {
-	return Config{
+	cfg := Config{
 		APIURL:            renamedEnv("INSTANT_API_URL", "CENTRIFUGO_API_URL"),
 		APIURLs:           envList("INSTANT_API_URLS"),
 		APIKey:            renamedEnv("CENTRIFUGO_HTTP_API_KEY", "CENTRIFUGO_API_KEY"),
@@ -346,6 +364,26 @@ func ConfigFromEnv() Config {
 		StaffChannels:     envList("INSTANT_STAFF_CHANNELS"),
 		SuperuserChannels: envList("INSTANT_SUPERUSER_CHANNELS"),
 	}
+	if f := seam.Registered(); f != nil && cfg.APIURL == "" && len(cfg.APIURLs) == 0 && cfg.APIKey == "" && cfg.WebsocketURL == "" {
+		// No Centrifugo named, and the embedded server imported: it serves.
+		srv, err := f(os.Getenv)
+		if err != nil {
+			srv = failedServer{err}
+		}
+		cfg.Server = srv
+		if cfg.TokenSecret == "" {
+			cfg.TokenSecret = newTokenSecret()
+			slog.Default().Warn("instant: no token secret in the environment (CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY): this process made one of its own; tokens it signs are not accepted by another process, and not after a restart (pages reconnect and ask again): set one for several processes")
+		}
+	}
+	return cfg
+}
+
+// newTokenSecret is a random token secret of 32 bytes, hex-encoded.
+func newTokenSecret() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
 }
 
 // renamedWarned holds the old variable names already warned about.

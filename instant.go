@@ -1,6 +1,7 @@
 package instant
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/gin-instant/instant/internal/seam"
 )
 
 // Instant is the plugin: token routes, session middleware and a publisher
@@ -20,7 +23,8 @@ type Instant struct {
 	channels    channelTable
 	rules       atomic.Pointer[[]rule]
 	cop         *http.CrossOriginProtection
-	nodes       []apiClient // APIURL, then APIURLs
+	nodes       []apiClient // APIURL, then APIURLs; or the Server alone
+	server      seam.Server // Config.Server, or nil
 	outboxTable outboxNames // its SQL names (outbox.go)
 	stats       counters
 	users       userCache
@@ -53,6 +57,14 @@ func New(cfg Config) (*Instant, error) {
 		outboxTable: checked.outbox,
 	}
 	inst.rules.Store(&[]rule{})
+	if cfg.Server != nil {
+		inst.server = cfg.Server
+		inst.nodes = []apiClient{serverAPI{cfg.Server}}
+		if err := inst.bindServer(cfg.Server); err != nil {
+			return nil, fmt.Errorf("%w: Server: %w", ErrConfig, err)
+		}
+		return inst, nil
+	}
 	secrets := []string{cfg.APIKey, cfg.TokenSecret}
 	for _, u := range append([]string{cfg.APIURL}, cfg.APIURLs...) {
 		inst.nodes = append(inst.nodes, newGocentAPI(u, cfg.APIKey, cfg.HTTPClient, secrets))
@@ -83,7 +95,11 @@ var (
 // Session and Register run at startup, so the app stops there rather than
 // answer 500 to every request.
 func packageDefault() *Instant {
-	defaultOnce.Do(func() { defaultInst, defaultErr = New(ConfigFromEnv()) })
+	defaultOnce.Do(func() {
+		if defaultInst, defaultErr = New(ConfigFromEnv()); defaultErr == nil {
+			defaultInst.logServer()
+		}
+	})
 	if defaultErr == nil {
 		return defaultInst
 	}
@@ -100,5 +116,5 @@ func packageDefault() *Instant {
 	if len(unset) > 0 {
 		msg += "; unset: " + strings.Join(unset, ", ")
 	}
-	panic(msg + ": " + strings.ReplaceAll(defaultErr.Error(), "\n", "; ") + "; or build an Instant with New and use its Session and Register methods")
+	panic(msg + ": " + strings.ReplaceAll(defaultErr.Error(), "\n", "; ") + `; or import _ "github.com/gin-instant/instant/embedded" to serve realtime from this process; or build an Instant with New and use its Session and Register methods`)
 }

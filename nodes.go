@@ -420,6 +420,10 @@ func (downNodes) unsubscribeAll(_ context.Context, _ string, channels []string) 
 	return len(channels), downError("unsubscribe", channels)
 }
 
+func (downNodes) userChannels(context.Context, string) ([]string, bool, error) {
+	return nil, false, nil
+}
+
 func (downNodes) holders(_ context.Context, _ string, channels []string) ([]string, bool, error) {
 	return nil, false, downError("presence", channels)
 }

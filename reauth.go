@@ -114,7 +114,12 @@ func (i *Instant) Reauthorize(ctx context.Context, u User) error {
 // refused one.
 func (i *Instant) revoke(ctx context.Context, u *User) error {
 	var active []string
+	known := false
 	err := i.call(ctx, func(ctx context.Context, api apiClient) (err error) {
+		// A Server knows what u reads; Centrifugo's API only what is read.
+		if active, known, err = api.userChannels(ctx, u.ID); err != nil || known {
+			return err
+		}
 		active, err = api.channels(ctx, privatePrefix+"*")
 		return err
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"path"
 	"strings"
 	"unicode/utf8"
 
@@ -89,7 +90,16 @@ func (i *Instant) Register(g *gin.RouterGroup) {
 		}
 		return i, nil
 	})
+	if i != nil && i.server != nil {
+		// The embedded server's websocket: a GET that upgrades, on a
+		// path of two segments, so it does not meet /:route.
+		g.GET("/"+websocketPath, gin.WrapH(i.server.Handler()))
+	}
 }
+
+// websocketPath is where Register serves a Server's websocket, in the
+// group.
+const websocketPath = "connection/websocket"
 
 // Register is the package-level form: inst.Register(g) of the package
 // default Instant that Session (the package-level one) describes. It
@@ -352,10 +362,16 @@ func (i *Instant) channelsRoute(c *gin.Context, _ []byte) {
 	for k, ch := range chans {
 		listed[k] = listedChannel{Name: ch.Name, Level: ch.Level.String(), Group: ch.Group}
 	}
+	ws := i.cfg.WebsocketURL
+	if i.server != nil {
+		// The group's path: a browser resolves it against the page, so no
+		// host or scheme needs configuring.
+		ws = path.Join(path.Dir(c.Request.URL.Path), websocketPath)
+	}
 	c.JSON(http.StatusOK, gin.H{
 		"user":          u,
 		"channels":      listed,
-		"websocket_url": i.cfg.WebsocketURL,
+		"websocket_url": ws,
 		// A new origin id for the asking tab, bound to u (see Origin).
 		"origin": i.mintOrigin(u),
 	})
