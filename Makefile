@@ -53,27 +53,31 @@ check: tools
 	$(GO) vet ./...
 	$(GO) vet -tags load .
 	cd example_app && $(GO) vet ./...
+	cd embedded && $(GO) vet ./...
 	$(BIN)/staticcheck ./...
 	$(BIN)/staticcheck -tags load .
 	cd example_app && $(BIN)/staticcheck ./...
+	cd embedded && $(BIN)/staticcheck ./...
 	@$(GO) build -o $(BIN)/reachable ./scripts/reachable
 	@if $(BIN)/reachable https://vuln.go.dev/index/db.json; then \
-		$(BIN)/govulncheck ./... && (cd example_app && $(BIN)/govulncheck ./...); \
+		$(BIN)/govulncheck ./... && (cd example_app && $(BIN)/govulncheck ./...) && (cd embedded && $(BIN)/govulncheck ./...); \
 	else echo "govulncheck: vuln.go.dev is not reachable from here; skipped"; fi
 
-## test: both modules' suites at once, and their live tests in parallel (-parallel): they
-## mostly wait on the servers they start (Centrifugo, Chromium, PostgreSQL), so on two cores
-## the whole run takes about the time of the longer suite. The example site's output is
-## printed after the library's.
+## test: the three modules' suites: the example site's beside the library's and then the
+## embedded server's, their live tests in parallel (-parallel): they mostly wait on the
+## servers they start (Centrifugo, Chromium, PostgreSQL, Redis). The example site's output
+## is printed last.
 test: centrifugo npm check
 	@mkdir -p $(BIN)
 	@(cd example_app && $(GO) test -race -count=1 -parallel 4 ./... >$(BIN)/example_app.test.out 2>&1; \
 		echo $$? >$(BIN)/example_app.test.rc) & \
 	echo "$(GO) test -race -count=1 -parallel 6 ./...  (and example_app's, at the same time)"; \
-	$(GO) test -race -count=1 -parallel 6 ./...; lib=$$?; wait; \
+	$(GO) test -race -count=1 -parallel 6 ./...; lib=$$?; \
+	echo "cd embedded && $(GO) test -race -count=1 -parallel 4 ./..."; \
+	(cd embedded && $(GO) test -race -count=1 -parallel 4 ./...); emb=$$?; wait; \
 	echo "cd example_app && $(GO) test -race -count=1 -parallel 4 ./..."; \
 	cat $(BIN)/example_app.test.out; \
-	[ $$lib -eq 0 ] && [ "$$(cat $(BIN)/example_app.test.rc)" = 0 ]
+	[ $$lib -eq 0 ] && [ $$emb -eq 0 ] && [ "$$(cat $(BIN)/example_app.test.rc)" = 0 ]
 
 ## bench: the hot paths beside a bare Gin route, medians of BENCH_COUNT runs and their ratios,
 ## written into BENCHMARKS.md too. Each run measures every bare route right before its plugin

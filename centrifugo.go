@@ -34,8 +34,10 @@ type CentrifugoOptions struct {
 	// channel. Default (both zero): the namespaces that hold private
 	// channels keep the last 100 publications for 120 seconds, which costs
 	// Centrifugo at most 100 events' bytes per channel published to in the
-	// last two minutes (about 50 KB for events of 500 bytes); public
-	// channels keep none. -1 for both: no history anywhere.
+	// last two minutes (about 50 KB for events of 500 bytes); a namespace
+	// of public channels only keeps none (public channels without a
+	// namespace share the options of private ones without one). -1 for
+	// both: no history anywhere.
 	HistorySize       int
 	HistoryTTLSeconds int
 	// Presence turns presence on in the namespaces that hold private

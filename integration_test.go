@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -318,4 +319,61 @@ func TestLiveTokensRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	lc.waitFor("after refresh")
+}
+
+// TestLiveDefaultConfigRecovers: with the config CentrifugoConfig writes
+// by default, a page that drops and reconnects receives what was published
+// to its private channels meanwhile, in order and once. A public channel
+// without a namespace shares the options of the private ones without one,
+// and recovers too.
+func TestLiveDefaultConfigRecovers(t *testing.T) {
+	t.Parallel()
+	ls := startLive(t, instant.CentrifugoOptions{})
+	ctx := context.Background()
+	lc := ls.connect(t, &alice)
+	for _, ch := range []string{"$site_users", "site_public"} {
+		if !lc.subscribe(ch, true, "") {
+			t.Fatalf("alice could not subscribe to %s", ch)
+		}
+	}
+	if err := ls.inst.Broadcast(ctx, instant.Event{Channels: []string{"$site_users", "site_public"}, Message: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	lc.waitFor("before")
+	if err := lc.c.Disconnect(); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"missed-1", "missed-2", "missed-3"} {
+		if err := ls.inst.Broadcast(ctx, instant.Event{Channels: []string{"$site_users", "site_public"}, Message: m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := lc.c.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.inst.Broadcast(ctx, instant.Event{Channels: []string{"$site_users", "site_public"}, Message: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	var private, public []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		private, public = nil, nil
+		for _, p := range lc.waitFor("after") {
+			if p["channel"] == "$site_users" {
+				private = append(private, p["message"].(string))
+			} else {
+				public = append(public, p["message"].(string))
+			}
+		}
+		if slices.Contains(private, "after") && slices.Contains(public, "after") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if want := "before missed-1 missed-2 missed-3 after"; strings.Join(private, " ") != want {
+		t.Errorf("$site_users received %q, want %q", private, want)
+	}
+	// site_public has no namespace, as $site_users: it shares their
+	// options, history included.
+	if want := "before missed-1 missed-2 missed-3 after"; strings.Join(public, " ") != want {
+		t.Errorf("site_public received %q, want %q", public, want)
+	}
 }
