@@ -1,4 +1,4 @@
-# make demo   runs the example site against a real Centrifugo
+# make demo   runs the example site, realtime served from its own process (CENTRIFUGO=1: on a real Centrifugo)
 # make test   runs the whole suite (installs what it needs first)
 # make bench  runs the benchmarks, 8 runs each, and prints median ratios
 # make check  gofmt, go vet, staticcheck, and govulncheck when its database is reachable
@@ -41,12 +41,14 @@ npm:
 	@cd example_app && if [ ! -f node_modules/centrifuge/dist/centrifuge.js ]; then \
 		npm ci --no-audit --no-fund --loglevel=error; fi
 
-## demo: the demo binary is built into bin/ and exec'd, so that Ctrl-C reaches the demo itself,
-## which stops the site and Centrifugo and exits 0 (`go run` would exit 1: make's "Error 1").
-demo: centrifugo npm
+## demo: the demo site, its realtime served from its own process (the embedded server): nothing
+## else to build. `make demo CENTRIFUGO=1` runs it against a real Centrifugo instead (installed
+## into bin/ first). The binary is built into bin/ and exec'd, so that Ctrl-C reaches the demo
+## itself, which stops everything and exits 0 (`go run` would exit 1: make's "Error 1").
+demo: npm $(if $(CENTRIFUGO),centrifugo)
 	@echo "building the demo (first time: about a minute)..."
 	@cd example_app && $(GO) build -o $(BIN)/instant-demo .
-	@cd example_app && exec $(BIN)/instant-demo
+	@cd example_app && exec $(BIN)/instant-demo $(if $(CENTRIFUGO),-server centrifugo)
 
 check: tools
 	@unformatted=$$(gofmt -l . ); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
