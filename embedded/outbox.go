@@ -75,12 +75,12 @@ const (
 
 // errOutboxInvalid marks a row that can never be published: a method
 // other than publish and broadcast, a payload that is not a JSON object,
-// or params the server refuses as invalid. The publish function given to
-// startOutbox wraps it (fmt.Errorf("%w: ...", errOutboxInvalid)) for such
-// params; seam.ErrUnknownChannel counts as invalid too. Such a row is
-// logged (its id, partition and method, never its payload) and deleted,
-// as Centrifugo's consumer skips a command its API refuses: kept, it
-// would block its partition forever.
+// params the server refuses as invalid, or a publish that panics. The
+// publish function given to startOutbox wraps it (fmt.Errorf("%w: ...",
+// errOutboxInvalid)) for such params; seam.ErrUnknownChannel counts as
+// invalid too. Such a row is logged (its id, partition and method, never
+// its payload) and deleted, as Centrifugo's consumer skips a command its
+// API refuses: kept, it would block its partition forever.
 var errOutboxInvalid = errors.New("embedded: outbox row cannot be published")
 
 // errOutboxBusy: another consumer holds the partition's lock.
@@ -451,6 +451,17 @@ func (c *outboxConsumer) apply(ctx context.Context, r outboxRow) error {
 	if !strings.HasPrefix(s, "{") || !json.Valid(r.payload) {
 		return fmt.Errorf("%w: payload is not a JSON object", errOutboxInvalid)
 	}
+	return c.safePublish(ctx, r)
+}
+
+// safePublish calls publish, turning a panic into an invalid row: the
+// same row would panic again at every attempt, blocking its partition.
+func (c *outboxConsumer) safePublish(ctx context.Context, r outboxRow) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%w: publish panicked: %v", errOutboxInvalid, v)
+		}
+	}()
 	return c.publish(ctx, r.method, r.payload)
 }
 
