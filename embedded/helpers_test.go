@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -183,6 +184,18 @@ func (b *browser) post(path string, v any) (int, map[string]any, error) {
 		return resp.StatusCode, nil, fmt.Errorf("%s: not JSON: %q", path, body)
 	}
 	return resp.StatusCode, out, nil
+}
+
+// get sends a GET and decodes the JSON answer.
+func (b *browser) get(path string) (int, map[string]any, error) {
+	resp, err := b.c.Get(b.base + path)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out, err
 }
 
 // token asks a route for a token; a refusal is centrifuge-go's
@@ -449,3 +462,5 @@ func (st *site) broadcast(t *testing.T, ev instant.Event) {
 		t.Fatalf("Broadcast %q: %v", ev.Message, err)
 	}
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }
