@@ -2,10 +2,12 @@ package embedded_test
 
 import (
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/centrifugal/centrifuge-go"
+	"github.com/gin-instant/instant"
 	"github.com/gin-instant/instant/embedded"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -136,5 +138,46 @@ func TestAnonymousRefused(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the anonymous connection was not closed")
+	}
+}
+
+// TestTokenRefresh: with one-second tokens, a client stays connected and
+// subscribed by refreshing both tokens through the routes (OnRefresh and
+// OnSubRefresh take the new ones), and a subscription given an expired
+// token (109) asks the route for a new one and subscribes.
+func TestTokenRefresh(t *testing.T) {
+	srv, err := embedded.New(embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	st := siteOn(t, srv, instant.Config{ConnectionTokenTTL: time.Second, SubscriptionTokenTTL: time.Second}, nil)
+	b := st.browser(t, "1")
+	cl := st.connect(t, b)
+	var mu sync.Mutex
+	asks := 0
+	cfg := centrifuge.SubscriptionConfig{
+		Token: forge(t, testSecret, jwt.MapClaims{"sub": "1", "channel": "$site_users", "exp": time.Now().Add(-time.Minute).Unix()}),
+		GetToken: func(centrifuge.SubscriptionTokenEvent) (string, error) {
+			mu.Lock()
+			asks++
+			mu.Unlock()
+			return b.token("/instant/subscription_token", map[string]any{"channel": "$site_users"})
+		},
+	}
+	sb, code := cl.subscribe("$site_users", cfg)
+	if sb == nil {
+		t.Fatalf("refused: %d", code)
+	}
+	time.Sleep(3 * time.Second)
+	st.broadcast(t, eventTo("$site_users", "after the tokens expired"))
+	sb.waitMessage(t, "after the tokens expired")
+	mu.Lock()
+	defer mu.Unlock()
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if asks < 3 || cl.tokenAsks < 3 || cl.connects != 1 || sb.isUnsubscribed() {
+		t.Fatalf("subscription token asks %d, connection token asks %d, connects %d, unsubscribed %v: want refreshes (3 or more each) on one connection and subscription",
+			asks, cl.tokenAsks, cl.connects, sb.isUnsubscribed())
 	}
 }

@@ -349,6 +349,9 @@ func (cl *client) subscribe(channel string, cfg centrifuge.SubscriptionConfig) (
 		if errors.As(e.Error, &se) {
 			var ce *centrifuge.Error
 			if errors.As(se.Err, &ce) {
+				if ce.Code == 109 {
+					return // token expired: the client asks for another and tries again
+				}
 				send(answer, ce.Code)
 				return
 			}
