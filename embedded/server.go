@@ -182,7 +182,7 @@ func (s *Server) Bind(p seam.Policy) error {
 	if s.opts.OutboxDB != nil {
 		stop, err := startOutbox(context.Background(), s.opts.OutboxDB, p, s.applyCommand, s.logger)
 		if err != nil {
-			return fmt.Errorf("embedded: outbox: %w", err)
+			return err // "embedded: ..." already
 		}
 		s.stopOutbox = stop
 	}
@@ -255,7 +255,7 @@ func (s *Server) Check(ctx context.Context) error {
 	}
 	if p := s.policy.Load(); p != nil && s.opts.OutboxDB != nil {
 		if err := checkOutbox(ctx, s.opts.OutboxDB, *p); err != nil {
-			errs = append(errs, fmt.Errorf("embedded: outbox: %w", err))
+			errs = append(errs, err) // "embedded: ..." already
 		}
 	}
 	return errors.Join(errs...)
