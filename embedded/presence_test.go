@@ -1,0 +1,103 @@
+package embedded_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/centrifugal/centrifuge-go"
+	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/embedded"
+	"github.com/gin-instant/instant/internal/seam"
+)
+
+// TestPresenceJoinLeave: on a private channel members see each other
+// join and leave, each with the info of their token for the channel (the
+// rule's), and the presence route and Instant.Presence list them.
+func TestPresenceJoinLeave(t *testing.T) {
+	st := newSite(t, embedded.Options{}, nil)
+	ab := st.browser(t, "1")
+	alice := st.connect(t, ab)
+	as, _ := alice.subscribe("$room:1", alice.withToken("$room:1"))
+	gina := st.connect(t, st.browser(t, "2"))
+	gs, _ := gina.subscribe("$room:1", gina.withToken("$room:1"))
+	if as == nil || gs == nil {
+		t.Fatal("refused")
+	}
+	var join centrifuge.ClientInfo
+	eventually(t, 5*time.Second, "alice sees gina join", func() bool {
+		as.mu.Lock()
+		defer as.mu.Unlock()
+		for _, j := range as.joins {
+			if j.User == "2" {
+				join = j
+				return true
+			}
+		}
+		return false
+	})
+	if string(join.ChanInfo) != `{"nick":"gina"}` {
+		t.Errorf("gina's join: info %s, want her rule info", join.ChanInfo)
+	}
+
+	members, err := st.inst.Presence(context.Background(), "$room:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 2 || members[0].UserID != "1" || members[1].UserID != "2" ||
+		string(members[0].Info) != `{"nick":"alice"}` || members[1].Clients != 1 {
+		t.Errorf("Presence: %+v", members)
+	}
+	status, out, err := ab.post("/instant/presence", map[string]any{"channels": []string{"$room:1"}})
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("presence route: %d %v", status, err)
+	}
+	raw, _ := json.Marshal(out)
+	var answer struct {
+		Channels []struct {
+			Clients []struct {
+				User string          `json:"user"`
+				Info json.RawMessage `json:"info"`
+			} `json:"clients"`
+		} `json:"channels"`
+	}
+	_ = json.Unmarshal(raw, &answer)
+	if len(answer.Channels) != 1 || len(answer.Channels[0].Clients) != 2 || string(answer.Channels[0].Clients[1].Info) != `{"nick":"gina"}` {
+		t.Errorf("presence route: %s", raw)
+	}
+
+	if err := gs.s.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "alice sees gina leave", func() bool {
+		as.mu.Lock()
+		defer as.mu.Unlock()
+		for _, l := range as.leaves {
+			if l.User == "2" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestPresenceNotKept: a public channel, or any with NoPresence, keeps no
+// presence (seam.ErrNotAvailable, as Centrifugo's 108), and its
+// subscribers see no joins.
+func TestPresenceNotKept(t *testing.T) {
+	st := newSite(t, embedded.Options{}, nil)
+	if _, err := st.srv.Presence(context.Background(), []string{"site_public"}); !errors.Is(err, seam.ErrNotAvailable) {
+		t.Errorf("presence of a public channel: %v, want not available", err)
+	}
+	if _, err := st.inst.Presence(context.Background(), "$nowhere:1"); err == nil {
+		t.Errorf("presence of an unknown channel: no error")
+	}
+	off := newSite(t, embedded.Options{NoPresence: true}, nil)
+	var pe *instant.PublishError
+	if _, err := off.inst.Presence(context.Background(), "$room:1"); !errors.As(err, &pe) || pe.Code != 108 {
+		t.Errorf("Presence with NoPresence: %v, want a PublishError of code 108 (not available)", err)
+	}
+}
