@@ -55,6 +55,12 @@ const (
 // (at info level nothing at all); what does not fit is logged there as
 // Centrifugo logs any such client (a refused origin, an invalid token, an
 // unknown channel). Safe for concurrent use.
+//
+// On an Instant whose Config.Server is set (the embedded server), Check
+// asks only what can be wrong there: that its Redis answers (with
+// RedisAddress) and that the outbox table is BroadcastTx's (with
+// OutboxDB). The websocket, the secret and the namespaces are the app's
+// own there, and cannot disagree.
 func (i *Instant) Check(ctx context.Context) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -64,6 +70,9 @@ func (i *Instant) Check(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, i.cfg.PublishTimeout)
 	defer cancel()
+	if i.server != nil {
+		return i.server.Check(ctx)
+	}
 	namespaces := i.namespaces()
 	addrs := append([]string{i.cfg.APIURL}, i.cfg.APIURLs...)
 	reports := make([]checkReport, len(i.nodes)+1)

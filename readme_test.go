@@ -11,7 +11,7 @@ import (
 // compiled or run by a test, so the README cannot drift from the code.
 // Each block's lines (trimmed, blank lines left out) must appear, in order
 // and together, in a Go file the tests compile (this package's files,
-// example_app's) or in a script or page a test runs (testdata/*.mjs,
+// example_app's, the embedded module's) or in a script or page a test runs (testdata/*.mjs,
 // example_app/minimal's page, which its Chromium test loads; HTML blocks
 // too).
 func TestREADMECodeBlocks(t *testing.T) {
@@ -20,7 +20,7 @@ func TestREADMECodeBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sources []string
-	for _, pattern := range []string{"*.go", "example_app/*.go", "example_app/*/*.go", "testdata/*.mjs", "example_app/minimal/*.html"} {
+	for _, pattern := range []string{"*.go", "example_app/*.go", "example_app/*/*.go", "testdata/*.mjs", "example_app/minimal/*.html", "embedded/*.go"} {
 		files, _ := filepath.Glob(pattern)
 		for _, f := range files {
 			b, err := os.ReadFile(f)

@@ -39,7 +39,7 @@ func adminAct(p *e2ePage, username, action, group, want string) {
 // $site_editors moves to "Not for you".
 func TestEndToEndAdminPage(t *testing.T) {
 	t.Parallel()
-	e := startE2E(t, "e2e-admin", 90*time.Second, 0, 0)
+	e := startE2E(t, serverEmbedded, "e2e-admin", 90*time.Second, 0, 0)
 	staff := e.open("demoted staff", "staff")
 	editor := e.open("promoted editor", "editor")
 	if got := staff.waitLive(); !slices.Contains(got, "$site_staff") {

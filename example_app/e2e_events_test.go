@@ -24,7 +24,7 @@ import (
 // Centrifugo's API, and the page drops: the page's counter sees drops.
 func TestEndToEndUnsafeEventsKeepBrowsersConnected(t *testing.T) {
 	t.Parallel()
-	e := startE2E(t, "e2e-events", 60*time.Second, 0, 0)
+	e := startE2E(t, serverCentrifugo, "e2e-events", 60*time.Second, 0, 0)
 	user := e.open("plain user", "user")
 	if got := user.waitLive(); !slices.Contains(got, "$site_users") {
 		t.Fatalf("the plain user holds %v", got)

@@ -33,7 +33,7 @@ const ruleChannelPage = `(async () => {
 // included.
 func TestEndToEndRuleChannel(t *testing.T) {
 	t.Parallel()
-	e := startE2E(t, "e2e-rule", 60*time.Second, 0, 0)
+	e := startE2E(t, serverEmbedded, "e2e-rule", 60*time.Second, 0, 0)
 	err := e.site.inst.Authorize("$project-{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
 		return u != nil && (u.Username == "editor" || u.Username == "staff") && p["id"] == "7", nil
 	})

@@ -12,19 +12,28 @@ import (
 	"github.com/gin-instant/instant"
 )
 
-// TestEndToEndInChromium drives the real site in headless Chromium against
-// a real Centrifugo: every role in its own browser context (its own
-// cookies), logged in through the form; the superuser broadcasts from the
-// broadcast page, and each page must show exactly the events of the
-// channels its user may read.
+// TestEndToEndInChromium drives the real site in headless Chromium, on the
+// embedded server and on a real Centrifugo: every role in its own browser
+// context (its own cookies), logged in through the form; the superuser
+// broadcasts from the broadcast page, and each page must show exactly the
+// events of the channels its user may read.
 func TestEndToEndInChromium(t *testing.T) {
 	t.Parallel()
+	for _, server := range []string{serverEmbedded, serverCentrifugo} {
+		t.Run(server, func(t *testing.T) {
+			t.Parallel()
+			endToEnd(t, server)
+		})
+	}
+}
+
+func endToEnd(t *testing.T, server string) {
 	started := time.Now()
 	// Subscription tokens last 3 s, connection tokens the default: a
 	// login that ends shows in the next subscription token refused, with
 	// the connection left alone.
 	const subTTL = 3 * time.Second
-	e := startE2E(t, "e2e", 120*time.Second, 0, subTTL)
+	e := startE2E(t, server, "e2e", 120*time.Second, 0, subTTL)
 	srv, open := e.srv, e.open
 	admin := open("superuser", "admin")
 	staff := open("staff", "staff")
@@ -294,7 +303,7 @@ func TestEndToEndInChromium(t *testing.T) {
 func TestEndToEndTokensAreRefreshed(t *testing.T) {
 	t.Parallel()
 	const ttl = 2 * time.Second
-	e := startE2E(t, "e2e-refresh", 45*time.Second, ttl, ttl)
+	e := startE2E(t, serverEmbedded, "e2e-refresh", 45*time.Second, ttl, ttl)
 	user := e.open("plain user", "user")
 	user.waitLive()
 	auths := e.hitsOf("/instant/auth")

@@ -26,6 +26,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/embedded"
 	"github.com/gin-instant/instant/internal/centrifugotest"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -402,14 +403,15 @@ type e2eEnv struct {
 	hits       map[string]int // requests by path
 }
 
-// startE2E starts the environment, which the test may use for limit
-// (Chromium lives screenshotGrace longer). connTTL and subTTL, when not
-// zero, set the lifetimes of the connection and subscription tokens. The
-// screenshots' names start with shotPrefix.
-func startE2E(t *testing.T, shotPrefix string, limit, connTTL, subTTL time.Duration) *e2eEnv {
+// startE2E starts the environment on server (serverEmbedded or
+// serverCentrifugo), which the test may use for limit (Chromium lives
+// screenshotGrace longer). connTTL and subTTL, when not zero, set the
+// lifetimes of the connection and subscription tokens. The screenshots'
+// names start with shotPrefix and the server.
+func startE2E(t *testing.T, server, shotPrefix string, limit, connTTL, subTTL time.Duration) *e2eEnv {
 	t.Helper()
 	chromium := chromiumPath(t)
-	centrifugotest.Require(t)
+	shotPrefix += "-" + server
 	clientJS, err := os.ReadFile(defaultCentrifugeJS)
 	if err != nil {
 		requireTool(t, "no %s: run `npm install` in example_app (%v)", defaultCentrifugeJS, err)
@@ -421,8 +423,20 @@ func startE2E(t *testing.T, shotPrefix string, limit, connTTL, subTTL time.Durat
 	// The site's address first: Centrifugo must allow its origin.
 	srv := httptest.NewUnstartedServer(nil)
 	appPort := srv.Listener.Addr().(*net.TCPAddr).Port
-	cent := centrifugotest.Start(t, centrifugoConfigFor(appPort))
-	cfg := demoConfig(cent.APIURL, testSecrets)
+	var cfg instant.Config
+	apiURL := ""
+	if server == serverCentrifugo {
+		cent := centrifugotest.Start(t, centrifugoConfigFor(appPort))
+		cfg, apiURL = demoConfig(cent.APIURL, testSecrets), cent.APIURL
+	} else {
+		es, err := embedded.New(embedded.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = es.Close() })
+		cfg = demoConfig("", testSecrets)
+		cfg.Server = es
+	}
 	cfg.ConnectionTokenTTL, cfg.SubscriptionTokenTTL = connTTL, subTTL
 	st, err := newSite(siteConfig{
 		Instant:      cfg,
@@ -435,7 +449,7 @@ func startE2E(t *testing.T, shotPrefix string, limit, connTTL, subTTL time.Durat
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &e2eEnv{t: t, srv: srv, site: st, deadline: deadline, shotPrefix: shotPrefix, apiURL: cent.APIURL, console: &syncBuffer{}, hits: map[string]int{}}
+	e := &e2eEnv{t: t, srv: srv, site: st, deadline: deadline, shotPrefix: shotPrefix, apiURL: apiURL, console: &syncBuffer{}, hits: map[string]int{}}
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		e.hits[r.URL.Path]++

@@ -32,7 +32,8 @@ func TestCLIBadSettingsExitWithOneLine(t *testing.T) {
 	}{
 		"bad port flag":    {[]string{"-port", "eighty"}, `invalid value "eighty" for flag -port`},
 		"unknown flag":     {[]string{"-verbose"}, "flag provided but not defined"},
-		"no centrifugo":    {[]string{"-centrifugo", filepath.Join(dir, "missing"), "-dir", dir}, "no centrifugo binary at"},
+		"no centrifugo":    {[]string{"-server", "centrifugo", "-centrifugo", filepath.Join(dir, "missing"), "-dir", dir}, "no centrifugo binary at"},
+		"unknown server":   {[]string{"-server", "nats", "-dir", dir}, "-server must be embedded or centrifugo"},
 		"no centrifuge.js": {[]string{"-centrifuge-js", filepath.Join(dir, "none.js"), "-dir", dir}, "run `npm install`"},
 		"bad secrets file": {[]string{"-centrifuge-js", js, "-dir", filepath.Join(dir, "bad")}, "delete it to make new secrets"},
 		"site port taken":  {[]string{"-centrifuge-js", js, "-dir", dir, "-port", strconv.Itoa(takenPort)}, "is taken"},

@@ -37,7 +37,17 @@ type options struct {
 	Dir string
 	// CentrifugeJS is the browser client installed by npm.
 	CentrifugeJS string
+	// Server is the realtime server: serverEmbedded (the default: in the
+	// site's own process) or serverCentrifugo (a Centrifugo started for
+	// the site).
+	Server string
 }
+
+// The realtime servers the demo runs on.
+const (
+	serverEmbedded   = "embedded"
+	serverCentrifugo = "centrifugo"
+)
 
 // errHelp is returned by parseOptions for -h: usage was printed, exit 0.
 var errHelp = flag.ErrHelp
@@ -50,6 +60,7 @@ func parseOptions(args []string, getenv func(string) string, usage io.Writer) (o
 		CentrifugoPort: defaultCentrifugoPort,
 		Dir:            defaultDir,
 		CentrifugeJS:   defaultCentrifugeJS,
+		Server:         serverEmbedded,
 	}
 
 	// The environment first, so that flags override it.
@@ -74,6 +85,9 @@ func parseOptions(args []string, getenv func(string) string, usage io.Writer) (o
 	if v := getenv("CENTRIFUGO_BIN"); v != "" {
 		o.Centrifugo = v
 	}
+	if v := getenv("DEMO_SERVER"); v != "" {
+		o.Server = v
+	}
 	if len(errs) > 0 {
 		return o, errors.Join(errs...)
 	}
@@ -85,9 +99,10 @@ func parseOptions(args []string, getenv func(string) string, usage io.Writer) (o
 	fs.StringVar(&o.Centrifugo, "centrifugo", o.Centrifugo, "path of the centrifugo "+centrifugo.Version+" binary (env CENTRIFUGO_BIN; default: bin/centrifugo in a parent directory, then PATH)")
 	fs.StringVar(&o.Dir, "dir", o.Dir, "directory for the secrets and the Centrifugo config (env DEMO_DIR)")
 	fs.StringVar(&o.CentrifugeJS, "centrifuge-js", o.CentrifugeJS, "centrifuge.js installed by `npm install`")
+	fs.StringVar(&o.Server, "server", o.Server, "the realtime server: embedded (in the site's process) or centrifugo (started for the site) (env DEMO_SERVER)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(usage, "usage: go run . [flags]\n\nRuns the instant demo site and a Centrifugo server on 127.0.0.1.\n\nflags:")
+			fmt.Fprintln(usage, "usage: go run . [flags]\n\nRuns the instant demo site on 127.0.0.1, its realtime served from its own process\n(or by a Centrifugo server started for it, with -server centrifugo).\n\nflags:")
 			fs.SetOutput(usage)
 			fs.PrintDefaults()
 			return o, errHelp
@@ -99,6 +114,9 @@ func parseOptions(args []string, getenv func(string) string, usage io.Writer) (o
 	}
 	if o.Dir == "" {
 		return o, errors.New("-dir must not be empty")
+	}
+	if o.Server != serverEmbedded && o.Server != serverCentrifugo {
+		return o, fmt.Errorf("-server must be %s or %s, got %q", serverEmbedded, serverCentrifugo, o.Server)
 	}
 	if o.PortSet && o.CentrifugoPortSet && o.Port != 0 && o.Port == o.CentrifugoPort {
 		return o, fmt.Errorf("-port and -centrifugo-port are both %d", o.Port)

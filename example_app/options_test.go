@@ -18,13 +18,17 @@ func TestParseOptions(t *testing.T) {
 		env  map[string]string
 		want options
 	}{
-		{"defaults", nil, nil, options{Port: 8080, CentrifugoPort: 8000, Dir: ".demo", CentrifugeJS: defaultCentrifugeJS}},
+		{"defaults", nil, nil, options{Port: 8080, CentrifugoPort: 8000, Dir: ".demo", CentrifugeJS: defaultCentrifugeJS, Server: serverEmbedded}},
 		{"flags", []string{"-port", "9090", "-centrifugo-port=0", "-centrifugo", "/x/centrifugo", "-dir", "/tmp/d"}, nil,
-			options{Port: 9090, PortSet: true, CentrifugoPort: 0, CentrifugoPortSet: true, Centrifugo: "/x/centrifugo", Dir: "/tmp/d", CentrifugeJS: defaultCentrifugeJS}},
+			options{Port: 9090, PortSet: true, CentrifugoPort: 0, CentrifugoPortSet: true, Centrifugo: "/x/centrifugo", Dir: "/tmp/d", CentrifugeJS: defaultCentrifugeJS, Server: serverEmbedded}},
 		{"environment", nil, map[string]string{"DEMO_PORT": "9000", "DEMO_CENTRIFUGO_PORT": "9001", "CENTRIFUGO_BIN": "/y", "DEMO_DIR": "d"},
-			options{Port: 9000, PortSet: true, CentrifugoPort: 9001, CentrifugoPortSet: true, Centrifugo: "/y", Dir: "d", CentrifugeJS: defaultCentrifugeJS}},
+			options{Port: 9000, PortSet: true, CentrifugoPort: 9001, CentrifugoPortSet: true, Centrifugo: "/y", Dir: "d", CentrifugeJS: defaultCentrifugeJS, Server: serverEmbedded}},
+		{"centrifugo", []string{"-server", "centrifugo"}, nil,
+			options{Port: 8080, CentrifugoPort: 8000, Dir: ".demo", CentrifugeJS: defaultCentrifugeJS, Server: serverCentrifugo}},
+		{"centrifugo from the environment", nil, map[string]string{"DEMO_SERVER": "centrifugo"},
+			options{Port: 8080, CentrifugoPort: 8000, Dir: ".demo", CentrifugeJS: defaultCentrifugeJS, Server: serverCentrifugo}},
 		{"flags win over the environment", []string{"-port", "7000"}, map[string]string{"DEMO_PORT": "9000"},
-			options{Port: 7000, PortSet: true, CentrifugoPort: 8000, Dir: ".demo", CentrifugeJS: defaultCentrifugeJS}},
+			options{Port: 7000, PortSet: true, CentrifugoPort: 8000, Dir: ".demo", CentrifugeJS: defaultCentrifugeJS, Server: serverEmbedded}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/embedded"
 	"github.com/gin-instant/instant/example_app/internal/centrifugo"
 )
 
@@ -31,18 +32,22 @@ const (
 // shutdownGrace bounds the site's shutdown on Ctrl-C.
 const shutdownGrace = 5 * time.Second
 
-// run starts Centrifugo and the site on 127.0.0.1, checks that they fit
-// (instant.Check, printed with the banner), and serves until ctx ends
-// (Ctrl-C), then stops both. Every failure to start is returned as an
-// error that says what to fix.
+// run starts the site on 127.0.0.1, its realtime served from its own
+// process (the embedded server) or by a Centrifugo started for it, checks
+// that they fit (instant.Check, printed with the banner), and serves until
+// ctx ends (Ctrl-C), then stops everything. Every failure to start is
+// returned as an error that says what to fix.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseOptions(args, os.Getenv, stdout)
 	if err != nil {
 		return err
 	}
-	bin, err := centrifugo.Find(o.Centrifugo)
-	if err != nil {
-		return err
+	onCentrifugo := o.Server == serverCentrifugo
+	var bin string
+	if onCentrifugo {
+		if bin, err = centrifugo.Find(o.Centrifugo); err != nil {
+			return err
+		}
 	}
 	clientJS, err := readCentrifugeJS(o.CentrifugeJS)
 	if err != nil {
@@ -61,16 +66,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer ln.Close()
 	appPort := ln.Addr().(*net.TCPAddr).Port
 	appURL := "http://127.0.0.1:" + strconv.Itoa(appPort)
-	cPort, err := pickPort(o.CentrifugoPort, !o.CentrifugoPortSet)
-	if err != nil {
-		return fmt.Errorf("centrifugo: %w", err)
-	}
-	centrifugoURL := "http://127.0.0.1:" + strconv.Itoa(cPort)
-
 	gin.SetMode(gin.ReleaseMode)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	var cfg instant.Config
+	var cPort int
+	var centrifugoURL string
+	if onCentrifugo {
+		if cPort, err = pickPort(o.CentrifugoPort, !o.CentrifugoPortSet); err != nil {
+			return fmt.Errorf("centrifugo: %w", err)
+		}
+		centrifugoURL = "http://127.0.0.1:" + strconv.Itoa(cPort)
+		cfg = demoConfig(centrifugoURL+"/api", sec)
+	} else {
+		srv, err := embedded.New(embedded.Options{Logger: logger})
+		if err != nil {
+			return fmt.Errorf("the embedded server: %w", err)
+		}
+		defer srv.Close()
+		cfg = demoConfig("", sec)
+		cfg.Server = srv
+	}
 	st, err := newSite(siteConfig{
-		Instant:      demoConfig(centrifugoURL+"/api", sec),
+		Instant:      cfg,
 		Port:         appPort,
 		Secrets:      sec,
 		CentrifugeJS: clientJS,
@@ -81,23 +99,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	// Centrifugo, with the config the site's Instant writes.
-	conf, err := st.inst.CentrifugoConfig(centrifugoOptions(cPort, appPort))
-	if err != nil {
-		return err
-	}
-	confPath, logPath := filepath.Join(o.Dir, centrifugoConfigFile), filepath.Join(o.Dir, centrifugoLogFile)
-	if err := writePrivateFile(confPath, conf); err != nil {
-		return fmt.Errorf("writing the centrifugo config: %w", err)
-	}
-	cent, err := centrifugo.Start(ctx, centrifugo.Options{Binary: bin, Config: confPath, URL: centrifugoURL, LogFile: logPath})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil // interrupted while starting
+	var centDone <-chan struct{} // nil, never ready, on the embedded server
+	logPath := filepath.Join(o.Dir, centrifugoLogFile)
+	var cent *centrifugo.Server
+	if onCentrifugo {
+		conf, err := st.inst.CentrifugoConfig(centrifugoOptions(cPort, appPort))
+		if err != nil {
+			return err
 		}
-		return err
+		confPath := filepath.Join(o.Dir, centrifugoConfigFile)
+		if err := writePrivateFile(confPath, conf); err != nil {
+			return fmt.Errorf("writing the centrifugo config: %w", err)
+		}
+		cent, err = centrifugo.Start(ctx, centrifugo.Options{Binary: bin, Config: confPath, URL: centrifugoURL, LogFile: logPath})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil // interrupted while starting
+			}
+			return err
+		}
+		defer cent.Stop()
+		centDone = cent.Done()
 	}
-	defer cent.Stop()
-	checked := st.inst.Check(ctx) // does Centrifugo fit the site? Each problem with its fix.
+	checked := st.inst.Check(ctx) // does the server fit the site? Each problem with its fix.
 
 	srv := newServer(st.Handler(), logger, siteTimeouts())
 	served := make(chan error, 1)
@@ -107,7 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if !o.PortSet && appPort != o.Port {
 		notes = append(notes, fmt.Sprintf("port %d was taken, so the site uses %d", o.Port, appPort))
 	}
-	if !o.CentrifugoPortSet && cPort != o.CentrifugoPort {
+	if onCentrifugo && !o.CentrifugoPortSet && cPort != o.CentrifugoPort {
 		notes = append(notes, fmt.Sprintf("port %d was taken, so Centrifugo uses %d", o.CentrifugoPort, cPort))
 	}
 	printBanner(stdout, banner{
@@ -124,8 +148,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
-		fmt.Fprintln(stdout, "\nstopping the site and Centrifugo…")
-	case <-cent.Done():
+		fmt.Fprintln(stdout, "\nstopping the site…")
+	case <-centDone:
 		runErr = fmt.Errorf("centrifugo stopped (%v); see %s", cent.Err(), logPath)
 	case err := <-served:
 		runErr = fmt.Errorf("site: %w", err)
@@ -136,7 +160,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		_ = srv.Close()
 	}
-	cent.Stop()
+	if cent != nil {
+		cent.Stop()
+	}
 	if runErr == nil {
 		fmt.Fprintln(stdout, "stopped.")
 	}
@@ -254,7 +280,11 @@ func printBanner(w io.Writer, b banner) {
 		secretsNote = "made new, kept in"
 	}
 	fmt.Fprintf(w, "\ninstant demo is running: %s/\n\n", b.URL)
-	fmt.Fprintf(w, "  centrifugo  %s (%s, log in %s)\n", b.CentrifugoURL, b.Binary, filepath.Join(b.Dir, centrifugoLogFile))
+	if b.CentrifugoURL == "" {
+		fmt.Fprintln(w, "  realtime    served by the site's own process (github.com/gin-instant/instant/embedded)")
+	} else {
+		fmt.Fprintf(w, "  centrifugo  %s (%s, log in %s)\n", b.CentrifugoURL, b.Binary, filepath.Join(b.Dir, centrifugoLogFile))
+	}
 	fmt.Fprintf(w, "  secrets     %s %s\n", secretsNote, filepath.Join(b.Dir, secretsFile))
 	printCheck(w, b.Check)
 	for _, n := range b.Notes {
@@ -275,7 +305,7 @@ func printBanner(w io.Writer, b banner) {
 // fits the site, else every problem, each with its fix, one a line.
 func printCheck(w io.Writer, err error) {
 	if err == nil {
-		fmt.Fprintln(w, "  check       ok: Centrifugo fits the site (instant.Check)")
+		fmt.Fprintln(w, "  check       ok: the realtime server fits the site (instant.Check)")
 		return
 	}
 	problems := strings.Split(strings.TrimSpace(err.Error()), "\n")

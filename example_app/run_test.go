@@ -24,16 +24,24 @@ import (
 )
 
 // TestRunServesAndStops runs the whole demo, as `go run .` does, on free
-// ports, then stops it as Ctrl-C would. It prints what instant.Check says
-// of the Centrifugo it started: it fits. The CENTRIFUGO_ variables of the
-// demo's environment reach Centrifugo no more: it warns of none
-// (CENTRIFUGO_BIN), and none overrides its config (a token secret another
-// app of the developer's uses, which Check would find).
+// ports, on each server, then stops it as Ctrl-C would. It prints what
+// instant.Check says of its server: it fits. On the embedded server (the
+// default) the site serves the websocket itself, at the path the channels
+// route names. On Centrifugo, the CENTRIFUGO_ variables of the demo's
+// environment reach Centrifugo no more: it warns of none (CENTRIFUGO_BIN),
+// and none overrides its config (a token secret another app of the
+// developer's uses, which Check would find).
 func TestRunServesAndStops(t *testing.T) {
 	t.Setenv("CENTRIFUGO_BIN", centrifugotest.Require(t))
 	t.Setenv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "the-secret-of-another-app-0123456789abcdef")
 	defer func(cost int) { defaultBcryptCost = cost }(defaultBcryptCost)
 	defaultBcryptCost = bcrypt.MinCost
+	for _, server := range []string{serverEmbedded, serverCentrifugo} {
+		t.Run(server, func(t *testing.T) { runServesAndStops(t, server) })
+	}
+}
+
+func runServesAndStops(t *testing.T, server string) {
 	dir := t.TempDir()
 	js := filepath.Join(dir, "centrifuge.js")
 	if err := os.WriteFile(js, []byte("// stand-in"), 0o644); err != nil {
@@ -44,7 +52,7 @@ func TestRunServesAndStops(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-port", "0", "-centrifugo-port", "0", "-dir", filepath.Join(dir, "state"), "-centrifuge-js", js}, &stdout, &stderr)
+		done <- run(ctx, []string{"-server", server, "-port", "0", "-centrifugo-port", "0", "-dir", filepath.Join(dir, "state"), "-centrifuge-js", js}, &stdout, &stderr)
 	}()
 
 	urlRE := regexp.MustCompile(`instant demo is running: (http://127\.0\.0\.1:\d+)/`)
@@ -64,7 +72,7 @@ func TestRunServesAndStops(t *testing.T) {
 			t.Fatalf("no URL printed:\n%s", stdout.String())
 		}
 	}
-	if !strings.Contains(stdout.String(), "\n  check       ok: Centrifugo fits the site (instant.Check)\n") {
+	if !strings.Contains(stdout.String(), "\n  check       ok: the realtime server fits the site (instant.Check)\n") {
 		t.Errorf("the banner does not say that Check passed:\n%s", stdout.String())
 	}
 	for _, a := range demoAccounts() {
@@ -92,17 +100,33 @@ func TestRunServesAndStops(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &channels); err != nil || code != http.StatusOK {
 		t.Fatalf("GET /instant/channels: %d %s", code, body)
 	}
-	health := strings.Replace(strings.TrimSuffix(channels.WebsocketURL, "/connection/websocket"), "ws://", "http://", 1) + "/health"
-	if resp, err := http.Get(health); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("centrifugo %s: %v", health, err)
-	} else {
-		resp.Body.Close()
-	}
 
-	// The config Centrifugo runs with lets the site's origin in.
-	conf, err := os.ReadFile(filepath.Join(dir, "state", centrifugoConfigFile))
-	if err != nil || !strings.Contains(string(conf), `"`+base+`"`) {
-		t.Errorf("centrifugo config does not allow %s: %v", base, err)
+	health := ""
+	if server == serverEmbedded {
+		if !strings.Contains(stdout.String(), "served by the site's own process") || strings.Contains(stdout.String(), "centrifugo  ") {
+			t.Errorf("the banner does not say the site serves realtime itself:\n%s", stdout.String())
+		}
+		if channels.WebsocketURL != "/instant/connection/websocket" {
+			t.Errorf("websocket_url %q, want the site's own /instant/connection/websocket", channels.WebsocketURL)
+		}
+		if status := websocketHandshake(t, base+channels.WebsocketURL, base); status != http.StatusSwitchingProtocols {
+			t.Errorf("a websocket handshake from the site's pages: %d, want 101", status)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "state", centrifugoConfigFile)); err == nil {
+			t.Error("a Centrifugo config was written for the embedded server")
+		}
+	} else {
+		health = strings.Replace(strings.TrimSuffix(channels.WebsocketURL, "/connection/websocket"), "ws://", "http://", 1) + "/health"
+		if resp, err := http.Get(health); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("centrifugo %s: %v", health, err)
+		} else {
+			resp.Body.Close()
+		}
+		// The config Centrifugo runs with lets the site's origin in.
+		conf, err := os.ReadFile(filepath.Join(dir, "state", centrifugoConfigFile))
+		if err != nil || !strings.Contains(string(conf), `"`+base+`"`) {
+			t.Errorf("centrifugo config does not allow %s: %v", base, err)
+		}
 	}
 	if info, err := os.Stat(filepath.Join(dir, "state", secretsFile)); err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("secrets file: %v", err)
@@ -120,15 +144,38 @@ func TestRunServesAndStops(t *testing.T) {
 	if !strings.Contains(stdout.String(), "stopped.") {
 		t.Errorf("no stop message:\n%s", stdout.String())
 	}
-	if _, err := http.Get(health); err == nil {
-		t.Error("centrifugo still answers after the demo stopped")
-	}
-	if log, err := os.ReadFile(filepath.Join(dir, "state", centrifugoLogFile)); err != nil || strings.Contains(string(log), "unknown var") {
-		t.Errorf("centrifugo's log (%v):\n%s", err, log)
+	if health != "" {
+		if _, err := http.Get(health); err == nil {
+			t.Error("centrifugo still answers after the demo stopped")
+		}
+		if log, err := os.ReadFile(filepath.Join(dir, "state", centrifugoLogFile)); err != nil || strings.Contains(string(log), "unknown var") {
+			t.Errorf("centrifugo's log (%v):\n%s", err, log)
+		}
 	}
 	if _, err := http.Get(base + "/login"); err == nil {
 		t.Error("the site still answers after the demo stopped")
 	}
+}
+
+// websocketHandshake sends a websocket handshake to url with the Origin
+// header origin, and returns the HTTP status of the answer.
+func websocketHandshake(t *testing.T, url, origin string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	req.Header.Set("Origin", origin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func TestListenLoopbackFallsBackOnlyWhenAllowed(t *testing.T) {
@@ -183,7 +230,7 @@ func TestBannerSaysWhatCheckFound(t *testing.T) {
 	}
 	out.Reset()
 	printCheck(&out, nil)
-	if out.String() != "  check       ok: Centrifugo fits the site (instant.Check)\n" {
+	if out.String() != "  check       ok: the realtime server fits the site (instant.Check)\n" {
 		t.Errorf("a passing check: %q", out.String())
 	}
 }

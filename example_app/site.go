@@ -25,11 +25,16 @@ const sessionName = "instant_demo"
 
 // demoConfig is the instant.Config of the demo: the default channels of
 // the slug "site" plus a channel for each group, talking to the Centrifugo
-// whose server API is apiURL.
+// whose server API is apiURL, or, when apiURL is "", to no Centrifugo (the
+// caller sets Server).
 func demoConfig(apiURL string, s secrets) instant.Config {
+	apiKey := s.APIKey
+	if apiURL == "" {
+		apiKey = "" // the embedded server's: no API, no key
+	}
 	return instant.Config{
 		APIURL:        apiURL,
-		APIKey:        s.APIKey,
+		APIKey:        apiKey,
 		TokenSecret:   s.TokenSecret,
 		SiteName:      "instant demo",
 		SiteSlug:      "site",

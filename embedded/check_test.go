@@ -1,0 +1,105 @@
+package embedded_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/embedded"
+	"github.com/gin-instant/instant/internal/centrifugotest"
+)
+
+// TestBroadcastTxThroughTheServer: with Options.OutboxDB, an event
+// BroadcastTx writes in a transaction that commits reaches a subscriber
+// of the embedded server, once; one whose transaction rolls back never
+// does; Instant.Check reports nothing, then names the outbox table once it
+// is gone.
+func TestBroadcastTxThroughTheServer(t *testing.T) {
+	t.Parallel()
+	pg := centrifugotest.StartPostgres(t)
+	db, err := sql.Open("pgx", pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	// The table first: the server's consumer checks it when it starts.
+	ddlOf, err := instant.New(instant.Config{TokenSecret: strings.Repeat("s", 32), APIURL: "http://127.0.0.1:1/api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ddlOf.OutboxDDL()); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := embedded.New(embedded.Options{OutboxDB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	st := siteOn(t, srv, instant.Config{}, nil)
+	if err := st.inst.Check(context.Background()); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	alice := st.connect(t, st.browser(t, "1"))
+	users, _ := alice.subscribe("$site_users", alice.withToken("$site_users"))
+	if users == nil {
+		t.Fatal("alice could not subscribe")
+	}
+	for _, commit := range []bool{false, true} {
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := map[bool]string{false: "rolled back", true: "committed"}[commit]
+		if err := st.inst.BroadcastTx(context.Background(), tx, eventTo("$site_users", msg)); err != nil {
+			t.Fatal(err)
+		}
+		if commit {
+			err = tx.Commit()
+		} else {
+			err = tx.Rollback()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	users.waitMessage(t, "committed")
+	time.Sleep(400 * time.Millisecond) // a poll more: no second copy, nothing rolled back
+	if got := strings.Join(users.messages(), ","); got != "committed" {
+		t.Errorf("the subscriber received %q, want the committed event once", got)
+	}
+
+	if _, err := db.Exec("DROP TABLE centrifugo_outbox"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.inst.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "OutboxDDL") {
+		t.Errorf("Check without the outbox table: %v, want an error naming OutboxDDL", err)
+	}
+}
+
+// TestCheckSaysRedisIsDown: Instant.Check on an embedded Instant with
+// RedisAddress answers nil while Redis does, and an error once it is gone.
+func TestCheckSaysRedisIsDown(t *testing.T) {
+	t.Parallel()
+	redis := centrifugotest.StartRedis(t)
+	st := newSite(t, embedded.Options{RedisAddress: redis.URL}, nil)
+	if err := st.inst.Check(context.Background()); err != nil {
+		t.Fatalf("Check with Redis up: %v", err)
+	}
+	conn, err := net.Dial("tcp", redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = conn.Write([]byte("SHUTDOWN NOSAVE\r\n"))
+	conn.Close()
+	eventually(t, 5*time.Second, "Check to say Redis is down", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		err := st.inst.Check(ctx)
+		return err != nil && !errors.Is(err, context.Canceled)
+	})
+}
