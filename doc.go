@@ -1,5 +1,6 @@
-// Package instant adds realtime private channels to Gin apps, on the
-// Centrifugo server.
+// Package instant adds realtime private channels to Gin apps, served from
+// the app's own process (the embedded server, package
+// github.com/gin-instant/instant/embedded) or by a Centrifugo server.
 //
 // A Gin app adds three lines:
 //
@@ -65,6 +66,8 @@
 // request with idempotency keys and tags; nodes.go retries, failover and
 // nodes marked down; stats.go the counters (Stats); centrifugo.go the
 // Centrifugo config; check.go, websocket.go and command.go Check and the
-// app's subcommands. The tests follow the same names (config_test.go,
+// app's subcommands; server.go the realtime server in the app's process
+// (Config.Server), behind the same seam as Centrifugo's API
+// (internal/seam). The tests follow the same names (config_test.go,
 // access_test.go, ...); helpers_test.go holds the helpers they share.
 package instant

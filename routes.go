@@ -53,8 +53,12 @@ var routes = []struct {
 //	POST presence            {"channels"}            → {"channels":[{"channel","clients":[{"client","user","info"}],"total","truncated"} or {"channel","status":403}]}
 //	GET  channels                                    → {"user","channels":[{"name","level"}],"websocket_url","origin"}
 //	GET  client.js                                   → the browser helper, an ES module
+//	GET  connection/websocket                        → with Config.Server: its websocket
 //
-// and the Centrifugo proxy routes (see proxy.go). The presence route lists
+// and the Centrifugo proxy routes (see proxy.go). With Config.Server (the
+// embedded server), the channels route's "websocket_url" is the path of
+// connection/websocket in this group ("/instant/connection/websocket"),
+// which browsers resolve against the page; else Config.WebsocketURL. The presence route lists
 // the logged-in subscribers of at most 20 channels, each with the info its
 // token carries for the channel, and answers only private channels the
 // user may read: a public channel, any channel to an anonymous visitor, or
