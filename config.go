@@ -341,6 +341,17 @@ func checkSlug(s string) error {
 //	INSTANT_USERS_CHANNELS                   UsersChannels, comma-separated
 //	INSTANT_STAFF_CHANNELS                   StaffChannels, comma-separated
 //	INSTANT_SUPERUSER_CHANNELS               SuperuserChannels, comma-separated
+//	INSTANT_REDIS_URL                        the embedded server's Redis (embedded.Options.RedisAddress)
+//
+// When the program imports the embedded package (a blank import chooses
+// it) and the environment names no Centrifugo (none of INSTANT_API_URL,
+// INSTANT_API_URLS, INSTANT_WEBSOCKET_URL, CENTRIFUGO_HTTP_API_KEY),
+// ConfigFromEnv builds the embedded server, with INSTANT_REDIS_URL, into
+// Server (a server that cannot be built makes New fail with its error),
+// and, when no token secret is set, makes one of its own and warns once:
+// tokens signed by one process are then refused by another, and by itself
+// after a restart, so several processes need the same secret set. Each
+// call builds a new server.
 //
 // An unset variable leaves its field zero (a nil list), so New applies the
 // default; a list set empty means no channels. The names of earlier
