@@ -192,7 +192,7 @@ func (s *Server) applyCommand(ctx context.Context, method string, params json.Ra
 		Tags           map[string]string `json:"tags"`
 	}
 	if err := json.Unmarshal(params, &cmd); err != nil {
-		return fmt.Errorf("embedded: %s: params: %w", method, err)
+		return fmt.Errorf("%w: %s: params: %w", errOutboxInvalid, method, err)
 	}
 	var channels []string
 	switch method {
@@ -201,10 +201,10 @@ func (s *Server) applyCommand(ctx context.Context, method string, params json.Ra
 	case "broadcast":
 		channels = cmd.Channels
 	default:
-		return fmt.Errorf("embedded: outbox method %q is neither publish nor broadcast", method)
+		return fmt.Errorf("%w: method %q is neither publish nor broadcast", errOutboxInvalid, method)
 	}
-	if len(cmd.Data) == 0 {
-		return fmt.Errorf("embedded: %s: no data", method)
+	if len(cmd.Data) == 0 || len(channels) == 0 || slices.Contains(channels, "") {
+		return fmt.Errorf("%w: %s: no data or no channel", errOutboxInvalid, method)
 	}
 	pubs := make([]seam.Publication, len(channels))
 	for k, ch := range channels {
