@@ -109,3 +109,23 @@ func TestCheckSaysRedisIsDown(t *testing.T) {
 		return err != nil && !errors.Is(err, context.Canceled)
 	})
 }
+
+// TestStatsCountTheEmbeddedServer: Stats counts what the embedded server
+// published, as it counts what Centrifugo did, and no node is ever down.
+func TestStatsCountTheEmbeddedServer(t *testing.T) {
+	t.Parallel()
+	st := newSite(t, embedded.Options{}, nil)
+	before := st.inst.Stats()
+	for k := range 3 {
+		if err := st.inst.Broadcast(context.Background(), instant.Event{Channels: []string{"$site_users", "site_public"}, Message: "m" + itoa(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.inst.Broadcast(context.Background(), instant.Event{Channel: "$nosuchns:x", Message: "refused"}); !errors.Is(err, instant.ErrStaleConfig) {
+		t.Errorf("a channel of a namespace the Instant does not declare: %v, want ErrStaleConfig", err)
+	}
+	after := st.inst.Stats()
+	if after.Published-before.Published != 3 || after.Failed-before.Failed != 1 || after.NodesDown != 0 {
+		t.Errorf("Stats went from %+v to %+v, want 3 published, 1 failed, no node down", before, after)
+	}
+}
