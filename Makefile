@@ -4,6 +4,7 @@
 # make check  gofmt, go vet, staticcheck, and govulncheck when its database is reachable
 # make fuzz   runs each fuzz target for FUZZTIME (default 30s)
 # make load   the load generator: token routes, publishing paths, end to end, memory, a reconnect storm
+# make load-embedded  the embedded server against Centrifugo, paired in one run (about a minute)
 
 CENTRIFUGO_VERSION  := v6.9.1
 CENTRIFUGO_MODULE   := github.com/centrifugal/centrifugo/v6
@@ -15,7 +16,7 @@ BENCH_COUNT         ?= 8
 FUZZTIME            ?= 30s
 FUZZ_TARGETS        := FuzzTokenRoutes FuzzProxyRoutes FuzzSessionUser FuzzValidChannel FuzzPattern
 
-.PHONY: demo test bench check centrifugo npm tools fuzz load
+.PHONY: demo test bench check centrifugo npm tools fuzz load load-embedded
 
 # install MODULE/cmd VERSION NAME: go install into bin/ unless NAME there is that version.
 define install
@@ -56,10 +57,12 @@ check: tools
 	$(GO) vet -tags load .
 	cd example_app && $(GO) vet ./...
 	cd embedded && $(GO) vet ./...
+	cd embedded && $(GO) vet -tags load .
 	$(BIN)/staticcheck ./...
 	$(BIN)/staticcheck -tags load .
 	cd example_app && $(BIN)/staticcheck ./...
 	cd embedded && $(BIN)/staticcheck ./...
+	cd embedded && $(BIN)/staticcheck -tags load .
 	@$(GO) build -o $(BIN)/reachable ./scripts/reachable
 	@if $(BIN)/reachable https://vuln.go.dev/index/db.json; then \
 		$(BIN)/govulncheck ./... && (cd example_app && $(BIN)/govulncheck ./...) && (cd embedded && $(BIN)/govulncheck ./...); \
@@ -101,6 +104,16 @@ load: centrifugo npm
 	CI=true LOAD_OUT=$(CURDIR)/bin/load.md LOAD_STORM_OUT=$(CURDIR)/bin/storm.md $(GO) test -tags load -count=1 -run '^TestLoad$$' -timeout 15m -v . | grep -v '^=== RUN\|^--- PASS'
 	@if [ -s bin/load.md ]; then $(GO) run ./scripts/mdsection load BENCHMARKS.md < bin/load.md; fi
 	@if [ -s bin/storm.md ]; then $(GO) run ./scripts/mdsection storm BENCHMARKS.md < bin/storm.md; fi
+
+## load-embedded: issue 21's measures (embedded/load_test.go, build tag load): the embedded
+## server against Centrifugo on the same work, alternating in one run: publish→receive, server
+## CPU per event, fan-out, memory per idle connection, Broadcast in a handler, a deploy under
+## LOAD_PAGES pages (1,000). Its report goes into BENCHMARKS.md's "embedded" section.
+load-embedded: centrifugo
+	@mkdir -p bin
+	@rm -f bin/load-embedded.md
+	cd embedded && CI=true LOAD_OUT=$(CURDIR)/bin/load-embedded.md $(GO) test -tags load -count=1 -run '^TestLoadEmbeddedVsCentrifugo$$' -timeout 10m -v . | grep -v '^=== RUN\|^--- PASS'
+	@if [ -s bin/load-embedded.md ]; then $(GO) run ./scripts/mdsection embedded BENCHMARKS.md < bin/load-embedded.md; fi
 
 ## fuzz: each fuzz target in turn, FUZZTIME each; new failing inputs land in testdata/fuzz/.
 fuzz:
