@@ -60,7 +60,12 @@ var dateField = regexp.MustCompile(`"date":"[^"]*"`)
 // have sent Centrifugo for the same event (which Centrifugo delivers as
 // they are), bar the date of sending.
 func TestBroadcastPayload(t *testing.T) {
-	st := newSite(t, embedded.Options{}, nil)
+	forEachServer(t, func(t *testing.T, newSite newSiteFunc) {
+		broadcastPayload(t, newSite(t, siteOptions{}))
+	})
+}
+
+func broadcastPayload(t *testing.T, st *site) {
 	cl := st.connect(t, st.browser(t, "1"))
 	sb, code := cl.subscribe("$site_users", cl.withToken("$site_users"))
 	if sb == nil {
@@ -95,7 +100,12 @@ func TestBroadcastPayload(t *testing.T) {
 // TestBroadcastIdempotent: the same event ID published twice on a channel
 // is delivered once; another ID is delivered.
 func TestBroadcastIdempotent(t *testing.T) {
-	st := newSite(t, embedded.Options{}, nil)
+	forEachServer(t, func(t *testing.T, newSite newSiteFunc) {
+		broadcastIdempotent(t, newSite(t, siteOptions{}))
+	})
+}
+
+func broadcastIdempotent(t *testing.T, st *site) {
 	cl := st.connect(t, st.browser(t, "1"))
 	sb, _ := cl.subscribe("$site_users", cl.withToken("$site_users"))
 	if sb == nil {
@@ -115,7 +125,12 @@ func TestBroadcastIdempotent(t *testing.T) {
 // ("origin" not this tab's) is not sent the tab's own event; another
 // subscriber is.
 func TestToOthers(t *testing.T) {
-	st := newSite(t, embedded.Options{}, nil)
+	forEachServer(t, func(t *testing.T, newSite newSiteFunc) {
+		toOthers(t, newSite(t, siteOptions{}))
+	})
+}
+
+func toOthers(t *testing.T, st *site) {
 	b := st.browser(t, "1")
 	tab := st.connect(t, b)
 	cfg := tab.withToken("$site_users")
@@ -145,7 +160,12 @@ func TestToOthers(t *testing.T) {
 // TestRecovery: a client away for a moment receives, on its return, what
 // was published meanwhile, in order and once.
 func TestRecovery(t *testing.T) {
-	st := newSite(t, embedded.Options{}, nil)
+	forEachServer(t, func(t *testing.T, newSite newSiteFunc) {
+		recovery(t, newSite(t, siteOptions{}))
+	})
+}
+
+func recovery(t *testing.T, st *site) {
 	cl := st.connect(t, st.browser(t, "1"))
 	sb, _ := cl.subscribe("$site_users", cl.withToken("$site_users"))
 	if sb == nil {
@@ -179,6 +199,7 @@ func TestRecovery(t *testing.T) {
 // TestHistory: Server.History (the core's history call) returns a private channel's latest
 // publications, oldest first; a public channel keeps none.
 func TestHistory(t *testing.T) {
+	t.Parallel()
 	st := newSite(t, embedded.Options{HistorySize: 3}, nil)
 	for _, m := range []string{"1", "2", "3", "4"} {
 		st.broadcast(t, eventTo("$site_users", m))
