@@ -375,6 +375,11 @@ func (cl *client) subscribe(channel string, cfg centrifuge.SubscriptionConfig) (
 				send(answer, ce.Code)
 				return
 			}
+			if errors.Is(se.Err, centrifuge.ErrClientDisconnected) {
+				// The server closed the connection instead of answering:
+				// its close code, which follows, is the refusal.
+				return
+			}
 			send(answer, 1)
 		}
 	})
