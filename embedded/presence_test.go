@@ -134,6 +134,35 @@ func TestPresenceOff(t *testing.T) {
 	})
 }
 
+// TestPublicChannelsShowNoPresence: the readers of a public channel see
+// no joins of each other, even when their client asks for them (a
+// public subscription has no token that agreed to be listed), while
+// presence is on for private channels.
+func TestPublicChannelsShowNoPresence(t *testing.T) {
+	forEachServer(t, func(t *testing.T, newSite newSiteFunc) {
+		st := newSite(t, siteOptions{})
+		var subs []*sub
+		for _, id := range []string{"1", "2", ""} {
+			cl := st.connect(t, st.browser(t, id))
+			sb, code := cl.subscribe("site_public", centrifuge.SubscriptionConfig{JoinLeave: true})
+			if sb == nil {
+				t.Fatalf("user %q refused site_public: %d", id, code)
+			}
+			subs = append(subs, sb)
+		}
+		st.broadcast(t, eventTo("site_public", "mark"))
+		for _, sb := range subs {
+			sb.waitMessage(t, "mark")
+			sb.mu.Lock()
+			joins := len(sb.joins)
+			sb.mu.Unlock()
+			if joins != 0 {
+				t.Errorf("a reader of site_public saw %d joins", joins)
+			}
+		}
+	})
+}
+
 // TestPresenceNotKept: the embedded server keeps no presence on a public
 // channel (seam.ErrNotAvailable, as Centrifugo's 108).
 func TestPresenceNotKept(t *testing.T) {

@@ -56,9 +56,9 @@ func centrifugoStandIn(t *testing.T) (apiURL string, published func() []string) 
 // Broadcasts of the same event: the moment it was sent.
 var dateField = regexp.MustCompile(`"date":"[^"]*"`)
 
-// TestBroadcastPayload: a subscriber receives the bytes the core would
-// have sent Centrifugo for the same event (which Centrifugo delivers as
-// they are), bar the date of sending.
+// TestBroadcastPayload: a subscriber receives, on either server, the
+// bytes the core sends Centrifugo's API for the same event (recorded by a
+// stand-in of that API), bar the date of sending.
 func TestBroadcastPayload(t *testing.T) {
 	forEachServer(t, func(t *testing.T, newSite newSiteFunc) {
 		broadcastPayload(t, newSite(t, siteOptions{}))
@@ -158,7 +158,8 @@ func toOthers(t *testing.T, st *site) {
 }
 
 // TestRecovery: a client away for a moment receives, on its return, what
-// was published meanwhile, in order and once.
+// was published meanwhile, in order and once (history with recovery is on
+// by default for private channels, on both servers).
 func TestRecovery(t *testing.T) {
 	forEachServer(t, func(t *testing.T, newSite newSiteFunc) {
 		recovery(t, newSite(t, siteOptions{}))
@@ -196,8 +197,9 @@ func recovery(t *testing.T, st *site) {
 	}
 }
 
-// TestHistory: Server.History (the core's history call) returns a private channel's latest
-// publications, oldest first; a public channel keeps none.
+// TestHistory: the embedded Server.History (the core's history call)
+// returns a private channel's latest publications, oldest first; a public
+// channel keeps none.
 func TestHistory(t *testing.T) {
 	t.Parallel()
 	st := newSite(t, embedded.Options{HistorySize: 3}, nil)

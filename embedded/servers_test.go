@@ -5,6 +5,15 @@ package embedded_test
 // CentrifugoConfig writes for the same Instant. One body per capability,
 // run as the subtests "embedded" and "centrifugo"; where the two differ,
 // serverDifferences below says so.
+//
+// The suite: TestTokensByRoleAndRule, TestAnonymousRefused,
+// TestTokenRefresh, TestPersonalChannels (auth_test.go);
+// TestBroadcastPayload, TestBroadcastIdempotent, TestToOthers,
+// TestRecovery (publish_test.go); TestPresenceJoinLeave, TestPresenceOff,
+// TestPublicChannelsShowNoPresence (presence_test.go); TestReauthorize,
+// TestDisconnect (reauth_test.go); TestBroadcastTxThroughTheServer
+// (check_test.go). The other tests are of the embedded server alone: its
+// options, origins, Redis, outbox internals, Check and the blank import.
 
 import (
 	"database/sql"
@@ -71,7 +80,8 @@ type siteOptions struct {
 type newSiteFunc func(t *testing.T, o siteOptions) *site
 
 // forEachServer runs body as the parallel subtests "embedded" and
-// "centrifugo", each given a newSite that starts sites on that server.
+// "centrifugo", each given a newSite that starts sites on that server;
+// t itself runs in parallel with the other tests.
 // The Centrifugo subtest skips where there is no Centrifugo v6.9.1,
 // except under CI=true, where it fails (centrifugotest.Require).
 func forEachServer(t *testing.T, body func(t *testing.T, newSite newSiteFunc)) {
