@@ -9,7 +9,7 @@ package embedded_test
 // The suite: TestTokensByRoleAndRule, TestAnonymousRefused,
 // TestTokenRefresh, TestPersonalChannels (auth_test.go);
 // TestBroadcastPayload, TestBroadcastIdempotent, TestToOthers,
-// TestRecovery (publish_test.go); TestPresenceJoinLeave, TestPresenceOff,
+// TestRecovery, TestPublishRightAfterSubscribing (publish_test.go); TestPresenceJoinLeave, TestPresenceOff,
 // TestPublicChannelsShowNoPresence (presence_test.go); TestReauthorize,
 // TestDisconnect (reauth_test.go); TestBroadcastTxThroughTheServer
 // (check_test.go). The other tests are of the embedded server alone: its
