@@ -1,14 +1,15 @@
 package embedded_test
 
 import (
+	"context"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/centrifugal/centrifuge-go"
 	"github.com/gin-instant/instant"
-	"github.com/gin-instant/instant/embedded"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -22,13 +23,18 @@ func forge(t *testing.T, secret string, claims jwt.MapClaims) string {
 	return tok
 }
 
-// TestTokensByRoleAndRule: the embedded server takes the tokens the routes
-// sign and refuses the others with Centrifugo v6.9.1's codes: 103 for a
-// private channel without a token or with a bad signature, 102 for an
-// unknown namespace, and the connection closed with 3500 for a token of
-// another channel or another user.
+// TestTokensByRoleAndRule: both servers take the tokens the routes sign
+// and refuse the others with the same codes (Centrifugo v6.9.1's): 103
+// for a private channel without a token or with a bad signature, 102 for
+// an unknown namespace, and the connection closed with 3500 for a token
+// of another channel or another user.
 func TestTokensByRoleAndRule(t *testing.T) {
-	st := newSite(t, embedded.Options{}, nil)
+	forEachServer(t, func(t *testing.T, newSite newSiteFunc) {
+		tokensByRoleAndRule(t, newSite(t, siteOptions{}))
+	})
+}
+
+func tokensByRoleAndRule(t *testing.T, st *site) {
 	exp := time.Now().Add(time.Minute).Unix()
 
 	t.Run("staff channel for staff", func(t *testing.T) {
@@ -121,24 +127,35 @@ func TestTokensByRoleAndRule(t *testing.T) {
 	})
 }
 
-// TestAnonymousRefused: under DisallowAnonymous, an anonymous connection
-// token (which the routes would not sign) closes the connection (3507).
+// TestAnonymousRefused: under DisallowAnonymous, the routes sign no
+// anonymous token, and a client given one anyway reads nothing. The
+// embedded server closes its connection (3507); Centrifugo takes the
+// connection and refuses its subscriptions (103): see serverDifferences.
 func TestAnonymousRefused(t *testing.T) {
-	srv, err := embedded.New(embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	st := siteOn(t, srv, configDisallowAnonymous(), nil)
-	cl := st.dialWithToken(t, st.browser(t, ""), forge(t, testSecret, jwt.MapClaims{"sub": "", "exp": time.Now().Add(time.Minute).Unix()}))
-	select {
-	case code := <-cl.disconnected:
-		if code != 3507 {
-			t.Fatalf("anonymous under DisallowAnonymous: closed with %d, want 3507", code)
+	forEachServer(t, func(t *testing.T, newSite newSiteFunc) {
+		st := newSite(t, siteOptions{config: configDisallowAnonymous()})
+		b := st.browser(t, "")
+		if status, _, _ := b.post("/instant/connection_token", map[string]any{}); status != http.StatusForbidden && status != http.StatusUnauthorized {
+			t.Fatalf("connection token route for anonymous: %d, want a refusal", status)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the anonymous connection was not closed")
-	}
+		cl := st.dialWithToken(t, b, forge(t, testSecret, jwt.MapClaims{"sub": "", "exp": time.Now().Add(time.Minute).Unix()}))
+		want := st.differs(t, "anonymous connection token under DisallowAnonymous")
+		if want == 0 {
+			cl.waitConnects(1)
+			if sb, code := cl.subscribe("site_public", centrifuge.SubscriptionConfig{}); sb != nil || code != 103 {
+				t.Fatalf("anonymous on site_public under DisallowAnonymous: code %d, want 103", code)
+			}
+			return
+		}
+		select {
+		case code := <-cl.disconnected:
+			if code != want {
+				t.Fatalf("anonymous under DisallowAnonymous: closed with %d, want %d", code, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the anonymous connection was not closed")
+		}
+	})
 }
 
 // TestTokenRefresh: with one-second tokens, a client stays connected and
@@ -146,12 +163,12 @@ func TestAnonymousRefused(t *testing.T) {
 // OnSubRefresh take the new ones), and a subscription given an expired
 // token (109) asks the route for a new one and subscribes.
 func TestTokenRefresh(t *testing.T) {
-	srv, err := embedded.New(embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	st := siteOn(t, srv, instant.Config{ConnectionTokenTTL: time.Second, SubscriptionTokenTTL: time.Second}, nil)
+	forEachServer(t, func(t *testing.T, newSite newSiteFunc) {
+		tokenRefresh(t, newSite(t, siteOptions{config: instant.Config{ConnectionTokenTTL: time.Second, SubscriptionTokenTTL: time.Second}}))
+	})
+}
+
+func tokenRefresh(t *testing.T, st *site) {
 	b := st.browser(t, "1")
 	cl := st.connect(t, b)
 	var mu sync.Mutex
@@ -180,4 +197,62 @@ func TestTokenRefresh(t *testing.T) {
 		t.Fatalf("subscription token asks %d, connection token asks %d, connects %d, unsubscribed %v: want refreshes (3 or more each) on one connection and subscription",
 			asks, cl.tokenAsks, cl.connects, sb.isUnsubscribed())
 	}
+}
+
+// TestPersonalChannels: a user reads their own personal channel
+// (Instant.UserChannel), with the token the route signs, and receives the
+// events sent to them (Event.Users) and no one else's; the route signs no
+// token for another user's channel, and neither no token nor the user's
+// own token lets them in there.
+func TestPersonalChannels(t *testing.T) {
+	forEachServer(t, func(t *testing.T, newSite newSiteFunc) {
+		st := newSite(t, siteOptions{})
+		mine, theirs := st.inst.UserChannel("1"), st.inst.UserChannel("2")
+		if mine == "" || theirs == "" || mine == theirs {
+			t.Fatalf("UserChannel: %q and %q", mine, theirs)
+		}
+		ab := st.browser(t, "1")
+		alice := st.connect(t, ab)
+		own, code := alice.subscribe(mine, alice.withToken(mine))
+		if own == nil {
+			t.Fatalf("alice refused her own channel %s: %d", mine, code)
+		}
+		gina := st.connect(t, st.browser(t, "2"))
+		ginas, code := gina.subscribe(theirs, gina.withToken(theirs))
+		if ginas == nil {
+			t.Fatalf("gina refused her own channel %s: %d", theirs, code)
+		}
+
+		if status, _, err := ab.post("/instant/subscription_token", map[string]any{"channel": theirs}); err != nil || status != http.StatusForbidden {
+			t.Fatalf("token route for alice on gina's channel: %d %v, want 403", status, err)
+		}
+		if sb, code := alice.subscribe(theirs, centrifuge.SubscriptionConfig{}); sb != nil || code != 103 {
+			t.Fatalf("alice on gina's channel without a token: code %d, want 103", code)
+		}
+
+		if err := st.inst.Broadcast(context.Background(), instant.Event{Users: []string{"2"}, Message: "for gina"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.inst.Broadcast(context.Background(), instant.Event{Users: []string{"1"}, Message: "for alice"}); err != nil {
+			t.Fatal(err)
+		}
+		own.waitMessage(t, "for alice")
+		ginas.waitMessage(t, "for gina")
+		if got := own.messages(); !slices.Equal(got, []string{"for alice"}) {
+			t.Errorf("alice received %q, want her own event only", got)
+		}
+		if got := ginas.messages(); !slices.Equal(got, []string{"for gina"}) {
+			t.Errorf("gina received %q, want her own event only", got)
+		}
+
+		// Last, as it closes alice's connection: her token for her own
+		// channel, offered for gina's.
+		tok, err := ab.token("/instant/subscription_token", map[string]any{"channel": mine})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sb, code := alice.subscribe(theirs, centrifuge.SubscriptionConfig{Token: tok}); sb != nil || code != 3500 {
+			t.Fatalf("alice on gina's channel with her own channel's token: code %d, want the connection closed with 3500", code)
+		}
+	})
 }

@@ -14,37 +14,20 @@ import (
 	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
-// TestBroadcastTxThroughTheServer: with Options.OutboxDB, an event
-// BroadcastTx writes in a transaction that commits reaches a subscriber
-// of the embedded server, once; one whose transaction rolls back never
-// does; rows the server can never publish (no data, no channel) ahead of
-// it do not hold it back; Instant.Check reports nothing, then names the
-// outbox table once it is gone.
+// TestBroadcastTxThroughTheServer: an event BroadcastTx writes in a
+// transaction that commits reaches a subscriber, once; one whose
+// transaction rolls back never does; rows that can never be published (no
+// data, no channel, not JSON) ahead of it do not hold it back. The server
+// consumes the outbox: the embedded one with Options.OutboxDB, Centrifugo
+// with its PostgreSQL consumer (CentrifugoOptions.OutboxDSN).
 func TestBroadcastTxThroughTheServer(t *testing.T) {
-	t.Parallel()
-	pg := centrifugotest.StartPostgres(t)
-	db, err := sql.Open("pgx", pg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	// The table first: the server's consumer checks it when it starts.
-	ddlOf, err := instant.New(instant.Config{TokenSecret: strings.Repeat("s", 32), APIURL: "http://127.0.0.1:1/api"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(ddlOf.OutboxDDL()); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := embedded.New(embedded.Options{OutboxDB: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	st := siteOn(t, srv, instant.Config{}, nil)
-	if err := st.inst.Check(context.Background()); err != nil {
-		t.Fatalf("Check: %v", err)
-	}
+	forEachServer(t, func(t *testing.T, newSite newSiteFunc) {
+		outbox := startOutboxDB(t)
+		broadcastTx(t, newSite(t, siteOptions{outbox: outbox}), outbox.db)
+	})
+}
+
+func broadcastTx(t *testing.T, st *site, db *sql.DB) {
 	alice := st.connect(t, st.browser(t, "1"))
 	users, _ := alice.subscribe("$site_users", alice.withToken("$site_users"))
 	if users == nil {
@@ -78,8 +61,20 @@ func TestBroadcastTxThroughTheServer(t *testing.T) {
 	if got := strings.Join(users.messages(), ","); got != "committed" {
 		t.Errorf("the subscriber received %q, want the committed event once", got)
 	}
+}
 
-	if _, err := db.Exec("DROP TABLE centrifugo_outbox"); err != nil {
+// TestCheckNamesTheOutboxTable: Instant.Check on an embedded Instant with
+// Options.OutboxDB reports nothing while the outbox table is there, then
+// names it once it is gone (Check on a Centrifugo Instant asks Centrifugo
+// instead: the root module tests that).
+func TestCheckNamesTheOutboxTable(t *testing.T) {
+	t.Parallel()
+	outbox := startOutboxDB(t)
+	st := embeddedSite(t, siteOptions{outbox: outbox})
+	if err := st.inst.Check(context.Background()); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if _, err := outbox.db.Exec("DROP TABLE centrifugo_outbox"); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.inst.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "OutboxDDL") {

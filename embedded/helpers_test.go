@@ -1,7 +1,8 @@
 package embedded_test
 
-// What the tests share: a Gin app with the core's routes on an embedded
-// Server (a "site"), browsers with cookie jars, and centrifuge-go clients
+// What the tests share: a Gin app with the core's routes on a realtime
+// server (a "site": the embedded Server here, or a real Centrifugo, see
+// servers_test.go), browsers with cookie jars, and centrifuge-go clients
 // whose tokens come from the routes, as a page's would.
 
 import (
@@ -26,6 +27,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
 	"github.com/gin-instant/instant/embedded"
+	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 func init() { gin.SetMode(gin.TestMode) }
@@ -63,12 +65,15 @@ func (us *users) set(u instant.User) {
 	us.mu.Unlock()
 }
 
-// site is an embedded Server, an Instant bound to it, and a Gin app with
-// its routes on a test HTTP server.
+// site is a realtime server, an Instant bound to it, and a Gin app with
+// its routes on a test HTTP server. The server is an embedded one (srv)
+// or a Centrifugo (cf, which the Instant reaches through its HTTP API).
 type site struct {
-	srv  *embedded.Server
-	inst *instant.Instant
-	http *httptest.Server
+	server string // "embedded" or "centrifugo"
+	srv    *embedded.Server
+	cf     *centrifugotest.Server
+	inst   *instant.Instant
+	http   *httptest.Server
 }
 
 // newSite starts a site on a new Server of opts, sharing the store us
@@ -89,10 +94,23 @@ func newSite(t *testing.T, opts embedded.Options, us *users) *site {
 // TokenSecret, GroupChannels and LoadUser filled in when empty).
 func siteOn(t *testing.T, srv *embedded.Server, cfg instant.Config, us *users) *site {
 	t.Helper()
+	cfg.Server = srv
+	inst, err := instantFor(cfg, us)
+	if err != nil {
+		t.Fatalf("instant.New: %v", err)
+	}
+	st := &site{server: "embedded", srv: srv, inst: inst, http: httptest.NewServer(newRouter(inst))}
+	t.Cleanup(st.http.Close)
+	return st
+}
+
+// instantFor is the Instant of every site: cfg with its TokenSecret,
+// GroupChannels and LoadUser (reading us; nil: a store of its own) filled
+// in when empty, and the rule "$room:{id}".
+func instantFor(cfg instant.Config, us *users) (*instant.Instant, error) {
 	if us == nil {
 		us = newUsers()
 	}
-	cfg.Server = srv
 	if cfg.TokenSecret == "" {
 		cfg.TokenSecret = testSecret
 	}
@@ -110,19 +128,18 @@ func siteOn(t *testing.T, srv *embedded.Server, cfg instant.Config, us *users) *
 	}
 	inst, err := instant.New(cfg)
 	if err != nil {
-		t.Fatalf("instant.New: %v", err)
+		return nil, err
 	}
+	// Before CentrifugoConfig: the rule's namespace goes into its config.
 	if err := inst.Authorize("$room:{id}", func(_ *gin.Context, u *instant.User, _ map[string]string) (bool, any) {
 		if u == nil {
 			return false, nil
 		}
 		return true, map[string]string{"nick": u.Username}
 	}); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	st := &site{srv: srv, inst: inst, http: httptest.NewServer(newRouter(inst))}
-	t.Cleanup(st.http.Close)
-	return st
+	return inst, nil
 }
 
 // newRouter is a Gin app as the README sets one up, and a test login
@@ -143,6 +160,9 @@ func newRouter(inst *instant.Instant) *gin.Engine {
 
 // wsURL is the site's websocket, where the channels route sends browsers.
 func (st *site) wsURL() string {
+	if st.cf != nil {
+		return st.cf.WebsocketURL
+	}
 	return "ws" + strings.TrimPrefix(st.http.URL, "http") + "/instant/connection/websocket"
 }
 
@@ -353,6 +373,11 @@ func (cl *client) subscribe(channel string, cfg centrifuge.SubscriptionConfig) (
 					return // token expired: the client asks for another and tries again
 				}
 				send(answer, ce.Code)
+				return
+			}
+			if errors.Is(se.Err, centrifuge.ErrClientDisconnected) {
+				// The server closed the connection instead of answering:
+				// its close code, which follows, is the refusal.
 				return
 			}
 			send(answer, 1)

@@ -44,7 +44,9 @@ type Options struct {
 	// HistorySize and HistoryTTL keep each private channel's latest
 	// publications for recovery: a subscriber that comes back within
 	// HistoryTTL receives, in order and once, up to HistorySize
-	// publications it missed. Public channels keep none. A zero field gets
+	// publications it missed. Public channels keep none (only their
+	// latest publication, for a second, for its position: see Server's
+	// Publish). A zero field gets
 	// its default: 100 publications, 2 minutes (as CentrifugoConfig writes
 	// for Centrifugo); -1 in either turns history and recovery off.
 	HistorySize int

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/centrifugal/centrifuge"
 	"github.com/gin-instant/instant/internal/seam"
@@ -24,10 +25,22 @@ var errNotBound = errors.New("embedded: the server serves no Instant yet (give i
 // Centrifugo (4001, "session changed"), so they ask for new tokens.
 var reconnectDisconnect = centrifuge.Disconnect{Code: 4001, Reason: "session changed"}
 
+// positionTTL is how long a channel without history (a public one, or
+// any with history off) keeps its latest publication. It is kept only
+// for its position in the channel's stream: centrifuge (v0.40) drops a
+// publication without one that comes while a client subscribes, after
+// the client was told it is subscribed, where Centrifugo v6.9.1 delivers
+// it (TestPublishRightAfterSubscribing, TestPublicationsHaveAPosition).
+// The channel's stream meta is kept as for the channels with history
+// (centrifuge's HistoryMetaTTL, 30 days). Nothing reads these publications back: History answers
+// ErrNotAvailable for such channels, and their subscriptions do not
+// recover.
+const positionTTL = time.Second
+
 // Publish publishes each publication, in order, with its idempotency key
 // (a key published within 5 minutes is not published again on that
 // channel) and its origin as the tag "origin"; a private channel's go to
-// its history. A channel the Instant does not declare fails with
+// its history (the others' to a stream of one, see positionTTL). A channel the Instant does not declare fails with
 // seam.ErrUnknownChannel. It returns the indices of the publications
 // that failed and the first error; when ctx ends, those not yet published
 // fail with ctx's error.
@@ -64,6 +77,8 @@ func (s *Server) publish(ctx context.Context, p *seam.Policy, pub seam.Publicati
 	}
 	if ch.Private && s.opts.HistorySize > 0 {
 		opts = append(opts, centrifuge.WithHistory(s.opts.HistorySize, s.opts.HistoryTTL))
+	} else {
+		opts = append(opts, centrifuge.WithHistory(1, positionTTL))
 	}
 	if _, err := s.node.Publish(pub.Channel, pub.Data, opts...); err != nil {
 		return fmt.Errorf("embedded: publish to %q: %w", pub.Channel, err)

@@ -31,12 +31,17 @@ func reauthorizeEnds(t *testing.T, st *site, us *users, sb, bystander *sub) {
 	}
 }
 
-// TestReauthorize: a demoted user's staff subscription ends within a
-// second of Reauthorize, and the route no longer signs it; a bystander
-// is untouched.
+// TestReauthorize: with LoadUser, a demoted user's staff subscription
+// ends within a second of Reauthorize, and the route no longer signs it;
+// a bystander is untouched.
 func TestReauthorize(t *testing.T) {
-	us := newUsers()
-	st := newSite(t, embedded.Options{}, us)
+	forEachServer(t, func(t *testing.T, newSite newSiteFunc) {
+		us := newUsers()
+		reauthorize(t, newSite(t, siteOptions{users: us}), us)
+	})
+}
+
+func reauthorize(t *testing.T, st *site, us *users) {
 	sb := st.browser(t, "3")
 	sam := st.connect(t, sb)
 	samSub, _ := sam.subscribe("$site_staff", sam.withToken("$site_staff"))
@@ -55,7 +60,12 @@ func TestReauthorize(t *testing.T) {
 // 4001 (a code clients reconnect after), and they come back; another
 // user's stays.
 func TestDisconnect(t *testing.T) {
-	st := newSite(t, embedded.Options{}, nil)
+	forEachServer(t, func(t *testing.T, newSite newSiteFunc) {
+		disconnect(t, newSite(t, siteOptions{}))
+	})
+}
+
+func disconnect(t *testing.T, st *site) {
 	b := st.browser(t, "1")
 	tabs := []*client{st.connect(t, b), st.connect(t, b)}
 	other := st.connect(t, st.browser(t, "2"))
@@ -83,6 +93,7 @@ func TestDisconnect(t *testing.T) {
 // TestServerServesOneInstant: a Server binds one Instant; a second New
 // with it is a config error.
 func TestServerServesOneInstant(t *testing.T) {
+	t.Parallel()
 	st := newSite(t, embedded.Options{}, nil)
 	if _, err := instant.New(instant.Config{TokenSecret: testSecret, Server: st.srv}); err == nil {
 		t.Fatal("a second Instant on the same Server: no error")
