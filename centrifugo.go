@@ -180,6 +180,10 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 			// the channel is closed.
 			"expired_sub_close_delay":  durationConfig(expiredSubCloseDelay),
 			"presence_update_interval": durationConfig(expiryCheckInterval),
+			// A token without a user is refused outright under
+			// DisallowAnonymous (the routes never sign one then), as the
+			// embedded server refuses it.
+			"disallow_anonymous_connection_tokens": i.cfg.DisallowAnonymous,
 		},
 		"channel": map[string]any{
 			"private_prefix":    privatePrefix,

@@ -248,9 +248,13 @@ func routeClients(clients []presenceClient, budget *int) (listed []routeClient, 
 func (i *Instant) presenceFailed(c *gin.Context, err error) {
 	i.logger.Error("instant: presence failed", "error", err, "path", requestPath(c))
 	var pe *PublishError
+	server := "centrifugo"
+	if i.server != nil {
+		server = "the embedded server"
+	}
 	if errors.As(err, &pe) && pe.Code != 0 {
-		abortJSON(c, http.StatusServiceUnavailable, "instant: centrifugo refused the presence call (is presence on in its config?)")
+		abortJSON(c, http.StatusServiceUnavailable, "instant: "+server+" refused the presence call (is presence on in its config?)")
 		return
 	}
-	abortJSON(c, http.StatusBadGateway, "instant: centrifugo did not answer the presence call")
+	abortJSON(c, http.StatusBadGateway, "instant: "+server+" did not answer the presence call")
 }

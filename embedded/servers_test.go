@@ -4,7 +4,7 @@ package embedded_test
 // embedded one, and a real Centrifugo v6.9.1 started with the config
 // CentrifugoConfig writes for the same Instant. One body per capability,
 // run as the subtests "embedded" and "centrifugo"; where the two differ,
-// serverDifferences below says so.
+// the comment above siteOptions says so.
 //
 // The suite: TestTokensByRoleAndRule, TestAnonymousRefused,
 // TestTokenRefresh, TestPersonalChannels (auth_test.go);
@@ -35,29 +35,12 @@ const (
 	onCentrifugo = "centrifugo"
 )
 
-// serverDifferences are the few behaviours in which the two servers
-// differ on purpose or by a known fault, each with what every server
-// does. A test that meets one reads its expectation here, through
-// st.differs, so that the differences stay listed in one place.
-var serverDifferences = map[string]map[string]uint32{
-	// The close code of a connection whose token names no user (one the
-	// routes never sign under DisallowAnonymous). The embedded server
-	// refuses it (3507, permission denied); Centrifugo with the config
-	// CentrifugoConfig writes takes the connection (0: connected), as that
-	// config leaves client.disallow_anonymous_connection_tokens off, and
-	// refuses the anonymous client every subscription instead (103).
-	"anonymous connection token under DisallowAnonymous": {onEmbedded: 3507, onCentrifugo: 0},
-}
-
-// differs is what st's server does in the difference named what.
-func (st *site) differs(t *testing.T, what string) uint32 {
-	t.Helper()
-	by, ok := serverDifferences[what]
-	if !ok {
-		t.Fatalf("no server difference %q", what)
-	}
-	return by[st.server]
-}
+// The two servers behave alike in every test of the suite. The last
+// difference found (an anonymous connection token under
+// DisallowAnonymous: Centrifugo took the connection, the embedded server
+// closed it with 3507) is gone since CentrifugoConfig writes
+// client.disallow_anonymous_connection_tokens; a difference found later is
+// listed here, with what each server does, and tested as such.
 
 // siteOptions are what a capability test asks of its site, on either
 // server.
