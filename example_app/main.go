@@ -1,9 +1,11 @@
 // Command example_app is the demo site of github.com/gin-instant/instant:
 // a Gin site with logins for every role, a live event page and a broadcast
-// page for staff, run against a real Centrifugo started for it.
+// page for staff, its realtime served from its own process (the embedded
+// server), or by a real Centrifugo started for it (-server centrifugo).
 //
-// From the repository root, `make demo` installs Centrifugo and the
-// browser client, then runs `go run .` here. See -h for the settings.
+// From the repository root, `make demo` installs the browser client, then
+// builds and runs the demo (`make demo CENTRIFUGO=1`: on Centrifugo). See
+// -h for the settings.
 package main
 
 import (
