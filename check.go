@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // The identities of Check's calls. The users hold a space, so that no
@@ -406,8 +408,6 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 		conn = c
 	}
 	defer conn.close()
-	stop := context.AfterFunc(ctx, conn.expire)
-	defer stop()
 
 	fail := func(format string, args ...any) checkReport {
 		if ctx.Err() != nil {
@@ -424,12 +424,12 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 		return fail("signing a token: %v", err)
 	}
 	replies, err := conn.exchange([]wsCommand{{ID: 1, Connect: &wsConnect{Token: tok.Token, Name: "instant-check"}}})
-	var closed *wsClosed
+	var closed *websocket.CloseError
 	switch {
-	case errors.As(err, &closed) && closed.code == closeInvalidToken:
+	case errors.As(err, &closed) && closed.Code == closeInvalidToken:
 		r.errs = append(r.errs, fmt.Errorf("%w: centrifugo at %s refused a connection token the app signed (disconnect %d %q): "+
 			"set the app's TokenSecret (CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY) to Centrifugo's client.token.hmac_secret_key",
-			ErrTokenSecret, wsURL, closed.code, closed.reason))
+			ErrTokenSecret, wsURL, closed.Code, closed.Text))
 		r.badToken = true
 		return r
 	case err != nil:
