@@ -170,7 +170,7 @@ func appendBatch(channels []string, payloads [][]byte, keys, origins []string) [
 			b = append(b, ',')
 		}
 		b = append(b, `{"publish":{"channel":`...)
-		b = appendJSONString(b, ch) // token.go's; names are valid UTF-8, checked
+		b = appendJSONString(b, ch) // names are valid UTF-8, checked
 		b = append(b, `,"data":`...)
 		b = append(b, payloads[k]...)
 		if key := keys[k]; key != "" {

@@ -17,7 +17,7 @@ import (
 // bound to one Centrifugo. It is safe for concurrent use once built by New.
 type Instant struct {
 	cfg         Config     // with defaults filled in
-	macs        *sync.Pool // HMAC-SHA256 states keyed with TokenSecret (token.go)
+	tokenKey    []byte     // TokenSecret, the tokens' HS256 key (token.go)
 	origins     *sync.Pool // HMAC-SHA256 states for origin ids (origin.go)
 	logger      *slog.Logger
 	channels    channelTable
@@ -48,7 +48,7 @@ func New(cfg Config) (*Instant, error) {
 	cfg.APIURLs = slices.Clone(cfg.APIURLs) // the caller's slice stays theirs
 	inst := &Instant{
 		cfg:         cfg,
-		macs:        newMACPool([]byte(cfg.TokenSecret)),
+		tokenKey:    []byte(cfg.TokenSecret),
 		origins:     newOriginPool([]byte(cfg.TokenSecret)),
 		logger:      cfg.Logger,
 		channels:    checked.channels,

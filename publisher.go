@@ -550,6 +550,47 @@ func checkJSON(data []byte) error {
 	return nil
 }
 
+// appendJSONString appends s, valid UTF-8, as a JSON string.
+func appendJSONString(buf []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	buf = append(buf, '"')
+	start := 0
+	for k := 0; k < len(s); {
+		b := s[k]
+		if b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				k++
+				continue
+			}
+			buf = append(buf, s[start:k]...)
+			switch b {
+			case '"', '\\':
+				buf = append(buf, '\\', b)
+			case '\n':
+				buf = append(buf, '\\', 'n')
+			case '\r':
+				buf = append(buf, '\\', 'r')
+			case '\t':
+				buf = append(buf, '\\', 't')
+			default:
+				buf = append(buf, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xf])
+			}
+			k++
+			start = k
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[k:])
+		if r == '\u2028' || r == '\u2029' {
+			buf = append(buf, s[start:k]...)
+			buf = append(buf, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			start = k + size
+		}
+		k += size
+	}
+	buf = append(buf, s[start:]...)
+	return append(buf, '"')
+}
+
 // Disconnect closes every connection of the user with this ID, for
 // instance on logout or when a role changes. The clients are told to
 // reconnect (code 4001): they ask the routes for new tokens, so they come

@@ -2,87 +2,59 @@ package instant
 
 import (
 	"encoding/json"
-	"fmt"
-	"strconv"
-	"sync"
+	"errors"
+	"strings"
 	"testing"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
-// FuzzAppendClaims checks the hand-written claims against encoding/json:
-// the same values once decoded.
-func FuzzAppendClaims(f *testing.F) {
-	for _, s := range []string{"", "42", "$site_users", "a\"b\\c", "tab\there", "\u2028\u2029", "<&>", "\x01\x1f", "é☃", "\xff"} {
-		f.Add(s, s, int64(1), int64(2), true)
-	}
-	f.Fuzz(func(t *testing.T, sub, channel string, iat, exp int64, withInfo bool) {
-		var info any
-		if withInfo {
-			info = map[string]any{"name": sub, "n": 1}
-		}
-		got, err := appendClaims(nil, sub, channel, info, iat, exp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cl := claims{Sub: sub, Channel: channel, Info: info, IssuedAt: iat, ExpiresAt: exp, Override: overrideFor(channel)}
-		want, _ := json.Marshal(cl)
-		var a, b any
-		if err := json.Unmarshal(got, &a); err != nil {
-			t.Fatalf("%q is not JSON: %v", got, err)
-		}
-		_ = json.Unmarshal(want, &b)
-		ja, _ := json.Marshal(a)
-		jb, _ := json.Marshal(b)
-		if string(ja) != string(jb) {
-			t.Fatalf("claims\n got %s\nwant %s", got, want)
-		}
-	})
-}
-
-// TestSignMatchesJWT checks the pooled HMAC against jwt/v5's own signing of
-// the same claims, byte for byte, from many goroutines at once: a pooled
-// state that kept a previous token's bytes would sign wrongly.
-func TestSignMatchesJWT(t *testing.T) {
-	const secret = "a-secret-of-at-least-32-bytes-long!"
-	inst, err := New(Config{TokenSecret: secret})
+// TestSignedTokens pins whole tokens: these are the bytes the hand-written
+// signer that jwt/v5 replaced gave for the same claims (the same keys in
+// the same order, the same omissions, the info as runRule or User.Info
+// encodes it), so Centrifugo and the embedded server see what they saw.
+func TestSignedTokens(t *testing.T) {
+	inst, err := New(Config{TokenSecret: "a-secret-of-at-least-32-bytes-long!"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Unix(1_800_000_000, 0)
-	errs := make(chan error, 8)
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := range 200 {
-				sub, channel := strconv.Itoa(g), "$c:"+strconv.Itoa(k)
-				if k%2 == 1 {
-					channel = channel[1:] // a public channel: the other override
-				}
-				tok, err := inst.sign(sub, channel, nil, time.Minute, now)
-				if err != nil {
-					errs <- err
-					return
-				}
-				cl := claims{Sub: sub, Channel: channel, IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Minute).Unix(), Override: overrideFor(channel)}
-				want, err := jwt.NewWithClaims(jwt.SigningMethodHS256, cl).SignedString([]byte(secret))
-				if err != nil {
-					errs <- err
-					return
-				}
-				if tok.Token != want {
-					errs <- fmt.Errorf("token\n got %s\nwant %s", tok.Token, want)
-					return
-				}
-			}
-		}()
+	u := &User{ID: "7", Info: map[string]any{"name": "Ann <&> \u2028", "n": json.Number("9007199254740993")}}
+	const head = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+	for _, tc := range []struct {
+		name     string
+		sub, ch  string
+		ruleInfo any
+		want     string
+	}{
+		{"connection", "7", "", nil, "eyJzdWIiOiI3IiwiaWF0IjoxODAwMDAwMDAwLCJleHAiOjE4MDAwMDAwNjB9.EDHjWMjdIHf-AaSh07grcRoypO4nCDgU8vT2kygSS1Y"},
+		{"anonymous: an empty sub", "", "", nil, "eyJzdWIiOiIiLCJpYXQiOjE4MDAwMDAwMDAsImV4cCI6MTgwMDAwMDA2MH0.sap_o6C2p36KQ2peieB3WabdSHhInJLCMXALm3cYrHo"},
+		{"private, User.Info", "7", "$site_users", nil, "eyJzdWIiOiI3IiwiY2hhbm5lbCI6IiRzaXRlX3VzZXJzIiwiaW5mbyI6eyJuIjo5MDA3MTk5MjU0NzQwOTkzLCJuYW1lIjoiQW5uIFx1MDAzY1x1MDAyNlx1MDAzZSBcdTIwMjgifSwiaWF0IjoxODAwMDAwMDAwLCJleHAiOjE4MDAwMDAwNjAsIm92ZXJyaWRlIjp7ImZvcmNlX3B1c2hfam9pbl9sZWF2ZSI6eyJ2YWx1ZSI6dHJ1ZX19fQ.R8L2dyweWqBJDDiUOtbVVEv3fpbfm2ZOylCrn5c0AXQ"},
+		{"private, a rule's info", "7", "$doc:1", json.RawMessage(`{"r":"\u003cx\u003e"}`), "eyJzdWIiOiI3IiwiY2hhbm5lbCI6IiRkb2M6MSIsImluZm8iOnsiciI6Ilx1MDAzY3hcdTAwM2UifSwiaWF0IjoxODAwMDAwMDAwLCJleHAiOjE4MDAwMDAwNjAsIm92ZXJyaWRlIjp7ImZvcmNlX3B1c2hfam9pbl9sZWF2ZSI6eyJ2YWx1ZSI6dHJ1ZX19fQ.QtHE-6fIfdPcdy9S0TW3zXNLwQoAFHh9FRNM55ly6u8"},
+		{"private, a rule's no info", "7", "$doc:1", json.RawMessage{}, "eyJzdWIiOiI3IiwiY2hhbm5lbCI6IiRkb2M6MSIsImlhdCI6MTgwMDAwMDAwMCwiZXhwIjoxODAwMDAwMDYwLCJvdmVycmlkZSI6eyJmb3JjZV9wdXNoX2pvaW5fbGVhdmUiOnsidmFsdWUiOnRydWV9fX0.TdAKmutNcDJFB6t9Jotg_86G1AvpzOJK6U5JG-1SsIY"},
+		{"public: no info, out of presence", "7", "site_public", nil, "eyJzdWIiOiI3IiwiY2hhbm5lbCI6InNpdGVfcHVibGljIiwiaWF0IjoxODAwMDAwMDAwLCJleHAiOjE4MDAwMDAwNjAsIm92ZXJyaWRlIjp7InByZXNlbmNlIjp7InZhbHVlIjpmYWxzZX0sImpvaW5fbGVhdmUiOnsidmFsdWUiOmZhbHNlfSwiZm9yY2VfcHVzaF9qb2luX2xlYXZlIjp7InZhbHVlIjpmYWxzZX19fQ.53IQxCp1t7pXITq0SQmpSHr_YNMcc4VQuyc-0rp3NVM"},
+	} {
+		info, err := channelInfo(u, tc.ch, tc.ruleInfo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := inst.sign(tc.sub, tc.ch, info, time.Minute, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok.Token != head+tc.want {
+			t.Errorf("%s: token\n got %s\nwant %s", tc.name, tok.Token, head+tc.want)
+		}
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
+}
+
+// TestUnfitInfoIsRefused: User.Info that Centrifugo's clients could not
+// take never reaches a token.
+func TestUnfitInfoIsRefused(t *testing.T) {
+	deep := json.RawMessage(strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1))
+	for name, info := range map[string]any{"too deep": deep, "not UTF-8": json.RawMessage("\"\xff\"")} {
+		_, err := channelInfo(&User{ID: "7", Info: map[string]any{"x": info}}, "$site_users", nil)
+		if !errors.Is(err, errTooDeep) && !errors.Is(err, errNotUTF8) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
