@@ -1,9 +1,11 @@
 package instant_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -113,10 +115,10 @@ func TestEmptyListMeansNoChannels(t *testing.T) {
 }
 
 func TestConfigFromEnv(t *testing.T) {
-	t.Setenv("CENTRIFUGO_API_URL", "http://127.0.0.1:9999/api")
-	t.Setenv("CENTRIFUGO_API_KEY", "k")
-	t.Setenv("CENTRIFUGO_TOKEN_HMAC_SECRET_KEY", testSecret)
-	t.Setenv("CENTRIFUGO_WEBSOCKET_URL", "ws://127.0.0.1:9999/connection/websocket")
+	t.Setenv("INSTANT_API_URL", "http://127.0.0.1:9999/api")
+	t.Setenv("CENTRIFUGO_HTTP_API_KEY", "k")
+	t.Setenv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", testSecret)
+	t.Setenv("INSTANT_WEBSOCKET_URL", "ws://127.0.0.1:9999/connection/websocket")
 	t.Setenv("INSTANT_SITE_NAME", "My Shop")
 	t.Setenv("INSTANT_SITE_SLUG", "shop")
 	cfg := instant.ConfigFromEnv()
@@ -131,6 +133,23 @@ func TestConfigFromEnv(t *testing.T) {
 	inst := newInstant(t, cfg)
 	if got := inst.ChannelsAt(instant.LevelUsers); got[0] != "$shop_users" {
 		t.Errorf("users channel %v", got)
+	}
+}
+
+// TestConfigFromEnvSaysNothing: the variables are read without a word in
+// the log, and a list is split at commas, blank items dropped.
+func TestConfigFromEnvSaysNothing(t *testing.T) {
+	var buf bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	t.Setenv("INSTANT_API_URL", "http://127.0.0.1:9999/api")
+	t.Setenv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "s")
+	t.Setenv("INSTANT_STAFF_CHANNELS", " a ,, b ,")
+	cfg := instant.ConfigFromEnv()
+	if cfg.APIURL != "http://127.0.0.1:9999/api" || cfg.TokenSecret != "s" || len(cfg.StaffChannels) != 2 ||
+		cfg.StaffChannels[0] != "a" || cfg.StaffChannels[1] != "b" || cfg.UsersChannels != nil || buf.Len() != 0 {
+		t.Errorf("ConfigFromEnv = %+v, log %q", cfg, buf.String())
 	}
 }
 
