@@ -120,7 +120,7 @@ func TestOneEnvironmentForAppAndCentrifugo(t *testing.T) {
 		t.Fatalf("ConfigFromEnv = %+v", cfg)
 	}
 	inst := newInstant(t, cfg)
-	if got := inst.ChannelsAt(instant.LevelSuperuser); len(got) != 0 {
+	if got := levelChannels(inst, instant.LevelSuperuser); len(got) != 0 {
 		t.Errorf("INSTANT_SUPERUSER_CHANNELS set empty: superuser channels %v, want none", got)
 	}
 	raw, err := inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, AllowedOrigins: []string{siteOrigin}})

@@ -66,8 +66,12 @@ func TestDefaults(t *testing.T) {
 	if got := inst.WebsocketURL(); got != "ws://127.0.0.1:8000/connection/websocket" {
 		t.Errorf("WebsocketURL %q", got)
 	}
-	if got := inst.SiteName(); got != "site" {
-		t.Errorf("SiteName %q", got)
+	f, srv := newFakeAPI(t)
+	if err := newInstant(t, instant.Config{TokenSecret: testSecret, APIURL: srv.URL + "/api"}).Broadcast(context.Background(), instant.Event{Channel: "site_public", Message: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, payloads := f.published(t, 0); payloads[0]["site"] != "site" {
+		t.Errorf("site %v, want the slug", payloads[0]["site"])
 	}
 	conn, err := inst.ConnectionToken(&alice)
 	if err != nil {
@@ -91,7 +95,7 @@ func TestDefaults(t *testing.T) {
 		instant.LevelStaff: "$site_staff", instant.LevelSuperuser: "$site_admin",
 	}
 	for l, name := range want {
-		if got := inst.ChannelsAt(l); len(got) != 1 || got[0] != name {
+		if got := levelChannels(inst, l); len(got) != 1 || got[0] != name {
 			t.Errorf("%v channels %v, want [%s]", l, got, name)
 		}
 	}
@@ -109,7 +113,7 @@ func TestEmptyListMeansNoChannels(t *testing.T) {
 	cfg := testConfig()
 	cfg.PublicChannels = []string{}
 	inst := newInstant(t, cfg)
-	if got := inst.ChannelsFor(nil); len(got) != 0 {
+	if got := listedChannels(t, newBrowser(t, newRouter(inst))); len(got) != 0 {
 		t.Errorf("anonymous channels %v, want none", got)
 	}
 }
@@ -131,7 +135,7 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Errorf("ConfigFromEnv = %+v", cfg)
 	}
 	inst := newInstant(t, cfg)
-	if got := inst.ChannelsAt(instant.LevelUsers); got[0] != "$shop_users" {
+	if got := levelChannels(inst, instant.LevelUsers); got[0] != "$shop_users" {
 		t.Errorf("users channel %v", got)
 	}
 }

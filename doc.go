@@ -67,7 +67,7 @@
 //   - presence.go: Presence and the presence route
 //   - reauth.go: Reauthorize
 //   - proxy.go: Centrifugo's proxy routes
-//   - apiclient.go: Centrifugo's HTTP API (the one file that knows gocent)
+//   - apiclient.go: Centrifugo's HTTP API (the one file that knows its client library)
 //   - nodes.go: retries, failover, nodes marked down
 //   - server.go: Config.Server, a server in the app's process
 //   - centrifugo.go: CentrifugoConfig

@@ -696,10 +696,7 @@ func TestLiveBroadcastTxManyUsers(t *testing.T) {
 	}
 	t.Logf("the sample published in %v", time.Since(start))
 	for _, id := range checked {
-		pubs, err := ls.inst.History(ctx, ls.inst.UserChannel(id), 10)
-		if err != nil {
-			t.Fatal(err)
-		}
+		pubs := history(t, ls.cfg, ls.inst.UserChannel(id))
 		if len(pubs) != 1 || !bytes.Contains(pubs[0], []byte(`"to everyone"`)) || !bytes.Contains(pubs[0], []byte(`"channel":"`+ls.inst.UserChannel(id)+`"`)) {
 			t.Errorf("history of %s: %s", id, pubs)
 		}
