@@ -53,7 +53,7 @@ func TestDisallowAnonymousDeniesEverything(t *testing.T) {
 	if !inst.Allowed(nil, &alice, "site_public") {
 		t.Error("user denied site_public")
 	}
-	if got := inst.ChannelsFor(nil); len(got) != 0 {
-		t.Errorf("ChannelsFor(nil) = %v, want none", got)
+	if got := listedChannels(t, newBrowser(t, newRouter(inst))); len(got) != 0 {
+		t.Errorf("GET channels for anonymous lists %v, want none", got)
 	}
 }

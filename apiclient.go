@@ -31,11 +31,9 @@ type apiClient interface {
 	// info asks the node for Centrifugo's info, which changes nothing:
 	// the probe of a node marked down (nodes.go). Only its error counts.
 	info(ctx context.Context) error
-	history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error)
 	presence(ctx context.Context, channel string) ([]presenceClient, error)
 	// presenceBatch asks the presence of every channel in one request.
 	presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error)
-	presenceStats(ctx context.Context, channel string) (presenceCount, error)
 
 	// For Reauthorize (reauth.go):
 	channels(ctx context.Context, pattern string) ([]string, error)
@@ -436,18 +434,6 @@ func (g gocentAPI) info(ctx context.Context) error {
 	return g.apiError("info", nil, err)
 }
 
-func (g gocentAPI) history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error) {
-	res, err := g.c.History(ctx, channel, gocent.WithLimit(limit))
-	if err != nil {
-		return nil, g.apiError("history", []string{channel}, err)
-	}
-	out := make([]json.RawMessage, len(res.Publications))
-	for k, p := range res.Publications {
-		out[k] = json.RawMessage(p.Data)
-	}
-	return out, nil
-}
-
 func (g gocentAPI) presence(ctx context.Context, channel string) ([]presenceClient, error) {
 	res, err := g.c.Presence(ctx, channel)
 	if err != nil {
@@ -458,15 +444,6 @@ func (g gocentAPI) presence(ctx context.Context, channel string) ([]presenceClie
 		out = append(out, presenceClient{user: ci.User, chanInfo: ci.ChanInfo})
 	}
 	return out, nil
-}
-
-func (g gocentAPI) presenceStats(ctx context.Context, channel string) (presenceCount, error) {
-	ctx = withReplyLimit(ctx, smallReply)
-	res, err := g.c.PresenceStats(ctx, channel)
-	if err != nil {
-		return presenceCount{}, g.apiError("presence_stats", []string{channel}, err)
-	}
-	return presenceCount{Clients: int(res.NumClients), Users: int(res.NumUsers)}, nil
 }
 
 // apiError wraps an error of gocent's in a *PublishError (nil stays nil).
@@ -539,10 +516,10 @@ const (
 	// maxErrorBody is what is kept of a reply that is not 200 OK.
 	maxErrorBody = 4 << 10
 	// maxReplyBody bounds a 200 reply to a call that can answer much
-	// (history, presence).
+	// (presence).
 	maxReplyBody = 32 << 20
 	// smallReply bounds a 200 reply to a call whose result is a few bytes
-	// (unsubscribe, disconnect, presence stats), and publishReply adds to
+	// (unsubscribe, disconnect), and publishReply adds to
 	// it for each publication of a publish (whose result is an offset and
 	// an epoch). A hostile upstream answering a publish with millions of
 	// tiny replies is cut there, before they are decoded.

@@ -54,14 +54,14 @@ func TestLiveSameEventTwiceIsPublishedOnce(t *testing.T) {
 	if err := ls.inst.Broadcast(ctx, instant.Event{ID: "ev-1", Channel: "$site_admin", Message: "once"}); err != nil {
 		t.Fatal(err)
 	}
-	users := historyOf(t, ls.inst, "$site_users")
+	users := historyOf(t, ls.cfg, "$site_users")
 	if len(users) != 4 || users[0] != "ev-1 once" || users[1] != "b-1 batch one" || users[2] != "b-2 batch two" || !strings.HasSuffix(users[3], " other") {
 		t.Errorf("$site_users history %q, want each event once", users)
 	}
-	if staff := historyOf(t, ls.inst, "$site_staff"); strings.Join(staff, "|") != "ev-1 once|b-2 batch two" {
+	if staff := historyOf(t, ls.cfg, "$site_staff"); strings.Join(staff, "|") != "ev-1 once|b-2 batch two" {
 		t.Errorf("$site_staff history %q", staff)
 	}
-	if admin := historyOf(t, ls.inst, "$site_admin"); strings.Join(admin, "|") != "ev-1 once" {
+	if admin := historyOf(t, ls.cfg, "$site_admin"); strings.Join(admin, "|") != "ev-1 once" {
 		t.Errorf("$site_admin history %q", admin)
 	}
 	if s := ls.inst.Stats(); s.Published != 8 || s.Failed != 0 {
@@ -117,10 +117,10 @@ func TestLiveRetryAfterAGatewayErrorPublishesOnce(t *testing.T) {
 		}
 	}
 	var users, staff []string
-	for _, h := range historyOf(t, ls.inst, "$site_users") {
+	for _, h := range historyOf(t, ls.cfg, "$site_users") {
 		users = append(users, strings.SplitN(h, " ", 2)[1])
 	}
-	for _, h := range historyOf(t, ls.inst, "$site_staff") {
+	for _, h := range historyOf(t, ls.cfg, "$site_staff") {
 		staff = append(staff, strings.SplitN(h, " ", 2)[1])
 	}
 	if strings.Join(users, "|") != "after a 502|after a 504" {
@@ -154,7 +154,7 @@ func TestLivePartlyFailedBatch(t *testing.T) {
 	if !strings.Contains(err.Error(), "events 1, 3 of 5 not published") {
 		t.Errorf("text %q", err)
 	}
-	if got := historyOf(t, ls.inst, "$site_users"); strings.Join(got, "|") != "p0 zero|p2 two|p4 four" {
+	if got := historyOf(t, ls.cfg, "$site_users"); strings.Join(got, "|") != "p0 zero|p2 two|p4 four" {
 		t.Errorf("$site_users history %q", got)
 	}
 	if s := ls.inst.Stats(); s.Published != 3 || s.Failed != 1 || s.Retried != 0 {
@@ -165,7 +165,7 @@ func TestLivePartlyFailedBatch(t *testing.T) {
 	if err := ls.inst.BroadcastBatch(context.Background(), batch); !errors.As(err, &pe) || !slices.Equal(pe.Failed, []int{1, 3}) {
 		t.Errorf("again: %v", err)
 	}
-	if got := historyOf(t, ls.inst, "$site_staff"); strings.Join(got, "|") != "p3 three" {
+	if got := historyOf(t, ls.cfg, "$site_staff"); strings.Join(got, "|") != "p3 three" {
 		t.Errorf("$site_staff history %q", got)
 	}
 	// Broadcast's error has no Failed: there is one event.
@@ -269,19 +269,15 @@ func TestOtherAPICallsWrapErrors(t *testing.T) {
 	f.reply = func(w http.ResponseWriter, n int) {
 		w.Write([]byte(`{"error":{"code":108,"message":"not available"}}` + "\n"))
 	}
-	_, err := inst.History(context.Background(), "news", 5)
+	_, err := inst.Presence(context.Background(), "$news")
 	var pe *instant.PublishError
-	if !errors.As(err, &pe) || pe.Op != "history" || pe.Code != 108 || pe.Channels[0] != "news" {
-		t.Errorf("history: %v", err)
+	if !errors.As(err, &pe) || pe.Op != "presence" || pe.Code != 108 || pe.Channels[0] != "$news" {
+		t.Errorf("presence: %v", err)
 	}
 	f.reply = func(w http.ResponseWriter, n int) { w.WriteHeader(http.StatusUnauthorized) }
 	err = inst.Disconnect(context.Background(), "42")
 	if !errors.Is(err, instant.ErrAPIKey) || !strings.HasPrefix(err.Error(), "instant: disconnect: ") {
 		t.Errorf("disconnect: %v", err)
-	}
-	err = inst.Unsubscribe(context.Background(), "news", "42")
-	if !errors.As(err, &pe) || pe.Op != "unsubscribe" {
-		t.Errorf("unsubscribe: %v", err)
 	}
 }
 

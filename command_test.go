@@ -100,7 +100,7 @@ func appEnv(port int) map[string]string {
 // TestOneEnvironmentForAppAndCentrifugo: Centrifugo run with the app's
 // environment (and the rest of its config in a file without the secrets)
 // warns of no variable, and the app built from the same environment
-// passes Check against it. With the old names, Centrifugo warns.
+// passes Check against it.
 func TestOneEnvironmentForAppAndCentrifugo(t *testing.T) {
 	bin := centrifugotest.Require(t)
 	port, err := centrifugotest.FreePort()
@@ -120,7 +120,7 @@ func TestOneEnvironmentForAppAndCentrifugo(t *testing.T) {
 		t.Fatalf("ConfigFromEnv = %+v", cfg)
 	}
 	inst := newInstant(t, cfg)
-	if got := inst.ChannelsAt(instant.LevelSuperuser); len(got) != 0 {
+	if got := levelChannels(inst, instant.LevelSuperuser); len(got) != 0 {
 		t.Errorf("INSTANT_SUPERUSER_CHANNELS set empty: superuser channels %v, want none", got)
 	}
 	raw, err := inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, AllowedOrigins: []string{siteOrigin}})
@@ -143,23 +143,6 @@ func TestOneEnvironmentForAppAndCentrifugo(t *testing.T) {
 		t.Errorf("centrifugo's log:\n%s", out())
 	}
 
-	// The names of earlier releases: Centrifugo warns of each.
-	port, err = centrifugotest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := map[string]string{
-		"CENTRIFUGO_API_URL":               fmt.Sprintf("http://127.0.0.1:%d/api", port),
-		"CENTRIFUGO_API_KEY":               testAPIKey,
-		"CENTRIFUGO_TOKEN_HMAC_SECRET_KEY": testSecret,
-	}
-	raw, _ = newInstant(t, testConfig()).CentrifugoConfig(instant.CentrifugoOptions{Port: port})
-	out = runCentrifugo(t, bin, port, raw, old)
-	for name := range old {
-		if !strings.Contains(out(), "unknown var in environment") || !strings.Contains(out(), name) {
-			t.Errorf("no warning of %s in centrifugo's log:\n%s", name, out())
-		}
-	}
 }
 
 // runCentrifugo runs Centrifugo with conf as its config file and env as

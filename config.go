@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -354,20 +353,15 @@ func checkSlug(s string) error {
 // call builds a new server.
 //
 // An unset variable leaves its field zero (a nil list), so New applies the
-// default; a list set empty means no channels. The names of earlier
-// releases (CENTRIFUGO_API_URL, CENTRIFUGO_API_KEY,
-// CENTRIFUGO_TOKEN_HMAC_SECRET_KEY, CENTRIFUGO_WEBSOCKET_URL), which
-// Centrifugo v6 reports as unknown, are read when the new name is unset,
-// and slog.Default is warned once a name to rename them (never with the
-// value). The package-level Session and Register build their Instant with
-// New(ConfigFromEnv()), once.
+// default; a list set empty means no channels. The package-level Session
+// and Register build their Instant with New(ConfigFromEnv()), once.
 func ConfigFromEnv() Config {
 	cfg := Config{
-		APIURL:            renamedEnv("INSTANT_API_URL", "CENTRIFUGO_API_URL"),
+		APIURL:            os.Getenv("INSTANT_API_URL"),
 		APIURLs:           envList("INSTANT_API_URLS"),
-		APIKey:            renamedEnv("CENTRIFUGO_HTTP_API_KEY", "CENTRIFUGO_API_KEY"),
-		TokenSecret:       renamedEnv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "CENTRIFUGO_TOKEN_HMAC_SECRET_KEY"),
-		WebsocketURL:      renamedEnv("INSTANT_WEBSOCKET_URL", "CENTRIFUGO_WEBSOCKET_URL"),
+		APIKey:            os.Getenv("CENTRIFUGO_HTTP_API_KEY"),
+		TokenSecret:       os.Getenv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY"),
+		WebsocketURL:      os.Getenv("INSTANT_WEBSOCKET_URL"),
 		SiteName:          os.Getenv("INSTANT_SITE_NAME"),
 		SiteSlug:          os.Getenv("INSTANT_SITE_SLUG"),
 		SiteOrigin:        os.Getenv("INSTANT_SITE_ORIGIN"),
@@ -395,30 +389,6 @@ func newTokenSecret() string {
 	var b [32]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])
-}
-
-// renamedWarned holds the old variable names already warned about.
-var renamedWarned sync.Map
-
-// renamedEnv reads the variable name, or else old, its name before,
-// warning once that old is to be renamed (or removed, when both are set).
-func renamedEnv(name, old string) string {
-	v, set := os.LookupEnv(name)
-	oldV, oldSet := os.LookupEnv(old)
-	if !oldSet {
-		return v
-	}
-	if _, warned := renamedWarned.LoadOrStore(old, true); !warned {
-		if set {
-			slog.Default().Warn("instant: "+old+" is ignored, as "+name+" is set: remove it (Centrifugo v6 warns of it as unknown)", "var", old)
-		} else {
-			slog.Default().Warn("instant: read "+old+": rename it "+name+" (Centrifugo v6 warns of it as unknown)", "var", old, "rename_to", name)
-		}
-	}
-	if set {
-		return v
-	}
-	return oldV
 }
 
 // envList reads a comma-separated list: nil when the variable is unset,

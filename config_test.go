@@ -1,9 +1,11 @@
 package instant_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -64,8 +66,12 @@ func TestDefaults(t *testing.T) {
 	if got := inst.WebsocketURL(); got != "ws://127.0.0.1:8000/connection/websocket" {
 		t.Errorf("WebsocketURL %q", got)
 	}
-	if got := inst.SiteName(); got != "site" {
-		t.Errorf("SiteName %q", got)
+	f, srv := newFakeAPI(t)
+	if err := newInstant(t, instant.Config{TokenSecret: testSecret, APIURL: srv.URL + "/api"}).Broadcast(context.Background(), instant.Event{Channel: "site_public", Message: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, payloads := f.published(t, 0); payloads[0]["site"] != "site" {
+		t.Errorf("site %v, want the slug", payloads[0]["site"])
 	}
 	conn, err := inst.ConnectionToken(&alice)
 	if err != nil {
@@ -89,7 +95,7 @@ func TestDefaults(t *testing.T) {
 		instant.LevelStaff: "$site_staff", instant.LevelSuperuser: "$site_admin",
 	}
 	for l, name := range want {
-		if got := inst.ChannelsAt(l); len(got) != 1 || got[0] != name {
+		if got := levelChannels(inst, l); len(got) != 1 || got[0] != name {
 			t.Errorf("%v channels %v, want [%s]", l, got, name)
 		}
 	}
@@ -107,16 +113,16 @@ func TestEmptyListMeansNoChannels(t *testing.T) {
 	cfg := testConfig()
 	cfg.PublicChannels = []string{}
 	inst := newInstant(t, cfg)
-	if got := inst.ChannelsFor(nil); len(got) != 0 {
+	if got := listedChannels(t, newBrowser(t, newRouter(inst))); len(got) != 0 {
 		t.Errorf("anonymous channels %v, want none", got)
 	}
 }
 
 func TestConfigFromEnv(t *testing.T) {
-	t.Setenv("CENTRIFUGO_API_URL", "http://127.0.0.1:9999/api")
-	t.Setenv("CENTRIFUGO_API_KEY", "k")
-	t.Setenv("CENTRIFUGO_TOKEN_HMAC_SECRET_KEY", testSecret)
-	t.Setenv("CENTRIFUGO_WEBSOCKET_URL", "ws://127.0.0.1:9999/connection/websocket")
+	t.Setenv("INSTANT_API_URL", "http://127.0.0.1:9999/api")
+	t.Setenv("CENTRIFUGO_HTTP_API_KEY", "k")
+	t.Setenv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", testSecret)
+	t.Setenv("INSTANT_WEBSOCKET_URL", "ws://127.0.0.1:9999/connection/websocket")
 	t.Setenv("INSTANT_SITE_NAME", "My Shop")
 	t.Setenv("INSTANT_SITE_SLUG", "shop")
 	cfg := instant.ConfigFromEnv()
@@ -129,8 +135,25 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Errorf("ConfigFromEnv = %+v", cfg)
 	}
 	inst := newInstant(t, cfg)
-	if got := inst.ChannelsAt(instant.LevelUsers); got[0] != "$shop_users" {
+	if got := levelChannels(inst, instant.LevelUsers); got[0] != "$shop_users" {
 		t.Errorf("users channel %v", got)
+	}
+}
+
+// TestConfigFromEnvSaysNothing: the variables are read without a word in
+// the log, and a list is split at commas, blank items dropped.
+func TestConfigFromEnvSaysNothing(t *testing.T) {
+	var buf bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	t.Setenv("INSTANT_API_URL", "http://127.0.0.1:9999/api")
+	t.Setenv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "s")
+	t.Setenv("INSTANT_STAFF_CHANNELS", " a ,, b ,")
+	cfg := instant.ConfigFromEnv()
+	if cfg.APIURL != "http://127.0.0.1:9999/api" || cfg.TokenSecret != "s" || len(cfg.StaffChannels) != 2 ||
+		cfg.StaffChannels[0] != "a" || cfg.StaffChannels[1] != "b" || cfg.UsersChannels != nil || buf.Len() != 0 {
+		t.Errorf("ConfigFromEnv = %+v, log %q", cfg, buf.String())
 	}
 }
 

@@ -44,30 +44,42 @@
 //
 // # Files
 //
-// Each file holds one concern, named for it. A token request reads
-// downhill, every file once: middleware.go (Session, Default, CurrentUser,
-// the Require middlewares) → routes.go (Register, the route table, reading
-// a request) → state.go (the request's state and its user, from LoadUser
-// or the session) → access.go (the one decision: may this user read this
-// channel) → token.go (signing) → answers.go (the HTTP answers). What they
-// call sits below them: user.go (the User and the decoded-user cache),
-// roles.go (levels, the channels of each role), rules.go (custom rules),
-// origin.go (the origin ids the channels route hands out) and names.go
-// (channel names, namespaces, personal channels, event ids). reauth.go
-// holds Reauthorize, which the app calls.
+// One concern a file; a token request goes middleware.go → routes.go →
+// state.go → access.go → token.go → answers.go. The tests follow the same
+// names; helpers_test.go holds what they share.
 //
-// Beside the request: config.go Config, its defaults and its checks
-// (ConfigFromEnv too); instant.go Instant and New; errors.go the errors;
-// login.go Login and Logout; proxy.go Centrifugo's proxies; presence.go
-// who is on a channel and the presence route; clientjs.go the browser
-// helper client.js; publisher.go events (Broadcast, BroadcastBatch);
-// outbox.go BroadcastTx and the outbox table; apiclient.go the Centrifugo
-// API client (the one file that knows the client library) and the publish
-// request with idempotency keys and tags; nodes.go retries, failover and
-// nodes marked down; stats.go the counters (Stats); centrifugo.go the
-// Centrifugo config; check.go, websocket.go and command.go Check and the
-// app's subcommands; server.go the realtime server in the app's process
-// (Config.Server), behind the same seam as Centrifugo's API
-// (internal/seam). The tests follow the same names (config_test.go,
-// access_test.go, ...); helpers_test.go holds the helpers they share.
+//   - instant.go: Instant, New, the package default Instant
+//   - config.go: Config, its defaults and checks, ConfigFromEnv
+//   - middleware.go: Session, Default, CurrentUser, RequireUser, RequireStaff
+//   - routes.go: Register, the routes, reading a request
+//   - state.go: the request's state and its user (LoadUser or the session)
+//   - access.go: the one decision, Allowed, ConnectionToken, SubscriptionToken
+//   - token.go: Token and signing
+//   - answers.go: the routes' HTTP answers
+//   - user.go: User and the decoded-user cache
+//   - login.go: Login, Logout
+//   - roles.go: levels and the channels of each role
+//   - rules.go: Authorize, the custom rules
+//   - names.go: channel names, namespaces, personal channels, event ids
+//   - origin.go: Origin, the tab ids the channels route hands out
+//   - publisher.go: Event, Broadcast, BroadcastBatch
+//   - outbox.go: BroadcastTx, OutboxDDL
+//   - presence.go: Presence and the presence route
+//   - reauth.go: Reauthorize
+//   - proxy.go: Centrifugo's proxy routes
+//   - apiclient.go: Centrifugo's HTTP API (the one file that knows its client library)
+//   - nodes.go: retries, failover, nodes marked down
+//   - server.go: Config.Server, a server in the app's process
+//   - centrifugo.go: CentrifugoConfig
+//   - check.go: Check
+//   - websocket.go: the websocket client Check dials Centrifugo with
+//   - command.go: Command, the app's subcommands
+//   - clientjs.go: client.js, the browser helper
+//   - stats.go: Stats
+//   - errors.go: the errors
+//
+// internal/seam is the one interface between the core and a server in the
+// app's process; the embedded module (embedded/) implements it on
+// github.com/centrifugal/centrifuge. internal/centrifugotest starts the
+// servers the tests use.
 package instant

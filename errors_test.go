@@ -41,9 +41,9 @@ func TestLiveAPIErrorsNameTheirFix(t *testing.T) {
 		}
 	}
 	// Another API error is not a stale config.
-	_, err = ls.inst.History(context.Background(), "news", 5)
+	_, err = ls.inst.Presence(context.Background(), "$site_users")
 	if !errors.As(err, &pe) || pe.Code == 0 || pe.Code == 102 || errors.Is(err, instant.ErrStaleConfig) {
-		t.Errorf("history without history: %v", err)
+		t.Errorf("presence without presence: %v", err)
 	}
 	if s := bad.Stats(); s.NodesDown != 0 {
 		t.Errorf("Stats %+v", s)

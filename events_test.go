@@ -99,11 +99,11 @@ func TestZeroLevelIsNone(t *testing.T) {
 		t.Errorf("Level(7).String() = %q", got)
 	}
 	inst := newInstant(t, testConfig())
-	if inst.ChannelsAt(zero) != nil || inst.ChannelsAt(instant.LevelPersonal) != nil {
-		t.Error("ChannelsAt lists channels for no level")
+	if levelChannels(inst, zero) != nil || levelChannels(inst, instant.LevelPersonal) != nil {
+		t.Error("Channels lists channels of no level, or personal ones")
 	}
-	if got := inst.ChannelsAt(instant.LevelPublic); strings.Join(got, ",") != "site_public" {
-		t.Errorf("ChannelsAt(LevelPublic) = %v", got)
+	if got := levelChannels(inst, instant.LevelPublic); strings.Join(got, ",") != "site_public" {
+		t.Errorf("Channels at LevelPublic: %v", got)
 	}
 	// GET channels names the levels as before.
 	_, body := newBrowser(t, newRouter(inst)).as(&gina).get("/instant/channels")
@@ -487,7 +487,7 @@ func TestLiveBadEventsNeverReachSubscribers(t *testing.T) {
 	if msgs, _ := uniqueMessages(lc); !slices.Equal(msgs, []string{"good"}) {
 		t.Errorf("alice received %q, want only the good event", msgs)
 	}
-	if h := historyOf(t, ls.inst, "$site_users"); !slices.Equal(h, []string{"good good"}) {
+	if h := historyOf(t, ls.cfg, "$site_users"); !slices.Equal(h, []string{"good good"}) {
 		t.Errorf("history holds %q, want only the good event", h)
 	}
 	select {

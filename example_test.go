@@ -52,11 +52,20 @@ func Example() {
 		r.ServeHTTP(w, req)
 		fmt.Println(channel, w.Code)
 	}
-	fmt.Println(inst.ChannelsFor(&instant.User{ID: "42"}))
+	// And the channels it may read, as the page asks for them.
+	req := httptest.NewRequest("GET", "/instant/channels", nil)
+	req.Header.Set("Cookie", login.Header().Get("Set-Cookie"))
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, req)
+	var listed struct {
+		Channels []struct{ Name, Level string }
+	}
+	_ = json.Unmarshal(w.Body.Bytes(), &listed)
+	fmt.Println(listed.Channels)
 	// Output:
 	// $site_users 200
 	// $site_admin 403
-	// [{site_public public } {$site_users users } {$site_user:42 personal }]
+	// [{site_public public} {$site_users users} {$site_user:42 personal}]
 }
 
 // printingCentrifugo stands in for Centrifugo's API in the examples: it

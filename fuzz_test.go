@@ -96,8 +96,9 @@ func FuzzTokenRoutes(f *testing.F) {
 // (internal/config/validate.go).
 var namespaceRe = regexp.MustCompile(`^[-a-zA-Z0-9_.]{2,}$`)
 
-// FuzzValidChannel checks ValidChannel against its definition: what a
-// Centrifugo client may subscribe to, printable ASCII with a namespace
+// FuzzValidChannel checks which names the plugin takes for a channel
+// (channelNameError) against the definition: what a Centrifugo client may
+// subscribe to, printable ASCII with a namespace
 // Centrifugo accepts, at most 255 bytes.
 func FuzzValidChannel(f *testing.F) {
 	for _, s := range []string{
@@ -111,12 +112,12 @@ func FuzzValidChannel(f *testing.F) {
 		if ns, _, found := strings.Cut(strings.TrimPrefix(s, "$"), ":"); found && ns != "" && !namespaceRe.MatchString(ns) {
 			want = false
 		}
-		err := instant.ValidChannel(s)
+		err := channelNameError(s)
 		if got := err == nil; got != want {
-			t.Fatalf("ValidChannel(%q) = %v, want ok=%v", s, err, want)
+			t.Fatalf("name %q: %v, want ok=%v", s, err, want)
 		}
 		if err != nil && !errors.Is(err, instant.ErrInvalidChannel) {
-			t.Fatalf("ValidChannel(%q): %v does not wrap ErrInvalidChannel", s, err)
+			t.Fatalf("name %q: %v does not wrap ErrInvalidChannel", s, err)
 		}
 	})
 }
@@ -146,10 +147,10 @@ func FuzzPattern(f *testing.F) {
 		if err != nil && matched {
 			t.Fatalf("refused pattern %q (%v) decided %q", pattern, err, channel)
 		}
-		if matched && (!instant.IsPrivate(channel) || channel == "$site_admin" || channel == "$site_users" || strings.HasPrefix(channel, "$site_user:")) {
+		if matched && (!privateChannel(channel) || channel == "$site_admin" || channel == "$site_users" || strings.HasPrefix(channel, "$site_user:")) {
 			t.Fatalf("pattern %q decided %q", pattern, channel)
 		}
-		if allowed && instant.IsPrivate(channel) && !matched {
+		if allowed && privateChannel(channel) && !matched {
 			t.Fatalf("%q allowed to anonymous with no rule deciding", channel)
 		}
 		if !matched {
@@ -174,7 +175,7 @@ func FuzzPattern(f *testing.F) {
 }
 
 // FuzzUserChannel: every valid user ID has a personal channel that
-// Centrifugo serves (ValidChannel), that its user reads and the other
+// Centrifugo serves (a valid channel name), that its user reads and the other
 // does not, and two IDs never share one.
 func FuzzUserChannel(f *testing.F) {
 	for _, s := range [][2]string{
@@ -198,7 +199,7 @@ func FuzzUserChannel(f *testing.F) {
 			if u.ch == "" {
 				continue
 			}
-			if err := instant.ValidChannel(u.ch); err != nil || !strings.HasPrefix(u.ch, "$site_user:") {
+			if err := channelNameError(u.ch); err != nil || !strings.HasPrefix(u.ch, "$site_user:") {
 				t.Fatalf("UserChannel(%q) = %q: %v", u.id, u.ch, err)
 			}
 			if !inst.Allowed(nil, u.user, u.ch) {
@@ -238,6 +239,7 @@ func FuzzProxyRoutes(f *testing.F) {
 		f.Add(seed, 2, false)
 	}
 	inst := rulesInstant(f)
+	key := proxyKey(f, inst)
 	r := gin.New()
 	r.Use(sessions.Sessions("app", cookie.NewStore(cookieKey)))
 	r.Use(inst.Session())
@@ -248,7 +250,7 @@ func FuzzProxyRoutes(f *testing.F) {
 		path := routes[(route%len(routes)+len(routes))%len(routes)]
 		req := httptest.NewRequest("POST", "/instant/proxy/"+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Instant-Proxy-Key", inst.ProxyKey())
+		req.Header.Set("X-Instant-Proxy-Key", key)
 		var user *instant.User
 		if asAlice {
 			req.AddCookie(aliceCookie)

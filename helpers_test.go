@@ -1,8 +1,7 @@
 package instant_test
 
 // The helpers every black-box test shares (package instant_test), in one
-// place, by what they set up. export_test.go holds the rest: the
-// unexported names these tests reach, and what the internal tests share.
+// place, by what they set up.
 
 import (
 	"bufio"
@@ -29,6 +28,7 @@ import (
 	"time"
 
 	"github.com/centrifugal/centrifuge-go"
+	"github.com/centrifugal/gocent/v3"
 	"github.com/gin-contrib/sessions"
 	"github.com/gin-contrib/sessions/cookie"
 	"github.com/gin-gonic/gin"
@@ -743,14 +743,26 @@ func uniqueMessages(lc *liveClient) (msgs []string, dups int) {
 	return msgs, dups
 }
 
+// history asks Centrifugo at cfg.APIURL, with cfg.APIKey, for up to
+// 1,000 of channel's latest publications (their data, oldest first).
+func history(t *testing.T, cfg instant.Config, channel string) []json.RawMessage {
+	t.Helper()
+	res, err := gocent.New(gocent.Config{Addr: cfg.APIURL, Key: cfg.APIKey}).History(context.Background(), channel, gocent.WithLimit(1000))
+	if err != nil {
+		t.Fatalf("history of %s: %v", channel, err)
+	}
+	out := make([]json.RawMessage, len(res.Publications))
+	for k, p := range res.Publications {
+		out[k] = json.RawMessage(p.Data)
+	}
+	return out
+}
+
 // historyOf returns "id message" for each publication in channel's
 // history, oldest first.
-func historyOf(t *testing.T, inst *instant.Instant, channel string) []string {
+func historyOf(t *testing.T, cfg instant.Config, channel string) []string {
 	t.Helper()
-	pubs, err := inst.History(context.Background(), channel, 1000)
-	if err != nil {
-		t.Fatalf("History %s: %v", channel, err)
-	}
+	pubs := history(t, cfg, channel)
 	out := make([]string, 0, len(pubs))
 	for _, p := range pubs {
 		var ev struct{ ID, Message string }
@@ -877,7 +889,7 @@ func askProxy(t *testing.T, b *browser, inst *instant.Instant, route, user, chan
 	t.Helper()
 	req, _ := http.NewRequest("POST", b.srv.URL+"/instant/proxy/"+route, strings.NewReader(`{"client":"c1","transport":"websocket","protocol":"json","encoding":"json","user":"`+user+`","channel":"`+channel+`"}`))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Instant-Proxy-Key", inst.ProxyKey())
+	req.Header.Set("X-Instant-Proxy-Key", proxyKey(t, inst))
 	status, body := b.do(req)
 	if status != 200 {
 		t.Fatalf("%s: status %d %v", route, status, body)
@@ -893,6 +905,95 @@ func hasChannel(body map[string]any, name, level string) bool {
 		}
 	}
 	return false
+}
+
+// listedChannel is a channel as GET channels lists it.
+type listedChannel struct{ Name, Level, Group string }
+
+// listedChannels is what GET channels lists for b's user; nil when the
+// route refuses.
+func listedChannels(t testing.TB, b *browser) []listedChannel {
+	t.Helper()
+	status, body := b.get("/instant/channels")
+	if status != http.StatusOK {
+		return nil
+	}
+	var out []listedChannel
+	raw, _ := json.Marshal(body["channels"])
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// levelChannels are the names of inst's channels of level l, in order.
+func levelChannels(inst *instant.Instant, l instant.Level) []string {
+	var out []string
+	for _, c := range inst.Channels() {
+		if c.Level == l {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// privateChannel: a channel whose name starts with "$" is private.
+func privateChannel(ch string) bool { return strings.HasPrefix(ch, "$") }
+
+// nameChecker is an Instant of the test config, to ask about names.
+var nameChecker = sync.OnceValue(func() *instant.Instant {
+	inst, err := instant.New(testConfig())
+	if err != nil {
+		panic(err)
+	}
+	return inst
+})
+
+// channelNameError is the error wrapping ErrInvalidChannel with which the
+// plugin refuses name as a channel (SubscriptionToken checks the name
+// before anything else), or nil when name is a channel.
+func channelNameError(name string) error {
+	_, err := nameChecker().SubscriptionToken(nil, &root, name)
+	if errors.Is(err, instant.ErrInvalidChannel) {
+		return err
+	}
+	return nil
+}
+
+// ruleFailed reports whether err is SubscriptionToken's answer when a
+// custom rule failed: an error that is none of its refusals.
+func ruleFailed(err error) bool {
+	return err != nil && !errors.Is(err, instant.ErrInvalidChannel) && !errors.Is(err, instant.ErrLoginRequired) &&
+		!errors.Is(err, instant.ErrNotAllowed) && !errors.Is(err, instant.ErrNotInstalled)
+}
+
+// proxyKey is the key Centrifugo's proxy requests carry, as the config
+// CentrifugoConfig writes tells Centrifugo to send it.
+func proxyKey(t testing.TB, inst *instant.Instant) string {
+	t.Helper()
+	raw, err := inst.CentrifugoConfig(instant.CentrifugoOptions{ProxyURL: "http://127.0.0.1:1/instant"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Client struct {
+			Proxy struct {
+				Connect struct {
+					HTTP struct {
+						StaticHeaders map[string]string `json:"static_headers"`
+					} `json:"http"`
+				} `json:"connect"`
+			} `json:"proxy"`
+		} `json:"client"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	key := c.Client.Proxy.Connect.HTTP.StaticHeaders["X-Instant-Proxy-Key"]
+	if key == "" {
+		t.Fatalf("no proxy key in the config:\n%s", raw)
+	}
+	return key
 }
 
 // ==== Check: a Centrifugo whose config a test may edit.

@@ -104,12 +104,9 @@ func packageDefault() *Instant {
 		return defaultInst
 	}
 	var unset []string
-	for _, names := range [][2]string{
-		{"CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "CENTRIFUGO_TOKEN_HMAC_SECRET_KEY"},
-		{"CENTRIFUGO_HTTP_API_KEY", "CENTRIFUGO_API_KEY"},
-	} {
-		if os.Getenv(names[0]) == "" && os.Getenv(names[1]) == "" {
-			unset = append(unset, names[0])
+	for _, name := range []string{"CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "CENTRIFUGO_HTTP_API_KEY"} {
+		if os.Getenv(name) == "" {
+			unset = append(unset, name)
 		}
 	}
 	msg := "instant: the package-level Session and Register need the environment to configure them (see ConfigFromEnv)"

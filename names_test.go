@@ -100,8 +100,8 @@ func checkconfig(t *testing.T, raw []byte) error {
 // "$café" to clients (107), so the plugin refuses it everywhere a name
 // comes in, instead of publishing events nobody can receive.
 func TestNonASCIIChannelsAreRefusedWhereTheyEnter(t *testing.T) {
-	if err := instant.ValidChannel("$café"); !errors.Is(err, instant.ErrInvalidChannel) {
-		t.Errorf("ValidChannel($café) = %v, want ErrInvalidChannel", err)
+	if err := channelNameError("$café"); !errors.Is(err, instant.ErrInvalidChannel) {
+		t.Errorf("$café: %v, want ErrInvalidChannel", err)
 	}
 	cfg := testConfig()
 	cfg.StaffChannels = []string{"$café"}
@@ -243,7 +243,7 @@ func TestPersonalChannelNames(t *testing.T) {
 	seen := map[string]string{}
 	for _, id := range ids {
 		ch := inst.UserChannel(id)
-		if err := instant.ValidChannel(ch); err != nil || !strings.HasPrefix(ch, "$site_user:") {
+		if err := channelNameError(ch); err != nil || !strings.HasPrefix(ch, "$site_user:") {
 			t.Errorf("UserChannel(%q) = %q: %v", id, ch, err)
 			continue
 		}
@@ -285,8 +285,8 @@ func TestPersonalChannelNames(t *testing.T) {
 }
 
 // TestLiveChannelNamesAtTheEdge: Centrifugo refuses to clients the names
-// ValidChannel refuses, and the longest names with every character
-// ValidChannel allows really work, private and public.
+// the plugin refuses, and the longest names with every character it
+// allows really work, private and public.
 func TestLiveChannelNamesAtTheEdge(t *testing.T) {
 	const punct = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 	fill := func(s string) string {
@@ -298,8 +298,8 @@ func TestLiveChannelNamesAtTheEdge(t *testing.T) {
 	cfg.PublicChannels = []string{"site_public", public}
 	ls := namesStartLive(t, cfg, func(inst *instant.Instant) error { return inst.Authorize("$edge.ns-1_x:*", namesAnyUser) })
 	for _, ch := range []string{private, public} {
-		if len(ch) != 255 || instant.ValidChannel(ch) != nil {
-			t.Fatalf("%q: %d bytes, %v", ch, len(ch), instant.ValidChannel(ch))
+		if len(ch) != 255 || channelNameError(ch) != nil {
+			t.Fatalf("%q: %d bytes, %v", ch, len(ch), channelNameError(ch))
 		}
 	}
 	user, anon := ls.connect(t, &alice), ls.connect(t, nobody)
@@ -315,12 +315,12 @@ func TestLiveChannelNamesAtTheEdge(t *testing.T) {
 	namesAwait(t, user, "edge", []string{private})
 	namesAwait(t, anon, "edge", []string{public})
 
-	// What ValidChannel refuses, Centrifugo refuses to clients: non-ASCII
+	// What the plugin refuses, Centrifugo refuses to clients: non-ASCII
 	// and over 255 bytes (107 bad request), a namespace it cannot declare
 	// (102 unknown channel).
 	for ch, code := range map[string]uint32{"café": 107, public + "z": 107, "a:x": 102} {
-		if instant.ValidChannel(ch) == nil {
-			t.Errorf("ValidChannel(%q) accepted it", ch)
+		if channelNameError(ch) == nil {
+			t.Errorf("%q taken for a channel", ch)
 		}
 		if anon.subscribe(ch, false, "") || anon.refusal != code {
 			t.Errorf("Centrifugo on %q: refusal %d, want %d", ch, anon.refusal, code)
@@ -431,14 +431,14 @@ func TestLiveConfigsAndRulesCentrifugoAccepts(t *testing.T) {
 			ls := namesStartLive(t, cfg, addRules)
 			lc := ls.connect(t, &root) // reads every role channel
 			var want []string
-			for _, c := range ls.inst.ChannelsFor(&root) {
+			for _, c := range listedChannels(t, lc.b) {
 				want = append(want, c.Name)
 			}
 			for _, ch := range namesRules {
 				want = append(want, ch)
 			}
 			for _, ch := range want {
-				if !lc.subscribe(ch, instant.IsPrivate(ch), "") {
+				if !lc.subscribe(ch, privateChannel(ch), "") {
 					t.Errorf("Centrifugo refused %q: code %d", ch, lc.refusal)
 				}
 			}
@@ -453,6 +453,7 @@ func TestLiveConfigsAndRulesCentrifugoAccepts(t *testing.T) {
 	}
 }
 
+// TestValidChannel: the names the plugin takes for a channel.
 func TestValidChannel(t *testing.T) {
 	cases := map[string]bool{
 		"site_public":                  true,
@@ -484,12 +485,12 @@ func TestValidChannel(t *testing.T) {
 		"emoji-🎉":                      false,
 	}
 	for name, ok := range cases {
-		err := instant.ValidChannel(name)
+		err := channelNameError(name)
 		if (err == nil) != ok {
-			t.Errorf("ValidChannel(%q) = %v, want ok=%v", name, err, ok)
+			t.Errorf("%q: %v, want ok=%v", name, err, ok)
 		}
 		if err != nil && !errors.Is(err, instant.ErrInvalidChannel) {
-			t.Errorf("ValidChannel(%q) error %v does not wrap ErrInvalidChannel", name, err)
+			t.Errorf("%q: error %v does not wrap ErrInvalidChannel", name, err)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package instant
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -396,16 +395,8 @@ func (downNodes) disconnect(context.Context, string) error { return downError("d
 
 func (downNodes) info(context.Context) error { return downError("info", nil) }
 
-func (downNodes) history(_ context.Context, channel string, _ int) ([]json.RawMessage, error) {
-	return nil, downError("history", []string{channel})
-}
-
 func (downNodes) presence(_ context.Context, channel string) ([]presenceClient, error) {
 	return nil, downError("presence", []string{channel})
-}
-
-func (downNodes) presenceStats(_ context.Context, channel string) (presenceCount, error) {
-	return presenceCount{}, downError("presence_stats", []string{channel})
 }
 
 func (downNodes) presenceBatch(_ context.Context, channels []string) ([][]presenceClient, error) {

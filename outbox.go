@@ -69,8 +69,7 @@ func newOutboxNames(name string) (outboxNames, error) {
 	n := outboxNames{
 		name:  name,
 		table: strings.Join(quoted, "."),
-		// The index lives in the table's schema. Both names are the ones
-		// earlier versions used, when they fit.
+		// The index lives in the table's schema.
 		index:  `"` + shortIdentifier(strings.Join(parts, "_")+"_partition_id_idx") + `"`,
 		notify: shortIdentifier(name),
 	}
@@ -234,16 +233,8 @@ func (i *Instant) partitionOf(channel string) int {
 //
 // The payload column is BYTEA: it keeps each row's JSON as the bytes
 // written, so subscribers get from BroadcastTx exactly what Broadcast
-// sends them. (Versions before made it JSONB, which re-encodes what it
-// stores and refuses some valid events.) To move a table made by an
-// earlier version, while no BroadcastTx of either version runs (the old
-// one writes JSONB, the new one BYTEA, and each fails on the other's
-// column), run:
-//
-//	ALTER TABLE centrifugo_outbox ALTER COLUMN payload TYPE BYTEA USING convert_to(payload::text, 'UTF8');
-//
-// Rows waiting in the table are kept, and Centrifugo's consumer reads
-// either type.
+// sends them (a JSONB column would re-encode what it stores and refuse
+// some valid events).
 func (i *Instant) OutboxDDL() string {
 	if i == nil {
 		return ""

@@ -696,10 +696,7 @@ func TestLiveBroadcastTxManyUsers(t *testing.T) {
 	}
 	t.Logf("the sample published in %v", time.Since(start))
 	for _, id := range checked {
-		pubs, err := ls.inst.History(ctx, ls.inst.UserChannel(id), 10)
-		if err != nil {
-			t.Fatal(err)
-		}
+		pubs := history(t, ls.cfg, ls.inst.UserChannel(id))
 		if len(pubs) != 1 || !bytes.Contains(pubs[0], []byte(`"to everyone"`)) || !bytes.Contains(pubs[0], []byte(`"channel":"`+ls.inst.UserChannel(id)+`"`)) {
 			t.Errorf("history of %s: %s", id, pubs)
 		}
@@ -741,7 +738,7 @@ func BenchmarkBroadcastTxUsers(b *testing.B) {
 // TestOutboxNames: table names are quoted in the DDL and the consumer's
 // config; names too long for a PostgreSQL identifier get notification
 // channels and index names of at most 63 bytes that still tell two tables
-// apart; the default table keeps the names earlier versions used.
+// apart.
 func TestOutboxNames(t *testing.T) {
 	names := func(table string) (ddl, consumedTable, channel string) {
 		cfg := testConfig()
@@ -786,47 +783,6 @@ func TestOutboxNames(t *testing.T) {
 	}
 	if channelA == channelB || indexA == indexB {
 		t.Errorf("two long tables share names: %s %s, %s %s", channelA, channelB, indexA, indexB)
-	}
-}
-
-// TestLiveOutboxMigratesFromJSONB: a table made by an earlier version
-// (payload JSONB), moved with the statement OutboxDDL's doc gives, keeps
-// its waiting rows, and Centrifugo publishes them and new ones.
-func TestLiveOutboxMigratesFromJSONB(t *testing.T) {
-	t.Parallel()
-	o := startOutbox(t)
-	o.cfg.OutboxTable = "legacy_outbox"
-	for _, q := range []string{
-		`CREATE TABLE legacy_outbox (id BIGSERIAL PRIMARY KEY, method TEXT NOT NULL, payload JSONB NOT NULL,
-			partition INTEGER NOT NULL DEFAULT 0, created_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
-		`CREATE INDEX legacy_outbox_partition_id_idx ON legacy_outbox (partition, id)`,
-		`INSERT INTO legacy_outbox (method, payload) VALUES ('publish', '{"channel": "$site_users", "data": {"id": "old", "message": "written before"}, "idempotency_key": "old"}')`,
-		// The migration, as OutboxDDL's doc gives it.
-		`ALTER TABLE legacy_outbox ALTER COLUMN payload TYPE BYTEA USING convert_to(payload::text, 'UTF8')`,
-		newInstant(t, o.cfg).OutboxDDL(),
-	} {
-		if _, err := o.db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	var indexes int
-	if err := o.db.QueryRow(`SELECT count(*) FROM pg_indexes WHERE tablename = 'legacy_outbox'`).Scan(&indexes); err != nil || indexes != 2 {
-		t.Errorf("%d indexes on the table (primary key and one more wanted): %v", indexes, err)
-	}
-	ls := o.node(t, true)
-	lc := ls.connect(t, &alice)
-	if !lc.subscribe("$site_users", true, "") {
-		t.Fatal("could not subscribe")
-	}
-	if err := ls.inst.BroadcastTx(context.Background(), o.db, instant.Event{Channel: "$site_users", Message: "written after"}); err != nil {
-		t.Fatal(err)
-	}
-	lc.waitFor("written after")
-	// The waiting row went out at the node's start, before the subscriber
-	// came: it is in the channel's history, before the new one.
-	pubs, err := ls.inst.History(context.Background(), "$site_users", 10)
-	if err != nil || len(pubs) != 2 || !bytes.Contains(pubs[0], []byte(`"written before"`)) || !bytes.Contains(pubs[1], []byte(`"written after"`)) {
-		t.Errorf("history %s, %v", pubs, err)
 	}
 }
 

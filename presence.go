@@ -27,13 +27,6 @@ type Member struct {
 	Clients int `json:"clients"`
 }
 
-// presenceCount counts a channel's subscribers: Clients subscriptions
-// from Users distinct users.
-type presenceCount struct {
-	Clients int `json:"clients"`
-	Users   int `json:"users"`
-}
-
 // presenceClient is one subscription as Centrifugo's presence call
 // reports it: a member's info is what its subscription to the channel
 // carries (connection tokens carry none). client is the subscription's

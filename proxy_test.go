@@ -37,7 +37,7 @@ func TestProxySubscribeAnswers(t *testing.T) {
 	ask := func(route, user, channel string) map[string]any {
 		req, _ := http.NewRequest("POST", b.srv.URL+"/instant/proxy/"+route, strings.NewReader(`{"client":"c1","transport":"websocket","protocol":"json","encoding":"json","user":"`+user+`","channel":"`+channel+`"}`))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Instant-Proxy-Key", inst.ProxyKey())
+		req.Header.Set("X-Instant-Proxy-Key", proxyKey(t, inst))
 		status, body := b.do(req)
 		if status != 200 {
 			t.Fatalf("%s: status %d %v", route, status, body)
@@ -182,7 +182,7 @@ func TestProxySubscribeRefusesRuleInfoThatIsNotJSON(t *testing.T) {
 	b := newBrowser(t, newRouter(inst)).as(&alice)
 	req, _ := http.NewRequest("POST", b.srv.URL+"/instant/proxy/subscribe", strings.NewReader(`{"client":"c1","user":"1","channel":"$room:1"}`))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Instant-Proxy-Key", inst.ProxyKey())
+	req.Header.Set("X-Instant-Proxy-Key", proxyKey(t, inst))
 	status, body := b.do(req)
 	if e, _ := body["error"].(map[string]any); status != 200 || e == nil || body["result"] != nil {
 		t.Errorf("proxy/subscribe: %d %v, want an error answer", status, body)

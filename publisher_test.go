@@ -476,13 +476,13 @@ func TestHostileReplyIsCutBeforeDecoding(t *testing.T) {
 	if s := inst.Stats(); s.Retried != 0 || s.FailedOver != 0 || len(f.requests) != 1 {
 		t.Errorf("retried a reply that came: %+v, %d requests", s, len(f.requests))
 	}
-	// A large history reply is still read.
-	pub := `{"data":{"message":"` + strings.Repeat("x", 1<<20) + `"}}`
+	// A large presence reply is still read.
+	info := `{"m":"` + strings.Repeat("x", 1<<20) + `"}`
 	f.reply = func(w http.ResponseWriter, n int) {
-		w.Write([]byte(`{"result":{"publications":[` + pub + `,` + pub + `]}}` + "\n"))
+		w.Write([]byte(`{"result":{"presence":{"c1":{"client":"c1","user":"u1","chan_info":` + info + `},"c2":{"client":"c2","user":"u2","chan_info":` + info + `}}}}` + "\n"))
 	}
-	if got, err := inst.History(context.Background(), "a", 2); err != nil || len(got) != 2 {
-		t.Errorf("History of 2 MiB: %d publications, %v", len(got), err)
+	if got, err := inst.Presence(context.Background(), "$a"); err != nil || len(got) != 2 {
+		t.Errorf("presence of 2 MiB: %d members, %v", len(got), err)
 	}
 }
 
@@ -497,14 +497,14 @@ func TestSlowSingleNodeHasAllOfPublishTimeout(t *testing.T) {
 	inst := newInstant(t, cfg)
 	f.reply = func(w http.ResponseWriter, n int) {
 		time.Sleep(1800 * time.Millisecond) // past any share of the time
-		w.Write([]byte(`{"result":{"publications":[]}}` + "\n"))
+		w.Write([]byte(`{"result":{"presence":{}}}` + "\n"))
 	}
 	f.batchReply = func(w http.ResponseWriter, n int) {
 		time.Sleep(1800 * time.Millisecond)
 		w.Write([]byte(batchOf(`{"publish":{}}`)))
 	}
-	if _, err := inst.History(context.Background(), "a", 10); err != nil {
-		t.Errorf("History answered in 1.8s of a 3s PublishTimeout: %v", err)
+	if _, err := inst.Presence(context.Background(), "$a"); err != nil {
+		t.Errorf("Presence answered in 1.8s of a 3s PublishTimeout: %v", err)
 	}
 	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a", Message: "m"}); err != nil {
 		t.Errorf("Broadcast answered in 1.8s of a 3s PublishTimeout: %v", err)

@@ -230,13 +230,3 @@ func (i *Instant) Channels() []Channel {
 	}
 	return out
 }
-
-// channelsAt lists the configured channels of one level, from LevelPublic
-// to LevelSuperuser: nil for the zero Level, LevelPersonal (UserChannel
-// names those) and unknown values.
-func (i *Instant) channelsAt(level Level) []string {
-	if i == nil || level < LevelPublic || level > LevelSuperuser {
-		return nil
-	}
-	return slices.Clone(i.channels.byLevel[level])
-}

@@ -7,12 +7,13 @@ import (
 	"github.com/gin-instant/instant"
 )
 
+// TestChannelsFor: GET channels lists the channels of each role.
 func TestChannelsFor(t *testing.T) {
 	inst := newInstant(t, testConfig())
 	names := func(u *instant.User) string {
 		var out []string
-		for _, c := range inst.ChannelsFor(u) {
-			out = append(out, c.Name+"="+c.Level.String())
+		for _, c := range listedChannels(t, newBrowser(t, newRouter(inst)).as(u)) {
+			out = append(out, c.Name+"="+c.Level)
 		}
 		return strings.Join(out, " ")
 	}
@@ -39,16 +40,16 @@ func TestChannelNamesGetPrivatePrefix(t *testing.T) {
 	cfg.StaffChannels = []string{"back_office"}
 	cfg.GroupChannels = map[string][]string{"ops": {"ops_room", "$ops_alerts"}}
 	inst := newInstant(t, cfg)
-	if got := inst.ChannelsAt(instant.LevelStaff); len(got) != 1 || got[0] != "$back_office" {
+	if got := levelChannels(inst, instant.LevelStaff); len(got) != 1 || got[0] != "$back_office" {
 		t.Errorf("staff channels %v, want [$back_office]", got)
 	}
-	if got := inst.ChannelsAt(instant.LevelGroups); strings.Join(got, ",") != "$ops_room,$ops_alerts" {
+	if got := levelChannels(inst, instant.LevelGroups); strings.Join(got, ",") != "$ops_room,$ops_alerts" {
 		t.Errorf("group channels %v", got)
 	}
-	if got := inst.ChannelsAt(instant.LevelPublic); got[0] != "shop_public" {
+	if got := levelChannels(inst, instant.LevelPublic); got[0] != "shop_public" {
 		t.Errorf("public channels %v, want [shop_public]", got)
 	}
-	if got := inst.ChannelsAt(instant.LevelSuperuser); got[0] != "$shop_admin" {
+	if got := levelChannels(inst, instant.LevelSuperuser); got[0] != "$shop_admin" {
 		t.Errorf("superuser channels %v, want [$shop_admin]", got)
 	}
 }

@@ -143,7 +143,7 @@ func TestLiveRuleInfoMustBeSafe(t *testing.T) {
 	bad := []string{"raw", "inmap", "deep", "deepmap"}
 	for _, kind := range bad {
 		ch := "$info:" + kind
-		if tok, err := ls.inst.SubscriptionToken(nil, &ann, ch); !errors.Is(err, instant.ErrRuleFailed) || tok.Token != "" {
+		if tok, err := ls.inst.SubscriptionToken(nil, &ann, ch); !ruleFailed(err) || tok.Token != "" {
 			t.Errorf("%s: SubscriptionToken = %q, %v; want no token and the rule's failure", ch, tok.Token, err)
 		}
 		if status, body := annC.b.postJSON("/instant/subscription_token", map[string]any{"channel": ch}); status != http.StatusInternalServerError || body["token"] != nil || body["error"] == nil {

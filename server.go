@@ -125,11 +125,6 @@ func (a serverAPI) disconnect(ctx context.Context, user string) error {
 
 func (a serverAPI) info(context.Context) error { return nil }
 
-func (a serverAPI) history(ctx context.Context, channel string, limit int) ([]json.RawMessage, error) {
-	h, err := a.s.History(ctx, channel, limit)
-	return h, serverError("history", []string{channel}, err)
-}
-
 func (a serverAPI) presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error) {
 	res, err := a.s.Presence(ctx, channels)
 	if err != nil {
@@ -151,18 +146,6 @@ func (a serverAPI) presence(ctx context.Context, channel string) ([]presenceClie
 		return nil, err
 	}
 	return res[0], nil
-}
-
-func (a serverAPI) presenceStats(ctx context.Context, channel string) (presenceCount, error) {
-	clients, err := a.presence(ctx, channel)
-	if err != nil {
-		return presenceCount{}, err
-	}
-	users := map[string]bool{}
-	for _, c := range clients {
-		users[c.user] = true
-	}
-	return presenceCount{Clients: len(clients), Users: len(users)}, nil
 }
 
 // channels is not asked of a Server: Reauthorize asks userChannels.

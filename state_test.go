@@ -229,7 +229,7 @@ func TestCurrentUserOutsideSessionAllocatesNothing(t *testing.T) {
 // TestDefaultIgnoresTheEnvironment: outside Session, Default and
 // CurrentUser build nothing, whatever CENTRIFUGO_* holds.
 func TestDefaultIgnoresTheEnvironment(t *testing.T) {
-	t.Setenv("CENTRIFUGO_TOKEN_HMAC_SECRET_KEY", testSecret)
+	t.Setenv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", testSecret)
 	r := gin.New()
 	var inst *instant.Instant
 	r.GET("/", func(c *gin.Context) { inst = instant.Default(c) })

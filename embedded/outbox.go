@@ -502,8 +502,8 @@ var outboxColumns = []struct {
 
 // checkOutbox reports what is wrong with p's outbox table in db, every
 // problem joined, each naming the table and OutboxDDL: the table missing,
-// a column missing or of a type BroadcastTx cannot write (a JSONB payload
-// made by an earlier version), an id without a default. nil when the
+// a column missing or of a type BroadcastTx cannot write (a JSONB
+// payload), an id without a default. nil when the
 // table is as OutboxDDL makes it. A database that does not answer is an
 // error too.
 func checkOutbox(ctx context.Context, db *sql.DB, p seam.Policy) error {
@@ -556,7 +556,7 @@ WHERE a.attrelid = to_regclass($1::text) AND a.attnum > 0 AND NOT a.attisdropped
 		case !slices.Contains(want.types, c.typ):
 			hint := fix
 			if want.name == "payload" {
-				hint = "BroadcastTx writes BYTEA: see (*instant.Instant).OutboxDDL() for the ALTER TABLE that converts it"
+				hint = "BroadcastTx writes BYTEA, the column (*instant.Instant).OutboxDDL() makes"
 			}
 			errs = append(errs, fmt.Errorf("embedded: outbox table %s: column %s is %s, not %s: %s", p.OutboxTable, want.name, c.typ, want.want, hint))
 		case want.name == "id" && !c.hasDefault:

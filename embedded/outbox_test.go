@@ -457,7 +457,7 @@ func TestOutboxCheck(t *testing.T) {
 		{"missing", `"public"."missing"`, []string{`"public"."missing" does not exist`, "OutboxDDL"}},
 		{"missing schema", `"nowhere"."centrifugo_outbox"`, []string{"does not exist", "OutboxDDL"}},
 		{"no payload", `"no_payload"`, []string{"no column payload", "OutboxDDL"}},
-		{"jsonb payload", `"jsonb_payload"`, []string{"payload is jsonb, not BYTEA", "ALTER TABLE"}},
+		{"jsonb payload", `"jsonb_payload"`, []string{"payload is jsonb, not BYTEA", "OutboxDDL"}},
 		{"no serial, no partition", `"no_serial"`, []string{"id has no default", "no column partition"}},
 		{"a view", `"a_view"`, []string{"not a table"}},
 	} {

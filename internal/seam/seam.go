@@ -35,9 +35,6 @@ type Server interface {
 	Unsubscribe(ctx context.Context, user string, channels []string) error
 	// Disconnect closes every connection of user; the clients reconnect.
 	Disconnect(ctx context.Context, user string) error
-	// History returns up to limit of channel's latest publications'
-	// data, oldest first.
-	History(ctx context.Context, channel string, limit int) ([]json.RawMessage, error)
 	// Presence returns the subscriptions of each channel, in the order
 	// of channels.
 	Presence(ctx context.Context, channels []string) ([][]Client, error)
