@@ -684,9 +684,17 @@ func awaitSubscribe(t *testing.T, sub *centrifuge.Subscription) (ok bool, code u
 		ok   bool
 		code uint32
 	}
-	result := make(chan answer, 2)
-	sub.OnSubscribed(func(centrifuge.SubscribedEvent) { result <- answer{ok: true} })
-	sub.OnUnsubscribed(func(e centrifuge.UnsubscribedEvent) { result <- answer{} })
+	// The handlers stay after the first answer (a later resubscribe may
+	// call them again): they never block centrifuge-go's callback queue.
+	result := make(chan answer, 1)
+	send := func(a answer) {
+		select {
+		case result <- a:
+		default:
+		}
+	}
+	sub.OnSubscribed(func(centrifuge.SubscribedEvent) { send(answer{ok: true}) })
+	sub.OnUnsubscribed(func(e centrifuge.UnsubscribedEvent) { send(answer{}) })
 	sub.OnError(func(e centrifuge.SubscriptionErrorEvent) {
 		var se centrifuge.SubscriptionSubscribeError
 		if errors.As(e.Error, &se) {
@@ -696,7 +704,7 @@ func awaitSubscribe(t *testing.T, sub *centrifuge.Subscription) (ok bool, code u
 			if ce != nil {
 				a.code = ce.Code
 			}
-			result <- a
+			send(a)
 		}
 	})
 	if err := sub.Subscribe(); err != nil {
