@@ -122,6 +122,18 @@ function refusal(what, code, reason, channel) {
   return e;
 }
 
+
+// websocketURL turns the channels route's websocket_url into an absolute
+// ws(s) address: the embedded server answers a path ("/instant/connection/
+// websocket"), resolved against the page, as browsers older than 2024
+// would not resolve it in the WebSocket constructor themselves.
+function websocketURL(url) {
+  if (!url || /^wss?:/i.test(url) || typeof location === 'undefined') return url;
+  const u = new URL(url, location.href);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  return u.href;
+}
+
 export class Instant {
   /**
    * @param {any} Centrifuge the Centrifuge class of centrifuge-js 5
@@ -334,7 +346,7 @@ export class Instant {
     if (run !== this._run) return; // stop() came first
     this.user = info.user || null;
     this._setOrigin(info);
-    const client = new this.Centrifuge(info.websocket_url, {
+    const client = new this.Centrifuge(websocketURL(info.websocket_url), {
       ...this._centrifugeOptions,
       getToken: () => this._token(CONNECTION, client),
     });

@@ -35,9 +35,11 @@ type Config struct {
 	// (*embedded.Server, from github.com/gin-instant/instant/embedded),
 	// used in place of a Centrifugo: Register then also serves its
 	// websocket at GET <group>/connection/websocket, and the channels
-	// route tells browsers that path. APIURL, APIURLs, APIKey and
-	// WebsocketURL are Centrifugo's and must be empty with it. A Server
-	// serves one Instant. Default: nil, a Centrifugo at APIURL.
+	// route tells browsers that path (WebsocketURL, when set, replaces it:
+	// a path such as "/app/instant/connection/websocket" behind a proxy
+	// that strips a prefix, or a ws(s) URL). APIURL, APIURLs and APIKey
+	// are Centrifugo's and must be empty with it. A Server serves one
+	// Instant. Default: nil, a Centrifugo at APIURL.
 	Server Server
 
 	// APIURL is Centrifugo's server API endpoint: its path must end in
@@ -169,8 +171,8 @@ func (cfg *Config) complete() (checkedConfig, error) {
 		bad("TokenSecret must be at least %d bytes, got %d", minTokenSecretLength, len(cfg.TokenSecret))
 	}
 	if cfg.Server != nil {
-		if cfg.APIURL != "" || len(cfg.APIURLs) > 0 || cfg.APIKey != "" || cfg.WebsocketURL != "" {
-			bad("Server serves the websocket and takes the events itself: APIURL, APIURLs, APIKey and WebsocketURL are a Centrifugo's, and must be empty with it")
+		if cfg.APIURL != "" || len(cfg.APIURLs) > 0 || cfg.APIKey != "" {
+			bad("Server takes the events itself: APIURL, APIURLs and APIKey are a Centrifugo's, and must be empty with it")
 		}
 	} else if cfg.APIURL == "" {
 		cfg.APIURL = defaultAPIURL
@@ -187,7 +189,7 @@ func (cfg *Config) complete() (checkedConfig, error) {
 			cfg.WebsocketURL = websocketURLFor(cfg.APIURL)
 		}
 	}
-	if cfg.WebsocketURL != "" {
+	if cfg.WebsocketURL != "" && !(cfg.Server != nil && strings.HasPrefix(cfg.WebsocketURL, "/") && !strings.HasPrefix(cfg.WebsocketURL, "//")) {
 		if err := checkHTTPURL(cfg.WebsocketURL, "ws", "wss"); err != nil {
 			bad("WebsocketURL: %w", err)
 		} else if u, _ := url.Parse(cfg.WebsocketURL); u.User != nil {

@@ -52,6 +52,15 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 	caller := ctx // the caller's own end is no fault of a node's
 	ctx, cancel := context.WithTimeout(ctx, i.cfg.PublishTimeout)
 	defer cancel()
+	if i.server != nil {
+		// The server in this process: one attempt, never marked down (a
+		// slow Redis is not a node that went away), nothing to fail over to.
+		err := op(ctx, i.nodes[0])
+		if err != nil {
+			i.stats.failed.Add(1)
+		}
+		return err
+	}
 	note := new(retryNote)
 	ctx = context.WithValue(ctx, retryNoteKey{}, note)
 	nodes := i.nodeStates()

@@ -367,7 +367,7 @@ func (i *Instant) channelsRoute(c *gin.Context, _ []byte) {
 		listed[k] = listedChannel{Name: ch.Name, Level: ch.Level.String(), Group: ch.Group}
 	}
 	ws := i.cfg.WebsocketURL
-	if i.server != nil {
+	if i.server != nil && ws == "" {
 		// The group's path: a browser resolves it against the page, so no
 		// host or scheme needs configuring.
 		ws = path.Join(path.Dir(c.Request.URL.Path), websocketPath)

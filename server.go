@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/gin-instant/instant/internal/seam"
 )
@@ -34,6 +35,7 @@ func (i *Instant) bindServer(s seam.Server) error {
 	return s.Bind(seam.Policy{
 		TokenSecret:       []byte(i.cfg.TokenSecret),
 		DisallowAnonymous: i.cfg.DisallowAnonymous,
+		Origins:           trustedOrigins(i.cfg),
 		Logger:            i.logger,
 		OutboxTable:       i.outboxTable.table,
 		OutboxPartitions:  i.cfg.OutboxPartitions,
@@ -192,3 +194,15 @@ func (f failedServer) Presence(context.Context, []string) ([][]seam.Client, erro
 func (f failedServer) UserChannels(context.Context, string) ([]string, error)      { return nil, f.err }
 func (f failedServer) Check(context.Context) error                                 { return f.err }
 func (f failedServer) Describe() string                                            { return "none: " + f.err.Error() }
+
+// trustedOrigins are cfg's SiteOrigin and TrustedOrigins, as browsers send
+// them (scheme://host[:port], lower case).
+func trustedOrigins(cfg Config) []string {
+	var out []string
+	for _, o := range append([]string{cfg.SiteOrigin}, cfg.TrustedOrigins...) {
+		if o = strings.ToLower(strings.TrimSuffix(o, "/")); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}

@@ -221,10 +221,31 @@ func (s *Server) applyCommand(ctx context.Context, method string, params json.Ra
 	if len(cmd.Data) == 0 || len(channels) == 0 || slices.Contains(channels, "") {
 		return fmt.Errorf("%w: %s: no data or no channel", errOutboxInvalid, method)
 	}
-	pubs := make([]seam.Publication, len(channels))
-	for k, ch := range channels {
-		pubs[k] = seam.Publication{Channel: ch, Data: cmd.Data, IdempotencyKey: cmd.IdempotencyKey, Origin: cmd.Tags["origin"]}
+	// A channel this server does not know (a row of another version of
+	// the app, in a rolling deploy) is left out, logged; the rest is
+	// published, and any failure of theirs keeps the row for a retry (the
+	// idempotency key keeps what went out from going out twice).
+	pubs := make([]seam.Publication, 0, len(channels))
+	var unknown []string
+	p := s.policy.Load()
+	for _, ch := range channels {
+		if p != nil {
+			if _, known := p.Channel(ch); !known {
+				unknown = append(unknown, ch)
+				continue
+			}
+		}
+		pubs = append(pubs, seam.Publication{Channel: ch, Data: cmd.Data, IdempotencyKey: cmd.IdempotencyKey, Origin: cmd.Tags["origin"]})
+	}
+	if len(unknown) > 0 {
+		s.logger.Warn("embedded: outbox: channels of namespaces the Instant does not declare left out", "method", method, "channels", len(unknown))
+	}
+	if len(pubs) == 0 {
+		return fmt.Errorf("%w: %s: %w", errOutboxInvalid, method, seam.ErrUnknownChannel)
 	}
 	_, err := s.Publish(ctx, pubs)
+	if errors.Is(err, seam.ErrUnknownChannel) {
+		return fmt.Errorf("embedded: %s: %s", method, err.Error()) // not the row's fault alone: kept
+	}
 	return err
 }

@@ -33,6 +33,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	bound      bool
+	closed     bool // Close ran: no Bind any more
 	stopOutbox func()
 	closeOnce  sync.Once
 	closeErr   error
@@ -146,6 +147,7 @@ func (s *Server) closeRedis() {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
+		s.closed = true // a Bind from now on is refused
 		stop := s.stopOutbox
 		s.stopOutbox = nil
 		s.mu.Unlock()
@@ -175,12 +177,19 @@ func (s *Server) Bind(p seam.Policy) error {
 	if s.bound {
 		return errors.New("embedded: this Server already serves an Instant: give each Instant a Server of its own")
 	}
+	if s.closed {
+		return errors.New("embedded: this Server is closed")
+	}
 	if p.Logger == nil {
 		p.Logger = s.logger
 	}
 	p.TokenSecret = append([]byte(nil), p.TokenSecret...)
 	if s.opts.OutboxDB != nil {
-		stop, err := startOutbox(context.Background(), s.opts.OutboxDB, p, s.applyCommand, s.logger)
+		// The start checks the table: bounded, so that a database that
+		// does not answer fails New instead of hanging it.
+		ctx, cancel := context.WithTimeout(context.Background(), outboxStartTimeout)
+		stop, err := startOutbox(ctx, s.opts.OutboxDB, p, s.applyCommand, s.logger)
+		cancel()
 		if err != nil {
 			return err // "embedded: ..." already
 		}
@@ -196,8 +205,13 @@ func (s *Server) Bind(p seam.Policy) error {
 // of another site (see Options.AllowedOrigins) with 403.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// outboxStartTimeout bounds Bind's check of the outbox table.
+const outboxStartTimeout = 10 * time.Second
+
 // checkOrigin allows a handshake without Origin (no browser), one from
-// the page's own host, and those of Options.AllowedOrigins.
+// the page's own host, those of Options.AllowedOrigins, and the
+// Instant's own (its SiteOrigin and TrustedOrigins, which its POST routes
+// trust too: a proxy that rewrites Host must not lock its pages out).
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -214,6 +228,13 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	for _, allowed := range s.opts.AllowedOrigins {
 		if allowed == "*" || allowed == origin {
 			return true
+		}
+	}
+	if p := s.policy.Load(); p != nil {
+		for _, allowed := range p.Origins {
+			if strings.EqualFold(allowed, origin) {
+				return true
+			}
 		}
 	}
 	return false

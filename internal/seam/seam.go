@@ -58,6 +58,9 @@ type Policy struct {
 	Channel func(channel string) (c Channel, known bool)
 	// DisallowAnonymous refuses connections without a user.
 	DisallowAnonymous bool
+	// Origins are the browser origins the Instant trusts (its SiteOrigin
+	// and TrustedOrigins), which the websocket allows too.
+	Origins []string
 	// Logger receives the server's faults.
 	Logger *slog.Logger
 	// OutboxTable is the outbox table BroadcastTx writes to, quoted and
