@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/centrifugal/gocent/v3"
 )
@@ -85,10 +87,10 @@ func newGocentAPI(addr, key string, hc *http.Client, secrets []string) apiClient
 // of published twice: within its idempotency window (5 minutes), a key it
 // has seen on a channel gets the first publish's result back and nothing is
 // published. gocent v3.3.0 cannot send the key (its PublishOptions hold
-// only skip_history), so this request is made here, typed structs
-// encoded and decoded by encoding/json, on the same *http.Client as
-// gocent's presence calls, with the same Authorization header and the same redaction of
-// secrets in errors; gocent keeps the calls it serves.
+// only skip_history), so this request is made here (its reply decoded
+// into typed structs by encoding/json), on the same *http.Client as
+// gocent's presence calls, with the same Authorization header and the
+// same redaction of secrets in errors; gocent keeps the calls it serves.
 //
 // The endpoint is Centrifugo v6's /api/batch, beside APIURL (which ends in
 // /api), with the same API key check in front:
@@ -124,10 +126,7 @@ func newGocentAPI(addr, key string, hc *http.Client, secrets []string) apiClient
 // API error for some publications, the *PublishError lists their channels
 // and their indices (failedPubs).
 func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error {
-	body, err := encodeBatch(channels, payloads, keys, origins)
-	if err != nil {
-		return &PublishError{Op: "publish", Channels: channels, Err: err}
-	}
+	body := appendBatch(channels, payloads, keys, origins)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.batchURL, bytes.NewReader(body))
 	if err != nil {
 		return &PublishError{Op: "publish", Channels: channels, Err: g.redactError(err)}
@@ -158,48 +157,59 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 	return g.publishReplies(channels, reply)
 }
 
-// batchRequest is the publish request: one publish command a publication.
-type batchRequest struct {
-	Commands []publishCommand `json:"commands"`
-}
-
-type publishCommand struct {
-	Publish struct {
-		Channel        string          `json:"channel"`
-		Data           json.RawMessage `json:"data"`
-		IdempotencyKey string          `json:"idempotency_key,omitempty"`
-		Tags           struct {
-			Origin string `json:"origin"`
-		} `json:"tags,omitzero"`
-	} `json:"publish"`
-}
-
-// encodeBatch writes the request. Strings are encoded as json.Marshal
-// does (an origin of any bytes made valid UTF-8 the same way as the
-// payload's "origin"), but without escaping <, > and &, so that the data
-// goes out as the bytes the payload holds.
-func encodeBatch(channels []string, payloads [][]byte, keys, origins []string) ([]byte, error) {
-	req := batchRequest{Commands: make([]publishCommand, len(channels))}
-	size := 16 // the request's size, unless strings need escaping
+// appendBatch writes the request: one publish command a publication,
+// in a slice of the size it will take (unless names need escaping).
+// Written by hand, not encoded from typed structs by encoding/json, which
+// scans every payload again (json.RawMessage is compacted) and walks the
+// structs by reflection: measured on a batch of 100 publications of 200
+// bytes, 103µs against 11µs here, which made BroadcastBatch 8 to 12%
+// slower against Centrifugo (1.08x its bare gocent pipe, from 0.96x);
+// the typed reply (batchReply) costs 3% more.
+func appendBatch(channels []string, payloads [][]byte, keys, origins []string) []byte {
+	const command = len(`{"publish":{"channel":"","data":,"idempotency_key":""}},`)
+	const tags = len(`,"tags":{"origin":""}`)
+	size := len(`{"commands":[]}`)
 	for k, ch := range channels {
-		p := &req.Commands[k].Publish
-		p.Channel, p.Data, p.IdempotencyKey = ch, payloads[k], keys[k]
-		if origins != nil {
-			p.Tags.Origin = origins[k]
+		size += command + len(ch) + len(payloads[k]) + len(keys[k])
+		if origins != nil && origins[k] != "" {
+			size += tags + len(origins[k])
 		}
-		size += 80 + len(ch) + len(payloads[k]) + len(keys[k]) + len(p.Tags.Origin)
 	}
-	var body bytes.Buffer
-	body.Grow(size)
-	enc := json.NewEncoder(&body)
-	enc.SetEscapeHTML(false)
-	err := enc.Encode(req)
-	return body.Bytes(), err
+	b := make([]byte, 0, size)
+	b = append(b, `{"commands":[`...)
+	for k, ch := range channels {
+		if k > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"publish":{"channel":`...)
+		b = appendJSONString(b, ch) // names are valid UTF-8, checked
+		b = append(b, `,"data":`...)
+		b = append(b, payloads[k]...)
+		if key := keys[k]; key != "" {
+			if !utf8.ValidString(key) { // an Event.ID of any bytes, made valid the same way each time
+				key = strings.ToValidUTF8(key, "\ufffd")
+			}
+			b = append(b, `,"idempotency_key":`...)
+			b = appendJSONString(b, key)
+		}
+		if origins != nil && origins[k] != "" {
+			b = append(b, `,"tags":{"origin":`...)
+			b = appendOrigin(b, origins[k])
+			b = append(b, '}')
+		}
+		b = append(b, "}}"...)
+	}
+	return append(b, "]}"...)
 }
 
 // appendOrigin writes origin as a JSON string, the same string as the
-// payload's "origin" (encoding/json's), for the outbox's rows.
+// payload's "origin" (encoding/json's): an origin of any bytes is made
+// valid UTF-8 the way json.Marshal makes it, so that the tag and the
+// payload always agree.
 func appendOrigin(b []byte, origin string) []byte {
+	if utf8.ValidString(origin) {
+		return appendJSONString(b, origin)
+	}
 	s, _ := json.Marshal(origin) // a string: never fails
 	return append(b, s...)
 }
