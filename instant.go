@@ -44,7 +44,6 @@ func New(cfg Config) (*Instant, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
-	cfg.HTTPClient = limitedClient(cfg.HTTPClient)
 	cfg.APIURLs = slices.Clone(cfg.APIURLs) // the caller's slice stays theirs
 	inst := &Instant{
 		cfg:         cfg,
