@@ -154,7 +154,7 @@ func (s *Server) Close() error {
 		if stop != nil {
 			stop()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), seam.ShutdownTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
 		if err := s.node.Shutdown(ctx); err != nil {
 			s.closeErr = fmt.Errorf("embedded: close: %w", err)
@@ -204,6 +204,9 @@ func (s *Server) Bind(p seam.Policy) error {
 // <group>/connection/websocket). It refuses a handshake from a browser
 // of another site (see Options.AllowedOrigins) with 403.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// shutdownTimeout bounds how long Close drains the node.
+const shutdownTimeout = 5 * time.Second
 
 // outboxStartTimeout bounds Bind's check of the outbox table.
 const outboxStartTimeout = 10 * time.Second

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"time"
 )
 
 // Server is a realtime server in the app's process. Bind is called once,
@@ -128,6 +127,3 @@ func Registered() Factory {
 	defer factoryMu.Unlock()
 	return factory
 }
-
-// ShutdownTimeout bounds how long a server's Close drains.
-const ShutdownTimeout = 5 * time.Second
