@@ -5,6 +5,7 @@
 # make fuzz   runs each fuzz target for FUZZTIME (default 30s)
 # make load   the load generator: token routes, publishing paths, end to end, memory, a reconnect storm
 # make load-embedded  the embedded server against Centrifugo, paired in one run (about a minute)
+# make paths  lists the library's functions and files that one POST auth and one Broadcast run through
 
 CENTRIFUGO_VERSION  := v6.9.1
 CENTRIFUGO_MODULE   := github.com/centrifugal/centrifugo/v6
@@ -16,7 +17,7 @@ BENCH_COUNT         ?= 8
 FUZZTIME            ?= 30s
 FUZZ_TARGETS        := FuzzTokenRoutes FuzzProxyRoutes FuzzSessionUser FuzzValidChannel FuzzPattern
 
-.PHONY: demo test bench check centrifugo npm tools fuzz load load-embedded
+.PHONY: demo test bench check centrifugo npm tools fuzz load load-embedded paths
 
 # install MODULE/cmd VERSION NAME: go install into bin/ unless NAME there is that version.
 define install
@@ -121,3 +122,9 @@ fuzz:
 		echo "== $$t ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) . || exit 1; \
 	done
+
+## paths: the functions and files of ours that one POST auth for a logged-in user and one
+## Broadcast run through, counted by coverage (scripts/paths says how).
+paths:
+	@$(GO) build -cover -covermode=atomic -coverpkg=github.com/gin-instant/instant/... -o $(BIN)/paths ./scripts/paths
+	@GOCOVERDIR=$$(mktemp -d) $(BIN)/paths
