@@ -2,20 +2,25 @@ package instant_test
 
 import (
 	"bytes"
+	"flag"
 	"go/ast"
 	"go/doc"
+	"go/format"
 	"go/parser"
 	"go/printer"
 	"go/token"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 )
 
-// maxExportedNames bounds the API (issue 16): top-level names, constants,
-// variables and the methods of exported types; struct fields not counted.
+// maxExportedNames bounds the API: top-level names, constants, variables
+// and the methods of exported types; struct fields not counted.
 const maxExportedNames = 70
+
+var update = flag.Bool("update", false, "rewrite testdata/api.txt from the code")
 
 // parsePackage parses the package's non-test files.
 func parsePackage(t *testing.T) (*token.FileSet, []*ast.File) {
@@ -39,46 +44,90 @@ func parsePackage(t *testing.T) (*token.FileSet, []*ast.File) {
 	return fset, files
 }
 
-// TestExportedNames fails when the package exports more than
-// maxExportedNames names, listing them.
-func TestExportedNames(t *testing.T) {
-	_, files := parsePackage(t)
+// TestAPI compares the package's exported API, declarations without their
+// docs, with testdata/api.txt, and bounds its names at maxExportedNames. A
+// change of the API is a change of that file, seen in review: run
+// `go test -run TestAPI -update .` and read the diff.
+func TestAPI(t *testing.T) {
+	fset, files := parsePackage(t)
+	pkg, err := doc.NewFromFiles(fset, files, "github.com/gin-instant/instant")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var names []string
-	for _, f := range files {
-		for _, d := range f.Decls {
-			switch d := d.(type) {
-			case *ast.FuncDecl:
-				if !d.Name.IsExported() {
-					continue
-				}
-				if d.Recv == nil {
-					names = append(names, d.Name.Name)
-					continue
-				}
-				typ := d.Recv.List[0].Type
-				if star, ok := typ.(*ast.StarExpr); ok {
-					typ = star.X
-				}
-				if id, ok := typ.(*ast.Ident); ok && id.IsExported() {
-					names = append(names, id.Name+"."+d.Name.Name)
-				}
+	var b strings.Builder
+	decl := func(n ast.Node) {
+		ast.Inspect(n, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.Field:
+				n.Doc, n.Comment = nil, nil
+			case *ast.ValueSpec:
+				n.Doc, n.Comment = nil, nil
+			case *ast.TypeSpec:
+				n.Doc, n.Comment = nil, nil
 			case *ast.GenDecl:
-				for _, s := range d.Specs {
-					switch s := s.(type) {
-					case *ast.TypeSpec:
-						if s.Name.IsExported() {
-							names = append(names, s.Name.Name)
-						}
-					case *ast.ValueSpec:
-						for _, n := range s.Names {
-							if n.IsExported() {
-								names = append(names, n.Name)
-							}
-						}
+				n.Doc = nil
+			}
+			return true
+		})
+		var d strings.Builder
+		_ = printer.Fprint(&d, fset, n)
+		for _, line := range strings.Split(d.String(), "\n") {
+			if strings.TrimSpace(line) != "" { // the lines the docs held
+				b.WriteString(line + "\n")
+			}
+		}
+		b.WriteString("\n")
+	}
+	values := func(vs []*doc.Value) {
+		for _, v := range vs {
+			for _, s := range v.Decl.Specs {
+				for _, n := range s.(*ast.ValueSpec).Names {
+					if n.IsExported() {
+						names = append(names, n.Name)
 					}
 				}
 			}
+			decl(v.Decl)
 		}
+	}
+	funcs := func(recv string, fs []*doc.Func) {
+		for _, f := range fs {
+			names = append(names, recv+f.Name)
+			f.Decl.Body = nil
+			f.Decl.Doc = nil
+			decl(f.Decl)
+		}
+	}
+	values(pkg.Consts)
+	values(pkg.Vars)
+	funcs("", pkg.Funcs)
+	for _, typ := range pkg.Types {
+		names = append(names, typ.Name)
+		typ.Decl.Doc = nil
+		decl(typ.Decl)
+		values(typ.Consts)
+		values(typ.Vars)
+		funcs("", typ.Funcs)
+		funcs(typ.Name+".", typ.Methods)
+	}
+	src, err := format.Source([]byte("package instant\n\n" + b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.TrimPrefix(string(src), "package instant\n\n")
+	const golden = "testdata/api.txt"
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("the API differs from %s (go test -run TestAPI -update . rewrites it; review the diff):\n%s", golden, lineDiff(string(want), got))
 	}
 	slices.Sort(names)
 	if len(names) > maxExportedNames {
@@ -89,6 +138,31 @@ func TestExportedNames(t *testing.T) {
 			t.Errorf("%s is back: one way to do each thing", gone)
 		}
 	}
+}
+
+// lineDiff lists the lines of want missing from got (-) and those of got
+// missing from want (+).
+func lineDiff(want, got string) string {
+	count := func(s string) map[string]int {
+		m := map[string]int{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l]++
+		}
+		return m
+	}
+	w, g := count(want), count(got)
+	var out []string
+	for _, l := range strings.Split(want, "\n") {
+		if g[l] == 0 {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range strings.Split(got, "\n") {
+		if w[l] == 0 {
+			out = append(out, "+ "+l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // TestAPISpeaksOnlyOurNames: no exported declaration or doc comment of
