@@ -476,7 +476,7 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 	// CentrifugoOptions.Presence asked for it): a namespace of public
 	// channels only is compared with the others on recovery alone. Where
 	// the joins differ, presence_stats tells how (see probeRound).
-	private := i.presenceNamespaces(true)
+	private := i.privateNamespaces()
 	comparable := func(k int) bool { return probes[k].refused == nil && private(namespaces[k-1]) == private("") }
 	suspects := []int{0}
 	for k := 1; k < len(probes); k++ {

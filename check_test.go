@@ -51,7 +51,7 @@ func TestCheckPassesAgainstTheGeneratedConfig(t *testing.T) {
 	t.Parallel()
 	for name, opts := range map[string]instant.CentrifugoOptions{
 		"plain":            {},
-		"presence+history": {Presence: true, HistorySize: 10, HistoryTTLSeconds: 60},
+		"presence+history": {Presence: true, HistorySize: 10, HistoryTTL: time.Minute},
 		"proxies":          {ProxyURL: "http://127.0.0.1:1/instant"}, // no app there: Check needs none
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -146,7 +146,7 @@ func TestCheckFindsANamespaceNewerThanTheConfig(t *testing.T) {
 // CentrifugoConfig wrote has it: Check tells presence by the joins) and
 // history the others lack.
 func TestCheckFindsANamespaceWithOtherOptions(t *testing.T) {
-	cs := startCheck(t, instant.CentrifugoOptions{HistorySize: -1, HistoryTTLSeconds: -1}, func(m map[string]any) {
+	cs := startCheck(t, instant.CentrifugoOptions{HistorySize: -1, HistoryTTL: -1}, func(m map[string]any) {
 		for _, ns := range m["channel"].(map[string]any)["namespaces"].([]any) {
 			if ns := ns.(map[string]any); ns["name"] == "orders" {
 				ns["presence"], ns["join_leave"], ns["allow_presence_for_subscriber"] = true, true, true
@@ -597,7 +597,7 @@ func TestCheckLeavesNoFaultInCentrifugoLog(t *testing.T) {
 	t.Parallel()
 	for name, opts := range map[string]instant.CentrifugoOptions{
 		"plain":            {},
-		"presence+history": {Presence: true, HistorySize: 10, HistoryTTLSeconds: 60},
+		"presence+history": {Presence: true, HistorySize: 10, HistoryTTL: time.Minute},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cs := startCheck(t, opts, nil) // log level info
