@@ -18,59 +18,42 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Check's identities: users with a space, which no User.ID has; the API's
-// differs from the connection's, so that its unsubscribe calls cannot end
-// the connection's subscriptions.
 const (
+	// Check's identities: users with a space, which no User.ID has; the
+	// API's differs from the connection's, so that its unsubscribe calls
+	// cannot end the connection's subscriptions.
 	checkUser    = "instant check"
 	checkAPIUser = "instant check api"
 	checkChannel = "instant-check"
-)
 
-// Centrifugo's error and disconnect codes that Check reads.
-const (
-	codeUnknownChannel   = 102
-	codePermissionDenied = 103
-	codeNotAvailable     = 108
-	codeTokenExpired     = 109
-	closeInvalidToken    = 3500
-)
+	codeUnknownChannel = 102 // Centrifugo's error for a namespace it does not have
+	codeNotAvailable   = 108
 
-// Bounds of Check's websocket.
-const (
-	wsReadBudget  = 4 << 20  // all one connection reads, handshake included
-	wsMaxMessage  = 1 << 20  // one message read
-	wsFrameTarget = 32 << 10 // one message written (Centrifugo reads up to 64 KiB)
+	wsReadBudget  = 4 << 20  // all one websocket reads, handshake included
+	wsMaxMessage  = 1 << 20  // one message it reads
+	wsFrameTarget = 32 << 10 // one message it writes (Centrifugo reads up to 64 KiB)
 	checkRound    = 100      // subscriptions at a time (client.channel_limit is 128)
 )
 
 // Check asks the running Centrifugo whether it fits this app, the way the
-// app and a browser would, within PublishTimeout (and ctx), and returns
-// every problem it finds joined with errors.Join, each naming its fix, or
-// nil:
+// app and a browser would, within PublishTimeout (and ctx). It returns
+// every problem it finds, joined with errors.Join, each naming its fix:
+// a node of APIURL or APIURLs, or WebsocketURL, that does not answer
+// (ErrUnreachable); another API key (ErrAPIKey) or token secret
+// (ErrTokenSecret, through a real websocket connection); an origin of
+// SiteOrigin and TrustedOrigins that Centrifugo refuses (ErrStaleConfig;
+// "no browser origin allowed" when it refuses all; ErrConfig "no browser
+// origin checked" when neither is set); a namespace of the app's channels
+// and rules that a node or the websocket does not know, or knows with
+// other presence or recovery than CentrifugoConfig writes (ErrStaleConfig
+// naming it); and first, when the signs add up, a Centrifugo running
+// another config altogether ("wrong -c?", ErrStaleConfig).
 //
-//   - each node of APIURL and APIURLs answers (ErrUnreachable) and takes
-//     APIKey (ErrAPIKey), through a call that changes nothing;
-//   - WebsocketURL answers a websocket handshake (ErrUnreachable) from
-//     SiteOrigin and each of TrustedOrigins, which Centrifugo must allow
-//     (ErrStaleConfig naming the origin; "no browser origin allowed" when
-//     it allows none). With neither set, it says it cannot tell
-//     ("no browser origin checked", ErrConfig);
-//   - Centrifugo takes a connection token the app signed (ErrTokenSecret);
-//   - every namespace of the app's channels and rules is known to each
-//     node and to the websocket's, with the presence and recovery of
-//     channels without a namespace, as CentrifugoConfig writes it
-//     (ErrStaleConfig naming the namespace);
-//   - a Centrifugo that refuses both the API key and the token secret, or
-//     declares none of the namespaces and refuses a secret or every
-//     origin, runs another config than CentrifugoConfig's: the first
-//     problem says so ("wrong -c?", ErrStaleConfig).
-//
-// It connects as user "instant check" (no User may have the name) and
-// subscribes to "$<namespace>:instant-check" while it runs; against a
-// Centrifugo that fits, it leaves no error or warning in its log. With
-// Config.Server set, Check asks only that its Redis answers and that the
-// outbox table is BroadcastTx's. Safe for concurrent use.
+// It connects as user "instant check" and subscribes to channels named
+// "$<namespace>:instant-check" while it runs; against a Centrifugo that
+// fits, it leaves no error or warning in its log. With Config.Server
+// set, it asks only that its Redis answers and that the outbox table is
+// BroadcastTx's. Safe for concurrent use.
 func (i *Instant) Check(ctx context.Context) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -93,7 +76,7 @@ func (i *Instant) Check(ctx context.Context) error {
 	wg.Go(func() { reports[len(i.nodes)] = i.checkBrowser(ctx, namespaces) })
 	wg.Wait()
 
-	var errs, signs []error
+	var errs []error
 	missing := map[string][]string{}
 	apiKey, token, noOrigin := false, false, false
 	for _, r := range reports {
@@ -111,23 +94,21 @@ func (i *Instant) Check(ctx context.Context) error {
 				ErrStaleConfig, ns, privatePrefix+ns+":…", strings.Join(where, " and ")))
 		}
 	}
-	// A wrong -c (or none): Centrifugo runs on its defaults and environment.
-	// One sign alone, or a secret and the origins, is one setting apart.
+	// Centrifugo started with a wrong -c (or none) runs on its defaults. One
+	// sign alone, or a secret and the origins, is one setting apart.
 	noNamespace := len(missing) > 0 && len(missing) == len(namespaces)
-	for _, s := range []struct {
-		on   bool
-		sign string
-	}{{apiKey, "refuses the app's API key"}, {token, "refuses the tokens the app signs"},
-		{noNamespace, "declares none of the app's namespaces"}, {noOrigin, "allows none of the app's origins"}} {
-		if s.on {
-			signs = append(signs, errors.New(s.sign))
+	var signs []string
+	for sign, on := range map[string]bool{"refuses the app's API key": apiKey, "refuses the tokens the app signs": token,
+		"declares none of the app's namespaces": noNamespace, "allows none of the app's origins": noOrigin} {
+		if on {
+			signs = append(signs, sign)
 		}
 	}
 	if apiKey && token || noNamespace && len(signs) >= 2 {
-		wrong := fmt.Errorf("%w: centrifugo does not run the config CentrifugoConfig generates (wrong -c?): it %s: "+
+		slices.Sort(signs)
+		errs = append([]error{fmt.Errorf("%w: centrifugo does not run the config CentrifugoConfig generates (wrong -c?): it %s: "+
 			"write the config with `app centrifugo-config FILE` and start centrifugo with -c FILE (a -c path it cannot read, it ignores, and runs on its defaults)",
-			ErrStaleConfig, strings.ReplaceAll(errors.Join(signs...).Error(), "\n", ", "))
-		errs = append([]error{wrong}, errs...)
+			ErrStaleConfig, strings.Join(signs, ", "))}, errs...)
 	}
 	return errors.Join(errs...)
 }
@@ -146,23 +127,29 @@ type checkReport struct {
 // namespace, then about one channel of each namespace.
 func checkNode(ctx context.Context, node apiClient, where string, namespaces []string) checkReport {
 	r := checkReport{where: where}
-	for k, ns := range append([]string{""}, namespaces...) {
-		channel := privatePrefix + ns + ":" + checkChannel
-		if k == 0 {
-			channel = privatePrefix + checkChannel
-		}
+	for k, channel := range checkChannels(namespaces) {
 		err := node.unsubscribe(ctx, channel, checkAPIUser)
 		var pe *PublishError
 		switch {
 		case err == nil:
 		case k > 0 && errors.As(err, &pe) && pe.Code == codeUnknownChannel:
-			r.missing = append(r.missing, ns)
+			r.missing = append(r.missing, namespaces[k-1])
 		default:
 			r.errs = append(r.errs, nodeProblem(ctx, where, err))
 			return r
 		}
 	}
 	return r
+}
+
+// checkChannels are the channels Check asks about: one without a
+// namespace, then one of each namespace.
+func checkChannels(namespaces []string) []string {
+	channels := []string{privatePrefix + checkChannel}
+	for _, ns := range namespaces {
+		channels = append(channels, privatePrefix+ns+":"+checkChannel)
+	}
+	return channels
 }
 
 // nodeProblem says what a failed call to the node at where means.
@@ -183,9 +170,8 @@ func nodeProblem(ctx context.Context, where string, err error) error {
 		return fmt.Errorf("instant: centrifugo at %s refused Check's call: error %d %s", where, pe.Code, pe.Message)
 	case retryable(err):
 		return fmt.Errorf("%w: nothing answers at %s (%v): %s", ErrUnreachable, where, pe.Err, fix)
-	default:
-		return fmt.Errorf("%w: %s answered, but not as Centrifugo's server API does (%v): %s", ErrUnreachable, where, pe.Err, fix)
 	}
+	return fmt.Errorf("%w: %s answered, but not as Centrifugo's server API does (%v): %s", ErrUnreachable, where, pe.Err, fix)
 }
 
 // redactedURL is raw without its password, for messages.
@@ -209,37 +195,38 @@ func checkOrigin(o string) error {
 }
 
 // checkBrowser connects to WebsocketURL as a page would: a handshake from
-// each origin, then the client protocol's connect and subscribe commands
-// with tokens the app signed.
+// each origin, then connect and subscribe commands with tokens the app
+// signed.
 func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkReport {
 	wsURL := i.cfg.WebsocketURL
 	r := checkReport{where: wsURL}
-	report := func(err error) checkReport { r.errs = append(r.errs, err); return r }
+	report := func(format string, args ...any) checkReport {
+		r.errs = append(r.errs, fmt.Errorf(format, args...))
+		return r
+	}
 	unreachable := func(status int, err error) checkReport {
 		if status != 0 {
-			return report(fmt.Errorf("%w: the websocket URL browsers are given, %s, answered HTTP %d to a websocket handshake: "+
-				"set WebsocketURL (INSTANT_WEBSOCKET_URL) to Centrifugo's /connection/websocket as browsers reach it", ErrUnreachable, wsURL, status))
+			return report("%w: the websocket URL browsers are given, %s, answered HTTP %d to a websocket handshake: "+
+				"set WebsocketURL (INSTANT_WEBSOCKET_URL) to Centrifugo's /connection/websocket as browsers reach it", ErrUnreachable, wsURL, status)
 		}
-		return report(fmt.Errorf("%w: nothing answers as Centrifugo at the websocket URL browsers are given, %s (%v): "+
-			"start Centrifugo there, or set WebsocketURL (INSTANT_WEBSOCKET_URL) to where browsers reach it", ErrUnreachable, wsURL, err))
+		return report("%w: nothing answers as Centrifugo at the websocket URL browsers are given, %s (%v): "+
+			"start Centrifugo there, or set WebsocketURL (INSTANT_WEBSOCKET_URL) to where browsers reach it", ErrUnreachable, wsURL, err)
 	}
 	fail := func(err error) checkReport {
 		if ctx.Err() != nil {
-			return report(fmt.Errorf("%w: no answer from centrifugo at %s within PublishTimeout", ErrUnreachable, wsURL))
+			return report("%w: no answer from centrifugo at %s within PublishTimeout", ErrUnreachable, wsURL)
 		}
-		return report(fmt.Errorf("instant: centrifugo at %s: %v", wsURL, err))
+		return report("instant: centrifugo at %s: %v", wsURL, err)
 	}
 
-	// The origins: SiteOrigin, then TrustedOrigins (which New checked).
-	var origins []string
+	var origins []string // SiteOrigin, then TrustedOrigins (which New checked)
 	switch o := i.cfg.SiteOrigin; {
 	case o == "" && len(i.cfg.TrustedOrigins) == 0:
-		report(fmt.Errorf("%w: no browser origin checked: set SiteOrigin (INSTANT_SITE_ORIGIN) to where browsers load the app's pages, "+
-			"which Centrifugo must allow (CentrifugoOptions.AllowedOrigins, client.allowed_origins): without it Check cannot tell whether pages may connect", ErrConfig))
-	case o == "":
-	case checkOrigin(o) != nil:
-		report(fmt.Errorf("%w: SiteOrigin: %v", ErrConfig, checkOrigin(o)))
-	default:
+		report("%w: no browser origin checked: set SiteOrigin (INSTANT_SITE_ORIGIN) to where browsers load the app's pages, which Centrifugo must allow "+
+			"(CentrifugoOptions.AllowedOrigins, client.allowed_origins): without it Check cannot tell whether pages may connect", ErrConfig)
+	case o != "" && checkOrigin(o) != nil:
+		report("%w: SiteOrigin: %v", ErrConfig, checkOrigin(o))
+	case o != "":
 		origins = append(origins, o)
 	}
 	for _, o := range i.cfg.TrustedOrigins {
@@ -253,12 +240,15 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 			conn.close()
 		}
 	}()
-	var refused []string
-	for _, origin := range origins {
+	var refused [][]string
+	for _, origin := range append(origins, "") { // without an Origin when each is refused
+		if origin == "" && conn != nil {
+			break
+		}
 		c, status, err := dialWebsocket(ctx, wsURL, origin)
 		switch {
-		case status == http.StatusForbidden:
-			refused = append(refused, origin)
+		case status == http.StatusForbidden && origin != "":
+			refused = append(refused, []string{origin})
 		case err != nil:
 			return unreachable(status, err)
 		case conn == nil:
@@ -267,50 +257,37 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 			c.close()
 		}
 	}
-	const addOrigin = "add %s to CentrifugoOptions.AllowedOrigins (client.allowed_origins) and regenerate the config"
+	how := ""
 	if r.noOrigin = len(refused) > 0 && len(refused) == len(origins); r.noOrigin {
-		report(fmt.Errorf("%w: no browser origin allowed: centrifugo at %s refuses pages from %s (HTTP 403 to the websocket handshake), "+
-			"so every browser is refused and retries: "+addOrigin, ErrStaleConfig, wsURL, strings.Join(refused, " and "), "them"))
-	} else {
-		for _, origin := range refused {
-			report(fmt.Errorf("%w: centrifugo at %s refuses pages from the origin %s (HTTP 403 to the websocket handshake): "+addOrigin,
-				ErrStaleConfig, wsURL, origin, "it"))
-		}
+		refused, how = [][]string{slices.Concat(refused...)}, "no browser origin allowed: "
 	}
-	if conn == nil { // no origin given, or each refused: the rest goes without one
-		c, status, err := dialWebsocket(ctx, wsURL, "")
-		if err != nil {
-			return unreachable(status, err)
-		}
-		conn = c
+	for _, o := range refused {
+		report("%w: %scentrifugo at %s refuses pages from %s (HTTP 403 to the websocket handshake): "+
+			"add it to CentrifugoOptions.AllowedOrigins (client.allowed_origins) and regenerate the config", ErrStaleConfig, how, wsURL, strings.Join(o, " and "))
 	}
 
 	tok, err := i.sign(checkUser, "", nil, i.cfg.ConnectionTokenTTL, time.Now())
 	if err != nil {
-		return fail(fmt.Errorf("signing a token: %v", err))
+		return fail(err)
 	}
-	replies, err := conn.exchange([]wsCommand{{Connect: &wsConnect{Token: tok.Token, Name: "instant-check"}}})
+	replies, err := conn.exchange([]command{{"connect": map[string]string{"token": tok.Token, "name": "instant-check"}}})
 	var closed *websocket.CloseError
 	switch {
-	case errors.As(err, &closed) && closed.Code == closeInvalidToken:
+	case errors.As(err, &closed) && closed.Code == 3500: // invalid token
 		r.badToken = true
-		return report(fmt.Errorf("%w: centrifugo at %s refused a connection token the app signed (disconnect %d %q): "+
+		return report("%w: centrifugo at %s refused a connection token the app signed (disconnect %d %q): "+
 			"set the app's TokenSecret (CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY) to Centrifugo's client.token.hmac_secret_key",
-			ErrTokenSecret, wsURL, closed.Code, closed.Text))
+			ErrTokenSecret, wsURL, closed.Code, closed.Text)
 	case err != nil:
 		return fail(err)
-	case replies[0].Error != nil && replies[0].Error.Code == codeTokenExpired:
-		return report(fmt.Errorf("%w: centrifugo at %s says a connection token the app has just signed has expired: "+
-			"the clocks of the app's and Centrifugo's machines are apart by more than ConnectionTokenTTL", ErrTokenSecret, wsURL))
+	case replies[0].Error != nil && replies[0].Error.Code == 109: // token expired
+		return report("%w: centrifugo at %s says a connection token the app has just signed has expired: "+
+			"the clocks of the app's and Centrifugo's machines are apart by more than ConnectionTokenTTL", ErrTokenSecret, wsURL)
 	case replies[0].Error != nil:
 		return fail(fmt.Errorf("connect refused: error %d %s", replies[0].Error.Code, replies[0].Error.Message))
 	}
 
-	// One subscription without a namespace, then one in each.
-	channels := []string{privatePrefix + checkChannel}
-	for _, ns := range namespaces {
-		channels = append(channels, privatePrefix+ns+":"+checkChannel)
-	}
+	channels := checkChannels(namespaces)
 	probes, err := i.probeChannels(conn, channels, false)
 	if err != nil {
 		return fail(err)
@@ -321,8 +298,8 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 		case p.refused.Code == codeUnknownChannel && k > 0:
 			r.missing = append(r.missing, namespaces[k-1])
 		default:
-			report(fmt.Errorf("instant: centrifugo at %s refused a subscription to %s with a token the app signed: error %d %s",
-				wsURL, p.channel, p.refused.Code, p.refused.Message))
+			report("instant: centrifugo at %s refused a subscription to %s with a token the app signed: error %d %s",
+				wsURL, p.channel, p.refused.Code, p.refused.Message)
 		}
 	}
 	if probes[0].refused != nil {
@@ -331,7 +308,7 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 	// CentrifugoConfig gives every namespace the options of channels
 	// without one, but presence only where private channels may be: a
 	// namespace of public channels only is compared on recovery alone.
-	// Where the joins differ, presence_stats tells how.
+	// Where the joins differ, presence_stats tells how (see probeChannels).
 	private := i.privateNamespaces()
 	suspects, again := []int{0}, []string{channels[0]}
 	for k := 1; k < len(probes); k++ {
@@ -345,73 +322,63 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 			return fail(err)
 		}
 		for n, k := range suspects {
-			probes[k].presence, probes[k].asked = asked[n].presence, asked[n].asked
+			probes[k].presence = asked[n].presence
 		}
 	}
-	recovery := func(on bool) string {
-		if on {
-			return "history and recovery on"
+	state := func(p probeResult) (presence, recovery string) {
+		presence = map[uint32]string{0: "presence open to subscribers' own queries (a config older than the presence route)",
+			codeNotAvailable: "presence off", 103: "presence on"}[p.presence]
+		if presence == "" && p.presence != noPresence {
+			presence = fmt.Sprintf("presence answering error %d", p.presence)
 		}
-		return "history and recovery off"
+		return presence, map[bool]string{true: "history and recovery on", false: "history and recovery off"}[p.recoverable]
 	}
-	base := probes[0]
+	basePresence, baseRecovery := state(probes[0])
 	for k, p := range probes[1:] {
 		var diffs []string
-		if base.asked && p.asked && p.presence != base.presence {
-			diffs = append(diffs, presenceState(p.presence)+" where channels without a namespace have "+presenceState(base.presence))
+		presence, recovery := state(p)
+		if presence != "" && basePresence != "" && presence != basePresence {
+			diffs = append(diffs, presence+" where channels without a namespace have "+basePresence)
 		}
-		if p.refused == nil && p.recoverable != base.recoverable {
-			diffs = append(diffs, recovery(p.recoverable)+" where channels without a namespace have "+recovery(base.recoverable))
+		if p.refused == nil && recovery != baseRecovery {
+			diffs = append(diffs, recovery+" where channels without a namespace have "+baseRecovery)
 		}
 		if len(diffs) > 0 {
-			report(fmt.Errorf("%w: namespace %q at %s has %s, unlike the config CentrifugoConfig writes: regenerate it and restart Centrifugo",
-				ErrStaleConfig, namespaces[k], wsURL, strings.Join(diffs, ", and ")))
+			report("%w: namespace %q at %s has %s, unlike the config CentrifugoConfig writes: regenerate it and restart Centrifugo",
+				ErrStaleConfig, namespaces[k], wsURL, strings.Join(diffs, ", and "))
 		}
 	}
 	return r
 }
 
-// presenceState names what a presence_stats error code says.
-func presenceState(code uint32) string {
-	switch code {
-	case 0:
-		return "presence open to subscribers' own queries (a config older than the presence route)"
-	case codeNotAvailable:
-		return "presence off"
-	case codePermissionDenied:
-		return "presence on"
-	}
-	return fmt.Sprintf("presence answering error %d", code)
-}
-
-// probeResult is what Centrifugo answered about one channel of Check's
-// connection.
+// probeResult is what Centrifugo answered about one channel.
 type probeResult struct {
 	channel     string
 	refused     *wsError // the subscription's error
 	recoverable bool
 	joined      bool   // a join push came (the token asks for them)
-	asked       bool   // presence_stats was asked
-	presence    uint32 // its error code, 0 when it answered
+	presence    uint32 // presence_stats' error code, 0 when it answered, noPresence unasked
 }
 
-// probeChannels subscribes the connection to each channel with a token the app
-// signed, checkRound at a time, then unsubscribes; with presence, it asks
-// each subscribed channel's presence_stats in between. Centrifugo logs a
+const noPresence = 1<<32 - 1
+
+// probeChannels subscribes conn to each channel with a token the app signed,
+// checkRound at a time, then unsubscribes; with presence, it asks each
+// subscribed channel's presence_stats in between. Centrifugo logs a
 // refused presence_stats as a client error: Check asks only where the
 // joins already differ, so that a config that fits leaves no such line.
 func (i *Instant) probeChannels(conn *wsConn, channels []string, presence bool) ([]probeResult, error) {
 	probes := make([]probeResult, len(channels))
 	for start := 0; start < len(channels); start += checkRound {
 		round := probes[start:min(start+checkRound, len(probes))]
-		var cmds []wsCommand
+		cmds := make([]command, len(round))
 		for k := range round {
-			round[k].channel = channels[start+k]
+			round[k] = probeResult{channel: channels[start+k], presence: noPresence}
 			tok, err := i.sign(checkUser, round[k].channel, nil, i.cfg.SubscriptionTokenTTL, time.Now())
 			if err != nil {
-				return nil, fmt.Errorf("signing a token: %v", err)
+				return nil, err
 			}
-			cmds = append(cmds, wsCommand{Subscribe: &wsSubscribe{Channel: round[k].channel, Token: tok.Token}})
+			cmds[k] = command{"subscribe": map[string]string{"channel": round[k].channel, "token": tok.Token}}
 		}
 		replies, err := conn.exchange(cmds)
 		if err != nil {
@@ -424,34 +391,29 @@ func (i *Instant) probeChannels(conn *wsConn, channels []string, presence bool) 
 				subscribed = append(subscribed, &round[k])
 			}
 		}
-		commands := func(cmd func(*wsChannel) wsCommand) []wsCommand {
-			cmds := make([]wsCommand, len(subscribed))
-			for k, p := range subscribed {
-				cmds[k] = cmd(&wsChannel{Channel: p.channel})
+		for _, method := range []string{"presence_stats", "unsubscribe"} {
+			if len(subscribed) == 0 || method == "presence_stats" && !presence {
+				continue
 			}
-			return cmds
-		}
-		if presence && len(subscribed) > 0 {
-			replies, err := conn.exchange(commands(func(c *wsChannel) wsCommand { return wsCommand{PresenceStats: c} }))
+			cmds = cmds[:0]
+			for _, p := range subscribed {
+				cmds = append(cmds, command{method: map[string]string{"channel": p.channel}})
+			}
+			// A join push comes after its subscribe reply and, on one node,
+			// before these replies (with Redis it may come later: then
+			// presence_stats decides).
+			replies, err := conn.exchange(cmds)
 			if err != nil {
 				return nil, err
 			}
 			for k, p := range subscribed {
-				if p.asked = true; replies[k].Error != nil {
-					p.presence = replies[k].Error.Code
+				if p.joined = conn.joined[p.channel]; method == "presence_stats" {
+					p.presence = 0
+					if replies[k].Error != nil {
+						p.presence = replies[k].Error.Code
+					}
 				}
 			}
-		}
-		if len(subscribed) > 0 {
-			// A join push comes after its subscribe reply and, on one node,
-			// before these replies (with Redis it may come later: then
-			// presence_stats decides).
-			if _, err := conn.exchange(commands(func(c *wsChannel) wsCommand { return wsCommand{Unsubscribe: c} })); err != nil {
-				return nil, err
-			}
-		}
-		for _, p := range subscribed {
-			p.joined = conn.joined[p.channel]
 		}
 	}
 	return probes, nil
@@ -523,68 +485,49 @@ func (c *wsConn) close() {
 	_ = c.ws.Close()
 }
 
-// The commands and replies of Centrifugo's JSON client protocol that
-// Check uses.
-type (
-	wsCommand struct {
-		ID            uint32       `json:"id"`
-		Connect       *wsConnect   `json:"connect,omitempty"`
-		Subscribe     *wsSubscribe `json:"subscribe,omitempty"`
-		Unsubscribe   *wsChannel   `json:"unsubscribe,omitempty"`
-		PresenceStats *wsChannel   `json:"presence_stats,omitempty"`
-	}
-	wsConnect struct {
-		Token string `json:"token"`
-		Name  string `json:"name,omitempty"`
-	}
-	wsSubscribe struct {
-		Channel string `json:"channel"`
-		Token   string `json:"token"`
-	}
-	wsChannel struct {
-		Channel string `json:"channel"`
-	}
-	wsError struct {
-		Code    uint32 `json:"code"`
-		Message string `json:"message"`
-	}
-	wsReply struct {
-		ID        uint32   `json:"id"`
-		Error     *wsError `json:"error"`
-		Subscribe *struct {
-			Recoverable bool `json:"recoverable"`
-		} `json:"subscribe"`
-		Push *struct {
-			Channel string          `json:"channel"`
-			Join    json.RawMessage `json:"join"`
-		} `json:"push"`
-	}
-)
+// command is one command of Centrifugo's JSON client protocol: its method
+// and its parameters ("subscribe": {"channel": …}); exchange adds its id.
+type command map[string]any
+
+type wsError struct {
+	Code    uint32 `json:"code"`
+	Message string `json:"message"`
+}
+
+// wsReply is a reply, or a push (no id), of the protocol.
+type wsReply struct {
+	ID        uint32   `json:"id"`
+	Error     *wsError `json:"error"`
+	Subscribe *struct {
+		Recoverable bool `json:"recoverable"`
+	} `json:"subscribe"`
+	Push *struct {
+		Channel string          `json:"channel"`
+		Join    json.RawMessage `json:"join"`
+	} `json:"push"`
+}
 
 // exchange numbers cmds and sends them, one JSON command a line, in as few
-// messages as Centrifugo takes, then reads until each has its reply, which
-// it returns in cmds' order. Of what comes without an id, it notes the
-// channels of join pushes. A close from the server is a
+// messages as Centrifugo takes, then reads until each has its reply, and
+// returns the replies in cmds' order. Of what comes without an id, it
+// notes the channels of join pushes. A close from the server is a
 // *websocket.CloseError.
-func (c *wsConn) exchange(cmds []wsCommand) ([]wsReply, error) {
+func (c *wsConn) exchange(cmds []command) ([]wsReply, error) {
 	var out []byte
 	first := c.id + 1
-	for k := range cmds {
+	for _, cmd := range cmds {
 		c.id++
-		cmds[k].ID = c.id
-		raw, _ := json.Marshal(cmds[k]) // strings and numbers only
+		cmd["id"] = c.id
+		raw, _ := json.Marshal(cmd) // strings and numbers only
 		if len(out) > 0 && len(out)+1+len(raw) > wsFrameTarget {
 			if err := c.ws.WriteMessage(websocket.TextMessage, out); err != nil {
 				return nil, err
 			}
 			out = out[:0]
 		}
-		if len(out) > 0 {
-			out = append(out, '\n')
-		}
-		out = append(out, raw...)
+		out = append(append(out, raw...), '\n')
 	}
-	if err := c.ws.WriteMessage(websocket.TextMessage, out); err != nil {
+	if err := c.ws.WriteMessage(websocket.TextMessage, bytes.TrimSuffix(out, []byte("\n"))); err != nil {
 		return nil, err
 	}
 	replies := make([]wsReply, len(cmds))
