@@ -12,49 +12,39 @@ import (
 )
 
 // CentrifugoOptions are the parts of a Centrifugo server's config that a
-// Config does not hold.
+// Config does not hold. The zero value is a single node on 127.0.0.1:8000.
 type CentrifugoOptions struct {
-	// Address to bind. Default: "127.0.0.1".
-	Address string
-	// Port to listen on. Default: 8000.
-	Port int
-	// AllowedOrigins are the browser origins allowed to connect
-	// (client.allowed_origins), each scheme://host[:port] as browsers send
-	// it, e.g. Config.SiteOrigin: lower case, no path, no trailing slash. A
-	// host may start with "*." for every subdomain, and "*" alone allows
-	// every origin. Anything else ("" included) is refused with ErrConfig.
-	// Default: none, so only non-browser clients connect.
+	Address string // to bind; default "127.0.0.1"
+	Port    int    // default 8000
+	// AllowedOrigins are the browser origins allowed to connect, each
+	// scheme://host[:port] in lower case, e.g. Config.SiteOrigin; a host may
+	// start with "*.", and "*" alone allows any. Anything else ("" too) is
+	// refused with ErrConfig. Default: none, only non-browser clients.
 	AllowedOrigins []string
-	// HistorySize publications are kept for HistoryTTL in every channel: a
-	// subscriber back within HistoryTTL receives those it missed, in order
-	// and once. Both zero (the default): 100 for 120s in the namespaces that
-	// hold private channels, none in a namespace of public channels only.
-	// HistorySize -1 with a negative HistoryTTL: no history. Otherwise both
-	// must be above zero, and HistoryTTL whole seconds (a fraction is
-	// refused with ErrConfig, not rounded).
+	// HistorySize publications are kept for HistoryTTL in every channel, for
+	// a subscriber back within HistoryTTL to recover, in order and once.
+	// Both zero (the default): 100 for 120s in namespaces that hold private
+	// channels, none elsewhere. HistorySize -1 with a negative HistoryTTL:
+	// none. Otherwise both above zero, HistoryTTL in whole seconds (a
+	// fraction is refused with ErrConfig, not rounded).
 	HistorySize int
 	HistoryTTL  time.Duration
 	// Presence turns presence on in the namespaces that hold private
-	// channels: their subscribers get join and leave pushes, and the
-	// presence route lists their members (Instant.Presence needs it). No
-	// client may query presence or ask for joins by itself. Default: off.
+	// channels: join and leave pushes, and the presence route
+	// (Instant.Presence needs it). No client queries presence itself.
 	Presence bool
-	// RedisAddress ("redis://127.0.0.1:6379") selects Centrifugo's Redis
-	// engine: nodes given the same address share channels, presence and
-	// history. Default: the memory engine, one node.
+	// RedisAddress ("redis://127.0.0.1:6379") selects the Redis engine:
+	// nodes with the same address share channels, presence and history.
 	RedisAddress string
-	// OutboxDSN ("postgres://user:pass@host:5432/db") turns on Centrifugo's
-	// PostgreSQL consumer of BroadcastTx's outbox (Config.OutboxTable, in
-	// Config.OutboxPartitions partitions, each read by one node at a time).
-	// It holds a password: keep the config private. Default: no consumer.
+	// OutboxDSN ("postgres://user:pass@host/db") turns on the consumer of
+	// BroadcastTx's outbox (Config.OutboxTable and OutboxPartitions). It
+	// holds a password: keep the config private.
 	OutboxDSN string
-	// LogLevel of the server. Default: "info".
-	LogLevel string
-	// ProxyURL, when set, is Register's group as Centrifugo reaches it
-	// ("http://127.0.0.1:8080/instant"): Centrifugo then asks the proxy
+	LogLevel  string // default "info"
+	// ProxyURL is Register's group as Centrifugo reaches it
+	// ("http://127.0.0.1:8080/instant"): when set, Centrifugo asks the proxy
 	// routes about connections without a token and subscriptions to public
-	// channels, with the browser's Cookie and a key derived from
-	// TokenSecret. Default: no proxy.
+	// channels, with the browser's Cookie and a key derived from TokenSecret.
 	ProxyURL string
 }
 
@@ -193,22 +183,15 @@ func (i *Instant) namespaces() []string {
 		out = append(out, r.namespace)
 	}
 	slices.Sort(out)
-	out = slices.Compact(out)
-	if len(out) > 0 && out[0] == "" {
-		out = out[1:]
-	}
-	return out
+	return slices.DeleteFunc(slices.Compact(out), func(ns string) bool { return ns == "" })
 }
 
 // privateNamespaces answers whether a namespace ("" for channels without
-// one) may hold a private channel: a configured one, the personal
-// channels, or a rule's (every rule's namespace is literal).
+// one) may hold a private channel (every rule's namespace is literal).
 func (i *Instant) privateNamespaces() func(ns string) bool {
 	private := map[string]bool{namespaceOf(i.channels.userPrefix): true}
 	for name := range i.channels.byName {
-		if isPrivate(name) {
-			private[namespaceOf(name)] = true
-		}
+		private[namespaceOf(name)] = private[namespaceOf(name)] || isPrivate(name)
 	}
 	for _, r := range *i.rules.Load() {
 		private[r.namespace] = true
@@ -216,12 +199,10 @@ func (i *Instant) privateNamespaces() func(ns string) bool {
 	return func(ns string) bool { return private[ns] }
 }
 
-// allowedOrigins checks the origins to allow and returns them as
-// Centrifugo's patterns. It refuses an origin no browser sends (an unset
-// SiteOrigin written as "", a trailing slash, a path, upper case: Centrifugo
-// lower-cases the Origin header), so that Centrifugo would refuse every
-// page it was meant for. Centrifugo reads each as a glob: an IPv6 host's
-// brackets are escaped, so that "http://[::1]:3000" matches itself.
+// allowedOrigins returns origins as Centrifugo's globs (an IPv6 host's
+// brackets escaped), refusing one no browser sends ("", a path, upper
+// case: Centrifugo lower-cases the Origin header), for which Centrifugo
+// would refuse every page it was meant for.
 func allowedOrigins(origins []string) ([]string, error) {
 	var errs []error
 	out := []string{}

@@ -35,25 +35,21 @@ const (
 	checkRound    = 100      // subscriptions at a time (client.channel_limit is 128)
 )
 
-// Check asks the running Centrifugo whether it fits this app, the way the
-// app and a browser would, within PublishTimeout (and ctx). It returns
-// every problem it finds, joined with errors.Join, each naming its fix:
-// a node of APIURL or APIURLs, or WebsocketURL, that does not answer
-// (ErrUnreachable); another API key (ErrAPIKey) or token secret
-// (ErrTokenSecret, through a real websocket connection); an origin of
-// SiteOrigin and TrustedOrigins that Centrifugo refuses (ErrStaleConfig;
-// "no browser origin allowed" when it refuses all; ErrConfig "no browser
-// origin checked" when neither is set); a namespace of the app's channels
-// and rules that a node or the websocket does not know, or knows with
-// other presence or recovery than CentrifugoConfig writes (ErrStaleConfig
-// naming it); and first, when the signs add up, a Centrifugo running
-// another config altogether ("wrong -c?", ErrStaleConfig).
-//
-// It connects as user "instant check" and subscribes to channels named
-// "$<namespace>:instant-check" while it runs; against a Centrifugo that
-// fits, it leaves no error or warning in its log. With Config.Server
-// set, it asks only that its Redis answers and that the outbox table is
-// BroadcastTx's. Safe for concurrent use.
+// Check asks the running Centrifugo whether it fits this app, as the app
+// and a browser would, within PublishTimeout (and ctx), and returns every
+// problem it finds (errors.Join), each naming its fix: a node of APIURL or
+// APIURLs, or WebsocketURL, not answering (ErrUnreachable); another API key
+// (ErrAPIKey) or token secret (ErrTokenSecret, over a real websocket); an
+// origin of SiteOrigin or TrustedOrigins refused (ErrStaleConfig; "no
+// browser origin allowed" when all are; ErrConfig "no browser origin
+// checked" when none is set); a namespace of the app's channels and rules
+// unknown, or with other presence or recovery than CentrifugoConfig writes
+// (ErrStaleConfig naming it); and first, a Centrifugo on another config
+// altogether ("wrong -c?"). It connects as user "instant check" to
+// "$<namespace>:instant-check" channels, and leaves no error or warning in
+// a fitting Centrifugo's log. With Config.Server set, it asks only that
+// Redis answers and that the outbox table is BroadcastTx's. Safe for
+// concurrent use.
 func (i *Instant) Check(ctx context.Context) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -94,8 +90,7 @@ func (i *Instant) Check(ctx context.Context) error {
 				ErrStaleConfig, ns, privatePrefix+ns+":…", strings.Join(where, " and ")))
 		}
 	}
-	// Centrifugo started with a wrong -c (or none) runs on its defaults. One
-	// sign alone, or a secret and the origins, is one setting apart.
+	// A wrong -c: Centrifugo runs on its defaults. One sign alone is one setting apart.
 	noNamespace := len(missing) > 0 && len(missing) == len(namespaces)
 	var signs []string
 	for sign, on := range map[string]bool{"refuses the app's API key": apiKey, "refuses the tokens the app signs": token,
@@ -113,8 +108,7 @@ func (i *Instant) Check(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// checkReport is what one part of Check found: its problems, and the
-// namespaces unknown to Centrifugo at where.
+// checkReport is what one part of Check found at where.
 type checkReport struct {
 	where    string
 	errs     []error
@@ -123,8 +117,7 @@ type checkReport struct {
 	badToken bool // a connection token the app signed was refused
 }
 
-// checkNode asks one node of the server API about a channel without a
-// namespace, then about one channel of each namespace.
+// checkNode asks one node's server API about each of checkChannels.
 func checkNode(ctx context.Context, node apiClient, where string, namespaces []string) checkReport {
 	r := checkReport{where: where}
 	for k, channel := range checkChannels(namespaces) {
@@ -142,8 +135,7 @@ func checkNode(ctx context.Context, node apiClient, where string, namespaces []s
 	return r
 }
 
-// checkChannels are the channels Check asks about: one without a
-// namespace, then one of each namespace.
+// checkChannels are one channel without a namespace, then one of each.
 func checkChannels(namespaces []string) []string {
 	channels := []string{privatePrefix + checkChannel}
 	for _, ns := range namespaces {
@@ -183,8 +175,7 @@ func redactedURL(raw string) string {
 	return u.Redacted()
 }
 
-// checkOrigin checks that o is an origin as browsers send it:
-// scheme://host[:port], nothing more.
+// checkOrigin checks that o is scheme://host[:port], as browsers send it.
 func checkOrigin(o string) error {
 	u, err := url.Parse(o)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
@@ -194,9 +185,8 @@ func checkOrigin(o string) error {
 	return nil
 }
 
-// checkBrowser connects to WebsocketURL as a page would: a handshake from
-// each origin, then connect and subscribe commands with tokens the app
-// signed.
+// checkBrowser connects to WebsocketURL as a page would, from each origin,
+// with tokens the app signed.
 func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkReport {
 	wsURL := i.cfg.WebsocketURL
 	r := checkReport{where: wsURL}
@@ -305,10 +295,9 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 	if probes[0].refused != nil {
 		return r
 	}
-	// CentrifugoConfig gives every namespace the options of channels
-	// without one, but presence only where private channels may be: a
-	// namespace of public channels only is compared on recovery alone.
-	// Where the joins differ, presence_stats tells how (see probeChannels).
+	// Each namespace has the options of channels without one, but presence
+	// only where private channels may be. Where the joins differ,
+	// presence_stats tells how (see probeChannels).
 	private := i.privateNamespaces()
 	suspects, again := []int{0}, []string{channels[0]}
 	for k := 1; k < len(probes); k++ {
@@ -362,11 +351,9 @@ type probeResult struct {
 
 const noPresence = 1<<32 - 1
 
-// probeChannels subscribes conn to each channel with a token the app signed,
-// checkRound at a time, then unsubscribes; with presence, it asks each
-// subscribed channel's presence_stats in between. Centrifugo logs a
-// refused presence_stats as a client error: Check asks only where the
-// joins already differ, so that a config that fits leaves no such line.
+// probeChannels subscribes conn to each channel, checkRound at a time, and
+// unsubscribes; with presence, it asks presence_stats in between (only
+// where the joins differ: Centrifugo logs a refused one as an error).
 func (i *Instant) probeChannels(conn *wsConn, channels []string, presence bool) ([]probeResult, error) {
 	probes := make([]probeResult, len(channels))
 	for start := 0; start < len(channels); start += checkRound {
@@ -399,9 +386,7 @@ func (i *Instant) probeChannels(conn *wsConn, channels []string, presence bool) 
 			for _, p := range subscribed {
 				cmds = append(cmds, command{method: map[string]string{"channel": p.channel}})
 			}
-			// A join push comes after its subscribe reply and, on one node,
-			// before these replies (with Redis it may come later: then
-			// presence_stats decides).
+			// On one node, join pushes come before these replies.
 			replies, err := conn.exchange(cmds)
 			if err != nil {
 				return nil, err
@@ -442,10 +427,9 @@ func (c *budgetConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// dialWebsocket makes a handshake to rawURL (ws or wss, verified with the
-// system's roots), with origin as its Origin header unless empty. It
-// returns the connection, which is closed when ctx ends, or the HTTP
-// status of a refused handshake (0 when none came) and the error.
+// dialWebsocket makes a handshake to rawURL from origin (none if ""), and
+// returns the connection, closed when ctx ends, or the HTTP status of a
+// refused handshake (0 if none came) and the error.
 func dialWebsocket(ctx context.Context, rawURL, origin string) (*wsConn, int, error) {
 	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
@@ -465,8 +449,7 @@ func dialWebsocket(ctx context.Context, rawURL, origin string) (*wsConn, int, er
 	case err != nil:
 		return nil, 0, err
 	case resp.Header.Get("Sec-Websocket-Extensions") != "":
-		// gorilla would inflate a permessage-deflate it did not ask for,
-		// past the read limit, which counts the bytes on the wire.
+		// gorilla would inflate one past the read limit (of wire bytes).
 		ws.Close()
 		return nil, 0, errors.New("websocket: the server answered with an extension the handshake did not ask for")
 	}
@@ -485,8 +468,7 @@ func (c *wsConn) close() {
 	_ = c.ws.Close()
 }
 
-// command is one command of Centrifugo's JSON client protocol: its method
-// and its parameters ("subscribe": {"channel": …}); exchange adds its id.
+// command is one of Centrifugo's JSON protocol ("subscribe": {…}).
 type command map[string]any
 
 type wsError struct {
@@ -507,11 +489,9 @@ type wsReply struct {
 	} `json:"push"`
 }
 
-// exchange numbers cmds and sends them, one JSON command a line, in as few
-// messages as Centrifugo takes, then reads until each has its reply, and
-// returns the replies in cmds' order. Of what comes without an id, it
-// notes the channels of join pushes. A close from the server is a
-// *websocket.CloseError.
+// exchange numbers and sends cmds, a JSON line each, in as few messages as
+// Centrifugo reads, and returns their replies in order, noting join pushes
+// on the way. A close from the server is a *websocket.CloseError.
 func (c *wsConn) exchange(cmds []command) ([]wsReply, error) {
 	var out []byte
 	first := c.id + 1
