@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
@@ -85,7 +86,7 @@ func TestCentrifugoConfigPassesCheckconfig(t *testing.T) {
 	_ = inst.Authorize("$chat:*", func(*gin.Context, *instant.User, map[string]string) (bool, any) { return true, nil })
 	for name, o := range map[string]instant.CentrifugoOptions{
 		"plain":   {},
-		"history": {HistorySize: 10, HistoryTTLSeconds: 60, Presence: true, AllowedOrigins: []string{"http://127.0.0.1:8080"}},
+		"history": {HistorySize: 10, HistoryTTL: time.Minute, Presence: true, AllowedOrigins: []string{"http://127.0.0.1:8080"}},
 		"proxies": {ProxyURL: "http://127.0.0.1:8080/instant"},
 	} {
 		raw, err := inst.CentrifugoConfig(o)
@@ -153,6 +154,43 @@ func TestCentrifugoConfigPresenceWhereItIsPrivate(t *testing.T) {
 		raw, _ = inst.CentrifugoConfig(instant.CentrifugoOptions{Presence: true})
 		if got := presenceOf(raw); !got["news"] {
 			t.Errorf("with ${team}:board, presence by namespace %v, want on everywhere", got)
+		}
+	}
+}
+
+// TestCentrifugoConfigHistoryTTL: HistoryTTL is written in whole seconds,
+// a fraction of one refused; zero is the default's 120s, negative none.
+func TestCentrifugoConfigHistoryTTL(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	for _, tc := range []struct {
+		o    instant.CentrifugoOptions
+		want string // history_ttl of channels without a namespace, "" for none
+	}{
+		{instant.CentrifugoOptions{}, "120s"},
+		{instant.CentrifugoOptions{HistorySize: 10, HistoryTTL: 90 * time.Second}, "90s"},
+		{instant.CentrifugoOptions{HistorySize: -1, HistoryTTL: -1}, ""},
+	} {
+		raw, err := inst.CentrifugoConfig(tc.o)
+		var c struct {
+			Channel struct {
+				WithoutNamespace map[string]any `json:"without_namespace"`
+			} `json:"channel"`
+		}
+		if err != nil || json.Unmarshal(raw, &c) != nil {
+			t.Fatalf("%+v: %v", tc.o, err)
+		}
+		if got, _ := c.Channel.WithoutNamespace["history_ttl"].(string); got != tc.want {
+			t.Errorf("%+v: history_ttl %q, want %q", tc.o, got, tc.want)
+		}
+	}
+	for _, o := range []instant.CentrifugoOptions{
+		{HistorySize: 10, HistoryTTL: 1500 * time.Millisecond},
+		{HistorySize: 10},
+		{HistoryTTL: time.Minute},
+		{HistorySize: -1, HistoryTTL: time.Minute},
+	} {
+		if _, err := inst.CentrifugoConfig(o); !errors.Is(err, instant.ErrConfig) {
+			t.Errorf("%+v: %v, want ErrConfig", o, err)
 		}
 	}
 }

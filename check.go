@@ -1,9 +1,14 @@
 package instant
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -13,56 +18,38 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// The identities of Check's calls. The users hold a space, so that no
-// real user (User.ID) is either; the API's is another than the
-// connection's, so that its unsubscribe calls cannot end the connection's
-// subscriptions.
 const (
+	// Check's identities: users with a space, which no User.ID has; the
+	// API's differs from the connection's, so that its unsubscribe calls
+	// cannot end the connection's subscriptions.
 	checkUser    = "instant check"
 	checkAPIUser = "instant check api"
 	checkChannel = "instant-check"
+
+	codeUnknownChannel = 102 // Centrifugo's error for a namespace it does not have
+	codeNotAvailable   = 108
+
+	wsReadBudget  = 4 << 20  // all one websocket reads, handshake included
+	wsMaxMessage  = 1 << 20  // one message it reads
+	wsFrameTarget = 32 << 10 // one message it writes (Centrifugo reads up to 64 KiB)
+	checkRound    = 100      // subscriptions at a time (client.channel_limit is 128)
 )
 
-// Check asks the running Centrifugo whether it fits this app, the way the
-// app and a browser would, and returns every problem it finds joined with
-// errors.Join (nil when there is none), each naming its fix, within
-// PublishTimeout (and ctx):
-//
-//   - each node of APIURL and APIURLs answers (ErrUnreachable) and takes
-//     APIKey (ErrAPIKey), through a call that changes nothing: an
-//     unsubscribe of a user nobody is;
-//   - WebsocketURL, which browsers are told, answers a websocket handshake
-//     (ErrUnreachable) sent with the Origin header of SiteOrigin and of
-//     each of TrustedOrigins, which Centrifugo must allow
-//     (client.allowed_origins; ErrStaleConfig naming the origin, and
-//     "no browser origin allowed" when it allows none of them). With
-//     neither set, Check cannot tell whether pages may connect, and says
-//     so (ErrConfig: set SiteOrigin);
-//   - Centrifugo takes a connection token the app signed (ErrTokenSecret);
-//   - every namespace the app's channels and rules use (see
-//     CentrifugoConfig) is known to each node and to the websocket's, and
-//     gives a subscription the presence and recovery that channels without
-//     a namespace give, as the config CentrifugoConfig writes does
-//     (ErrStaleConfig naming the namespace: regenerate the config);
-//   - when Centrifugo refuses both the API key and the token secret, or
-//     declares none of the namespaces and refuses a secret or every
-//     origin, it runs another config than the one CentrifugoConfig writes
-//     (a wrong -c, on which it runs with its defaults): the first problem
-//     says so ("wrong -c?", ErrStaleConfig).
-//
-// The connection is a real one, as user "instant check" (a name no User
-// may have), subscribed with tokens the app signed to channels named
-// "$<namespace>:instant-check" for as long as Check takes. Against a
-// Centrifugo that fits, it leaves no error or warning in Centrifugo's log
-// (at info level nothing at all); what does not fit is logged there as
-// Centrifugo logs any such client (a refused origin, an invalid token, an
-// unknown channel). Safe for concurrent use.
-//
-// On an Instant whose Config.Server is set (the embedded server), Check
-// asks only what can be wrong there: that its Redis answers (with
-// RedisAddress) and that the outbox table is BroadcastTx's (with
-// OutboxDB). The websocket, the secret and the namespaces are the app's
-// own there, and cannot disagree.
+// Check asks the running Centrifugo whether it fits this app, as the app
+// and a browser would, within PublishTimeout (and ctx), and returns every
+// problem it finds (errors.Join), each naming its fix: a node of APIURL or
+// APIURLs, or WebsocketURL, not answering (ErrUnreachable); another API key
+// (ErrAPIKey) or token secret (ErrTokenSecret, over a real websocket); an
+// origin of SiteOrigin or TrustedOrigins refused (ErrStaleConfig; "no
+// browser origin allowed" when all are; ErrConfig "no browser origin
+// checked" when none is set); a namespace of the app's channels and rules
+// unknown, or with other presence or recovery than CentrifugoConfig writes
+// (ErrStaleConfig naming it); and first, a Centrifugo on another config
+// altogether ("wrong -c?"). It connects as user "instant check" to
+// "$<namespace>:instant-check" channels, and leaves no error or warning in
+// a fitting Centrifugo's log. With Config.Server set, it asks only that
+// Redis answers and that the outbox table is BroadcastTx's. Safe for
+// concurrent use.
 func (i *Instant) Check(ctx context.Context) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -87,11 +74,14 @@ func (i *Instant) Check(ctx context.Context) error {
 
 	var errs []error
 	missing := map[string][]string{}
+	apiKey, token, noOrigin := false, false, false
 	for _, r := range reports {
 		errs = append(errs, r.errs...)
 		for _, ns := range r.missing {
 			missing[ns] = append(missing[ns], r.where)
 		}
+		apiKey = apiKey || slices.ContainsFunc(r.errs, func(err error) bool { return errors.Is(err, ErrAPIKey) })
+		token, noOrigin = token || r.badToken, noOrigin || r.noOrigin
 	}
 	for _, ns := range namespaces {
 		if where := missing[ns]; len(where) > 0 {
@@ -100,47 +90,25 @@ func (i *Instant) Check(ctx context.Context) error {
 				ErrStaleConfig, ns, privatePrefix+ns+":…", strings.Join(where, " and ")))
 		}
 	}
-	if wrong := wrongConfig(reports, len(missing) > 0 && len(missing) == len(namespaces)); wrong != nil {
-		errs = append([]error{wrong}, errs...)
+	// A wrong -c: Centrifugo runs on its defaults. One sign alone is one setting apart.
+	noNamespace := len(missing) > 0 && len(missing) == len(namespaces)
+	var signs []string
+	for sign, on := range map[string]bool{"refuses the app's API key": apiKey, "refuses the tokens the app signs": token,
+		"declares none of the app's namespaces": noNamespace, "allows none of the app's origins": noOrigin} {
+		if on {
+			signs = append(signs, sign)
+		}
+	}
+	if apiKey && token || noNamespace && len(signs) >= 2 {
+		slices.Sort(signs)
+		errs = append([]error{fmt.Errorf("%w: centrifugo does not run the config CentrifugoConfig generates (wrong -c?): it %s: "+
+			"write the config with `app centrifugo-config FILE` and start centrifugo with -c FILE (a -c path it cannot read, it ignores, and runs on its defaults)",
+			ErrStaleConfig, strings.Join(signs, ", "))}, errs...)
 	}
 	return errors.Join(errs...)
 }
 
-// wrongConfig names a Centrifugo that runs another config than the one
-// CentrifugoConfig writes (started with a wrong -c, or none: Centrifugo
-// then goes on with its defaults and its environment): it refuses both
-// the API key and the token secret, or it declares none of the app's
-// namespaces and shows one more sign (a secret refused, no origin
-// allowed). One sign alone, or a secret and the origins, is a config out
-// of date or one setting apart, which its own problem names.
-func wrongConfig(reports []checkReport, noNamespace bool) error {
-	var signs []string
-	apiKey := slices.ContainsFunc(reports, func(r checkReport) bool {
-		return slices.ContainsFunc(r.errs, func(err error) bool { return errors.Is(err, ErrAPIKey) })
-	})
-	if apiKey {
-		signs = append(signs, "refuses the app's API key")
-	}
-	token := slices.ContainsFunc(reports, func(r checkReport) bool { return r.badToken })
-	if token {
-		signs = append(signs, "refuses the tokens the app signs")
-	}
-	if noNamespace {
-		signs = append(signs, "declares none of the app's namespaces")
-	}
-	if slices.ContainsFunc(reports, func(r checkReport) bool { return r.noOrigin }) {
-		signs = append(signs, "allows none of the app's origins")
-	}
-	if !(apiKey && token) && !(noNamespace && len(signs) >= 2) {
-		return nil
-	}
-	return fmt.Errorf("%w: centrifugo does not run the config CentrifugoConfig generates (wrong -c?): it %s: "+
-		"write the config with `app centrifugo-config FILE` and start centrifugo with -c FILE (a -c path it cannot read, it ignores, and runs on its defaults)",
-		ErrStaleConfig, strings.Join(signs, ", "))
-}
-
-// checkReport is what one part of Check found: its problems, and the
-// namespaces unknown to Centrifugo at where.
+// checkReport is what one part of Check found at where.
 type checkReport struct {
 	where    string
 	errs     []error
@@ -149,21 +117,16 @@ type checkReport struct {
 	badToken bool // a connection token the app signed was refused
 }
 
-// checkNode asks one node of the server API about a channel without a
-// namespace, then about one channel of each namespace.
+// checkNode asks one node's server API about each of checkChannels.
 func checkNode(ctx context.Context, node apiClient, where string, namespaces []string) checkReport {
 	r := checkReport{where: where}
-	if err := node.unsubscribe(ctx, privatePrefix+checkChannel, checkAPIUser); err != nil {
-		r.errs = append(r.errs, nodeProblem(ctx, where, err))
-		return r
-	}
-	for _, ns := range namespaces {
-		err := node.unsubscribe(ctx, privatePrefix+ns+":"+checkChannel, checkAPIUser)
+	for k, channel := range checkChannels(namespaces) {
+		err := node.unsubscribe(ctx, channel, checkAPIUser)
 		var pe *PublishError
 		switch {
 		case err == nil:
-		case errors.As(err, &pe) && pe.Code == codeUnknownChannel:
-			r.missing = append(r.missing, ns)
+		case k > 0 && errors.As(err, &pe) && pe.Code == codeUnknownChannel:
+			r.missing = append(r.missing, namespaces[k-1])
 		default:
 			r.errs = append(r.errs, nodeProblem(ctx, where, err))
 			return r
@@ -172,9 +135,14 @@ func checkNode(ctx context.Context, node apiClient, where string, namespaces []s
 	return r
 }
 
-// codeUnknownChannel is Centrifugo's error for a channel of a namespace it
-// does not have.
-const codeUnknownChannel = 102
+// checkChannels are one channel without a namespace, then one of each.
+func checkChannels(namespaces []string) []string {
+	channels := []string{privatePrefix + checkChannel}
+	for _, ns := range namespaces {
+		channels = append(channels, privatePrefix+ns+":"+checkChannel)
+	}
+	return channels
+}
 
 // nodeProblem says what a failed call to the node at where means.
 func nodeProblem(ctx context.Context, where string, err error) error {
@@ -194,9 +162,8 @@ func nodeProblem(ctx context.Context, where string, err error) error {
 		return fmt.Errorf("instant: centrifugo at %s refused Check's call: error %d %s", where, pe.Code, pe.Message)
 	case retryable(err):
 		return fmt.Errorf("%w: nothing answers at %s (%v): %s", ErrUnreachable, where, pe.Err, fix)
-	default:
-		return fmt.Errorf("%w: %s answered, but not as Centrifugo's server API does (%v): %s", ErrUnreachable, where, pe.Err, fix)
 	}
+	return fmt.Errorf("%w: %s answered, but not as Centrifugo's server API does (%v): %s", ErrUnreachable, where, pe.Err, fix)
 }
 
 // redactedURL is raw without its password, for messages.
@@ -208,28 +175,7 @@ func redactedURL(raw string) string {
 	return u.Redacted()
 }
 
-// checkOrigins are the origins Check sends browsers' handshakes from:
-// SiteOrigin, then TrustedOrigins (which New checked).
-func (i *Instant) checkOrigins() ([]string, []error) {
-	var origins []string
-	var errs []error
-	if o := i.cfg.SiteOrigin; o != "" {
-		if err := checkOrigin(o); err != nil {
-			errs = append(errs, fmt.Errorf("%w: SiteOrigin: %v", ErrConfig, err))
-		} else {
-			origins = append(origins, o)
-		}
-	}
-	for _, o := range i.cfg.TrustedOrigins {
-		if !slices.Contains(origins, o) {
-			origins = append(origins, o)
-		}
-	}
-	return origins, errs
-}
-
-// checkOrigin checks that o is an origin as browsers send it:
-// scheme://host[:port], nothing more.
+// checkOrigin checks that o is scheme://host[:port], as browsers send it.
 func checkOrigin(o string) error {
 	u, err := url.Parse(o)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
@@ -239,222 +185,102 @@ func checkOrigin(o string) error {
 	return nil
 }
 
-// probe is what Centrifugo answered about one channel of Check's
-// connection: its subscribe reply, whether a join push came (the token
-// asks for joins and leaves, which come where the namespace has them on),
-// and, when asked, its presence_stats reply.
-type probe struct {
-	channel     string
-	refused     *wsError // the subscription's
-	recoverable bool
-	joined      bool
-	presence    uint32 // the presence_stats error code, 0 when it answered
-}
-
-// checkRound is how many channels Check's connection is subscribed to at
-// a time: fewer than Centrifugo's client.channel_limit (128 by default).
-const checkRound = 100
-
-// probeRound subscribes the connection to each channel of probes with a
-// token the app signed and unsubscribes, numbering the commands from *id
-// on; with presence, it asks each subscribed channel's presence_stats in
-// between. Centrifugo logs a refused presence_stats as a client command
-// error ("permission denied" where presence is on, "not available" where
-// it is off, in the config CentrifugoConfig writes): Check asks only
-// where the joins already differ, so that a config that fits leaves no
-// such line in Centrifugo's log.
-func (i *Instant) probeRound(conn *wsConn, probes []probe, id *uint32, presence bool) error {
-	next := func() uint32 { *id++; return *id }
-	ids := make([]uint32, len(probes))
-	var cmds []wsCommand
-	for k, p := range probes {
-		tok, err := i.sign(checkUser, p.channel, nil, i.cfg.SubscriptionTokenTTL, time.Now())
-		if err != nil {
-			return fmt.Errorf("signing a token: %v", err)
-		}
-		ids[k] = next()
-		cmds = append(cmds, wsCommand{ID: ids[k], Subscribe: &wsSubscribe{Channel: p.channel, Token: tok.Token}})
-	}
-	replies, err := conn.exchange(cmds)
-	if err != nil {
-		return err
-	}
-	cmds = cmds[:0]
-	for k := range probes {
-		rep := replies[ids[k]]
-		if probes[k].refused = rep.Error; rep.Error == nil {
-			probes[k].recoverable = rep.Subscribe != nil && rep.Subscribe.Recoverable
-			if presence {
-				ids[k] = next()
-				cmds = append(cmds, wsCommand{ID: ids[k], PresenceStats: &wsChannel{Channel: probes[k].channel}})
-			}
-		}
-	}
-	if len(cmds) > 0 {
-		if replies, err = conn.exchange(cmds); err != nil {
-			return err
-		}
-	}
-	unsubscribe := cmds[:0:0]
-	for k := range probes {
-		if probes[k].refused == nil {
-			if rep := replies[ids[k]]; presence && rep.Error != nil {
-				probes[k].presence = rep.Error.Code
-			}
-			unsubscribe = append(unsubscribe, wsCommand{ID: next(), Unsubscribe: &wsChannel{Channel: probes[k].channel}})
-		}
-	}
-	if len(unsubscribe) == 0 {
-		return nil
-	}
-	// A join push comes after its subscribe reply, before these replies
-	// on one node (with a Redis engine it may come later: then the
-	// presence_stats of the next round decide).
-	_, err = conn.exchange(unsubscribe)
-	for k := range probes {
-		probes[k].joined = conn.joined[probes[k].channel]
-	}
-	return err
-}
-
-func (p probe) presenceState() string {
-	switch p.presence {
-	case 0:
-		return "presence open to subscribers' own queries (a config older than the presence route)"
-	case codeNotAvailable:
-		return "presence off"
-	case codePermissionDenied:
-		return "presence on"
-	default:
-		return fmt.Sprintf("presence answering error %d", p.presence)
-	}
-}
-
-func (p probe) recoveryState() string {
-	if p.recoverable {
-		return "history and recovery on"
-	}
-	return "history and recovery off"
-}
-
-// Centrifugo's client protocol codes that Check reads.
-const (
-	codePermissionDenied = 103
-	codeTokenExpired     = 109
-	codeNotAvailable     = 108
-	closeInvalidToken    = 3500
-)
-
-// checkBrowser connects to WebsocketURL as a page would: a handshake from
-// each origin, then the connect and subscribe commands of the client
-// protocol with tokens the app signed.
+// checkBrowser connects to WebsocketURL as a page would, from each origin,
+// with tokens the app signed.
 func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkReport {
 	wsURL := i.cfg.WebsocketURL
 	r := checkReport{where: wsURL}
-	unreachable := func(err error) error {
-		var status *wsStatusError
-		if errors.As(err, &status) {
-			return fmt.Errorf("%w: the websocket URL browsers are given, %s, answered HTTP %d to a websocket handshake: "+
-				"set WebsocketURL (INSTANT_WEBSOCKET_URL) to Centrifugo's /connection/websocket as browsers reach it", ErrUnreachable, wsURL, status.code)
+	report := func(format string, args ...any) checkReport {
+		r.errs = append(r.errs, fmt.Errorf(format, args...))
+		return r
+	}
+	unreachable := func(status int, err error) checkReport {
+		if status != 0 {
+			return report("%w: the websocket URL browsers are given, %s, answered HTTP %d to a websocket handshake: "+
+				"set WebsocketURL (INSTANT_WEBSOCKET_URL) to Centrifugo's /connection/websocket as browsers reach it", ErrUnreachable, wsURL, status)
 		}
-		return fmt.Errorf("%w: nothing answers as Centrifugo at the websocket URL browsers are given, %s (%v): "+
+		return report("%w: nothing answers as Centrifugo at the websocket URL browsers are given, %s (%v): "+
 			"start Centrifugo there, or set WebsocketURL (INSTANT_WEBSOCKET_URL) to where browsers reach it", ErrUnreachable, wsURL, err)
 	}
-	origins, errs := i.checkOrigins()
-	r.errs = append(r.errs, errs...)
-	if i.cfg.SiteOrigin == "" && len(origins) == 0 {
-		r.errs = append(r.errs, fmt.Errorf("%w: no browser origin checked: set SiteOrigin (INSTANT_SITE_ORIGIN) to where browsers load the app's pages, "+
-			"which Centrifugo must allow (CentrifugoOptions.AllowedOrigins, client.allowed_origins): without it Check cannot tell whether pages may connect", ErrConfig))
+	fail := func(err error) checkReport {
+		if ctx.Err() != nil {
+			return report("%w: no answer from centrifugo at %s within PublishTimeout", ErrUnreachable, wsURL)
+		}
+		return report("instant: centrifugo at %s: %v", wsURL, err)
+	}
+
+	var origins []string // SiteOrigin, then TrustedOrigins (which New checked)
+	switch o := i.cfg.SiteOrigin; {
+	case o == "" && len(i.cfg.TrustedOrigins) == 0:
+		report("%w: no browser origin checked: set SiteOrigin (INSTANT_SITE_ORIGIN) to where browsers load the app's pages, which Centrifugo must allow "+
+			"(CentrifugoOptions.AllowedOrigins, client.allowed_origins): without it Check cannot tell whether pages may connect", ErrConfig)
+	case o != "" && checkOrigin(o) != nil:
+		report("%w: SiteOrigin: %v", ErrConfig, checkOrigin(o))
+	case o != "":
+		origins = append(origins, o)
+	}
+	for _, o := range i.cfg.TrustedOrigins {
+		if !slices.Contains(origins, o) {
+			origins = append(origins, o)
+		}
 	}
 	var conn *wsConn
-	var refused []string
-	for _, origin := range origins {
-		c, err := dialWebsocket(ctx, wsURL, origin)
-		var status *wsStatusError
+	defer func() {
+		if conn != nil {
+			conn.close()
+		}
+	}()
+	var refused [][]string
+	for _, origin := range append(origins, "") { // without an Origin when each is refused
+		if origin == "" && conn != nil {
+			break
+		}
+		c, status, err := dialWebsocket(ctx, wsURL, origin)
 		switch {
-		case errors.As(err, &status) && status.code == 403:
-			refused = append(refused, origin)
+		case status == http.StatusForbidden && origin != "":
+			refused = append(refused, []string{origin})
 		case err != nil:
-			if conn != nil {
-				conn.close()
-			}
-			r.errs = append(r.errs, unreachable(err))
-			return r
+			return unreachable(status, err)
 		case conn == nil:
 			conn = c
 		default:
 			c.close()
 		}
 	}
-	const addOrigin = "add it to CentrifugoOptions.AllowedOrigins (client.allowed_origins) and regenerate the config"
-	switch {
-	case len(refused) > 0 && len(refused) == len(origins):
-		r.noOrigin = true
-		r.errs = append(r.errs, fmt.Errorf("%w: no browser origin allowed: centrifugo at %s refuses pages from %s (HTTP 403 to the websocket handshake), "+
-			"so every browser is refused and retries: %s", ErrStaleConfig, wsURL, strings.Join(refused, " and "), strings.Replace(addOrigin, "it", "them", 1)))
-	default:
-		for _, origin := range refused {
-			r.errs = append(r.errs, fmt.Errorf("%w: centrifugo at %s refuses pages from the origin %s (HTTP 403 to the websocket handshake): %s",
-				ErrStaleConfig, wsURL, origin, addOrigin))
-		}
+	how := ""
+	if r.noOrigin = len(refused) > 0 && len(refused) == len(origins); r.noOrigin {
+		refused, how = [][]string{slices.Concat(refused...)}, "no browser origin allowed: "
 	}
-	if conn == nil {
-		// No origin given, or each refused: the rest is checked without one.
-		c, err := dialWebsocket(ctx, wsURL, "")
-		if err != nil {
-			r.errs = append(r.errs, unreachable(err))
-			return r
-		}
-		conn = c
-	}
-	defer conn.close()
-
-	fail := func(format string, args ...any) checkReport {
-		if ctx.Err() != nil {
-			r.errs = append(r.errs, fmt.Errorf("%w: no answer from centrifugo at %s within PublishTimeout", ErrUnreachable, wsURL))
-		} else {
-			r.errs = append(r.errs, fmt.Errorf("instant: centrifugo at %s: "+format, append([]any{wsURL}, args...)...))
-		}
-		return r
+	for _, o := range refused {
+		report("%w: %scentrifugo at %s refuses pages from %s (HTTP 403 to the websocket handshake): "+
+			"add it to CentrifugoOptions.AllowedOrigins (client.allowed_origins) and regenerate the config", ErrStaleConfig, how, wsURL, strings.Join(o, " and "))
 	}
 
-	// connect, with a connection token the app signed.
 	tok, err := i.sign(checkUser, "", nil, i.cfg.ConnectionTokenTTL, time.Now())
 	if err != nil {
-		return fail("signing a token: %v", err)
+		return fail(err)
 	}
-	replies, err := conn.exchange([]wsCommand{{ID: 1, Connect: &wsConnect{Token: tok.Token, Name: "instant-check"}}})
+	replies, err := conn.exchange([]command{{"connect": map[string]string{"token": tok.Token, "name": "instant-check"}}})
 	var closed *websocket.CloseError
 	switch {
-	case errors.As(err, &closed) && closed.Code == closeInvalidToken:
-		r.errs = append(r.errs, fmt.Errorf("%w: centrifugo at %s refused a connection token the app signed (disconnect %d %q): "+
-			"set the app's TokenSecret (CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY) to Centrifugo's client.token.hmac_secret_key",
-			ErrTokenSecret, wsURL, closed.Code, closed.Text))
+	case errors.As(err, &closed) && closed.Code == 3500: // invalid token
 		r.badToken = true
-		return r
+		return report("%w: centrifugo at %s refused a connection token the app signed (disconnect %d %q): "+
+			"set the app's TokenSecret (CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY) to Centrifugo's client.token.hmac_secret_key",
+			ErrTokenSecret, wsURL, closed.Code, closed.Text)
 	case err != nil:
-		return fail("%v", err)
-	}
-	if e := replies[1].Error; e != nil {
-		if e.Code == codeTokenExpired {
-			r.errs = append(r.errs, fmt.Errorf("%w: centrifugo at %s says a connection token the app has just signed has expired: "+
-				"the clocks of the app's and Centrifugo's machines are apart by more than ConnectionTokenTTL", ErrTokenSecret, wsURL))
-			return r
-		}
-		return fail("connect refused: error %d %s", e.Code, e.Message)
+		return fail(err)
+	case replies[0].Error != nil && replies[0].Error.Code == 109: // token expired
+		return report("%w: centrifugo at %s says a connection token the app has just signed has expired: "+
+			"the clocks of the app's and Centrifugo's machines are apart by more than ConnectionTokenTTL", ErrTokenSecret, wsURL)
+	case replies[0].Error != nil:
+		return fail(fmt.Errorf("connect refused: error %d %s", replies[0].Error.Code, replies[0].Error.Message))
 	}
 
-	// One subscription without a namespace, then one in each, in rounds.
-	probes := []probe{{channel: privatePrefix + checkChannel}}
-	for _, ns := range namespaces {
-		probes = append(probes, probe{channel: privatePrefix + ns + ":" + checkChannel})
-	}
-	id := uint32(1)
-	for start := 0; start < len(probes); start += checkRound {
-		round := probes[start:min(start+checkRound, len(probes))]
-		if err := i.probeRound(conn, round, &id, false); err != nil {
-			return fail("%v", err)
-		}
+	channels := checkChannels(namespaces)
+	probes, err := i.probeChannels(conn, channels, false)
+	if err != nil {
+		return fail(err)
 	}
 	for k, p := range probes {
 		switch {
@@ -462,62 +288,248 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 		case p.refused.Code == codeUnknownChannel && k > 0:
 			r.missing = append(r.missing, namespaces[k-1])
 		default:
-			r.errs = append(r.errs, fmt.Errorf("instant: centrifugo at %s refused a subscription to %s with a token the app signed: error %d %s",
-				wsURL, p.channel, p.refused.Code, p.refused.Message))
+			report("instant: centrifugo at %s refused a subscription to %s with a token the app signed: error %d %s",
+				wsURL, p.channel, p.refused.Code, p.refused.Message)
 		}
 	}
-
-	// What CentrifugoConfig writes gives every namespace the options of
-	// channels without one.
 	if probes[0].refused != nil {
 		return r
 	}
-	// Presence is on only where private channels may be (and only when
-	// CentrifugoOptions.Presence asked for it): a namespace of public
-	// channels only is compared with the others on recovery alone. Where
-	// the joins differ, presence_stats tells how (see probeRound).
-	private := i.presenceNamespaces(true)
-	comparable := func(k int) bool { return probes[k].refused == nil && private(namespaces[k-1]) == private("") }
-	suspects := []int{0}
+	// Each namespace has the options of channels without one, but presence
+	// only where private channels may be. Where the joins differ,
+	// presence_stats tells how (see probeChannels).
+	private := i.privateNamespaces()
+	suspects, again := []int{0}, []string{channels[0]}
 	for k := 1; k < len(probes); k++ {
-		if comparable(k) && probes[k].joined != probes[0].joined {
-			suspects = append(suspects, k)
+		if probes[k].refused == nil && private(namespaces[k-1]) == private("") && probes[k].joined != probes[0].joined {
+			suspects, again = append(suspects, k), append(again, channels[k])
 		}
 	}
-	asked := map[int]bool{}
 	if len(suspects) > 1 {
-		for start := 0; start < len(suspects); start += checkRound {
-			round := make([]probe, 0, checkRound)
-			for _, k := range suspects[start:min(start+checkRound, len(suspects))] {
-				round = append(round, probe{channel: probes[k].channel})
+		asked, err := i.probeChannels(conn, again, true)
+		if err != nil {
+			return fail(err)
+		}
+		for n, k := range suspects {
+			probes[k].presence = asked[n].presence
+		}
+	}
+	state := func(p probeResult) (presence, recovery string) {
+		presence = map[uint32]string{0: "presence open to subscribers' own queries (a config older than the presence route)",
+			codeNotAvailable: "presence off", 103: "presence on"}[p.presence]
+		if presence == "" && p.presence != noPresence {
+			presence = fmt.Sprintf("presence answering error %d", p.presence)
+		}
+		return presence, map[bool]string{true: "history and recovery on", false: "history and recovery off"}[p.recoverable]
+	}
+	basePresence, baseRecovery := state(probes[0])
+	for k, p := range probes[1:] {
+		var diffs []string
+		presence, recovery := state(p)
+		if presence != "" && basePresence != "" && presence != basePresence {
+			diffs = append(diffs, presence+" where channels without a namespace have "+basePresence)
+		}
+		if p.refused == nil && recovery != baseRecovery {
+			diffs = append(diffs, recovery+" where channels without a namespace have "+baseRecovery)
+		}
+		if len(diffs) > 0 {
+			report("%w: namespace %q at %s has %s, unlike the config CentrifugoConfig writes: regenerate it and restart Centrifugo",
+				ErrStaleConfig, namespaces[k], wsURL, strings.Join(diffs, ", and "))
+		}
+	}
+	return r
+}
+
+// probeResult is what Centrifugo answered about one channel.
+type probeResult struct {
+	channel     string
+	refused     *wsError // the subscription's error
+	recoverable bool
+	joined      bool   // a join push came (the token asks for them)
+	presence    uint32 // presence_stats' error code, 0 when it answered, noPresence unasked
+}
+
+const noPresence = 1<<32 - 1
+
+// probeChannels subscribes conn to each channel, checkRound at a time, and
+// unsubscribes; with presence, it asks presence_stats in between (only
+// where the joins differ: Centrifugo logs a refused one as an error).
+func (i *Instant) probeChannels(conn *wsConn, channels []string, presence bool) ([]probeResult, error) {
+	probes := make([]probeResult, len(channels))
+	for start := 0; start < len(channels); start += checkRound {
+		round := probes[start:min(start+checkRound, len(probes))]
+		cmds := make([]command, len(round))
+		for k := range round {
+			round[k] = probeResult{channel: channels[start+k], presence: noPresence}
+			tok, err := i.sign(checkUser, round[k].channel, nil, i.cfg.SubscriptionTokenTTL, time.Now())
+			if err != nil {
+				return nil, err
 			}
-			if err := i.probeRound(conn, round, &id, true); err != nil {
-				return fail("%v", err)
+			cmds[k] = command{"subscribe": map[string]string{"channel": round[k].channel, "token": tok.Token}}
+		}
+		replies, err := conn.exchange(cmds)
+		if err != nil {
+			return nil, err
+		}
+		var subscribed []*probeResult
+		for k, rep := range replies {
+			if round[k].refused = rep.Error; rep.Error == nil {
+				round[k].recoverable = rep.Subscribe != nil && rep.Subscribe.Recoverable
+				subscribed = append(subscribed, &round[k])
 			}
-			for n, k := range suspects[start:min(start+checkRound, len(suspects))] {
-				if round[n].refused == nil {
-					probes[k].presence, asked[k] = round[n].presence, true
+		}
+		for _, method := range []string{"presence_stats", "unsubscribe"} {
+			if len(subscribed) == 0 || method == "presence_stats" && !presence {
+				continue
+			}
+			cmds = cmds[:0]
+			for _, p := range subscribed {
+				cmds = append(cmds, command{method: map[string]string{"channel": p.channel}})
+			}
+			// On one node, join pushes come before these replies.
+			replies, err := conn.exchange(cmds)
+			if err != nil {
+				return nil, err
+			}
+			for k, p := range subscribed {
+				if p.joined = conn.joined[p.channel]; method == "presence_stats" {
+					p.presence = 0
+					if replies[k].Error != nil {
+						p.presence = replies[k].Error.Code
+					}
 				}
 			}
 		}
 	}
-	base := probes[0]
-	for k := 1; k < len(probes); k++ {
-		p := probes[k]
-		if p.refused != nil {
-			continue
+	return probes, nil
+}
+
+// wsConn is Check's websocket to Centrifugo, opened as a browser's.
+type wsConn struct {
+	ws     *websocket.Conn
+	stop   func() bool     // ends the watch of the dial's context
+	id     uint32          // the last command's
+	joined map[string]bool // the channels a join push came on
+}
+
+// budgetConn reads at most left bytes, then fails.
+type budgetConn struct {
+	net.Conn
+	left int
+}
+
+func (c *budgetConn) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errors.New("the server sent more than any Centrifugo answer to Check")
+	}
+	n, err := c.Conn.Read(p[:min(len(p), c.left)])
+	c.left -= n
+	return n, err
+}
+
+// dialWebsocket makes a handshake to rawURL from origin (none if ""), and
+// returns the connection, closed when ctx ends, or the HTTP status of a
+// refused handshake (0 if none came) and the error.
+func dialWebsocket(ctx context.Context, rawURL, origin string) (*wsConn, int, error) {
+	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
 		}
-		var diffs []string
-		if asked[0] && asked[k] && p.presence != base.presence {
-			diffs = append(diffs, p.presenceState()+" where channels without a namespace have "+base.presenceState())
+		return &budgetConn{Conn: conn, left: wsReadBudget}, nil
+	}}
+	header := http.Header{"User-Agent": {"instant-check"}}
+	if origin != "" {
+		header.Set("Origin", origin)
+	}
+	ws, resp, err := d.DialContext(ctx, rawURL, header)
+	switch {
+	case errors.Is(err, websocket.ErrBadHandshake) && resp.StatusCode != http.StatusSwitchingProtocols:
+		return nil, resp.StatusCode, err
+	case err != nil:
+		return nil, 0, err
+	case resp.Header.Get("Sec-Websocket-Extensions") != "":
+		// gorilla would inflate one past the read limit (of wire bytes).
+		ws.Close()
+		return nil, 0, errors.New("websocket: the server answered with an extension the handshake did not ask for")
+	}
+	ws.SetReadLimit(wsMaxMessage)
+	ws.SetPingHandler(func(data string) error { // a lost pong shows in the next read, if at all
+		_ = ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		return nil
+	})
+	return &wsConn{ws: ws, stop: context.AfterFunc(ctx, func() { ws.Close() }), joined: map[string]bool{}}, 0, nil
+}
+
+// close sends a normal close frame, briefly, and closes the connection.
+func (c *wsConn) close() {
+	c.stop()
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
+	_ = c.ws.Close()
+}
+
+// command is one of Centrifugo's JSON protocol ("subscribe": {…}).
+type command map[string]any
+
+type wsError struct {
+	Code    uint32 `json:"code"`
+	Message string `json:"message"`
+}
+
+// wsReply is a reply, or a push (no id), of the protocol.
+type wsReply struct {
+	ID        uint32   `json:"id"`
+	Error     *wsError `json:"error"`
+	Subscribe *struct {
+		Recoverable bool `json:"recoverable"`
+	} `json:"subscribe"`
+	Push *struct {
+		Channel string          `json:"channel"`
+		Join    json.RawMessage `json:"join"`
+	} `json:"push"`
+}
+
+// exchange numbers and sends cmds, a JSON line each, in as few messages as
+// Centrifugo reads, and returns their replies in order, noting join pushes
+// on the way. A close from the server is a *websocket.CloseError.
+func (c *wsConn) exchange(cmds []command) ([]wsReply, error) {
+	var out []byte
+	first := c.id + 1
+	for _, cmd := range cmds {
+		c.id++
+		cmd["id"] = c.id
+		raw, _ := json.Marshal(cmd) // strings and numbers only
+		if len(out) > 0 && len(out)+1+len(raw) > wsFrameTarget {
+			if err := c.ws.WriteMessage(websocket.TextMessage, out); err != nil {
+				return nil, err
+			}
+			out = out[:0]
 		}
-		if p.recoverable != base.recoverable {
-			diffs = append(diffs, p.recoveryState()+" where channels without a namespace have "+base.recoveryState())
+		out = append(append(out, raw...), '\n')
+	}
+	if err := c.ws.WriteMessage(websocket.TextMessage, bytes.TrimSuffix(out, []byte("\n"))); err != nil {
+		return nil, err
+	}
+	replies := make([]wsReply, len(cmds))
+	for left := len(cmds); left > 0; {
+		_, msg, err := c.ws.ReadMessage()
+		if err != nil {
+			return nil, err
 		}
-		if len(diffs) > 0 {
-			r.errs = append(r.errs, fmt.Errorf("%w: namespace %q at %s has %s, unlike the config CentrifugoConfig writes: regenerate it and restart Centrifugo",
-				ErrStaleConfig, namespaces[k-1], wsURL, strings.Join(diffs, ", and ")))
+		for dec := json.NewDecoder(bytes.NewReader(msg)); ; {
+			var rep wsReply
+			if err := dec.Decode(&rep); err == io.EOF {
+				break
+			} else if err != nil {
+				return nil, fmt.Errorf("an answer that is not Centrifugo's JSON protocol: %v", err)
+			}
+			if k := int(rep.ID) - int(first); rep.ID != 0 && k >= 0 && k < len(cmds) && replies[k].ID == 0 {
+				replies[k], left = rep, left-1
+			}
+			if rep.ID == 0 && rep.Push != nil && rep.Push.Join != nil {
+				c.joined[rep.Push.Channel] = true
+			}
 		}
 	}
-	return r
+	return replies, nil
 }

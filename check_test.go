@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,9 +17,13 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,7 +51,7 @@ func TestCheckPassesAgainstTheGeneratedConfig(t *testing.T) {
 	t.Parallel()
 	for name, opts := range map[string]instant.CentrifugoOptions{
 		"plain":            {},
-		"presence+history": {Presence: true, HistorySize: 10, HistoryTTLSeconds: 60},
+		"presence+history": {Presence: true, HistorySize: 10, HistoryTTL: time.Minute},
 		"proxies":          {ProxyURL: "http://127.0.0.1:1/instant"}, // no app there: Check needs none
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -141,7 +146,7 @@ func TestCheckFindsANamespaceNewerThanTheConfig(t *testing.T) {
 // CentrifugoConfig wrote has it: Check tells presence by the joins) and
 // history the others lack.
 func TestCheckFindsANamespaceWithOtherOptions(t *testing.T) {
-	cs := startCheck(t, instant.CentrifugoOptions{HistorySize: -1, HistoryTTLSeconds: -1}, func(m map[string]any) {
+	cs := startCheck(t, instant.CentrifugoOptions{HistorySize: -1, HistoryTTL: -1}, func(m map[string]any) {
 		for _, ns := range m["channel"].(map[string]any)["namespaces"].([]any) {
 			if ns := ns.(map[string]any); ns["name"] == "orders" {
 				ns["presence"], ns["join_leave"], ns["allow_presence_for_subscriber"] = true, true, true
@@ -592,7 +597,7 @@ func TestCheckLeavesNoFaultInCentrifugoLog(t *testing.T) {
 	t.Parallel()
 	for name, opts := range map[string]instant.CentrifugoOptions{
 		"plain":            {},
-		"presence+history": {Presence: true, HistorySize: 10, HistoryTTLSeconds: 60},
+		"presence+history": {Presence: true, HistorySize: 10, HistoryTTL: time.Minute},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cs := startCheck(t, opts, nil) // log level info
@@ -615,5 +620,157 @@ func TestCheckLeavesNoFaultInCentrifugoLog(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// appEnv is the environment of an app whose Centrifugo listens on port:
+// every setting under the names ConfigFromEnv reads.
+func appEnv(port int) map[string]string {
+	return map[string]string{
+		"CENTRIFUGO_HTTP_API_KEY":                 testAPIKey,
+		"CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": testSecret,
+		"INSTANT_API_URL":                         fmt.Sprintf("http://127.0.0.1:%d/api", port),
+		"INSTANT_WEBSOCKET_URL":                   fmt.Sprintf("ws://127.0.0.1:%d/connection/websocket", port),
+		"INSTANT_SITE_NAME":                       "My Shop",
+		"INSTANT_SITE_SLUG":                       "shop",
+		"INSTANT_SITE_ORIGIN":                     siteOrigin,
+		"INSTANT_USERS_CHANNELS":                  "$team:all, members",
+		"INSTANT_STAFF_CHANNELS":                  "staff",
+		"INSTANT_SUPERUSER_CHANNELS":              "",
+	}
+}
+
+// TestOneEnvironmentForAppAndCentrifugo: Centrifugo run with the app's
+// environment (and the rest of its config in a file without the secrets)
+// warns of no variable, and the app built from the same environment
+// passes Check against it.
+func TestOneEnvironmentForAppAndCentrifugo(t *testing.T) {
+	bin := centrifugotest.Require(t)
+	port, err := centrifugotest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := appEnv(port)
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	cfg := instant.ConfigFromEnv()
+	if cfg.APIKey != testAPIKey || cfg.TokenSecret != testSecret || cfg.APIURL != env["INSTANT_API_URL"] ||
+		cfg.WebsocketURL != env["INSTANT_WEBSOCKET_URL"] || cfg.SiteName != "My Shop" || cfg.SiteSlug != "shop" ||
+		cfg.SiteOrigin != siteOrigin || !slices.Equal(cfg.UsersChannels, []string{"$team:all", "members"}) ||
+		!slices.Equal(cfg.StaffChannels, []string{"staff"}) || cfg.SuperuserChannels == nil || len(cfg.SuperuserChannels) != 0 ||
+		cfg.PublicChannels != nil {
+		t.Fatalf("ConfigFromEnv = %+v", cfg)
+	}
+	inst := newInstant(t, cfg)
+	if got := levelChannels(inst, instant.LevelSuperuser); len(got) != 0 {
+		t.Errorf("INSTANT_SUPERUSER_CHANNELS set empty: superuser channels %v, want none", got)
+	}
+	raw, err := inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, AllowedOrigins: []string{siteOrigin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The secrets come from the environment only.
+	var conf map[string]any
+	if err := json.Unmarshal(raw, &conf); err != nil {
+		t.Fatal(err)
+	}
+	delete(conf, "http_api")
+	delete(conf["client"].(map[string]any), "token")
+	raw, _ = json.Marshal(conf)
+	out := runCentrifugo(t, bin, port, raw, env)
+	if err := inst.Check(context.Background()); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+	if strings.Contains(out(), "unknown var") || !strings.Contains(out(), "starting Centrifugo") {
+		t.Errorf("centrifugo's log:\n%s", out())
+	}
+
+}
+
+// runCentrifugo runs Centrifugo with conf as its config file and env as
+// its whole environment until the test ends, and returns its output so far.
+func runCentrifugo(t *testing.T, bin string, port int, conf []byte, env map[string]string) func() string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(path, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return runCentrifugoWith(t, bin, port, path, env)
+}
+
+// runCentrifugoWith runs Centrifugo with -c path (which may name no file:
+// Centrifugo then runs on its defaults and env) and env as its whole
+// environment until the test ends, and returns its output so far, once
+// /health answers on port.
+func runCentrifugoWith(t *testing.T, bin string, port int, path string, env map[string]string) func() string {
+	t.Helper()
+	cmd := exec.Command(bin, "-c", path)
+	cmd.Dir = t.TempDir()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var mu sync.Mutex
+	var buf strings.Builder
+	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return buf.Write(p) })
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	out := func() string { mu.Lock(); defer mu.Unlock(); return buf.String() }
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return out
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("centrifugo exited:\n%s", out())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("centrifugo not healthy:\n%s", out())
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestConfigFromEnvReadsMoreAPIURLs: the further nodes of a cluster come
+// from INSTANT_API_URLS, comma-separated, and Check asks each of them.
+func TestConfigFromEnvReadsMoreAPIURLs(t *testing.T) {
+	t.Setenv("INSTANT_API_URLS", "")
+	os.Unsetenv("INSTANT_API_URLS")
+	if got := instant.ConfigFromEnv().APIURLs; got != nil {
+		t.Errorf("INSTANT_API_URLS unset: %v", got)
+	}
+	var down [2]string
+	for k := range down {
+		port, err := centrifugotest.FreePort() // closed again: nothing listens
+		if err != nil {
+			t.Fatal(err)
+		}
+		down[k] = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+	}
+	t.Setenv("INSTANT_API_URLS", " "+down[0]+" ,"+down[1]+",")
+	t.Setenv("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", testSecret)
+	cfg := instant.ConfigFromEnv()
+	if !slices.Equal(cfg.APIURLs, down[:]) {
+		t.Fatalf("APIURLs %q, want %q", cfg.APIURLs, down)
+	}
+	err := newInstant(t, cfg).Check(context.Background())
+	for _, node := range down {
+		if !errors.Is(err, instant.ErrUnreachable) || !strings.Contains(err.Error(), node) {
+			t.Errorf("Check does not name the node %s: %v", node, err)
+		}
 	}
 }

@@ -73,7 +73,6 @@
 //   - centrifugo.go: CentrifugoConfig
 //   - check.go: Check
 //   - websocket.go: the websocket client Check dials Centrifugo with
-//   - command.go: Command, the app's subcommands
 //   - clientjs.go: client.js, the browser helper
 //   - stats.go: Stats
 //   - errors.go: the errors

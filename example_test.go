@@ -8,8 +8,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/gin-contrib/sessions"
@@ -166,47 +164,20 @@ func ExampleInstant_Authorize() {
 	// Output: true false
 }
 
-// The app's own binary writes Centrifugo's config (`app centrifugo-config
-// centrifugo.json`) and checks the running Centrifugo against the app
-// (`app check`); any other args run the app. In a real main, run takes
-// os.Args[1:] and main ends with log.Fatal on its error.
-func ExampleInstant_Command() {
-	run := func(args []string) error {
-		inst, err := instant.New(instant.Config{
-			APIURL:      "http://127.0.0.1:1/api", // nothing listens here
-			TokenSecret: "a-secret-of-at-least-32-bytes-long!",
-			SiteOrigin:  "http://127.0.0.1:8080",
-		})
-		if err != nil {
-			return err
-		}
-		opts := instant.CentrifugoOptions{AllowedOrigins: []string{"http://127.0.0.1:8080"}}
-		if done, err := inst.Command(args, opts); done {
-			return err
-		}
-		fmt.Println("serving the app")
-		return nil
-	}
-
-	dir, err := os.MkdirTemp("", "example")
+// Check returns every problem it finds, each with its fix; here nothing
+// answers at APIURL or WebsocketURL.
+func ExampleInstant_Check() {
+	inst, err := instant.New(instant.Config{
+		APIURL:      "http://127.0.0.1:1/api", // nothing listens here
+		TokenSecret: "a-secret-of-at-least-32-bytes-long!",
+		SiteOrigin:  "http://127.0.0.1:8080",
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
-	file := filepath.Join(dir, "centrifugo.json")
-	fmt.Println("centrifugo-config:", run([]string{"centrifugo-config", file}))
-	if info, err := os.Stat(file); err == nil {
-		fmt.Println(info.Mode())
-	}
-	err = run([]string{"check"})
-	fmt.Println("check: unreachable:", errors.Is(err, instant.ErrUnreachable))
-	fmt.Println("-port 8080:", run([]string{"-port", "8080"}))
-	// Output:
-	// centrifugo-config: <nil>
-	// -rw-------
-	// check: unreachable: true
-	// serving the app
-	// -port 8080: <nil>
+	err = inst.Check(context.Background())
+	fmt.Println("unreachable:", errors.Is(err, instant.ErrUnreachable))
+	// Output: unreachable: true
 }
 
 // An event goes only where it says. One that names no channel, no Users

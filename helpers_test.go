@@ -783,7 +783,7 @@ func historyOf(t *testing.T, cfg instant.Config, channel string) []string {
 }
 
 func withHistory() instant.CentrifugoOptions {
-	return instant.CentrifugoOptions{HistorySize: 100, HistoryTTLSeconds: 300}
+	return instant.CentrifugoOptions{HistorySize: 100, HistoryTTL: 5 * time.Minute}
 }
 
 // ==== The outbox: a PostgreSQL and a Redis of its own, and Centrifugo nodes
@@ -823,7 +823,7 @@ func (o *outboxSetup) node(t *testing.T, consume bool) *liveSetup {
 			return nil, err
 		}
 		ls.inst, ls.cfg = inst, cfg
-		opts := instant.CentrifugoOptions{Port: port, LogLevel: "error", RedisAddress: o.redis.URL, HistorySize: 10000, HistoryTTLSeconds: 600}
+		opts := instant.CentrifugoOptions{Port: port, LogLevel: "error", RedisAddress: o.redis.URL, HistorySize: 10000, HistoryTTL: 10 * time.Minute}
 		if consume {
 			opts.OutboxDSN = o.pg.DSN
 		}

@@ -221,7 +221,7 @@ func TestLiveBroadcastErrors(t *testing.T) {
 // comes back.
 func TestLiveHistoryAndDisconnect(t *testing.T) {
 	t.Parallel()
-	ls := startLive(t, instant.CentrifugoOptions{HistorySize: 10, HistoryTTLSeconds: 60})
+	ls := startLive(t, instant.CentrifugoOptions{HistorySize: 10, HistoryTTL: time.Minute})
 	ctx := context.Background()
 	for _, m := range []string{"first", "second"} {
 		if err := ls.inst.Broadcast(ctx, instant.Event{Channel: "$site_users", Message: m}); err != nil {

@@ -418,7 +418,7 @@ func TestLiveConfigsAndRulesCentrifugoAccepts(t *testing.T) {
 			if err := addRules(inst); err != nil {
 				t.Fatal(err)
 			}
-			for _, o := range []instant.CentrifugoOptions{{}, {Presence: true, HistorySize: 10, HistoryTTLSeconds: 60, ProxyURL: "http://127.0.0.1:8080/instant"}} {
+			for _, o := range []instant.CentrifugoOptions{{}, {Presence: true, HistorySize: 10, HistoryTTL: time.Minute, ProxyURL: "http://127.0.0.1:8080/instant"}} {
 				raw, err := inst.CentrifugoConfig(o)
 				if err != nil {
 					t.Fatal(err)

@@ -305,7 +305,7 @@ func TestLiveFailoverPastASlowNodePublishesOnceInACluster(t *testing.T) {
 			cfg := testConfig()
 			cfg.APIURL = "http://127.0.0.1:" + itoa(port) + "/api"
 			return newInstant(t, cfg).CentrifugoConfig(instant.CentrifugoOptions{
-				Port: port, LogLevel: "error", RedisAddress: redis.URL, HistorySize: 100, HistoryTTLSeconds: 300,
+				Port: port, LogLevel: "error", RedisAddress: redis.URL, HistorySize: 100, HistoryTTL: 5 * time.Minute,
 			})
 		})
 	}

@@ -209,13 +209,13 @@ func newServer(h http.Handler, logger *slog.Logger, t timeouts) *http.Server {
 func centrifugoOptions(centrifugoPort, appPort int) instant.CentrifugoOptions {
 	p := strconv.Itoa(appPort)
 	return instant.CentrifugoOptions{
-		Address:           "127.0.0.1",
-		Port:              centrifugoPort,
-		AllowedOrigins:    []string{"http://127.0.0.1:" + p, "http://localhost:" + p},
-		HistorySize:       50,
-		HistoryTTLSeconds: 600,
-		Presence:          true, // the home page lists who is on $site_users
-		LogLevel:          "info",
+		Address:        "127.0.0.1",
+		Port:           centrifugoPort,
+		AllowedOrigins: []string{"http://127.0.0.1:" + p, "http://localhost:" + p},
+		HistorySize:    50,
+		HistoryTTL:     10 * time.Minute,
+		Presence:       true, // the home page lists who is on $site_users
+		LogLevel:       "info",
 	}
 }
 

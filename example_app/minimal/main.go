@@ -46,13 +46,13 @@ func main() {
 	if err != nil {
 		log.Fatal(err) // every problem of the config, at once
 	}
-	if srv != nil { // nil after the centrifugo-config and check commands
+	if srv != nil { // nil after the app's commands
 		log.Fatal(srv.ListenAndServe())
 	}
 }
 
 // setup builds the app from the environment, or runs the command args
-// name (see instant.Instant.Command) and returns a nil server.
+// name and returns a nil server.
 func setup(args []string) (*http.Server, error) {
 	cfg := instant.ConfigFromEnv()
 	cfg.SiteOrigin = cmp.Or(cfg.SiteOrigin, "http://127.0.0.1:8080") // where browsers load the pages
@@ -60,8 +60,15 @@ func setup(args []string) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if done, err := inst.Command(args, instant.CentrifugoOptions{AllowedOrigins: []string{cfg.SiteOrigin}}); done {
-		return nil, err // centrifugo-config [FILE], or check
+	switch {
+	case len(args) == 2 && args[0] == "centrifugo-config": // app centrifugo-config FILE
+		conf, err := inst.CentrifugoConfig(instant.CentrifugoOptions{AllowedOrigins: []string{cfg.SiteOrigin}})
+		if err != nil {
+			return nil, err
+		}
+		return nil, os.WriteFile(args[1], conf, 0o600) // it holds the secrets
+	case len(args) == 1 && args[0] == "check": // app check: every mismatch, each with its fix
+		return nil, inst.Check(context.Background())
 	}
 	if err := inst.Check(context.Background()); err != nil {
 		log.Printf("centrifugo does not fit the app:\n%v", err) // each problem with its fix
