@@ -2,6 +2,7 @@ package instant
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,27 +30,24 @@ const (
 	codeUnknownChannel = 102 // Centrifugo's error for a namespace it does not have
 	codeNotAvailable   = 108
 
-	wsReadBudget  = 4 << 20  // all one websocket reads, handshake included
-	wsMaxMessage  = 1 << 20  // one message it reads
-	wsFrameTarget = 32 << 10 // one message it writes (Centrifugo reads up to 64 KiB)
-	checkRound    = 100      // subscriptions at a time (client.channel_limit is 128)
+	wsReadBudget = 4 << 20 // all one websocket reads, handshake included
+	wsMaxMessage = 1 << 20 // one message it reads
+	checkRound   = 100     // subscriptions at a time (client.channel_limit is 128)
 )
 
-// Check asks the running Centrifugo whether it fits this app, as the app
-// and a browser would, within PublishTimeout (and ctx), and returns every
-// problem it finds (errors.Join), each naming its fix: a node of APIURL or
-// APIURLs, or WebsocketURL, not answering (ErrUnreachable); another API key
-// (ErrAPIKey) or token secret (ErrTokenSecret, over a real websocket); an
-// origin of SiteOrigin or TrustedOrigins refused (ErrStaleConfig; "no
-// browser origin allowed" when all are; ErrConfig "no browser origin
-// checked" when none is set); a namespace of the app's channels and rules
-// unknown, or with other presence or recovery than CentrifugoConfig writes
-// (ErrStaleConfig naming it); and first, a Centrifugo on another config
-// altogether ("wrong -c?"). It connects as user "instant check" to
-// "$<namespace>:instant-check" channels, and leaves no error or warning in
-// a fitting Centrifugo's log. With Config.Server set, it asks only that
-// Redis answers and that the outbox table is BroadcastTx's. Safe for
-// concurrent use.
+// Check asks the running Centrifugo, as the app and a browser would, within
+// PublishTimeout (and ctx), whether it fits this app, and returns every
+// problem it finds (errors.Join), each naming its fix: ErrUnreachable (a
+// node of APIURL or APIURLs, or WebsocketURL, not answering), ErrAPIKey,
+// ErrTokenSecret (over a real websocket), ErrStaleConfig (an origin of
+// SiteOrigin or TrustedOrigins refused; a namespace of the app's channels
+// and rules unknown, or with other presence or recovery than
+// CentrifugoConfig writes; and first, another config altogether: "wrong
+// -c?"), ErrConfig (no origin to check). It connects as user "instant
+// check" to "$<namespace>:instant-check" channels, and leaves no error or
+// warning in a fitting Centrifugo's log. With Config.Server set, it asks
+// only that Redis answers and that the outbox table is BroadcastTx's. Safe
+// for concurrent use.
 func (i *Instant) Check(ctx context.Context) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -74,14 +72,13 @@ func (i *Instant) Check(ctx context.Context) error {
 
 	var errs []error
 	missing := map[string][]string{}
-	apiKey, token, noOrigin := false, false, false
+	noOrigin := false
 	for _, r := range reports {
 		errs = append(errs, r.errs...)
 		for _, ns := range r.missing {
 			missing[ns] = append(missing[ns], r.where)
 		}
-		apiKey = apiKey || slices.ContainsFunc(r.errs, func(err error) bool { return errors.Is(err, ErrAPIKey) })
-		token, noOrigin = token || r.badToken, noOrigin || r.noOrigin
+		noOrigin = noOrigin || r.noOrigin
 	}
 	for _, ns := range namespaces {
 		if where := missing[ns]; len(where) > 0 {
@@ -91,6 +88,8 @@ func (i *Instant) Check(ctx context.Context) error {
 		}
 	}
 	// A wrong -c: Centrifugo runs on its defaults. One sign alone is one setting apart.
+	all := errors.Join(errs...)
+	apiKey, token := errors.Is(all, ErrAPIKey), errors.Is(all, ErrTokenSecret)
 	noNamespace := len(missing) > 0 && len(missing) == len(namespaces)
 	var signs []string
 	for sign, on := range map[string]bool{"refuses the app's API key": apiKey, "refuses the tokens the app signs": token,
@@ -101,20 +100,19 @@ func (i *Instant) Check(ctx context.Context) error {
 	}
 	if apiKey && token || noNamespace && len(signs) >= 2 {
 		slices.Sort(signs)
-		errs = append([]error{fmt.Errorf("%w: centrifugo does not run the config CentrifugoConfig generates (wrong -c?): it %s: "+
-			"write the config with `app centrifugo-config FILE` and start centrifugo with -c FILE (a -c path it cannot read, it ignores, and runs on its defaults)",
-			ErrStaleConfig, strings.Join(signs, ", "))}, errs...)
+		return errors.Join(append([]error{fmt.Errorf("%w: centrifugo does not run the config CentrifugoConfig generates (wrong -c?): it %s: "+
+			"write it with `app centrifugo-config FILE` and start centrifugo with -c FILE (a -c path it cannot read, it ignores, and runs on its defaults)",
+			ErrStaleConfig, strings.Join(signs, ", "))}, errs...)...)
 	}
-	return errors.Join(errs...)
+	return all
 }
 
 // checkReport is what one part of Check found at where.
 type checkReport struct {
 	where    string
 	errs     []error
-	missing  []string
-	noOrigin bool // every origin tried was refused
-	badToken bool // a connection token the app signed was refused
+	missing  []string // namespaces unknown there
+	noOrigin bool     // every origin tried was refused
 }
 
 // checkNode asks one node's server API about each of checkChannels.
@@ -188,153 +186,112 @@ func checkOrigin(o string) error {
 // checkBrowser connects to WebsocketURL as a page would, from each origin,
 // with tokens the app signed.
 func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkReport {
-	wsURL := i.cfg.WebsocketURL
-	r := checkReport{where: wsURL}
+	ws := i.cfg.WebsocketURL
+	r := checkReport{where: ws}
 	report := func(format string, args ...any) checkReport {
 		r.errs = append(r.errs, fmt.Errorf(format, args...))
 		return r
 	}
-	unreachable := func(status int, err error) checkReport {
-		if status != 0 {
-			return report("%w: the websocket URL browsers are given, %s, answered HTTP %d to a websocket handshake: "+
-				"set WebsocketURL (INSTANT_WEBSOCKET_URL) to Centrifugo's /connection/websocket as browsers reach it", ErrUnreachable, wsURL, status)
-		}
-		return report("%w: nothing answers as Centrifugo at the websocket URL browsers are given, %s (%v): "+
-			"start Centrifugo there, or set WebsocketURL (INSTANT_WEBSOCKET_URL) to where browsers reach it", ErrUnreachable, wsURL, err)
-	}
 	fail := func(err error) checkReport {
 		if ctx.Err() != nil {
-			return report("%w: no answer from centrifugo at %s within PublishTimeout", ErrUnreachable, wsURL)
+			return report("%w: no answer from centrifugo at %s within PublishTimeout", ErrUnreachable, ws)
 		}
-		return report("instant: centrifugo at %s: %v", wsURL, err)
+		return report("instant: centrifugo at %s: %v", ws, err)
 	}
 
-	var origins []string // SiteOrigin, then TrustedOrigins (which New checked)
-	switch o := i.cfg.SiteOrigin; {
-	case o == "" && len(i.cfg.TrustedOrigins) == 0:
-		report("%w: no browser origin checked: set SiteOrigin (INSTANT_SITE_ORIGIN) to where browsers load the app's pages, which Centrifugo must allow "+
-			"(CentrifugoOptions.AllowedOrigins, client.allowed_origins): without it Check cannot tell whether pages may connect", ErrConfig)
-	case o != "" && checkOrigin(o) != nil:
-		report("%w: SiteOrigin: %v", ErrConfig, checkOrigin(o))
-	case o != "":
-		origins = append(origins, o)
+	origins := append([]string{i.cfg.SiteOrigin}, i.cfg.TrustedOrigins...)
+	if err := checkOrigin(i.cfg.SiteOrigin); err != nil && i.cfg.SiteOrigin != "" {
+		report("%w: SiteOrigin: %v", ErrConfig, err)
 	}
-	for _, o := range i.cfg.TrustedOrigins {
-		if !slices.Contains(origins, o) {
-			origins = append(origins, o)
-		}
+	slices.Sort(origins)
+	if origins = slices.Compact(slices.DeleteFunc(origins, func(o string) bool { return checkOrigin(o) != nil })); len(origins) == 0 && i.cfg.SiteOrigin == "" {
+		report("%w: no browser origin checked: set SiteOrigin (INSTANT_SITE_ORIGIN) to where browsers load the app's pages, "+
+			"which Centrifugo must allow (CentrifugoOptions.AllowedOrigins)", ErrConfig)
 	}
 	var conn *wsConn
-	defer func() {
-		if conn != nil {
-			conn.close()
-		}
-	}()
-	var refused [][]string
+	defer func() { conn.close() }()
+	var refused []string
 	for _, origin := range append(origins, "") { // without an Origin when each is refused
 		if origin == "" && conn != nil {
 			break
 		}
-		c, status, err := dialWebsocket(ctx, wsURL, origin)
+		c, status, err := dialWebsocket(ctx, ws, origin)
 		switch {
 		case status == http.StatusForbidden && origin != "":
-			refused = append(refused, []string{origin})
+			refused = append(refused, origin)
 		case err != nil:
-			return unreachable(status, err)
+			return report("%w: no Centrifugo websocket at %s (%v): start Centrifugo there, or set WebsocketURL (INSTANT_WEBSOCKET_URL) "+
+				"to its /connection/websocket as browsers reach it", ErrUnreachable, ws, err)
 		case conn == nil:
 			conn = c
 		default:
 			c.close()
 		}
 	}
-	how := ""
-	if r.noOrigin = len(refused) > 0 && len(refused) == len(origins); r.noOrigin {
-		refused, how = [][]string{slices.Concat(refused...)}, "no browser origin allowed: "
-	}
-	for _, o := range refused {
-		report("%w: %scentrifugo at %s refuses pages from %s (HTTP 403 to the websocket handshake): "+
-			"add it to CentrifugoOptions.AllowedOrigins (client.allowed_origins) and regenerate the config", ErrStaleConfig, how, wsURL, strings.Join(o, " and "))
+	if len(refused) > 0 {
+		r.noOrigin = len(refused) == len(origins)
+		report("%w: %scentrifugo at %s refuses pages from %s (HTTP 403 to the websocket handshake): add them to CentrifugoOptions.AllowedOrigins "+
+			"(client.allowed_origins) and regenerate the config", ErrStaleConfig, map[bool]string{true: "no browser origin allowed: "}[r.noOrigin], ws, strings.Join(refused, " and "))
 	}
 
-	tok, err := i.sign(checkUser, "", nil, i.cfg.ConnectionTokenTTL, time.Now())
-	if err != nil {
-		return fail(err)
-	}
+	tok, _ := i.sign(checkUser, "", nil, i.cfg.ConnectionTokenTTL, time.Now()) // HS256 with a []byte key does not fail
 	replies, err := conn.exchange([]command{{"connect": map[string]string{"token": tok.Token, "name": "instant-check"}}})
 	var closed *websocket.CloseError
 	switch {
 	case errors.As(err, &closed) && closed.Code == 3500: // invalid token
-		r.badToken = true
-		return report("%w: centrifugo at %s refused a connection token the app signed (disconnect %d %q): "+
-			"set the app's TokenSecret (CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY) to Centrifugo's client.token.hmac_secret_key",
-			ErrTokenSecret, wsURL, closed.Code, closed.Text)
+		return report("%w: centrifugo at %s refused a connection token the app signed (disconnect %d %q): set the app's TokenSecret "+
+			"(CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY) to Centrifugo's client.token.hmac_secret_key", ErrTokenSecret, ws, closed.Code, closed.Text)
 	case err != nil:
 		return fail(err)
-	case replies[0].Error != nil && replies[0].Error.Code == 109: // token expired
+	case replies[0].Error.Code == 109: // token expired
 		return report("%w: centrifugo at %s says a connection token the app has just signed has expired: "+
-			"the clocks of the app's and Centrifugo's machines are apart by more than ConnectionTokenTTL", ErrTokenSecret, wsURL)
-	case replies[0].Error != nil:
-		return fail(fmt.Errorf("connect refused: error %d %s", replies[0].Error.Code, replies[0].Error.Message))
+			"the clocks of the app's and Centrifugo's machines are apart by more than ConnectionTokenTTL", ErrTokenSecret, ws)
+	case replies[0].Error.Code != 0:
+		return fail(fmt.Errorf("connect refused: %w", &replies[0].Error))
 	}
 
-	channels := checkChannels(namespaces)
-	probes, err := i.probeChannels(conn, channels, false)
-	if err != nil {
+	probes := make([]*probeResult, len(namespaces)+1)
+	for k, channel := range checkChannels(namespaces) {
+		probes[k] = &probeResult{channel: channel}
+	}
+	if err := i.probeChannels(conn, probes, false); err != nil {
 		return fail(err)
-	}
-	for k, p := range probes {
-		switch {
-		case p.refused == nil:
-		case p.refused.Code == codeUnknownChannel && k > 0:
-			r.missing = append(r.missing, namespaces[k-1])
-		default:
-			report("instant: centrifugo at %s refused a subscription to %s with a token the app signed: error %d %s",
-				wsURL, p.channel, p.refused.Code, p.refused.Message)
-		}
-	}
-	if probes[0].refused != nil {
-		return r
 	}
 	// Each namespace has the options of channels without one, but presence
 	// only where private channels may be. Where the joins differ,
-	// presence_stats tells how (see probeChannels).
+	// presence_stats tells how (only there: Centrifugo logs a refused one).
 	private := i.privateNamespaces()
-	suspects, again := []int{0}, []string{channels[0]}
-	for k := 1; k < len(probes); k++ {
-		if probes[k].refused == nil && private(namespaces[k-1]) == private("") && probes[k].joined != probes[0].joined {
-			suspects, again = append(suspects, k), append(again, channels[k])
+	base, suspects := probes[0], []*probeResult{probes[0]}
+	for k, p := range probes {
+		switch {
+		case k > 0 && p.refused.Code == codeUnknownChannel:
+			r.missing = append(r.missing, namespaces[k-1])
+		case p.refused.Code != 0:
+			report("instant: centrifugo at %s refused a subscription to %s with a token the app signed: %v", ws, p.channel, &p.refused)
+		case k > 0 && private(namespaces[k-1]) == private("") && p.joined != base.joined:
+			suspects = append(suspects, p)
 		}
+	}
+	if base.refused.Code != 0 {
+		return r
 	}
 	if len(suspects) > 1 {
-		asked, err := i.probeChannels(conn, again, true)
-		if err != nil {
+		if err := i.probeChannels(conn, suspects, true); err != nil {
 			return fail(err)
 		}
-		for n, k := range suspects {
-			probes[k].presence = asked[n].presence
-		}
 	}
-	state := func(p probeResult) (presence, recovery string) {
-		presence = map[uint32]string{0: "presence open to subscribers' own queries (a config older than the presence route)",
-			codeNotAvailable: "presence off", 103: "presence on"}[p.presence]
-		if presence == "" && p.presence != noPresence {
-			presence = fmt.Sprintf("presence answering error %d", p.presence)
-		}
-		return presence, map[bool]string{true: "history and recovery on", false: "history and recovery off"}[p.recoverable]
-	}
-	basePresence, baseRecovery := state(probes[0])
+	onOff := map[bool]string{true: "on", false: "off"}
 	for k, p := range probes[1:] {
 		var diffs []string
-		presence, recovery := state(p)
-		if presence != "" && basePresence != "" && presence != basePresence {
-			diffs = append(diffs, presence+" where channels without a namespace have "+basePresence)
+		if p.presence != "" && p.presence != base.presence {
+			diffs = append(diffs, p.presence+" where channels without a namespace have "+base.presence)
 		}
-		if p.refused == nil && recovery != baseRecovery {
-			diffs = append(diffs, recovery+" where channels without a namespace have "+baseRecovery)
+		if p.refused.Code == 0 && p.recoverable != base.recoverable {
+			diffs = append(diffs, fmt.Sprintf("history and recovery %s where channels without a namespace have them %s", onOff[p.recoverable], onOff[base.recoverable]))
 		}
 		if len(diffs) > 0 {
 			report("%w: namespace %q at %s has %s, unlike the config CentrifugoConfig writes: regenerate it and restart Centrifugo",
-				ErrStaleConfig, namespaces[k], wsURL, strings.Join(diffs, ", and "))
+				ErrStaleConfig, namespaces[k], ws, strings.Join(diffs, ", and "))
 		}
 	}
 	return r
@@ -343,71 +300,52 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 // probeResult is what Centrifugo answered about one channel.
 type probeResult struct {
 	channel     string
-	refused     *wsError // the subscription's error
+	refused     wsError // the subscription's error, Code 0 if none
 	recoverable bool
 	joined      bool   // a join push came (the token asks for them)
-	presence    uint32 // presence_stats' error code, 0 when it answered, noPresence unasked
+	presence    string // what presence_stats says of it, "" unasked
 }
 
-const noPresence = 1<<32 - 1
-
-// probeChannels subscribes conn to each channel, checkRound at a time, and
-// unsubscribes; with presence, it asks presence_stats in between (only
-// where the joins differ: Centrifugo logs a refused one as an error).
-func (i *Instant) probeChannels(conn *wsConn, channels []string, presence bool) ([]probeResult, error) {
-	probes := make([]probeResult, len(channels))
-	for start := 0; start < len(channels); start += checkRound {
+// probeChannels subscribes conn to each of probes' channels, checkRound at
+// a time, asks presence_stats if presence, and unsubscribes.
+func (i *Instant) probeChannels(conn *wsConn, probes []*probeResult, presence bool) error {
+	for start := 0; start < len(probes); start += checkRound {
 		round := probes[start:min(start+checkRound, len(probes))]
-		cmds := make([]command, len(round))
-		for k := range round {
-			round[k] = probeResult{channel: channels[start+k], presence: noPresence}
-			tok, err := i.sign(checkUser, round[k].channel, nil, i.cfg.SubscriptionTokenTTL, time.Now())
-			if err != nil {
-				return nil, err
+		for _, method := range []string{"subscribe", "presence_stats", "unsubscribe"} {
+			var asked []*probeResult
+			var cmds []command
+			for _, p := range round {
+				if method == "subscribe" || p.refused.Code == 0 && (presence || method == "unsubscribe") {
+					args := map[string]string{"channel": p.channel}
+					if method == "subscribe" {
+						tok, _ := i.sign(checkUser, p.channel, nil, i.cfg.SubscriptionTokenTTL, time.Now())
+						args["token"] = tok.Token
+					}
+					asked, cmds = append(asked, p), append(cmds, command{method: args})
+				}
 			}
-			cmds[k] = command{"subscribe": map[string]string{"channel": round[k].channel, "token": tok.Token}}
-		}
-		replies, err := conn.exchange(cmds)
-		if err != nil {
-			return nil, err
-		}
-		var subscribed []*probeResult
-		for k, rep := range replies {
-			if round[k].refused = rep.Error; rep.Error == nil {
-				round[k].recoverable = rep.Subscribe != nil && rep.Subscribe.Recoverable
-				subscribed = append(subscribed, &round[k])
-			}
-		}
-		for _, method := range []string{"presence_stats", "unsubscribe"} {
-			if len(subscribed) == 0 || method == "presence_stats" && !presence {
-				continue
-			}
-			cmds = cmds[:0]
-			for _, p := range subscribed {
-				cmds = append(cmds, command{method: map[string]string{"channel": p.channel}})
-			}
-			// On one node, join pushes come before these replies.
 			replies, err := conn.exchange(cmds)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			for k, p := range subscribed {
-				if p.joined = conn.joined[p.channel]; method == "presence_stats" {
-					p.presence = 0
-					if replies[k].Error != nil {
-						p.presence = replies[k].Error.Code
-					}
+			for k, p := range asked {
+				p.joined = conn.joined[p.channel] // on one node, before the replies after the subscribe's
+				switch code := replies[k].Error.Code; method {
+				case "subscribe":
+					p.refused, p.recoverable = replies[k].Error, replies[k].Subscribe.Recoverable
+				case "presence_stats":
+					p.presence = cmp.Or(map[uint32]string{0: "presence open to subscribers' own queries (a config older than the presence route)",
+						codeNotAvailable: "presence off", 103: "presence on"}[code], fmt.Sprintf("presence answering error %d", code))
 				}
 			}
 		}
 	}
-	return probes, nil
+	return nil
 }
 
 // wsConn is Check's websocket to Centrifugo, opened as a browser's.
 type wsConn struct {
 	ws     *websocket.Conn
-	stop   func() bool     // ends the watch of the dial's context
 	id     uint32          // the last command's
 	joined map[string]bool // the channels a join push came on
 }
@@ -433,10 +371,7 @@ func (c *budgetConn) Read(p []byte) (int, error) {
 func dialWebsocket(ctx context.Context, rawURL, origin string) (*wsConn, int, error) {
 	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return &budgetConn{Conn: conn, left: wsReadBudget}, nil
+		return &budgetConn{Conn: conn, left: wsReadBudget}, err // gorilla uses no conn with an error
 	}}
 	header := http.Header{"User-Agent": {"instant-check"}}
 	if origin != "" {
@@ -445,27 +380,28 @@ func dialWebsocket(ctx context.Context, rawURL, origin string) (*wsConn, int, er
 	ws, resp, err := d.DialContext(ctx, rawURL, header)
 	switch {
 	case errors.Is(err, websocket.ErrBadHandshake) && resp.StatusCode != http.StatusSwitchingProtocols:
-		return nil, resp.StatusCode, err
+		return nil, resp.StatusCode, fmt.Errorf("HTTP %d to a websocket handshake", resp.StatusCode)
 	case err != nil:
 		return nil, 0, err
 	case resp.Header.Get("Sec-Websocket-Extensions") != "":
-		// gorilla would inflate one past the read limit (of wire bytes).
-		ws.Close()
-		return nil, 0, errors.New("websocket: the server answered with an extension the handshake did not ask for")
+		ws.Close() // gorilla would inflate one past the read limit (of wire bytes)
+		return nil, 0, errors.New("the server answered with a websocket extension the handshake did not ask for")
 	}
 	ws.SetReadLimit(wsMaxMessage)
 	ws.SetPingHandler(func(data string) error { // a lost pong shows in the next read, if at all
 		_ = ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
 		return nil
 	})
-	return &wsConn{ws: ws, stop: context.AfterFunc(ctx, func() { ws.Close() }), joined: map[string]bool{}}, 0, nil
+	context.AfterFunc(ctx, func() { ws.Close() })
+	return &wsConn{ws: ws, joined: map[string]bool{}}, 0, nil
 }
 
 // close sends a normal close frame, briefly, and closes the connection.
 func (c *wsConn) close() {
-	c.stop()
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
-	_ = c.ws.Close()
+	if c != nil {
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
+		_ = c.ws.Close()
+	}
 }
 
 // command is one of Centrifugo's JSON protocol ("subscribe": {…}).
@@ -476,39 +412,33 @@ type wsError struct {
 	Message string `json:"message"`
 }
 
+func (e *wsError) Error() string { return fmt.Sprintf("error %d %s", e.Code, e.Message) }
+
 // wsReply is a reply, or a push (no id), of the protocol.
 type wsReply struct {
-	ID        uint32   `json:"id"`
-	Error     *wsError `json:"error"`
-	Subscribe *struct {
+	ID        uint32  `json:"id"`
+	Error     wsError `json:"error"`
+	Subscribe struct {
 		Recoverable bool `json:"recoverable"`
 	} `json:"subscribe"`
-	Push *struct {
+	Push struct {
 		Channel string          `json:"channel"`
 		Join    json.RawMessage `json:"join"`
 	} `json:"push"`
 }
 
-// exchange numbers and sends cmds, a JSON line each, in as few messages as
-// Centrifugo reads, and returns their replies in order, noting join pushes
-// on the way. A close from the server is a *websocket.CloseError.
+// exchange sends cmds, numbered, a message each, and returns their replies
+// in order, noting join pushes on the way. A close from the server is a
+// *websocket.CloseError.
 func (c *wsConn) exchange(cmds []command) ([]wsReply, error) {
-	var out []byte
 	first := c.id + 1
 	for _, cmd := range cmds {
 		c.id++
 		cmd["id"] = c.id
 		raw, _ := json.Marshal(cmd) // strings and numbers only
-		if len(out) > 0 && len(out)+1+len(raw) > wsFrameTarget {
-			if err := c.ws.WriteMessage(websocket.TextMessage, out); err != nil {
-				return nil, err
-			}
-			out = out[:0]
+		if err := c.ws.WriteMessage(websocket.TextMessage, raw); err != nil {
+			return nil, err
 		}
-		out = append(append(out, raw...), '\n')
-	}
-	if err := c.ws.WriteMessage(websocket.TextMessage, bytes.TrimSuffix(out, []byte("\n"))); err != nil {
-		return nil, err
 	}
 	replies := make([]wsReply, len(cmds))
 	for left := len(cmds); left > 0; {
@@ -523,10 +453,10 @@ func (c *wsConn) exchange(cmds []command) ([]wsReply, error) {
 			} else if err != nil {
 				return nil, fmt.Errorf("an answer that is not Centrifugo's JSON protocol: %v", err)
 			}
-			if k := int(rep.ID) - int(first); rep.ID != 0 && k >= 0 && k < len(cmds) && replies[k].ID == 0 {
+			if k := int(rep.ID) - int(first); k >= 0 && k < len(cmds) && replies[k].ID == 0 {
 				replies[k], left = rep, left-1
 			}
-			if rep.ID == 0 && rep.Push != nil && rep.Push.Join != nil {
+			if rep.ID == 0 && rep.Push.Join != nil {
 				c.joined[rep.Push.Channel] = true
 			}
 		}
