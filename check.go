@@ -40,14 +40,13 @@ const (
 // problem it finds (errors.Join), each naming its fix: ErrUnreachable (a
 // node of APIURL or APIURLs, or WebsocketURL, not answering), ErrAPIKey,
 // ErrTokenSecret (over a real websocket), ErrStaleConfig (an origin of
-// SiteOrigin or TrustedOrigins refused; a namespace of the app's channels
-// and rules unknown, or with other presence or recovery than
-// CentrifugoConfig writes; and first, another config altogether: "wrong
-// -c?"), ErrConfig (no origin to check). It connects as user "instant
-// check" to "$<namespace>:instant-check" channels, and leaves no error or
-// warning in a fitting Centrifugo's log. With Config.Server set, it asks
-// only that Redis answers and that the outbox table is BroadcastTx's. Safe
-// for concurrent use.
+// SiteOrigin or TrustedOrigins refused; a namespace unknown, or with other
+// presence or recovery than CentrifugoConfig writes; and first, another
+// config altogether: "wrong -c?"), ErrConfig (no origin to check). It
+// connects as user "instant check" to "$<namespace>:instant-check"
+// channels, and leaves no error or warning in a fitting Centrifugo's log.
+// With Config.Server set, it asks only that Redis answers and that the
+// outbox table is BroadcastTx's. Safe for concurrent use.
 func (i *Instant) Check(ctx context.Context) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -60,7 +59,7 @@ func (i *Instant) Check(ctx context.Context) error {
 	if i.server != nil {
 		return i.server.Check(ctx)
 	}
-	namespaces := i.namespaces()
+	namespaces := append([]string{""}, i.namespaces()...) // "" for channels without one
 	addrs := append([]string{i.cfg.APIURL}, i.cfg.APIURLs...)
 	reports := make([]checkReport, len(i.nodes)+1)
 	var wg sync.WaitGroup
@@ -90,7 +89,7 @@ func (i *Instant) Check(ctx context.Context) error {
 	// A wrong -c: Centrifugo runs on its defaults. One sign alone is one setting apart.
 	all := errors.Join(errs...)
 	apiKey, token := errors.Is(all, ErrAPIKey), errors.Is(all, ErrTokenSecret)
-	noNamespace := len(missing) > 0 && len(missing) == len(namespaces)
+	noNamespace := len(missing) > 0 && len(missing) == len(namespaces)-1
 	var signs []string
 	for sign, on := range map[string]bool{"refuses the app's API key": apiKey, "refuses the tokens the app signs": token,
 		"declares none of the app's namespaces": noNamespace, "allows none of the app's origins": noOrigin} {
@@ -115,53 +114,36 @@ type checkReport struct {
 	noOrigin bool     // every origin tried was refused
 }
 
-// checkNode asks one node's server API about each of checkChannels.
+func (r *checkReport) add(format string, args ...any) checkReport {
+	r.errs = append(r.errs, fmt.Errorf(format, args...))
+	return *r
+}
+
+// checkChannelIn is Check's channel in namespace ns ("" for none).
+func checkChannelIn(ns string) string {
+	return privatePrefix + strings.TrimPrefix(ns+":", ":") + checkChannel
+}
+
+// checkNode asks one node's server API about Check's channel in each namespace.
 func checkNode(ctx context.Context, node apiClient, where string, namespaces []string) checkReport {
 	r := checkReport{where: where}
-	for k, channel := range checkChannels(namespaces) {
-		err := node.unsubscribe(ctx, channel, checkAPIUser)
+	for _, ns := range namespaces {
+		err := node.unsubscribe(ctx, checkChannelIn(ns), checkAPIUser)
 		var pe *PublishError
 		switch {
 		case err == nil:
-		case k > 0 && errors.As(err, &pe) && pe.Code == codeUnknownChannel:
-			r.missing = append(r.missing, namespaces[k-1])
+		case errors.As(err, &pe) && ns != "" && pe.Code == codeUnknownChannel:
+			r.missing = append(r.missing, ns)
+		case errors.Is(err, ErrAPIKey):
+			return r.add("%w: %s answered 401: set the app's APIKey (CENTRIFUGO_HTTP_API_KEY) to Centrifugo's http_api.key", ErrAPIKey, where)
+		case pe != nil && pe.StatusCode == 0 && pe.Code != 0:
+			return r.add("instant: centrifugo at %s refused Check's call: %w", where, err)
 		default:
-			r.errs = append(r.errs, nodeProblem(ctx, where, err))
-			return r
+			return r.add("%w: %s does not answer as Centrifugo's server API (%v): start Centrifugo there, "+
+				"or set APIURL (INSTANT_API_URL) to its server API", ErrUnreachable, where, err)
 		}
 	}
 	return r
-}
-
-// checkChannels are one channel without a namespace, then one of each.
-func checkChannels(namespaces []string) []string {
-	channels := []string{privatePrefix + checkChannel}
-	for _, ns := range namespaces {
-		channels = append(channels, privatePrefix+ns+":"+checkChannel)
-	}
-	return channels
-}
-
-// nodeProblem says what a failed call to the node at where means.
-func nodeProblem(ctx context.Context, where string, err error) error {
-	const fix = "start Centrifugo there, or set APIURL (INSTANT_API_URL) to its server API"
-	var pe *PublishError
-	errors.As(err, &pe)
-	switch {
-	case errors.Is(err, ErrAPIKey):
-		return fmt.Errorf("%w: %s answered 401: set the app's APIKey (CENTRIFUGO_HTTP_API_KEY) to Centrifugo's http_api.key", ErrAPIKey, where)
-	case ctx.Err() != nil:
-		return fmt.Errorf("%w: no answer from %s within PublishTimeout: %s", ErrUnreachable, where, fix)
-	case pe == nil:
-		return fmt.Errorf("instant: centrifugo at %s: %w", where, err)
-	case pe.StatusCode != 0:
-		return fmt.Errorf("%w: %s answered HTTP %d, not as Centrifugo's server API does: %s", ErrUnreachable, where, pe.StatusCode, fix)
-	case pe.Code != 0:
-		return fmt.Errorf("instant: centrifugo at %s refused Check's call: error %d %s", where, pe.Code, pe.Message)
-	case retryable(err):
-		return fmt.Errorf("%w: nothing answers at %s (%v): %s", ErrUnreachable, where, pe.Err, fix)
-	}
-	return fmt.Errorf("%w: %s answered, but not as Centrifugo's server API does (%v): %s", ErrUnreachable, where, pe.Err, fix)
 }
 
 // redactedURL is raw without its password, for messages.
@@ -188,24 +170,20 @@ func checkOrigin(o string) error {
 func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkReport {
 	ws := i.cfg.WebsocketURL
 	r := checkReport{where: ws}
-	report := func(format string, args ...any) checkReport {
-		r.errs = append(r.errs, fmt.Errorf(format, args...))
-		return r
-	}
 	fail := func(err error) checkReport {
 		if ctx.Err() != nil {
-			return report("%w: no answer from centrifugo at %s within PublishTimeout", ErrUnreachable, ws)
+			return r.add("%w: no answer from centrifugo at %s within PublishTimeout", ErrUnreachable, ws)
 		}
-		return report("instant: centrifugo at %s: %v", ws, err)
+		return r.add("instant: centrifugo at %s: %v", ws, err)
 	}
 
 	origins := append([]string{i.cfg.SiteOrigin}, i.cfg.TrustedOrigins...)
 	if err := checkOrigin(i.cfg.SiteOrigin); err != nil && i.cfg.SiteOrigin != "" {
-		report("%w: SiteOrigin: %v", ErrConfig, err)
+		r.add("%w: SiteOrigin: %v", ErrConfig, err)
 	}
 	slices.Sort(origins)
 	if origins = slices.Compact(slices.DeleteFunc(origins, func(o string) bool { return checkOrigin(o) != nil })); len(origins) == 0 && i.cfg.SiteOrigin == "" {
-		report("%w: no browser origin checked: set SiteOrigin (INSTANT_SITE_ORIGIN) to where browsers load the app's pages, "+
+		r.add("%w: no browser origin checked: set SiteOrigin (INSTANT_SITE_ORIGIN) to where browsers load the app's pages, "+
 			"which Centrifugo must allow (CentrifugoOptions.AllowedOrigins)", ErrConfig)
 	}
 	var conn *wsConn
@@ -220,7 +198,7 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 		case status == http.StatusForbidden && origin != "":
 			refused = append(refused, origin)
 		case err != nil:
-			return report("%w: no Centrifugo websocket at %s (%v): start Centrifugo there, or set WebsocketURL (INSTANT_WEBSOCKET_URL) "+
+			return r.add("%w: no Centrifugo websocket at %s (%v): start Centrifugo there, or set WebsocketURL (INSTANT_WEBSOCKET_URL) "+
 				"to its /connection/websocket as browsers reach it", ErrUnreachable, ws, err)
 		case conn == nil:
 			conn = c
@@ -230,29 +208,29 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 	}
 	if len(refused) > 0 {
 		r.noOrigin = len(refused) == len(origins)
-		report("%w: %scentrifugo at %s refuses pages from %s (HTTP 403 to the websocket handshake): add them to CentrifugoOptions.AllowedOrigins "+
+		r.add("%w: %scentrifugo at %s refuses pages from %s (HTTP 403 to the websocket handshake): add them to CentrifugoOptions.AllowedOrigins "+
 			"(client.allowed_origins) and regenerate the config", ErrStaleConfig, map[bool]string{true: "no browser origin allowed: "}[r.noOrigin], ws, strings.Join(refused, " and "))
 	}
 
 	tok, _ := i.sign(checkUser, "", nil, i.cfg.ConnectionTokenTTL, time.Now()) // HS256 with a []byte key does not fail
-	replies, err := conn.exchange([]command{{"connect": map[string]string{"token": tok.Token, "name": "instant-check"}}})
+	replies, err := conn.exchange([]map[string]any{{"connect": map[string]string{"token": tok.Token, "name": "instant-check"}}})
 	var closed *websocket.CloseError
 	switch {
 	case errors.As(err, &closed) && closed.Code == 3500: // invalid token
-		return report("%w: centrifugo at %s refused a connection token the app signed (disconnect %d %q): set the app's TokenSecret "+
+		return r.add("%w: centrifugo at %s refused a connection token the app signed (disconnect %d %q): set the app's TokenSecret "+
 			"(CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY) to Centrifugo's client.token.hmac_secret_key", ErrTokenSecret, ws, closed.Code, closed.Text)
 	case err != nil:
 		return fail(err)
 	case replies[0].Error.Code == 109: // token expired
-		return report("%w: centrifugo at %s says a connection token the app has just signed has expired: "+
+		return r.add("%w: centrifugo at %s says a connection token the app has just signed has expired: "+
 			"the clocks of the app's and Centrifugo's machines are apart by more than ConnectionTokenTTL", ErrTokenSecret, ws)
 	case replies[0].Error.Code != 0:
 		return fail(fmt.Errorf("connect refused: %w", &replies[0].Error))
 	}
 
-	probes := make([]*probeResult, len(namespaces)+1)
-	for k, channel := range checkChannels(namespaces) {
-		probes[k] = &probeResult{channel: channel}
+	probes := make([]*probeResult, len(namespaces))
+	for k, ns := range namespaces {
+		probes[k] = &probeResult{ns: ns}
 	}
 	if err := i.probeChannels(conn, probes, false); err != nil {
 		return fail(err)
@@ -262,13 +240,13 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 	// presence_stats tells how (only there: Centrifugo logs a refused one).
 	private := i.privateNamespaces()
 	base, suspects := probes[0], []*probeResult{probes[0]}
-	for k, p := range probes {
+	for _, p := range probes {
 		switch {
-		case k > 0 && p.refused.Code == codeUnknownChannel:
-			r.missing = append(r.missing, namespaces[k-1])
+		case p.ns != "" && p.refused.Code == codeUnknownChannel:
+			r.missing = append(r.missing, p.ns)
 		case p.refused.Code != 0:
-			report("instant: centrifugo at %s refused a subscription to %s with a token the app signed: %v", ws, p.channel, &p.refused)
-		case k > 0 && private(namespaces[k-1]) == private("") && p.joined != base.joined:
+			r.add("instant: centrifugo at %s refused a subscription to %s with a token the app signed: %v", ws, checkChannelIn(p.ns), &p.refused)
+		case p != base && private(p.ns) == private("") && p.joined != base.joined:
 			suspects = append(suspects, p)
 		}
 	}
@@ -280,18 +258,13 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 			return fail(err)
 		}
 	}
-	onOff := map[bool]string{true: "on", false: "off"}
-	for k, p := range probes[1:] {
-		var diffs []string
-		if p.presence != "" && p.presence != base.presence {
-			diffs = append(diffs, p.presence+" where channels without a namespace have "+base.presence)
-		}
-		if p.refused.Code == 0 && p.recoverable != base.recoverable {
-			diffs = append(diffs, fmt.Sprintf("history and recovery %s where channels without a namespace have them %s", onOff[p.recoverable], onOff[base.recoverable]))
-		}
-		if len(diffs) > 0 {
-			report("%w: namespace %q at %s has %s, unlike the config CentrifugoConfig writes: regenerate it and restart Centrifugo",
-				ErrStaleConfig, namespaces[k], ws, strings.Join(diffs, ", and "))
+	state := func(p *probeResult) string {
+		return strings.TrimPrefix(cmp.Or(p.presence, base.presence)+", history and recovery "+map[bool]string{true: "on", false: "off"}[p.recoverable], ", ")
+	}
+	for _, p := range probes[1:] {
+		if p.refused.Code == 0 && state(p) != state(base) {
+			r.add("%w: namespace %q at %s has %s where channels without a namespace have %s: regenerate the config with CentrifugoConfig and restart Centrifugo",
+				ErrStaleConfig, p.ns, ws, state(p), state(base))
 		}
 	}
 	return r
@@ -299,7 +272,7 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 
 // probeResult is what Centrifugo answered about one channel.
 type probeResult struct {
-	channel     string
+	ns          string
 	refused     wsError // the subscription's error, Code 0 if none
 	recoverable bool
 	joined      bool   // a join push came (the token asks for them)
@@ -313,15 +286,15 @@ func (i *Instant) probeChannels(conn *wsConn, probes []*probeResult, presence bo
 		round := probes[start:min(start+checkRound, len(probes))]
 		for _, method := range []string{"subscribe", "presence_stats", "unsubscribe"} {
 			var asked []*probeResult
-			var cmds []command
+			var cmds []map[string]any
 			for _, p := range round {
 				if method == "subscribe" || p.refused.Code == 0 && (presence || method == "unsubscribe") {
-					args := map[string]string{"channel": p.channel}
+					args := map[string]string{"channel": checkChannelIn(p.ns)}
 					if method == "subscribe" {
-						tok, _ := i.sign(checkUser, p.channel, nil, i.cfg.SubscriptionTokenTTL, time.Now())
+						tok, _ := i.sign(checkUser, args["channel"], nil, i.cfg.SubscriptionTokenTTL, time.Now())
 						args["token"] = tok.Token
 					}
-					asked, cmds = append(asked, p), append(cmds, command{method: args})
+					asked, cmds = append(asked, p), append(cmds, map[string]any{method: args})
 				}
 			}
 			replies, err := conn.exchange(cmds)
@@ -329,7 +302,7 @@ func (i *Instant) probeChannels(conn *wsConn, probes []*probeResult, presence bo
 				return err
 			}
 			for k, p := range asked {
-				p.joined = conn.joined[p.channel] // on one node, before the replies after the subscribe's
+				p.joined = conn.joined[checkChannelIn(p.ns)] // on one node, before the replies after the subscribe's
 				switch code := replies[k].Error.Code; method {
 				case "subscribe":
 					p.refused, p.recoverable = replies[k].Error, replies[k].Subscribe.Recoverable
@@ -404,9 +377,6 @@ func (c *wsConn) close() {
 	}
 }
 
-// command is one of Centrifugo's JSON protocol ("subscribe": {…}).
-type command map[string]any
-
 type wsError struct {
 	Code    uint32 `json:"code"`
 	Message string `json:"message"`
@@ -430,7 +400,7 @@ type wsReply struct {
 // exchange sends cmds, numbered, a message each, and returns their replies
 // in order, noting join pushes on the way. A close from the server is a
 // *websocket.CloseError.
-func (c *wsConn) exchange(cmds []command) ([]wsReply, error) {
+func (c *wsConn) exchange(cmds []map[string]any) ([]wsReply, error) {
 	first := c.id + 1
 	for _, cmd := range cmds {
 		c.id++
