@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,9 +19,8 @@ import (
 )
 
 const (
-	// Check's identities: users with a space, which no User.ID has; the
-	// API's differs from the connection's, so that its unsubscribe calls
-	// cannot end the connection's subscriptions.
+	// Users with a space, which no User.ID has; two, so that the API's
+	// unsubscribe calls cannot end the connection's subscriptions.
 	checkUser    = "instant check"
 	checkAPIUser = "instant check api"
 	checkChannel = "instant-check"
@@ -36,25 +34,19 @@ const (
 )
 
 // Check asks the running Centrifugo, as the app and a browser would, within
-// PublishTimeout (and ctx), whether it fits this app, and returns every
-// problem it finds (errors.Join), each naming its fix: ErrUnreachable (a
-// node of APIURL or APIURLs, or WebsocketURL, not answering), ErrAPIKey,
-// ErrTokenSecret (over a real websocket), ErrStaleConfig (an origin of
-// SiteOrigin or TrustedOrigins refused; a namespace unknown, or with other
-// presence or recovery than CentrifugoConfig writes; and first, another
-// config altogether: "wrong -c?"), ErrConfig (no origin to check). It
-// connects as user "instant check" to "$<namespace>:instant-check"
-// channels, and leaves no error or warning in a fitting Centrifugo's log.
-// With Config.Server set, it asks only that Redis answers and that the
-// outbox table is BroadcastTx's. Safe for concurrent use.
+// PublishTimeout (and ctx), whether it fits this app. It returns every
+// problem (errors.Join), each naming its fix: ErrUnreachable, ErrAPIKey,
+// ErrTokenSecret, ErrStaleConfig (an origin refused; a namespace unknown, or
+// with other presence or recovery than CentrifugoConfig writes; first, any
+// other config altogether: "wrong -c?"), ErrConfig (no origin to check). It
+// leaves no error in a fitting Centrifugo's log. With Config.Server set, it
+// asks only that Redis answers and that the outbox table is BroadcastTx's.
+// Safe for concurrent use.
 func (i *Instant) Check(ctx context.Context) error {
 	if i == nil {
 		return ErrNotInstalled
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(ctx, i.cfg.PublishTimeout)
+	ctx, cancel := context.WithTimeout(cmp.Or(ctx, context.Background()), i.cfg.PublishTimeout)
 	defer cancel()
 	if i.server != nil {
 		return i.server.Check(ctx)
@@ -146,12 +138,9 @@ func checkNode(ctx context.Context, node apiClient, where string, namespaces []s
 	return r
 }
 
-// redactedURL is raw without its password, for messages.
+// redactedURL is raw without its password, for messages ("" if invalid).
 func redactedURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(an invalid URL)"
-	}
+	u, _ := url.Parse(raw)
 	return u.Redacted()
 }
 
@@ -338,9 +327,8 @@ func (c *budgetConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// dialWebsocket makes a handshake to rawURL from origin (none if ""), and
-// returns the connection, closed when ctx ends, or the HTTP status of a
-// refused handshake (0 if none came) and the error.
+// dialWebsocket makes a handshake to rawURL from origin (none if ""): a
+// connection closed when ctx ends, or the HTTP status (0 if none) and error.
 func dialWebsocket(ctx context.Context, rawURL, origin string) (*wsConn, int, error) {
 	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
@@ -397,9 +385,8 @@ type wsReply struct {
 	} `json:"push"`
 }
 
-// exchange sends cmds, numbered, a message each, and returns their replies
-// in order, noting join pushes on the way. A close from the server is a
-// *websocket.CloseError.
+// exchange sends cmds, numbered, and returns their replies in order, noting
+// join pushes. A close from the server is a *websocket.CloseError.
 func (c *wsConn) exchange(cmds []map[string]any) ([]wsReply, error) {
 	first := c.id + 1
 	for _, cmd := range cmds {
@@ -416,11 +403,9 @@ func (c *wsConn) exchange(cmds []map[string]any) ([]wsReply, error) {
 		if err != nil {
 			return nil, err
 		}
-		for dec := json.NewDecoder(bytes.NewReader(msg)); ; {
+		for line := range bytes.SplitSeq(msg, []byte("\n")) {
 			var rep wsReply
-			if err := dec.Decode(&rep); err == io.EOF {
-				break
-			} else if err != nil {
+			if err := json.Unmarshal(line, &rep); err != nil {
 				return nil, fmt.Errorf("an answer that is not Centrifugo's JSON protocol: %v", err)
 			}
 			if k := int(rep.ID) - int(first); k >= 0 && k < len(cmds) && replies[k].ID == 0 {
