@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -215,4 +216,14 @@ func allowedOrigins(origins []string) ([]string, error) {
 		out = append(out, strings.NewReplacer("[", "\\[", "]", "\\]").Replace(o))
 	}
 	return out, errors.Join(errs...)
+}
+
+// checkOrigin checks that o is scheme://host[:port], as browsers send it.
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(o, " \t\r\n") {
+		return fmt.Errorf("%q is not an origin such as https://app.example.com", o)
+	}
+	return nil
 }
