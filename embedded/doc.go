@@ -1,7 +1,7 @@
 // Package embedded runs the realtime server inside the app's own process,
-// in place of a Centrifugo: the engine Centrifugo is built on
-// (github.com/centrifugal/centrifuge), speaking the same client protocol,
-// so client.js and centrifuge-js work unchanged.
+// in place of a Centrifugo: centrifuge, the engine Centrifugo is built on,
+// speaking the same client protocol, so client.js and centrifuge-js work
+// unchanged.
 //
 //	srv, err := embedded.New(embedded.Options{})
 //	...
@@ -13,15 +13,11 @@
 //
 //	import _ "github.com/gin-instant/instant/embedded"
 //
-// The server takes the tokens the Instant's routes sign and decides as a
-// Centrifugo v6.9.1 run with the config CentrifugoConfig writes: the same
-// refusals with the same codes, presence with joins and leaves and
-// history with recovery on private channels, "to others" by tags filter,
-// idempotent publishes. With Options.RedisAddress, several processes on
-// one Redis serve as one; a process that stops (a deploy) closes its
-// websockets with a code that tells clients to reconnect, and they
-// recover what they missed from the history.
-//
-// It is a module of its own: an app that never imports it links none of
-// centrifuge, and the core keeps its lower Go version.
+// It decides as Centrifugo v6.9.1 with the config CentrifugoConfig writes:
+// the same refusals and codes, presence with joins and leaves and history
+// with recovery on private channels, "to others" by tags, idempotent
+// publishes. With Options.RedisAddress several processes serve as one; a
+// process that stops tells its clients to reconnect and recover. It is a
+// module of its own, so that an app that never imports it links none of
+// centrifuge.
 package embedded

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"cmp"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -10,57 +11,38 @@ import (
 	"time"
 )
 
-// Options configures a Server. The zero value works: one process, its
-// channels in memory, same-origin browsers only, presence and history on
-// private channels.
+// Options configures a Server. The zero value works: one process, in
+// memory, same-origin browsers only, presence and history on private
+// channels.
 type Options struct {
-	// AllowedOrigins are the browser origins, besides the page's own,
-	// whose pages may open the websocket, each scheme://host[:port] as
-	// browsers send it ("https://app.example.com"); "*" allows every
-	// origin. A handshake without an Origin header (a client that is no
-	// browser) is always allowed, and so is one whose Origin's host is the
-	// request's Host (the page's own site). Default: none besides those.
+	// AllowedOrigins are the browser origins (scheme://host[:port]; "*":
+	// all) whose pages may open the websocket besides the page's own and
+	// the Instant's SiteOrigin and TrustedOrigins. A handshake without
+	// Origin (no browser) is allowed. Default: none.
 	AllowedOrigins []string
-	// RedisAddress, when set ("redis://127.0.0.1:6379", the form
-	// CentrifugoOptions.RedisAddress takes; "rediss://" for TLS, with
-	// "user:password@" when Redis wants them), makes every process given
-	// the same Redis share channels, presence, history, idempotency keys
-	// and unsubscribes: the app scales out as several processes behind any
-	// load balancer. New fails when Redis does not answer. Default: empty,
-	// everything in this process's memory (one process).
+	// RedisAddress ("redis://host:6379", "rediss://user:password@..." for
+	// TLS) makes every process on that Redis share channels, presence,
+	// history, idempotency keys and unsubscribes. New fails when Redis does
+	// not answer. Default: empty, this process's memory only.
 	RedisAddress string
-	// OutboxDB, when set, is the PostgreSQL database BroadcastTx writes
-	// its outbox table to (the Instant's Config.OutboxTable, in its
-	// OutboxPartitions): the server publishes each committed row, in
-	// order per partition, and deletes it; several processes share the
-	// work. Default: nil, no outbox consumer.
+	// OutboxDB is the PostgreSQL database BroadcastTx writes the outbox
+	// table to: the server publishes each committed row once, in order per
+	// partition, and deletes it; processes share the work. Default: nil.
 	OutboxDB *sql.DB
-	// NoPresence turns presence off: by default the subscribers of private
-	// channels are listed by Presence and the presence route, each with
-	// the info its token carried, and receive each other's joins and
-	// leaves. Public channels never keep presence. Default: false
-	// (presence on).
+	// NoPresence turns presence off. By default private channels list
+	// their subscribers (with the info their tokens carried) and send
+	// joins and leaves; public channels never keep presence.
 	NoPresence bool
 	// HistorySize and HistoryTTL keep each private channel's latest
-	// publications for recovery: a subscriber that comes back within
-	// HistoryTTL receives, in order and once, up to HistorySize
-	// publications it missed. Public channels keep none (only their
-	// latest publication, for a second, for its position: see Server's
-	// Publish). A zero field gets
-	// its default: 100 publications, 2 minutes (as CentrifugoConfig writes
-	// for Centrifugo); -1 in either turns history and recovery off.
+	// publications, which a subscriber back within HistoryTTL recovers in
+	// order and once. Zero: 100 publications, 2 minutes; -1 in either: no
+	// history or recovery. Public channels keep none.
 	HistorySize int
 	HistoryTTL  time.Duration
-	// Logger receives the server's warnings and errors (centrifuge's own
-	// at warn level and above). Default: slog.Default().
+	// Logger receives the server's warnings and errors. Default:
+	// slog.Default().
 	Logger *slog.Logger
 }
-
-// Defaults of Options.
-const (
-	defaultHistorySize = 100
-	defaultHistoryTTL  = 2 * time.Minute
-)
 
 // checked fills in o's defaults and reports every problem at once.
 func (o Options) checked() (Options, error) {
@@ -85,12 +67,7 @@ func (o Options) checked() (Options, error) {
 	case o.HistoryTTL < 0:
 		errs = append(errs, fmt.Errorf("embedded: HistoryTTL must be above zero, zero (the default, 2 minutes) or -1 (none), got %v", o.HistoryTTL))
 	default:
-		if o.HistorySize == 0 {
-			o.HistorySize = defaultHistorySize
-		}
-		if o.HistoryTTL == 0 {
-			o.HistoryTTL = defaultHistoryTTL
-		}
+		o.HistorySize, o.HistoryTTL = cmp.Or(o.HistorySize, 100), cmp.Or(o.HistoryTTL, 2*time.Minute)
 		if o.HistoryTTL < time.Second {
 			errs = append(errs, fmt.Errorf("embedded: HistoryTTL must be at least a second, got %v", o.HistoryTTL))
 		}
@@ -101,7 +78,7 @@ func (o Options) checked() (Options, error) {
 	return o, errors.Join(errs...)
 }
 
-// redactedRedis is address without its credentials, for a log line.
+// redactedRedis is address without its credentials.
 func redactedRedis(address string) string {
 	if !strings.Contains(address, "://") {
 		return address

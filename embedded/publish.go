@@ -1,9 +1,5 @@
 package embedded
 
-// What the Instant asks of the server (its apiClient): publications,
-// unsubscribes, disconnects, history and presence, each crossing
-// processes on Redis.
-
 import (
 	"cmp"
 	"context"
@@ -17,50 +13,35 @@ import (
 	"github.com/gin-instant/instant/internal/seam"
 )
 
-// errNotBound is what a Server answers before an Instant binds it.
 var errNotBound = errors.New("embedded: the server serves no Instant yet (give it to instant.New as Config.Server)")
 
-// reconnectDisconnect is what Disconnect closes connections with: a code
-// that tells clients to reconnect (4000-4499), the one the core sends
-// Centrifugo (4001, "session changed"), so they ask for new tokens.
-var reconnectDisconnect = centrifuge.Disconnect{Code: 4001, Reason: "session changed"}
-
-// positionTTL is how long a channel without history (a public one, or
-// any with history off) keeps its latest publication. It is kept only
-// for its position in the channel's stream: centrifuge (v0.40) drops a
-// publication without one that comes while a client subscribes, after
-// the client was told it is subscribed, where Centrifugo v6.9.1 delivers
-// it (TestPublishRightAfterSubscribing, TestPublicationsHaveAPosition).
-// The channel's stream meta is kept as for the channels with history
-// (centrifuge's HistoryMetaTTL, 30 days). Nothing reads these publications back: History answers
-// ErrNotAvailable for such channels, and their subscriptions do not
-// recover.
+// positionTTL is how long a channel without history keeps its latest
+// publication, only for its stream position: centrifuge drops a
+// publication without one that comes while a client subscribes, where
+// Centrifugo delivers it (TestPublishRightAfterSubscribing).
 const positionTTL = time.Second
 
-// Publish publishes each publication, in order, with its idempotency key
-// (a key published within 5 minutes is not published again on that
-// channel) and its origin as the tag "origin"; a private channel's go to
-// its history (the others' to a stream of one, see positionTTL). A channel the Instant does not declare fails with
+// Publish publishes each publication in order, with its idempotency key
+// (a key seen on the channel within 5 minutes is not published again)
+// and its Origin as the tag "origin"; a private channel's go to its
+// history. A channel the Instant does not declare fails with
 // seam.ErrUnknownChannel. It returns the indices of the publications
-// that failed and the first error; when ctx ends, those not yet published
-// fail with ctx's error.
+// that failed and the first error.
 func (s *Server) Publish(ctx context.Context, pubs []seam.Publication) (failed []int, err error) {
 	p := s.policy.Load()
-	if p == nil {
-		return allIndices(len(pubs)), errNotBound
-	}
 	for k, pub := range pubs {
 		if e := s.publish(ctx, p, pub); e != nil {
 			failed = append(failed, k)
-			if err == nil {
-				err = e
-			}
+			err = cmp.Or(err, e)
 		}
 	}
 	return failed, err
 }
 
 func (s *Server) publish(ctx context.Context, p *seam.Policy, pub seam.Publication) error {
+	if p == nil {
+		return errNotBound
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -68,17 +49,15 @@ func (s *Server) publish(ctx context.Context, p *seam.Policy, pub seam.Publicati
 	if !known {
 		return fmt.Errorf("embedded: publish to %q: %w", pub.Channel, seam.ErrUnknownChannel)
 	}
-	opts := make([]centrifuge.PublishOption, 0, 3)
+	opts := []centrifuge.PublishOption{centrifuge.WithHistory(1, positionTTL)}
+	if ch.Private && s.opts.HistorySize > 0 {
+		opts[0] = centrifuge.WithHistory(s.opts.HistorySize, s.opts.HistoryTTL)
+	}
 	if pub.IdempotencyKey != "" {
 		opts = append(opts, centrifuge.WithIdempotencyKey(pub.IdempotencyKey))
 	}
 	if pub.Origin != "" {
 		opts = append(opts, centrifuge.WithTags(map[string]string{"origin": pub.Origin}))
-	}
-	if ch.Private && s.opts.HistorySize > 0 {
-		opts = append(opts, centrifuge.WithHistory(s.opts.HistorySize, s.opts.HistoryTTL))
-	} else {
-		opts = append(opts, centrifuge.WithHistory(1, positionTTL))
 	}
 	if _, err := s.node.Publish(pub.Channel, pub.Data, opts...); err != nil {
 		return fmt.Errorf("embedded: publish to %q: %w", pub.Channel, err)
@@ -86,19 +65,9 @@ func (s *Server) publish(ctx context.Context, p *seam.Policy, pub seam.Publicati
 	return nil
 }
 
-func allIndices(n int) []int {
-	out := make([]int, n)
-	for k := range out {
-		out[k] = k
-	}
-	return out
-}
-
 // Unsubscribe ends user's subscriptions to channels on every connection
-// of theirs, in every process (on Redis, the unsubscribe crosses to the
-// other processes). The clients are told (unsubscribe code 2000, as
-// Centrifugo's server API sends) and do not subscribe again by
-// themselves.
+// of theirs, in every process. The clients are told (code 2000, as from
+// Centrifugo's API) and do not subscribe again by themselves.
 func (s *Server) Unsubscribe(ctx context.Context, user string, channels []string) error {
 	for _, ch := range channels {
 		if err := ctx.Err(); err != nil {
@@ -112,36 +81,43 @@ func (s *Server) Unsubscribe(ctx context.Context, user string, channels []string
 }
 
 // Disconnect closes every connection of user in every process with code
-// 4001 ("session changed"): the clients reconnect, asking the routes for
-// new tokens, and so come back as whoever their session now holds.
+// 4001 ("session changed"): the clients reconnect with new tokens, as
+// whoever their session now holds.
 func (s *Server) Disconnect(ctx context.Context, user string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := s.node.Disconnect(user, centrifuge.WithCustomDisconnect(reconnectDisconnect)); err != nil {
+	if err := s.node.Disconnect(user, centrifuge.WithCustomDisconnect(centrifuge.Disconnect{Code: 4001, Reason: "session changed"})); err != nil {
 		return fmt.Errorf("embedded: disconnect: %w", err)
 	}
 	return nil
 }
 
-// History returns the data of up to limit of channel's latest
-// publications, oldest first. A channel that keeps no history (a public
-// one, or any with Options.HistorySize -1) is seam.ErrNotAvailable, as
-// Centrifugo answers 108; one the Instant does not declare is
-// seam.ErrUnknownChannel.
-func (s *Server) History(ctx context.Context, channel string, limit int) ([]json.RawMessage, error) {
+// known returns how channel is served, or the error to answer: errNotBound,
+// seam.ErrUnknownChannel, or seam.ErrNotAvailable (as Centrifugo's 108)
+// when off says the channel keeps no such data.
+func (s *Server) known(op, channel string, off func(seam.Channel) bool) error {
 	p := s.policy.Load()
 	if p == nil {
-		return nil, errNotBound
+		return errNotBound
 	}
 	ch, known := p.Channel(channel)
 	switch {
 	case !known:
-		return nil, fmt.Errorf("embedded: history of %q: %w", channel, seam.ErrUnknownChannel)
-	case !ch.Private || s.opts.HistorySize <= 0:
-		return nil, fmt.Errorf("embedded: history of %q: %w: it keeps no history", channel, seam.ErrNotAvailable)
-	case limit <= 0:
-		return nil, nil
+		return fmt.Errorf("embedded: %s of %q: %w", op, channel, seam.ErrUnknownChannel)
+	case off(ch):
+		return fmt.Errorf("embedded: %s of %q: %w: it keeps no %s", op, channel, seam.ErrNotAvailable, op)
+	}
+	return nil
+}
+
+// History returns the data of up to limit of channel's latest
+// publications, oldest first. A channel without history (public, or
+// Options.HistorySize -1) is seam.ErrNotAvailable; one the Instant does
+// not declare is seam.ErrUnknownChannel.
+func (s *Server) History(ctx context.Context, channel string, limit int) ([]json.RawMessage, error) {
+	if err := s.known("history", channel, func(ch seam.Channel) bool { return !ch.Private || s.opts.HistorySize <= 0 }); err != nil || limit <= 0 {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -152,29 +128,20 @@ func (s *Server) History(ctx context.Context, channel string, limit int) ([]json
 	}
 	out := make([]json.RawMessage, len(res.Publications))
 	for k, pub := range res.Publications {
-		out[len(out)-1-k] = json.RawMessage(pub.Data) // newest first: turned around
+		out[len(out)-1-k] = pub.Data // newest first: turned around
 	}
 	return out, nil
 }
 
 // Presence returns each channel's subscriptions, in the order of
-// channels, each with its user and the info its token carried, sorted by
-// user then client. A channel that keeps no presence (a public one, or
-// any with Options.NoPresence) is seam.ErrNotAvailable; one the Instant
-// does not declare is seam.ErrUnknownChannel.
+// channels, sorted by user then client. A channel without presence
+// (public, or Options.NoPresence) is seam.ErrNotAvailable; one the
+// Instant does not declare is seam.ErrUnknownChannel.
 func (s *Server) Presence(ctx context.Context, channels []string) ([][]seam.Client, error) {
-	p := s.policy.Load()
-	if p == nil {
-		return nil, errNotBound
-	}
 	out := make([][]seam.Client, len(channels))
 	for k, channel := range channels {
-		ch, known := p.Channel(channel)
-		switch {
-		case !known:
-			return nil, fmt.Errorf("embedded: presence of %q: %w", channel, seam.ErrUnknownChannel)
-		case !ch.Private || s.opts.NoPresence:
-			return nil, fmt.Errorf("embedded: presence of %q: %w: it keeps no presence", channel, seam.ErrNotAvailable)
+		if err := s.known("presence", channel, func(ch seam.Channel) bool { return !ch.Private || s.opts.NoPresence }); err != nil {
+			return nil, err
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -183,22 +150,19 @@ func (s *Server) Presence(ctx context.Context, channels []string) ([][]seam.Clie
 		if err != nil {
 			return nil, fmt.Errorf("embedded: presence of %q: %w", channel, err)
 		}
-		clients := make([]seam.Client, 0, len(res.Presence))
 		for _, info := range res.Presence {
-			clients = append(clients, seam.Client{ID: info.ClientID, User: info.UserID, Info: json.RawMessage(info.ChanInfo)})
+			out[k] = append(out[k], seam.Client{ID: info.ClientID, User: info.UserID, Info: info.ChanInfo})
 		}
-		slices.SortFunc(clients, func(a, b seam.Client) int {
-			return cmp.Or(cmp.Compare(a.User, b.User), cmp.Compare(a.ID, b.ID))
-		})
-		out[k] = clients
+		slices.SortFunc(out[k], func(a, b seam.Client) int { return cmp.Or(cmp.Compare(a.User, b.User), cmp.Compare(a.ID, b.ID)) })
 	}
 	return out, nil
 }
 
-// applyCommand applies one command of Centrifugo's server API, as the
-// outbox holds them: "publish" {channel, data, idempotency_key, tags} or
-// "broadcast" {channels, data, idempotency_key, tags}, through Publish.
-func (s *Server) applyCommand(ctx context.Context, method string, params json.RawMessage) error {
+// applyCommand publishes one outbox row: "publish" {channel, data,
+// idempotency_key, tags} or "broadcast" {channels, ...}. Channels the
+// Instant does not declare (a row of another version of the app, in a
+// rolling deploy) are left out, logged; a row with none left is invalid.
+func (s *Server) applyCommand(ctx context.Context, p *seam.Policy, method string, params json.RawMessage) error {
 	var cmd struct {
 		Channel        string            `json:"channel"`
 		Channels       []string          `json:"channels"`
@@ -209,43 +173,27 @@ func (s *Server) applyCommand(ctx context.Context, method string, params json.Ra
 	if err := json.Unmarshal(params, &cmd); err != nil {
 		return fmt.Errorf("%w: %s: params: %w", errOutboxInvalid, method, err)
 	}
-	var channels []string
 	switch method {
 	case "publish":
-		channels = []string{cmd.Channel}
+		cmd.Channels = []string{cmd.Channel}
 	case "broadcast":
-		channels = cmd.Channels
 	default:
 		return fmt.Errorf("%w: method %q is neither publish nor broadcast", errOutboxInvalid, method)
 	}
-	if len(cmd.Data) == 0 || len(channels) == 0 || slices.Contains(channels, "") {
+	if len(cmd.Data) == 0 || len(cmd.Channels) == 0 || slices.Contains(cmd.Channels, "") {
 		return fmt.Errorf("%w: %s: no data or no channel", errOutboxInvalid, method)
 	}
-	// A channel this server does not know (a row of another version of
-	// the app, in a rolling deploy) is left out, logged; the rest is
-	// published, and any failure of theirs keeps the row for a retry (the
-	// idempotency key keeps what went out from going out twice).
-	pubs := make([]seam.Publication, 0, len(channels))
-	var unknown []string
-	p := s.policy.Load()
-	for _, ch := range channels {
-		if p != nil {
-			if _, known := p.Channel(ch); !known {
-				unknown = append(unknown, ch)
-				continue
-			}
-		}
-		pubs = append(pubs, seam.Publication{Channel: ch, Data: cmd.Data, IdempotencyKey: cmd.IdempotencyKey, Origin: cmd.Tags["origin"]})
+	known := slices.DeleteFunc(slices.Clone(cmd.Channels), func(ch string) bool { _, ok := p.Channel(ch); return !ok })
+	if n := len(cmd.Channels) - len(known); n > 0 {
+		s.logger.Warn("embedded: outbox: channels of namespaces the Instant does not declare left out", "method", method, "channels", n)
 	}
-	if len(unknown) > 0 {
-		s.logger.Warn("embedded: outbox: channels of namespaces the Instant does not declare left out", "method", method, "channels", len(unknown))
-	}
-	if len(pubs) == 0 {
+	if len(known) == 0 {
 		return fmt.Errorf("%w: %s: %w", errOutboxInvalid, method, seam.ErrUnknownChannel)
 	}
-	_, err := s.Publish(ctx, pubs)
-	if errors.Is(err, seam.ErrUnknownChannel) {
-		return fmt.Errorf("embedded: %s: %s", method, err.Error()) // not the row's fault alone: kept
+	for _, ch := range known {
+		if err := s.publish(ctx, p, seam.Publication{Channel: ch, Data: cmd.Data, IdempotencyKey: cmd.IdempotencyKey, Origin: cmd.Tags["origin"]}); err != nil {
+			return err
+		}
 	}
-	return err
+	return nil
 }

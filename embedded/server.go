@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,21 +20,19 @@ import (
 
 // Server is the realtime server in the app's process: a centrifuge node
 // that checks the tokens an Instant's routes sign and serves the channels
-// the Instant declares. Give it to one Instant (instant.Config.Server),
-// which binds it; Register then serves its websocket. Its methods are
-// safe for concurrent use.
+// it declares. Give it to one Instant (instant.Config.Server). Its methods
+// are safe for concurrent use.
 type Server struct {
 	opts    Options
 	node    *centrifuge.Node
 	shard   *centrifuge.RedisShard // nil in memory
 	handler http.Handler
 	logger  *slog.Logger
-
-	policy atomic.Pointer[seam.Policy] // set once, by Bind
+	policy  atomic.Pointer[seam.Policy] // set once, by Bind
 
 	mu         sync.Mutex
 	bound      bool
-	closed     bool // Close ran: no Bind any more
+	closed     bool
 	stopOutbox func()
 	closeOnce  sync.Once
 	closeErr   error
@@ -41,92 +40,70 @@ type Server struct {
 
 var _ seam.Server = (*Server)(nil)
 
-// Client limits, as Centrifugo's defaults and the config CentrifugoConfig
-// writes for it.
 const (
-	// staleCloseDelay closes a connection that sent no connect command.
-	staleCloseDelay = 10 * time.Second
-	// expiredSubCloseDelay and presenceUpdateInterval: a subscription whose
-	// token expired and was not refreshed is closed within their sum; the
-	// same values CentrifugoConfig writes (client.expired_sub_close_delay,
-	// client.presence_update_interval).
-	expiredSubCloseDelay   = 5 * time.Second
-	presenceUpdateInterval = 5 * time.Second
-	// expiredCloseDelay is Centrifugo's for a connection's token.
-	expiredCloseDelay = 25 * time.Second
-	// messageSizeLimit is the largest websocket message a client may send.
-	messageSizeLimit = 64 << 10
+	shutdownTimeout    = 5 * time.Second  // Close's drain of the node
+	outboxStartTimeout = 10 * time.Second // Bind's check of the outbox table
+	surveyTimeout      = time.Second      // UserChannels' wait for the other processes
+	userChannelsOp     = "instant.user_channels"
 )
 
-// New starts a Server: a centrifuge node with Centrifugo's client limits,
-// its Prometheus metrics in a registry of its own (never the default
-// one), on Redis when o.RedisAddress is set (New fails when Redis does not
-// answer) or in memory. It serves nobody until an Instant binds it
-// (instant.New with Config.Server). Close stops it.
+// New starts a Server: a centrifuge node with Centrifugo's client limits
+// and the expiry delays CentrifugoConfig writes, its Prometheus metrics in
+// a registry of its own, on Redis when o.RedisAddress is set (New fails
+// when Redis does not answer) or in memory. It serves nobody until an
+// Instant binds it. Close stops it.
 func New(o Options) (*Server, error) {
 	o, err := o.checked()
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{opts: o, logger: o.Logger}
-	node, err := centrifuge.New(centrifuge.Config{
+	s.node, err = centrifuge.New(centrifuge.Config{
 		LogLevel:                     centrifuge.LogLevelWarn,
 		LogHandler:                   s.log,
-		ClientStaleCloseDelay:        staleCloseDelay,
-		ClientExpiredCloseDelay:      expiredCloseDelay,
-		ClientExpiredSubCloseDelay:   expiredSubCloseDelay,
-		ClientPresenceUpdateInterval: presenceUpdateInterval,
-		// Centrifugo's defaults, which are centrifuge's too: named here
-		// so that a change of the library's does not change ours.
-		ClientQueueMaxSize: 1 << 20,
-		ClientChannelLimit: 128,
-		ChannelMaxLength:   255,
-		// A subscriber back from an outage recovers as much as is kept.
-		RecoveryMaxPublicationLimit: o.HistorySize,
-		Metrics: centrifuge.MetricsConfig{
-			MetricsNamespace:   "instant",
-			RegistererGatherer: prometheus.NewRegistry(),
-		},
+		ClientStaleCloseDelay:        10 * time.Second,
+		ClientExpiredCloseDelay:      25 * time.Second,
+		ClientExpiredSubCloseDelay:   5 * time.Second,
+		ClientPresenceUpdateInterval: 5 * time.Second,
+		ClientQueueMaxSize:           1 << 20,
+		ClientChannelLimit:           128,
+		ChannelMaxLength:             255,
+		RecoveryMaxPublicationLimit:  o.HistorySize,
+		Metrics:                      centrifuge.MetricsConfig{MetricsNamespace: "instant", RegistererGatherer: prometheus.NewRegistry()},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded: %w", err)
 	}
-	s.node = node
 	if o.RedisAddress != "" {
-		if err := s.useRedis(o.RedisAddress); err != nil {
-			return nil, err
+		if err := s.useRedis(); err != nil {
+			s.closeRedis()
+			return nil, fmt.Errorf("embedded: Redis at %s: %w", redactedRedis(o.RedisAddress), err)
 		}
 	}
-	node.OnConnecting(s.onConnecting)
-	node.OnConnect(s.onConnect)
-	node.OnSurvey(s.onSurvey)
-	if err := node.Run(); err != nil {
+	s.node.OnConnecting(s.onConnecting)
+	s.node.OnConnect(s.onConnect)
+	s.node.OnSurvey(s.onSurvey)
+	if err := s.node.Run(); err != nil {
 		s.closeRedis()
 		return nil, fmt.Errorf("embedded: starting the node: %w", err)
 	}
-	s.handler = centrifuge.NewWebsocketHandler(node, centrifuge.WebsocketConfig{
-		CheckOrigin:      s.checkOrigin,
-		MessageSizeLimit: messageSizeLimit,
-	})
+	s.handler = centrifuge.NewWebsocketHandler(s.node, centrifuge.WebsocketConfig{CheckOrigin: s.checkOrigin, MessageSizeLimit: 64 << 10})
 	return s, nil
 }
 
-// useRedis puts the node's broker and presence on the Redis at address.
-func (s *Server) useRedis(address string) error {
-	shard, err := centrifuge.NewRedisShard(s.node, centrifuge.RedisShardConfig{Address: address})
-	if err != nil {
-		return fmt.Errorf("embedded: Redis at %s: %w", redactedRedis(address), err)
+// useRedis puts the node's broker and presence on Options.RedisAddress.
+func (s *Server) useRedis() (err error) {
+	if s.shard, err = centrifuge.NewRedisShard(s.node, centrifuge.RedisShardConfig{Address: s.opts.RedisAddress}); err != nil {
+		return err
 	}
-	s.shard = shard
-	broker, err := centrifuge.NewRedisBroker(s.node, centrifuge.RedisBrokerConfig{Shards: []*centrifuge.RedisShard{shard}})
+	shards := []*centrifuge.RedisShard{s.shard}
+	broker, err := centrifuge.NewRedisBroker(s.node, centrifuge.RedisBrokerConfig{Shards: shards})
 	if err != nil {
-		s.closeRedis()
-		return fmt.Errorf("embedded: Redis broker at %s: %w", redactedRedis(address), err)
+		return fmt.Errorf("broker: %w", err)
 	}
-	presence, err := centrifuge.NewRedisPresenceManager(s.node, centrifuge.RedisPresenceManagerConfig{Shards: []*centrifuge.RedisShard{shard}})
+	presence, err := centrifuge.NewRedisPresenceManager(s.node, centrifuge.RedisPresenceManagerConfig{Shards: shards})
 	if err != nil {
-		s.closeRedis()
-		return fmt.Errorf("embedded: Redis presence at %s: %w", redactedRedis(address), err)
+		return fmt.Errorf("presence: %w", err)
 	}
 	s.node.SetBroker(broker)
 	s.node.SetPresenceManager(presence)
@@ -139,17 +116,15 @@ func (s *Server) closeRedis() {
 	}
 }
 
-// Close stops the server: its outbox consumer, then the node, which
-// closes every connection with a code that tells clients to reconnect
-// (they come back to another process, or to this one restarted, and
-// recover what they missed), waiting for that at most 5 seconds. A second
-// Close returns the first one's result.
+// Close stops the outbox consumer, then the node, which closes every
+// connection with a code that tells clients to reconnect (and recover
+// what they missed), waiting at most 5 seconds. A second Close returns
+// the first one's result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
-		s.closed = true // a Bind from now on is refused
+		s.closed = true
 		stop := s.stopOutbox
-		s.stopOutbox = nil
 		s.mu.Unlock()
 		if stop != nil {
 			stop()
@@ -166,8 +141,9 @@ func (s *Server) Close() error {
 
 // Bind is called by instant.New: it gives the server the Instant's token
 // secret and channels, and starts the outbox consumer when
-// Options.OutboxDB is set. A Server serves one Instant: a second Bind is
-// an error.
+// Options.OutboxDB is set (failing within 10 seconds when the table is
+// not OutboxDDL's). A Server serves one Instant: a second Bind is an
+// error, and so is a Bind after Close.
 func (s *Server) Bind(p seam.Policy) error {
 	if len(p.TokenSecret) == 0 || p.Channel == nil {
 		return errors.New("embedded: Bind needs a token secret and the channels")
@@ -180,18 +156,15 @@ func (s *Server) Bind(p seam.Policy) error {
 	if s.closed {
 		return errors.New("embedded: this Server is closed")
 	}
-	if p.Logger == nil {
-		p.Logger = s.logger
-	}
 	p.TokenSecret = append([]byte(nil), p.TokenSecret...)
 	if s.opts.OutboxDB != nil {
-		// The start checks the table: bounded, so that a database that
-		// does not answer fails New instead of hanging it.
 		ctx, cancel := context.WithTimeout(context.Background(), outboxStartTimeout)
-		stop, err := startOutbox(ctx, s.opts.OutboxDB, p, s.applyCommand, s.logger)
-		cancel()
+		defer cancel()
+		stop, err := startOutbox(ctx, s.opts.OutboxDB, p, func(ctx context.Context, method string, params json.RawMessage) error {
+			return s.applyCommand(ctx, &p, method, params)
+		}, s.logger)
 		if err != nil {
-			return err // "embedded: ..." already
+			return err
 		}
 		s.stopOutbox = stop
 	}
@@ -201,20 +174,14 @@ func (s *Server) Bind(p seam.Policy) error {
 }
 
 // Handler is the websocket endpoint (Register mounts it at GET
-// <group>/connection/websocket). It refuses a handshake from a browser
-// of another site (see Options.AllowedOrigins) with 403.
+// <group>/connection/websocket). It answers 403 to a browser of a site
+// not allowed (see Options.AllowedOrigins).
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// shutdownTimeout bounds how long Close drains the node.
-const shutdownTimeout = 5 * time.Second
-
-// outboxStartTimeout bounds Bind's check of the outbox table.
-const outboxStartTimeout = 10 * time.Second
-
-// checkOrigin allows a handshake without Origin (no browser), one from
-// the page's own host, those of Options.AllowedOrigins, and the
-// Instant's own (its SiteOrigin and TrustedOrigins, which its POST routes
-// trust too: a proxy that rewrites Host must not lock its pages out).
+// checkOrigin allows a handshake without Origin (no browser), from the
+// page's own host, from Options.AllowedOrigins, and from the Instant's
+// SiteOrigin and TrustedOrigins (a proxy that rewrites Host must not lock
+// its pages out).
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -228,23 +195,20 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 		return true
 	}
 	origin = strings.ToLower(u.Scheme + "://" + u.Host)
-	for _, allowed := range s.opts.AllowedOrigins {
-		if allowed == "*" || allowed == origin {
-			return true
-		}
-	}
+	allowed := s.opts.AllowedOrigins
 	if p := s.policy.Load(); p != nil {
-		for _, allowed := range p.Origins {
-			if strings.EqualFold(allowed, origin) {
-				return true
-			}
+		allowed = append(allowed[:len(allowed):len(allowed)], p.Origins...)
+	}
+	for _, a := range allowed {
+		if a == "*" || strings.EqualFold(a, origin) {
+			return true
 		}
 	}
 	return false
 }
 
 // Describe names the server for a log line: "embedded, memory", or
-// "embedded, redis <address>" (without its credentials).
+// "embedded, redis <address>" without its credentials.
 func (s *Server) Describe() string {
 	if s.opts.RedisAddress == "" {
 		return "embedded, memory"
@@ -252,35 +216,29 @@ func (s *Server) Describe() string {
 	return "embedded, redis " + redactedRedis(s.opts.RedisAddress)
 }
 
-// checkChannel is the channel Check reads presence of: a read that
-// changes nothing, answered by Redis when the server uses it.
-const checkChannel = "instant-check"
-
-// Check reports what can be wrong with the server, every problem joined:
-// Redis does not answer (when used), the outbox table cannot be read
-// (when Options.OutboxDB is set). Nil when nothing is. It waits no longer
-// than ctx allows.
+// Check reports, joined, what can be wrong: Redis does not answer (when
+// used), the outbox table is not OutboxDDL's (with Options.OutboxDB). It
+// waits no longer than ctx allows.
 func (s *Server) Check(ctx context.Context) error {
 	var errs []error
 	if s.shard != nil {
 		done := make(chan error, 1)
 		go func() {
-			_, err := s.node.PresenceStats(checkChannel)
+			_, err := s.node.PresenceStats("instant-check") // a read that changes nothing
 			done <- err
 		}()
+		var err error
 		select {
-		case err := <-done:
-			if err != nil {
-				errs = append(errs, fmt.Errorf("embedded: Redis at %s: %w", redactedRedis(s.opts.RedisAddress), err))
-			}
+		case err = <-done:
 		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("embedded: Redis at %s did not answer: %w", redactedRedis(s.opts.RedisAddress), ctx.Err()))
+			err = fmt.Errorf("did not answer: %w", ctx.Err())
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("embedded: Redis at %s: %w", redactedRedis(s.opts.RedisAddress), err))
 		}
 	}
 	if p := s.policy.Load(); p != nil && s.opts.OutboxDB != nil {
-		if err := checkOutbox(ctx, s.opts.OutboxDB, *p); err != nil {
-			errs = append(errs, err) // "embedded: ..." already
-		}
+		errs = append(errs, checkOutbox(ctx, s.opts.OutboxDB, *p))
 	}
 	return errors.Join(errs...)
 }
