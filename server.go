@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/gin-instant/instant/internal/seam"
 )
@@ -22,23 +21,17 @@ type Server interface{ seam.Server }
 type serverAPI struct{ s seam.Server }
 
 // bindServer tells s i's token secret, origins and channels: a channel is
-// known when valid and in a namespace a configured channel, the personal
-// channels or a rule (which Authorize may add at any time) declares.
+// known when valid and in a namespace of a configured channel, of the
+// personal channels or of a rule (Authorize may add one at any time).
 func (i *Instant) bindServer(s seam.Server) error {
 	configured := map[string]bool{i.channels.userNamespace: true}
 	for name := range i.channels.byName {
 		configured[namespaceOf(name)] = true
 	}
-	var origins []string
-	for _, o := range append([]string{i.cfg.SiteOrigin}, i.cfg.TrustedOrigins...) {
-		if o = strings.ToLower(strings.TrimSuffix(o, "/")); o != "" {
-			origins = append(origins, o)
-		}
-	}
 	return s.Bind(seam.Policy{
 		TokenSecret:       []byte(i.cfg.TokenSecret),
 		DisallowAnonymous: i.cfg.DisallowAnonymous,
-		Origins:           origins,
+		Origins:           append([]string{i.cfg.SiteOrigin}, i.cfg.TrustedOrigins...),
 		OutboxTable:       i.outboxTable.table,
 		OutboxPartitions:  i.cfg.OutboxPartitions,
 		Channel: func(ch string) (seam.Channel, bool) {

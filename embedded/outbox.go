@@ -61,7 +61,7 @@ type outboxConsumer struct {
 	retry      []streak // per partition: its worker's, or the poller's between rounds
 }
 
-// startOutbox checks p's table (checkOutbox; ctx bounds that start only)
+// startOutbox checks p's table (checkOutbox; ctx bounds the start only)
 // and consumes it until stop. publish is called for one partition at a
 // time, in id order; an error other than an invalid row keeps the row and
 // those after it, retried after a backoff (100 ms doubling to 5 s). stop
@@ -71,14 +71,11 @@ func startOutbox(ctx context.Context, db *sql.DB, p seam.Policy, publish outboxP
 	if err := checkOutbox(ctx, db, p); err != nil {
 		return nil, err
 	}
-	if logger == nil {
-		logger = slog.Default()
-	}
 	n := max(p.OutboxPartitions, 1)
-	c := &outboxConsumer{db: db, table: p.OutboxTable, partitions: n, publish: publish, logger: logger, retry: make([]streak, n)}
+	c := &outboxConsumer{db, p.OutboxTable, n, publish, cmp.Or(logger, slog.Default()), make([]streak, n)}
 	var stray int64
 	if db.QueryRowContext(ctx, `SELECT count(*) FROM `+c.table+` WHERE partition < 0 OR partition >= $1`, n).Scan(&stray) == nil && stray > 0 {
-		logger.Warn("embedded: outbox rows in partitions this process does not read: they wait for a process with as many OutboxPartitions as wrote them",
+		c.logger.Warn("embedded: outbox rows in partitions this process does not read: they wait for a process with as many OutboxPartitions as wrote them",
 			"table", c.table, "partitions", n, "rows", stray)
 	}
 	run, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -87,18 +84,21 @@ func startOutbox(ctx context.Context, db *sql.DB, p seam.Policy, publish outboxP
 	return sync.OnceFunc(func() { cancel(); <-done }), nil
 }
 
+// run lists the partitions holding rows (one index probe each) every
+// outboxPoll, or at once after a full batch, and reads them.
 func (c *outboxConsumer) run(ctx context.Context) {
 	var table streak
 	for ctx.Err() == nil {
-		parts, err := c.pending(ctx)
+		var parts sql.NullString
+		err := c.db.QueryRowContext(ctx, `SELECT string_agg(p::text, ',') FROM generate_series(0, $1::int - 1) AS p WHERE EXISTS (SELECT 1 FROM `+c.table+` WHERE partition = p)`, c.partitions).Scan(&parts)
 		if ctx.Err() != nil {
 			return
 		}
 		table.note(c.logger, err, "embedded: outbox: cannot read the table; retrying", "embedded: outbox: reading the table again", "table", c.table)
 		wait := time.Until(table.next)
 		if err == nil {
-			if c.round(ctx, parts) {
-				continue // a full batch: more rows wait
+			if c.round(ctx, strings.Split(parts.String, ",")) {
+				continue
 			}
 			wait = outboxPoll
 			for _, r := range c.retry {
@@ -116,33 +116,16 @@ func (c *outboxConsumer) run(ctx context.Context) {
 	}
 }
 
-// pending lists the partitions holding rows: one index probe each.
-func (c *outboxConsumer) pending(ctx context.Context) ([]int, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT p FROM generate_series(0, $1::int - 1) AS p WHERE EXISTS (SELECT 1 FROM `+c.table+` WHERE partition = p)`, c.partitions)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var parts []int
-	for rows.Next() {
-		var p int
-		if err := rows.Scan(&p); err != nil {
-			return nil, err
-		}
-		parts = append(parts, p)
-	}
-	return parts, rows.Err()
-}
-
-// round reads a batch of each partition due, and reports whether one was
-// full.
-func (c *outboxConsumer) round(ctx context.Context, parts []int) bool {
+// round reads a batch of each partition due, outboxWorkers at a time, and
+// reports whether one was full.
+func (c *outboxConsumer) round(ctx context.Context, parts []string) bool {
 	var wg sync.WaitGroup
 	var full atomic.Bool
 	sem := make(chan struct{}, outboxWorkers)
 	now := time.Now()
-	for _, p := range parts {
-		if now.Before(c.retry[p].next) {
+	for _, s := range parts {
+		p, err := strconv.Atoi(s)
+		if err != nil || now.Before(c.retry[p].next) {
 			continue
 		}
 		sem <- struct{}{}
@@ -166,7 +149,7 @@ func (c *outboxConsumer) round(ctx context.Context, parts []int) bool {
 // batch publishes and deletes up to outboxBatch rows of partition p, and
 // returns how many it read and the error that stopped it (the rows
 // published before it are deleted all the same).
-func (c *outboxConsumer) batch(ctx context.Context, p int) (int, error) {
+func (c *outboxConsumer) batch(ctx context.Context, p int) (n int, pubErr error) {
 	dbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outboxTxTimeout)
 	defer cancel()
 	tx, err := c.db.BeginTx(dbCtx, nil)
@@ -182,43 +165,35 @@ func (c *outboxConsumer) batch(ctx context.Context, p int) (int, error) {
 	} else if !locked {
 		return 0, errOutboxBusy
 	}
-	type row struct {
-		id      int64
-		method  string
-		payload []byte
-	}
-	var read []row
-	rs, err := tx.QueryContext(ctx, `SELECT id, method, payload FROM `+c.table+` WHERE partition = $1 ORDER BY id LIMIT $2`, p, outboxBatch)
-	if err == nil {
-		for rs.Next() {
-			var r row
-			if err = rs.Scan(&r.id, &r.method, &r.payload); err != nil {
-				break
-			}
-			read = append(read, r)
-		}
-		rs.Close()
-		err = cmp.Or(err, rs.Err())
-	}
+	rows, err := tx.QueryContext(dbCtx, `SELECT id, method, payload FROM `+c.table+` WHERE partition = $1 ORDER BY id LIMIT $2`, p, outboxBatch)
 	if err != nil {
 		return 0, fmt.Errorf("embedded: outbox: read partition %d: %w", p, err)
 	}
+	defer rows.Close()
 	var done []string // published or dropped
-	var pubErr error
-	for _, r := range read {
-		if pubErr = ctx.Err(); pubErr != nil {
-			break
+	for pubErr == nil && rows.Next() {
+		var id int64
+		var method string
+		var payload []byte
+		if err := rows.Scan(&id, &method, &payload); err != nil {
+			return 0, fmt.Errorf("embedded: outbox: read partition %d: %w", p, err)
 		}
-		if pubErr = c.safePublish(ctx, r.method, r.payload); pubErr != nil {
-			if !errors.Is(pubErr, errOutboxInvalid) && !errors.Is(pubErr, seam.ErrUnknownChannel) {
-				pubErr = fmt.Errorf("embedded: outbox: row %d (partition %d): %w", r.id, p, pubErr)
-				break
-			}
+		n++
+		pubErr = cmp.Or(ctx.Err(), c.safePublish(ctx, method, payload))
+		if errors.Is(pubErr, errOutboxInvalid) || errors.Is(pubErr, seam.ErrUnknownChannel) {
 			c.logger.Error("embedded: outbox: row dropped: it can never be published", "table", c.table, "partition", p,
-				"id", r.id, "payload_bytes", len(r.payload), "error", pubErr)
+				"id", id, "payload_bytes", len(payload), "error", pubErr)
 			pubErr = nil
 		}
-		done = append(done, strconv.FormatInt(r.id, 10))
+		if pubErr == nil {
+			done = append(done, strconv.FormatInt(id, 10))
+		} else {
+			pubErr = fmt.Errorf("embedded: outbox: row %d (partition %d): %w", id, p, pubErr)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("embedded: outbox: read partition %d: %w", p, err)
 	}
 	// By id, so that a row of a lower id committed later is not deleted
 	// unseen; as one text list, database/sql having no array parameter.
@@ -230,7 +205,7 @@ func (c *outboxConsumer) batch(ctx context.Context, p int) (int, error) {
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("embedded: outbox: commit: %w", err)
 	}
-	return len(read), pubErr
+	return n, pubErr
 }
 
 // safePublish makes a panic an invalid row: it would panic at every
@@ -277,34 +252,30 @@ func outboxBackoff(n int) time.Duration {
 func checkOutbox(ctx context.Context, db *sql.DB, p seam.Policy) error {
 	const fix = "create it with (*instant.Instant).OutboxDDL()"
 	t := p.OutboxTable
-	var kind sql.NullString
-	err := db.QueryRowContext(ctx, `SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1::text)`, t).Scan(&kind)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("embedded: outbox table %s does not exist: %s", t, fix)
-	case err != nil:
-		return fmt.Errorf("embedded: outbox table %s: %w", t, err)
-	case kind.String != "r" && kind.String != "p":
-		return fmt.Errorf("embedded: outbox %s is not a table: %s", t, fix)
-	}
-	rows, err := db.QueryContext(ctx, `SELECT a.attname::text, t.typname::text, a.atthasdef OR a.attidentity <> ''
-FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-WHERE a.attrelid = to_regclass($1::text) AND a.attnum > 0 AND NOT a.attisdropped`, t)
+	rows, err := db.QueryContext(ctx, `SELECT c.relkind::text, coalesce(a.attname::text, ''), coalesce(y.typname::text, ''), coalesce(a.atthasdef OR a.attidentity <> '', false)
+FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped LEFT JOIN pg_type y ON y.oid = a.atttypid
+WHERE c.oid = to_regclass($1::text)`, t)
 	if err != nil {
 		return fmt.Errorf("embedded: outbox table %s: %w", t, err)
 	}
 	defer rows.Close()
+	var kind string
 	types, idDefault := map[string]string{}, false
 	for rows.Next() {
 		var name, typ string
 		var hasDefault bool
-		if err := rows.Scan(&name, &typ, &hasDefault); err != nil {
+		if err := rows.Scan(&kind, &name, &typ, &hasDefault); err != nil {
 			return fmt.Errorf("embedded: outbox table %s: %w", t, err)
 		}
 		types[name], idDefault = typ, idDefault || name == "id" && hasDefault
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("embedded: outbox table %s: %w", t, err)
+	switch {
+	case rows.Err() != nil:
+		return fmt.Errorf("embedded: outbox table %s: %w", t, rows.Err())
+	case kind == "":
+		return fmt.Errorf("embedded: outbox table %s does not exist: %s", t, fix)
+	case kind != "r" && kind != "p":
+		return fmt.Errorf("embedded: outbox %s is not a table: %s", t, fix)
 	}
 	var errs []error
 	for _, col := range [][3]string{{"id", "int8 int4", "BIGSERIAL"}, {"method", "text varchar", "TEXT"}, {"payload", "bytea", "BYTEA"}, {"partition", "int4 int8 int2", "INTEGER"}} {

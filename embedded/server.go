@@ -30,11 +30,9 @@ type Server struct {
 	logger  *slog.Logger
 	policy  atomic.Pointer[seam.Policy] // set once, by Bind
 
-	mu         sync.Mutex
-	bound      bool
+	mu         sync.Mutex // for the fields below, and Bind
 	closed     bool
 	stopOutbox func()
-	closeOnce  sync.Once
 	closeErr   error
 }
 
@@ -91,43 +89,17 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
-// useRedis puts the node's broker and presence on Options.RedisAddress.
-func (s *Server) useRedis() (err error) {
-	if s.shard, err = centrifuge.NewRedisShard(s.node, centrifuge.RedisShardConfig{Address: s.opts.RedisAddress}); err != nil {
-		return err
-	}
-	shards := []*centrifuge.RedisShard{s.shard}
-	broker, err := centrifuge.NewRedisBroker(s.node, centrifuge.RedisBrokerConfig{Shards: shards})
-	if err != nil {
-		return fmt.Errorf("broker: %w", err)
-	}
-	presence, err := centrifuge.NewRedisPresenceManager(s.node, centrifuge.RedisPresenceManagerConfig{Shards: shards})
-	if err != nil {
-		return fmt.Errorf("presence: %w", err)
-	}
-	s.node.SetBroker(broker)
-	s.node.SetPresenceManager(presence)
-	return nil
-}
-
-func (s *Server) closeRedis() {
-	if s.shard != nil {
-		s.shard.Close()
-	}
-}
-
 // Close stops the outbox consumer, then the node, which closes every
 // connection with a code that tells clients to reconnect (and recover
 // what they missed), waiting at most 5 seconds. A second Close returns
 // the first one's result.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		stop := s.stopOutbox
-		s.mu.Unlock()
-		if stop != nil {
-			stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true // and Bind refused
+		if s.stopOutbox != nil {
+			s.stopOutbox()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
@@ -135,7 +107,7 @@ func (s *Server) Close() error {
 			s.closeErr = fmt.Errorf("embedded: close: %w", err)
 		}
 		s.closeRedis()
-	})
+	}
 	return s.closeErr
 }
 
@@ -145,18 +117,14 @@ func (s *Server) Close() error {
 // not OutboxDDL's). A Server serves one Instant: a second Bind is an
 // error, and so is a Bind after Close.
 func (s *Server) Bind(p seam.Policy) error {
-	if len(p.TokenSecret) == 0 || p.Channel == nil {
-		return errors.New("embedded: Bind needs a token secret and the channels")
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.bound {
+	if s.policy.Load() != nil {
 		return errors.New("embedded: this Server already serves an Instant: give each Instant a Server of its own")
 	}
 	if s.closed {
 		return errors.New("embedded: this Server is closed")
 	}
-	p.TokenSecret = append([]byte(nil), p.TokenSecret...)
 	if s.opts.OutboxDB != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), outboxStartTimeout)
 		defer cancel()
@@ -168,7 +136,6 @@ func (s *Server) Bind(p seam.Policy) error {
 		}
 		s.stopOutbox = stop
 	}
-	s.bound = true
 	s.policy.Store(&p)
 	return nil
 }
@@ -200,7 +167,7 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 		allowed = append(allowed[:len(allowed):len(allowed)], p.Origins...)
 	}
 	for _, a := range allowed {
-		if a == "*" || strings.EqualFold(a, origin) {
+		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
 			return true
 		}
 	}
@@ -249,12 +216,38 @@ func (s *Server) log(e centrifuge.LogEntry) {
 	if e.Level >= centrifuge.LogLevelError {
 		level = slog.LevelError
 	}
-	attrs := make([]slog.Attr, 0, len(e.Fields)+1)
-	for k, v := range e.Fields {
-		attrs = append(attrs, slog.Any(k, v))
+	s.logger.Log(context.Background(), level, "embedded: "+e.Message, "fields", e.Fields, "error", e.Error)
+}
+
+// init registers the embedded server for the package-level Session and
+// Register when the environment names no Centrifugo (a blank import
+// chooses it), with INSTANT_REDIS_URL as Options.RedisAddress.
+func init() {
+	seam.Register(func(env func(string) string) (seam.Server, error) {
+		return New(Options{RedisAddress: env("INSTANT_REDIS_URL")})
+	})
+}
+
+// useRedis puts the node's broker and presence on Options.RedisAddress.
+func (s *Server) useRedis() (err error) {
+	if s.shard, err = centrifuge.NewRedisShard(s.node, centrifuge.RedisShardConfig{Address: s.opts.RedisAddress}); err != nil {
+		return err
 	}
-	if e.Error != nil {
-		attrs = append(attrs, slog.String("error", e.Error.Error()))
+	shards := []*centrifuge.RedisShard{s.shard}
+	broker, err := centrifuge.NewRedisBroker(s.node, centrifuge.RedisBrokerConfig{Shards: shards})
+	if err != nil {
+		return err
 	}
-	s.logger.LogAttrs(context.Background(), level, "embedded: "+e.Message, attrs...)
+	presence, err := centrifuge.NewRedisPresenceManager(s.node, centrifuge.RedisPresenceManagerConfig{Shards: shards})
+	if err == nil {
+		s.node.SetBroker(broker)
+		s.node.SetPresenceManager(presence)
+	}
+	return err
+}
+
+func (s *Server) closeRedis() {
+	if s.shard != nil {
+		s.shard.Close()
+	}
 }

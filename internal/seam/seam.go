@@ -9,7 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"sync"
+	"sync/atomic"
 )
 
 // Server is a realtime server in the app's process. instant.New calls Bind
@@ -44,7 +44,7 @@ type Policy struct {
 	// a namespace the Instant does not declare (Centrifugo's 102).
 	Channel           func(channel string) (c Channel, known bool)
 	DisallowAnonymous bool     // refuse connections without a user
-	Origins           []string // SiteOrigin and TrustedOrigins, lower case
+	Origins           []string // SiteOrigin and TrustedOrigins, as configured
 	// OutboxTable is BroadcastTx's table, quoted and schema-qualified, in
 	// OutboxPartitions partitions.
 	OutboxTable      string
@@ -82,21 +82,15 @@ var (
 // one when imported.
 type Factory func(env func(string) string) (Server, error)
 
-var (
-	factoryMu sync.Mutex
-	factory   Factory
-)
+var factory atomic.Pointer[Factory]
 
 // Register records f as the Factory; the last registration wins.
-func Register(f Factory) {
-	factoryMu.Lock()
-	defer factoryMu.Unlock()
-	factory = f
-}
+func Register(f Factory) { factory.Store(&f) }
 
 // Registered returns the Factory, or nil.
 func Registered() Factory {
-	factoryMu.Lock()
-	defer factoryMu.Unlock()
-	return factory
+	if f := factory.Load(); f != nil {
+		return *f
+	}
+	return nil
 }
