@@ -11,13 +11,11 @@ import (
 )
 
 // Server is a realtime server in the app's own process, in place of a
-// Centrifugo: *embedded.Server (package
-// github.com/gin-instant/instant/embedded), the only implementation. Set
-// Config.Server to it.
+// Centrifugo: *embedded.Server (github.com/gin-instant/instant/embedded),
+// the only implementation. Set Config.Server to it.
 type Server interface{ seam.Server }
 
-// serverAPI is the apiClient of a Server: the core never knows which of
-// the two it talks to.
+// serverAPI is the apiClient of a Server.
 type serverAPI struct{ s seam.Server }
 
 // bindServer tells s i's token secret, origins and channels: a channel is
@@ -130,8 +128,8 @@ func (a serverAPI) presence(ctx context.Context, channel string) ([]presenceClie
 	return res[0], nil
 }
 
-// channels is never asked of a Server: Reauthorize asks userChannels,
-// whose channels the user holds (holders).
+// Reauthorize asks a Server userChannels, never channels; the user holds
+// those (holders).
 func (a serverAPI) channels(context.Context, string) ([]string, error) {
 	return nil, &PublishError{Op: "channels", Code: codeNotAvailable, Err: seam.ErrNotAvailable}
 }
@@ -154,8 +152,8 @@ func (i *Instant) logServer() {
 	i.logger.Info("instant: realtime served by centrifugo", slog.String("api", redactedURL(i.cfg.APIURL)), slog.String("websocket", i.cfg.WebsocketURL))
 }
 
-// failedServer stands for a Server that could not be built
-// (ConfigFromEnv): New, which calls Bind first, reports its error.
+// failedServer is a Server ConfigFromEnv could not build: New reports its
+// error from Bind.
 type failedServer struct{ err error }
 
 func (f failedServer) Bind(seam.Policy) error                                      { return f.err }

@@ -1,7 +1,6 @@
 package embedded
 
-// The tokens an Instant's routes sign, checked where Centrifugo v6.9.1
-// checks them and refused with its codes, so that clients react alike.
+// Tokens checked where Centrifugo checks them, refused with its codes.
 
 import (
 	"context"
@@ -28,8 +27,8 @@ var (
 
 var tokenParser = jwt.NewParser(jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}))
 
-// verify checks token's signature with secret, then its time claims, and
-// returns its claims with exp in Unix seconds (0: none).
+// verify checks token's signature, then its time claims; exp is in Unix
+// seconds (0: none).
 func verify(secret []byte, token string) (c tokenClaims, exp int64, err error) {
 	_, err = tokenParser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return secret, nil })
 	switch {
@@ -47,8 +46,8 @@ func verify(secret []byte, token string) (c tokenClaims, exp int64, err error) {
 	return c, exp, nil
 }
 
-// onConnecting checks the connection token. Without one the connection
-// has no credentials, which centrifuge closes with 3501, as Centrifugo.
+// onConnecting checks the connection token; without one, centrifuge
+// closes the connection with 3501, as Centrifugo.
 func (s *Server) onConnecting(_ context.Context, e centrifuge.ConnectEvent) (centrifuge.ConnectReply, error) {
 	return safe(s, "connecting", func() (centrifuge.ConnectReply, error) {
 		p := s.policy.Load()
@@ -74,9 +73,8 @@ func (s *Server) onConnecting(_ context.Context, e centrifuge.ConnectEvent) (cen
 	})
 }
 
-// onConnect lets clients refresh tokens and subscribe; not publish, nor
-// ask for presence or history (centrifuge answers 108), as the config
-// CentrifugoConfig writes.
+// onConnect lets clients refresh tokens and subscribe, not publish or ask
+// for presence or history (108), as CentrifugoConfig's config.
 func (s *Server) onConnect(client *centrifuge.Client) {
 	p := s.policy.Load() // bound: onConnecting let it in
 	user := client.UserID()
@@ -96,8 +94,8 @@ func (s *Server) onConnect(client *centrifuge.Client) {
 	client.OnSubscribe(func(e centrifuge.SubscribeEvent, cb centrifuge.SubscribeCallback) {
 		cb(safe(s, "subscribe", func() (centrifuge.SubscribeReply, error) { return s.subscribe(p, user, e) }))
 	})
-	// A refreshed subscription token that expired ends the subscription;
-	// any other fault closes the connection (3500).
+	// An expired subscription token ends the subscription; any other
+	// fault closes the connection (3500).
 	client.OnSubRefresh(func(e centrifuge.SubRefreshEvent, cb centrifuge.SubRefreshCallback) {
 		cb(safe(s, "subscription refresh", func() (centrifuge.SubRefreshReply, error) {
 			c, exp, err := subscriptionToken(p, user, e.Channel, e.Token)
@@ -114,14 +112,11 @@ func (s *Server) onConnect(client *centrifuge.Client) {
 	})
 }
 
-// subscribe decides as Centrifugo with CentrifugoConfig's config: a
-// channel the Instant does not declare is 102; a private one needs a token
-// (103 without); a token whose signature fails is 103, an expired one 109,
-// one for another channel or user closes the connection (3500). A public
-// channel needs no token (unless DisallowAnonymous, for anonymous
-// connections); one given is checked alike. Every channel may filter by
-// tags ("to others"); a private one keeps presence with joins and leaves
-// (unless NoPresence) and history with recovery (unless none).
+// subscribe: an undeclared channel is 102; a private one needs a token
+// (103); a bad signature is 103, an expired token 109, one for another
+// channel or user 3500. A public channel needs none (unless anonymous
+// under DisallowAnonymous). Every channel filters by tags ("to others");
+// private ones keep presence with joins and leaves, and history.
 func (s *Server) subscribe(p *seam.Policy, user string, e centrifuge.SubscribeEvent) (centrifuge.SubscribeReply, error) {
 	ch, known := p.Channel(e.Channel)
 	switch {
@@ -154,8 +149,7 @@ func (s *Server) subscribe(p *seam.Policy, user string, e centrifuge.SubscribeEv
 }
 
 // subscriptionToken verifies a subscription token for user and channel:
-// errTokenExpired, errTokenInvalid, or the refusal to send (102 for a
-// token naming an unknown channel, 3500 for another channel or user).
+// errTokenExpired, errTokenInvalid, or the refusal to send (102, 3500).
 func subscriptionToken(p *seam.Policy, user, channel, token string) (tokenClaims, int64, error) {
 	c, exp, err := verify(p.TokenSecret, token)
 	if err == nil && c.Channel == "" {
@@ -173,8 +167,7 @@ func subscriptionToken(p *seam.Policy, user, channel, token string) (tokenClaims
 	return c, exp, nil
 }
 
-// safe turns a panic in f into an internal error and a log line: nothing
-// a client sends may take the process down.
+// safe makes a panic in f an internal error and a log line.
 func safe[R any](s *Server, what string, f func() (R, error)) (r R, err error) {
 	defer func() {
 		if v := recover(); v != nil {

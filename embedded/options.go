@@ -12,35 +12,26 @@ import (
 )
 
 // Options configures a Server. The zero value works: one process, in
-// memory, same-origin browsers only, presence and history on private
-// channels.
+// memory, same-origin browsers, presence and history on private channels.
 type Options struct {
-	// AllowedOrigins are the browser origins (scheme://host[:port]; "*":
-	// all) whose pages may open the websocket besides the page's own and
-	// the Instant's SiteOrigin and TrustedOrigins. A handshake without
-	// Origin (no browser) is allowed. Default: none.
+	// AllowedOrigins are more origins (scheme://host[:port]; "*": all)
+	// whose pages may open the websocket. Default: none.
 	AllowedOrigins []string
-	// RedisAddress ("redis://host:6379", "rediss://user:password@..." for
-	// TLS) makes every process on that Redis share channels, presence,
-	// history, idempotency keys and unsubscribes. New fails when Redis does
-	// not answer. Default: empty, this process's memory only.
+	// RedisAddress ("redis://host:6379", "rediss://user:pass@host" for
+	// TLS) makes the processes on that Redis serve as one. Default: empty,
+	// this process's memory.
 	RedisAddress string
-	// OutboxDB is the PostgreSQL database BroadcastTx writes the outbox
-	// table to: the server publishes each committed row once, in order per
-	// partition, and deletes it; processes share the work. Default: nil.
+	// OutboxDB is the PostgreSQL database of BroadcastTx's outbox: each
+	// committed row is published once, in order per partition. Default: nil.
 	OutboxDB *sql.DB
-	// NoPresence turns presence off. By default private channels list
-	// their subscribers (with the info their tokens carried) and send
-	// joins and leaves; public channels never keep presence.
+	// NoPresence turns off presence, with joins and leaves, on private
+	// channels (public ones never keep it).
 	NoPresence bool
 	// HistorySize and HistoryTTL keep each private channel's latest
-	// publications, which a subscriber back within HistoryTTL recovers in
-	// order and once. Zero: 100 publications, 2 minutes; -1 in either: no
-	// history or recovery. Public channels keep none.
+	// publications for recovery. Zero: 100 and 2 minutes; -1: none.
 	HistorySize int
 	HistoryTTL  time.Duration
-	// Logger receives the server's warnings and errors. Default:
-	// slog.Default().
+	// Logger receives warnings and errors. Default: slog.Default().
 	Logger *slog.Logger
 }
 

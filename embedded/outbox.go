@@ -1,16 +1,11 @@
 package embedded
 
-// The outbox consumer (Options.OutboxDB) publishes the rows BroadcastTx
-// commits, as Centrifugo's PostgreSQL consumer does. Every outboxPoll one
-// query lists the partitions holding rows; up to outboxWorkers of them are
-// then read at once, each in a transaction that takes an advisory lock on
-// (table, partition), so that several processes share the work and each
-// partition is read by one at a time. It reads outboxBatch rows in id
-// order, publishes them in order (stopping at the first failure, so that
-// order holds), deletes those published by id and commits. A repeat after
-// a failure between publish and commit is dropped by the server's
-// idempotency window (the key is the event's ID). database/sql cannot
-// LISTEN, hence the poll.
+// The outbox consumer publishes the rows BroadcastTx commits. Each
+// partition is read in a transaction holding an advisory lock on it (so
+// processes share the work): rows in id order, published in order up to
+// the first failure, then deleted. A repeat after a failure between
+// publish and commit is dropped by the idempotency key. database/sql
+// cannot LISTEN, hence the poll.
 
 import (
 	"cmp"
@@ -36,20 +31,16 @@ const (
 	outboxWorkers    = 4                      // partitions (connections) read at once
 	outboxBackoffMin = 100 * time.Millisecond
 	outboxBackoffMax = 5 * time.Second
-	// outboxTxTimeout bounds a transaction, which stop does not cut short
-	// so that the rows already published are deleted.
-	outboxTxTimeout = 10 * time.Second
+	outboxTxTimeout  = 10 * time.Second // not cut by stop: published rows get deleted
 )
 
-// errOutboxInvalid marks a row that can never be published (as does
-// seam.ErrUnknownChannel): it is logged, without its payload, and
-// deleted, as Centrifugo skips a command its API refuses.
+// errOutboxInvalid (or seam.ErrUnknownChannel) marks a row that can never
+// be published: it is logged, without its payload, and deleted.
 var errOutboxInvalid = errors.New("embedded: outbox row cannot be published")
 
 var errOutboxBusy = errors.New("embedded: outbox partition locked by another consumer")
 
-// outboxPublish publishes one row: method "publish" or "broadcast" with
-// the params of Centrifugo's server API.
+// outboxPublish publishes one row's method and params (Centrifugo's API).
 type outboxPublish func(ctx context.Context, method string, params json.RawMessage) error
 
 type outboxConsumer struct {
@@ -61,12 +52,10 @@ type outboxConsumer struct {
 	retry      []streak // per partition: its worker's, or the poller's between rounds
 }
 
-// startOutbox checks p's table (checkOutbox; ctx bounds the start only)
-// and consumes it until stop. publish is called for one partition at a
-// time, in id order; an error other than an invalid row keeps the row and
-// those after it, retried after a backoff (100 ms doubling to 5 s). stop
-// cancels the publish in flight, deletes the rows already published and
-// waits for the goroutines; it may be called more than once.
+// startOutbox checks p's table (ctx bounds that only) and consumes it.
+// A publish error keeps the row and those after it, retried after a
+// backoff. stop cancels the publish in flight, deletes the rows published
+// and waits; it may be called again.
 func startOutbox(ctx context.Context, db *sql.DB, p seam.Policy, publish outboxPublish, logger *slog.Logger) (stop func(), err error) {
 	if err := checkOutbox(ctx, db, p); err != nil {
 		return nil, err
@@ -84,7 +73,7 @@ func startOutbox(ctx context.Context, db *sql.DB, p seam.Policy, publish outboxP
 	return sync.OnceFunc(func() { cancel(); <-done }), nil
 }
 
-// run lists the partitions holding rows (one index probe each) every
+// run lists the partitions holding rows (an index probe each) every
 // outboxPoll, or at once after a full batch, and reads them.
 func (c *outboxConsumer) run(ctx context.Context) {
 	var table streak
@@ -146,9 +135,8 @@ func (c *outboxConsumer) round(ctx context.Context, parts []string) bool {
 	return full.Load()
 }
 
-// batch publishes and deletes up to outboxBatch rows of partition p, and
-// returns how many it read and the error that stopped it (the rows
-// published before it are deleted all the same).
+// batch publishes and deletes up to outboxBatch rows of partition p; it
+// returns how many it read and the error that stopped it.
 func (c *outboxConsumer) batch(ctx context.Context, p int) (n int, pubErr error) {
 	dbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outboxTxTimeout)
 	defer cancel()
@@ -157,8 +145,7 @@ func (c *outboxConsumer) batch(ctx context.Context, p int) (n int, pubErr error)
 		return 0, fmt.Errorf("embedded: outbox: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	// Keyed by the table's OID (however its name is written) and the
-	// partition, hashed to 64 bits to keep clear of other advisory locks.
+	// Keyed by the table's OID and the partition, hashed to 64 bits.
 	var locked bool
 	if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended('instant outbox ' || $1::text::regclass::oid::text || ' ' || $2::int::text, 0))`, c.table, p).Scan(&locked); err != nil {
 		return 0, fmt.Errorf("embedded: outbox: lock partition %d: %w", p, err)
@@ -195,8 +182,7 @@ func (c *outboxConsumer) batch(ctx context.Context, p int) (n int, pubErr error)
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("embedded: outbox: read partition %d: %w", p, err)
 	}
-	// By id, so that a row of a lower id committed later is not deleted
-	// unseen; as one text list, database/sql having no array parameter.
+	// By id: a row of a lower id committed later is not deleted unseen.
 	if len(done) > 0 {
 		if _, err := tx.ExecContext(dbCtx, `DELETE FROM `+c.table+` WHERE id = ANY(string_to_array($1::text, ',')::bigint[])`, strings.Join(done, ",")); err != nil {
 			return 0, fmt.Errorf("embedded: outbox: delete %d published rows: %w", len(done), err)
@@ -208,8 +194,7 @@ func (c *outboxConsumer) batch(ctx context.Context, p int) (n int, pubErr error)
 	return n, pubErr
 }
 
-// safePublish makes a panic an invalid row: it would panic at every
-// attempt and block its partition.
+// safePublish makes a panic an invalid row, not one retried forever.
 func (c *outboxConsumer) safePublish(ctx context.Context, method string, payload []byte) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -219,8 +204,7 @@ func (c *outboxConsumer) safePublish(ctx context.Context, method string, payload
 	return c.publish(ctx, method, payload)
 }
 
-// streak is a run of failures: its first and its end are logged, and the
-// next attempt waits outboxBackoff.
+// streak is a run of failures: the first and the end are logged.
 type streak struct {
 	n           int
 	since, next time.Time
@@ -246,9 +230,7 @@ func outboxBackoff(n int) time.Duration {
 	return min(outboxBackoffMin<<min(n-1, 6), outboxBackoffMax)
 }
 
-// checkOutbox reports, joined, what keeps p's table from being the one
-// OutboxDDL makes: missing, not a table, a column missing or of a type
-// BroadcastTx cannot write (a JSONB payload), an id without a default.
+// checkOutbox reports, joined, how p's table differs from OutboxDDL's.
 func checkOutbox(ctx context.Context, db *sql.DB, p seam.Policy) error {
 	const fix = "create it with (*instant.Instant).OutboxDDL()"
 	t := p.OutboxTable

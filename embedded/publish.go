@@ -15,18 +15,16 @@ import (
 
 var errNotBound = errors.New("embedded: the server serves no Instant yet (give it to instant.New as Config.Server)")
 
-// positionTTL is how long a channel without history keeps its latest
-// publication, only for its stream position: centrifuge drops a
-// publication without one that comes while a client subscribes, where
-// Centrifugo delivers it (TestPublishRightAfterSubscribing).
+// positionTTL: a channel without history keeps its latest publication for
+// its stream position only; centrifuge drops a publication without one
+// that comes while a client subscribes (TestPublishRightAfterSubscribing).
 const positionTTL = time.Second
 
 // Publish publishes each publication in order, with its idempotency key
-// (a key seen on the channel within 5 minutes is not published again)
-// and its Origin as the tag "origin"; a private channel's go to its
-// history. A channel the Instant does not declare fails with
-// seam.ErrUnknownChannel. It returns the indices of the publications
-// that failed and the first error.
+// (not published again on the channel within 5 minutes) and its Origin as
+// the tag "origin"; private channels keep history. It returns the indices
+// of those that failed and the first error (seam.ErrUnknownChannel for a
+// channel the Instant does not declare).
 func (s *Server) Publish(ctx context.Context, pubs []seam.Publication) (failed []int, err error) {
 	p := s.policy.Load()
 	for k, pub := range pubs {
@@ -65,9 +63,8 @@ func (s *Server) publish(ctx context.Context, p *seam.Policy, pub seam.Publicati
 	return nil
 }
 
-// Unsubscribe ends user's subscriptions to channels on every connection
-// of theirs, in every process. The clients are told (code 2000, as from
-// Centrifugo's API) and do not subscribe again by themselves.
+// Unsubscribe ends user's subscriptions to channels in every process; the
+// clients are told (code 2000) and do not subscribe again.
 func (s *Server) Unsubscribe(ctx context.Context, user string, channels []string) error {
 	for _, ch := range channels {
 		if err := ctx.Err(); err != nil {
@@ -81,21 +78,16 @@ func (s *Server) Unsubscribe(ctx context.Context, user string, channels []string
 }
 
 // Disconnect closes every connection of user in every process with code
-// 4001 ("session changed"): the clients reconnect with new tokens, as
-// whoever their session now holds.
-func (s *Server) Disconnect(ctx context.Context, user string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+// 4001 ("session changed"): the clients reconnect with new tokens.
+func (s *Server) Disconnect(_ context.Context, user string) error {
 	if err := s.node.Disconnect(user, centrifuge.WithCustomDisconnect(centrifuge.Disconnect{Code: 4001, Reason: "session changed"})); err != nil {
 		return fmt.Errorf("embedded: disconnect: %w", err)
 	}
 	return nil
 }
 
-// known returns how channel is served, or the error to answer: errNotBound,
-// seam.ErrUnknownChannel, or seam.ErrNotAvailable (as Centrifugo's 108)
-// when off says the channel keeps no such data.
+// known answers errNotBound, seam.ErrUnknownChannel, or
+// seam.ErrNotAvailable (Centrifugo's 108) when off says channel keeps no op.
 func (s *Server) known(op, channel string, off func(seam.Channel) bool) error {
 	p := s.policy.Load()
 	if p == nil {
@@ -112,14 +104,11 @@ func (s *Server) known(op, channel string, off func(seam.Channel) bool) error {
 }
 
 // History returns the data of up to limit of channel's latest
-// publications, oldest first. A channel without history (public, or
-// Options.HistorySize -1) is seam.ErrNotAvailable; one the Instant does
-// not declare is seam.ErrUnknownChannel.
-func (s *Server) History(ctx context.Context, channel string, limit int) ([]json.RawMessage, error) {
+// publications, oldest first: seam.ErrNotAvailable for a channel without
+// history (public, or HistorySize -1), seam.ErrUnknownChannel for one the
+// Instant does not declare.
+func (s *Server) History(_ context.Context, channel string, limit int) ([]json.RawMessage, error) {
 	if err := s.known("history", channel, func(ch seam.Channel) bool { return !ch.Private || s.opts.HistorySize <= 0 }); err != nil || limit <= 0 {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	res, err := s.node.History(channel, centrifuge.WithLimit(limit), centrifuge.WithReverse(true))
@@ -133,10 +122,9 @@ func (s *Server) History(ctx context.Context, channel string, limit int) ([]json
 	return out, nil
 }
 
-// Presence returns each channel's subscriptions, in the order of
-// channels, sorted by user then client. A channel without presence
-// (public, or Options.NoPresence) is seam.ErrNotAvailable; one the
-// Instant does not declare is seam.ErrUnknownChannel.
+// Presence returns each channel's subscriptions sorted by user then
+// client: seam.ErrNotAvailable for a channel without presence (public, or
+// NoPresence), seam.ErrUnknownChannel for one the Instant does not declare.
 func (s *Server) Presence(ctx context.Context, channels []string) ([][]seam.Client, error) {
 	out := make([][]seam.Client, len(channels))
 	for k, channel := range channels {
@@ -158,10 +146,10 @@ func (s *Server) Presence(ctx context.Context, channels []string) ([][]seam.Clie
 	return out, nil
 }
 
-// applyCommand publishes one outbox row: "publish" {channel, data,
-// idempotency_key, tags} or "broadcast" {channels, ...}. Channels the
-// Instant does not declare (a row of another version of the app, in a
-// rolling deploy) are left out, logged; a row with none left is invalid.
+// applyCommand publishes one outbox row, "publish" {channel, data,
+// idempotency_key, tags} or "broadcast" {channels, ...}, leaving out (and
+// logging) channels the Instant does not declare (a row of another version
+// of the app); a row with none left is invalid.
 func (s *Server) applyCommand(ctx context.Context, p *seam.Policy, method string, params json.RawMessage) error {
 	var cmd struct {
 		Channel        string            `json:"channel"`
@@ -183,28 +171,30 @@ func (s *Server) applyCommand(ctx context.Context, p *seam.Policy, method string
 	if len(cmd.Data) == 0 || len(cmd.Channels) == 0 || slices.Contains(cmd.Channels, "") {
 		return fmt.Errorf("%w: %s: no data or no channel", errOutboxInvalid, method)
 	}
-	known := slices.DeleteFunc(slices.Clone(cmd.Channels), func(ch string) bool { _, ok := p.Channel(ch); return !ok })
-	if n := len(cmd.Channels) - len(known); n > 0 {
-		s.logger.Warn("embedded: outbox: channels of namespaces the Instant does not declare left out", "method", method, "channels", n)
-	}
-	if len(known) == 0 {
-		return fmt.Errorf("%w: %s: %w", errOutboxInvalid, method, seam.ErrUnknownChannel)
-	}
-	for _, ch := range known {
-		if err := s.publish(ctx, p, seam.Publication{Channel: ch, Data: cmd.Data, IdempotencyKey: cmd.IdempotencyKey, Origin: cmd.Tags["origin"]}); err != nil {
+	left := 0
+	for _, ch := range cmd.Channels {
+		err := s.publish(ctx, p, seam.Publication{Channel: ch, Data: cmd.Data, IdempotencyKey: cmd.IdempotencyKey, Origin: cmd.Tags["origin"]})
+		if errors.Is(err, seam.ErrUnknownChannel) {
+			left++
+		} else if err != nil {
 			return err
 		}
+	}
+	if left > 0 {
+		s.logger.Warn("embedded: outbox: channels of namespaces the Instant does not declare left out", "method", method, "channels", left)
+	}
+	if left == len(cmd.Channels) {
+		return fmt.Errorf("%w: %s: %w", errOutboxInvalid, method, seam.ErrUnknownChannel)
 	}
 	return nil
 }
 
-// UserChannels returns, sorted, the channels user is subscribed to on any
-// connection in any process: on Redis it surveys every process it knows of
-// and waits at most a second (less if ctx says so). Processes that do not
-// answer in time (one that died within some 10 seconds, one that hangs)
-// are left out, with a warning; a subscription held only there lasts until
-// its token expires. A process started less than 3 seconds ago may not
-// know the others yet. When ctx ends first, the error is ctx's.
+// UserChannels returns, sorted, the channels user is subscribed to in any
+// process: it surveys every process it knows of (one started less than 3
+// seconds ago may not know them all) and waits at most a second. Those
+// that do not answer (one that died within 10 seconds, one that hangs)
+// are left out with a warning: a subscription held only there lasts until
+// its token expires. When ctx ends first, the error is ctx's.
 func (s *Server) UserChannels(ctx context.Context, user string) ([]string, error) {
 	sctx, cancel := context.WithTimeout(ctx, surveyTimeout)
 	defer cancel()
@@ -233,13 +223,8 @@ func (s *Server) UserChannels(ctx context.Context, user string) ([]string, error
 	return slices.Compact(out), nil
 }
 
-// onSurvey answers UserChannels with the channels of the user's
-// connections in this process.
+// onSurvey answers UserChannels with this process's channels of the user.
 func (s *Server) onSurvey(e centrifuge.SurveyEvent, cb centrifuge.SurveyCallback) {
-	if e.Op != userChannelsOp {
-		cb(centrifuge.SurveyReply{Code: 1})
-		return
-	}
 	chs := []string{}
 	for _, c := range s.node.Hub().UserConnections(string(e.Data)) {
 		chs = append(chs, c.Channels()...)

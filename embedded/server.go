@@ -18,10 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Server is the realtime server in the app's process: a centrifuge node
-// that checks the tokens an Instant's routes sign and serves the channels
-// it declares. Give it to one Instant (instant.Config.Server). Its methods
-// are safe for concurrent use.
+// Server is the realtime server in the app's process, for one Instant
+// (instant.Config.Server). Its methods are safe for concurrent use.
 type Server struct {
 	opts    Options
 	node    *centrifuge.Node
@@ -39,17 +37,15 @@ type Server struct {
 var _ seam.Server = (*Server)(nil)
 
 const (
-	shutdownTimeout    = 5 * time.Second  // Close's drain of the node
-	outboxStartTimeout = 10 * time.Second // Bind's check of the outbox table
-	surveyTimeout      = time.Second      // UserChannels' wait for the other processes
-	userChannelsOp     = "instant.user_channels"
+	shutdownTimeout    = 5 * time.Second         // Close's drain of the node
+	outboxStartTimeout = 10 * time.Second        // Bind's check of the outbox table
+	surveyTimeout      = time.Second             // UserChannels' wait for the other processes
+	userChannelsOp     = "instant.user_channels" // the only survey
 )
 
-// New starts a Server: a centrifuge node with Centrifugo's client limits
-// and the expiry delays CentrifugoConfig writes, its Prometheus metrics in
-// a registry of its own, on Redis when o.RedisAddress is set (New fails
-// when Redis does not answer) or in memory. It serves nobody until an
-// Instant binds it. Close stops it.
+// New starts a Server with Centrifugo's client limits and the delays
+// CentrifugoConfig writes, its metrics in a Prometheus registry of its
+// own, on Redis (which must answer) or in memory.
 func New(o Options) (*Server, error) {
 	o, err := o.checked()
 	if err != nil {
@@ -89,10 +85,9 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
-// Close stops the outbox consumer, then the node, which closes every
-// connection with a code that tells clients to reconnect (and recover
-// what they missed), waiting at most 5 seconds. A second Close returns
-// the first one's result.
+// Close stops the outbox consumer and the node, telling clients to
+// reconnect (and recover), waiting at most 5 seconds. Closing again
+// returns the first result.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -111,11 +106,9 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
-// Bind is called by instant.New: it gives the server the Instant's token
-// secret and channels, and starts the outbox consumer when
-// Options.OutboxDB is set (failing within 10 seconds when the table is
-// not OutboxDDL's). A Server serves one Instant: a second Bind is an
-// error, and so is a Bind after Close.
+// Bind, called by instant.New, takes the Instant's policy and starts the
+// outbox consumer (failing within 10 seconds when the table is not
+// OutboxDDL's). A second Bind, or one after Close, is an error.
 func (s *Server) Bind(p seam.Policy) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -140,15 +133,13 @@ func (s *Server) Bind(p seam.Policy) error {
 	return nil
 }
 
-// Handler is the websocket endpoint (Register mounts it at GET
-// <group>/connection/websocket). It answers 403 to a browser of a site
-// not allowed (see Options.AllowedOrigins).
+// Handler is the websocket endpoint: 403 for a browser of a site not
+// allowed (Options.AllowedOrigins).
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// checkOrigin allows a handshake without Origin (no browser), from the
-// page's own host, from Options.AllowedOrigins, and from the Instant's
-// SiteOrigin and TrustedOrigins (a proxy that rewrites Host must not lock
-// its pages out).
+// checkOrigin allows no Origin (no browser), the page's own host,
+// AllowedOrigins and the Instant's SiteOrigin and TrustedOrigins (for a
+// proxy that rewrites Host).
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -175,7 +166,7 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 }
 
 // Describe names the server for a log line: "embedded, memory", or
-// "embedded, redis <address>" without its credentials.
+// "embedded, redis <address without credentials>".
 func (s *Server) Describe() string {
 	if s.opts.RedisAddress == "" {
 		return "embedded, memory"
@@ -183,9 +174,8 @@ func (s *Server) Describe() string {
 	return "embedded, redis " + redactedRedis(s.opts.RedisAddress)
 }
 
-// Check reports, joined, what can be wrong: Redis does not answer (when
-// used), the outbox table is not OutboxDDL's (with Options.OutboxDB). It
-// waits no longer than ctx allows.
+// Check reports, joined, whether Redis does not answer (within ctx) and
+// whether the outbox table is not OutboxDDL's.
 func (s *Server) Check(ctx context.Context) error {
 	var errs []error
 	if s.shard != nil {
@@ -219,9 +209,8 @@ func (s *Server) log(e centrifuge.LogEntry) {
 	s.logger.Log(context.Background(), level, "embedded: "+e.Message, "fields", e.Fields, "error", e.Error)
 }
 
-// init registers the embedded server for the package-level Session and
-// Register when the environment names no Centrifugo (a blank import
-// chooses it), with INSTANT_REDIS_URL as Options.RedisAddress.
+// init registers the server of the package-level Session and Register
+// (when the environment names no Centrifugo), on INSTANT_REDIS_URL.
 func init() {
 	seam.Register(func(env func(string) string) (seam.Server, error) {
 		return New(Options{RedisAddress: env("INSTANT_REDIS_URL")})

@@ -1,7 +1,6 @@
 // Package seam is the one interface between the instant core and a
-// realtime server in the app's own process (the embedded module). The core
-// speaks to Centrifugo over its HTTP API and to such a server through
-// Server; it imports no server.
+// realtime server in the app's process (the embedded module): the core
+// imports no server.
 package seam
 
 import (
@@ -13,78 +12,63 @@ import (
 )
 
 // Server is a realtime server in the app's process. instant.New calls Bind
-// once, before anything else; every other method is safe for concurrent
-// use after it.
+// once, first; the other methods are safe for concurrent use after it.
 type Server interface {
-	// Bind gives the server the Instant's policy; a second Bind is an error.
-	Bind(p Policy) error
-	// Handler is the websocket endpoint (GET <group>/connection/websocket).
-	Handler() http.Handler
-	// Publish publishes each publication in order, and returns the indices
-	// of those that failed and the first error.
+	Bind(p Policy) error   // a second Bind is an error
+	Handler() http.Handler // the websocket, GET <group>/connection/websocket
+	// Publish publishes in order; it returns the indices that failed and
+	// the first error.
 	Publish(ctx context.Context, pubs []Publication) (failed []int, err error)
-	// Unsubscribe ends user's subscriptions to channels in every process.
-	Unsubscribe(ctx context.Context, user string, channels []string) error
-	// Disconnect closes every connection of user; the clients reconnect.
-	Disconnect(ctx context.Context, user string) error
-	// Presence returns the subscriptions of each channel, in order.
+	Unsubscribe(ctx context.Context, user string, channels []string) error // in every process
+	Disconnect(ctx context.Context, user string) error                     // the clients reconnect
 	Presence(ctx context.Context, channels []string) ([][]Client, error)
-	// UserChannels returns the channels user is subscribed to, anywhere.
-	UserChannels(ctx context.Context, user string) ([]string, error)
-	// Check reports every problem of the server joined, nil for none.
-	Check(ctx context.Context) error
-	// Describe names the server for a log line ("embedded, memory").
-	Describe() string
+	UserChannels(ctx context.Context, user string) ([]string, error) // in every process
+	Check(ctx context.Context) error                                 // every problem, joined
+	Describe() string                                                // for a log line
 }
 
 // Policy is what the Instant tells the server it binds.
 type Policy struct {
-	TokenSecret []byte // signs connection and subscription tokens (HS256)
-	// Channel answers how a channel is served; known is false for one in
-	// a namespace the Instant does not declare (Centrifugo's 102).
+	TokenSecret []byte // signs connection and subscription tokens
+	// Channel answers how a channel is served; known is false outside the
+	// Instant's namespaces (Centrifugo's 102).
 	Channel           func(channel string) (c Channel, known bool)
-	DisallowAnonymous bool     // refuse connections without a user
+	DisallowAnonymous bool
 	Origins           []string // SiteOrigin and TrustedOrigins, as configured
-	// OutboxTable is BroadcastTx's table, quoted and schema-qualified, in
-	// OutboxPartitions partitions.
-	OutboxTable      string
-	OutboxPartitions int
+	OutboxTable       string   // quoted, schema-qualified
+	OutboxPartitions  int
 }
 
 // Channel is how one channel is served: a private one needs a
 // subscription token naming it, for the connection's user.
 type Channel struct{ Private bool }
 
-// Publication is data to a channel, published once per IdempotencyKey
-// within the server's window, tagged "origin" when Origin is set.
+// Publication is data to a channel, once per IdempotencyKey within the
+// server's window, tagged "origin" when Origin is set.
 type Publication struct {
-	Channel        string
-	Data           []byte
-	IdempotencyKey string
-	Origin         string
+	Channel, IdempotencyKey, Origin string
+	Data                            []byte
 }
 
-// Client is one subscription in a channel's presence, with the info its
-// token carried (or nil).
+// Client is one subscription in a presence, with its token's info or nil.
 type Client struct {
 	ID, User string
 	Info     json.RawMessage
 }
 
-// Errors a Server returns that the core tells apart.
+// Errors the core tells apart.
 var (
 	ErrUnknownChannel = errors.New("unknown channel")
 	ErrNotAvailable   = errors.New("not available")
 )
 
-// Factory builds the server of the package-level Session and Register
-// when the environment names no Centrifugo; the embedded package registers
-// one when imported.
+// Factory builds the server of the package-level Session and Register when
+// the environment names no Centrifugo; importing embedded registers one.
 type Factory func(env func(string) string) (Server, error)
 
 var factory atomic.Pointer[Factory]
 
-// Register records f as the Factory; the last registration wins.
+// Register records f; the last registration wins.
 func Register(f Factory) { factory.Store(&f) }
 
 // Registered returns the Factory, or nil.
