@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 
 	"github.com/gin-instant/instant/internal/seam"
 )
@@ -33,19 +34,10 @@ func (i *Instant) bindServer(s seam.Server) error {
 		OutboxTable:       i.outboxTable.table,
 		OutboxPartitions:  i.cfg.OutboxPartitions,
 		Channel: func(ch string) (seam.Channel, bool) {
-			if validChannel(ch) != nil {
-				return seam.Channel{}, false
-			}
-			if ns := namespaceOf(ch); ns != "" && !configured[ns] {
-				known := false
-				for _, r := range *i.rules.Load() {
-					known = known || r.namespace == ns
-				}
-				if !known {
-					return seam.Channel{}, false
-				}
-			}
-			return seam.Channel{Private: isPrivate(ch)}, true
+			ns := namespaceOf(ch)
+			known := validChannel(ch) == nil && (ns == "" || configured[ns] ||
+				slices.ContainsFunc(*i.rules.Load(), func(r rule) bool { return r.namespace == ns }))
+			return seam.Channel{Private: isPrivate(ch)}, known
 		},
 	})
 }

@@ -44,12 +44,11 @@ var errOutboxBusy = errors.New("embedded: outbox partition locked by another con
 type outboxPublish func(ctx context.Context, method string, params json.RawMessage) error
 
 type outboxConsumer struct {
-	db         *sql.DB
-	table      string
-	partitions int
-	publish    outboxPublish
-	logger     *slog.Logger
-	retry      []streak // per partition: its worker's, or the poller's between rounds
+	db      *sql.DB
+	table   string
+	publish outboxPublish
+	logger  *slog.Logger
+	retry   []streak // per partition: its worker's, or the poller's between rounds
 }
 
 // startOutbox checks p's table (ctx bounds that only) and consumes it.
@@ -61,7 +60,7 @@ func startOutbox(ctx context.Context, db *sql.DB, p seam.Policy, publish outboxP
 		return nil, err
 	}
 	n := max(p.OutboxPartitions, 1)
-	c := &outboxConsumer{db, p.OutboxTable, n, publish, cmp.Or(logger, slog.Default()), make([]streak, n)}
+	c := &outboxConsumer{db, p.OutboxTable, publish, cmp.Or(logger, slog.Default()), make([]streak, n)}
 	var stray int64
 	if db.QueryRowContext(ctx, `SELECT count(*) FROM `+c.table+` WHERE partition < 0 OR partition >= $1`, n).Scan(&stray) == nil && stray > 0 {
 		c.logger.Warn("embedded: outbox rows in partitions this process does not read: they wait for a process with as many OutboxPartitions as wrote them",
@@ -79,7 +78,7 @@ func (c *outboxConsumer) run(ctx context.Context) {
 	var table streak
 	for ctx.Err() == nil {
 		var parts sql.NullString
-		err := c.db.QueryRowContext(ctx, `SELECT string_agg(p::text, ',') FROM generate_series(0, $1::int - 1) AS p WHERE EXISTS (SELECT 1 FROM `+c.table+` WHERE partition = p)`, c.partitions).Scan(&parts)
+		err := c.db.QueryRowContext(ctx, `SELECT string_agg(p::text, ',') FROM generate_series(0, $1::int - 1) AS p WHERE EXISTS (SELECT 1 FROM `+c.table+` WHERE partition = p)`, len(c.retry)).Scan(&parts)
 		if ctx.Err() != nil {
 			return
 		}
@@ -234,30 +233,22 @@ func outboxBackoff(n int) time.Duration {
 func checkOutbox(ctx context.Context, db *sql.DB, p seam.Policy) error {
 	const fix = "create it with (*instant.Instant).OutboxDDL()"
 	t := p.OutboxTable
-	rows, err := db.QueryContext(ctx, `SELECT c.relkind::text, coalesce(a.attname::text, ''), coalesce(y.typname::text, ''), coalesce(a.atthasdef OR a.attidentity <> '', false)
+	var kind, cols string // cols: " name:type" each, "+" after a type with a default
+	err := db.QueryRowContext(ctx, `SELECT c.relkind::text, coalesce(string_agg(' ' || a.attname || ':' || y.typname || CASE WHEN a.atthasdef OR a.attidentity <> '' THEN '+' ELSE '' END, ''), '')
 FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped LEFT JOIN pg_type y ON y.oid = a.atttypid
-WHERE c.oid = to_regclass($1::text)`, t)
-	if err != nil {
-		return fmt.Errorf("embedded: outbox table %s: %w", t, err)
-	}
-	defer rows.Close()
-	var kind string
-	types, idDefault := map[string]string{}, false
-	for rows.Next() {
-		var name, typ string
-		var hasDefault bool
-		if err := rows.Scan(&kind, &name, &typ, &hasDefault); err != nil {
-			return fmt.Errorf("embedded: outbox table %s: %w", t, err)
-		}
-		types[name], idDefault = typ, idDefault || name == "id" && hasDefault
-	}
+WHERE c.oid = to_regclass($1::text) GROUP BY c.relkind`, t).Scan(&kind, &cols)
 	switch {
-	case rows.Err() != nil:
-		return fmt.Errorf("embedded: outbox table %s: %w", t, rows.Err())
-	case kind == "":
+	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("embedded: outbox table %s does not exist: %s", t, fix)
+	case err != nil:
+		return fmt.Errorf("embedded: outbox table %s: %w", t, err)
 	case kind != "r" && kind != "p":
 		return fmt.Errorf("embedded: outbox %s is not a table: %s", t, fix)
+	}
+	types := map[string]string{}
+	for _, f := range strings.Fields(cols) {
+		name, typ, _ := strings.Cut(f, ":")
+		types[name] = typ
 	}
 	var errs []error
 	for _, col := range [][3]string{{"id", "int8 int4", "BIGSERIAL"}, {"method", "text varchar", "TEXT"}, {"payload", "bytea", "BYTEA"}, {"partition", "int4 int8 int2", "INTEGER"}} {
@@ -265,9 +256,9 @@ WHERE c.oid = to_regclass($1::text)`, t)
 		switch {
 		case !ok:
 			errs = append(errs, fmt.Errorf("embedded: outbox table %s has no column %s (%s): %s", t, col[0], col[2], fix))
-		case !slices.Contains(strings.Fields(col[1]), typ):
-			errs = append(errs, fmt.Errorf("embedded: outbox table %s: column %s is %s, not %s: %s (BroadcastTx writes what it makes)", t, col[0], typ, col[2], fix))
-		case col[0] == "id" && !idDefault:
+		case !slices.Contains(strings.Fields(col[1]), strings.TrimSuffix(typ, "+")):
+			errs = append(errs, fmt.Errorf("embedded: outbox table %s: column %s is %s, not %s: %s (BroadcastTx writes what it makes)", t, col[0], strings.TrimSuffix(typ, "+"), col[2], fix))
+		case col[0] == "id" && !strings.HasSuffix(typ, "+"):
 			errs = append(errs, fmt.Errorf("embedded: outbox table %s: column id has no default (BIGSERIAL): %s", t, fix))
 		}
 	}

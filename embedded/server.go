@@ -1,13 +1,16 @@
 package embedded
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -142,27 +145,22 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // proxy that rewrites Host).
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
 	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
+	switch {
+	case origin == "":
+		return true
+	case err != nil || u.Host == "":
 		return false
-	}
-	if strings.EqualFold(u.Host, r.Host) {
+	case strings.EqualFold(u.Host, r.Host):
 		return true
 	}
-	origin = strings.ToLower(u.Scheme + "://" + u.Host)
 	allowed := s.opts.AllowedOrigins
 	if p := s.policy.Load(); p != nil {
-		allowed = append(allowed[:len(allowed):len(allowed)], p.Origins...)
+		allowed = slices.Concat(allowed, p.Origins)
 	}
-	for _, a := range allowed {
-		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(allowed, func(a string) bool {
+		return a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), u.Scheme+"://"+u.Host)
+	})
 }
 
 // Describe names the server for a log line: "embedded, memory", or
@@ -239,4 +237,70 @@ func (s *Server) closeRedis() {
 	if s.shard != nil {
 		s.shard.Close()
 	}
+}
+
+// Options configures a Server. The zero value works: one process, in
+// memory, same-origin browsers, presence and history on private channels.
+type Options struct {
+	// AllowedOrigins are more origins (scheme://host[:port]; "*": all)
+	// whose pages may open the websocket. Default: none.
+	AllowedOrigins []string
+	// RedisAddress ("redis://host:6379", "rediss://user:pass@host" for
+	// TLS) makes the processes on that Redis serve as one. Default: empty,
+	// this process's memory.
+	RedisAddress string
+	// OutboxDB is the PostgreSQL database of BroadcastTx's outbox: each
+	// committed row is published once, in order per partition. Default: nil.
+	OutboxDB *sql.DB
+	// NoPresence turns off presence, with joins and leaves, on private
+	// channels (public ones never keep it).
+	NoPresence bool
+	// HistorySize and HistoryTTL keep each private channel's latest
+	// publications for recovery. Zero: 100 and 2 minutes; -1: none.
+	HistorySize int
+	HistoryTTL  time.Duration
+	// Logger receives warnings and errors. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// checked fills in o's defaults and reports every problem at once.
+func (o Options) checked() (Options, error) {
+	var errs []error
+	o.AllowedOrigins = slices.Clone(o.AllowedOrigins) // the caller's stays theirs
+	for k, origin := range o.AllowedOrigins {
+		u, err := url.Parse(origin)
+		if origin != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil) {
+			errs = append(errs, fmt.Errorf("embedded: AllowedOrigins[%d] %q is not an origin (scheme://host[:port])", k, origin))
+		}
+	}
+	switch {
+	case o.HistorySize == -1 || o.HistoryTTL == -1:
+		o.HistorySize, o.HistoryTTL = 0, 0
+	case o.HistorySize < 0:
+		errs = append(errs, fmt.Errorf("embedded: HistorySize must be above zero, zero (the default, 100) or -1 (none), got %d", o.HistorySize))
+	case o.HistoryTTL < 0:
+		errs = append(errs, fmt.Errorf("embedded: HistoryTTL must be above zero, zero (the default, 2 minutes) or -1 (none), got %v", o.HistoryTTL))
+	default:
+		o.HistorySize, o.HistoryTTL = cmp.Or(o.HistorySize, 100), cmp.Or(o.HistoryTTL, 2*time.Minute)
+		if o.HistoryTTL < time.Second {
+			errs = append(errs, fmt.Errorf("embedded: HistoryTTL must be at least a second, got %v", o.HistoryTTL))
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o, errors.Join(errs...)
+}
+
+// redactedRedis is address without its credentials.
+func redactedRedis(address string) string {
+	if !strings.Contains(address, "://") {
+		return address
+	}
+	u, err := url.Parse(address)
+	if err != nil {
+		return "(an address that does not parse)" // it may hold a password
+	}
+	u.User = nil
+	return u.String()
 }
