@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/centrifugal/centrifuge"
@@ -26,9 +27,8 @@ const positionTTL = time.Second
 // of those that failed and the first error (seam.ErrUnknownChannel for a
 // channel the Instant does not declare).
 func (s *Server) Publish(ctx context.Context, pubs []seam.Publication) (failed []int, err error) {
-	p := s.policy.Load()
 	for k, pub := range pubs {
-		if e := s.publish(ctx, p, pub); e != nil {
+		if e := s.publish(ctx, pub); e != nil {
 			failed = append(failed, k)
 			err = cmp.Or(err, e)
 		}
@@ -36,16 +36,10 @@ func (s *Server) Publish(ctx context.Context, pubs []seam.Publication) (failed [
 	return failed, err
 }
 
-func (s *Server) publish(ctx context.Context, p *seam.Policy, pub seam.Publication) error {
-	if p == nil {
-		return errNotBound
-	}
-	if err := ctx.Err(); err != nil {
+func (s *Server) publish(ctx context.Context, pub seam.Publication) error {
+	ch, err := s.channel("publish to", pub.Channel, nil)
+	if err = cmp.Or(ctx.Err(), err); err != nil {
 		return err
-	}
-	ch, known := p.Channel(pub.Channel)
-	if !known {
-		return fmt.Errorf("embedded: publish to %q: %w", pub.Channel, seam.ErrUnknownChannel)
 	}
 	opts := []centrifuge.PublishOption{centrifuge.WithHistory(1, positionTTL)}
 	if ch.Private && s.opts.HistorySize > 0 {
@@ -86,21 +80,22 @@ func (s *Server) Disconnect(_ context.Context, user string) error {
 	return nil
 }
 
-// known answers errNotBound, seam.ErrUnknownChannel, or
-// seam.ErrNotAvailable (Centrifugo's 108) when off says channel keeps no op.
-func (s *Server) known(op, channel string, off func(seam.Channel) bool) error {
+// channel answers how channel is served, errNotBound,
+// seam.ErrUnknownChannel, or seam.ErrNotAvailable (Centrifugo's 108) when
+// off says it keeps no op.
+func (s *Server) channel(op, channel string, off func(seam.Channel) bool) (seam.Channel, error) {
 	p := s.policy.Load()
 	if p == nil {
-		return errNotBound
+		return seam.Channel{}, errNotBound
 	}
 	ch, known := p.Channel(channel)
 	switch {
 	case !known:
-		return fmt.Errorf("embedded: %s of %q: %w", op, channel, seam.ErrUnknownChannel)
-	case off(ch):
-		return fmt.Errorf("embedded: %s of %q: %w: it keeps no %s", op, channel, seam.ErrNotAvailable, op)
+		return ch, fmt.Errorf("embedded: %s %q: %w", op, channel, seam.ErrUnknownChannel)
+	case off != nil && off(ch):
+		return ch, fmt.Errorf("embedded: %s %q: %w: it keeps no %s", op, channel, seam.ErrNotAvailable, strings.TrimSuffix(op, " of"))
 	}
-	return nil
+	return ch, nil
 }
 
 // History returns the data of up to limit of channel's latest
@@ -108,7 +103,7 @@ func (s *Server) known(op, channel string, off func(seam.Channel) bool) error {
 // history (public, or HistorySize -1), seam.ErrUnknownChannel for one the
 // Instant does not declare.
 func (s *Server) History(_ context.Context, channel string, limit int) ([]json.RawMessage, error) {
-	if err := s.known("history", channel, func(ch seam.Channel) bool { return !ch.Private || s.opts.HistorySize <= 0 }); err != nil || limit <= 0 {
+	if _, err := s.channel("history of", channel, func(ch seam.Channel) bool { return !ch.Private || s.opts.HistorySize <= 0 }); err != nil || limit <= 0 {
 		return nil, err
 	}
 	res, err := s.node.History(channel, centrifuge.WithLimit(limit), centrifuge.WithReverse(true))
@@ -128,7 +123,7 @@ func (s *Server) History(_ context.Context, channel string, limit int) ([]json.R
 func (s *Server) Presence(ctx context.Context, channels []string) ([][]seam.Client, error) {
 	out := make([][]seam.Client, len(channels))
 	for k, channel := range channels {
-		if err := s.known("presence", channel, func(ch seam.Channel) bool { return !ch.Private || s.opts.NoPresence }); err != nil {
+		if _, err := s.channel("presence of", channel, func(ch seam.Channel) bool { return !ch.Private || s.opts.NoPresence }); err != nil {
 			return nil, err
 		}
 		if err := ctx.Err(); err != nil {
@@ -150,7 +145,7 @@ func (s *Server) Presence(ctx context.Context, channels []string) ([][]seam.Clie
 // idempotency_key, tags} or "broadcast" {channels, ...}, leaving out (and
 // logging) channels the Instant does not declare (a row of another version
 // of the app); a row with none left is invalid.
-func (s *Server) applyCommand(ctx context.Context, p *seam.Policy, method string, params json.RawMessage) error {
+func (s *Server) applyCommand(ctx context.Context, method string, params json.RawMessage) error {
 	var cmd struct {
 		Channel        string            `json:"channel"`
 		Channels       []string          `json:"channels"`
@@ -173,7 +168,7 @@ func (s *Server) applyCommand(ctx context.Context, p *seam.Policy, method string
 	}
 	left := 0
 	for _, ch := range cmd.Channels {
-		err := s.publish(ctx, p, seam.Publication{Channel: ch, Data: cmd.Data, IdempotencyKey: cmd.IdempotencyKey, Origin: cmd.Tags["origin"]})
+		err := s.publish(ctx, seam.Publication{Channel: ch, Data: cmd.Data, IdempotencyKey: cmd.IdempotencyKey, Origin: cmd.Tags["origin"]})
 		if errors.Is(err, seam.ErrUnknownChannel) {
 			left++
 		} else if err != nil {

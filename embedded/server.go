@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,10 +39,8 @@ type Server struct {
 var _ seam.Server = (*Server)(nil)
 
 const (
-	shutdownTimeout    = 5 * time.Second         // Close's drain of the node
-	outboxStartTimeout = 10 * time.Second        // Bind's check of the outbox table
-	surveyTimeout      = time.Second             // UserChannels' wait for the other processes
-	userChannelsOp     = "instant.user_channels" // the only survey
+	surveyTimeout  = time.Second             // UserChannels' wait for the other processes
+	userChannelsOp = "instant.user_channels" // the only survey
 )
 
 // New starts a Server with Centrifugo's client limits and the delays
@@ -99,7 +96,7 @@ func (s *Server) Close() error {
 		if s.stopOutbox != nil {
 			s.stopOutbox()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := s.node.Shutdown(ctx); err != nil {
 			s.closeErr = fmt.Errorf("embedded: close: %w", err)
@@ -121,18 +118,17 @@ func (s *Server) Bind(p seam.Policy) error {
 	if s.closed {
 		return errors.New("embedded: this Server is closed")
 	}
+	s.policy.Store(&p)
 	if s.opts.OutboxDB != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), outboxStartTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		stop, err := startOutbox(ctx, s.opts.OutboxDB, p, func(ctx context.Context, method string, params json.RawMessage) error {
-			return s.applyCommand(ctx, &p, method, params)
-		}, s.logger)
+		stop, err := startOutbox(ctx, s.opts.OutboxDB, p, s.applyCommand, s.logger)
 		if err != nil {
+			s.policy.Store(nil)
 			return err
 		}
 		s.stopOutbox = stop
 	}
-	s.policy.Store(&p)
 	return nil
 }
 
@@ -178,10 +174,7 @@ func (s *Server) Check(ctx context.Context) error {
 	var errs []error
 	if s.shard != nil {
 		done := make(chan error, 1)
-		go func() {
-			_, err := s.node.PresenceStats("instant-check") // a read that changes nothing
-			done <- err
-		}()
+		go func() { _, err := s.node.PresenceStats("instant-check"); done <- err }() // changes nothing
 		var err error
 		select {
 		case err = <-done:
@@ -286,9 +279,7 @@ func (o Options) checked() (Options, error) {
 			errs = append(errs, fmt.Errorf("embedded: HistoryTTL must be at least a second, got %v", o.HistoryTTL))
 		}
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	o.Logger = cmp.Or(o.Logger, slog.Default())
 	return o, errors.Join(errs...)
 }
 
