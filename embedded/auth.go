@@ -19,23 +19,18 @@ type tokenClaims struct {
 	Info    json.RawMessage `json:"info,omitempty"`
 }
 
-// An expired token is asked for again (109); an invalid one is not.
-var (
-	errTokenExpired = errors.New("token expired")
-	errTokenInvalid = errors.New("invalid token")
-)
-
 var tokenParser = jwt.NewParser(jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}))
 
-// verify checks token's signature, then its time claims; exp is in Unix
-// seconds (0: none).
-func verify(secret []byte, token string) (c tokenClaims, exp int64, err error) {
+// verify checks token's signature, then its time claims: an expired token
+// is centrifuge.ErrorTokenExpired (109, asked for again), an invalid one
+// is invalid. exp is in Unix seconds (0: none).
+func verify(secret []byte, token string, invalid error) (c tokenClaims, exp int64, err error) {
 	_, err = tokenParser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return secret, nil })
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired) || errors.Is(err, jwt.ErrTokenNotValidYet):
-		return c, 0, errTokenExpired // checked only after the signature
+		return c, 0, centrifuge.ErrorTokenExpired // checked only after the signature
 	case err != nil:
-		return c, 0, errTokenInvalid
+		return c, 0, invalid
 	}
 	if string(c.Info) == "null" {
 		c.Info = nil
@@ -57,57 +52,49 @@ func (s *Server) onConnecting(_ context.Context, e centrifuge.ConnectEvent) (cen
 		if e.Token == "" {
 			return centrifuge.ConnectReply{}, nil
 		}
-		c, exp, err := verify(p.TokenSecret, e.Token)
+		c, exp, err := verify(p.TokenSecret, e.Token, centrifuge.DisconnectInvalidToken)
 		switch {
-		case errors.Is(err, errTokenExpired):
-			return centrifuge.ConnectReply{}, centrifuge.ErrorTokenExpired
-		case err != nil || c.Channel != "":
-			return centrifuge.ConnectReply{}, centrifuge.DisconnectInvalidToken
-		case c.Subject == "" && p.DisallowAnonymous:
-			return centrifuge.ConnectReply{}, centrifuge.DisconnectPermissionDenied
+		case err == nil && c.Channel != "":
+			err = centrifuge.DisconnectInvalidToken
+		case err == nil && c.Subject == "" && p.DisallowAnonymous:
+			err = centrifuge.DisconnectPermissionDenied
 		}
 		return centrifuge.ConnectReply{
 			Credentials:       &centrifuge.Credentials{UserID: c.Subject, ExpireAt: exp, Info: c.Info},
 			ClientSideRefresh: true,
-		}, nil
+		}, err
 	})
 }
 
 // onConnect lets clients refresh tokens and subscribe, not publish or ask
-// for presence or history (108), as CentrifugoConfig's config.
+// for presence or history (108), as CentrifugoConfig's config. A refreshed
+// token that expired ends what it was for; any other fault closes the
+// connection (3500).
 func (s *Server) onConnect(client *centrifuge.Client) {
 	p := s.policy.Load() // bound: onConnecting let it in
 	user := client.UserID()
-	// A refreshed connection token must be the same user's.
 	client.OnRefresh(func(e centrifuge.RefreshEvent, cb centrifuge.RefreshCallback) {
 		cb(safe(s, "refresh", func() (centrifuge.RefreshReply, error) {
-			c, exp, err := verify(p.TokenSecret, e.Token)
+			c, exp, err := verify(p.TokenSecret, e.Token, centrifuge.DisconnectInvalidToken)
 			switch {
-			case errors.Is(err, errTokenExpired):
+			case err == centrifuge.ErrorTokenExpired:
 				return centrifuge.RefreshReply{Expired: true}, nil
-			case err != nil || c.Channel != "" || c.Subject != user:
-				return centrifuge.RefreshReply{}, centrifuge.DisconnectInvalidToken
+			case err == nil && (c.Channel != "" || c.Subject != user):
+				err = centrifuge.DisconnectInvalidToken
 			}
-			return centrifuge.RefreshReply{ExpireAt: exp, Info: c.Info}, nil
+			return centrifuge.RefreshReply{ExpireAt: exp, Info: c.Info}, err
 		}))
 	})
 	client.OnSubscribe(func(e centrifuge.SubscribeEvent, cb centrifuge.SubscribeCallback) {
 		cb(safe(s, "subscribe", func() (centrifuge.SubscribeReply, error) { return s.subscribe(p, user, e) }))
 	})
-	// An expired subscription token ends the subscription; any other
-	// fault closes the connection (3500).
 	client.OnSubRefresh(func(e centrifuge.SubRefreshEvent, cb centrifuge.SubRefreshCallback) {
 		cb(safe(s, "subscription refresh", func() (centrifuge.SubRefreshReply, error) {
-			c, exp, err := subscriptionToken(p, user, e.Channel, e.Token)
-			switch {
-			case errors.Is(err, errTokenExpired):
+			c, exp, err := subscriptionToken(p, user, e.Channel, e.Token, centrifuge.DisconnectInvalidToken)
+			if err == centrifuge.ErrorTokenExpired {
 				return centrifuge.SubRefreshReply{Expired: true}, nil
-			case errors.Is(err, errTokenInvalid):
-				return centrifuge.SubRefreshReply{}, centrifuge.DisconnectInvalidToken
-			case err != nil:
-				return centrifuge.SubRefreshReply{}, err
 			}
-			return centrifuge.SubRefreshReply{ExpireAt: exp, Info: c.Info}, nil
+			return centrifuge.SubRefreshReply{ExpireAt: exp, Info: c.Info}, err
 		}))
 	})
 }
@@ -134,13 +121,8 @@ func (s *Server) subscribe(p *seam.Policy, user string, e centrifuge.SubscribeEv
 		opts.EnableRecovery = s.opts.HistorySize > 0
 	}
 	if e.Token != "" {
-		c, exp, err := subscriptionToken(p, user, e.Channel, e.Token)
-		switch {
-		case errors.Is(err, errTokenExpired):
-			return centrifuge.SubscribeReply{}, centrifuge.ErrorTokenExpired
-		case errors.Is(err, errTokenInvalid):
-			return centrifuge.SubscribeReply{}, centrifuge.ErrorPermissionDenied
-		case err != nil:
+		c, exp, err := subscriptionToken(p, user, e.Channel, e.Token, centrifuge.ErrorPermissionDenied)
+		if err != nil {
 			return centrifuge.SubscribeReply{}, err
 		}
 		opts.ExpireAt, opts.ChannelInfo = exp, c.Info
@@ -149,22 +131,20 @@ func (s *Server) subscribe(p *seam.Policy, user string, e centrifuge.SubscribeEv
 }
 
 // subscriptionToken verifies a subscription token for user and channel:
-// errTokenExpired, errTokenInvalid, or the refusal to send (102, 3500).
-func subscriptionToken(p *seam.Policy, user, channel, token string) (tokenClaims, int64, error) {
-	c, exp, err := verify(p.TokenSecret, token)
-	if err == nil && c.Channel == "" {
-		err = errTokenInvalid
+// invalid when it is not one, else the refusal to send (102, 3500).
+func subscriptionToken(p *seam.Policy, user, channel, token string, invalid error) (tokenClaims, int64, error) {
+	c, exp, err := verify(p.TokenSecret, token, invalid)
+	_, known := p.Channel(c.Channel)
+	switch {
+	case err != nil:
+	case c.Channel == "":
+		err = invalid
+	case !known:
+		err = centrifuge.ErrorUnknownChannel
+	case c.Channel != channel || c.Subject != user:
+		err = centrifuge.DisconnectInvalidToken
 	}
-	if err != nil {
-		return c, 0, err
-	}
-	if _, known := p.Channel(c.Channel); !known {
-		return c, 0, centrifuge.ErrorUnknownChannel
-	}
-	if c.Channel != channel || c.Subject != user {
-		return c, 0, centrifuge.DisconnectInvalidToken
-	}
-	return c, exp, nil
+	return c, exp, err
 }
 
 // safe makes a panic in f an internal error and a log line.
