@@ -42,8 +42,7 @@ func (i *Instant) bindServer(s seam.Server) error {
 	})
 }
 
-// serverError makes a Server's error a *PublishError with Centrifugo's
-// code for the same refusal.
+// serverError makes err a *PublishError with Centrifugo's code.
 func serverError(op string, channels []string, err error) error {
 	var pe *PublishError
 	if err == nil || errors.As(err, &pe) {
@@ -83,8 +82,7 @@ func (a serverAPI) publish(ctx context.Context, channels []string, payloads [][]
 }
 
 func (a serverAPI) unsubscribe(ctx context.Context, channel, user string) error {
-	_, err := a.unsubscribeAll(ctx, user, []string{channel})
-	return err
+	return serverError("unsubscribe", []string{channel}, a.s.Unsubscribe(ctx, user, []string{channel}))
 }
 
 func (a serverAPI) unsubscribeAll(ctx context.Context, user string, channels []string) (int, error) {
@@ -144,8 +142,7 @@ func (i *Instant) logServer() {
 	i.logger.Info("instant: realtime served by centrifugo", slog.String("api", redactedURL(i.cfg.APIURL)), slog.String("websocket", i.cfg.WebsocketURL))
 }
 
-// failedServer is a Server ConfigFromEnv could not build: New reports its
-// error from Bind.
+// failedServer is a Server ConfigFromEnv could not build; Bind says why.
 type failedServer struct{ err error }
 
 func (f failedServer) Bind(seam.Policy) error                                      { return f.err }

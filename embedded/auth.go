@@ -151,7 +151,7 @@ func subscriptionToken(p *seam.Policy, user, channel, token string, invalid erro
 func safe[R any](s *Server, what string, f func() (R, error)) (r R, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			s.logger.Error("embedded: a "+what+" handler panicked", slog.Any("panic", v))
+			s.opts.Logger.Error("embedded: a "+what+" handler panicked", slog.Any("panic", v))
 			err = centrifuge.ErrorInternal
 		}
 	}()

@@ -1,11 +1,9 @@
 package embedded
 
-// The outbox consumer publishes the rows BroadcastTx commits. Each
-// partition is read in a transaction holding an advisory lock on it (so
-// processes share the work): rows in id order, published in order up to
-// the first failure, then deleted. A repeat after a failure between
-// publish and commit is dropped by the idempotency key. database/sql
-// cannot LISTEN, hence the poll.
+// The outbox consumer: each partition is read under an advisory lock (the
+// processes share the work), rows published in id order up to the first
+// failure, then deleted, all in one transaction; the idempotency key drops
+// a repeat. database/sql cannot LISTEN, hence the poll.
 
 import (
 	"cmp"
@@ -51,10 +49,8 @@ type outboxConsumer struct {
 	retry   []streak // per partition: its worker's, or the poller's between rounds
 }
 
-// startOutbox checks p's table (ctx bounds that only) and consumes it.
-// A publish error keeps the row and those after it, retried after a
-// backoff. stop cancels the publish in flight, deletes the rows published
-// and waits; it may be called again.
+// startOutbox checks p's table (ctx bounds only that) and consumes it
+// until stop, which deletes the rows published and waits.
 func startOutbox(ctx context.Context, db *sql.DB, p seam.Policy, publish outboxPublish, logger *slog.Logger) (stop func(), err error) {
 	if err := checkOutbox(ctx, db, p); err != nil {
 		return nil, err
@@ -72,8 +68,8 @@ func startOutbox(ctx context.Context, db *sql.DB, p seam.Policy, publish outboxP
 	return sync.OnceFunc(func() { cancel(); <-done }), nil
 }
 
-// run lists the partitions holding rows (an index probe each) every
-// outboxPoll, or at once after a full batch, and reads them.
+// run lists the partitions holding rows every outboxPoll, at once after a
+// full batch.
 func (c *outboxConsumer) run(ctx context.Context) {
 	var table streak
 	for ctx.Err() == nil {
@@ -95,25 +91,21 @@ func (c *outboxConsumer) run(ctx context.Context) {
 				}
 			}
 		}
-		t := time.NewTimer(max(wait, 0))
 		select {
-		case <-t.C:
+		case <-time.After(wait):
 		case <-ctx.Done():
-			t.Stop()
 		}
 	}
 }
 
-// round reads a batch of each partition due, outboxWorkers at a time, and
-// reports whether one was full.
+// round reads a batch of each partition due, and reports a full one.
 func (c *outboxConsumer) round(ctx context.Context, parts []string) bool {
 	var wg sync.WaitGroup
 	var full atomic.Bool
 	sem := make(chan struct{}, outboxWorkers)
-	now := time.Now()
 	for _, s := range parts {
 		p, err := strconv.Atoi(s)
-		if err != nil || now.Before(c.retry[p].next) {
+		if err != nil || time.Now().Before(c.retry[p].next) {
 			continue
 		}
 		sem <- struct{}{}
@@ -134,8 +126,8 @@ func (c *outboxConsumer) round(ctx context.Context, parts []string) bool {
 	return full.Load()
 }
 
-// batch publishes and deletes up to outboxBatch rows of partition p; it
-// returns how many it read and the error that stopped it.
+// batch publishes and deletes partition p's first rows; it returns how
+// many it read and the error that stopped it.
 func (c *outboxConsumer) batch(ctx context.Context, p int) (n int, pubErr error) {
 	dbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outboxTxTimeout)
 	defer cancel()

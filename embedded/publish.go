@@ -16,16 +16,9 @@ import (
 
 var errNotBound = errors.New("embedded: the server serves no Instant yet (give it to instant.New as Config.Server)")
 
-// positionTTL: a channel without history keeps its latest publication for
-// its stream position only; centrifuge drops a publication without one
-// that comes while a client subscribes (TestPublishRightAfterSubscribing).
-const positionTTL = time.Second
-
-// Publish publishes each publication in order, with its idempotency key
-// (not published again on the channel within 5 minutes) and its Origin as
-// the tag "origin"; private channels keep history. It returns the indices
-// of those that failed and the first error (seam.ErrUnknownChannel for a
-// channel the Instant does not declare).
+// Publish publishes in order, each key once per channel within 5 minutes,
+// Origin as the tag "origin"; it returns the indices that failed and the
+// first error (seam.ErrUnknownChannel for a channel the Instant lacks).
 func (s *Server) Publish(ctx context.Context, pubs []seam.Publication) (failed []int, err error) {
 	for k, pub := range pubs {
 		if e := s.publish(ctx, pub); e != nil {
@@ -41,7 +34,10 @@ func (s *Server) publish(ctx context.Context, pub seam.Publication) error {
 	if err = cmp.Or(ctx.Err(), err); err != nil {
 		return err
 	}
-	opts := []centrifuge.PublishOption{centrifuge.WithHistory(1, positionTTL)}
+	// Without history, a second of the latest publication for its stream
+	// position: centrifuge drops a publication without one that comes while
+	// a client subscribes (TestPublishRightAfterSubscribing).
+	opts := []centrifuge.PublishOption{centrifuge.WithHistory(1, time.Second)}
 	if ch.Private && s.opts.HistorySize > 0 {
 		opts[0] = centrifuge.WithHistory(s.opts.HistorySize, s.opts.HistoryTTL)
 	}
@@ -61,10 +57,7 @@ func (s *Server) publish(ctx context.Context, pub seam.Publication) error {
 // clients are told (code 2000) and do not subscribe again.
 func (s *Server) Unsubscribe(ctx context.Context, user string, channels []string) error {
 	for _, ch := range channels {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := s.node.Unsubscribe(user, ch); err != nil {
+		if err := cmp.Or(ctx.Err(), s.node.Unsubscribe(user, ch)); err != nil {
 			return fmt.Errorf("embedded: unsubscribe from %q: %w", ch, err)
 		}
 	}
@@ -80,9 +73,8 @@ func (s *Server) Disconnect(_ context.Context, user string) error {
 	return nil
 }
 
-// channel answers how channel is served, errNotBound,
-// seam.ErrUnknownChannel, or seam.ErrNotAvailable (Centrifugo's 108) when
-// off says it keeps no op.
+// channel answers how channel is served, or errNotBound,
+// seam.ErrUnknownChannel, or seam.ErrNotAvailable (108) when off says so.
 func (s *Server) channel(op, channel string, off func(seam.Channel) bool) (seam.Channel, error) {
 	p := s.policy.Load()
 	if p == nil {
@@ -98,10 +90,8 @@ func (s *Server) channel(op, channel string, off func(seam.Channel) bool) (seam.
 	return ch, nil
 }
 
-// History returns the data of up to limit of channel's latest
-// publications, oldest first: seam.ErrNotAvailable for a channel without
-// history (public, or HistorySize -1), seam.ErrUnknownChannel for one the
-// Instant does not declare.
+// History returns up to limit of channel's latest publications, oldest
+// first; seam.ErrNotAvailable for a channel without history.
 func (s *Server) History(_ context.Context, channel string, limit int) ([]json.RawMessage, error) {
 	if _, err := s.channel("history of", channel, func(ch seam.Channel) bool { return !ch.Private || s.opts.HistorySize <= 0 }); err != nil || limit <= 0 {
 		return nil, err
@@ -118,15 +108,12 @@ func (s *Server) History(_ context.Context, channel string, limit int) ([]json.R
 }
 
 // Presence returns each channel's subscriptions sorted by user then
-// client: seam.ErrNotAvailable for a channel without presence (public, or
-// NoPresence), seam.ErrUnknownChannel for one the Instant does not declare.
+// client; seam.ErrNotAvailable for a channel without presence.
 func (s *Server) Presence(ctx context.Context, channels []string) ([][]seam.Client, error) {
 	out := make([][]seam.Client, len(channels))
 	for k, channel := range channels {
-		if _, err := s.channel("presence of", channel, func(ch seam.Channel) bool { return !ch.Private || s.opts.NoPresence }); err != nil {
-			return nil, err
-		}
-		if err := ctx.Err(); err != nil {
+		_, err := s.channel("presence of", channel, func(ch seam.Channel) bool { return !ch.Private || s.opts.NoPresence })
+		if err = cmp.Or(err, ctx.Err()); err != nil {
 			return nil, err
 		}
 		res, err := s.node.Presence(channel)
@@ -141,10 +128,8 @@ func (s *Server) Presence(ctx context.Context, channels []string) ([][]seam.Clie
 	return out, nil
 }
 
-// applyCommand publishes one outbox row, "publish" {channel, data,
-// idempotency_key, tags} or "broadcast" {channels, ...}, leaving out (and
-// logging) channels the Instant does not declare (a row of another version
-// of the app); a row with none left is invalid.
+// applyCommand publishes an outbox row, leaving out (logged) channels the
+// Instant does not declare, as a row of another version of the app holds.
 func (s *Server) applyCommand(ctx context.Context, method string, params json.RawMessage) error {
 	var cmd struct {
 		Channel        string            `json:"channel"`
@@ -156,11 +141,9 @@ func (s *Server) applyCommand(ctx context.Context, method string, params json.Ra
 	if err := json.Unmarshal(params, &cmd); err != nil {
 		return fmt.Errorf("%w: %s: params: %w", errOutboxInvalid, method, err)
 	}
-	switch method {
-	case "publish":
+	if method == "publish" {
 		cmd.Channels = []string{cmd.Channel}
-	case "broadcast":
-	default:
+	} else if method != "broadcast" {
 		return fmt.Errorf("%w: method %q is neither publish nor broadcast", errOutboxInvalid, method)
 	}
 	if len(cmd.Data) == 0 || len(cmd.Channels) == 0 || slices.Contains(cmd.Channels, "") {
@@ -176,7 +159,7 @@ func (s *Server) applyCommand(ctx context.Context, method string, params json.Ra
 		}
 	}
 	if left > 0 {
-		s.logger.Warn("embedded: outbox: channels of namespaces the Instant does not declare left out", "method", method, "channels", left)
+		s.opts.Logger.Warn("embedded: outbox: channels of namespaces the Instant does not declare left out", "method", method, "channels", left)
 	}
 	if left == len(cmd.Channels) {
 		return fmt.Errorf("%w: %s: %w", errOutboxInvalid, method, seam.ErrUnknownChannel)
@@ -184,16 +167,13 @@ func (s *Server) applyCommand(ctx context.Context, method string, params json.Ra
 	return nil
 }
 
-// UserChannels returns, sorted, the channels user is subscribed to in any
-// process: it surveys every process it knows of (one started less than 3
-// seconds ago may not know them all) and waits at most a second. Those
-// that do not answer (one that died within 10 seconds, one that hangs)
-// are left out with a warning: a subscription held only there lasts until
-// its token expires. When ctx ends first, the error is ctx's.
+// UserChannels returns, sorted, the channels user is subscribed to in the
+// processes that answer its survey within a second (a warning names those
+// that do not; a process younger than 3 seconds may not know them all).
 func (s *Server) UserChannels(ctx context.Context, user string) ([]string, error) {
-	sctx, cancel := context.WithTimeout(ctx, surveyTimeout)
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	results, err := s.node.Survey(sctx, userChannelsOp, []byte(user), "")
+	results, err := s.node.Survey(sctx, "instant.user_channels", []byte(user), "") // the only survey
 	switch {
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
@@ -202,8 +182,8 @@ func (s *Server) UserChannels(ctx context.Context, user string) ([]string, error
 		if info, err := s.node.Info(); err == nil {
 			known = len(info.Nodes)
 		}
-		s.logger.Warn("embedded: some processes did not say which channels the user reads; only the answers are used",
-			"answered", len(results), "processes", known, "waited", surveyTimeout)
+		s.opts.Logger.Warn("embedded: some processes did not say which channels the user reads; only the answers are used",
+			"answered", len(results), "processes", known, "waited", time.Second)
 	case err != nil:
 		return nil, fmt.Errorf("embedded: asking the processes for the user's channels: %w", err)
 	}

@@ -27,7 +27,6 @@ type Server struct {
 	node    *centrifuge.Node
 	shard   *centrifuge.RedisShard // nil in memory
 	handler http.Handler
-	logger  *slog.Logger
 	policy  atomic.Pointer[seam.Policy] // set once, by Bind
 
 	mu         sync.Mutex // for the fields below, and Bind
@@ -36,22 +35,14 @@ type Server struct {
 	closeErr   error
 }
 
-var _ seam.Server = (*Server)(nil)
-
-const (
-	surveyTimeout  = time.Second             // UserChannels' wait for the other processes
-	userChannelsOp = "instant.user_channels" // the only survey
-)
-
-// New starts a Server with Centrifugo's client limits and the delays
-// CentrifugoConfig writes, its metrics in a Prometheus registry of its
-// own, on Redis (which must answer) or in memory.
+// New starts a Server as CentrifugoConfig configures Centrifugo, on Redis
+// (which must answer) or in memory, with a Prometheus registry of its own.
 func New(o Options) (*Server, error) {
 	o, err := o.checked()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, logger: o.Logger}
+	s := &Server{opts: o}
 	s.node, err = centrifuge.New(centrifuge.Config{
 		LogLevel:                     centrifuge.LogLevelWarn,
 		LogHandler:                   s.log,
@@ -85,9 +76,8 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
-// Close stops the outbox consumer and the node, telling clients to
-// reconnect (and recover), waiting at most 5 seconds. Closing again
-// returns the first result.
+// Close stops the outbox and the node within 5 seconds, telling clients to
+// reconnect and recover; closing again returns the first result.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -106,9 +96,8 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
-// Bind, called by instant.New, takes the Instant's policy and starts the
-// outbox consumer (failing within 10 seconds when the table is not
-// OutboxDDL's). A second Bind, or one after Close, is an error.
+// Bind, called by instant.New, starts serving p and the outbox (within 10
+// seconds); a second Bind, or one after Close, is an error.
 func (s *Server) Bind(p seam.Policy) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -122,7 +111,7 @@ func (s *Server) Bind(p seam.Policy) error {
 	if s.opts.OutboxDB != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		stop, err := startOutbox(ctx, s.opts.OutboxDB, p, s.applyCommand, s.logger)
+		stop, err := startOutbox(ctx, s.opts.OutboxDB, p, s.applyCommand, s.opts.Logger)
 		if err != nil {
 			s.policy.Store(nil)
 			return err
@@ -136,9 +125,8 @@ func (s *Server) Bind(p seam.Policy) error {
 // allowed (Options.AllowedOrigins).
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// checkOrigin allows no Origin (no browser), the page's own host,
-// AllowedOrigins and the Instant's SiteOrigin and TrustedOrigins (for a
-// proxy that rewrites Host).
+// checkOrigin allows no Origin (no browser), the page's host,
+// AllowedOrigins, SiteOrigin and TrustedOrigins.
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	u, err := url.Parse(origin)
@@ -168,8 +156,7 @@ func (s *Server) Describe() string {
 	return "embedded, redis " + redactedRedis(s.opts.RedisAddress)
 }
 
-// Check reports, joined, whether Redis does not answer (within ctx) and
-// whether the outbox table is not OutboxDDL's.
+// Check reports Redis silent within ctx, and an outbox table not OutboxDDL's.
 func (s *Server) Check(ctx context.Context) error {
 	var errs []error
 	if s.shard != nil {
@@ -191,13 +178,12 @@ func (s *Server) Check(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// log hands centrifuge's warnings and errors to the Logger.
 func (s *Server) log(e centrifuge.LogEntry) {
 	level := slog.LevelWarn
 	if e.Level >= centrifuge.LogLevelError {
 		level = slog.LevelError
 	}
-	s.logger.Log(context.Background(), level, "embedded: "+e.Message, "fields", e.Fields, "error", e.Error)
+	s.opts.Logger.Log(context.Background(), level, "embedded: "+e.Message, "fields", e.Fields, "error", e.Error)
 }
 
 // init registers the server of the package-level Session and Register
@@ -208,7 +194,6 @@ func init() {
 	})
 }
 
-// useRedis puts the node's broker and presence on Options.RedisAddress.
 func (s *Server) useRedis() (err error) {
 	if s.shard, err = centrifuge.NewRedisShard(s.node, centrifuge.RedisShardConfig{Address: s.opts.RedisAddress}); err != nil {
 		return err
@@ -238,9 +223,8 @@ type Options struct {
 	// AllowedOrigins are more origins (scheme://host[:port]; "*": all)
 	// whose pages may open the websocket. Default: none.
 	AllowedOrigins []string
-	// RedisAddress ("redis://host:6379", "rediss://user:pass@host" for
-	// TLS) makes the processes on that Redis serve as one. Default: empty,
-	// this process's memory.
+	// RedisAddress ("redis://host:6379", "rediss://user:pass@host") makes
+	// the processes on that Redis serve as one. Default: memory.
 	RedisAddress string
 	// OutboxDB is the PostgreSQL database of BroadcastTx's outbox: each
 	// committed row is published once, in order per partition. Default: nil.
@@ -256,7 +240,6 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// checked fills in o's defaults and reports every problem at once.
 func (o Options) checked() (Options, error) {
 	var errs []error
 	o.AllowedOrigins = slices.Clone(o.AllowedOrigins) // the caller's stays theirs
@@ -269,10 +252,8 @@ func (o Options) checked() (Options, error) {
 	switch {
 	case o.HistorySize == -1 || o.HistoryTTL == -1:
 		o.HistorySize, o.HistoryTTL = 0, 0
-	case o.HistorySize < 0:
-		errs = append(errs, fmt.Errorf("embedded: HistorySize must be above zero, zero (the default, 100) or -1 (none), got %d", o.HistorySize))
-	case o.HistoryTTL < 0:
-		errs = append(errs, fmt.Errorf("embedded: HistoryTTL must be above zero, zero (the default, 2 minutes) or -1 (none), got %v", o.HistoryTTL))
+	case o.HistorySize < 0 || o.HistoryTTL < 0:
+		errs = append(errs, fmt.Errorf("embedded: HistorySize and HistoryTTL must be above zero, zero (the defaults, 100 and 2 minutes) or -1 (none), got %d and %v", o.HistorySize, o.HistoryTTL))
 	default:
 		o.HistorySize, o.HistoryTTL = cmp.Or(o.HistorySize, 100), cmp.Or(o.HistoryTTL, 2*time.Minute)
 		if o.HistoryTTL < time.Second {

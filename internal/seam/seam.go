@@ -12,22 +12,20 @@ import (
 )
 
 // Server is a realtime server in the app's process. instant.New calls Bind
-// once, first; the other methods are safe for concurrent use after it.
+// first; the other methods are safe for concurrent use.
 type Server interface {
-	Bind(p Policy) error   // a second Bind is an error
-	Handler() http.Handler // the websocket, GET <group>/connection/websocket
-	// Publish publishes in order; it returns the indices that failed and
-	// the first error.
-	Publish(ctx context.Context, pubs []Publication) (failed []int, err error)
-	Unsubscribe(ctx context.Context, user string, channels []string) error // in every process
-	Disconnect(ctx context.Context, user string) error                     // the clients reconnect
+	Bind(p Policy) error                                                       // a second Bind is an error
+	Handler() http.Handler                                                     // the websocket, GET <group>/connection/websocket
+	Publish(ctx context.Context, pubs []Publication) (failed []int, err error) // in order; the first error
+	Unsubscribe(ctx context.Context, user string, channels []string) error     // in every process
+	Disconnect(ctx context.Context, user string) error                         // the clients reconnect
 	Presence(ctx context.Context, channels []string) ([][]Client, error)
 	UserChannels(ctx context.Context, user string) ([]string, error) // in every process
 	Check(ctx context.Context) error                                 // every problem, joined
 	Describe() string                                                // for a log line
 }
 
-// Policy is what the Instant tells the server it binds.
+// Policy is what the Instant tells its server.
 type Policy struct {
 	TokenSecret []byte // signs connection and subscription tokens
 	// Channel answers how a channel is served; known is false outside the
@@ -50,7 +48,7 @@ type Publication struct {
 	Data                            []byte
 }
 
-// Client is one subscription in a presence, with its token's info or nil.
+// Client is one subscription in a presence, with its token's info.
 type Client struct {
 	ID, User string
 	Info     json.RawMessage
