@@ -148,8 +148,8 @@ func (c *outboxConsumer) batch(ctx context.Context, p int) (n int, pubErr error)
 		return 0, fmt.Errorf("embedded: outbox: read partition %d: %w", p, err)
 	}
 	defer rows.Close()
-	var done []string // published or dropped
-	for pubErr == nil && rows.Next() {
+	var done []string // published or dropped; after stop, the rest waits
+	for pubErr == nil && ctx.Err() == nil && rows.Next() {
 		var id int64
 		var method string
 		var payload []byte
@@ -157,7 +157,7 @@ func (c *outboxConsumer) batch(ctx context.Context, p int) (n int, pubErr error)
 			return 0, fmt.Errorf("embedded: outbox: read partition %d: %w", p, err)
 		}
 		n++
-		pubErr = cmp.Or(ctx.Err(), c.safePublish(ctx, method, payload))
+		pubErr = c.safePublish(ctx, method, payload)
 		if errors.Is(pubErr, errOutboxInvalid) || errors.Is(pubErr, seam.ErrUnknownChannel) {
 			c.logger.Error("embedded: outbox: row dropped: it can never be published", "table", c.table, "partition", p,
 				"id", id, "payload_bytes", len(payload), "error", pubErr)
