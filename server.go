@@ -1,90 +1,61 @@
 package instant
 
-// The realtime server in the app's own process (Config.Server), behind the
-// same apiClient as Centrifugo's HTTP API: the core never knows which one
-// it talks to.
-
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
+	"slices"
 
 	"github.com/gin-instant/instant/internal/seam"
 )
 
-// Server is a realtime server that runs in the app's own process, in
-// place of a Centrifugo: *embedded.Server, from the package
-// github.com/gin-instant/instant/embedded, which is the only
-// implementation (its methods are this module's own). Set
-// Config.Server to it; see that field.
+// Server is a realtime server in the app's own process, in place of a
+// Centrifugo: *embedded.Server (github.com/gin-instant/instant/embedded),
+// the only implementation. Set Config.Server to it.
 type Server interface{ seam.Server }
 
 // serverAPI is the apiClient of a Server.
 type serverAPI struct{ s seam.Server }
 
-// bindServer tells s what i decides: its token secret and its channels.
+// bindServer tells s i's token secret, origins and channels: a channel is
+// known when valid and in a namespace of a configured channel, of the
+// personal channels or of a rule (Authorize may add one at any time).
 func (i *Instant) bindServer(s seam.Server) error {
-	configured := map[string]bool{} // the namespaces of configured channels
+	configured := map[string]bool{i.channels.userNamespace: true}
 	for name := range i.channels.byName {
 		configured[namespaceOf(name)] = true
 	}
 	return s.Bind(seam.Policy{
 		TokenSecret:       []byte(i.cfg.TokenSecret),
 		DisallowAnonymous: i.cfg.DisallowAnonymous,
-		Origins:           trustedOrigins(i.cfg),
-		Logger:            i.logger,
+		Origins:           append([]string{i.cfg.SiteOrigin}, i.cfg.TrustedOrigins...),
 		OutboxTable:       i.outboxTable.table,
 		OutboxPartitions:  i.cfg.OutboxPartitions,
-		NotifyChannel:     i.outboxTable.notify,
 		Channel: func(ch string) (seam.Channel, bool) {
-			if validChannel(ch) != nil {
-				return seam.Channel{}, false
-			}
-			if ns := namespaceOf(ch); ns != "" && !configured[ns] && !i.declares(ns) {
-				return seam.Channel{}, false
-			}
-			return seam.Channel{Private: isPrivate(ch)}, true
+			ns := namespaceOf(ch)
+			known := validChannel(ch) == nil && (ns == "" || configured[ns] ||
+				slices.ContainsFunc(*i.rules.Load(), func(r rule) bool { return r.namespace == ns }))
+			return seam.Channel{Private: isPrivate(ch)}, known
 		},
 	})
 }
 
-// declares reports whether ns is the namespace of the personal channels
-// or of a rule (which Authorize may add at any time).
-func (i *Instant) declares(ns string) bool {
-	if ns == i.channels.userNamespace {
-		return true
-	}
-	for _, r := range *i.rules.Load() {
-		if r.namespace == ns {
-			return true
-		}
-	}
-	return false
-}
-
-// serverError turns a Server's error into the plugin's: a *PublishError
-// whose code is Centrifugo's for the same refusal.
+// serverError makes err a *PublishError with Centrifugo's code.
 func serverError(op string, channels []string, err error) error {
-	if err == nil {
-		return nil
-	}
 	var pe *PublishError
-	if errors.As(err, &pe) {
+	if err == nil || errors.As(err, &pe) {
 		return err
 	}
-	code := 0
+	pe = &PublishError{Op: op, Channels: channels, Err: err}
 	switch {
 	case errors.Is(err, seam.ErrUnknownChannel):
-		code = codeUnknownChannel
-		err = fmt.Errorf("%w: %w", ErrStaleConfig, err)
+		pe.Code, pe.Err = codeUnknownChannel, fmt.Errorf("%w: %w", ErrStaleConfig, err)
 	case errors.Is(err, seam.ErrNotAvailable):
-		code = codeNotAvailable
+		pe.Code = codeNotAvailable
 	}
-	return &PublishError{Op: op, Channels: channels, Code: code, Err: err}
+	return pe
 }
 
 func (a serverAPI) publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error {
@@ -103,11 +74,11 @@ func (a serverAPI) publish(ctx context.Context, channels []string, payloads [][]
 	for _, k := range failed {
 		failedChannels = append(failedChannels, channels[k])
 	}
-	perr := serverError("publish", failedChannels, err)
-	if pe, ok := perr.(*PublishError); ok {
+	err = serverError("publish", failedChannels, err)
+	if pe, ok := err.(*PublishError); ok {
 		pe.failedPubs = failed
 	}
-	return perr
+	return err
 }
 
 func (a serverAPI) unsubscribe(ctx context.Context, channel, user string) error {
@@ -115,10 +86,7 @@ func (a serverAPI) unsubscribe(ctx context.Context, channel, user string) error 
 }
 
 func (a serverAPI) unsubscribeAll(ctx context.Context, user string, channels []string) (int, error) {
-	if err := a.s.Unsubscribe(ctx, user, channels); err != nil {
-		return 0, serverError("unsubscribe", channels, err)
-	}
-	return 0, nil
+	return 0, serverError("unsubscribe", channels, a.s.Unsubscribe(ctx, user, channels))
 }
 
 func (a serverAPI) disconnect(ctx context.Context, user string) error {
@@ -150,12 +118,12 @@ func (a serverAPI) presence(ctx context.Context, channel string) ([]presenceClie
 	return res[0], nil
 }
 
-// channels is not asked of a Server: Reauthorize asks userChannels.
+// Reauthorize asks a Server userChannels, never channels; the user holds
+// those (holders).
 func (a serverAPI) channels(context.Context, string) ([]string, error) {
 	return nil, &PublishError{Op: "channels", Code: codeNotAvailable, Err: seam.ErrNotAvailable}
 }
 
-// holders: the channels came from userChannels, so the user holds them.
 func (a serverAPI) holders(_ context.Context, _ string, channels []string) ([]string, bool, error) {
 	return channels, false, nil
 }
@@ -174,35 +142,15 @@ func (i *Instant) logServer() {
 	i.logger.Info("instant: realtime served by centrifugo", slog.String("api", redactedURL(i.cfg.APIURL)), slog.String("websocket", i.cfg.WebsocketURL))
 }
 
-// failedServer stands for a Server that could not be built (ConfigFromEnv):
-// New reports its error.
+// failedServer is a Server ConfigFromEnv could not build; Bind says why.
 type failedServer struct{ err error }
 
-func (f failedServer) Bind(seam.Policy) error { return f.err }
-func (f failedServer) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "instant: no realtime server", http.StatusServiceUnavailable)
-	})
-}
-func (f failedServer) Publish(context.Context, []seam.Publication) ([]int, error) { return nil, f.err }
-func (f failedServer) Unsubscribe(context.Context, string, []string) error        { return f.err }
-func (f failedServer) Disconnect(context.Context, string) error                   { return f.err }
-func (f failedServer) History(context.Context, string, int) ([]json.RawMessage, error) {
-	return nil, f.err
-}
+func (f failedServer) Bind(seam.Policy) error                                      { return f.err }
+func (f failedServer) Handler() http.Handler                                       { return http.NotFoundHandler() }
+func (f failedServer) Publish(context.Context, []seam.Publication) ([]int, error)  { return nil, f.err }
+func (f failedServer) Unsubscribe(context.Context, string, []string) error         { return f.err }
+func (f failedServer) Disconnect(context.Context, string) error                    { return f.err }
 func (f failedServer) Presence(context.Context, []string) ([][]seam.Client, error) { return nil, f.err }
 func (f failedServer) UserChannels(context.Context, string) ([]string, error)      { return nil, f.err }
 func (f failedServer) Check(context.Context) error                                 { return f.err }
 func (f failedServer) Describe() string                                            { return "none: " + f.err.Error() }
-
-// trustedOrigins are cfg's SiteOrigin and TrustedOrigins, as browsers send
-// them (scheme://host[:port], lower case).
-func trustedOrigins(cfg Config) []string {
-	var out []string
-	for _, o := range append([]string{cfg.SiteOrigin}, cfg.TrustedOrigins...) {
-		if o = strings.ToLower(strings.TrimSuffix(o, "/")); o != "" {
-			out = append(out, o)
-		}
-	}
-	return out
-}

@@ -423,10 +423,9 @@ func TestOutboxSurvivesTableOutage(t *testing.T) {
 }
 
 func TestOutboxBackoff(t *testing.T) {
-	c := newOutboxConsumer(nil, seam.Policy{OutboxTable: "t", OutboxPartitions: 1}, nil, nil)
 	var got []time.Duration
 	for n := 1; n <= 9; n++ {
-		got = append(got, c.backoff(n))
+		got = append(got, outboxBackoff(n))
 	}
 	ms := time.Millisecond
 	want := []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 3200 * ms, 5000 * ms, 5000 * ms, 5000 * ms}

@@ -1,9 +1,5 @@
 package embedded
 
-// What the Instant asks of the server (its apiClient): publications,
-// unsubscribes, disconnects, history and presence, each crossing
-// processes on Redis.
-
 import (
 	"cmp"
 	"context"
@@ -11,74 +7,45 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/centrifugal/centrifuge"
 	"github.com/gin-instant/instant/internal/seam"
 )
 
-// errNotBound is what a Server answers before an Instant binds it.
 var errNotBound = errors.New("embedded: the server serves no Instant yet (give it to instant.New as Config.Server)")
 
-// reconnectDisconnect is what Disconnect closes connections with: a code
-// that tells clients to reconnect (4000-4499), the one the core sends
-// Centrifugo (4001, "session changed"), so they ask for new tokens.
-var reconnectDisconnect = centrifuge.Disconnect{Code: 4001, Reason: "session changed"}
-
-// positionTTL is how long a channel without history (a public one, or
-// any with history off) keeps its latest publication. It is kept only
-// for its position in the channel's stream: centrifuge (v0.40) drops a
-// publication without one that comes while a client subscribes, after
-// the client was told it is subscribed, where Centrifugo v6.9.1 delivers
-// it (TestPublishRightAfterSubscribing, TestPublicationsHaveAPosition).
-// The channel's stream meta is kept as for the channels with history
-// (centrifuge's HistoryMetaTTL, 30 days). Nothing reads these publications back: History answers
-// ErrNotAvailable for such channels, and their subscriptions do not
-// recover.
-const positionTTL = time.Second
-
-// Publish publishes each publication, in order, with its idempotency key
-// (a key published within 5 minutes is not published again on that
-// channel) and its origin as the tag "origin"; a private channel's go to
-// its history (the others' to a stream of one, see positionTTL). A channel the Instant does not declare fails with
-// seam.ErrUnknownChannel. It returns the indices of the publications
-// that failed and the first error; when ctx ends, those not yet published
-// fail with ctx's error.
+// Publish publishes in order, each key once per channel within 5 minutes,
+// Origin as the tag "origin"; it returns the indices that failed and the
+// first error (seam.ErrUnknownChannel for a channel the Instant lacks).
 func (s *Server) Publish(ctx context.Context, pubs []seam.Publication) (failed []int, err error) {
-	p := s.policy.Load()
-	if p == nil {
-		return allIndices(len(pubs)), errNotBound
-	}
 	for k, pub := range pubs {
-		if e := s.publish(ctx, p, pub); e != nil {
+		if e := s.publish(ctx, pub); e != nil {
 			failed = append(failed, k)
-			if err == nil {
-				err = e
-			}
+			err = cmp.Or(err, e)
 		}
 	}
 	return failed, err
 }
 
-func (s *Server) publish(ctx context.Context, p *seam.Policy, pub seam.Publication) error {
-	if err := ctx.Err(); err != nil {
+func (s *Server) publish(ctx context.Context, pub seam.Publication) error {
+	ch, err := s.channel("publish to", pub.Channel, nil)
+	if err = cmp.Or(ctx.Err(), err); err != nil {
 		return err
 	}
-	ch, known := p.Channel(pub.Channel)
-	if !known {
-		return fmt.Errorf("embedded: publish to %q: %w", pub.Channel, seam.ErrUnknownChannel)
+	// Without history, a second of the latest publication for its stream
+	// position: centrifuge drops a publication without one that comes while
+	// a client subscribes (TestPublishRightAfterSubscribing).
+	opts := []centrifuge.PublishOption{centrifuge.WithHistory(1, time.Second)}
+	if ch.Private && s.opts.HistorySize > 0 {
+		opts[0] = centrifuge.WithHistory(s.opts.HistorySize, s.opts.HistoryTTL)
 	}
-	opts := make([]centrifuge.PublishOption, 0, 3)
 	if pub.IdempotencyKey != "" {
 		opts = append(opts, centrifuge.WithIdempotencyKey(pub.IdempotencyKey))
 	}
 	if pub.Origin != "" {
 		opts = append(opts, centrifuge.WithTags(map[string]string{"origin": pub.Origin}))
-	}
-	if ch.Private && s.opts.HistorySize > 0 {
-		opts = append(opts, centrifuge.WithHistory(s.opts.HistorySize, s.opts.HistoryTTL))
-	} else {
-		opts = append(opts, centrifuge.WithHistory(1, positionTTL))
 	}
 	if _, err := s.node.Publish(pub.Channel, pub.Data, opts...); err != nil {
 		return fmt.Errorf("embedded: publish to %q: %w", pub.Channel, err)
@@ -86,25 +53,11 @@ func (s *Server) publish(ctx context.Context, p *seam.Policy, pub seam.Publicati
 	return nil
 }
 
-func allIndices(n int) []int {
-	out := make([]int, n)
-	for k := range out {
-		out[k] = k
-	}
-	return out
-}
-
-// Unsubscribe ends user's subscriptions to channels on every connection
-// of theirs, in every process (on Redis, the unsubscribe crosses to the
-// other processes). The clients are told (unsubscribe code 2000, as
-// Centrifugo's server API sends) and do not subscribe again by
-// themselves.
+// Unsubscribe ends user's subscriptions to channels in every process; the
+// clients are told (code 2000) and do not subscribe again.
 func (s *Server) Unsubscribe(ctx context.Context, user string, channels []string) error {
 	for _, ch := range channels {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := s.node.Unsubscribe(user, ch); err != nil {
+		if err := cmp.Or(ctx.Err(), s.node.Unsubscribe(user, ch)); err != nil {
 			return fmt.Errorf("embedded: unsubscribe from %q: %w", ch, err)
 		}
 	}
@@ -112,38 +65,35 @@ func (s *Server) Unsubscribe(ctx context.Context, user string, channels []string
 }
 
 // Disconnect closes every connection of user in every process with code
-// 4001 ("session changed"): the clients reconnect, asking the routes for
-// new tokens, and so come back as whoever their session now holds.
-func (s *Server) Disconnect(ctx context.Context, user string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := s.node.Disconnect(user, centrifuge.WithCustomDisconnect(reconnectDisconnect)); err != nil {
+// 4001 ("session changed"): the clients reconnect with new tokens.
+func (s *Server) Disconnect(_ context.Context, user string) error {
+	if err := s.node.Disconnect(user, centrifuge.WithCustomDisconnect(centrifuge.Disconnect{Code: 4001, Reason: "session changed"})); err != nil {
 		return fmt.Errorf("embedded: disconnect: %w", err)
 	}
 	return nil
 }
 
-// History returns the data of up to limit of channel's latest
-// publications, oldest first. A channel that keeps no history (a public
-// one, or any with Options.HistorySize -1) is seam.ErrNotAvailable, as
-// Centrifugo answers 108; one the Instant does not declare is
-// seam.ErrUnknownChannel.
-func (s *Server) History(ctx context.Context, channel string, limit int) ([]json.RawMessage, error) {
+// channel answers how channel is served, or errNotBound,
+// seam.ErrUnknownChannel, or seam.ErrNotAvailable (108) when off says so.
+func (s *Server) channel(op, channel string, off func(seam.Channel) bool) (seam.Channel, error) {
 	p := s.policy.Load()
 	if p == nil {
-		return nil, errNotBound
+		return seam.Channel{}, errNotBound
 	}
 	ch, known := p.Channel(channel)
 	switch {
 	case !known:
-		return nil, fmt.Errorf("embedded: history of %q: %w", channel, seam.ErrUnknownChannel)
-	case !ch.Private || s.opts.HistorySize <= 0:
-		return nil, fmt.Errorf("embedded: history of %q: %w: it keeps no history", channel, seam.ErrNotAvailable)
-	case limit <= 0:
-		return nil, nil
+		return ch, fmt.Errorf("embedded: %s %q: %w", op, channel, seam.ErrUnknownChannel)
+	case off != nil && off(ch):
+		return ch, fmt.Errorf("embedded: %s %q: %w: it keeps no %s", op, channel, seam.ErrNotAvailable, strings.TrimSuffix(op, " of"))
 	}
-	if err := ctx.Err(); err != nil {
+	return ch, nil
+}
+
+// History returns up to limit of channel's latest publications, oldest
+// first; seam.ErrNotAvailable for a channel without history.
+func (s *Server) History(_ context.Context, channel string, limit int) ([]json.RawMessage, error) {
+	if _, err := s.channel("history of", channel, func(ch seam.Channel) bool { return !ch.Private || s.opts.HistorySize <= 0 }); err != nil || limit <= 0 {
 		return nil, err
 	}
 	res, err := s.node.History(channel, centrifuge.WithLimit(limit), centrifuge.WithReverse(true))
@@ -152,52 +102,34 @@ func (s *Server) History(ctx context.Context, channel string, limit int) ([]json
 	}
 	out := make([]json.RawMessage, len(res.Publications))
 	for k, pub := range res.Publications {
-		out[len(out)-1-k] = json.RawMessage(pub.Data) // newest first: turned around
+		out[len(out)-1-k] = pub.Data // newest first: turned around
 	}
 	return out, nil
 }
 
-// Presence returns each channel's subscriptions, in the order of
-// channels, each with its user and the info its token carried, sorted by
-// user then client. A channel that keeps no presence (a public one, or
-// any with Options.NoPresence) is seam.ErrNotAvailable; one the Instant
-// does not declare is seam.ErrUnknownChannel.
+// Presence returns each channel's subscriptions sorted by user then
+// client; seam.ErrNotAvailable for a channel without presence.
 func (s *Server) Presence(ctx context.Context, channels []string) ([][]seam.Client, error) {
-	p := s.policy.Load()
-	if p == nil {
-		return nil, errNotBound
-	}
 	out := make([][]seam.Client, len(channels))
 	for k, channel := range channels {
-		ch, known := p.Channel(channel)
-		switch {
-		case !known:
-			return nil, fmt.Errorf("embedded: presence of %q: %w", channel, seam.ErrUnknownChannel)
-		case !ch.Private || s.opts.NoPresence:
-			return nil, fmt.Errorf("embedded: presence of %q: %w: it keeps no presence", channel, seam.ErrNotAvailable)
-		}
-		if err := ctx.Err(); err != nil {
+		_, err := s.channel("presence of", channel, func(ch seam.Channel) bool { return !ch.Private || s.opts.NoPresence })
+		if err = cmp.Or(err, ctx.Err()); err != nil {
 			return nil, err
 		}
 		res, err := s.node.Presence(channel)
 		if err != nil {
 			return nil, fmt.Errorf("embedded: presence of %q: %w", channel, err)
 		}
-		clients := make([]seam.Client, 0, len(res.Presence))
 		for _, info := range res.Presence {
-			clients = append(clients, seam.Client{ID: info.ClientID, User: info.UserID, Info: json.RawMessage(info.ChanInfo)})
+			out[k] = append(out[k], seam.Client{ID: info.ClientID, User: info.UserID, Info: info.ChanInfo})
 		}
-		slices.SortFunc(clients, func(a, b seam.Client) int {
-			return cmp.Or(cmp.Compare(a.User, b.User), cmp.Compare(a.ID, b.ID))
-		})
-		out[k] = clients
+		slices.SortFunc(out[k], func(a, b seam.Client) int { return cmp.Or(cmp.Compare(a.User, b.User), cmp.Compare(a.ID, b.ID)) })
 	}
 	return out, nil
 }
 
-// applyCommand applies one command of Centrifugo's server API, as the
-// outbox holds them: "publish" {channel, data, idempotency_key, tags} or
-// "broadcast" {channels, data, idempotency_key, tags}, through Publish.
+// applyCommand publishes an outbox row, leaving out (logged) channels the
+// Instant does not declare, as a row of another version of the app holds.
 func (s *Server) applyCommand(ctx context.Context, method string, params json.RawMessage) error {
 	var cmd struct {
 		Channel        string            `json:"channel"`
@@ -209,43 +141,69 @@ func (s *Server) applyCommand(ctx context.Context, method string, params json.Ra
 	if err := json.Unmarshal(params, &cmd); err != nil {
 		return fmt.Errorf("%w: %s: params: %w", errOutboxInvalid, method, err)
 	}
-	var channels []string
-	switch method {
-	case "publish":
-		channels = []string{cmd.Channel}
-	case "broadcast":
-		channels = cmd.Channels
-	default:
+	if method == "publish" {
+		cmd.Channels = []string{cmd.Channel}
+	} else if method != "broadcast" {
 		return fmt.Errorf("%w: method %q is neither publish nor broadcast", errOutboxInvalid, method)
 	}
-	if len(cmd.Data) == 0 || len(channels) == 0 || slices.Contains(channels, "") {
+	if len(cmd.Data) == 0 || len(cmd.Channels) == 0 || slices.Contains(cmd.Channels, "") {
 		return fmt.Errorf("%w: %s: no data or no channel", errOutboxInvalid, method)
 	}
-	// A channel this server does not know (a row of another version of
-	// the app, in a rolling deploy) is left out, logged; the rest is
-	// published, and any failure of theirs keeps the row for a retry (the
-	// idempotency key keeps what went out from going out twice).
-	pubs := make([]seam.Publication, 0, len(channels))
-	var unknown []string
-	p := s.policy.Load()
-	for _, ch := range channels {
-		if p != nil {
-			if _, known := p.Channel(ch); !known {
-				unknown = append(unknown, ch)
-				continue
-			}
+	left := 0
+	for _, ch := range cmd.Channels {
+		err := s.publish(ctx, seam.Publication{Channel: ch, Data: cmd.Data, IdempotencyKey: cmd.IdempotencyKey, Origin: cmd.Tags["origin"]})
+		if errors.Is(err, seam.ErrUnknownChannel) {
+			left++
+		} else if err != nil {
+			return err
 		}
-		pubs = append(pubs, seam.Publication{Channel: ch, Data: cmd.Data, IdempotencyKey: cmd.IdempotencyKey, Origin: cmd.Tags["origin"]})
 	}
-	if len(unknown) > 0 {
-		s.logger.Warn("embedded: outbox: channels of namespaces the Instant does not declare left out", "method", method, "channels", len(unknown))
+	if left > 0 {
+		s.opts.Logger.Warn("embedded: outbox: channels of namespaces the Instant does not declare left out", "method", method, "channels", left)
 	}
-	if len(pubs) == 0 {
+	if left == len(cmd.Channels) {
 		return fmt.Errorf("%w: %s: %w", errOutboxInvalid, method, seam.ErrUnknownChannel)
 	}
-	_, err := s.Publish(ctx, pubs)
-	if errors.Is(err, seam.ErrUnknownChannel) {
-		return fmt.Errorf("embedded: %s: %s", method, err.Error()) // not the row's fault alone: kept
+	return nil
+}
+
+// UserChannels returns, sorted, the channels user is subscribed to in the
+// processes that answer its survey within a second (a warning names those
+// that do not; a process younger than 3 seconds may not know them all).
+func (s *Server) UserChannels(ctx context.Context, user string) ([]string, error) {
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	results, err := s.node.Survey(sctx, "instant.user_channels", []byte(user), "") // the only survey
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, context.DeadlineExceeded):
+		known := 0
+		if info, err := s.node.Info(); err == nil {
+			known = len(info.Nodes)
+		}
+		s.opts.Logger.Warn("embedded: some processes did not say which channels the user reads; only the answers are used",
+			"answered", len(results), "processes", known, "waited", time.Second)
+	case err != nil:
+		return nil, fmt.Errorf("embedded: asking the processes for the user's channels: %w", err)
 	}
-	return err
+	var out []string
+	for _, r := range results {
+		var chs []string
+		if r.Code == 0 && json.Unmarshal(r.Data, &chs) == nil {
+			out = append(out, chs...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// onSurvey answers UserChannels with this process's channels of the user.
+func (s *Server) onSurvey(e centrifuge.SurveyEvent, cb centrifuge.SurveyCallback) {
+	chs := []string{}
+	for _, c := range s.node.Hub().UserConnections(string(e.Data)) {
+		chs = append(chs, c.Channels()...)
+	}
+	data, _ := json.Marshal(chs)
+	cb(centrifuge.SurveyReply{Data: data})
 }

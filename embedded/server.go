@@ -1,12 +1,15 @@
 package embedded
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,120 +20,195 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Server is the realtime server in the app's process: a centrifuge node
-// that checks the tokens an Instant's routes sign and serves the channels
-// the Instant declares. Give it to one Instant (instant.Config.Server),
-// which binds it; Register then serves its websocket. Its methods are
-// safe for concurrent use.
+// Server is the realtime server in the app's process, for one Instant
+// (instant.Config.Server). Its methods are safe for concurrent use.
 type Server struct {
 	opts    Options
 	node    *centrifuge.Node
 	shard   *centrifuge.RedisShard // nil in memory
 	handler http.Handler
-	logger  *slog.Logger
+	policy  atomic.Pointer[seam.Policy] // set once, by Bind
 
-	policy atomic.Pointer[seam.Policy] // set once, by Bind
-
-	mu         sync.Mutex
-	bound      bool
-	closed     bool // Close ran: no Bind any more
+	mu         sync.Mutex // for the fields below, and Bind
+	closed     bool
 	stopOutbox func()
-	closeOnce  sync.Once
 	closeErr   error
 }
 
-var _ seam.Server = (*Server)(nil)
-
-// Client limits, as Centrifugo's defaults and the config CentrifugoConfig
-// writes for it.
-const (
-	// staleCloseDelay closes a connection that sent no connect command.
-	staleCloseDelay = 10 * time.Second
-	// expiredSubCloseDelay and presenceUpdateInterval: a subscription whose
-	// token expired and was not refreshed is closed within their sum; the
-	// same values CentrifugoConfig writes (client.expired_sub_close_delay,
-	// client.presence_update_interval).
-	expiredSubCloseDelay   = 5 * time.Second
-	presenceUpdateInterval = 5 * time.Second
-	// expiredCloseDelay is Centrifugo's for a connection's token.
-	expiredCloseDelay = 25 * time.Second
-	// messageSizeLimit is the largest websocket message a client may send.
-	messageSizeLimit = 64 << 10
-)
-
-// New starts a Server: a centrifuge node with Centrifugo's client limits,
-// its Prometheus metrics in a registry of its own (never the default
-// one), on Redis when o.RedisAddress is set (New fails when Redis does not
-// answer) or in memory. It serves nobody until an Instant binds it
-// (instant.New with Config.Server). Close stops it.
+// New starts a Server as CentrifugoConfig configures Centrifugo, on Redis
+// (which must answer) or in memory, with a Prometheus registry of its own.
 func New(o Options) (*Server, error) {
 	o, err := o.checked()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, logger: o.Logger}
-	node, err := centrifuge.New(centrifuge.Config{
+	s := &Server{opts: o}
+	s.node, err = centrifuge.New(centrifuge.Config{
 		LogLevel:                     centrifuge.LogLevelWarn,
 		LogHandler:                   s.log,
-		ClientStaleCloseDelay:        staleCloseDelay,
-		ClientExpiredCloseDelay:      expiredCloseDelay,
-		ClientExpiredSubCloseDelay:   expiredSubCloseDelay,
-		ClientPresenceUpdateInterval: presenceUpdateInterval,
-		// Centrifugo's defaults, which are centrifuge's too: named here
-		// so that a change of the library's does not change ours.
-		ClientQueueMaxSize: 1 << 20,
-		ClientChannelLimit: 128,
-		ChannelMaxLength:   255,
-		// A subscriber back from an outage recovers as much as is kept.
-		RecoveryMaxPublicationLimit: o.HistorySize,
-		Metrics: centrifuge.MetricsConfig{
-			MetricsNamespace:   "instant",
-			RegistererGatherer: prometheus.NewRegistry(),
-		},
+		ClientStaleCloseDelay:        10 * time.Second,
+		ClientExpiredCloseDelay:      25 * time.Second,
+		ClientExpiredSubCloseDelay:   5 * time.Second,
+		ClientPresenceUpdateInterval: 5 * time.Second,
+		ClientQueueMaxSize:           1 << 20,
+		ClientChannelLimit:           128,
+		ChannelMaxLength:             255,
+		RecoveryMaxPublicationLimit:  o.HistorySize,
+		Metrics:                      centrifuge.MetricsConfig{MetricsNamespace: "instant", RegistererGatherer: prometheus.NewRegistry()},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded: %w", err)
 	}
-	s.node = node
 	if o.RedisAddress != "" {
-		if err := s.useRedis(o.RedisAddress); err != nil {
-			return nil, err
+		if err := s.useRedis(); err != nil {
+			s.closeRedis()
+			return nil, fmt.Errorf("embedded: Redis at %s: %w", redactedRedis(o.RedisAddress), err)
 		}
 	}
-	node.OnConnecting(s.onConnecting)
-	node.OnConnect(s.onConnect)
-	node.OnSurvey(s.onSurvey)
-	if err := node.Run(); err != nil {
+	s.node.OnConnecting(s.onConnecting)
+	s.node.OnConnect(s.onConnect)
+	s.node.OnSurvey(s.onSurvey)
+	if err := s.node.Run(); err != nil {
 		s.closeRedis()
 		return nil, fmt.Errorf("embedded: starting the node: %w", err)
 	}
-	s.handler = centrifuge.NewWebsocketHandler(node, centrifuge.WebsocketConfig{
-		CheckOrigin:      s.checkOrigin,
-		MessageSizeLimit: messageSizeLimit,
-	})
+	s.handler = centrifuge.NewWebsocketHandler(s.node, centrifuge.WebsocketConfig{CheckOrigin: s.checkOrigin, MessageSizeLimit: 64 << 10})
 	return s, nil
 }
 
-// useRedis puts the node's broker and presence on the Redis at address.
-func (s *Server) useRedis(address string) error {
-	shard, err := centrifuge.NewRedisShard(s.node, centrifuge.RedisShardConfig{Address: address})
-	if err != nil {
-		return fmt.Errorf("embedded: Redis at %s: %w", redactedRedis(address), err)
-	}
-	s.shard = shard
-	broker, err := centrifuge.NewRedisBroker(s.node, centrifuge.RedisBrokerConfig{Shards: []*centrifuge.RedisShard{shard}})
-	if err != nil {
+// Close stops the outbox and the node within 5 seconds, telling clients to
+// reconnect and recover; closing again returns the first result.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true // and Bind refused
+		if s.stopOutbox != nil {
+			s.stopOutbox()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.node.Shutdown(ctx); err != nil {
+			s.closeErr = fmt.Errorf("embedded: close: %w", err)
+		}
 		s.closeRedis()
-		return fmt.Errorf("embedded: Redis broker at %s: %w", redactedRedis(address), err)
 	}
-	presence, err := centrifuge.NewRedisPresenceManager(s.node, centrifuge.RedisPresenceManagerConfig{Shards: []*centrifuge.RedisShard{shard}})
-	if err != nil {
-		s.closeRedis()
-		return fmt.Errorf("embedded: Redis presence at %s: %w", redactedRedis(address), err)
+	return s.closeErr
+}
+
+// Bind, called by instant.New, starts serving p and the outbox (within 10
+// seconds); a second Bind, or one after Close, is an error.
+func (s *Server) Bind(p seam.Policy) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.policy.Load() != nil {
+		return errors.New("embedded: this Server already serves an Instant: give each Instant a Server of its own")
 	}
-	s.node.SetBroker(broker)
-	s.node.SetPresenceManager(presence)
+	if s.closed {
+		return errors.New("embedded: this Server is closed")
+	}
+	s.policy.Store(&p)
+	if s.opts.OutboxDB != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stop, err := startOutbox(ctx, s.opts.OutboxDB, p, s.applyCommand, s.opts.Logger)
+		if err != nil {
+			s.policy.Store(nil)
+			return err
+		}
+		s.stopOutbox = stop
+	}
 	return nil
+}
+
+// Handler is the websocket endpoint: 403 for a browser of a site not
+// allowed (Options.AllowedOrigins).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// checkOrigin allows no Origin (no browser), the page's host,
+// AllowedOrigins, SiteOrigin and TrustedOrigins.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	u, err := url.Parse(origin)
+	switch {
+	case origin == "":
+		return true
+	case err != nil || u.Host == "":
+		return false
+	case strings.EqualFold(u.Host, r.Host):
+		return true
+	}
+	allowed := s.opts.AllowedOrigins
+	if p := s.policy.Load(); p != nil {
+		allowed = slices.Concat(allowed, p.Origins)
+	}
+	return slices.ContainsFunc(allowed, func(a string) bool {
+		return a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), u.Scheme+"://"+u.Host)
+	})
+}
+
+// Describe names the server for a log line: "embedded, memory", or
+// "embedded, redis <address without credentials>".
+func (s *Server) Describe() string {
+	if s.opts.RedisAddress == "" {
+		return "embedded, memory"
+	}
+	return "embedded, redis " + redactedRedis(s.opts.RedisAddress)
+}
+
+// Check reports Redis silent within ctx, and an outbox table not OutboxDDL's.
+func (s *Server) Check(ctx context.Context) error {
+	var errs []error
+	if s.shard != nil {
+		done := make(chan error, 1)
+		go func() { _, err := s.node.PresenceStats("instant-check"); done <- err }() // changes nothing
+		var err error
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("did not answer: %w", ctx.Err())
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("embedded: Redis at %s: %w", redactedRedis(s.opts.RedisAddress), err))
+		}
+	}
+	if p := s.policy.Load(); p != nil && s.opts.OutboxDB != nil {
+		errs = append(errs, checkOutbox(ctx, s.opts.OutboxDB, *p))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) log(e centrifuge.LogEntry) {
+	level := slog.LevelWarn
+	if e.Level >= centrifuge.LogLevelError {
+		level = slog.LevelError
+	}
+	s.opts.Logger.Log(context.Background(), level, "embedded: "+e.Message, "fields", e.Fields, "error", e.Error)
+}
+
+// init registers the server of the package-level Session and Register
+// (when the environment names no Centrifugo), on INSTANT_REDIS_URL.
+func init() {
+	seam.Register(func(env func(string) string) (seam.Server, error) {
+		return New(Options{RedisAddress: env("INSTANT_REDIS_URL")})
+	})
+}
+
+func (s *Server) useRedis() (err error) {
+	if s.shard, err = centrifuge.NewRedisShard(s.node, centrifuge.RedisShardConfig{Address: s.opts.RedisAddress}); err != nil {
+		return err
+	}
+	shards := []*centrifuge.RedisShard{s.shard}
+	broker, err := centrifuge.NewRedisBroker(s.node, centrifuge.RedisBrokerConfig{Shards: shards})
+	if err != nil {
+		return err
+	}
+	presence, err := centrifuge.NewRedisPresenceManager(s.node, centrifuge.RedisPresenceManagerConfig{Shards: shards})
+	if err == nil {
+		s.node.SetBroker(broker)
+		s.node.SetPresenceManager(presence)
+	}
+	return err
 }
 
 func (s *Server) closeRedis() {
@@ -139,164 +217,62 @@ func (s *Server) closeRedis() {
 	}
 }
 
-// Close stops the server: its outbox consumer, then the node, which
-// closes every connection with a code that tells clients to reconnect
-// (they come back to another process, or to this one restarted, and
-// recover what they missed), waiting for that at most 5 seconds. A second
-// Close returns the first one's result.
-func (s *Server) Close() error {
-	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true // a Bind from now on is refused
-		stop := s.stopOutbox
-		s.stopOutbox = nil
-		s.mu.Unlock()
-		if stop != nil {
-			stop()
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		if err := s.node.Shutdown(ctx); err != nil {
-			s.closeErr = fmt.Errorf("embedded: close: %w", err)
-		}
-		s.closeRedis()
-	})
-	return s.closeErr
+// Options configures a Server. The zero value works: one process, in
+// memory, same-origin browsers, presence and history on private channels.
+type Options struct {
+	// AllowedOrigins are more origins (scheme://host[:port]; "*": all)
+	// whose pages may open the websocket. Default: none.
+	AllowedOrigins []string
+	// RedisAddress ("redis://host:6379", "rediss://user:pass@host") makes
+	// the processes on that Redis serve as one. Default: memory.
+	RedisAddress string
+	// OutboxDB is the PostgreSQL database of BroadcastTx's outbox: each
+	// committed row is published once, in order per partition. Default: nil.
+	OutboxDB *sql.DB
+	// NoPresence turns off presence, with joins and leaves, on private
+	// channels (public ones never keep it).
+	NoPresence bool
+	// HistorySize and HistoryTTL keep each private channel's latest
+	// publications for recovery. Zero: 100 and 2 minutes; -1: none.
+	HistorySize int
+	HistoryTTL  time.Duration
+	// Logger receives warnings and errors. Default: slog.Default().
+	Logger *slog.Logger
 }
 
-// Bind is called by instant.New: it gives the server the Instant's token
-// secret and channels, and starts the outbox consumer when
-// Options.OutboxDB is set. A Server serves one Instant: a second Bind is
-// an error.
-func (s *Server) Bind(p seam.Policy) error {
-	if len(p.TokenSecret) == 0 || p.Channel == nil {
-		return errors.New("embedded: Bind needs a token secret and the channels")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.bound {
-		return errors.New("embedded: this Server already serves an Instant: give each Instant a Server of its own")
-	}
-	if s.closed {
-		return errors.New("embedded: this Server is closed")
-	}
-	if p.Logger == nil {
-		p.Logger = s.logger
-	}
-	p.TokenSecret = append([]byte(nil), p.TokenSecret...)
-	if s.opts.OutboxDB != nil {
-		// The start checks the table: bounded, so that a database that
-		// does not answer fails New instead of hanging it.
-		ctx, cancel := context.WithTimeout(context.Background(), outboxStartTimeout)
-		stop, err := startOutbox(ctx, s.opts.OutboxDB, p, s.applyCommand, s.logger)
-		cancel()
-		if err != nil {
-			return err // "embedded: ..." already
-		}
-		s.stopOutbox = stop
-	}
-	s.bound = true
-	s.policy.Store(&p)
-	return nil
-}
-
-// Handler is the websocket endpoint (Register mounts it at GET
-// <group>/connection/websocket). It refuses a handshake from a browser
-// of another site (see Options.AllowedOrigins) with 403.
-func (s *Server) Handler() http.Handler { return s.handler }
-
-// shutdownTimeout bounds how long Close drains the node.
-const shutdownTimeout = 5 * time.Second
-
-// outboxStartTimeout bounds Bind's check of the outbox table.
-const outboxStartTimeout = 10 * time.Second
-
-// checkOrigin allows a handshake without Origin (no browser), one from
-// the page's own host, those of Options.AllowedOrigins, and the
-// Instant's own (its SiteOrigin and TrustedOrigins, which its POST routes
-// trust too: a proxy that rewrites Host must not lock its pages out).
-func (s *Server) checkOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	origin = strings.ToLower(u.Scheme + "://" + u.Host)
-	for _, allowed := range s.opts.AllowedOrigins {
-		if allowed == "*" || allowed == origin {
-			return true
-		}
-	}
-	if p := s.policy.Load(); p != nil {
-		for _, allowed := range p.Origins {
-			if strings.EqualFold(allowed, origin) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// Describe names the server for a log line: "embedded, memory", or
-// "embedded, redis <address>" (without its credentials).
-func (s *Server) Describe() string {
-	if s.opts.RedisAddress == "" {
-		return "embedded, memory"
-	}
-	return "embedded, redis " + redactedRedis(s.opts.RedisAddress)
-}
-
-// checkChannel is the channel Check reads presence of: a read that
-// changes nothing, answered by Redis when the server uses it.
-const checkChannel = "instant-check"
-
-// Check reports what can be wrong with the server, every problem joined:
-// Redis does not answer (when used), the outbox table cannot be read
-// (when Options.OutboxDB is set). Nil when nothing is. It waits no longer
-// than ctx allows.
-func (s *Server) Check(ctx context.Context) error {
+func (o Options) checked() (Options, error) {
 	var errs []error
-	if s.shard != nil {
-		done := make(chan error, 1)
-		go func() {
-			_, err := s.node.PresenceStats(checkChannel)
-			done <- err
-		}()
-		select {
-		case err := <-done:
-			if err != nil {
-				errs = append(errs, fmt.Errorf("embedded: Redis at %s: %w", redactedRedis(s.opts.RedisAddress), err))
-			}
-		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("embedded: Redis at %s did not answer: %w", redactedRedis(s.opts.RedisAddress), ctx.Err()))
+	o.AllowedOrigins = slices.Clone(o.AllowedOrigins) // the caller's stays theirs
+	for k, origin := range o.AllowedOrigins {
+		u, err := url.Parse(origin)
+		if origin != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil) {
+			errs = append(errs, fmt.Errorf("embedded: AllowedOrigins[%d] %q is not an origin (scheme://host[:port])", k, origin))
 		}
 	}
-	if p := s.policy.Load(); p != nil && s.opts.OutboxDB != nil {
-		if err := checkOutbox(ctx, s.opts.OutboxDB, *p); err != nil {
-			errs = append(errs, err) // "embedded: ..." already
+	switch {
+	case o.HistorySize == -1 || o.HistoryTTL == -1:
+		o.HistorySize, o.HistoryTTL = 0, 0
+	case o.HistorySize < 0 || o.HistoryTTL < 0:
+		errs = append(errs, fmt.Errorf("embedded: HistorySize and HistoryTTL must be above zero, zero (the defaults, 100 and 2 minutes) or -1 (none), got %d and %v", o.HistorySize, o.HistoryTTL))
+	default:
+		o.HistorySize, o.HistoryTTL = cmp.Or(o.HistorySize, 100), cmp.Or(o.HistoryTTL, 2*time.Minute)
+		if o.HistoryTTL < time.Second {
+			errs = append(errs, fmt.Errorf("embedded: HistoryTTL must be at least a second, got %v", o.HistoryTTL))
 		}
 	}
-	return errors.Join(errs...)
+	o.Logger = cmp.Or(o.Logger, slog.Default())
+	return o, errors.Join(errs...)
 }
 
-// log hands centrifuge's warnings and errors to the Logger.
-func (s *Server) log(e centrifuge.LogEntry) {
-	level := slog.LevelWarn
-	if e.Level >= centrifuge.LogLevelError {
-		level = slog.LevelError
+// redactedRedis is address without its credentials.
+func redactedRedis(address string) string {
+	if !strings.Contains(address, "://") {
+		return address
 	}
-	attrs := make([]slog.Attr, 0, len(e.Fields)+1)
-	for k, v := range e.Fields {
-		attrs = append(attrs, slog.Any(k, v))
+	u, err := url.Parse(address)
+	if err != nil {
+		return "(an address that does not parse)" // it may hold a password
 	}
-	if e.Error != nil {
-		attrs = append(attrs, slog.String("error", e.Error.Error()))
-	}
-	s.logger.LogAttrs(context.Background(), level, "embedded: "+e.Message, attrs...)
+	u.User = nil
+	return u.String()
 }

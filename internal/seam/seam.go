@@ -1,129 +1,78 @@
 // Package seam is the one interface between the instant core and a
-// realtime server that runs in the app's own process (the embedded
-// package, github.com/gin-instant/instant/embedded). The core speaks to
-// Centrifugo over its HTTP API, and to such a server through Server; it
-// imports no server. Being internal, only this module's packages (the
-// embedded module's included) can implement it.
+// realtime server in the app's process (the embedded module): the core
+// imports no server.
 package seam
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
-	"sync"
+	"sync/atomic"
 )
 
-// Server is a realtime server in the app's process. Bind is called once,
-// by instant.New, before anything else; every other method is safe for
-// concurrent use after it.
+// Server is a realtime server in the app's process. instant.New calls Bind
+// first; the other methods are safe for concurrent use.
 type Server interface {
-	// Bind gives the server what the Instant decides: its token secret and
-	// the channels it serves. A server serves one Instant: a second Bind
-	// is an error.
-	Bind(p Policy) error
-	// Handler is the websocket endpoint browsers connect to (Register
-	// mounts it at GET <group>/connection/websocket).
-	Handler() http.Handler
-	// Publish publishes each publication, in order. When some fail, it
-	// returns their indices in failed and the first error.
-	Publish(ctx context.Context, pubs []Publication) (failed []int, err error)
-	// Unsubscribe ends user's subscriptions to channels, on every
-	// connection of theirs and every process.
-	Unsubscribe(ctx context.Context, user string, channels []string) error
-	// Disconnect closes every connection of user; the clients reconnect.
-	Disconnect(ctx context.Context, user string) error
-	// Presence returns the subscriptions of each channel, in the order
-	// of channels.
+	Bind(p Policy) error                                                       // a second Bind is an error
+	Handler() http.Handler                                                     // the websocket, GET <group>/connection/websocket
+	Publish(ctx context.Context, pubs []Publication) (failed []int, err error) // in order; the first error
+	Unsubscribe(ctx context.Context, user string, channels []string) error     // in every process
+	Disconnect(ctx context.Context, user string) error                         // the clients reconnect
 	Presence(ctx context.Context, channels []string) ([][]Client, error)
-	// UserChannels returns the channels user is subscribed to, on any of
-	// their connections, in every process.
-	UserChannels(ctx context.Context, user string) ([]string, error)
-	// Check reports what can be wrong with the server (Redis unreachable,
-	// the outbox table missing), every problem joined; nil when nothing is.
-	Check(ctx context.Context) error
-	// Describe names the server for a log line ("embedded, memory").
-	Describe() string
+	UserChannels(ctx context.Context, user string) ([]string, error) // in every process
+	Check(ctx context.Context) error                                 // every problem, joined
+	Describe() string                                                // for a log line
 }
 
-// Policy is what the Instant tells the server it binds.
+// Policy is what the Instant tells its server.
 type Policy struct {
-	// TokenSecret signs the connection and subscription tokens (HS256).
-	TokenSecret []byte
-	// Channel answers how a channel is served; known false for a channel
-	// in a namespace the Instant does not declare (Centrifugo's error 102,
-	// unknown channel).
-	Channel func(channel string) (c Channel, known bool)
-	// DisallowAnonymous refuses connections without a user.
+	TokenSecret []byte // signs connection and subscription tokens
+	// Channel answers how a channel is served; known is false outside the
+	// Instant's namespaces (Centrifugo's 102).
+	Channel           func(channel string) (c Channel, known bool)
 	DisallowAnonymous bool
-	// Origins are the browser origins the Instant trusts (its SiteOrigin
-	// and TrustedOrigins), which the websocket allows too.
-	Origins []string
-	// Logger receives the server's faults.
-	Logger *slog.Logger
-	// OutboxTable is the outbox table BroadcastTx writes to, quoted and
-	// schema-qualified ("public"."centrifugo_outbox"), in OutboxPartitions
-	// partitions; NotifyChannel is what BroadcastTx notifies at commit.
-	OutboxTable      string
-	OutboxPartitions int
-	NotifyChannel    string
+	Origins           []string // SiteOrigin and TrustedOrigins, as configured
+	OutboxTable       string   // quoted, schema-qualified
+	OutboxPartitions  int
 }
 
-// Channel is how one channel is served.
-type Channel struct {
-	// Private channels need a subscription token whose "channel" claim
-	// names them and whose "sub" is the connection's user.
-	Private bool
-}
+// Channel is how one channel is served: a private one needs a
+// subscription token naming it, for the connection's user.
+type Channel struct{ Private bool }
 
-// Publication is one publication: data to a channel.
+// Publication is data to a channel, once per IdempotencyKey within the
+// server's window, tagged "origin" when Origin is set.
 type Publication struct {
-	Channel string
-	Data    []byte
-	// IdempotencyKey: a publication with a key published within the
-	// server's idempotency window is not published again.
-	IdempotencyKey string
-	// Origin, when set, tags the publication "origin" (a subscriber's
-	// tags filter may leave it out).
-	Origin string
+	Channel, IdempotencyKey, Origin string
+	Data                            []byte
 }
 
-// Client is one subscription in a channel's presence.
+// Client is one subscription in a presence, with its token's info.
 type Client struct {
-	ID   string
-	User string
-	// Info is the info the subscription's token carried, or nil.
-	Info json.RawMessage
+	ID, User string
+	Info     json.RawMessage
 }
 
-// ErrUnknownChannel and ErrNotAvailable are errors a Server returns that
-// the core tells apart.
+// Errors the core tells apart.
 var (
 	ErrUnknownChannel = errors.New("unknown channel")
 	ErrNotAvailable   = errors.New("not available")
 )
 
-// Factory builds the server the package-level Session and Register use
-// when the environment names no Centrifugo. The embedded package registers
-// one when it is imported (a blank import chooses it).
+// Factory builds the server of the package-level Session and Register when
+// the environment names no Centrifugo; importing embedded registers one.
 type Factory func(env func(string) string) (Server, error)
 
-var (
-	factoryMu sync.Mutex
-	factory   Factory
-)
+var factory atomic.Pointer[Factory]
 
-// Register records f as the Factory; the last registration wins.
-func Register(f Factory) {
-	factoryMu.Lock()
-	factory = f
-	factoryMu.Unlock()
-}
+// Register records f; the last registration wins.
+func Register(f Factory) { factory.Store(&f) }
 
-// Registered returns the Factory, or nil when none was registered.
+// Registered returns the Factory, or nil.
 func Registered() Factory {
-	factoryMu.Lock()
-	defer factoryMu.Unlock()
-	return factory
+	if f := factory.Load(); f != nil {
+		return *f
+	}
+	return nil
 }
