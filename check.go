@@ -268,7 +268,7 @@ func (i *Instant) probeRound(conn *wsConn, probes []probe, id *uint32, presence 
 	ids := make([]uint32, len(probes))
 	var cmds []wsCommand
 	for k, p := range probes {
-		tok, err := i.sign(checkUser, p.channel, nil, i.cfg.SubscriptionTokenTTL, time.Now())
+		tok, err := i.sign(&User{ID: checkUser}, p.channel, nil, time.Now())
 		if err != nil {
 			return fmt.Errorf("signing a token: %v", err)
 		}
@@ -419,7 +419,7 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 	}
 
 	// connect, with a connection token the app signed.
-	tok, err := i.sign(checkUser, "", nil, i.cfg.ConnectionTokenTTL, time.Now())
+	tok, err := i.sign(&User{ID: checkUser}, "", nil, time.Now())
 	if err != nil {
 		return fail("signing a token: %v", err)
 	}
