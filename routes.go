@@ -54,29 +54,26 @@ var routes = map[string]struct {
 //	GET  client.js                                   → the browser helper, an ES module
 //	GET  connection/websocket                        → with Config.Server: its websocket
 //
-// and Centrifugo's proxy routes, proxy/connect, proxy/refresh,
-// proxy/subscribe and proxy/sub_refresh (see CentrifugoConfig). With
+// and Centrifugo's proxy routes under proxy/ (see CentrifugoConfig). With
 // Config.Server and no WebsocketURL, "websocket_url" is the group's
 // connection/websocket path, which browsers resolve against the page.
 //
-// The auth route takes at most 100 channels; a refused channel gets its own
+// The auth route takes at most 100 channels: a refused one gets its own
 // status, a bad name or a refused anonymous visitor fails the batch. The
-// presence route answers at most 20 private channels the user may read
-// (else a 403 of their own): at most 100 subscriptions a channel (the first
-// by user, then client) and 256 KiB of them in all, "total" counting them
-// and "truncated" saying a list was cut; a failure of the server is a 502,
-// or 503 when it refused (presence off).
+// presence route answers at most 20 channels, each private and readable
+// by the logged-in user (else a 403 of its own), with at most 100
+// subscriptions a channel (by user, then client) and 256 KiB of them in
+// all; "total" counts them and "truncated" says a list was cut. The
+// server failing is a 502, or a 503 when it refused (presence off).
 //
 // POST routes take a JSON body of at most 64 KiB and refuse cross-origin
-// requests (see TrustedOrigins). Every client fault gets a 4xx
-// {"error": "..."}: 405 with an Allow header for a wrong method, 404 for
-// a name that is no route. Register mounts two paths, /:route and
-// /proxy/:kind, for every method (18 routes, so that every wrong method
-// gets its 405): give it a group of its own, where the app's own static
-// routes still win.
-//
-// The routes need sessions.Sessions before them (a 500 naming it without).
-// Where Session did not run, a route records the request's state itself.
+// requests (see TrustedOrigins). A client fault is a 4xx {"error": "..."}:
+// 405 with an Allow header for a wrong method, 404 for no such route.
+// Register mounts two paths, /:route and /proxy/:kind, for every method
+// (18 routes, every wrong method answered): give it a group of its own, in
+// which the app's own static routes still win. The routes need
+// sessions.Sessions before them (else a 500 naming it); where Session did
+// not run, a route records the request's state itself.
 func (i *Instant) Register(g *gin.RouterGroup) {
 	serve := func(c *gin.Context) {
 		name := c.Param("route")
@@ -188,13 +185,11 @@ type tokenResponse struct {
 }
 
 func (i *Instant) connectionTokenRoute(c *gin.Context, body []byte) {
-	var req struct{}
-	if !decodeBody(c, body, &req) {
+	if !decodeBody(c, body, &struct{}{}) {
 		return
 	}
 	if u, ok := i.connectingUser(c); ok {
-		tok, err := i.sign(u, "", nil, time.Now())
-		i.answerToken(c, tok, err)
+		i.answerToken(c, u, "", nil)
 	}
 }
 
@@ -205,17 +200,13 @@ func (i *Instant) subscriptionTokenRoute(c *gin.Context, body []byte) {
 	if !decodeBody(c, body, &req) {
 		return
 	}
-	u, ok := requestUser(c, false)
-	if !ok {
-		return
+	if u, ok := requestUser(c, false); ok {
+		if info, err := i.decide(c, u, req.Channel); err != nil {
+			refuse(c, err)
+		} else {
+			i.answerToken(c, u, req.Channel, info)
+		}
 	}
-	info, err := i.decide(c, u, req.Channel)
-	if err != nil {
-		refuse(c, err)
-		return
-	}
-	tok, err := i.sign(u, req.Channel, info, time.Now())
-	i.answerToken(c, tok, err)
 }
 
 // authAnswer is one channel of the auth route's answer.
@@ -266,7 +257,7 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 		}
 		tok, err := i.sign(u, "", nil, now)
 		if err != nil {
-			i.answerToken(c, tok, err)
+			i.signFailed(c, err)
 			return
 		}
 		out.Connection = &tokenResponse{Token: tok.Token, ExpiresAt: tok.ExpiresAt.Unix()}
@@ -276,16 +267,20 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 		a := &out.Channels[k]
 		a.Channel = ch
 		info, err := i.decide(c, u, ch)
-		if err != nil {
-			if a.Status = errorStatus(err); a.Status == http.StatusBadRequest || a.Status == http.StatusUnauthorized {
-				refuse(c, err)
-				return
-			}
+		switch {
+		case errors.Is(err, ErrInvalidChannel) || errors.Is(err, ErrLoginRequired):
+			refuse(c, err) // the whole batch
+			return
+		case errors.Is(err, ErrNotAllowed):
+			a.Status = http.StatusForbidden
+			continue
+		case err != nil:
+			a.Status = http.StatusInternalServerError // a failed rule
 			continue
 		}
 		tok, err := i.sign(u, ch, info, now)
 		if err != nil {
-			i.answerToken(c, tok, err)
+			i.signFailed(c, err)
 			return
 		}
 		a.Token, a.ExpiresAt = tok.Token, tok.ExpiresAt.Unix()
@@ -340,13 +335,18 @@ func errorStatus(err error) int {
 	return http.StatusInternalServerError
 }
 
-func (i *Instant) answerToken(c *gin.Context, tok Token, err error) {
-	if err != nil {
-		i.logger.Error("instant: signing failed", "error", err)
-		abortJSON(c, http.StatusInternalServerError, "instant: could not sign the token")
-		return
+// answerToken signs a token (see sign) and answers it.
+func (i *Instant) answerToken(c *gin.Context, u *User, channel string, info any) {
+	if tok, err := i.sign(u, channel, info, time.Now()); err != nil {
+		i.signFailed(c, err)
+	} else {
+		c.JSON(http.StatusOK, tokenResponse{Token: tok.Token, ExpiresAt: tok.ExpiresAt.Unix()})
 	}
-	c.JSON(http.StatusOK, tokenResponse{Token: tok.Token, ExpiresAt: tok.ExpiresAt.Unix()})
+}
+
+func (i *Instant) signFailed(c *gin.Context, err error) {
+	i.logger.Error("instant: signing failed", "error", err)
+	abortJSON(c, http.StatusInternalServerError, "instant: could not sign the token")
 }
 
 func abortJSON(c *gin.Context, status int, msg string) {
