@@ -25,9 +25,8 @@ type Member struct {
 	Clients int `json:"clients"`
 }
 
-// presenceClient is one subscription as the server's presence call reports
-// it, with the info its subscription carries (client only from
-// presenceBatch).
+// presenceClient is one subscription as a presence call reports it (client
+// only from presenceBatch).
 type presenceClient struct {
 	client, user string
 	chanInfo     json.RawMessage
@@ -56,27 +55,32 @@ func (i *Instant) Presence(ctx context.Context, channel string) ([]Member, error
 	if err != nil {
 		return nil, err
 	}
-	byUser := map[string]*Member{}
-	for _, pc := range clients {
-		if pc.user == "" {
-			continue
+	out := []Member{}
+	for _, pc := range loggedIn(clients) {
+		if n := len(out); n == 0 || out[n-1].UserID != pc.user {
+			out = append(out, Member{UserID: pc.user})
 		}
-		m := byUser[pc.user]
-		if m == nil {
-			m = &Member{UserID: pc.user}
-			byUser[pc.user] = m
-		}
+		m := &out[len(out)-1]
 		m.Clients++
 		if m.Info == nil && len(pc.chanInfo) > 0 && string(pc.chanInfo) != "null" {
 			m.Info = slices.Clone(pc.chanInfo)
 		}
 	}
-	out := make([]Member, 0, len(byUser))
-	for _, m := range byUser {
-		out = append(out, *m)
-	}
-	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.UserID, b.UserID) })
 	return out, nil
+}
+
+// loggedIn returns clients that have a user, sorted by user and client.
+func loggedIn(clients []presenceClient) []presenceClient {
+	all := make([]presenceClient, 0, len(clients))
+	for _, pc := range clients {
+		if pc.user != "" {
+			all = append(all, pc)
+		}
+	}
+	slices.SortFunc(all, func(a, b presenceClient) int {
+		return cmp.Or(strings.Compare(a.user, b.user), strings.Compare(a.client, b.client))
+	})
+	return all
 }
 
 // Bounds of the presence route.
@@ -86,15 +90,13 @@ const (
 	maxPresenceBytes    = 256 << 10 // listed subscriptions an answer, encoded
 )
 
-// routeClient is one subscription as the presence route lists it.
 type routeClient struct {
 	Client string          `json:"client"`
 	User   string          `json:"user"`
 	Info   json.RawMessage `json:"info,omitempty"`
 }
 
-// presenceAnswer is one channel of the presence route's answer: its
-// subscriptions or the status of its refusal.
+// presenceAnswer is one channel of the presence route's answer.
 type presenceAnswer struct {
 	Channel   string        `json:"channel"`
 	Clients   []routeClient `json:"clients,omitzero"`
@@ -103,16 +105,15 @@ type presenceAnswer struct {
 	Status    int           `json:"status,omitempty"`
 }
 
-// presenceRoute answers POST presence (see Register). The server is asked
+// presenceRoute answers POST presence (see Register), asking the server
 // about every answered channel in one request.
 func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
 	var req struct {
 		Channels []string `json:"channels"`
 	}
-	if !decodeBody(c, body, &req) {
-		return
-	}
 	switch {
+	case !decodeBody(c, body, &req):
+		return
 	case len(req.Channels) == 0:
 		abortJSON(c, http.StatusBadRequest, "instant: no channels")
 		return
@@ -183,15 +184,7 @@ func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
 // what is left of *budget (which it lowers). It returns them, how many
 // there are, and whether the list was cut.
 func routeClients(clients []presenceClient, budget *int) (listed []routeClient, total int, truncated bool) {
-	all := make([]presenceClient, 0, len(clients))
-	for _, pc := range clients {
-		if pc.user != "" {
-			all = append(all, pc)
-		}
-	}
-	slices.SortFunc(all, func(a, b presenceClient) int {
-		return cmp.Or(strings.Compare(a.user, b.user), strings.Compare(a.client, b.client))
-	})
+	all := loggedIn(clients)
 	listed = make([]routeClient, 0, min(len(all), maxPresenceListed))
 	for _, pc := range all {
 		if len(listed) == maxPresenceListed {

@@ -33,25 +33,14 @@ const (
 	routeProxySubRefresh = "proxy/sub_refresh"
 )
 
-type proxyError struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
-}
-
-type proxyAnswer struct {
-	Result     any         `json:"result,omitempty"`
-	Error      *proxyError `json:"error,omitempty"`
-	Disconnect *proxyError `json:"disconnect,omitempty"`
-}
-
-// Centrifugo's codes: errors 400..1999; disconnects 4000..4499 tell the
-// client to reconnect, 4500..4999 not to.
+// Proxy answers. Centrifugo's codes: errors 400..1999; disconnects
+// 4000..4499 tell the client to reconnect, 4500..4999 not to.
 var (
-	retryLater    = proxyAnswer{Disconnect: &proxyError{Code: 4002, Message: "user unavailable, retry"}} // LoadUser failed
-	loginRequired = proxyAnswer{Disconnect: &proxyError{Code: 4501, Message: "login required"}}
-	expired       = proxyAnswer{Result: gin.H{"expired": true}}
-	denied        = proxyAnswer{Error: &proxyError{Code: 403, Message: "permission denied"}}
-	ruleFailed    = proxyAnswer{Error: &proxyError{Code: 500, Message: "internal error"}}
+	retryLater    = gin.H{"disconnect": gin.H{"code": 4002, "message": "user unavailable, retry"}} // LoadUser failed
+	loginRequired = gin.H{"disconnect": gin.H{"code": 4501, "message": "login required"}}
+	expired       = gin.H{"result": gin.H{"expired": true}}
+	denied        = gin.H{"error": gin.H{"code": 403, "message": "permission denied"}}
+	ruleFailed    = gin.H{"error": gin.H{"code": 500, "message": "internal error"}}
 )
 
 // proxyRoute answers Centrifugo's four proxies, after the proxy key (403
@@ -93,11 +82,11 @@ func (i *Instant) proxyRoute(c *gin.Context, body []byte) {
 		case kind == "connect" && i.mayConnect(u) != nil:
 			c.JSON(http.StatusOK, loginRequired)
 		case kind == "connect":
-			c.JSON(http.StatusOK, proxyAnswer{Result: gin.H{"user": id, "expire_at": exp}})
+			c.JSON(http.StatusOK, gin.H{"result": gin.H{"user": id, "expire_at": exp}})
 		case id != req.User || i.mayConnect(u) != nil:
 			c.JSON(http.StatusOK, expired)
 		default:
-			c.JSON(http.StatusOK, proxyAnswer{Result: gin.H{"expire_at": exp}})
+			c.JSON(http.StatusOK, gin.H{"result": gin.H{"expire_at": exp}})
 		}
 		return
 	}
@@ -123,6 +112,6 @@ func (i *Instant) proxyRoute(c *gin.Context, body []byte) {
 		}
 		fallthrough
 	default:
-		c.JSON(http.StatusOK, proxyAnswer{Result: result})
+		c.JSON(http.StatusOK, gin.H{"result": result})
 	}
 }

@@ -20,30 +20,26 @@ const (
 )
 
 // Reauthorize makes a change to what u may read take effect now: call it
-// after changing, in the app's store, anything the decision looks at for u
-// (roles, groups, what a rule reads). u is the user as the store now holds
-// them (ID required; a User that Login would refuse is ErrInvalidUser).
+// after changing, in the app's store, anything the decision reads for u. u
+// is the user as the store now holds them (ErrInvalidUser when Login would
+// refuse it). It needs Config.LoadUser, so that every replica signs with
+// the new roles from the next request on: without it, it does nothing and
+// returns an error matching ErrConfig.
 //
-// It needs Config.LoadUser, so that every request signs with the new roles
-// on every replica; without it, it changes nothing and returns an error
-// matching ErrConfig (a Login session keeps the roles of its login).
+// It unsubscribes u, on every connection and node, from the active private
+// channels the decision now refuses (rules get a *gin.Context of its own,
+// see AuthorizeFunc; a failed rule is a refusal, logged) that u is present
+// in, or from every refused one where the namespace keeps no presence
+// (CentrifugoOptions.Presence); nobody else is touched, and personal and
+// public channels are not looked at. Then it pushes "instant.reauthorized"
+// to u's personal channel: open pages ask for their channels again. A
+// token from before stays usable until it expires (Centrifugo closes its
+// subscription within SubscriptionTokenTTL and 10 seconds).
 //
-// It ends u's subscriptions, on every connection and node, to the active
-// private channels the decision now refuses u (rules get a *gin.Context of
-// Reauthorize's own, see AuthorizeFunc; a failed rule counts as a refusal,
-// logged), and touches nobody else: those u is present in, or, where the
-// namespace keeps no presence (CentrifugoOptions.Presence), every refused
-// active channel. Personal and public channels are not looked at. Then it
-// pushes "instant.reauthorized" to u's personal channel, on which open
-// pages ask for their channels again.
-//
-// A subscription token from before stays usable until it expires:
-// Centrifugo closes such a subscription within SubscriptionTokenTTL and 10
-// seconds. It returns nil when everything was done, else an error that
-// counts the unsubscribes refused ("failed") and unanswered ("unknown";
-// then it also matches ErrUnreachable or context.DeadlineExceeded). Calls
-// are retried and failed over as Broadcast's, within ctx and
-// PublishTimeout. Safe for concurrent use.
+// The error counts unsubscribes refused ("failed") and unanswered
+// ("unknown", matching ErrUnreachable or context.DeadlineExceeded too).
+// Calls are retried as Broadcast's, within ctx and PublishTimeout. Safe
+// for concurrent use.
 func (i *Instant) Reauthorize(ctx context.Context, u User) error {
 	if i == nil {
 		return ErrNotInstalled

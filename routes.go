@@ -110,7 +110,6 @@ func (i *Instant) Register(g *gin.RouterGroup) {
 			req := c.Request
 			ct, _, _ := strings.Cut(req.Header.Get("Content-Type"), ";")
 			var err error
-			var tooBig *http.MaxBytesError
 			switch {
 			case i.cop.Check(req) != nil:
 				abortJSON(c, http.StatusForbidden, "instant: cross-origin request refused")
@@ -118,17 +117,21 @@ func (i *Instant) Register(g *gin.RouterGroup) {
 			case !strings.EqualFold(strings.TrimSpace(ct), "application/json"):
 				abortJSON(c, http.StatusUnsupportedMediaType, "instant: content type must be application/json")
 				return
-			case req.ContentLength <= maxBodyBytes:
+			case req.ContentLength > maxBodyBytes:
+				err = &http.MaxBytesError{Limit: maxBodyBytes}
+			default:
 				body, err = io.ReadAll(http.MaxBytesReader(c.Writer, req.Body, maxBodyBytes))
 			}
-			switch {
-			case req.ContentLength > maxBodyBytes || errors.As(err, &tooBig):
-				abortJSON(c, http.StatusRequestEntityTooLarge, "instant: body larger than 64 KiB")
+			if err != nil {
+				var tooBig *http.MaxBytesError
+				if errors.As(err, &tooBig) {
+					abortJSON(c, http.StatusRequestEntityTooLarge, "instant: body larger than 64 KiB")
+				} else {
+					abortJSON(c, http.StatusBadRequest, "instant: could not read the body")
+				}
 				return
-			case err != nil:
-				abortJSON(c, http.StatusBadRequest, "instant: could not read the body")
-				return
-			case !utf8.Valid(body):
+			}
+			if !utf8.Valid(body) {
 				abortJSON(c, http.StatusBadRequest, "instant: body is not valid UTF-8")
 				return
 			}
@@ -164,9 +167,8 @@ func decodeBody(c *gin.Context, body []byte, v any) bool {
 	return true
 }
 
-// connectingUser is the user of a route that serves a connection, which
-// DisallowAnonymous refuses to anonymous visitors. On failure it has
-// answered.
+// connectingUser is requestUser for a route that serves a connection,
+// which DisallowAnonymous refuses to anonymous visitors.
 func (i *Instant) connectingUser(c *gin.Context) (*User, bool) {
 	u, ok := requestUser(c, false)
 	if ok {
@@ -218,19 +220,16 @@ type authAnswer struct {
 }
 
 // authRoute signs a batch of subscription tokens and, with "connection":
-// true, a connection token, so that a page connects and subscribes with
-// one request. A refused channel gets its own status (403, or 500 for a
-// failed rule).
+// true, a connection token: a page connects and subscribes with one request.
 func (i *Instant) authRoute(c *gin.Context, body []byte) {
 	var req struct {
 		Client     string   `json:"client"`
 		Channels   []string `json:"channels"`
 		Connection bool     `json:"connection"`
 	}
-	if !decodeBody(c, body, &req) {
-		return
-	}
 	switch {
+	case !decodeBody(c, body, &req):
+		return
 	case len(req.Channels) == 0 && !req.Connection:
 		abortJSON(c, http.StatusBadRequest, "instant: no channels")
 		return
@@ -335,7 +334,7 @@ func errorStatus(err error) int {
 	return http.StatusInternalServerError
 }
 
-// answerToken signs a token (see sign) and answers it.
+// answerToken answers a token that it signs.
 func (i *Instant) answerToken(c *gin.Context, u *User, channel string, info any) {
 	if tok, err := i.sign(u, channel, info, time.Now()); err != nil {
 		i.signFailed(c, err)

@@ -17,6 +17,8 @@ type claims struct {
 	IssuedAt  int64           `json:"iat"`
 	ExpiresAt int64           `json:"exp"`
 	Override  *override       `json:"override,omitempty"`
+	// Its methods make claims a jwt.Claims; signing reads none of them.
+	jwt.RegisteredClaims `json:"-"`
 }
 
 // override is Centrifugo's per-subscription change of the namespace's
@@ -39,18 +41,6 @@ var (
 	// joins and leaves, whatever the namespace says.
 	publicOverride = &override{Presence: &boolValue{}, JoinLeave: &boolValue{}, ForcePushJoinLeave: &boolValue{}}
 )
-
-// The jwt.Claims methods, which jwt.NewWithClaims takes and parsing uses.
-func (c claims) GetExpirationTime() (*jwt.NumericDate, error) {
-	return jwt.NewNumericDate(time.Unix(c.ExpiresAt, 0)), nil
-}
-func (c claims) GetIssuedAt() (*jwt.NumericDate, error) {
-	return jwt.NewNumericDate(time.Unix(c.IssuedAt, 0)), nil
-}
-func (c claims) GetNotBefore() (*jwt.NumericDate, error) { return nil, nil }
-func (c claims) GetIssuer() (string, error)              { return "", nil }
-func (c claims) GetSubject() (string, error)             { return c.Sub, nil }
-func (c claims) GetAudience() (jwt.ClaimStrings, error)  { return nil, nil }
 
 // Token is a signed Centrifugo token and the moment it expires.
 type Token struct {
@@ -102,6 +92,6 @@ func (i *Instant) sign(u *User, channel string, info any, now time.Time) (Token,
 
 // signConnection and signSubscription are sign, now.
 func (i *Instant) signConnection(u *User) (Token, error) { return i.sign(u, "", nil, time.Now()) }
-func (i *Instant) signSubscription(u *User, channel string, info any) (Token, error) {
-	return i.sign(u, channel, info, time.Now())
+func (i *Instant) signSubscription(u *User, ch string, info any) (Token, error) {
+	return i.sign(u, ch, info, time.Now())
 }
