@@ -169,38 +169,31 @@ func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
 			}
 			return
 		}
+		// The first maxPresenceListed of a channel's logged-in subscriptions,
+		// while their encoding fits in what is left of the answer's bytes.
 		budget := maxPresenceBytes
 		for k := range out {
-			if n, ok := index[out[k].Channel]; ok && out[k].Status == 0 {
-				out[k].Clients, out[k].Total, out[k].Truncated = routeClients(lists[n], &budget)
+			a := &out[k]
+			n, ok := index[a.Channel]
+			if !ok || a.Status != 0 {
+				continue
+			}
+			all := loggedIn(lists[n])
+			a.Total, a.Clients = len(all), make([]routeClient, 0, min(len(all), maxPresenceListed))
+			for _, pc := range all {
+				rc := routeClient{Client: pc.client, User: pc.user}
+				if len(pc.chanInfo) > 0 && string(pc.chanInfo) != "null" {
+					rc.Info = pc.chanInfo
+				}
+				enc, err := json.Marshal(rc) // as c.JSON will write it, and its comma
+				if a.Truncated = len(a.Clients) == maxPresenceListed || err != nil || len(enc)+1 > budget; a.Truncated {
+					break
+				}
+				budget -= len(enc) + 1
+				rc.Info = slices.Clone(rc.Info)
+				a.Clients = append(a.Clients, rc)
 			}
 		}
 	}
 	c.JSON(http.StatusOK, gin.H{"channels": out})
-}
-
-// routeClients lists the logged-in subscriptions of clients, sorted by user
-// and client: the first maxPresenceListed, while their encoding fits in
-// what is left of *budget (which it lowers). It returns them, how many
-// there are, and whether the list was cut.
-func routeClients(clients []presenceClient, budget *int) (listed []routeClient, total int, truncated bool) {
-	all := loggedIn(clients)
-	listed = make([]routeClient, 0, min(len(all), maxPresenceListed))
-	for _, pc := range all {
-		if len(listed) == maxPresenceListed {
-			return listed, len(all), true
-		}
-		rc := routeClient{Client: pc.client, User: pc.user}
-		if len(pc.chanInfo) > 0 && string(pc.chanInfo) != "null" {
-			rc.Info = pc.chanInfo
-		}
-		enc, err := json.Marshal(rc) // as c.JSON will write it, and its comma
-		if err != nil || len(enc)+1 > *budget {
-			return listed, len(all), true
-		}
-		*budget -= len(enc) + 1
-		rc.Info = slices.Clone(rc.Info)
-		listed = append(listed, rc)
-	}
-	return listed, len(all), false
 }

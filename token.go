@@ -16,30 +16,20 @@ type claims struct {
 	Info      json.RawMessage `json:"info,omitempty"`
 	IssuedAt  int64           `json:"iat"`
 	ExpiresAt int64           `json:"exp"`
-	Override  *override       `json:"override,omitempty"`
+	Override  json.RawMessage `json:"override,omitempty"`
 	// Its methods make claims a jwt.Claims; signing reads none of them.
 	jwt.RegisteredClaims `json:"-"`
 }
 
-// override is Centrifugo's per-subscription change of the namespace's
-// options, in a subscription token or a subscribe proxy's answer.
-type override struct {
-	Presence           *boolValue `json:"presence,omitempty"`
-	JoinLeave          *boolValue `json:"join_leave,omitempty"`
-	ForcePushJoinLeave *boolValue `json:"force_push_join_leave,omitempty"`
-}
-
-type boolValue struct {
-	Value bool `json:"value"`
-}
-
+// Centrifugo's per-subscription changes of the namespace's options, in a
+// subscription token or a subscribe proxy's answer.
 var (
 	// privateOverride: a private channel's subscribers receive joins and
 	// leaves when the namespace emits them (CentrifugoOptions.Presence).
-	privateOverride = &override{ForcePushJoinLeave: &boolValue{Value: true}}
+	privateOverride = json.RawMessage(`{"force_push_join_leave":{"value":true}}`)
 	// publicOverride keeps a public channel's subscriber out of presence,
 	// joins and leaves, whatever the namespace says.
-	publicOverride = &override{Presence: &boolValue{}, JoinLeave: &boolValue{}, ForcePushJoinLeave: &boolValue{}}
+	publicOverride = json.RawMessage(`{"presence":{"value":false},"join_leave":{"value":false},"force_push_join_leave":{"value":false}}`)
 )
 
 // Token is a signed Centrifugo token and the moment it expires.
