@@ -57,17 +57,15 @@ func (i *Instant) Reauthorize(ctx context.Context, u User) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	var errs []error
-	if err := i.revoke(ctx, user); err != nil {
-		errs = append(errs, err)
-	}
+	revoked := i.revoke(ctx, user)
+	var told error
 	if i.UserChannel(user.ID) != "" {
 		ev := Event{Users: []string{user.ID}, EventClass: reauthorizedClass, Message: "access changed"}
 		if err := i.Broadcast(ctx, ev); err != nil {
-			errs = append(errs, fmt.Errorf("instant: reauthorize: could not tell the user's pages: %w", err))
+			told = fmt.Errorf("instant: reauthorize: could not tell the user's pages: %w", err)
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(revoked, told)
 }
 
 // revoke ends u's subscriptions to the active private channels the
