@@ -16,20 +16,41 @@ type claims struct {
 	Info      json.RawMessage `json:"info,omitempty"`
 	IssuedAt  int64           `json:"iat"`
 	ExpiresAt int64           `json:"exp"`
-	Override  json.RawMessage `json:"override,omitempty"`
-	// Its methods make claims a jwt.Claims; signing reads none of them.
-	jwt.RegisteredClaims `json:"-"`
+	Override  *override       `json:"override,omitempty"`
 }
 
-// Centrifugo's per-subscription changes of the namespace's options, in a
-// subscription token or a subscribe proxy's answer.
+// The jwt.Claims methods. (Embedding jwt.RegisteredClaims for them, or
+// writing the overrides as json.RawMessage, made SubscriptionToken slower.)
+func (c claims) GetExpirationTime() (*jwt.NumericDate, error) {
+	return jwt.NewNumericDate(time.Unix(c.ExpiresAt, 0)), nil
+}
+func (c claims) GetIssuedAt() (*jwt.NumericDate, error) {
+	return jwt.NewNumericDate(time.Unix(c.IssuedAt, 0)), nil
+}
+func (c claims) GetNotBefore() (*jwt.NumericDate, error) { return nil, nil }
+func (c claims) GetIssuer() (string, error)              { return "", nil }
+func (c claims) GetSubject() (string, error)             { return c.Sub, nil }
+func (c claims) GetAudience() (jwt.ClaimStrings, error)  { return nil, nil }
+
+// override is Centrifugo's per-subscription change of the namespace's
+// options, in a subscription token or a subscribe proxy's answer.
+type override struct {
+	Presence           *boolValue `json:"presence,omitempty"`
+	JoinLeave          *boolValue `json:"join_leave,omitempty"`
+	ForcePushJoinLeave *boolValue `json:"force_push_join_leave,omitempty"`
+}
+
+type boolValue struct {
+	Value bool `json:"value"`
+}
+
 var (
 	// privateOverride: a private channel's subscribers receive joins and
 	// leaves when the namespace emits them (CentrifugoOptions.Presence).
-	privateOverride = json.RawMessage(`{"force_push_join_leave":{"value":true}}`)
+	privateOverride = &override{ForcePushJoinLeave: &boolValue{Value: true}}
 	// publicOverride keeps a public channel's subscriber out of presence,
 	// joins and leaves, whatever the namespace says.
-	publicOverride = json.RawMessage(`{"presence":{"value":false},"join_leave":{"value":false},"force_push_join_leave":{"value":false}}`)
+	publicOverride = &override{Presence: &boolValue{}, JoinLeave: &boolValue{}, ForcePushJoinLeave: &boolValue{}}
 )
 
 // Token is a signed Centrifugo token and the moment it expires.
