@@ -56,24 +56,22 @@ var routes = map[string]struct {
 //
 // and Centrifugo's proxy routes under proxy/ (see CentrifugoConfig). With
 // Config.Server and no WebsocketURL, "websocket_url" is the group's
-// connection/websocket path, which browsers resolve against the page.
-//
-// The auth route takes at most 100 channels: a refused one gets its own
-// status, a bad name or a refused anonymous visitor fails the batch. The
-// presence route answers at most 20 channels, each private and readable
-// by the logged-in user (else a 403 of its own), with at most 100
-// subscriptions a channel (by user, then client) and 256 KiB of them in
-// all; "total" counts them and "truncated" says a list was cut. The
-// server failing is a 502, or a 503 when it refused (presence off).
+// connection/websocket path. Auth takes at most 100 channels: a refused
+// one gets its own status; a bad name, or an anonymous visitor refused,
+// fails the batch. Presence answers at most 20 channels, each private and
+// readable by the logged-in user (else a 403 of its own), with at most 100
+// subscriptions a channel (by user, then client) and 256 KiB in all:
+// "total" counts them, "truncated" says a list was cut; the server failing
+// is a 502, or a 503 when it refused (presence off).
 //
 // POST routes take a JSON body of at most 64 KiB and refuse cross-origin
 // requests (see TrustedOrigins). A client fault is a 4xx {"error": "..."}:
 // 405 with an Allow header for a wrong method, 404 for no such route.
-// Register mounts two paths, /:route and /proxy/:kind, for every method
-// (18 routes, every wrong method answered): give it a group of its own, in
-// which the app's own static routes still win. The routes need
-// sessions.Sessions before them (else a 500 naming it); where Session did
-// not run, a route records the request's state itself.
+// Two paths, /:route and /proxy/:kind, for every method (18 routes, each
+// wrong method answered): give Register a group of its own, where the
+// app's own static routes still win. The routes need sessions.Sessions
+// before them (a 500 naming it); without Session they record the
+// request's state themselves.
 func (i *Instant) Register(g *gin.RouterGroup) {
 	serve := func(c *gin.Context) {
 		name := c.Param("route")
@@ -352,21 +350,15 @@ func abortJSON(c *gin.Context, status int, msg string) {
 	c.AbortWithStatusJSON(status, gin.H{"error": msg})
 }
 
-// failServer answers a server-side fault: a 500 naming only the sentinel
-// (what is missing), and one log line with the rest.
+// failServer answers a missing piece of the setup, err (ErrNoSession or
+// ErrNotInstalled): a 500 naming it, and one log line.
 func failServer(c *gin.Context, i *Instant, err error) {
 	logger := slog.Default()
 	if i != nil {
 		logger = i.logger
 	}
 	logger.Error(err.Error(), "path", requestPath(c))
-	msg := "instant: server error"
-	for _, known := range []error{ErrNoSession, ErrNotInstalled} {
-		if errors.Is(err, known) {
-			msg = known.Error()
-		}
-	}
-	abortJSON(c, http.StatusInternalServerError, msg)
+	abortJSON(c, http.StatusInternalServerError, err.Error())
 }
 
 func requestPath(c *gin.Context) string {
