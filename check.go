@@ -191,7 +191,7 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 			"(client.allowed_origins) and regenerate the config", ErrStaleConfig, map[bool]string{true: "no browser origin allowed: "}[r.noOrigin], ws, strings.Join(refused, " and "))
 	}
 
-	tok, _ := i.sign(checkUser, "", nil, i.cfg.ConnectionTokenTTL, time.Now()) // HS256 with a []byte key does not fail
+	tok, _ := i.sign(&User{ID: checkUser}, "", nil, time.Now()) // HS256 with a []byte key does not fail
 	replies, err := conn.exchange([]map[string]any{{"connect": map[string]string{"token": tok.Token, "name": "instant-check"}}})
 	var closed *websocket.CloseError
 	switch {
@@ -271,7 +271,7 @@ func (i *Instant) probeChannels(conn *wsConn, probes []*probeResult, presence bo
 			for k, p := range round {
 				args := map[string]string{"channel": checkChannelIn(p.ns)}
 				if method == "subscribe" {
-					tok, _ := i.sign(checkUser, args["channel"], nil, i.cfg.SubscriptionTokenTTL, time.Now())
+					tok, _ := i.sign(&User{ID: checkUser}, args["channel"], nil, time.Now())
 					args["token"] = tok.Token
 				}
 				cmds[k] = map[string]any{method: args}

@@ -20,12 +20,11 @@ var clientJSTag = func() string {
 	return `"` + hex.EncodeToString(sum[:8]) + `"`
 }()
 
-// clientJSRoute serves the browser helper. It needs no session.
 func (i *Instant) clientJSRoute(c *gin.Context, _ []byte) {
 	c.Header("ETag", clientJSTag)
 	c.Header("Cache-Control", "no-cache")
 	c.Header("X-Content-Type-Options", "nosniff")
-	if match := c.GetHeader("If-None-Match"); match == clientJSTag {
+	if c.GetHeader("If-None-Match") == clientJSTag {
 		c.Status(http.StatusNotModified)
 		return
 	}

@@ -7,13 +7,14 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"hash"
+	"strings"
 	"sync"
 
 	"github.com/gin-gonic/gin"
 )
 
-// originHeader is the request header in which the browser helper
-// (client.js) sends its tab's origin id on the app's own fetches.
+// originHeader carries a tab's origin id on the app's own fetches
+// (client.js sets it).
 const originHeader = "X-Instant-Origin"
 
 // maxOriginLength bounds Event.Origin and the origin header.
@@ -25,19 +26,17 @@ const (
 	originNonceBytes = 12
 	originMACBytes   = 16
 	originNonceLen   = 16 // base64url of originNonceBytes
-	originMACLen     = 22 // base64url (unpadded) of originMACBytes
+	originMACLen     = 22 // unpadded base64url of originMACBytes
 	originLen        = originNonceLen + originMACLen
 )
 
-// Origin returns the browser tab's origin id that the request carries in
-// the X-Instant-Origin header, or "" when it carries none or one that was not minted for
-// the request's current user. The channels route mints a tab's id (its
-// "origin"), bound to the user it answers: an id seen in another user's
-// events, sent back by that other user, is ignored, so nobody makes their
-// events vanish from someone else's tab. Anonymous visitors share one
-// identity: an anonymous visitor may send back another anonymous tab's id.
-// Origin needs Session (it answers "" outside it) and, with LoadUser, may
-// load the user. One line makes an event skip the tab that caused it:
+// Origin returns the browser tab's id (its "origin", which the channels
+// route mints bound to the user it answers) that the request carries in
+// the X-Instant-Origin header, or "" when it carries none or one minted
+// for another user, so that nobody makes their events vanish from someone
+// else's tab (anonymous visitors share one identity). It needs Session ("",
+// outside it) and may load the user. An event then skips the tab that
+// caused it:
 //
 //	inst.Broadcast(c, instant.Event{Channel: "$site_users", Message: "saved", Origin: instant.Origin(c)})
 func Origin(c *gin.Context) string {
@@ -53,7 +52,14 @@ func Origin(c *gin.Context) string {
 		return ""
 	}
 	u, err := st.load(reentrant)
-	if err != nil || !st.inst.originFor(o, u) {
+	if err != nil {
+		return ""
+	}
+	m := st.inst.origins.Get().(*originMAC)
+	defer st.inst.origins.Put(m)
+	copy(m.got[:], o)
+	m.sum(m.got[:originNonceLen], u)
+	if subtle.ConstantTimeCompare(m.enc[:], m.got[originNonceLen:]) != 1 {
 		return ""
 	}
 	return o
@@ -62,7 +68,7 @@ func Origin(c *gin.Context) string {
 // mintOrigin makes a new origin id for user (nil for anonymous).
 func (i *Instant) mintOrigin(user *User) string {
 	var nonce [originNonceBytes]byte
-	_, _ = rand.Read(nonce[:]) // crypto/rand.Read never fails (Go 1.24+)
+	_, _ = rand.Read(nonce[:]) // never fails (Go 1.24+)
 	var id [originLen]byte
 	base64.RawURLEncoding.Encode(id[:originNonceLen], nonce[:])
 	m := i.origins.Get().(*originMAC)
@@ -70,15 +76,6 @@ func (i *Instant) mintOrigin(user *User) string {
 	copy(id[originNonceLen:], m.enc[:])
 	i.origins.Put(m)
 	return string(id[:])
-}
-
-// originFor reports whether o, originLen bytes long, was minted for user.
-func (i *Instant) originFor(o string, user *User) bool {
-	m := i.origins.Get().(*originMAC)
-	defer i.origins.Put(m)
-	n := copy(m.got[:], o)
-	m.sum(m.got[:originNonceLen], user)
-	return n == originLen && subtle.ConstantTimeCompare(m.enc[:], m.got[originNonceLen:]) == 1
 }
 
 // originMAC is a pooled HMAC-SHA256 keyed with the origin key, with room
@@ -91,29 +88,24 @@ type originMAC struct {
 	got [originLen]byte    // the id being checked
 }
 
-// sum sets m.enc to the MAC of nonce (base64url) and user's identity: "u"
-// and the ID, or "a" for anonymous. The nonce has a fixed length, so the
-// input reads one way only.
+// sum sets m.enc to the MAC of nonce and user's identity: "u" and the ID,
+// or "a" for anonymous (the nonce has a fixed length: one reading only).
 func (m *originMAC) sum(nonce []byte, user *User) {
 	m.h.Reset()
 	m.h.Write(nonce)
-	if user == nil {
-		m.write("a")
-	} else {
-		m.write("u")
-		m.write(user.ID)
+	// Through m.buf: a string made []byte would be allocated.
+	id := ""
+	m.buf[0] = 'a'
+	if user != nil {
+		m.buf[0], id = 'u', user.ID
+	}
+	n := 1 + copy(m.buf[1:], id)
+	m.h.Write(m.buf[:n])
+	for id = id[n-1:]; len(id) > 0; id = id[n:] {
+		n = copy(m.buf[:], id)
+		m.h.Write(m.buf[:n])
 	}
 	base64.RawURLEncoding.Encode(m.enc[:], m.h.Sum(m.out[:0])[:originMACBytes])
-}
-
-// write hashes s through m.buf (a string converted to []byte for
-// hash.Hash.Write would be allocated).
-func (m *originMAC) write(s string) {
-	for len(s) > 0 {
-		n := copy(m.buf[:], s)
-		m.h.Write(m.buf[:n])
-		s = s[n:]
-	}
 }
 
 // newOriginPool returns a pool of originMACs keyed with a key derived from
@@ -125,17 +117,9 @@ func newOriginPool(secret []byte) *sync.Pool {
 	return &sync.Pool{New: func() any { return &originMAC{h: hmac.New(sha256.New, key)} }}
 }
 
-// validOrigin reports whether o is an origin id as Origin(c) accepts one:
-// 1 to 64 letters, digits, '-' and '_'.
+// validOrigin reports whether o may be an origin id: 1 to 64 letters,
+// digits, '-' and '_'.
 func validOrigin(o string) bool {
-	if o == "" || len(o) > maxOriginLength {
-		return false
-	}
-	for k := 0; k < len(o); k++ {
-		b := o[k]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
-			return false
-		}
-	}
-	return true
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	return o != "" && len(o) <= maxOriginLength && strings.Trim(o, alphabet) == ""
 }
