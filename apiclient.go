@@ -16,25 +16,21 @@ import (
 )
 
 // apiClient is the one seam between the core and a realtime server:
-// gocentAPI speaks Centrifugo's HTTP API, serverAPI (server.go) the
-// embedded Server's, and downNodes (nodes.go) stands in while every node
-// is down.
+// gocentAPI (Centrifugo's HTTP API), serverAPI (server.go, the embedded
+// Server), downNodes (nodes.go, while every node is down).
 type apiClient interface {
 	// publish sends payloads[k] to channels[k] with the idempotency key
 	// keys[k] and the tag "origin" origins[k] (none when "" or origins is
-	// nil), in one request, in order. When the server refused some, the
-	// *PublishError lists their channels and, in failedPubs, their indices.
+	// nil), in one request, in order; a *PublishError's failedPubs lists
+	// the publications the server refused.
 	publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error
 	unsubscribe(ctx context.Context, channel, user string) error
 	disconnect(ctx context.Context, user string) error
-	info(ctx context.Context) error // changes nothing: the probe of a node marked down
+	info(ctx context.Context) error // changes nothing: a down node's probe
 	presence(ctx context.Context, channel string) ([]presenceClient, error)
 	presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error)
-
-	// For Reauthorize: the channels matching a glob ("" all); which of
-	// channels user is present in (unknowable when a channel keeps no
-	// presence); unsubscribing user from each, counting refusals; the
-	// channels user reads, when the server knows (known).
+	// For Reauthorize (unknowable: a channel keeps no presence; known: the
+	// server can tell what user reads).
 	channels(ctx context.Context, pattern string) ([]string, error)
 	holders(ctx context.Context, user string, channels []string) (held []string, unknowable bool, err error)
 	unsubscribeAll(ctx context.Context, user string, channels []string) (refused int, err error)
@@ -124,10 +120,9 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 		}
 		return pe
 	}
-	if err == nil && int64(len(reply)) > limit {
-		err = errReplyTooLarge
-	}
-	if err != nil {
+	if err == nil && int64(len(reply)) > limit || errors.As(err, new(*http.MaxBytesError)) {
+		return fail(errReplyTooLarge)
+	} else if err != nil {
 		return fail(g.redactError(err))
 	}
 	var answer struct {
@@ -344,6 +339,8 @@ func (g gocentAPI) apiError(op string, channels []string, err error) error {
 		pe.Err = fmt.Errorf("centrifugo error %d: %s", pe.Code, pe.Message)
 	case errors.Is(err, gocent.ErrMalformedResponse):
 		pe.Err = errNotAPI
+	case errors.As(err, new(*http.MaxBytesError)):
+		pe.Err = errReplyTooLarge
 	default:
 		pe.Err = g.redactError(err)
 	}
@@ -392,7 +389,7 @@ var errReplyTooLarge = errors.New("the reply is larger than any Centrifugo answe
 
 // limitedClient returns a copy of hc whose replies are read at most up to
 // limit (2*maxErrorBody when not 200, so that redact sees a secret across
-// the cut whole), then fail with errReplyTooLarge.
+// the cut whole).
 func limitedClient(hc *http.Client, limit int64) *http.Client {
 	cp := *hc
 	if cp.Transport == nil {
@@ -409,31 +406,12 @@ type limitTransport struct {
 
 func (t limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
-	if err != nil || resp.Body == nil {
-		return resp, err
-	}
-	limit := t.limit
-	if resp.StatusCode != http.StatusOK {
-		limit = 2 * maxErrorBody
-	}
-	resp.Body = &cappedBody{resp.Body, limit}
-	return resp, nil
-}
-
-type cappedBody struct {
-	io.ReadCloser
-	left int64
-}
-
-func (b *cappedBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		var one [1]byte
-		if n, err := b.ReadCloser.Read(one[:]); n == 0 {
-			return 0, err
+	if err == nil && resp.Body != nil {
+		limit := t.limit
+		if resp.StatusCode != http.StatusOK {
+			limit = 2 * maxErrorBody
 		}
-		return 0, errReplyTooLarge
+		resp.Body = http.MaxBytesReader(nil, resp.Body, limit)
 	}
-	n, err := b.ReadCloser.Read(p[:min(int64(len(p)), b.left)])
-	b.left -= int64(n)
-	return n, err
+	return resp, err
 }

@@ -15,69 +15,59 @@ import (
 var (
 	// ErrConfig marks every problem New finds in a Config.
 	ErrConfig = errors.New("instant: invalid config")
-	// ErrNoSession means sessions.Sessions (gin-contrib/sessions) did not run
-	// before the call that needs the session.
+	// ErrNoSession: sessions.Sessions (gin-contrib/sessions) did not run first.
 	ErrNoSession = errors.New("instant: no session: add r.Use(sessions.Sessions(name, store)) before instant's middleware")
-	// ErrNotInstalled means Session did not run before the call, or the
-	// method was called on a nil *Instant.
+	// ErrNotInstalled: Session did not run first, or the *Instant is nil.
 	ErrNotInstalled = errors.New("instant: not installed: add r.Use(inst.Session()) or r.Use(instant.Session())")
 	// ErrInvalidChannel marks a bad channel name.
 	ErrInvalidChannel = errors.New("instant: invalid channel name")
-	// ErrInvalidUser marks a User that Login refuses, or that LoadUser
-	// returned (the request then gets a 500).
+	// ErrInvalidUser marks a User that Login refuses or LoadUser returned
+	// (the request then gets a 500).
 	ErrInvalidUser = errors.New("instant: invalid user")
-	// ErrLoginRequired means an anonymous visitor asked for what only
-	// logged-in users get (Config.DisallowAnonymous, RequireUser).
+	// ErrLoginRequired: an anonymous visitor asked for what only logged-in
+	// users get (Config.DisallowAnonymous, RequireUser).
 	ErrLoginRequired = errors.New("instant: login required")
-	// ErrNotAllowed means the rules do not let the user read the channel.
+	// ErrNotAllowed: the rules do not let the user read the channel.
 	ErrNotAllowed = errors.New("instant: channel not allowed")
 	// ErrInvalidPattern marks a pattern Authorize refuses.
 	ErrInvalidPattern = errors.New("instant: invalid channel pattern")
-	// ErrNoChannel means an Event names no channel and no Users, and its
-	// Target is unset or has no channel configured. Nothing was sent.
+	// ErrNoChannel: an Event names no channel and no Users, and its Target
+	// is unset or has no channel configured. Nothing was sent.
 	ErrNoChannel = errors.New("instant: event has no channel")
 	// ErrInvalidEvent marks an Event that cannot be sent (see Event).
 	ErrInvalidEvent = errors.New("instant: invalid event")
-	// ErrAPIKey matches a PublishError whose call Centrifugo refused for its
-	// API key (HTTP 401): Config.APIKey must equal Centrifugo's http_api.key.
+	// ErrAPIKey matches a PublishError of an HTTP 401: Config.APIKey must
+	// equal Centrifugo's http_api.key.
 	ErrAPIKey = errors.New("instant: centrifugo refused the API key")
-	// ErrUnreachable means nothing answers as Centrifugo at an address the
-	// app calls or gives browsers, as Check found; and it matches the
-	// *PublishError of a call no node answered: each refused the connection
-	// or let the time run out (the error then also matches
-	// context.DeadlineExceeded), or every node is marked down (see
-	// Stats.NodesDown), and the call failed at once.
+	// ErrUnreachable: nothing answers as Centrifugo where the app calls it
+	// or sends browsers (Check); or, on a *PublishError, no node answered
+	// the call (each refused the connection or let the time run out, or
+	// every node is marked down: see Stats.NodesDown).
 	ErrUnreachable = errors.New("instant: centrifugo unreachable")
-	// ErrTokenSecret means Centrifugo refused a token the app signed, as
-	// Check found: its client.token.hmac_secret_key is not TokenSecret (or
-	// the clocks are apart).
+	// ErrTokenSecret: Centrifugo refused a token the app signed (Check):
+	// its client.token.hmac_secret_key is not TokenSecret, or the clocks
+	// are apart.
 	ErrTokenSecret = errors.New("instant: centrifugo refused the app's token")
-	// ErrStaleConfig means the running Centrifugo's config does not fit the
-	// app, as Check found (a namespace missing or different, a site origin
-	// not allowed); it also matches the *PublishError of Centrifugo's error
-	// 102 (unknown channel). Regenerate the config with CentrifugoConfig
-	// and restart Centrifugo.
+	// ErrStaleConfig: the running Centrifugo's config does not fit the app
+	// (Check), or, on a *PublishError, Centrifugo's error 102 (unknown
+	// channel). Regenerate it with CentrifugoConfig and restart Centrifugo.
 	ErrStaleConfig = errors.New("instant: centrifugo config is stale")
 )
 
-// Server faults, answered 500 by the routes and the Require middlewares
-// (and false by Allowed): unexported, nothing a caller can tell apart.
+// Server faults, answered 500 (and false by Allowed): a failure of
+// Config.LoadUser (an error, a panic, an invalid user), and a custom rule
+// that panicked or answered info that does not encode.
 var (
-	// errLoadUser marks a failure of Config.LoadUser: an error, a panic, or
-	// an invalid user.
-	errLoadUser = errors.New("instant: could not load the user")
-	// errRuleFailed means a custom rule panicked, or answered info that
-	// does not encode as JSON.
+	errLoadUser   = errors.New("instant: could not load the user")
 	errRuleFailed = errors.New("instant: channel rule failed")
 )
 
-// PublishError is the error of any call to the server API (Centrifugo's,
-// or the embedded Server's) that failed after it was made: publish,
-// disconnect, presence and the others, whatever Centrifugo answered or
-// did not. Its text is bounded (a few KiB). errors.Is matches ErrAPIKey
-// (HTTP 401), ErrStaleConfig (error 102), ErrUnreachable (no node
-// answered) and context.DeadlineExceeded (the time ran out: ctx, or
-// Config.PublishTimeout, which bounds every call).
+// PublishError is the error of any call to the server's API (Centrifugo's,
+// or the embedded Server's), not only of a publish: whatever the server
+// answered, or that it did not. Its text is bounded (a few KiB).
+// errors.Is matches ErrAPIKey (HTTP 401), ErrStaleConfig (error 102),
+// ErrUnreachable (no node answered) and context.DeadlineExceeded (the
+// time ran out: ctx, or Config.PublishTimeout, which bounds every call).
 type PublishError struct {
 	// Op is the API call: "publish", "disconnect", "presence", ….
 	Op string

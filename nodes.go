@@ -208,20 +208,12 @@ func (i *Instant) takeNode(ctx context.Context, k int) bool {
 	return false
 }
 
-// refused reports whether err is a dial that found nothing listening
-// (connection refused, no route, a name that does not resolve), not a
-// timeout or a cancellation.
+// refused reports whether err is a dial that found nothing listening: a
+// connection refused, no route, a name that does not resolve.
 func refused(err error) bool {
-	var op *net.OpError
-	if !errors.As(err, &op) || op.Op != "dial" || op.Timeout() ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
 	var dns *net.DNSError
-	if errors.As(err, &dns) {
-		return dns.IsNotFound
-	}
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
+	return errors.As(err, &dns) && dns.IsNotFound || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
 }
 
 // retryable reports whether err is a *PublishError whose node did not
