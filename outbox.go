@@ -16,21 +16,17 @@ import (
 // Config.OutboxTable is empty.
 const defaultOutboxTable = "centrifugo_outbox"
 
-// maxIdentifier is the longest PostgreSQL identifier (and pg_notify
-// channel name).
-const maxIdentifier = 63
+const (
+	maxIdentifier      = 63       // the longest PostgreSQL identifier
+	maxOutboxStatement = 16 << 20 // bytes of rows in one outbox statement
+)
 
-// maxOutboxStatement bounds the bytes one outbox statement carries: an
-// event to many channels is written in several statements.
-const maxOutboxStatement = 16 << 20
-
-// Execer runs a statement: a *sql.Tx (the point: the event is written in
-// the app's own transaction), a *sql.DB or a *sql.Conn.
+// Execer runs a statement: a *sql.Tx (the point), a *sql.DB or a *sql.Conn.
 type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// outboxNames are the SQL names derived from Config.OutboxTable in New.
+// outboxNames are the SQL names of Config.OutboxTable.
 type outboxNames struct {
 	name   string // as configured, for errors
 	table  string // quoted, schema-qualified as configured: "app"."events"
@@ -41,8 +37,7 @@ type outboxNames struct {
 
 // newOutboxNames checks a table name, "name" or "schema.name" (letters,
 // digits and '_', not starting with a digit, at most 63 bytes each part),
-// and derives its SQL names, each part folded to lower case as PostgreSQL
-// folds an unquoted name, then quoted (reserved words work).
+// and quotes each part, folded to lower case as PostgreSQL folds it.
 func newOutboxNames(name string) (outboxNames, error) {
 	parts := strings.Split(name, ".")
 	if len(parts) > 2 {
@@ -63,10 +58,8 @@ func newOutboxNames(name string) (outboxNames, error) {
 		index:  `"` + shortIdentifier(strings.Join(parts, "_")+"_partition_id_idx") + `"`,
 		notify: shortIdentifier(name),
 	}
-	// The rows come as one bytea of commands end to end and, as text
-	// lists, each row's partition, offset and length in it: the same five
-	// parameters for any number of rows. The notification wakes the
-	// consumer at commit.
+	// The rows come as one bytea and, as text lists, each row's partition,
+	// offset and length in it: five parameters for any number of rows.
 	n.insert = `WITH ins AS (INSERT INTO ` + n.table + ` (method, payload, partition)
 SELECT 'publish', substring($1::bytea FROM r.o FOR r.n), r.p
 FROM unnest(string_to_array($2::text, ',')::int[], string_to_array($3::text, ',')::int[], string_to_array($4::text, ',')::int[])
@@ -77,8 +70,7 @@ SELECT pg_notify($5::text, p::text) FROM (SELECT DISTINCT partition AS p FROM in
 	return n, nil
 }
 
-// shortIdentifier returns s when it fits in an identifier, else its start
-// and a hash of the whole, so that two long names stay apart.
+// shortIdentifier cuts s to an identifier, a hash of the whole at its end.
 func shortIdentifier(s string) string {
 	if len(s) <= maxIdentifier {
 		return s
@@ -91,17 +83,13 @@ func shortIdentifier(s string) string {
 
 // BroadcastTx writes ev into Centrifugo's PostgreSQL outbox table through
 // tx; Centrifugo's outbox consumer (CentrifugoOptions.OutboxDSN) publishes
-// it once, and only if, the transaction commits. Each channel's copy is
-// one row (its idempotency_key the event id) in the partition its channel
-// hashes to, so a channel's events keep their order; the statement
-// notifies the consumer at commit.
-//
-// It accepts exactly the events Broadcast accepts (the same errors, before
-// anything is written), and subscribers get the same bytes. A nil tx is
-// ErrInvalidEvent; else it returns the database's error, wrapped (in
-// PostgreSQL a failed statement aborts the transaction). An event to many
-// channels is written in statements of at most 16 MiB each; outside a
-// transaction each commits on its own. Safe for concurrent use.
+// it once the transaction commits, never if it rolls back. Each channel's
+// copy is one row, keyed by the event id, in its channel's partition (a
+// channel's events keep their order). It accepts and refuses exactly what
+// Broadcast does, and subscribers get the same bytes. A nil tx is
+// ErrInvalidEvent; else it returns the database's error, wrapped. Rows are
+// written in statements of at most 16 MiB (outside a transaction, each
+// commits on its own). Safe for concurrent use.
 func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -114,22 +102,18 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 	if err != nil {
 		return err
 	}
-	var rows, parts, offsets, lengths []byte
+	size := 0 // each row is its payload and some 100 bytes around it
+	for k := range payloads {
+		size += len(payloads[k]) + len(channels[k]) + len(ev.ID) + len(ev.Origin) + 100
+	}
+	rows := make([]byte, 0, min(size, maxOutboxStatement+maxEventBytes))
+	var parts, offsets, lengths []byte
 	for k, ch := range channels {
 		if len(rows) > 0 && len(rows)+len(payloads[k]) > maxOutboxStatement {
 			if err := i.writeOutbox(ctx, tx, rows, parts, offsets, lengths); err != nil {
 				return err
 			}
 			rows, parts, offsets, lengths = rows[:0], parts[:0], offsets[:0], lengths[:0]
-		}
-		if rows == nil { // each row is the payload and some 100 bytes around it
-			n := 0
-			for _, p := range payloads[k:] {
-				if n += len(p) + len(ch) + len(ev.ID) + len(ev.Origin) + 100; n > maxOutboxStatement {
-					break
-				}
-			}
-			rows = make([]byte, 0, n)
 		}
 		if len(parts) > 0 {
 			parts, offsets, lengths = append(parts, ','), append(offsets, ','), append(lengths, ',')
@@ -154,8 +138,7 @@ func (i *Instant) writeOutbox(ctx context.Context, tx Execer, rows, parts, offse
 	return nil
 }
 
-// partitionOf is the outbox partition of channel: the same channel, the
-// same partition, so that its events are published in order.
+// partitionOf is channel's outbox partition.
 func (i *Instant) partitionOf(channel string) int {
 	if i.cfg.OutboxPartitions <= 1 {
 		return 0
@@ -166,9 +149,8 @@ func (i *Instant) partitionOf(channel string) int {
 }
 
 // OutboxDDL is the SQL that creates the outbox table (Config.OutboxTable)
-// and its index as Centrifugo's consumer reads them, if they do not exist
-// (the schema of a "schema.table" must). The payload column is BYTEA, so
-// that each row keeps the bytes written (JSONB would re-encode them).
+// and its index, if they do not exist (a schema must). Its payload is
+// BYTEA: the rows keep the bytes written, as JSONB would not.
 func (i *Instant) OutboxDDL() string {
 	if i == nil {
 		return ""

@@ -14,25 +14,23 @@ import (
 
 // Event is one message to broadcast. Subscribers receive it as the JSON
 // object {"id","channel","message","event_class","data","site","date","origin"}
-// ("data" and "origin" omitted when empty), each channel's copy naming
-// its channel.
+// ("data" and "origin" omitted when empty), each copy naming its channel.
 //
 // It goes to Channel, Channels and the personal channels of Users or, when
-// it names none, to the first channel of the level Target names; naming
-// nothing is ErrNoChannel (the zero Event goes nowhere). It is refused
-// with ErrInvalidEvent, before anything is sent, when one publication
-// would be over 1 MiB less 4 KiB (Centrifugo's client.queue_max_size
-// would drop every subscriber), all of them together over 256 MiB, its
-// text fields or a json.RawMessage in Data not valid UTF-8, or Data nested
-// more than 64 arrays and objects deep.
+// it names none, to the first channel of the level Target names; else it
+// is refused with ErrNoChannel (the zero Event goes nowhere). It is
+// refused with ErrInvalidEvent, before anything is sent, when a
+// publication would be over 1 MiB less 4 KiB (Centrifugo would drop every
+// subscriber: client.queue_max_size), all of them over 256 MiB, its text
+// or a json.RawMessage in Data not valid UTF-8, or Data nested more than
+// 64 arrays and objects deep.
 type Event struct {
-	// ID identifies the event and is its idempotency key: Centrifugo drops
-	// a second event with the same ID on a channel within 5 minutes, so
-	// reuse one only to resend the same event. Valid UTF-8. Default: a new
-	// random id.
+	// ID is the event's idempotency key: Centrifugo drops a second event
+	// with the same ID on a channel within 5 minutes. Valid UTF-8.
+	// Default: a new random id.
 	ID string
-	// Channel and Channels name the channels to publish to (duplicates are
-	// sent once). Default: none.
+	// Channel and Channels name channels to publish to (duplicates sent
+	// once).
 	Channel  string
 	Channels []string
 	// Message is the human-readable text.
@@ -45,62 +43,42 @@ type Event struct {
 	// Site names the sender. Default: Config.SiteName.
 	Site string
 	// Target, used only when the event names no channel and no Users,
-	// sends it to the first configured channel of that level. Default:
-	// none (ErrNoChannel).
+	// sends it to the first channel of that level. Default: none.
 	Target Level
-	// Users also delivers the event to these users' personal channels
-	// (UserChannel), in the same request. Tens of thousands are fine.
+	// Users adds these users' personal channels (UserChannel), in the same
+	// request. Tens of thousands are fine.
 	Users []string
-	// Origin names the browser tab the change came from (set it with
-	// Origin(c)): sent as "origin" and as the publication's tag, so that
-	// the tab is not sent its own event. 1 to 64 letters, digits, '-' and
-	// '_'. A convenience, not a security boundary.
+	// Origin names the browser tab the change came from (Origin(c)): sent
+	// as "origin" and as the publication's tag, so that the tab is not sent
+	// its own event. 1 to 64 letters, digits, '-' and '_'. Not a security
+	// boundary.
 	Origin string
 }
 
-// Broadcast publishes ev to its channels in one call to the server, within
-// ctx and Config.PublishTimeout. A node that does not answer (a failure
-// of the transport, a 5xx, a 408 or 429, or no answer within its share of
-// the time while another is left) is retried with capped backoff and
-// jitter (waiting out a Retry-After) and failed over to the next of
-// APIURLs; a refusal is not retried. Every publication carries ev.ID as
-// its idempotency key, so a retry never publishes twice.
-//
+// Broadcast publishes ev to its channels in one call, within ctx and
+// Config.PublishTimeout, retrying with capped backoff and jitter (and
+// failing over to the next of APIURLs) while a node does not answer or
+// answers 408, 429 or 5xx; never after a refusal. Every publication
+// carries ev.ID as its idempotency key: a retry never publishes twice.
 // It returns nil once every publication was published; else
-// ErrNoChannel, ErrInvalidChannel (a public name whose "$" form is a
-// private channel included) or ErrInvalidEvent before anything is sent, or
-// a *PublishError (see its sentinels; a node that refused the connection
-// or went silent is marked down and skipped until a probe answers, and
-// while every node is down calls fail at once with ErrUnreachable). Safe
-// for concurrent use.
+// ErrNoChannel, ErrInvalidChannel (a public name whose "$" form is
+// private too) or ErrInvalidEvent before anything is sent, or a
+// *PublishError. Safe for concurrent use.
 func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
 	if i == nil {
 		return ErrNotInstalled
 	}
-	channels, payloads, err := i.prepareEvent(&ev, time.Now())
-	if err != nil {
-		return err
-	}
-	keys := slices.Repeat([]string{ev.ID}, len(channels))
-	var origins []string
-	if ev.Origin != "" {
-		origins = slices.Repeat([]string{ev.Origin}, len(channels))
-	}
-	return i.publishEvents(ctx, channels, payloads, keys, origins, nil)
+	return i.publishEvents(ctx, []Event{ev}, false)
 }
 
-// BroadcastBatch publishes several events in one request, in order: the
-// fast path for many events at once. Each is checked and completed as
-// Broadcast does it; one that Broadcast would refuse fails the batch
-// before anything is sent, its index named. events is not changed: set
-// each ID first to be able to send the batch again safely. Retried and
-// failed over as Broadcast.
-//
-// When Centrifugo refused some publications and made the others, the
-// *PublishError's Failed lists the events not published in full, and the
-// others were published (Stats counts them). Any other error says nothing
-// of what went out. An empty batch sends nothing. Keep a batch to a
-// thousand or two events at most. Safe for concurrent use.
+// BroadcastBatch publishes events in one request, in order, each checked
+// and completed as Broadcast does (one refused fails the batch before
+// anything is sent, its index named; events is not changed, so set IDs to
+// be able to resend). Retried and failed over as Broadcast. When
+// Centrifugo refused some publications, the *PublishError's Failed lists
+// the events not published in full, and the others were published; any
+// other error says nothing of what went out. Keep a batch to a thousand
+// or two events. Safe for concurrent use.
 func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -108,8 +86,17 @@ func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	return i.publishEvents(ctx, events, true)
+}
+
+// publishEvents checks and encodes events and sends all their
+// publications in one call, counting the events published in full. In a
+// batch, an error names the event, and a *PublishError whose publications
+// Centrifugo partly refused lists in Failed the events not published in
+// full.
+func (i *Instant) publishEvents(ctx context.Context, events []Event, batch bool) error {
 	now := time.Now()
-	channels := make([]string, 0, len(events))
+	channels := make([]string, 0, len(events)) // one channel an event, mostly
 	keys := make([]string, 0, len(events))
 	payloads := make([][]byte, 0, len(events))
 	var origins []string // nil while no event has an origin
@@ -117,8 +104,10 @@ func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
 	for k := range events {
 		ev := events[k]
 		chs, p, err := i.prepareEvent(&ev, now)
-		if err != nil {
+		if err != nil && batch {
 			return fmt.Errorf("event %d: %w", k, err)
+		} else if err != nil {
+			return err
 		}
 		if ev.Origin != "" && origins == nil {
 			origins = make([]string, len(keys), cap(keys))
@@ -132,25 +121,15 @@ func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
 		}
 		ends[k] = len(channels)
 	}
-	return i.publishEvents(ctx, channels, payloads, keys, origins, ends)
-}
-
-// publishEvents sends the publications of one or more events in one call
-// and counts the events published in full. ends[e] is one past event e's
-// last publication (BroadcastBatch; nil for one event): a *PublishError
-// whose publications Centrifugo partly refused then lists in Failed the
-// events not published in full.
-func (i *Instant) publishEvents(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string, ends []int) error {
 	err := i.call(ctx, func(ctx context.Context, api apiClient) error {
 		return api.publish(ctx, channels, payloads, keys, origins)
 	})
-	events := max(len(ends), 1)
 	var pe *PublishError
 	if err != nil && (!errors.As(err, &pe) || pe.failedPubs == nil) {
 		return err // no answer, or one refusing the whole request
 	}
 	failed := 0
-	if pe != nil && ends == nil {
+	if pe != nil && !batch {
 		failed = 1
 	} else if pe != nil {
 		e := 0
@@ -162,15 +141,13 @@ func (i *Instant) publishEvents(ctx context.Context, channels []string, payloads
 				pe.Failed = append(pe.Failed, e)
 			}
 		}
-		failed, pe.events = len(pe.Failed), len(ends)
+		failed, pe.events = len(pe.Failed), len(events)
 	}
-	i.stats.published.Add(uint64(events - failed))
+	i.stats.published.Add(uint64(len(events) - failed))
 	return err
 }
 
-// smallEventChannels is the most channels an event may list for
-// eventChannels to drop duplicates by scanning what it kept; past it, a
-// set keeps the listing linear.
+// smallEventChannels: past it, eventChannels drops duplicates with a set.
 const smallEventChannels = 16
 
 // eventChannels lists ev's channels, once each, checked, in order:
@@ -244,11 +221,8 @@ func (i *Instant) privateTwin(ch string) string {
 	return ""
 }
 
-// maxEventBytes bounds one publication: Centrifugo drops a subscriber as
-// slow (3008) once more than client.queue_max_size (1 MiB by default)
-// waits to be written to it; 4 KiB are left for its envelope.
-// maxEventTotalBytes bounds all the publications of one event, encoded at
-// once and sent in one request.
+// maxEventBytes bounds one publication (client.queue_max_size, 1 MiB,
+// less 4 KiB for Centrifugo's envelope); maxEventTotalBytes an event's.
 const (
 	maxEventBytes      = 1<<20 - 4<<10
 	maxEventTotalBytes = 256 << 20
@@ -323,7 +297,7 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
-	tail[0] = ',' // {"message"... becomes ,"message"...
+	tail[0] = ','                      // {"message"... becomes ,"message"...
 	fixed := len(head) + len(tail) + 2 // a channel name adds at least its quotes
 	if fixed > maxEventBytes {
 		return nil, nil, errEventTooLarge(fixed)
@@ -348,9 +322,8 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 	return channels, payloads, nil
 }
 
-// maxJSONDepth is how deeply an event's Data, or a token's info, may nest
-// arrays and objects: 64 leaves a payload under 100 levels (where some
-// decoders stop) whatever envelope is around it.
+// maxJSONDepth bounds the nesting of an event's Data or a token's info:
+// with any envelope, under the 100 levels where some decoders stop.
 const maxJSONDepth = 64
 
 // errNotUTF8 and errTooDeep say why checkJSON refused a value.
@@ -402,10 +375,9 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(append(append(b, '"'), s...), '"')
 }
 
-// Disconnect closes every connection of the user with this ID, for
-// instance on logout or when a role changes. The clients are told to
-// reconnect (code 4001), so they come back as whoever their session holds
-// now.
+// Disconnect closes every connection of the user with this ID (on logout,
+// or when a role changes); the clients reconnect as whoever their session
+// holds now.
 func (i *Instant) Disconnect(ctx context.Context, userID string) error {
 	if i == nil {
 		return ErrNotInstalled
