@@ -21,9 +21,8 @@ import (
 // Server), downNodes (nodes.go, while every node is down).
 type apiClient interface {
 	// publish sends payloads[k] to channels[k] with the idempotency key
-	// keys[k] and the tag "origin" origins[k] (none when "" or origins is
-	// nil), in one request, in order; a *PublishError's failedPubs lists
-	// the publications the server refused.
+	// keys[k] and the tag "origin" origins[k] (none when ""), in one
+	// request, in order; a *PublishError's failedPubs lists the refused.
 	publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error
 	unsubscribe(ctx context.Context, channel, user string) error
 	disconnect(ctx context.Context, user string) error
@@ -38,9 +37,8 @@ type apiClient interface {
 	userChannels(ctx context.Context, user string) (channels []string, known bool, err error)
 }
 
-// gocentAPI is the apiClient of one Centrifugo node: gocent for the calls
-// it can make, and publish's own request for what gocent cannot send
-// (idempotency keys, tags).
+// gocentAPI is the apiClient of one Centrifugo node: gocent, and publish's
+// own request for what gocent cannot send (idempotency keys, tags).
 type gocentAPI struct {
 	c        *gocent.Client // replies bounded by maxReplyBody (presence, channels)
 	small    *gocent.Client // replies bounded by smallReplies (the others)
@@ -86,11 +84,7 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 		if k > 0 {
 			body = append(body, ',')
 		}
-		origin := ""
-		if origins != nil {
-			origin = origins[k]
-		}
-		body = append(appendPublish(append(body, `{"publish":`...), channels[k], payloads[k], keys[k], origin), '}')
+		body = append(appendPublish(append(body, `{"publish":`...), channels[k], payloads[k], keys[k], origins[k]), '}')
 	}
 	body = append(body, "]}"...)
 	fail := func(err error) error { return &PublishError{Op: "publish", Channels: channels, Err: err} }

@@ -17,19 +17,16 @@ import (
 const (
 	retryBase     = 50 * time.Millisecond  // backoff: full jitter over retryBase<<round,
 	retryCap      = time.Second            // capped
-	probeInterval = 500 * time.Millisecond // a node marked down is probed at most this often
-	probeWait     = 50 * time.Millisecond  // the call that starts a probe waits this long for it
+	probeInterval = 500 * time.Millisecond // between probes of a node marked down
+	probeWait     = 50 * time.Millisecond  // the call that starts a probe waits for it
 )
 
-// call is the one retry loop: it runs op within ctx and PublishTimeout
-// against APIURL, then each of APIURLs, and again from the first after a
-// backoff (at least the round's longest Retry-After; none if that is past
-// the time left), while the node did not answer (retryable) or its share
-// of the time ran out; a refusal ends it. Each node but the last of a
-// round gets PublishTimeout/len(nodes). A node that refuses the connection
-// or lets its attempt's time run out (not the caller's) is marked down and
-// skipped until a probe answers; while every node is down, call fails at
-// once with ErrUnreachable. The embedded Server gets one attempt.
+// call is the one retry loop: op against APIURL, then each of APIURLs
+// (each but the last a round gets PublishTimeout/len(nodes)), again after
+// a backoff (at least a Retry-After, none past the time left), while
+// nodes do not answer, until PublishTimeout. A node that refuses the
+// connection or lets its share run out is marked down and skipped until a
+// probe answers. The embedded Server gets one attempt.
 func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) error) (err error) {
 	if ctx == nil {
 		ctx = context.Background()
@@ -46,7 +43,7 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 		return op(ctx, i.nodes[0])
 	}
 	nodes := i.nodeStates()
-	var answered error // the last attempt's error that its time did not cut short
+	var answered error // of the last attempt its time did not cut short
 	tried := false
 	for round := 0; ; round++ {
 		var after time.Duration // the round's longest Retry-After
@@ -123,9 +120,7 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 	}
 }
 
-// outOfTime marks err, the last answer of a call whose time ran out (or
-// that was canceled) before it could retry, so that it also matches cause
-// (and ErrUnreachable when the last attempt went unanswered).
+// outOfTime marks err, a call's last answer, as cut short by cause.
 func outOfTime(err, cause error, silent bool) error {
 	var pe *PublishError
 	if errors.As(err, &pe) && (silent || !errors.Is(err, cause)) {
@@ -134,14 +129,13 @@ func outOfTime(err, cause error, silent bool) error {
 	return err
 }
 
-// epoch starts clock, which reads the monotonic clock in nanoseconds, never
-// 0 (the mark of a node that answers).
+// clock reads the monotonic clock: never 0, the mark of a node that answers.
 var epoch = time.Now()
 
 func clock() int64 { return int64(time.Since(epoch)) + 1 }
 
-// nodeState is what the calls know of one node of i.nodes: when it was
-// marked down (clock; 0 while it answers), and whether a probe is running.
+// nodeState is when a node was marked down (0: it answers), and whether
+// a probe of it is running.
 type nodeState struct {
 	down    atomic.Int64
 	probing atomic.Bool
@@ -152,7 +146,6 @@ func (i *Instant) nodeStates() []nodeState {
 	return i.stats.nodes
 }
 
-// nodesDown counts the nodes marked down.
 func (i *Instant) nodesDown() int {
 	nodes, n := i.nodeStates(), 0
 	for k := range nodes {
@@ -163,12 +156,9 @@ func (i *Instant) nodesDown() int {
 	return n
 }
 
-// takeNode reports whether a call may try node k: it is not marked down,
-// or its probe was due (probeInterval after the mark or the last probe),
-// this call started it (one at a time; the others skip the node), and the
-// node answered it within probeWait. The probe is Centrifugo's info call,
-// within PublishTimeout but at most 1s; an answer is anything but a 5xx or
-// a failure of the transport.
+// takeNode reports whether a call may try node k: it is up, or this call
+// started its due probe (one at a time; an info call within at most 1s)
+// and it answered (not a 5xx) within probeWait.
 func (i *Instant) takeNode(ctx context.Context, k int) bool {
 	n := &i.nodeStates()[k]
 	due := func() bool { at := n.down.Load(); return at != 0 && clock()-at >= int64(probeInterval) }
@@ -192,7 +182,7 @@ func (i *Instant) takeNode(ctx context.Context, k int) bool {
 			(pe.StatusCode != 0 && pe.StatusCode < http.StatusInternalServerError || pe.StatusCode == 0 && !retryable(err))
 		if up {
 			n.down.Store(0)
-		} else { // down again from now, unless a call had an answer meanwhile
+		} else { // down from now, unless a call had an answer meanwhile
 			for at := n.down.Load(); at != 0 && !n.down.CompareAndSwap(at, clock()); at = n.down.Load() {
 			}
 		}
@@ -217,9 +207,8 @@ func refused(err error) bool {
 }
 
 // retryable reports whether err is a *PublishError whose node did not
-// answer (a failure of the transport, a reply cut short, a 5xx) or asked
-// to be asked again (408, 429); not a refusal, which would come again.
-// Sending a publish again is safe: it carries its idempotency keys.
+// answer (the transport failed, a 5xx) or asked to be asked again (408,
+// 429): not a refusal, which would come again.
 func retryable(err error) bool {
 	var pe *PublishError
 	if !errors.As(err, &pe) {
@@ -234,12 +223,10 @@ func retryable(err error) bool {
 	return errors.As(pe.Err, &transport) || errors.As(pe.Err, &netErr) || errors.Is(pe.Err, io.ErrUnexpectedEOF)
 }
 
-// errNodesDown is the cause of a call that failed at once, every node down.
 var errNodesDown = errors.New("no node of centrifugo (APIURL, APIURLs) answered its last attempt: " +
 	"each refused the connection or let the time run out; calls fail at once until a node answers a probe (one every 500ms at most)")
 
-// downNodes is the apiClient of a call made while every node is marked
-// down: each of its calls fails at once, naming itself.
+// downNodes is the apiClient while every node is down: its calls fail at once.
 type downNodes struct{}
 
 func downError(op string, channels []string) error {

@@ -89,17 +89,14 @@ func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
 	return i.publishEvents(ctx, events, true)
 }
 
-// publishEvents checks and encodes events and sends all their
-// publications in one call, counting the events published in full. In a
-// batch, an error names the event, and a *PublishError whose publications
-// Centrifugo partly refused lists in Failed the events not published in
-// full.
+// publishEvents sends the events' publications in one call, and counts
+// those published in full. In a batch, errors name the events.
 func (i *Instant) publishEvents(ctx context.Context, events []Event, batch bool) error {
 	now := time.Now()
 	channels := make([]string, 0, len(events)) // one channel an event, mostly
 	keys := make([]string, 0, len(events))
+	origins := make([]string, 0, len(events))
 	payloads := make([][]byte, 0, len(events))
-	var origins []string // nil while no event has an origin
 	ends := make([]int, len(events))
 	for k := range events {
 		ev := events[k]
@@ -109,15 +106,9 @@ func (i *Instant) publishEvents(ctx context.Context, events []Event, batch bool)
 		} else if err != nil {
 			return err
 		}
-		if ev.Origin != "" && origins == nil {
-			origins = make([]string, len(keys), cap(keys))
-		}
 		channels, payloads = append(channels, chs...), append(payloads, p...)
 		for range chs {
-			keys = append(keys, ev.ID)
-			if origins != nil {
-				origins = append(origins, ev.Origin)
-			}
+			keys, origins = append(keys, ev.ID), append(origins, ev.Origin)
 		}
 		ends[k] = len(channels)
 	}
@@ -147,16 +138,13 @@ func (i *Instant) publishEvents(ctx context.Context, events []Event, batch bool)
 	return err
 }
 
-// smallEventChannels: past it, eventChannels drops duplicates with a set.
-const smallEventChannels = 16
-
 // eventChannels lists ev's channels, once each, checked, in order:
 // Channel, Channels, then the personal channels of Users.
 func (i *Instant) eventChannels(ev *Event) ([]string, error) {
 	n := len(ev.Channels) + len(ev.Users) + 1
 	channels := make([]string, 0, n)
 	var seen map[string]bool
-	if n > smallEventChannels {
+	if n > 16 { // a set keeps the listing linear
 		seen = make(map[string]bool, n)
 	}
 	add := func(ch string) {
@@ -202,9 +190,8 @@ func (i *Instant) eventChannels(ev *Event) ([]string, error) {
 	return channels, nil
 }
 
-// privateTwin returns the "$" form of a public channel name when it is a
-// configured private channel or matches a custom rule (publishing to the
-// public name would hand a private event to everyone), else "".
+// privateTwin returns the "$" form of a public channel name when that is a
+// private channel (configured, or a rule's), else "".
 func (i *Instant) privateTwin(ch string) string {
 	if isPrivate(ch) {
 		return ""
@@ -233,9 +220,8 @@ func errEventTooLarge(size int) error {
 		ErrInvalidEvent, size, maxEventBytes)
 }
 
-// prepareEvent checks ev, completes its defaults, and encodes its payload
-// once for each of its channels (the payload is encoded once, each
-// channel's name spliced in), all slices of one buffer.
+// prepareEvent checks and completes ev, and encodes its payload once for
+// each of its channels (each channel's name spliced in) in one buffer.
 func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, payloads [][]byte, err error) {
 	if channels, err = i.eventChannels(ev); err != nil {
 		return nil, nil, err
@@ -263,9 +249,6 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 	switch d := ev.Data.(type) {
 	case nil:
 	case json.RawMessage:
-		if len(d) > maxEventBytes {
-			return nil, nil, errEventTooLarge(len(d))
-		}
 		if len(d) > 0 && !json.Valid(d) {
 			return nil, nil, fmt.Errorf("%w: Data is not valid JSON", ErrInvalidEvent)
 		}
@@ -297,11 +280,8 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
-	tail[0] = ','                      // {"message"... becomes ,"message"...
-	fixed := len(head) + len(tail) + 2 // a channel name adds at least its quotes
-	if fixed > maxEventBytes {
-		return nil, nil, errEventTooLarge(fixed)
-	}
+	tail[0] = ','                                                          // {"message"... becomes ,"message"...
+	fixed := len(head) + len(tail) + 2                                     // a channel name adds at least its quotes
 	size := len(channels) * min(fixed, maxEventTotalBytes/len(channels)+1) // no overflow
 	for _, ch := range channels {
 		if size += len(ch); size > maxEventTotalBytes {
@@ -332,10 +312,9 @@ var (
 	errTooDeep = fmt.Errorf("nests arrays and objects more than %d deep", maxJSONDepth)
 )
 
-// checkJSON checks, in one pass over data (valid JSON, or empty), what
-// json.Valid does not: that its strings are valid UTF-8 (a browser drops
-// its connection on a frame that is not) and that it nests at most
-// maxJSONDepth arrays and objects deep.
+// checkJSON checks what json.Valid does not of data (valid JSON, or
+// empty): that its strings are valid UTF-8 (browsers drop a connection on
+// a frame that is not), and that it nests at most maxJSONDepth deep.
 func checkJSON(data []byte) error {
 	depth := 0
 	for k := 0; k < len(data); k++ {
