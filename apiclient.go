@@ -140,8 +140,7 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 	return pe
 }
 
-// appendPublish appends the params of one publish command, as Centrifugo's
-// API and its outbox consumer take them.
+// appendPublish appends a publish command's params (API and outbox rows).
 func appendPublish(b []byte, channel string, payload []byte, key, origin string) []byte {
 	b = appendJSONString(append(b, `{"channel":`...), channel)
 	b = append(append(b, `,"data":`...), payload...)
@@ -154,8 +153,7 @@ func appendPublish(b []byte, channel string, payload []byte, key, origin string)
 	return append(b, '}')
 }
 
-// retryAfter reads a Retry-After header (seconds, or an HTTP date), at
-// most a day; 0 when it is absent or does not parse.
+// retryAfter reads a Retry-After (seconds, or a date), at most a day.
 func retryAfter(v string) time.Duration {
 	const most = 24 * time.Hour
 	if n, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
@@ -170,8 +168,7 @@ func retryAfter(v string) time.Duration {
 // errNotAPI marks a 200 reply that is not Centrifugo's answer to the call.
 var errNotAPI = errors.New("the reply is not an answer of Centrifugo's server API: is APIURL its /api endpoint?")
 
-// isObject reports whether raw is a JSON object, as every result of
-// Centrifugo's API is.
+// isObject reports whether raw is a JSON object, as API results are.
 func isObject(raw json.RawMessage) bool {
 	raw = bytes.TrimSpace(raw)
 	return len(raw) >= 2 && raw[0] == '{' && json.Valid(raw)
@@ -201,8 +198,7 @@ func (g gocentAPI) presence(ctx context.Context, channel string) ([]presenceClie
 	return res[0], nil
 }
 
-// presenceBatch asks the presence of every channel in one request (a pipe
-// of presence calls). An API error for any channel fails the whole call.
+// presenceBatch asks the presence of every channel in one request.
 func (g gocentAPI) presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error) {
 	pipe := g.c.Pipe()
 	for _, ch := range channels {
@@ -295,9 +291,8 @@ func (g gocentAPI) userChannels(context.Context, string) ([]string, bool, error)
 	return nil, false, nil
 }
 
-// apiError turns gocent's error into a *PublishError (nil stays nil) of
-// this package's names, holding at most maxErrorBody bytes of a reply and
-// no secret, whatever the upstream echoed.
+// apiError turns gocent's error into a *PublishError (nil stays nil) that
+// holds at most maxErrorBody bytes of a reply, and no secret.
 func (g gocentAPI) apiError(op string, channels []string, err error) error {
 	if err == nil {
 		return nil
@@ -322,8 +317,7 @@ func (g gocentAPI) apiError(op string, channels []string, err error) error {
 	return pe
 }
 
-// redact returns a copy of b cut to maxErrorBody bytes, every secret
-// replaced.
+// redact returns b cut to maxErrorBody bytes, its secrets replaced.
 func (g gocentAPI) redact(b []byte) []byte {
 	out := bytes.Clone(b)
 	for _, s := range g.secrets {
@@ -362,9 +356,8 @@ const (
 // errReplyTooLarge: a reply past its bound is an answer, not retried.
 var errReplyTooLarge = errors.New("the reply is larger than any Centrifugo answer to this call")
 
-// limitedClient returns a copy of hc whose replies are read at most up to
-// limit (2*maxErrorBody when not 200, so that redact sees a secret across
-// the cut whole).
+// limitedClient returns a copy of hc that reads at most limit bytes of a
+// reply (2*maxErrorBody when not 200: redact sees a secret across the cut).
 func limitedClient(hc *http.Client, limit int64) *http.Client {
 	cp := *hc
 	if cp.Transport == nil {

@@ -45,8 +45,7 @@ var (
 	// every node is marked down: see Stats.NodesDown).
 	ErrUnreachable = errors.New("instant: centrifugo unreachable")
 	// ErrTokenSecret: Centrifugo refused a token the app signed (Check):
-	// its client.token.hmac_secret_key is not TokenSecret, or the clocks
-	// are apart.
+	// its client.token.hmac_secret_key is not TokenSecret.
 	ErrTokenSecret = errors.New("instant: centrifugo refused the app's token")
 	// ErrStaleConfig: the running Centrifugo's config does not fit the app
 	// (Check), or, on a *PublishError, Centrifugo's error 102 (unknown
@@ -71,24 +70,19 @@ var (
 type PublishError struct {
 	// Op is the API call: "publish", "disconnect", "presence", ….
 	Op string
-	// Channels are the channels of the failed publications, or the
-	// channel of another call (none for disconnect).
+	// Channels are those of the failed publications, or of another call.
 	Channels []string
 	// StatusCode is the HTTP status of an answer other than 200, else 0.
 	StatusCode int
-	// Code and Message are Centrifugo's API error, when it gave one (the
-	// first, when it refused several publications).
+	// Code and Message are Centrifugo's (first) API error, if any.
 	Code    int
 	Message string
-	// Failed, set by BroadcastBatch when Centrifugo answered and refused
-	// some publications, lists (ascending) the indices of the events not
-	// published in full; every other event was. Nil otherwise: nobody
-	// knows what went out, and sending the batch again with the same IDs
-	// is safe.
+	// Failed, set by BroadcastBatch when Centrifugo refused some
+	// publications, lists the events not published in full (the others
+	// were). Nil otherwise: what went out is unknown.
 	Failed []int
-	// Err is the cause: the transport's error when nothing answered, else
-	// the answer's text (the HTTP status and at most 4 KiB of the body, or
-	// the API error). It never holds the API key or the token secret.
+	// Err is the cause: the transport's error, or the answer's text (at
+	// most 4 KiB of it), never holding the API key or the token secret.
 	Err error
 
 	failedPubs  []int         // indices of the refused publications
@@ -177,8 +171,8 @@ func clip(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// Unwrap returns Err, the context's error of a call whose time ran out
-// before a retry, and the sentinels the error matches (see PublishError).
+// Unwrap returns Err, the context's error when the time ran out before a
+// retry, and the sentinels the error matches.
 func (e *PublishError) Unwrap() []error {
 	out := []error{e.Err}
 	if e.cause != nil {

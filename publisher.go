@@ -1,7 +1,6 @@
 package instant
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -238,31 +237,19 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 	if ev.Origin != "" && !validOrigin(ev.Origin) {
 		return nil, nil, fmt.Errorf("%w: Origin must be 1 to %d letters, digits, '-' and '_', as Origin(c) returns it", ErrInvalidEvent, maxOriginLength)
 	}
-	// Refused, not cleaned: json.Marshal would change the text, and two
-	// cleaned IDs could become one.
+	// Refused, not cleaned: two cleaned IDs could become one.
 	for _, f := range [...][2]string{{"ID", ev.ID}, {"Message", ev.Message}, {"EventClass", ev.EventClass}, {"Site", ev.Site}} {
 		if !utf8.ValidString(f[1]) {
 			return nil, nil, fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidEvent, f[0])
 		}
 	}
-	var data []byte
-	switch d := ev.Data.(type) {
-	case nil:
-	case json.RawMessage:
-		if len(d) > 0 && !json.Valid(d) {
-			return nil, nil, fmt.Errorf("%w: Data is not valid JSON", ErrInvalidEvent)
-		}
-		data = d
-	default:
-		if data, err = json.Marshal(d); err != nil {
-			return nil, nil, fmt.Errorf("%w: Data: %w", ErrInvalidEvent, err)
-		}
-	}
-	if err := checkJSON(data); err != nil {
+	var data []byte // json.Marshal checks a json.RawMessage, and compacts it
+	if data, err = json.Marshal(ev.Data); err != nil {
+		return nil, nil, fmt.Errorf("%w: Data: %w", ErrInvalidEvent, err)
+	} else if err := checkJSON(data); err != nil {
 		return nil, nil, fmt.Errorf("%w: Data %w", ErrInvalidEvent, err)
-	}
-	if string(bytes.TrimSpace(data)) == "null" {
-		data = nil // a nil pointer or map is no data either
+	} else if string(data) == "null" {
+		data = nil // nil, or a nil pointer or map, is no data
 	}
 	if n := len(ev.ID) + len(ev.Message) + len(ev.EventClass) + len(ev.Site) + len(ev.Origin) + len(data); n > maxEventBytes {
 		return nil, nil, errEventTooLarge(n)

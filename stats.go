@@ -5,12 +5,10 @@ import (
 	"sync/atomic"
 )
 
-// Stats are counters of the calls to the server, totals since New, for an
-// app to export.
+// Stats are counters of the calls to the server since New.
 type Stats struct {
-	// Published counts events published in full (Broadcast,
-	// BroadcastBatch; the events of a partly failed batch that went out
-	// count too).
+	// Published counts events published in full (those of a partly
+	// failed batch included).
 	Published uint64 `json:"published"`
 	// Retried counts attempts made again on the first node after a backoff.
 	Retried uint64 `json:"retried"`
@@ -20,9 +18,7 @@ type Stats struct {
 	// Failed counts calls that returned an error in the end.
 	Failed uint64 `json:"failed"`
 	// NodesDown is how many nodes of APIURL and APIURLs are marked down
-	// now (they refused the connection or let an attempt's time run out,
-	// and no probe has had an answer since). Calls skip them; while every
-	// node is down, a call fails at once with ErrUnreachable.
+	// now: skipped by calls until a probe answers (see ErrUnreachable).
 	NodesDown int `json:"nodes_down"`
 	// OutboxWritten counts events written to the outbox (BroadcastTx).
 	OutboxWritten uint64 `json:"outbox_written"`
