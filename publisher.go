@@ -118,22 +118,18 @@ func (i *Instant) publishEvents(ctx context.Context, events []Event, batch bool)
 	if err != nil && (!errors.As(err, &pe) || pe.failedPubs == nil) {
 		return err // no answer, or one refusing the whole request
 	}
-	failed := 0
-	if pe != nil && !batch {
-		failed = 1
-	} else if pe != nil {
-		e := 0
+	var failed []int // the events not published in full
+	if pe != nil {
 		for _, p := range pe.failedPubs { // ascending
-			for ends[e] <= p {
-				e++
-			}
-			if len(pe.Failed) == 0 || pe.Failed[len(pe.Failed)-1] != e {
-				pe.Failed = append(pe.Failed, e)
+			if e, _ := slices.BinarySearch(ends, p+1); len(failed) == 0 || failed[len(failed)-1] != e {
+				failed = append(failed, e)
 			}
 		}
-		failed, pe.events = len(pe.Failed), len(events)
+		if batch {
+			pe.Failed, pe.events = failed, len(events)
+		}
 	}
-	i.stats.published.Add(uint64(len(events) - failed))
+	i.stats.published.Add(uint64(len(events) - len(failed)))
 	return err
 }
 
@@ -141,17 +137,10 @@ func (i *Instant) publishEvents(ctx context.Context, events []Event, batch bool)
 // Channel, Channels, then the personal channels of Users.
 func (i *Instant) eventChannels(ev *Event) ([]string, error) {
 	n := len(ev.Channels) + len(ev.Users) + 1
-	channels := make([]string, 0, n)
-	var seen map[string]bool
-	if n > 16 { // a set keeps the listing linear
-		seen = make(map[string]bool, n)
-	}
+	channels, seen := make([]string, 0, n), make(map[string]bool, n)
 	add := func(ch string) {
-		if seen == nil && !slices.Contains(channels, ch) || seen != nil && !seen[ch] {
-			channels = append(channels, ch)
-			if seen != nil {
-				seen[ch] = true
-			}
+		if !seen[ch] {
+			channels, seen[ch] = append(channels, ch), true
 		}
 	}
 	if ev.Channel != "" {
