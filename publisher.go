@@ -36,8 +36,8 @@ type Event struct {
 	Message string
 	// EventClass lets clients tell events apart. Default: "default".
 	EventClass string
-	// Data is any JSON-encodable value (a json.RawMessage is sent as it
-	// is, once checked). Omitted when nil or when it encodes as null.
+	// Data is any JSON-encodable value (a json.RawMessage is checked and
+	// sent compacted). Omitted when nil or when it encodes as null.
 	Data any
 	// Site names the sender. Default: Config.SiteName.
 	Site string
