@@ -232,6 +232,9 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 			return nil, nil, fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidEvent, f[0])
 		}
 	}
+	if raw, ok := ev.Data.(json.RawMessage); ok && len(raw) == 0 {
+		ev.Data = nil // no data, which json.Marshal would refuse
+	}
 	var data []byte // json.Marshal checks a json.RawMessage, and compacts it
 	if data, err = json.Marshal(ev.Data); err != nil {
 		return nil, nil, fmt.Errorf("%w: Data: %w", ErrInvalidEvent, err)
