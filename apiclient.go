@@ -86,10 +86,7 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 	}
 	body = append(body, "]}"...)
 	fail := func(err error) error { return &PublishError{Op: "publish", Channels: channels, Err: err} }
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.batchURL, bytes.NewReader(body))
-	if err != nil {
-		return fail(g.redactError(err))
-	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.batchURL, bytes.NewReader(body)) // New checked APIURL
 	req.Header = http.Header{"Authorization": g.auth, "Content-Type": {"application/json"}}
 	resp, err := g.hc.Do(req)
 	if err != nil {
