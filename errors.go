@@ -131,15 +131,14 @@ func (e *PublishError) Error() string {
 		b.WriteString(": " + clip(e.Err.Error(), errorCauseBytes))
 	}
 	if len(e.Failed) > 0 {
-		b.WriteString(" (event")
+		plural, shown := "", make([]string, 0, errorEvents)
 		if len(e.Failed) > 1 {
-			b.WriteString("s")
+			plural = "s"
 		}
-		sep = " "
 		for _, idx := range e.Failed[:min(len(e.Failed), errorEvents)] {
-			b.WriteString(sep + strconv.Itoa(idx))
-			sep = ", "
+			shown = append(shown, strconv.Itoa(idx))
 		}
+		fmt.Fprintf(&b, " (event%s %s", plural, strings.Join(shown, ", "))
 		if n := len(e.Failed) - errorEvents; n > 0 {
 			fmt.Fprintf(&b, " and %d more", n)
 		}
