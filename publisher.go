@@ -1,7 +1,6 @@
 package instant
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,162 +13,71 @@ import (
 
 // Event is one message to broadcast. Subscribers receive it as the JSON
 // object {"id","channel","message","event_class","data","site","date","origin"}
-// ("data" and "origin" omitted when empty).
+// ("data" and "origin" omitted when empty), each copy naming its channel.
 //
-// An event goes where it says and nowhere else: to Channel, Channels and
-// the personal channels of Users, or, when it names none of them, to the
-// first configured channel of the level its Target names. An event that
-// names no channel, no Users and no Target is refused with ErrNoChannel
-// and nothing is sent: the zero Event goes nowhere, never to the public
-// channel.
-//
-// One publication (the payload above, as one channel receives it) is at
-// most 1,044,480 bytes: 1 MiB less 4 KiB. Centrifugo drops a subscriber's
-// connection (code 3008, slow) as soon as more than client.queue_max_size
-// bytes (1 MiB by default) wait to be written to it, so a larger
-// publication would cost every subscriber their connection; the 4 KiB
-// are room for the envelope Centrifugo wraps a publication in. All the
-// publications of one event (its payload once per channel) add up to at
-// most 256 MiB, a million personal channels of a small event. A larger
-// event is refused with ErrInvalidEvent before anything is sent.
-//
-// What goes out is valid UTF-8 JSON, nested at most 64 levels deep, or
-// nothing goes out: ID, Message, EventClass and Site must be valid UTF-8
-// (they are refused, not cleaned, with ErrInvalidEvent), and so must
-// every string of Data as sent (a json.RawMessage, anywhere in Data, is
-// checked byte for byte; other strings in Data are encoded by json.Marshal,
-// which turns bytes that are not UTF-8 into U+FFFD). A browser drops its
-// connection on a websocket text frame that is not UTF-8, and with history
-// on it would receive the same event again at each reconnect. Data nests
-// at most 64 arrays and objects deep (see maxJSONDepth): Centrifugo
-// refuses a request nested more than 10,000 deep (its envelope included:
-// an HTTP 400 that loses the other events of the request too), and its
-// outbox consumer skips such a row once the transaction has committed.
+// It goes to Channel, Channels and the personal channels of Users or, when
+// it names none, to the first channel of the level Target names; else it
+// is refused with ErrNoChannel (the zero Event goes nowhere). It is
+// refused with ErrInvalidEvent, before anything is sent, when a
+// publication would be over 1 MiB less 4 KiB (Centrifugo would drop every
+// subscriber: client.queue_max_size), all of them over 256 MiB, its text
+// or a json.RawMessage in Data not valid UTF-8, or Data nested more than
+// 64 arrays and objects deep.
 type Event struct {
-	// ID identifies the event, and is its idempotency key: the same ID is
-	// the same event. Centrifugo publishes an ID once on a channel within
-	// its idempotency window (5 minutes) and silently drops a second event
-	// with the same ID there, so give each event an ID of its own and reuse
-	// one only to resend the same event (a retry). Subscribers may drop an
-	// id they have seen (client.js does). It must be valid UTF-8
-	// (ErrInvalidEvent otherwise: IDs are never cleaned, since two cleaned
-	// IDs could become one). Default: a new random id.
+	// ID is the event's idempotency key: Centrifugo drops a second event
+	// with the same ID on a channel within 5 minutes. Valid UTF-8.
+	// Default: a new random id.
 	ID string
-	// Channel and Channels name the channels to publish to (duplicates are
-	// sent once). Default: none.
+	// Channel and Channels name channels to publish to (duplicates sent
+	// once).
 	Channel  string
 	Channels []string
 	// Message is the human-readable text.
 	Message string
 	// EventClass lets clients tell events apart. Default: "default".
 	EventClass string
-	// Data is any JSON-encodable value, sent as JSON (a json.RawMessage is
-	// sent as it is, after a validity check: one JSON value, valid UTF-8,
-	// at most 64 levels deep). Omitted when nil, or when it encodes as
-	// null (a nil pointer, map or slice).
+	// Data is any JSON-encodable value (a json.RawMessage is checked and
+	// sent compacted). Omitted when nil or when it encodes as null.
 	Data any
 	// Site names the sender. Default: Config.SiteName.
 	Site string
 	// Target, used only when the event names no channel and no Users,
-	// sends it to the first configured channel of that level (LevelPublic
-	// to LevelSuperuser): it must be chosen, as in
-	// Event{Target: LevelPublic, ...} to tell everyone. Default: the zero
-	// Level, none, so an event that names nothing is refused
-	// (ErrNoChannel), as is a level with no channel configured.
+	// sends it to the first channel of that level. Default: none.
 	Target Level
-	// Users also delivers the event to these users' personal channels
-	// (UserChannel), in the same single request to Centrifugo. Tens of
-	// thousands are fine: the channels are listed in linear time.
+	// Users adds these users' personal channels (UserChannel), in the same
+	// request. Tens of thousands are fine.
 	Users []string
-	// Origin names the browser tab the change came from, sent as "origin"
-	// (omitted when empty), and as the publication's tag "origin", so that
-	// a tab that made a change and updated its own page is not told again:
-	// Centrifugo does not send the event to the tab's subscriptions, which
-	// the browser helper makes with the filter "origin not this tab's"
-	// (where the namespace has allow_tags_filter, as CentrifugoConfig
-	// writes it), and the helper drops what still comes carrying its
-	// origin. Set it with Origin(c). A convenience, not a security
-	// boundary: it only decides which tab skips the event. When set, it is
-	// 1 to 64 letters, digits, '-' and '_' (ErrInvalidEvent otherwise).
+	// Origin names the browser tab the change came from (Origin(c)): sent
+	// as "origin" and as the publication's tag, so that the tab is not sent
+	// its own event. 1 to 64 letters, digits, '-' and '_'. Not a security
+	// boundary.
 	Origin string
 }
 
-// Broadcast publishes ev to its channels in one call to Centrifugo, each
-// channel's copy naming that channel. A node that does not answer (a
-// transport failure, a reply cut short, a 5xx, a 408 or 429, or, while a
-// further node is left, nothing within its share of PublishTimeout) is
-// retried with capped exponential backoff and jitter (a 429's or 503's
-// Retry-After is waited for, or the call ends at once when it is past
-// PublishTimeout), and the next node of Config.APIURLs is tried, within
-// ctx and PublishTimeout; a refusal (another 4xx, an API error) is not
-// retried. Every publication carries the event's id as Centrifugo's
-// idempotency key: a publish sent again (a retry, a failover, or ev sent
-// again with its ID) within Centrifugo's idempotency window (5 minutes)
-// is not published twice on a channel. It returns nil only after Centrifugo
-// answered every publication with a result, or else an error:
-// ErrNoChannel, ErrInvalidChannel or ErrInvalidEvent before anything is
-// sent (an event that names no channel, no Users and no Target level is
-// ErrNoChannel; one whose publication would be larger than Centrifugo
-// delivers, whose text is not valid UTF-8, whose Data nests too deep, or
-// whose Origin is malformed, is ErrInvalidEvent: see Event;
-// a public name such as "staff_news" whose "$" form is a private
-// channel is refused: it would publish a private event to everyone), else
-// a *PublishError (errors.Is(err, ErrAPIKey) for a refused key,
-// errors.Is(err, ErrStaleConfig) for a namespace Centrifugo's config
-// lacks, errors.Is(err, ErrUnreachable) when no node answered: each
-// refused the connection, or took the request and let the time run out,
-// which also matches context.DeadlineExceeded; such a node is marked down
-// and skipped until it answers a probe, so that while every node is down
-// calls fail at once instead of waiting out PublishTimeout each, see
-// Stats.NodesDown), within Config.PublishTimeout. A caller's ctx that ends
-// first is no fault of Centrifugo's: its error is the context's. Safe for
-// concurrent use.
+// Broadcast publishes ev to its channels in one call, within ctx and
+// Config.PublishTimeout, retrying with capped backoff and jitter (and
+// failing over to the next of APIURLs) while a node does not answer or
+// answers 408, 429 or 5xx; never after a refusal. Every publication
+// carries ev.ID as its idempotency key: a retry never publishes twice.
+// It returns nil once every publication was published; else
+// ErrNoChannel, ErrInvalidChannel (a public name whose "$" form is
+// private too) or ErrInvalidEvent before anything is sent, or a
+// *PublishError. Safe for concurrent use.
 func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
 	if i == nil {
 		return ErrNotInstalled
 	}
-	channels, payloads, err := i.prepareEvent(&ev, time.Now())
-	if err != nil {
-		return err
-	}
-	keys := make([]string, len(channels))
-	for k := range keys {
-		keys[k] = ev.ID
-	}
-	var origins []string
-	if ev.Origin != "" {
-		origins = make([]string, len(channels))
-		for k := range origins {
-			origins[k] = ev.Origin
-		}
-	}
-	return i.publishEvents(ctx, channels, payloads, keys, origins, nil)
+	return i.publishEvents(ctx, []Event{ev}, false)
 }
 
-// BroadcastBatch publishes several events in one call to Centrifugo: one
-// API request carries every event's publications, in the order given, and
-// Centrifugo publishes them in that order. It is the fast path for many
-// events at once (an import, a fan-out to many users' channels): the round
-// trip is paid once, not once an event.
-//
-// Each event is checked and completed as Broadcast does it (its ID, class,
-// site); one that Broadcast would refuse fails the whole batch before
-// anything is sent, with an error naming its index. events itself is not
-// changed, so IDs it makes up are not handed back: to be able to send a
-// batch again after an error, set each event's ID first: sent again
-// within 5 minutes, the publications Centrifugo made already are not made
-// twice (the ids are idempotency keys, as Broadcast's). The call is
-// retried and failed over as Broadcast's is.
-//
-// When Centrifugo refused some publications and made the others (a
-// channel in a namespace it does not know, say), the error is a
-// *PublishError whose Failed lists the indices into events of those not
-// published in full, and every other event was published; Stats counts
-// those as published. Any other error after sending (no answer, an HTTP
-// error) says nothing of what went out: send the same events again. An
-// empty batch sends nothing and returns nil. One request holds the whole
-// batch: keep it to hundreds of events, a thousand or two at most. Safe
-// for concurrent use.
+// BroadcastBatch publishes events in one request, in order, each checked
+// and completed as Broadcast does (one refused fails the batch before
+// anything is sent, its index named; events is not changed, so set IDs to
+// be able to resend). Retried and failed over as Broadcast. When
+// Centrifugo refused some publications, the *PublishError's Failed lists
+// the events not published in full, and the others were published; any
+// other error says nothing of what went out. Keep a batch to a thousand
+// or two events. Safe for concurrent use.
 func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -177,125 +85,63 @@ func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	return i.publishEvents(ctx, events, true)
+}
+
+// publishEvents sends the events' publications in one call, and counts
+// those published in full. In a batch, errors name the events.
+func (i *Instant) publishEvents(ctx context.Context, events []Event, batch bool) error {
 	now := time.Now()
 	channels := make([]string, 0, len(events)) // one channel an event, mostly
 	keys := make([]string, 0, len(events))
+	origins := make([]string, 0, len(events))
 	payloads := make([][]byte, 0, len(events))
-	var origins []string // nil while no event has an origin
 	ends := make([]int, len(events))
 	for k := range events {
 		ev := events[k]
 		chs, p, err := i.prepareEvent(&ev, now)
-		if err != nil {
+		if err != nil && batch {
 			return fmt.Errorf("event %d: %w", k, err)
+		} else if err != nil {
+			return err
 		}
-		channels = append(channels, chs...)
-		payloads = append(payloads, p...)
+		channels, payloads = append(channels, chs...), append(payloads, p...)
 		for range chs {
-			keys = append(keys, ev.ID)
-		}
-		if ev.Origin != "" && origins == nil {
-			origins = make([]string, len(keys)-len(chs), cap(keys))
-		}
-		if origins != nil {
-			for range chs {
-				origins = append(origins, ev.Origin)
-			}
+			keys, origins = append(keys, ev.ID), append(origins, ev.Origin)
 		}
 		ends[k] = len(channels)
 	}
-	return i.publishEvents(ctx, channels, payloads, keys, origins, ends)
-}
-
-// prepareEvent checks ev, completes it, and encodes one payload for each of
-// its channels.
-func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, payloads [][]byte, err error) {
-	if channels, err = i.eventChannels(ev); err != nil {
-		return nil, nil, err
-	}
-	if payloads, err = i.encodeEvent(ev, channels, now); err != nil {
-		return nil, nil, err
-	}
-	return channels, payloads, nil
-}
-
-// publishEvents sends the publications of one or more events in one call
-// to Centrifugo (see apiClient.publish) and counts the events published in
-// full. ends[e] is one past the index of event e's last publication, for
-// BroadcastBatch: a *PublishError after Centrifugo answered then lists in
-// Failed the events it did not publish in full. Broadcast passes nil: one
-// event, and Failed stays nil.
-func (i *Instant) publishEvents(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string, ends []int) error {
 	err := i.call(ctx, func(ctx context.Context, api apiClient) error {
 		return api.publish(ctx, channels, payloads, keys, origins)
 	})
-	events := max(len(ends), 1)
-	if err == nil {
-		i.stats.published.Add(uint64(events))
-		return nil
-	}
 	var pe *PublishError
-	if !errors.As(err, &pe) || pe.failedPubs == nil {
+	if err != nil && (!errors.As(err, &pe) || pe.failedPubs == nil) {
 		return err // no answer, or one refusing the whole request
 	}
-	failed := failedEvents(pe.failedPubs, ends)
-	i.stats.published.Add(uint64(events - len(failed)))
-	if ends != nil {
-		pe.Failed, pe.events = failed, len(ends)
+	var failed []int // the events not published in full
+	if pe != nil {
+		for _, p := range pe.failedPubs { // ascending
+			if e, _ := slices.BinarySearch(ends, p+1); len(failed) == 0 || failed[len(failed)-1] != e {
+				failed = append(failed, e)
+			}
+		}
+		if batch {
+			pe.Failed, pe.events = failed, len(events)
+		}
 	}
+	i.stats.published.Add(uint64(len(events) - len(failed)))
 	return err
 }
 
-// failedEvents maps the indices of failed publications (ascending) to the
-// indices of their events, once each; ends as publishEvents takes it (nil:
-// a single event).
-func failedEvents(pubs, ends []int) []int {
-	if ends == nil {
-		return []int{0}
-	}
-	var out []int
-	e := 0
-	for _, p := range pubs {
-		for ends[e] <= p {
-			e++
-		}
-		if len(out) == 0 || out[len(out)-1] != e {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// smallEventChannels is the most channels an event may list for
-// eventChannels to drop duplicates by scanning what it kept, which
-// allocates nothing; past it, a set keeps the listing linear.
-const smallEventChannels = 16
-
-// eventChannels lists ev's channels, once each, checked, in the order
-// given: Channel, Channels, then the personal channels of Users. It runs
-// in time linear in their number.
+// eventChannels lists ev's channels, once each, checked, in order:
+// Channel, Channels, then the personal channels of Users.
 func (i *Instant) eventChannels(ev *Event) ([]string, error) {
-	n := len(ev.Channels) + len(ev.Users)
-	if ev.Channel != "" {
-		n++
-	}
-	channels := make([]string, 0, max(n, 1))
-	var seen map[string]struct{}
-	if n > smallEventChannels {
-		seen = make(map[string]struct{}, n)
-	}
+	n := len(ev.Channels) + len(ev.Users) + 1
+	channels, seen := make([]string, 0, n), make(map[string]bool, n)
 	add := func(ch string) {
-		if seen == nil {
-			if slices.Contains(channels, ch) {
-				return
-			}
-		} else {
-			if _, dup := seen[ch]; dup {
-				return
-			}
-			seen[ch] = struct{}{}
+		if !seen[ch] {
+			channels, seen[ch] = append(channels, ch), true
 		}
-		channels = append(channels, ch)
 	}
 	if ev.Channel != "" {
 		add(ev.Channel)
@@ -332,10 +178,8 @@ func (i *Instant) eventChannels(ev *Event) ([]string, error) {
 	return channels, nil
 }
 
-// privateTwin returns the "$" form of a public channel name when that form
-// is a configured private channel or matches a custom rule: publishing to
-// the public name would hand a private event to everyone. It returns ""
-// for a name that is private already or has no private twin.
+// privateTwin returns the "$" form of a public channel name when that is a
+// private channel (configured, or a rule's), else "".
 func (i *Instant) privateTwin(ch string) string {
 	if isPrivate(ch) {
 		return ""
@@ -352,40 +196,24 @@ func (i *Instant) privateTwin(ch string) string {
 	return ""
 }
 
-// maxEventBytes bounds the payload of one publication, as one channel
-// receives it (see Event). Centrifugo (centrifuge's client writer)
-// disconnects a subscriber as slow (3008) as soon as its outgoing queue
-// holds more than client.queue_max_size bytes, 1 MiB by default, and one
-// publication is queued as its whole push: a larger one drops every
-// subscriber, whether or not it was written out first. The push adds an
-// envelope to the payload ({"push":{"channel":...,"pub":{"data":...,
-// "offset":...}}}, well under 2 KiB with a 255-byte channel name): 4 KiB
-// are left for it. Centrifugo's HTTP API reads request bodies of any
-// size, and websocket.message_size_limit (64 KiB) bounds what clients
-// send, not what they receive: neither is the bound.
-const maxEventBytes = 1<<20 - 4<<10
+// maxEventBytes bounds one publication (client.queue_max_size, 1 MiB,
+// less 4 KiB for Centrifugo's envelope); maxEventTotalBytes an event's.
+const (
+	maxEventBytes      = 1<<20 - 4<<10
+	maxEventTotalBytes = 256 << 20
+)
 
-// maxEventTotalBytes bounds all the publications of one event together
-// (its payload times its channels): they are encoded at once, sent in one
-// request that Centrifugo reads whole, and a large payload sent to many
-// users one by one could otherwise take all the memory of both. 256 MiB
-// is a million personal channels of a small event.
-const maxEventTotalBytes = 256 << 20
-
-// errEventTooLarge is the refusal of an event over maxEventBytes; atLeast
-// says that size is a lower bound, found before encoding.
-func errEventTooLarge(size int, atLeast bool) error {
-	prefix := ""
-	if atLeast {
-		prefix = "at least "
-	}
-	return fmt.Errorf("%w: one publication of the event would be %s%d bytes, more than the %d (1 MiB less 4 KiB) Centrifugo delivers to a subscriber at once (client.queue_max_size)",
-		ErrInvalidEvent, prefix, size, maxEventBytes)
+func errEventTooLarge(size int) error {
+	return fmt.Errorf("%w: one publication of the event would be at least %d bytes, more than the %d (1 MiB less 4 KiB) Centrifugo delivers to a subscriber at once (client.queue_max_size)",
+		ErrInvalidEvent, size, maxEventBytes)
 }
 
-// encodeEvent encodes the payload once and splices in each channel's name.
-// Every payload is a slice of one buffer, at most maxEventBytes long.
-func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]byte, error) {
+// prepareEvent checks and completes ev, and encodes its payload once for
+// each of its channels (each channel's name spliced in) in one buffer.
+func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, payloads [][]byte, err error) {
+	if channels, err = i.eventChannels(ev); err != nil {
+		return nil, nil, err
+	}
 	if ev.ID == "" {
 		ev.ID = newEventID()
 	}
@@ -396,44 +224,30 @@ func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]
 		ev.Site = i.cfg.SiteName
 	}
 	if ev.Origin != "" && !validOrigin(ev.Origin) {
-		return nil, fmt.Errorf("%w: Origin must be 1 to %d letters, digits, '-' and '_', as Origin(c) returns it", ErrInvalidEvent, maxOriginLength)
+		return nil, nil, fmt.Errorf("%w: Origin must be 1 to %d letters, digits, '-' and '_', as Origin(c) returns it", ErrInvalidEvent, maxOriginLength)
 	}
-	if err := eventText(ev); err != nil {
-		return nil, err
-	}
-	// The strings are encoded at least as long as they are: a payload over
-	// the bound is refused before anything large is encoded or copied.
-	if n := len(ev.ID) + len(ev.Message) + len(ev.EventClass) + len(ev.Site) + len(ev.Origin); n > maxEventBytes {
-		return nil, errEventTooLarge(n, true)
-	}
-	var data []byte
-	switch d := ev.Data.(type) {
-	case nil:
-	case json.RawMessage:
-		if len(d) > maxEventBytes {
-			return nil, errEventTooLarge(len(d), true)
-		}
-		if len(d) > 0 && !json.Valid(d) {
-			return nil, fmt.Errorf("%w: Data is not valid JSON", ErrInvalidEvent)
-		}
-		data = d
-	default:
-		var err error
-		if data, err = json.Marshal(d); err != nil {
-			return nil, fmt.Errorf("%w: Data: %w", ErrInvalidEvent, err)
+	// Refused, not cleaned: two cleaned IDs could become one.
+	for _, f := range [...][2]string{{"ID", ev.ID}, {"Message", ev.Message}, {"EventClass", ev.EventClass}, {"Site", ev.Site}} {
+		if !utf8.ValidString(f[1]) {
+			return nil, nil, fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidEvent, f[0])
 		}
 	}
-	if err := checkJSON(data); err != nil {
-		return nil, fmt.Errorf("%w: Data %w", ErrInvalidEvent, err)
+	if raw, ok := ev.Data.(json.RawMessage); ok && len(raw) == 0 {
+		ev.Data = nil // no data, which json.Marshal would refuse
 	}
-	if string(bytes.TrimSpace(data)) == "null" {
-		data = nil // a nil pointer or map is no data either
+	var data []byte // json.Marshal checks a json.RawMessage, and compacts it
+	if data, err = json.Marshal(ev.Data); err != nil {
+		return nil, nil, fmt.Errorf("%w: Data: %w", ErrInvalidEvent, err)
+	} else if err := checkJSON(data); err != nil {
+		return nil, nil, fmt.Errorf("%w: Data %w", ErrInvalidEvent, err)
+	} else if string(data) == "null" {
+		data = nil // nil, or a nil pointer or map, is no data
 	}
 	if n := len(ev.ID) + len(ev.Message) + len(ev.EventClass) + len(ev.Site) + len(ev.Origin) + len(data); n > maxEventBytes {
-		return nil, errEventTooLarge(n, true)
+		return nil, nil, errEventTooLarge(n)
 	}
-	id, _ := json.Marshal(ev.ID)
-	head := append(append([]byte(`{"id":`), id...), `,"channel":`...)
+	head := appendJSONString([]byte(`{"id":`), ev.ID)
+	head = append(head, `,"channel":`...)
 	tail, err := json.Marshal(struct {
 		Message    string          `json:"message"`
 		EventClass string          `json:"event_class"`
@@ -443,71 +257,32 @@ func (i *Instant) encodeEvent(ev *Event, channels []string, now time.Time) ([][]
 		Origin     string          `json:"origin,omitempty"`
 	}{ev.Message, ev.EventClass, data, ev.Site, now.UTC().Format(time.RFC3339Nano), ev.Origin})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
-	tail[0] = ',' // {"message"... becomes ,"message"...
-	fixed := len(head) + len(tail)
-	if fixed+2 > maxEventBytes { // a channel name adds at least its quotes
-		return nil, errEventTooLarge(fixed+2, true)
-	}
-	if len(channels) > maxEventTotalBytes/(fixed+2) {
-		return nil, fmt.Errorf("%w: %d publications of at least %d bytes each are more than the %d MiB one event may add up to: send a large payload to a channel its readers share, not to each of them",
-			ErrInvalidEvent, len(channels), fixed+2, maxEventTotalBytes>>20)
-	}
-	// One buffer for every payload: exactly its size when no channel name
-	// needs escaping (the common case), grown by append otherwise. Channel
-	// names are valid UTF-8 (validChannel), as appendJSONString needs.
-	size := len(channels) * fixed
+	tail[0] = ','                                                          // {"message"... becomes ,"message"...
+	fixed := len(head) + len(tail) + 2                                     // a channel name adds at least its quotes
+	size := len(channels) * min(fixed, maxEventTotalBytes/len(channels)+1) // no overflow
 	for _, ch := range channels {
-		size += len(ch) + 2
+		if size += len(ch); size > maxEventTotalBytes {
+			return nil, nil, fmt.Errorf("%w: its %d publications of at least %d bytes each add up to more than the %d MiB one event may: send a large payload to a channel its readers share, not to each of them",
+				ErrInvalidEvent, len(channels), fixed, maxEventTotalBytes>>20)
+		}
 	}
-	if size > maxEventTotalBytes {
-		return nil, fmt.Errorf("%w: its %d publications add up to %d bytes, more than the %d MiB one event may: send a large payload to a channel its readers share, not to each of them",
-			ErrInvalidEvent, len(channels), size, maxEventTotalBytes>>20)
-	}
-	buf := make([]byte, 0, size)
-	ends := make([]int, len(channels))
+	buf := make([]byte, 0, size) // its exact size, unless a name needs escaping
+	payloads = make([][]byte, len(channels))
 	for k, ch := range channels {
 		start := len(buf)
-		buf = append(buf, head...)
-		buf = appendJSONString(buf, ch)
-		buf = append(buf, tail...)
+		buf = append(appendJSONString(append(buf, head...), ch), tail...)
 		if n := len(buf) - start; n > maxEventBytes {
-			return nil, errEventTooLarge(n, false)
+			return nil, nil, errEventTooLarge(n)
 		}
-		ends[k] = len(buf)
+		payloads[k] = buf[start:len(buf):len(buf)]
 	}
-	payloads := make([][]byte, len(channels))
-	start := 0
-	for k, end := range ends {
-		payloads[k] = buf[start:end:end]
-		start = end
-	}
-	return payloads, nil
+	return channels, payloads, nil
 }
 
-// eventText refuses an event whose text fields are not valid UTF-8:
-// json.Marshal would replace the bytes with U+FFFD, changing the text
-// (and two IDs cleaned so could become one, and Centrifugo would drop the
-// second event as a duplicate).
-func eventText(ev *Event) error {
-	for _, f := range [...]struct{ name, value string }{
-		{"ID", ev.ID}, {"Message", ev.Message}, {"EventClass", ev.EventClass}, {"Site", ev.Site},
-	} {
-		if !utf8.ValidString(f.value) {
-			return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidEvent, f.name)
-		}
-	}
-	return nil
-}
-
-// maxJSONDepth is how deeply an event's Data, or a token's info, may nest
-// arrays and objects. Centrifugo decodes its API requests, outbox rows
-// and tokens with encoding/json, which refuses JSON nested more than
-// 10,000 deep, envelopes included; its subscribers' decoders may stop
-// sooner (Ruby's JSON.parse at 100 by default). 64 leaves a payload
-// (Data inside the event object) under 100 levels with any envelope
-// around it, and no event or presence data of a real app nests so deep.
+// maxJSONDepth bounds the nesting of an event's Data or a token's info:
+// with any envelope, under the 100 levels where some decoders stop.
 const maxJSONDepth = 64
 
 // errNotUTF8 and errTooDeep say why checkJSON refused a value.
@@ -516,10 +291,9 @@ var (
 	errTooDeep = fmt.Errorf("nests arrays and objects more than %d deep", maxJSONDepth)
 )
 
-// checkJSON checks, in one pass over data (valid JSON, or empty), what
-// json.Valid does not: that its strings are valid UTF-8 (JSON
-// outside strings is ASCII) and that it nests at most maxJSONDepth arrays
-// and objects deep.
+// checkJSON checks what json.Valid does not of data (valid JSON, or
+// empty): that its strings are valid UTF-8 (browsers drop a connection on
+// a frame that is not), and that it nests at most maxJSONDepth deep.
 func checkJSON(data []byte) error {
 	depth := 0
 	for k := 0; k < len(data); k++ {
@@ -530,9 +304,7 @@ func checkJSON(data []byte) error {
 			}
 		case '}', ']':
 			depth--
-		case '"':
-			// To the closing quote: ASCII bytes at once, escapes skipped
-			// (an escape never holds a byte over 0x7f), runes decoded.
+		case '"': // to the closing quote, escapes skipped, runes decoded
 			for k++; k < len(data) && data[k] != '"'; k++ {
 				switch b := data[k]; {
 				case b == '\\':
@@ -550,51 +322,20 @@ func checkJSON(data []byte) error {
 	return nil
 }
 
-// appendJSONString appends s, valid UTF-8, as a JSON string.
-func appendJSONString(buf []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	buf = append(buf, '"')
-	start := 0
-	for k := 0; k < len(s); {
-		b := s[k]
-		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				k++
-				continue
-			}
-			buf = append(buf, s[start:k]...)
-			switch b {
-			case '"', '\\':
-				buf = append(buf, '\\', b)
-			case '\n':
-				buf = append(buf, '\\', 'n')
-			case '\r':
-				buf = append(buf, '\\', 'r')
-			case '\t':
-				buf = append(buf, '\\', 't')
-			default:
-				buf = append(buf, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xf])
-			}
-			k++
-			start = k
-			continue
+// appendJSONString appends s as a JSON string, as json.Marshal writes it.
+func appendJSONString(b []byte, s string) []byte {
+	for k := 0; k < len(s); k++ {
+		if c := s[k]; c < 0x20 || c >= utf8.RuneSelf || strings.IndexByte(`"\<>&`, c) >= 0 {
+			q, _ := json.Marshal(s) // a string: never fails
+			return append(b, q...)
 		}
-		r, size := utf8.DecodeRuneInString(s[k:])
-		if r == '\u2028' || r == '\u2029' {
-			buf = append(buf, s[start:k]...)
-			buf = append(buf, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			start = k + size
-		}
-		k += size
 	}
-	buf = append(buf, s[start:]...)
-	return append(buf, '"')
+	return append(append(append(b, '"'), s...), '"')
 }
 
-// Disconnect closes every connection of the user with this ID, for
-// instance on logout or when a role changes. The clients are told to
-// reconnect (code 4001): they ask the routes for new tokens, so they come
-// back as whoever their session holds now (anonymous after a logout).
+// Disconnect closes every connection of the user with this ID (on logout,
+// or when a role changes); the clients reconnect as whoever their session
+// holds now.
 func (i *Instant) Disconnect(ctx context.Context, userID string) error {
 	if i == nil {
 		return ErrNotInstalled

@@ -101,7 +101,7 @@ func TestBroadcastTargetsAndDefaults(t *testing.T) {
 		}
 	}
 	var nilMap map[string]int
-	for k, data := range []any{json.RawMessage(nil), json.RawMessage(" null "), nilMap, (*int)(nil)} {
+	for k, data := range []any{json.RawMessage(nil), json.RawMessage{}, json.RawMessage(" null "), nilMap, (*int)(nil)} {
 		if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a", Data: data}); err != nil {
 			t.Fatal(err)
 		}
