@@ -432,14 +432,12 @@ func loadMemory(t *testing.T, rep *loadReport) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(r)
-	s := inst.Stats()
 	rep.add("### Memory: %d logged-in sessions served (subscription_token each)", users)
 	rep.add("")
 	rep.add("| measure | value |")
 	rep.add("| --- | --- |")
 	rep.add("| live heap of the process (the app, its 1,000 cookies, the test harness) after serving | %.1f MiB |", float64(after.HeapAlloc)/(1<<20))
 	rep.add("| the same, minus before serving (cookies made, nothing served) | %.1f KiB |", float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/1024)
-	rep.add("| decoded-user cache | %d users, %.1f KiB counted (bound 4096 KiB) |", s.CachedUsers, float64(s.CachedUserBytes)/1024)
 	rep.add("")
 }
 

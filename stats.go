@@ -32,10 +32,6 @@ type Stats struct {
 	NodesDown int `json:"nodes_down"`
 	// OutboxWritten counts events written to the outbox (BroadcastTx).
 	OutboxWritten uint64 `json:"outbox_written"`
-	// CachedUsers and CachedUserBytes are what the decoded-user cache holds
-	// now: entries, and the bytes counted for them (bounded at 4 MiB).
-	CachedUsers     int `json:"cached_users"`
-	CachedUserBytes int `json:"cached_user_bytes"`
 }
 
 type counters struct {
@@ -50,15 +46,12 @@ func (i *Instant) Stats() Stats {
 	if i == nil {
 		return Stats{}
 	}
-	entries, bytes := i.users.size()
 	return Stats{
-		CachedUsers:     entries,
-		CachedUserBytes: bytes,
-		Published:       i.stats.published.Load(),
-		Retried:         i.stats.retried.Load(),
-		FailedOver:      i.stats.failedOver.Load(),
-		Failed:          i.stats.failed.Load(),
-		OutboxWritten:   i.stats.outboxWritten.Load(),
-		NodesDown:       i.nodesDown(),
+		Published:     i.stats.published.Load(),
+		Retried:       i.stats.retried.Load(),
+		FailedOver:    i.stats.failedOver.Load(),
+		Failed:        i.stats.failed.Load(),
+		OutboxWritten: i.stats.outboxWritten.Load(),
+		NodesDown:     i.nodesDown(),
 	}
 }
