@@ -1,6 +1,7 @@
 package instant
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,30 +10,15 @@ import (
 )
 
 // AuthorizeFunc decides a custom rule: whether user (nil when anonymous)
-// may read the channel whose name matched the rule's pattern, params
-// holding the pattern's parameters. info is what the channel's other
-// members see of user (the presence info of the subscription token):
-//
-//   - nil (an untyped nil: return true, nil) gives no info of the rule's,
-//     and the token carries User.Info;
-//   - a value that encodes as JSON null (a nil map, slice or pointer, a
-//     nil json.RawMessage, json.RawMessage("null")) means no info for
-//     this channel: the token carries none, never User.Info;
-//   - any other value goes into the token as JSON. It must encode as one
-//     JSON value (a json.RawMessage must hold exactly one), valid UTF-8
-//     (a json.RawMessage is checked byte for byte), nested at most 64
-//     arrays and objects deep. Info that does not is a fault of the
-//     server's: no token is signed, the request is answered 500 (the
-//     auth route's batch: a 500 for that channel) and one log line names
-//     the rule's pattern, as for a rule that panics.
-//
-// It is called concurrently and must not keep c after it returns.
-//
-// Reauthorize calls it too, with a *gin.Context of its own: a GET / with
-// no cookies and no session, whose context is the ctx given to
-// Reauthorize (c.Value, c.Done and c.Request.Context() see it; values the
-// app's middlewares set on requests are not there), CurrentUser(c) the
-// user reauthorized, and a response that goes nowhere.
+// may read the channel that matched the rule's pattern, whose parameters
+// are in params. info is what the channel's members see of user (the
+// token's presence info): nil gives none of the rule's (the token carries
+// User.Info); a value encoding as JSON null means no info at all; anything
+// else must encode as one JSON value, valid UTF-8, nested at most 64 deep,
+// or no token is signed (500, one log line naming the pattern, as for a
+// panic). It is called concurrently and must not keep c. From Reauthorize,
+// c is a GET / with no session, whose context is Reauthorize's ctx and
+// whose CurrentUser(c) is the user reauthorized.
 type AuthorizeFunc func(c *gin.Context, user *User, params map[string]string) (allow bool, info any)
 
 // rule is one custom rule added by Authorize.
@@ -43,37 +29,26 @@ type rule struct {
 	fn        AuthorizeFunc
 }
 
+// patternPart is a literal run, a {param}, or the trailing *.
 type patternPart struct {
-	literal string // a literal run, or
-	param   string // a {param}, or
-	star    bool   // the trailing *
+	literal, param string
+	star           bool
 }
 
 // Authorize adds a custom rule: a channel matching pattern is granted when
 // fn allows it. In a pattern, {name} matches one or more characters other
-// than ':', '#', ',' and '/', and a final * matches the rest of the name
-// (params["*"]), e.g. "$orders:{id}", "$dm:{a},{b}" or "$chat:*". So that
-// a channel name splits one way only, a parameter must end the pattern or
-// be followed by one of those four characters: "$dm:{a}-{b}" is refused
-// (it would read "$dm:ann-bob-cy" as ann and bob-cy, or as ann-bob and cy).
+// than ':', '#', ',' and '/', and must end the pattern or be followed by
+// one of them, so that a name splits one way only; a final * matches the
+// rest (params["*"]): "$orders:{id}", "$dm:{a},{b}", "$chat:*".
 //
-// A pattern must start with "$": Centrifugo lets anyone read a channel
-// without "$" with no token at all, so a rule there would protect nothing.
-// It holds only what a channel name may (printable ASCII, at most 255
-// bytes). Its namespace, the part before its first ':', must be literal
-// and one Centrifugo accepts, since CentrifugoConfig declares it by name:
-// "$chat:*", "$orders:{id}" and "$project-{id}" (no ':' at all: a
-// parameter never holds one) are fine, while "$chat*" (it would match
-// "$chatroom:x" too), "${team}:board" and "$a:{id}" (too short) are
-// refused. The users' own channels ("$<slug>_user:...", see UserChannel)
-// are never decided by rules, and a pattern in their namespace is refused.
-// Rules never change the configured role channels: a channel listed in
-// Config is decided by its level alone. For other channels, rules are tried
-// in the order added and the first whose pattern matches decides; a "$"
-// channel that no rule grants is denied. A rule that panics is logged and
-// its request answered 500 (Allowed reports false). Add rules before calling CentrifugoConfig, which
-// declares their namespaces. Authorize is safe to call while requests are
-// served.
+// A pattern is a channel name (printable ASCII, at most 255 bytes) that
+// starts with "$" (Centrifugo lets anyone read other channels), whose
+// namespace (before the first ':') is literal and one Centrifugo accepts,
+// and not the users' own (UserChannel). Errors wrap ErrInvalidPattern.
+// Configured role channels are decided by their level alone; for other
+// channels, the first rule added whose pattern matches decides, and a "$"
+// channel no rule grants is denied. Add rules before CentrifugoConfig,
+// which declares their namespaces. Safe while requests are served.
 func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -88,7 +63,7 @@ func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 	if err != nil {
 		return fmt.Errorf("%w: %q: %v", ErrInvalidPattern, pattern, err)
 	}
-	ns, err := patternNamespace(parts)
+	ns, err := patternNamespace(pattern)
 	if err != nil {
 		return fmt.Errorf("%w: %q: %v", ErrInvalidPattern, pattern, err)
 	}
@@ -104,6 +79,8 @@ func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 	}
 }
 
+// parsePattern splits a pattern into its parts, and refuses one whose
+// parameters could split a channel name more than one way.
 func parsePattern(p string) ([]patternPart, error) {
 	if err := checkChannelName(p, "pattern"); err != nil {
 		return nil, err
@@ -111,35 +88,32 @@ func parsePattern(p string) ([]patternPart, error) {
 	var parts []patternPart
 	seen := map[string]bool{}
 	for rest := p; rest != ""; {
-		switch {
-		case rest[0] == '*':
+		switch rest[0] {
+		case '*':
 			if len(rest) != 1 {
 				return nil, fmt.Errorf("'*' may only end a pattern")
 			}
 			parts = append(parts, patternPart{star: true})
 			rest = ""
-		case rest[0] == '{':
+		case '{':
 			end := strings.IndexByte(rest, '}')
 			if end < 0 {
 				return nil, fmt.Errorf("unclosed '{'")
 			}
 			name := rest[1:end]
-			if name == "" || strings.ContainsAny(name, "{*:#,/") {
+			switch rest = rest[end+1:]; {
+			case name == "" || strings.ContainsAny(name, "{*:#,/"):
 				return nil, fmt.Errorf("bad parameter name %q", name)
-			}
-			if seen[name] {
+			case seen[name]:
 				return nil, fmt.Errorf("parameter %q used twice", name)
-			}
-			seen[name] = true
-			if len(parts) > 0 && parts[len(parts)-1].literal == "" {
+			case len(parts) > 0 && parts[len(parts)-1].literal == "":
 				return nil, fmt.Errorf("parameter %q must follow literal text", name)
-			}
-			rest = rest[end+1:]
-			if rest != "" && !strings.ContainsRune(paramStop, rune(rest[0])) {
+			case rest != "" && !strings.ContainsRune(paramStop, rune(rest[0])):
 				return nil, fmt.Errorf("parameter %q must end the pattern or be followed by one of %q, so that a name splits one way only", name, paramStop)
 			}
+			seen[name] = true
 			parts = append(parts, patternPart{param: name})
-		case rest[0] == '}':
+		case '}':
 			return nil, fmt.Errorf("unopened '}'")
 		default:
 			end := strings.IndexAny(rest, "{}*")
@@ -153,76 +127,55 @@ func parsePattern(p string) ([]patternPart, error) {
 	return parts, nil
 }
 
+// paramStop ends a parameter's value in a channel name.
 const paramStop = ":#,/"
 
-// patternNamespace returns the namespace of every channel a pattern
-// matches ("" for none), or why it has none that a config can declare: a
-// parameter or '*' before the first ':' would let the namespace vary.
-func patternNamespace(parts []patternPart) (string, error) {
-	var text strings.Builder // the literal start of the pattern
-	param := ""              // the first parameter met, if any
-	for _, part := range parts {
-		switch {
-		case part.star:
-			return "", fmt.Errorf("a '*' before the first ':' matches channels of any namespace it begins (\"$chat*\" matches \"$chatroom:x\"), which no config declares: end the namespace with ':' first, as in \"$chat:*\"")
-		case part.literal == "":
-			if param == "" {
-				param = part.param
-			}
-		default:
-			k := strings.IndexByte(part.literal, ':')
-			if k < 0 {
-				text.WriteString(part.literal)
-				continue
-			}
-			if param != "" {
-				return "", fmt.Errorf("parameter %q comes before the first ':', in the namespace, which must be literal text: Centrifugo declares namespaces by name", param)
-			}
-			text.WriteString(part.literal[:k])
-			ns := strings.TrimPrefix(text.String(), privatePrefix)
-			if ns != "" && !validNamespace(ns) {
-				return "", fmt.Errorf("namespace %q %s", ns, namespaceRule)
-			}
-			return ns, nil
-		}
+// patternNamespace returns the namespace of every channel a parsed pattern
+// matches ("" for none), or why it has none a config can declare.
+func patternNamespace(pattern string) (string, error) {
+	head, _, colon := strings.Cut(strings.TrimPrefix(pattern, privatePrefix), ":")
+	switch {
+	case strings.Contains(head, "*"):
+		return "", fmt.Errorf("a '*' before the first ':' matches channels of any namespace it begins (\"$chat*\" matches \"$chatroom:x\"), which no config declares: end the namespace with ':' first, as in \"$chat:*\"")
+	case !colon:
+		return "", nil // no namespace, whatever the parameters hold
+	case strings.Contains(head, "{"):
+		param, _, _ := strings.Cut(head[strings.IndexByte(head, '{')+1:], "}")
+		return "", fmt.Errorf("parameter %q comes before the first ':', in the namespace, which must be literal text: Centrifugo declares namespaces by name", param)
+	case head != "" && !validNamespace(head):
+		return "", fmt.Errorf("namespace %q %s", head, namespaceRule)
 	}
-	return "", nil // no ':': no namespace, whatever the parameters hold
+	return head, nil
 }
 
-// match reports whether channel matches the rule, with its parameters.
-// A parameter runs to the next ':', '#', ',' or '/' (or the end), which
-// parsePattern made sure is where the pattern's next literal starts: there
-// is one way to split a name, or none.
+// match reports whether channel matches the rule, with its parameters. A
+// parameter runs to the next paramStop character or the end, where
+// parsePattern made the next literal start: a name splits one way or none.
 func (r *rule) match(channel string) (map[string]string, bool) {
 	var params map[string]string
 	rest := channel
 	for _, part := range r.parts {
+		n := len(rest) // the star's
 		switch {
 		case part.literal != "":
 			if !strings.HasPrefix(rest, part.literal) {
 				return nil, false
 			}
 			rest = rest[len(part.literal):]
-		case part.star:
-			if params == nil {
-				params = make(map[string]string, 1)
-			}
-			params["*"] = rest
-			rest = ""
-		default:
-			n := strings.IndexAny(rest, paramStop)
-			if n < 0 {
+			continue
+		case !part.star:
+			if n = strings.IndexAny(rest, paramStop); n < 0 {
 				n = len(rest)
 			}
 			if n == 0 {
 				return nil, false
 			}
-			if params == nil {
-				params = make(map[string]string, 2)
-			}
-			params[part.param] = rest[:n]
-			rest = rest[n:]
 		}
+		if params == nil {
+			params = make(map[string]string, 2)
+		}
+		params[cmp.Or(part.param, "*")] = rest[:n]
+		rest = rest[n:]
 	}
 	return params, rest == ""
 }
