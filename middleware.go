@@ -10,17 +10,16 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// contextKey is the plain gin key of the *Instant, for
-// c.MustGet("instant").(*instant.Instant); Default(c) is its typed form.
+// contextKey is the plain gin key of the *Instant, promised to users
+// (c.MustGet("instant")).
 const contextKey = "instant"
 
-// stateKey keys the request's *reqState, in the gin context and in the
-// request's context.Context.
-type stateKey struct{}
-
-// loadingKey marks the contexts handed to LoadUser, so that LoadUser asking
-// for the current user gets nil instead of waiting for itself.
-type loadingKey struct{}
+// stateKey keys the *reqState, in the gin context and the request's
+// context; loadingKey marks the contexts handed to LoadUser.
+type (
+	stateKey   struct{}
+	loadingKey struct{}
+)
 
 // Session returns the middleware that records the Instant and, on first
 // use, the session user for the rest of the request. It needs
@@ -50,18 +49,7 @@ func Session() gin.HandlerFunc { return packageDefault().Session() }
 // (its *gin.Context, a Copy, or the request's context), or nil. Methods of
 // a nil *Instant return ErrNotInstalled.
 func Default(ctx context.Context) *Instant {
-	if c, ok := ctx.(*gin.Context); ok {
-		if c == nil {
-			return nil
-		}
-		v, _ := c.Get(contextKey)
-		i, _ := v.(*Instant)
-		return i
-	}
-	if ctx == nil {
-		return nil
-	}
-	if st, _ := ctx.Value(stateKey{}).(*reqState); st != nil {
+	if st, _ := stateOf(ctx); st != nil {
 		return st.inst
 	}
 	return nil
@@ -75,30 +63,35 @@ func Default(ctx context.Context) *Instant {
 // alone may read the session (ask there first). A context built on the
 // *gin.Context itself answers nil, since gin reuses it.
 func CurrentUser(ctx context.Context) *User {
-	var st *reqState
-	var reentrant bool
-	if c, ok := ctx.(*gin.Context); ok {
-		if c == nil {
-			return nil
-		}
-		st, reentrant = stateOfGin(c)
-	} else if ctx == nil {
-		return nil
-	} else if c, ok := ctx.Value(gin.ContextKey).(*gin.Context); ok {
-		// Never read through the request: with ContextWithFallback, its
-		// values are those of whatever request c serves now.
-		if st, reentrant = stateOfGin(c); st != nil && st.origin == c {
-			return nil
-		}
-	} else {
-		st, _ = ctx.Value(stateKey{}).(*reqState)
-		reentrant = st != nil && ctx.Value(loadingKey{}) == st
-	}
+	st, reentrant := stateOf(ctx)
 	if st == nil {
 		return nil
 	}
 	u, _ := st.load(reentrant)
 	return u.clone()
+}
+
+// stateOf returns the request state of ctx (nil for none) and whether ctx
+// is LoadUser's own. A context built on a *gin.Context is read as that
+// *gin.Context, never through its request (with ContextWithFallback, that
+// of whatever request it serves now), and answers nil when it is the one
+// gin reuses.
+func stateOf(ctx context.Context) (st *reqState, reentrant bool) {
+	if c, ok := ctx.(*gin.Context); ok {
+		if c == nil {
+			return nil, false
+		}
+		return stateOfGin(c)
+	} else if ctx == nil {
+		return nil, false
+	} else if c, ok := ctx.Value(gin.ContextKey).(*gin.Context); ok {
+		if st, reentrant = stateOfGin(c); st != nil && st.origin == c {
+			return nil, false
+		}
+		return st, reentrant
+	}
+	st, _ = ctx.Value(stateKey{}).(*reqState)
+	return st, st != nil && ctx.Value(loadingKey{}) == st
 }
 
 // RequireUser is a middleware that answers 401 to anonymous visitors (500
@@ -125,9 +118,8 @@ func RequireStaff() gin.HandlerFunc {
 }
 
 // reqState is what Session records about one request: the Instant and the
-// user, loaded at most once. Other goroutines wait for a load in flight,
-// and so does the end of the request, so that nothing reads the
-// *gin.Context after gin hands it to the next request.
+// user, loaded at most once. A load in flight is waited for by the other
+// askers and by the end of the request, after which gin reuses c.
 type reqState struct {
 	inst   *Instant
 	origin *gin.Context // the request's, compared with, never read
@@ -156,15 +148,15 @@ func (i *Instant) begin(c *gin.Context) *reqState {
 // user not asked for by now stays unknown (nil).
 func (st *reqState) finish() {
 	st.mu.Lock()
+	defer st.mu.Unlock()
 	st.done = true
-	wait := st.loading
-	st.mu.Unlock()
-	if wait != nil {
+	for st.loading != nil {
+		wait := st.loading
+		st.mu.Unlock()
 		<-wait
+		st.mu.Lock()
 	}
-	st.mu.Lock()
 	st.c = nil
-	st.mu.Unlock()
 }
 
 // stateOfGin returns the state Session recorded on c (nil outside Session)
@@ -273,12 +265,10 @@ func (i *Instant) loadUser(c *gin.Context, st *reqState) (u *User, err error) {
 	}()
 	if u, err = i.cfg.LoadUser(lc); err != nil {
 		return nil, fmt.Errorf("%w: %w", errLoadUser, err)
-	}
-	if u == nil {
-		return nil, nil
-	}
-	if u, err = u.normalized(); err != nil {
-		return nil, fmt.Errorf("%w: LoadUser returned an invalid user: %w", errLoadUser, err)
+	} else if u != nil {
+		if u, err = u.normalized(); err != nil {
+			return nil, fmt.Errorf("%w: LoadUser returned an invalid user: %w", errLoadUser, err)
+		}
 	}
 	return u, nil
 }
