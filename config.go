@@ -18,12 +18,6 @@ import (
 	"github.com/gin-instant/instant/internal/seam"
 )
 
-// Defaults of a Config's zero fields.
-const (
-	defaultAPIURL        = "http://127.0.0.1:8000/api"
-	minTokenSecretLength = 32
-)
-
 // Config configures an Instant. Every field but TokenSecret may be left
 // zero: New fills in the default its comment names.
 type Config struct {
@@ -38,20 +32,17 @@ type Config struct {
 	// APIURLs are further nodes of the same Centrifugo cluster, tried in
 	// order after APIURL when a node does not answer. Default: none.
 	APIURLs []string
-	// APIKey is Centrifugo's http_api.key. Default: empty (only for
-	// http_api.insecure). Never logged.
+	// APIKey is Centrifugo's http_api.key, never logged. Default: empty.
 	APIKey string
-	// TokenSecret is Centrifugo's client.token.hmac_secret_key. Required,
-	// at least 32 bytes. Never logged.
+	// TokenSecret is Centrifugo's client.token.hmac_secret_key, never
+	// logged. Required, at least 32 bytes.
 	TokenSecret string
 	// WebsocketURL is the ws(s) address browsers connect to (with Server,
 	// also a path). Default: from APIURL (ws://host/connection/websocket).
 	WebsocketURL string
 
-	// SiteName names the site in every event payload. Default: SiteSlug.
-	SiteName string
-	// SiteSlug prefixes the default channel names. Default: "site".
-	SiteSlug string
+	SiteName string // names the site in every event payload. Default: SiteSlug.
+	SiteSlug string // prefixes the default channel names. Default: "site".
 	// SiteOrigin is the origin browsers load the site from, which Check
 	// asks Centrifugo to allow. Default: none (Check tries TrustedOrigins).
 	SiteOrigin string
@@ -69,7 +60,6 @@ type Config struct {
 	// ["$<slug>_admin"].
 	SuperuserChannels []string
 	// GroupChannels maps a group to the channels its members may read.
-	// Default: none.
 	GroupChannels map[string][]string
 
 	// ConnectionTokenTTL is a connection token's lifetime, at least a
@@ -80,7 +70,6 @@ type Config struct {
 	SubscriptionTokenTTL time.Duration
 
 	// DisallowAnonymous refuses tokens to visitors who are not logged in.
-	// Default: false, anonymous visitors read public channels.
 	DisallowAnonymous bool
 	// TrustedOrigins are origins whose cross-origin POSTs the token routes
 	// accept. Default: none, same-origin requests only.
@@ -94,19 +83,15 @@ type Config struct {
 	// OutboxTable is BroadcastTx's PostgreSQL table, "name" or
 	// "schema.name" (letters, digits, '_'; folded to lower case; quoted).
 	// Default: "centrifugo_outbox".
-	OutboxTable string
-	// OutboxPartitions is the number of outbox partitions, 1 to 1024.
-	// Default: 1.
-	OutboxPartitions int
+	OutboxTable      string
+	OutboxPartitions int // 1 to 1024. Default: 1.
 
 	// PublishTimeout bounds every call to Centrifugo's API, at least a
 	// millisecond; a node that lets it run out is skipped until a probe
 	// answers. Default: 5 seconds.
 	PublishTimeout time.Duration
-	// HTTPClient sends the API calls. Default: a client of the Instant's own.
-	HTTPClient *http.Client
-	// Logger receives server faults, never a secret. Default: slog.Default().
-	Logger *slog.Logger
+	HTTPClient     *http.Client // sends the API calls. Default: the Instant's own.
+	Logger         *slog.Logger // receives server faults, never a secret. Default: slog.Default().
 }
 
 // check fills in the defaults of cfg's zero fields (Logger's and
@@ -121,14 +106,14 @@ func (cfg Config) check() (*Instant, error) {
 	switch {
 	case cfg.TokenSecret == "":
 		bad("TokenSecret is required")
-	case len(cfg.TokenSecret) < minTokenSecretLength:
-		bad("TokenSecret must be at least %d bytes, got %d", minTokenSecretLength, len(cfg.TokenSecret))
+	case len(cfg.TokenSecret) < 32:
+		bad("TokenSecret must be at least 32 bytes, got %d", len(cfg.TokenSecret))
 	}
 	if cfg.Server != nil {
 		if cfg.APIURL != "" || len(cfg.APIURLs) > 0 || cfg.APIKey != "" {
 			bad("Server takes the events itself: APIURL, APIURLs and APIKey are a Centrifugo's, and must be empty with it")
 		}
-	} else if cfg.APIURL = cmp.Or(cfg.APIURL, defaultAPIURL); checkAPIURL(cfg.APIURL) != nil {
+	} else if cfg.APIURL = cmp.Or(cfg.APIURL, "http://127.0.0.1:8000/api"); checkAPIURL(cfg.APIURL) != nil {
 		bad("APIURL: %w", checkAPIURL(cfg.APIURL))
 	} else if cfg.WebsocketURL == "" {
 		cfg.WebsocketURL = websocketURLFor(cfg.APIURL)

@@ -77,25 +77,23 @@ func (i *Instant) WebsocketURL() string {
 	return i.cfg.WebsocketURL
 }
 
-// The package default Instant of the package-level Session and Register.
-var (
-	defaultOnce sync.Once
-	defaultInst *Instant
-	defaultErr  error
-)
+// defaultInstant builds the package default Instant, once, from the
+// environment.
+var defaultInstant = sync.OnceValues(func() (*Instant, error) {
+	inst, err := New(ConfigFromEnv())
+	if err == nil {
+		inst.logServer()
+	}
+	return inst, err
+})
 
-// packageDefault returns the package default Instant, built at the first
-// call from ConfigFromEnv. When that fails it panics, at every call (at
-// startup: Session and Register), naming the unset variables and New's
-// errors, never a value.
+// packageDefault returns the package default Instant. When the environment
+// does not configure it, it panics, at every call (at startup: Session and
+// Register), naming the unset variables and New's errors, never a value.
 func packageDefault() *Instant {
-	defaultOnce.Do(func() {
-		if defaultInst, defaultErr = New(ConfigFromEnv()); defaultErr == nil {
-			defaultInst.logServer()
-		}
-	})
-	if defaultErr == nil {
-		return defaultInst
+	inst, err := defaultInstant()
+	if err == nil {
+		return inst
 	}
 	var unset []string
 	for _, name := range []string{"CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "CENTRIFUGO_HTTP_API_KEY"} {
@@ -107,5 +105,5 @@ func packageDefault() *Instant {
 	if len(unset) > 0 {
 		msg += "; unset: " + strings.Join(unset, ", ")
 	}
-	panic(msg + ": " + strings.ReplaceAll(defaultErr.Error(), "\n", "; ") + `; or import _ "github.com/gin-instant/instant/embedded" to serve realtime from this process; or build an Instant with New and use its Session and Register methods`)
+	panic(msg + ": " + strings.ReplaceAll(err.Error(), "\n", "; ") + `; or import _ "github.com/gin-instant/instant/embedded" to serve realtime from this process; or build an Instant with New and use its Session and Register methods`)
 }

@@ -10,20 +10,15 @@ import (
 )
 
 // User is the logged-in user as the session keeps it. Only ID reaches
-// Centrifugo (as the tokens' "sub"); the rest decides which channels the
-// user may read.
+// Centrifugo (the tokens' "sub"); the rest decides what the user reads.
 type User struct {
 	// ID identifies the user to Centrifugo. Required: at most 255 bytes,
 	// no whitespace or control characters.
-	ID string `json:"id"`
-	// Username is shown to people; it grants nothing.
-	Username string `json:"username"`
-	// Staff users read the staff channels.
-	Staff bool `json:"staff"`
-	// Superusers read the superuser channels, and count as staff.
-	Superuser bool `json:"superuser"`
-	// Groups the user belongs to, each granting its GroupChannels.
-	Groups []string `json:"groups,omitempty"`
+	ID        string   `json:"id"`
+	Username  string   `json:"username"`         // shown to people; grants nothing
+	Staff     bool     `json:"staff"`            // reads the staff channels
+	Superuser bool     `json:"superuser"`        // reads the superuser and staff channels
+	Groups    []string `json:"groups,omitempty"` // each grants its GroupChannels
 	// Info is what other subscribers see of the user (the tokens' "info"):
 	// valid UTF-8 JSON nested at most 64 deep, else the user is refused.
 	// Numbers are kept exact, as json.Number.
@@ -36,8 +31,7 @@ func (u *User) IsStaff() bool { return u != nil && (u.Staff || u.Superuser) }
 // InGroup reports whether u belongs to group.
 func (u *User) InGroup(group string) bool { return u != nil && slices.Contains(u.Groups, group) }
 
-// validate checks the ID and groups. Errors wrap ErrInvalidUser and never
-// repeat the value.
+// validate checks the ID and groups. Errors wrap ErrInvalidUser.
 func (u *User) validate() error {
 	err := checkName(u.ID, "ID")
 	for _, g := range u.Groups {
@@ -127,25 +121,20 @@ func decodeUser(raw string) *User {
 	return u
 }
 
-// Bounds of userCache, in bytes of session values: what it holds (past it,
-// it starts over) and the longest value it keeps.
-const (
-	userCacheBytes    = 4 << 20
-	userCacheMaxValue = 4 << 10
-)
-
 // userCache maps a session value, exactly as the session store
-// authenticated it, to its decoded user, so that a returning visitor's
-// user is decoded once: the Session benchmark needs it. An entry counts
-// twice its value's length plus 256 bytes.
+// authenticated it, to its decoded user, so that a returning visitor's is
+// decoded once (the Session benchmark needs it). Values up to
+// userCacheMaxValue, each counted twice plus 256 bytes, up to
+// userCacheBytes; past it, it starts over.
+const userCacheBytes, userCacheMaxValue = 4 << 20, 4 << 10
+
 type userCache struct {
 	mu    sync.RWMutex
 	m     map[string]*User
 	bytes int
 }
 
-// decode returns the user raw holds (nil for none), shared with the cache:
-// hand out clones only.
+// decode is decodeUser, its result shared: hand out clones only.
 func (uc *userCache) decode(raw string) *User {
 	if len(raw) > userCacheMaxValue {
 		return decodeUser(raw)
