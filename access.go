@@ -11,7 +11,6 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// mayConnect refuses an anonymous user when DisallowAnonymous is set.
 func (i *Instant) mayConnect(user *User) error {
 	if user == nil && i.cfg.DisallowAnonymous {
 		return ErrLoginRequired
@@ -20,10 +19,9 @@ func (i *Instant) mayConnect(user *User) error {
 }
 
 // decide is the one decision whether user (nil for anonymous) may read
-// channel; every route, proxy, Allowed and SubscriptionToken asks it and
-// checks nothing around it. It answers the rule's presence info (see
-// runRule) or an error: ErrInvalidChannel (wrapped), ErrLoginRequired,
-// ErrNotAllowed, or errRuleFailed.
+// channel, for every route, proxy and method. It answers the rule's info
+// (see runRule) or ErrInvalidChannel (wrapped), ErrLoginRequired,
+// ErrNotAllowed or errRuleFailed.
 func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, err error) {
 	if err := validChannel(channel); err != nil {
 		return nil, err
@@ -47,8 +45,7 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 		case LevelSuperuser:
 			allowed = user != nil && user.Superuser
 		}
-	} else if strings.HasPrefix(channel, i.channels.userPrefix) {
-		// The name is compared whole, never parsed.
+	} else if strings.HasPrefix(channel, i.channels.userPrefix) { // compared whole, never parsed
 		allowed = user != nil && i.UserChannel(user.ID) == channel
 	} else if !strings.HasPrefix(channel, privatePrefix) {
 		allowed = true
@@ -65,13 +62,10 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 	return nil, nil
 }
 
-// runRule calls a rule with the caller's own copy of the user. A panic, or
-// info that is not one JSON value of valid UTF-8 nested at most
-// maxJSONDepth deep (it would rewrite the token's claims, or break the
-// members' connections), is logged and answered errRuleFailed. The info
-// answered is nil when the rule gave none (the token carries User.Info),
-// an empty json.RawMessage when it encodes as null (no info), or else the
-// encoded json.RawMessage.
+// runRule calls a rule with its own copy of the user. A panic, or info
+// that is not one JSON value a client takes (checkJSON), is logged and
+// answered errRuleFailed. The info is nil when the rule gave none (the
+// token carries User.Info), empty for null (no info), else its JSON.
 func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string]string) (info any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -101,8 +95,8 @@ func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string
 }
 
 // Allowed reports whether user (nil for anonymous) may read channel, by the
-// routes' decision. c goes to custom rules and may be nil when none needs
-// it. A rule that panics counts as a refusal.
+// routes' decision. c goes to custom rules (nil if none needs it). A rule
+// that panics refuses.
 func (i *Instant) Allowed(c *gin.Context, user *User, channel string) bool {
 	if i == nil {
 		return false
@@ -111,10 +105,9 @@ func (i *Instant) Allowed(c *gin.Context, user *User, channel string) bool {
 	return err == nil
 }
 
-// ConnectionToken signs a connection token for user (nil: anonymous, empty
-// "sub"), valid for ConnectionTokenTTL, with no info. It refuses what the
-// connection_token route refuses (ErrLoginRequired) and a user Login
-// refuses (ErrInvalidUser).
+// ConnectionToken signs a connection token for user (nil: anonymous),
+// valid for ConnectionTokenTTL, or refuses as the connection_token route
+// (ErrLoginRequired) and Login (ErrInvalidUser) do.
 func (i *Instant) ConnectionToken(user *User) (Token, error) {
 	if i == nil {
 		return Token{}, ErrNotInstalled
@@ -131,11 +124,10 @@ func (i *Instant) ConnectionToken(user *User) (Token, error) {
 }
 
 // SubscriptionToken signs a token for user (nil for anonymous) to read
-// channel, valid for SubscriptionTokenTTL, after the subscription_token
-// route's decision: errors wrap ErrInvalidChannel, ErrLoginRequired,
-// ErrNotAllowed or ErrInvalidUser, or report a failed rule. c goes to
-// custom rules and may be nil. A private channel's token carries the rule's
-// info, else User.Info; a public channel's carries none.
+// channel, valid for SubscriptionTokenTTL, after the routes' decision
+// (errors wrap ErrInvalidChannel, ErrLoginRequired, ErrNotAllowed,
+// ErrInvalidUser, or a rule failed). c goes to custom rules (may be nil).
+// A private channel's token carries the rule's info, else User.Info.
 func (i *Instant) SubscriptionToken(c *gin.Context, user *User, channel string) (Token, error) {
 	if i == nil {
 		return Token{}, ErrNotInstalled
@@ -152,9 +144,8 @@ func (i *Instant) SubscriptionToken(c *gin.Context, user *User, channel string) 
 	return i.signSubscription(user, channel, info)
 }
 
-// ruleContext is the *gin.Context rules get from Reauthorize: a GET /
-// with no session, whose context is ctx, a response that goes nowhere, and
-// u as the request's user.
+// ruleContext is the *gin.Context rules get from Reauthorize: a GET /,
+// no session, context ctx, response discarded, u its user.
 func (i *Instant) ruleContext(ctx context.Context, u *User) *gin.Context {
 	c := gin.CreateTestContextOnly(discardWriter{}, ruleEngine)
 	st := &reqState{inst: i, origin: c, loaded: true, done: true, user: u}
@@ -164,8 +155,8 @@ func (i *Instant) ruleContext(ctx context.Context, u *User) *gin.Context {
 	return c
 }
 
-// ruleEngine makes ruleContext's contexts answer as their request's
-// context. A literal: gin.New warns in debug mode.
+// ruleEngine makes ruleContext's c answer as its request's context (a
+// literal: gin.New warns in debug mode).
 var ruleEngine = &gin.Engine{ContextWithFallback: true}
 
 type discardWriter struct{}

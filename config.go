@@ -160,10 +160,7 @@ func (cfg Config) check() (*Instant, error) {
 	} else if cfg.OutboxPartitions < 0 || cfg.OutboxPartitions > 1024 {
 		bad("OutboxPartitions must be 1 to 1024, got %d", cfg.OutboxPartitions)
 	}
-	table, tableErrs := buildChannelTable(&cfg)
-	for _, err := range tableErrs {
-		bad("%w", err)
-	}
+	table := buildChannelTable(&cfg, bad)
 	cop := http.NewCrossOriginProtection()
 	for _, o := range cfg.TrustedOrigins {
 		if err := cop.AddTrustedOrigin(o); err != nil {

@@ -7,8 +7,7 @@ import (
 )
 
 // Level is the role a channel is reserved for. The zero Level is none: an
-// Event that names no channel and leaves Target zero is refused
-// (ErrNoChannel), never sent to the public channel.
+// Event with no channel and no Target is refused (ErrNoChannel).
 type Level int
 
 // The levels, from the widest audience to the narrowest.
@@ -35,34 +34,29 @@ func (l Level) String() string {
 
 // Channel is one configured channel, as Channels lists it.
 type Channel struct {
-	// Name is the channel's name, "$" first for a private channel.
-	Name string
-	// Level is the role the channel is reserved for.
-	Level Level
-	// Group is the granting group, for LevelGroups channels.
-	Group string
+	Name  string // "$" first for a private channel
+	Level Level  // the role it is reserved for
+	Group string // the granting group, for LevelGroups
 }
 
 // channelTable is the configured channels, built once by New.
 type channelTable struct {
-	byLevel [LevelSuperuser + 1][]string // LevelGroups: every group's, by group name
-	groups  map[string][]string
-	byName  map[string]*grant
-	// userPrefix, "$<slug>_user:", starts every personal channel, in the
-	// namespace userNamespace, which holds nothing else.
-	userPrefix    string
-	userNamespace string
+	byLevel       [LevelSuperuser + 1][]string // LevelGroups: every group's, by group name
+	groups        map[string][]string
+	byName        map[string]*grant
+	userPrefix    string // "$<slug>_user:", of every personal channel
+	userNamespace string // "<slug>_user", which holds nothing else
 }
 
-// grant says who may read one configured channel: its level, and for
-// LevelGroups the groups whose members may.
+// grant says who may read a configured channel: its level's users, and
+// for LevelGroups the members of groups.
 type grant struct {
 	level  Level
 	groups []string
 }
 
-func buildChannelTable(cfg *Config) (channelTable, []error) {
-	var errs []error
+// buildChannelTable builds cfg's channel table, telling bad what is wrong.
+func buildChannelTable(cfg *Config, bad func(format string, args ...any)) channelTable {
 	slug := cfg.SiteSlug
 	t := channelTable{
 		groups: map[string][]string{}, byName: map[string]*grant{},
@@ -89,7 +83,7 @@ func buildChannelTable(cfg *Config) (channelTable, []error) {
 				err = fmt.Errorf("%q starts with %q, which makes it private", n, privatePrefix)
 			}
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", field, err))
+				bad("%s: %w", field, err)
 				continue
 			}
 			g, seen := t.byName[n]
@@ -98,7 +92,7 @@ func buildChannelTable(cfg *Config) (channelTable, []error) {
 				g = &grant{level: level}
 				t.byName[n] = g
 			case g.level != level:
-				errs = append(errs, fmt.Errorf("%s: %q is already a %s channel", field, n, g.level))
+				bad("%s: %q is already a %s channel", field, n, g.level)
 				continue
 			case level != LevelGroups || slices.Contains(g.groups, group):
 				continue // listed twice: keep one
@@ -116,13 +110,13 @@ func buildChannelTable(cfg *Config) (channelTable, []error) {
 	t.byLevel[LevelSuperuser] = add("SuperuserChannels", LevelSuperuser, "", or(cfg.SuperuserChannels, slug+"_admin"))
 	for _, group := range slices.Sorted(maps.Keys(cfg.GroupChannels)) {
 		if err := checkName(group, "group"); err != nil {
-			errs = append(errs, fmt.Errorf("GroupChannels: %v", err))
+			bad("GroupChannels: %v", err)
 			continue
 		}
 		t.groups[group] = add("GroupChannels["+group+"]", LevelGroups, group, cfg.GroupChannels[group])
 		t.byLevel[LevelGroups] = append(t.byLevel[LevelGroups], t.groups[group]...)
 	}
-	return t, errs
+	return t
 }
 
 // list lists the configured channels, widest level first; LevelGroups
@@ -148,8 +142,7 @@ func (t *channelTable) list(groups []string) []Channel {
 }
 
 // channelsFor lists the configured channels user (nil for anonymous) may
-// read, as the channels route reports them, and last the user's own
-// channel. Channels only rules grant are not known in advance.
+// read, then the user's own: the channels route's list.
 func (i *Instant) channelsFor(user *User) []Channel {
 	var groups []string
 	if user != nil {
@@ -168,8 +161,8 @@ func (i *Instant) channelsFor(user *User) []Channel {
 }
 
 // Channels lists every configured channel, widest level first, groups by
-// name; a channel shared by groups is listed once, under the first. An
-// Event's Target goes to the first channel of its level.
+// name, a channel shared by groups under the first. An Event's Target goes
+// to the first channel of its level.
 func (i *Instant) Channels() []Channel {
 	if i == nil {
 		return nil
