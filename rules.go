@@ -1,8 +1,8 @@
 package instant
 
 import (
-	"cmp"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -24,15 +24,10 @@ type AuthorizeFunc func(c *gin.Context, user *User, params map[string]string) (a
 // rule is one custom rule added by Authorize.
 type rule struct {
 	pattern   string
-	parts     []patternPart
-	namespace string // of every channel it matches; "" for none
+	re        *regexp.Regexp // the pattern, its groups the parameters
+	params    []string       // the parameters' names, "*" for the star
+	namespace string         // of every channel it matches; "" for none
 	fn        AuthorizeFunc
-}
-
-// patternPart is a literal run, a {param}, or the trailing *.
-type patternPart struct {
-	literal, param string
-	star           bool
 }
 
 // Authorize adds a custom rule: a channel matching pattern is granted when
@@ -59,123 +54,94 @@ func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 	if fn == nil {
 		return fmt.Errorf("%w: %q: nil AuthorizeFunc", ErrInvalidPattern, pattern)
 	}
-	parts, err := parsePattern(pattern)
+	r, err := parsePattern(pattern)
 	if err != nil {
 		return fmt.Errorf("%w: %q: %v", ErrInvalidPattern, pattern, err)
 	}
-	ns, err := patternNamespace(pattern)
-	if err != nil {
-		return fmt.Errorf("%w: %q: %v", ErrInvalidPattern, pattern, err)
+	if r.namespace == i.channels.userNamespace {
+		return fmt.Errorf("%w: %q: the namespace %q holds the users' own channels (UserChannel), which only their user reads and no rule decides", ErrInvalidPattern, pattern, r.namespace)
 	}
-	if ns == i.channels.userNamespace {
-		return fmt.Errorf("%w: %q: the namespace %q holds the users' own channels (UserChannel), which only their user reads and no rule decides", ErrInvalidPattern, pattern, ns)
-	}
+	r.fn = fn
 	for {
 		old := i.rules.Load()
-		rules := append(slices.Clip(*old), rule{pattern: pattern, parts: parts, namespace: ns, fn: fn})
+		rules := append(slices.Clip(*old), r)
 		if i.rules.CompareAndSwap(old, &rules) {
 			return nil
 		}
 	}
 }
 
-// parsePattern splits a pattern into its parts, and refuses one whose
-// parameters could split a channel name more than one way.
-func parsePattern(p string) ([]patternPart, error) {
+// paramStop ends a parameter's value in a channel name.
+const paramStop = ":#,/"
+
+// parsePattern compiles a pattern, refusing one whose parameters could
+// split a name more than one way or whose namespace a config cannot
+// declare.
+func parsePattern(p string) (rule, error) {
+	r := rule{pattern: p}
 	if err := checkChannelName(p, "pattern"); err != nil {
-		return nil, err
+		return r, err
 	}
-	var parts []patternPart
-	seen := map[string]bool{}
+	head, _, colon := strings.Cut(strings.TrimPrefix(p, privatePrefix), ":")
+	expr := "^"
 	for rest := p; rest != ""; {
 		switch rest[0] {
 		case '*':
 			if len(rest) != 1 {
-				return nil, fmt.Errorf("'*' may only end a pattern")
+				return r, fmt.Errorf("'*' may only end a pattern")
 			}
-			parts = append(parts, patternPart{star: true})
-			rest = ""
+			expr, rest, r.params = expr+"(.*)", "", append(r.params, "*")
 		case '{':
 			end := strings.IndexByte(rest, '}')
 			if end < 0 {
-				return nil, fmt.Errorf("unclosed '{'")
+				return r, fmt.Errorf("unclosed '{'")
 			}
 			name := rest[1:end]
 			switch rest = rest[end+1:]; {
 			case name == "" || strings.ContainsAny(name, "{*:#,/"):
-				return nil, fmt.Errorf("bad parameter name %q", name)
-			case seen[name]:
-				return nil, fmt.Errorf("parameter %q used twice", name)
-			case len(parts) > 0 && parts[len(parts)-1].literal == "":
-				return nil, fmt.Errorf("parameter %q must follow literal text", name)
+				return r, fmt.Errorf("bad parameter name %q", name)
+			case slices.Contains(r.params, name):
+				return r, fmt.Errorf("parameter %q used twice", name)
 			case rest != "" && !strings.ContainsRune(paramStop, rune(rest[0])):
-				return nil, fmt.Errorf("parameter %q must end the pattern or be followed by one of %q, so that a name splits one way only", name, paramStop)
+				return r, fmt.Errorf("parameter %q must end the pattern or be followed by one of %q, so that a name splits one way only", name, paramStop)
+			case colon && strings.Contains(head, "{"):
+				return r, fmt.Errorf("parameter %q comes before the first ':', in the namespace, which must be literal text: Centrifugo declares namespaces by name", name)
 			}
-			seen[name] = true
-			parts = append(parts, patternPart{param: name})
+			expr, r.params = expr+"([^"+paramStop+"]+)", append(r.params, name)
 		case '}':
-			return nil, fmt.Errorf("unopened '}'")
+			return r, fmt.Errorf("unopened '}'")
 		default:
 			end := strings.IndexAny(rest, "{}*")
 			if end < 0 {
 				end = len(rest)
 			}
-			parts = append(parts, patternPart{literal: rest[:end]})
-			rest = rest[end:]
+			expr, rest = expr+regexp.QuoteMeta(rest[:end]), rest[end:]
 		}
 	}
-	return parts, nil
-}
-
-// paramStop ends a parameter's value in a channel name.
-const paramStop = ":#,/"
-
-// patternNamespace returns the namespace of every channel a parsed pattern
-// matches ("" for none), or why it has none a config can declare.
-func patternNamespace(pattern string) (string, error) {
-	head, _, colon := strings.Cut(strings.TrimPrefix(pattern, privatePrefix), ":")
 	switch {
 	case strings.Contains(head, "*"):
-		return "", fmt.Errorf("a '*' before the first ':' matches channels of any namespace it begins (\"$chat*\" matches \"$chatroom:x\"), which no config declares: end the namespace with ':' first, as in \"$chat:*\"")
-	case !colon:
-		return "", nil // no namespace, whatever the parameters hold
-	case strings.Contains(head, "{"):
-		param, _, _ := strings.Cut(head[strings.IndexByte(head, '{')+1:], "}")
-		return "", fmt.Errorf("parameter %q comes before the first ':', in the namespace, which must be literal text: Centrifugo declares namespaces by name", param)
-	case head != "" && !validNamespace(head):
-		return "", fmt.Errorf("namespace %q %s", head, namespaceRule)
+		return r, fmt.Errorf("a '*' before the first ':' matches channels of any namespace it begins (\"$chat*\" matches \"$chatroom:x\"), which no config declares: end the namespace with ':' first, as in \"$chat:*\"")
+	case colon && head != "" && !validNamespace(head):
+		return r, fmt.Errorf("namespace %q %s", head, namespaceRule)
+	case colon:
+		r.namespace = head
 	}
-	return head, nil
+	r.re = regexp.MustCompile(expr + "$")
+	return r, nil
 }
 
-// match reports whether channel matches the rule, with its parameters. A
-// parameter runs to the next paramStop character or the end, where
-// parsePattern made the next literal start: a name splits one way or none.
+// match reports whether channel matches the rule, with its parameters.
 func (r *rule) match(channel string) (map[string]string, bool) {
-	var params map[string]string
-	rest := channel
-	for _, part := range r.parts {
-		n := len(rest) // the star's
-		switch {
-		case part.literal != "":
-			if !strings.HasPrefix(rest, part.literal) {
-				return nil, false
-			}
-			rest = rest[len(part.literal):]
-			continue
-		case !part.star:
-			if n = strings.IndexAny(rest, paramStop); n < 0 {
-				n = len(rest)
-			}
-			if n == 0 {
-				return nil, false
-			}
-		}
-		if params == nil {
-			params = make(map[string]string, 2)
-		}
-		params[cmp.Or(part.param, "*")] = rest[:n]
-		rest = rest[n:]
+	m := r.re.FindStringSubmatch(channel)
+	if m == nil {
+		return nil, false
 	}
-	return params, rest == ""
+	var params map[string]string
+	for k, name := range r.params {
+		if params == nil {
+			params = make(map[string]string, len(r.params))
+		}
+		params[name] = m[k+1]
+	}
+	return params, true
 }
