@@ -79,7 +79,7 @@ const paramStop = ":#,/"
 // declare.
 func parsePattern(p string) (rule, error) {
 	r := rule{pattern: p}
-	if err := checkChannelName(p, "pattern"); err != nil {
+	if err := checkName(p, "pattern"); err != nil {
 		return r, err
 	}
 	head, _, colon := strings.Cut(strings.TrimPrefix(p, privatePrefix), ":")
