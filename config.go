@@ -47,27 +47,16 @@ type Config struct {
 	// asks Centrifugo to allow. Default: none (Check tries TrustedOrigins).
 	SiteOrigin string
 
-	// PublicChannels may be read by everyone. Default (nil):
-	// ["<slug>_public"]; an empty non-nil slice means none.
-	PublicChannels []string
-	// UsersChannels may be read by logged-in users. Default (nil):
-	// ["$<slug>_users"]. A name without "$" here and below gets it.
-	UsersChannels []string
-	// StaffChannels may be read by staff and superusers. Default (nil):
-	// ["$<slug>_staff"].
-	StaffChannels []string
-	// SuperuserChannels may be read by superusers. Default (nil):
-	// ["$<slug>_admin"].
-	SuperuserChannels []string
-	// GroupChannels maps a group to the channels its members may read.
-	GroupChannels map[string][]string
+	// The channels of each role. nil means the default, an empty slice
+	// none; a name without "$" gets it (public ones excepted).
+	PublicChannels    []string            // everyone. Default: ["<slug>_public"]
+	UsersChannels     []string            // logged-in users. Default: ["$<slug>_users"]
+	StaffChannels     []string            // staff and superusers. Default: ["$<slug>_staff"]
+	SuperuserChannels []string            // superusers. Default: ["$<slug>_admin"]
+	GroupChannels     map[string][]string // a group's, for its members. Default: none
 
-	// ConnectionTokenTTL is a connection token's lifetime, at least a
-	// second. Default: 10 minutes.
-	ConnectionTokenTTL time.Duration
-	// SubscriptionTokenTTL is a subscription token's lifetime, at least a
-	// second. Default: 5 minutes.
-	SubscriptionTokenTTL time.Duration
+	// The tokens' lifetimes, at least a second. Default: 10 and 5 minutes.
+	ConnectionTokenTTL, SubscriptionTokenTTL time.Duration
 
 	// DisallowAnonymous refuses tokens to visitors who are not logged in.
 	DisallowAnonymous bool

@@ -22,9 +22,8 @@ type (
 )
 
 // Session returns the middleware that records the Instant and, on first
-// use, the session user for the rest of the request. It needs
-// sessions.Sessions before it: without it, the request gets a 500 and one
-// log line. It only annotates; the routes and RequireUser decide.
+// use, the session user. It needs sessions.Sessions before it (else a 500
+// and a log line). It only annotates; the routes and RequireUser decide.
 func (i *Instant) Session() gin.HandlerFunc {
 	if i == nil {
 		return func(c *gin.Context) { failServer(c, nil, ErrNotInstalled) }
@@ -40,9 +39,8 @@ func (i *Instant) Session() gin.HandlerFunc {
 }
 
 // Session is inst.Session() of the package default Instant, built once
-// from ConfigFromEnv by the first call of Session or Register. Call it at
-// startup: when the environment does not configure it, it panics with the
-// variables to set and New's errors. Apps that build a Config use New.
+// from ConfigFromEnv. Call it at startup: it panics, naming the variables
+// to set, when the environment does not configure it.
 func Session() gin.HandlerFunc { return packageDefault().Session() }
 
 // Default returns the Instant that Session recorded for the request of ctx
@@ -72,19 +70,17 @@ func CurrentUser(ctx context.Context) *User {
 }
 
 // stateOf returns the request state of ctx (nil for none) and whether ctx
-// is LoadUser's own. A context built on a *gin.Context is read as that
-// *gin.Context, never through its request (with ContextWithFallback, that
-// of whatever request it serves now), and answers nil when it is the one
-// gin reuses.
+// is LoadUser's. A context built on a *gin.Context is read as it, never
+// through its request (with ContextWithFallback, maybe the next one's),
+// and answers nil when gin reuses it.
 func stateOf(ctx context.Context) (st *reqState, reentrant bool) {
-	if c, ok := ctx.(*gin.Context); ok {
-		if c == nil {
-			return nil, false
-		}
-		return stateOfGin(c)
-	} else if ctx == nil {
+	switch c, isGin := ctx.(*gin.Context); {
+	case isGin && c == nil, ctx == nil:
 		return nil, false
-	} else if c, ok := ctx.Value(gin.ContextKey).(*gin.Context); ok {
+	case isGin:
+		return stateOfGin(c)
+	}
+	if c, ok := ctx.Value(gin.ContextKey).(*gin.Context); ok {
 		if st, reentrant = stateOfGin(c); st != nil && st.origin == c {
 			return nil, false
 		}
@@ -144,8 +140,8 @@ func (i *Instant) begin(c *gin.Context) *reqState {
 	return st
 }
 
-// finish waits for a LoadUser in flight, then forgets the *gin.Context: a
-// user not asked for by now stays unknown (nil).
+// finish waits for a LoadUser in flight and forgets c: a user not asked
+// for by now stays unknown (nil).
 func (st *reqState) finish() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -170,9 +166,9 @@ func stateOfGin(c *gin.Context) (st *reqState, reentrant bool) {
 	return st, l == st
 }
 
-// requestUser returns c's user for a middleware or a route. On failure it
-// has answered (500 without Session or when LoadUser failed, 401 for an
-// anonymous visitor when login is required) and returns ok false.
+// requestUser returns c's user for a middleware or a route, or answers (500
+// without Session or when LoadUser failed, 401 for anonymous when login is
+// required) and returns ok false.
 func requestUser(c *gin.Context, loginRequired bool) (u *User, ok bool) {
 	st, reentrant := stateOfGin(c)
 	if st == nil {
@@ -192,9 +188,8 @@ func requestUser(c *gin.Context, loginRequired bool) (u *User, ok bool) {
 }
 
 // load returns the request's user (nil for anonymous; shared: hand out
-// clones), loading it on first use: Config.LoadUser or the session value
-// Login wrote. reentrant (LoadUser asking about its own request) gets nil
-// rather than wait for itself.
+// clones), loading it on first use from LoadUser or the session. reentrant
+// (LoadUser asking) gets nil rather than wait for itself.
 func (st *reqState) load(reentrant bool) (*User, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -245,10 +240,9 @@ func (st *reqState) set(u *User) {
 	st.mu.Unlock()
 }
 
-// loadUser calls Config.LoadUser with a copy of c marked as its own. Its
-// error, a panic in it or an invalid user becomes an error wrapping
-// errLoadUser, logged here. The user is normalized: LoadUser may keep and
-// change what it returned.
+// loadUser calls Config.LoadUser with a marked copy of c. An error, panic
+// or invalid user becomes an error wrapping errLoadUser, logged here. The
+// user is normalized (LoadUser may keep and change what it returned).
 func (i *Instant) loadUser(c *gin.Context, st *reqState) (u *User, err error) {
 	lc := c.Copy()
 	lc.Set(loadingKey{}, st)
