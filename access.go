@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
+// mayConnect refuses an anonymous user under DisallowAnonymous.
 func (i *Instant) mayConnect(user *User) error {
 	if user == nil && i.cfg.DisallowAnonymous {
 		return ErrLoginRequired
