@@ -83,10 +83,9 @@ type Config struct {
 	Logger         *slog.Logger // receives server faults, never a secret. Default: slog.Default().
 }
 
-// check fills in the defaults of cfg's zero fields (Logger's and
-// HTTPClient's excepted) and checks it, every problem joined with
-// errors.Join, each wrapping ErrConfig. It returns the Instant cfg
-// describes, without its nodes.
+// check fills in cfg's defaults (but Logger's and HTTPClient's) and checks
+// it, every problem joined, each wrapping ErrConfig. It returns the
+// Instant cfg describes, without its nodes.
 func (cfg Config) check() (*Instant, error) {
 	var errs []error
 	bad := func(format string, args ...any) {
@@ -124,21 +123,16 @@ func (cfg Config) check() (*Instant, error) {
 	if len(cfg.SiteSlug) > 64 || !namespaceChars(cfg.SiteSlug) {
 		bad("SiteSlug: %q may hold only letters, digits, '_', '-' and '.', at most 64 bytes", cfg.SiteSlug)
 	}
-	for _, d := range []struct {
-		name         string
-		d            *time.Duration
-		def, atLeast time.Duration
-	}{
-		{"ConnectionTokenTTL", &cfg.ConnectionTokenTTL, 10 * time.Minute, time.Second},
-		{"SubscriptionTokenTTL", &cfg.SubscriptionTokenTTL, 5 * time.Minute, time.Second},
-		{"PublishTimeout", &cfg.PublishTimeout, 5 * time.Second, time.Millisecond},
-	} {
-		if *d.d == 0 {
-			*d.d = d.def
-		} else if *d.d < d.atLeast {
-			bad("%s must be at least %v, got %v", d.name, d.atLeast, *d.d)
+	duration := func(name string, d *time.Duration, def, atLeast time.Duration) {
+		if *d == 0 {
+			*d = def
+		} else if *d < atLeast {
+			bad("%s must be at least %v, got %v", name, atLeast, *d)
 		}
 	}
+	duration("ConnectionTokenTTL", &cfg.ConnectionTokenTTL, 10*time.Minute, time.Second)
+	duration("SubscriptionTokenTTL", &cfg.SubscriptionTokenTTL, 5*time.Minute, time.Second)
+	duration("PublishTimeout", &cfg.PublishTimeout, 5*time.Second, time.Millisecond)
 	cfg.OutboxTable = cmp.Or(cfg.OutboxTable, defaultOutboxTable)
 	outbox, err := newOutboxNames(cfg.OutboxTable)
 	if err != nil {
@@ -222,11 +216,10 @@ func websocketURLFor(apiURL string) string {
 //	INSTANT_REDIS_URL                        the embedded server's Redis
 //
 // An unset variable leaves its field zero; a list set empty means none.
-// When the program imports the embedded package and none of the first
-// four variables is set, Server is a new embedded server (one that cannot
-// be built makes New fail), and without a token secret the process makes
-// its own and warns: other processes, and this one after a restart, then
-// refuse its tokens.
+// When the program imports the embedded package and names no Centrifugo
+// (no INSTANT_API_URL(S), INSTANT_WEBSOCKET_URL, CENTRIFUGO_HTTP_API_KEY),
+// Server is a new embedded server (one that cannot be built makes New
+// fail); without a token secret the process makes its own and warns.
 func ConfigFromEnv() Config {
 	cfg := Config{
 		APIURL:            os.Getenv("INSTANT_API_URL"),
