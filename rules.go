@@ -1,6 +1,7 @@
 package instant
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -48,18 +49,16 @@ func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 	if i == nil {
 		return ErrNotInstalled
 	}
-	if !isPrivate(pattern) {
-		return fmt.Errorf("%w: %q: a rule must cover \"$\" channels; Centrifugo lets anyone read the others without a token", ErrInvalidPattern, pattern)
-	}
-	if fn == nil {
-		return fmt.Errorf("%w: %q: nil AuthorizeFunc", ErrInvalidPattern, pattern)
-	}
 	r, err := parsePattern(pattern)
+	switch {
+	case err != nil:
+	case fn == nil:
+		err = errors.New("nil AuthorizeFunc")
+	case r.namespace == i.channels.userNamespace:
+		err = fmt.Errorf("the namespace %q holds the users' own channels (UserChannel), which only their user reads and no rule decides", r.namespace)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %q: %v", ErrInvalidPattern, pattern, err)
-	}
-	if r.namespace == i.channels.userNamespace {
-		return fmt.Errorf("%w: %q: the namespace %q holds the users' own channels (UserChannel), which only their user reads and no rule decides", ErrInvalidPattern, pattern, r.namespace)
 	}
 	r.fn = fn
 	for {
@@ -79,6 +78,9 @@ const paramStop = ":#,/"
 // declare.
 func parsePattern(p string) (rule, error) {
 	r := rule{pattern: p}
+	if !isPrivate(p) {
+		return r, errors.New(`a rule must cover "$" channels; Centrifugo lets anyone read the others without a token`)
+	}
 	if err := checkName(p, "pattern"); err != nil {
 		return r, err
 	}
