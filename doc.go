@@ -1,84 +1,49 @@
-// Package instant adds realtime private channels to Gin apps, served from
-// the app's own process (the embedded server, package
-// github.com/gin-instant/instant/embedded) or by a Centrifugo server.
+// Package instant adds realtime private channels to Gin apps, served by a
+// Centrifugo server or by the embedded server in the app's own process
+// (package github.com/gin-instant/instant/embedded):
 //
-// A Gin app adds three lines:
+//	r.Use(sessions.Sessions("app", store)) // gin-contrib/sessions
+//	r.Use(inst.Session())                  // the session user, on the request
+//	inst.Register(r.Group("/instant"))     // the token routes browsers call
 //
-//	r.Use(sessions.Sessions("app", store)) // gin-contrib/sessions, any store
-//	r.Use(inst.Session())                  // the session user goes into the request
-//	inst.Register(r.Group("/instant"))     // token routes the browser calls
+// inst comes from New, or the package-level Session and Register configure
+// it from the environment (ConfigFromEnv). Login(c, User{...}) logs a user
+// in; instant.Default(c).Broadcast(c, instant.Event{...}) sends an event.
 //
-// where inst comes from New (or use the package-level Session and
-// Register, configured from the environment: see ConfigFromEnv; they
-// panic at startup when it does not configure them). A login handler
-// calls Login(c, User{...}); any handler broadcasts with
+// A channel starting with "$" is private: Centrifugo serves it only with a
+// subscription token, which the routes sign for the session user, by one
+// decision: the role channels of Config, the user's own channel, custom
+// rules (Authorize); any other "$" channel is denied. Tokens are HS256
+// JWTs signed with Config.TokenSecret; their "sub" is the session user's
+// ID, never taken from a request.
 //
-//	instant.Default(c).Broadcast(c, instant.Event{Message: "Private event", Channel: "$private_chan"})
+// Files:
 //
-// # Channels and roles
-//
-// A channel whose name starts with "$" is private: Centrifugo lets nobody
-// read it without a subscription token, and the token routes sign one only
-// for a user the rules allow. Public channels are open to everyone; users
-// channels to logged-in users; staff channels to staff and superusers;
-// superuser channels to superusers; group channels to the group's members;
-// custom rules (Authorize) decide the rest. A "$" channel that nothing
-// grants is denied. One decision function answers every route, proxy,
-// Allowed and SubscriptionToken.
-//
-// # Requests
-//
-// Session records the Instant and, on first use, the user on the request:
-// CurrentUser(c) in a handler, CurrentUser(c.Request.Context()) from
-// code that holds only a context or runs on another goroutine (ask for the
-// user on the handler's goroutine first: the first load reads the
-// session, which only that goroutine may touch). A *gin.Context is gin's
-// to reuse once the handler returns: what may outlive a handler is
-// c.Request.Context() or c.Copy().
-//
-// # Tokens
-//
-// Tokens are HS256 JWTs signed with Config.TokenSecret, the secret
-// Centrifugo holds as client.token.hmac_secret_key. Their "sub" is always
-// the session user's ID, never taken from a request.
-//
-// # Files
-//
-// One concern a file; a token request goes middleware.go → routes.go →
-// state.go → access.go → token.go → answers.go. The tests follow the same
-// names; helpers_test.go holds what they share.
-//
-//   - instant.go: Instant, New, the package default Instant
+//   - instant.go: Instant, New, the package default
 //   - config.go: Config, its defaults and checks, ConfigFromEnv
-//   - middleware.go: Session, Default, CurrentUser, RequireUser, RequireStaff
-//   - routes.go: Register, the routes, reading a request
-//   - state.go: the request's state and its user (LoadUser or the session)
-//   - access.go: the one decision, Allowed, ConnectionToken, SubscriptionToken
-//   - token.go: Token and signing
-//   - answers.go: the routes' HTTP answers
-//   - user.go: User and the decoded-user cache
-//   - login.go: Login, Logout
+//   - middleware.go: Session, CurrentUser, Require..., the request's state
+//   - user.go: User, its checks, the decoded-user cache
+//   - access.go: the decision, Allowed, ConnectionToken, SubscriptionToken
 //   - roles.go: levels and the channels of each role
-//   - rules.go: Authorize, the custom rules
-//   - names.go: channel names, namespaces, personal channels, event ids
-//   - origin.go: Origin, the tab ids the channels route hands out
+//   - rules.go: Authorize and its patterns
+//   - names.go: channel names, UserChannel
+//   - routes.go, answers.go: Register, the routes and their answers
+//   - token.go: Token and signing
+//   - login.go: Login, Logout
+//   - origin.go: Origin, the tab ids
 //   - publisher.go: Event, Broadcast, BroadcastBatch
 //   - outbox.go: BroadcastTx, OutboxDDL
-//   - presence.go: Presence and the presence route
+//   - presence.go: Presence and its route
 //   - reauth.go: Reauthorize
 //   - proxy.go: Centrifugo's proxy routes
-//   - apiclient.go: Centrifugo's HTTP API (the one file that knows its client library)
-//   - nodes.go: retries, failover, nodes marked down
+//   - apiclient.go, nodes.go: Centrifugo's HTTP API, retries and failover
 //   - server.go: Config.Server, a server in the app's process
 //   - centrifugo.go: CentrifugoConfig
-//   - check.go: Check
-//   - websocket.go: the websocket client Check dials Centrifugo with
+//   - check.go, websocket.go: Check and its websocket client
+//   - command.go: Command
 //   - clientjs.go: client.js, the browser helper
-//   - stats.go: Stats
-//   - errors.go: the errors
+//   - stats.go, errors.go: Stats, the errors
 //
-// internal/seam is the one interface between the core and a server in the
-// app's process; the embedded module (embedded/) implements it on
-// github.com/centrifugal/centrifuge. internal/centrifugotest starts the
-// servers the tests use.
+// internal/seam is the one interface between the core and the embedded
+// server (embedded/).
 package instant

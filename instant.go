@@ -14,30 +14,28 @@ import (
 )
 
 // Instant is the plugin: token routes, session middleware and a publisher
-// bound to one Centrifugo. It is safe for concurrent use once built by New.
+// bound to one Centrifugo or Server. Safe for concurrent use once built by
+// New.
 type Instant struct {
 	cfg         Config     // with defaults filled in
-	tokenKey    []byte     // TokenSecret, the tokens' HS256 key (token.go)
-	origins     *sync.Pool // HMAC-SHA256 states for origin ids (origin.go)
+	tokenKey    []byte     // TokenSecret
+	origins     *sync.Pool // HMAC states for origin ids (origin.go)
 	logger      *slog.Logger
 	channels    channelTable
 	rules       atomic.Pointer[[]rule]
 	cop         *http.CrossOriginProtection
 	nodes       []apiClient // APIURL, then APIURLs; or the Server alone
 	server      seam.Server // Config.Server, or nil
-	outboxTable outboxNames // its SQL names (outbox.go)
+	outboxTable outboxNames
 	stats       counters
 	users       userCache
 	proxyKey    string
 }
 
-// New checks cfg, fills in defaults and returns a ready Instant. Every
-// problem found is reported at once, joined with errors.Join.
+// New checks cfg, fills in its defaults and returns a ready Instant. It
+// reports every problem at once, joined with errors.Join, each wrapping
+// ErrConfig and naming its field.
 func New(cfg Config) (*Instant, error) {
-	checked, err := cfg.complete()
-	if err != nil {
-		return nil, err
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -45,16 +43,15 @@ func New(cfg Config) (*Instant, error) {
 		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	cfg.APIURLs = slices.Clone(cfg.APIURLs) // the caller's slice stays theirs
-	inst := &Instant{
-		cfg:         cfg,
-		tokenKey:    []byte(cfg.TokenSecret),
-		origins:     newOriginPool([]byte(cfg.TokenSecret)),
-		logger:      cfg.Logger,
-		channels:    checked.channels,
-		cop:         checked.cop,
-		proxyKey:    deriveProxyKey([]byte(cfg.TokenSecret)),
-		outboxTable: checked.outbox,
+	inst, err := cfg.check()
+	if err != nil {
+		return nil, err
 	}
+	cfg = inst.cfg
+	inst.tokenKey = []byte(cfg.TokenSecret)
+	inst.origins = newOriginPool(inst.tokenKey)
+	inst.proxyKey = deriveProxyKey(inst.tokenKey)
+	inst.logger = cfg.Logger
 	inst.rules.Store(&[]rule{})
 	if cfg.Server != nil {
 		inst.server = cfg.Server
@@ -71,8 +68,8 @@ func New(cfg Config) (*Instant, error) {
 	return inst, nil
 }
 
-// WebsocketURL is the address browsers connect to (Config.WebsocketURL,
-// or the one derived from APIURL), as the channels route reports it.
+// WebsocketURL is the address browsers connect to (Config.WebsocketURL, or
+// the one derived from APIURL), as the channels route reports it.
 func (i *Instant) WebsocketURL() string {
 	if i == nil {
 		return ""
@@ -80,27 +77,23 @@ func (i *Instant) WebsocketURL() string {
 	return i.cfg.WebsocketURL
 }
 
-// The package default Instant, which the package-level Session and
-// Register use: built once, from ConfigFromEnv, by the first of them.
-var (
-	defaultOnce sync.Once
-	defaultInst *Instant
-	defaultErr  error
-)
+// defaultInstant builds the package default Instant, once, from the
+// environment.
+var defaultInstant = sync.OnceValues(func() (*Instant, error) {
+	inst, err := New(ConfigFromEnv())
+	if err == nil {
+		inst.logServer()
+	}
+	return inst, err
+})
 
-// packageDefault returns the package default Instant, building it at the
-// first call. When the environment does not configure it, it panics, at
-// every call, with the variables to set and New's errors (never a value):
-// Session and Register run at startup, so the app stops there rather than
-// answer 500 to every request.
+// packageDefault returns the package default Instant. When the environment
+// does not configure it, it panics, at every call (at startup: Session and
+// Register), naming the unset variables and New's errors, never a value.
 func packageDefault() *Instant {
-	defaultOnce.Do(func() {
-		if defaultInst, defaultErr = New(ConfigFromEnv()); defaultErr == nil {
-			defaultInst.logServer()
-		}
-	})
-	if defaultErr == nil {
-		return defaultInst
+	inst, err := defaultInstant()
+	if err == nil {
+		return inst
 	}
 	var unset []string
 	for _, name := range []string{"CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "CENTRIFUGO_HTTP_API_KEY"} {
@@ -112,5 +105,5 @@ func packageDefault() *Instant {
 	if len(unset) > 0 {
 		msg += "; unset: " + strings.Join(unset, ", ")
 	}
-	panic(msg + ": " + strings.ReplaceAll(defaultErr.Error(), "\n", "; ") + `; or import _ "github.com/gin-instant/instant/embedded" to serve realtime from this process; or build an Instant with New and use its Session and Register methods`)
+	panic(msg + ": " + strings.ReplaceAll(err.Error(), "\n", "; ") + `; or import _ "github.com/gin-instant/instant/embedded" to serve realtime from this process; or build an Instant with New and use its Session and Register methods`)
 }

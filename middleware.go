@@ -2,127 +2,66 @@ package instant
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
 )
 
-// contextKey is the plain gin key under which Session stores the *Instant,
-// so that c.MustGet("instant").(*instant.Instant) works. Default(c) is its
-// typed form.
+// contextKey is the plain gin key of the *Instant, promised to users
+// (c.MustGet("instant")).
 const contextKey = "instant"
 
+// stateKey keys the *reqState, in the gin context and the request's
+// context; loadingKey marks the contexts handed to LoadUser.
+type (
+	stateKey   struct{}
+	loadingKey struct{}
+)
+
 // Session returns the middleware that records the Instant and, on first
-// use, the session user for the rest of the request. It needs
-// sessions.Sessions (gin-contrib/sessions) before it: without it, the
-// request gets a 500 and one log line saying so. It only annotates; the
-// routes and RequireUser decide.
+// use, the session user. It needs sessions.Sessions before it (else a 500
+// and a log line). It only annotates; the routes and RequireUser decide.
 func (i *Instant) Session() gin.HandlerFunc {
 	if i == nil {
 		return func(c *gin.Context) { failServer(c, nil, ErrNotInstalled) }
 	}
-	return i.session
+	return func(c *gin.Context) {
+		if _, ok := c.Get(sessions.DefaultKey); !ok {
+			failServer(c, i, ErrNoSession)
+			return
+		}
+		defer i.begin(c).finish()
+		c.Next()
+	}
 }
 
-// Session is the package-level middleware: inst.Session() of the package
-// default Instant, which the first call of Session or Register builds from
-// the environment (ConfigFromEnv) and every later call shares. Call it at
-// startup: when the environment does not configure the default (no
-// CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY, say), it panics, as
-// regexp.MustCompile does, with a message naming the missing variables and
-// New's errors, so that the app stops there instead of answering 500 to
-// every request. An app that builds its Config in code uses New and the
-// methods Session and Register instead.
+// Session is inst.Session() of the package default Instant, built once
+// from ConfigFromEnv. Call it at startup: it panics, naming the variables
+// to set, when the environment does not configure it.
 func Session() gin.HandlerFunc { return packageDefault().Session() }
 
-func (i *Instant) session(c *gin.Context) {
-	if _, ok := c.Get(sessions.DefaultKey); !ok {
-		failServer(c, i, ErrNoSession)
-		return
-	}
-	st := i.begin(c)
-	defer st.finish()
-	c.Next()
-}
-
-// Default returns the Instant that Session recorded for the request of
-// ctx, or nil outside Session. ctx is the handler's *gin.Context (what
-// c.MustGet("instant") holds, typed), its Copy, or the request's context
-// (c.Request.Context(), or one built on it). Methods of a nil *Instant
-// return ErrNotInstalled rather than panic.
+// Default returns the Instant that Session recorded for the request of ctx
+// (its *gin.Context, a Copy, or the request's context), or nil. Methods of
+// a nil *Instant return ErrNotInstalled.
 func Default(ctx context.Context) *Instant {
-	if c, ok := ctx.(*gin.Context); ok {
-		if c == nil {
-			return nil
-		}
-		v, _ := c.Get(contextKey)
-		i, _ := v.(*Instant)
-		return i
-	}
-	if ctx == nil {
-		return nil
-	}
-	if st, _ := stateOfContext(ctx); st != nil {
+	if st, _ := stateOf(ctx); st != nil {
 		return st.inst
 	}
 	return nil
 }
 
-// CurrentUser returns the logged-in user of the request of ctx, or nil:
-// for an anonymous visitor, outside Session, or when LoadUser failed (the
-// routes and RequireUser then answer 500). The User is the caller's own
-// deep copy.
-//
-// In a handler, pass its *gin.Context, from the handler's goroutine, as
-// everything on c: once the handler returns, gin hands that *gin.Context
-// to a later request, and CurrentUser(c) answers for that one. From code that holds only a context, or runs on
-// another goroutine, pass c.Request.Context() or c.Copy(): once the
-// request has its user, that is safe from any goroutine, during the
-// request and after it; callers asking at once wait for one load, and
-// once the request is over a caller gets the user only if the request had
-// asked for it.
-//
-// The first load reads the request's session (or hands LoadUser a
-// c.Copy()), which gin and gin-contrib/sessions allow only on the
-// handler's goroutine, beside the handler's own use of the session and
-// the response. So before starting a goroutine that needs the user, ask
-// for it on the handler's goroutine (CurrentUser(c), or RequireUser
-// before the handler):
-//
-//	instant.CurrentUser(c) // loads the user, here
-//	ctx := c.Request.Context()
-//	go func() { audit(ctx, instant.CurrentUser(ctx)) }()
-//
-// A context built on the handler's *gin.Context (context.WithoutCancel(c),
-// say) answers nil, during the handler and after: gin hands that same
-// *gin.Context to a later request, and with engine.ContextWithFallback
-// its values are those of whatever request it serves now. (Touching a
-// *gin.Context after its handler returned is a data race in gin itself,
-// whatever is asked of it: hand goroutines c.Copy().)
+// CurrentUser returns the caller's own copy of the logged-in user of the
+// request of ctx, or nil (anonymous, outside Session, or LoadUser failed).
+// ctx is the handler's *gin.Context, on its goroutine, or, from another
+// goroutine or after the handler, c.Request.Context() or c.Copy(): those
+// answer only once the user was loaded on the handler's goroutine, which
+// alone may read the session (ask there first). A context built on the
+// *gin.Context itself answers nil, since gin reuses it.
 func CurrentUser(ctx context.Context) *User {
-	var st *reqState
-	var reentrant bool
-	if c, ok := ctx.(*gin.Context); ok {
-		// The handler's *gin.Context, or a Copy of it.
-		if c == nil {
-			return nil
-		}
-		st, reentrant = stateOfGin(c)
-	} else if ctx == nil {
-		return nil
-	} else if c, ok := ctx.Value(gin.ContextKey).(*gin.Context); ok {
-		// A context built on a *gin.Context is looked at as that
-		// *gin.Context (gin answers gin.ContextKey without reading the
-		// context's fields), never through its request: with
-		// engine.ContextWithFallback, those are the values of whatever
-		// request it serves now, after the handler maybe the next one.
-		if st, reentrant = stateOfGin(c); st != nil && st.isRequestContext(c) {
-			return nil
-		}
-	} else {
-		st, reentrant = stateOfContext(ctx)
-	}
+	st, reentrant := stateOf(ctx)
 	if st == nil {
 		return nil
 	}
@@ -130,12 +69,29 @@ func CurrentUser(ctx context.Context) *User {
 	return u.clone()
 }
 
-// isRequestContext reports whether c is the *gin.Context of st's request
-// (rather than a Copy of it).
-func (st *reqState) isRequestContext(c *gin.Context) bool { return st.origin == c }
+// stateOf returns the request state of ctx (nil for none) and whether ctx
+// is LoadUser's. A context built on a *gin.Context is read as it, never
+// through its request (with ContextWithFallback, maybe the next one's),
+// and answers nil when gin reuses it.
+func stateOf(ctx context.Context) (st *reqState, reentrant bool) {
+	switch c, isGin := ctx.(*gin.Context); {
+	case isGin && c == nil, ctx == nil:
+		return nil, false
+	case isGin:
+		return stateOfGin(c)
+	}
+	if c, ok := ctx.Value(gin.ContextKey).(*gin.Context); ok {
+		if st, reentrant = stateOfGin(c); st != nil && st.origin == c {
+			return nil, false
+		}
+		return st, reentrant
+	}
+	st, _ = ctx.Value(stateKey{}).(*reqState)
+	return st, st != nil && ctx.Value(loadingKey{}) == st
+}
 
-// RequireUser is a middleware that answers 401 to anonymous visitors (and
-// 500 when LoadUser failed).
+// RequireUser is a middleware that answers 401 to anonymous visitors (500
+// when LoadUser failed).
 func RequireUser() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if _, ok := requestUser(c, true); ok {
@@ -145,17 +101,177 @@ func RequireUser() gin.HandlerFunc {
 }
 
 // RequireStaff is a middleware that answers 401 to anonymous visitors, 403
-// to users who are neither staff nor superusers (and 500 when LoadUser
-// failed).
+// to users neither staff nor superuser (500 when LoadUser failed).
 func RequireStaff() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		u, ok := requestUser(c, true)
-		switch {
-		case !ok:
-		case !u.IsStaff():
+		if u, ok := requestUser(c, true); !ok {
+		} else if !u.IsStaff() {
 			abortJSON(c, http.StatusForbidden, "instant: staff only")
-		default:
+		} else {
 			c.Next()
 		}
 	}
+}
+
+// reqState is what Session records about one request: the Instant and the
+// user, loaded at most once. A load in flight is waited for by the other
+// askers and by the end of the request, after which gin reuses c.
+type reqState struct {
+	inst   *Instant
+	origin *gin.Context // the request's, compared with, never read
+
+	mu      sync.Mutex
+	c       *gin.Context  // origin until the request is over, then nil
+	done    bool          // the request is over
+	loaded  bool          // user and err are final
+	loading chan struct{} // closed when LoadUser returns
+	user    *User         // hand out clones only
+	err     error         // wraps errLoadUser
+}
+
+// begin records i and a new request state on c and on its request's context.
+func (i *Instant) begin(c *gin.Context) *reqState {
+	st := &reqState{inst: i, origin: c, c: c}
+	c.Set(contextKey, i)
+	c.Set(stateKey{}, st)
+	if c.Request != nil {
+		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), stateKey{}, st))
+	}
+	return st
+}
+
+// finish waits for a LoadUser in flight and forgets c: a user not asked
+// for by now stays unknown (nil).
+func (st *reqState) finish() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.done = true
+	for st.loading != nil {
+		wait := st.loading
+		st.mu.Unlock()
+		<-wait
+		st.mu.Lock()
+	}
+	st.c = nil
+}
+
+// stateOfGin returns the state Session recorded on c (nil outside Session)
+// and whether c is the copy handed to LoadUser.
+func stateOfGin(c *gin.Context) (st *reqState, reentrant bool) {
+	v, _ := c.Get(stateKey{})
+	if st, _ = v.(*reqState); st == nil {
+		return nil, false
+	}
+	l, _ := c.Get(loadingKey{})
+	return st, l == st
+}
+
+// requestUser returns c's user for a middleware or a route, or answers (500
+// without Session or when LoadUser failed, 401 for anonymous when login is
+// required) and returns ok false.
+func requestUser(c *gin.Context, loginRequired bool) (u *User, ok bool) {
+	st, reentrant := stateOfGin(c)
+	if st == nil {
+		failServer(c, nil, ErrNotInstalled)
+		return nil, false
+	}
+	u, err := st.load(reentrant)
+	switch {
+	case err != nil:
+		abortJSON(c, http.StatusInternalServerError, errLoadUser.Error())
+		return nil, false
+	case u == nil && loginRequired:
+		abortJSON(c, http.StatusUnauthorized, ErrLoginRequired.Error())
+		return nil, false
+	}
+	return u, true
+}
+
+// load returns the request's user (nil for anonymous; shared: hand out
+// clones), loading it on first use from LoadUser or the session. reentrant
+// (LoadUser asking) gets nil rather than wait for itself.
+func (st *reqState) load(reentrant bool) (*User, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for !st.loaded {
+		if st.loading != nil {
+			if reentrant {
+				return nil, nil
+			}
+			wait := st.loading
+			st.mu.Unlock()
+			<-wait
+			st.mu.Lock()
+			continue
+		}
+		if st.done || st.c == nil {
+			return nil, nil // never asked during the request: unknown
+		}
+		if st.inst.cfg.LoadUser == nil {
+			var v any
+			if s, ok := st.c.Value(sessions.DefaultKey).(sessions.Session); ok {
+				v = s.Get(sessionKey)
+			}
+			raw, _ := v.(string)
+			if st.user = st.inst.users.decode(raw); st.user == nil && v != nil {
+				st.inst.logger.Debug("instant: session user does not decode; treated as anonymous")
+			}
+			st.loaded = true
+			break
+		}
+		st.loading = make(chan struct{})
+		c := st.c
+		st.mu.Unlock()
+		u, err := st.inst.loadUser(c, st)
+		st.mu.Lock()
+		if !st.loaded { // Login or Logout may have set it meanwhile
+			st.user, st.err, st.loaded = u, err, true
+		}
+		close(st.loading)
+		st.loading = nil
+	}
+	return st.user, st.err
+}
+
+// set records the user that Login or Logout just wrote.
+func (st *reqState) set(u *User) {
+	st.mu.Lock()
+	st.loaded, st.user, st.err = true, u, nil
+	st.mu.Unlock()
+}
+
+// loadUser calls Config.LoadUser with a marked copy of c. An error, panic
+// or invalid user becomes an error wrapping errLoadUser, logged here. The
+// user is normalized (LoadUser may keep and change what it returned).
+func (i *Instant) loadUser(c *gin.Context, st *reqState) (u *User, err error) {
+	lc := c.Copy()
+	lc.Set(loadingKey{}, st)
+	if lc.Request != nil {
+		lc.Request = lc.Request.WithContext(context.WithValue(lc.Request.Context(), loadingKey{}, st))
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			u, err = nil, fmt.Errorf("%w: LoadUser panicked: %v", errLoadUser, p)
+		}
+		if err != nil {
+			i.logger.Error(err.Error(), "path", requestPath(c))
+		}
+	}()
+	if u, err = i.cfg.LoadUser(lc); err != nil {
+		return nil, fmt.Errorf("%w: %w", errLoadUser, err)
+	} else if u != nil {
+		if u, err = u.normalized(); err != nil {
+			return nil, fmt.Errorf("%w: LoadUser returned an invalid user: %w", errLoadUser, err)
+		}
+	}
+	return u, nil
+}
+
+func sessionOf(c *gin.Context) (sessions.Session, bool) {
+	if c == nil {
+		return nil, false
+	}
+	v, _ := c.Get(sessions.DefaultKey)
+	s, ok := v.(sessions.Session)
+	return s, ok
 }

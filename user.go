@@ -3,7 +3,6 @@ package instant
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -11,29 +10,18 @@ import (
 )
 
 // User is the logged-in user as the session keeps it. Only ID reaches
-// Centrifugo (as the tokens' "sub"); the rest decides which channels the
-// user may read.
+// Centrifugo (the tokens' "sub"); the rest decides what the user reads.
 type User struct {
-	// ID identifies the user to Centrifugo. Required: not empty, at most
-	// 255 bytes, no whitespace or control characters.
-	ID string `json:"id"`
-	// Username is shown to people; it grants nothing.
-	Username string `json:"username"`
-	// Staff users read the staff channels.
-	Staff bool `json:"staff"`
-	// Superusers read the superuser channels, and count as staff.
-	Superuser bool `json:"superuser"`
-	// Groups the user belongs to, each granting its GroupChannels.
-	Groups []string `json:"groups,omitempty"`
-	// Info is optional presence data, put in the tokens' "info" claim:
-	// what other subscribers see of this user. It must encode as JSON
-	// that is valid UTF-8 (a json.RawMessage inside it is checked byte for
-	// byte) and nests at most 64 arrays and objects deep: LoadUser's user
-	// is refused otherwise, and no token is signed with it (500).
-	// Numbers are kept exact, digit for digit, whatever their size: the
-	// user's Info as CurrentUser and rules see it holds
-	// every number as a json.Number (its exact text; Int64, Float64 and
-	// String read it), not a float64.
+	// ID identifies the user to Centrifugo. Required: at most 255 bytes,
+	// no whitespace or control characters.
+	ID        string   `json:"id"`
+	Username  string   `json:"username"`         // shown to people; grants nothing
+	Staff     bool     `json:"staff"`            // reads the staff channels
+	Superuser bool     `json:"superuser"`        // reads the superuser and staff channels
+	Groups    []string `json:"groups,omitempty"` // each grants its GroupChannels
+	// Info is what other subscribers see of the user (the tokens' "info"):
+	// valid UTF-8 JSON nested at most 64 deep, else the user is refused.
+	// Numbers are kept exact, as json.Number.
 	Info map[string]any `json:"info,omitempty"`
 }
 
@@ -43,32 +31,28 @@ func (u *User) IsStaff() bool { return u != nil && (u.Staff || u.Superuser) }
 // InGroup reports whether u belongs to group.
 func (u *User) InGroup(group string) bool { return u != nil && slices.Contains(u.Groups, group) }
 
-// validate checks what Login and LoadUser may hand over. Errors wrap
-// ErrInvalidUser and never repeat the value (it may be anything).
+// validate checks the ID and groups. Errors wrap ErrInvalidUser.
 func (u *User) validate() error {
-	if err := checkName(u.ID, "ID"); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidUser, err)
+	err := checkName(u.ID, "ID")
+	for k := 0; err == nil && k < len(u.Groups); k++ {
+		err = checkName(u.Groups[k], "group")
 	}
-	for _, g := range u.Groups {
-		if err := checkName(g, "group"); err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalidUser, err)
-		}
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidUser, err)
 	}
 	return nil
 }
 
-// normalized returns a copy of u whose Info holds JSON values only (maps,
-// slices, strings, json.Numbers, bools, nil), as a session-decoded user's
-// does, so that clone can copy it deeply. Numbers keep their exact digits
-// (9007199254740993 stays so, where a float64 would make it ...992). It
-// fails when Info does not encode as JSON, or encodes as JSON that is not
-// valid UTF-8 (a json.RawMessage inside it) or nests more than
-// maxJSONDepth deep.
+// normalized validates u and returns a copy whose Info holds JSON values
+// only (maps, slices, strings, json.Numbers, bools, nil), as a decoded
+// session user's does, so that clone copies it deeply.
 func (u *User) normalized() (*User, error) {
+	if err := u.validate(); err != nil {
+		return nil, err
+	}
 	cp := *u
-	cp.Groups = slices.Clone(u.Groups)
+	cp.Groups, cp.Info = slices.Clone(u.Groups), nil
 	if len(u.Info) == 0 {
-		cp.Info = nil
 		return &cp, nil
 	}
 	raw, err := json.Marshal(u.Info)
@@ -76,34 +60,15 @@ func (u *User) normalized() (*User, error) {
 		return nil, fmt.Errorf("%w: Info does not encode as JSON", ErrInvalidUser)
 	}
 	if err := checkJSON(raw); err != nil {
-		// It would reach Centrifugo, and the channel's members, in tokens.
 		return nil, fmt.Errorf("%w: Info %w", ErrInvalidUser, err)
 	}
-	cp.Info = nil
-	if err := unmarshalExact(raw, &cp.Info); err != nil {
-		return nil, fmt.Errorf("%w: Info does not decode as a JSON object", ErrInvalidUser)
-	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	_ = dec.Decode(&cp.Info) // cannot fail: json.Marshal wrote an object
 	return &cp, nil
 }
 
-// unmarshalExact is json.Unmarshal, but numbers decode as json.Number, so
-// that no digit is lost: what Info holds is what the tokens and the
-// channels route encode again.
-func unmarshalExact(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("instant: data after the JSON value")
-	}
-	return nil
-}
-
-// clone returns a copy of u that its receiver may change freely: Groups
-// and everything inside Info are copied too. Info must hold JSON values
-// only (see normalized); other values are shared.
+// clone returns a deep copy of u, whose Info holds JSON values only.
 func (u *User) clone() *User {
 	if u == nil {
 		return nil
@@ -116,7 +81,6 @@ func (u *User) clone() *User {
 	return &cp
 }
 
-// cloneJSON copies a decoded JSON value deeply.
 func cloneJSON(v any) any {
 	switch v := v.(type) {
 	case map[string]any:
@@ -131,50 +95,42 @@ func cloneJSON(v any) any {
 			s[k] = cloneJSON(e)
 		}
 		return s
-	default:
-		return v // strings, json.Numbers, bools and nil are values
 	}
+	return v // strings, json.Numbers, bools and nil
 }
 
-// decodeUser reads a session value written by Login; nil when it holds no
-// valid user. Numbers in Info are kept exact (json.Number).
+// decodeUser reads a session value written by Login, numbers in Info as
+// json.Number; nil when it holds no valid user.
 func decodeUser(raw string) *User {
 	if raw == "" {
 		return nil
 	}
 	u := new(User)
-	if unmarshalExact([]byte(raw), u) != nil || u.validate() != nil {
+	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
+	dec.UseNumber()
+	if dec.Decode(u) != nil || u.validate() != nil {
 		return nil
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil // data after the value
 	}
 	return u
 }
 
-// Bounds of userCache, in bytes of session values.
-const (
-	// userCacheBytes bounds what the cache holds; past it, it starts over.
-	userCacheBytes = 4 << 20
-	// userCacheMaxValue is the longest session value kept: longer ones are
-	// decoded on every request instead.
-	userCacheMaxValue = 4 << 10
-	// userCacheOverhead is counted for each entry besides its value: the
-	// map slot and the decoded User's fixed part.
-	userCacheOverhead = 256
-)
+// userCache maps a session value, exactly as the session store
+// authenticated it, to its decoded user, so that a returning visitor's is
+// decoded once (the Session benchmark needs it). Values up to
+// userCacheMaxValue, each counted twice plus 256 bytes, up to
+// userCacheBytes; past it, it starts over.
+const userCacheBytes, userCacheMaxValue = 4 << 20, 4 << 10
 
-// userCache maps a session value, as Login wrote it, to the decoded user,
-// so that a returning visitor's user is decoded once, not on every
-// request. The key is the exact value the session store authenticated,
-// so an entry can only be reached with the same session content. It is
-// bounded by bytes: each entry counts twice its value's length (the key
-// and the decoded user) plus userCacheOverhead.
 type userCache struct {
 	mu    sync.RWMutex
 	m     map[string]*User
 	bytes int
 }
 
-// decode returns the user raw holds (nil when it holds none), shared with
-// the cache: the caller must not modify it nor hand it out (see clone).
+// decode is decodeUser, its result shared: hand out clones only.
 func (uc *userCache) decode(raw string) *User {
 	if len(raw) > userCacheMaxValue {
 		return decodeUser(raw)
@@ -186,22 +142,14 @@ func (uc *userCache) decode(raw string) *User {
 		return u
 	}
 	u = decodeUser(raw)
-	cost := 2*len(raw) + userCacheOverhead
+	cost := 2*len(raw) + 256
 	uc.mu.Lock()
 	if uc.m == nil || uc.bytes+cost > userCacheBytes {
 		uc.m, uc.bytes = make(map[string]*User, 64), 0
 	}
 	if _, dup := uc.m[raw]; !dup {
-		uc.m[raw] = u
-		uc.bytes += cost
+		uc.m[raw], uc.bytes = u, uc.bytes+cost
 	}
 	uc.mu.Unlock()
 	return u
-}
-
-// size reports the entries and the bytes counted for them.
-func (uc *userCache) size() (entries, bytes int) {
-	uc.mu.RLock()
-	defer uc.mu.RUnlock()
-	return len(uc.m), uc.bytes
 }

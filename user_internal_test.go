@@ -19,17 +19,17 @@ func TestUserCacheIsBoundedByBytes(t *testing.T) {
 			t.Fatalf("value %d decoded as %v", k, u)
 		}
 	}
-	if n, bytes := uc.size(); n != 0 || bytes != 0 {
+	if n, bytes := len(uc.m), uc.bytes; n != 0 || bytes != 0 {
 		t.Errorf("after 100 values of 64 KiB: %d entries, %d bytes kept", n, bytes)
 	}
 	for k := range 30_000 {
 		raw, _ := json.Marshal(User{ID: strconv.Itoa(k), Username: "u" + strconv.Itoa(k)})
 		uc.decode(string(raw))
-		if _, bytes := uc.size(); bytes > userCacheBytes {
+		if bytes := uc.bytes; bytes > userCacheBytes {
 			t.Fatalf("after %d small values: %d bytes counted, bound %d", k+1, bytes, userCacheBytes)
 		}
 	}
-	if n, _ := uc.size(); n == 0 {
+	if len(uc.m) == 0 {
 		t.Error("small values are not cached")
 	}
 }
