@@ -42,6 +42,11 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	if err := inst.Authorize("$orders:{id}", func(c *gin.Context, u *instant.User, p map[string]string) (bool, any) {
+		return u != nil && p["id"] == "7", nil
+	}); err != nil {
+		log.Fatal(err)
+	}
 	r := gin.New()
 	r.Use(sessions.Sessions("app", cookie.NewStore([]byte("cookie-key-0123456789abcdef01234"))))
 	r.Use(inst.Session())
@@ -56,14 +61,16 @@ func main() {
 		log.Fatalf("login cookies: %v", cookies)
 	}
 
-	auth := func() {
-		req := httptest.NewRequest("POST", "/instant/auth", strings.NewReader(`{"client":"c1","channels":["$site_editors"]}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.AddCookie(cookies[0])
-		w := httptest.NewRecorder()
-		r.ServeHTTP(w, req)
-		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"token"`) {
-			log.Fatalf("auth: %d %s", w.Code, w.Body)
+	auth := func(body string) func() {
+		return func() {
+			req := httptest.NewRequest("POST", "/instant/auth", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.AddCookie(cookies[0])
+			w := httptest.NewRecorder()
+			r.ServeHTTP(w, req)
+			if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"token"`) {
+				log.Fatalf("auth: %d %s", w.Code, w.Body)
+			}
 		}
 	}
 	broadcast := func() {
@@ -72,7 +79,10 @@ func main() {
 			log.Fatalf("Broadcast: %v", err)
 		}
 	}
-	measure("POST auth, logged in", auth)
+	measure("POST auth, logged in, a group channel", auth(`{"client":"c1","channels":["$site_editors"]}`))
+	own := inst.UserChannel("2")
+	measure("POST auth, logged in, four channels: a group's, the user's own, a rule's, one refused",
+		auth(`{"client":"c1","channels":["$site_editors","`+own+`","$orders:7","$orders:8"]}`))
 	measure("Broadcast", broadcast)
 }
 
