@@ -16,13 +16,9 @@ import (
 // Member is one user present on a channel: all of that user's
 // subscriptions (tabs, devices) together.
 type Member struct {
-	// UserID is the user's ID, the tokens' "sub".
-	UserID string `json:"user_id"`
-	// Info is the presence info the user's subscription token for this
-	// channel carried, as JSON; empty when none.
-	Info json.RawMessage `json:"info,omitempty"`
-	// Clients counts the user's subscriptions to the channel.
-	Clients int `json:"clients"`
+	UserID  string          `json:"user_id"`        // the tokens' "sub"
+	Info    json.RawMessage `json:"info,omitempty"` // the info of the user's token for the channel, as JSON; empty when none
+	Clients int             `json:"clients"`        // the user's subscriptions to the channel
 }
 
 // presenceClient is one subscription as a presence call reports it (client
@@ -62,20 +58,25 @@ func (i *Instant) Presence(ctx context.Context, channel string) ([]Member, error
 		}
 		m := &out[len(out)-1]
 		m.Clients++
-		if m.Info == nil && len(pc.chanInfo) > 0 && string(pc.chanInfo) != "null" {
+		if m.Info == nil && pc.chanInfo != nil {
 			m.Info = slices.Clone(pc.chanInfo)
 		}
 	}
 	return out, nil
 }
 
-// loggedIn returns clients that have a user, sorted by user and client.
+// loggedIn returns clients that have a user, sorted by user and client,
+// with no info for a "null" one.
 func loggedIn(clients []presenceClient) []presenceClient {
 	all := make([]presenceClient, 0, len(clients))
 	for _, pc := range clients {
-		if pc.user != "" {
-			all = append(all, pc)
+		if pc.user == "" {
+			continue
 		}
+		if len(pc.chanInfo) == 0 || string(pc.chanInfo) == "null" {
+			pc.chanInfo = nil
+		}
+		all = append(all, pc)
 	}
 	slices.SortFunc(all, func(a, b presenceClient) int {
 		return cmp.Or(strings.Compare(a.user, b.user), strings.Compare(a.client, b.client))
@@ -133,66 +134,55 @@ func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
 	}
 	out := make([]presenceAnswer, len(req.Channels))
 	var asked []string
-	index := map[string]int{} // channel → its place in asked
 	for k, ch := range req.Channels {
 		out[k].Channel = ch
 		if u == nil || !isPrivate(ch) {
 			out[k].Status = http.StatusForbidden
-			continue
-		}
-		if _, err := i.decide(c, u, ch); err != nil {
+		} else if _, err := i.decide(c, u, ch); err != nil {
 			out[k].Status = errorStatus(err)
-			continue
-		}
-		if _, dup := index[ch]; !dup {
-			index[ch] = len(asked)
+		} else if !slices.Contains(asked, ch) {
 			asked = append(asked, ch)
 		}
 	}
+	var lists [][]presenceClient
+	var err error
 	if len(asked) > 0 {
-		var lists [][]presenceClient
-		err := i.call(c.Request.Context(), func(ctx context.Context, api apiClient) (err error) {
+		err = i.call(c.Request.Context(), func(ctx context.Context, api apiClient) (err error) {
 			lists, err = api.presenceBatch(ctx, asked)
 			return err
 		})
-		if err != nil {
-			i.logger.Error("instant: presence failed", "error", err, "path", requestPath(c))
-			server := "centrifugo"
-			if i.server != nil {
-				server = "the embedded server"
-			}
-			// A refusal (presence off, or an unknown namespace) is a 503.
-			if pe := (*PublishError)(nil); errors.As(err, &pe) && pe.Code != 0 {
-				abortJSON(c, http.StatusServiceUnavailable, "instant: "+server+" refused the presence call (is presence on in its config?)")
-			} else {
-				abortJSON(c, http.StatusBadGateway, "instant: "+server+" did not answer the presence call")
-			}
-			return
+	}
+	if err != nil {
+		i.logger.Error("instant: presence failed", "error", err, "path", requestPath(c))
+		server, status, msg := "centrifugo", http.StatusBadGateway, " did not answer the presence call"
+		if i.server != nil {
+			server = "the embedded server"
 		}
-		// The first maxPresenceListed of a channel's logged-in subscriptions,
-		// while their encoding fits in what is left of the answer's bytes.
-		budget := maxPresenceBytes
-		for k := range out {
-			a := &out[k]
-			n, ok := index[a.Channel]
-			if !ok || a.Status != 0 {
-				continue
+		if pe := (*PublishError)(nil); errors.As(err, &pe) && pe.Code != 0 { // presence off, or an unknown namespace
+			status, msg = http.StatusServiceUnavailable, " refused the presence call (is presence on in its config?)"
+		}
+		abortJSON(c, status, "instant: "+server+msg)
+		return
+	}
+	// The first maxPresenceListed of a channel's logged-in subscriptions,
+	// while their encoding fits in what is left of the answer's bytes.
+	budget := maxPresenceBytes
+	for k := range out {
+		a := &out[k]
+		if a.Status != 0 {
+			continue
+		}
+		all := loggedIn(lists[slices.Index(asked, a.Channel)])
+		a.Total, a.Clients = len(all), make([]routeClient, 0, min(len(all), maxPresenceListed))
+		for _, pc := range all {
+			rc := routeClient{Client: pc.client, User: pc.user, Info: pc.chanInfo}
+			enc, err := json.Marshal(rc) // as c.JSON will write it, and its comma
+			if a.Truncated = len(a.Clients) == maxPresenceListed || err != nil || len(enc)+1 > budget; a.Truncated {
+				break
 			}
-			all := loggedIn(lists[n])
-			a.Total, a.Clients = len(all), make([]routeClient, 0, min(len(all), maxPresenceListed))
-			for _, pc := range all {
-				rc := routeClient{Client: pc.client, User: pc.user}
-				if len(pc.chanInfo) > 0 && string(pc.chanInfo) != "null" {
-					rc.Info = pc.chanInfo
-				}
-				enc, err := json.Marshal(rc) // as c.JSON will write it, and its comma
-				if a.Truncated = len(a.Clients) == maxPresenceListed || err != nil || len(enc)+1 > budget; a.Truncated {
-					break
-				}
-				budget -= len(enc) + 1
-				rc.Info = slices.Clone(rc.Info)
-				a.Clients = append(a.Clients, rc)
-			}
+			budget -= len(enc) + 1
+			rc.Info = slices.Clone(rc.Info)
+			a.Clients = append(a.Clients, rc)
 		}
 	}
 	c.JSON(http.StatusOK, gin.H{"channels": out})
