@@ -31,7 +31,7 @@ var routes = map[string]struct {
 }{
 	"connection_token":   {http.MethodPost, (*Instant).tokenRoute, false},
 	"subscription_token": {http.MethodPost, (*Instant).tokenRoute, false},
-	"auth":               {http.MethodPost, (*Instant).authRoute, false},
+	"auth":               {http.MethodPost, (*Instant).tokenRoute, false},
 	"presence":           {http.MethodPost, (*Instant).presenceRoute, false},
 	"channels":           {http.MethodGet, (*Instant).channelsRoute, false},
 	"client.js":          {http.MethodGet, (*Instant).clientJSRoute, true},
@@ -112,9 +112,8 @@ func (i *Instant) Register(g *gin.RouterGroup) {
 				return
 			}
 			body, err = io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes))
-			var tooBig *http.MaxBytesError
 			switch {
-			case errors.As(err, &tooBig):
+			case err != nil && errors.As(err, new(*http.MaxBytesError)):
 				abortJSON(c, http.StatusRequestEntityTooLarge, "instant: body larger than 64 KiB")
 				return
 			case err != nil:
@@ -169,37 +168,6 @@ type tokenResponse struct {
 	ExpiresAt int64  `json:"expires_at"` // Unix seconds, the token's "exp"
 }
 
-// tokenRoute answers connection_token and subscription_token.
-func (i *Instant) tokenRoute(c *gin.Context, body []byte) {
-	var req struct {
-		Channel string `json:"channel"`
-	}
-	sub := c.Param("route") == "subscription_token"
-	var dst any = &struct{}{}
-	if sub {
-		dst = &req
-	}
-	if !decodeBody(c, body, dst) {
-		return
-	}
-	u, ok := requestUser(c, false)
-	if !ok {
-		return
-	}
-	var info any
-	err := i.mayConnect(u)
-	if sub {
-		info, err = i.decide(c, u, req.Channel)
-	}
-	if err != nil {
-		refuse(c, err)
-	} else if tok, err := i.sign(u, req.Channel, info, time.Now()); err != nil {
-		i.signFailed(c, err)
-	} else {
-		c.JSON(http.StatusOK, tokenResponse{Token: tok.Token, ExpiresAt: tok.ExpiresAt.Unix()})
-	}
-}
-
 // authAnswer is one channel of the auth route's answer.
 type authAnswer struct {
 	Channel   string `json:"channel"`
@@ -208,17 +176,33 @@ type authAnswer struct {
 	Status    int    `json:"status,omitempty"`
 }
 
-// authRoute signs a batch of subscription tokens and, with "connection":
-// true, a connection token: a page connects and subscribes with one request.
-func (i *Instant) authRoute(c *gin.Context, body []byte) {
+// tokenRoute answers connection_token, subscription_token and auth, a
+// batch of subscription tokens and, with "connection": true, a connection
+// token: a page connects and subscribes with one request.
+func (i *Instant) tokenRoute(c *gin.Context, body []byte) {
 	var req struct {
 		Client     string   `json:"client"`
 		Channels   []string `json:"channels"`
 		Connection bool     `json:"connection"`
 	}
+	type single struct {
+		Channel string `json:"channel"`
+	}
+	var one *single // allocated for subscription_token only
+	route := c.Param("route")
+	var dst any = &req
+	switch route {
+	case "connection_token":
+		dst, req.Connection = &struct{}{}, true
+	case "subscription_token":
+		one = &single{}
+		dst = one
+	}
 	switch {
-	case !decodeBody(c, body, &req):
+	case !decodeBody(c, body, dst):
 		return
+	case route == "subscription_token":
+		req.Channels = []string{one.Channel}
 	case len(req.Channels) == 0 && !req.Connection:
 		abortJSON(c, http.StatusBadRequest, "instant: no channels")
 		return
@@ -255,7 +239,7 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 		a := &out.Channels[k]
 		a.Channel = ch
 		info, err := i.decide(c, u, ch)
-		if s := errorStatus(err); err != nil && s < http.StatusForbidden {
+		if s := errorStatus(err); err != nil && (s < http.StatusForbidden || route != "auth") {
 			refuse(c, err) // a bad name, or a visitor refused: the whole batch
 			return
 		} else if err != nil {
@@ -269,7 +253,14 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 		}
 		a.Token, a.ExpiresAt = tok.Token, tok.ExpiresAt.Unix()
 	}
-	c.JSON(http.StatusOK, out)
+	switch route {
+	case "connection_token":
+		c.JSON(http.StatusOK, out.Connection)
+	case "subscription_token":
+		c.JSON(http.StatusOK, tokenResponse{Token: out.Channels[0].Token, ExpiresAt: out.Channels[0].ExpiresAt})
+	default:
+		c.JSON(http.StatusOK, out)
+	}
 }
 
 // listedChannel is a channel as the channels route lists it.
