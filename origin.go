@@ -22,13 +22,11 @@ const (
 	originLen      = originNonceLen + 22
 )
 
-// Origin returns the browser tab's id (its "origin", which the channels
-// route mints bound to the user it answers) that the request carries in
-// the X-Instant-Origin header, or "" when it carries none or one minted
-// for another user, so that nobody makes their events vanish from someone
-// else's tab (anonymous visitors share one identity). It needs Session ("",
-// outside it) and may load the user. An event then skips the tab that
-// caused it:
+// Origin returns the browser tab's id that the request carries in the
+// X-Instant-Origin header (the channels route mints it, bound to the user),
+// or "" when none, one minted for another user (anonymous visitors share
+// one identity), or outside Session. It may load the user. An event then
+// skips the tab that caused it:
 //
 //	inst.Broadcast(c, instant.Event{Channel: "$site_users", Message: "saved", Origin: instant.Origin(c)})
 func Origin(c *gin.Context) string {
@@ -62,8 +60,8 @@ func (i *Instant) mintOrigin(user *User) string {
 	return id + string(m.sum(id, user))
 }
 
-// originMAC is a pooled HMAC-SHA256 keyed with the origin key, with room
-// for its input and output, so that checking an id allocates nothing.
+// originMAC is a pooled HMAC-SHA256 with room for its input and output:
+// checking an id allocates nothing.
 type originMAC struct {
 	h   hash.Hash
 	buf [originNonceLen + 1 + maxChannelLength]byte
@@ -86,8 +84,7 @@ func (m *originMAC) sum(nonce string, user *User) []byte {
 	return m.enc[:]
 }
 
-// newOriginPool returns a pool of originMACs keyed with a key derived from
-// the token secret, for origin ids only.
+// newOriginPool returns a pool of originMACs keyed for origin ids only.
 func newOriginPool(secret []byte) *sync.Pool {
 	d := hmac.New(sha256.New, secret)
 	d.Write([]byte("instant origin key v1"))

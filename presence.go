@@ -13,26 +13,23 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// Member is one user present on a channel: all of that user's
-// subscriptions (tabs, devices) together.
+// Member is one user present on a channel, all subscriptions together.
 type Member struct {
 	UserID  string          `json:"user_id"`        // the tokens' "sub"
 	Info    json.RawMessage `json:"info,omitempty"` // the info of the user's token for the channel, as JSON; empty when none
 	Clients int             `json:"clients"`        // the user's subscriptions to the channel
 }
 
-// presenceClient is one subscription as a presence call reports it (client
-// only from presenceBatch).
+// presenceClient is one subscription (client only from presenceBatch).
 type presenceClient struct {
 	client, user string
 	chanInfo     json.RawMessage
 }
 
-// Presence lists the users subscribed to channel, one Member per user,
-// sorted by UserID; anonymous subscriptions are not listed. The channel
-// must be private (else ErrInvalidChannel: a public channel's readers never
-// agreed to be listed) and have presence on (CentrifugoOptions.Presence).
-// Errors as Broadcast's; within Config.PublishTimeout.
+// Presence lists the logged-in users subscribed to channel, sorted by
+// UserID. The channel must be private (else ErrInvalidChannel: a public
+// channel's readers never agreed to be listed) and have presence on
+// (CentrifugoOptions.Presence). Errors as Broadcast's.
 func (i *Instant) Presence(ctx context.Context, channel string) ([]Member, error) {
 	if i == nil {
 		return nil, ErrNotInstalled
@@ -84,9 +81,8 @@ func loggedIn(clients []presenceClient) []presenceClient {
 	return all
 }
 
-// Bounds of the presence route.
 const (
-	maxPresenceChannels = 20        // channels a request
+	maxPresenceChannels = 20        // channels a presence request
 	maxPresenceListed   = 100       // subscriptions listed a channel
 	maxPresenceBytes    = 256 << 10 // listed subscriptions an answer, encoded
 )
@@ -97,7 +93,6 @@ type routeClient struct {
 	Info   json.RawMessage `json:"info,omitempty"`
 }
 
-// presenceAnswer is one channel of the presence route's answer.
 type presenceAnswer struct {
 	Channel   string        `json:"channel"`
 	Clients   []routeClient `json:"clients,omitzero"`
@@ -106,8 +101,7 @@ type presenceAnswer struct {
 	Status    int           `json:"status,omitempty"`
 }
 
-// presenceRoute answers POST presence (see Register), asking the server
-// about every answered channel in one request.
+// presenceRoute asks the server about every allowed channel in one call.
 func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
 	var req struct {
 		Channels []string `json:"channels"`
@@ -164,8 +158,6 @@ func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
 		abortJSON(c, status, "instant: "+server+msg)
 		return
 	}
-	// The first maxPresenceListed of a channel's logged-in subscriptions,
-	// while their encoding fits in what is left of the answer's bytes.
 	budget := maxPresenceBytes
 	for k := range out {
 		a := &out[k]
@@ -176,7 +168,7 @@ func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
 		a.Total, a.Clients = len(all), make([]routeClient, 0, min(len(all), maxPresenceListed))
 		for _, pc := range all {
 			rc := routeClient{Client: pc.client, User: pc.user, Info: pc.chanInfo}
-			enc, err := json.Marshal(rc) // as c.JSON will write it, and its comma
+			enc, err := json.Marshal(rc) // as c.JSON writes it, and a comma
 			if a.Truncated = len(a.Clients) == maxPresenceListed || err != nil || len(enc)+1 > budget; a.Truncated {
 				break
 			}

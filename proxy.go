@@ -12,20 +12,17 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// proxyKeyHeader carries proxyKey on Centrifugo's proxy requests
-// (CentrifugoConfig sets it as a static header).
+// proxyKeyHeader carries proxyKey on Centrifugo's proxy requests.
 const proxyKeyHeader = "X-Instant-Proxy-Key"
 
-// deriveProxyKey makes the secret key of Centrifugo's proxy requests, an
-// HMAC of the token secret, so that neither the token secret nor the API
-// key travels with them. Never logged.
+// deriveProxyKey makes the key of Centrifugo's proxy requests, so that
+// neither the token secret nor the API key travels with them. Never logged.
 func deriveProxyKey(secret []byte) string {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("instant proxy key v1"))
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// The proxy routes, in Register's group.
 const (
 	routeProxyConnect    = "proxy/connect"
 	routeProxyRefresh    = "proxy/refresh"

@@ -16,25 +16,19 @@ const (
 	decideWorkers     = 8                      // decisions at a time (rules may ask a database)
 )
 
-// Reauthorize makes a change to what u may read take effect now: call it
-// after changing, in the app's store, anything the decision reads for u
-// (u as the store now holds them; ErrInvalidUser when Login would refuse
-// it). It needs Config.LoadUser, so that every replica signs with the new
-// roles from the next request on: else it returns an error matching
-// ErrConfig.
-//
-// It unsubscribes u, on every connection and node, from the active private
-// channels the decision now refuses (rules get a *gin.Context of their own,
-// see AuthorizeFunc; a failed rule is a refusal, logged) that u is present
-// in, or from every refused one where the namespace keeps no presence;
-// personal and public channels are not looked at. Then it pushes
-// "instant.reauthorized" to u's personal channel: open pages ask for their
-// channels again. A token from before stays usable until it expires.
-//
-// The error counts unsubscribes refused ("failed") and unanswered
-// ("unknown", matching ErrUnreachable or context.DeadlineExceeded too).
-// Calls are retried as Broadcast's, within ctx and PublishTimeout. Safe
-// for concurrent use.
+// Reauthorize makes a change to what u (as the app's store now holds them;
+// ErrInvalidUser when Login would refuse it) may read take effect now. It
+// needs Config.LoadUser, so that every replica signs with the new roles
+// (else an error matching ErrConfig). It unsubscribes u, everywhere, from
+// the active private channels the decision now refuses (a failed rule is
+// a refusal, logged; rules get a *gin.Context of their own) that u is in,
+// or all refused ones where the namespace keeps no presence; personal and
+// public channels are not looked at. Then it pushes "instant.reauthorized"
+// to u's personal channel, and open pages ask for their channels again.
+// Earlier tokens stay usable until they expire. The error counts refused
+// ("failed") and unanswered ("unknown", matching ErrUnreachable or
+// context.DeadlineExceeded) unsubscribes. Calls retry as Broadcast's, within
+// ctx and PublishTimeout. Safe for concurrent use.
 func (i *Instant) Reauthorize(ctx context.Context, u User) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -63,7 +57,7 @@ func (i *Instant) Reauthorize(ctx context.Context, u User) error {
 }
 
 // revoke ends u's subscriptions to the active private channels the
-// decision now refuses them.
+// decision now refuses.
 func (i *Instant) revoke(ctx context.Context, u *User) error {
 	var active []string
 	err := i.call(ctx, func(ctx context.Context, api apiClient) (err error) {

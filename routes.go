@@ -22,8 +22,8 @@ const (
 	websocketPath    = "connection/websocket"
 )
 
-// routes is every endpoint Register serves, by its path in the group.
-// A sessionless route serves no user and needs no request state.
+// routes is every endpoint Register serves, by its path in the group; a
+// sessionless one needs no request state.
 var routes = map[string]struct {
 	method      string
 	handle      func(i *Instant, c *gin.Context, body []byte)
@@ -41,7 +41,8 @@ var routes = map[string]struct {
 	routeProxySubRefresh: {http.MethodPost, (*Instant).proxyRoute, false},
 }
 
-// Register mounts the token routes on g:
+// Register mounts the routes on g, a group of its own (every method of
+// /:route and /proxy/:kind is answered; the app's static routes still win):
 //
 //	POST connection_token    {}                      → {"token","expires_at"}
 //	POST subscription_token  {"channel"}             → {"token","expires_at"} or 403
@@ -50,25 +51,18 @@ var routes = map[string]struct {
 //	POST presence            {"channels"}            → {"channels":[{"channel","clients":[{"client","user","info"}],"total","truncated"} or {"channel","status":403}]}
 //	GET  channels                                    → {"user","channels":[{"name","level"}],"websocket_url","origin"}
 //	GET  client.js                                   → the browser helper, an ES module
-//	GET  connection/websocket                        → with Config.Server: its websocket
+//	GET  connection/websocket                        → with Config.Server: its websocket (and "websocket_url" without WebsocketURL)
+//	POST proxy/connect, refresh, subscribe, sub_refresh → Centrifugo's proxies (see CentrifugoConfig)
 //
-// and Centrifugo's proxy routes under proxy/ (see CentrifugoConfig). With
-// Config.Server and no WebsocketURL, "websocket_url" is the group's
-// connection/websocket path. Auth takes at most 100 channels: a refused
-// one gets its own status; a bad name, or an anonymous visitor refused,
-// fails the batch. Presence answers at most 20 channels, each private and
-// readable by the logged-in user (else a 403 of its own), with at most 100
-// subscriptions a channel (by user, then client) and 256 KiB in all:
-// "total" counts them, "truncated" says a list was cut; the server failing
-// is a 502, or a 503 when it refused (presence off).
-//
-// POST routes take a JSON body of at most 64 KiB and refuse cross-origin
-// requests (see TrustedOrigins). A client fault is a 4xx {"error": "..."}:
-// 405 with an Allow header for a wrong method, 404 for no such route.
-// Two paths, /:route and /proxy/:kind, for every method: give Register a
-// group of its own, where the app's own static routes still win. The
-// routes need sessions.Sessions before them (a 500 naming it); without
-// Session they record the request's state themselves.
+// Auth takes at most 100 channels; a bad name, or an anonymous visitor
+// refused, fails the batch. Presence takes at most 20 channels, each
+// private and readable by the user, and lists at most 100 subscriptions a
+// channel (by user, then client) and 256 KiB in all ("truncated"); 502
+// when the server fails, 503 when it refuses (presence off). POST routes
+// take a JSON body of at most 64 KiB and refuse cross-origin requests (see
+// TrustedOrigins). Errors are 4xx {"error"}: 405 with Allow, 404 for no
+// such route. They need sessions.Sessions before them (else a 500), not
+// Session.
 func (i *Instant) Register(g *gin.RouterGroup) {
 	serve := func(c *gin.Context) {
 		name := c.Param("route")
@@ -133,9 +127,8 @@ func (i *Instant) Register(g *gin.RouterGroup) {
 	}
 }
 
-// Register is the package-level form: inst.Register(g) of the package
-// default Instant (see the package-level Session). It panics, at startup,
-// when the environment does not configure it.
+// Register is inst.Register(g) of the package default Instant (see the
+// package-level Session); it panics when the environment configures none.
 func Register(g *gin.RouterGroup) { packageDefault().Register(g) }
 
 // decodeBody decodes a JSON object; an empty body decodes as {}. On
@@ -151,8 +144,8 @@ func decodeBody(c *gin.Context, body []byte, v any) bool {
 	return true
 }
 
-// connectingUser is requestUser for a route that serves a connection,
-// which DisallowAnonymous refuses to anonymous visitors.
+// connectingUser is requestUser, refusing anonymous visitors when
+// DisallowAnonymous is set.
 func (i *Instant) connectingUser(c *gin.Context) (*User, bool) {
 	u, ok := requestUser(c, false)
 	if err := i.mayConnect(u); ok && err != nil {
@@ -162,13 +155,11 @@ func (i *Instant) connectingUser(c *gin.Context) (*User, bool) {
 	return u, ok
 }
 
-// tokenResponse is the answer of the token routes.
 type tokenResponse struct {
 	Token     string `json:"token"`
 	ExpiresAt int64  `json:"expires_at"` // Unix seconds, the token's "exp"
 }
 
-// authAnswer is one channel of the auth route's answer.
 type authAnswer struct {
 	Channel   string `json:"channel"`
 	Token     string `json:"token,omitempty"`
@@ -263,7 +254,6 @@ func (i *Instant) tokenRoute(c *gin.Context, body []byte) {
 	}
 }
 
-// listedChannel is a channel as the channels route lists it.
 type listedChannel struct {
 	Name  string `json:"name"`
 	Level string `json:"level"`
