@@ -86,9 +86,7 @@ func (m *originMAC) sum(nonce string, user *User) []byte {
 
 // newOriginPool returns a pool of originMACs keyed for origin ids only.
 func newOriginPool(secret []byte) *sync.Pool {
-	d := hmac.New(sha256.New, secret)
-	d.Write([]byte("instant origin key v1"))
-	key := d.Sum(nil)
+	key := deriveKey(secret, "origin")
 	return &sync.Pool{New: func() any { return &originMAC{h: hmac.New(sha256.New, key)} }}
 }
 

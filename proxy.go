@@ -17,10 +17,13 @@ const proxyKeyHeader = "X-Instant-Proxy-Key"
 
 // deriveProxyKey makes the key of Centrifugo's proxy requests, so that
 // neither the token secret nor the API key travels with them. Never logged.
-func deriveProxyKey(secret []byte) string {
+func deriveProxyKey(secret []byte) string { return hex.EncodeToString(deriveKey(secret, "proxy")) }
+
+// deriveKey is a key for one purpose only, derived from the token secret.
+func deriveKey(secret []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("instant proxy key v1"))
-	return hex.EncodeToString(m.Sum(nil))
+	m.Write([]byte("instant " + purpose + " key v1"))
+	return m.Sum(nil)
 }
 
 const (

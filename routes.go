@@ -175,25 +175,23 @@ func (i *Instant) tokenRoute(c *gin.Context, body []byte) {
 		Client     string   `json:"client"`
 		Channels   []string `json:"channels"`
 		Connection bool     `json:"connection"`
+		channel    string
 	}
-	type single struct {
-		Channel string `json:"channel"`
-	}
-	var one *single // allocated for subscription_token only
 	route := c.Param("route")
-	var dst any = &req
+	var dst any = &req // each route reads only its own fields
 	switch route {
 	case "connection_token":
 		dst, req.Connection = &struct{}{}, true
 	case "subscription_token":
-		one = &single{}
-		dst = one
+		dst = &struct {
+			Channel *string `json:"channel"`
+		}{&req.channel}
 	}
 	switch {
 	case !decodeBody(c, body, dst):
 		return
 	case route == "subscription_token":
-		req.Channels = []string{one.Channel}
+		req.Channels = []string{req.channel}
 	case len(req.Channels) == 0 && !req.Connection:
 		abortJSON(c, http.StatusBadRequest, "instant: no channels")
 		return
