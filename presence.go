@@ -62,23 +62,19 @@ func (i *Instant) Presence(ctx context.Context, channel string) ([]Member, error
 	return out, nil
 }
 
-// loggedIn returns clients that have a user, sorted by user and client,
-// with no info for a "null" one.
+// loggedIn keeps, in place, the clients that have a user, sorted by user
+// and client, with nil for an empty or "null" info.
 func loggedIn(clients []presenceClient) []presenceClient {
-	all := make([]presenceClient, 0, len(clients))
-	for _, pc := range clients {
-		if pc.user == "" {
-			continue
-		}
+	clients = slices.DeleteFunc(clients, func(pc presenceClient) bool { return pc.user == "" })
+	for k, pc := range clients {
 		if len(pc.chanInfo) == 0 || string(pc.chanInfo) == "null" {
-			pc.chanInfo = nil
+			clients[k].chanInfo = nil
 		}
-		all = append(all, pc)
 	}
-	slices.SortFunc(all, func(a, b presenceClient) int {
+	slices.SortFunc(clients, func(a, b presenceClient) int {
 		return cmp.Or(strings.Compare(a.user, b.user), strings.Compare(a.client, b.client))
 	})
-	return all
+	return clients
 }
 
 const (
@@ -164,7 +160,9 @@ func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
 		if a.Status != 0 {
 			continue
 		}
-		all := loggedIn(lists[slices.Index(asked, a.Channel)])
+		n := slices.Index(asked, a.Channel)
+		lists[n] = loggedIn(lists[n]) // again, for a channel named twice: the same
+		all := lists[n]
 		a.Total, a.Clients = len(all), make([]routeClient, 0, min(len(all), maxPresenceListed))
 		for _, pc := range all {
 			rc := routeClient{Client: pc.client, User: pc.user, Info: pc.chanInfo}
