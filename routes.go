@@ -31,7 +31,7 @@ var routes = map[string]struct {
 }{
 	"connection_token":   {http.MethodPost, (*Instant).tokenRoute, false},
 	"subscription_token": {http.MethodPost, (*Instant).tokenRoute, false},
-	"auth":               {http.MethodPost, (*Instant).tokenRoute, false},
+	"auth":               {http.MethodPost, (*Instant).authRoute, false},
 	"presence":           {http.MethodPost, (*Instant).presenceRoute, false},
 	"channels":           {http.MethodGet, (*Instant).channelsRoute, false},
 	"client.js":          {http.MethodGet, (*Instant).clientJSRoute, true},
@@ -160,6 +160,37 @@ type tokenResponse struct {
 	ExpiresAt int64  `json:"expires_at"` // Unix seconds, the token's "exp"
 }
 
+// tokenRoute answers connection_token and subscription_token.
+func (i *Instant) tokenRoute(c *gin.Context, body []byte) {
+	var req struct {
+		Channel string `json:"channel"`
+	}
+	sub := c.Param("route") == "subscription_token"
+	var dst any = &struct{}{} // connection_token reads no field
+	if sub {
+		dst = &req
+	}
+	if !decodeBody(c, body, dst) {
+		return
+	}
+	u, ok := requestUser(c, false)
+	if !ok {
+		return
+	}
+	var info any
+	err := i.mayConnect(u)
+	if sub {
+		info, err = i.decide(c, u, req.Channel)
+	}
+	if err != nil {
+		refuse(c, err)
+	} else if tok, err := i.sign(u, req.Channel, info, time.Now()); err != nil {
+		i.signFailed(c, err)
+	} else {
+		c.JSON(http.StatusOK, tokenResponse{Token: tok.Token, ExpiresAt: tok.ExpiresAt.Unix()})
+	}
+}
+
 type authAnswer struct {
 	Channel   string `json:"channel"`
 	Token     string `json:"token,omitempty"`
@@ -167,31 +198,17 @@ type authAnswer struct {
 	Status    int    `json:"status,omitempty"`
 }
 
-// tokenRoute answers connection_token, subscription_token and auth, a
-// batch of subscription tokens and, with "connection": true, a connection
-// token: a page connects and subscribes with one request.
-func (i *Instant) tokenRoute(c *gin.Context, body []byte) {
+// authRoute signs a batch of subscription tokens and, with "connection":
+// true, a connection token: a page connects and subscribes with one request.
+func (i *Instant) authRoute(c *gin.Context, body []byte) {
 	var req struct {
 		Client     string   `json:"client"`
 		Channels   []string `json:"channels"`
 		Connection bool     `json:"connection"`
-		channel    string
-	}
-	route := c.Param("route")
-	var dst any = &req // each route reads only its own fields
-	switch route {
-	case "connection_token":
-		dst, req.Connection = &struct{}{}, true
-	case "subscription_token":
-		dst = &struct {
-			Channel *string `json:"channel"`
-		}{&req.channel}
 	}
 	switch {
-	case !decodeBody(c, body, dst):
+	case !decodeBody(c, body, &req):
 		return
-	case route == "subscription_token":
-		req.Channels = []string{req.channel}
 	case len(req.Channels) == 0 && !req.Connection:
 		abortJSON(c, http.StatusBadRequest, "instant: no channels")
 		return
@@ -228,7 +245,7 @@ func (i *Instant) tokenRoute(c *gin.Context, body []byte) {
 		a := &out.Channels[k]
 		a.Channel = ch
 		info, err := i.decide(c, u, ch)
-		if s := errorStatus(err); err != nil && (s < http.StatusForbidden || route != "auth") {
+		if s := errorStatus(err); err != nil && s < http.StatusForbidden {
 			refuse(c, err) // a bad name, or a visitor refused: the whole batch
 			return
 		} else if err != nil {
@@ -242,14 +259,7 @@ func (i *Instant) tokenRoute(c *gin.Context, body []byte) {
 		}
 		a.Token, a.ExpiresAt = tok.Token, tok.ExpiresAt.Unix()
 	}
-	switch route {
-	case "connection_token":
-		c.JSON(http.StatusOK, out.Connection)
-	case "subscription_token":
-		c.JSON(http.StatusOK, tokenResponse{Token: out.Channels[0].Token, ExpiresAt: out.Channels[0].ExpiresAt})
-	default:
-		c.JSON(http.StatusOK, out)
-	}
+	c.JSON(http.StatusOK, out)
 }
 
 type listedChannel struct {
