@@ -11,9 +11,8 @@ import (
 )
 
 const (
-	reauthorizedClass = "instant.reauthorized" // the event_class of Reauthorize's push to the user's personal channel
-	reauthBatch       = 1000                   // commands (presence reads, unsubscribes) a request to the server
-	decideWorkers     = 8                      // decisions at a time (rules may ask a database)
+	reauthBatch   = 1000 // commands (presence reads, unsubscribes) a request to the server
+	decideWorkers = 8    // decisions at a time (rules may ask a database)
 )
 
 // Reauthorize makes a change to what u (as the app's store now holds them;
@@ -48,7 +47,7 @@ func (i *Instant) Reauthorize(ctx context.Context, u User) error {
 	}
 	revoked := i.revoke(ctx, user)
 	if i.UserChannel(user.ID) != "" {
-		ev := Event{Users: []string{user.ID}, EventClass: reauthorizedClass, Message: "access changed"}
+		ev := Event{Users: []string{user.ID}, EventClass: "instant.reauthorized", Message: "access changed"}
 		if err := i.Broadcast(ctx, ev); err != nil {
 			return errors.Join(revoked, fmt.Errorf("instant: reauthorize: could not tell the user's pages: %w", err))
 		}

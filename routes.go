@@ -76,11 +76,7 @@ func (i *Instant) Register(g *gin.RouterGroup) {
 			abortJSON(c, http.StatusNotFound, "instant: no such route")
 			return
 		case m != r.method && (r.method != http.MethodGet || m != http.MethodHead):
-			allow := r.method
-			if allow == http.MethodGet {
-				allow = "GET, HEAD"
-			}
-			c.Header("Allow", allow)
+			c.Header("Allow", strings.Replace(r.method, http.MethodGet, "GET, HEAD", 1))
 			abortJSON(c, http.StatusMethodNotAllowed, "instant: method not allowed, use "+r.method)
 			return
 		case i == nil:
