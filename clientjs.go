@@ -9,16 +9,12 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// clientJS is the browser helper, an ES module served at <group>/client.js.
+// clientJS is the browser helper, an ES module served at <group>/client.js,
+// with an ETag so that browsers revalidate cheaply.
 //
 //go:embed client.js
 var clientJS []byte
-
-// clientJSTag is clientJS's ETag, so browsers revalidate cheaply.
-var clientJSTag = func() string {
-	sum := sha256.Sum256(clientJS)
-	return `"` + hex.EncodeToString(sum[:8]) + `"`
-}()
+var clientJSTag = func() string { sum := sha256.Sum256(clientJS); return `"` + hex.EncodeToString(sum[:8]) + `"` }()
 
 func (i *Instant) clientJSRoute(c *gin.Context, _ []byte) {
 	c.Header("ETag", clientJSTag)
@@ -26,7 +22,7 @@ func (i *Instant) clientJSRoute(c *gin.Context, _ []byte) {
 	c.Header("X-Content-Type-Options", "nosniff")
 	if c.GetHeader("If-None-Match") == clientJSTag {
 		c.Status(http.StatusNotModified)
-		return
+	} else {
+		c.Data(http.StatusOK, "text/javascript; charset=utf-8", clientJS)
 	}
-	c.Data(http.StatusOK, "text/javascript; charset=utf-8", clientJS)
 }

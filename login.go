@@ -10,13 +10,12 @@ import (
 // sessionKey is the session value in which Login keeps the user, as JSON.
 const sessionKey = "instant.user"
 
-// Login stores u in the session as the logged-in user and saves the
-// session; the rest of the request sees u as the current user. It needs
-// sessions.Sessions before it (ErrNoSession) and refuses a user without a
-// valid ID, with a bad group name or with an Info that does not encode as
-// JSON (ErrInvalidUser). Numbers in Info are kept exact. With a cookie
-// store the login lives in the browser's cookie: see the README on ending
-// logins.
+// Login stores u in the session as the logged-in user, saves the session,
+// and makes u the current user for the rest of the request. It needs
+// sessions.Sessions before it (ErrNoSession) and refuses a user with an
+// invalid ID or group name, or whose Info does not encode as JSON
+// (ErrInvalidUser). Numbers in Info stay exact. With a cookie store the
+// login lives in the browser's cookie: see the README on ending logins.
 func Login(c *gin.Context, u User) error {
 	if err := u.validate(); err != nil {
 		return err
@@ -32,8 +31,7 @@ func Login(c *gin.Context, u User) error {
 // values. It does not close the user's open connections: Disconnect does.
 func Logout(c *gin.Context) error { return saveUser(c, "") }
 
-// saveUser writes raw (none when "") as the session's user, and records it
-// as the request's.
+// saveUser saves raw (none when "") as the session's and the request's user.
 func saveUser(c *gin.Context, raw string) error {
 	s, ok := sessionOf(c)
 	if !ok {

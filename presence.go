@@ -13,30 +13,23 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// Member is one user present on a channel: all of that user's
-// subscriptions (tabs, devices) together.
+// Member is one user present on a channel, all subscriptions together.
 type Member struct {
-	// UserID is the user's ID, the tokens' "sub".
-	UserID string `json:"user_id"`
-	// Info is the presence info the user's subscription token for this
-	// channel carried, as JSON; empty when none.
-	Info json.RawMessage `json:"info,omitempty"`
-	// Clients counts the user's subscriptions to the channel.
-	Clients int `json:"clients"`
+	UserID  string          `json:"user_id"`        // the tokens' "sub"
+	Info    json.RawMessage `json:"info,omitempty"` // the info of the user's token for the channel, as JSON; empty when none
+	Clients int             `json:"clients"`        // the user's subscriptions to the channel
 }
 
-// presenceClient is one subscription as a presence call reports it (client
-// only from presenceBatch).
+// presenceClient is one subscription (client only from presenceBatch).
 type presenceClient struct {
 	client, user string
 	chanInfo     json.RawMessage
 }
 
-// Presence lists the users subscribed to channel, one Member per user,
-// sorted by UserID; anonymous subscriptions are not listed. The channel
-// must be private (else ErrInvalidChannel: a public channel's readers never
-// agreed to be listed) and have presence on (CentrifugoOptions.Presence).
-// Errors as Broadcast's; within Config.PublishTimeout.
+// Presence lists the logged-in users subscribed to channel, sorted by
+// UserID. The channel must be private (else ErrInvalidChannel: a public
+// channel's readers never agreed to be listed) and have presence on
+// (CentrifugoOptions.Presence). Errors as Broadcast's.
 func (i *Instant) Presence(ctx context.Context, channel string) ([]Member, error) {
 	if i == nil {
 		return nil, ErrNotInstalled
@@ -62,30 +55,30 @@ func (i *Instant) Presence(ctx context.Context, channel string) ([]Member, error
 		}
 		m := &out[len(out)-1]
 		m.Clients++
-		if m.Info == nil && len(pc.chanInfo) > 0 && string(pc.chanInfo) != "null" {
+		if m.Info == nil && pc.chanInfo != nil {
 			m.Info = slices.Clone(pc.chanInfo)
 		}
 	}
 	return out, nil
 }
 
-// loggedIn returns clients that have a user, sorted by user and client.
+// loggedIn keeps, in place, the clients that have a user, sorted by user
+// and client, with nil for an empty or "null" info.
 func loggedIn(clients []presenceClient) []presenceClient {
-	all := make([]presenceClient, 0, len(clients))
-	for _, pc := range clients {
-		if pc.user != "" {
-			all = append(all, pc)
+	clients = slices.DeleteFunc(clients, func(pc presenceClient) bool { return pc.user == "" })
+	for k, pc := range clients {
+		if len(pc.chanInfo) == 0 || string(pc.chanInfo) == "null" {
+			clients[k].chanInfo = nil
 		}
 	}
-	slices.SortFunc(all, func(a, b presenceClient) int {
+	slices.SortFunc(clients, func(a, b presenceClient) int {
 		return cmp.Or(strings.Compare(a.user, b.user), strings.Compare(a.client, b.client))
 	})
-	return all
+	return clients
 }
 
-// Bounds of the presence route.
 const (
-	maxPresenceChannels = 20        // channels a request
+	maxPresenceChannels = 20        // channels a presence request
 	maxPresenceListed   = 100       // subscriptions listed a channel
 	maxPresenceBytes    = 256 << 10 // listed subscriptions an answer, encoded
 )
@@ -96,7 +89,6 @@ type routeClient struct {
 	Info   json.RawMessage `json:"info,omitempty"`
 }
 
-// presenceAnswer is one channel of the presence route's answer.
 type presenceAnswer struct {
 	Channel   string        `json:"channel"`
 	Clients   []routeClient `json:"clients,omitzero"`
@@ -105,8 +97,7 @@ type presenceAnswer struct {
 	Status    int           `json:"status,omitempty"`
 }
 
-// presenceRoute answers POST presence (see Register), asking the server
-// about every answered channel in one request.
+// presenceRoute asks the server about every allowed channel in one call.
 func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
 	var req struct {
 		Channels []string `json:"channels"`
@@ -133,66 +124,55 @@ func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
 	}
 	out := make([]presenceAnswer, len(req.Channels))
 	var asked []string
-	index := map[string]int{} // channel → its place in asked
 	for k, ch := range req.Channels {
 		out[k].Channel = ch
 		if u == nil || !isPrivate(ch) {
 			out[k].Status = http.StatusForbidden
-			continue
-		}
-		if _, err := i.decide(c, u, ch); err != nil {
+		} else if _, err := i.decide(c, u, ch); err != nil {
 			out[k].Status = errorStatus(err)
-			continue
-		}
-		if _, dup := index[ch]; !dup {
-			index[ch] = len(asked)
+		} else if !slices.Contains(asked, ch) {
 			asked = append(asked, ch)
 		}
 	}
+	var lists [][]presenceClient
+	var err error
 	if len(asked) > 0 {
-		var lists [][]presenceClient
-		err := i.call(c.Request.Context(), func(ctx context.Context, api apiClient) (err error) {
+		err = i.call(c.Request.Context(), func(ctx context.Context, api apiClient) (err error) {
 			lists, err = api.presenceBatch(ctx, asked)
 			return err
 		})
-		if err != nil {
-			i.logger.Error("instant: presence failed", "error", err, "path", requestPath(c))
-			server := "centrifugo"
-			if i.server != nil {
-				server = "the embedded server"
-			}
-			// A refusal (presence off, or an unknown namespace) is a 503.
-			if pe := (*PublishError)(nil); errors.As(err, &pe) && pe.Code != 0 {
-				abortJSON(c, http.StatusServiceUnavailable, "instant: "+server+" refused the presence call (is presence on in its config?)")
-			} else {
-				abortJSON(c, http.StatusBadGateway, "instant: "+server+" did not answer the presence call")
-			}
-			return
+	}
+	if err != nil {
+		i.logger.Error("instant: presence failed", "error", err, "path", requestPath(c))
+		server, status, msg := "centrifugo", http.StatusBadGateway, " did not answer the presence call"
+		if i.server != nil {
+			server = "the embedded server"
 		}
-		// The first maxPresenceListed of a channel's logged-in subscriptions,
-		// while their encoding fits in what is left of the answer's bytes.
-		budget := maxPresenceBytes
-		for k := range out {
-			a := &out[k]
-			n, ok := index[a.Channel]
-			if !ok || a.Status != 0 {
-				continue
+		if pe := (*PublishError)(nil); errors.As(err, &pe) && pe.Code != 0 { // presence off, or an unknown namespace
+			status, msg = http.StatusServiceUnavailable, " refused the presence call (is presence on in its config?)"
+		}
+		abortJSON(c, status, "instant: "+server+msg)
+		return
+	}
+	budget := maxPresenceBytes
+	for k := range out {
+		a := &out[k]
+		if a.Status != 0 {
+			continue
+		}
+		n := slices.Index(asked, a.Channel)
+		lists[n] = loggedIn(lists[n]) // again, for a channel named twice: the same
+		all := lists[n]
+		a.Total, a.Clients = len(all), make([]routeClient, 0, min(len(all), maxPresenceListed))
+		for _, pc := range all {
+			rc := routeClient{Client: pc.client, User: pc.user, Info: pc.chanInfo}
+			enc, err := json.Marshal(rc) // as c.JSON writes it, and a comma
+			if a.Truncated = len(a.Clients) == maxPresenceListed || err != nil || len(enc)+1 > budget; a.Truncated {
+				break
 			}
-			all := loggedIn(lists[n])
-			a.Total, a.Clients = len(all), make([]routeClient, 0, min(len(all), maxPresenceListed))
-			for _, pc := range all {
-				rc := routeClient{Client: pc.client, User: pc.user}
-				if len(pc.chanInfo) > 0 && string(pc.chanInfo) != "null" {
-					rc.Info = pc.chanInfo
-				}
-				enc, err := json.Marshal(rc) // as c.JSON will write it, and its comma
-				if a.Truncated = len(a.Clients) == maxPresenceListed || err != nil || len(enc)+1 > budget; a.Truncated {
-					break
-				}
-				budget -= len(enc) + 1
-				rc.Info = slices.Clone(rc.Info)
-				a.Clients = append(a.Clients, rc)
-			}
+			budget -= len(enc) + 1
+			rc.Info = slices.Clone(rc.Info)
+			a.Clients = append(a.Clients, rc)
 		}
 	}
 	c.JSON(http.StatusOK, gin.H{"channels": out})

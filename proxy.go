@@ -12,20 +12,20 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// proxyKeyHeader carries proxyKey on Centrifugo's proxy requests
-// (CentrifugoConfig sets it as a static header).
+// proxyKeyHeader carries proxyKey on Centrifugo's proxy requests.
 const proxyKeyHeader = "X-Instant-Proxy-Key"
 
-// deriveProxyKey makes the secret key of Centrifugo's proxy requests, an
-// HMAC of the token secret, so that neither the token secret nor the API
-// key travels with them. Never logged.
-func deriveProxyKey(secret []byte) string {
+// deriveProxyKey makes the key of Centrifugo's proxy requests, so that
+// neither the token secret nor the API key travels with them. Never logged.
+func deriveProxyKey(secret []byte) string { return hex.EncodeToString(deriveKey(secret, "proxy")) }
+
+// deriveKey is a key for one purpose only, derived from the token secret.
+func deriveKey(secret []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("instant proxy key v1"))
-	return hex.EncodeToString(m.Sum(nil))
+	m.Write([]byte("instant " + purpose + " key v1"))
+	return m.Sum(nil)
 }
 
-// The proxy routes, in Register's group.
 const (
 	routeProxyConnect    = "proxy/connect"
 	routeProxyRefresh    = "proxy/refresh"
@@ -33,26 +33,13 @@ const (
 	routeProxySubRefresh = "proxy/sub_refresh"
 )
 
-// Proxy answers. Centrifugo's codes: errors 400..1999; disconnects
-// 4000..4499 tell the client to reconnect, 4500..4999 not to.
-var (
-	retryLater    = gin.H{"disconnect": gin.H{"code": 4002, "message": "user unavailable, retry"}} // LoadUser failed
-	loginRequired = gin.H{"disconnect": gin.H{"code": 4501, "message": "login required"}}
-	expired       = gin.H{"result": gin.H{"expired": true}}
-	denied        = gin.H{"error": gin.H{"code": 403, "message": "permission denied"}}
-	ruleFailed    = gin.H{"error": gin.H{"code": 500, "message": "internal error"}}
-)
-
 // proxyRoute answers Centrifugo's four proxies, after the proxy key (403
-// without it) and by the decision the token routes use:
-//   - connect (a client without a token): the session user becomes the
-//     connection's user, with no info, as in a connection token;
-//   - refresh: the connection lives on while the session holds its user;
-//   - subscribe (channels without a token: public ones): allowed with the
-//     override a token would carry; a refusal is an explicit error;
-//   - sub_refresh: the subscription lives on while the decision allows it.
-//
-// A user that could not be loaded is a disconnect with reconnect.
+// without it), by the decision the token routes use: connect makes the
+// session user the connection's user; refresh and sub_refresh keep a
+// connection or subscription while the session and the decision still
+// allow it; subscribe (public channels: they have no token) answers what a
+// token would carry. Centrifugo's codes: errors 400..1999; disconnects
+// 4000..4499 tell the client to reconnect, 4500..4999 not to.
 func (i *Instant) proxyRoute(c *gin.Context, body []byte) {
 	if subtle.ConstantTimeCompare([]byte(c.GetHeader(proxyKeyHeader)), []byte(i.proxyKey)) != 1 {
 		abortJSON(c, http.StatusForbidden, "instant: proxy request without the proxy key")
@@ -68,40 +55,33 @@ func (i *Instant) proxyRoute(c *gin.Context, body []byte) {
 	st, reentrant := stateOfGin(c)
 	u, err := st.load(reentrant)
 	if err != nil {
-		c.JSON(http.StatusOK, retryLater)
+		c.JSON(http.StatusOK, gin.H{"disconnect": gin.H{"code": 4002, "message": "user unavailable, retry"}})
 		return
 	}
 	id := ""
 	if u != nil {
 		id = u.ID
 	}
-	kind := c.Param("kind")
-	if kind == "connect" || kind == "refresh" {
-		exp := time.Now().Add(i.cfg.ConnectionTokenTTL).Unix()
-		switch {
-		case kind == "connect" && i.mayConnect(u) != nil:
-			c.JSON(http.StatusOK, loginRequired)
-		case kind == "connect":
-			c.JSON(http.StatusOK, gin.H{"result": gin.H{"user": id, "expire_at": exp}})
-		case id != req.User || i.mayConnect(u) != nil:
-			c.JSON(http.StatusOK, expired)
-		default:
-			c.JSON(http.StatusOK, gin.H{"result": gin.H{"expire_at": exp}})
-		}
-		return
-	}
-	var info any
-	if err = ErrNotAllowed; id == req.User {
+	kind, info := c.Param("kind"), any(nil)
+	result := gin.H{"expire_at": time.Now().Add(i.cfg.ConnectionTokenTTL).Unix()}
+	switch err = i.mayConnect(u); {
+	case kind == "connect":
+		result["user"] = id
+	case id != req.User:
+		err = ErrNotAllowed
+	case kind != "refresh":
 		info, err = i.decide(c, u, req.Channel)
+		result["expire_at"] = time.Now().Add(i.cfg.SubscriptionTokenTTL).Unix()
 	}
-	result := gin.H{"expire_at": time.Now().Add(i.cfg.SubscriptionTokenTTL).Unix()}
 	switch {
-	case err != nil && kind == "sub_refresh":
-		c.JSON(http.StatusOK, expired)
+	case err != nil && kind == "connect":
+		c.JSON(http.StatusOK, gin.H{"disconnect": gin.H{"code": 4501, "message": "login required"}})
+	case err != nil && kind != "subscribe":
+		c.JSON(http.StatusOK, gin.H{"result": gin.H{"expired": true}})
 	case errors.Is(err, errRuleFailed):
-		c.JSON(http.StatusOK, ruleFailed)
+		c.JSON(http.StatusOK, gin.H{"error": gin.H{"code": 500, "message": "internal error"}})
 	case err != nil:
-		c.JSON(http.StatusOK, denied)
+		c.JSON(http.StatusOK, gin.H{"error": gin.H{"code": 403, "message": "permission denied"}})
 	case kind == "subscribe":
 		if info != nil {
 			result["info"] = info

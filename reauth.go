@@ -1,45 +1,33 @@
 package instant
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 )
-
-// reauthorizedClass is the event_class of Reauthorize's push to the user's
-// personal channel, on which client.js asks for its channels again.
-const reauthorizedClass = "instant.reauthorized"
 
 const (
 	reauthBatch   = 1000 // commands (presence reads, unsubscribes) a request to the server
 	decideWorkers = 8    // decisions at a time (rules may ask a database)
 )
 
-// Reauthorize makes a change to what u may read take effect now: call it
-// after changing, in the app's store, anything the decision reads for u. u
-// is the user as the store now holds them (ErrInvalidUser when Login would
-// refuse it). It needs Config.LoadUser, so that every replica signs with
-// the new roles from the next request on: without it, it does nothing and
-// returns an error matching ErrConfig.
-//
-// It unsubscribes u, on every connection and node, from the active private
-// channels the decision now refuses (rules get a *gin.Context of its own,
-// see AuthorizeFunc; a failed rule is a refusal, logged) that u is present
-// in, or from every refused one where the namespace keeps no presence
-// (CentrifugoOptions.Presence); nobody else is touched, and personal and
+// Reauthorize makes a change to what u (as the app's store now holds them;
+// ErrInvalidUser when Login would refuse it) may read take effect now. It
+// needs Config.LoadUser, so that every replica signs with the new roles
+// (else an error matching ErrConfig). It unsubscribes u, everywhere, from
+// the active private channels the decision now refuses (a failed rule is
+// a refusal, logged; rules get a *gin.Context of their own) that u is in,
+// or all refused ones where the namespace keeps no presence; personal and
 // public channels are not looked at. Then it pushes "instant.reauthorized"
-// to u's personal channel: open pages ask for their channels again. A
-// token from before stays usable until it expires (Centrifugo closes its
-// subscription within SubscriptionTokenTTL and 10 seconds).
-//
-// The error counts unsubscribes refused ("failed") and unanswered
-// ("unknown", matching ErrUnreachable or context.DeadlineExceeded too).
-// Calls are retried as Broadcast's, within ctx and PublishTimeout. Safe
-// for concurrent use.
+// to u's personal channel, and open pages ask for their channels again.
+// Earlier tokens stay usable until they expire. The error counts refused
+// ("failed") and unanswered ("unknown", matching ErrUnreachable or
+// context.DeadlineExceeded) unsubscribes. Calls retry as Broadcast's, within
+// ctx and PublishTimeout. Safe for concurrent use.
 func (i *Instant) Reauthorize(ctx context.Context, u User) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -58,23 +46,22 @@ func (i *Instant) Reauthorize(ctx context.Context, u User) error {
 		ctx = context.Background()
 	}
 	revoked := i.revoke(ctx, user)
-	var told error
 	if i.UserChannel(user.ID) != "" {
-		ev := Event{Users: []string{user.ID}, EventClass: reauthorizedClass, Message: "access changed"}
+		ev := Event{Users: []string{user.ID}, EventClass: "instant.reauthorized", Message: "access changed"}
 		if err := i.Broadcast(ctx, ev); err != nil {
-			told = fmt.Errorf("instant: reauthorize: could not tell the user's pages: %w", err)
+			return errors.Join(revoked, fmt.Errorf("instant: reauthorize: could not tell the user's pages: %w", err))
 		}
 	}
-	return errors.Join(revoked, told)
+	return revoked
 }
 
 // revoke ends u's subscriptions to the active private channels the
-// decision now refuses them.
+// decision now refuses.
 func (i *Instant) revoke(ctx context.Context, u *User) error {
 	var active []string
-	known := false
 	err := i.call(ctx, func(ctx context.Context, api apiClient) (err error) {
 		// A Server knows what u reads; Centrifugo's API only what is read.
+		known := false
 		if active, known, err = api.userChannels(ctx, u.ID); err != nil || known {
 			return err
 		}
@@ -84,23 +71,18 @@ func (i *Instant) revoke(ctx context.Context, u *User) error {
 	if err != nil {
 		return fmt.Errorf("instant: reauthorize: could not list the active channels: %w", err)
 	}
-	candidates := active[:0]
-	for _, ch := range active {
-		if isPrivate(ch) && !strings.HasPrefix(ch, i.channels.userPrefix) {
-			candidates = append(candidates, ch)
-		}
-	}
-	slices.Sort(candidates)
-
-	// Decide each, decideWorkers at a time.
-	decided := make([]error, len(candidates))
-	var next atomic.Int64
+	active = slices.DeleteFunc(active, func(ch string) bool {
+		return !isPrivate(ch) || strings.HasPrefix(ch, i.channels.userPrefix)
+	})
+	slices.Sort(active)
+	decided := make([]error, len(active))
 	var wg sync.WaitGroup
-	for range min(decideWorkers, len(candidates)) {
+	workers := make(chan struct{}, decideWorkers)
+	for k, ch := range active {
+		workers <- struct{}{}
 		wg.Go(func() {
-			for k := int(next.Add(1) - 1); k < len(candidates); k = int(next.Add(1) - 1) {
-				_, decided[k] = i.decide(i.ruleContext(ctx, u), u, candidates[k])
-			}
+			defer func() { <-workers }()
+			_, decided[k] = i.decide(i.ruleContext(ctx, u), u, ch)
 		})
 	}
 	wg.Wait()
@@ -108,7 +90,7 @@ func (i *Instant) revoke(ctx context.Context, u *User) error {
 	ruleFailures := 0
 	for k, err := range decided {
 		if err != nil {
-			refused = append(refused, candidates[k])
+			refused = append(refused, active[k])
 		}
 		if errors.Is(err, errRuleFailed) {
 			ruleFailures++
@@ -143,17 +125,14 @@ func (i *Instant) revoke(ctx context.Context, u *User) error {
 			n, err = api.unsubscribeAll(ctx, u.ID, batch)
 			return err
 		})
-		switch {
-		case err == nil:
+		if err == nil {
 			continue
-		case n > 0:
+		} else if n > 0 {
 			failed += n // the server answered, and refused these
-		default:
+		} else {
 			unknown += len(batch) // no answer: they may have been done
 		}
-		if first == nil {
-			first = err
-		}
+		first = cmp.Or(first, err)
 	}
 	if first == nil {
 		return nil

@@ -19,20 +19,18 @@ import (
 const (
 	maxBodyBytes     = 64 << 10 // the largest body a POST route reads
 	maxBatchChannels = 100      // the most channels one auth request names
+	websocketPath    = "connection/websocket"
 )
 
-// websocketPath is where Register serves a Server's websocket, in the group.
-const websocketPath = "connection/websocket"
-
-// routes is every endpoint Register serves, by its path in the group.
-// A sessionless route serves no user and needs no request state.
+// routes is every endpoint Register serves, by its path in the group; a
+// sessionless one needs no request state.
 var routes = map[string]struct {
 	method      string
 	handle      func(i *Instant, c *gin.Context, body []byte)
 	sessionless bool
 }{
-	"connection_token":   {http.MethodPost, (*Instant).connectionTokenRoute, false},
-	"subscription_token": {http.MethodPost, (*Instant).subscriptionTokenRoute, false},
+	"connection_token":   {http.MethodPost, (*Instant).tokenRoute, false},
+	"subscription_token": {http.MethodPost, (*Instant).tokenRoute, false},
 	"auth":               {http.MethodPost, (*Instant).authRoute, false},
 	"presence":           {http.MethodPost, (*Instant).presenceRoute, false},
 	"channels":           {http.MethodGet, (*Instant).channelsRoute, false},
@@ -43,7 +41,8 @@ var routes = map[string]struct {
 	routeProxySubRefresh: {http.MethodPost, (*Instant).proxyRoute, false},
 }
 
-// Register mounts the token routes on g:
+// Register mounts the routes on g, a group of its own (every method of
+// /:route and /proxy/:kind is answered; the app's static routes still win):
 //
 //	POST connection_token    {}                      → {"token","expires_at"}
 //	POST subscription_token  {"channel"}             → {"token","expires_at"} or 403
@@ -52,26 +51,18 @@ var routes = map[string]struct {
 //	POST presence            {"channels"}            → {"channels":[{"channel","clients":[{"client","user","info"}],"total","truncated"} or {"channel","status":403}]}
 //	GET  channels                                    → {"user","channels":[{"name","level"}],"websocket_url","origin"}
 //	GET  client.js                                   → the browser helper, an ES module
-//	GET  connection/websocket                        → with Config.Server: its websocket
+//	GET  connection/websocket                        → with Config.Server: its websocket (and "websocket_url" without WebsocketURL)
+//	POST proxy/connect, refresh, subscribe, sub_refresh → Centrifugo's proxies (see CentrifugoConfig)
 //
-// and Centrifugo's proxy routes under proxy/ (see CentrifugoConfig). With
-// Config.Server and no WebsocketURL, "websocket_url" is the group's
-// connection/websocket path. Auth takes at most 100 channels: a refused
-// one gets its own status; a bad name, or an anonymous visitor refused,
-// fails the batch. Presence answers at most 20 channels, each private and
-// readable by the logged-in user (else a 403 of its own), with at most 100
-// subscriptions a channel (by user, then client) and 256 KiB in all:
-// "total" counts them, "truncated" says a list was cut; the server failing
-// is a 502, or a 503 when it refused (presence off).
-//
-// POST routes take a JSON body of at most 64 KiB and refuse cross-origin
-// requests (see TrustedOrigins). A client fault is a 4xx {"error": "..."}:
-// 405 with an Allow header for a wrong method, 404 for no such route.
-// Two paths, /:route and /proxy/:kind, for every method (18 routes, each
-// wrong method answered): give Register a group of its own, where the
-// app's own static routes still win. The routes need sessions.Sessions
-// before them (a 500 naming it); without Session they record the
-// request's state themselves.
+// Auth takes at most 100 channels; a bad name, or an anonymous visitor
+// refused, fails the batch. Presence takes at most 20 channels, each
+// private and readable by the user, and lists at most 100 subscriptions a
+// channel (by user, then client) and 256 KiB in all ("truncated"); 502
+// when the server fails, 503 when it refuses (presence off). POST routes
+// take a JSON body of at most 64 KiB and refuse cross-origin requests (see
+// TrustedOrigins). Errors are 4xx {"error"}: 405 with Allow, 404 for no
+// such route. They need sessions.Sessions before them (else a 500), not
+// Session.
 func (i *Instant) Register(g *gin.RouterGroup) {
 	serve := func(c *gin.Context) {
 		name := c.Param("route")
@@ -79,20 +70,16 @@ func (i *Instant) Register(g *gin.RouterGroup) {
 			name = "proxy/" + c.Param("kind")
 		}
 		r, ok := routes[name]
-		if !ok {
+		m := c.Request.Method
+		switch {
+		case !ok:
 			abortJSON(c, http.StatusNotFound, "instant: no such route")
 			return
-		}
-		if m := c.Request.Method; m != r.method && (r.method != http.MethodGet || m != http.MethodHead) {
-			allow := r.method
-			if allow == http.MethodGet {
-				allow = "GET, HEAD"
-			}
-			c.Header("Allow", allow)
+		case m != r.method && (r.method != http.MethodGet || m != http.MethodHead):
+			c.Header("Allow", strings.Replace(r.method, http.MethodGet, "GET, HEAD", 1))
 			abortJSON(c, http.StatusMethodNotAllowed, "instant: method not allowed, use "+r.method)
 			return
-		}
-		if i == nil {
+		case i == nil:
 			failServer(c, nil, ErrNotInstalled)
 			return
 		}
@@ -105,31 +92,24 @@ func (i *Instant) Register(g *gin.RouterGroup) {
 		}
 		var body []byte
 		if r.method == http.MethodPost {
-			req := c.Request
-			ct, _, _ := strings.Cut(req.Header.Get("Content-Type"), ";")
+			ct, _, _ := strings.Cut(c.GetHeader("Content-Type"), ";")
 			var err error
-			switch {
-			case i.cop.Check(req) != nil:
+			if i.cop.Check(c.Request) != nil {
 				abortJSON(c, http.StatusForbidden, "instant: cross-origin request refused")
 				return
-			case !strings.EqualFold(strings.TrimSpace(ct), "application/json"):
+			} else if !strings.EqualFold(strings.TrimSpace(ct), "application/json") {
 				abortJSON(c, http.StatusUnsupportedMediaType, "instant: content type must be application/json")
 				return
-			case req.ContentLength > maxBodyBytes:
-				err = &http.MaxBytesError{Limit: maxBodyBytes}
-			default:
-				body, err = io.ReadAll(http.MaxBytesReader(c.Writer, req.Body, maxBodyBytes))
 			}
-			if err != nil {
-				var tooBig *http.MaxBytesError
-				if errors.As(err, &tooBig) {
-					abortJSON(c, http.StatusRequestEntityTooLarge, "instant: body larger than 64 KiB")
-				} else {
-					abortJSON(c, http.StatusBadRequest, "instant: could not read the body")
-				}
+			body, err = io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes))
+			switch {
+			case err != nil && errors.As(err, new(*http.MaxBytesError)):
+				abortJSON(c, http.StatusRequestEntityTooLarge, "instant: body larger than 64 KiB")
 				return
-			}
-			if !utf8.Valid(body) {
+			case err != nil:
+				abortJSON(c, http.StatusBadRequest, "instant: could not read the body")
+				return
+			case !utf8.Valid(body):
 				abortJSON(c, http.StatusBadRequest, "instant: body is not valid UTF-8")
 				return
 			}
@@ -143,73 +123,70 @@ func (i *Instant) Register(g *gin.RouterGroup) {
 	}
 }
 
-// Register is the package-level form: inst.Register(g) of the package
-// default Instant (see the package-level Session). It panics, at startup,
-// when the environment does not configure it.
+// Register is inst.Register(g) of the package default Instant (see the
+// package-level Session); it panics when the environment configures none.
 func Register(g *gin.RouterGroup) { packageDefault().Register(g) }
 
 // decodeBody decodes a JSON object; an empty body decodes as {}. On
 // failure it has answered 400.
 func decodeBody(c *gin.Context, body []byte, v any) bool {
-	if len(body) == 0 {
-		return true
-	}
-	if s := bytes.TrimSpace(body); len(s) == 0 || s[0] != '{' {
+	if s := bytes.TrimSpace(body); len(body) > 0 && (len(s) == 0 || s[0] != '{') {
 		abortJSON(c, http.StatusBadRequest, "instant: body must be a JSON object")
 		return false
-	}
-	if err := json.Unmarshal(body, v); err != nil {
+	} else if len(body) > 0 && json.Unmarshal(body, v) != nil {
 		abortJSON(c, http.StatusBadRequest, "instant: malformed JSON body")
 		return false
 	}
 	return true
 }
 
-// connectingUser is requestUser for a route that serves a connection,
-// which DisallowAnonymous refuses to anonymous visitors.
+// connectingUser is requestUser, refusing anonymous visitors when
+// DisallowAnonymous is set.
 func (i *Instant) connectingUser(c *gin.Context) (*User, bool) {
 	u, ok := requestUser(c, false)
-	if ok {
-		if err := i.mayConnect(u); err != nil {
-			refuse(c, err)
-			return nil, false
-		}
+	if err := i.mayConnect(u); ok && err != nil {
+		refuse(c, err)
+		return nil, false
 	}
 	return u, ok
 }
 
-// tokenResponse is the answer of the token routes.
 type tokenResponse struct {
 	Token     string `json:"token"`
 	ExpiresAt int64  `json:"expires_at"` // Unix seconds, the token's "exp"
 }
 
-func (i *Instant) connectionTokenRoute(c *gin.Context, body []byte) {
-	if !decodeBody(c, body, &struct{}{}) {
-		return
-	}
-	if u, ok := i.connectingUser(c); ok {
-		i.answerToken(c, u, "", nil)
-	}
-}
-
-func (i *Instant) subscriptionTokenRoute(c *gin.Context, body []byte) {
+// tokenRoute answers connection_token and subscription_token.
+func (i *Instant) tokenRoute(c *gin.Context, body []byte) {
 	var req struct {
 		Channel string `json:"channel"`
 	}
-	if !decodeBody(c, body, &req) {
+	sub := c.Param("route") == "subscription_token"
+	var dst any = &struct{}{} // connection_token reads no field
+	if sub {
+		dst = &req
+	}
+	if !decodeBody(c, body, dst) {
 		return
 	}
-	if u, ok := requestUser(c, false); ok {
-		if info, err := i.decide(c, u, req.Channel); err != nil {
-			refuse(c, err)
-		} else {
-			i.answerToken(c, u, req.Channel, info)
-		}
+	u, ok := requestUser(c, false)
+	if !ok {
+		return
+	}
+	var info any
+	err := i.mayConnect(u)
+	if sub {
+		info, err = i.decide(c, u, req.Channel)
+	}
+	if err != nil {
+		refuse(c, err)
+	} else if tok, err := i.sign(u, req.Channel, info, time.Now()); err != nil {
+		i.signFailed(c, err)
+	} else {
+		c.JSON(http.StatusOK, tokenResponse{Token: tok.Token, ExpiresAt: tok.ExpiresAt.Unix()})
 	}
 }
 
-// authAnswer is one channel of the auth route's answer.
 type authAnswer struct {
 	Channel   string `json:"channel"`
 	Token     string `json:"token,omitempty"`
@@ -264,15 +241,11 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 		a := &out.Channels[k]
 		a.Channel = ch
 		info, err := i.decide(c, u, ch)
-		switch {
-		case errors.Is(err, ErrInvalidChannel) || errors.Is(err, ErrLoginRequired):
-			refuse(c, err) // the whole batch
+		if s := errorStatus(err); err != nil && s < http.StatusForbidden {
+			refuse(c, err) // a bad name, or a visitor refused: the whole batch
 			return
-		case errors.Is(err, ErrNotAllowed):
-			a.Status = http.StatusForbidden
-			continue
-		case err != nil:
-			a.Status = http.StatusInternalServerError // a failed rule
+		} else if err != nil {
+			a.Status = s // 403, or 500 for a failed rule
 			continue
 		}
 		tok, err := i.sign(u, ch, info, now)
@@ -285,7 +258,6 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 	c.JSON(http.StatusOK, out)
 }
 
-// listedChannel is a channel as the channels route lists it.
 type listedChannel struct {
 	Name  string `json:"name"`
 	Level string `json:"level"`
@@ -312,11 +284,11 @@ func (i *Instant) channelsRoute(c *gin.Context, _ []byte) {
 // refuse answers an error of the decision: 400, 401 or 403 with its text,
 // or a 500 (logged where it happened).
 func refuse(c *gin.Context, err error) {
-	status, msg := errorStatus(err), err.Error()
-	if status == http.StatusInternalServerError {
-		msg = "instant: server error"
+	if status := errorStatus(err); status == http.StatusInternalServerError {
+		abortJSON(c, status, "instant: server error")
+	} else {
+		abortJSON(c, status, err.Error())
 	}
-	abortJSON(c, status, msg)
 }
 
 // errorStatus is the HTTP status of an error of the decision.
@@ -330,15 +302,6 @@ func errorStatus(err error) int {
 		return http.StatusForbidden
 	}
 	return http.StatusInternalServerError
-}
-
-// answerToken answers a token that it signs.
-func (i *Instant) answerToken(c *gin.Context, u *User, channel string, info any) {
-	if tok, err := i.sign(u, channel, info, time.Now()); err != nil {
-		i.signFailed(c, err)
-	} else {
-		c.JSON(http.StatusOK, tokenResponse{Token: tok.Token, ExpiresAt: tok.ExpiresAt.Unix()})
-	}
 }
 
 func (i *Instant) signFailed(c *gin.Context, err error) {

@@ -9,7 +9,7 @@ import (
 )
 
 // claims are the JWT claims of Centrifugo's connection tokens (no Channel)
-// and subscription tokens. Sub is always written, empty for anonymous.
+// and subscription tokens, in this order. Sub is always written.
 type claims struct {
 	Sub       string          `json:"sub"`
 	Channel   string          `json:"channel,omitempty"`
@@ -19,18 +19,13 @@ type claims struct {
 	Override  *override       `json:"override,omitempty"`
 }
 
-// The jwt.Claims methods. (Embedding jwt.RegisteredClaims for them, or
-// writing the overrides as json.RawMessage, made SubscriptionToken slower.)
-func (c claims) GetExpirationTime() (*jwt.NumericDate, error) {
-	return jwt.NewNumericDate(time.Unix(c.ExpiresAt, 0)), nil
-}
-func (c claims) GetIssuedAt() (*jwt.NumericDate, error) {
-	return jwt.NewNumericDate(time.Unix(c.IssuedAt, 0)), nil
-}
-func (c claims) GetNotBefore() (*jwt.NumericDate, error) { return nil, nil }
-func (c claims) GetIssuer() (string, error)              { return "", nil }
-func (c claims) GetSubject() (string, error)             { return c.Sub, nil }
-func (c claims) GetAudience() (jwt.ClaimStrings, error)  { return nil, nil }
+func (c claims) GetExpirationTime() (*jwt.NumericDate, error) { return numericDate(c.ExpiresAt), nil }
+func (c claims) GetIssuedAt() (*jwt.NumericDate, error)       { return numericDate(c.IssuedAt), nil }
+func (c claims) GetNotBefore() (*jwt.NumericDate, error)      { return nil, nil }
+func (c claims) GetIssuer() (string, error)                   { return "", nil }
+func (c claims) GetSubject() (string, error)                  { return c.Sub, nil }
+func (c claims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
+func numericDate(unix int64) *jwt.NumericDate                 { return jwt.NewNumericDate(time.Unix(unix, 0)) }
 
 // override is Centrifugo's per-subscription change of the namespace's
 // options, in a subscription token or a subscribe proxy's answer.
@@ -45,12 +40,11 @@ type boolValue struct {
 }
 
 var (
-	// privateOverride: a private channel's subscribers receive joins and
-	// leaves when the namespace emits them (CentrifugoOptions.Presence).
+	// A private channel's subscribers receive joins and leaves when the
+	// namespace emits them; a public channel's stay out of presence, joins
+	// and leaves, whatever the namespace says.
 	privateOverride = &override{ForcePushJoinLeave: &boolValue{Value: true}}
-	// publicOverride keeps a public channel's subscriber out of presence,
-	// joins and leaves, whatever the namespace says.
-	publicOverride = &override{Presence: &boolValue{}, JoinLeave: &boolValue{}, ForcePushJoinLeave: &boolValue{}}
+	publicOverride  = &override{Presence: &boolValue{}, JoinLeave: &boolValue{}, ForcePushJoinLeave: &boolValue{}}
 )
 
 // Token is a signed Centrifugo token and the moment it expires.
@@ -59,12 +53,10 @@ type Token struct {
 	ExpiresAt time.Time `json:"-"`
 }
 
-// sign signs, without deciding (callers have), an HS256 connection token
-// for u (nil for anonymous) when channel is "", else a subscription token.
-// A connection token carries no info: Centrifugo would hand it to every
-// channel. A private channel's token carries what its members see of u:
-// the rule's info (decide's json.RawMessage; empty for none) when it gave
-// one, else User.Info. A public channel's carries none.
+// sign signs, without deciding, an HS256 connection token for u (nil for
+// anonymous) when channel is "", else a subscription token. A connection
+// token and a public channel's carry no info; a private channel's carries
+// the rule's info (decide's json.RawMessage) when it gave one, else User.Info.
 func (i *Instant) sign(u *User, channel string, info any, now time.Time) (Token, error) {
 	cl := claims{Channel: channel, IssuedAt: now.Unix()}
 	if u != nil {
@@ -101,7 +93,6 @@ func (i *Instant) sign(u *User, channel string, info any, now time.Time) (Token,
 	return Token{Token: tok, ExpiresAt: exp}, nil
 }
 
-// signConnection and signSubscription are sign, now.
 func (i *Instant) signConnection(u *User) (Token, error) { return i.sign(u, "", nil, time.Now()) }
 func (i *Instant) signSubscription(u *User, ch string, info any) (Token, error) {
 	return i.sign(u, ch, info, time.Now())
