@@ -3,6 +3,7 @@ package instant
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"reflect"
@@ -119,7 +120,8 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 			parts, offsets, lengths = append(parts, ','), append(offsets, ','), append(lengths, ',')
 		}
 		start := len(rows)
-		rows = appendPublish(rows, ch, payloads[k], ev.ID, ev.Origin) // as Broadcast sends it
+		row, _ := json.Marshal(newPublishParams(ch, payloads[k], ev.ID, ev.Origin)) // as Broadcast sends it; valid JSON
+		rows = append(rows, row...)
 		parts = strconv.AppendInt(parts, int64(i.partitionOf(ch)), 10)
 		offsets = strconv.AppendInt(offsets, int64(start+1), 10) // SQL counts from 1
 		lengths = strconv.AppendInt(lengths, int64(len(rows)-start), 10)
