@@ -30,8 +30,6 @@ type apiClient interface {
 	info(ctx context.Context) error // changes nothing: a down node's probe
 	presence(ctx context.Context, channel string) ([]presenceClient, error)
 	presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error)
-	// For Reauthorize: unknowable when a channel keeps no presence; known
-	// when the server can tell what user reads.
 	channels(ctx context.Context, pattern string) ([]string, error)
 	holders(ctx context.Context, user string, channels []string) (held []string, unknowable bool, err error)
 	unsubscribeAll(ctx context.Context, user string, channels []string) (refused int, err error)

@@ -21,8 +21,7 @@ var (
 	ErrNotInstalled = errors.New("instant: not installed: add r.Use(inst.Session()) or r.Use(instant.Session())")
 	// ErrInvalidChannel marks a bad channel name.
 	ErrInvalidChannel = errors.New("instant: invalid channel name")
-	// ErrInvalidUser marks a User that Login refuses or LoadUser returned
-	// (a 500).
+	// ErrInvalidUser marks a User that Login refuses or LoadUser returned.
 	ErrInvalidUser = errors.New("instant: invalid user")
 	// ErrLoginRequired: an anonymous visitor asked for what needs a login
 	// (Config.DisallowAnonymous, RequireUser).
@@ -31,8 +30,7 @@ var (
 	ErrNotAllowed = errors.New("instant: channel not allowed")
 	// ErrInvalidPattern marks a pattern Authorize refuses.
 	ErrInvalidPattern = errors.New("instant: invalid channel pattern")
-	// ErrNoChannel: an Event names no channel, no Users and no Target
-	// level with a channel. Nothing was sent.
+	// ErrNoChannel: an Event names no channel, and Target gives none.
 	ErrNoChannel = errors.New("instant: event has no channel")
 	// ErrInvalidEvent marks an Event that cannot be sent (see Event).
 	ErrInvalidEvent = errors.New("instant: invalid event")
@@ -68,7 +66,7 @@ type PublishError struct {
 	Message    string
 	// Failed, set by BroadcastBatch when Centrifugo refused some
 	// publications, lists the events not published in full (the others
-	// were). Nil otherwise: what went out is unknown.
+	// were).
 	Failed []int
 	// Err is the cause: the transport's error or the answer (at most
 	// 4 KiB), never holding the API key or the token secret.
@@ -136,8 +134,7 @@ func (e *PublishError) Error() string {
 	return b.String()
 }
 
-// writeList writes prefix and shown, the first of total items, counting
-// the others.
+// writeList writes shown, the first of total items, counting the others.
 func writeList(b *strings.Builder, prefix string, shown []string, sep string, total int) {
 	if total > 0 {
 		b.WriteString(prefix + strings.Join(shown, sep))

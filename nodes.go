@@ -1,6 +1,7 @@
 package instant
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,11 +28,8 @@ const (
 // that refuses the connection or lets its share run out is marked down
 // and skipped until a probe answers. The embedded Server gets one attempt.
 func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) error) (err error) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	caller := ctx
-	ctx, cancel := context.WithTimeout(ctx, i.cfg.PublishTimeout)
+	caller := cmp.Or(ctx, context.Background()) // a nil ctx is Background
+	ctx, cancel := context.WithTimeout(caller, i.cfg.PublishTimeout)
 	defer cancel()
 	defer func() {
 		if err != nil {

@@ -1,6 +1,8 @@
 package instant
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -195,12 +197,7 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 	if ev.ID == "" {
 		ev.ID = newEventID()
 	}
-	if ev.EventClass == "" {
-		ev.EventClass = "default"
-	}
-	if ev.Site == "" {
-		ev.Site = i.cfg.SiteName
-	}
+	ev.EventClass, ev.Site = cmp.Or(ev.EventClass, "default"), cmp.Or(ev.Site, i.cfg.SiteName)
 	if ev.Origin != "" && !validOrigin(ev.Origin) {
 		return nil, nil, fmt.Errorf("%w: Origin must be 1 to %d letters, digits, '-' and '_', as Origin(c) returns it", ErrInvalidEvent, maxOriginLength)
 	}
@@ -224,20 +221,20 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 	if n := len(ev.ID) + len(ev.Message) + len(ev.EventClass) + len(ev.Site) + len(ev.Origin) + len(data); n > maxEventBytes {
 		return nil, nil, errEventTooLarge(n)
 	}
-	head := appendJSONString([]byte(`{"id":`), ev.ID)
-	head = append(head, `,"channel":`...)
-	tail, err := json.Marshal(struct {
+	enc, _ := json.Marshal(struct { // strings, and Data as encoded: never fails
+		ID         string          `json:"id"`
+		Channel    string          `json:"channel"`
 		Message    string          `json:"message"`
 		EventClass string          `json:"event_class"`
 		Data       json.RawMessage `json:"data,omitempty"`
 		Site       string          `json:"site"`
 		Date       string          `json:"date"`
 		Origin     string          `json:"origin,omitempty"`
-	}{ev.Message, ev.EventClass, data, ev.Site, now.UTC().Format(time.RFC3339Nano), ev.Origin})
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
-	}
-	tail[0] = ','                                                          // {"message"... becomes ,"message"...
+	}{ev.ID, "", ev.Message, ev.EventClass, data, ev.Site, now.UTC().Format(time.RFC3339Nano), ev.Origin})
+	// Each channel's name goes between head and tail. The first "channel":""
+	// is the field's: the ID's quotes are escaped.
+	cut := bytes.Index(enc, []byte(`"channel":""`)) + len(`"channel":`)
+	head, tail := enc[:cut], enc[cut+2:]
 	fixed := len(head) + len(tail) + 2                                     // a channel name adds at least its quotes
 	size := len(channels) * min(fixed, maxEventTotalBytes/len(channels)+1) // no overflow
 	for _, ch := range channels {
