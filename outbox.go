@@ -1,6 +1,7 @@
 package instant
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -100,26 +101,29 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 	for k := range payloads {
 		size += len(payloads[k]) + len(channels[k]) + len(ev.ID) + len(ev.Origin) + 100
 	}
-	rows := make([]byte, 0, min(size, maxOutboxStatement+maxEventBytes))
+	var rows bytes.Buffer
+	rows.Grow(min(size, maxOutboxStatement+maxEventBytes))
+	enc, row := json.NewEncoder(&rows), publishParams{}
 	var parts, offsets, lengths []byte
 	for k, ch := range channels {
-		if len(rows) > 0 && len(rows)+len(payloads[k]) > maxOutboxStatement {
-			if err := i.writeOutbox(ctx, tx, rows, parts, offsets, lengths); err != nil {
+		if rows.Len() > 0 && rows.Len()+len(payloads[k]) > maxOutboxStatement {
+			if err := i.writeOutbox(ctx, tx, rows.Bytes(), parts, offsets, lengths); err != nil {
 				return err
 			}
-			rows, parts, offsets, lengths = rows[:0], parts[:0], offsets[:0], lengths[:0]
+			rows.Reset()
+			parts, offsets, lengths = parts[:0], offsets[:0], lengths[:0]
 		}
 		if len(parts) > 0 {
 			parts, offsets, lengths = append(parts, ','), append(offsets, ','), append(lengths, ',')
 		}
-		start := len(rows)
-		row, _ := json.Marshal(newPublishParams(ch, payloads[k], ev.ID, ev.Origin)) // as Broadcast sends it; valid JSON
-		rows = append(rows, row...)
+		start := rows.Len()
+		row = newPublishParams(ch, payloads[k], ev.ID, ev.Origin)
+		_ = enc.Encode(&row) // as Broadcast sends it, and a newline; valid JSON: never fails
 		parts = strconv.AppendInt(parts, int64(i.partitionOf(ch)), 10)
 		offsets = strconv.AppendInt(offsets, int64(start+1), 10) // SQL counts from 1
-		lengths = strconv.AppendInt(lengths, int64(len(rows)-start), 10)
+		lengths = strconv.AppendInt(lengths, int64(rows.Len()-start-1), 10)
 	}
-	if err := i.writeOutbox(ctx, tx, rows, parts, offsets, lengths); err != nil {
+	if err := i.writeOutbox(ctx, tx, rows.Bytes(), parts, offsets, lengths); err != nil {
 		return err
 	}
 	i.stats.outboxWritten.Add(1)
