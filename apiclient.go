@@ -167,11 +167,10 @@ func (g gocentAPI) unsubscribe(ctx context.Context, channel, user string) error 
 	return g.apiError("unsubscribe", []string{channel}, g.small.Unsubscribe(ctx, channel, user))
 }
 
-// reconnectDisconnect makes clients reconnect with new tokens.
-var reconnectDisconnect = &gocent.Disconnect{Code: 4001, Reason: "session changed", Reconnect: true}
-
+// disconnect makes the user's clients reconnect, with new tokens.
 func (g gocentAPI) disconnect(ctx context.Context, user string) error {
-	return g.apiError("disconnect", nil, g.small.Disconnect(ctx, user, gocent.WithDisconnect(reconnectDisconnect)))
+	reconnect := gocent.WithDisconnect(&gocent.Disconnect{Code: 4001, Reason: "session changed", Reconnect: true})
+	return g.apiError("disconnect", nil, g.small.Disconnect(ctx, user, reconnect))
 }
 
 func (g gocentAPI) info(ctx context.Context) error {

@@ -82,11 +82,10 @@ type PublishError struct {
 func (e *PublishError) Error() string {
 	var b strings.Builder
 	b.WriteString("instant: " + e.Op)
-	names := make([]string, 0, 3)
-	for _, ch := range e.Channels[:min(len(e.Channels), 3)] {
-		names = append(names, clip(ch, 255))
+	if len(e.Channels) > 0 {
+		b.WriteString(" ")
+		writeList(&b, e.Channels, 3, ",", func(ch string) string { return clip(ch, 255) })
 	}
-	writeList(&b, " ", names, ",", len(e.Channels))
 	switch {
 	case e.StatusCode == http.StatusUnauthorized:
 		b.WriteString(": centrifugo refused the API key (HTTP 401): APIKey (CENTRIFUGO_HTTP_API_KEY) must equal centrifugo's http_api.key")
@@ -107,15 +106,12 @@ func (e *PublishError) Error() string {
 		b.WriteString(": " + clip(e.Err.Error(), 1024))
 	}
 	if len(e.Failed) > 0 {
-		shown := make([]string, 0, 10)
-		for _, idx := range e.Failed[:min(len(e.Failed), 10)] {
-			shown = append(shown, strconv.Itoa(idx))
+		b.WriteString(" (event")
+		if len(e.Failed) > 1 {
+			b.WriteString("s")
 		}
-		label := " (events "
-		if len(e.Failed) == 1 {
-			label = " (event "
-		}
-		writeList(&b, label, shown, ", ", len(e.Failed))
+		b.WriteString(" ")
+		writeList(&b, e.Failed, 10, ", ", strconv.Itoa)
 		if e.events > 0 {
 			fmt.Fprintf(&b, " of %d", e.events)
 		}
@@ -134,13 +130,16 @@ func (e *PublishError) Error() string {
 	return b.String()
 }
 
-// writeList writes shown, the first of total items, counting the others.
-func writeList(b *strings.Builder, prefix string, shown []string, sep string, total int) {
-	if total > 0 {
-		b.WriteString(prefix + strings.Join(shown, sep))
+// writeList writes the first n items, counting the others.
+func writeList[T any](b *strings.Builder, items []T, n int, sep string, str func(T) string) {
+	for k, item := range items[:min(len(items), n)] {
+		if k > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(str(item))
 	}
-	if n := total - len(shown); n > 0 {
-		fmt.Fprintf(b, " and %d more", n)
+	if len(items) > n {
+		fmt.Fprintf(b, " and %d more", len(items)-n)
 	}
 }
 
