@@ -1,6 +1,7 @@
 package instant
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,21 +19,17 @@ const (
 	retryBase     = 50 * time.Millisecond  // backoff: full jitter over retryBase<<round,
 	retryCap      = time.Second            // capped
 	probeInterval = 500 * time.Millisecond // between probes of a node marked down
-	probeWait     = 50 * time.Millisecond  // the call that starts a probe waits for it
+	probeWait     = 50 * time.Millisecond  // how long the call that starts a probe waits
 )
 
-// call is the one retry loop: op against APIURL, then each of APIURLs
-// (each but the last a round gets PublishTimeout/len(nodes)), again after
-// a backoff (at least a Retry-After, none past the time left), while
-// nodes do not answer, until PublishTimeout. A node that refuses the
-// connection or lets its share run out is marked down and skipped until a
-// probe answers. The embedded Server gets one attempt.
+// call is the one retry loop: op against each node in turn (each but the
+// last gets PublishTimeout/len(nodes)), again after a backoff (at least a
+// Retry-After), while nodes do not answer, until PublishTimeout. A node
+// that refuses the connection or lets its share run out is marked down
+// and skipped until a probe answers. The embedded Server gets one attempt.
 func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) error) (err error) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	caller := ctx
-	ctx, cancel := context.WithTimeout(ctx, i.cfg.PublishTimeout)
+	caller := cmp.Or(ctx, context.Background()) // a nil ctx is Background
+	ctx, cancel := context.WithTimeout(caller, i.cfg.PublishTimeout)
 	defer cancel()
 	defer func() {
 		if err != nil {
@@ -58,7 +55,7 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 			}
 			tried = true
 			actx, acancel := ctx, context.CancelFunc(func() {})
-			if k < len(i.nodes)-1 { // another node is left: this one gets its share
+			if k < len(i.nodes)-1 {
 				actx, acancel = context.WithTimeout(ctx, i.cfg.PublishTimeout/time.Duration(len(i.nodes)))
 			}
 			began := time.Now()
@@ -129,13 +126,11 @@ func outOfTime(err, cause error, silent bool) error {
 	return err
 }
 
-// clock reads the monotonic clock: never 0, the mark of a node that answers.
 var epoch = time.Now()
 
+// clock reads the monotonic clock: never 0, the mark of a node that answers.
 func clock() int64 { return int64(time.Since(epoch)) + 1 }
 
-// nodeState is when a node was marked down (0: it answers), and whether
-// a probe of it is running.
 type nodeState struct {
 	down    atomic.Int64
 	probing atomic.Bool
@@ -157,8 +152,7 @@ func (i *Instant) nodesDown() int {
 }
 
 // takeNode reports whether a call may try node k: it is up, or this call
-// started its due probe (one at a time; an info call within at most 1s)
-// and it answered (not a 5xx) within probeWait.
+// started its due probe (one at a time) and it answered within probeWait.
 func (i *Instant) takeNode(ctx context.Context, k int) bool {
 	n := &i.nodeStates()[k]
 	due := func() bool { at := n.down.Load(); return at != 0 && clock()-at >= int64(probeInterval) }
@@ -198,8 +192,7 @@ func (i *Instant) takeNode(ctx context.Context, k int) bool {
 	return false
 }
 
-// refused reports whether err is a dial that found nothing listening: a
-// connection refused, no route, a name that does not resolve.
+// refused reports whether err is a dial that found nothing listening.
 func refused(err error) bool {
 	var dns *net.DNSError
 	return errors.As(err, &dns) && dns.IsNotFound || errors.Is(err, syscall.ECONNREFUSED) ||
@@ -207,8 +200,7 @@ func refused(err error) bool {
 }
 
 // retryable reports whether err is a *PublishError whose node did not
-// answer (the transport failed, a 5xx) or asked to be asked again (408,
-// 429): not a refusal, which would come again.
+// answer (the transport failed, a 5xx) or asked to be asked again (408, 429).
 func retryable(err error) bool {
 	var pe *PublishError
 	if !errors.As(err, &pe) {

@@ -1,8 +1,10 @@
 package instant
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"reflect"
@@ -12,11 +14,8 @@ import (
 	"time"
 )
 
-// defaultOutboxTable is the table BroadcastTx writes to when
-// Config.OutboxTable is empty.
-const defaultOutboxTable = "centrifugo_outbox"
-
 const (
+	defaultOutboxTable = "centrifugo_outbox"
 	maxIdentifier      = 63       // the longest PostgreSQL identifier
 	maxOutboxStatement = 16 << 20 // bytes of rows in one outbox statement
 )
@@ -28,16 +27,13 @@ type Execer interface {
 
 // outboxNames are the SQL names of Config.OutboxTable.
 type outboxNames struct {
-	name   string // as configured, for errors
-	table  string // quoted, schema-qualified as configured: "app"."events"
-	index  string // quoted name of the (partition, id) index
-	notify string // notification channel
-	insert string // the statement BroadcastTx runs
+	name, table, index string // as configured, quoted ("app"."events"), quoted
+	notify, insert     string // notification channel, BroadcastTx's statement
 }
 
 // newOutboxNames checks a table name, "name" or "schema.name" (letters,
-// digits and '_', not starting with a digit, at most 63 bytes each part),
-// and quotes each part, folded to lower case as PostgreSQL folds it.
+// digits and '_', not starting with a digit, at most 63 bytes each), and
+// quotes each part, folded to lower case as PostgreSQL folds it.
 func newOutboxNames(name string) (outboxNames, error) {
 	parts := strings.Split(name, ".")
 	if len(parts) > 2 {
@@ -58,8 +54,8 @@ func newOutboxNames(name string) (outboxNames, error) {
 		index:  `"` + shortIdentifier(strings.Join(parts, "_")+"_partition_id_idx") + `"`,
 		notify: shortIdentifier(name),
 	}
-	// The rows come as one bytea and, as text lists, each row's partition,
-	// offset and length in it: five parameters for any number of rows.
+	// The rows come as one bytea and text lists of each row's partition,
+	// offset and length: five parameters for any number of rows.
 	n.insert = `WITH ins AS (INSERT INTO ` + n.table + ` (method, payload, partition)
 SELECT 'publish', substring($1::bytea FROM r.o FOR r.n), r.p
 FROM unnest(string_to_array($2::text, ',')::int[], string_to_array($3::text, ',')::int[], string_to_array($4::text, ',')::int[])
@@ -82,14 +78,13 @@ func shortIdentifier(s string) string {
 }
 
 // BroadcastTx writes ev into Centrifugo's PostgreSQL outbox table through
-// tx; Centrifugo's outbox consumer (CentrifugoOptions.OutboxDSN) publishes
-// it once the transaction commits, never if it rolls back. Each channel's
-// copy is one row, keyed by the event id, in its channel's partition (a
-// channel's events keep their order). It accepts and refuses exactly what
-// Broadcast does, and subscribers get the same bytes. A nil tx is
-// ErrInvalidEvent; else it returns the database's error, wrapped. Rows are
-// written in statements of at most 16 MiB (outside a transaction, each
-// commits on its own). Safe for concurrent use.
+// tx; Centrifugo (CentrifugoOptions.OutboxDSN) publishes it once tx
+// commits, never if it rolls back. Each channel's copy is one row in its
+// channel's partition (a channel's events keep their order). It accepts
+// and refuses what Broadcast does, and subscribers get the same bytes. A
+// nil tx is ErrInvalidEvent; else it returns the database's error,
+// wrapped. Rows go in statements of at most 16 MiB (outside a
+// transaction, each commits on its own).
 func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -102,29 +97,33 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 	if err != nil {
 		return err
 	}
-	size := 0 // each row is its payload and some 100 bytes around it
+	size := 0 // a row is its payload and some 100 bytes
 	for k := range payloads {
 		size += len(payloads[k]) + len(channels[k]) + len(ev.ID) + len(ev.Origin) + 100
 	}
-	rows := make([]byte, 0, min(size, maxOutboxStatement+maxEventBytes))
+	var rows bytes.Buffer
+	rows.Grow(min(size, maxOutboxStatement+maxEventBytes))
+	enc, row := json.NewEncoder(&rows), publishParams{}
 	var parts, offsets, lengths []byte
 	for k, ch := range channels {
-		if len(rows) > 0 && len(rows)+len(payloads[k]) > maxOutboxStatement {
-			if err := i.writeOutbox(ctx, tx, rows, parts, offsets, lengths); err != nil {
+		if rows.Len() > 0 && rows.Len()+len(payloads[k]) > maxOutboxStatement {
+			if err := i.writeOutbox(ctx, tx, rows.Bytes(), parts, offsets, lengths); err != nil {
 				return err
 			}
-			rows, parts, offsets, lengths = rows[:0], parts[:0], offsets[:0], lengths[:0]
+			rows.Reset()
+			parts, offsets, lengths = parts[:0], offsets[:0], lengths[:0]
 		}
 		if len(parts) > 0 {
 			parts, offsets, lengths = append(parts, ','), append(offsets, ','), append(lengths, ',')
 		}
-		start := len(rows)
-		rows = appendPublish(rows, ch, payloads[k], ev.ID, ev.Origin) // as Broadcast sends it
+		start := rows.Len()
+		row = newPublishParams(ch, payloads[k], ev.ID, ev.Origin)
+		_ = enc.Encode(&row) // as Broadcast sends it, and a newline; valid JSON: never fails
 		parts = strconv.AppendInt(parts, int64(i.partitionOf(ch)), 10)
 		offsets = strconv.AppendInt(offsets, int64(start+1), 10) // SQL counts from 1
-		lengths = strconv.AppendInt(lengths, int64(len(rows)-start), 10)
+		lengths = strconv.AppendInt(lengths, int64(rows.Len()-start-1), 10)
 	}
-	if err := i.writeOutbox(ctx, tx, rows, parts, offsets, lengths); err != nil {
+	if err := i.writeOutbox(ctx, tx, rows.Bytes(), parts, offsets, lengths); err != nil {
 		return err
 	}
 	i.stats.outboxWritten.Add(1)
@@ -138,7 +137,6 @@ func (i *Instant) writeOutbox(ctx context.Context, tx Execer, rows, parts, offse
 	return nil
 }
 
-// partitionOf is channel's outbox partition.
 func (i *Instant) partitionOf(channel string) int {
 	if i.cfg.OutboxPartitions <= 1 {
 		return 0
@@ -148,9 +146,8 @@ func (i *Instant) partitionOf(channel string) int {
 	return int(h.Sum32() % uint32(i.cfg.OutboxPartitions))
 }
 
-// OutboxDDL is the SQL that creates the outbox table (Config.OutboxTable)
-// and its index, if they do not exist (a schema must). Its payload is
-// BYTEA: the rows keep the bytes written, as JSONB would not.
+// OutboxDDL is the SQL that creates the outbox table and its index if they
+// do not exist (a schema must). BYTEA keeps the bytes, as JSONB would not.
 func (i *Instant) OutboxDDL() string {
 	if i == nil {
 		return ""

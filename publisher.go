@@ -1,6 +1,8 @@
 package instant
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,55 +16,43 @@ import (
 // Event is one message to broadcast. Subscribers receive it as the JSON
 // object {"id","channel","message","event_class","data","site","date","origin"}
 // ("data" and "origin" omitted when empty), each copy naming its channel.
-//
-// It goes to Channel, Channels and the personal channels of Users or, when
-// it names none, to the first channel of the level Target names; else it
-// is refused with ErrNoChannel (the zero Event goes nowhere). It is
-// refused with ErrInvalidEvent, before anything is sent, when a
-// publication would be over 1 MiB less 4 KiB (Centrifugo would drop every
-// subscriber: client.queue_max_size), all of them over 256 MiB, its text
-// or a json.RawMessage in Data not valid UTF-8, or Data nested more than
-// 64 arrays and objects deep.
+// An event that names no channel goes to the first channel of Target's
+// level, else is refused with ErrNoChannel. It is refused with
+// ErrInvalidEvent, before anything is sent, when a publication would be
+// over 1 MiB less 4 KiB (Centrifugo's client.queue_max_size), all of them
+// over 256 MiB, its text or raw Data not valid UTF-8, or Data nested more
+// than 64 deep.
 type Event struct {
-	// ID is the event's idempotency key: Centrifugo drops a second event
-	// with the same ID on a channel within 5 minutes. Valid UTF-8.
-	// Default: a new random id.
+	// ID is the idempotency key: Centrifugo drops a second event with the
+	// same ID on a channel within 5 minutes. Default: a new random id.
 	ID string
-	// Channel and Channels name channels to publish to (duplicates sent
-	// once).
+	// Channel, Channels and the personal channels of Users are where it
+	// goes, each once.
 	Channel  string
 	Channels []string
-	// Message is the human-readable text.
-	Message string
+	Message  string // human-readable text
 	// EventClass lets clients tell events apart. Default: "default".
 	EventClass string
 	// Data is any JSON-encodable value (a json.RawMessage is checked and
-	// sent compacted). Omitted when nil or when it encodes as null.
+	// compacted). Omitted when it encodes as null.
 	Data any
-	// Site names the sender. Default: Config.SiteName.
-	Site string
-	// Target, used only when the event names no channel and no Users,
-	// sends it to the first channel of that level. Default: none.
+	Site string // the sender; default Config.SiteName
+	// Target's level gives the channel of an event that names none.
 	Target Level
-	// Users adds these users' personal channels (UserChannel), in the same
-	// request. Tens of thousands are fine.
-	Users []string
-	// Origin names the browser tab the change came from (Origin(c)): sent
-	// as "origin" and as the publication's tag, so that the tab is not sent
-	// its own event. 1 to 64 letters, digits, '-' and '_'. Not a security
-	// boundary.
+	Users  []string // tens of thousands are fine
+	// Origin names the browser tab the change came from (Origin(c)), sent
+	// as "origin" and as a tag so that the tab does not get its own event.
+	// 1 to 64 letters, digits, '-' and '_'. Not a security boundary.
 	Origin string
 }
 
-// Broadcast publishes ev to its channels in one call, within ctx and
-// Config.PublishTimeout, retrying with capped backoff and jitter (and
-// failing over to the next of APIURLs) while a node does not answer or
-// answers 408, 429 or 5xx; never after a refusal. Every publication
-// carries ev.ID as its idempotency key: a retry never publishes twice.
-// It returns nil once every publication was published; else
-// ErrNoChannel, ErrInvalidChannel (a public name whose "$" form is
-// private too) or ErrInvalidEvent before anything is sent, or a
-// *PublishError. Safe for concurrent use.
+// Broadcast publishes ev to its channels in one call within ctx and
+// Config.PublishTimeout, retrying with backoff (and failing over to the
+// next of APIURLs) while a node does not answer or answers 408, 429 or
+// 5xx; ev.ID keeps a retry from publishing twice. It returns nil once
+// every publication went out; ErrNoChannel, ErrInvalidChannel or
+// ErrInvalidEvent before anything is sent; or a *PublishError. Safe for
+// concurrent use.
 func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -70,14 +60,12 @@ func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
 	return i.publishEvents(ctx, []Event{ev}, false)
 }
 
-// BroadcastBatch publishes events in one request, in order, each checked
-// and completed as Broadcast does (one refused fails the batch before
-// anything is sent, its index named; events is not changed, so set IDs to
-// be able to resend). Retried and failed over as Broadcast. When
+// BroadcastBatch publishes events in one request, in order, each as
+// Broadcast does; one refused fails the batch before anything is sent,
+// its index named (events is not changed: set IDs to resend). When
 // Centrifugo refused some publications, the *PublishError's Failed lists
-// the events not published in full, and the others were published; any
-// other error says nothing of what went out. Keep a batch to a thousand
-// or two events. Safe for concurrent use.
+// the events not published in full; any other error says nothing of what
+// went out. Keep a batch to a thousand or two events.
 func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -88,11 +76,9 @@ func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
 	return i.publishEvents(ctx, events, true)
 }
 
-// publishEvents sends the events' publications in one call, and counts
-// those published in full. In a batch, errors name the events.
 func (i *Instant) publishEvents(ctx context.Context, events []Event, batch bool) error {
 	now := time.Now()
-	channels := make([]string, 0, len(events)) // one channel an event, mostly
+	channels := make([]string, 0, len(events))
 	keys := make([]string, 0, len(events))
 	origins := make([]string, 0, len(events))
 	payloads := make([][]byte, 0, len(events))
@@ -133,8 +119,7 @@ func (i *Instant) publishEvents(ctx context.Context, events []Event, batch bool)
 	return err
 }
 
-// eventChannels lists ev's channels, once each, checked, in order:
-// Channel, Channels, then the personal channels of Users.
+// eventChannels lists ev's channels, once each, checked, in order.
 func (i *Instant) eventChannels(ev *Event) ([]string, error) {
 	n := len(ev.Channels) + len(ev.Users) + 1
 	channels, seen := make([]string, 0, n), make(map[string]bool, n)
@@ -157,13 +142,8 @@ func (i *Instant) eventChannels(ev *Event) ([]string, error) {
 		add(ch)
 	}
 	if len(channels) == 0 {
-		switch {
-		case ev.Target == 0:
-			return nil, fmt.Errorf("%w: it names no channel, no Users and no Target level; nothing was sent", ErrNoChannel)
-		case ev.Target < LevelPublic || ev.Target > LevelSuperuser:
-			return nil, fmt.Errorf("%w: no channel named, and Target %s has no channels of its own", ErrNoChannel, ev.Target)
-		case len(i.channels.byLevel[ev.Target]) == 0:
-			return nil, fmt.Errorf("%w: no channel named and no %s channel configured", ErrNoChannel, ev.Target)
+		if ev.Target < LevelPublic || ev.Target > LevelSuperuser || len(i.channels.byLevel[ev.Target]) == 0 {
+			return nil, fmt.Errorf("%w: it names no channel and no Users, and Target (%s) gives none; nothing was sent", ErrNoChannel, ev.Target)
 		}
 		channels = append(channels, i.channels.byLevel[ev.Target][0])
 	}
@@ -178,8 +158,8 @@ func (i *Instant) eventChannels(ev *Event) ([]string, error) {
 	return channels, nil
 }
 
-// privateTwin returns the "$" form of a public channel name when that is a
-// private channel (configured, or a rule's), else "".
+// privateTwin returns the "$" form of a public channel name when that is
+// a private channel, else "".
 func (i *Instant) privateTwin(ch string) string {
 	if isPrivate(ch) {
 		return ""
@@ -196,8 +176,8 @@ func (i *Instant) privateTwin(ch string) string {
 	return ""
 }
 
-// maxEventBytes bounds one publication (client.queue_max_size, 1 MiB,
-// less 4 KiB for Centrifugo's envelope); maxEventTotalBytes an event's.
+// Bounds of a publication (client.queue_max_size less 4 KiB of envelope)
+// and of an event's.
 const (
 	maxEventBytes      = 1<<20 - 4<<10
 	maxEventTotalBytes = 256 << 20
@@ -208,8 +188,8 @@ func errEventTooLarge(size int) error {
 		ErrInvalidEvent, size, maxEventBytes)
 }
 
-// prepareEvent checks and completes ev, and encodes its payload once for
-// each of its channels (each channel's name spliced in) in one buffer.
+// prepareEvent checks and completes ev, and encodes its payload for each
+// of its channels (the name spliced in) in one buffer.
 func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, payloads [][]byte, err error) {
 	if channels, err = i.eventChannels(ev); err != nil {
 		return nil, nil, err
@@ -217,12 +197,7 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 	if ev.ID == "" {
 		ev.ID = newEventID()
 	}
-	if ev.EventClass == "" {
-		ev.EventClass = "default"
-	}
-	if ev.Site == "" {
-		ev.Site = i.cfg.SiteName
-	}
+	ev.EventClass, ev.Site = cmp.Or(ev.EventClass, "default"), cmp.Or(ev.Site, i.cfg.SiteName)
 	if ev.Origin != "" && !validOrigin(ev.Origin) {
 		return nil, nil, fmt.Errorf("%w: Origin must be 1 to %d letters, digits, '-' and '_', as Origin(c) returns it", ErrInvalidEvent, maxOriginLength)
 	}
@@ -235,7 +210,7 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 	if raw, ok := ev.Data.(json.RawMessage); ok && len(raw) == 0 {
 		ev.Data = nil // no data, which json.Marshal would refuse
 	}
-	var data []byte // json.Marshal checks a json.RawMessage, and compacts it
+	var data []byte
 	if data, err = json.Marshal(ev.Data); err != nil {
 		return nil, nil, fmt.Errorf("%w: Data: %w", ErrInvalidEvent, err)
 	} else if err := checkJSON(data); err != nil {
@@ -246,20 +221,20 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 	if n := len(ev.ID) + len(ev.Message) + len(ev.EventClass) + len(ev.Site) + len(ev.Origin) + len(data); n > maxEventBytes {
 		return nil, nil, errEventTooLarge(n)
 	}
-	head := appendJSONString([]byte(`{"id":`), ev.ID)
-	head = append(head, `,"channel":`...)
-	tail, err := json.Marshal(struct {
+	enc, _ := json.Marshal(struct { // strings, and Data as encoded: never fails
+		ID         string          `json:"id"`
+		Channel    string          `json:"channel"`
 		Message    string          `json:"message"`
 		EventClass string          `json:"event_class"`
 		Data       json.RawMessage `json:"data,omitempty"`
 		Site       string          `json:"site"`
 		Date       string          `json:"date"`
 		Origin     string          `json:"origin,omitempty"`
-	}{ev.Message, ev.EventClass, data, ev.Site, now.UTC().Format(time.RFC3339Nano), ev.Origin})
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
-	}
-	tail[0] = ','                                                          // {"message"... becomes ,"message"...
+	}{ev.ID, "", ev.Message, ev.EventClass, data, ev.Site, now.UTC().Format(time.RFC3339Nano), ev.Origin})
+	// Each channel's name goes between head and tail. The first "channel":""
+	// is the field's: the ID's quotes are escaped.
+	cut := bytes.Index(enc, []byte(`"channel":""`)) + len(`"channel":`)
+	head, tail := enc[:cut], enc[cut+2:]
 	fixed := len(head) + len(tail) + 2                                     // a channel name adds at least its quotes
 	size := len(channels) * min(fixed, maxEventTotalBytes/len(channels)+1) // no overflow
 	for _, ch := range channels {
@@ -281,19 +256,18 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 	return channels, payloads, nil
 }
 
-// maxJSONDepth bounds the nesting of an event's Data or a token's info:
-// with any envelope, under the 100 levels where some decoders stop.
+// maxJSONDepth bounds the nesting of an event's Data or a token's info,
+// under the 100 levels where some decoders stop.
 const maxJSONDepth = 64
 
-// errNotUTF8 and errTooDeep say why checkJSON refused a value.
 var (
 	errNotUTF8 = errors.New("is not valid UTF-8")
 	errTooDeep = fmt.Errorf("nests arrays and objects more than %d deep", maxJSONDepth)
 )
 
 // checkJSON checks what json.Valid does not of data (valid JSON, or
-// empty): that its strings are valid UTF-8 (browsers drop a connection on
-// a frame that is not), and that it nests at most maxJSONDepth deep.
+// empty): its strings are valid UTF-8 (browsers drop a connection on a
+// frame that is not), and it nests at most maxJSONDepth deep.
 func checkJSON(data []byte) error {
 	depth := 0
 	for k := 0; k < len(data); k++ {
@@ -334,8 +308,7 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // Disconnect closes every connection of the user with this ID (on logout,
-// or when a role changes); the clients reconnect as whoever their session
-// holds now.
+// or a role change); the clients reconnect as their session says now.
 func (i *Instant) Disconnect(ctx context.Context, userID string) error {
 	if i == nil {
 		return ErrNotInstalled
