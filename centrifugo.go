@@ -17,44 +17,31 @@ import (
 type CentrifugoOptions struct {
 	Address string // to bind; default "127.0.0.1"
 	Port    int    // default 8000
-	// AllowedOrigins are the browser origins allowed to connect, each
-	// scheme://host[:port] in lower case, e.g. Config.SiteOrigin; a host may
-	// start with "*.", and "*" alone allows any. Anything else ("" too) is
-	// refused with ErrConfig. Default: none, only non-browser clients.
+	// AllowedOrigins: browser origins allowed to connect, scheme://host[:port]
+	// in lower case; a host may start with "*.", "*" allows any. Default: none.
 	AllowedOrigins []string
-	// HistorySize publications are kept for HistoryTTL in every channel, for
-	// a subscriber back within HistoryTTL to recover, in order and once.
-	// Both zero (the default): 100 for 120s in namespaces that hold private
-	// channels, none elsewhere. HistorySize -1 with a negative HistoryTTL:
-	// none. Otherwise both above zero, HistoryTTL in whole seconds (a
-	// fraction is refused with ErrConfig, not rounded).
+	// HistorySize publications are kept for HistoryTTL (whole seconds) a
+	// channel, for recovery. Both zero: 100 for 120s where private channels
+	// may be. -1 and negative: none.
 	HistorySize int
 	HistoryTTL  time.Duration
-	// Presence turns presence on in the namespaces that hold private
-	// channels: join and leave pushes, and the presence route
-	// (Instant.Presence needs it). No client queries presence itself.
+	// Presence turns on presence, joins and leaves where private channels
+	// may be (Instant.Presence and the presence route need it).
 	Presence bool
-	// RedisAddress ("redis://127.0.0.1:6379") selects the Redis engine:
-	// nodes with the same address share channels, presence and history.
+	// RedisAddress ("redis://127.0.0.1:6379"): nodes on one Redis share channels.
 	RedisAddress string
 	// OutboxDSN ("postgres://user:pass@host/db") turns on the consumer of
-	// BroadcastTx's outbox (Config.OutboxTable and OutboxPartitions). It
-	// holds a password: keep the config private.
+	// BroadcastTx's outbox.
 	OutboxDSN string
 	LogLevel  string // default "info"
-	// ProxyURL is Register's group as Centrifugo reaches it
-	// ("http://127.0.0.1:8080/instant"): when set, Centrifugo asks the proxy
-	// routes about connections without a token and subscriptions to public
-	// channels, with the browser's Cookie and a key derived from TokenSecret.
+	// ProxyURL, Register's group as Centrifugo reaches it, has Centrifugo
+	// ask the proxy routes about connections and public subscriptions.
 	ProxyURL string
 }
 
 // CentrifugoConfig returns a Centrifugo v6 JSON config that agrees with
-// i's Config: its API key and token secret, "$" as the private prefix,
-// public channels readable without a token (by anonymous visitors too,
-// unless DisallowAnonymous), and a namespace for every namespaced channel
-// and rule pattern, so call it after Authorize. It refuses bad options
-// with ErrConfig. The result holds secrets: keep its file private.
+// i's Config and rules (call it after Authorize); bad options are ErrConfig.
+// It holds secrets: keep its file private.
 func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	if i == nil {
 		return nil, ErrNotInstalled
@@ -77,11 +64,8 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	case o.HistorySize <= 0 || o.HistoryTTL <= 0:
 		return nil, fmt.Errorf("%w: HistorySize and HistoryTTL go together: both above zero, both zero (the default) or -1 and negative (none)", ErrConfig)
 	}
-	// Each namespace's options: those of channels without one, but presence
-	// and history where they apply. No client asks for presence, or for
-	// joins and leaves, by itself: a token decides, and the presence route
-	// asks the server API, so that a reader of a public channel sharing
-	// private ones' options cannot list their readers.
+	// No client asks for presence itself: tokens and the presence route do,
+	// so a public channel's reader cannot list a private one's.
 	base := map[string]any{
 		"allow_subscribe_for_client":    true,
 		"allow_subscribe_for_anonymous": !i.cfg.DisallowAnonymous,
@@ -103,16 +87,12 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	client := map[string]any{
 		"token":           map[string]any{"hmac_secret_key": i.cfg.TokenSecret},
 		"allowed_origins": origins,
-		// A subscription whose token expired unrefreshed is closed within
-		// 10s (Centrifugo's defaults let it live about 50s longer).
-		"expired_sub_close_delay":  "5s",
-		"presence_update_interval": "5s",
-		// As the embedded server does: under DisallowAnonymous the routes
-		// never sign a token without a user.
+		// An expired subscription closes within 10s (defaults: about 60s).
+		"expired_sub_close_delay":              "5s",
+		"presence_update_interval":             "5s",
 		"disallow_anonymous_connection_tokens": i.cfg.DisallowAnonymous,
 	}
 	if o.HistorySize > 0 {
-		// Recover as much as is kept (Centrifugo stops at 300 by default).
 		client["recovery_max_publication_limit"] = o.HistorySize
 	}
 	channel := map[string]any{"private_prefix": privatePrefix}
@@ -158,13 +138,11 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 			"name":    "instant_outbox",
 			"type":    "postgresql",
 			"postgresql": map[string]any{
-				"dsn":                     o.OutboxDSN,
-				"outbox_table_name":       i.outboxTable.table, // quoted: the consumer writes it into its SQL
-				"num_partitions":          i.cfg.OutboxPartitions,
-				"partition_select_limit":  100,
-				"partition_poll_interval": "300ms",
-				// The channel BroadcastTx notifies (a name past 63 bytes is
-				// shortened with a hash).
+				"dsn":                            o.OutboxDSN,
+				"outbox_table_name":              i.outboxTable.table, // quoted: the consumer writes it into its SQL
+				"num_partitions":                 i.cfg.OutboxPartitions,
+				"partition_select_limit":         100,
+				"partition_poll_interval":        "300ms",
 				"partition_notification_channel": i.outboxTable.notify,
 			},
 		}}
@@ -172,9 +150,7 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	return json.MarshalIndent(cfg, "", "  ")
 }
 
-// namespaces lists, sorted, the namespaces of configured channels,
-// personal channels and rule patterns (each one Centrifugo accepts: New
-// and Authorize see to it).
+// namespaces lists, sorted, the namespaces of channels and rules.
 func (i *Instant) namespaces() []string {
 	out := []string{i.channels.userNamespace}
 	for name := range i.channels.byName {
@@ -187,8 +163,7 @@ func (i *Instant) namespaces() []string {
 	return slices.DeleteFunc(slices.Compact(out), func(ns string) bool { return ns == "" })
 }
 
-// privateNamespaces answers whether a namespace ("" for channels without
-// one) may hold a private channel (every rule's namespace is literal).
+// privateNamespaces answers whether a namespace ("" for none) may hold a private channel.
 func (i *Instant) privateNamespaces() func(ns string) bool {
 	private := map[string]bool{namespaceOf(i.channels.userPrefix): true}
 	for name := range i.channels.byName {
@@ -200,10 +175,8 @@ func (i *Instant) privateNamespaces() func(ns string) bool {
 	return func(ns string) bool { return private[ns] }
 }
 
-// allowedOrigins returns origins as Centrifugo's globs (an IPv6 host's
-// brackets escaped), refusing one no browser sends ("", a path, upper
-// case: Centrifugo lower-cases the Origin header), for which Centrifugo
-// would refuse every page it was meant for.
+// allowedOrigins returns origins as Centrifugo's globs (IPv6 brackets
+// escaped), refusing one no browser sends ("", a path, upper case).
 func allowedOrigins(origins []string) ([]string, error) {
 	var errs []error
 	out := []string{}

@@ -19,8 +19,7 @@ import (
 )
 
 const (
-	// Users with a space, which no User.ID has; two, so that the API's
-	// unsubscribe calls cannot end the connection's subscriptions.
+	// Users with a space, which no User.ID has; the API's is another.
 	checkUser    = "instant check"
 	checkAPIUser = "instant check api"
 	checkChannel = "instant-check"
@@ -78,7 +77,7 @@ func (i *Instant) Check(ctx context.Context) error {
 				ErrStaleConfig, ns, privatePrefix+ns+":…", strings.Join(where, " and ")))
 		}
 	}
-	// A wrong -c: Centrifugo runs on its defaults. One sign alone is one setting apart.
+	// Two signs of Centrifugo's defaults: a wrong -c.
 	all := errors.Join(errs...)
 	apiKey, token := errors.Is(all, ErrAPIKey), errors.Is(all, ErrTokenSecret)
 	noNamespace := len(missing) > 0 && len(missing) == len(namespaces)-1
@@ -98,7 +97,7 @@ func (i *Instant) Check(ctx context.Context) error {
 	return all
 }
 
-// checkReport is what one part of Check found at where.
+// checkReport is what one part of Check found.
 type checkReport struct {
 	where    string
 	errs     []error
@@ -138,7 +137,6 @@ func checkNode(ctx context.Context, node apiClient, where string, namespaces []s
 	return r
 }
 
-// redactedURL is raw without its password, for messages ("" if invalid).
 func redactedURL(raw string) string {
 	u, _ := url.Parse(raw)
 	return u.Redacted()
@@ -214,9 +212,8 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 	if err := i.probeChannels(conn, probes, false); err != nil {
 		return fail(err)
 	}
-	// Each namespace has the options of channels without one, but presence
-	// only where private channels may be. Where the joins differ,
-	// presence_stats tells how (only there: Centrifugo logs a refused one).
+	// Where joins differ from the base's, presence_stats says how (only
+	// there: Centrifugo logs a refused one).
 	private := i.privateNamespaces()
 	base, suspects := probes[0], []*probeResult{probes[0]}
 	for _, p := range probes {
@@ -258,8 +255,8 @@ type probeResult struct {
 	presence    string // what presence_stats says of it, "" unasked
 }
 
-// probeChannels subscribes conn to each of probes' channels, checkRound at
-// a time, asks presence_stats if presence, and unsubscribes.
+// probeChannels subscribes to probes' channels, checkRound at a time, asks
+// presence_stats if presence, and unsubscribes.
 func (i *Instant) probeChannels(conn *wsConn, probes []*probeResult, presence bool) error {
 	for start := 0; start < len(probes); start += checkRound {
 		round := probes[start:min(start+checkRound, len(probes))]
@@ -317,8 +314,8 @@ func (c *budgetConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// dialWebsocket makes a handshake to rawURL from origin (none if ""): a
-// connection closed when ctx ends, or the HTTP status (0 if none) and error.
+// dialWebsocket makes a handshake from origin (none if ""): a connection
+// closed when ctx ends, or the HTTP status (0 if none) and error.
 func dialWebsocket(ctx context.Context, rawURL, origin string) (*wsConn, int, error) {
 	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
@@ -376,7 +373,7 @@ type wsReply struct {
 }
 
 // exchange sends cmds, numbered, and returns their replies in order, noting
-// join pushes. A close from the server is a *websocket.CloseError.
+// join pushes.
 func (c *wsConn) exchange(cmds []map[string]any) ([]wsReply, error) {
 	first := c.id + 1
 	for _, cmd := range cmds {
