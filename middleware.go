@@ -10,12 +10,11 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// contextKey is the plain gin key of the *Instant, promised to users
-// (c.MustGet("instant")).
+// contextKey is the gin key of the *Instant promised to users
+// (c.MustGet("instant")). stateKey keys the *reqState, on the gin context
+// and the request's; loadingKey marks the contexts handed to LoadUser.
 const contextKey = "instant"
 
-// stateKey keys the *reqState, in the gin context and the request's
-// context; loadingKey marks the contexts handed to LoadUser.
 type (
 	stateKey   struct{}
 	loadingKey struct{}
@@ -28,14 +27,7 @@ func (i *Instant) Session() gin.HandlerFunc {
 	if i == nil {
 		return func(c *gin.Context) { failServer(c, nil, ErrNotInstalled) }
 	}
-	return func(c *gin.Context) {
-		if _, ok := c.Get(sessions.DefaultKey); !ok {
-			failServer(c, i, ErrNoSession)
-			return
-		}
-		defer i.begin(c).finish()
-		c.Next()
-	}
+	return func(c *gin.Context) { i.track(c, c.Next) }
 }
 
 // Session is inst.Session() of the package default Instant, built once
@@ -47,7 +39,7 @@ func Session() gin.HandlerFunc { return packageDefault().Session() }
 // (its *gin.Context, a Copy, or the request's context), or nil. Methods of
 // a nil *Instant return ErrNotInstalled.
 func Default(ctx context.Context) *Instant {
-	if st, _ := stateOf(ctx); st != nil {
+	if st, _, _ := stateOf(ctx, false); st != nil {
 		return st.inst
 	}
 	return nil
@@ -61,33 +53,8 @@ func Default(ctx context.Context) *Instant {
 // alone may read the session (ask there first). A context built on the
 // *gin.Context itself answers nil, since gin reuses it.
 func CurrentUser(ctx context.Context) *User {
-	st, reentrant := stateOf(ctx)
-	if st == nil {
-		return nil
-	}
-	u, _ := st.load(reentrant)
+	_, u, _ := stateOf(ctx, true)
 	return u.clone()
-}
-
-// stateOf returns the request state of ctx (nil for none) and whether ctx
-// is LoadUser's. A context built on a *gin.Context is read as it, never
-// through its request (with ContextWithFallback, maybe the next one's),
-// and answers nil when gin reuses it.
-func stateOf(ctx context.Context) (st *reqState, reentrant bool) {
-	switch c, isGin := ctx.(*gin.Context); {
-	case isGin && c == nil, ctx == nil:
-		return nil, false
-	case isGin:
-		return stateOfGin(c)
-	}
-	if c, ok := ctx.Value(gin.ContextKey).(*gin.Context); ok {
-		if st, reentrant = stateOfGin(c); st != nil && st.origin == c {
-			return nil, false
-		}
-		return st, reentrant
-	}
-	st, _ = ctx.Value(stateKey{}).(*reqState)
-	return st, st != nil && ctx.Value(loadingKey{}) == st
 }
 
 // RequireUser is a middleware that answers 401 to anonymous visitors (500
@@ -104,13 +71,30 @@ func RequireUser() gin.HandlerFunc {
 // to users neither staff nor superuser (500 when LoadUser failed).
 func RequireStaff() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if u, ok := requestUser(c, true); !ok {
-		} else if !u.IsStaff() {
+		if u, ok := requestUser(c, true); ok && !u.IsStaff() {
 			abortJSON(c, http.StatusForbidden, "instant: staff only")
-		} else {
+		} else if ok {
 			c.Next()
 		}
 	}
+}
+
+// requestUser returns c's user, or answers (500 outside Session or when
+// LoadUser failed, 401 for anonymous when login is required) and returns
+// ok false.
+func requestUser(c *gin.Context, loginRequired bool) (u *User, ok bool) {
+	st, u, err := stateOf(c, true)
+	switch {
+	case st == nil:
+		failServer(c, nil, ErrNotInstalled)
+	case err != nil:
+		abortJSON(c, http.StatusInternalServerError, errLoadUser.Error())
+	case u == nil && loginRequired:
+		abortJSON(c, http.StatusUnauthorized, ErrLoginRequired.Error())
+	default:
+		return u, true
+	}
+	return nil, false
 }
 
 // reqState is what Session records about one request: the Instant and the
@@ -125,78 +109,71 @@ type reqState struct {
 	done    bool          // the request is over
 	loaded  bool          // user and err are final
 	loading chan struct{} // closed when LoadUser returns
-	user    *User         // hand out clones only
+	user    *User         // shared: hand out clones only
 	err     error         // wraps errLoadUser
 }
 
-// begin records i and a new request state on c and on its request's context.
-func (i *Instant) begin(c *gin.Context) *reqState {
+// track records i and a new request state on c and on its request's
+// context, runs next, then waits for a LoadUser in flight and forgets c:
+// a user not asked for by then stays unknown (nil). Without
+// sessions.Sessions before it, it answers 500 instead.
+func (i *Instant) track(c *gin.Context, next func()) {
+	if _, ok := c.Get(sessions.DefaultKey); !ok {
+		failServer(c, i, ErrNoSession)
+		return
+	}
 	st := &reqState{inst: i, origin: c, c: c}
 	c.Set(contextKey, i)
 	c.Set(stateKey{}, st)
 	if c.Request != nil {
 		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), stateKey{}, st))
 	}
-	return st
-}
-
-// finish waits for a LoadUser in flight and forgets c: a user not asked
-// for by now stays unknown (nil).
-func (st *reqState) finish() {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.done = true
-	for st.loading != nil {
-		wait := st.loading
-		st.mu.Unlock()
-		<-wait
+	defer func() {
 		st.mu.Lock()
-	}
-	st.c = nil
+		defer st.mu.Unlock()
+		st.done = true
+		for st.loading != nil {
+			wait := st.loading
+			st.mu.Unlock()
+			<-wait
+			st.mu.Lock()
+		}
+		st.c = nil
+	}()
+	next()
 }
 
-// stateOfGin returns the state Session recorded on c (nil outside Session)
-// and whether c is the copy handed to LoadUser.
-func stateOfGin(c *gin.Context) (st *reqState, reentrant bool) {
-	v, _ := c.Get(stateKey{})
-	if st, _ = v.(*reqState); st == nil {
-		return nil, false
+// stateOf returns the request state of ctx (nil for none) and, with load,
+// its user (nil for anonymous; shared: hand out clones), loaded on first
+// use from LoadUser or the session. A context built on a *gin.Context is
+// read as it, never through its request (with ContextWithFallback, maybe
+// the next one's), and answers nil when gin reuses it. LoadUser's own
+// context gets a nil user rather than wait for itself.
+func stateOf(ctx context.Context, load bool) (st *reqState, u *User, err error) {
+	c, isGin := ctx.(*gin.Context)
+	if !isGin && ctx != nil {
+		c, _ = ctx.Value(gin.ContextKey).(*gin.Context)
 	}
-	l, _ := c.Get(loadingKey{})
-	return st, l == st
-}
-
-// requestUser returns c's user for a middleware or a route, or answers (500
-// without Session or when LoadUser failed, 401 for anonymous when login is
-// required) and returns ok false.
-func requestUser(c *gin.Context, loginRequired bool) (u *User, ok bool) {
-	st, reentrant := stateOfGin(c)
-	if st == nil {
-		failServer(c, nil, ErrNotInstalled)
-		return nil, false
+	var mark any
+	if c != nil {
+		v, _ := c.Get(stateKey{})
+		if st, _ = v.(*reqState); st != nil && !isGin && st.origin == c {
+			return nil, nil, nil
+		}
+		mark, _ = c.Get(loadingKey{})
+	} else if !isGin && ctx != nil {
+		st, _ = ctx.Value(stateKey{}).(*reqState)
+		mark = ctx.Value(loadingKey{})
 	}
-	u, err := st.load(reentrant)
-	switch {
-	case err != nil:
-		abortJSON(c, http.StatusInternalServerError, errLoadUser.Error())
-		return nil, false
-	case u == nil && loginRequired:
-		abortJSON(c, http.StatusUnauthorized, ErrLoginRequired.Error())
-		return nil, false
+	if st == nil || !load {
+		return st, nil, nil
 	}
-	return u, true
-}
-
-// load returns the request's user (nil for anonymous; shared: hand out
-// clones), loading it on first use from LoadUser or the session. reentrant
-// (LoadUser asking) gets nil rather than wait for itself.
-func (st *reqState) load(reentrant bool) (*User, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for !st.loaded {
 		if st.loading != nil {
-			if reentrant {
-				return nil, nil
+			if mark == st {
+				return st, nil, nil
 			}
 			wait := st.loading
 			st.mu.Unlock()
@@ -205,7 +182,7 @@ func (st *reqState) load(reentrant bool) (*User, error) {
 			continue
 		}
 		if st.done || st.c == nil {
-			return nil, nil // never asked during the request: unknown
+			return st, nil, nil // never asked during the request: unknown
 		}
 		if st.inst.cfg.LoadUser == nil {
 			var v any
@@ -230,7 +207,7 @@ func (st *reqState) load(reentrant bool) (*User, error) {
 		close(st.loading)
 		st.loading = nil
 	}
-	return st.user, st.err
+	return st, st.user, st.err
 }
 
 // set records the user that Login or Logout just wrote.
@@ -267,11 +244,10 @@ func (i *Instant) loadUser(c *gin.Context, st *reqState) (u *User, err error) {
 	return u, nil
 }
 
-func sessionOf(c *gin.Context) (sessions.Session, bool) {
-	if c == nil {
-		return nil, false
+// sessionOf returns c's gin-contrib session, if sessions.Sessions ran.
+func sessionOf(c *gin.Context) (s sessions.Session, ok bool) {
+	if c != nil {
+		s, ok = c.Value(sessions.DefaultKey).(sessions.Session)
 	}
-	v, _ := c.Get(sessions.DefaultKey)
-	s, ok := v.(sessions.Session)
 	return s, ok
 }

@@ -47,12 +47,8 @@ func Origin(c *gin.Context) string {
 	if len(o) != originLen {
 		return ""
 	}
-	st, reentrant := stateOfGin(c)
-	if st == nil {
-		return ""
-	}
-	u, err := st.load(reentrant)
-	if err != nil {
+	st, u, err := stateOf(c, true)
+	if st == nil || err != nil {
 		return ""
 	}
 	m := st.inst.origins.Get().(*originMAC)

@@ -65,8 +65,7 @@ func (i *Instant) proxyRoute(c *gin.Context, body []byte) {
 	if !decodeBody(c, body, &req) {
 		return
 	}
-	st, reentrant := stateOfGin(c)
-	u, err := st.load(reentrant)
+	_, u, err := stateOf(c, true)
 	if err != nil {
 		c.JSON(http.StatusOK, retryLater)
 		return

@@ -12,7 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
 )
 
@@ -73,7 +72,8 @@ var routes = map[string]struct {
 // before them (a 500 naming it); without Session they record the
 // request's state themselves.
 func (i *Instant) Register(g *gin.RouterGroup) {
-	serve := func(c *gin.Context) {
+	var serve gin.HandlerFunc
+	serve = func(c *gin.Context) {
 		name := c.Param("route")
 		if name == "" {
 			name = "proxy/" + c.Param("kind")
@@ -96,12 +96,9 @@ func (i *Instant) Register(g *gin.RouterGroup) {
 			failServer(c, nil, ErrNotInstalled)
 			return
 		}
-		if st, _ := stateOfGin(c); !r.sessionless && (st == nil || st.inst != i) {
-			if _, ok := c.Get(sessions.DefaultKey); !ok {
-				failServer(c, i, ErrNoSession)
-				return
-			}
-			defer i.begin(c).finish()
+		if st, _, _ := stateOf(c, false); !r.sessionless && (st == nil || st.inst != i) {
+			i.track(c, func() { serve(c) }) // again, with the state recorded
+			return
 		}
 		var body []byte
 		if r.method == http.MethodPost {
