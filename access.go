@@ -1,6 +1,7 @@
 package instant
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,15 +21,14 @@ func (i *Instant) mayConnect(user *User) error {
 }
 
 // decide is the one decision whether user (nil for anonymous) may read
-// channel, for every route, proxy and method. It answers the rule's info
-// (see runRule) or ErrInvalidChannel (wrapped), ErrLoginRequired,
-// ErrNotAllowed or errRuleFailed.
+// channel. It answers the rule's info (see runRule) or ErrInvalidChannel
+// (wrapped), ErrLoginRequired, ErrNotAllowed or errRuleFailed.
 func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, err error) {
 	if err := validChannel(channel); err != nil {
 		return nil, err
 	}
-	if user == nil && i.cfg.DisallowAnonymous {
-		return nil, ErrLoginRequired
+	if err := i.mayConnect(user); err != nil {
+		return nil, err
 	}
 	allowed := false
 	if g, known := i.channels.byName[channel]; known {
@@ -38,11 +38,9 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 		case LevelUsers:
 			allowed = user != nil
 		case LevelGroups:
-			for _, grp := range g.groups {
-				allowed = allowed || user != nil && slices.Contains(user.Groups, grp)
-			}
+			allowed = slices.ContainsFunc(g.groups, user.InGroup)
 		case LevelStaff:
-			allowed = user != nil && (user.Staff || user.Superuser)
+			allowed = user.IsStaff()
 		case LevelSuperuser:
 			allowed = user != nil && user.Superuser
 		}
@@ -64,9 +62,9 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 }
 
 // runRule calls a rule with its own copy of the user. A panic, or info
-// that is not one JSON value a client takes (checkJSON), is logged and
-// answered errRuleFailed. The info is nil when the rule gave none (the
-// token carries User.Info), empty for null (no info), else its JSON.
+// that is not JSON a client takes (checkJSON), is logged and answered
+// errRuleFailed. The info is nil when the rule gave none, empty for null,
+// else its JSON.
 func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string]string) (info any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -113,12 +111,7 @@ func (i *Instant) ConnectionToken(user *User) (Token, error) {
 	if i == nil {
 		return Token{}, ErrNotInstalled
 	}
-	if user != nil {
-		if err := user.validate(); err != nil {
-			return Token{}, err
-		}
-	}
-	if err := i.mayConnect(user); err != nil {
+	if err := cmp.Or(user.validate(), i.mayConnect(user)); err != nil {
 		return Token{}, err
 	}
 	return i.signConnection(user)
@@ -133,10 +126,8 @@ func (i *Instant) SubscriptionToken(c *gin.Context, user *User, channel string) 
 	if i == nil {
 		return Token{}, ErrNotInstalled
 	}
-	if user != nil {
-		if err := user.validate(); err != nil {
-			return Token{}, err
-		}
+	if err := user.validate(); err != nil {
+		return Token{}, err
 	}
 	info, err := i.decide(c, user, channel)
 	if err != nil {

@@ -2,8 +2,6 @@ package instant
 
 import (
 	"cmp"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,25 +19,19 @@ import (
 // Config configures an Instant. Every field but TokenSecret may be left
 // zero: New fills in the default its comment names.
 type Config struct {
-	// Server is a realtime server in the app's process (*embedded.Server),
+	// Server is a realtime server in the app's process (*embedded.Server)
 	// in place of a Centrifugo; Register serves its websocket at
 	// <group>/connection/websocket. Default: nil, a Centrifugo at APIURL.
 	Server Server
-
-	// APIURL is Centrifugo's server API endpoint, its path ending in /api,
-	// without credentials. Default: "http://127.0.0.1:8000/api".
+	// APIURL is Centrifugo's server API, its path ending in /api, without
+	// credentials. Default: "http://127.0.0.1:8000/api".
 	APIURL string
-	// APIURLs are further nodes of the same Centrifugo cluster, tried in
-	// order after APIURL when a node does not answer. Default: none.
-	APIURLs []string
-	// APIKey is Centrifugo's http_api.key, never logged. Default: empty.
-	APIKey string
-	// TokenSecret is Centrifugo's client.token.hmac_secret_key, never
-	// logged. Required, at least 32 bytes.
-	TokenSecret string
-	// WebsocketURL is the ws(s) address browsers connect to (with Server,
-	// also a path). Default: from APIURL (ws://host/connection/websocket).
-	WebsocketURL string
+	// APIURLs are further nodes of the cluster, tried in order after
+	// APIURL when a node does not answer. Default: none.
+	APIURLs      []string
+	APIKey       string // Centrifugo's http_api.key, never logged. Default: empty.
+	TokenSecret  string // client.token.hmac_secret_key, never logged. Required, 32 bytes or more.
+	WebsocketURL string // browsers connect to it (with Server, may be a path). Default: from APIURL.
 
 	SiteName string // names the site in every event payload. Default: SiteSlug.
 	SiteSlug string // prefixes the default channel names. Default: "site".
@@ -47,7 +39,7 @@ type Config struct {
 	// asks Centrifugo to allow. Default: none (Check tries TrustedOrigins).
 	SiteOrigin string
 
-	// The channels of each role. nil means the default, an empty slice
+	// The channels of each role: nil means the default, an empty slice
 	// none; a name without "$" gets it (public ones excepted).
 	PublicChannels    []string            // everyone. Default: ["<slug>_public"]
 	UsersChannels     []string            // logged-in users. Default: ["$<slug>_users"]
@@ -58,9 +50,8 @@ type Config struct {
 	// The tokens' lifetimes, at least a second. Default: 10 and 5 minutes.
 	ConnectionTokenTTL, SubscriptionTokenTTL time.Duration
 
-	// DisallowAnonymous refuses tokens to visitors who are not logged in.
-	DisallowAnonymous bool
-	// TrustedOrigins are origins whose cross-origin POSTs the token routes
+	DisallowAnonymous bool // refuses tokens to visitors who are not logged in
+	// TrustedOrigins are origins whose cross-origin POSTs the routes
 	// accept. Default: none, same-origin requests only.
 	TrustedOrigins []string
 
@@ -75,9 +66,8 @@ type Config struct {
 	OutboxTable      string
 	OutboxPartitions int // 1 to 1024. Default: 1.
 
-	// PublishTimeout bounds every call to Centrifugo's API, at least a
-	// millisecond; a node that lets it run out is skipped until a probe
-	// answers. Default: 5 seconds.
+	// PublishTimeout bounds every API call, at least a millisecond; a node
+	// that lets it run out is skipped until a probe answers. Default: 5s.
 	PublishTimeout time.Duration
 	HTTPClient     *http.Client // sends the API calls. Default: the Instant's own.
 	Logger         *slog.Logger // receives server faults, never a secret. Default: slog.Default().
@@ -138,9 +128,7 @@ func (cfg Config) check() (*Instant, error) {
 	if err != nil {
 		bad("OutboxTable: %w", err)
 	}
-	if cfg.OutboxPartitions == 0 {
-		cfg.OutboxPartitions = 1
-	} else if cfg.OutboxPartitions < 0 || cfg.OutboxPartitions > 1024 {
+	if cfg.OutboxPartitions = cmp.Or(cfg.OutboxPartitions, 1); cfg.OutboxPartitions < 0 || cfg.OutboxPartitions > 1024 {
 		bad("OutboxPartitions must be 1 to 1024, got %d", cfg.OutboxPartitions)
 	}
 	table := buildChannelTable(&cfg, bad)
@@ -171,8 +159,7 @@ func checkHTTPURL(raw string, schemes ...string) error {
 }
 
 // checkAPIURL checks that raw is Centrifugo's server API: elsewhere a
-// publish can be answered 200 without publishing. Credentials in it would
-// never be sent: the API key takes the Authorization header.
+// publish can be answered 200 without publishing.
 func checkAPIURL(raw string) error {
 	if err := checkHTTPURL(raw, "http", "https"); err != nil {
 		return err
@@ -180,7 +167,7 @@ func checkAPIURL(raw string) error {
 	u, _ := url.Parse(raw)
 	switch {
 	case u.User != nil: // never repeated: it holds a password
-		return errors.New("must not hold credentials (user:password@): they would never be sent, since the API key goes in the Authorization header, and Centrifugo's 401 would read as a wrong APIKey; give a proxy's credentials through HTTPClient's Transport instead")
+		return errors.New("must not hold credentials (user:password@): the API key takes the Authorization header, so they would never be sent; give a proxy's through HTTPClient's Transport")
 	case !strings.HasSuffix(u.Path, "/api"):
 		return fmt.Errorf("the path must be Centrifugo's API endpoint, ending in /api, got %q", u.Path)
 	case u.RawQuery != "" || u.Fragment != "":
@@ -189,13 +176,10 @@ func checkAPIURL(raw string) error {
 	return nil
 }
 
-// websocketURLFor turns http://host/api into ws://host/connection/websocket,
-// without the API's credentials: every visitor is told it.
+// websocketURLFor turns a checked http://host/api into
+// ws://host/connection/websocket.
 func websocketURLFor(apiURL string) string {
-	u, err := url.Parse(apiURL)
-	if err != nil {
-		return ""
-	}
+	u, _ := url.Parse(apiURL)
 	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1) // https: wss
 	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api") + "/connection/websocket"
 	u.User, u.RawQuery, u.Fragment = nil, "", ""
@@ -241,10 +225,8 @@ func ConfigFromEnv() Config {
 		}
 		cfg.Server = srv
 		if cfg.TokenSecret == "" {
-			var b [32]byte
-			_, _ = rand.Read(b[:]) // never fails (Go 1.24+)
-			cfg.TokenSecret = hex.EncodeToString(b[:])
-			slog.Default().Warn("instant: no token secret in the environment (CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY): this process made one of its own; tokens it signs are not accepted by another process, and not after a restart (pages reconnect and ask again): set one for several processes")
+			cfg.TokenSecret = newEventID() + newEventID() // 32 random bytes, in hex
+			slog.Default().Warn("instant: no token secret in the environment (CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY): this process made one of its own, which another process or a restart does not accept: set one for several processes")
 		}
 	}
 	return cfg

@@ -31,8 +31,12 @@ func (u *User) IsStaff() bool { return u != nil && (u.Staff || u.Superuser) }
 // InGroup reports whether u belongs to group.
 func (u *User) InGroup(group string) bool { return u != nil && slices.Contains(u.Groups, group) }
 
-// validate checks the ID and groups. Errors wrap ErrInvalidUser.
+// validate checks the ID and groups (nil, anonymous, passes). Errors wrap
+// ErrInvalidUser.
 func (u *User) validate() error {
+	if u == nil {
+		return nil
+	}
 	err := checkName(u.ID, "ID")
 	for k := 0; err == nil && k < len(u.Groups); k++ {
 		err = checkName(u.Groups[k], "group")
