@@ -22,23 +22,22 @@ const (
 func isPrivate(channel string) bool { return strings.HasPrefix(channel, privatePrefix) }
 
 // validChannel checks that name is a channel a Centrifugo v6 client may
-// subscribe to: 1 to 255 bytes of printable ASCII, and a namespace (before
-// the first ':', after "$"), if any, that Centrifugo accepts. Errors wrap
+// subscribe to: 1 to 255 bytes of printable ASCII, its namespace (before
+// the first ':', after "$"), if any, one Centrifugo accepts. Errors wrap
 // ErrInvalidChannel.
 func validChannel(name string) error {
 	if err := checkName(name, "channel"); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidChannel, err)
 	}
-	if ns, _, found := strings.Cut(strings.TrimPrefix(name, privatePrefix), ":"); found && ns != "" && (len(ns) < 2 || !namespaceChars(ns)) {
+	if ns := namespaceOf(name); ns != "" && !validNamespace(ns) {
 		return fmt.Errorf("%w: %q: namespace %q %s", ErrInvalidChannel, name, ns, namespaceRule)
 	}
 	return nil
 }
 
-// checkName checks a user ID, group name, client id, channel or pattern,
-// what: 1 to 255 bytes of valid UTF-8 with no whitespace or control
-// characters, and for a channel or a pattern printable ASCII only
-// (Centrifugo refuses other channels to clients).
+// checkName checks a user ID, group name, client id, channel or pattern
+// (what): 1 to 255 bytes of valid UTF-8, no whitespace or control
+// characters, and for a channel or pattern printable ASCII only.
 func checkName(s, what string) error {
 	ascii := what == "channel" || what == "pattern"
 	if s == "" {
@@ -63,11 +62,11 @@ func checkName(s, what string) error {
 // namespaceOf returns a channel's namespace as Centrifugo reads it, "" for
 // none.
 func namespaceOf(channel string) string {
-	name := strings.TrimPrefix(channel, privatePrefix)
-	if k := strings.IndexByte(name, ':'); k >= 0 {
-		return name[:k]
+	ns, _, found := strings.Cut(strings.TrimPrefix(channel, privatePrefix), ":")
+	if !found {
+		return ""
 	}
-	return ""
+	return ns
 }
 
 // namespaceRule says which namespace names Centrifugo accepts.
@@ -79,13 +78,7 @@ func validNamespace(ns string) bool { return len(ns) >= 2 && namespaceChars(ns) 
 // namespaceChars reports whether s holds only ASCII letters, digits and
 // "-_.".
 func namespaceChars(s string) bool {
-	for k := 0; k < len(s); k++ {
-		b := s[k]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_' || b == '.') {
-			return false
-		}
-	}
-	return true
+	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == ""
 }
 
 // UserChannel names the personal channel of the user with this ID, which
@@ -105,6 +98,7 @@ func (i *Instant) UserChannel(userID string) string {
 	return prefix + "~" + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
+// newEventID returns 16 random bytes in hex.
 func newEventID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails (Go 1.24+)

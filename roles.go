@@ -43,16 +43,14 @@ type Channel struct {
 type channelTable struct {
 	byLevel       [LevelSuperuser + 1][]string // LevelGroups: every group's, by group name
 	groups        map[string][]string
-	byName        map[string]*grant
-	userPrefix    string // "$<slug>_user:", of every personal channel
-	userNamespace string // "<slug>_user", which holds nothing else
+	byName        map[string]*grant // who may read each
+	userPrefix    string            // "$<slug>_user:", of every personal channel
+	userNamespace string            // "<slug>_user", which holds nothing else
 }
 
-// grant says who may read a configured channel: its level's users, and
-// for LevelGroups the members of groups.
 type grant struct {
 	level  Level
-	groups []string
+	groups []string // for LevelGroups
 }
 
 // buildChannelTable builds cfg's channel table, telling bad what is wrong.
@@ -62,40 +60,29 @@ func buildChannelTable(cfg *Config, bad func(format string, args ...any)) channe
 		groups: map[string][]string{}, byName: map[string]*grant{},
 		userPrefix: privatePrefix + slug + "_user:", userNamespace: slug + "_user",
 	}
-	or := func(names []string, def string) []string {
-		if names == nil {
-			return []string{def}
-		}
-		return names
-	}
-	add := func(field string, level Level, group string, names []string) []string {
-		var out []string
+	add := func(field string, level Level, group string, names []string) (out []string) {
 		for _, n := range names {
 			if level != LevelPublic && !isPrivate(n) {
 				n = privatePrefix + n
 			}
-			err := validChannel(n)
+			err, g := validChannel(n), t.byName[n]
 			switch {
 			case err != nil:
 			case namespaceOf(n) == t.userNamespace:
 				err = fmt.Errorf("%q: the namespace %q holds the users' own channels (UserChannel) and nothing else", n, t.userNamespace)
 			case level == LevelPublic && isPrivate(n):
 				err = fmt.Errorf("%q starts with %q, which makes it private", n, privatePrefix)
+			case g != nil && g.level != level:
+				err = fmt.Errorf("%q is already a %s channel", n, g.level)
+			case g == nil:
+				g = &grant{level: level}
+				t.byName[n] = g
+			case level != LevelGroups || slices.Contains(g.groups, group):
+				continue // listed twice: keep one
 			}
 			if err != nil {
 				bad("%s: %w", field, err)
 				continue
-			}
-			g, seen := t.byName[n]
-			switch {
-			case !seen:
-				g = &grant{level: level}
-				t.byName[n] = g
-			case g.level != level:
-				bad("%s: %q is already a %s channel", field, n, g.level)
-				continue
-			case level != LevelGroups || slices.Contains(g.groups, group):
-				continue // listed twice: keep one
 			}
 			if level == LevelGroups {
 				g.groups = append(g.groups, group)
@@ -103,6 +90,12 @@ func buildChannelTable(cfg *Config, bad func(format string, args ...any)) channe
 			out = append(out, n)
 		}
 		return out
+	}
+	or := func(names []string, def string) []string {
+		if names == nil {
+			return []string{def}
+		}
+		return names
 	}
 	t.byLevel[LevelPublic] = add("PublicChannels", LevelPublic, "", or(cfg.PublicChannels, slug+"_public"))
 	t.byLevel[LevelUsers] = add("UsersChannels", LevelUsers, "", or(cfg.UsersChannels, slug+"_users"))

@@ -12,9 +12,7 @@ import (
 // User is the logged-in user as the session keeps it. Only ID reaches
 // Centrifugo (the tokens' "sub"); the rest decides what the user reads.
 type User struct {
-	// ID identifies the user to Centrifugo. Required: at most 255 bytes,
-	// no whitespace or control characters.
-	ID        string   `json:"id"`
+	ID        string   `json:"id"`               // required: 255 bytes at most, no whitespace or control characters
 	Username  string   `json:"username"`         // shown to people; grants nothing
 	Staff     bool     `json:"staff"`            // reads the staff channels
 	Superuser bool     `json:"superuser"`        // reads the superuser and staff channels
@@ -48,8 +46,7 @@ func (u *User) validate() error {
 }
 
 // normalized validates u and returns a copy whose Info holds JSON values
-// only (maps, slices, strings, json.Numbers, bools, nil), as a decoded
-// session user's does, so that clone copies it deeply.
+// only, as a decoded session user's does, so that clone copies it deeply.
 func (u *User) normalized() (*User, error) {
 	if err := u.validate(); err != nil {
 		return nil, err
@@ -121,10 +118,9 @@ func decodeUser(raw string) *User {
 	return u
 }
 
-// userCache maps a session value, exactly as the session store
-// authenticated it, to its decoded user, so that a returning visitor's is
-// decoded once (the Session benchmark needs it). Values up to
-// userCacheMaxValue, each counted twice plus 256 bytes, up to
+// userCache maps a session value, as the session store authenticated it,
+// to its decoded user, so that a returning visitor's is decoded once.
+// Values up to userCacheMaxValue, each counted twice plus 256 bytes, up to
 // userCacheBytes; past it, it starts over.
 const userCacheBytes, userCacheMaxValue = 4 << 20, 4 << 10
 
