@@ -73,10 +73,10 @@ type Config struct {
 	Logger         *slog.Logger // receives server faults, never a secret. Default: slog.Default().
 }
 
-// check fills in cfg's defaults (but Logger's and HTTPClient's) and checks
-// it, every problem joined, each wrapping ErrConfig. It returns the
-// Instant cfg describes, without its nodes.
-func (cfg Config) check() (*Instant, error) {
+// New checks cfg, fills in its defaults and returns a ready Instant. It
+// reports every problem at once, joined with errors.Join, each wrapping
+// ErrConfig and naming its field.
+func New(cfg Config) (*Instant, error) {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
@@ -93,8 +93,11 @@ func (cfg Config) check() (*Instant, error) {
 		}
 	} else if cfg.APIURL = cmp.Or(cfg.APIURL, "http://127.0.0.1:8000/api"); checkAPIURL(cfg.APIURL) != nil {
 		bad("APIURL: %w", checkAPIURL(cfg.APIURL))
-	} else if cfg.WebsocketURL == "" {
-		cfg.WebsocketURL = websocketURLFor(cfg.APIURL)
+	} else if cfg.WebsocketURL == "" { // http://host/api: ws://host/connection/websocket
+		u, _ := url.Parse(cfg.APIURL)
+		u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
+		u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api") + "/connection/websocket"
+		cfg.WebsocketURL = u.String()
 	}
 	for k, u := range cfg.APIURLs {
 		if err := checkAPIURL(u); err != nil {
@@ -141,7 +144,27 @@ func (cfg Config) check() (*Instant, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Instant{cfg: cfg, channels: table, cop: cop, outboxTable: outbox}, nil
+	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	cfg.APIURLs = slices.Clone(cfg.APIURLs) // the caller's slice stays theirs
+	key := []byte(cfg.TokenSecret)
+	inst := &Instant{cfg: cfg, channels: table, cop: cop, outboxTable: outbox, logger: cfg.Logger,
+		tokenKey: key, origins: newOriginPool(key), proxyKey: deriveProxyKey(key), server: cfg.Server}
+	inst.rules.Store(&[]rule{})
+	if cfg.Server != nil {
+		inst.nodes = []apiClient{serverAPI{cfg.Server}}
+		if err := inst.bindServer(cfg.Server); err != nil {
+			return nil, fmt.Errorf("%w: Server: %w", ErrConfig, err)
+		}
+		return inst, nil
+	}
+	secrets := []string{cfg.APIKey, cfg.TokenSecret}
+	for _, u := range append([]string{cfg.APIURL}, cfg.APIURLs...) {
+		inst.nodes = append(inst.nodes, newGocentAPI(u, cfg.APIKey, cfg.HTTPClient, secrets))
+	}
+	return inst, nil
 }
 
 // checkHTTPURL checks that raw is a URL of one of schemes, with a host.
@@ -176,18 +199,8 @@ func checkAPIURL(raw string) error {
 	return nil
 }
 
-// websocketURLFor turns a checked http://host/api into
-// ws://host/connection/websocket.
-func websocketURLFor(apiURL string) string {
-	u, _ := url.Parse(apiURL)
-	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1) // https: wss
-	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api") + "/connection/websocket"
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
-}
-
-// ConfigFromEnv reads a Config from the environment, whose CENTRIFUGO_
-// variables Centrifugo v6 reads too:
+// ConfigFromEnv reads a Config from the environment (Centrifugo v6 reads
+// the CENTRIFUGO_ variables too):
 //
 //	CENTRIFUGO_HTTP_API_KEY                  APIKey
 //	CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY  TokenSecret
@@ -202,8 +215,8 @@ func websocketURLFor(apiURL string) string {
 // An unset variable leaves its field zero; a list set empty means none.
 // When the program imports the embedded package and names no Centrifugo
 // (no INSTANT_API_URL(S), INSTANT_WEBSOCKET_URL, CENTRIFUGO_HTTP_API_KEY),
-// Server is a new embedded server (one that cannot be built makes New
-// fail); without a token secret the process makes its own and warns.
+// Server is a new embedded server (else New fails), and without a token
+// secret the process makes its own and warns.
 func ConfigFromEnv() Config {
 	cfg := Config{
 		APIURL:            os.Getenv("INSTANT_API_URL"),

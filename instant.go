@@ -1,11 +1,9 @@
 package instant
 
 import (
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,44 +30,8 @@ type Instant struct {
 	proxyKey    string
 }
 
-// New checks cfg, fills in its defaults and returns a ready Instant. It
-// reports every problem at once, joined with errors.Join, each wrapping
-// ErrConfig and naming its field.
-func New(cfg Config) (*Instant, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	}
-	cfg.APIURLs = slices.Clone(cfg.APIURLs) // the caller's slice stays theirs
-	inst, err := cfg.check()
-	if err != nil {
-		return nil, err
-	}
-	cfg = inst.cfg
-	inst.tokenKey = []byte(cfg.TokenSecret)
-	inst.origins = newOriginPool(inst.tokenKey)
-	inst.proxyKey = deriveProxyKey(inst.tokenKey)
-	inst.logger = cfg.Logger
-	inst.rules.Store(&[]rule{})
-	if cfg.Server != nil {
-		inst.server = cfg.Server
-		inst.nodes = []apiClient{serverAPI{cfg.Server}}
-		if err := inst.bindServer(cfg.Server); err != nil {
-			return nil, fmt.Errorf("%w: Server: %w", ErrConfig, err)
-		}
-		return inst, nil
-	}
-	secrets := []string{cfg.APIKey, cfg.TokenSecret}
-	for _, u := range append([]string{cfg.APIURL}, cfg.APIURLs...) {
-		inst.nodes = append(inst.nodes, newGocentAPI(u, cfg.APIKey, cfg.HTTPClient, secrets))
-	}
-	return inst, nil
-}
-
-// WebsocketURL is the address browsers connect to (Config.WebsocketURL, or
-// the one derived from APIURL), as the channels route reports it.
+// WebsocketURL is the address browsers connect to, as the channels route
+// reports it (Config.WebsocketURL, or derived from APIURL).
 func (i *Instant) WebsocketURL() string {
 	if i == nil {
 		return ""
@@ -77,8 +39,7 @@ func (i *Instant) WebsocketURL() string {
 	return i.cfg.WebsocketURL
 }
 
-// defaultInstant builds the package default Instant, once, from the
-// environment.
+// defaultInstant is the package default Instant, built once.
 var defaultInstant = sync.OnceValues(func() (*Instant, error) {
 	inst, err := New(ConfigFromEnv())
 	if err == nil {

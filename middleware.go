@@ -47,10 +47,9 @@ func Default(ctx context.Context) *Instant {
 
 // CurrentUser returns the caller's own copy of the logged-in user of the
 // request of ctx, or nil (anonymous, outside Session, or LoadUser failed).
-// ctx is the handler's *gin.Context, on its goroutine, or, from another
-// goroutine or after the handler, c.Request.Context() or c.Copy(): those
-// answer only once the user was loaded on the handler's goroutine, which
-// alone may read the session (ask there first). A context built on the
+// ctx is the handler's *gin.Context on its goroutine; elsewhere or later,
+// c.Request.Context() or c.Copy(), which answer only once the handler's
+// goroutine loaded the user (ask there first). A context built on the
 // *gin.Context itself answers nil, since gin reuses it.
 func CurrentUser(ctx context.Context) *User {
 	_, u, _ := stateOf(ctx, true)
@@ -59,19 +58,15 @@ func CurrentUser(ctx context.Context) *User {
 
 // RequireUser is a middleware that answers 401 to anonymous visitors (500
 // when LoadUser failed).
-func RequireUser() gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if _, ok := requestUser(c, true); ok {
-			c.Next()
-		}
-	}
-}
+func RequireUser() gin.HandlerFunc { return require(false) }
 
-// RequireStaff is a middleware that answers 401 to anonymous visitors, 403
-// to users neither staff nor superuser (500 when LoadUser failed).
-func RequireStaff() gin.HandlerFunc {
+// RequireStaff is RequireUser that also answers 403 to users neither staff
+// nor superuser.
+func RequireStaff() gin.HandlerFunc { return require(true) }
+
+func require(staff bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if u, ok := requestUser(c, true); ok && !u.IsStaff() {
+		if u, ok := requestUser(c, true); ok && staff && !u.IsStaff() {
 			abortJSON(c, http.StatusForbidden, "instant: staff only")
 		} else if ok {
 			c.Next()
@@ -101,9 +96,8 @@ func requestUser(c *gin.Context, loginRequired bool) (u *User, ok bool) {
 // user, loaded at most once. A load in flight is waited for by the other
 // askers and by the end of the request, after which gin reuses c.
 type reqState struct {
-	inst   *Instant
-	origin *gin.Context // the request's, compared with, never read
-
+	inst    *Instant
+	origin  *gin.Context // the request's, compared with, never read
 	mu      sync.Mutex
 	c       *gin.Context  // origin until the request is over, then nil
 	done    bool          // the request is over
@@ -113,10 +107,9 @@ type reqState struct {
 	err     error         // wraps errLoadUser
 }
 
-// track records i and a new request state on c and on its request's
-// context, runs next, then waits for a LoadUser in flight and forgets c:
-// a user not asked for by then stays unknown (nil). Without
-// sessions.Sessions before it, it answers 500 instead.
+// track records i and a new request state on c and its request's context,
+// runs next, then waits for a LoadUser in flight and forgets c: a user not
+// asked for by then stays unknown. Without sessions.Sessions, a 500.
 func (i *Instant) track(c *gin.Context, next func()) {
 	if _, ok := c.Get(sessions.DefaultKey); !ok {
 		failServer(c, i, ErrNoSession)
@@ -144,11 +137,10 @@ func (i *Instant) track(c *gin.Context, next func()) {
 }
 
 // stateOf returns the request state of ctx (nil for none) and, with load,
-// its user (nil for anonymous; shared: hand out clones), loaded on first
-// use from LoadUser or the session. A context built on a *gin.Context is
-// read as it, never through its request (with ContextWithFallback, maybe
-// the next one's), and answers nil when gin reuses it. LoadUser's own
-// context gets a nil user rather than wait for itself.
+// its user (nil for anonymous; shared), loaded on first use from LoadUser
+// or the session. A context built on a *gin.Context is read as it, never
+// through its request (maybe the next one's), and answers nil once gin
+// reuses it. LoadUser's context gets nil rather than wait for itself.
 func stateOf(ctx context.Context, load bool) (st *reqState, u *User, err error) {
 	c, isGin := ctx.(*gin.Context)
 	if !isGin && ctx != nil {
@@ -218,8 +210,8 @@ func (st *reqState) set(u *User) {
 }
 
 // loadUser calls Config.LoadUser with a marked copy of c. An error, panic
-// or invalid user becomes an error wrapping errLoadUser, logged here. The
-// user is normalized (LoadUser may keep and change what it returned).
+// or invalid user is logged and wraps errLoadUser. The user is normalized
+// (LoadUser may keep and change what it returned).
 func (i *Instant) loadUser(c *gin.Context, st *reqState) (u *User, err error) {
 	lc := c.Copy()
 	lc.Set(loadingKey{}, st)
