@@ -140,7 +140,7 @@ func (i *Instant) SubscriptionToken(c *gin.Context, user *User, channel string) 
 // no session, context ctx, response discarded, u its user.
 func (i *Instant) ruleContext(ctx context.Context, u *User) *gin.Context {
 	c := gin.CreateTestContextOnly(discardWriter{}, ruleEngine)
-	st := &reqState{inst: i, origin: c, loaded: true, done: true, user: u}
+	st := &reqState{inst: i, c: c, loaded: true, done: true, user: u}
 	c.Request, _ = http.NewRequestWithContext(context.WithValue(ctx, stateKey{}, st), http.MethodGet, "/", nil)
 	c.Set(contextKey, i)
 	c.Set(stateKey{}, st)

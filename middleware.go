@@ -97,9 +97,8 @@ func requestUser(c *gin.Context, loginRequired bool) (u *User, ok bool) {
 // askers and by the end of the request, after which gin reuses c.
 type reqState struct {
 	inst    *Instant
-	origin  *gin.Context // the request's, compared with, never read
+	c       *gin.Context // the request's, read only until done
 	mu      sync.Mutex
-	c       *gin.Context  // origin until the request is over, then nil
 	done    bool          // the request is over
 	loaded  bool          // user and err are final
 	loading chan struct{} // closed when LoadUser returns
@@ -108,14 +107,14 @@ type reqState struct {
 }
 
 // track records i and a new request state on c and its request's context,
-// runs next, then waits for a LoadUser in flight and forgets c: a user not
-// asked for by then stays unknown. Without sessions.Sessions, a 500.
+// runs next, then waits for a LoadUser in flight: a user not asked for by
+// then stays unknown. Without sessions.Sessions, a 500.
 func (i *Instant) track(c *gin.Context, next func()) {
 	if _, ok := c.Get(sessions.DefaultKey); !ok {
 		failServer(c, i, ErrNoSession)
 		return
 	}
-	st := &reqState{inst: i, origin: c, c: c}
+	st := &reqState{inst: i, c: c}
 	c.Set(contextKey, i)
 	c.Set(stateKey{}, st)
 	if c.Request != nil {
@@ -123,15 +122,12 @@ func (i *Instant) track(c *gin.Context, next func()) {
 	}
 	defer func() {
 		st.mu.Lock()
-		defer st.mu.Unlock()
-		st.done = true
-		for st.loading != nil {
-			wait := st.loading
-			st.mu.Unlock()
+		st.done = true // no LoadUser starts now
+		wait := st.loading
+		st.mu.Unlock()
+		if wait != nil {
 			<-wait
-			st.mu.Lock()
 		}
-		st.c = nil
 	}()
 	next()
 }
@@ -149,7 +145,7 @@ func stateOf(ctx context.Context, load bool) (st *reqState, u *User, err error) 
 	var mark any
 	if c != nil {
 		v, _ := c.Get(stateKey{})
-		if st, _ = v.(*reqState); st != nil && !isGin && st.origin == c {
+		if st, _ = v.(*reqState); st != nil && !isGin && st.c == c {
 			return nil, nil, nil
 		}
 		mark, _ = c.Get(loadingKey{})
@@ -173,7 +169,7 @@ func stateOf(ctx context.Context, load bool) (st *reqState, u *User, err error) 
 			st.mu.Lock()
 			continue
 		}
-		if st.done || st.c == nil {
+		if st.done {
 			return st, nil, nil // never asked during the request: unknown
 		}
 		if st.inst.cfg.LoadUser == nil {
@@ -189,9 +185,8 @@ func stateOf(ctx context.Context, load bool) (st *reqState, u *User, err error) 
 			break
 		}
 		st.loading = make(chan struct{})
-		c := st.c
 		st.mu.Unlock()
-		u, err := st.inst.loadUser(c, st)
+		u, err := st.inst.loadUser(st)
 		st.mu.Lock()
 		if !st.loaded { // Login or Logout may have set it meanwhile
 			st.user, st.err, st.loaded = u, err, true
@@ -212,8 +207,8 @@ func (st *reqState) set(u *User) {
 // loadUser calls Config.LoadUser with a marked copy of c. An error, panic
 // or invalid user is logged and wraps errLoadUser. The user is normalized
 // (LoadUser may keep and change what it returned).
-func (i *Instant) loadUser(c *gin.Context, st *reqState) (u *User, err error) {
-	lc := c.Copy()
+func (i *Instant) loadUser(st *reqState) (u *User, err error) {
+	lc := st.c.Copy()
 	lc.Set(loadingKey{}, st)
 	if lc.Request != nil {
 		lc.Request = lc.Request.WithContext(context.WithValue(lc.Request.Context(), loadingKey{}, st))
@@ -223,7 +218,7 @@ func (i *Instant) loadUser(c *gin.Context, st *reqState) (u *User, err error) {
 			u, err = nil, fmt.Errorf("%w: LoadUser panicked: %v", errLoadUser, p)
 		}
 		if err != nil {
-			i.logger.Error(err.Error(), "path", requestPath(c))
+			i.logger.Error(err.Error(), "path", requestPath(lc))
 		}
 	}()
 	if u, err = i.cfg.LoadUser(lc); err != nil {
