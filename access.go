@@ -12,7 +12,6 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// mayConnect refuses an anonymous user under DisallowAnonymous.
 func (i *Instant) mayConnect(user *User) error {
 	if user == nil && i.cfg.DisallowAnonymous {
 		return ErrLoginRequired
@@ -62,9 +61,8 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 }
 
 // runRule calls a rule with its own copy of the user. A panic, or info
-// that is not JSON a client takes (checkJSON), is logged and answered
-// errRuleFailed. The info is nil when the rule gave none, empty for null,
-// else its JSON.
+// that is not JSON a client takes, is logged and answered errRuleFailed.
+// The info is nil when the rule gave none, empty for null, else its JSON.
 func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string]string) (info any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -147,8 +145,7 @@ func (i *Instant) ruleContext(ctx context.Context, u *User) *gin.Context {
 	return c
 }
 
-// ruleEngine makes ruleContext's c answer as its request's context (a
-// literal: gin.New warns in debug mode).
+// ruleEngine: c answers as its request's context; gin.New warns in debug.
 var ruleEngine = &gin.Engine{ContextWithFallback: true}
 
 type discardWriter struct{}

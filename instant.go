@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,12 +57,8 @@ func packageDefault() *Instant {
 	if err == nil {
 		return inst
 	}
-	var unset []string
-	for _, name := range []string{"CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "CENTRIFUGO_HTTP_API_KEY"} {
-		if os.Getenv(name) == "" {
-			unset = append(unset, name)
-		}
-	}
+	unset := slices.DeleteFunc([]string{"CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "CENTRIFUGO_HTTP_API_KEY"},
+		func(name string) bool { return os.Getenv(name) != "" })
 	msg := "instant: the package-level Session and Register need the environment to configure them (see ConfigFromEnv)"
 	if len(unset) > 0 {
 		msg += "; unset: " + strings.Join(unset, ", ")

@@ -10,9 +10,8 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// contextKey is the gin key of the *Instant promised to users
-// (c.MustGet("instant")). stateKey keys the *reqState, on the gin context
-// and the request's; loadingKey marks the contexts handed to LoadUser.
+// contextKey is promised to users (c.MustGet("instant")). stateKey keys
+// the *reqState; loadingKey marks the contexts handed to LoadUser.
 const contextKey = "instant"
 
 type (
@@ -75,8 +74,7 @@ func require(staff bool) gin.HandlerFunc {
 }
 
 // requestUser returns c's user, or answers (500 outside Session or when
-// LoadUser failed, 401 for anonymous when login is required) and returns
-// ok false.
+// LoadUser failed, 401 for anonymous if loginRequired) and returns false.
 func requestUser(c *gin.Context, loginRequired bool) (u *User, ok bool) {
 	st, u, err := stateOf(c, true)
 	switch {
@@ -197,7 +195,7 @@ func stateOf(ctx context.Context, load bool) (st *reqState, u *User, err error) 
 	return st, st.user, st.err
 }
 
-// set records the user that Login or Logout just wrote.
+// set records the user Login or Logout just wrote.
 func (st *reqState) set(u *User) {
 	st.mu.Lock()
 	st.loaded, st.user, st.err = true, u, nil
@@ -231,7 +229,6 @@ func (i *Instant) loadUser(st *reqState) (u *User, err error) {
 	return u, nil
 }
 
-// sessionOf returns c's gin-contrib session, if sessions.Sessions ran.
 func sessionOf(c *gin.Context) (s sessions.Session, ok bool) {
 	if c != nil {
 		s, ok = c.Value(sessions.DefaultKey).(sessions.Session)

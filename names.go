@@ -11,14 +11,12 @@ import (
 	"unicode/utf8"
 )
 
-// Centrifugo's default channel.private_prefix and channel.max_length (in
-// bytes; user IDs and group names share it).
+// Centrifugo's default channel.private_prefix and channel.max_length.
 const (
 	privatePrefix    = "$"
 	maxChannelLength = 255
 )
 
-// isPrivate reports whether channel needs a subscription token.
 func isPrivate(channel string) bool { return strings.HasPrefix(channel, privatePrefix) }
 
 // validChannel checks that name is a channel a Centrifugo v6 client may
@@ -59,8 +57,7 @@ func checkName(s, what string) error {
 	return nil
 }
 
-// namespaceOf returns a channel's namespace as Centrifugo reads it, "" for
-// none.
+// namespaceOf returns a channel's namespace, "" for none.
 func namespaceOf(channel string) string {
 	ns, _, found := strings.Cut(strings.TrimPrefix(channel, privatePrefix), ":")
 	if !found {
@@ -69,23 +66,19 @@ func namespaceOf(channel string) string {
 	return ns
 }
 
-// namespaceRule says which namespace names Centrifugo accepts.
 const namespaceRule = "is not a namespace Centrifugo accepts (^[-a-zA-Z0-9_.]{2,}$: two or more ASCII letters, digits, '-', '_' or '.')"
 
-// validNamespace reports whether Centrifugo v6 accepts ns as a namespace.
 func validNamespace(ns string) bool { return len(ns) >= 2 && namespaceChars(ns) }
 
-// namespaceChars reports whether s holds only ASCII letters, digits and
-// "-_.".
+// namespaceChars reports whether s holds only ASCII letters, digits, "-_.".
 func namespaceChars(s string) bool {
 	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == ""
 }
 
 // UserChannel names the personal channel of the user with this ID, which
-// only that user reads; Event.Users publishes to it. An ID of ASCII
-// letters, digits and "-_." that fits stays as it is ("$<slug>_user:42");
-// another becomes "~" and its unpadded base64url SHA-256. It returns ""
-// for an invalid ID (see User.ID).
+// only that user reads ("$<slug>_user:42"); an ID of other characters than
+// ASCII letters, digits and "-_.", or too long, becomes "~" and its
+// base64url SHA-256. It returns "" for an invalid ID (see User.ID).
 func (i *Instant) UserChannel(userID string) string {
 	if i == nil || checkName(userID, "ID") != nil {
 		return ""

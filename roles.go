@@ -60,7 +60,10 @@ func buildChannelTable(cfg *Config, bad func(format string, args ...any)) channe
 		groups: map[string][]string{}, byName: map[string]*grant{},
 		userPrefix: privatePrefix + slug + "_user:", userNamespace: slug + "_user",
 	}
-	add := func(field string, level Level, group string, names []string) (out []string) {
+	add := func(field string, level Level, group string, names []string, def string) (out []string) {
+		if names == nil && def != "" {
+			names = []string{def}
+		}
 		for _, n := range names {
 			if level != LevelPublic && !isPrivate(n) {
 				n = privatePrefix + n
@@ -91,29 +94,23 @@ func buildChannelTable(cfg *Config, bad func(format string, args ...any)) channe
 		}
 		return out
 	}
-	or := func(names []string, def string) []string {
-		if names == nil {
-			return []string{def}
-		}
-		return names
-	}
-	t.byLevel[LevelPublic] = add("PublicChannels", LevelPublic, "", or(cfg.PublicChannels, slug+"_public"))
-	t.byLevel[LevelUsers] = add("UsersChannels", LevelUsers, "", or(cfg.UsersChannels, slug+"_users"))
-	t.byLevel[LevelStaff] = add("StaffChannels", LevelStaff, "", or(cfg.StaffChannels, slug+"_staff"))
-	t.byLevel[LevelSuperuser] = add("SuperuserChannels", LevelSuperuser, "", or(cfg.SuperuserChannels, slug+"_admin"))
+	t.byLevel[LevelPublic] = add("PublicChannels", LevelPublic, "", cfg.PublicChannels, slug+"_public")
+	t.byLevel[LevelUsers] = add("UsersChannels", LevelUsers, "", cfg.UsersChannels, slug+"_users")
+	t.byLevel[LevelStaff] = add("StaffChannels", LevelStaff, "", cfg.StaffChannels, slug+"_staff")
+	t.byLevel[LevelSuperuser] = add("SuperuserChannels", LevelSuperuser, "", cfg.SuperuserChannels, slug+"_admin")
 	for _, group := range slices.Sorted(maps.Keys(cfg.GroupChannels)) {
 		if err := checkName(group, "group"); err != nil {
 			bad("GroupChannels: %v", err)
 			continue
 		}
-		t.groups[group] = add("GroupChannels["+group+"]", LevelGroups, group, cfg.GroupChannels[group])
+		t.groups[group] = add("GroupChannels["+group+"]", LevelGroups, group, cfg.GroupChannels[group], "")
 		t.byLevel[LevelGroups] = append(t.byLevel[LevelGroups], t.groups[group]...)
 	}
 	return t
 }
 
-// list lists the configured channels, widest level first; LevelGroups
-// holds the channels of groups, in that order, each listed once.
+// list lists the configured channels, widest level first, those of
+// groups in that order, each once.
 func (t *channelTable) list(groups []string) []Channel {
 	var out []Channel
 	for l := LevelPublic; l <= LevelSuperuser; l++ {

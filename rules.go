@@ -14,10 +14,9 @@ import (
 // may read the channel that matched the rule's pattern, with its params.
 // info is the token's presence info: nil for User.Info, JSON null for
 // none, else one JSON value (valid UTF-8, at most 64 deep), or no token is
-// signed (500, logged with the pattern, as for a panic). It is called
-// concurrently and must not keep c. From Reauthorize, c is a GET / with no
-// session, whose context is Reauthorize's ctx and whose CurrentUser(c) is
-// the user reauthorized.
+// signed (500, logged, as for a panic). It is called concurrently and must
+// not keep c. From Reauthorize, c is a GET / without session, its context
+// Reauthorize's ctx, its CurrentUser the user reauthorized.
 type AuthorizeFunc func(c *gin.Context, user *User, params map[string]string) (allow bool, info any)
 
 // rule is one custom rule added by Authorize.
@@ -64,7 +63,6 @@ func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 	}
 }
 
-// paramStop ends a parameter's value in a channel name.
 const paramStop = ":#,/"
 
 // parsePattern compiles a pattern, refusing one that could split a name
@@ -125,7 +123,6 @@ func parsePattern(p string) (rule, error) {
 	return r, nil
 }
 
-// match reports whether channel matches the rule, with its parameters.
 func (r *rule) match(channel string) (map[string]string, bool) {
 	m := r.re.FindStringSubmatch(channel)
 	if m == nil {

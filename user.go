@@ -29,8 +29,7 @@ func (u *User) IsStaff() bool { return u != nil && (u.Staff || u.Superuser) }
 // InGroup reports whether u belongs to group.
 func (u *User) InGroup(group string) bool { return u != nil && slices.Contains(u.Groups, group) }
 
-// validate checks the ID and groups (nil, anonymous, passes). Errors wrap
-// ErrInvalidUser.
+// validate checks the ID and groups (ErrInvalidUser); nil passes.
 func (u *User) validate() error {
 	if u == nil {
 		return nil
@@ -100,8 +99,7 @@ func cloneJSON(v any) any {
 	return v // strings, json.Numbers, bools and nil
 }
 
-// decodeUser reads a session value written by Login, numbers in Info as
-// json.Number; nil when it holds no valid user.
+// decodeUser reads a session value written by Login; nil for no valid user.
 func decodeUser(raw string) *User {
 	if raw == "" {
 		return nil
@@ -130,7 +128,7 @@ type userCache struct {
 	bytes int
 }
 
-// decode is decodeUser, its result shared: hand out clones only.
+// decode is decodeUser, its result shared.
 func (uc *userCache) decode(raw string) *User {
 	if len(raw) > userCacheMaxValue {
 		return decodeUser(raw)
@@ -147,9 +145,7 @@ func (uc *userCache) decode(raw string) *User {
 	if uc.m == nil || uc.bytes+cost > userCacheBytes {
 		uc.m, uc.bytes = make(map[string]*User, 64), 0
 	}
-	if _, dup := uc.m[raw]; !dup {
-		uc.m[raw], uc.bytes = u, uc.bytes+cost
-	}
+	uc.m[raw], uc.bytes = u, uc.bytes+cost // a value decoded twice at once counts twice
 	uc.mu.Unlock()
 	return u
 }
