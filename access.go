@@ -30,19 +30,9 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 		return nil, err
 	}
 	allowed := false
-	if g, known := i.channels.byName[channel]; known {
-		switch g.level {
-		case LevelPublic:
-			allowed = true
-		case LevelUsers:
-			allowed = user != nil
-		case LevelGroups:
-			allowed = slices.ContainsFunc(g.groups, user.InGroup)
-		case LevelStaff:
-			allowed = user.IsStaff()
-		case LevelSuperuser:
-			allowed = user != nil && user.Superuser
-		}
+	if g, known := i.channels.byName[channel]; known { // g.groups only for LevelGroups
+		allowed = g.level == LevelPublic || slices.ContainsFunc(g.groups, user.InGroup) || user != nil &&
+			(g.level == LevelUsers || g.level == LevelStaff && user.IsStaff() || g.level == LevelSuperuser && user.Superuser)
 	} else if strings.HasPrefix(channel, i.channels.userPrefix) { // compared whole, never parsed
 		allowed = user != nil && i.UserChannel(user.ID) == channel
 	} else if !strings.HasPrefix(channel, privatePrefix) {

@@ -20,24 +20,17 @@ import (
 // zero: New fills in the default its comment names.
 type Config struct {
 	// Server is a realtime server in the app's process (*embedded.Server)
-	// in place of a Centrifugo; Register serves its websocket at
-	// <group>/connection/websocket. Default: nil, a Centrifugo at APIURL.
-	Server Server
-	// APIURL is Centrifugo's server API, its path ending in /api, without
-	// credentials. Default: "http://127.0.0.1:8000/api".
-	APIURL string
-	// APIURLs are further nodes of the cluster, tried in order after
-	// APIURL when a node does not answer. Default: none.
-	APIURLs      []string
-	APIKey       string // Centrifugo's http_api.key, never logged. Default: empty.
-	TokenSecret  string // client.token.hmac_secret_key, never logged. Required, 32 bytes or more.
-	WebsocketURL string // browsers connect to it (with Server, may be a path). Default: from APIURL.
+	// in place of a Centrifugo at APIURL; Register serves its websocket.
+	Server       Server
+	APIURL       string   // Centrifugo's server API, path ending in /api. Default: "http://127.0.0.1:8000/api".
+	APIURLs      []string // further nodes, tried in order when one does not answer. Default: none.
+	APIKey       string   // Centrifugo's http_api.key, never logged. Default: empty.
+	TokenSecret  string   // client.token.hmac_secret_key, never logged. Required, 32 bytes or more.
+	WebsocketURL string   // browsers connect to it (with Server, may be a path). Default: from APIURL.
 
-	SiteName string // names the site in every event payload. Default: SiteSlug.
-	SiteSlug string // prefixes the default channel names. Default: "site".
-	// SiteOrigin is the origin browsers load the site from, which Check
-	// asks Centrifugo to allow. Default: none (Check tries TrustedOrigins).
-	SiteOrigin string
+	SiteName   string // names the site in every event payload. Default: SiteSlug.
+	SiteSlug   string // prefixes the default channel names. Default: "site".
+	SiteOrigin string // the site's origin, which Check asks Centrifugo to allow. Default: none.
 
 	// The channels of each role: nil means the default, an empty slice
 	// none; a name without "$" gets it (public ones excepted).
@@ -50,19 +43,16 @@ type Config struct {
 	// The tokens' lifetimes, at least a second. Default: 10 and 5 minutes.
 	ConnectionTokenTTL, SubscriptionTokenTTL time.Duration
 
-	DisallowAnonymous bool // refuses tokens to visitors who are not logged in
-	// TrustedOrigins are origins whose cross-origin POSTs the routes
-	// accept. Default: none, same-origin requests only.
-	TrustedOrigins []string
+	DisallowAnonymous bool     // refuses tokens to visitors who are not logged in
+	TrustedOrigins    []string // origins whose cross-origin POSTs the routes accept. Default: none.
 
 	// LoadUser finds the current user (nil, nil for anonymous) in place of
 	// Login's session value, at most once a request, with a c.Copy(); an
 	// error, panic or invalid user is a 500. Default: nil.
 	LoadUser func(*gin.Context) (*User, error)
 
-	// OutboxTable is BroadcastTx's PostgreSQL table, "name" or
-	// "schema.name" (letters, digits, '_'; folded to lower case; quoted).
-	// Default: "centrifugo_outbox".
+	// OutboxTable is BroadcastTx's table, "name" or "schema.name" (letters,
+	// digits, '_'; folded to lower case). Default: "centrifugo_outbox".
 	OutboxTable      string
 	OutboxPartitions int // 1 to 1024. Default: 1.
 

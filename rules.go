@@ -75,7 +75,16 @@ func parsePattern(p string) (rule, error) {
 	if err := checkName(p, "pattern"); err != nil {
 		return r, err
 	}
-	head, _, colon := strings.Cut(strings.TrimPrefix(p, privatePrefix), ":")
+	switch head, _, colon := strings.Cut(p[1:], ":"); {
+	case strings.Contains(head, "*"):
+		return r, errors.New(`a '*' before the first ':' matches namespaces no config declares: end the namespace with ':' first, as in "$chat:*"`)
+	case colon && strings.ContainsAny(head, "{}"):
+		return r, fmt.Errorf("the namespace %q (before the first ':') must be literal: Centrifugo declares namespaces by name", head)
+	case colon && head != "" && !validNamespace(head):
+		return r, fmt.Errorf("namespace %q %s", head, namespaceRule)
+	case colon:
+		r.namespace = head
+	}
 	expr := "^"
 	for rest := p; rest != ""; {
 		switch rest[0] {
@@ -97,8 +106,6 @@ func parsePattern(p string) (rule, error) {
 				return r, fmt.Errorf("parameter %q used twice", name)
 			case rest != "" && !strings.ContainsRune(paramStop, rune(rest[0])):
 				return r, fmt.Errorf("parameter %q must end the pattern or be followed by one of %q", name, paramStop)
-			case colon && strings.Contains(head, "{"):
-				return r, fmt.Errorf("parameter %q is in the namespace (before the first ':'), which must be literal", name)
 			}
 			expr, r.params = expr+"([^"+paramStop+"]+)", append(r.params, name)
 		case '}':
@@ -110,14 +117,6 @@ func parsePattern(p string) (rule, error) {
 			}
 			expr, rest = expr+regexp.QuoteMeta(rest[:end]), rest[end:]
 		}
-	}
-	switch {
-	case strings.Contains(head, "*"):
-		return r, errors.New(`a '*' in the namespace matches namespaces no config declares: end it with ':' first, as in "$chat:*"`)
-	case colon && head != "" && !validNamespace(head):
-		return r, fmt.Errorf("namespace %q %s", head, namespaceRule)
-	case colon:
-		r.namespace = head
 	}
 	r.re = regexp.MustCompile(expr + "$")
 	return r, nil
