@@ -109,7 +109,6 @@ func (i *Instant) ConnectionToken(user *User) (Token, error) {
 // channel, valid for SubscriptionTokenTTL, after the routes' decision
 // (errors wrap ErrInvalidChannel, ErrLoginRequired, ErrNotAllowed,
 // ErrInvalidUser, or a rule failed). c goes to custom rules (may be nil).
-// A private channel's token carries the rule's info, else User.Info.
 func (i *Instant) SubscriptionToken(c *gin.Context, user *User, channel string) (Token, error) {
 	if i == nil {
 		return Token{}, ErrNotInstalled

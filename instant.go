@@ -13,8 +13,7 @@ import (
 )
 
 // Instant is the plugin: token routes, session middleware and a publisher
-// bound to one Centrifugo or Server. Safe for concurrent use once built by
-// New.
+// bound to one Centrifugo or Server. Safe for concurrent use.
 type Instant struct {
 	cfg         Config     // with defaults filled in
 	tokenKey    []byte     // TokenSecret
@@ -49,9 +48,8 @@ var defaultInstant = sync.OnceValues(func() (*Instant, error) {
 	return inst, err
 })
 
-// packageDefault returns the package default Instant. When the environment
-// does not configure it, it panics, at every call (at startup: Session and
-// Register), naming the unset variables and New's errors, never a value.
+// packageDefault returns the package default Instant, or panics at every
+// call naming the unset variables and New's errors, never a value.
 func packageDefault() *Instant {
 	inst, err := defaultInstant()
 	if err == nil {

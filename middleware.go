@@ -44,12 +44,11 @@ func Default(ctx context.Context) *Instant {
 	return nil
 }
 
-// CurrentUser returns the caller's own copy of the logged-in user of the
-// request of ctx, or nil (anonymous, outside Session, or LoadUser failed).
-// ctx is the handler's *gin.Context on its goroutine; elsewhere or later,
-// c.Request.Context() or c.Copy(), which answer only once the handler's
-// goroutine loaded the user (ask there first). A context built on the
-// *gin.Context itself answers nil, since gin reuses it.
+// CurrentUser returns a copy of the logged-in user of the request of ctx,
+// or nil (anonymous, outside Session, or LoadUser failed). ctx is the
+// handler's *gin.Context on its goroutine; elsewhere or later, a c.Copy()
+// or c.Request.Context(), which answer once the handler's goroutine loaded
+// the user. A context built on the *gin.Context itself answers nil.
 func CurrentUser(ctx context.Context) *User {
 	_, u, _ := stateOf(ctx, true)
 	return u.clone()

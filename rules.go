@@ -29,15 +29,13 @@ type rule struct {
 }
 
 // Authorize adds a custom rule: a channel matching pattern is granted when
-// fn allows it. In a pattern, {name} matches one or more characters other
-// than ':', '#', ',' and '/', and ends the pattern or is followed by one
-// of them; a final * matches the rest (params["*"]): "$orders:{id}",
-// "$dm:{a},{b}", "$chat:*". A pattern is a valid channel name starting
-// with "$", its namespace literal and not the users' own (UserChannel).
-// Errors wrap ErrInvalidPattern. Role channels are decided by their level;
-// other channels by the first matching rule; a "$" channel no rule grants
-// is denied. Add rules before CentrifugoConfig, which declares their
-// namespaces. Safe while requests are served.
+// fn allows it. {name} matches one or more characters but ':', '#', ','
+// and '/', and ends the pattern or is followed by one of them; a final *
+// matches the rest (params["*"]): "$orders:{id}", "$dm:{a},{b}",
+// "$chat:*". A pattern is a valid channel name starting with "$", its
+// namespace literal and not UserChannel's (else ErrInvalidPattern). The
+// first matching rule decides a "$" channel that is not a role's; none
+// denies. Add rules before CentrifugoConfig. Safe while serving.
 func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -124,13 +122,10 @@ func parsePattern(p string) (rule, error) {
 
 func (r *rule) match(channel string) (map[string]string, bool) {
 	m := r.re.FindStringSubmatch(channel)
-	if m == nil {
-		return nil, false
+	if m == nil || len(r.params) == 0 {
+		return nil, m != nil
 	}
-	var params map[string]string
-	if len(r.params) > 0 {
-		params = make(map[string]string, len(r.params))
-	}
+	params := make(map[string]string, len(r.params))
 	for k, name := range r.params {
 		params[name] = m[k+1]
 	}

@@ -101,9 +101,6 @@ func cloneJSON(v any) any {
 
 // decodeUser reads a session value written by Login; nil for no valid user.
 func decodeUser(raw string) *User {
-	if raw == "" {
-		return nil
-	}
 	u := new(User)
 	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
 	dec.UseNumber()
