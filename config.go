@@ -71,11 +71,8 @@ func New(cfg Config) (*Instant, error) {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
 	}
-	switch {
-	case cfg.TokenSecret == "":
-		bad("TokenSecret is required")
-	case len(cfg.TokenSecret) < 32:
-		bad("TokenSecret must be at least 32 bytes, got %d", len(cfg.TokenSecret))
+	if len(cfg.TokenSecret) < 32 {
+		bad("TokenSecret is required, at least 32 bytes, got %d", len(cfg.TokenSecret))
 	}
 	if cfg.Server != nil {
 		if cfg.APIURL != "" || len(cfg.APIURLs) > 0 || cfg.APIKey != "" {
@@ -242,11 +239,9 @@ func envList(name string) []string {
 	if !set {
 		return nil
 	}
-	out := []string{}
-	for item := range strings.SplitSeq(v, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
-		}
+	out := strings.Split(v, ",")
+	for k := range out {
+		out[k] = strings.TrimSpace(out[k])
 	}
-	return out
+	return slices.DeleteFunc(out, func(item string) bool { return item == "" }) // set empty: none
 }

@@ -10,10 +10,8 @@
 // it from the environment (ConfigFromEnv). Login(c, User{...}) logs a user
 // in; instant.Default(c).Broadcast(c, instant.Event{...}) sends an event.
 //
-// A channel starting with "$" is private: Centrifugo serves it only with a
-// subscription token, which the routes sign for the session user, by one
-// decision: the role channels of Config, the user's own channel, custom
-// rules (Authorize); any other "$" channel is denied. Tokens are HS256
-// JWTs signed with Config.TokenSecret; their "sub" is the session user's
-// ID, never taken from a request.
+// A "$" channel is private: Centrifugo serves it only with a subscription
+// token, which the routes sign (HS256, Config.TokenSecret, "sub" the
+// session user's ID) when the role channels of Config, the user's own
+// channel or a custom rule (Authorize) grant it; else they deny.
 package instant

@@ -27,7 +27,7 @@ func validChannel(name string) error {
 	if err := checkName(name, "channel"); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidChannel, err)
 	}
-	if ns := namespaceOf(name); ns != "" && !validNamespace(ns) {
+	if ns := namespaceOf(name); ns != "" && (len(ns) < 2 || !namespaceChars(ns)) {
 		return fmt.Errorf("%w: %q: namespace %q %s", ErrInvalidChannel, name, ns, namespaceRule)
 	}
 	return nil
@@ -67,8 +67,6 @@ func namespaceOf(channel string) string {
 }
 
 const namespaceRule = "is not a namespace Centrifugo accepts (^[-a-zA-Z0-9_.]{2,}$: two or more ASCII letters, digits, '-', '_' or '.')"
-
-func validNamespace(ns string) bool { return len(ns) >= 2 && namespaceChars(ns) }
 
 // namespaceChars reports whether s holds only ASCII letters, digits, "-_.".
 func namespaceChars(s string) bool {

@@ -23,13 +23,10 @@ const (
 // String returns the level's name ("public", "users", "groups", "staff",
 // "superuser", "personal"), "none" for the zero Level, else "Level(n)".
 func (l Level) String() string {
-	switch {
-	case l == 0:
-		return "none"
-	case l < LevelPublic || l > LevelPersonal:
-		return fmt.Sprintf("Level(%d)", int(l))
+	if names := [...]string{"none", "public", "users", "groups", "staff", "superuser", "personal"}; l >= 0 && int(l) < len(names) {
+		return names[l]
 	}
-	return [...]string{"public", "users", "groups", "staff", "superuser", "personal"}[l-1]
+	return fmt.Sprintf("Level(%d)", int(l))
 }
 
 // Channel is one configured channel, as Channels lists it.

@@ -40,18 +40,10 @@ func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 	if i == nil {
 		return ErrNotInstalled
 	}
-	r, err := parsePattern(pattern)
-	switch {
-	case err != nil:
-	case fn == nil:
-		err = errors.New("nil AuthorizeFunc")
-	case r.namespace == i.channels.userNamespace:
-		err = fmt.Errorf("the namespace %q holds the users' own channels (UserChannel), which no rule decides", r.namespace)
-	}
+	r, err := i.newRule(pattern, fn)
 	if err != nil {
 		return fmt.Errorf("%w: %q: %v", ErrInvalidPattern, pattern, err)
 	}
-	r.fn = fn
 	for {
 		old := i.rules.Load()
 		rules := append(slices.Clip(*old), r)
@@ -63,11 +55,13 @@ func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 
 const paramStop = ":#,/"
 
-// parsePattern compiles a pattern, refusing one that could split a name
-// more than one way or whose namespace a config cannot declare.
-func parsePattern(p string) (rule, error) {
-	r := rule{pattern: p}
-	if !isPrivate(p) {
+// newRule compiles a pattern, refusing one that could split a name more
+// than one way or whose namespace a config cannot declare.
+func (i *Instant) newRule(p string, fn AuthorizeFunc) (rule, error) {
+	r := rule{pattern: p, fn: fn}
+	if fn == nil {
+		return r, errors.New("nil AuthorizeFunc")
+	} else if !isPrivate(p) {
 		return r, errors.New(`a rule must cover "$" channels; Centrifugo lets anyone read the others without a token`)
 	}
 	if err := checkName(p, "pattern"); err != nil {
@@ -78,8 +72,10 @@ func parsePattern(p string) (rule, error) {
 		return r, errors.New(`a '*' before the first ':' matches namespaces no config declares: end the namespace with ':' first, as in "$chat:*"`)
 	case colon && strings.ContainsAny(head, "{}"):
 		return r, fmt.Errorf("the namespace %q (before the first ':') must be literal: Centrifugo declares namespaces by name", head)
-	case colon && head != "" && !validNamespace(head):
+	case colon && head != "" && (len(head) < 2 || !namespaceChars(head)):
 		return r, fmt.Errorf("namespace %q %s", head, namespaceRule)
+	case colon && head == i.channels.userNamespace:
+		return r, fmt.Errorf("the namespace %q holds the users' own channels (UserChannel), which no rule decides", head)
 	case colon:
 		r.namespace = head
 	}
