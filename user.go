@@ -45,7 +45,7 @@ func (u *User) validate() error {
 }
 
 // normalized validates u and returns a copy whose Info holds JSON values
-// only, as a decoded session user's does, so that clone copies it deeply.
+// only, as a decoded session user's does.
 func (u *User) normalized() (*User, error) {
 	if err := u.validate(); err != nil {
 		return nil, err
@@ -55,20 +55,17 @@ func (u *User) normalized() (*User, error) {
 	if len(u.Info) == 0 {
 		return &cp, nil
 	}
-	raw, err := json.Marshal(u.Info)
+	info, raw, err := jsonCopy(u.Info)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Info does not encode as JSON", ErrInvalidUser)
-	}
-	if err := checkJSON(raw); err != nil {
+	} else if err := checkJSON(raw); err != nil {
 		return nil, fmt.Errorf("%w: Info %w", ErrInvalidUser, err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	_ = dec.Decode(&cp.Info) // cannot fail: json.Marshal wrote an object
+	cp.Info = info
 	return &cp, nil
 }
 
-// clone returns a deep copy of u, whose Info holds JSON values only.
+// clone returns a deep copy of u.
 func (u *User) clone() *User {
 	if u == nil {
 		return nil
@@ -76,27 +73,19 @@ func (u *User) clone() *User {
 	cp := *u
 	cp.Groups = slices.Clone(u.Groups)
 	if u.Info != nil {
-		cp.Info = cloneJSON(u.Info).(map[string]any)
+		cp.Info, _, _ = jsonCopy(u.Info) // cannot fail: JSON values only
 	}
 	return &cp
 }
 
-func cloneJSON(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		m := make(map[string]any, len(v))
-		for k, e := range v {
-			m[k] = cloneJSON(e)
-		}
-		return m
-	case []any:
-		s := make([]any, len(v))
-		for k, e := range v {
-			s[k] = cloneJSON(e)
-		}
-		return s
+// jsonCopy copies info through its JSON, raw, numbers as json.Number.
+func jsonCopy(info map[string]any) (cp map[string]any, raw []byte, err error) {
+	if raw, err = json.Marshal(info); err == nil {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		err = dec.Decode(&cp)
 	}
-	return v // strings, json.Numbers, bools and nil
+	return cp, raw, err
 }
 
 // decodeUser reads a session value written by Login; nil for no valid user.
