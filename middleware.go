@@ -14,10 +14,8 @@ import (
 // the *reqState; loadingKey marks the contexts handed to LoadUser.
 const contextKey = "instant"
 
-type (
-	stateKey   struct{}
-	loadingKey struct{}
-)
+type stateKey struct{}
+type loadingKey struct{}
 
 // Session returns the middleware that records the Instant and, on first
 // use, the session user. It needs sessions.Sessions before it (else a 500
@@ -29,14 +27,13 @@ func (i *Instant) Session() gin.HandlerFunc {
 	return func(c *gin.Context) { i.track(c, c.Next) }
 }
 
-// Session is inst.Session() of the package default Instant, built once
-// from ConfigFromEnv. Call it at startup: it panics, naming the variables
-// to set, when the environment does not configure it.
+// Session is inst.Session() of the package default Instant (ConfigFromEnv).
+// Call it at startup: it panics, naming the variables to set, without one.
 func Session() gin.HandlerFunc { return packageDefault().Session() }
 
-// Default returns the Instant that Session recorded for the request of ctx
-// (its *gin.Context, a Copy, or the request's context), or nil. Methods of
-// a nil *Instant return ErrNotInstalled.
+// Default returns the Instant Session recorded for the request of ctx (its
+// *gin.Context, a Copy, or the request's context), or nil, whose methods
+// return ErrNotInstalled.
 func Default(ctx context.Context) *Instant {
 	if st, _, _ := stateOf(ctx, false); st != nil {
 		return st.inst
@@ -96,11 +93,12 @@ type reqState struct {
 	inst    *Instant
 	c       *gin.Context // the request's, read only until done
 	mu      sync.Mutex
-	done    bool          // the request is over
-	loaded  bool          // user and err are final
-	loading chan struct{} // closed when LoadUser returns
-	user    *User         // shared: hand out clones only
-	err     error         // wraps errLoadUser
+	done    bool           // the request is over
+	loaded  bool           // user and err are final
+	loading bool           // LoadUser is running,
+	wg      sync.WaitGroup // done when it returns
+	user    *User          // shared: hand out clones only
+	err     error          // wraps errLoadUser
 }
 
 // track records i and a new request state on c and its request's context,
@@ -120,11 +118,8 @@ func (i *Instant) track(c *gin.Context, next func()) {
 	defer func() {
 		st.mu.Lock()
 		st.done = true // no LoadUser starts now
-		wait := st.loading
 		st.mu.Unlock()
-		if wait != nil {
-			<-wait
-		}
+		st.wg.Wait()
 	}()
 	next()
 }
@@ -156,13 +151,12 @@ func stateOf(ctx context.Context, load bool) (st *reqState, u *User, err error) 
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for !st.loaded {
-		if st.loading != nil {
+		if st.loading {
 			if mark == st {
 				return st, nil, nil
 			}
-			wait := st.loading
 			st.mu.Unlock()
-			<-wait
+			st.wg.Wait()
 			st.mu.Lock()
 			continue
 		}
@@ -181,15 +175,16 @@ func stateOf(ctx context.Context, load bool) (st *reqState, u *User, err error) 
 			st.loaded = true
 			break
 		}
-		st.loading = make(chan struct{})
+		st.loading = true
+		st.wg.Add(1)
 		st.mu.Unlock()
 		u, err := st.inst.loadUser(st)
 		st.mu.Lock()
 		if !st.loaded { // Login or Logout may have set it meanwhile
 			st.user, st.err, st.loaded = u, err, true
 		}
-		close(st.loading)
-		st.loading = nil
+		st.loading = false
+		st.wg.Done()
 	}
 	return st, st.user, st.err
 }

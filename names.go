@@ -12,10 +12,7 @@ import (
 )
 
 // Centrifugo's default channel.private_prefix and channel.max_length.
-const (
-	privatePrefix    = "$"
-	maxChannelLength = 255
-)
+const privatePrefix, maxChannelLength = "$", 255
 
 func isPrivate(channel string) bool { return strings.HasPrefix(channel, privatePrefix) }
 
@@ -37,7 +34,6 @@ func validChannel(name string) error {
 // (what): 1 to 255 bytes of valid UTF-8, no whitespace or control
 // characters, and for a channel or pattern printable ASCII only.
 func checkName(s, what string) error {
-	ascii := what == "channel" || what == "pattern"
 	if s == "" {
 		return fmt.Errorf("empty %s", what)
 	}
@@ -46,7 +42,7 @@ func checkName(s, what string) error {
 	}
 	for k, r := range s {
 		switch {
-		case ascii && r >= utf8.RuneSelf:
+		case r >= utf8.RuneSelf && (what == "channel" || what == "pattern"):
 			return fmt.Errorf("%s holds a non-ASCII character at byte %d: Centrifugo refuses it to clients", what, k)
 		case r == utf8.RuneError && !strings.HasPrefix(s[k:], "\uFFFD"):
 			return fmt.Errorf("%s is not valid UTF-8", what)
@@ -59,11 +55,10 @@ func checkName(s, what string) error {
 
 // namespaceOf returns a channel's namespace, "" for none.
 func namespaceOf(channel string) string {
-	ns, _, found := strings.Cut(strings.TrimPrefix(channel, privatePrefix), ":")
-	if !found {
-		return ""
+	if ns, _, found := strings.Cut(strings.TrimPrefix(channel, privatePrefix), ":"); found {
+		return ns
 	}
-	return ns
+	return ""
 }
 
 const namespaceRule = "is not a namespace Centrifugo accepts (^[-a-zA-Z0-9_.]{2,}$: two or more ASCII letters, digits, '-', '_' or '.')"
