@@ -19,9 +19,9 @@ func (i *Instant) mayConnect(user *User) error {
 	return nil
 }
 
-// decide is the one decision whether user (nil for anonymous) may read
-// channel. It answers the rule's info (see runRule) or ErrInvalidChannel
-// (wrapped), ErrLoginRequired, ErrNotAllowed or errRuleFailed.
+// decide is the one decision whether user (nil: anonymous) may read
+// channel: the rule's info, or ErrInvalidChannel (wrapped),
+// ErrLoginRequired, ErrNotAllowed, errRuleFailed.
 func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, err error) {
 	if err := validChannel(channel); err != nil {
 		return nil, err
@@ -50,9 +50,8 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 	return nil, nil
 }
 
-// runRule calls a rule with its own copy of the user. A panic, or info
-// that is not JSON a client takes, is logged and answered errRuleFailed.
-// The info is nil when the rule gave none, empty for null, else its JSON.
+// runRule calls a rule with its own copy of the user: info nil for none,
+// empty for null, else its JSON; a panic or bad info is errRuleFailed.
 func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string]string) (info any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -82,8 +81,7 @@ func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string
 }
 
 // Allowed reports whether user (nil for anonymous) may read channel, by the
-// routes' decision. c goes to custom rules (nil if none needs it). A rule
-// that panics refuses.
+// routes' decision; c goes to custom rules (may be nil), a panic refuses.
 func (i *Instant) Allowed(c *gin.Context, user *User, channel string) bool {
 	if i == nil {
 		return false
@@ -93,8 +91,7 @@ func (i *Instant) Allowed(c *gin.Context, user *User, channel string) bool {
 }
 
 // ConnectionToken signs a connection token for user (nil: anonymous),
-// valid for ConnectionTokenTTL, or refuses as the connection_token route
-// (ErrLoginRequired) and Login (ErrInvalidUser) do.
+// valid for ConnectionTokenTTL, or ErrLoginRequired or ErrInvalidUser.
 func (i *Instant) ConnectionToken(user *User) (Token, error) {
 	if i == nil {
 		return Token{}, ErrNotInstalled

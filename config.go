@@ -46,9 +46,8 @@ type Config struct {
 	DisallowAnonymous bool     // refuses tokens to visitors who are not logged in
 	TrustedOrigins    []string // origins whose cross-origin POSTs the routes accept. Default: none.
 
-	// LoadUser finds the current user (nil, nil for anonymous) in place of
-	// Login's session value, at most once a request, with a c.Copy(); an
-	// error, panic or invalid user is a 500. Default: nil.
+	// LoadUser finds the user (nil, nil: anonymous) in place of Login's, at
+	// most once a request, with a c.Copy(); error, panic, invalid user: 500.
 	LoadUser func(*gin.Context) (*User, error)
 
 	// OutboxTable is BroadcastTx's table, "name" or "schema.name" (letters,
@@ -168,8 +167,7 @@ func checkHTTPURL(raw string, schemes ...string) error {
 	return nil
 }
 
-// checkAPIURL checks that raw is Centrifugo's server API: elsewhere a
-// publish can be answered 200 without publishing.
+// checkAPIURL checks raw is Centrifugo's API: elsewhere, 200 may not publish.
 func checkAPIURL(raw string) error {
 	if err := checkHTTPURL(raw, "http", "https"); err != nil {
 		return err

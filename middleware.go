@@ -87,8 +87,7 @@ func requestUser(c *gin.Context, loginRequired bool) (u *User, ok bool) {
 }
 
 // reqState is what Session records about one request: the Instant and the
-// user, loaded at most once. A load in flight is waited for by the other
-// askers and by the end of the request, after which gin reuses c.
+// user, loaded at most once, before the request ends and gin reuses c.
 type reqState struct {
 	inst    *Instant
 	c       *gin.Context // the request's, read only until done
@@ -101,9 +100,8 @@ type reqState struct {
 	err     error          // wraps errLoadUser
 }
 
-// track records i and a new request state on c and its request's context,
-// runs next, then waits for a LoadUser in flight: a user not asked for by
-// then stays unknown. Without sessions.Sessions, a 500.
+// track records a new request state on c and its request, runs next, then
+// waits for a LoadUser in flight. Without sessions.Sessions, a 500.
 func (i *Instant) track(c *gin.Context, next func()) {
 	if _, ok := c.Get(sessions.DefaultKey); !ok {
 		failServer(c, i, ErrNoSession)
@@ -125,10 +123,9 @@ func (i *Instant) track(c *gin.Context, next func()) {
 }
 
 // stateOf returns the request state of ctx (nil for none) and, with load,
-// its user (nil for anonymous; shared), loaded on first use from LoadUser
-// or the session. A context built on a *gin.Context is read as it, never
-// through its request (maybe the next one's), and answers nil once gin
-// reuses it. LoadUser's context gets nil rather than wait for itself.
+// its user (nil for anonymous; shared), loaded on first use. A context on
+// a *gin.Context is read as it, never through its request (maybe the next
+// one's). LoadUser's context gets nil rather than wait for itself.
 func stateOf(ctx context.Context, load bool) (st *reqState, u *User, err error) {
 	c, isGin := ctx.(*gin.Context)
 	if !isGin && ctx != nil {
@@ -196,9 +193,8 @@ func (st *reqState) set(u *User) {
 	st.mu.Unlock()
 }
 
-// loadUser calls Config.LoadUser with a marked copy of c. An error, panic
-// or invalid user is logged and wraps errLoadUser. The user is normalized
-// (LoadUser may keep and change what it returned).
+// loadUser calls LoadUser with a marked copy of c and normalizes its user
+// (LoadUser may keep it); an error, panic or invalid user is logged.
 func (i *Instant) loadUser(st *reqState) (u *User, err error) {
 	lc := st.c.Copy()
 	lc.Set(loadingKey{}, st)

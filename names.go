@@ -16,10 +16,9 @@ const privatePrefix, maxChannelLength = "$", 255
 
 func isPrivate(channel string) bool { return strings.HasPrefix(channel, privatePrefix) }
 
-// validChannel checks that name is a channel a Centrifugo v6 client may
-// subscribe to: 1 to 255 bytes of printable ASCII, its namespace (before
-// the first ':', after "$"), if any, one Centrifugo accepts. Errors wrap
-// ErrInvalidChannel.
+// validChannel checks that a Centrifugo v6 client may subscribe to name: 1
+// to 255 bytes of printable ASCII, its namespace (before the first ':',
+// after "$") one Centrifugo accepts. Errors wrap ErrInvalidChannel.
 func validChannel(name string) error {
 	if err := checkName(name, "channel"); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidChannel, err)
@@ -68,10 +67,9 @@ func namespaceChars(s string) bool {
 	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == ""
 }
 
-// UserChannel names the personal channel of the user with this ID, which
-// only that user reads ("$<slug>_user:42"); an ID of other characters than
-// ASCII letters, digits and "-_.", or too long, becomes "~" and its
-// base64url SHA-256. It returns "" for an invalid ID (see User.ID).
+// UserChannel names the channel only the user with this ID reads
+// ("$<slug>_user:42"; an ID too long or not of ASCII letters, digits and
+// "-_." as "~" and its base64url SHA-256), or "" for an invalid ID.
 func (i *Instant) UserChannel(userID string) string {
 	if i == nil || checkName(userID, "ID") != nil {
 		return ""

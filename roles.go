@@ -10,7 +10,6 @@ import (
 // Event with no channel and no Target is refused (ErrNoChannel).
 type Level int
 
-// The levels, from the widest audience to the narrowest.
 const (
 	LevelPublic    Level = iota + 1 // everyone, anonymous visitors included
 	LevelUsers                      // every logged-in user
@@ -53,10 +52,8 @@ type grant struct {
 // buildChannelTable builds cfg's channel table, telling bad what is wrong.
 func buildChannelTable(cfg *Config, bad func(format string, args ...any)) channelTable {
 	slug := cfg.SiteSlug
-	t := channelTable{
-		groups: map[string][]string{}, byName: map[string]*grant{},
-		userPrefix: privatePrefix + slug + "_user:", userNamespace: slug + "_user",
-	}
+	t := channelTable{groups: map[string][]string{}, byName: map[string]*grant{},
+		userPrefix: privatePrefix + slug + "_user:", userNamespace: slug + "_user"}
 	add := func(field string, level Level, group string, names []string, def string) (out []string) {
 		if names == nil && def != "" {
 			names = []string{def}
@@ -148,8 +145,8 @@ func (i *Instant) channelsFor(user *User) []Channel {
 }
 
 // Channels lists every configured channel, widest level first, groups by
-// name, a channel shared by groups under the first. An Event's Target goes
-// to the first channel of its level.
+// name (a shared channel under the first). An Event's Target goes to the
+// first channel of its level.
 func (i *Instant) Channels() []Channel {
 	if i == nil {
 		return nil

@@ -10,13 +10,12 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// AuthorizeFunc decides a custom rule: whether user (nil when anonymous)
-// may read the channel that matched the rule's pattern, with its params.
-// info is the token's presence info: nil for User.Info, JSON null for
-// none, else one JSON value (valid UTF-8, at most 64 deep), or no token is
-// signed (500, logged, as for a panic). It is called concurrently and must
-// not keep c. From Reauthorize, c is a GET / without session, its context
-// Reauthorize's ctx, its CurrentUser the user reauthorized.
+// AuthorizeFunc decides whether user (nil when anonymous) may read the
+// channel that matched the rule's pattern, with its params. info is the
+// token's presence info: nil for User.Info, JSON null for none, else one
+// JSON value (valid UTF-8, at most 64 deep), or no token (500, logged, as
+// for a panic). It runs concurrently and must not keep c; from Reauthorize
+// c is a GET / without session, with its ctx and user (CurrentUser).
 type AuthorizeFunc func(c *gin.Context, user *User, params map[string]string) (allow bool, info any)
 
 // rule is one custom rule added by Authorize.
@@ -55,8 +54,8 @@ func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 
 const paramStop = ":#,/"
 
-// newRule compiles a pattern, refusing one that could split a name more
-// than one way or whose namespace a config cannot declare.
+// newRule compiles a pattern, refusing one that splits a name two ways or
+// whose namespace a config cannot declare.
 func (i *Instant) newRule(p string, fn AuthorizeFunc) (rule, error) {
 	r := rule{pattern: p, fn: fn}
 	if fn == nil {

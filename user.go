@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -18,8 +18,7 @@ type User struct {
 	Superuser bool     `json:"superuser"`        // reads the superuser and staff channels
 	Groups    []string `json:"groups,omitempty"` // each grants its GroupChannels
 	// Info is what other subscribers see of the user (the tokens' "info"):
-	// valid UTF-8 JSON nested at most 64 deep, else the user is refused.
-	// Numbers are kept exact, as json.Number.
+	// valid UTF-8 JSON at most 64 deep, else refused; numbers as json.Number.
 	Info map[string]any `json:"info,omitempty"`
 }
 
@@ -91,21 +90,17 @@ func jsonCopy(info map[string]any) (cp map[string]any, raw []byte, err error) {
 // decodeUser reads a session value written by Login; nil for no valid user.
 func decodeUser(raw string) *User {
 	u := new(User)
-	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
+	dec := json.NewDecoder(strings.NewReader(raw))
 	dec.UseNumber()
-	if dec.Decode(u) != nil || u.validate() != nil {
-		return nil
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil // data after the value
+	if dec.Decode(u) != nil || u.validate() != nil || strings.Trim(raw[dec.InputOffset():], " \t\r\n") != "" {
+		return nil // not a user, or data after it
 	}
 	return u
 }
 
-// userCache maps a session value, as the session store authenticated it,
-// to its decoded user, so that a returning visitor's is decoded once.
-// Values up to userCacheMaxValue, each counted twice plus 256 bytes, up to
-// userCacheBytes; past it, it starts over.
+// userCache maps a session value (authenticated by the store) to its user,
+// decoded once. Values up to userCacheMaxValue, each counted twice plus
+// 256 bytes, up to userCacheBytes; past it, it starts over.
 const userCacheBytes, userCacheMaxValue = 4 << 20, 4 << 10
 
 type userCache struct {
