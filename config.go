@@ -198,10 +198,9 @@ func checkAPIURL(raw string) error {
 //	INSTANT_REDIS_URL                        the embedded server's Redis
 //
 // An unset variable leaves its field zero; a list set empty means none.
-// When the program imports the embedded package and names no Centrifugo
-// (no INSTANT_API_URL(S), INSTANT_WEBSOCKET_URL, CENTRIFUGO_HTTP_API_KEY),
-// Server is a new embedded server (else New fails), and without a token
-// secret the process makes its own and warns.
+// A program importing the embedded package that names no Centrifugo (no
+// INSTANT_API_URL(S), INSTANT_WEBSOCKET_URL, CENTRIFUGO_HTTP_API_KEY) gets
+// an embedded Server (else New fails) and, if unset, its own token secret.
 func ConfigFromEnv() Config {
 	cfg := Config{
 		APIURL:            os.Getenv("INSTANT_API_URL"),

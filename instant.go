@@ -39,7 +39,6 @@ func (i *Instant) WebsocketURL() string {
 	return i.cfg.WebsocketURL
 }
 
-// defaultInstant is the package default Instant, built once.
 var defaultInstant = sync.OnceValues(func() (*Instant, error) {
 	inst, err := New(ConfigFromEnv())
 	if err == nil {
