@@ -26,8 +26,8 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 	if err := validChannel(channel); err != nil {
 		return nil, err
 	}
-	if err := i.mayConnect(user); err != nil {
-		return nil, err
+	if user == nil && i.cfg.DisallowAnonymous {
+		return nil, ErrLoginRequired
 	}
 	allowed := false
 	if g, known := i.channels.byName[channel]; known { // g.groups only for LevelGroups
