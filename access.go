@@ -1,6 +1,7 @@
 package instant
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// mayConnect refuses an anonymous user under DisallowAnonymous.
 func (i *Instant) mayConnect(user *User) error {
 	if user == nil && i.cfg.DisallowAnonymous {
 		return ErrLoginRequired
@@ -19,10 +19,9 @@ func (i *Instant) mayConnect(user *User) error {
 	return nil
 }
 
-// decide is the one decision whether user (nil for anonymous) may read
-// channel, for every route, proxy and method. It answers the rule's info
-// (see runRule) or ErrInvalidChannel (wrapped), ErrLoginRequired,
-// ErrNotAllowed or errRuleFailed.
+// decide is the one decision whether user (nil: anonymous) may read
+// channel: the rule's info, or ErrInvalidChannel (wrapped),
+// ErrLoginRequired, ErrNotAllowed, errRuleFailed.
 func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, err error) {
 	if err := validChannel(channel); err != nil {
 		return nil, err
@@ -31,21 +30,9 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 		return nil, ErrLoginRequired
 	}
 	allowed := false
-	if g, known := i.channels.byName[channel]; known {
-		switch g.level {
-		case LevelPublic:
-			allowed = true
-		case LevelUsers:
-			allowed = user != nil
-		case LevelGroups:
-			for _, grp := range g.groups {
-				allowed = allowed || user != nil && slices.Contains(user.Groups, grp)
-			}
-		case LevelStaff:
-			allowed = user != nil && (user.Staff || user.Superuser)
-		case LevelSuperuser:
-			allowed = user != nil && user.Superuser
-		}
+	if g, known := i.channels.byName[channel]; known { // g.groups only for LevelGroups
+		allowed = g.level == LevelPublic || slices.ContainsFunc(g.groups, user.InGroup) || user != nil &&
+			(g.level == LevelUsers || g.level == LevelStaff && user.IsStaff() || g.level == LevelSuperuser && user.Superuser)
 	} else if strings.HasPrefix(channel, i.channels.userPrefix) { // compared whole, never parsed
 		allowed = user != nil && i.UserChannel(user.ID) == channel
 	} else if !strings.HasPrefix(channel, privatePrefix) {
@@ -63,10 +50,8 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 	return nil, nil
 }
 
-// runRule calls a rule with its own copy of the user. A panic, or info
-// that is not one JSON value a client takes (checkJSON), is logged and
-// answered errRuleFailed. The info is nil when the rule gave none (the
-// token carries User.Info), empty for null (no info), else its JSON.
+// runRule calls a rule with its own copy of the user: info nil for none,
+// empty for null, else its JSON; a panic or bad info is errRuleFailed.
 func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string]string) (info any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -96,8 +81,7 @@ func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string
 }
 
 // Allowed reports whether user (nil for anonymous) may read channel, by the
-// routes' decision. c goes to custom rules (nil if none needs it). A rule
-// that panics refuses.
+// routes' decision; c goes to custom rules (may be nil), a panic refuses.
 func (i *Instant) Allowed(c *gin.Context, user *User, channel string) bool {
 	if i == nil {
 		return false
@@ -107,18 +91,12 @@ func (i *Instant) Allowed(c *gin.Context, user *User, channel string) bool {
 }
 
 // ConnectionToken signs a connection token for user (nil: anonymous),
-// valid for ConnectionTokenTTL, or refuses as the connection_token route
-// (ErrLoginRequired) and Login (ErrInvalidUser) do.
+// valid for ConnectionTokenTTL, or ErrLoginRequired or ErrInvalidUser.
 func (i *Instant) ConnectionToken(user *User) (Token, error) {
 	if i == nil {
 		return Token{}, ErrNotInstalled
 	}
-	if user != nil {
-		if err := user.validate(); err != nil {
-			return Token{}, err
-		}
-	}
-	if err := i.mayConnect(user); err != nil {
+	if err := cmp.Or(user.validate(), i.mayConnect(user)); err != nil {
 		return Token{}, err
 	}
 	return i.signConnection(user)
@@ -128,15 +106,12 @@ func (i *Instant) ConnectionToken(user *User) (Token, error) {
 // channel, valid for SubscriptionTokenTTL, after the routes' decision
 // (errors wrap ErrInvalidChannel, ErrLoginRequired, ErrNotAllowed,
 // ErrInvalidUser, or a rule failed). c goes to custom rules (may be nil).
-// A private channel's token carries the rule's info, else User.Info.
 func (i *Instant) SubscriptionToken(c *gin.Context, user *User, channel string) (Token, error) {
 	if i == nil {
 		return Token{}, ErrNotInstalled
 	}
-	if user != nil {
-		if err := user.validate(); err != nil {
-			return Token{}, err
-		}
+	if err := user.validate(); err != nil {
+		return Token{}, err
 	}
 	info, err := i.decide(c, user, channel)
 	if err != nil {
@@ -149,15 +124,14 @@ func (i *Instant) SubscriptionToken(c *gin.Context, user *User, channel string) 
 // no session, context ctx, response discarded, u its user.
 func (i *Instant) ruleContext(ctx context.Context, u *User) *gin.Context {
 	c := gin.CreateTestContextOnly(discardWriter{}, ruleEngine)
-	st := &reqState{inst: i, origin: c, loaded: true, done: true, user: u}
+	st := &reqState{inst: i, c: c, loaded: true, done: true, user: u}
 	c.Request, _ = http.NewRequestWithContext(context.WithValue(ctx, stateKey{}, st), http.MethodGet, "/", nil)
 	c.Set(contextKey, i)
 	c.Set(stateKey{}, st)
 	return c
 }
 
-// ruleEngine makes ruleContext's c answer as its request's context (a
-// literal: gin.New warns in debug mode).
+// ruleEngine: c answers as its request's context; gin.New warns in debug.
 var ruleEngine = &gin.Engine{ContextWithFallback: true}
 
 type discardWriter struct{}

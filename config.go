@@ -2,8 +2,6 @@ package instant
 
 import (
 	"cmp"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,33 +19,20 @@ import (
 // Config configures an Instant. Every field but TokenSecret may be left
 // zero: New fills in the default its comment names.
 type Config struct {
-	// Server is a realtime server in the app's process (*embedded.Server),
-	// in place of a Centrifugo; Register serves its websocket at
-	// <group>/connection/websocket. Default: nil, a Centrifugo at APIURL.
-	Server Server
+	// Server is a realtime server in the app's process (*embedded.Server)
+	// in place of a Centrifugo at APIURL; Register serves its websocket.
+	Server       Server
+	APIURL       string   // Centrifugo's server API, path ending in /api. Default: "http://127.0.0.1:8000/api".
+	APIURLs      []string // further nodes, tried in order when one does not answer. Default: none.
+	APIKey       string   // Centrifugo's http_api.key, never logged. Default: empty.
+	TokenSecret  string   // client.token.hmac_secret_key, never logged. Required, 32 bytes or more.
+	WebsocketURL string   // browsers connect to it (with Server, may be a path). Default: from APIURL.
 
-	// APIURL is Centrifugo's server API endpoint, its path ending in /api,
-	// without credentials. Default: "http://127.0.0.1:8000/api".
-	APIURL string
-	// APIURLs are further nodes of the same Centrifugo cluster, tried in
-	// order after APIURL when a node does not answer. Default: none.
-	APIURLs []string
-	// APIKey is Centrifugo's http_api.key, never logged. Default: empty.
-	APIKey string
-	// TokenSecret is Centrifugo's client.token.hmac_secret_key, never
-	// logged. Required, at least 32 bytes.
-	TokenSecret string
-	// WebsocketURL is the ws(s) address browsers connect to (with Server,
-	// also a path). Default: from APIURL (ws://host/connection/websocket).
-	WebsocketURL string
+	SiteName   string // names the site in every event payload. Default: SiteSlug.
+	SiteSlug   string // prefixes the default channel names. Default: "site".
+	SiteOrigin string // the site's origin, which Check asks Centrifugo to allow. Default: none.
 
-	SiteName string // names the site in every event payload. Default: SiteSlug.
-	SiteSlug string // prefixes the default channel names. Default: "site".
-	// SiteOrigin is the origin browsers load the site from, which Check
-	// asks Centrifugo to allow. Default: none (Check tries TrustedOrigins).
-	SiteOrigin string
-
-	// The channels of each role. nil means the default, an empty slice
+	// The channels of each role: nil means the default, an empty slice
 	// none; a name without "$" gets it (public ones excepted).
 	PublicChannels    []string            // everyone. Default: ["<slug>_public"]
 	UsersChannels     []string            // logged-in users. Default: ["$<slug>_users"]
@@ -58,44 +43,35 @@ type Config struct {
 	// The tokens' lifetimes, at least a second. Default: 10 and 5 minutes.
 	ConnectionTokenTTL, SubscriptionTokenTTL time.Duration
 
-	// DisallowAnonymous refuses tokens to visitors who are not logged in.
-	DisallowAnonymous bool
-	// TrustedOrigins are origins whose cross-origin POSTs the token routes
-	// accept. Default: none, same-origin requests only.
-	TrustedOrigins []string
+	DisallowAnonymous bool     // refuses tokens to visitors who are not logged in
+	TrustedOrigins    []string // origins whose cross-origin POSTs the routes accept. Default: none.
 
-	// LoadUser finds the current user (nil, nil for anonymous) in place of
-	// Login's session value, at most once a request, with a c.Copy(); an
-	// error, panic or invalid user is a 500. Default: nil.
+	// LoadUser finds the user (nil, nil: anonymous) in place of Login's, at
+	// most once a request, with a c.Copy(); error, panic, invalid user: 500.
 	LoadUser func(*gin.Context) (*User, error)
 
-	// OutboxTable is BroadcastTx's PostgreSQL table, "name" or
-	// "schema.name" (letters, digits, '_'; folded to lower case; quoted).
-	// Default: "centrifugo_outbox".
+	// OutboxTable is BroadcastTx's table, "name" or "schema.name" (letters,
+	// digits, '_'; folded to lower case). Default: "centrifugo_outbox".
 	OutboxTable      string
 	OutboxPartitions int // 1 to 1024. Default: 1.
 
-	// PublishTimeout bounds every call to Centrifugo's API, at least a
-	// millisecond; a node that lets it run out is skipped until a probe
-	// answers. Default: 5 seconds.
+	// PublishTimeout bounds every API call, at least a millisecond; a node
+	// that lets it run out is skipped until a probe answers. Default: 5s.
 	PublishTimeout time.Duration
 	HTTPClient     *http.Client // sends the API calls. Default: the Instant's own.
 	Logger         *slog.Logger // receives server faults, never a secret. Default: slog.Default().
 }
 
-// check fills in cfg's defaults (but Logger's and HTTPClient's) and checks
-// it, every problem joined, each wrapping ErrConfig. It returns the
-// Instant cfg describes, without its nodes.
-func (cfg Config) check() (*Instant, error) {
+// New checks cfg, fills in its defaults and returns a ready Instant. It
+// reports every problem at once, joined with errors.Join, each wrapping
+// ErrConfig and naming its field.
+func New(cfg Config) (*Instant, error) {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
 	}
-	switch {
-	case cfg.TokenSecret == "":
-		bad("TokenSecret is required")
-	case len(cfg.TokenSecret) < 32:
-		bad("TokenSecret must be at least 32 bytes, got %d", len(cfg.TokenSecret))
+	if len(cfg.TokenSecret) < 32 {
+		bad("TokenSecret is required, at least 32 bytes, got %d", len(cfg.TokenSecret))
 	}
 	if cfg.Server != nil {
 		if cfg.APIURL != "" || len(cfg.APIURLs) > 0 || cfg.APIKey != "" {
@@ -103,8 +79,11 @@ func (cfg Config) check() (*Instant, error) {
 		}
 	} else if cfg.APIURL = cmp.Or(cfg.APIURL, "http://127.0.0.1:8000/api"); checkAPIURL(cfg.APIURL) != nil {
 		bad("APIURL: %w", checkAPIURL(cfg.APIURL))
-	} else if cfg.WebsocketURL == "" {
-		cfg.WebsocketURL = websocketURLFor(cfg.APIURL)
+	} else if cfg.WebsocketURL == "" { // http://host/api: ws://host/connection/websocket
+		u, _ := url.Parse(cfg.APIURL)
+		u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
+		u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api") + "/connection/websocket"
+		cfg.WebsocketURL = u.String()
 	}
 	for k, u := range cfg.APIURLs {
 		if err := checkAPIURL(u); err != nil {
@@ -138,9 +117,7 @@ func (cfg Config) check() (*Instant, error) {
 	if err != nil {
 		bad("OutboxTable: %w", err)
 	}
-	if cfg.OutboxPartitions == 0 {
-		cfg.OutboxPartitions = 1
-	} else if cfg.OutboxPartitions < 0 || cfg.OutboxPartitions > 1024 {
+	if cfg.OutboxPartitions = cmp.Or(cfg.OutboxPartitions, 1); cfg.OutboxPartitions < 0 || cfg.OutboxPartitions > 1024 {
 		bad("OutboxPartitions must be 1 to 1024, got %d", cfg.OutboxPartitions)
 	}
 	table := buildChannelTable(&cfg, bad)
@@ -153,7 +130,27 @@ func (cfg Config) check() (*Instant, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Instant{cfg: cfg, channels: table, cop: cop, outboxTable: outbox}, nil
+	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	cfg.APIURLs = slices.Clone(cfg.APIURLs) // the caller's slice stays theirs
+	key := []byte(cfg.TokenSecret)
+	inst := &Instant{cfg: cfg, channels: table, cop: cop, outboxTable: outbox, logger: cfg.Logger,
+		tokenKey: key, origins: newOriginPool(key), proxyKey: deriveProxyKey(key), server: cfg.Server}
+	inst.rules.Store(&[]rule{})
+	if cfg.Server != nil {
+		inst.nodes = []apiClient{serverAPI{cfg.Server}}
+		if err := inst.bindServer(cfg.Server); err != nil {
+			return nil, fmt.Errorf("%w: Server: %w", ErrConfig, err)
+		}
+		return inst, nil
+	}
+	secrets := []string{cfg.APIKey, cfg.TokenSecret}
+	for _, u := range append([]string{cfg.APIURL}, cfg.APIURLs...) {
+		inst.nodes = append(inst.nodes, newGocentAPI(u, cfg.APIKey, cfg.HTTPClient, secrets))
+	}
+	return inst, nil
 }
 
 // checkHTTPURL checks that raw is a URL of one of schemes, with a host.
@@ -170,9 +167,7 @@ func checkHTTPURL(raw string, schemes ...string) error {
 	return nil
 }
 
-// checkAPIURL checks that raw is Centrifugo's server API: elsewhere a
-// publish can be answered 200 without publishing. Credentials in it would
-// never be sent: the API key takes the Authorization header.
+// checkAPIURL checks raw is Centrifugo's API: elsewhere, 200 may not publish.
 func checkAPIURL(raw string) error {
 	if err := checkHTTPURL(raw, "http", "https"); err != nil {
 		return err
@@ -180,7 +175,7 @@ func checkAPIURL(raw string) error {
 	u, _ := url.Parse(raw)
 	switch {
 	case u.User != nil: // never repeated: it holds a password
-		return errors.New("must not hold credentials (user:password@): they would never be sent, since the API key goes in the Authorization header, and Centrifugo's 401 would read as a wrong APIKey; give a proxy's credentials through HTTPClient's Transport instead")
+		return errors.New("must not hold credentials (user:password@): the API key takes the Authorization header, so they would never be sent; give a proxy's through HTTPClient's Transport")
 	case !strings.HasSuffix(u.Path, "/api"):
 		return fmt.Errorf("the path must be Centrifugo's API endpoint, ending in /api, got %q", u.Path)
 	case u.RawQuery != "" || u.Fragment != "":
@@ -189,21 +184,8 @@ func checkAPIURL(raw string) error {
 	return nil
 }
 
-// websocketURLFor turns http://host/api into ws://host/connection/websocket,
-// without the API's credentials: every visitor is told it.
-func websocketURLFor(apiURL string) string {
-	u, err := url.Parse(apiURL)
-	if err != nil {
-		return ""
-	}
-	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1) // https: wss
-	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api") + "/connection/websocket"
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
-}
-
-// ConfigFromEnv reads a Config from the environment, whose CENTRIFUGO_
-// variables Centrifugo v6 reads too:
+// ConfigFromEnv reads a Config from the environment (Centrifugo v6 reads
+// the CENTRIFUGO_ variables too):
 //
 //	CENTRIFUGO_HTTP_API_KEY                  APIKey
 //	CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY  TokenSecret
@@ -216,10 +198,9 @@ func websocketURLFor(apiURL string) string {
 //	INSTANT_REDIS_URL                        the embedded server's Redis
 //
 // An unset variable leaves its field zero; a list set empty means none.
-// When the program imports the embedded package and names no Centrifugo
-// (no INSTANT_API_URL(S), INSTANT_WEBSOCKET_URL, CENTRIFUGO_HTTP_API_KEY),
-// Server is a new embedded server (one that cannot be built makes New
-// fail); without a token secret the process makes its own and warns.
+// A program importing the embedded package that names no Centrifugo (no
+// INSTANT_API_URL(S), INSTANT_WEBSOCKET_URL, CENTRIFUGO_HTTP_API_KEY) gets
+// an embedded Server (else New fails) and, if unset, its own token secret.
 func ConfigFromEnv() Config {
 	cfg := Config{
 		APIURL:            os.Getenv("INSTANT_API_URL"),
@@ -241,10 +222,8 @@ func ConfigFromEnv() Config {
 		}
 		cfg.Server = srv
 		if cfg.TokenSecret == "" {
-			var b [32]byte
-			_, _ = rand.Read(b[:]) // never fails (Go 1.24+)
-			cfg.TokenSecret = hex.EncodeToString(b[:])
-			slog.Default().Warn("instant: no token secret in the environment (CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY): this process made one of its own; tokens it signs are not accepted by another process, and not after a restart (pages reconnect and ask again): set one for several processes")
+			cfg.TokenSecret = newEventID() + newEventID() // 32 random bytes, in hex
+			slog.Default().Warn("instant: no token secret in the environment (CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY): this process made one of its own, which another process or a restart does not accept: set one for several processes")
 		}
 	}
 	return cfg
@@ -257,11 +236,9 @@ func envList(name string) []string {
 	if !set {
 		return nil
 	}
-	out := []string{}
-	for item := range strings.SplitSeq(v, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
-		}
+	out := strings.Split(v, ",")
+	for k := range out {
+		out[k] = strings.TrimSpace(out[k])
 	}
-	return out
+	return slices.DeleteFunc(out, func(item string) bool { return item == "" }) // set empty: none
 }

@@ -1,7 +1,6 @@
 package instant
 
 import (
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -14,8 +13,7 @@ import (
 )
 
 // Instant is the plugin: token routes, session middleware and a publisher
-// bound to one Centrifugo or Server. Safe for concurrent use once built by
-// New.
+// bound to one Centrifugo or Server. Safe for concurrent use.
 type Instant struct {
 	cfg         Config     // with defaults filled in
 	tokenKey    []byte     // TokenSecret
@@ -32,44 +30,8 @@ type Instant struct {
 	proxyKey    string
 }
 
-// New checks cfg, fills in its defaults and returns a ready Instant. It
-// reports every problem at once, joined with errors.Join, each wrapping
-// ErrConfig and naming its field.
-func New(cfg Config) (*Instant, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	}
-	cfg.APIURLs = slices.Clone(cfg.APIURLs) // the caller's slice stays theirs
-	inst, err := cfg.check()
-	if err != nil {
-		return nil, err
-	}
-	cfg = inst.cfg
-	inst.tokenKey = []byte(cfg.TokenSecret)
-	inst.origins = newOriginPool(inst.tokenKey)
-	inst.proxyKey = deriveProxyKey(inst.tokenKey)
-	inst.logger = cfg.Logger
-	inst.rules.Store(&[]rule{})
-	if cfg.Server != nil {
-		inst.server = cfg.Server
-		inst.nodes = []apiClient{serverAPI{cfg.Server}}
-		if err := inst.bindServer(cfg.Server); err != nil {
-			return nil, fmt.Errorf("%w: Server: %w", ErrConfig, err)
-		}
-		return inst, nil
-	}
-	secrets := []string{cfg.APIKey, cfg.TokenSecret}
-	for _, u := range append([]string{cfg.APIURL}, cfg.APIURLs...) {
-		inst.nodes = append(inst.nodes, newGocentAPI(u, cfg.APIKey, cfg.HTTPClient, secrets))
-	}
-	return inst, nil
-}
-
-// WebsocketURL is the address browsers connect to (Config.WebsocketURL, or
-// the one derived from APIURL), as the channels route reports it.
+// WebsocketURL is the address browsers connect to, as the channels route
+// reports it (Config.WebsocketURL, or derived from APIURL).
 func (i *Instant) WebsocketURL() string {
 	if i == nil {
 		return ""
@@ -77,8 +39,6 @@ func (i *Instant) WebsocketURL() string {
 	return i.cfg.WebsocketURL
 }
 
-// defaultInstant builds the package default Instant, once, from the
-// environment.
 var defaultInstant = sync.OnceValues(func() (*Instant, error) {
 	inst, err := New(ConfigFromEnv())
 	if err == nil {
@@ -87,20 +47,15 @@ var defaultInstant = sync.OnceValues(func() (*Instant, error) {
 	return inst, err
 })
 
-// packageDefault returns the package default Instant. When the environment
-// does not configure it, it panics, at every call (at startup: Session and
-// Register), naming the unset variables and New's errors, never a value.
+// packageDefault returns the package default Instant, or panics at every
+// call naming the unset variables and New's errors, never a value.
 func packageDefault() *Instant {
 	inst, err := defaultInstant()
 	if err == nil {
 		return inst
 	}
-	var unset []string
-	for _, name := range []string{"CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "CENTRIFUGO_HTTP_API_KEY"} {
-		if os.Getenv(name) == "" {
-			unset = append(unset, name)
-		}
-	}
+	unset := slices.DeleteFunc([]string{"CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "CENTRIFUGO_HTTP_API_KEY"},
+		func(name string) bool { return os.Getenv(name) != "" })
 	msg := "instant: the package-level Session and Register need the environment to configure them (see ConfigFromEnv)"
 	if len(unset) > 0 {
 		msg += "; unset: " + strings.Join(unset, ", ")

@@ -45,7 +45,7 @@ func saveUser(c *gin.Context, raw string) error {
 	if err := s.Save(); err != nil {
 		return fmt.Errorf("instant: save session: %w", err)
 	}
-	if st, _ := stateOfGin(c); st != nil {
+	if st, _, _ := stateOf(c, false); st != nil {
 		st.set(decodeUser(raw))
 	}
 	return nil

@@ -10,16 +10,12 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// contextKey is the plain gin key of the *Instant, promised to users
-// (c.MustGet("instant")).
+// contextKey is promised to users (c.MustGet("instant")). stateKey keys
+// the *reqState; loadingKey marks the contexts handed to LoadUser.
 const contextKey = "instant"
 
-// stateKey keys the *reqState, in the gin context and the request's
-// context; loadingKey marks the contexts handed to LoadUser.
-type (
-	stateKey   struct{}
-	loadingKey struct{}
-)
+type stateKey struct{}
+type loadingKey struct{}
 
 // Session returns the middleware that records the Instant and, on first
 // use, the session user. It needs sessions.Sessions before it (else a 500
@@ -28,184 +24,141 @@ func (i *Instant) Session() gin.HandlerFunc {
 	if i == nil {
 		return func(c *gin.Context) { failServer(c, nil, ErrNotInstalled) }
 	}
-	return func(c *gin.Context) {
-		if _, ok := c.Get(sessions.DefaultKey); !ok {
-			failServer(c, i, ErrNoSession)
-			return
-		}
-		defer i.begin(c).finish()
-		c.Next()
-	}
+	return func(c *gin.Context) { i.track(c, c.Next) }
 }
 
-// Session is inst.Session() of the package default Instant, built once
-// from ConfigFromEnv. Call it at startup: it panics, naming the variables
-// to set, when the environment does not configure it.
+// Session is inst.Session() of the package default Instant (ConfigFromEnv).
+// Call it at startup: it panics, naming the variables to set, without one.
 func Session() gin.HandlerFunc { return packageDefault().Session() }
 
-// Default returns the Instant that Session recorded for the request of ctx
-// (its *gin.Context, a Copy, or the request's context), or nil. Methods of
-// a nil *Instant return ErrNotInstalled.
+// Default returns the Instant Session recorded for the request of ctx (its
+// *gin.Context, a Copy, or the request's context), or nil, whose methods
+// return ErrNotInstalled.
 func Default(ctx context.Context) *Instant {
-	if st, _ := stateOf(ctx); st != nil {
+	if st, _, _ := stateOf(ctx, false); st != nil {
 		return st.inst
 	}
 	return nil
 }
 
-// CurrentUser returns the caller's own copy of the logged-in user of the
-// request of ctx, or nil (anonymous, outside Session, or LoadUser failed).
-// ctx is the handler's *gin.Context, on its goroutine, or, from another
-// goroutine or after the handler, c.Request.Context() or c.Copy(): those
-// answer only once the user was loaded on the handler's goroutine, which
-// alone may read the session (ask there first). A context built on the
-// *gin.Context itself answers nil, since gin reuses it.
+// CurrentUser returns a copy of the logged-in user of the request of ctx,
+// or nil (anonymous, outside Session, or LoadUser failed). ctx is the
+// handler's *gin.Context on its goroutine; elsewhere or later, a c.Copy()
+// or c.Request.Context(), which answer once the handler's goroutine loaded
+// the user. A context built on the *gin.Context itself answers nil.
 func CurrentUser(ctx context.Context) *User {
-	st, reentrant := stateOf(ctx)
-	if st == nil {
-		return nil
-	}
-	u, _ := st.load(reentrant)
+	_, u, _ := stateOf(ctx, true)
 	return u.clone()
-}
-
-// stateOf returns the request state of ctx (nil for none) and whether ctx
-// is LoadUser's. A context built on a *gin.Context is read as it, never
-// through its request (with ContextWithFallback, maybe the next one's),
-// and answers nil when gin reuses it.
-func stateOf(ctx context.Context) (st *reqState, reentrant bool) {
-	switch c, isGin := ctx.(*gin.Context); {
-	case isGin && c == nil, ctx == nil:
-		return nil, false
-	case isGin:
-		return stateOfGin(c)
-	}
-	if c, ok := ctx.Value(gin.ContextKey).(*gin.Context); ok {
-		if st, reentrant = stateOfGin(c); st != nil && st.origin == c {
-			return nil, false
-		}
-		return st, reentrant
-	}
-	st, _ = ctx.Value(stateKey{}).(*reqState)
-	return st, st != nil && ctx.Value(loadingKey{}) == st
 }
 
 // RequireUser is a middleware that answers 401 to anonymous visitors (500
 // when LoadUser failed).
-func RequireUser() gin.HandlerFunc {
+func RequireUser() gin.HandlerFunc { return require(false) }
+
+// RequireStaff is RequireUser that also answers 403 to users neither staff
+// nor superuser.
+func RequireStaff() gin.HandlerFunc { return require(true) }
+
+func require(staff bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if _, ok := requestUser(c, true); ok {
+		if u, ok := requestUser(c, true); ok && staff && !u.IsStaff() {
+			abortJSON(c, http.StatusForbidden, "instant: staff only")
+		} else if ok {
 			c.Next()
 		}
 	}
 }
 
-// RequireStaff is a middleware that answers 401 to anonymous visitors, 403
-// to users neither staff nor superuser (500 when LoadUser failed).
-func RequireStaff() gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if u, ok := requestUser(c, true); !ok {
-		} else if !u.IsStaff() {
-			abortJSON(c, http.StatusForbidden, "instant: staff only")
-		} else {
-			c.Next()
-		}
+// requestUser returns c's user, or answers (500 outside Session or when
+// LoadUser failed, 401 for anonymous if loginRequired) and returns false.
+func requestUser(c *gin.Context, loginRequired bool) (u *User, ok bool) {
+	st, u, err := stateOf(c, true)
+	switch {
+	case st == nil:
+		failServer(c, nil, ErrNotInstalled)
+	case err != nil:
+		abortJSON(c, http.StatusInternalServerError, errLoadUser.Error())
+	case u == nil && loginRequired:
+		abortJSON(c, http.StatusUnauthorized, ErrLoginRequired.Error())
+	default:
+		return u, true
 	}
+	return nil, false
 }
 
 // reqState is what Session records about one request: the Instant and the
-// user, loaded at most once. A load in flight is waited for by the other
-// askers and by the end of the request, after which gin reuses c.
+// user, loaded at most once, before the request ends and gin reuses c.
 type reqState struct {
-	inst   *Instant
-	origin *gin.Context // the request's, compared with, never read
-
+	inst    *Instant
+	c       *gin.Context // the request's, read only until done
 	mu      sync.Mutex
-	c       *gin.Context  // origin until the request is over, then nil
-	done    bool          // the request is over
-	loaded  bool          // user and err are final
-	loading chan struct{} // closed when LoadUser returns
-	user    *User         // hand out clones only
-	err     error         // wraps errLoadUser
+	done    bool           // the request is over
+	loaded  bool           // user and err are final
+	loading bool           // LoadUser is running,
+	wg      sync.WaitGroup // done when it returns
+	user    *User          // shared: hand out clones only
+	err     error          // wraps errLoadUser
 }
 
-// begin records i and a new request state on c and on its request's context.
-func (i *Instant) begin(c *gin.Context) *reqState {
-	st := &reqState{inst: i, origin: c, c: c}
+// track records a new request state on c and its request, runs next, then
+// waits for a LoadUser in flight. Without sessions.Sessions, a 500.
+func (i *Instant) track(c *gin.Context, next func()) {
+	if _, ok := c.Get(sessions.DefaultKey); !ok {
+		failServer(c, i, ErrNoSession)
+		return
+	}
+	st := &reqState{inst: i, c: c}
 	c.Set(contextKey, i)
 	c.Set(stateKey{}, st)
 	if c.Request != nil {
 		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), stateKey{}, st))
 	}
-	return st
-}
-
-// finish waits for a LoadUser in flight and forgets c: a user not asked
-// for by now stays unknown (nil).
-func (st *reqState) finish() {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.done = true
-	for st.loading != nil {
-		wait := st.loading
-		st.mu.Unlock()
-		<-wait
+	defer func() {
 		st.mu.Lock()
-	}
-	st.c = nil
+		st.done = true // no LoadUser starts now
+		st.mu.Unlock()
+		st.wg.Wait()
+	}()
+	next()
 }
 
-// stateOfGin returns the state Session recorded on c (nil outside Session)
-// and whether c is the copy handed to LoadUser.
-func stateOfGin(c *gin.Context) (st *reqState, reentrant bool) {
-	v, _ := c.Get(stateKey{})
-	if st, _ = v.(*reqState); st == nil {
-		return nil, false
+// stateOf returns the request state of ctx (nil for none) and, with load,
+// its user (nil for anonymous; shared), loaded on first use. A context on
+// a *gin.Context is read as it, never through its request (maybe the next
+// one's). LoadUser's context gets nil rather than wait for itself.
+func stateOf(ctx context.Context, load bool) (st *reqState, u *User, err error) {
+	c, isGin := ctx.(*gin.Context)
+	if !isGin && ctx != nil {
+		c, _ = ctx.Value(gin.ContextKey).(*gin.Context)
 	}
-	l, _ := c.Get(loadingKey{})
-	return st, l == st
-}
-
-// requestUser returns c's user for a middleware or a route, or answers (500
-// without Session or when LoadUser failed, 401 for anonymous when login is
-// required) and returns ok false.
-func requestUser(c *gin.Context, loginRequired bool) (u *User, ok bool) {
-	st, reentrant := stateOfGin(c)
-	if st == nil {
-		failServer(c, nil, ErrNotInstalled)
-		return nil, false
+	var mark any
+	if c != nil {
+		v, _ := c.Get(stateKey{})
+		if st, _ = v.(*reqState); st != nil && !isGin && st.c == c {
+			return nil, nil, nil
+		}
+		mark, _ = c.Get(loadingKey{})
+	} else if !isGin && ctx != nil {
+		st, _ = ctx.Value(stateKey{}).(*reqState)
+		mark = ctx.Value(loadingKey{})
 	}
-	u, err := st.load(reentrant)
-	switch {
-	case err != nil:
-		abortJSON(c, http.StatusInternalServerError, errLoadUser.Error())
-		return nil, false
-	case u == nil && loginRequired:
-		abortJSON(c, http.StatusUnauthorized, ErrLoginRequired.Error())
-		return nil, false
+	if st == nil || !load {
+		return st, nil, nil
 	}
-	return u, true
-}
-
-// load returns the request's user (nil for anonymous; shared: hand out
-// clones), loading it on first use from LoadUser or the session. reentrant
-// (LoadUser asking) gets nil rather than wait for itself.
-func (st *reqState) load(reentrant bool) (*User, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for !st.loaded {
-		if st.loading != nil {
-			if reentrant {
-				return nil, nil
+		if st.loading {
+			if mark == st {
+				return st, nil, nil
 			}
-			wait := st.loading
 			st.mu.Unlock()
-			<-wait
+			st.wg.Wait()
 			st.mu.Lock()
 			continue
 		}
-		if st.done || st.c == nil {
-			return nil, nil // never asked during the request: unknown
+		if st.done {
+			return st, nil, nil // never asked during the request: unknown
 		}
 		if st.inst.cfg.LoadUser == nil {
 			var v any
@@ -219,32 +172,31 @@ func (st *reqState) load(reentrant bool) (*User, error) {
 			st.loaded = true
 			break
 		}
-		st.loading = make(chan struct{})
-		c := st.c
+		st.loading = true
+		st.wg.Add(1)
 		st.mu.Unlock()
-		u, err := st.inst.loadUser(c, st)
+		u, err := st.inst.loadUser(st)
 		st.mu.Lock()
 		if !st.loaded { // Login or Logout may have set it meanwhile
 			st.user, st.err, st.loaded = u, err, true
 		}
-		close(st.loading)
-		st.loading = nil
+		st.loading = false
+		st.wg.Done()
 	}
-	return st.user, st.err
+	return st, st.user, st.err
 }
 
-// set records the user that Login or Logout just wrote.
+// set records the user Login or Logout just wrote.
 func (st *reqState) set(u *User) {
 	st.mu.Lock()
 	st.loaded, st.user, st.err = true, u, nil
 	st.mu.Unlock()
 }
 
-// loadUser calls Config.LoadUser with a marked copy of c. An error, panic
-// or invalid user becomes an error wrapping errLoadUser, logged here. The
-// user is normalized (LoadUser may keep and change what it returned).
-func (i *Instant) loadUser(c *gin.Context, st *reqState) (u *User, err error) {
-	lc := c.Copy()
+// loadUser calls LoadUser with a marked copy of c and normalizes its user
+// (LoadUser may keep it); an error, panic or invalid user is logged.
+func (i *Instant) loadUser(st *reqState) (u *User, err error) {
+	lc := st.c.Copy()
 	lc.Set(loadingKey{}, st)
 	if lc.Request != nil {
 		lc.Request = lc.Request.WithContext(context.WithValue(lc.Request.Context(), loadingKey{}, st))
@@ -254,7 +206,7 @@ func (i *Instant) loadUser(c *gin.Context, st *reqState) (u *User, err error) {
 			u, err = nil, fmt.Errorf("%w: LoadUser panicked: %v", errLoadUser, p)
 		}
 		if err != nil {
-			i.logger.Error(err.Error(), "path", requestPath(c))
+			i.logger.Error(err.Error(), "path", requestPath(lc))
 		}
 	}()
 	if u, err = i.cfg.LoadUser(lc); err != nil {
@@ -267,11 +219,9 @@ func (i *Instant) loadUser(c *gin.Context, st *reqState) (u *User, err error) {
 	return u, nil
 }
 
-func sessionOf(c *gin.Context) (sessions.Session, bool) {
-	if c == nil {
-		return nil, false
+func sessionOf(c *gin.Context) (s sessions.Session, ok bool) {
+	if c != nil {
+		s, ok = c.Value(sessions.DefaultKey).(sessions.Session)
 	}
-	v, _ := c.Get(sessions.DefaultKey)
-	s, ok := v.(sessions.Session)
 	return s, ok
 }

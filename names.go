@@ -11,20 +11,14 @@ import (
 	"unicode/utf8"
 )
 
-// Centrifugo's default channel.private_prefix and channel.max_length (in
-// bytes; user IDs and group names share it).
-const (
-	privatePrefix    = "$"
-	maxChannelLength = 255
-)
+// Centrifugo's default channel.private_prefix and channel.max_length.
+const privatePrefix, maxChannelLength = "$", 255
 
-// isPrivate reports whether channel needs a subscription token.
 func isPrivate(channel string) bool { return strings.HasPrefix(channel, privatePrefix) }
 
-// validChannel checks that name is a channel a Centrifugo v6 client may
-// subscribe to: 1 to 255 bytes of printable ASCII, and a namespace (before
-// the first ':', after "$"), if any, that Centrifugo accepts. Errors wrap
-// ErrInvalidChannel.
+// validChannel checks that a Centrifugo v6 client may subscribe to name: 1
+// to 255 bytes of printable ASCII, its namespace (before the first ':',
+// after "$") one Centrifugo accepts. Errors wrap ErrInvalidChannel.
 func validChannel(name string) error {
 	if err := checkName(name, "channel"); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidChannel, err)
@@ -35,12 +29,10 @@ func validChannel(name string) error {
 	return nil
 }
 
-// checkName checks a user ID, group name, client id, channel or pattern,
-// what: 1 to 255 bytes of valid UTF-8 with no whitespace or control
-// characters, and for a channel or a pattern printable ASCII only
-// (Centrifugo refuses other channels to clients).
+// checkName checks a user ID, group name, client id, channel or pattern
+// (what): 1 to 255 bytes of valid UTF-8, no whitespace or control
+// characters, and for a channel or pattern printable ASCII only.
 func checkName(s, what string) error {
-	ascii := what == "channel" || what == "pattern"
 	if s == "" {
 		return fmt.Errorf("empty %s", what)
 	}
@@ -49,7 +41,7 @@ func checkName(s, what string) error {
 	}
 	for k, r := range s {
 		switch {
-		case ascii && r >= utf8.RuneSelf:
+		case r >= utf8.RuneSelf && (what == "channel" || what == "pattern"):
 			return fmt.Errorf("%s holds a non-ASCII character at byte %d: Centrifugo refuses it to clients", what, k)
 		case r == utf8.RuneError && !strings.HasPrefix(s[k:], "\uFFFD"):
 			return fmt.Errorf("%s is not valid UTF-8", what)
@@ -60,39 +52,24 @@ func checkName(s, what string) error {
 	return nil
 }
 
-// namespaceOf returns a channel's namespace as Centrifugo reads it, "" for
-// none.
+// namespaceOf returns a channel's namespace, "" for none.
 func namespaceOf(channel string) string {
-	name := strings.TrimPrefix(channel, privatePrefix)
-	if k := strings.IndexByte(name, ':'); k >= 0 {
-		return name[:k]
+	if ns, _, found := strings.Cut(strings.TrimPrefix(channel, privatePrefix), ":"); found {
+		return ns
 	}
 	return ""
 }
 
-// namespaceRule says which namespace names Centrifugo accepts.
 const namespaceRule = "is not a namespace Centrifugo accepts (^[-a-zA-Z0-9_.]{2,}$: two or more ASCII letters, digits, '-', '_' or '.')"
 
-// validNamespace reports whether Centrifugo v6 accepts ns as a namespace.
-func validNamespace(ns string) bool { return len(ns) >= 2 && namespaceChars(ns) }
-
-// namespaceChars reports whether s holds only ASCII letters, digits and
-// "-_.".
+// namespaceChars reports whether s holds only ASCII letters, digits, "-_.".
 func namespaceChars(s string) bool {
-	for k := 0; k < len(s); k++ {
-		b := s[k]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_' || b == '.') {
-			return false
-		}
-	}
-	return true
+	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == ""
 }
 
-// UserChannel names the personal channel of the user with this ID, which
-// only that user reads; Event.Users publishes to it. An ID of ASCII
-// letters, digits and "-_." that fits stays as it is ("$<slug>_user:42");
-// another becomes "~" and its unpadded base64url SHA-256. It returns ""
-// for an invalid ID (see User.ID).
+// UserChannel names the channel only the user with this ID reads
+// ("$<slug>_user:42"; an ID too long or not of ASCII letters, digits and
+// "-_." as "~" and its base64url SHA-256), or "" for an invalid ID.
 func (i *Instant) UserChannel(userID string) string {
 	if i == nil || checkName(userID, "ID") != nil {
 		return ""
@@ -105,6 +82,7 @@ func (i *Instant) UserChannel(userID string) string {
 	return prefix + "~" + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
+// newEventID returns 16 random bytes in hex.
 func newEventID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails (Go 1.24+)

@@ -34,12 +34,11 @@ func Origin(c *gin.Context) string {
 		return ""
 	}
 	o := c.Request.Header.Get(originHeader)
-	st, reentrant := stateOfGin(c)
-	if len(o) != originLen || st == nil {
+	if len(o) != originLen {
 		return ""
 	}
-	u, err := st.load(reentrant)
-	if err != nil {
+	st, u, err := stateOf(c, true)
+	if st == nil || err != nil {
 		return ""
 	}
 	m := st.inst.origins.Get().(*originMAC)

@@ -52,8 +52,7 @@ func (i *Instant) proxyRoute(c *gin.Context, body []byte) {
 	if !decodeBody(c, body, &req) {
 		return
 	}
-	st, reentrant := stateOfGin(c)
-	u, err := st.load(reentrant)
+	_, u, err := stateOf(c, true)
 	if err != nil {
 		c.JSON(http.StatusOK, gin.H{"disconnect": gin.H{"code": 4002, "message": "user unavailable, retry"}})
 		return

@@ -10,7 +10,6 @@ import (
 // Event with no channel and no Target is refused (ErrNoChannel).
 type Level int
 
-// The levels, from the widest audience to the narrowest.
 const (
 	LevelPublic    Level = iota + 1 // everyone, anonymous visitors included
 	LevelUsers                      // every logged-in user
@@ -23,13 +22,10 @@ const (
 // String returns the level's name ("public", "users", "groups", "staff",
 // "superuser", "personal"), "none" for the zero Level, else "Level(n)".
 func (l Level) String() string {
-	switch {
-	case l == 0:
-		return "none"
-	case l < LevelPublic || l > LevelPersonal:
-		return fmt.Sprintf("Level(%d)", int(l))
+	if names := [...]string{"none", "public", "users", "groups", "staff", "superuser", "personal"}; l >= 0 && int(l) < len(names) {
+		return names[l]
 	}
-	return [...]string{"public", "users", "groups", "staff", "superuser", "personal"}[l-1]
+	return fmt.Sprintf("Level(%d)", int(l))
 }
 
 // Channel is one configured channel, as Channels lists it.
@@ -43,59 +39,47 @@ type Channel struct {
 type channelTable struct {
 	byLevel       [LevelSuperuser + 1][]string // LevelGroups: every group's, by group name
 	groups        map[string][]string
-	byName        map[string]*grant
-	userPrefix    string // "$<slug>_user:", of every personal channel
-	userNamespace string // "<slug>_user", which holds nothing else
+	byName        map[string]*grant // who may read each
+	userPrefix    string            // "$<slug>_user:", of every personal channel
+	userNamespace string            // "<slug>_user", which holds nothing else
 }
 
-// grant says who may read a configured channel: its level's users, and
-// for LevelGroups the members of groups.
 type grant struct {
 	level  Level
-	groups []string
+	groups []string // for LevelGroups
 }
 
 // buildChannelTable builds cfg's channel table, telling bad what is wrong.
 func buildChannelTable(cfg *Config, bad func(format string, args ...any)) channelTable {
 	slug := cfg.SiteSlug
-	t := channelTable{
-		groups: map[string][]string{}, byName: map[string]*grant{},
-		userPrefix: privatePrefix + slug + "_user:", userNamespace: slug + "_user",
-	}
-	or := func(names []string, def string) []string {
-		if names == nil {
-			return []string{def}
+	t := channelTable{groups: map[string][]string{}, byName: map[string]*grant{},
+		userPrefix: privatePrefix + slug + "_user:", userNamespace: slug + "_user"}
+	add := func(field string, level Level, group string, names []string, def string) (out []string) {
+		if names == nil && def != "" {
+			names = []string{def}
 		}
-		return names
-	}
-	add := func(field string, level Level, group string, names []string) []string {
-		var out []string
 		for _, n := range names {
 			if level != LevelPublic && !isPrivate(n) {
 				n = privatePrefix + n
 			}
-			err := validChannel(n)
+			err, g := validChannel(n), t.byName[n]
 			switch {
 			case err != nil:
 			case namespaceOf(n) == t.userNamespace:
 				err = fmt.Errorf("%q: the namespace %q holds the users' own channels (UserChannel) and nothing else", n, t.userNamespace)
 			case level == LevelPublic && isPrivate(n):
 				err = fmt.Errorf("%q starts with %q, which makes it private", n, privatePrefix)
+			case g != nil && g.level != level:
+				err = fmt.Errorf("%q is already a %s channel", n, g.level)
+			case g == nil:
+				g = &grant{level: level}
+				t.byName[n] = g
+			case level != LevelGroups || slices.Contains(g.groups, group):
+				continue // listed twice: keep one
 			}
 			if err != nil {
 				bad("%s: %w", field, err)
 				continue
-			}
-			g, seen := t.byName[n]
-			switch {
-			case !seen:
-				g = &grant{level: level}
-				t.byName[n] = g
-			case g.level != level:
-				bad("%s: %q is already a %s channel", field, n, g.level)
-				continue
-			case level != LevelGroups || slices.Contains(g.groups, group):
-				continue // listed twice: keep one
 			}
 			if level == LevelGroups {
 				g.groups = append(g.groups, group)
@@ -104,23 +88,23 @@ func buildChannelTable(cfg *Config, bad func(format string, args ...any)) channe
 		}
 		return out
 	}
-	t.byLevel[LevelPublic] = add("PublicChannels", LevelPublic, "", or(cfg.PublicChannels, slug+"_public"))
-	t.byLevel[LevelUsers] = add("UsersChannels", LevelUsers, "", or(cfg.UsersChannels, slug+"_users"))
-	t.byLevel[LevelStaff] = add("StaffChannels", LevelStaff, "", or(cfg.StaffChannels, slug+"_staff"))
-	t.byLevel[LevelSuperuser] = add("SuperuserChannels", LevelSuperuser, "", or(cfg.SuperuserChannels, slug+"_admin"))
+	t.byLevel[LevelPublic] = add("PublicChannels", LevelPublic, "", cfg.PublicChannels, slug+"_public")
+	t.byLevel[LevelUsers] = add("UsersChannels", LevelUsers, "", cfg.UsersChannels, slug+"_users")
+	t.byLevel[LevelStaff] = add("StaffChannels", LevelStaff, "", cfg.StaffChannels, slug+"_staff")
+	t.byLevel[LevelSuperuser] = add("SuperuserChannels", LevelSuperuser, "", cfg.SuperuserChannels, slug+"_admin")
 	for _, group := range slices.Sorted(maps.Keys(cfg.GroupChannels)) {
 		if err := checkName(group, "group"); err != nil {
 			bad("GroupChannels: %v", err)
 			continue
 		}
-		t.groups[group] = add("GroupChannels["+group+"]", LevelGroups, group, cfg.GroupChannels[group])
+		t.groups[group] = add("GroupChannels["+group+"]", LevelGroups, group, cfg.GroupChannels[group], "")
 		t.byLevel[LevelGroups] = append(t.byLevel[LevelGroups], t.groups[group]...)
 	}
 	return t
 }
 
-// list lists the configured channels, widest level first; LevelGroups
-// holds the channels of groups, in that order, each listed once.
+// list lists the configured channels, widest level first, those of
+// groups in that order, each once.
 func (t *channelTable) list(groups []string) []Channel {
 	var out []Channel
 	for l := LevelPublic; l <= LevelSuperuser; l++ {
@@ -161,8 +145,8 @@ func (i *Instant) channelsFor(user *User) []Channel {
 }
 
 // Channels lists every configured channel, widest level first, groups by
-// name, a channel shared by groups under the first. An Event's Target goes
-// to the first channel of its level.
+// name (a shared channel under the first). An Event's Target goes to the
+// first channel of its level.
 func (i *Instant) Channels() []Channel {
 	if i == nil {
 		return nil

@@ -12,7 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
 )
 
@@ -64,7 +63,8 @@ var routes = map[string]struct {
 // such route. They need sessions.Sessions before them (else a 500), not
 // Session.
 func (i *Instant) Register(g *gin.RouterGroup) {
-	serve := func(c *gin.Context) {
+	var serve gin.HandlerFunc
+	serve = func(c *gin.Context) {
 		name := c.Param("route")
 		if name == "" {
 			name = "proxy/" + c.Param("kind")
@@ -83,12 +83,9 @@ func (i *Instant) Register(g *gin.RouterGroup) {
 			failServer(c, nil, ErrNotInstalled)
 			return
 		}
-		if st, _ := stateOfGin(c); !r.sessionless && (st == nil || st.inst != i) {
-			if _, ok := c.Get(sessions.DefaultKey); !ok {
-				failServer(c, i, ErrNoSession)
-				return
-			}
-			defer i.begin(c).finish()
+		if st, _, _ := stateOf(c, false); !r.sessionless && (st == nil || st.inst != i) {
+			i.track(c, func() { serve(c) }) // again, with the state recorded
+			return
 		}
 		var body []byte
 		if r.method == http.MethodPost {

@@ -10,57 +10,39 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// AuthorizeFunc decides a custom rule: whether user (nil when anonymous)
-// may read the channel that matched the rule's pattern, whose parameters
-// are in params. info is what the channel's members see of user (the
-// token's presence info): nil gives none of the rule's (the token carries
-// User.Info); a value encoding as JSON null means no info at all; anything
-// else must encode as one JSON value, valid UTF-8, nested at most 64 deep,
-// or no token is signed (500, one log line naming the pattern, as for a
-// panic). It is called concurrently and must not keep c. From Reauthorize,
-// c is a GET / with no session, whose context is Reauthorize's ctx and
-// whose CurrentUser(c) is the user reauthorized.
+// AuthorizeFunc decides whether user (nil when anonymous) may read the
+// channel that matched the rule's pattern, with its params. info is the
+// token's presence info: nil for User.Info, JSON null for none, else one
+// JSON value (valid UTF-8, at most 64 deep), or no token (500, logged, as
+// for a panic). It runs concurrently and must not keep c; from Reauthorize
+// c is a GET / without session, with its ctx and user (CurrentUser).
 type AuthorizeFunc func(c *gin.Context, user *User, params map[string]string) (allow bool, info any)
 
 // rule is one custom rule added by Authorize.
 type rule struct {
 	pattern   string
-	re        *regexp.Regexp // the pattern, its groups the parameters
-	params    []string       // the parameters' names, "*" for the star
+	re        *regexp.Regexp // its groups are the parameters,
+	params    []string       // named so ("*" for the star)
 	namespace string         // of every channel it matches; "" for none
 	fn        AuthorizeFunc
 }
 
 // Authorize adds a custom rule: a channel matching pattern is granted when
-// fn allows it. In a pattern, {name} matches one or more characters other
-// than ':', '#', ',' and '/', and must end the pattern or be followed by
-// one of them, so that a name splits one way only; a final * matches the
-// rest (params["*"]): "$orders:{id}", "$dm:{a},{b}", "$chat:*".
-//
-// A pattern is a channel name (printable ASCII, at most 255 bytes) that
-// starts with "$" (Centrifugo lets anyone read other channels), whose
-// namespace (before the first ':') is literal and one Centrifugo accepts,
-// and not the users' own (UserChannel). Errors wrap ErrInvalidPattern.
-// Configured role channels are decided by their level alone; for other
-// channels, the first rule added whose pattern matches decides, and a "$"
-// channel no rule grants is denied. Add rules before CentrifugoConfig,
-// which declares their namespaces. Safe while requests are served.
+// fn allows it. {name} matches one or more characters but ':', '#', ','
+// and '/', and ends the pattern or is followed by one of them; a final *
+// matches the rest (params["*"]): "$orders:{id}", "$dm:{a},{b}",
+// "$chat:*". A pattern is a valid channel name starting with "$", its
+// namespace literal and not UserChannel's (else ErrInvalidPattern). The
+// first matching rule decides a "$" channel that is not a role's; none
+// denies. Add rules before CentrifugoConfig. Safe while serving.
 func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 	if i == nil {
 		return ErrNotInstalled
 	}
-	r, err := parsePattern(pattern)
-	switch {
-	case err != nil:
-	case fn == nil:
-		err = errors.New("nil AuthorizeFunc")
-	case r.namespace == i.channels.userNamespace:
-		err = fmt.Errorf("the namespace %q holds the users' own channels (UserChannel), which only their user reads and no rule decides", r.namespace)
-	}
+	r, err := i.newRule(pattern, fn)
 	if err != nil {
 		return fmt.Errorf("%w: %q: %v", ErrInvalidPattern, pattern, err)
 	}
-	r.fn = fn
 	for {
 		old := i.rules.Load()
 		rules := append(slices.Clip(*old), r)
@@ -70,21 +52,32 @@ func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 	}
 }
 
-// paramStop ends a parameter's value in a channel name.
 const paramStop = ":#,/"
 
-// parsePattern compiles a pattern, refusing one whose parameters could
-// split a name more than one way or whose namespace a config cannot
-// declare.
-func parsePattern(p string) (rule, error) {
-	r := rule{pattern: p}
-	if !isPrivate(p) {
+// newRule compiles a pattern, refusing one that splits a name two ways or
+// whose namespace a config cannot declare.
+func (i *Instant) newRule(p string, fn AuthorizeFunc) (rule, error) {
+	r := rule{pattern: p, fn: fn}
+	if fn == nil {
+		return r, errors.New("nil AuthorizeFunc")
+	} else if !isPrivate(p) {
 		return r, errors.New(`a rule must cover "$" channels; Centrifugo lets anyone read the others without a token`)
 	}
 	if err := checkName(p, "pattern"); err != nil {
 		return r, err
 	}
-	head, _, colon := strings.Cut(strings.TrimPrefix(p, privatePrefix), ":")
+	switch head, _, colon := strings.Cut(p[1:], ":"); {
+	case strings.Contains(head, "*"):
+		return r, errors.New(`a '*' before the first ':' matches namespaces no config declares: end the namespace with ':' first, as in "$chat:*"`)
+	case colon && strings.ContainsAny(head, "{}"):
+		return r, fmt.Errorf("the namespace %q (before the first ':') must be literal: Centrifugo declares namespaces by name", head)
+	case colon && head != "" && (len(head) < 2 || !namespaceChars(head)):
+		return r, fmt.Errorf("namespace %q %s", head, namespaceRule)
+	case colon && head == i.channels.userNamespace:
+		return r, fmt.Errorf("the namespace %q holds the users' own channels (UserChannel), which no rule decides", head)
+	case colon:
+		r.namespace = head
+	}
 	expr := "^"
 	for rest := p; rest != ""; {
 		switch rest[0] {
@@ -105,9 +98,7 @@ func parsePattern(p string) (rule, error) {
 			case slices.Contains(r.params, name):
 				return r, fmt.Errorf("parameter %q used twice", name)
 			case rest != "" && !strings.ContainsRune(paramStop, rune(rest[0])):
-				return r, fmt.Errorf("parameter %q must end the pattern or be followed by one of %q, so that a name splits one way only", name, paramStop)
-			case colon && strings.Contains(head, "{"):
-				return r, fmt.Errorf("parameter %q comes before the first ':', in the namespace, which must be literal text: Centrifugo declares namespaces by name", name)
+				return r, fmt.Errorf("parameter %q must end the pattern or be followed by one of %q", name, paramStop)
 			}
 			expr, r.params = expr+"([^"+paramStop+"]+)", append(r.params, name)
 		case '}':
@@ -120,29 +111,17 @@ func parsePattern(p string) (rule, error) {
 			expr, rest = expr+regexp.QuoteMeta(rest[:end]), rest[end:]
 		}
 	}
-	switch {
-	case strings.Contains(head, "*"):
-		return r, fmt.Errorf("a '*' before the first ':' matches channels of any namespace it begins (\"$chat*\" matches \"$chatroom:x\"), which no config declares: end the namespace with ':' first, as in \"$chat:*\"")
-	case colon && head != "" && !validNamespace(head):
-		return r, fmt.Errorf("namespace %q %s", head, namespaceRule)
-	case colon:
-		r.namespace = head
-	}
 	r.re = regexp.MustCompile(expr + "$")
 	return r, nil
 }
 
-// match reports whether channel matches the rule, with its parameters.
 func (r *rule) match(channel string) (map[string]string, bool) {
 	m := r.re.FindStringSubmatch(channel)
-	if m == nil {
-		return nil, false
+	if m == nil || len(r.params) == 0 {
+		return nil, m != nil
 	}
-	var params map[string]string
+	params := make(map[string]string, len(r.params))
 	for k, name := range r.params {
-		if params == nil {
-			params = make(map[string]string, len(r.params))
-		}
 		params[name] = m[k+1]
 	}
 	return params, true

@@ -4,24 +4,21 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
+	"strings"
 	"sync"
 )
 
 // User is the logged-in user as the session keeps it. Only ID reaches
 // Centrifugo (the tokens' "sub"); the rest decides what the user reads.
 type User struct {
-	// ID identifies the user to Centrifugo. Required: at most 255 bytes,
-	// no whitespace or control characters.
-	ID        string   `json:"id"`
+	ID        string   `json:"id"`               // required: 255 bytes at most, no whitespace or control characters
 	Username  string   `json:"username"`         // shown to people; grants nothing
 	Staff     bool     `json:"staff"`            // reads the staff channels
 	Superuser bool     `json:"superuser"`        // reads the superuser and staff channels
 	Groups    []string `json:"groups,omitempty"` // each grants its GroupChannels
 	// Info is what other subscribers see of the user (the tokens' "info"):
-	// valid UTF-8 JSON nested at most 64 deep, else the user is refused.
-	// Numbers are kept exact, as json.Number.
+	// valid UTF-8 JSON at most 64 deep, else refused; numbers as json.Number.
 	Info map[string]any `json:"info,omitempty"`
 }
 
@@ -31,8 +28,11 @@ func (u *User) IsStaff() bool { return u != nil && (u.Staff || u.Superuser) }
 // InGroup reports whether u belongs to group.
 func (u *User) InGroup(group string) bool { return u != nil && slices.Contains(u.Groups, group) }
 
-// validate checks the ID and groups. Errors wrap ErrInvalidUser.
+// validate checks the ID and groups (ErrInvalidUser); nil passes.
 func (u *User) validate() error {
+	if u == nil {
+		return nil
+	}
 	err := checkName(u.ID, "ID")
 	for k := 0; err == nil && k < len(u.Groups); k++ {
 		err = checkName(u.Groups[k], "group")
@@ -44,8 +44,7 @@ func (u *User) validate() error {
 }
 
 // normalized validates u and returns a copy whose Info holds JSON values
-// only (maps, slices, strings, json.Numbers, bools, nil), as a decoded
-// session user's does, so that clone copies it deeply.
+// only, as a decoded session user's does.
 func (u *User) normalized() (*User, error) {
 	if err := u.validate(); err != nil {
 		return nil, err
@@ -55,20 +54,17 @@ func (u *User) normalized() (*User, error) {
 	if len(u.Info) == 0 {
 		return &cp, nil
 	}
-	raw, err := json.Marshal(u.Info)
+	info, raw, err := jsonCopy(u.Info)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Info does not encode as JSON", ErrInvalidUser)
-	}
-	if err := checkJSON(raw); err != nil {
+	} else if err := checkJSON(raw); err != nil {
 		return nil, fmt.Errorf("%w: Info %w", ErrInvalidUser, err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	_ = dec.Decode(&cp.Info) // cannot fail: json.Marshal wrote an object
+	cp.Info = info
 	return &cp, nil
 }
 
-// clone returns a deep copy of u, whose Info holds JSON values only.
+// clone returns a deep copy of u.
 func (u *User) clone() *User {
 	if u == nil {
 		return nil
@@ -76,52 +72,35 @@ func (u *User) clone() *User {
 	cp := *u
 	cp.Groups = slices.Clone(u.Groups)
 	if u.Info != nil {
-		cp.Info = cloneJSON(u.Info).(map[string]any)
+		cp.Info, _, _ = jsonCopy(u.Info) // cannot fail: JSON values only
 	}
 	return &cp
 }
 
-func cloneJSON(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		m := make(map[string]any, len(v))
-		for k, e := range v {
-			m[k] = cloneJSON(e)
-		}
-		return m
-	case []any:
-		s := make([]any, len(v))
-		for k, e := range v {
-			s[k] = cloneJSON(e)
-		}
-		return s
+// jsonCopy copies info through its JSON, raw, numbers as json.Number.
+func jsonCopy(info map[string]any) (cp map[string]any, raw []byte, err error) {
+	if raw, err = json.Marshal(info); err == nil {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		err = dec.Decode(&cp)
 	}
-	return v // strings, json.Numbers, bools and nil
+	return cp, raw, err
 }
 
-// decodeUser reads a session value written by Login, numbers in Info as
-// json.Number; nil when it holds no valid user.
+// decodeUser reads a session value written by Login; nil for no valid user.
 func decodeUser(raw string) *User {
-	if raw == "" {
-		return nil
-	}
 	u := new(User)
-	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
+	dec := json.NewDecoder(strings.NewReader(raw))
 	dec.UseNumber()
-	if dec.Decode(u) != nil || u.validate() != nil {
-		return nil
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil // data after the value
+	if dec.Decode(u) != nil || u.validate() != nil || strings.Trim(raw[dec.InputOffset():], " \t\r\n") != "" {
+		return nil // not a user, or data after it
 	}
 	return u
 }
 
-// userCache maps a session value, exactly as the session store
-// authenticated it, to its decoded user, so that a returning visitor's is
-// decoded once (the Session benchmark needs it). Values up to
-// userCacheMaxValue, each counted twice plus 256 bytes, up to
-// userCacheBytes; past it, it starts over.
+// userCache maps a session value (authenticated by the store) to its user,
+// decoded once. Values up to userCacheMaxValue, each counted twice plus
+// 256 bytes, up to userCacheBytes; past it, it starts over.
 const userCacheBytes, userCacheMaxValue = 4 << 20, 4 << 10
 
 type userCache struct {
@@ -130,7 +109,7 @@ type userCache struct {
 	bytes int
 }
 
-// decode is decodeUser, its result shared: hand out clones only.
+// decode is decodeUser, its result shared.
 func (uc *userCache) decode(raw string) *User {
 	if len(raw) > userCacheMaxValue {
 		return decodeUser(raw)
@@ -147,9 +126,7 @@ func (uc *userCache) decode(raw string) *User {
 	if uc.m == nil || uc.bytes+cost > userCacheBytes {
 		uc.m, uc.bytes = make(map[string]*User, 64), 0
 	}
-	if _, dup := uc.m[raw]; !dup {
-		uc.m[raw], uc.bytes = u, uc.bytes+cost
-	}
+	uc.m[raw], uc.bytes = u, uc.bytes+cost // a value decoded twice at once counts twice
 	uc.mu.Unlock()
 	return u
 }
