@@ -143,8 +143,7 @@ func (i *Instant) tokenRoute(c *gin.Context, body []byte) {
 	var req struct {
 		Channel string `json:"channel"`
 	}
-	sub := c.Param("route") == "subscription_token"
-	var dst any = &struct{}{} // connection_token reads no field
+	sub, dst := c.Param("route") == "subscription_token", any(&struct{}{}) // connection_token reads no field
 	if sub {
 		dst = &req
 	}
