@@ -109,8 +109,8 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 			}
 		}
 		enabled := func(m map[string]any) map[string]any { m["enabled"] = true; return m }
-		client["proxy"] = map[string]any{"connect": enabled(proxy(routeProxyConnect)), "refresh": enabled(proxy(routeProxyRefresh))}
-		channel["proxy"] = map[string]any{"subscribe": proxy(routeProxySubscribe), "sub_refresh": proxy(routeProxySubRefresh)}
+		client["proxy"] = map[string]any{"connect": enabled(proxy("proxy/connect")), "refresh": enabled(proxy("proxy/refresh"))}
+		channel["proxy"] = map[string]any{"subscribe": proxy("proxy/subscribe"), "sub_refresh": proxy("proxy/sub_refresh")}
 		base["subscribe_proxy_enabled"], base["sub_refresh_proxy_enabled"] = true, true
 	}
 	namespaces := []map[string]any{}

@@ -10,12 +10,11 @@ import (
 // sessionKey is the session value in which Login keeps the user, as JSON.
 const sessionKey = "instant.user"
 
-// Login stores u in the session as the logged-in user, saves the session,
-// and makes u the current user for the rest of the request. It needs
-// sessions.Sessions before it (ErrNoSession) and refuses a user with an
-// invalid ID or group name, or whose Info does not encode as JSON
-// (ErrInvalidUser). Numbers in Info stay exact. With a cookie store the
-// login lives in the browser's cookie: see the README on ending logins.
+// Login stores u in the session as the logged-in user, saves it and makes u
+// the request's user. It needs sessions.Sessions before it (ErrNoSession) and
+// refuses an invalid ID or group name, or an Info that does not encode as JSON
+// (ErrInvalidUser). Numbers in Info stay exact. With a cookie store, see the
+// README on ending logins.
 func Login(c *gin.Context, u User) error {
 	if err := u.validate(); err != nil {
 		return err

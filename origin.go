@@ -22,13 +22,10 @@ const (
 	originLen      = originNonceLen + 22
 )
 
-// Origin returns the browser tab's id that the request carries in the
-// X-Instant-Origin header (the channels route mints it, bound to the user),
-// or "" when none, one minted for another user (anonymous visitors share
-// one identity), or outside Session. It may load the user. An event then
-// skips the tab that caused it:
-//
-//	inst.Broadcast(c, instant.Event{Channel: "$site_users", Message: "saved", Origin: instant.Origin(c)})
+// Origin returns the tab id that the request carries in X-Instant-Origin (the
+// channels route mints it, bound to the user), or "" when none, one minted for
+// another user (anonymous visitors share one identity), or outside Session. It
+// may load the user. An Event with this Origin skips the tab that caused it.
 func Origin(c *gin.Context) string {
 	if c == nil || c.Request == nil {
 		return ""
@@ -83,7 +80,6 @@ func (m *originMAC) sum(nonce string, user *User) []byte {
 	return m.enc[:]
 }
 
-// newOriginPool returns a pool of originMACs keyed for origin ids only.
 func newOriginPool(secret []byte) *sync.Pool {
 	key := deriveKey(secret, "origin")
 	return &sync.Pool{New: func() any { return &originMAC{h: hmac.New(sha256.New, key)} }}

@@ -26,20 +26,11 @@ func deriveKey(secret []byte, purpose string) []byte {
 	return m.Sum(nil)
 }
 
-const (
-	routeProxyConnect    = "proxy/connect"
-	routeProxyRefresh    = "proxy/refresh"
-	routeProxySubscribe  = "proxy/subscribe"
-	routeProxySubRefresh = "proxy/sub_refresh"
-)
-
-// proxyRoute answers Centrifugo's four proxies, after the proxy key (403
-// without it), by the decision the token routes use: connect makes the
-// session user the connection's user; refresh and sub_refresh keep a
-// connection or subscription while the session and the decision still
-// allow it; subscribe (public channels: they have no token) answers what a
-// token would carry. Centrifugo's codes: errors 400..1999; disconnects
-// 4000..4499 tell the client to reconnect, 4500..4999 not to.
+// proxyRoute answers Centrifugo's proxies (403 without the proxy key) by the
+// token routes' decision: connect names the session user; refresh and
+// sub_refresh expire what the session or decision no longer allows; subscribe
+// (public channels have no token) answers what a token would carry.
+// Disconnect codes 4000..4499 make the client reconnect, 4500..4999 not.
 func (i *Instant) proxyRoute(c *gin.Context, body []byte) {
 	if subtle.ConstantTimeCompare([]byte(c.GetHeader(proxyKeyHeader)), []byte(i.proxyKey)) != 1 {
 		abortJSON(c, http.StatusForbidden, "instant: proxy request without the proxy key")

@@ -15,28 +15,22 @@ const (
 	decideWorkers = 8    // decisions at a time (rules may ask a database)
 )
 
-// Reauthorize makes a change to what u (as the app's store now holds them;
-// ErrInvalidUser when Login would refuse it) may read take effect now. It
-// needs Config.LoadUser, so that every replica signs with the new roles
-// (else an error matching ErrConfig). It unsubscribes u, everywhere, from
-// the active private channels the decision now refuses (a failed rule is
-// a refusal, logged; rules get a *gin.Context of their own) that u is in,
-// or all refused ones where the namespace keeps no presence; personal and
-// public channels are not looked at. Then it pushes "instant.reauthorized"
-// to u's personal channel, and open pages ask for their channels again.
-// Earlier tokens stay usable until they expire. The error counts refused
-// ("failed") and unanswered ("unknown", matching ErrUnreachable or
-// context.DeadlineExceeded) unsubscribes. Calls retry as Broadcast's, within
-// ctx and PublishTimeout. Safe for concurrent use.
+// Reauthorize makes a change to what u (as the app's store now holds them) may
+// read take effect now: it unsubscribes u, everywhere, from the active private,
+// non-personal channels the decision now refuses (a failed rule refuses, logged;
+// rules get a *gin.Context of their own), all refused ones where the namespace
+// keeps no presence, then pushes "instant.reauthorized" to u's personal channel
+// so that open pages ask for their channels again. Earlier tokens stay usable
+// until they expire. It needs Config.LoadUser (else ErrConfig) and refuses what
+// Login refuses (ErrInvalidUser). The error counts refused and unanswered
+// (ErrUnreachable, context.DeadlineExceeded) unsubscribes; calls retry as
+// Broadcast's, within ctx and PublishTimeout. Safe for concurrent use.
 func (i *Instant) Reauthorize(ctx context.Context, u User) error {
 	if i == nil {
 		return ErrNotInstalled
 	}
 	if i.cfg.LoadUser == nil {
 		return fmt.Errorf("%w: Reauthorize needs Config.LoadUser: without it a session keeps the roles of its login, and nothing can change them; keep the user's ID in the session and load the user from the app's store with LoadUser", ErrConfig)
-	}
-	if err := u.validate(); err != nil {
-		return err
 	}
 	user, err := u.normalized()
 	if err != nil {
@@ -55,8 +49,7 @@ func (i *Instant) Reauthorize(ctx context.Context, u User) error {
 	return revoked
 }
 
-// revoke ends u's subscriptions to the active private channels the
-// decision now refuses.
+// revoke ends u's subscriptions to the private channels the decision refuses.
 func (i *Instant) revoke(ctx context.Context, u *User) error {
 	var active []string
 	err := i.call(ctx, func(ctx context.Context, api apiClient) (err error) {

@@ -21,47 +21,30 @@ const (
 	websocketPath    = "connection/websocket"
 )
 
-// routes is every endpoint Register serves, by its path in the group; a
-// sessionless one needs no request state.
+// routes is every endpoint Register serves, by its path in the group.
 var routes = map[string]struct {
-	method      string
-	handle      func(i *Instant, c *gin.Context, body []byte)
-	sessionless bool
+	method string
+	handle func(i *Instant, c *gin.Context, body []byte)
 }{
-	"connection_token":   {http.MethodPost, (*Instant).tokenRoute, false},
-	"subscription_token": {http.MethodPost, (*Instant).tokenRoute, false},
-	"auth":               {http.MethodPost, (*Instant).authRoute, false},
-	"presence":           {http.MethodPost, (*Instant).presenceRoute, false},
-	"channels":           {http.MethodGet, (*Instant).channelsRoute, false},
-	"client.js":          {http.MethodGet, (*Instant).clientJSRoute, true},
-	routeProxyConnect:    {http.MethodPost, (*Instant).proxyRoute, false},
-	routeProxyRefresh:    {http.MethodPost, (*Instant).proxyRoute, false},
-	routeProxySubscribe:  {http.MethodPost, (*Instant).proxyRoute, false},
-	routeProxySubRefresh: {http.MethodPost, (*Instant).proxyRoute, false},
+	"connection_token":   {http.MethodPost, (*Instant).tokenRoute},
+	"subscription_token": {http.MethodPost, (*Instant).tokenRoute},
+	"auth":               {http.MethodPost, (*Instant).authRoute},
+	"presence":           {http.MethodPost, (*Instant).presenceRoute},
+	"channels":           {http.MethodGet, (*Instant).channelsRoute},
+	"client.js":          {http.MethodGet, (*Instant).clientJSRoute},
+	"proxy/connect":      {http.MethodPost, (*Instant).proxyRoute},
+	"proxy/refresh":      {http.MethodPost, (*Instant).proxyRoute},
+	"proxy/subscribe":    {http.MethodPost, (*Instant).proxyRoute},
+	"proxy/sub_refresh":  {http.MethodPost, (*Instant).proxyRoute},
 }
 
-// Register mounts the routes on g, a group of its own (every method of
-// /:route and /proxy/:kind is answered; the app's static routes still win):
-//
-//	POST connection_token    {}                      → {"token","expires_at"}
-//	POST subscription_token  {"channel"}             → {"token","expires_at"} or 403
-//	POST auth                {"client","channels"}   → {"channels":[{"channel","token","expires_at"} or {"channel","status":403}]}
-//	     with "connection":true                      → the same and "connection":{"token","expires_at"}
-//	POST presence            {"channels"}            → {"channels":[{"channel","clients":[{"client","user","info"}],"total","truncated"} or {"channel","status":403}]}
-//	GET  channels                                    → {"user","channels":[{"name","level"}],"websocket_url","origin"}
-//	GET  client.js                                   → the browser helper, an ES module
-//	GET  connection/websocket                        → with Config.Server: its websocket (and "websocket_url" without WebsocketURL)
-//	POST proxy/connect, refresh, subscribe, sub_refresh → Centrifugo's proxies (see CentrifugoConfig)
-//
-// Auth takes at most 100 channels; a bad name, or an anonymous visitor
-// refused, fails the batch. Presence takes at most 20 channels, each
-// private and readable by the user, and lists at most 100 subscriptions a
-// channel (by user, then client) and 256 KiB in all ("truncated"); 502
-// when the server fails, 503 when it refuses (presence off). POST routes
-// take a JSON body of at most 64 KiB and refuse cross-origin requests (see
-// TrustedOrigins). Errors are 4xx {"error"}: 405 with Allow, 404 for no
-// such route. They need sessions.Sessions before them (else a 500), not
-// Session.
+// Register mounts the routes of the README's table on g, a group of its own
+// (with Config.Server, also its connection/websocket). POST routes take a
+// JSON body of at most 64 KiB and refuse cross-origin requests (see
+// TrustedOrigins); auth takes at most 100 channels, presence 20 (502 when the
+// server fails, 503 when it refuses). Errors are 4xx {"error"}: 405 with
+// Allow, 404 for no such route. They need sessions.Sessions before them
+// (else a 500), not Session.
 func (i *Instant) Register(g *gin.RouterGroup) {
 	var serve gin.HandlerFunc
 	serve = func(c *gin.Context) {
@@ -83,7 +66,7 @@ func (i *Instant) Register(g *gin.RouterGroup) {
 			failServer(c, nil, ErrNotInstalled)
 			return
 		}
-		if st, _, _ := stateOf(c, false); !r.sessionless && (st == nil || st.inst != i) {
+		if st, _, _ := stateOf(c, false); name != "client.js" && (st == nil || st.inst != i) {
 			i.track(c, func() { serve(c) }) // again, with the state recorded
 			return
 		}
@@ -153,13 +136,11 @@ type tokenResponse struct {
 	ExpiresAt int64  `json:"expires_at"` // Unix seconds, the token's "exp"
 }
 
-// tokenRoute answers connection_token and subscription_token.
 func (i *Instant) tokenRoute(c *gin.Context, body []byte) {
 	var req struct {
 		Channel string `json:"channel"`
 	}
-	sub := c.Param("route") == "subscription_token"
-	var dst any = &struct{}{} // connection_token reads no field
+	sub, dst := c.Param("route") == "subscription_token", any(&struct{}{}) // connection_token reads no field
 	if sub {
 		dst = &req
 	}
@@ -191,8 +172,8 @@ type authAnswer struct {
 	Status    int    `json:"status,omitempty"`
 }
 
-// authRoute signs a batch of subscription tokens and, with "connection":
-// true, a connection token: a page connects and subscribes with one request.
+// authRoute signs a batch of subscription tokens, and a connection token too
+// with "connection": true.
 func (i *Instant) authRoute(c *gin.Context, body []byte) {
 	var req struct {
 		Client     string   `json:"client"`
@@ -288,7 +269,6 @@ func refuse(c *gin.Context, err error) {
 	}
 }
 
-// errorStatus is the HTTP status of an error of the decision.
 func errorStatus(err error) int {
 	switch {
 	case errors.Is(err, ErrInvalidChannel):

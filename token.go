@@ -40,9 +40,8 @@ type boolValue struct {
 }
 
 var (
-	// A private channel's subscribers receive joins and leaves when the
-	// namespace emits them; a public channel's stay out of presence, joins
-	// and leaves, whatever the namespace says.
+	// Private subscribers get joins and leaves when the namespace emits them;
+	// public ones stay out of presence, joins and leaves, whatever it says.
 	privateOverride = &override{ForcePushJoinLeave: &boolValue{Value: true}}
 	publicOverride  = &override{Presence: &boolValue{}, JoinLeave: &boolValue{}, ForcePushJoinLeave: &boolValue{}}
 )
@@ -68,12 +67,10 @@ func (i *Instant) sign(u *User, channel string, info any, now time.Time) (Token,
 		ttl = i.cfg.ConnectionTokenTTL
 	case !isPrivate(channel):
 		cl.Override = publicOverride
-	case info != nil:
-		cl.Override = privateOverride
-		cl.Info, _ = info.(json.RawMessage)
 	default:
 		cl.Override = privateOverride
-		if u != nil && len(u.Info) > 0 {
+		cl.Info, _ = info.(json.RawMessage)
+		if info == nil && u != nil && len(u.Info) > 0 {
 			raw, err := json.Marshal(u.Info)
 			if err != nil {
 				return Token{}, fmt.Errorf("instant: the token's info does not encode as JSON: %w", err)
