@@ -34,9 +34,8 @@ func (s *Server) publish(ctx context.Context, pub seam.Publication) error {
 	if err = cmp.Or(ctx.Err(), err); err != nil {
 		return err
 	}
-	// Without history, a second of the latest publication for its stream
-	// position: centrifuge drops a publication without one that comes while
-	// a client subscribes (TestPublishRightAfterSubscribing).
+	// Without history, a second of it for its stream position: centrifuge drops a
+	// publication without one that comes while a client subscribes.
 	opts := []centrifuge.PublishOption{centrifuge.WithHistory(1, time.Second)}
 	if ch.Private && s.opts.HistorySize > 0 {
 		opts[0] = centrifuge.WithHistory(s.opts.HistorySize, s.opts.HistoryTTL)
@@ -73,8 +72,8 @@ func (s *Server) Disconnect(_ context.Context, user string) error {
 	return nil
 }
 
-// channel answers how channel is served, or errNotBound,
-// seam.ErrUnknownChannel, or seam.ErrNotAvailable (108) when off says so.
+// channel answers how channel is served, or errNotBound, seam.ErrUnknownChannel,
+// or seam.ErrNotAvailable (108) when off says so.
 func (s *Server) channel(op, channel string, off func(seam.Channel) bool) (seam.Channel, error) {
 	p := s.policy.Load()
 	if p == nil {

@@ -1,6 +1,5 @@
 // Package seam is the one interface between the instant core and a
-// realtime server in the app's process (the embedded module): the core
-// imports no server.
+// realtime server in the app's process (the embedded module).
 package seam
 
 import (
@@ -37,8 +36,7 @@ type Policy struct {
 	OutboxPartitions  int
 }
 
-// Channel is how one channel is served: a private one needs a
-// subscription token naming it, for the connection's user.
+// Channel is how one channel is served: a private one needs a subscription token.
 type Channel struct{ Private bool }
 
 // Publication is data to a channel, once per IdempotencyKey within the
@@ -64,15 +62,10 @@ var (
 // the environment names no Centrifugo; importing embedded registers one.
 type Factory func(env func(string) string) (Server, error)
 
-var factory atomic.Pointer[Factory]
+var factory atomic.Value // Factory
 
 // Register records f; the last registration wins.
-func Register(f Factory) { factory.Store(&f) }
+func Register(f Factory) { factory.Store(f) }
 
 // Registered returns the Factory, or nil.
-func Registered() Factory {
-	if f := factory.Load(); f != nil {
-		return *f
-	}
-	return nil
-}
+func Registered() Factory { f, _ := factory.Load().(Factory); return f }
