@@ -57,10 +57,7 @@ func (s *Server) onConnecting(_ context.Context, e centrifuge.ConnectEvent) (cen
 		case err == nil && c.Subject == "" && p.DisallowAnonymous:
 			err = centrifuge.DisconnectPermissionDenied
 		}
-		return centrifuge.ConnectReply{
-			Credentials:       &centrifuge.Credentials{UserID: c.Subject, ExpireAt: exp, Info: c.Info},
-			ClientSideRefresh: true,
-		}, err
+		return centrifuge.ConnectReply{Credentials: &centrifuge.Credentials{UserID: c.Subject, ExpireAt: exp, Info: c.Info}, ClientSideRefresh: true}, err
 	})
 }
 

@@ -23,12 +23,10 @@ import (
 )
 
 const (
-	outboxPoll       = 300 * time.Millisecond // Centrifugo's partition_poll_interval
-	outboxBatch      = 100                    // Centrifugo's partition_select_limit
-	outboxWorkers    = 4                      // partitions (connections) read at once
-	outboxBackoffMin = 100 * time.Millisecond
-	outboxBackoffMax = 5 * time.Second
-	outboxTxTimeout  = 10 * time.Second // not cut by stop: published rows get deleted
+	outboxPoll      = 300 * time.Millisecond // Centrifugo's partition_poll_interval
+	outboxBatch     = 100                    // Centrifugo's partition_select_limit
+	outboxWorkers   = 4                      // partitions (connections) read at once
+	outboxTxTimeout = 10 * time.Second       // not cut by stop: published rows get deleted
 )
 
 // errOutboxInvalid (or seam.ErrUnknownChannel) marks a row that can never
@@ -48,8 +46,8 @@ type outboxConsumer struct {
 	retry   []streak // per partition: its worker's, or the poller's between rounds
 }
 
-// startOutbox checks p's table (ctx bounds only that) and consumes it
-// until stop, which deletes the rows published and waits.
+// startOutbox checks p's table (ctx bounds only that) and consumes it until
+// stop, which deletes the rows published and waits.
 func startOutbox(ctx context.Context, db *sql.DB, p seam.Policy, publish outboxPublish, logger *slog.Logger) (stop func(), err error) {
 	if err := checkOutbox(ctx, db, p); err != nil {
 		return nil, err
@@ -206,7 +204,7 @@ func (s *streak) note(logger *slog.Logger, err error, failed, recovered string, 
 			logger.Error(failed, append(attrs, "error", err)...)
 		}
 		s.n++
-		s.next = time.Now().Add(min(outboxBackoffMin<<min(s.n-1, 6), outboxBackoffMax))
+		s.next = time.Now().Add(min(100*time.Millisecond<<min(s.n-1, 6), 5*time.Second))
 	case s.n > 0:
 		logger.Info(recovered, append(attrs, "failures", s.n, "after", time.Since(s.since))...)
 		*s = streak{}

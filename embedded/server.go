@@ -115,8 +115,7 @@ func (s *Server) Bind(p seam.Policy) error {
 	return nil
 }
 
-// Handler is the websocket endpoint: 403 for a browser of a site not
-// allowed (Options.AllowedOrigins).
+// Handler is the websocket endpoint: 403 for a page of an origin not allowed.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // checkOrigin allows no Origin, the page's host, AllowedOrigins, SiteOrigin and TrustedOrigins.
@@ -140,8 +139,7 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	})
 }
 
-// Describe names the server for a log line: "embedded, memory", or
-// "embedded, redis <address without credentials>".
+// Describe names the server for a log line: "embedded, memory" or "embedded, redis <address>".
 func (s *Server) Describe() string {
 	if s.opts.RedisAddress == "" {
 		return "embedded, memory"
@@ -211,11 +209,9 @@ func (s *Server) closeRedis() {
 // Options configures a Server. The zero value works: one process, in memory,
 // same-origin browsers, presence and history on private channels.
 type Options struct {
-	// AllowedOrigins are more origins (scheme://host[:port]; "*": all)
-	// whose pages may open the websocket. Default: none.
+	// AllowedOrigins are more origins (scheme://host[:port]; "*": all) whose pages may open the websocket.
 	AllowedOrigins []string
-	// RedisAddress ("redis://host:6379", "rediss://user:pass@host") makes
-	// the processes on that Redis serve as one. Default: memory.
+	// RedisAddress ("redis://host:6379") makes the processes on that Redis serve as one. Default: memory.
 	RedisAddress string
 	// OutboxDB is the PostgreSQL database of BroadcastTx's outbox: each
 	// committed row is published once, in order per partition. Default: nil.

@@ -26,10 +26,8 @@ type Server interface {
 
 // Policy is what the Instant tells its server.
 type Policy struct {
-	TokenSecret []byte // signs connection and subscription tokens
-	// Channel answers how a channel is served; known is false outside the
-	// Instant's namespaces (Centrifugo's 102).
-	Channel           func(channel string) (c Channel, known bool)
+	TokenSecret       []byte                                       // signs connection and subscription tokens
+	Channel           func(channel string) (c Channel, known bool) // known: in the Instant's namespaces (else 102)
 	DisallowAnonymous bool
 	Origins           []string // SiteOrigin and TrustedOrigins, as configured
 	OutboxTable       string   // quoted, schema-qualified
