@@ -12,16 +12,13 @@ import (
 )
 
 // Server is a realtime server in the app's own process, in place of a
-// Centrifugo: *embedded.Server (github.com/gin-instant/instant/embedded),
-// the only implementation. Set Config.Server to it.
+// Centrifugo: *embedded.Server (github.com/gin-instant/instant/embedded).
 type Server interface{ seam.Server }
 
-// serverAPI is the apiClient of a Server.
 type serverAPI struct{ s seam.Server }
 
-// bindServer tells s i's token secret, origins and channels: a channel is
-// known when valid and in a namespace of a configured channel, of the
-// personal channels or of a rule (Authorize may add one at any time).
+// bindServer tells s i's secret, origins and channels: a valid channel is known
+// in a namespace of a configured channel, the personal ones or a rule.
 func (i *Instant) bindServer(s seam.Server) error {
 	configured := map[string]bool{i.channels.userNamespace: true}
 	for name := range i.channels.byName {
@@ -70,12 +67,11 @@ func (a serverAPI) publish(ctx context.Context, channels []string, payloads [][]
 	if err == nil {
 		return nil
 	}
-	var failedChannels []string
-	for _, k := range failed {
-		failedChannels = append(failedChannels, channels[k])
-	}
-	err = serverError("publish", failedChannels, err)
+	err = serverError("publish", nil, err)
 	if pe, ok := err.(*PublishError); ok {
+		for _, k := range failed {
+			pe.Channels = append(pe.Channels, channels[k])
+		}
 		pe.failedPubs = failed
 	}
 	return err

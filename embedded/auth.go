@@ -21,9 +21,8 @@ type tokenClaims struct {
 
 var tokenParser = jwt.NewParser(jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"}))
 
-// verify checks token's signature, then its time claims: an expired token
-// is centrifuge.ErrorTokenExpired (109, asked for again), an invalid one
-// is invalid. exp is in Unix seconds (0: none).
+// verify checks token's signature, then its time claims: expired is ErrorTokenExpired
+// (109, asked for again), else invalid; exp is in Unix seconds (0: none).
 func verify(secret []byte, token string, invalid error) (c tokenClaims, exp int64, err error) {
 	_, err = tokenParser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return secret, nil })
 	switch {
@@ -41,8 +40,7 @@ func verify(secret []byte, token string, invalid error) (c tokenClaims, exp int6
 	return c, exp, nil
 }
 
-// onConnecting checks the connection token; without one, centrifuge
-// closes the connection with 3501, as Centrifugo.
+// onConnecting checks the connection token; without one, centrifuge closes with 3501.
 func (s *Server) onConnecting(_ context.Context, e centrifuge.ConnectEvent) (centrifuge.ConnectReply, error) {
 	return safe(s, "connecting", func() (centrifuge.ConnectReply, error) {
 		p := s.policy.Load()
@@ -59,17 +57,12 @@ func (s *Server) onConnecting(_ context.Context, e centrifuge.ConnectEvent) (cen
 		case err == nil && c.Subject == "" && p.DisallowAnonymous:
 			err = centrifuge.DisconnectPermissionDenied
 		}
-		return centrifuge.ConnectReply{
-			Credentials:       &centrifuge.Credentials{UserID: c.Subject, ExpireAt: exp, Info: c.Info},
-			ClientSideRefresh: true,
-		}, err
+		return centrifuge.ConnectReply{Credentials: &centrifuge.Credentials{UserID: c.Subject, ExpireAt: exp, Info: c.Info}, ClientSideRefresh: true}, err
 	})
 }
 
-// onConnect lets clients refresh tokens and subscribe, not publish or ask
-// for presence or history (108), as CentrifugoConfig's config. A refreshed
-// token that expired ends what it was for; any other fault closes the
-// connection (3500).
+// onConnect lets clients refresh and subscribe, not publish or read presence or history
+// (108); an expired refresh ends what it was for, any other fault closes (3500).
 func (s *Server) onConnect(client *centrifuge.Client) {
 	p := s.policy.Load() // bound: onConnecting let it in
 	user := client.UserID()
@@ -99,11 +92,8 @@ func (s *Server) onConnect(client *centrifuge.Client) {
 	})
 }
 
-// subscribe: an undeclared channel is 102; a private one needs a token
-// (103); a bad signature is 103, an expired token 109, one for another
-// channel or user 3500. A public channel needs none (unless anonymous
-// under DisallowAnonymous). Every channel filters by tags ("to others");
-// private ones keep presence with joins and leaves, and history.
+// subscribe refuses an undeclared channel (102), a private one without a token or a
+// bad one (103), an expired token (109) and one for another channel or user (3500).
 func (s *Server) subscribe(p *seam.Policy, user string, e centrifuge.SubscribeEvent) (centrifuge.SubscribeReply, error) {
 	ch, known := p.Channel(e.Channel)
 	switch {
@@ -130,8 +120,8 @@ func (s *Server) subscribe(p *seam.Policy, user string, e centrifuge.SubscribeEv
 	return centrifuge.SubscribeReply{Options: opts, ClientSideRefresh: true}, nil
 }
 
-// subscriptionToken verifies a subscription token for user and channel:
-// invalid when it is not one, else the refusal to send (102, 3500).
+// subscriptionToken verifies a subscription token for user and channel: invalid
+// when it is not one, else the refusal to send (102, 3500).
 func subscriptionToken(p *seam.Policy, user, channel, token string, invalid error) (tokenClaims, int64, error) {
 	c, exp, err := verify(p.TokenSecret, token, invalid)
 	_, known := p.Channel(c.Channel)

@@ -1,9 +1,8 @@
 package embedded
 
-// The outbox consumer: each partition is read under an advisory lock (the
-// processes share the work), rows published in id order up to the first
-// failure, then deleted, all in one transaction; the idempotency key drops
-// a repeat. database/sql cannot LISTEN, hence the poll.
+// The outbox consumer: each partition is read under an advisory lock, its rows
+// published in id order up to the first failure, then deleted, in one
+// transaction. database/sql cannot LISTEN, hence the poll.
 
 import (
 	"cmp"
@@ -24,12 +23,10 @@ import (
 )
 
 const (
-	outboxPoll       = 300 * time.Millisecond // Centrifugo's partition_poll_interval
-	outboxBatch      = 100                    // Centrifugo's partition_select_limit
-	outboxWorkers    = 4                      // partitions (connections) read at once
-	outboxBackoffMin = 100 * time.Millisecond
-	outboxBackoffMax = 5 * time.Second
-	outboxTxTimeout  = 10 * time.Second // not cut by stop: published rows get deleted
+	outboxPoll      = 300 * time.Millisecond // Centrifugo's partition_poll_interval
+	outboxBatch     = 100                    // Centrifugo's partition_select_limit
+	outboxWorkers   = 4                      // partitions (connections) read at once
+	outboxTxTimeout = 10 * time.Second       // not cut by stop: published rows get deleted
 )
 
 // errOutboxInvalid (or seam.ErrUnknownChannel) marks a row that can never
@@ -49,8 +46,8 @@ type outboxConsumer struct {
 	retry   []streak // per partition: its worker's, or the poller's between rounds
 }
 
-// startOutbox checks p's table (ctx bounds only that) and consumes it
-// until stop, which deletes the rows published and waits.
+// startOutbox checks p's table (ctx bounds only that) and consumes it until
+// stop, which deletes the rows published and waits.
 func startOutbox(ctx context.Context, db *sql.DB, p seam.Policy, publish outboxPublish, logger *slog.Logger) (stop func(), err error) {
 	if err := checkOutbox(ctx, db, p); err != nil {
 		return nil, err
@@ -68,8 +65,7 @@ func startOutbox(ctx context.Context, db *sql.DB, p seam.Policy, publish outboxP
 	return sync.OnceFunc(func() { cancel(); <-done }), nil
 }
 
-// run lists the partitions holding rows every outboxPoll, at once after a
-// full batch.
+// run lists the partitions holding rows every outboxPoll, at once after a full batch.
 func (c *outboxConsumer) run(ctx context.Context) {
 	var table streak
 	for ctx.Err() == nil {
@@ -126,8 +122,8 @@ func (c *outboxConsumer) round(ctx context.Context, parts []string) bool {
 	return full.Load()
 }
 
-// batch publishes and deletes partition p's first rows; it returns how
-// many it read and the error that stopped it.
+// batch publishes and deletes partition p's first rows: how many it read, and
+// the error that stopped it.
 func (c *outboxConsumer) batch(ctx context.Context, p int) (n int, pubErr error) {
 	dbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outboxTxTimeout)
 	defer cancel()
@@ -136,7 +132,6 @@ func (c *outboxConsumer) batch(ctx context.Context, p int) (n int, pubErr error)
 		return 0, fmt.Errorf("embedded: outbox: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	// Keyed by the table's OID and the partition, hashed to 64 bits.
 	var locked bool
 	if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended('instant outbox ' || $1::text::regclass::oid::text || ' ' || $2::int::text, 0))`, c.table, p).Scan(&locked); err != nil {
 		return 0, fmt.Errorf("embedded: outbox: lock partition %d: %w", p, err)
@@ -209,16 +204,11 @@ func (s *streak) note(logger *slog.Logger, err error, failed, recovered string, 
 			logger.Error(failed, append(attrs, "error", err)...)
 		}
 		s.n++
-		s.next = time.Now().Add(outboxBackoff(s.n))
+		s.next = time.Now().Add(min(100*time.Millisecond<<min(s.n-1, 6), 5*time.Second))
 	case s.n > 0:
 		logger.Info(recovered, append(attrs, "failures", s.n, "after", time.Since(s.since))...)
 		*s = streak{}
 	}
-}
-
-// outboxBackoff is the wait after the n-th failure in a row.
-func outboxBackoff(n int) time.Duration {
-	return min(outboxBackoffMin<<min(n-1, 6), outboxBackoffMax)
 }
 
 // checkOutbox reports, joined, how p's table differs from OutboxDDL's.

@@ -423,9 +423,11 @@ func TestOutboxSurvivesTableOutage(t *testing.T) {
 }
 
 func TestOutboxBackoff(t *testing.T) {
+	var s streak
 	var got []time.Duration
-	for n := 1; n <= 9; n++ {
-		got = append(got, outboxBackoff(n))
+	for range 9 {
+		s.note(slog.New(slog.DiscardHandler), errors.New("down"), "", "")
+		got = append(got, time.Until(s.next).Round(100*time.Millisecond))
 	}
 	ms := time.Millisecond
 	want := []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 3200 * ms, 5000 * ms, 5000 * ms, 5000 * ms}

@@ -16,9 +16,9 @@ import (
 
 var errNotBound = errors.New("embedded: the server serves no Instant yet (give it to instant.New as Config.Server)")
 
-// Publish publishes in order, each key once per channel within 5 minutes,
-// Origin as the tag "origin"; it returns the indices that failed and the
-// first error (seam.ErrUnknownChannel for a channel the Instant lacks).
+// Publish publishes in order, each key once per channel within 5 minutes, Origin
+// as the tag "origin"; it returns the indices that failed and the first error
+// (seam.ErrUnknownChannel for a channel the Instant lacks).
 func (s *Server) Publish(ctx context.Context, pubs []seam.Publication) (failed []int, err error) {
 	for k, pub := range pubs {
 		if e := s.publish(ctx, pub); e != nil {
@@ -34,9 +34,8 @@ func (s *Server) publish(ctx context.Context, pub seam.Publication) error {
 	if err = cmp.Or(ctx.Err(), err); err != nil {
 		return err
 	}
-	// Without history, a second of the latest publication for its stream
-	// position: centrifuge drops a publication without one that comes while
-	// a client subscribes (TestPublishRightAfterSubscribing).
+	// Without history, a second of it for its stream position: centrifuge drops a
+	// publication without one that comes while a client subscribes.
 	opts := []centrifuge.PublishOption{centrifuge.WithHistory(1, time.Second)}
 	if ch.Private && s.opts.HistorySize > 0 {
 		opts[0] = centrifuge.WithHistory(s.opts.HistorySize, s.opts.HistoryTTL)
@@ -53,8 +52,7 @@ func (s *Server) publish(ctx context.Context, pub seam.Publication) error {
 	return nil
 }
 
-// Unsubscribe ends user's subscriptions to channels in every process; the
-// clients are told (code 2000) and do not subscribe again.
+// Unsubscribe ends user's subscriptions to channels in every process (code 2000).
 func (s *Server) Unsubscribe(ctx context.Context, user string, channels []string) error {
 	for _, ch := range channels {
 		if err := cmp.Or(ctx.Err(), s.node.Unsubscribe(user, ch)); err != nil {
@@ -64,8 +62,7 @@ func (s *Server) Unsubscribe(ctx context.Context, user string, channels []string
 	return nil
 }
 
-// Disconnect closes every connection of user in every process with code
-// 4001 ("session changed"): the clients reconnect with new tokens.
+// Disconnect closes user's connections in every process with 4001: they reconnect.
 func (s *Server) Disconnect(_ context.Context, user string) error {
 	if err := s.node.Disconnect(user, centrifuge.WithCustomDisconnect(centrifuge.Disconnect{Code: 4001, Reason: "session changed"})); err != nil {
 		return fmt.Errorf("embedded: disconnect: %w", err)
@@ -73,8 +70,8 @@ func (s *Server) Disconnect(_ context.Context, user string) error {
 	return nil
 }
 
-// channel answers how channel is served, or errNotBound,
-// seam.ErrUnknownChannel, or seam.ErrNotAvailable (108) when off says so.
+// channel answers how channel is served, or errNotBound, seam.ErrUnknownChannel,
+// or seam.ErrNotAvailable (108) when off says so.
 func (s *Server) channel(op, channel string, off func(seam.Channel) bool) (seam.Channel, error) {
 	p := s.policy.Load()
 	if p == nil {
@@ -129,7 +126,7 @@ func (s *Server) Presence(ctx context.Context, channels []string) ([][]seam.Clie
 }
 
 // applyCommand publishes an outbox row, leaving out (logged) channels the
-// Instant does not declare, as a row of another version of the app holds.
+// Instant does not declare, as of another version of the app.
 func (s *Server) applyCommand(ctx context.Context, method string, params json.RawMessage) error {
 	var cmd struct {
 		Channel        string            `json:"channel"`

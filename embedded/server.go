@@ -42,17 +42,13 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o}
-	s.node, err = centrifuge.New(centrifuge.Config{
+	s := &Server{opts: o, stopOutbox: func() {}}
+	s.node, err = centrifuge.New(centrifuge.Config{ // unset: centrifuge's defaults, as Centrifugo's
 		LogLevel:                     centrifuge.LogLevelWarn,
 		LogHandler:                   s.log,
 		ClientStaleCloseDelay:        10 * time.Second,
-		ClientExpiredCloseDelay:      25 * time.Second,
 		ClientExpiredSubCloseDelay:   5 * time.Second,
 		ClientPresenceUpdateInterval: 5 * time.Second,
-		ClientQueueMaxSize:           1 << 20,
-		ClientChannelLimit:           128,
-		ChannelMaxLength:             255,
 		RecoveryMaxPublicationLimit:  o.HistorySize,
 		Metrics:                      centrifuge.MetricsConfig{MetricsNamespace: "instant", RegistererGatherer: prometheus.NewRegistry()},
 	})
@@ -83,9 +79,7 @@ func (s *Server) Close() error {
 	defer s.mu.Unlock()
 	if !s.closed {
 		s.closed = true // and Bind refused
-		if s.stopOutbox != nil {
-			s.stopOutbox()
-		}
+		s.stopOutbox()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := s.node.Shutdown(ctx); err != nil {
@@ -121,12 +115,10 @@ func (s *Server) Bind(p seam.Policy) error {
 	return nil
 }
 
-// Handler is the websocket endpoint: 403 for a browser of a site not
-// allowed (Options.AllowedOrigins).
+// Handler is the websocket endpoint: 403 for a page of an origin not allowed.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// checkOrigin allows no Origin (no browser), the page's host,
-// AllowedOrigins, SiteOrigin and TrustedOrigins.
+// checkOrigin allows no Origin, the page's host, AllowedOrigins, SiteOrigin and TrustedOrigins.
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	u, err := url.Parse(origin)
@@ -147,8 +139,7 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	})
 }
 
-// Describe names the server for a log line: "embedded, memory", or
-// "embedded, redis <address without credentials>".
+// Describe names the server for a log line: "embedded, memory" or "embedded, redis <address>".
 func (s *Server) Describe() string {
 	if s.opts.RedisAddress == "" {
 		return "embedded, memory"
@@ -203,11 +194,9 @@ func (s *Server) useRedis() (err error) {
 	if err != nil {
 		return err
 	}
+	s.node.SetBroker(broker)
 	presence, err := centrifuge.NewRedisPresenceManager(s.node, centrifuge.RedisPresenceManagerConfig{Shards: shards})
-	if err == nil {
-		s.node.SetBroker(broker)
-		s.node.SetPresenceManager(presence)
-	}
+	s.node.SetPresenceManager(presence) // on an error, the node is dropped
 	return err
 }
 
@@ -217,20 +206,17 @@ func (s *Server) closeRedis() {
 	}
 }
 
-// Options configures a Server. The zero value works: one process, in
-// memory, same-origin browsers, presence and history on private channels.
+// Options configures a Server. The zero value works: one process, in memory,
+// same-origin browsers, presence and history on private channels.
 type Options struct {
-	// AllowedOrigins are more origins (scheme://host[:port]; "*": all)
-	// whose pages may open the websocket. Default: none.
+	// AllowedOrigins are more origins (scheme://host[:port]; "*": all) whose pages may open the websocket.
 	AllowedOrigins []string
-	// RedisAddress ("redis://host:6379", "rediss://user:pass@host") makes
-	// the processes on that Redis serve as one. Default: memory.
+	// RedisAddress ("redis://host:6379") makes the processes on that Redis serve as one. Default: memory.
 	RedisAddress string
 	// OutboxDB is the PostgreSQL database of BroadcastTx's outbox: each
 	// committed row is published once, in order per partition. Default: nil.
 	OutboxDB *sql.DB
-	// NoPresence turns off presence, with joins and leaves, on private
-	// channels (public ones never keep it).
+	// NoPresence turns off presence, joins and leaves on private channels (public ones have none).
 	NoPresence bool
 	// HistorySize and HistoryTTL keep each private channel's latest
 	// publications for recovery. Zero: 100 and 2 minutes; -1: none.

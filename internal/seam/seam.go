@@ -1,6 +1,5 @@
 // Package seam is the one interface between the instant core and a
-// realtime server in the app's process (the embedded module): the core
-// imports no server.
+// realtime server in the app's process (the embedded module).
 package seam
 
 import (
@@ -27,18 +26,15 @@ type Server interface {
 
 // Policy is what the Instant tells its server.
 type Policy struct {
-	TokenSecret []byte // signs connection and subscription tokens
-	// Channel answers how a channel is served; known is false outside the
-	// Instant's namespaces (Centrifugo's 102).
-	Channel           func(channel string) (c Channel, known bool)
+	TokenSecret       []byte                                       // signs connection and subscription tokens
+	Channel           func(channel string) (c Channel, known bool) // known: in the Instant's namespaces (else 102)
 	DisallowAnonymous bool
 	Origins           []string // SiteOrigin and TrustedOrigins, as configured
 	OutboxTable       string   // quoted, schema-qualified
 	OutboxPartitions  int
 }
 
-// Channel is how one channel is served: a private one needs a
-// subscription token naming it, for the connection's user.
+// Channel is how one channel is served: a private one needs a subscription token.
 type Channel struct{ Private bool }
 
 // Publication is data to a channel, once per IdempotencyKey within the
@@ -64,15 +60,10 @@ var (
 // the environment names no Centrifugo; importing embedded registers one.
 type Factory func(env func(string) string) (Server, error)
 
-var factory atomic.Pointer[Factory]
+var factory atomic.Value // Factory
 
 // Register records f; the last registration wins.
-func Register(f Factory) { factory.Store(&f) }
+func Register(f Factory) { factory.Store(f) }
 
 // Registered returns the Factory, or nil.
-func Registered() Factory {
-	if f := factory.Load(); f != nil {
-		return *f
-	}
-	return nil
-}
+func Registered() Factory { f, _ := factory.Load().(Factory); return f }
