@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -139,3 +141,120 @@ type discardWriter struct{}
 func (discardWriter) Header() http.Header         { return http.Header{} }
 func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (discardWriter) WriteHeader(int)             {}
+
+// AuthorizeFunc decides whether user (nil when anonymous) may read the
+// channel that matched the rule's pattern, with its params. info is the
+// token's presence info: nil for User.Info, JSON null for none, else one
+// JSON value (valid UTF-8, at most 64 deep), or no token (500, logged, as
+// for a panic). It runs concurrently and must not keep c; from Reauthorize
+// c is a GET / without session, with its ctx and user (CurrentUser).
+type AuthorizeFunc func(c *gin.Context, user *User, params map[string]string) (allow bool, info any)
+
+// rule is one custom rule added by Authorize.
+type rule struct {
+	pattern   string
+	re        *regexp.Regexp // its groups are the parameters,
+	params    []string       // named so ("*" for the star)
+	namespace string         // of every channel it matches; "" for none
+	fn        AuthorizeFunc
+}
+
+// Authorize adds a custom rule: a channel matching pattern is granted when
+// fn allows it. {name} matches one or more characters but ':', '#', ','
+// and '/', and ends the pattern or is followed by one of them; a final *
+// matches the rest (params["*"]): "$orders:{id}", "$dm:{a},{b}",
+// "$chat:*". A pattern is a valid channel name starting with "$", its
+// namespace literal and not UserChannel's (else ErrInvalidPattern). The
+// first matching rule decides a "$" channel that is not a role's; none
+// denies. Add rules before CentrifugoConfig. Safe while serving.
+func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
+	if i == nil {
+		return ErrNotInstalled
+	}
+	r, err := i.newRule(pattern, fn)
+	if err != nil {
+		return fmt.Errorf("%w: %q: %v", ErrInvalidPattern, pattern, err)
+	}
+	for {
+		old := i.rules.Load()
+		rules := append(slices.Clip(*old), r)
+		if i.rules.CompareAndSwap(old, &rules) {
+			return nil
+		}
+	}
+}
+
+const paramStop = ":#,/"
+
+// newRule compiles a pattern, refusing one that splits a name two ways or
+// whose namespace a config cannot declare.
+func (i *Instant) newRule(p string, fn AuthorizeFunc) (rule, error) {
+	r := rule{pattern: p, fn: fn}
+	if fn == nil {
+		return r, errors.New("nil AuthorizeFunc")
+	} else if !isPrivate(p) {
+		return r, errors.New(`a rule must cover "$" channels; Centrifugo lets anyone read the others without a token`)
+	}
+	if err := checkName(p, "pattern"); err != nil {
+		return r, err
+	}
+	switch head, _, colon := strings.Cut(p[1:], ":"); {
+	case strings.Contains(head, "*"):
+		return r, errors.New(`a '*' before the first ':' matches namespaces no config declares: end the namespace with ':' first, as in "$chat:*"`)
+	case colon && strings.ContainsAny(head, "{}"):
+		return r, fmt.Errorf("the namespace %q (before the first ':') must be literal: Centrifugo declares namespaces by name", head)
+	case colon && head != "" && (len(head) < 2 || !namespaceChars(head)):
+		return r, fmt.Errorf("namespace %q %s", head, namespaceRule)
+	case colon && head == i.channels.userNamespace:
+		return r, fmt.Errorf("the namespace %q holds the users' own channels (UserChannel), which no rule decides", head)
+	case colon:
+		r.namespace = head
+	}
+	expr := "^"
+	for rest := p; rest != ""; {
+		switch rest[0] {
+		case '*':
+			if len(rest) != 1 {
+				return r, fmt.Errorf("'*' may only end a pattern")
+			}
+			expr, rest, r.params = expr+"(.*)", "", append(r.params, "*")
+		case '{':
+			end := strings.IndexByte(rest, '}')
+			if end < 0 {
+				return r, fmt.Errorf("unclosed '{'")
+			}
+			name := rest[1:end]
+			switch rest = rest[end+1:]; {
+			case name == "" || strings.ContainsAny(name, "{*:#,/"):
+				return r, fmt.Errorf("bad parameter name %q", name)
+			case slices.Contains(r.params, name):
+				return r, fmt.Errorf("parameter %q used twice", name)
+			case rest != "" && !strings.ContainsRune(paramStop, rune(rest[0])):
+				return r, fmt.Errorf("parameter %q must end the pattern or be followed by one of %q", name, paramStop)
+			}
+			expr, r.params = expr+"([^"+paramStop+"]+)", append(r.params, name)
+		case '}':
+			return r, fmt.Errorf("unopened '}'")
+		default:
+			end := strings.IndexAny(rest, "{}*")
+			if end < 0 {
+				end = len(rest)
+			}
+			expr, rest = expr+regexp.QuoteMeta(rest[:end]), rest[end:]
+		}
+	}
+	r.re = regexp.MustCompile(expr + "$")
+	return r, nil
+}
+
+func (r *rule) match(channel string) (map[string]string, bool) {
+	m := r.re.FindStringSubmatch(channel)
+	if m == nil || len(r.params) == 0 {
+		return nil, m != nil
+	}
+	params := make(map[string]string, len(r.params))
+	for k, name := range r.params {
+		params[name] = m[k+1]
+	}
+	return params, true
+}

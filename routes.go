@@ -2,6 +2,9 @@ package instant
 
 import (
 	"bytes"
+	"crypto/sha256"
+	_ "embed" // client.js
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -306,4 +309,22 @@ func requestPath(c *gin.Context) string {
 		return ""
 	}
 	return c.Request.URL.Path
+}
+
+// clientJS is the browser helper, an ES module served at <group>/client.js,
+// with an ETag so that browsers revalidate cheaply.
+//
+//go:embed client.js
+var clientJS []byte
+var clientJSTag = func() string { sum := sha256.Sum256(clientJS); return `"` + hex.EncodeToString(sum[:8]) + `"` }()
+
+func (i *Instant) clientJSRoute(c *gin.Context, _ []byte) {
+	c.Header("ETag", clientJSTag)
+	c.Header("Cache-Control", "no-cache")
+	c.Header("X-Content-Type-Options", "nosniff")
+	if c.GetHeader("If-None-Match") == clientJSTag {
+		c.Status(http.StatusNotModified)
+	} else {
+		c.Data(http.StatusOK, "text/javascript; charset=utf-8", clientJS)
+	}
 }
