@@ -18,17 +18,14 @@ import (
 )
 
 // apiClient is the one seam between the core and a realtime server:
-// gocentAPI (Centrifugo's HTTP API), serverAPI (the embedded Server),
-// downNodes (while every node is down).
+// gocentAPI, serverAPI, or downNodes while every node is down.
 type apiClient interface {
-	// publish sends payloads[k] to channels[k] with the idempotency key
-	// keys[k] and the tag "origin" origins[k] (none when ""), in one
-	// request, in order; a *PublishError's failedPubs lists the refused.
+	// publish sends payloads[k] to channels[k] with the idempotency key keys[k]
+	// and the tag "origin" origins[k], in order; failedPubs lists the refused.
 	publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error
 	unsubscribe(ctx context.Context, channel, user string) error
 	disconnect(ctx context.Context, user string) error
 	info(ctx context.Context) error // changes nothing: a down node's probe
-	presence(ctx context.Context, channel string) ([]presenceClient, error)
 	presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error)
 	channels(ctx context.Context, pattern string) ([]string, error)
 	holders(ctx context.Context, user string, channels []string) (held []string, unknowable bool, err error)
@@ -39,6 +36,7 @@ type apiClient interface {
 // gocentAPI is the apiClient of one Centrifugo node: gocent, and publish's
 // own request for what gocent cannot send (idempotency keys, tags).
 type gocentAPI struct {
+	*nodeState
 	c        *gocent.Client // replies bounded by maxReplyBody (presence, channels)
 	small    *gocent.Client // replies bounded by smallReplies
 	hc       *http.Client   // c's, for publish
@@ -50,10 +48,11 @@ type gocentAPI struct {
 func newGocentAPI(addr, key string, hc *http.Client, secrets []string) apiClient {
 	large := limitedClient(hc, maxReplyBody)
 	g := gocentAPI{
-		c:        gocent.New(gocent.Config{Addr: addr, Key: key, HTTPClient: large}),
-		small:    gocent.New(gocent.Config{Addr: addr, Key: key, HTTPClient: limitedClient(hc, smallReplies)}),
-		hc:       large,
-		batchURL: addr + "/batch",
+		nodeState: new(nodeState),
+		c:         gocent.New(gocent.Config{Addr: addr, Key: key, HTTPClient: large}),
+		small:     gocent.New(gocent.Config{Addr: addr, Key: key, HTTPClient: limitedClient(hc, smallReplies)}),
+		hc:        large,
+		batchURL:  addr + "/batch",
 	}
 	if key != "" {
 		g.auth = []string{"apikey " + key}
@@ -99,7 +98,7 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 	req.Header = http.Header{"Authorization": g.auth, "Content-Type": {"application/json"}}
 	resp, err := g.hc.Do(req)
 	if err != nil {
-		return fail(g.redactError(err))
+		return g.apiError("publish", channels, err)
 	}
 	limit := smallReply + int64(len(channels))*publishReply
 	reply, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
@@ -111,10 +110,8 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 		}
 		return pe
 	}
-	if err == nil && int64(len(reply)) > limit || errors.As(err, new(*http.MaxBytesError)) {
-		return fail(errReplyTooLarge)
-	} else if err != nil {
-		return fail(g.redactError(err))
+	if err != nil || int64(len(reply)) > limit {
+		return g.apiError("publish", channels, cmp.Or[error](err, &http.MaxBytesError{}))
 	}
 	var answer struct {
 		Replies []struct {
@@ -176,14 +173,6 @@ func (g gocentAPI) disconnect(ctx context.Context, user string) error {
 func (g gocentAPI) info(ctx context.Context) error {
 	_, err := g.small.Info(ctx)
 	return g.apiError("info", nil, err)
-}
-
-func (g gocentAPI) presence(ctx context.Context, channel string) ([]presenceClient, error) {
-	res, err := g.presenceBatch(ctx, []string{channel})
-	if err != nil {
-		return nil, err
-	}
-	return res[0], nil
 }
 
 func (g gocentAPI) presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error) {

@@ -1,9 +1,6 @@
 package instant
 
-import (
-	"sync"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // Stats are counters of the calls to Centrifugo, totals since New.
 type Stats struct {
@@ -27,9 +24,6 @@ type Stats struct {
 
 type counters struct {
 	published, retried, failedOver, failed, outboxWritten atomic.Uint64
-
-	nodeOnce sync.Once
-	nodes    []nodeState
 }
 
 // Stats returns the counters so far. Safe for concurrent use.
