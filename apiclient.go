@@ -65,7 +65,7 @@ func newGocentAPI(addr, key string, hc *http.Client, secrets []string) apiClient
 	return g
 }
 
-// publishParams are a publish command's, in a request and an outbox row.
+// publishParams are a publish command's, in a request or an outbox row.
 type publishParams struct {
 	Channel string          `json:"channel"`
 	Data    json.RawMessage `json:"data"`
@@ -80,9 +80,7 @@ func newPublishParams(channel string, payload []byte, key, origin string) (p pub
 	return p
 }
 
-// publish posts {"commands":[{"publish":{…}},…]} to Centrifugo v6's
-// /api/batch, which runs them in order and answers
-// {"replies":[{"publish":{…}} or {"error":{"code","message"}},…]}.
+// publish posts the commands to /api/batch, which runs them in order and answers a reply each.
 func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error {
 	cmds := make([]struct {
 		Publish publishParams `json:"publish"`
@@ -154,7 +152,6 @@ func retryAfter(v string) time.Duration {
 
 var errNotAPI = errors.New("the reply is not an answer of Centrifugo's server API: is APIURL its /api endpoint?")
 
-// isObject reports whether raw is a JSON object, as API results are.
 func isObject(raw json.RawMessage) bool {
 	raw = bytes.TrimSpace(raw)
 	return len(raw) >= 2 && raw[0] == '{' && json.Valid(raw)
@@ -164,7 +161,6 @@ func (g gocentAPI) unsubscribe(ctx context.Context, channel, user string) error 
 	return g.apiError("unsubscribe", []string{channel}, g.small.Unsubscribe(ctx, channel, user))
 }
 
-// disconnect makes the user's clients reconnect, with new tokens.
 func (g gocentAPI) disconnect(ctx context.Context, user string) error {
 	reconnect := gocent.WithDisconnect(&gocent.Disconnect{Code: 4001, Reason: "session changed", Reconnect: true})
 	return g.apiError("disconnect", nil, g.small.Disconnect(ctx, user, reconnect))
@@ -258,8 +254,7 @@ func (g gocentAPI) userChannels(context.Context, string) ([]string, bool, error)
 	return nil, false, nil
 }
 
-// apiError turns gocent's error into a *PublishError (nil stays nil)
-// that holds at most maxErrorBody bytes of a reply, and no secret.
+// apiError makes err a *PublishError (nil stays nil) of at most maxErrorBody bytes of a reply, no secret.
 func (g gocentAPI) apiError(op string, channels []string, err error) error {
 	if err == nil {
 		return nil
@@ -296,8 +291,7 @@ func (g gocentAPI) redact(b []byte) []byte {
 	return out
 }
 
-// redactError replaces err by its redacted text if it holds a secret,
-// keeping the context's errors.
+// redactError replaces err by its redacted text if it holds a secret, keeping the context's errors.
 func (g gocentAPI) redactError(err error) error {
 	text := []byte(err.Error())
 	if !slices.ContainsFunc(g.secrets, func(s []byte) bool { return bytes.Contains(text, s) }) {
@@ -320,11 +314,10 @@ const (
 	publishReply = 1 << 10  // a publication
 )
 
-// errReplyTooLarge: a reply past its bound is an answer, not retried.
 var errReplyTooLarge = errors.New("the reply is larger than any Centrifugo answer to this call")
 
-// limitedClient returns a copy of hc that reads at most limit bytes of a
-// 200 reply, 2*maxErrorBody of another (redact sees a secret across the cut).
+// limitedClient returns a copy of hc that reads at most limit bytes of a 200 reply, 2*maxErrorBody
+// of another (redact sees a secret across the cut).
 func limitedClient(hc *http.Client, limit int64) *http.Client {
 	cp := *hc
 	cp.Transport = limitTransport{cmp.Or[http.RoundTripper](cp.Transport, http.DefaultTransport), limit}
