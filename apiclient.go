@@ -91,7 +91,6 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 	body, _ := json.Marshal(struct { // payloads are valid JSON: never fails
 		Commands any `json:"commands"`
 	}{cmds})
-	fail := func(err error) error { return &PublishError{Op: "publish", Channels: channels, Err: err} }
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.batchURL, bytes.NewReader(body)) // New checked APIURL
 	req.Header = http.Header{"Authorization": g.auth, "Content-Type": {"application/json"}}
 	resp, err := g.hc.Do(req)
@@ -118,7 +117,7 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 		} `json:"replies"`
 	}
 	if json.Unmarshal(reply, &answer) != nil || len(answer.Replies) != len(channels) {
-		return fail(errNotAPI)
+		return &PublishError{Op: "publish", Channels: channels, Err: errNotAPI}
 	}
 	var failed []int
 	var names []string
@@ -127,7 +126,7 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 		case r.Error != nil:
 			failed, names = append(failed, k), append(names, channels[k])
 		case r.Publish == nil:
-			return fail(errNotAPI)
+			return &PublishError{Op: "publish", Channels: channels, Err: errNotAPI}
 		}
 	}
 	if failed == nil {
@@ -319,24 +318,19 @@ var errReplyTooLarge = errors.New("the reply is larger than any Centrifugo answe
 // limitedClient returns a copy of hc that reads at most limit bytes of a 200 reply, 2*maxErrorBody
 // of another (redact sees a secret across the cut).
 func limitedClient(hc *http.Client, limit int64) *http.Client {
-	cp := *hc
-	cp.Transport = limitTransport{cmp.Or[http.RoundTripper](cp.Transport, http.DefaultTransport), limit}
+	cp, base := *hc, cmp.Or[http.RoundTripper](hc.Transport, http.DefaultTransport)
+	cp.Transport = roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := base.RoundTrip(req)
+		if err == nil && resp.Body != nil && resp.StatusCode != http.StatusOK {
+			resp.Body = http.MaxBytesReader(nil, resp.Body, 2*maxErrorBody)
+		} else if err == nil && resp.Body != nil {
+			resp.Body = http.MaxBytesReader(nil, resp.Body, limit)
+		}
+		return resp, err
+	})
 	return &cp
 }
 
-type limitTransport struct {
-	base  http.RoundTripper
-	limit int64
-}
+type roundTripFunc func(*http.Request) (*http.Response, error)
 
-func (t limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.base.RoundTrip(req)
-	if err == nil && resp.Body != nil {
-		limit := t.limit
-		if resp.StatusCode != http.StatusOK {
-			limit = 2 * maxErrorBody
-		}
-		resp.Body = http.MaxBytesReader(nil, resp.Body, limit)
-	}
-	return resp, err
-}
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }

@@ -39,8 +39,7 @@ var (
 	ErrUnreachable = errors.New("instant: centrifugo unreachable")
 	// ErrTokenSecret: Centrifugo refused a token the app signed (Check).
 	ErrTokenSecret = errors.New("instant: centrifugo refused the app's token")
-	// ErrStaleConfig: Centrifugo's config does not fit the app (Check, or
-	// its error 102): regenerate it with CentrifugoConfig and restart it.
+	// ErrStaleConfig: Centrifugo's config does not fit the app (Check, error 102): regenerate it.
 	ErrStaleConfig = errors.New("instant: centrifugo config is stale")
 )
 
@@ -143,10 +142,7 @@ func clip(s string, n int) string {
 
 // Unwrap returns Err, the context's error that ended the retries, and the sentinels it matches.
 func (e *PublishError) Unwrap() []error {
-	out := []error{e.Err}
-	if e.cause != nil {
-		out = append(out, e.cause)
-	}
+	out := []error{e.Err, e.cause} // errors.Is and As skip a nil
 	if e.StatusCode == http.StatusUnauthorized {
 		out = append(out, ErrAPIKey)
 	}

@@ -98,14 +98,18 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 	rows.Grow(min(size, maxOutboxStatement+maxEventBytes))
 	enc, row := json.NewEncoder(&rows), publishParams{}
 	var parts, offsets, lengths []byte
-	for k, ch := range channels {
-		if rows.Len() > 0 && rows.Len()+len(payloads[k]) > maxOutboxStatement {
-			if err := i.writeOutbox(ctx, tx, rows.Bytes(), parts, offsets, lengths); err != nil {
-				return err
+	for k := 0; k <= len(channels); k++ { // the rows written when full, and after the last
+		if k == len(channels) || rows.Len() > 0 && rows.Len()+len(payloads[k]) > maxOutboxStatement {
+			if _, err := tx.ExecContext(ctx, i.outboxTable.insert, rows.Bytes(), string(parts), string(offsets), string(lengths), i.outboxTable.notify); err != nil {
+				return fmt.Errorf("instant: write to the outbox %s: %w", i.outboxTable.name, err)
 			}
 			rows.Reset()
 			parts, offsets, lengths = parts[:0], offsets[:0], lengths[:0]
 		}
+		if k == len(channels) {
+			break
+		}
+		ch := channels[k]
 		if len(parts) > 0 {
 			parts, offsets, lengths = append(parts, ','), append(offsets, ','), append(lengths, ',')
 		}
@@ -116,24 +120,11 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 		offsets = strconv.AppendInt(offsets, int64(start+1), 10) // SQL counts from 1
 		lengths = strconv.AppendInt(lengths, int64(rows.Len()-start-1), 10)
 	}
-	if err := i.writeOutbox(ctx, tx, rows.Bytes(), parts, offsets, lengths); err != nil {
-		return err
-	}
 	i.stats.outboxWritten.Add(1)
 	return nil
 }
 
-func (i *Instant) writeOutbox(ctx context.Context, tx Execer, rows, parts, offsets, lengths []byte) error {
-	if _, err := tx.ExecContext(ctx, i.outboxTable.insert, rows, string(parts), string(offsets), string(lengths), i.outboxTable.notify); err != nil {
-		return fmt.Errorf("instant: write to the outbox %s: %w", i.outboxTable.name, err)
-	}
-	return nil
-}
-
 func (i *Instant) partitionOf(channel string) int {
-	if i.cfg.OutboxPartitions <= 1 {
-		return 0
-	}
 	h := fnv.New32a()
 	h.Write([]byte(channel))
 	return int(h.Sum32() % uint32(i.cfg.OutboxPartitions))

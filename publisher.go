@@ -39,9 +39,6 @@ type Event struct {
 // publishing twice. It returns ErrNoChannel, ErrInvalidChannel or ErrInvalidEvent before anything
 // is sent, or a *PublishError. Safe for concurrent use.
 func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
-	if i == nil {
-		return ErrNotInstalled
-	}
 	return i.publishEvents(ctx, []Event{ev}, false)
 }
 
@@ -50,16 +47,16 @@ func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
 // lists the events not published in full; another error says nothing of what went out (events is
 // not changed: set IDs to resend). Keep a batch to a thousand or two events.
 func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
-	if i == nil {
-		return ErrNotInstalled
-	}
-	if len(events) == 0 {
+	if len(events) == 0 && i != nil {
 		return nil
 	}
 	return i.publishEvents(ctx, events, true)
 }
 
 func (i *Instant) publishEvents(ctx context.Context, events []Event, batch bool) error {
+	if i == nil {
+		return ErrNotInstalled
+	}
 	now := time.Now()
 	channels := make([]string, 0, len(events))
 	keys := make([]string, 0, len(events))
@@ -146,13 +143,9 @@ func (i *Instant) privateTwin(ch string) string {
 		return ""
 	}
 	private := privatePrefix + ch
-	if _, ok := i.channels.byName[private]; ok || strings.HasPrefix(private, i.channels.userPrefix) {
+	if _, ok := i.channels.byName[private]; ok || strings.HasPrefix(private, i.channels.userPrefix) ||
+		slices.ContainsFunc(*i.rules.Load(), func(r rule) bool { _, ok := r.match(private); return ok }) {
 		return private
-	}
-	for _, r := range *i.rules.Load() {
-		if _, ok := r.match(private); ok {
-			return private
-		}
 	}
 	return ""
 }
