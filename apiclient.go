@@ -179,9 +179,6 @@ func (g gocentAPI) presenceBatch(ctx context.Context, channels []string) ([][]pr
 	if err != nil {
 		return nil, g.apiError("presence", channels, err)
 	}
-	if len(replies) != len(channels) {
-		return nil, &PublishError{Op: "presence", Channels: channels, Err: errNotAPI}
-	}
 	out := make([][]presenceClient, len(channels))
 	for k, r := range replies {
 		if r.Error != nil {

@@ -199,9 +199,7 @@ func retryable(err error) bool {
 		return pe.StatusCode >= http.StatusInternalServerError ||
 			pe.StatusCode == http.StatusRequestTimeout || pe.StatusCode == http.StatusTooManyRequests
 	}
-	var transport *url.Error
-	var netErr net.Error
-	return errors.As(pe.Err, &transport) || errors.As(pe.Err, &netErr) || errors.Is(pe.Err, io.ErrUnexpectedEOF)
+	return errors.As(pe.Err, new(*url.Error)) || errors.As(pe.Err, new(net.Error)) || errors.Is(pe.Err, io.ErrUnexpectedEOF)
 }
 
 var errNodesDown = errors.New("no node of centrifugo (APIURL, APIURLs) answered its last attempt: " +

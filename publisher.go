@@ -18,9 +18,7 @@ import (
 // when empty). With no channel it goes to Target's first, else ErrNoChannel. ErrInvalidEvent: a
 // publication over 1 MiB less 4 KiB, all over 256 MiB, text not UTF-8, or Data nested over 64 deep.
 type Event struct {
-	// ID is the idempotency key: Centrifugo drops a second event with the
-	// same ID on a channel within 5 minutes. Default: a new random id.
-	ID         string
+	ID         string // the idempotency key: a repeat on a channel within 5 minutes is dropped; default random
 	Channel    string // Channel, Channels and the personal channels of Users get it, each once
 	Channels   []string
 	Message    string   // human-readable text
