@@ -33,8 +33,7 @@ type apiClient interface {
 	userChannels(ctx context.Context, user string) (channels []string, known bool, err error)
 }
 
-// gocentAPI is the apiClient of one Centrifugo node: gocent, and publish's
-// own request for what gocent cannot send (idempotency keys, tags).
+// gocentAPI is one Centrifugo node's apiClient: gocent, and publish's own request (keys, tags).
 type gocentAPI struct {
 	*nodeState
 	c        *gocent.Client // replies bounded by maxReplyBody (presence, channels)
@@ -70,14 +69,11 @@ type publishParams struct {
 	Channel string          `json:"channel"`
 	Data    json.RawMessage `json:"data"`
 	Key     string          `json:"idempotency_key,omitempty"`
-	Tags    struct {
-		Origin string `json:"origin"`
-	} `json:"tags,omitzero"`
+	Tags    publishTags     `json:"tags,omitzero"`
 }
 
-func newPublishParams(channel string, payload []byte, key, origin string) (p publishParams) {
-	p.Channel, p.Data, p.Key, p.Tags.Origin = channel, payload, key, origin
-	return p
+type publishTags struct {
+	Origin string `json:"origin"`
 }
 
 // publish posts the commands to /api/batch, which runs them in order and answers a reply each.
@@ -86,7 +82,7 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 		Publish publishParams `json:"publish"`
 	}, len(channels))
 	for k := range cmds {
-		cmds[k].Publish = newPublishParams(channels[k], payloads[k], keys[k], origins[k])
+		cmds[k].Publish = publishParams{channels[k], payloads[k], keys[k], publishTags{origins[k]}}
 	}
 	body, _ := json.Marshal(struct { // payloads are valid JSON: never fails
 		Commands any `json:"commands"`
@@ -116,18 +112,17 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 			Publish *struct{}     `json:"publish"`
 		} `json:"replies"`
 	}
-	if json.Unmarshal(reply, &answer) != nil || len(answer.Replies) != len(channels) {
-		return &PublishError{Op: "publish", Channels: channels, Err: errNotAPI}
-	}
+	valid := json.Unmarshal(reply, &answer) == nil && len(answer.Replies) == len(channels)
 	var failed []int
 	var names []string
 	for k, r := range answer.Replies {
-		switch {
-		case r.Error != nil:
+		if r.Error != nil {
 			failed, names = append(failed, k), append(names, channels[k])
-		case r.Publish == nil:
-			return &PublishError{Op: "publish", Channels: channels, Err: errNotAPI}
 		}
+		valid = valid && (r.Error != nil || r.Publish != nil)
+	}
+	if !valid {
+		return &PublishError{Op: "publish", Channels: channels, Err: errNotAPI}
 	}
 	if failed == nil {
 		return nil
@@ -143,10 +138,8 @@ func retryAfter(v string) time.Duration {
 	if n, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
 		return time.Duration(min(n, uint64(most/time.Second))) * time.Second
 	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(time.Until(t), most)
-	}
-	return 0
+	t, _ := http.ParseTime(v) // the zero time if v is no date: no wait
+	return max(0, min(time.Until(t), most))
 }
 
 var errNotAPI = errors.New("the reply is not an answer of Centrifugo's server API: is APIURL its /api endpoint?")

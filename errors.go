@@ -43,11 +43,10 @@ var (
 	ErrStaleConfig = errors.New("instant: centrifugo config is stale")
 )
 
-// Server faults, answered 500 (and false by Allowed): LoadUser failed, or
-// a custom rule panicked or answered info that does not encode.
+// Server faults, answered 500 (and false by Allowed).
 var (
-	errLoadUser   = errors.New("instant: could not load the user")
-	errRuleFailed = errors.New("instant: channel rule failed")
+	errLoadUser   = errors.New("instant: could not load the user") // LoadUser failed
+	errRuleFailed = errors.New("instant: channel rule failed")     // a custom rule panicked or answered info that does not encode
 )
 
 // PublishError is the error of any call to the server's API; its text is a few KiB at most.

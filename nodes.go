@@ -94,13 +94,10 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 			}
 			return err
 		}
-		wait := rand.N(min(retryCap, retryBase<<min(round, 10))) + 1
-		if after > 0 {
-			if deadline, _ := ctx.Deadline(); time.Until(deadline) < after {
-				return err
-			}
-			wait = max(wait, after)
+		if deadline, _ := ctx.Deadline(); after > 0 && time.Until(deadline) < after {
+			return err
 		}
+		wait := max(rand.N(min(retryCap, retryBase<<min(round, 10)))+1, after)
 		select {
 		case <-ctx.Done():
 			if err == nil { // every node skipped until the time ran out

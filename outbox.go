@@ -114,7 +114,7 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 			parts, offsets, lengths = append(parts, ','), append(offsets, ','), append(lengths, ',')
 		}
 		start := rows.Len()
-		row = newPublishParams(ch, payloads[k], ev.ID, ev.Origin)
+		row = publishParams{ch, payloads[k], ev.ID, publishTags{ev.Origin}}
 		_ = enc.Encode(&row) // as Broadcast sends it, and a newline; valid JSON: never fails
 		parts = strconv.AppendInt(parts, int64(i.partitionOf(ch)), 10)
 		offsets = strconv.AppendInt(offsets, int64(start+1), 10) // SQL counts from 1

@@ -56,9 +56,7 @@ func (i *Instant) publishEvents(ctx context.Context, events []Event, batch bool)
 		return ErrNotInstalled
 	}
 	now := time.Now()
-	channels := make([]string, 0, len(events))
-	keys := make([]string, 0, len(events))
-	origins := make([]string, 0, len(events))
+	channels, keys, origins := make([]string, 0, len(events)), make([]string, 0, len(events)), make([]string, 0, len(events))
 	payloads := make([][]byte, 0, len(events))
 	ends := make([]int, len(events))
 	for k := range events {
