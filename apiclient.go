@@ -18,17 +18,14 @@ import (
 )
 
 // apiClient is the one seam between the core and a realtime server:
-// gocentAPI (Centrifugo's HTTP API), serverAPI (the embedded Server),
-// downNodes (while every node is down).
+// gocentAPI, serverAPI, or downNodes while every node is down.
 type apiClient interface {
-	// publish sends payloads[k] to channels[k] with the idempotency key
-	// keys[k] and the tag "origin" origins[k] (none when ""), in one
-	// request, in order; a *PublishError's failedPubs lists the refused.
+	// publish sends payloads[k] to channels[k] with the idempotency key keys[k]
+	// and the tag "origin" origins[k], in order; failedPubs lists the refused.
 	publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error
 	unsubscribe(ctx context.Context, channel, user string) error
 	disconnect(ctx context.Context, user string) error
 	info(ctx context.Context) error // changes nothing: a down node's probe
-	presence(ctx context.Context, channel string) ([]presenceClient, error)
 	presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error)
 	channels(ctx context.Context, pattern string) ([]string, error)
 	holders(ctx context.Context, user string, channels []string) (held []string, unknowable bool, err error)
@@ -36,9 +33,9 @@ type apiClient interface {
 	userChannels(ctx context.Context, user string) (channels []string, known bool, err error)
 }
 
-// gocentAPI is the apiClient of one Centrifugo node: gocent, and publish's
-// own request for what gocent cannot send (idempotency keys, tags).
+// gocentAPI is one Centrifugo node's apiClient: gocent, and publish's own request (keys, tags).
 type gocentAPI struct {
+	*nodeState
 	c        *gocent.Client // replies bounded by maxReplyBody (presence, channels)
 	small    *gocent.Client // replies bounded by smallReplies
 	hc       *http.Client   // c's, for publish
@@ -50,10 +47,11 @@ type gocentAPI struct {
 func newGocentAPI(addr, key string, hc *http.Client, secrets []string) apiClient {
 	large := limitedClient(hc, maxReplyBody)
 	g := gocentAPI{
-		c:        gocent.New(gocent.Config{Addr: addr, Key: key, HTTPClient: large}),
-		small:    gocent.New(gocent.Config{Addr: addr, Key: key, HTTPClient: limitedClient(hc, smallReplies)}),
-		hc:       large,
-		batchURL: addr + "/batch",
+		nodeState: new(nodeState),
+		c:         gocent.New(gocent.Config{Addr: addr, Key: key, HTTPClient: large}),
+		small:     gocent.New(gocent.Config{Addr: addr, Key: key, HTTPClient: limitedClient(hc, smallReplies)}),
+		hc:        large,
+		batchURL:  addr + "/batch",
 	}
 	if key != "" {
 		g.auth = []string{"apikey " + key}
@@ -66,40 +64,34 @@ func newGocentAPI(addr, key string, hc *http.Client, secrets []string) apiClient
 	return g
 }
 
-// publishParams are a publish command's, in a request and an outbox row.
+// publishParams are a publish command's, in a request or an outbox row.
 type publishParams struct {
 	Channel string          `json:"channel"`
 	Data    json.RawMessage `json:"data"`
 	Key     string          `json:"idempotency_key,omitempty"`
-	Tags    struct {
-		Origin string `json:"origin"`
-	} `json:"tags,omitzero"`
+	Tags    publishTags     `json:"tags,omitzero"`
 }
 
-func newPublishParams(channel string, payload []byte, key, origin string) (p publishParams) {
-	p.Channel, p.Data, p.Key, p.Tags.Origin = channel, payload, key, origin
-	return p
+type publishTags struct {
+	Origin string `json:"origin"`
 }
 
-// publish posts {"commands":[{"publish":{…}},…]} to Centrifugo v6's
-// /api/batch, which runs them in order and answers
-// {"replies":[{"publish":{…}} or {"error":{"code","message"}},…]}.
+// publish posts the commands to /api/batch, which runs them in order and answers a reply each.
 func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error {
 	cmds := make([]struct {
 		Publish publishParams `json:"publish"`
 	}, len(channels))
 	for k := range cmds {
-		cmds[k].Publish = newPublishParams(channels[k], payloads[k], keys[k], origins[k])
+		cmds[k].Publish = publishParams{channels[k], payloads[k], keys[k], publishTags{origins[k]}}
 	}
 	body, _ := json.Marshal(struct { // payloads are valid JSON: never fails
 		Commands any `json:"commands"`
 	}{cmds})
-	fail := func(err error) error { return &PublishError{Op: "publish", Channels: channels, Err: err} }
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.batchURL, bytes.NewReader(body)) // New checked APIURL
 	req.Header = http.Header{"Authorization": g.auth, "Content-Type": {"application/json"}}
 	resp, err := g.hc.Do(req)
 	if err != nil {
-		return fail(g.redactError(err))
+		return g.apiError("publish", channels, err)
 	}
 	limit := smallReply + int64(len(channels))*publishReply
 	reply, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
@@ -111,10 +103,8 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 		}
 		return pe
 	}
-	if err == nil && int64(len(reply)) > limit || errors.As(err, new(*http.MaxBytesError)) {
-		return fail(errReplyTooLarge)
-	} else if err != nil {
-		return fail(g.redactError(err))
+	if err != nil || int64(len(reply)) > limit {
+		return g.apiError("publish", channels, cmp.Or[error](err, &http.MaxBytesError{}))
 	}
 	var answer struct {
 		Replies []struct {
@@ -122,18 +112,17 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 			Publish *struct{}     `json:"publish"`
 		} `json:"replies"`
 	}
-	if json.Unmarshal(reply, &answer) != nil || len(answer.Replies) != len(channels) {
-		return fail(errNotAPI)
-	}
+	valid := json.Unmarshal(reply, &answer) == nil && len(answer.Replies) == len(channels)
 	var failed []int
 	var names []string
 	for k, r := range answer.Replies {
-		switch {
-		case r.Error != nil:
+		if r.Error != nil {
 			failed, names = append(failed, k), append(names, channels[k])
-		case r.Publish == nil:
-			return fail(errNotAPI)
 		}
+		valid = valid && (r.Error != nil || r.Publish != nil)
+	}
+	if !valid {
+		return &PublishError{Op: "publish", Channels: channels, Err: errNotAPI}
 	}
 	if failed == nil {
 		return nil
@@ -149,15 +138,12 @@ func retryAfter(v string) time.Duration {
 	if n, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
 		return time.Duration(min(n, uint64(most/time.Second))) * time.Second
 	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(time.Until(t), most)
-	}
-	return 0
+	t, _ := http.ParseTime(v) // the zero time if v is no date: no wait
+	return max(0, min(time.Until(t), most))
 }
 
 var errNotAPI = errors.New("the reply is not an answer of Centrifugo's server API: is APIURL its /api endpoint?")
 
-// isObject reports whether raw is a JSON object, as API results are.
 func isObject(raw json.RawMessage) bool {
 	raw = bytes.TrimSpace(raw)
 	return len(raw) >= 2 && raw[0] == '{' && json.Valid(raw)
@@ -167,7 +153,6 @@ func (g gocentAPI) unsubscribe(ctx context.Context, channel, user string) error 
 	return g.apiError("unsubscribe", []string{channel}, g.small.Unsubscribe(ctx, channel, user))
 }
 
-// disconnect makes the user's clients reconnect, with new tokens.
 func (g gocentAPI) disconnect(ctx context.Context, user string) error {
 	reconnect := gocent.WithDisconnect(&gocent.Disconnect{Code: 4001, Reason: "session changed", Reconnect: true})
 	return g.apiError("disconnect", nil, g.small.Disconnect(ctx, user, reconnect))
@@ -178,14 +163,6 @@ func (g gocentAPI) info(ctx context.Context) error {
 	return g.apiError("info", nil, err)
 }
 
-func (g gocentAPI) presence(ctx context.Context, channel string) ([]presenceClient, error) {
-	res, err := g.presenceBatch(ctx, []string{channel})
-	if err != nil {
-		return nil, err
-	}
-	return res[0], nil
-}
-
 func (g gocentAPI) presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error) {
 	pipe := g.c.Pipe()
 	for _, ch := range channels {
@@ -194,9 +171,6 @@ func (g gocentAPI) presenceBatch(ctx context.Context, channels []string) ([][]pr
 	replies, err := g.c.SendPipe(ctx, pipe)
 	if err != nil {
 		return nil, g.apiError("presence", channels, err)
-	}
-	if len(replies) != len(channels) {
-		return nil, &PublishError{Op: "presence", Channels: channels, Err: errNotAPI}
 	}
 	out := make([][]presenceClient, len(channels))
 	for k, r := range replies {
@@ -269,8 +243,7 @@ func (g gocentAPI) userChannels(context.Context, string) ([]string, bool, error)
 	return nil, false, nil
 }
 
-// apiError turns gocent's error into a *PublishError (nil stays nil)
-// that holds at most maxErrorBody bytes of a reply, and no secret.
+// apiError makes err a *PublishError (nil stays nil) of at most maxErrorBody bytes of a reply, no secret.
 func (g gocentAPI) apiError(op string, channels []string, err error) error {
 	if err == nil {
 		return nil
@@ -307,8 +280,7 @@ func (g gocentAPI) redact(b []byte) []byte {
 	return out
 }
 
-// redactError replaces err by its redacted text if it holds a secret,
-// keeping the context's errors.
+// redactError replaces err by its redacted text if it holds a secret, keeping the context's errors.
 func (g gocentAPI) redactError(err error) error {
 	text := []byte(err.Error())
 	if !slices.ContainsFunc(g.secrets, func(s []byte) bool { return bytes.Contains(text, s) }) {
@@ -331,30 +303,24 @@ const (
 	publishReply = 1 << 10  // a publication
 )
 
-// errReplyTooLarge: a reply past its bound is an answer, not retried.
 var errReplyTooLarge = errors.New("the reply is larger than any Centrifugo answer to this call")
 
-// limitedClient returns a copy of hc that reads at most limit bytes of a
-// 200 reply, 2*maxErrorBody of another (redact sees a secret across the cut).
+// limitedClient returns a copy of hc that reads at most limit bytes of a 200 reply, 2*maxErrorBody
+// of another (redact sees a secret across the cut).
 func limitedClient(hc *http.Client, limit int64) *http.Client {
-	cp := *hc
-	cp.Transport = limitTransport{cmp.Or[http.RoundTripper](cp.Transport, http.DefaultTransport), limit}
+	cp, base := *hc, cmp.Or[http.RoundTripper](hc.Transport, http.DefaultTransport)
+	cp.Transport = roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := base.RoundTrip(req)
+		if err == nil && resp.Body != nil && resp.StatusCode != http.StatusOK {
+			resp.Body = http.MaxBytesReader(nil, resp.Body, 2*maxErrorBody)
+		} else if err == nil && resp.Body != nil {
+			resp.Body = http.MaxBytesReader(nil, resp.Body, limit)
+		}
+		return resp, err
+	})
 	return &cp
 }
 
-type limitTransport struct {
-	base  http.RoundTripper
-	limit int64
-}
+type roundTripFunc func(*http.Request) (*http.Response, error)
 
-func (t limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.base.RoundTrip(req)
-	if err == nil && resp.Body != nil {
-		limit := t.limit
-		if resp.StatusCode != http.StatusOK {
-			limit = 2 * maxErrorBody
-		}
-		resp.Body = http.MaxBytesReader(nil, resp.Body, limit)
-	}
-	return resp, err
-}
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }

@@ -23,8 +23,7 @@ var (
 	ErrInvalidChannel = errors.New("instant: invalid channel name")
 	// ErrInvalidUser marks a User that Login refuses or LoadUser returned.
 	ErrInvalidUser = errors.New("instant: invalid user")
-	// ErrLoginRequired: an anonymous visitor asked for what needs a login
-	// (Config.DisallowAnonymous, RequireUser).
+	// ErrLoginRequired: an anonymous visitor asked for what needs a login.
 	ErrLoginRequired = errors.New("instant: login required")
 	// ErrNotAllowed: the rules do not let the user read the channel.
 	ErrNotAllowed = errors.New("instant: channel not allowed")
@@ -36,27 +35,22 @@ var (
 	ErrInvalidEvent = errors.New("instant: invalid event")
 	// ErrAPIKey: Centrifugo answered 401; APIKey must be its http_api.key.
 	ErrAPIKey = errors.New("instant: centrifugo refused the API key")
-	// ErrUnreachable: nothing answers as Centrifugo (Check), or no node
-	// answered the call (see Stats.NodesDown).
+	// ErrUnreachable: nothing answers as Centrifugo, or no node answered.
 	ErrUnreachable = errors.New("instant: centrifugo unreachable")
 	// ErrTokenSecret: Centrifugo refused a token the app signed (Check).
 	ErrTokenSecret = errors.New("instant: centrifugo refused the app's token")
-	// ErrStaleConfig: Centrifugo's config does not fit the app (Check, or
-	// its error 102, unknown channel): regenerate it with CentrifugoConfig
-	// and restart Centrifugo.
+	// ErrStaleConfig: Centrifugo's config does not fit the app (Check, error 102): regenerate it.
 	ErrStaleConfig = errors.New("instant: centrifugo config is stale")
 )
 
-// Server faults, answered 500 (and false by Allowed): LoadUser failed, or
-// a custom rule panicked or answered info that does not encode.
+// Server faults, answered 500 (and false by Allowed).
 var (
-	errLoadUser   = errors.New("instant: could not load the user")
-	errRuleFailed = errors.New("instant: channel rule failed")
+	errLoadUser   = errors.New("instant: could not load the user") // LoadUser failed
+	errRuleFailed = errors.New("instant: channel rule failed")     // a custom rule panicked or answered info that does not encode
 )
 
-// PublishError is the error of any call to the server's API, not only of
-// a publish. Its text is bounded (a few KiB). errors.Is matches ErrAPIKey
-// (HTTP 401), ErrStaleConfig (error 102), ErrUnreachable (no node
+// PublishError is the error of any call to the server's API; its text is a few KiB at most.
+// errors.Is matches ErrAPIKey (HTTP 401), ErrStaleConfig (error 102), ErrUnreachable (no node
 // answered) and context.DeadlineExceeded (ctx or Config.PublishTimeout).
 type PublishError struct {
 	Op         string   // the API call: "publish", "disconnect", "presence", …
@@ -64,19 +58,14 @@ type PublishError struct {
 	StatusCode int      // the HTTP status of an answer other than 200, else 0
 	Code       int      // Centrifugo's (first) API error, if any
 	Message    string
-	// Failed, set by BroadcastBatch when Centrifugo refused some
-	// publications, lists the events not published in full (the others
-	// were).
-	Failed []int
-	// Err is the cause: the transport's error or the answer (at most
-	// 4 KiB), never holding the API key or the token secret.
-	Err error
+	Failed     []int // by BroadcastBatch: the events not published in full, when some were refused
+	Err        error // the cause: the transport's error or the answer (at most 4 KiB), never a secret
 
 	failedPubs  []int         // indices of the refused publications
 	events      int           // the size of the batch, with Failed
 	retryAfter  time.Duration // a 429's or 503's Retry-After
 	unreachable bool          // refused, silent, or every node down
-	cause       error         // the time ran out, or the call was canceled, before a retry
+	cause       error         // ctx's error, ending the retries
 }
 
 func (e *PublishError) Error() string {
@@ -106,11 +95,7 @@ func (e *PublishError) Error() string {
 		b.WriteString(": " + clip(e.Err.Error(), 1024))
 	}
 	if len(e.Failed) > 0 {
-		b.WriteString(" (event")
-		if len(e.Failed) > 1 {
-			b.WriteString("s")
-		}
-		b.WriteString(" ")
+		b.WriteString(" (event" + strings.Repeat("s", min(len(e.Failed)-1, 1)) + " ")
 		writeList(&b, e.Failed, 10, ", ", strconv.Itoa)
 		if e.events > 0 {
 			fmt.Fprintf(&b, " of %d", e.events)
@@ -143,7 +128,7 @@ func writeList[T any](b *strings.Builder, items []T, n int, sep string, str func
 	}
 }
 
-// clip cuts s to at most n bytes, at a character boundary, marking the cut.
+// clip cuts s to at most n bytes at a character boundary, marking the cut.
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -154,13 +139,9 @@ func clip(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// Unwrap returns Err, the context's error when the time ran out before a
-// retry, and the sentinels the error matches.
+// Unwrap returns Err, the context's error that ended the retries, and the sentinels it matches.
 func (e *PublishError) Unwrap() []error {
-	out := []error{e.Err}
-	if e.cause != nil {
-		out = append(out, e.cause)
-	}
+	out := []error{e.Err, e.cause} // errors.Is and As skip a nil
 	if e.StatusCode == http.StatusUnauthorized {
 		out = append(out, ErrAPIKey)
 	}

@@ -22,11 +22,8 @@ const (
 	probeWait     = 50 * time.Millisecond  // how long the call that starts a probe waits
 )
 
-// call is the one retry loop: op against each node in turn (each but the
-// last gets PublishTimeout/len(nodes)), again after a backoff (at least a
-// Retry-After), while nodes do not answer, until PublishTimeout. A node
-// that refuses the connection or lets its share run out is marked down
-// and skipped until a probe answers. The embedded Server gets one attempt.
+// call runs op on each node in turn (all but the last get a share of PublishTimeout), again after a
+// backoff, until an answer or PublishTimeout; a node refusing or silent is skipped until a probe answers.
 func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) error) (err error) {
 	caller := cmp.Or(ctx, context.Background()) // a nil ctx is Background
 	ctx, cancel := context.WithTimeout(caller, i.cfg.PublishTimeout)
@@ -39,13 +36,12 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 	if i.server != nil {
 		return op(ctx, i.nodes[0])
 	}
-	nodes := i.nodeStates()
 	var answered error // of the last attempt its time did not cut short
-	tried := false
 	for round := 0; ; round++ {
 		var after time.Duration // the round's longest Retry-After
 		for k, node := range i.nodes {
-			if !i.takeNode(ctx, k) {
+			n := node.(gocentAPI)
+			if !i.takeNode(ctx, n) {
 				continue
 			}
 			if k > 0 {
@@ -53,7 +49,6 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 			} else if round > 0 {
 				i.stats.retried.Add(1)
 			}
-			tried = true
 			actx, acancel := ctx, context.CancelFunc(func() {})
 			if k < len(i.nodes)-1 {
 				actx, acancel = context.WithTimeout(ctx, i.cfg.PublishTimeout/time.Duration(len(i.nodes)))
@@ -68,14 +63,14 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 			silent := timedOut && noAnswer && caller.Err() == nil
 			switch {
 			case silent:
-				nodes[k].down.Store(clock())
+				n.down.Store(clock())
 				pe.Err = fmt.Errorf("no answer within %v, the node is marked down until it answers a probe (%w)", time.Since(began).Round(time.Millisecond), pe.Err)
 				pe.unreachable = true
 			case !timedOut && pe != nil && refused(err):
-				nodes[k].down.Store(clock())
+				n.down.Store(clock())
 				pe.unreachable = true
 			case !timedOut || !noAnswer:
-				nodes[k].down.Store(0) // it answered, or took the request
+				n.down.Store(0) // it answered, or took the request
 			}
 			if err == nil || !(slow || retryable(err)) {
 				return err
@@ -93,19 +88,16 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 				after = max(after, pe.retryAfter)
 			}
 		}
-		if i.nodesDown() == len(nodes) { // no node answers: fail now
-			if !tried {
+		if i.nodesDown() == len(i.nodes) { // no node answers: fail now
+			if err == nil { // every node skipped
 				return op(ctx, downNodes{})
 			}
 			return err
 		}
-		wait := rand.N(min(retryCap, retryBase<<min(round, 10))) + 1
-		if after > 0 {
-			if deadline, _ := ctx.Deadline(); time.Until(deadline) < after {
-				return err
-			}
-			wait = max(wait, after)
+		if deadline, _ := ctx.Deadline(); after > 0 && time.Until(deadline) < after {
+			return err
 		}
+		wait := max(rand.N(min(retryCap, retryBase<<min(round, 10)))+1, after)
 		select {
 		case <-ctx.Done():
 			if err == nil { // every node skipped until the time ran out
@@ -131,30 +123,24 @@ var epoch = time.Now()
 // clock reads the monotonic clock: never 0, the mark of a node that answers.
 func clock() int64 { return int64(time.Since(epoch)) + 1 }
 
+// nodeState is a node's: down is the clock() of its mark, or 0.
 type nodeState struct {
 	down    atomic.Int64
 	probing atomic.Bool
 }
 
-func (i *Instant) nodeStates() []nodeState {
-	i.stats.nodeOnce.Do(func() { i.stats.nodes = make([]nodeState, len(i.nodes)) })
-	return i.stats.nodes
-}
-
-func (i *Instant) nodesDown() int {
-	nodes, n := i.nodeStates(), 0
-	for k := range nodes {
-		if nodes[k].down.Load() != 0 {
+func (i *Instant) nodesDown() (n int) {
+	for _, node := range i.nodes {
+		if g, ok := node.(gocentAPI); ok && g.down.Load() != 0 {
 			n++
 		}
 	}
 	return n
 }
 
-// takeNode reports whether a call may try node k: it is up, or this call
-// started its due probe (one at a time) and it answered within probeWait.
-func (i *Instant) takeNode(ctx context.Context, k int) bool {
-	n := &i.nodeStates()[k]
+// takeNode reports whether a call may try n: it is up, or this call started
+// its due probe (one at a time) and it answered within probeWait.
+func (i *Instant) takeNode(ctx context.Context, n gocentAPI) bool {
 	due := func() bool { at := n.down.Load(); return at != 0 && clock()-at >= int64(probeInterval) }
 	if n.down.Load() == 0 {
 		return true
@@ -169,7 +155,7 @@ func (i *Instant) takeNode(ctx context.Context, k int) bool {
 	answer := make(chan bool, 1)
 	go func() {
 		pctx, cancel := context.WithTimeout(context.Background(), min(i.cfg.PublishTimeout, time.Second))
-		err := i.nodes[k].info(pctx)
+		err := n.info(pctx)
 		cancel()
 		var pe *PublishError
 		up := err == nil || errors.As(err, &pe) &&
@@ -210,9 +196,7 @@ func retryable(err error) bool {
 		return pe.StatusCode >= http.StatusInternalServerError ||
 			pe.StatusCode == http.StatusRequestTimeout || pe.StatusCode == http.StatusTooManyRequests
 	}
-	var transport *url.Error
-	var netErr net.Error
-	return errors.As(pe.Err, &transport) || errors.As(pe.Err, &netErr) || errors.Is(pe.Err, io.ErrUnexpectedEOF)
+	return errors.As(pe.Err, new(*url.Error)) || errors.As(pe.Err, new(net.Error)) || errors.Is(pe.Err, io.ErrUnexpectedEOF)
 }
 
 var errNodesDown = errors.New("no node of centrifugo (APIURL, APIURLs) answered its last attempt: " +
@@ -233,20 +217,17 @@ func (downNodes) unsubscribe(_ context.Context, ch, _ string) error {
 }
 func (downNodes) disconnect(context.Context, string) error { return downError("disconnect", nil) }
 func (downNodes) info(context.Context) error               { return downError("info", nil) }
-func (downNodes) presence(_ context.Context, ch string) ([]presenceClient, error) {
-	return nil, downError("presence", []string{ch})
+func (downNodes) channels(context.Context, string) ([]string, error) {
+	return nil, downError("channels", nil)
+}
+func (downNodes) userChannels(context.Context, string) ([]string, bool, error) {
+	return nil, false, nil
 }
 func (downNodes) presenceBatch(_ context.Context, chs []string) ([][]presenceClient, error) {
 	return nil, downError("presence", chs)
 }
-func (downNodes) channels(context.Context, string) ([]string, error) {
-	return nil, downError("channels", nil)
-}
 func (downNodes) unsubscribeAll(_ context.Context, _ string, chs []string) (int, error) {
 	return len(chs), downError("unsubscribe", chs)
-}
-func (downNodes) userChannels(context.Context, string) ([]string, bool, error) {
-	return nil, false, nil
 }
 func (downNodes) holders(_ context.Context, _ string, chs []string) ([]string, bool, error) {
 	return nil, false, downError("presence", chs)

@@ -25,15 +25,13 @@ type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// outboxNames are the SQL names of Config.OutboxTable.
 type outboxNames struct {
 	name, table, index string // as configured, quoted ("app"."events"), quoted
 	notify, insert     string // notification channel, BroadcastTx's statement
 }
 
-// newOutboxNames checks a table name, "name" or "schema.name" (letters,
-// digits and '_', not starting with a digit, at most 63 bytes each), and
-// quotes each part, folded to lower case as PostgreSQL folds it.
+// newOutboxNames checks "name" or "schema.name" (plain identifiers of at most 63 bytes) and
+// quotes each part, lower-cased as PostgreSQL folds it.
 func newOutboxNames(name string) (outboxNames, error) {
 	parts := strings.Split(name, ".")
 	if len(parts) > 2 {
@@ -54,8 +52,7 @@ func newOutboxNames(name string) (outboxNames, error) {
 		index:  `"` + shortIdentifier(strings.Join(parts, "_")+"_partition_id_idx") + `"`,
 		notify: shortIdentifier(name),
 	}
-	// The rows come as one bytea and text lists of each row's partition,
-	// offset and length: five parameters for any number of rows.
+	// Rows as one bytea, and lists of their partitions, offsets and lengths: five parameters for any number.
 	n.insert = `WITH ins AS (INSERT INTO ` + n.table + ` (method, payload, partition)
 SELECT 'publish', substring($1::bytea FROM r.o FOR r.n), r.p
 FROM unnest(string_to_array($2::text, ',')::int[], string_to_array($3::text, ',')::int[], string_to_array($4::text, ',')::int[])
@@ -77,14 +74,10 @@ func shortIdentifier(s string) string {
 	return s[:maxIdentifier-len(sum)] + sum
 }
 
-// BroadcastTx writes ev into Centrifugo's PostgreSQL outbox table through
-// tx; Centrifugo (CentrifugoOptions.OutboxDSN) publishes it once tx
-// commits, never if it rolls back. Each channel's copy is one row in its
-// channel's partition (a channel's events keep their order). It accepts
-// and refuses what Broadcast does, and subscribers get the same bytes. A
-// nil tx is ErrInvalidEvent; else it returns the database's error,
-// wrapped. Rows go in statements of at most 16 MiB (outside a
-// transaction, each commits on its own).
+// BroadcastTx writes ev into Centrifugo's outbox table through tx: Centrifugo (CentrifugoOptions.OutboxDSN)
+// publishes it once tx commits, never if it rolls back, a row a channel in its channel's partition (in
+// order). It accepts, refuses and sends what Broadcast does; a nil tx is ErrInvalidEvent, a database
+// error is wrapped. Rows go in statements of at most 16 MiB (each commits alone outside a transaction).
 func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -105,49 +98,40 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 	rows.Grow(min(size, maxOutboxStatement+maxEventBytes))
 	enc, row := json.NewEncoder(&rows), publishParams{}
 	var parts, offsets, lengths []byte
-	for k, ch := range channels {
-		if rows.Len() > 0 && rows.Len()+len(payloads[k]) > maxOutboxStatement {
-			if err := i.writeOutbox(ctx, tx, rows.Bytes(), parts, offsets, lengths); err != nil {
-				return err
+	for k := 0; k <= len(channels); k++ { // the rows written when full, and after the last
+		if k == len(channels) || rows.Len() > 0 && rows.Len()+len(payloads[k]) > maxOutboxStatement {
+			if _, err := tx.ExecContext(ctx, i.outboxTable.insert, rows.Bytes(), string(parts), string(offsets), string(lengths), i.outboxTable.notify); err != nil {
+				return fmt.Errorf("instant: write to the outbox %s: %w", i.outboxTable.name, err)
 			}
 			rows.Reset()
 			parts, offsets, lengths = parts[:0], offsets[:0], lengths[:0]
 		}
+		if k == len(channels) {
+			break
+		}
+		ch := channels[k]
 		if len(parts) > 0 {
 			parts, offsets, lengths = append(parts, ','), append(offsets, ','), append(lengths, ',')
 		}
 		start := rows.Len()
-		row = newPublishParams(ch, payloads[k], ev.ID, ev.Origin)
+		row = publishParams{ch, payloads[k], ev.ID, publishTags{ev.Origin}}
 		_ = enc.Encode(&row) // as Broadcast sends it, and a newline; valid JSON: never fails
 		parts = strconv.AppendInt(parts, int64(i.partitionOf(ch)), 10)
 		offsets = strconv.AppendInt(offsets, int64(start+1), 10) // SQL counts from 1
 		lengths = strconv.AppendInt(lengths, int64(rows.Len()-start-1), 10)
 	}
-	if err := i.writeOutbox(ctx, tx, rows.Bytes(), parts, offsets, lengths); err != nil {
-		return err
-	}
 	i.stats.outboxWritten.Add(1)
 	return nil
 }
 
-func (i *Instant) writeOutbox(ctx context.Context, tx Execer, rows, parts, offsets, lengths []byte) error {
-	if _, err := tx.ExecContext(ctx, i.outboxTable.insert, rows, string(parts), string(offsets), string(lengths), i.outboxTable.notify); err != nil {
-		return fmt.Errorf("instant: write to the outbox %s: %w", i.outboxTable.name, err)
-	}
-	return nil
-}
-
 func (i *Instant) partitionOf(channel string) int {
-	if i.cfg.OutboxPartitions <= 1 {
-		return 0
-	}
 	h := fnv.New32a()
 	h.Write([]byte(channel))
 	return int(h.Sum32() % uint32(i.cfg.OutboxPartitions))
 }
 
-// OutboxDDL is the SQL that creates the outbox table and its index if they
-// do not exist (a schema must). BYTEA keeps the bytes, as JSONB would not.
+// OutboxDDL is the SQL that creates the outbox table and its index if they do not exist (a schema
+// must). BYTEA keeps the bytes, as JSONB would not.
 func (i *Instant) OutboxDDL() string {
 	if i == nil {
 		return ""

@@ -20,7 +20,7 @@ type Member struct {
 	Clients int             `json:"clients"`        // the user's subscriptions to the channel
 }
 
-// presenceClient is one subscription (client only from presenceBatch).
+// presenceClient is one subscription.
 type presenceClient struct {
 	client, user string
 	chanInfo     json.RawMessage
@@ -40,16 +40,16 @@ func (i *Instant) Presence(ctx context.Context, channel string) ([]Member, error
 	if !isPrivate(channel) {
 		return nil, fmt.Errorf("%w: %q is public: public channels show no presence", ErrInvalidChannel, channel)
 	}
-	var clients []presenceClient
+	var lists [][]presenceClient
 	err := i.call(ctx, func(ctx context.Context, api apiClient) (err error) {
-		clients, err = api.presence(ctx, channel)
+		lists, err = api.presenceBatch(ctx, []string{channel})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	out := []Member{}
-	for _, pc := range loggedIn(clients) {
+	for _, pc := range loggedIn(lists[0]) {
 		if n := len(out); n == 0 || out[n-1].UserID != pc.user {
 			out = append(out, Member{UserID: pc.user})
 		}

@@ -13,74 +13,50 @@ import (
 	"unicode/utf8"
 )
 
-// Event is one message to broadcast. Subscribers receive it as the JSON
-// object {"id","channel","message","event_class","data","site","date","origin"}
-// ("data" and "origin" omitted when empty), each copy naming its channel.
-// An event that names no channel goes to the first channel of Target's
-// level, else is refused with ErrNoChannel. It is refused with
-// ErrInvalidEvent, before anything is sent, when a publication would be
-// over 1 MiB less 4 KiB (Centrifugo's client.queue_max_size), all of them
-// over 256 MiB, its text or raw Data not valid UTF-8, or Data nested more
-// than 64 deep.
+// Event is one message to broadcast, received as the JSON object
+// {"id","channel","message","event_class","data","site","date","origin"} ("data", "origin" omitted
+// when empty). With no channel it goes to Target's first, else ErrNoChannel. ErrInvalidEvent: a
+// publication over 1 MiB less 4 KiB, all over 256 MiB, text not UTF-8, or Data nested over 64 deep.
 type Event struct {
-	// ID is the idempotency key: Centrifugo drops a second event with the
-	// same ID on a channel within 5 minutes. Default: a new random id.
-	ID string
-	// Channel, Channels and the personal channels of Users are where it
-	// goes, each once.
-	Channel  string
-	Channels []string
-	Message  string // human-readable text
-	// EventClass lets clients tell events apart. Default: "default".
-	EventClass string
-	// Data is any JSON-encodable value (a json.RawMessage is checked and
-	// compacted). Omitted when it encodes as null.
-	Data any
-	Site string // the sender; default Config.SiteName
-	// Target's level gives the channel of an event that names none.
-	Target Level
-	Users  []string // tens of thousands are fine
-	// Origin names the browser tab the change came from (Origin(c)), sent
-	// as "origin" and as a tag so that the tab does not get its own event.
-	// 1 to 64 letters, digits, '-' and '_'. Not a security boundary.
+	ID         string // the idempotency key: a repeat on a channel within 5 minutes is dropped; default random
+	Channel    string // Channel, Channels and the personal channels of Users get it, each once
+	Channels   []string
+	Message    string   // human-readable text
+	EventClass string   // lets clients tell events apart; default "default"
+	Data       any      // JSON-encodable (a json.RawMessage is checked and compacted); omitted if null
+	Site       string   // the sender; default Config.SiteName
+	Target     Level    // its level gives the channel of an event that names none
+	Users      []string // tens of thousands are fine
+	// Origin is the browser tab that made the change (Origin(c)), sent as "origin" and as a tag so
+	// that it does not get its own event: 1 to 64 letters, digits, '-' and '_'. Not a security boundary.
 	Origin string
 }
 
-// Broadcast publishes ev to its channels in one call within ctx and
-// Config.PublishTimeout, retrying with backoff (and failing over to the
-// next of APIURLs) while a node does not answer or answers 408, 429 or
-// 5xx; ev.ID keeps a retry from publishing twice. It returns nil once
-// every publication went out; ErrNoChannel, ErrInvalidChannel or
-// ErrInvalidEvent before anything is sent; or a *PublishError. Safe for
-// concurrent use.
+// Broadcast publishes ev within ctx and Config.PublishTimeout, retrying (failing over to the next
+// of APIURLs) while a node does not answer or answers 408, 429 or 5xx; ev.ID keeps a retry from
+// publishing twice. It returns ErrNoChannel, ErrInvalidChannel or ErrInvalidEvent before anything
+// is sent, or a *PublishError. Safe for concurrent use.
 func (i *Instant) Broadcast(ctx context.Context, ev Event) error {
-	if i == nil {
-		return ErrNotInstalled
-	}
 	return i.publishEvents(ctx, []Event{ev}, false)
 }
 
-// BroadcastBatch publishes events in one request, in order, each as
-// Broadcast does; one refused fails the batch before anything is sent,
-// its index named (events is not changed: set IDs to resend). When
-// Centrifugo refused some publications, the *PublishError's Failed lists
-// the events not published in full; any other error says nothing of what
-// went out. Keep a batch to a thousand or two events.
+// BroadcastBatch publishes events in one request, in order, as Broadcast; one refused fails the
+// batch before anything is sent, its index named. When Centrifugo refused some, PublishError.Failed
+// lists the events not published in full; another error says nothing of what went out (events is
+// not changed: set IDs to resend). Keep a batch to a thousand or two events.
 func (i *Instant) BroadcastBatch(ctx context.Context, events []Event) error {
-	if i == nil {
-		return ErrNotInstalled
-	}
-	if len(events) == 0 {
+	if len(events) == 0 && i != nil {
 		return nil
 	}
 	return i.publishEvents(ctx, events, true)
 }
 
 func (i *Instant) publishEvents(ctx context.Context, events []Event, batch bool) error {
+	if i == nil {
+		return ErrNotInstalled
+	}
 	now := time.Now()
-	channels := make([]string, 0, len(events))
-	keys := make([]string, 0, len(events))
-	origins := make([]string, 0, len(events))
+	channels, keys, origins := make([]string, 0, len(events)), make([]string, 0, len(events)), make([]string, 0, len(events))
 	payloads := make([][]byte, 0, len(events))
 	ends := make([]int, len(events))
 	for k := range events {
@@ -119,7 +95,6 @@ func (i *Instant) publishEvents(ctx context.Context, events []Event, batch bool)
 	return err
 }
 
-// eventChannels lists ev's channels, once each, checked, in order.
 func (i *Instant) eventChannels(ev *Event) ([]string, error) {
 	n := len(ev.Channels) + len(ev.Users) + 1
 	channels, seen := make([]string, 0, n), make(map[string]bool, n)
@@ -158,29 +133,22 @@ func (i *Instant) eventChannels(ev *Event) ([]string, error) {
 	return channels, nil
 }
 
-// privateTwin returns the "$" form of a public channel name when that is
-// a private channel, else "".
+// privateTwin returns the "$" form of a public channel name that is a private channel, else "".
 func (i *Instant) privateTwin(ch string) string {
 	if isPrivate(ch) {
 		return ""
 	}
 	private := privatePrefix + ch
-	if _, ok := i.channels.byName[private]; ok || strings.HasPrefix(private, i.channels.userPrefix) {
+	if _, ok := i.channels.byName[private]; ok || strings.HasPrefix(private, i.channels.userPrefix) ||
+		slices.ContainsFunc(*i.rules.Load(), func(r rule) bool { _, ok := r.match(private); return ok }) {
 		return private
-	}
-	for _, r := range *i.rules.Load() {
-		if _, ok := r.match(private); ok {
-			return private
-		}
 	}
 	return ""
 }
 
-// Bounds of a publication (client.queue_max_size less 4 KiB of envelope)
-// and of an event's.
 const (
-	maxEventBytes      = 1<<20 - 4<<10
-	maxEventTotalBytes = 256 << 20
+	maxEventBytes      = 1<<20 - 4<<10 // a publication: client.queue_max_size less 4 KiB of envelope
+	maxEventTotalBytes = 256 << 20     // an event's publications
 )
 
 func errEventTooLarge(size int) error {
@@ -188,8 +156,7 @@ func errEventTooLarge(size int) error {
 		ErrInvalidEvent, size, maxEventBytes)
 }
 
-// prepareEvent checks and completes ev, and encodes its payload for each
-// of its channels (the name spliced in) in one buffer.
+// prepareEvent checks and completes ev, and encodes its payload for each channel in one buffer.
 func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, payloads [][]byte, err error) {
 	if channels, err = i.eventChannels(ev); err != nil {
 		return nil, nil, err
@@ -210,8 +177,8 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 	if raw, ok := ev.Data.(json.RawMessage); ok && len(raw) == 0 {
 		ev.Data = nil // no data, which json.Marshal would refuse
 	}
-	var data []byte
-	if data, err = json.Marshal(ev.Data); err != nil {
+	data, err := json.Marshal(ev.Data)
+	if err != nil {
 		return nil, nil, fmt.Errorf("%w: Data: %w", ErrInvalidEvent, err)
 	} else if err := checkJSON(data); err != nil {
 		return nil, nil, fmt.Errorf("%w: Data %w", ErrInvalidEvent, err)
@@ -231,8 +198,7 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 		Date       string          `json:"date"`
 		Origin     string          `json:"origin,omitempty"`
 	}{ev.ID, "", ev.Message, ev.EventClass, data, ev.Site, now.UTC().Format(time.RFC3339Nano), ev.Origin})
-	// Each channel's name goes between head and tail. The first "channel":""
-	// is the field's: the ID's quotes are escaped.
+	// Each channel's name goes between head and tail (the ID's quotes are escaped: this is the field).
 	cut := bytes.Index(enc, []byte(`"channel":""`)) + len(`"channel":`)
 	head, tail := enc[:cut], enc[cut+2:]
 	fixed := len(head) + len(tail) + 2                                     // a channel name adds at least its quotes
@@ -256,18 +222,15 @@ func (i *Instant) prepareEvent(ev *Event, now time.Time) (channels []string, pay
 	return channels, payloads, nil
 }
 
-// maxJSONDepth bounds the nesting of an event's Data or a token's info,
-// under the 100 levels where some decoders stop.
-const maxJSONDepth = 64
+const maxJSONDepth = 64 // of Data or a token's info: under the 100 where some decoders stop
 
 var (
 	errNotUTF8 = errors.New("is not valid UTF-8")
 	errTooDeep = fmt.Errorf("nests arrays and objects more than %d deep", maxJSONDepth)
 )
 
-// checkJSON checks what json.Valid does not of data (valid JSON, or
-// empty): its strings are valid UTF-8 (browsers drop a connection on a
-// frame that is not), and it nests at most maxJSONDepth deep.
+// checkJSON checks that valid JSON data has valid UTF-8 strings (browsers drop a connection on a
+// frame that has not) and nests at most maxJSONDepth deep.
 func checkJSON(data []byte) error {
 	depth := 0
 	for k := 0; k < len(data); k++ {
@@ -307,8 +270,8 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(append(append(b, '"'), s...), '"')
 }
 
-// Disconnect closes every connection of the user with this ID (on logout,
-// or a role change); the clients reconnect as their session says now.
+// Disconnect closes the user's connections (on logout, or a role change); its clients reconnect
+// as their session says now.
 func (i *Instant) Disconnect(ctx context.Context, userID string) error {
 	if i == nil {
 		return ErrNotInstalled

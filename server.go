@@ -106,14 +106,6 @@ func (a serverAPI) presenceBatch(ctx context.Context, channels []string) ([][]pr
 	return out, nil
 }
 
-func (a serverAPI) presence(ctx context.Context, channel string) ([]presenceClient, error) {
-	res, err := a.presenceBatch(ctx, []string{channel})
-	if err != nil {
-		return nil, err
-	}
-	return res[0], nil
-}
-
 // Reauthorize asks a Server userChannels, never channels; the user holds
 // those (holders).
 func (a serverAPI) channels(context.Context, string) ([]string, error) {

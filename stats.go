@@ -1,35 +1,21 @@
 package instant
 
-import (
-	"sync"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // Stats are counters of the calls to Centrifugo, totals since New.
 type Stats struct {
-	// Published counts events published in full (those of a partly
-	// failed batch included).
-	Published uint64 `json:"published"`
-	// Retried counts attempts made again on the same node, after a backoff.
-	Retried uint64 `json:"retried"`
-	// FailedOver counts moves to the next node of APIURLs.
-	FailedOver uint64 `json:"failed_over"`
-	// Failed counts calls that returned an error in the end.
-	Failed uint64 `json:"failed"`
-	// NodesDown is how many nodes of APIURL and APIURLs are marked down
-	// now: their last attempt was refused or went unanswered, and no probe
-	// (an info call, at most every 500ms) has had an answer since. Calls
-	// skip them; while all are down, calls fail at once with ErrUnreachable.
-	NodesDown int `json:"nodes_down"`
-	// OutboxWritten counts events written to the outbox (BroadcastTx).
-	OutboxWritten uint64 `json:"outbox_written"`
+	Published  uint64 `json:"published"`   // events published in full (of a partly failed batch too)
+	Retried    uint64 `json:"retried"`     // attempts made again on the same node, after a backoff
+	FailedOver uint64 `json:"failed_over"` // moves to the next node of APIURLs
+	Failed     uint64 `json:"failed"`      // calls that returned an error in the end
+	// NodesDown counts nodes marked down now (refused or silent, no probe answered since, one every
+	// 500ms at most): calls skip them, and fail at once with ErrUnreachable while all are down.
+	NodesDown     int    `json:"nodes_down"`
+	OutboxWritten uint64 `json:"outbox_written"` // events written to the outbox (BroadcastTx)
 }
 
 type counters struct {
 	published, retried, failedOver, failed, outboxWritten atomic.Uint64
-
-	nodeOnce sync.Once
-	nodes    []nodeState
 }
 
 // Stats returns the counters so far. Safe for concurrent use.
