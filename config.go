@@ -40,8 +40,8 @@ type Config struct {
 	SuperuserChannels []string            // superusers. Default: ["$<slug>_admin"]
 	GroupChannels     map[string][]string // a group's, for its members. Default: none
 
-	// The tokens' lifetimes, at least a second. Default: 10 and 5 minutes.
-	ConnectionTokenTTL, SubscriptionTokenTTL time.Duration
+	ConnectionTokenTTL   time.Duration // at least a second. Default: 10 minutes.
+	SubscriptionTokenTTL time.Duration // at least a second. Default: 5 minutes.
 
 	DisallowAnonymous bool     // refuses tokens to visitors who are not logged in
 	TrustedOrigins    []string // origins whose cross-origin POSTs the routes accept. Default: none.
