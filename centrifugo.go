@@ -20,18 +20,15 @@ type CentrifugoOptions struct {
 	// AllowedOrigins: browser origins allowed to connect, scheme://host[:port]
 	// in lower case; a host may start with "*.", "*" allows any. Default: none.
 	AllowedOrigins []string
-	// HistorySize publications are kept for HistoryTTL (whole seconds) a
-	// channel, for recovery. Both zero: 100 for 120s where private channels
-	// may be. -1 and negative: none.
+	// A channel keeps HistorySize publications for HistoryTTL (whole seconds), for recovery.
+	// Both zero: 100 for 120s where private channels may be; -1 and negative: none.
 	HistorySize int
 	HistoryTTL  time.Duration
-	// Presence turns on presence, joins and leaves where private channels
-	// may be (Instant.Presence and the presence route need it).
+	// Presence: presence, joins and leaves where private channels may be (Instant.Presence and the presence route need it).
 	Presence bool
 	// RedisAddress ("redis://127.0.0.1:6379"): nodes on one Redis share channels.
 	RedisAddress string
-	// OutboxDSN ("postgres://user:pass@host/db") turns on the consumer of
-	// BroadcastTx's outbox.
+	// OutboxDSN ("postgres://user:pass@host/db") turns on the consumer of BroadcastTx's outbox.
 	OutboxDSN string
 	LogLevel  string // default "info"
 	// ProxyURL, Register's group as Centrifugo reaches it, has Centrifugo
@@ -64,8 +61,7 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	case o.HistorySize <= 0 || o.HistoryTTL <= 0:
 		return nil, fmt.Errorf("%w: HistorySize and HistoryTTL go together: both above zero, both zero (the default) or -1 and negative (none)", ErrConfig)
 	}
-	// No client asks for presence itself: tokens and the presence route do,
-	// so a public channel's reader cannot list a private one's.
+	// Tokens and the presence route ask for presence, so a public channel's reader cannot list a private one's.
 	base := map[string]any{
 		"allow_subscribe_for_client":    true,
 		"allow_subscribe_for_anonymous": !i.cfg.DisallowAnonymous,
@@ -75,20 +71,19 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	}
 	optionsOf := func(ns string) map[string]any {
 		opts := maps.Clone(base)
-		opts["presence"] = o.Presence && private(ns)
-		opts["join_leave"] = o.Presence && private(ns)
+		opts["presence"], opts["join_leave"] = o.Presence && private(ns), o.Presence && private(ns)
+		if ns != "" {
+			opts["name"] = ns
+		}
 		if history(ns) {
-			opts["history_size"] = o.HistorySize
-			opts["history_ttl"] = fmt.Sprintf("%ds", o.HistoryTTL/time.Second)
-			opts["force_recovery"] = true
+			opts["history_size"], opts["history_ttl"], opts["force_recovery"] = o.HistorySize, fmt.Sprintf("%ds", o.HistoryTTL/time.Second), true
 		}
 		return opts
 	}
 	client := map[string]any{
-		"token":           map[string]any{"hmac_secret_key": i.cfg.TokenSecret},
-		"allowed_origins": origins,
-		// An expired subscription closes within 10s (defaults: about 60s).
-		"expired_sub_close_delay":              "5s",
+		"token":                                map[string]any{"hmac_secret_key": i.cfg.TokenSecret},
+		"allowed_origins":                      origins,
+		"expired_sub_close_delay":              "5s", // an expired subscription closes within 10s, not 60s
 		"presence_update_interval":             "5s",
 		"disallow_anonymous_connection_tokens": i.cfg.DisallowAnonymous,
 	}
@@ -115,9 +110,7 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	}
 	namespaces := []map[string]any{}
 	for _, ns := range i.namespaces() {
-		opts := optionsOf(ns)
-		opts["name"] = ns
-		namespaces = append(namespaces, opts)
+		namespaces = append(namespaces, optionsOf(ns))
 	}
 	channel["without_namespace"], channel["namespaces"] = optionsOf(""), namespaces
 	cfg := map[string]any{
@@ -133,10 +126,7 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 		cfg["engine"] = map[string]any{"type": "redis", "redis": map[string]any{"address": []string{o.RedisAddress}}}
 	}
 	if o.OutboxDSN != "" {
-		cfg["consumers"] = []map[string]any{{
-			"enabled": true,
-			"name":    "instant_outbox",
-			"type":    "postgresql",
+		cfg["consumers"] = []map[string]any{{"enabled": true, "name": "instant_outbox", "type": "postgresql",
 			"postgresql": map[string]any{
 				"dsn":                            o.OutboxDSN,
 				"outbox_table_name":              i.outboxTable.table, // quoted: the consumer writes it into its SQL

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -33,14 +34,11 @@ const (
 )
 
 // Check asks the running Centrifugo, as the app and a browser would, within
-// PublishTimeout (and ctx), whether it fits this app. It returns every
-// problem (errors.Join), each naming its fix: ErrUnreachable, ErrAPIKey,
-// ErrTokenSecret, ErrStaleConfig (an origin refused; a namespace unknown, or
-// with other presence or recovery than CentrifugoConfig writes; first, any
-// other config altogether: "wrong -c?"), ErrConfig (no origin to check). It
-// leaves no error in a fitting Centrifugo's log. With Config.Server set, it
-// asks only that Redis answers and that the outbox table is BroadcastTx's.
-// Safe for concurrent use.
+// PublishTimeout and ctx, whether it fits this app. It returns every problem
+// (errors.Join), each naming its fix: ErrUnreachable, ErrAPIKey, ErrTokenSecret,
+// ErrStaleConfig (first if another config altogether runs: "wrong -c?"),
+// ErrConfig. With Config.Server set, it asks only that Redis answers and that
+// the outbox table is BroadcastTx's. Safe for concurrent use.
 func (i *Instant) Check(ctx context.Context) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -62,34 +60,25 @@ func (i *Instant) Check(ctx context.Context) error {
 
 	var errs []error
 	missing := map[string][]string{}
-	noOrigin := false
 	for _, r := range reports {
 		errs = append(errs, r.errs...)
 		for _, ns := range r.missing {
 			missing[ns] = append(missing[ns], r.where)
 		}
-		noOrigin = noOrigin || r.noOrigin
 	}
-	for _, ns := range namespaces {
-		if where := missing[ns]; len(where) > 0 {
-			errs = append(errs, fmt.Errorf("%w: namespace %q (channels %q) is unknown to centrifugo at %s: "+
-				"regenerate its config with CentrifugoConfig, called after every Authorize, and restart it",
-				ErrStaleConfig, ns, privatePrefix+ns+":…", strings.Join(where, " and ")))
-		}
+	for _, ns := range slices.Sorted(maps.Keys(missing)) {
+		errs = append(errs, fmt.Errorf("%w: namespace %q (channels %q) is unknown to centrifugo at %s: "+
+			"regenerate its config with CentrifugoConfig, called after every Authorize, and restart it",
+			ErrStaleConfig, ns, privatePrefix+ns+":…", strings.Join(missing[ns], " and ")))
 	}
 	// Two signs of Centrifugo's defaults: a wrong -c.
 	all := errors.Join(errs...)
 	apiKey, token := errors.Is(all, ErrAPIKey), errors.Is(all, ErrTokenSecret)
 	noNamespace := len(missing) > 0 && len(missing) == len(namespaces)-1
-	var signs []string
-	for sign, on := range map[string]bool{"refuses the app's API key": apiKey, "refuses the tokens the app signs": token,
-		"declares none of the app's namespaces": noNamespace, "allows none of the app's origins": noOrigin} {
-		if on {
-			signs = append(signs, sign)
-		}
-	}
+	on := map[string]bool{"refuses the app's API key": apiKey, "refuses the tokens the app signs": token,
+		"declares none of the app's namespaces": noNamespace, "allows none of the app's origins": reports[len(i.nodes)].noOrigin}
+	signs := slices.DeleteFunc(slices.Sorted(maps.Keys(on)), func(s string) bool { return !on[s] })
 	if apiKey && token || noNamespace && len(signs) >= 2 {
-		slices.Sort(signs)
 		return errors.Join(append([]error{fmt.Errorf("%w: centrifugo does not run the config CentrifugoConfig generates (wrong -c?): it %s: "+
 			"write it with `app centrifugo-config FILE` and start centrifugo with -c FILE (a -c path it cannot read, it ignores, and runs on its defaults)",
 			ErrStaleConfig, strings.Join(signs, ", "))}, errs...)...)
@@ -97,7 +86,6 @@ func (i *Instant) Check(ctx context.Context) error {
 	return all
 }
 
-// checkReport is what one part of Check found.
 type checkReport struct {
 	where    string
 	errs     []error
@@ -110,7 +98,6 @@ func (r *checkReport) add(format string, args ...any) checkReport {
 	return *r
 }
 
-// checkChannelIn is Check's channel in namespace ns ("" for none).
 func checkChannelIn(ns string) string {
 	return privatePrefix + strings.TrimPrefix(ns+":", ":") + checkChannel
 }
@@ -202,7 +189,7 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 		return r.add("%w: centrifugo at %s says a connection token the app has just signed has expired: "+
 			"the clocks of the app's and Centrifugo's machines are apart by more than ConnectionTokenTTL", ErrTokenSecret, ws)
 	case replies[0].Error.Code != 0:
-		return fail(fmt.Errorf("connect refused: %w", &replies[0].Error))
+		return fail(fmt.Errorf("connect refused: error %d %s", replies[0].Error.Code, replies[0].Error.Message))
 	}
 
 	probes := make([]*probeResult, len(namespaces))
@@ -212,21 +199,21 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 	if err := i.probeChannels(conn, probes, false); err != nil {
 		return fail(err)
 	}
-	// Where joins differ from the base's, presence_stats says how (only
-	// there: Centrifugo logs a refused one).
+	// Only where joins differ from the base's, presence_stats says how: Centrifugo logs a refused one.
 	private := i.privateNamespaces()
 	base, suspects := probes[0], []*probeResult{probes[0]}
 	for _, p := range probes {
 		switch {
-		case p.ns != "" && p.refused.Code == codeUnknownChannel:
+		case p.ns != "" && p.sub.Error.Code == codeUnknownChannel:
 			r.missing = append(r.missing, p.ns)
-		case p.refused.Code != 0:
-			r.add("instant: centrifugo at %s refused a subscription to %s with a token the app signed: %v", ws, checkChannelIn(p.ns), &p.refused)
+		case p.sub.Error.Code != 0:
+			r.add("instant: centrifugo at %s refused a subscription to %s with a token the app signed: error %d %s",
+				ws, checkChannelIn(p.ns), p.sub.Error.Code, p.sub.Error.Message)
 		case p != base && private(p.ns) == private("") && p.joined != base.joined:
 			suspects = append(suspects, p)
 		}
 	}
-	if base.refused.Code != 0 {
+	if base.sub.Error.Code != 0 {
 		return r
 	}
 	if len(suspects) > 1 {
@@ -235,10 +222,10 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 		}
 	}
 	state := func(p *probeResult) string {
-		return strings.TrimPrefix(cmp.Or(p.presence, base.presence)+", history and recovery "+map[bool]string{true: "on", false: "off"}[p.recoverable], ", ")
+		return strings.TrimPrefix(cmp.Or(p.presence, base.presence)+", history and recovery "+map[bool]string{true: "on", false: "off"}[p.sub.Subscribe.Recoverable], ", ")
 	}
 	for _, p := range probes[1:] {
-		if p.refused.Code == 0 && state(p) != state(base) {
+		if p.sub.Error.Code == 0 && state(p) != state(base) {
 			r.add("%w: namespace %q at %s has %s where channels without a namespace have %s: regenerate the config with CentrifugoConfig and restart Centrifugo",
 				ErrStaleConfig, p.ns, ws, state(p), state(base))
 		}
@@ -246,20 +233,17 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 	return r
 }
 
-// probeResult is what Centrifugo answered about one channel.
 type probeResult struct {
-	ns          string
-	refused     wsError // the subscription's error, Code 0 if none
-	recoverable bool
-	joined      bool   // a join push came (the token asks for them)
-	presence    string // what presence_stats says of it, "" unasked
+	ns       string
+	sub      wsReply // the subscribe's
+	joined   bool    // a join push came (the token asks for them)
+	presence string  // what presence_stats says of it, "" unasked
 }
 
 // probeChannels subscribes to probes' channels, checkRound at a time, asks
 // presence_stats if presence, and unsubscribes.
 func (i *Instant) probeChannels(conn *wsConn, probes []*probeResult, presence bool) error {
-	for start := 0; start < len(probes); start += checkRound {
-		round := probes[start:min(start+checkRound, len(probes))]
+	for round := range slices.Chunk(probes, checkRound) {
 		for _, method := range []string{"subscribe", "presence_stats", "unsubscribe"} {
 			if method == "presence_stats" && !presence {
 				continue
@@ -281,7 +265,7 @@ func (i *Instant) probeChannels(conn *wsConn, probes []*probeResult, presence bo
 				p.joined = conn.joined[checkChannelIn(p.ns)] // on one node, before the replies after the subscribe's
 				switch code := replies[k].Error.Code; method {
 				case "subscribe":
-					p.refused, p.recoverable = replies[k].Error, replies[k].Subscribe.Recoverable
+					p.sub = replies[k]
 				case "presence_stats":
 					p.presence = cmp.Or(map[uint32]string{0: "presence open to subscribers' own queries (a config older than the presence route)",
 						codeNotAvailable: "presence off", 103: "presence on"}[code], fmt.Sprintf("presence answering error %d", code))
@@ -344,7 +328,6 @@ func dialWebsocket(ctx context.Context, rawURL, origin string) (*wsConn, int, er
 	return &wsConn{ws: ws, joined: map[string]bool{}}, 0, nil
 }
 
-// close sends a normal close frame, briefly, and closes the connection.
 func (c *wsConn) close() {
 	if c != nil {
 		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
@@ -352,17 +335,13 @@ func (c *wsConn) close() {
 	}
 }
 
-type wsError struct {
-	Code    uint32 `json:"code"`
-	Message string `json:"message"`
-}
-
-func (e *wsError) Error() string { return fmt.Sprintf("error %d %s", e.Code, e.Message) }
-
 // wsReply is a reply, or a push (no id), of the protocol.
 type wsReply struct {
-	ID        uint32  `json:"id"`
-	Error     wsError `json:"error"`
+	ID    uint32 `json:"id"`
+	Error struct {
+		Code    uint32 `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
 	Subscribe struct {
 		Recoverable bool `json:"recoverable"`
 	} `json:"subscribe"`
@@ -372,15 +351,13 @@ type wsReply struct {
 	} `json:"push"`
 }
 
-// exchange sends cmds, numbered, and returns their replies in order, noting
-// join pushes.
+// exchange sends cmds, numbered, and returns their replies in order, noting join pushes.
 func (c *wsConn) exchange(cmds []map[string]any) ([]wsReply, error) {
 	first := c.id + 1
 	for _, cmd := range cmds {
 		c.id++
 		cmd["id"] = c.id
-		raw, _ := json.Marshal(cmd) // strings and numbers only
-		if err := c.ws.WriteMessage(websocket.TextMessage, raw); err != nil {
+		if err := c.ws.WriteJSON(cmd); err != nil {
 			return nil, err
 		}
 	}
