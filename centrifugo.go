@@ -52,11 +52,11 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	case o.HistoryTTL > 0 && o.HistoryTTL%time.Second != 0:
 		return nil, fmt.Errorf("%w: HistoryTTL %v is not whole seconds, which Centrifugo needs", ErrConfig, o.HistoryTTL)
 	}
-	private := i.privateNamespaces()
+	names, private := i.namespaces()
 	history := func(string) bool { return o.HistorySize > 0 }
 	switch {
 	case o.HistorySize == 0 && o.HistoryTTL == 0:
-		o.HistorySize, o.HistoryTTL, history = 100, 120*time.Second, private
+		o.HistorySize, o.HistoryTTL, history = 100, 120*time.Second, func(ns string) bool { return private[ns] }
 	case o.HistorySize == -1 && o.HistoryTTL < 0:
 	case o.HistorySize <= 0 || o.HistoryTTL <= 0:
 		return nil, fmt.Errorf("%w: HistorySize and HistoryTTL go together: both above zero, both zero (the default) or -1 and negative (none)", ErrConfig)
@@ -71,7 +71,7 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	}
 	optionsOf := func(ns string) map[string]any {
 		opts := maps.Clone(base)
-		opts["presence"], opts["join_leave"] = o.Presence && private(ns), o.Presence && private(ns)
+		opts["presence"], opts["join_leave"] = o.Presence && private[ns], o.Presence && private[ns]
 		if ns != "" {
 			opts["name"] = ns
 		}
@@ -109,7 +109,7 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 		base["subscribe_proxy_enabled"], base["sub_refresh_proxy_enabled"] = true, true
 	}
 	namespaces := []map[string]any{}
-	for _, ns := range i.namespaces() {
+	for _, ns := range names[1:] {
 		namespaces = append(namespaces, optionsOf(ns))
 	}
 	channel["without_namespace"], channel["namespaces"] = optionsOf(""), namespaces
@@ -140,29 +140,17 @@ func (i *Instant) CentrifugoConfig(o CentrifugoOptions) ([]byte, error) {
 	return json.MarshalIndent(cfg, "", "  ")
 }
 
-// namespaces lists, sorted, the namespaces of channels and rules.
-func (i *Instant) namespaces() []string {
-	out := []string{i.channels.userNamespace}
-	for name := range i.channels.byName {
-		out = append(out, namespaceOf(name))
-	}
-	for _, r := range *i.rules.Load() {
-		out = append(out, r.namespace)
-	}
-	slices.Sort(out)
-	return slices.DeleteFunc(slices.Compact(out), func(ns string) bool { return ns == "" })
-}
-
-// privateNamespaces answers whether a namespace ("" for none) may hold a private channel.
-func (i *Instant) privateNamespaces() func(ns string) bool {
-	private := map[string]bool{namespaceOf(i.channels.userPrefix): true}
+// namespaces lists, sorted, "" (channels without one) and the namespaces of
+// channels and rules, and says which may hold a private channel.
+func (i *Instant) namespaces() ([]string, map[string]bool) {
+	private := map[string]bool{"": false, i.channels.userNamespace: true}
 	for name := range i.channels.byName {
 		private[namespaceOf(name)] = private[namespaceOf(name)] || isPrivate(name)
 	}
 	for _, r := range *i.rules.Load() {
 		private[r.namespace] = true
 	}
-	return func(ns string) bool { return private[ns] }
+	return slices.Sorted(maps.Keys(private)), private
 }
 
 // allowedOrigins returns origins as Centrifugo's globs (IPv6 brackets

@@ -48,7 +48,7 @@ func (i *Instant) Check(ctx context.Context) error {
 	if i.server != nil {
 		return i.server.Check(ctx)
 	}
-	namespaces := append([]string{""}, i.namespaces()...) // "" for channels without one
+	namespaces, _ := i.namespaces()
 	addrs := append([]string{i.cfg.APIURL}, i.cfg.APIURLs...)
 	reports := make([]checkReport, len(i.nodes)+1)
 	var wg sync.WaitGroup
@@ -200,7 +200,7 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 		return fail(err)
 	}
 	// Only where joins differ from the base's, presence_stats says how: Centrifugo logs a refused one.
-	private := i.privateNamespaces()
+	_, private := i.namespaces()
 	base, suspects := probes[0], []*probeResult{probes[0]}
 	for _, p := range probes {
 		switch {
@@ -209,7 +209,7 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 		case p.sub.Error.Code != 0:
 			r.add("instant: centrifugo at %s refused a subscription to %s with a token the app signed: error %d %s",
 				ws, checkChannelIn(p.ns), p.sub.Error.Code, p.sub.Error.Message)
-		case p != base && private(p.ns) == private("") && p.joined != base.joined:
+		case p != base && private[p.ns] == private[""] && p.joined != base.joined:
 			suspects = append(suspects, p)
 		}
 	}
@@ -335,20 +335,18 @@ func (c *wsConn) close() {
 	}
 }
 
-// wsReply is a reply, or a push (no id), of the protocol.
+// wsReply is a reply, or a push (no id), of the protocol (encoding/json matches its lower-case names).
 type wsReply struct {
-	ID    uint32 `json:"id"`
+	ID    uint32
 	Error struct {
-		Code    uint32 `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-	Subscribe struct {
-		Recoverable bool `json:"recoverable"`
-	} `json:"subscribe"`
-	Push struct {
-		Channel string          `json:"channel"`
-		Join    json.RawMessage `json:"join"`
-	} `json:"push"`
+		Code    uint32
+		Message string
+	}
+	Subscribe struct{ Recoverable bool }
+	Push      struct {
+		Channel string
+		Join    json.RawMessage
+	}
 }
 
 // exchange sends cmds, numbered, and returns their replies in order, noting join pushes.
