@@ -136,12 +136,11 @@ func (discardWriter) Header() http.Header         { return http.Header{} }
 func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (discardWriter) WriteHeader(int)             {}
 
-// AuthorizeFunc decides whether user (nil when anonymous) may read the
-// channel that matched the rule's pattern, with its params. info is the
-// token's presence info: nil for User.Info, JSON null for none, else one
-// JSON value (valid UTF-8, at most 64 deep), or no token (500, logged, as
-// for a panic). It runs concurrently and must not keep c; from Reauthorize
-// c is a GET / without session, with its ctx and user (CurrentUser).
+// AuthorizeFunc decides whether user (nil: anonymous) may read the channel
+// that matched, with its params. info is the token's: nil for User.Info, JSON
+// null for none, else one JSON value (UTF-8, 64 deep at most; else a 500, as a
+// panic). It runs concurrently and must not keep c; Reauthorize's c is a
+// GET / without session, with its ctx and user (CurrentUser).
 type AuthorizeFunc func(c *gin.Context, user *User, params map[string]string) (allow bool, info any)
 
 // rule is one custom rule added by Authorize.

@@ -121,10 +121,9 @@ func (i *Instant) track(c *gin.Context, next func()) {
 	next()
 }
 
-// stateOf returns the request state of ctx (nil for none) and, with load,
-// its user (nil for anonymous; shared), loaded on first use. A context on
-// a *gin.Context is read as it, never through its request (maybe the next
-// one's). LoadUser's context gets nil rather than wait for itself.
+// stateOf returns ctx's request state (or nil) and, with load, its shared user,
+// loaded once. A context on a *gin.Context is never read through its request
+// (maybe the next one's); LoadUser's gets nil rather than wait for itself.
 func stateOf(ctx context.Context, load bool) (st *reqState, u *User, err error) {
 	c, isGin := ctx.(*gin.Context)
 	if !isGin && ctx != nil {
