@@ -26,8 +26,10 @@ func (i *Instant) mayConnect(user *User) error {
 // channel: the rule's info, or ErrInvalidChannel (wrapped),
 // ErrLoginRequired, ErrNotAllowed, errRuleFailed.
 func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, err error) {
-	if err := cmp.Or(validChannel(channel), i.mayConnect(user)); err != nil {
+	if err := validChannel(channel); err != nil {
 		return nil, err
+	} else if user == nil && i.cfg.DisallowAnonymous { // mayConnect's, inline: the hot path
+		return nil, ErrLoginRequired
 	}
 	allowed := false
 	if g, known := i.channels.byName[channel]; known { // g.groups only for LevelGroups

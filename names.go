@@ -22,7 +22,7 @@ func validChannel(name string) error {
 	if err := checkName(name, "channel"); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidChannel, err)
 	}
-	if ns := namespaceOf(name); ns != "" && (len(ns) < 2 || !namespaceChars(ns)) {
+	if ns, _, found := strings.Cut(strings.TrimPrefix(name, privatePrefix), ":"); found && ns != "" && (len(ns) < 2 || !namespaceChars(ns)) {
 		return fmt.Errorf("%w: %q: namespace %q %s", ErrInvalidChannel, name, ns, namespaceRule)
 	}
 	return nil
