@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -27,8 +28,7 @@ func (i *Instant) mayConnect(user *User) error {
 func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, err error) {
 	if err := validChannel(channel); err != nil {
 		return nil, err
-	}
-	if user == nil && i.cfg.DisallowAnonymous {
+	} else if user == nil && i.cfg.DisallowAnonymous { // mayConnect's, inline: the hot path
 		return nil, ErrLoginRequired
 	}
 	allowed := false
@@ -69,10 +69,7 @@ func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string
 		return nil, nil
 	}
 	raw, err := json.Marshal(info) // validates and compacts a json.RawMessage too
-	if err == nil {
-		err = checkJSON(raw)
-	}
-	if err != nil {
+	if err = cmp.Or(err, checkJSON(raw)); err != nil {
 		i.logger.Error("instant: Authorize rule answered info that is not JSON Centrifugo's clients take", "pattern", r.pattern, "error", err.Error())
 		return nil, errRuleFailed
 	}
@@ -101,7 +98,7 @@ func (i *Instant) ConnectionToken(user *User) (Token, error) {
 	if err := cmp.Or(user.validate(), i.mayConnect(user)); err != nil {
 		return Token{}, err
 	}
-	return i.signConnection(user)
+	return i.sign(user, "", nil, time.Now())
 }
 
 // SubscriptionToken signs a token for user (nil for anonymous) to read
@@ -119,11 +116,10 @@ func (i *Instant) SubscriptionToken(c *gin.Context, user *User, channel string) 
 	if err != nil {
 		return Token{}, err
 	}
-	return i.signSubscription(user, channel, info)
+	return i.sign(user, channel, info, time.Now())
 }
 
-// ruleContext is the *gin.Context rules get from Reauthorize: a GET /,
-// no session, context ctx, response discarded, u its user.
+// ruleContext is the *gin.Context rules get from Reauthorize: GET /, ctx, u.
 func (i *Instant) ruleContext(ctx context.Context, u *User) *gin.Context {
 	c := gin.CreateTestContextOnly(discardWriter{}, ruleEngine)
 	st := &reqState{inst: i, c: c, loaded: true, done: true, user: u}
@@ -142,12 +138,11 @@ func (discardWriter) Header() http.Header         { return http.Header{} }
 func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (discardWriter) WriteHeader(int)             {}
 
-// AuthorizeFunc decides whether user (nil when anonymous) may read the
-// channel that matched the rule's pattern, with its params. info is the
-// token's presence info: nil for User.Info, JSON null for none, else one
-// JSON value (valid UTF-8, at most 64 deep), or no token (500, logged, as
-// for a panic). It runs concurrently and must not keep c; from Reauthorize
-// c is a GET / without session, with its ctx and user (CurrentUser).
+// AuthorizeFunc decides whether user (nil: anonymous) may read the channel
+// that matched, with its params. info is the token's: nil for User.Info, JSON
+// null for none, else one JSON value (UTF-8, 64 deep at most; else a 500, as a
+// panic). It runs concurrently and must not keep c; Reauthorize's c is a
+// GET / without session, with its ctx and user (CurrentUser).
 type AuthorizeFunc func(c *gin.Context, user *User, params map[string]string) (allow bool, info any)
 
 // rule is one custom rule added by Authorize.
@@ -159,14 +154,11 @@ type rule struct {
 	fn        AuthorizeFunc
 }
 
-// Authorize adds a custom rule: a channel matching pattern is granted when
-// fn allows it. {name} matches one or more characters but ':', '#', ','
-// and '/', and ends the pattern or is followed by one of them; a final *
-// matches the rest (params["*"]): "$orders:{id}", "$dm:{a},{b}",
-// "$chat:*". A pattern is a valid channel name starting with "$", its
-// namespace literal and not UserChannel's (else ErrInvalidPattern). The
-// first matching rule decides a "$" channel that is not a role's; none
-// denies. Add rules before CentrifugoConfig. Safe while serving.
+// Authorize adds a rule: fn decides the "$" channels, not a role's, that
+// match pattern (first matching rule; none denies). {name} matches 1+ bytes
+// but ":#,/" and ends the pattern or precedes one of them; a final * the rest
+// (params["*"]). The namespace is literal, not UserChannel's (else
+// ErrInvalidPattern). Add rules before CentrifugoConfig; safe while serving.
 func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 	if i == nil {
 		return ErrNotInstalled
@@ -186,19 +178,17 @@ func (i *Instant) Authorize(pattern string, fn AuthorizeFunc) error {
 
 const paramStop = ":#,/"
 
-// newRule compiles a pattern, refusing one that splits a name two ways or
-// whose namespace a config cannot declare.
+// newRule compiles a pattern; none that splits a name two ways or whose
+// namespace a config cannot declare.
 func (i *Instant) newRule(p string, fn AuthorizeFunc) (rule, error) {
-	r := rule{pattern: p, fn: fn}
-	if fn == nil {
+	r, err := rule{pattern: p, fn: fn}, checkName(p, "pattern")
+	switch head, _, colon := strings.Cut(strings.TrimPrefix(p, privatePrefix), ":"); {
+	case fn == nil:
 		return r, errors.New("nil AuthorizeFunc")
-	} else if !isPrivate(p) {
+	case !isPrivate(p):
 		return r, errors.New(`a rule must cover "$" channels; Centrifugo lets anyone read the others without a token`)
-	}
-	if err := checkName(p, "pattern"); err != nil {
+	case err != nil:
 		return r, err
-	}
-	switch head, _, colon := strings.Cut(p[1:], ":"); {
 	case strings.Contains(head, "*"):
 		return r, errors.New(`a '*' before the first ':' matches namespaces no config declares: end the namespace with ':' first, as in "$chat:*"`)
 	case colon && strings.ContainsAny(head, "{}"):

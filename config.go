@@ -2,6 +2,7 @@ package instant
 
 import (
 	"cmp"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -131,13 +132,11 @@ func New(cfg Config) (*Instant, error) {
 		return nil, errors.Join(errs...)
 	}
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	}
+	cfg.HTTPClient = cmp.Or(cfg.HTTPClient, &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()})
 	cfg.APIURLs = slices.Clone(cfg.APIURLs) // the caller's slice stays theirs
 	key := []byte(cfg.TokenSecret)
 	inst := &Instant{cfg: cfg, channels: table, cop: cop, outboxTable: outbox, logger: cfg.Logger,
-		tokenKey: key, origins: newOriginPool(key), proxyKey: deriveProxyKey(key), server: cfg.Server}
+		tokenKey: key, origins: newOriginPool(key), proxyKey: hex.EncodeToString(deriveKey(key, "proxy")), server: cfg.Server}
 	inst.rules.Store(&[]rule{})
 	if cfg.Server != nil {
 		inst.nodes = []apiClient{serverAPI{cfg.Server}}
@@ -192,15 +191,12 @@ func checkAPIURL(raw string) error {
 //	INSTANT_API_URL, INSTANT_API_URLS        APIURL, APIURLs (comma-separated)
 //	INSTANT_WEBSOCKET_URL                    WebsocketURL
 //	INSTANT_SITE_NAME, _SLUG, _ORIGIN        SiteName, SiteSlug, SiteOrigin
-//	INSTANT_USERS_CHANNELS                   UsersChannels, comma-separated
-//	INSTANT_STAFF_CHANNELS                   StaffChannels, comma-separated
-//	INSTANT_SUPERUSER_CHANNELS               SuperuserChannels, comma-separated
+//	INSTANT_{USERS,STAFF,SUPERUSER}_CHANNELS  UsersChannels, StaffChannels, SuperuserChannels (comma-separated)
 //	INSTANT_REDIS_URL                        the embedded server's Redis
 //
-// An unset variable leaves its field zero; a list set empty means none.
-// A program importing the embedded package that names no Centrifugo (no
-// INSTANT_API_URL(S), INSTANT_WEBSOCKET_URL, CENTRIFUGO_HTTP_API_KEY) gets
-// an embedded Server (else New fails) and, if unset, its own token secret.
+// Unset leaves a field zero; a list set empty is none. Naming no Centrifugo
+// (the API URLs, websocket URL, API key), a program importing the embedded
+// package gets its Server and, if unset, a token secret of its own.
 func ConfigFromEnv() Config {
 	cfg := Config{
 		APIURL:            os.Getenv("INSTANT_API_URL"),

@@ -27,7 +27,7 @@ type Instant struct {
 	outboxTable outboxNames
 	stats       counters
 	users       userCache
-	proxyKey    string
+	proxyKey    string // authenticates Centrifugo's proxy requests, so no secret travels; never logged
 }
 
 // WebsocketURL is the address browsers connect to, as the channels route

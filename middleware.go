@@ -10,8 +10,8 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// contextKey is promised to users (c.MustGet("instant")). stateKey keys
-// the *reqState; loadingKey marks the contexts handed to LoadUser.
+// contextKey is promised to users (c.MustGet("instant")); loadingKey marks
+// the contexts handed to LoadUser.
 const contextKey = "instant"
 
 type stateKey struct{}
@@ -41,11 +41,10 @@ func Default(ctx context.Context) *Instant {
 	return nil
 }
 
-// CurrentUser returns a copy of the logged-in user of the request of ctx,
-// or nil (anonymous, outside Session, or LoadUser failed). ctx is the
-// handler's *gin.Context on its goroutine; elsewhere or later, a c.Copy()
-// or c.Request.Context(), which answer once the handler's goroutine loaded
-// the user. A context built on the *gin.Context itself answers nil.
+// CurrentUser returns a copy of the request's logged-in user, or nil
+// (anonymous, outside Session, LoadUser failed). ctx is the handler's
+// *gin.Context; on other goroutines, c.Copy() or c.Request.Context(), which
+// answer once the handler loaded the user; a context on c itself answers nil.
 func CurrentUser(ctx context.Context) *User {
 	_, u, _ := stateOf(ctx, true)
 	return u.clone()
@@ -122,10 +121,9 @@ func (i *Instant) track(c *gin.Context, next func()) {
 	next()
 }
 
-// stateOf returns the request state of ctx (nil for none) and, with load,
-// its user (nil for anonymous; shared), loaded on first use. A context on
-// a *gin.Context is read as it, never through its request (maybe the next
-// one's). LoadUser's context gets nil rather than wait for itself.
+// stateOf returns ctx's request state (or nil) and, with load, its shared user,
+// loaded once. A context on a *gin.Context is never read through its request
+// (maybe the next one's); LoadUser's gets nil rather than wait for itself.
 func stateOf(ctx context.Context, load bool) (st *reqState, u *User, err error) {
 	c, isGin := ctx.(*gin.Context)
 	if !isGin && ctx != nil {
@@ -161,10 +159,7 @@ func stateOf(ctx context.Context, load bool) (st *reqState, u *User, err error) 
 			return st, nil, nil // never asked during the request: unknown
 		}
 		if st.inst.cfg.LoadUser == nil {
-			var v any
-			if s, ok := st.c.Value(sessions.DefaultKey).(sessions.Session); ok {
-				v = s.Get(sessionKey)
-			}
+			v := sessions.Default(st.c).Get(sessionKey) // track saw the session
 			raw, _ := v.(string)
 			if st.user = st.inst.users.decode(raw); st.user == nil && v != nil {
 				st.inst.logger.Debug("instant: session user does not decode; treated as anonymous")
@@ -184,13 +179,6 @@ func stateOf(ctx context.Context, load bool) (st *reqState, u *User, err error) 
 		st.wg.Done()
 	}
 	return st, st.user, st.err
-}
-
-// set records the user Login or Logout just wrote.
-func (st *reqState) set(u *User) {
-	st.mu.Lock()
-	st.loaded, st.user, st.err = true, u, nil
-	st.mu.Unlock()
 }
 
 // loadUser calls LoadUser with a marked copy of c and normalizes its user
@@ -217,11 +205,4 @@ func (i *Instant) loadUser(st *reqState) (u *User, err error) {
 		}
 	}
 	return u, nil
-}
-
-func sessionOf(c *gin.Context) (s sessions.Session, ok bool) {
-	if c != nil {
-		s, ok = c.Value(sessions.DefaultKey).(sessions.Session)
-	}
-	return s, ok
 }

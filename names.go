@@ -16,9 +16,8 @@ const privatePrefix, maxChannelLength = "$", 255
 
 func isPrivate(channel string) bool { return strings.HasPrefix(channel, privatePrefix) }
 
-// validChannel checks that a Centrifugo v6 client may subscribe to name: 1
-// to 255 bytes of printable ASCII, its namespace (before the first ':',
-// after "$") one Centrifugo accepts. Errors wrap ErrInvalidChannel.
+// validChannel checks that a Centrifugo v6 client may subscribe to name,
+// its namespace included. Errors wrap ErrInvalidChannel.
 func validChannel(name string) error {
 	if err := checkName(name, "channel"); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidChannel, err)
@@ -29,9 +28,8 @@ func validChannel(name string) error {
 	return nil
 }
 
-// checkName checks a user ID, group name, client id, channel or pattern
-// (what): 1 to 255 bytes of valid UTF-8, no whitespace or control
-// characters, and for a channel or pattern printable ASCII only.
+// checkName checks a user ID, group, client id, channel or pattern (what):
+// 1 to 255 bytes of UTF-8, no space or control, ASCII for channels, patterns.
 func checkName(s, what string) error {
 	if s == "" {
 		return fmt.Errorf("empty %s", what)

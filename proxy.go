@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"time"
@@ -14,10 +13,6 @@ import (
 
 // proxyKeyHeader carries proxyKey on Centrifugo's proxy requests.
 const proxyKeyHeader = "X-Instant-Proxy-Key"
-
-// deriveProxyKey makes the key of Centrifugo's proxy requests, so that
-// neither the token secret nor the API key travels with them. Never logged.
-func deriveProxyKey(secret []byte) string { return hex.EncodeToString(deriveKey(secret, "proxy")) }
 
 // deriveKey is a key for one purpose only, derived from the token secret.
 func deriveKey(secret []byte, purpose string) []byte {

@@ -15,16 +15,13 @@ const (
 	decideWorkers = 8    // decisions at a time (rules may ask a database)
 )
 
-// Reauthorize makes a change to what u (as the app's store now holds them) may
-// read take effect now: it unsubscribes u, everywhere, from the active private,
-// non-personal channels the decision now refuses (a failed rule refuses, logged;
-// rules get a *gin.Context of their own), all refused ones where the namespace
-// keeps no presence, then pushes "instant.reauthorized" to u's personal channel
-// so that open pages ask for their channels again. Earlier tokens stay usable
-// until they expire. It needs Config.LoadUser (else ErrConfig) and refuses what
-// Login refuses (ErrInvalidUser). The error counts refused and unanswered
-// (ErrUnreachable, context.DeadlineExceeded) unsubscribes; calls retry as
-// Broadcast's, within ctx and PublishTimeout. Safe for concurrent use.
+// Reauthorize applies a change to what u (as the app's store now holds them)
+// may read: it unsubscribes u everywhere from the active private channels the
+// decision now refuses (a failed rule refuses), then pushes
+// "instant.reauthorized" to u's own channel; earlier tokens live on until they
+// expire. It needs Config.LoadUser (else ErrConfig), refuses ErrInvalidUser;
+// its error counts failed and unanswered (ErrUnreachable) unsubscribes. Calls
+// retry as Broadcast's within ctx and PublishTimeout. Safe for concurrent use.
 func (i *Instant) Reauthorize(ctx context.Context, u User) error {
 	if i == nil {
 		return ErrNotInstalled

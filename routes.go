@@ -41,13 +41,10 @@ var routes = map[string]struct {
 	"proxy/sub_refresh":  {http.MethodPost, (*Instant).proxyRoute},
 }
 
-// Register mounts the routes of the README's table on g, a group of its own
-// (with Config.Server, also its connection/websocket). POST routes take a
-// JSON body of at most 64 KiB and refuse cross-origin requests (see
-// TrustedOrigins); auth takes at most 100 channels, presence 20 (502 when the
-// server fails, 503 when it refuses). Errors are 4xx {"error"}: 405 with
-// Allow, 404 for no such route. They need sessions.Sessions before them
-// (else a 500), not Session.
+// Register mounts the README's routes on g, a group of its own (with Server,
+// its connection/websocket too), after sessions.Sessions (else 500). POSTs take
+// JSON of at most 64 KiB, same-origin or TrustedOrigins; auth at most 100
+// channels, presence 20 (502 server failed, 503 refused). Errors: {"error"}, 405 with Allow.
 func (i *Instant) Register(g *gin.RouterGroup) {
 	var serve gin.HandlerFunc
 	serve = func(c *gin.Context) {
@@ -110,8 +107,7 @@ func (i *Instant) Register(g *gin.RouterGroup) {
 // package-level Session); it panics when the environment configures none.
 func Register(g *gin.RouterGroup) { packageDefault().Register(g) }
 
-// decodeBody decodes a JSON object; an empty body decodes as {}. On
-// failure it has answered 400.
+// decodeBody decodes a JSON object ("" as {}), else answers 400.
 func decodeBody(c *gin.Context, body []byte, v any) bool {
 	if s := bytes.TrimSpace(body); len(body) > 0 && (len(s) == 0 || s[0] != '{') {
 		abortJSON(c, http.StatusBadRequest, "instant: body must be a JSON object")
@@ -123,8 +119,7 @@ func decodeBody(c *gin.Context, body []byte, v any) bool {
 	return true
 }
 
-// connectingUser is requestUser, refusing anonymous visitors when
-// DisallowAnonymous is set.
+// connectingUser is requestUser, refusing visitors if DisallowAnonymous.
 func (i *Instant) connectingUser(c *gin.Context) (*User, bool) {
 	u, ok := requestUser(c, false)
 	if err := i.mayConnect(u); ok && err != nil {
@@ -293,7 +288,7 @@ func abortJSON(c *gin.Context, status int, msg string) {
 	c.AbortWithStatusJSON(status, gin.H{"error": msg})
 }
 
-// failServer answers a missing piece of the setup, err (ErrNoSession or
+// failServer answers a missing piece of the setup (ErrNoSession,
 // ErrNotInstalled): a 500 naming it, and one log line.
 func failServer(c *gin.Context, i *Instant, err error) {
 	logger := slog.Default()
@@ -311,8 +306,7 @@ func requestPath(c *gin.Context) string {
 	return c.Request.URL.Path
 }
 
-// clientJS is the browser helper, an ES module served at <group>/client.js,
-// with an ETag so that browsers revalidate cheaply.
+// clientJS is the browser helper, an ES module, with an ETag to revalidate.
 //
 //go:embed client.js
 var clientJS []byte

@@ -89,8 +89,3 @@ func (i *Instant) sign(u *User, channel string, info any, now time.Time) (Token,
 	}
 	return Token{Token: tok, ExpiresAt: exp}, nil
 }
-
-func (i *Instant) signConnection(u *User) (Token, error) { return i.sign(u, "", nil, time.Now()) }
-func (i *Instant) signSubscription(u *User, ch string, info any) (Token, error) {
-	return i.sign(u, ch, info, time.Now())
-}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
 )
 
@@ -136,11 +137,9 @@ func (uc *userCache) decode(raw string) *User {
 // sessionKey is the session value in which Login keeps the user, as JSON.
 const sessionKey = "instant.user"
 
-// Login stores u in the session as the logged-in user, saves it and makes u
-// the request's user. It needs sessions.Sessions before it (ErrNoSession) and
-// refuses an invalid ID or group name, or an Info that does not encode as JSON
-// (ErrInvalidUser). Numbers in Info stay exact. With a cookie store, see the
-// README on ending logins.
+// Login saves u in the session as the logged-in user, also the request's.
+// It needs sessions.Sessions (ErrNoSession) and refuses an invalid ID or group,
+// or an Info that is not JSON (ErrInvalidUser). Numbers in Info stay exact.
 func Login(c *gin.Context, u User) error {
 	if err := u.validate(); err != nil {
 		return err
@@ -158,8 +157,11 @@ func Logout(c *gin.Context) error { return saveUser(c, "") }
 
 // saveUser saves raw (none when "") as the session's and the request's user.
 func saveUser(c *gin.Context, raw string) error {
-	s, ok := sessionOf(c)
-	if !ok {
+	var s sessions.Session
+	if c != nil {
+		s, _ = c.Value(sessions.DefaultKey).(sessions.Session)
+	}
+	if s == nil {
 		return ErrNoSession
 	}
 	if raw == "" {
@@ -171,7 +173,10 @@ func saveUser(c *gin.Context, raw string) error {
 		return fmt.Errorf("instant: save session: %w", err)
 	}
 	if st, _, _ := stateOf(c, false); st != nil {
-		st.set(decodeUser(raw))
+		u := decodeUser(raw)
+		st.mu.Lock()
+		st.loaded, st.user, st.err = true, u, nil
+		st.mu.Unlock()
 	}
 	return nil
 }
