@@ -64,9 +64,6 @@ func (a serverAPI) publish(ctx context.Context, channels []string, payloads [][]
 		}
 	}
 	failed, err := a.s.Publish(ctx, pubs)
-	if err == nil {
-		return nil
-	}
 	err = serverError("publish", nil, err)
 	if pe, ok := err.(*PublishError); ok {
 		for _, k := range failed {
@@ -106,8 +103,7 @@ func (a serverAPI) presenceBatch(ctx context.Context, channels []string) ([][]pr
 	return out, nil
 }
 
-// Reauthorize asks a Server userChannels, never channels; the user holds
-// those (holders).
+// Reauthorize asks a Server userChannels, never channels; the user holds those (holders).
 func (a serverAPI) channels(context.Context, string) ([]string, error) {
 	return nil, &PublishError{Op: "channels", Code: codeNotAvailable, Err: seam.ErrNotAvailable}
 }

@@ -34,8 +34,7 @@ func (s *Server) publish(ctx context.Context, pub seam.Publication) error {
 	if err = cmp.Or(ctx.Err(), err); err != nil {
 		return err
 	}
-	// Without history, a second of it for its stream position: centrifuge drops a
-	// publication without one that comes while a client subscribes.
+	// A stream position needs history: centrifuge drops a publication without one that comes during a subscribe.
 	opts := []centrifuge.PublishOption{centrifuge.WithHistory(1, time.Second)}
 	if ch.Private && s.opts.HistorySize > 0 {
 		opts[0] = centrifuge.WithHistory(s.opts.HistorySize, s.opts.HistoryTTL)
@@ -175,12 +174,9 @@ func (s *Server) UserChannels(ctx context.Context, user string) ([]string, error
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	case errors.Is(err, context.DeadlineExceeded):
-		known := 0
-		if info, err := s.node.Info(); err == nil {
-			known = len(info.Nodes)
-		}
+		info, _ := s.node.Info() // zero on an error
 		s.opts.Logger.Warn("embedded: some processes did not say which channels the user reads; only the answers are used",
-			"answered", len(results), "processes", known, "waited", time.Second)
+			"answered", len(results), "processes", len(info.Nodes), "waited", time.Second)
 	case err != nil:
 		return nil, fmt.Errorf("embedded: asking the processes for the user's channels: %w", err)
 	}
