@@ -14,8 +14,6 @@ import (
 	"github.com/gin-instant/instant/internal/seam"
 )
 
-var errNotBound = errors.New("embedded: the server serves no Instant yet (give it to instant.New as Config.Server)")
-
 // Publish publishes in order, each key once per channel within 5 minutes, Origin
 // as the tag "origin"; it returns the indices that failed and the first error
 // (seam.ErrUnknownChannel for a channel the Instant lacks).
@@ -69,12 +67,12 @@ func (s *Server) Disconnect(_ context.Context, user string) error {
 	return nil
 }
 
-// channel answers how channel is served, or errNotBound, seam.ErrUnknownChannel,
+// channel answers how channel is served, or an error (not bound yet), seam.ErrUnknownChannel,
 // or seam.ErrNotAvailable (108) when off says so.
 func (s *Server) channel(op, channel string, off func(seam.Channel) bool) (seam.Channel, error) {
 	p := s.policy.Load()
 	if p == nil {
-		return seam.Channel{}, errNotBound
+		return seam.Channel{}, errors.New("embedded: the server serves no Instant yet (give it to instant.New as Config.Server)")
 	}
 	ch, known := p.Channel(channel)
 	switch {

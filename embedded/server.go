@@ -148,20 +148,19 @@ func (s *Server) Describe() string {
 }
 
 // Check reports Redis silent within ctx, and an outbox table not OutboxDDL's.
-func (s *Server) Check(ctx context.Context) error {
-	var errs []error
+func (s *Server) Check(ctx context.Context) (err error) {
 	if s.shard != nil {
 		done := make(chan error, 2)
 		go func() { _, err := s.node.PresenceStats("instant-check"); done <- err }() // changes nothing
 		defer context.AfterFunc(ctx, func() { done <- fmt.Errorf("did not answer: %w", ctx.Err()) })()
-		if err := <-done; err != nil {
-			errs = append(errs, fmt.Errorf("embedded: Redis at %s: %w", redactedRedis(s.opts.RedisAddress), err))
+		if err = <-done; err != nil {
+			err = fmt.Errorf("embedded: Redis at %s: %w", redactedRedis(s.opts.RedisAddress), err)
 		}
 	}
 	if p := s.policy.Load(); p != nil && s.opts.OutboxDB != nil {
-		errs = append(errs, checkOutbox(ctx, s.opts.OutboxDB, *p))
+		err = errors.Join(err, checkOutbox(ctx, s.opts.OutboxDB, *p))
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 func (s *Server) log(e centrifuge.LogEntry) {
