@@ -58,10 +58,7 @@ func serverError(op string, channels []string, err error) error {
 func (a serverAPI) publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error {
 	pubs := make([]seam.Publication, len(channels))
 	for k := range channels {
-		pubs[k] = seam.Publication{Channel: channels[k], Data: payloads[k], IdempotencyKey: keys[k]}
-		if origins != nil {
-			pubs[k].Origin = origins[k]
-		}
+		pubs[k] = seam.Publication{Channel: channels[k], Data: payloads[k], IdempotencyKey: keys[k], Origin: origins[k]}
 	}
 	failed, err := a.s.Publish(ctx, pubs)
 	err = serverError("publish", nil, err)
