@@ -58,15 +58,9 @@ func serverError(op string, channels []string, err error) error {
 func (a serverAPI) publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error {
 	pubs := make([]seam.Publication, len(channels))
 	for k := range channels {
-		pubs[k] = seam.Publication{Channel: channels[k], Data: payloads[k], IdempotencyKey: keys[k]}
-		if origins != nil {
-			pubs[k].Origin = origins[k]
-		}
+		pubs[k] = seam.Publication{Channel: channels[k], Data: payloads[k], IdempotencyKey: keys[k], Origin: origins[k]}
 	}
 	failed, err := a.s.Publish(ctx, pubs)
-	if err == nil {
-		return nil
-	}
 	err = serverError("publish", nil, err)
 	if pe, ok := err.(*PublishError); ok {
 		for _, k := range failed {
@@ -106,8 +100,7 @@ func (a serverAPI) presenceBatch(ctx context.Context, channels []string) ([][]pr
 	return out, nil
 }
 
-// Reauthorize asks a Server userChannels, never channels; the user holds
-// those (holders).
+// Reauthorize asks a Server userChannels, never channels; the user holds those (holders).
 func (a serverAPI) channels(context.Context, string) ([]string, error) {
 	return nil, &PublishError{Op: "channels", Code: codeNotAvailable, Err: seam.ErrNotAvailable}
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 
 	"github.com/centrifugal/centrifuge"
 	"github.com/gin-instant/instant/internal/seam"
@@ -68,12 +67,9 @@ func (s *Server) onConnect(client *centrifuge.Client) {
 	user := client.UserID()
 	client.OnRefresh(func(e centrifuge.RefreshEvent, cb centrifuge.RefreshCallback) {
 		cb(safe(s, "refresh", func() (centrifuge.RefreshReply, error) {
-			c, exp, err := verify(p.TokenSecret, e.Token, centrifuge.DisconnectInvalidToken)
-			switch {
-			case err == centrifuge.ErrorTokenExpired:
+			c, exp, err := tokenFor(p, user, "", e.Token, centrifuge.DisconnectInvalidToken)
+			if err == centrifuge.ErrorTokenExpired {
 				return centrifuge.RefreshReply{Expired: true}, nil
-			case err == nil && (c.Channel != "" || c.Subject != user):
-				err = centrifuge.DisconnectInvalidToken
 			}
 			return centrifuge.RefreshReply{ExpireAt: exp, Info: c.Info}, err
 		}))
@@ -83,7 +79,7 @@ func (s *Server) onConnect(client *centrifuge.Client) {
 	})
 	client.OnSubRefresh(func(e centrifuge.SubRefreshEvent, cb centrifuge.SubRefreshCallback) {
 		cb(safe(s, "subscription refresh", func() (centrifuge.SubRefreshReply, error) {
-			c, exp, err := subscriptionToken(p, user, e.Channel, e.Token, centrifuge.DisconnectInvalidToken)
+			c, exp, err := tokenFor(p, user, e.Channel, e.Token, centrifuge.DisconnectInvalidToken)
 			if err == centrifuge.ErrorTokenExpired {
 				return centrifuge.SubRefreshReply{Expired: true}, nil
 			}
@@ -111,7 +107,7 @@ func (s *Server) subscribe(p *seam.Policy, user string, e centrifuge.SubscribeEv
 		opts.EnableRecovery = s.opts.HistorySize > 0
 	}
 	if e.Token != "" {
-		c, exp, err := subscriptionToken(p, user, e.Channel, e.Token, centrifuge.ErrorPermissionDenied)
+		c, exp, err := tokenFor(p, user, e.Channel, e.Token, centrifuge.ErrorPermissionDenied)
 		if err != nil {
 			return centrifuge.SubscribeReply{}, err
 		}
@@ -120,16 +116,16 @@ func (s *Server) subscribe(p *seam.Policy, user string, e centrifuge.SubscribeEv
 	return centrifuge.SubscribeReply{Options: opts, ClientSideRefresh: true}, nil
 }
 
-// subscriptionToken verifies a subscription token for user and channel: invalid
-// when it is not one, else the refusal to send (102, 3500).
-func subscriptionToken(p *seam.Policy, user, channel, token string, invalid error) (tokenClaims, int64, error) {
+// tokenFor verifies a token for user and channel ("": a connection token): invalid
+// when it is not one of that kind, else the refusal to send (102, 3500).
+func tokenFor(p *seam.Policy, user, channel, token string, invalid error) (tokenClaims, int64, error) {
 	c, exp, err := verify(p.TokenSecret, token, invalid)
 	_, known := p.Channel(c.Channel)
 	switch {
 	case err != nil:
-	case c.Channel == "":
+	case (c.Channel == "") != (channel == ""):
 		err = invalid
-	case !known:
+	case channel != "" && !known:
 		err = centrifuge.ErrorUnknownChannel
 	case c.Channel != channel || c.Subject != user:
 		err = centrifuge.DisconnectInvalidToken
@@ -141,7 +137,7 @@ func subscriptionToken(p *seam.Policy, user, channel, token string, invalid erro
 func safe[R any](s *Server, what string, f func() (R, error)) (r R, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			s.opts.Logger.Error("embedded: a "+what+" handler panicked", slog.Any("panic", v))
+			s.opts.Logger.Error("embedded: a "+what+" handler panicked", "panic", v)
 			err = centrifuge.ErrorInternal
 		}
 	}()

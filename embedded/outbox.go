@@ -1,11 +1,9 @@
 package embedded
 
-// The outbox consumer: each partition is read under an advisory lock, its rows
-// published in id order up to the first failure, then deleted, in one
-// transaction. database/sql cannot LISTEN, hence the poll.
+// The outbox consumer: in one transaction a partition, under an advisory lock, rows are
+// published in id order up to the first failure, then deleted. database/sql cannot LISTEN, hence the poll.
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -29,11 +27,11 @@ const (
 	outboxTxTimeout = 10 * time.Second       // not cut by stop: published rows get deleted
 )
 
-// errOutboxInvalid (or seam.ErrUnknownChannel) marks a row that can never
-// be published: it is logged, without its payload, and deleted.
-var errOutboxInvalid = errors.New("embedded: outbox row cannot be published")
-
-var errOutboxBusy = errors.New("embedded: outbox partition locked by another consumer")
+// errOutboxInvalid (or seam.ErrUnknownChannel) marks a row never publishable: logged, without its payload, and deleted.
+var (
+	errOutboxInvalid = errors.New("embedded: outbox row cannot be published")
+	errOutboxBusy    = errors.New("embedded: outbox partition locked by another consumer")
+)
 
 // outboxPublish publishes one row's method and params (Centrifugo's API).
 type outboxPublish func(ctx context.Context, method string, params json.RawMessage) error
@@ -53,7 +51,7 @@ func startOutbox(ctx context.Context, db *sql.DB, p seam.Policy, publish outboxP
 		return nil, err
 	}
 	n := max(p.OutboxPartitions, 1)
-	c := &outboxConsumer{db, p.OutboxTable, publish, cmp.Or(logger, slog.Default()), make([]streak, n)}
+	c := &outboxConsumer{db, p.OutboxTable, publish, logger, make([]streak, n)}
 	var stray int64
 	if db.QueryRowContext(ctx, `SELECT count(*) FROM `+c.table+` WHERE partition < 0 OR partition >= $1`, n).Scan(&stray) == nil && stray > 0 {
 		c.logger.Warn("embedded: outbox rows in partitions this process does not read: they wait for a process with as many OutboxPartitions as wrote them",
@@ -122,8 +120,7 @@ func (c *outboxConsumer) round(ctx context.Context, parts []string) bool {
 	return full.Load()
 }
 
-// batch publishes and deletes partition p's first rows: how many it read, and
-// the error that stopped it.
+// batch publishes and deletes partition p's first rows; it returns how many it read and the error that stopped it.
 func (c *outboxConsumer) batch(ctx context.Context, p int) (n int, pubErr error) {
 	dbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outboxTxTimeout)
 	defer cancel()
@@ -152,7 +149,14 @@ func (c *outboxConsumer) batch(ctx context.Context, p int) (n int, pubErr error)
 			return 0, fmt.Errorf("embedded: outbox: read partition %d: %w", p, err)
 		}
 		n++
-		pubErr = c.safePublish(ctx, method, payload)
+		pubErr = func() (err error) {
+			defer func() { // a panic makes an invalid row, not one retried forever
+				if v := recover(); v != nil {
+					err = fmt.Errorf("%w: publish panicked: %v", errOutboxInvalid, v)
+				}
+			}()
+			return c.publish(ctx, method, payload)
+		}()
 		if errors.Is(pubErr, errOutboxInvalid) || errors.Is(pubErr, seam.ErrUnknownChannel) {
 			c.logger.Error("embedded: outbox: row dropped: it can never be published", "table", c.table, "partition", p,
 				"id", id, "payload_bytes", len(payload), "error", pubErr)
@@ -178,16 +182,6 @@ func (c *outboxConsumer) batch(ctx context.Context, p int) (n int, pubErr error)
 		return 0, fmt.Errorf("embedded: outbox: commit: %w", err)
 	}
 	return n, pubErr
-}
-
-// safePublish makes a panic an invalid row, not one retried forever.
-func (c *outboxConsumer) safePublish(ctx context.Context, method string, payload []byte) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("%w: publish panicked: %v", errOutboxInvalid, v)
-		}
-	}()
-	return c.publish(ctx, method, payload)
 }
 
 // streak is a run of failures: the first and the end are logged.

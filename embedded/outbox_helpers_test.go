@@ -7,6 +7,7 @@ package embedded
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -139,7 +140,7 @@ func (e *outboxEnv) rows(t testing.TB) int {
 // start runs startOutbox on db and stops it when t ends.
 func (e *outboxEnv) start(t testing.TB, db *sql.DB, publish outboxPublish, logger *slog.Logger) (stop func()) {
 	t.Helper()
-	stop, err := startOutbox(context.Background(), db, e.policy, publish, logger)
+	stop, err := startOutbox(context.Background(), db, e.policy, publish, cmp.Or(logger, slog.Default()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,6 @@ import (
 	"github.com/gin-instant/instant/internal/seam"
 )
 
-var errNotBound = errors.New("embedded: the server serves no Instant yet (give it to instant.New as Config.Server)")
-
 // Publish publishes in order, each key once per channel within 5 minutes, Origin
 // as the tag "origin"; it returns the indices that failed and the first error
 // (seam.ErrUnknownChannel for a channel the Instant lacks).
@@ -34,8 +32,7 @@ func (s *Server) publish(ctx context.Context, pub seam.Publication) error {
 	if err = cmp.Or(ctx.Err(), err); err != nil {
 		return err
 	}
-	// Without history, a second of it for its stream position: centrifuge drops a
-	// publication without one that comes while a client subscribes.
+	// A stream position needs history: centrifuge drops a publication without one that comes during a subscribe.
 	opts := []centrifuge.PublishOption{centrifuge.WithHistory(1, time.Second)}
 	if ch.Private && s.opts.HistorySize > 0 {
 		opts[0] = centrifuge.WithHistory(s.opts.HistorySize, s.opts.HistoryTTL)
@@ -70,12 +67,12 @@ func (s *Server) Disconnect(_ context.Context, user string) error {
 	return nil
 }
 
-// channel answers how channel is served, or errNotBound, seam.ErrUnknownChannel,
+// channel answers how channel is served, or an error (not bound yet), seam.ErrUnknownChannel,
 // or seam.ErrNotAvailable (108) when off says so.
 func (s *Server) channel(op, channel string, off func(seam.Channel) bool) (seam.Channel, error) {
 	p := s.policy.Load()
 	if p == nil {
-		return seam.Channel{}, errNotBound
+		return seam.Channel{}, errors.New("embedded: the server serves no Instant yet (give it to instant.New as Config.Server)")
 	}
 	ch, known := p.Channel(channel)
 	switch {
@@ -175,12 +172,9 @@ func (s *Server) UserChannels(ctx context.Context, user string) ([]string, error
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	case errors.Is(err, context.DeadlineExceeded):
-		known := 0
-		if info, err := s.node.Info(); err == nil {
-			known = len(info.Nodes)
-		}
+		info, _ := s.node.Info() // zero on an error
 		s.opts.Logger.Warn("embedded: some processes did not say which channels the user reads; only the answers are used",
-			"answered", len(results), "processes", known, "waited", time.Second)
+			"answered", len(results), "processes", len(info.Nodes), "waited", time.Second)
 	case err != nil:
 		return nil, fmt.Errorf("embedded: asking the processes for the user's channels: %w", err)
 	}

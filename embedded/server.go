@@ -148,25 +148,19 @@ func (s *Server) Describe() string {
 }
 
 // Check reports Redis silent within ctx, and an outbox table not OutboxDDL's.
-func (s *Server) Check(ctx context.Context) error {
-	var errs []error
+func (s *Server) Check(ctx context.Context) (err error) {
 	if s.shard != nil {
-		done := make(chan error, 1)
+		done := make(chan error, 2)
 		go func() { _, err := s.node.PresenceStats("instant-check"); done <- err }() // changes nothing
-		var err error
-		select {
-		case err = <-done:
-		case <-ctx.Done():
-			err = fmt.Errorf("did not answer: %w", ctx.Err())
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("embedded: Redis at %s: %w", redactedRedis(s.opts.RedisAddress), err))
+		defer context.AfterFunc(ctx, func() { done <- fmt.Errorf("did not answer: %w", ctx.Err()) })()
+		if err = <-done; err != nil {
+			err = fmt.Errorf("embedded: Redis at %s: %w", redactedRedis(s.opts.RedisAddress), err)
 		}
 	}
 	if p := s.policy.Load(); p != nil && s.opts.OutboxDB != nil {
-		errs = append(errs, checkOutbox(ctx, s.opts.OutboxDB, *p))
+		err = errors.Join(err, checkOutbox(ctx, s.opts.OutboxDB, *p))
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 func (s *Server) log(e centrifuge.LogEntry) {
@@ -177,8 +171,7 @@ func (s *Server) log(e centrifuge.LogEntry) {
 	s.opts.Logger.Log(context.Background(), level, "embedded: "+e.Message, "fields", e.Fields, "error", e.Error)
 }
 
-// init registers the server of the package-level Session and Register
-// (when the environment names no Centrifugo), on INSTANT_REDIS_URL.
+// init registers the server of the package-level Session and Register, on INSTANT_REDIS_URL.
 func init() {
 	seam.Register(func(env func(string) string) (seam.Server, error) {
 		return New(Options{RedisAddress: env("INSTANT_REDIS_URL")})
@@ -189,13 +182,12 @@ func (s *Server) useRedis() (err error) {
 	if s.shard, err = centrifuge.NewRedisShard(s.node, centrifuge.RedisShardConfig{Address: s.opts.RedisAddress}); err != nil {
 		return err
 	}
-	shards := []*centrifuge.RedisShard{s.shard}
-	broker, err := centrifuge.NewRedisBroker(s.node, centrifuge.RedisBrokerConfig{Shards: shards})
+	broker, err := centrifuge.NewRedisBroker(s.node, centrifuge.RedisBrokerConfig{Shards: []*centrifuge.RedisShard{s.shard}})
 	if err != nil {
 		return err
 	}
 	s.node.SetBroker(broker)
-	presence, err := centrifuge.NewRedisPresenceManager(s.node, centrifuge.RedisPresenceManagerConfig{Shards: shards})
+	presence, err := centrifuge.NewRedisPresenceManager(s.node, centrifuge.RedisPresenceManagerConfig{Shards: []*centrifuge.RedisShard{s.shard}})
 	s.node.SetPresenceManager(presence) // on an error, the node is dropped
 	return err
 }
@@ -213,8 +205,7 @@ type Options struct {
 	AllowedOrigins []string
 	// RedisAddress ("redis://host:6379") makes the processes on that Redis serve as one. Default: memory.
 	RedisAddress string
-	// OutboxDB is the PostgreSQL database of BroadcastTx's outbox: each
-	// committed row is published once, in order per partition. Default: nil.
+	// OutboxDB (PostgreSQL) holds BroadcastTx's outbox: each committed row is published once, in order per partition.
 	OutboxDB *sql.DB
 	// NoPresence turns off presence, joins and leaves on private channels (public ones have none).
 	NoPresence bool
@@ -240,11 +231,10 @@ func (o Options) checked() (Options, error) {
 		o.HistorySize, o.HistoryTTL = 0, 0
 	case o.HistorySize < 0 || o.HistoryTTL < 0:
 		errs = append(errs, fmt.Errorf("embedded: HistorySize and HistoryTTL must be above zero, zero (the defaults, 100 and 2 minutes) or -1 (none), got %d and %v", o.HistorySize, o.HistoryTTL))
+	case o.HistoryTTL > 0 && o.HistoryTTL < time.Second:
+		errs = append(errs, fmt.Errorf("embedded: HistoryTTL must be at least a second, got %v", o.HistoryTTL))
 	default:
 		o.HistorySize, o.HistoryTTL = cmp.Or(o.HistorySize, 100), cmp.Or(o.HistoryTTL, 2*time.Minute)
-		if o.HistoryTTL < time.Second {
-			errs = append(errs, fmt.Errorf("embedded: HistoryTTL must be at least a second, got %v", o.HistoryTTL))
-		}
 	}
 	o.Logger = cmp.Or(o.Logger, slog.Default())
 	return o, errors.Join(errs...)
