@@ -17,11 +17,9 @@ import (
 	"github.com/centrifugal/gocent/v3"
 )
 
-// apiClient is the one seam between the core and a realtime server:
-// gocentAPI, serverAPI, or downNodes while every node is down.
+// apiClient is the one seam to a realtime server: gocentAPI, serverAPI, or downNodes (every node down).
 type apiClient interface {
-	// publish sends payloads[k] to channels[k] with the idempotency key keys[k]
-	// and the tag "origin" origins[k], in order; failedPubs lists the refused.
+	// publish sends payloads[k] to channels[k], key keys[k], tag "origin" origins[k], in order; failedPubs lists the refused.
 	publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error
 	unsubscribe(ctx context.Context, channel, user string) error
 	disconnect(ctx context.Context, user string) error
@@ -294,7 +292,6 @@ func (g gocentAPI) redactError(err error) error {
 	return errors.New(string(g.redact(text)))
 }
 
-// Bounds of what is read of a reply.
 const (
 	maxErrorBody = 4 << 10  // kept of a reply that is not 200 OK
 	maxReplyBody = 32 << 20 // a 200 reply to presence or channels

@@ -30,8 +30,7 @@ type outboxNames struct {
 	notify, insert     string // notification channel, BroadcastTx's statement
 }
 
-// newOutboxNames checks "name" or "schema.name" (plain identifiers of at most 63 bytes) and
-// quotes each part, lower-cased as PostgreSQL folds it.
+// newOutboxNames checks "name" or "schema.name" (plain identifiers of 63 bytes at most), quoted lower-case as PostgreSQL folds.
 func newOutboxNames(name string) (outboxNames, error) {
 	parts := strings.Split(name, ".")
 	if len(parts) > 2 {
@@ -98,9 +97,10 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 	rows.Grow(min(size, maxOutboxStatement+maxEventBytes))
 	enc, row := json.NewEncoder(&rows), publishParams{}
 	var parts, offsets, lengths []byte
+	partition := fnv.New32a()
 	for k := 0; k <= len(channels); k++ { // the rows written when full, and after the last
 		if k == len(channels) || rows.Len() > 0 && rows.Len()+len(payloads[k]) > maxOutboxStatement {
-			if _, err := tx.ExecContext(ctx, i.outboxTable.insert, rows.Bytes(), string(parts), string(offsets), string(lengths), i.outboxTable.notify); err != nil {
+			if _, err := tx.ExecContext(ctx, i.outboxTable.insert, rows.Bytes(), string(parts[1:]), string(offsets[1:]), string(lengths[1:]), i.outboxTable.notify); err != nil {
 				return fmt.Errorf("instant: write to the outbox %s: %w", i.outboxTable.name, err)
 			}
 			rows.Reset()
@@ -109,29 +109,20 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 		if k == len(channels) {
 			break
 		}
-		ch := channels[k]
-		if len(parts) > 0 {
-			parts, offsets, lengths = append(parts, ','), append(offsets, ','), append(lengths, ',')
-		}
 		start := rows.Len()
-		row = publishParams{ch, payloads[k], ev.ID, publishTags{ev.Origin}}
+		row = publishParams{channels[k], payloads[k], ev.ID, publishTags{ev.Origin}}
 		_ = enc.Encode(&row) // as Broadcast sends it, and a newline; valid JSON: never fails
-		parts = strconv.AppendInt(parts, int64(i.partitionOf(ch)), 10)
-		offsets = strconv.AppendInt(offsets, int64(start+1), 10) // SQL counts from 1
-		lengths = strconv.AppendInt(lengths, int64(rows.Len()-start-1), 10)
+		partition.Reset()
+		partition.Write([]byte(channels[k]))
+		parts = strconv.AppendUint(append(parts, ','), uint64(partition.Sum32()%uint32(i.cfg.OutboxPartitions)), 10) // each list has a leading comma
+		offsets = strconv.AppendInt(append(offsets, ','), int64(start+1), 10)                                        // SQL counts from 1
+		lengths = strconv.AppendInt(append(lengths, ','), int64(rows.Len()-start-1), 10)
 	}
 	i.stats.outboxWritten.Add(1)
 	return nil
 }
 
-func (i *Instant) partitionOf(channel string) int {
-	h := fnv.New32a()
-	h.Write([]byte(channel))
-	return int(h.Sum32() % uint32(i.cfg.OutboxPartitions))
-}
-
-// OutboxDDL is the SQL that creates the outbox table and its index if they do not exist (a schema
-// must). BYTEA keeps the bytes, as JSONB would not.
+// OutboxDDL is the SQL that creates the outbox table and its index if they do not exist (its schema must).
 func (i *Instant) OutboxDDL() string {
 	if i == nil {
 		return ""

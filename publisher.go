@@ -270,8 +270,7 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(append(append(b, '"'), s...), '"')
 }
 
-// Disconnect closes the user's connections (on logout, or a role change); its clients reconnect
-// as their session says now.
+// Disconnect closes the user's connections (on logout, or a role change); they reconnect as the session says now.
 func (i *Instant) Disconnect(ctx context.Context, userID string) error {
 	if i == nil {
 		return ErrNotInstalled
