@@ -82,10 +82,8 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 	for k := range cmds {
 		cmds[k].Publish = publishParams{channels[k], payloads[k], keys[k], publishTags{origins[k]}}
 	}
-	body, _ := json.Marshal(struct { // payloads are valid JSON: never fails
-		Commands any `json:"commands"`
-	}{cmds})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.batchURL, bytes.NewReader(body)) // New checked APIURL
+	body, _ := json.Marshal(map[string]any{"commands": cmds})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.batchURL, bytes.NewReader(body)) // neither fails: valid JSON, APIURL checked by New
 	req.Header = http.Header{"Authorization": g.auth, "Content-Type": {"application/json"}}
 	resp, err := g.hc.Do(req)
 	if err != nil {
@@ -302,8 +300,7 @@ const (
 
 var errReplyTooLarge = errors.New("the reply is larger than any Centrifugo answer to this call")
 
-// limitedClient returns a copy of hc that reads at most limit bytes of a 200 reply, 2*maxErrorBody
-// of another (redact sees a secret across the cut).
+// limitedClient copies hc to read at most limit bytes of a 200 reply, else 2*maxErrorBody (redact sees a secret across the cut).
 func limitedClient(hc *http.Client, limit int64) *http.Client {
 	cp, base := *hc, cmp.Or[http.RoundTripper](hc.Transport, http.DefaultTransport)
 	cp.Transport = roundTripFunc(func(req *http.Request) (*http.Response, error) {

@@ -123,9 +123,8 @@ var epoch = time.Now()
 // clock reads the monotonic clock: never 0, the mark of a node that answers.
 func clock() int64 { return int64(time.Since(epoch)) + 1 }
 
-// nodeState is a node's: down is the clock() of its mark, or 0.
 type nodeState struct {
-	down    atomic.Int64
+	down    atomic.Int64 // the clock() of its mark, or 0
 	probing atomic.Bool
 }
 

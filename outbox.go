@@ -45,21 +45,17 @@ func newOutboxNames(name string) (outboxNames, error) {
 		parts[k] = strings.ToLower(p)
 		quoted[k] = `"` + parts[k] + `"`
 	}
-	n := outboxNames{
-		name:   name,
-		table:  strings.Join(quoted, "."),
-		index:  `"` + shortIdentifier(strings.Join(parts, "_")+"_partition_id_idx") + `"`,
-		notify: shortIdentifier(name),
-	}
+	table := strings.Join(quoted, ".")
 	// Rows as one bytea, and lists of their partitions, offsets and lengths: five parameters for any number.
-	n.insert = `WITH ins AS (INSERT INTO ` + n.table + ` (method, payload, partition)
+	return outboxNames{name: name, table: table, notify: shortIdentifier(name),
+		index: `"` + shortIdentifier(strings.Join(parts, "_")+"_partition_id_idx") + `"`,
+		insert: `WITH ins AS (INSERT INTO ` + table + ` (method, payload, partition)
 SELECT 'publish', substring($1::bytea FROM r.o FOR r.n), r.p
 FROM unnest(string_to_array($2::text, ',')::int[], string_to_array($3::text, ',')::int[], string_to_array($4::text, ',')::int[])
 	WITH ORDINALITY AS r(p, o, n, k)
 ORDER BY r.k
 RETURNING partition)
-SELECT pg_notify($5::text, p::text) FROM (SELECT DISTINCT partition AS p FROM ins) AS parts`
-	return n, nil
+SELECT pg_notify($5::text, p::text) FROM (SELECT DISTINCT partition AS p FROM ins) AS parts`}, nil
 }
 
 // shortIdentifier cuts s to an identifier, a hash of the whole at its end.
