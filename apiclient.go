@@ -17,11 +17,9 @@ import (
 	"github.com/centrifugal/gocent/v3"
 )
 
-// apiClient is the one seam between the core and a realtime server:
-// gocentAPI, serverAPI, or downNodes while every node is down.
+// apiClient is the one seam to a realtime server: gocentAPI, serverAPI, or downNodes (every node down).
 type apiClient interface {
-	// publish sends payloads[k] to channels[k] with the idempotency key keys[k]
-	// and the tag "origin" origins[k], in order; failedPubs lists the refused.
+	// publish sends payloads[k] to channels[k], key keys[k], tag "origin" origins[k], in order; failedPubs lists the refused.
 	publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error
 	unsubscribe(ctx context.Context, channel, user string) error
 	disconnect(ctx context.Context, user string) error
@@ -84,10 +82,8 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 	for k := range cmds {
 		cmds[k].Publish = publishParams{channels[k], payloads[k], keys[k], publishTags{origins[k]}}
 	}
-	body, _ := json.Marshal(struct { // payloads are valid JSON: never fails
-		Commands any `json:"commands"`
-	}{cmds})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.batchURL, bytes.NewReader(body)) // New checked APIURL
+	body, _ := json.Marshal(map[string]any{"commands": cmds})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.batchURL, bytes.NewReader(body)) // neither fails: valid JSON, APIURL checked by New
 	req.Header = http.Header{"Authorization": g.auth, "Content-Type": {"application/json"}}
 	resp, err := g.hc.Do(req)
 	if err != nil {
@@ -294,7 +290,6 @@ func (g gocentAPI) redactError(err error) error {
 	return errors.New(string(g.redact(text)))
 }
 
-// Bounds of what is read of a reply.
 const (
 	maxErrorBody = 4 << 10  // kept of a reply that is not 200 OK
 	maxReplyBody = 32 << 20 // a 200 reply to presence or channels
@@ -305,8 +300,7 @@ const (
 
 var errReplyTooLarge = errors.New("the reply is larger than any Centrifugo answer to this call")
 
-// limitedClient returns a copy of hc that reads at most limit bytes of a 200 reply, 2*maxErrorBody
-// of another (redact sees a secret across the cut).
+// limitedClient copies hc to read at most limit bytes of a 200 reply, else 2*maxErrorBody (redact sees a secret across the cut).
 func limitedClient(hc *http.Client, limit int64) *http.Client {
 	cp, base := *hc, cmp.Or[http.RoundTripper](hc.Transport, http.DefaultTransport)
 	cp.Transport = roundTripFunc(func(req *http.Request) (*http.Response, error) {

@@ -13,32 +13,21 @@ import (
 
 // Sentinel errors, for errors.Is.
 var (
-	// ErrConfig marks every problem New finds in a Config.
-	ErrConfig = errors.New("instant: invalid config")
+	ErrConfig = errors.New("instant: invalid config") // every problem New finds in a Config
 	// ErrNoSession: gin-contrib/sessions' middleware did not run first.
 	ErrNoSession = errors.New("instant: no session: add r.Use(sessions.Sessions(name, store)) before instant's middleware")
 	// ErrNotInstalled: Session did not run first, or the *Instant is nil.
-	ErrNotInstalled = errors.New("instant: not installed: add r.Use(inst.Session()) or r.Use(instant.Session())")
-	// ErrInvalidChannel marks a bad channel name.
-	ErrInvalidChannel = errors.New("instant: invalid channel name")
-	// ErrInvalidUser marks a User that Login refuses or LoadUser returned.
-	ErrInvalidUser = errors.New("instant: invalid user")
-	// ErrLoginRequired: an anonymous visitor asked for what needs a login.
-	ErrLoginRequired = errors.New("instant: login required")
-	// ErrNotAllowed: the rules do not let the user read the channel.
-	ErrNotAllowed = errors.New("instant: channel not allowed")
-	// ErrInvalidPattern marks a pattern Authorize refuses.
-	ErrInvalidPattern = errors.New("instant: invalid channel pattern")
-	// ErrNoChannel: an Event names no channel, and Target gives none.
-	ErrNoChannel = errors.New("instant: event has no channel")
-	// ErrInvalidEvent marks an Event that cannot be sent (see Event).
-	ErrInvalidEvent = errors.New("instant: invalid event")
-	// ErrAPIKey: Centrifugo answered 401; APIKey must be its http_api.key.
-	ErrAPIKey = errors.New("instant: centrifugo refused the API key")
-	// ErrUnreachable: nothing answers as Centrifugo, or no node answered.
-	ErrUnreachable = errors.New("instant: centrifugo unreachable")
-	// ErrTokenSecret: Centrifugo refused a token the app signed (Check).
-	ErrTokenSecret = errors.New("instant: centrifugo refused the app's token")
+	ErrNotInstalled   = errors.New("instant: not installed: add r.Use(inst.Session()) or r.Use(instant.Session())")
+	ErrInvalidChannel = errors.New("instant: invalid channel name")               // a bad channel name
+	ErrInvalidUser    = errors.New("instant: invalid user")                       // a User that Login refuses or LoadUser returned
+	ErrLoginRequired  = errors.New("instant: login required")                     // an anonymous visitor asked for what needs a login
+	ErrNotAllowed     = errors.New("instant: channel not allowed")                // the rules do not let the user read the channel
+	ErrInvalidPattern = errors.New("instant: invalid channel pattern")            // a pattern Authorize refuses
+	ErrNoChannel      = errors.New("instant: event has no channel")               // an Event names no channel, and Target gives none
+	ErrInvalidEvent   = errors.New("instant: invalid event")                      // an Event that cannot be sent (see Event)
+	ErrAPIKey         = errors.New("instant: centrifugo refused the API key")     // HTTP 401: APIKey must be its http_api.key
+	ErrUnreachable    = errors.New("instant: centrifugo unreachable")             // nothing answers as Centrifugo, or no node answered
+	ErrTokenSecret    = errors.New("instant: centrifugo refused the app's token") // a token the app signed, by Check
 	// ErrStaleConfig: Centrifugo's config does not fit the app (Check, error 102): regenerate it.
 	ErrStaleConfig = errors.New("instant: centrifugo config is stale")
 )

@@ -123,9 +123,8 @@ var epoch = time.Now()
 // clock reads the monotonic clock: never 0, the mark of a node that answers.
 func clock() int64 { return int64(time.Since(epoch)) + 1 }
 
-// nodeState is a node's: down is the clock() of its mark, or 0.
 type nodeState struct {
-	down    atomic.Int64
+	down    atomic.Int64 // the clock() of its mark, or 0
 	probing atomic.Bool
 }
 
@@ -138,8 +137,7 @@ func (i *Instant) nodesDown() (n int) {
 	return n
 }
 
-// takeNode reports whether a call may try n: it is up, or this call started
-// its due probe (one at a time) and it answered within probeWait.
+// takeNode reports whether a call may try n: it is up, or this call's due probe (one at a time) answered within probeWait.
 func (i *Instant) takeNode(ctx context.Context, n gocentAPI) bool {
 	due := func() bool { at := n.down.Load(); return at != 0 && clock()-at >= int64(probeInterval) }
 	if n.down.Load() == 0 {
@@ -185,8 +183,7 @@ func refused(err error) bool {
 		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
 }
 
-// retryable reports whether err is a *PublishError whose node did not
-// answer (the transport failed, a 5xx) or asked to be asked again (408, 429).
+// retryable: err is a *PublishError whose node did not answer (transport, 5xx) or asked to be asked again (408, 429).
 func retryable(err error) bool {
 	var pe *PublishError
 	if !errors.As(err, &pe) {

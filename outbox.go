@@ -30,8 +30,7 @@ type outboxNames struct {
 	notify, insert     string // notification channel, BroadcastTx's statement
 }
 
-// newOutboxNames checks "name" or "schema.name" (plain identifiers of at most 63 bytes) and
-// quotes each part, lower-cased as PostgreSQL folds it.
+// newOutboxNames checks "name" or "schema.name" (plain identifiers of 63 bytes at most), quoted lower-case as PostgreSQL folds.
 func newOutboxNames(name string) (outboxNames, error) {
 	parts := strings.Split(name, ".")
 	if len(parts) > 2 {
@@ -46,21 +45,17 @@ func newOutboxNames(name string) (outboxNames, error) {
 		parts[k] = strings.ToLower(p)
 		quoted[k] = `"` + parts[k] + `"`
 	}
-	n := outboxNames{
-		name:   name,
-		table:  strings.Join(quoted, "."),
-		index:  `"` + shortIdentifier(strings.Join(parts, "_")+"_partition_id_idx") + `"`,
-		notify: shortIdentifier(name),
-	}
+	table := strings.Join(quoted, ".")
 	// Rows as one bytea, and lists of their partitions, offsets and lengths: five parameters for any number.
-	n.insert = `WITH ins AS (INSERT INTO ` + n.table + ` (method, payload, partition)
+	return outboxNames{name: name, table: table, notify: shortIdentifier(name),
+		index: `"` + shortIdentifier(strings.Join(parts, "_")+"_partition_id_idx") + `"`,
+		insert: `WITH ins AS (INSERT INTO ` + table + ` (method, payload, partition)
 SELECT 'publish', substring($1::bytea FROM r.o FOR r.n), r.p
 FROM unnest(string_to_array($2::text, ',')::int[], string_to_array($3::text, ',')::int[], string_to_array($4::text, ',')::int[])
 	WITH ORDINALITY AS r(p, o, n, k)
 ORDER BY r.k
 RETURNING partition)
-SELECT pg_notify($5::text, p::text) FROM (SELECT DISTINCT partition AS p FROM ins) AS parts`
-	return n, nil
+SELECT pg_notify($5::text, p::text) FROM (SELECT DISTINCT partition AS p FROM ins) AS parts`}, nil
 }
 
 // shortIdentifier cuts s to an identifier, a hash of the whole at its end.
@@ -98,9 +93,10 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 	rows.Grow(min(size, maxOutboxStatement+maxEventBytes))
 	enc, row := json.NewEncoder(&rows), publishParams{}
 	var parts, offsets, lengths []byte
+	partition := fnv.New32a()
 	for k := 0; k <= len(channels); k++ { // the rows written when full, and after the last
 		if k == len(channels) || rows.Len() > 0 && rows.Len()+len(payloads[k]) > maxOutboxStatement {
-			if _, err := tx.ExecContext(ctx, i.outboxTable.insert, rows.Bytes(), string(parts), string(offsets), string(lengths), i.outboxTable.notify); err != nil {
+			if _, err := tx.ExecContext(ctx, i.outboxTable.insert, rows.Bytes(), string(parts[1:]), string(offsets[1:]), string(lengths[1:]), i.outboxTable.notify); err != nil {
 				return fmt.Errorf("instant: write to the outbox %s: %w", i.outboxTable.name, err)
 			}
 			rows.Reset()
@@ -109,29 +105,20 @@ func (i *Instant) BroadcastTx(ctx context.Context, tx Execer, ev Event) error {
 		if k == len(channels) {
 			break
 		}
-		ch := channels[k]
-		if len(parts) > 0 {
-			parts, offsets, lengths = append(parts, ','), append(offsets, ','), append(lengths, ',')
-		}
 		start := rows.Len()
-		row = publishParams{ch, payloads[k], ev.ID, publishTags{ev.Origin}}
+		row = publishParams{channels[k], payloads[k], ev.ID, publishTags{ev.Origin}}
 		_ = enc.Encode(&row) // as Broadcast sends it, and a newline; valid JSON: never fails
-		parts = strconv.AppendInt(parts, int64(i.partitionOf(ch)), 10)
-		offsets = strconv.AppendInt(offsets, int64(start+1), 10) // SQL counts from 1
-		lengths = strconv.AppendInt(lengths, int64(rows.Len()-start-1), 10)
+		partition.Reset()
+		partition.Write([]byte(channels[k]))
+		parts = strconv.AppendUint(append(parts, ','), uint64(partition.Sum32()%uint32(i.cfg.OutboxPartitions)), 10) // each list has a leading comma
+		offsets = strconv.AppendInt(append(offsets, ','), int64(start+1), 10)                                        // SQL counts from 1
+		lengths = strconv.AppendInt(append(lengths, ','), int64(rows.Len()-start-1), 10)
 	}
 	i.stats.outboxWritten.Add(1)
 	return nil
 }
 
-func (i *Instant) partitionOf(channel string) int {
-	h := fnv.New32a()
-	h.Write([]byte(channel))
-	return int(h.Sum32() % uint32(i.cfg.OutboxPartitions))
-}
-
-// OutboxDDL is the SQL that creates the outbox table and its index if they do not exist (a schema
-// must). BYTEA keeps the bytes, as JSONB would not.
+// OutboxDDL is the SQL that creates the outbox table and its index if they do not exist (its schema must).
 func (i *Instant) OutboxDDL() string {
 	if i == nil {
 		return ""

@@ -229,8 +229,7 @@ var (
 	errTooDeep = fmt.Errorf("nests arrays and objects more than %d deep", maxJSONDepth)
 )
 
-// checkJSON checks that valid JSON data has valid UTF-8 strings (browsers drop a connection on a
-// frame that has not) and nests at most maxJSONDepth deep.
+// checkJSON: valid JSON data's strings are UTF-8 (browsers drop a connection on a frame that is not), its nesting maxJSONDepth at most.
 func checkJSON(data []byte) error {
 	depth := 0
 	for k := 0; k < len(data); k++ {
@@ -270,8 +269,7 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(append(append(b, '"'), s...), '"')
 }
 
-// Disconnect closes the user's connections (on logout, or a role change); its clients reconnect
-// as their session says now.
+// Disconnect closes the user's connections (on logout, or a role change); they reconnect as the session says now.
 func (i *Instant) Disconnect(ctx context.Context, userID string) error {
 	if i == nil {
 		return ErrNotInstalled
