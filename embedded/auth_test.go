@@ -2,6 +2,7 @@ package embedded_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"sync"
@@ -173,6 +174,9 @@ func tokenRefresh(t *testing.T, st *site) {
 			mu.Lock()
 			asks++
 			mu.Unlock()
+			if cl.closing.Load() {
+				return "", errors.New("the test is over")
+			}
 			return b.token("/instant/subscription_token", map[string]any{"channel": "$site_users"})
 		},
 	}

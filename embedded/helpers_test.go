@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -246,6 +247,11 @@ type client struct {
 	tokenAsks    int
 	subs         map[string]*sub
 	disconnected chan uint32
+	// closing makes every token request fail once the test is over:
+	// centrifuge-go v0.12.1 reads its transport unlocked when a refresh it
+	// timed sends, racing Close. A failed token request sends nothing, and
+	// Close waits 100ms for a refresh already past its token request.
+	closing atomic.Bool
 }
 
 // connect connects a client whose tokens come from b, and waits until it
@@ -273,6 +279,9 @@ func (st *site) dialWithToken(t *testing.T, b *browser, first string) *client {
 			cl.mu.Lock()
 			cl.tokenAsks++
 			cl.mu.Unlock()
+			if cl.closing.Load() {
+				return "", errors.New("the test is over")
+			}
 			return b.token("/instant/connection_token", map[string]any{})
 		},
 		MinReconnectDelay: 50 * time.Millisecond,
@@ -297,7 +306,11 @@ func (st *site) dialWithToken(t *testing.T, b *browser, first string) *client {
 			send(cl.disconnected, e.Code)
 		}
 	})
-	t.Cleanup(cl.c.Close)
+	t.Cleanup(func() {
+		cl.closing.Store(true)
+		time.Sleep(100 * time.Millisecond)
+		cl.c.Close()
+	})
 	if err := cl.c.Connect(); err != nil {
 		t.Fatal(err)
 	}
@@ -416,6 +429,9 @@ func send(ch chan uint32, code uint32) {
 // subscription_token route.
 func (cl *client) withToken(channel string) centrifuge.SubscriptionConfig {
 	return centrifuge.SubscriptionConfig{GetToken: func(centrifuge.SubscriptionTokenEvent) (string, error) {
+		if cl.closing.Load() {
+			return "", errors.New("the test is over")
+		}
 		return cl.b.token("/instant/subscription_token", map[string]any{"channel": channel})
 	}}
 }
