@@ -800,7 +800,7 @@ type outboxSetup struct {
 
 func startOutbox(t *testing.T) *outboxSetup {
 	t.Helper()
-	o := &outboxSetup{redis: centrifugotest.StartRedis(t), pg: centrifugotest.StartPostgres(t)}
+	o := &outboxSetup{redis: centrifugotest.StartRedis(t), pg: centrifugotest.SharedPostgres(t)}
 	o.db = openDB(t, o.pg)
 	o.cfg = testConfig()
 	o.cfg.PublishTimeout = 3 * time.Second

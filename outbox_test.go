@@ -66,7 +66,7 @@ func outboxRows(t *testing.T, db *sql.DB, table string) []string {
 
 func TestBroadcastTxWritesCommittedRowsOnly(t *testing.T) {
 	t.Parallel()
-	pg := centrifugotest.StartPostgres(t)
+	pg := centrifugotest.SharedPostgres(t)
 	db := openDB(t, pg)
 	cfg := testConfig()
 	cfg.OutboxTable, cfg.OutboxPartitions = "app.events_outbox", 4
@@ -706,7 +706,7 @@ func TestLiveBroadcastTxManyUsers(t *testing.T) {
 // BenchmarkBroadcastTxUsers: one event to 1k, 8k and 64k users' personal
 // channels written to the outbox (in a transaction rolled back each time).
 func BenchmarkBroadcastTxUsers(b *testing.B) {
-	pg := centrifugotest.StartPostgres(b)
+	pg := centrifugotest.SharedPostgres(b)
 	db, err := sql.Open("pgx", pg.DSN)
 	if err != nil {
 		b.Fatal(err)

@@ -70,7 +70,7 @@ type outboxEnv struct {
 // missing) and creates the outbox of an Instant with table and partitions.
 func newOutboxEnv(t *testing.T, table string, partitions int) *outboxEnv {
 	t.Helper()
-	pg := centrifugotest.StartPostgres(t)
+	pg := centrifugotest.SharedPostgres(t)
 	e := &outboxEnv{pg: pg, server: &outboxBindServer{}}
 	e.db = outboxOpenDB(t, pg)
 	inst, err := instant.New(instant.Config{

@@ -137,7 +137,7 @@ type outboxDB struct {
 // it, before any server's consumer starts (the embedded one checks it).
 func startOutboxDB(t *testing.T) *outboxDB {
 	t.Helper()
-	pg := centrifugotest.StartPostgres(t)
+	pg := centrifugotest.SharedPostgres(t)
 	db, err := sql.Open("pgx", pg.DSN)
 	if err != nil {
 		t.Fatal(err)

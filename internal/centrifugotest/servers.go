@@ -7,6 +7,7 @@ package centrifugotest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -76,7 +78,8 @@ func StartRedis(t testing.TB) *Redis {
 // superuser "postgres".
 type Postgres struct {
 	Port int
-	DSN  string // postgres://postgres@127.0.0.1:port/postgres?sslmode=disable
+	DSN  string // postgres://postgres@127.0.0.1:port/DATABASE?sslmode=disable
+	as   func(name string, args ...string) *exec.Cmd
 }
 
 // postgresBin finds the directory of initdb and postgres: $PG_BIN, else
@@ -98,28 +101,47 @@ func postgresBin() (string, error) {
 // StartPostgres makes a throwaway cluster (initdb) and starts PostgreSQL on
 // a free loopback port, stopping it and removing the cluster when t ends.
 // Run as root, it runs both as the postgres system user, since they
-// refuse root.
+// refuse root. Tests that can share a server take SharedPostgres instead.
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	bin, err := postgresBin()
-	if err != nil {
-		need(t, "no PostgreSQL: apt-get install postgresql")
+	pg, stop, err := startPostgres()
+	if errors.Is(err, errMissing) {
+		need(t, "%v", err)
 	}
-	dir, err := os.MkdirTemp("", "instant-pg-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	t.Cleanup(stop)
+	return pg
+}
+
+var errMissing = errors.New("missing")
+
+// startPostgres starts a cluster of its own; stop stops it and removes it.
+func startPostgres() (pg *Postgres, stop func(), err error) {
+	bin, err := postgresBin()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: no PostgreSQL: apt-get install postgresql", errMissing)
+	}
+	dir, err := os.MkdirTemp("", "instant-pg-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(dir)
+		}
+	}()
 	var cred *syscall.Credential
 	if os.Geteuid() == 0 {
 		pu, err := user.Lookup("postgres")
 		if err != nil {
-			need(t, "running as root and no postgres system user to run PostgreSQL as")
+			return nil, nil, fmt.Errorf("%w: running as root and no postgres system user to run PostgreSQL as", errMissing)
 		}
 		uid, _ := strconv.Atoi(pu.Uid)
 		gid, _ := strconv.Atoi(pu.Gid)
 		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
+			return nil, nil, err
 		}
 		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
@@ -133,26 +155,26 @@ func StartPostgres(t testing.TB) *Postgres {
 	}
 	data := filepath.Join(dir, "data")
 	if out, err := as("initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8").CombinedOutput(); err != nil {
-		t.Fatalf("centrifugotest: initdb: %v\n%s", err, out)
+		return nil, nil, fmt.Errorf("centrifugotest: initdb: %v\n%s", err, out)
 	}
 	var last error
 	for range 3 {
 		port, err := FreePort()
 		if err != nil {
-			t.Fatal(err)
+			return nil, nil, err
 		}
 		cmd := as("postgres", "-D", data, "-p", strconv.Itoa(port), "-k", dir,
 			"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-			"-c", "full_page_writes=off", "-c", "max_connections=200")
+			"-c", "full_page_writes=off", "-c", "max_connections=500")
 		out := &syncBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+			return nil, nil, err
 		}
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
 		if last = waitPostgres(as, port, done, 20*time.Second); last == nil {
-			t.Cleanup(func() {
+			stop := func() {
 				_ = cmd.Process.Signal(syscall.SIGINT) // fast shutdown
 				select {
 				case <-done:
@@ -160,15 +182,79 @@ func StartPostgres(t testing.TB) *Postgres {
 					_ = cmd.Process.Kill()
 					<-done
 				}
-			})
-			return &Postgres{Port: port, DSN: "postgres://postgres@127.0.0.1:" + strconv.Itoa(port) + "/postgres?sslmode=disable"}
+				_ = os.RemoveAll(dir)
+			}
+			pg := &Postgres{Port: port, DSN: "postgres://postgres@127.0.0.1:" + strconv.Itoa(port) + "/postgres?sslmode=disable", as: as}
+			return pg, stop, nil
 		}
 		_ = cmd.Process.Kill()
 		<-done
 		last = fmt.Errorf("%w: %s", last, out.String())
 	}
-	t.Fatalf("centrifugotest: postgres: %v", last)
-	return nil
+	return nil, nil, fmt.Errorf("centrifugotest: postgres: %v", last)
+}
+
+var shared struct {
+	sync.Mutex
+	main bool // Main runs the package's tests
+	pg   *Postgres
+	err  error
+	stop []func()
+	dbs  int
+}
+
+// Main runs a package's tests (call it from TestMain) and then stops the
+// servers they shared.
+func Main(m *testing.M) {
+	shared.Lock()
+	shared.main = true
+	shared.Unlock()
+	code := m.Run()
+	shared.Lock()
+	for _, stop := range shared.stop {
+		stop()
+	}
+	shared.Unlock()
+	os.Exit(code)
+}
+
+// SharedPostgres gives t a database of its own, dropped when t ends, on
+// the package's one PostgreSQL, started at the first call and stopped
+// after the last test (the package's TestMain calls Main).
+func SharedPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	shared.Lock()
+	if !shared.main {
+		shared.Unlock()
+		t.Fatal("centrifugotest: SharedPostgres needs the package's TestMain to call centrifugotest.Main")
+	}
+	if shared.pg == nil && shared.err == nil {
+		var stop func()
+		if shared.pg, stop, shared.err = startPostgres(); stop != nil {
+			shared.stop = append(shared.stop, stop)
+		}
+	}
+	shared.dbs++
+	server, err, name := shared.pg, shared.err, fmt.Sprintf("test_%d", shared.dbs)
+	shared.Unlock()
+	if errors.Is(err, errMissing) {
+		need(t, "%v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	psql := func(sql string) error {
+		out, err := server.as("psql", "-h", "127.0.0.1", "-p", strconv.Itoa(server.Port), "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	if err := psql("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("centrifugotest: create database: %v", err)
+	}
+	t.Cleanup(func() { _ = psql("DROP DATABASE " + name + " WITH (FORCE)") })
+	return &Postgres{Port: server.Port, DSN: "postgres://postgres@127.0.0.1:" + strconv.Itoa(server.Port) + "/" + name + "?sslmode=disable", as: server.as}
 }
 
 func waitPostgres(as func(string, ...string) *exec.Cmd, port int, done chan struct{}, limit time.Duration) error {

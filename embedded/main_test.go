@@ -1,0 +1,10 @@
+package embedded_test
+
+import (
+	"testing"
+
+	"github.com/gin-instant/instant/internal/centrifugotest"
+)
+
+// TestMain stops the servers the tests share (one PostgreSQL) after them.
+func TestMain(m *testing.M) { centrifugotest.Main(m) }
