@@ -34,23 +34,15 @@ type apiClient interface {
 // gocentAPI is one Centrifugo node's apiClient: gocent, and publish's own request (keys, tags).
 type gocentAPI struct {
 	*nodeState
-	c        *gocent.Client // replies bounded by maxReplyBody (presence, channels)
-	small    *gocent.Client // replies bounded by smallReplies
-	hc       *http.Client   // c's, for publish
-	batchURL string
-	auth     []string // the Authorization header
-	secrets  [][]byte // never to appear in an error
+	addr, key string
+	base      *http.Client // Config.HTTPClient
+	hc        *http.Client // publish's, replies bounded by maxReplyBody
+	auth      []string     // the Authorization header
+	secrets   [][]byte     // never to appear in an error
 }
 
 func newGocentAPI(addr, key string, hc *http.Client, secrets []string) apiClient {
-	large := limitedClient(hc, maxReplyBody)
-	g := gocentAPI{
-		nodeState: new(nodeState),
-		c:         gocent.New(gocent.Config{Addr: addr, Key: key, HTTPClient: large}),
-		small:     gocent.New(gocent.Config{Addr: addr, Key: key, HTTPClient: limitedClient(hc, smallReplies)}),
-		hc:        large,
-		batchURL:  addr + "/batch",
-	}
+	g := gocentAPI{nodeState: new(nodeState), addr: addr, key: key, base: hc, hc: limitedClient(hc, maxReplyBody, nil)}
 	if key != "" {
 		g.auth = []string{"apikey " + key}
 	}
@@ -83,7 +75,7 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 		cmds[k].Publish = publishParams{channels[k], payloads[k], keys[k], publishTags{origins[k]}}
 	}
 	body, _ := json.Marshal(map[string]any{"commands": cmds})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.batchURL, bytes.NewReader(body)) // neither fails: valid JSON, APIURL checked by New
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.addr+"/batch", bytes.NewReader(body)) // neither fails: valid JSON, APIURL checked by New
 	req.Header = http.Header{"Authorization": g.auth, "Content-Type": {"application/json"}}
 	resp, err := g.hc.Do(req)
 	if err != nil {
@@ -93,11 +85,7 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 	reply, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK { // the status is the answer, whatever the body
-		pe := g.apiError("publish", channels, gocent.ErrStatusCode{Code: resp.StatusCode, Body: reply}).(*PublishError)
-		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-			pe.retryAfter = retryAfter(resp.Header.Get("Retry-After"))
-		}
-		return pe
+		return g.apiError("publish", channels, gocent.ErrStatusCode{Code: resp.StatusCode, Body: reply}, retryAfter(resp.Header))
 	}
 	if err != nil || int64(len(reply)) > limit {
 		return g.apiError("publish", channels, cmp.Or[error](err, &http.MaxBytesError{}))
@@ -108,17 +96,17 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 			Publish *struct{}     `json:"publish"`
 		} `json:"replies"`
 	}
-	valid := json.Unmarshal(reply, &answer) == nil && len(answer.Replies) == len(channels)
+	if json.Unmarshal(reply, &answer) != nil || len(answer.Replies) != len(channels) {
+		return &PublishError{Op: "publish", Channels: channels, Err: errNotAPI}
+	}
 	var failed []int
 	var names []string
 	for k, r := range answer.Replies {
 		if r.Error != nil {
 			failed, names = append(failed, k), append(names, channels[k])
+		} else if r.Publish == nil {
+			return &PublishError{Op: "publish", Channels: channels, Err: errNotAPI}
 		}
-		valid = valid && (r.Error != nil || r.Publish != nil)
-	}
-	if !valid {
-		return &PublishError{Op: "publish", Channels: channels, Err: errNotAPI}
 	}
 	if failed == nil {
 		return nil
@@ -128,9 +116,16 @@ func (g gocentAPI) publish(ctx context.Context, channels []string, payloads [][]
 	return pe
 }
 
+// gc is a gocent client for one call, its replies bounded by limit and a
+// 429's or 503's Retry-After written to *wait.
+func (g gocentAPI) gc(limit int64, wait *time.Duration) *gocent.Client {
+	return gocent.New(gocent.Config{Addr: g.addr, Key: g.key, HTTPClient: limitedClient(g.base, limit, wait)})
+}
+
 // retryAfter reads a Retry-After (seconds, or a date), at most a day.
-func retryAfter(v string) time.Duration {
+func retryAfter(h http.Header) time.Duration {
 	const most = 24 * time.Hour
+	v := h.Get("Retry-After")
 	if n, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
 		return time.Duration(min(n, uint64(most/time.Second))) * time.Second
 	}
@@ -146,27 +141,32 @@ func isObject(raw json.RawMessage) bool {
 }
 
 func (g gocentAPI) unsubscribe(ctx context.Context, channel, user string) error {
-	return g.apiError("unsubscribe", []string{channel}, g.small.Unsubscribe(ctx, channel, user))
+	var wait time.Duration
+	return g.apiError("unsubscribe", []string{channel}, g.gc(smallReplies, &wait).Unsubscribe(ctx, channel, user), wait)
 }
 
 func (g gocentAPI) disconnect(ctx context.Context, user string) error {
+	var wait time.Duration
 	reconnect := gocent.WithDisconnect(&gocent.Disconnect{Code: 4001, Reason: "session changed", Reconnect: true})
-	return g.apiError("disconnect", nil, g.small.Disconnect(ctx, user, reconnect))
+	return g.apiError("disconnect", nil, g.gc(smallReplies, &wait).Disconnect(ctx, user, reconnect), wait)
 }
 
 func (g gocentAPI) info(ctx context.Context) error {
-	_, err := g.small.Info(ctx)
-	return g.apiError("info", nil, err)
+	var wait time.Duration
+	_, err := g.gc(smallReplies, &wait).Info(ctx)
+	return g.apiError("info", nil, err, wait)
 }
 
 func (g gocentAPI) presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error) {
-	pipe := g.c.Pipe()
+	var wait time.Duration
+	c := g.gc(maxReplyBody, &wait)
+	pipe := c.Pipe()
 	for _, ch := range channels {
 		_ = pipe.AddPresence(ch) // it encodes a string: never fails
 	}
-	replies, err := g.c.SendPipe(ctx, pipe)
+	replies, err := c.SendPipe(ctx, pipe)
 	if err != nil {
-		return nil, g.apiError("presence", channels, err)
+		return nil, g.apiError("presence", channels, err, wait)
 	}
 	out := make([][]presenceClient, len(channels))
 	for k, r := range replies {
@@ -186,22 +186,25 @@ func (g gocentAPI) presenceBatch(ctx context.Context, channels []string) ([][]pr
 }
 
 func (g gocentAPI) channels(ctx context.Context, pattern string) ([]string, error) {
-	res, err := g.c.Channels(ctx, gocent.WithPattern(pattern)) // "" is omitted: every channel
+	var wait time.Duration
+	res, err := g.gc(maxReplyBody, &wait).Channels(ctx, gocent.WithPattern(pattern)) // "" is omitted: every channel
 	if err != nil {
-		return nil, g.apiError("channels", nil, err)
+		return nil, g.apiError("channels", nil, err, wait)
 	}
 	return slices.Collect(maps.Keys(res.Channels)), nil
 }
 
 // unsubscribeAll counts Centrifugo's refusals, returning the first.
 func (g gocentAPI) unsubscribeAll(ctx context.Context, user string, channels []string) (refused int, err error) {
-	pipe := g.small.Pipe()
+	var wait time.Duration
+	c := g.gc(smallReplies, &wait)
+	pipe := c.Pipe()
 	for _, ch := range channels {
 		_ = pipe.AddUnsubscribe(ch, user) // it encodes strings: never fails
 	}
-	replies, err := g.small.SendPipe(ctx, pipe)
+	replies, err := c.SendPipe(ctx, pipe)
 	if err != nil {
-		return 0, g.apiError("unsubscribe", nil, err)
+		return 0, g.apiError("unsubscribe", nil, err, wait)
 	}
 	var first error
 	for k, r := range replies {
@@ -239,8 +242,9 @@ func (g gocentAPI) userChannels(context.Context, string) ([]string, bool, error)
 	return nil, false, nil
 }
 
-// apiError makes err a *PublishError (nil stays nil) of at most maxErrorBody bytes of a reply, no secret.
-func (g gocentAPI) apiError(op string, channels []string, err error) error {
+// apiError makes err a *PublishError (nil stays nil) of at most maxErrorBody
+// bytes of a reply, no secret; a 429 or 503 carries the wait its answer asked.
+func (g gocentAPI) apiError(op string, channels []string, err error, wait ...time.Duration) error {
 	if err == nil {
 		return nil
 	}
@@ -250,6 +254,9 @@ func (g gocentAPI) apiError(op string, channels []string, err error) error {
 	switch {
 	case errors.As(err, &status):
 		pe.StatusCode = status.Code
+		if len(wait) > 0 && (status.Code == http.StatusTooManyRequests || status.Code == http.StatusServiceUnavailable) {
+			pe.retryAfter = wait[0]
+		}
 		pe.Err = fmt.Errorf("http status %d: %s", status.Code, g.redact(status.Body))
 	case errors.As(err, &apiErr):
 		pe.Code, pe.Message = apiErr.Code, string(g.redact([]byte(apiErr.Message)))
@@ -300,11 +307,16 @@ const (
 
 var errReplyTooLarge = errors.New("the reply is larger than any Centrifugo answer to this call")
 
-// limitedClient copies hc to read at most limit bytes of a 200 reply, else 2*maxErrorBody (redact sees a secret across the cut).
-func limitedClient(hc *http.Client, limit int64) *http.Client {
+// limitedClient copies hc to read at most limit bytes of a 200 reply, else
+// 2*maxErrorBody (redact sees a secret across the cut); a Retry-After goes
+// to *wait when wait is not nil.
+func limitedClient(hc *http.Client, limit int64, wait *time.Duration) *http.Client {
 	cp, base := *hc, cmp.Or[http.RoundTripper](hc.Transport, http.DefaultTransport)
 	cp.Transport = roundTripFunc(func(req *http.Request) (*http.Response, error) {
 		resp, err := base.RoundTrip(req)
+		if err == nil && wait != nil {
+			*wait = retryAfter(resp.Header)
+		}
 		if err == nil && resp.Body != nil && resp.StatusCode != http.StatusOK {
 			resp.Body = http.MaxBytesReader(nil, resp.Body, 2*maxErrorBody)
 		} else if err == nil && resp.Body != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -130,7 +131,7 @@ func clip(s string, n int) string {
 
 // Unwrap returns Err, the context's error that ended the retries, and the sentinels it matches.
 func (e *PublishError) Unwrap() []error {
-	out := []error{e.Err, e.cause} // errors.Is and As skip a nil
+	out := slices.DeleteFunc([]error{e.Err, e.cause}, func(err error) bool { return err == nil })
 	if e.StatusCode == http.StatusUnauthorized {
 		out = append(out, ErrAPIKey)
 	}

@@ -32,8 +32,9 @@ func (i *Instant) Session() gin.HandlerFunc {
 func Session() gin.HandlerFunc { return packageDefault().Session() }
 
 // Default returns the Instant Session recorded for the request of ctx (its
-// *gin.Context, a Copy, or the request's context), or nil, whose methods
-// return ErrNotInstalled.
+// *gin.Context, a Copy, or the request's context; a context built on c
+// itself answers nil, as CurrentUser), or nil, whose methods return
+// ErrNotInstalled.
 func Default(ctx context.Context) *Instant {
 	if st, _, _ := stateOf(ctx, false); st != nil {
 		return st.inst

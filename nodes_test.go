@@ -274,23 +274,36 @@ func TestRetries408And429(t *testing.T) {
 
 // TestRetryAfterPastTheTimeoutGivesUpAtOnce: a 429 asking to come back
 // after PublishTimeout ends the call with its error at once, not after
-// sleeping to the deadline.
+// sleeping to the deadline: a publish, and the calls made through gocent.
 func TestRetryAfterPastTheTimeoutGivesUpAtOnce(t *testing.T) {
+	calls := map[string]func(*instant.Instant) error{
+		"Broadcast": func(inst *instant.Instant) error {
+			return inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
+		},
+		"Disconnect": func(inst *instant.Instant) error { return inst.Disconnect(context.Background(), "1") },
+	}
 	for _, after := range []string{"3", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat), "99999999999999999999"} {
-		srv, n, _ := statusThenOK(t, status(http.StatusTooManyRequests, after), status(http.StatusTooManyRequests, after))
-		inst := standIn(t, 2*time.Second, srv.URL)
-		start := time.Now()
-		err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
-		var pe *instant.PublishError
-		if !errors.As(err, &pe) || pe.StatusCode != http.StatusTooManyRequests {
-			t.Errorf("Retry-After %s: %v, want the 429", after, err)
+		for name, call := range calls {
+			retryAfterPastTheTimeout(t, name+", Retry-After "+after, after, call)
 		}
-		if d := time.Since(start); d > 500*time.Millisecond || n.Load() != 1 {
-			t.Errorf("Retry-After %s: gave up after %v and %d requests, want at once after one", after, d, n.Load())
-		}
-		if s := inst.Stats(); s.Failed != 1 || s.Retried != 0 {
-			t.Errorf("Retry-After %s: Stats %+v", after, s)
-		}
+	}
+}
+
+func retryAfterPastTheTimeout(t *testing.T, what, after string, call func(*instant.Instant) error) {
+	t.Helper()
+	srv, n, _ := statusThenOK(t, status(http.StatusTooManyRequests, after), status(http.StatusTooManyRequests, after))
+	inst := standIn(t, 2*time.Second, srv.URL)
+	start := time.Now()
+	err := call(inst)
+	var pe *instant.PublishError
+	if !errors.As(err, &pe) || pe.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("%s: %v, want the 429", what, err)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond || n.Load() != 1 {
+		t.Errorf("%s: gave up after %v and %d requests, want at once after one", what, d, n.Load())
+	}
+	if s := inst.Stats(); s.Failed != 1 || s.Retried != 0 {
+		t.Errorf("%s: Stats %+v", what, s)
 	}
 }
 

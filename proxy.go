@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -68,7 +69,7 @@ func (i *Instant) proxyRoute(c *gin.Context, body []byte) {
 	case err != nil:
 		c.JSON(http.StatusOK, gin.H{"error": gin.H{"code": 403, "message": "permission denied"}})
 	case kind == "subscribe":
-		if info != nil {
+		if raw, ok := info.(json.RawMessage); info != nil && (!ok || len(raw) > 0) {
 			result["info"] = info
 		}
 		result["override"] = publicOverride

@@ -191,3 +191,21 @@ func TestProxySubscribeRefusesRuleInfoThatIsNotJSON(t *testing.T) {
 		t.Errorf("log lines %q, want one", errs)
 	}
 }
+
+// TestProxySubscribeWithNullRuleInfo: a rule whose info is a nil map (JSON
+// null, no info) gets a result without info, not an answer that does not
+// encode.
+func TestProxySubscribeWithNullRuleInfo(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	_ = inst.Authorize("$room:{id}", func(*gin.Context, *instant.User, map[string]string) (bool, any) {
+		return true, map[string]any(nil)
+	})
+	b := newBrowser(t, newRouter(inst)).as(&alice)
+	req, _ := http.NewRequest("POST", b.srv.URL+"/instant/proxy/subscribe", strings.NewReader(`{"client":"c1","user":"1","channel":"$room:1"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Instant-Proxy-Key", proxyKey(t, inst))
+	status, body := b.do(req)
+	if r, _ := body["result"].(map[string]any); status != 200 || r == nil || hasKey(r, "info") {
+		t.Errorf("proxy/subscribe: %d %v, want a result without info", status, body)
+	}
+}

@@ -231,20 +231,21 @@ func TestBroadcastRefusesPublicTwinsOfPrivateChannels(t *testing.T) {
 func TestBroadcastNeedsAPublishResult(t *testing.T) {
 	inst, f := fakeInstant(t)
 	for name, body := range map[string]string{
-		"empty object":      "{}\n",
-		"no reply":          "",
-		"replies null":      `{"replies":null}`,
-		"no replies":        `{"replies":[]}`,
-		"two for one":       batchOf(`{"publish":{}}`, `{"publish":{}}`),
-		"an empty reply":    batchOf(`{}`),
-		"publish null":      batchOf(`{"publish":null}`),
-		"a string result":   batchOf(`{"publish":"ok"}`),
-		"a number reply":    `{"replies":[1]}`,
-		"info answer":       `{"nodes":[{"uid":"x"}]}` + "\n",
-		"an html page":      "<html>ok</html>",
-		"cut short":         `{"replies":[{"publish":{}}`,
-		"legacy lines":      `{"result":{}}` + "\n",
-		"the error of none": batchOf(`{"error":null}`),
+		"empty object":          "{}\n",
+		"no reply":              "",
+		"replies null":          `{"replies":null}`,
+		"no replies":            `{"replies":[]}`,
+		"two for one":           batchOf(`{"publish":{}}`, `{"publish":{}}`),
+		"an empty reply":        batchOf(`{}`),
+		"publish null":          batchOf(`{"publish":null}`),
+		"a string result":       batchOf(`{"publish":"ok"}`),
+		"a number reply":        `{"replies":[1]}`,
+		"info answer":           `{"nodes":[{"uid":"x"}]}` + "\n",
+		"an html page":          "<html>ok</html>",
+		"cut short":             `{"replies":[{"publish":{}}`,
+		"legacy lines":          `{"result":{}}` + "\n",
+		"the error of none":     batchOf(`{"error":null}`),
+		"an error past the end": batchOf(`{"publish":{}}`, `{"error":{"code":100,"message":"x"}}`),
 	} {
 		f.batchReply = func(w http.ResponseWriter, n int) { w.Write([]byte(body)) }
 		if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err == nil {
