@@ -33,7 +33,9 @@ import (
 
 func TestMain(m *testing.M) {
 	gin.SetMode(gin.TestMode)
-	os.Exit(m.Run())
+	code := m.Run()
+	stopChromium()
+	os.Exit(code)
 }
 
 // testSecrets are fixed secrets for tests.
@@ -263,6 +265,77 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
+// chromium is the package's one headless Chromium, started by the first
+// end-to-end test that needs it (sharedChromium) and stopped by TestMain.
+// Each test works in browser contexts of its own (newPage).
+var chromium struct {
+	mu      sync.Mutex
+	browser context.Context // nil until started
+	stop    func()
+}
+
+// sharedChromium returns the shared browser, starting it on the first call.
+// A start that fails fails the test, and the next test tries again.
+func sharedChromium(t *testing.T) context.Context {
+	t.Helper()
+	path := chromiumPath(t)
+	chromium.mu.Lock()
+	defer chromium.mu.Unlock()
+	if chromium.browser != nil {
+		return chromium.browser
+	}
+	dir, err := os.MkdirTemp("", "e2e-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not a deadline: Chromium lives as long as the context that starts it.
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(runCtx,
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox, // the tests may run as root
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(dir),
+		chromedp.WindowSize(1200, 900),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+	)
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
+	stop := func() {
+		cancelBrowser()
+		cancelAlloc()
+		cancelRun()
+		_ = os.RemoveAll(dir)
+	}
+	timer := time.AfterFunc(30*time.Second, cancelRun)
+	err = chromedp.Do(browserCtx) // starts Chromium
+	timer.Stop()
+	if err != nil {
+		stop()
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	chromium.browser, chromium.stop = browserCtx, stop
+	return browserCtx
+}
+
+// stopChromium stops the shared browser if a test started it.
+func stopChromium() {
+	chromium.mu.Lock()
+	defer chromium.mu.Unlock()
+	if chromium.stop != nil {
+		chromium.stop()
+		chromium.browser, chromium.stop = nil, nil
+	}
+}
+
 // e2ePage is one browser tab of the end-to-end test.
 type e2ePage struct {
 	t        *testing.T
@@ -388,36 +461,37 @@ func (p *e2ePage) writeScreenshot(name, outcome string) {
 	p.t.Logf("screenshot of %s (%s): %s", p.name, outcome, path)
 }
 
-// e2eEnv is a site served on loopback, the Centrifugo it talks to, and a
-// headless Chromium, all ended with the test (and within its deadline).
+// e2eEnv is a site served on loopback, the Centrifugo it talks to, and the
+// shared Chromium, whose tabs the test opens; all but Chromium end with the
+// test (and the tabs within its deadline).
 type e2eEnv struct {
 	t          *testing.T
 	srv        *httptest.Server
 	site       *site
-	browser    context.Context
-	deadline   time.Time // the test's limit
-	shotPrefix string    // of the screenshots' file names
-	apiURL     string    // Centrifugo's server API, for what a test sends it straight
-	console    *syncBuffer
+	browser    context.Context // the shared Chromium, until the test's deadline
+	deadline   time.Time       // the test's limit
+	shotPrefix string          // of the screenshots' file names
+	apiURL     string          // Centrifugo's server API, for what a test sends it straight
+	console    *syncBuffer     // the tabs' consoles
 	mu         sync.Mutex
 	hits       map[string]int // requests by path
 }
 
 // startE2E starts the environment on server (serverEmbedded or
-// serverCentrifugo), which the test may use for limit (Chromium lives
+// serverCentrifugo), which the test may use for limit (its tabs live
 // screenshotGrace longer). connTTL and subTTL, when not zero, set the
 // lifetimes of the connection and subscription tokens. The screenshots'
 // names start with shotPrefix and the server.
 func startE2E(t *testing.T, server, shotPrefix string, limit, connTTL, subTTL time.Duration) *e2eEnv {
 	t.Helper()
-	chromium := chromiumPath(t)
+	browser := sharedChromium(t)
 	shotPrefix += "-" + server
 	clientJS, err := os.ReadFile(defaultCentrifugeJS)
 	if err != nil {
 		requireTool(t, "no %s: run `npm install` in example_app (%v)", defaultCentrifugeJS, err)
 	}
 	deadline := time.Now().Add(limit)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(screenshotGrace))
+	browser, cancel := context.WithDeadline(browser, deadline.Add(screenshotGrace))
 	t.Cleanup(cancel)
 
 	// The site's address first: Centrifugo must allow its origin.
@@ -449,7 +523,7 @@ func startE2E(t *testing.T, server, shotPrefix string, limit, connTTL, subTTL ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &e2eEnv{t: t, srv: srv, site: st, deadline: deadline, shotPrefix: shotPrefix, apiURL: apiURL, console: &syncBuffer{}, hits: map[string]int{}}
+	e := &e2eEnv{t: t, srv: srv, site: st, browser: browser, deadline: deadline, shotPrefix: shotPrefix, apiURL: apiURL, console: &syncBuffer{}, hits: map[string]int{}}
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		e.hits[r.URL.Path]++
@@ -459,32 +533,6 @@ func startE2E(t *testing.T, server, shotPrefix string, limit, connTTL, subTTL ti
 	srv.Start()
 	t.Cleanup(srv.Close)
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox, // the tests may run as root
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 900),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-	)
-	t.Cleanup(cancelAlloc)
-	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithBrowserOption(
-		chromedp.WithConsolef(func(format string, args ...any) { fmt.Fprintf(e.console, format+"\n", args...) })))
-	t.Cleanup(cancelBrowser)
-	if err := chromedp.Do(browserCtx); err != nil { // starts Chromium
-		t.Fatalf("starting %s: %v", chromium, err)
-	}
-	e.browser = browserCtx
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("browser console:\n%s", e.console.String())
@@ -517,6 +565,15 @@ func (e *e2eEnv) newPage(parent *e2ePage, name string) *e2ePage {
 	if err := chromedp.Do(pctx, chromedp.EmulateViewport(1200, 900)); err != nil {
 		t.Fatalf("%s: opening the tab: %v", name, err)
 	}
+	console := chromedp.Console(pctx) // ends when the tab closes
+	go func() {
+		for m, err := range console {
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(e.console, "%s: %s\n", name, m)
+		}
+	}()
 	return p
 }
 
