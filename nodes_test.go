@@ -714,13 +714,14 @@ func TestLiveFailoverPastAFrozenNode(t *testing.T) {
 
 // TestSilentNodeIsMarkedDownAndProbedOnceAtATime: a node that takes the
 // request and never answers is marked down when the call's time runs out;
-// the calls that follow, 8 callers at once for 1.5 s, fail at once without
-// a publish reaching the node, while probes ask it, one at a time,
-// whether it answers again. Once it does, calls go through.
+// the calls that follow, 8 callers at once while a fake clock moves 1.5 s,
+// fail at once without a publish reaching the node, while probes ask it,
+// one at a time, whether it answers again. Once it does, calls go through.
 func TestSilentNodeIsMarkedDownAndProbedOnceAtATime(t *testing.T) {
 	m := newMoodyAPI(t)
 	m.setHung(true)
 	inst := standIn(t, 400*time.Millisecond, m.srv.URL)
+	clock := withFakeClock(inst)
 	start := time.Now()
 	err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
 	if d := time.Since(start); !errors.Is(err, instant.ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) || d < 350*time.Millisecond {
@@ -733,10 +734,15 @@ func TestSilentNodeIsMarkedDownAndProbedOnceAtATime(t *testing.T) {
 	var mu sync.Mutex
 	var slowest time.Duration
 	calls := 0
-	until := time.Now().Add(1500 * time.Millisecond) // a probe comes due after 500ms, and takes 400ms
+	stop := make(chan struct{})
 	for range 8 {
 		wg.Go(func() {
-			for time.Now().Before(until) {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
 				start := time.Now()
 				err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
 				d := time.Since(start)
@@ -746,11 +752,29 @@ func TestSilentNodeIsMarkedDownAndProbedOnceAtATime(t *testing.T) {
 				mu.Lock()
 				slowest, calls = max(slowest, d), calls+1
 				mu.Unlock()
-				time.Sleep(5 * time.Millisecond)
+				time.Sleep(time.Millisecond)
 			}
 		})
 	}
+	// A probe comes due after 500ms, and takes 400ms of real time: its context is real.
+	for range 30 { // 50ms steps, each after at least 8 more calls
+		mu.Lock()
+		next := calls + 8
+		mu.Unlock()
+		for c := 0; c < next; time.Sleep(time.Millisecond) {
+			mu.Lock()
+			c = calls
+			mu.Unlock()
+		}
+		clock.Advance(50 * time.Millisecond)
+	}
+	close(stop)
 	wg.Wait()
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		if _, probes, _ := m.counts(); probes > 0 { // the probe's request is on its way
+			break
+		}
+	}
 	publishes, probes, most := m.counts()
 	t.Logf("%d calls to a silent node, the slowest %v; %d probes reached it", calls, slowest, probes)
 	if slowest >= 300*time.Millisecond || publishes != 1 || probes < 1 || probes > 2 || most > 1 {
@@ -761,7 +785,10 @@ func TestSilentNodeIsMarkedDownAndProbedOnceAtATime(t *testing.T) {
 	}
 
 	m.setHung(false)
-	took, err := retryFor(3*time.Second, func() error { return inst.Broadcast(context.Background(), instant.Event{Channel: "a"}) })
+	took, err := retryFor(3*time.Second, func() error {
+		clock.Advance(500 * time.Millisecond) // a probe is due
+		return inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
+	})
 	if err != nil {
 		t.Fatalf("3 s after the node answers again: %v", err)
 	}
