@@ -136,7 +136,8 @@ func New(cfg Config) (*Instant, error) {
 	cfg.APIURLs = slices.Clone(cfg.APIURLs) // the caller's slice stays theirs
 	key := []byte(cfg.TokenSecret)
 	inst := &Instant{cfg: cfg, channels: table, cop: cop, outboxTable: outbox, logger: cfg.Logger,
-		tokenKey: key, origins: newOriginPool(key), proxyKey: hex.EncodeToString(deriveKey(key, "proxy")), server: cfg.Server}
+		tokenKey: key, origins: newOriginPool(key), proxyKey: hex.EncodeToString(deriveKey(key, "proxy")), server: cfg.Server,
+		clock: clock{time.Now, time.After}}
 	inst.rules.Store(&[]rule{})
 	if cfg.Server != nil {
 		inst.nodes = []apiClient{serverAPI{cfg.Server}}

@@ -27,6 +27,7 @@ type Instant struct {
 	outboxTable outboxNames
 	stats       counters
 	users       userCache
+	clock       clock  // time's, or a test's fake
 	proxyKey    string // authenticates Centrifugo's proxy requests, so no secret travels; never logged
 }
 

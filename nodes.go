@@ -63,11 +63,11 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 			silent := timedOut && noAnswer && caller.Err() == nil
 			switch {
 			case silent:
-				n.down.Store(clock())
+				n.down.Store(i.tick())
 				pe.Err = fmt.Errorf("no answer within %v, the node is marked down until it answers a probe (%w)", time.Since(began).Round(time.Millisecond), pe.Err)
 				pe.unreachable = true
 			case !timedOut && pe != nil && refused(err):
-				n.down.Store(clock())
+				n.down.Store(i.tick())
 				pe.unreachable = true
 			case !timedOut || !noAnswer:
 				n.down.Store(0) // it answered, or took the request
@@ -104,7 +104,7 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 				return op(ctx, downNodes{})
 			}
 			return outOfTime(err, ctx.Err(), false)
-		case <-time.After(wait):
+		case <-i.clock.after(wait):
 		}
 	}
 }
@@ -120,11 +120,17 @@ func outOfTime(err, cause error, silent bool) error {
 
 var epoch = time.Now()
 
-// clock reads the monotonic clock: never 0, the mark of a node that answers.
-func clock() int64 { return int64(time.Since(epoch)) + 1 }
+// clock is time's Now and After, or a test's fake: the marks of nodes down and the waits of call and takeNode.
+type clock struct {
+	now   func() time.Time
+	after func(time.Duration) <-chan time.Time
+}
+
+// tick reads i's clock: never 0, the mark of a node that answers.
+func (i *Instant) tick() int64 { return int64(i.clock.now().Sub(epoch)) + 1 }
 
 type nodeState struct {
-	down    atomic.Int64 // the clock() of its mark, or 0
+	down    atomic.Int64 // the tick() of its mark, or 0
 	probing atomic.Bool
 }
 
@@ -139,7 +145,7 @@ func (i *Instant) nodesDown() (n int) {
 
 // takeNode reports whether a call may try n: it is up, or this call's due probe (one at a time) answered within probeWait.
 func (i *Instant) takeNode(ctx context.Context, n gocentAPI) bool {
-	due := func() bool { at := n.down.Load(); return at != 0 && clock()-at >= int64(probeInterval) }
+	due := func() bool { at := n.down.Load(); return at != 0 && i.tick()-at >= int64(probeInterval) }
 	if n.down.Load() == 0 {
 		return true
 	}
@@ -161,7 +167,7 @@ func (i *Instant) takeNode(ctx context.Context, n gocentAPI) bool {
 		if up {
 			n.down.Store(0)
 		} else { // down from now, unless a call had an answer meanwhile
-			for at := n.down.Load(); at != 0 && !n.down.CompareAndSwap(at, clock()); at = n.down.Load() {
+			for at := n.down.Load(); at != 0 && !n.down.CompareAndSwap(at, i.tick()); at = n.down.Load() {
 			}
 		}
 		n.probing.Store(false)
@@ -170,7 +176,7 @@ func (i *Instant) takeNode(ctx context.Context, n gocentAPI) bool {
 	select {
 	case up := <-answer:
 		return up
-	case <-time.After(probeWait):
+	case <-i.clock.after(probeWait):
 	case <-ctx.Done():
 	}
 	return false

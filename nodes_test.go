@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -226,6 +227,87 @@ func statusThenOK(t *testing.T, answers ...func(w http.ResponseWriter)) (*httpte
 	return srv, &n, &at
 }
 
+// fakeClock stands in for the clock of the retry loop and the probes: it
+// moves only when the test advances it, and After's channels fire once it
+// passes their time. Context deadlines (PublishTimeout) stay real.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	waits   []fakeWait
+	waiting chan struct{} // a token when After is called
+}
+
+type fakeWait struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func withFakeClock(inst *instant.Instant) *fakeClock {
+	c := &fakeClock{now: time.Now(), waiting: make(chan struct{}, 1)}
+	instant.SetClock(inst, c.Now, c.After)
+	return c
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	c.waits = append(c.waits, fakeWait{c.now.Add(d), ch})
+	select {
+	case c.waiting <- struct{}{}:
+	default:
+	}
+	return ch
+}
+
+// Advance moves the clock d on, firing the waits it passes.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	c.waits = slices.DeleteFunc(c.waits, func(w fakeWait) bool {
+		if w.at.After(c.now) {
+			return false
+		}
+		w.ch <- c.now
+		return true
+	})
+}
+
+// drive runs f, advancing the clock to the end of each wait f begins, and
+// returns how far the clock moved: the time f would have waited.
+func (c *fakeClock) drive(f func()) time.Duration {
+	start := c.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	for {
+		select {
+		case <-done:
+			return c.Now().Sub(start)
+		case <-c.waiting:
+			c.mu.Lock()
+			last := c.now
+			for _, w := range c.waits {
+				if w.at.After(last) {
+					last = w.at
+				}
+			}
+			d := last.Sub(c.now)
+			c.mu.Unlock()
+			c.Advance(d)
+		}
+	}
+}
+
 // inTwoSeconds is an HTTP date two seconds from now.
 func inTwoSeconds() string { return time.Now().Add(2 * time.Second).UTC().Format(http.TimeFormat) }
 
@@ -237,7 +319,7 @@ func standIn(t *testing.T, timeout time.Duration, url string) *instant.Instant {
 
 // TestRetries408And429: a 408 and a 429 are asked again (they were
 // refusals before), a 429 no sooner than its Retry-After, in seconds or as
-// an HTTP date.
+// an HTTP date. The waits are on a fake clock.
 func TestRetries408And429(t *testing.T) {
 	t.Parallel()
 	type answers = []func(w http.ResponseWriter)
@@ -256,13 +338,14 @@ func TestRetries408And429(t *testing.T) {
 		{"429 after nonsense", answers{status(http.StatusTooManyRequests, "soon")}, 0, time.Second},
 	}
 	for _, c := range cases {
-		srv, n, at := statusThenOK(t, c.answers...)
+		srv, n, _ := statusThenOK(t, c.answers...)
 		inst := standIn(t, 5*time.Second, srv.URL)
-		if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err != nil {
+		var err error
+		wait := withFakeClock(inst).drive(func() { err = inst.Broadcast(context.Background(), instant.Event{Channel: "a"}) })
+		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
 		}
-		wait := (*at)[len(*at)-1].Sub((*at)[0])
 		if int(n.Load()) != len(c.answers)+1 || wait < c.atLeast || wait > c.atMost {
 			t.Errorf("%s: %d requests over %v, want %d over %v to %v", c.name, n.Load(), wait, len(c.answers)+1, c.atLeast, c.atMost)
 		}
@@ -490,6 +573,7 @@ func TestDownNodeIsSkippedAndProbed(t *testing.T) {
 	cfg.APIURL, cfg.APIURLs, cfg.PublishTimeout = dead+"/api", []string{live.URL + "/api"}, 2*time.Second
 	cfg.HTTPClient = &http.Client{Transport: counter}
 	inst := newInstant(t, cfg)
+	clock := withFakeClock(inst)
 	for k := range 20 {
 		if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err != nil {
 			t.Fatalf("Broadcast %d: %v", k, err)
@@ -498,7 +582,7 @@ func TestDownNodeIsSkippedAndProbed(t *testing.T) {
 	if d, s := counter.count(hostOf(dead)), inst.Stats(); d != 1 || n.Load() != 20 || s.FailedOver != 20 || s.NodesDown != 1 {
 		t.Errorf("%d requests to the dead node, %d to the live one, Stats %+v: want one, 20, a failover each, one node down", d, n.Load(), s)
 	}
-	time.Sleep(600 * time.Millisecond) // the probe is due
+	clock.Advance(600 * time.Millisecond) // the probe is due
 	for range 5 {
 		if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err != nil {
 			t.Fatal(err)
@@ -514,7 +598,9 @@ func TestDownNodeIsSkippedAndProbed(t *testing.T) {
 func TestFailingNodeIsNotMarkedDown(t *testing.T) {
 	busy, n, _ := statusThenOK(t, status(http.StatusServiceUnavailable, ""), status(http.StatusServiceUnavailable, ""))
 	inst := standIn(t, 2*time.Second, busy.URL)
-	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err != nil || n.Load() != 3 {
+	var err error
+	withFakeClock(inst).drive(func() { err = inst.Broadcast(context.Background(), instant.Event{Channel: "a"}) })
+	if err != nil || n.Load() != 3 {
 		t.Errorf("two 503s: %v after %d requests, want through on the third", err, n.Load())
 	}
 	if s := inst.Stats(); s.NodesDown != 0 || s.Retried != 2 {
@@ -628,13 +714,14 @@ func TestLiveFailoverPastAFrozenNode(t *testing.T) {
 
 // TestSilentNodeIsMarkedDownAndProbedOnceAtATime: a node that takes the
 // request and never answers is marked down when the call's time runs out;
-// the calls that follow, 8 callers at once for 1.5 s, fail at once without
-// a publish reaching the node, while probes ask it, one at a time,
-// whether it answers again. Once it does, calls go through.
+// the calls that follow, 8 callers at once while a fake clock moves 1.5 s,
+// fail at once without a publish reaching the node, while probes ask it,
+// one at a time, whether it answers again. Once it does, calls go through.
 func TestSilentNodeIsMarkedDownAndProbedOnceAtATime(t *testing.T) {
 	m := newMoodyAPI(t)
 	m.setHung(true)
 	inst := standIn(t, 400*time.Millisecond, m.srv.URL)
+	clock := withFakeClock(inst)
 	start := time.Now()
 	err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
 	if d := time.Since(start); !errors.Is(err, instant.ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) || d < 350*time.Millisecond {
@@ -647,10 +734,15 @@ func TestSilentNodeIsMarkedDownAndProbedOnceAtATime(t *testing.T) {
 	var mu sync.Mutex
 	var slowest time.Duration
 	calls := 0
-	until := time.Now().Add(1500 * time.Millisecond) // a probe comes due after 500ms, and takes 400ms
+	stop := make(chan struct{})
 	for range 8 {
 		wg.Go(func() {
-			for time.Now().Before(until) {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
 				start := time.Now()
 				err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
 				d := time.Since(start)
@@ -660,11 +752,29 @@ func TestSilentNodeIsMarkedDownAndProbedOnceAtATime(t *testing.T) {
 				mu.Lock()
 				slowest, calls = max(slowest, d), calls+1
 				mu.Unlock()
-				time.Sleep(5 * time.Millisecond)
+				time.Sleep(time.Millisecond)
 			}
 		})
 	}
+	// A probe comes due after 500ms, and takes 400ms of real time: its context is real.
+	for range 30 { // 50ms steps, each after at least 8 more calls
+		mu.Lock()
+		next := calls + 8
+		mu.Unlock()
+		for c := 0; c < next; time.Sleep(time.Millisecond) {
+			mu.Lock()
+			c = calls
+			mu.Unlock()
+		}
+		clock.Advance(50 * time.Millisecond)
+	}
+	close(stop)
 	wg.Wait()
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		if _, probes, _ := m.counts(); probes > 0 { // the probe's request is on its way
+			break
+		}
+	}
 	publishes, probes, most := m.counts()
 	t.Logf("%d calls to a silent node, the slowest %v; %d probes reached it", calls, slowest, probes)
 	if slowest >= 300*time.Millisecond || publishes != 1 || probes < 1 || probes > 2 || most > 1 {
@@ -675,7 +785,10 @@ func TestSilentNodeIsMarkedDownAndProbedOnceAtATime(t *testing.T) {
 	}
 
 	m.setHung(false)
-	took, err := retryFor(3*time.Second, func() error { return inst.Broadcast(context.Background(), instant.Event{Channel: "a"}) })
+	took, err := retryFor(3*time.Second, func() error {
+		clock.Advance(500 * time.Millisecond) // a probe is due
+		return inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
+	})
 	if err != nil {
 		t.Fatalf("3 s after the node answers again: %v", err)
 	}
@@ -691,10 +804,12 @@ func TestSlowNodeIsNotWedged(t *testing.T) {
 	m := newMoodyAPI(t)
 	m.setDelay(600 * time.Millisecond)
 	inst := standIn(t, 400*time.Millisecond, m.srv.URL)
+	clock := withFakeClock(inst)
 	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); !errors.Is(err, instant.ErrUnreachable) {
 		t.Fatalf("a slow answer: %v, want ErrUnreachable", err)
 	}
 	m.setDelay(0)
+	clock.Advance(500 * time.Millisecond) // the probe is due
 	took, err := retryFor(3*time.Second, func() error { return inst.Broadcast(context.Background(), instant.Event{Channel: "a"}) })
 	if err != nil || took > time.Second {
 		t.Errorf("after one slow answer: %v, through after %v", err, took)
