@@ -139,7 +139,6 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // answers costs one attempt's share of PublishTimeout, not all of it; the
 // next node delivers.
 func TestLiveFailoverPastAHangingNode(t *testing.T) {
-	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{})
 	lc := ls.connect(t, &alice)
 	if !lc.subscribe("$site_users", true, "") {
@@ -396,7 +395,6 @@ func retryAfterPastTheTimeout(t *testing.T, what, after string, call func(*insta
 // fails over to node B with the same idempotency keys, and the history
 // both share holds one copy (two before the keys were sent).
 func TestLiveFailoverPastASlowNodePublishesOnceInACluster(t *testing.T) {
-	t.Parallel()
 	redis := centrifugotest.StartRedis(t)
 	node := func() *centrifugotest.Server {
 		return centrifugotest.Start(t, func(port int) ([]byte, error) {
@@ -619,7 +617,6 @@ func TestFailingNodeIsNotMarkedDown(t *testing.T) {
 // out); the next four fail at once with ErrUnreachable. Thawed, a
 // Broadcast goes through within a few seconds and reaches a subscriber.
 func TestLiveFrozenCentrifugoCostsOneTimeout(t *testing.T) {
-	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{})
 	lc := ls.connect(t, &alice)
 	if !lc.subscribe("$site_users", true, "") {
@@ -674,7 +671,6 @@ func TestLiveFrozenCentrifugoCostsOneTimeout(t *testing.T) {
 // and goes through the live one; the next ones go there at once. Thawed,
 // the first node is taken again.
 func TestLiveFailoverPastAFrozenNode(t *testing.T) {
-	t.Parallel()
 	a, b := startLive(t, instant.CentrifugoOptions{}), startLive(t, instant.CentrifugoOptions{})
 	lc := b.connect(t, &alice)
 	if !lc.subscribe("$site_users", true, "") {

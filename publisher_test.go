@@ -491,7 +491,6 @@ func TestHostileReplyIsCutBeforeDecoding(t *testing.T) {
 // to fail over to, so an answer within PublishTimeout is taken, however
 // slow, and a publish is sent once.
 func TestSlowSingleNodeHasAllOfPublishTimeout(t *testing.T) {
-	t.Parallel()
 	f, srv := newFakeAPI(t)
 	cfg := testConfig()
 	cfg.APIURL = srv.URL + "/api"

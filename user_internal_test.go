@@ -11,7 +11,6 @@ import (
 // each (64 MiB in all) leave nothing in the cache, many small ones at most
 // userCacheBytes, and small values are still cached.
 func TestUserCacheIsBoundedByBytes(t *testing.T) {
-	t.Parallel()
 	var uc userCache
 	pad := strings.Repeat("x", 64<<10)
 	for k := range 100 {
