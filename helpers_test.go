@@ -6,6 +6,7 @@ package instant_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -521,27 +522,55 @@ type liveSetup struct {
 	app  http.Handler
 }
 
+// startCentrifugo starts Centrifugo with the config an Instant writes: the
+// Instant of testConfig() changed by mod, its APIURL then the server's,
+// once setup (rules, whose namespaces go into the config) has run on it,
+// from opts with the port filled in (and LogLevel "error" when unset);
+// edits, if any, change the config's bytes in turn. It returns the server,
+// the Instant and its Config.
+func startCentrifugo(t testing.TB, mod func(*instant.Config), setup func(*instant.Instant) error, opts instant.CentrifugoOptions, edits ...func([]byte) ([]byte, error)) (*centrifugotest.Server, *instant.Instant, instant.Config) {
+	t.Helper()
+	var inst *instant.Instant
+	var cfg instant.Config
+	srv := centrifugotest.Start(t, func(port int) ([]byte, error) {
+		cfg = testConfig()
+		if mod != nil {
+			mod(&cfg)
+		}
+		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		var err error
+		if inst, err = instant.New(cfg); err != nil {
+			return nil, err
+		}
+		if setup != nil {
+			if err := setup(inst); err != nil {
+				return nil, err
+			}
+		}
+		o := opts
+		o.Port, o.LogLevel = port, cmp.Or(o.LogLevel, "error")
+		raw, err := inst.CentrifugoConfig(o)
+		for _, edit := range edits {
+			if err != nil {
+				break
+			}
+			raw, err = edit(raw)
+		}
+		return raw, err
+	})
+	return srv, inst, cfg
+}
+
 // startLive starts Centrifugo with the config CentrifugoConfig writes from
-// opts (its port and log level filled in).
+// opts, with a rule for "$orders:{id}".
 func startLive(t *testing.T, opts instant.CentrifugoOptions) *liveSetup {
 	t.Helper()
 	ls := &liveSetup{}
-	ls.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := testConfig()
-		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
-		cfg.PublishTimeout = 2 * time.Second
-		inst, err := instant.New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		ls.inst, ls.cfg = inst, cfg
-		// Rules first: their namespaces go into the Centrifugo config.
-		_ = inst.Authorize("$orders:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
+	ls.srv, ls.inst, ls.cfg = startCentrifugo(t, func(c *instant.Config) { c.PublishTimeout = 2 * time.Second }, func(inst *instant.Instant) error {
+		return inst.Authorize("$orders:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
 			return u != nil && p["id"] == "o"+u.ID, nil
 		})
-		opts.Port, opts.LogLevel = port, "error"
-		return inst.CentrifugoConfig(opts)
-	})
+	}, opts)
 	ls.app = newRouter(ls.inst)
 	return ls
 }
@@ -815,20 +844,11 @@ func startOutbox(t *testing.T) *outboxSetup {
 func (o *outboxSetup) node(t *testing.T, consume bool) *liveSetup {
 	t.Helper()
 	ls := &liveSetup{}
-	ls.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := o.cfg
-		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
-		inst, err := instant.New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		ls.inst, ls.cfg = inst, cfg
-		opts := instant.CentrifugoOptions{Port: port, LogLevel: "error", RedisAddress: o.redis.URL, HistorySize: 10000, HistoryTTL: 10 * time.Minute}
-		if consume {
-			opts.OutboxDSN = o.pg.DSN
-		}
-		return inst.CentrifugoConfig(opts)
-	})
+	opts := instant.CentrifugoOptions{RedisAddress: o.redis.URL, HistorySize: 10000, HistoryTTL: 10 * time.Minute}
+	if consume {
+		opts.OutboxDSN = o.pg.DSN
+	}
+	ls.srv, ls.inst, ls.cfg = startCentrifugo(t, func(c *instant.Config) { *c = o.cfg }, nil, opts)
 	ls.app = newRouter(ls.inst)
 	return ls
 }
@@ -1020,33 +1040,24 @@ type checkSetup struct {
 func startCheck(t *testing.T, opts instant.CentrifugoOptions, edit func(map[string]any)) *checkSetup {
 	t.Helper()
 	cs := &checkSetup{}
-	cs.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := testConfig()
-		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
-		cfg.UsersChannels = []string{"$team:all"}
-		cfg.SiteOrigin = siteOrigin
-		cfg.PublishTimeout = 5 * time.Second
-		inst, err := instant.New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		if err := inst.Authorize("$orders:{id}", allowAll); err != nil {
-			return nil, err
-		}
-		cs.cfg = cfg
-		opts.Port, opts.LogLevel = port, "info"
-		opts.AllowedOrigins = append(opts.AllowedOrigins, siteOrigin)
-		raw, err := inst.CentrifugoConfig(opts)
-		if err != nil || edit == nil {
-			return raw, err
-		}
-		var m map[string]any
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return nil, err
-		}
-		edit(m)
-		return json.Marshal(m)
-	})
+	opts.LogLevel = "info"
+	opts.AllowedOrigins = append(opts.AllowedOrigins, siteOrigin)
+	var edits []func([]byte) ([]byte, error)
+	if edit != nil {
+		edits = append(edits, func(raw []byte) ([]byte, error) {
+			var m map[string]any
+			if err := json.Unmarshal(raw, &m); err != nil {
+				return nil, err
+			}
+			edit(m)
+			return json.Marshal(m)
+		})
+	}
+	cs.srv, _, cs.cfg = startCentrifugo(t, func(c *instant.Config) {
+		c.UsersChannels = []string{"$team:all"}
+		c.SiteOrigin = siteOrigin
+		c.PublishTimeout = 5 * time.Second
+	}, func(inst *instant.Instant) error { return inst.Authorize("$orders:{id}", allowAll) }, opts, edits...)
 	return cs
 }
 

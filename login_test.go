@@ -17,7 +17,6 @@ import (
 	"github.com/gin-contrib/sessions/memstore"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
-	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 // replay is a client that sends a fixed Cookie header: a copy of a
@@ -90,15 +89,8 @@ func TestLiveRefreshProxyEndsALoggedOutConnection(t *testing.T) {
 	t.Parallel()
 	p := &proxied{t: t}
 	appSrv := newBrowser(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.app.ServeHTTP(w, r) })).srv
-	p.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := testConfig()
-		cfg.ConnectionTokenTTL = 2 * time.Second
-		var err error
-		if p.inst, err = instant.New(cfg); err != nil {
-			return nil, err
-		}
-		return p.inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error", ProxyURL: appSrv.URL + "/instant"})
-	})
+	p.srv, p.inst, _ = startCentrifugo(t, func(c *instant.Config) { c.ConnectionTokenTTL = 2 * time.Second }, nil,
+		instant.CentrifugoOptions{ProxyURL: appSrv.URL + "/instant"})
 	p.app = newRouterWith(p.inst, memstore.NewStore(cookieKey))
 	aliceB := newBrowser(t, p.app).as(&alice)
 	aliceB.srv = appSrv

@@ -32,22 +32,10 @@ func namesAnyUser(_ *gin.Context, u *instant.User, _ map[string]string) (bool, a
 func namesStartLive(t *testing.T, cfg instant.Config, setup func(*instant.Instant) error) *liveSetup {
 	t.Helper()
 	ls := &liveSetup{}
-	ls.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
-		c := cfg
-		c.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+	ls.srv, ls.inst, ls.cfg = startCentrifugo(t, func(c *instant.Config) {
+		*c = cfg
 		c.PublishTimeout = 2 * time.Second
-		inst, err := instant.New(c)
-		if err != nil {
-			return nil, err
-		}
-		if setup != nil {
-			if err := setup(inst); err != nil {
-				return nil, err
-			}
-		}
-		ls.inst, ls.cfg = inst, c
-		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
-	})
+	}, setup, instant.CentrifugoOptions{})
 	ls.app = newRouter(ls.inst)
 	return ls
 }

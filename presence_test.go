@@ -19,7 +19,6 @@ import (
 	"github.com/centrifugal/centrifuge-go"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
-	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 var (
@@ -191,23 +190,17 @@ func TestLivePersonalChannels(t *testing.T) {
 func startPresence(t *testing.T, mod func(*instant.Config), rules func(*instant.Instant)) *liveSetup {
 	t.Helper()
 	ls := &liveSetup{}
-	ls.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := testConfig()
-		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
-		cfg.PublishTimeout = 2 * time.Second
+	ls.srv, ls.inst, ls.cfg = startCentrifugo(t, func(c *instant.Config) {
+		c.PublishTimeout = 2 * time.Second
 		if mod != nil {
-			mod(&cfg)
+			mod(c)
 		}
-		inst, err := instant.New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		ls.inst, ls.cfg = inst, cfg
+	}, func(inst *instant.Instant) error {
 		if rules != nil {
 			rules(inst)
 		}
-		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error", Presence: true})
-	})
+		return nil
+	}, instant.CentrifugoOptions{Presence: true})
 	ls.app = newRouter(ls.inst)
 	return ls
 }
@@ -355,15 +348,7 @@ func TestLiveProxiedPublicChannelsShowNoPresence(t *testing.T) {
 	p := &proxied{t: t}
 	appSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.app.ServeHTTP(w, r) }))
 	t.Cleanup(appSrv.Close)
-	p.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := testConfig()
-		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
-		var err error
-		if p.inst, err = instant.New(cfg); err != nil {
-			return nil, err
-		}
-		return p.inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error", Presence: true, ProxyURL: appSrv.URL + "/instant"})
-	})
+	p.srv, p.inst, _ = startCentrifugo(t, nil, nil, instant.CentrifugoOptions{Presence: true, ProxyURL: appSrv.URL + "/instant"})
 	p.app = newRouter(p.inst)
 	ctx := context.Background()
 
@@ -581,17 +566,7 @@ func TestLivePresenceRoute(t *testing.T) {
 func TestLivePresenceRouteWhenPresenceIsOff(t *testing.T) {
 	logger, logs := newLogger()
 	ls := &liveSetup{}
-	ls.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := testConfig()
-		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
-		cfg.Logger = logger
-		inst, err := instant.New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		ls.inst = inst
-		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
-	})
+	ls.srv, ls.inst, ls.cfg = startCentrifugo(t, func(c *instant.Config) { c.Logger = logger }, nil, instant.CentrifugoOptions{})
 	ls.app = newRouter(ls.inst)
 	b := newBrowser(t, ls.app).as(&ann)
 	status, body := b.postJSON("/instant/presence", map[string]any{"channels": []string{"$site_users", "$site_user:" + ann.ID}})

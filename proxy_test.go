@@ -11,7 +11,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
-	"github.com/gin-instant/instant/internal/centrifugotest"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -121,15 +120,8 @@ func startProxied(t *testing.T, disallowAnonymous bool) *proxied {
 	p := &proxied{t: t}
 	appSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.app.ServeHTTP(w, r) }))
 	t.Cleanup(appSrv.Close)
-	p.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := testConfig()
-		cfg.DisallowAnonymous = disallowAnonymous
-		var err error
-		if p.inst, err = instant.New(cfg); err != nil {
-			return nil, err
-		}
-		return p.inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error", ProxyURL: appSrv.URL + "/instant"})
-	})
+	p.srv, p.inst, _ = startCentrifugo(t, func(c *instant.Config) { c.DisallowAnonymous = disallowAnonymous }, nil,
+		instant.CentrifugoOptions{ProxyURL: appSrv.URL + "/instant"})
 	p.app = newRouter(p.inst)
 	return p
 }

@@ -147,21 +147,10 @@ type reauthOptions struct {
 func startReauth(t *testing.T, o reauthOptions) *reauthSetup {
 	t.Helper()
 	rs := &reauthSetup{store: newAppStore()}
-	rs.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := testConfig()
-		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
-		cfg.PublishTimeout = cmp.Or(o.publishTimeout, 3*time.Second)
-		cfg.SubscriptionTokenTTL = o.tokenTTL
-		rs.cfg = cfg
-		inst, err := instant.New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		rs.rules(t, inst)
-		opts := o.centrifugo
-		opts.Port, opts.LogLevel = port, "error"
-		return inst.CentrifugoConfig(opts)
-	})
+	rs.srv, _, rs.cfg = startCentrifugo(t, func(c *instant.Config) {
+		c.PublishTimeout = cmp.Or(o.publishTimeout, 3*time.Second)
+		c.SubscriptionTokenTTL = o.tokenTTL
+	}, func(inst *instant.Instant) error { rs.rules(t, inst); return nil }, o.centrifugo)
 	return rs
 }
 
