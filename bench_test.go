@@ -212,16 +212,7 @@ func BenchmarkAuthBatch(b *testing.B) {
 // it is missing, and fails under CI=true) and returns an Instant bound to
 // it.
 func benchCentrifugo(b *testing.B) (*instant.Instant, *centrifugotest.Server) {
-	var inst *instant.Instant
-	srv := centrifugotest.Start(b, func(port int) ([]byte, error) {
-		cfg := testConfig()
-		cfg.APIURL = "http://127.0.0.1:" + strconv.Itoa(port) + "/api"
-		var err error
-		if inst, err = instant.New(cfg); err != nil {
-			return nil, err
-		}
-		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
-	})
+	srv, inst, _ := startCentrifugo(b, nil, nil, instant.CentrifugoOptions{})
 	return inst, srv
 }
 

@@ -70,20 +70,14 @@ func TestCheckOfManyNamespaces(t *testing.T) {
 	t.Parallel()
 	cs := &checkSetup{}
 	var inst *instant.Instant
-	cs.srv = centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cs.cfg = checkConfig()
-		cs.cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
-		var err error
-		if inst, err = instant.New(cs.cfg); err != nil {
-			return nil, err
-		}
+	cs.srv, inst, cs.cfg = startCentrifugo(t, func(c *instant.Config) { *c = checkConfig() }, func(inst *instant.Instant) error {
 		for k := range 300 {
 			if err := inst.Authorize(fmt.Sprintf("$ns%03d:{id}", k), allowAll); err != nil {
-				return nil, err
+				return err
 			}
 		}
-		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error", Presence: true, AllowedOrigins: []string{siteOrigin}})
-	})
+		return nil
+	}, instant.CentrifugoOptions{Presence: true, AllowedOrigins: []string{siteOrigin}})
 	if err := inst.Check(context.Background()); err != nil {
 		t.Errorf("Check: %v", err)
 	}
@@ -479,11 +473,7 @@ func TestCentrifugoConfigRefusesOriginsNoBrowserSends(t *testing.T) {
 		{"https://*.example.com", "https://shop.example.com"},
 		{"http://[::1]:3000", "http://[::1]:3000"},
 	} {
-		srv := centrifugotest.Start(t, func(port int) ([]byte, error) {
-			cfg := checkConfig()
-			cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
-			return newInstant(t, cfg).CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error", AllowedOrigins: []string{tc.allowed}})
-		})
+		srv, _, _ := startCentrifugo(t, func(c *instant.Config) { *c = checkConfig() }, nil, instant.CentrifugoOptions{AllowedOrigins: []string{tc.allowed}})
 		cfg := checkConfig()
 		cfg.APIURL, cfg.SiteOrigin = srv.APIURL, tc.page
 		if err := newInstant(t, cfg).Check(context.Background()); err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
-	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 // TestClientJSLogic runs testdata/clientjs_unit.mjs under Node: client.js's
@@ -243,24 +241,14 @@ func TestClientJSLive(t *testing.T) {
 // runClientJSLive starts Centrifugo and the app, runs the script's phase
 // and answers its requests, and returns its result.
 func runClientJSLive(t *testing.T, node string, flags []string, centrifugeJS, phase string, ttl time.Duration) map[string]any {
-	var inst *instant.Instant
-	cent := centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := testConfig()
-		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
-		cfg.PublishTimeout = 2 * time.Second
-		cfg.ConnectionTokenTTL, cfg.SubscriptionTokenTTL = ttl, ttl
-		var err error
-		if inst, err = instant.New(cfg); err != nil {
-			return nil, err
-		}
-		err = inst.Authorize("$project-{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
+	cent, inst, _ := startCentrifugo(t, func(c *instant.Config) {
+		c.PublishTimeout = 2 * time.Second
+		c.ConnectionTokenTTL, c.SubscriptionTokenTTL = ttl, ttl
+	}, func(inst *instant.Instant) error {
+		return inst.Authorize("$project-{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
 			return u != nil && (p["id"] == "7" || p["id"] == "8"), nil
 		})
-		if err != nil {
-			return nil, err
-		}
-		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, Presence: true, LogLevel: "error"})
-	})
+	}, instant.CentrifugoOptions{Presence: true})
 	app := newRouter(inst)
 	ann := instant.User{ID: "1", Username: "ann", Info: map[string]any{"name": "Ann"}}
 	bob := instant.User{ID: "2", Username: "bob"} // no Info
@@ -335,16 +323,7 @@ func runClientJSLive(t *testing.T, node string, flags []string, centrifugeJS, ph
 func TestClientJSLiveRefusals(t *testing.T) {
 	t.Parallel()
 	node, flags, centrifugeJS := liveNode(t)
-	var inst *instant.Instant
-	cent := centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := testConfig()
-		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
-		var err error
-		if inst, err = instant.New(cfg); err != nil {
-			return nil, err
-		}
-		return inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
-	})
+	cent, inst, _ := startCentrifugo(t, nil, nil, instant.CentrifugoOptions{})
 	// The config is written: this rule's namespace is not in it.
 	if err := inst.Authorize("$ghost:{id}", allowAll); err != nil {
 		t.Fatal(err)

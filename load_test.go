@@ -38,7 +38,6 @@ import (
 	"github.com/gin-contrib/sessions/cookie"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
-	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 type loadReport struct {
@@ -655,25 +654,12 @@ func (w *statusWriter) WriteHeader(code int) {
 // scenario, acts on its requests, and returns its report.
 func runStorm(t *testing.T, node string, flags []string, centrifugeJS, mode, scenario string, ttl time.Duration, cookiesFile string) stormRun {
 	began, load := time.Now(), loadAverage()
-	var inst *instant.Instant
 	var conf []byte
-	cent := centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := testConfig()
-		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
-		cfg.ConnectionTokenTTL, cfg.SubscriptionTokenTTL = ttl, ttl
-		var err error
-		if inst, err = instant.New(cfg); err != nil {
-			return nil, err
-		}
-		err = inst.Authorize("$project-{id}", func(_ *gin.Context, u *instant.User, _ map[string]string) (bool, any) {
+	cent, inst, _ := startCentrifugo(t, func(c *instant.Config) { c.ConnectionTokenTTL, c.SubscriptionTokenTTL = ttl, ttl }, func(inst *instant.Instant) error {
+		return inst.Authorize("$project-{id}", func(_ *gin.Context, u *instant.User, _ map[string]string) (bool, any) {
 			return u != nil, nil
 		})
-		if err != nil {
-			return nil, err
-		}
-		conf, err = inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
-		return conf, err
-	})
+	}, instant.CentrifugoOptions{}, func(raw []byte) ([]byte, error) { conf = raw; return raw, nil })
 	defer cent.Stop()
 	var limits struct {
 		Client struct {

@@ -397,13 +397,8 @@ func retryAfterPastTheTimeout(t *testing.T, what, after string, call func(*insta
 func TestLiveFailoverPastASlowNodePublishesOnceInACluster(t *testing.T) {
 	redis := centrifugotest.StartRedis(t)
 	node := func() *centrifugotest.Server {
-		return centrifugotest.Start(t, func(port int) ([]byte, error) {
-			cfg := testConfig()
-			cfg.APIURL = "http://127.0.0.1:" + itoa(port) + "/api"
-			return newInstant(t, cfg).CentrifugoConfig(instant.CentrifugoOptions{
-				Port: port, LogLevel: "error", RedisAddress: redis.URL, HistorySize: 100, HistoryTTL: 5 * time.Minute,
-			})
-		})
+		srv, _, _ := startCentrifugo(t, nil, nil, instant.CentrifugoOptions{RedisAddress: redis.URL, HistorySize: 100, HistoryTTL: 5 * time.Minute})
+		return srv
 	}
 	a, b := node(), node()
 	target, _ := url.Parse(a.HTTPURL)

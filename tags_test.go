@@ -22,7 +22,6 @@ import (
 	"github.com/centrifugal/centrifuge-go"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
-	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 // TestPublishTagsTheOrigin: a publication of an event with an Origin
@@ -207,20 +206,7 @@ func withoutTagsFilter(t *testing.T, raw []byte) []byte {
 // allow_tags_filter refuses a subscription with a filter (107, bad
 // request), and takes it without: what client.js falls back on.
 func TestLiveTagsFilterWithoutTheOption(t *testing.T) {
-	var inst *instant.Instant
-	srv := centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := testConfig()
-		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
-		var err error
-		if inst, err = instant.New(cfg); err != nil {
-			return nil, err
-		}
-		raw, err := inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
-		if err != nil {
-			return nil, err
-		}
-		return withoutTagsFilter(t, raw), nil
-	})
+	srv, inst, _ := startCentrifugo(t, nil, nil, instant.CentrifugoOptions{}, func(raw []byte) ([]byte, error) { return withoutTagsFilter(t, raw), nil })
 	ls := &liveSetup{srv: srv, inst: inst, app: newRouter(inst)}
 	lc := ls.connect(t, &alice)
 	if w, code := filtered(t, lc, "$site_users", "tab-a", true); w != nil || code != 107 {
@@ -344,27 +330,15 @@ func TestClientJSLiveToOthers(t *testing.T) {
 // "untagged") and the app, runs the script's phase, broadcasting as it
 // asks, and returns its result.
 func runToOthers(t *testing.T, node string, flags []string, centrifugeJS, phase string) map[string]any {
-	var inst *instant.Instant
-	cent := centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := testConfig()
-		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
-		cfg.PublishTimeout = 2 * time.Second
-		var err error
-		if inst, err = instant.New(cfg); err != nil {
-			return nil, err
-		}
-		err = inst.Authorize("$team:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
+	var edits []func([]byte) ([]byte, error)
+	if phase == "untagged" {
+		edits = append(edits, func(raw []byte) ([]byte, error) { return withoutTagsFilter(t, raw), nil })
+	}
+	cent, inst, _ := startCentrifugo(t, func(c *instant.Config) { c.PublishTimeout = 2 * time.Second }, func(inst *instant.Instant) error {
+		return inst.Authorize("$team:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
 			return u != nil && p["id"] == u.ID, nil
 		})
-		if err != nil {
-			return nil, err
-		}
-		raw, err := inst.CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
-		if err == nil && phase == "untagged" {
-			raw = withoutTagsFilter(t, raw)
-		}
-		return raw, err
-	})
+	}, instant.CentrifugoOptions{}, edits...)
 	app := newRouter(inst)
 	ann := instant.User{ID: "1", Username: "ann"}
 	cookie := newBrowser(t, app).as(&ann).cookieHeader().Get("Cookie")
