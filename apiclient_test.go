@@ -22,7 +22,6 @@ import (
 
 	"github.com/centrifugal/gocent/v3"
 	"github.com/gin-instant/instant"
-	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 // TestLiveSameEventTwiceIsPublishedOnce: an event sent again with its ID
@@ -180,19 +179,11 @@ func TestLivePartlyFailedBatch(t *testing.T) {
 // error of a few KiB that counts them, not a list of every user.
 func TestLiveErrorOfAHugePublishIsBounded(t *testing.T) {
 	t.Parallel()
-	var inst *instant.Instant
-	centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg := testConfig()
-		cfg.APIURL = "http://127.0.0.1:" + strconv.Itoa(port) + "/api"
-		cfg.PublishTimeout = 20 * time.Second
-		var err error
-		if inst, err = instant.New(cfg); err != nil {
-			return nil, err
-		}
-		other := cfg
-		other.SiteSlug = "elsewhere" // another personal namespace
-		return newInstant(t, other).CentrifugoConfig(instant.CentrifugoOptions{Port: port, LogLevel: "error"})
-	})
+	// The server's config is another site's: it knows no personal namespace of inst's.
+	srv, _, _ := startCentrifugo(t, func(c *instant.Config) { c.SiteSlug = "elsewhere" }, nil, instant.CentrifugoOptions{})
+	cfg := testConfig()
+	cfg.APIURL, cfg.PublishTimeout = srv.APIURL, 20*time.Second
+	inst := newInstant(t, cfg)
 	users := make([]string, 30000)
 	for k := range users {
 		users[k] = "user-" + strconv.Itoa(100000+k)
