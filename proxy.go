@@ -69,8 +69,8 @@ func (i *Instant) proxyRoute(c *gin.Context, body []byte) {
 	case err != nil:
 		c.JSON(http.StatusOK, gin.H{"error": gin.H{"code": 403, "message": "permission denied"}})
 	case kind == "subscribe":
-		if raw, ok := info.(json.RawMessage); info != nil && (!ok || len(raw) > 0) {
-			result["info"] = info
+		if raw, _ := info.(json.RawMessage); len(raw) > 0 { // decide's: empty for a null info
+			result["info"] = raw
 		}
 		result["override"] = publicOverride
 		if isPrivate(req.Channel) {

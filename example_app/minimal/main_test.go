@@ -178,24 +178,7 @@ func TestSetupChecksCentrifugo(t *testing.T) {
 	defer log.SetOutput(log.Writer())
 	log.SetOutput(&logged)
 
-	centrifugotest.Start(t, func(port int) ([]byte, error) {
-		t.Setenv("INSTANT_API_URL", fmt.Sprintf("http://127.0.0.1:%d/api", port))
-		path := filepath.Join(t.TempDir(), "centrifugo.json")
-		if srv, err := setup([]string{"centrifugo-config", path}); srv != nil || err != nil {
-			return nil, fmt.Errorf("centrifugo-config: %v, %v", srv, err)
-		}
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		// The app's Centrifugo listens on 8000; this one on a free port.
-		var conf map[string]any
-		if err := json.Unmarshal(raw, &conf); err != nil {
-			return nil, err
-		}
-		conf["http_server"].(map[string]any)["port"] = port
-		return json.Marshal(conf)
-	})
+	startAppCentrifugo(t)
 	if srv, err := setup([]string{"check"}); srv != nil || err != nil {
 		t.Errorf("check: %v, %v", srv, err)
 	}
@@ -316,23 +299,7 @@ func TestMinimalPageInChromium(t *testing.T) {
 	var logged strings.Builder
 	defer log.SetOutput(log.Writer())
 	log.SetOutput(&logged)
-	centrifugotest.Start(t, func(port int) ([]byte, error) {
-		t.Setenv("INSTANT_API_URL", fmt.Sprintf("http://127.0.0.1:%d/api", port))
-		path := filepath.Join(t.TempDir(), "centrifugo.json")
-		if srv, err := setup([]string{"centrifugo-config", path}); srv != nil || err != nil {
-			return nil, fmt.Errorf("centrifugo-config: %v, %v", srv, err)
-		}
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		var conf map[string]any
-		if err := json.Unmarshal(raw, &conf); err != nil {
-			return nil, err
-		}
-		conf["http_server"].(map[string]any)["port"] = port
-		return json.Marshal(conf)
-	})
+	startAppCentrifugo(t)
 	if _, err := setup(nil); err == nil || !strings.Contains(err.Error(), "npm install centrifuge@5") {
 		t.Errorf("setup without centrifuge-js: %v", err)
 	}
@@ -410,6 +377,30 @@ func TestMinimalPageInChromium(t *testing.T) {
 }
 
 // chromiumPath finds Chromium (CHROMIUM_BIN, else Debian's chromium).
+// startAppCentrifugo starts a Centrifugo on the config the app's
+// centrifugo-config subcommand writes, on a free port (the app's listens on
+// 8000), and points INSTANT_API_URL at it.
+func startAppCentrifugo(t *testing.T) {
+	t.Helper()
+	centrifugotest.Start(t, func(port int) ([]byte, error) {
+		t.Setenv("INSTANT_API_URL", fmt.Sprintf("http://127.0.0.1:%d/api", port))
+		path := filepath.Join(t.TempDir(), "centrifugo.json")
+		if srv, err := setup([]string{"centrifugo-config", path}); srv != nil || err != nil {
+			return nil, fmt.Errorf("centrifugo-config: %v, %v", srv, err)
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		var conf map[string]any
+		if err := json.Unmarshal(raw, &conf); err != nil {
+			return nil, err
+		}
+		conf["http_server"].(map[string]any)["port"] = port
+		return json.Marshal(conf)
+	})
+}
+
 func chromiumPath(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("CHROMIUM_BIN"); p != "" {
