@@ -134,6 +134,7 @@ func TestLiveRetryAfterAGatewayErrorPublishesOnce(t *testing.T) {
 // namespace it does not know (102); the error names the events that did
 // not go out, the others are published, and Stats counts them.
 func TestLivePartlyFailedBatch(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, withHistory())
 	batch := []instant.Event{
 		{ID: "p0", Channel: "$site_users", Message: "zero"},
@@ -235,16 +236,15 @@ func TestPublishSendsTheEventIDAsIdempotencyKey(t *testing.T) {
 
 func TestBroadcastAPIErrors(t *testing.T) {
 	inst, f := fakeInstant(t)
-	f.reply = func(w http.ResponseWriter, n int) { w.WriteHeader(http.StatusUnauthorized) }
+	f.answer(func(w http.ResponseWriter, n int) { w.WriteHeader(http.StatusUnauthorized) }, nil)
 	err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
 	var pe *instant.PublishError
 	if !errors.Is(err, instant.ErrAPIKey) || !errors.As(err, &pe) || pe.StatusCode != 401 || speaksGocent(pe.Err) {
 		t.Errorf("401: %v (%T)", err, pe.Err)
 	}
-	f.reply = nil
-	f.batchReply = func(w http.ResponseWriter, n int) {
+	f.answer(nil, func(w http.ResponseWriter, n int) {
 		w.Write([]byte(batchOf(`{"publish":{}}`, `{"error":{"code":102,"message":"unknown channel"}}`)))
-	}
+	})
 	err = inst.Broadcast(context.Background(), instant.Event{Channels: []string{"a", "bc:d"}})
 	if !errors.As(err, &pe) || pe.Code != 102 || len(pe.Channels) != 1 || pe.Channels[0] != "bc:d" ||
 		pe.Err == nil || pe.Err.Error() != "centrifugo error 102: unknown channel" || speaksGocent(pe.Err) {
@@ -257,15 +257,15 @@ func TestBroadcastAPIErrors(t *testing.T) {
 
 func TestOtherAPICallsWrapErrors(t *testing.T) {
 	inst, f := fakeInstant(t)
-	f.reply = func(w http.ResponseWriter, n int) {
+	f.answer(func(w http.ResponseWriter, n int) {
 		w.Write([]byte(`{"error":{"code":108,"message":"not available"}}` + "\n"))
-	}
+	}, nil)
 	_, err := inst.Presence(context.Background(), "$news")
 	var pe *instant.PublishError
 	if !errors.As(err, &pe) || pe.Op != "presence" || pe.Code != 108 || pe.Channels[0] != "$news" {
 		t.Errorf("presence: %v", err)
 	}
-	f.reply = func(w http.ResponseWriter, n int) { w.WriteHeader(http.StatusUnauthorized) }
+	f.answer(func(w http.ResponseWriter, n int) { w.WriteHeader(http.StatusUnauthorized) }, nil)
 	err = inst.Disconnect(context.Background(), "42")
 	if !errors.Is(err, instant.ErrAPIKey) || !strings.HasPrefix(err.Error(), "instant: disconnect: ") {
 		t.Errorf("disconnect: %v", err)

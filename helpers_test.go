@@ -381,9 +381,17 @@ type fakeAPI struct {
 	requests [][]map[string]any
 	auth     []string
 	// reply answers a request of n commands, when set; batchReply answers
-	// the /api/batch ones instead, when set.
+	// the /api/batch ones instead, when set. Set both with answer: a
+	// request of an earlier call may still be in the handler.
 	reply      func(w http.ResponseWriter, n int)
 	batchReply func(w http.ResponseWriter, n int)
+}
+
+// answer sets how f answers from now on.
+func (f *fakeAPI) answer(reply, batchReply func(w http.ResponseWriter, n int)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reply, f.batchReply = reply, batchReply
 }
 
 func newFakeAPI(t *testing.T) (*fakeAPI, *httptest.Server) {

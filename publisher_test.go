@@ -247,7 +247,7 @@ func TestBroadcastNeedsAPublishResult(t *testing.T) {
 		"the error of none":     batchOf(`{"error":null}`),
 		"an error past the end": batchOf(`{"publish":{}}`, `{"error":{"code":100,"message":"x"}}`),
 	} {
-		f.batchReply = func(w http.ResponseWriter, n int) { w.Write([]byte(body)) }
+		f.answer(nil, func(w http.ResponseWriter, n int) { w.Write([]byte(body)) })
 		if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err == nil {
 			t.Errorf("%s: Broadcast reported success", name)
 		}
@@ -258,12 +258,12 @@ func TestBroadcastNeedsAPublishResult(t *testing.T) {
 		`{"replies":[{"publish":{"offset":1}},{"publish":{},"extra":[]}]}`,
 		`{"replies":[{"publish":{"epoch":"x}]\"{\\"}},{"publish":{"offset":2}}]}`,
 	} {
-		f.batchReply = func(w http.ResponseWriter, n int) { w.Write([]byte(body)) }
+		f.answer(nil, func(w http.ResponseWriter, n int) { w.Write([]byte(body)) })
 		if err := inst.Broadcast(context.Background(), instant.Event{Channels: []string{"a", "b"}}); err != nil {
 			t.Errorf("%s: %v", body, err)
 		}
 	}
-	f.batchReply = nil
+	f.answer(nil, nil)
 	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err != nil {
 		t.Errorf("a publish result: %v", err)
 	}
@@ -289,14 +289,14 @@ func TestErrorRepliesAreBoundedAndHoldNoSecret(t *testing.T) {
 	cfg.PublishTimeout = 2 * time.Second
 	inst := newInstant(t, cfg)
 	echo := []byte("Authorization: apikey " + testAPIKey + " secret " + testSecret + "\n")
-	f.reply = func(w http.ResponseWriter, n int) {
+	f.answer(func(w http.ResponseWriter, n int) {
 		w.WriteHeader(http.StatusInternalServerError)
 		for range (64 << 20) / len(echo) {
 			if _, err := w.Write(echo); err != nil {
 				return // the client stopped reading
 			}
 		}
-	}
+	}, nil)
 	err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
 	var pe *instant.PublishError
 	if !errors.As(err, &pe) || pe.StatusCode != 500 || pe.Err == nil {
@@ -315,11 +315,12 @@ func TestErrorRepliesAreBoundedAndHoldNoSecret(t *testing.T) {
 	if !strings.Contains(body, "[redacted]") || !strings.HasPrefix(body, "http status 500: ") {
 		t.Errorf("body kept without the echo: %.200q", body)
 	}
-	// The same for a 200 reply holding a Centrifugo error that echoes.
-	f.reply = nil
-	f.batchReply = func(w http.ResponseWriter, n int) {
+	// The same for a 200 reply holding a Centrifugo error that echoes, to
+	// an Instant of its own (the 500s may have marked the node down).
+	inst = newInstant(t, cfg)
+	f.answer(nil, func(w http.ResponseWriter, n int) {
 		w.Write([]byte(batchOf(`{"error":{"code":100,"message":"bad key ` + testAPIKey + `"}}`)))
-	}
+	})
 	err = inst.Broadcast(context.Background(), instant.Event{Channel: "a"})
 	if !errors.As(err, &pe) || pe.Code != 100 || strings.Contains(err.Error(), testAPIKey) || strings.Contains(pe.Message, testAPIKey) || strings.Contains(pe.Err.Error(), testAPIKey) {
 		t.Errorf("API error echoing the key: %v", err)
@@ -431,9 +432,9 @@ func TestBroadcastBatchRefusesWholeBatchBeforeSending(t *testing.T) {
 
 func TestBroadcastBatchReportsAFailedPublication(t *testing.T) {
 	inst, f := fakeInstant(t)
-	f.batchReply = func(w http.ResponseWriter, n int) {
+	f.answer(nil, func(w http.ResponseWriter, n int) {
 		w.Write([]byte(batchOf(`{"publish":{}}`, `{"error":{"code":102,"message":"unknown channel"}}`, `{"publish":{}}`)))
-	}
+	})
 	err := inst.BroadcastBatch(context.Background(), []instant.Event{{Channel: "a"}, {Channel: "b"}, {Channel: "c"}})
 	var pe *instant.PublishError
 	if !errors.As(err, &pe) || pe.Code != 102 || strings.Join(pe.Channels, ",") != "b" {
@@ -460,7 +461,7 @@ func TestHostileReplyIsCutBeforeDecoding(t *testing.T) {
 	cfg.APIURL = srv.URL + "/api"
 	inst := newInstant(t, cfg)
 	body := bytes.Repeat([]byte("{}\n"), (32<<20)/3)
-	f.reply = func(w http.ResponseWriter, n int) { w.Write(body) }
+	f.answer(func(w http.ResponseWriter, n int) { w.Write(body) }, nil)
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -479,9 +480,9 @@ func TestHostileReplyIsCutBeforeDecoding(t *testing.T) {
 	}
 	// A large presence reply is still read.
 	info := `{"m":"` + strings.Repeat("x", 1<<20) + `"}`
-	f.reply = func(w http.ResponseWriter, n int) {
+	f.answer(func(w http.ResponseWriter, n int) {
 		w.Write([]byte(`{"result":{"presence":{"c1":{"client":"c1","user":"u1","chan_info":` + info + `},"c2":{"client":"c2","user":"u2","chan_info":` + info + `}}}}` + "\n"))
-	}
+	}, nil)
 	if got, err := inst.Presence(context.Background(), "$a"); err != nil || len(got) != 2 {
 		t.Errorf("presence of 2 MiB: %d members, %v", len(got), err)
 	}
@@ -496,14 +497,13 @@ func TestSlowSingleNodeHasAllOfPublishTimeout(t *testing.T) {
 	cfg.APIURL = srv.URL + "/api"
 	cfg.PublishTimeout = 3 * time.Second
 	inst := newInstant(t, cfg)
-	f.reply = func(w http.ResponseWriter, n int) {
+	f.answer(func(w http.ResponseWriter, n int) {
 		time.Sleep(1800 * time.Millisecond) // past any share of the time
 		w.Write([]byte(`{"result":{"presence":{}}}` + "\n"))
-	}
-	f.batchReply = func(w http.ResponseWriter, n int) {
+	}, func(w http.ResponseWriter, n int) {
 		time.Sleep(1800 * time.Millisecond)
 		w.Write([]byte(batchOf(`{"publish":{}}`)))
-	}
+	})
 	if _, err := inst.Presence(context.Background(), "$a"); err != nil {
 		t.Errorf("Presence answered in 1.8s of a 3s PublishTimeout: %v", err)
 	}
