@@ -139,102 +139,110 @@ func TestClientJSLogic(t *testing.T) {
 // subscribed anew, apart from the tokens.
 func TestClientJSLive(t *testing.T) {
 	t.Parallel()
+	clientJSLive(t, "valid", 0)
+}
+
+// TestClientJSLiveExpired is TestClientJSLive's "expired" phase: its
+// tokens live 5 s, Centrifugo stays down 6.5 s and the page then stays
+// connected 8 s. The longest test of the package in real time, so a test
+// of its own and not a subtest: those wait for a slot behind every other
+// parallel test.
+func TestClientJSLiveExpired(t *testing.T) {
+	t.Parallel()
+	clientJSLive(t, "expired", 5*time.Second)
+}
+
+// clientJSLive runs phase with tokens that live ttl (0: the defaults) and
+// checks what the page asked for.
+func clientJSLive(t *testing.T, phase string, ttl time.Duration) {
 	node, flags, centrifugeJS := liveNode(t)
-	for _, phase := range []struct {
-		name string
-		ttl  time.Duration // of both kinds of token; 0: the defaults
-	}{{"valid", 0}, {"expired", 5 * time.Second}} {
-		t.Run(phase.name, func(t *testing.T) {
-			t.Parallel()
-			got := runClientJSLive(t, node, flags, centrifugeJS, phase.name, phase.ttl)
-			// hits are the requests of got[k] for the list and the tokens;
-			// presence, the presence requests among them.
-			hits := func(k string) string {
-				m, _ := got[k].(map[string]any)
-				b, _ := json.Marshal(maps.Collect(func(yield func(string, any) bool) {
-					for key, v := range m {
-						if !strings.HasPrefix(key, "presence") && !yield(key, v) {
-							return
-						}
-					}
-				}))
-				return string(b)
+	got := runClientJSLive(t, node, flags, centrifugeJS, phase, ttl)
+	// hits are the requests of got[k] for the list and the tokens;
+	// presence, the presence requests among them.
+	hits := func(k string) string {
+		m, _ := got[k].(map[string]any)
+		b, _ := json.Marshal(maps.Collect(func(yield func(string, any) bool) {
+			for key, v := range m {
+				if !strings.HasPrefix(key, "presence") && !yield(key, v) {
+					return
+				}
 			}
-			presence := func(k string, most float64) {
-				t.Helper()
-				m, _ := got[k].(map[string]any)
-				var named []string
-				for key := range m {
-					if rest, ok := strings.CutPrefix(key, "presence "); ok {
-						named = append(named, strings.Split(rest, "+")...)
-					}
-				}
-				slices.Sort(named)
-				named = slices.Compact(named)
-				n, _ := m["presence"].(float64)
-				if n < 1 || n > most || strings.Join(named, " ") != "$project-7 $project-8 $site_user:1 $site_users" {
-					t.Errorf("%s: presence requests %v, want 1 to %v for the four private channels", k, m, most)
-				}
-				t.Logf("%s: %v presence requests", k, n)
+		}))
+		return string(b)
+	}
+	presence := func(k string, most float64) {
+		t.Helper()
+		m, _ := got[k].(map[string]any)
+		var named []string
+		for key := range m {
+			if rest, ok := strings.CutPrefix(key, "presence "); ok {
+				named = append(named, strings.Split(rest, "+")...)
 			}
-			if got["held"] != "site_public $site_users $site_user:1 $project-7 $project-8" || got["denied"] != "$project-9" {
-				t.Errorf("held %v, denied %v", got["held"], got["denied"])
+		}
+		slices.Sort(named)
+		named = slices.Compact(named)
+		n, _ := m["presence"].(float64)
+		if n < 1 || n > most || strings.Join(named, " ") != "$project-7 $project-8 $site_user:1 $site_users" {
+			t.Errorf("%s: presence requests %v, want 1 to %v for the four private channels", k, m, most)
+		}
+		t.Logf("%s: %v presence requests", k, n)
+	}
+	if got["held"] != "site_public $site_users $site_user:1 $project-7 $project-8" || got["denied"] != "$project-9" {
+		t.Errorf("held %v, denied %v", got["held"], got["denied"])
+	}
+	// One request for the list, ONE for the connection and the
+	// four tokens
+	// (the refused one in it too)
+	if h := hits("start"); h != `{"auth":1,"auth connection+$project-7+$project-8+$project-9+$site_user:1+$site_users":1,"channels":1}` {
+		t.Errorf("requests to start: %s, want one to channels and one to auth", h)
+	}
+	// The subscriptions are confirmed together: one request for
+	// their members (two if the confirmations straddle the wait).
+	presence("start", 2)
+	t.Logf("%s: requests to start %s; on the restart %s, every channel back after %v ms", phase, hits("start"), hits("restart"), got["resubscribedMs"])
+	switch phase {
+	case "valid":
+		if h := hits("restart"); h != `{}` {
+			t.Errorf("requests on a restart with valid tokens: %s, want none", h)
+		}
+		presence("restart", 2)
+		want := map[string]string{
+			"members":    `1 {"name":"Ann"}, 2 {}`,
+			"bobMembers": `1 {"name":"Ann"}, 2 {}`, // ann from the app's snapshot
+			"events":     "$project-7 project news, $project-8 second project",
+			"bobEvents":  "$project-7 project news, $project-7 caused by ann",
+			"stopped":    "disconnected ",
+			"restarted":  "site_public $site_users $site_user:1 $project-7 $project-8",
+		}
+		for k, w := range want {
+			if got[k] != w {
+				t.Errorf("%s: %v, want %s", k, got[k], w)
 			}
-			// One request for the list, ONE for the connection and the
-			// four tokens
-			// (the refused one in it too)
-			if h := hits("start"); h != `{"auth":1,"auth connection+$project-7+$project-8+$project-9+$site_user:1+$site_users":1,"channels":1}` {
-				t.Errorf("requests to start: %s, want one to channels and one to auth", h)
-			}
-			// The subscriptions are confirmed together: one request for
-			// their members (two if the confirmations straddle the wait).
-			presence("start", 2)
-			t.Logf("%s: requests to start %s; on the restart %s, every channel back after %v ms", phase.name, hits("start"), hits("restart"), got["resubscribedMs"])
-			switch phase.name {
-			case "valid":
-				if h := hits("restart"); h != `{}` {
-					t.Errorf("requests on a restart with valid tokens: %s, want none", h)
-				}
-				presence("restart", 2)
-				want := map[string]string{
-					"members":    `1 {"name":"Ann"}, 2 {}`,
-					"bobMembers": `1 {"name":"Ann"}, 2 {}`, // ann from the app's snapshot
-					"events":     "$project-7 project news, $project-8 second project",
-					"bobEvents":  "$project-7 project news, $project-7 caused by ann",
-					"stopped":    "disconnected ",
-					"restarted":  "site_public $site_users $site_user:1 $project-7 $project-8",
-				}
-				for k, w := range want {
-					if got[k] != w {
-						t.Errorf("%s: %v, want %s", k, got[k], w)
-					}
-				}
-				if people, _ := got["people"].(string); !strings.Contains(people, `joining 2 {}`) || !strings.Contains(people, "leaving 2") || !strings.HasSuffix(people, "here Ann") {
-					t.Errorf("presence of $project-7 as ann saw it: %s", people)
-				}
-				// The tokens are valid: only the refused channel is asked
-				// about again.
-				if h := hits("startAgain"); h != `{"auth":1,"auth $project-9":1,"channels":1}` {
-					t.Errorf("requests to start again: %s, want the list and the refused channel", h)
-				}
-				presence("startAgain", 2)
-			case "expired":
-				if h := hits("restart"); h != `{"auth":1,"auth connection+$project-7+$project-8+$site_user:1+$site_users":1}` {
-					t.Errorf("requests on a restart after the tokens expired: %s, want one to auth", h)
-				}
-				// Each subscription comes back on its own backoff: up to a
-				// request each for the members.
-				presence("restart", 4)
-				// The connection's and the four subscriptions' 5 s tokens,
-				// renewed for 8 s: a request each time, not one a token.
-				var renewals map[string]float64
-				_ = json.Unmarshal([]byte(hits("renewals")), &renewals)
-				if renewals["auth"] < 1 || renewals["auth"] > 3 || renewals["auth connection+$project-7+$project-8+$site_user:1+$site_users"] != renewals["auth"] || got["stillConnected"] != "connected" {
-					t.Errorf("renewals in 8 s: %s (%v), want 1 to 3 requests to auth, each for every token", hits("renewals"), got["stillConnected"])
-				}
-				t.Logf("renewals of 5 s tokens in 8 s: %s", hits("renewals"))
-			}
-		})
+		}
+		if people, _ := got["people"].(string); !strings.Contains(people, `joining 2 {}`) || !strings.Contains(people, "leaving 2") || !strings.HasSuffix(people, "here Ann") {
+			t.Errorf("presence of $project-7 as ann saw it: %s", people)
+		}
+		// The tokens are valid: only the refused channel is asked
+		// about again.
+		if h := hits("startAgain"); h != `{"auth":1,"auth $project-9":1,"channels":1}` {
+			t.Errorf("requests to start again: %s, want the list and the refused channel", h)
+		}
+		presence("startAgain", 2)
+	case "expired":
+		if h := hits("restart"); h != `{"auth":1,"auth connection+$project-7+$project-8+$site_user:1+$site_users":1}` {
+			t.Errorf("requests on a restart after the tokens expired: %s, want one to auth", h)
+		}
+		// Each subscription comes back on its own backoff: up to a
+		// request each for the members.
+		presence("restart", 4)
+		// The connection's and the four subscriptions' 5 s tokens,
+		// renewed for 8 s: a request each time, not one a token.
+		var renewals map[string]float64
+		_ = json.Unmarshal([]byte(hits("renewals")), &renewals)
+		if renewals["auth"] < 1 || renewals["auth"] > 3 || renewals["auth connection+$project-7+$project-8+$site_user:1+$site_users"] != renewals["auth"] || got["stillConnected"] != "connected" {
+			t.Errorf("renewals in 8 s: %s (%v), want 1 to 3 requests to auth, each for every token", hits("renewals"), got["stillConnected"])
+		}
+		t.Logf("renewals of 5 s tokens in 8 s: %s", hits("renewals"))
 	}
 }
 
