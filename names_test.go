@@ -276,6 +276,7 @@ func TestPersonalChannelNames(t *testing.T) {
 // the plugin refuses, and the longest names with every character it
 // allows really work, private and public.
 func TestLiveChannelNamesAtTheEdge(t *testing.T) {
+	t.Parallel()
 	const punct = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 	fill := func(s string) string {
 		s += punct + "ABCXYZabcxyz0189"

@@ -22,6 +22,36 @@ import (
 	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
+// TestTimed runs the tests that bound how long a call takes (a share of
+// PublishTimeout, "fails at once") beside each other, before the parallel
+// tests start: they wait on hung, frozen, slow and stopped servers, not on
+// the CPU, while the live tests' load could stretch a bound they assert.
+func TestTimed(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"SlowSingleNodeHasAllOfPublishTimeout", testSlowSingleNodeHasAllOfPublishTimeout},
+		{"BroadcastHonoursPublishTimeout", testBroadcastHonoursPublishTimeout},
+		{"CheckWithinPublishTimeout", testCheckWithinPublishTimeout},
+		{"LiveStoppedNodeAnswersWithinTimeout", testLiveStoppedNodeAnswersWithinTimeout},
+		{"LiveFailoverPastAHangingNode", testLiveFailoverPastAHangingNode},
+		{"LiveFailoverPastANodeThatDiesMidReply", testLiveFailoverPastANodeThatDiesMidReply},
+		{"LiveFailoverPastASlowNodePublishesOnceInACluster", testLiveFailoverPastASlowNodePublishesOnceInACluster},
+		{"LiveBroadcastWhileCentrifugoIsDown", testLiveBroadcastWhileCentrifugoIsDown},
+		{"LiveFrozenCentrifugoCostsOneTimeout", testLiveFrozenCentrifugoCostsOneTimeout},
+		{"LiveFailoverPastAFrozenNode", testLiveFailoverPastAFrozenNode},
+		{"SilentNodeIsMarkedDownAndProbedOnceAtATime", testSilentNodeIsMarkedDownAndProbedOnceAtATime},
+		{"SlowNodeIsNotWedged", testSlowNodeIsNotWedged},
+		{"CallersDeadlineDoesNotMarkTheNodeDown", testCallersDeadlineDoesNotMarkTheNodeDown},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.run(t)
+		})
+	}
+}
+
 // faultyProxy forwards to target, answering the first failures requests
 // with status instead.
 type faultyProxy struct {
@@ -76,6 +106,7 @@ func TestLiveRetriesDeliverOnce(t *testing.T) {
 }
 
 func TestLiveRefusalsAreNotRetried(t *testing.T) {
+	t.Parallel()
 	ls := startLive(t, instant.CentrifugoOptions{})
 	for _, status := range []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound} {
 		p := newFaultyProxy(t, ls.srv.HTTPURL, 100, status)
@@ -96,7 +127,7 @@ func TestLiveRefusalsAreNotRetried(t *testing.T) {
 	}
 }
 
-func TestLiveStoppedNodeAnswersWithinTimeout(t *testing.T) {
+func testLiveStoppedNodeAnswersWithinTimeout(t *testing.T) {
 	port, err := centrifugotest.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -135,10 +166,10 @@ func TestLiveStoppedNodeAnswersWithinTimeout(t *testing.T) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// TestLiveFailoverPastAHangingNode: a node that takes the request and never
+// testLiveFailoverPastAHangingNode: a node that takes the request and never
 // answers costs one attempt's share of PublishTimeout, not all of it; the
 // next node delivers.
-func TestLiveFailoverPastAHangingNode(t *testing.T) {
+func testLiveFailoverPastAHangingNode(t *testing.T) {
 	ls := startLive(t, instant.CentrifugoOptions{})
 	lc := ls.connect(t, &alice)
 	if !lc.subscribe("$site_users", true, "") {
@@ -159,11 +190,11 @@ func TestLiveFailoverPastAHangingNode(t *testing.T) {
 	}
 }
 
-// TestLiveFailoverPastANodeThatDiesMidReply: a node that published and
+// testLiveFailoverPastANodeThatDiesMidReply: a node that published and
 // then went away in the middle of its reply did not answer; the call goes
 // on to the next node with the same idempotency key, and Centrifugo
 // publishes once (two copies arrived before the key was sent).
-func TestLiveFailoverPastANodeThatDiesMidReply(t *testing.T) {
+func testLiveFailoverPastANodeThatDiesMidReply(t *testing.T) {
 	ls := startLive(t, instant.CentrifugoOptions{})
 	lc := ls.connect(t, &alice)
 	if !lc.subscribe("$site_users", true, "") {
@@ -390,11 +421,11 @@ func retryAfterPastTheTimeout(t *testing.T, what, after string, call func(*insta
 	}
 }
 
-// TestLiveFailoverPastASlowNodePublishesOnceInACluster: two Centrifugo
+// testLiveFailoverPastASlowNodePublishesOnceInACluster: two Centrifugo
 // nodes on one Redis. Node A publishes and answers too late; the call
 // fails over to node B with the same idempotency keys, and the history
 // both share holds one copy (two before the keys were sent).
-func TestLiveFailoverPastASlowNodePublishesOnceInACluster(t *testing.T) {
+func testLiveFailoverPastASlowNodePublishesOnceInACluster(t *testing.T) {
 	redis := centrifugotest.StartRedis(t)
 	node := func() *centrifugotest.Server {
 		srv, _, _ := startCentrifugo(t, nil, nil, instant.CentrifugoOptions{RedisAddress: redis.URL, HistorySize: 100, HistoryTTL: 5 * time.Minute})
@@ -475,12 +506,12 @@ func (c *countingTransport) count(host string) int {
 
 func hostOf(apiURL string) string { u, _ := url.Parse(apiURL); return u.Host }
 
-// TestLiveBroadcastWhileCentrifugoIsDown: Centrifugo stopped, the first
+// testLiveBroadcastWhileCentrifugoIsDown: Centrifugo stopped, the first
 // Broadcast meets the refusal and ends there; the next ones fail at once
 // with ErrUnreachable without a request (a probe goes out every 500ms at
 // most), and so do the other calls; Stats shows the node down. Started
 // again on the same port, a Broadcast goes through within 3 s.
-func TestLiveBroadcastWhileCentrifugoIsDown(t *testing.T) {
+func testLiveBroadcastWhileCentrifugoIsDown(t *testing.T) {
 	ls := startLive(t, instant.CentrifugoOptions{})
 	counter := newCountingTransport()
 	cfg := ls.cfg
@@ -606,12 +637,12 @@ func TestFailingNodeIsNotMarkedDown(t *testing.T) {
 // ==== A node that goes silent (takes the request, answers nothing) costs
 // one timeout, not one a call.
 
-// TestLiveFrozenCentrifugoCostsOneTimeout: Centrifugo frozen (SIGSTOP:
+// testLiveFrozenCentrifugoCostsOneTimeout: Centrifugo frozen (SIGSTOP:
 // silent, not refusing), the first Broadcast waits out PublishTimeout and
 // fails with ErrUnreachable (and context.DeadlineExceeded: the time ran
 // out); the next four fail at once with ErrUnreachable. Thawed, a
 // Broadcast goes through within a few seconds and reaches a subscriber.
-func TestLiveFrozenCentrifugoCostsOneTimeout(t *testing.T) {
+func testLiveFrozenCentrifugoCostsOneTimeout(t *testing.T) {
 	ls := startLive(t, instant.CentrifugoOptions{})
 	lc := ls.connect(t, &alice)
 	if !lc.subscribe("$site_users", true, "") {
@@ -661,11 +692,11 @@ func TestLiveFrozenCentrifugoCostsOneTimeout(t *testing.T) {
 	}
 }
 
-// TestLiveFailoverPastAFrozenNode: two Centrifugo nodes, the first frozen.
+// testLiveFailoverPastAFrozenNode: two Centrifugo nodes, the first frozen.
 // The first Broadcast waits out the frozen node's share of PublishTimeout
 // and goes through the live one; the next ones go there at once. Thawed,
 // the first node is taken again.
-func TestLiveFailoverPastAFrozenNode(t *testing.T) {
+func testLiveFailoverPastAFrozenNode(t *testing.T) {
 	a, b := startLive(t, instant.CentrifugoOptions{}), startLive(t, instant.CentrifugoOptions{})
 	lc := b.connect(t, &alice)
 	if !lc.subscribe("$site_users", true, "") {
@@ -707,12 +738,12 @@ func TestLiveFailoverPastAFrozenNode(t *testing.T) {
 	}
 }
 
-// TestSilentNodeIsMarkedDownAndProbedOnceAtATime: a node that takes the
+// testSilentNodeIsMarkedDownAndProbedOnceAtATime: a node that takes the
 // request and never answers is marked down when the call's time runs out;
 // the calls that follow, 8 callers at once while a fake clock moves 1.5 s,
 // fail at once without a publish reaching the node, while probes ask it,
 // one at a time, whether it answers again. Once it does, calls go through.
-func TestSilentNodeIsMarkedDownAndProbedOnceAtATime(t *testing.T) {
+func testSilentNodeIsMarkedDownAndProbedOnceAtATime(t *testing.T) {
 	m := newMoodyAPI(t)
 	m.setHung(true)
 	inst := standIn(t, 400*time.Millisecond, m.srv.URL)
@@ -793,9 +824,9 @@ func TestSilentNodeIsMarkedDownAndProbedOnceAtATime(t *testing.T) {
 	t.Logf("through %v after the node answered again", took)
 }
 
-// TestSlowNodeIsNotWedged: a node that answered one call too late (alive,
+// testSlowNodeIsNotWedged: a node that answered one call too late (alive,
 // but slow) is probed, and the next call goes through.
-func TestSlowNodeIsNotWedged(t *testing.T) {
+func testSlowNodeIsNotWedged(t *testing.T) {
 	m := newMoodyAPI(t)
 	m.setDelay(600 * time.Millisecond)
 	inst := standIn(t, 400*time.Millisecond, m.srv.URL)
@@ -811,11 +842,11 @@ func TestSlowNodeIsNotWedged(t *testing.T) {
 	}
 }
 
-// TestCallersDeadlineDoesNotMarkTheNodeDown: a caller's own short ctx
+// testCallersDeadlineDoesNotMarkTheNodeDown: a caller's own short ctx
 // running out (or canceled) while a healthy but slow node works is no
 // fault of the node's: it is not marked down, the error is the context's
 // and not ErrUnreachable, and the next call waits for the node's answer.
-func TestCallersDeadlineDoesNotMarkTheNodeDown(t *testing.T) {
+func testCallersDeadlineDoesNotMarkTheNodeDown(t *testing.T) {
 	m := newMoodyAPI(t)
 	m.setDelay(300 * time.Millisecond)
 	inst := standIn(t, 2*time.Second, m.srv.URL)

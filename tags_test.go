@@ -206,6 +206,7 @@ func withoutTagsFilter(t *testing.T, raw []byte) []byte {
 // allow_tags_filter refuses a subscription with a filter (107, bad
 // request), and takes it without: what client.js falls back on.
 func TestLiveTagsFilterWithoutTheOption(t *testing.T) {
+	t.Parallel()
 	srv, inst, _ := startCentrifugo(t, nil, nil, instant.CentrifugoOptions{}, func(raw []byte) ([]byte, error) { return withoutTagsFilter(t, raw), nil })
 	ls := &liveSetup{srv: srv, inst: inst, app: newRouter(inst)}
 	lc := ls.connect(t, &alice)
