@@ -94,7 +94,7 @@ func TestCheckOfManyNamespaces(t *testing.T) {
 
 func TestCheckFindsAnotherTokenSecret(t *testing.T) {
 	t.Parallel()
-	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
+	cs := sharedCheck(t)
 	err := cs.app(t, func(c *instant.Config) { c.TokenSecret = strings.Repeat("z", 40) }).Check(context.Background())
 	if !errors.Is(err, instant.ErrTokenSecret) || len(problems(err)) != 1 {
 		t.Fatalf("Check with another token secret: %v", err)
@@ -106,7 +106,7 @@ func TestCheckFindsAnotherTokenSecret(t *testing.T) {
 
 func TestCheckFindsAnotherAPIKey(t *testing.T) {
 	t.Parallel()
-	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
+	cs := sharedCheck(t)
 	err := cs.app(t, func(c *instant.Config) { c.APIKey = "another-key" }).Check(context.Background())
 	if !errors.Is(err, instant.ErrAPIKey) || errors.Is(err, instant.ErrTokenSecret) || len(problems(err)) != 1 {
 		t.Fatalf("Check with another API key: %v", err)
@@ -121,7 +121,7 @@ func TestCheckFindsAnotherAPIKey(t *testing.T) {
 // both through the API and through the websocket, and reported once.
 func TestCheckFindsANamespaceNewerThanTheConfig(t *testing.T) {
 	t.Parallel()
-	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
+	cs := sharedCheck(t)
 	inst := cs.app(t, nil)
 	if err := inst.Check(context.Background()); err != nil {
 		t.Fatalf("before the new rule: %v", err)
@@ -169,7 +169,7 @@ func TestCheckFindsANamespaceWithOtherOptions(t *testing.T) {
 
 func TestCheckFindsAnOriginNotAllowed(t *testing.T) {
 	t.Parallel()
-	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
+	cs := sharedCheck(t)
 	const other = "https://shop.example.com"
 	err := cs.app(t, func(c *instant.Config) { c.TrustedOrigins = []string{other} }).Check(context.Background())
 	if !errors.Is(err, instant.ErrStaleConfig) || len(problems(err)) != 1 || !strings.Contains(err.Error(), other) {
@@ -214,7 +214,7 @@ func TestCheckFindsNothingListening(t *testing.T) {
 // named, the others not.
 func TestCheckOfEveryNode(t *testing.T) {
 	t.Parallel()
-	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
+	cs := sharedCheck(t)
 	port, err := centrifugotest.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -510,7 +510,7 @@ func TestCheckSaysNoBrowserOriginAllowed(t *testing.T) {
 			t.Errorf("the message lacks %q: %v", want, err)
 		}
 	}
-	fits := startCheck(t, instant.CentrifugoOptions{}, nil)
+	fits := sharedCheck(t)
 	err = fits.app(t, func(c *instant.Config) { c.SiteOrigin = "" }).Check(context.Background())
 	if !errors.Is(err, instant.ErrConfig) || len(problems(err)) != 1 || !strings.Contains(err.Error(), "no browser origin checked") ||
 		!strings.Contains(err.Error(), "INSTANT_SITE_ORIGIN") {
@@ -573,7 +573,7 @@ func TestCheckNamesAWrongConfigFile(t *testing.T) {
 		})
 	}
 	// One setting apart: the problem, not a wrong file.
-	cs := startCheck(t, instant.CentrifugoOptions{}, nil)
+	cs := sharedCheck(t)
 	for name, change := range map[string]func(*instant.Config){
 		"another token secret": func(c *instant.Config) { c.TokenSecret = strings.Repeat("z", 40) },
 		"another API key":      func(c *instant.Config) { c.APIKey = "another-key" },

@@ -540,24 +540,32 @@ func startCentrifugo(t testing.TB, mod func(*instant.Config), setup func(*instan
 	t.Helper()
 	var inst *instant.Instant
 	var cfg instant.Config
-	srv := centrifugotest.Start(t, func(port int) ([]byte, error) {
-		cfg = testConfig()
+	srv := centrifugotest.Start(t, centrifugoConfig(&inst, &cfg, mod, setup, opts, edits...))
+	return srv, inst, cfg
+}
+
+// centrifugoConfig is the config startCentrifugo writes; inst and cfg are
+// set when it runs.
+func centrifugoConfig(inst **instant.Instant, cfgp *instant.Config, mod func(*instant.Config), setup func(*instant.Instant) error, opts instant.CentrifugoOptions, edits ...func([]byte) ([]byte, error)) centrifugotest.ConfigFunc {
+	return func(port int) ([]byte, error) {
+		cfg := testConfig()
 		if mod != nil {
 			mod(&cfg)
 		}
 		cfg.APIURL = fmt.Sprintf("http://127.0.0.1:%d/api", port)
+		*cfgp = cfg
 		var err error
-		if inst, err = instant.New(cfg); err != nil {
+		if *inst, err = instant.New(cfg); err != nil {
 			return nil, err
 		}
 		if setup != nil {
-			if err := setup(inst); err != nil {
+			if err := setup(*inst); err != nil {
 				return nil, err
 			}
 		}
 		o := opts
 		o.Port, o.LogLevel = port, cmp.Or(o.LogLevel, "error")
-		raw, err := inst.CentrifugoConfig(o)
+		raw, err := (*inst).CentrifugoConfig(o)
 		for _, edit := range edits {
 			if err != nil {
 				break
@@ -565,8 +573,7 @@ func startCentrifugo(t testing.TB, mod func(*instant.Config), setup func(*instan
 			raw, err = edit(raw)
 		}
 		return raw, err
-	})
-	return srv, inst, cfg
+	}
 }
 
 // startLive starts Centrifugo with the config CentrifugoConfig writes from
@@ -1061,11 +1068,30 @@ func startCheck(t *testing.T, opts instant.CentrifugoOptions, edit func(map[stri
 			return json.Marshal(m)
 		})
 	}
-	cs.srv, _, cs.cfg = startCentrifugo(t, func(c *instant.Config) {
-		c.UsersChannels = []string{"$team:all"}
-		c.SiteOrigin = siteOrigin
-		c.PublishTimeout = 5 * time.Second
-	}, func(inst *instant.Instant) error { return inst.Authorize("$orders:{id}", allowAll) }, opts, edits...)
+	cs.srv, _, cs.cfg = startCentrifugo(t, checkMod, checkRule, opts, edits...)
+	return cs
+}
+
+func checkMod(c *instant.Config) {
+	c.UsersChannels = []string{"$team:all"}
+	c.SiteOrigin = siteOrigin
+	c.PublishTimeout = 5 * time.Second
+}
+
+func checkRule(inst *instant.Instant) error { return inst.Authorize("$orders:{id}", allowAll) }
+
+// sharedCheck is startCheck(t, instant.CentrifugoOptions{}, nil) on the
+// package's one such Centrifugo: the tests that take it only read it
+// (Check connects, asks and leaves), from Instants of their own.
+func sharedCheck(t *testing.T) *checkSetup {
+	t.Helper()
+	var inst *instant.Instant
+	var cfg instant.Config
+	opts := instant.CentrifugoOptions{LogLevel: "info", AllowedOrigins: []string{siteOrigin}}
+	cs := &checkSetup{srv: centrifugotest.Shared(t, "check", centrifugoConfig(&inst, &cfg, checkMod, checkRule, opts))}
+	cs.cfg = testConfig()
+	checkMod(&cs.cfg)
+	cs.cfg.APIURL = cs.srv.APIURL
 	return cs
 }
 

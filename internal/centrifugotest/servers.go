@@ -196,11 +196,12 @@ func startPostgres() (pg *Postgres, stop func(), err error) {
 
 var shared struct {
 	sync.Mutex
-	main bool // Main runs the package's tests
-	pg   *Postgres
-	err  error
-	stop []func()
-	dbs  int
+	main       bool // Main runs the package's tests
+	pg         *Postgres
+	err        error
+	stop       []func()
+	dbs        int
+	centrifugo map[string]*Server
 }
 
 // Main runs a package's tests (call it from TestMain) and then stops the
@@ -216,6 +217,43 @@ func Main(m *testing.M) {
 	}
 	shared.Unlock()
 	os.Exit(code)
+}
+
+// Shared is Start for tests that only read the server (they neither stop
+// it nor depend on what other tests send it): the first call for key
+// starts Centrifugo with cfg, the next get the same server (their cfg is
+// not called), and Main stops it after the package's last test.
+func Shared(t testing.TB, key string, cfg ConfigFunc) *Server {
+	t.Helper()
+	bin := Require(t)
+	shared.Lock()
+	defer shared.Unlock()
+	if !shared.main {
+		t.Fatal("centrifugotest: Shared needs the package's TestMain to call centrifugotest.Main")
+	}
+	if s := shared.centrifugo[key]; s != nil {
+		return s
+	}
+	dir, err := os.MkdirTemp("", "centrifugotest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s *Server
+	for attempt := 0; attempt < 3; attempt++ {
+		if s, err = start(bin, dir, cfg); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		t.Fatalf("centrifugotest: %v", err)
+	}
+	if shared.centrifugo == nil {
+		shared.centrifugo = map[string]*Server{}
+	}
+	shared.centrifugo[key] = s
+	shared.stop = append(shared.stop, func() { s.Stop(); _ = os.RemoveAll(dir) })
+	return s
 }
 
 // SharedPostgres gives t a database of its own, dropped when t ends, on
