@@ -69,16 +69,16 @@ check: tools
 ## embedded server's, beside the example site's. Their live tests run in parallel
 ## (-parallel): they mostly wait on the servers they start (Centrifugo, Chromium,
 ## PostgreSQL, Redis). Each line takes about 45s under -race here; the example site's
-## output is printed last.
+## output is printed last. -vet=off: check has run the whole of go vet already.
 test: centrifugo npm check
 	@mkdir -p $(BIN)
-	@(cd example_app && $(GO) test -race -count=1 -parallel 6 ./... >$(BIN)/example_app.test.out 2>&1; \
+	@(cd example_app && $(GO) test -race -vet=off -count=1 -parallel 6 ./... >$(BIN)/example_app.test.out 2>&1; \
 		echo $$? >$(BIN)/example_app.test.rc) & \
-	echo "$(GO) test -race -count=1 -parallel 12 ./...  (and example_app's at the same time)"; \
-	$(GO) test -race -count=1 -parallel 12 ./...; lib=$$?; \
-	echo "cd embedded && $(GO) test -race -count=1 -parallel 6 ./..."; \
-	(cd embedded && $(GO) test -race -count=1 -parallel 6 ./...); emb=$$?; wait; \
-	echo "cd example_app && $(GO) test -race -count=1 -parallel 6 ./..."; \
+	echo "$(GO) test -race -vet=off -count=1 -parallel 12 ./...  (and example_app's at the same time)"; \
+	$(GO) test -race -vet=off -count=1 -parallel 12 ./...; lib=$$?; \
+	echo "cd embedded && $(GO) test -race -vet=off -count=1 -parallel 6 ./..."; \
+	(cd embedded && $(GO) test -race -vet=off -count=1 -parallel 6 ./...); emb=$$?; wait; \
+	echo "cd example_app && $(GO) test -race -vet=off -count=1 -parallel 6 ./..."; \
 	cat $(BIN)/example_app.test.out; \
 	[ $$lib -eq 0 ] && [ $$emb -eq 0 ] && [ "$$(cat $(BIN)/example_app.test.rc)" = 0 ]
 
