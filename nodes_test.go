@@ -869,7 +869,10 @@ func testCallersDeadlineDoesNotMarkTheNodeDown(t *testing.T) {
 	if err := inst.Broadcast(context.Background(), instant.Event{Channel: "a"}); err != nil {
 		t.Errorf("the next call: %v", err)
 	}
-	if publishes, probes, _ := m.counts(); publishes != 3 || probes != 0 || time.Since(start) < 250*time.Millisecond {
-		t.Errorf("%d publishes and %d probes reached the node, the last call took %v: want 3, 0 and the node's time", publishes, probes, time.Since(start))
+	// The last call reached the node and waited its time, and no probe was
+	// sent. The first two reach it too unless, on a loaded machine, their
+	// callers' 50ms end before the request is sent.
+	if publishes, probes, _ := m.counts(); publishes < 1 || publishes > 3 || probes != 0 || time.Since(start) < 250*time.Millisecond {
+		t.Errorf("%d publishes and %d probes reached the node, the last call took %v: want 1 to 3, 0 and the node's time", publishes, probes, time.Since(start))
 	}
 }
