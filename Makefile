@@ -65,22 +65,21 @@ check: tools
 		$(BIN)/govulncheck ./... && (cd example_app && $(BIN)/govulncheck ./...) && (cd embedded && $(BIN)/govulncheck ./...); \
 	else echo "govulncheck: vuln.go.dev is not reachable from here; skipped"; fi
 
-## test: the three modules' suites, in two lines at once: the library's and then the
-## embedded server's, beside the example site's. Their live tests run in parallel
-## (-parallel): they mostly wait on the servers they start (Centrifugo, Chromium,
-## PostgreSQL, Redis). Each line takes about 45s under -race here; the example site's
-## output is printed last. -vet=off: check has run the whole of go vet already.
+## test: the three modules' suites at once, their live tests in parallel (-parallel):
+## they mostly wait on the servers they start (Centrifugo, Chromium, PostgreSQL, Redis).
+## The library's is the long pole (about 65s under -race here beside the others); the
+## other two print their output after it. -vet=off: check has run all of go vet.
 test: centrifugo npm check
 	@mkdir -p $(BIN)
-	@(cd example_app && $(GO) test -race -vet=off -count=1 -parallel 6 ./... >$(BIN)/example_app.test.out 2>&1; \
-		echo $$? >$(BIN)/example_app.test.rc) & \
-	echo "$(GO) test -race -vet=off -count=1 -parallel 12 ./...  (and example_app's at the same time)"; \
-	$(GO) test -race -vet=off -count=1 -parallel 12 ./...; lib=$$?; \
-	echo "cd embedded && $(GO) test -race -vet=off -count=1 -parallel 6 ./..."; \
-	(cd embedded && $(GO) test -race -vet=off -count=1 -parallel 6 ./...); emb=$$?; wait; \
-	echo "cd example_app && $(GO) test -race -vet=off -count=1 -parallel 6 ./..."; \
-	cat $(BIN)/example_app.test.out; \
-	[ $$lib -eq 0 ] && [ $$emb -eq 0 ] && [ "$$(cat $(BIN)/example_app.test.rc)" = 0 ]
+	@for m in example_app embedded; do \
+		(cd $$m && $(GO) test -race -vet=off -count=1 -parallel 6 ./... >$(BIN)/$$m.test.out 2>&1; echo $$? >$(BIN)/$$m.test.rc) & \
+	done; \
+	echo "$(GO) test -race -vet=off -count=1 -parallel 12 ./...  (and example_app's and embedded's at the same time)"; \
+	$(GO) test -race -vet=off -count=1 -parallel 12 ./...; lib=$$?; wait; \
+	for m in example_app embedded; do \
+		echo "cd $$m && $(GO) test -race -vet=off -count=1 -parallel 6 ./..."; cat $(BIN)/$$m.test.out; \
+	done; \
+	[ $$lib -eq 0 ] && [ "$$(cat $(BIN)/example_app.test.rc)" = 0 ] && [ "$$(cat $(BIN)/embedded.test.rc)" = 0 ]
 
 ## bench: the hot paths beside a bare Gin route, medians of BENCH_COUNT runs and their ratios,
 ## written into BENCHMARKS.md too. Each run measures every bare route right before its plugin
