@@ -595,6 +595,10 @@ func (ls *liveSetup) connect(t *testing.T, u *instant.User) *liveClient {
 	return ls.connectWith(t, newBrowser(t, ls.app).as(u))
 }
 
+// handshakeTimeout bounds a test client's dial and connect: centrifuge-go's
+// 1s default ran out dialling loopback on a loaded machine.
+const handshakeTimeout = 10 * time.Second
+
 // connectWith connects a client whose tokens come from b's requests.
 func (ls *liveSetup) connectWith(t *testing.T, b *browser) *liveClient {
 	t.Helper()
@@ -603,6 +607,7 @@ func (ls *liveSetup) connectWith(t *testing.T, b *browser) *liveClient {
 		GetToken: func(centrifuge.ConnectionTokenEvent) (string, error) {
 			return lc.token("/instant/connection_token", map[string]any{})
 		},
+		HandshakeTimeout: handshakeTimeout,
 	})
 	t.Cleanup(lc.c.Close)
 	connected := make(chan struct{})
@@ -898,7 +903,7 @@ type proxied struct {
 
 // dial connects with the given headers and token; nil when refused.
 func (p *proxied) dial(header http.Header, token string) *centrifuge.Client {
-	c := centrifuge.NewJsonClient(p.srv.WebsocketURL, centrifuge.Config{Header: header, Token: token})
+	c := centrifuge.NewJsonClient(p.srv.WebsocketURL, centrifuge.Config{Header: header, Token: token, HandshakeTimeout: handshakeTimeout})
 	p.t.Cleanup(c.Close)
 	result := make(chan bool, 2)
 	c.OnConnected(func(centrifuge.ConnectedEvent) { result <- true })

@@ -661,7 +661,7 @@ func TestReauthorizeNumbers(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				c := centrifuge.NewJsonClient(rs.srv.WebsocketURL, centrifuge.Config{Token: conn.Token})
+				c := centrifuge.NewJsonClient(rs.srv.WebsocketURL, centrifuge.Config{Token: conn.Token, HandshakeTimeout: handshakeTimeout})
 				t.Cleanup(c.Close)
 				if err := c.Connect(); err != nil {
 					t.Fatal(err)

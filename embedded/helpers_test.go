@@ -286,6 +286,7 @@ func (st *site) dialWithToken(t *testing.T, b *browser, first string) *client {
 		},
 		MinReconnectDelay: 50 * time.Millisecond,
 		MaxReconnectDelay: 200 * time.Millisecond,
+		HandshakeTimeout:  10 * time.Second, // the 1s default ran out dialling loopback on a loaded machine
 	})
 	cl.c.OnConnected(func(centrifuge.ConnectedEvent) {
 		cl.mu.Lock()
