@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -98,7 +97,7 @@ func (i *Instant) ConnectionToken(user *User) (Token, error) {
 	if err := cmp.Or(user.validate(), i.mayConnect(user)); err != nil {
 		return Token{}, err
 	}
-	return i.sign(user, "", nil, time.Now())
+	return i.sign(user, "", nil, i.clock.now())
 }
 
 // SubscriptionToken signs a token for user (nil for anonymous) to read
@@ -116,7 +115,7 @@ func (i *Instant) SubscriptionToken(c *gin.Context, user *User, channel string) 
 	if err != nil {
 		return Token{}, err
 	}
-	return i.sign(user, channel, info, time.Now())
+	return i.sign(user, channel, info, i.clock.now())
 }
 
 // ruleContext is the *gin.Context rules get from Reauthorize: GET /, ctx, u.

@@ -2,8 +2,9 @@ package instant
 
 import "time"
 
-// SetClock gives i's retries and probes a fake clock: now for the marks of
-// nodes down, after for the backoff, Retry-After and probe waits.
+// SetClock gives i a fake clock: now for the marks of nodes down and the
+// times tokens are signed at, after for the backoff, Retry-After and probe
+// waits.
 func SetClock(i *Instant, now func() time.Time, after func(time.Duration) <-chan time.Time) {
 	i.clock = clock{now, after}
 }

@@ -120,7 +120,8 @@ func outOfTime(err, cause error, silent bool) error {
 
 var epoch = time.Now()
 
-// clock is time's Now and After, or a test's fake: the marks of nodes down and the waits of call and takeNode.
+// clock is time's Now and After, or a test's fake: the marks of nodes down, the
+// waits of call and takeNode, and the times tokens are signed at.
 type clock struct {
 	now   func() time.Time
 	after func(time.Duration) <-chan time.Time

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -49,7 +48,7 @@ func (i *Instant) proxyRoute(c *gin.Context, body []byte) {
 		id = u.ID
 	}
 	kind, info := c.Param("kind"), any(nil)
-	result := gin.H{"expire_at": time.Now().Add(i.cfg.ConnectionTokenTTL).Unix()}
+	result := gin.H{"expire_at": i.clock.now().Add(i.cfg.ConnectionTokenTTL).Unix()}
 	switch err = i.mayConnect(u); {
 	case kind == "connect":
 		result["user"] = id
@@ -57,7 +56,7 @@ func (i *Instant) proxyRoute(c *gin.Context, body []byte) {
 		err = ErrNotAllowed
 	case kind != "refresh":
 		info, err = i.decide(c, u, req.Channel)
-		result["expire_at"] = time.Now().Add(i.cfg.SubscriptionTokenTTL).Unix()
+		result["expire_at"] = i.clock.now().Add(i.cfg.SubscriptionTokenTTL).Unix()
 	}
 	switch {
 	case err != nil && kind == "connect":

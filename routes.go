@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"path"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -156,7 +155,7 @@ func (i *Instant) tokenRoute(c *gin.Context, body []byte) {
 	}
 	if err != nil {
 		refuse(c, err)
-	} else if tok, err := i.sign(u, req.Channel, info, time.Now()); err != nil {
+	} else if tok, err := i.sign(u, req.Channel, info, i.clock.now()); err != nil {
 		i.signFailed(c, err)
 	} else {
 		c.JSON(http.StatusOK, tokenResponse{Token: tok.Token, ExpiresAt: tok.ExpiresAt.Unix()})
@@ -199,7 +198,7 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 		Channels   []authAnswer   `json:"channels"`
 		Connection *tokenResponse `json:"connection,omitempty"`
 	}
-	now := time.Now()
+	now := i.clock.now()
 	if req.Connection {
 		if err := i.mayConnect(u); err != nil {
 			refuse(c, err)

@@ -128,3 +128,38 @@ func TestSubscriptionTokenInfo(t *testing.T) {
 		}
 	}
 }
+
+// TestTokensAreSignedByTheInstantsClock: the tokens' iat and exp, the
+// routes' expires_at and the refresh proxy's expire_at read the Instant's
+// clock, so that a test of expiry moves a clock instead of waiting.
+func TestTokensAreSignedByTheInstantsClock(t *testing.T) {
+	inst := newInstant(t, testConfig())
+	at := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC)
+	instant.SetClock(inst, func() time.Time { return at }, time.After)
+	conn, sub := at.Add(10*time.Minute).Unix(), at.Add(5*time.Minute).Unix()
+	claims := func(tok string) (iat, exp int64) {
+		var c jwt.RegisteredClaims
+		if _, _, err := jwt.NewParser().ParseUnverified(tok, &c); err != nil || c.IssuedAt == nil || c.ExpiresAt == nil {
+			t.Fatalf("token %q: %v", tok, err)
+		}
+		return c.IssuedAt.Unix(), c.ExpiresAt.Unix()
+	}
+	tok, err := inst.ConnectionToken(&alice)
+	if iat, exp := claims(tok.Token); err != nil || iat != at.Unix() || exp != conn || tok.ExpiresAt.Unix() != conn {
+		t.Errorf("ConnectionToken: iat %d, exp %d, ExpiresAt %v (%v); want %d and %d", iat, exp, tok.ExpiresAt, err, at.Unix(), conn)
+	}
+	b := newBrowser(t, newRouter(inst)).as(&alice)
+	_, body := b.postJSON("/instant/subscription_token", map[string]any{"channel": "$site_users"})
+	if token, _ := body["token"].(string); body["expires_at"] != float64(sub) {
+		t.Errorf("subscription_token: %v, want expires_at %d", body, sub)
+	} else if iat, exp := claims(token); iat != at.Unix() || exp != sub {
+		t.Errorf("subscription_token: iat %d, exp %d", iat, exp)
+	}
+	_, body = b.postJSON("/instant/auth", map[string]any{"connection": true, "channels": []string{"$site_users"}})
+	if c, _ := body["connection"].(map[string]any); c == nil || c["expires_at"] != float64(conn) {
+		t.Errorf("auth: %v, want the connection's expires_at %d", body, conn)
+	}
+	if r, _ := askProxy(t, b, inst, "refresh", "1", "")["result"].(map[string]any); r == nil || r["expire_at"] != float64(conn) {
+		t.Errorf("refresh proxy: %v, want expire_at %d", r, conn)
+	}
+}
