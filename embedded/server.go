@@ -101,17 +101,24 @@ func (s *Server) Bind(p seam.Policy) error {
 	if s.closed {
 		return errors.New("embedded: this Server is closed")
 	}
-	s.policy.Store(&p)
-	if s.opts.OutboxDB != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		stop, err := startOutbox(ctx, s.opts.OutboxDB, p, s.applyCommand, s.opts.Logger)
-		if err != nil {
-			s.policy.Store(nil)
-			return err
-		}
-		s.stopOutbox = stop
+	if s.opts.OutboxDB == nil {
+		s.policy.Store(&p)
+		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The table first: a Bind that fails has served no client. The policy
+	// then, which the outbox's first rows need.
+	if err := checkOutbox(ctx, s.opts.OutboxDB, p); err != nil {
+		return err
+	}
+	s.policy.Store(&p)
+	stop, err := startOutbox(ctx, s.opts.OutboxDB, p, s.applyCommand, s.opts.Logger)
+	if err != nil {
+		s.policy.Store(nil)
+		return err
+	}
+	s.stopOutbox = stop
 	return nil
 }
 
