@@ -8,6 +8,9 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -18,113 +21,49 @@ import (
 	"github.com/gin-instant/instant"
 )
 
-// TestClientJSLogic runs testdata/clientjs_unit.mjs under Node: client.js's
-// own logic against stand-ins for centrifuge-js (keeping tokens as
-// centrifuge-js 5 does) and for the site, with pushes, replies and clocks
-// moved by hand. Node comes with npm, which `make test` needs anyway.
+// TestClientJSLogic runs client.js's unit tests, testdata/clientjs_unit.mjs,
+// under `node --test`: client.js's own logic against stand-ins for
+// centrifuge-js (keeping tokens as centrifuge-js 5 does) and for the site,
+// with pushes, replies and clocks moved by hand. Each failing case is
+// reported by its name with node's diagnostics; every case of the file
+// must have run and passed. Node comes with npm, which `make test` needs
+// anyway.
 func TestClientJSLogic(t *testing.T) {
 	t.Parallel()
-	got := runClientJSUnit(t)
-	want := map[string]any{
-		// bob left and carol joined while the snapshot (ann, bob) was asked for
-		"snapshotRace": "ann:1,carol:1",
-		// two tabs, an unknown client leaving, one tab, none
-		"tabs":    "ann:2|ann:2|ann:1|",
-		"leaving": "ann",
-		// a snapshot arriving after the channel was refused
-		"afterDeny": "",
-		// ...or after it was refused and granted again (another subscription)
-		"staleSnapshot": "",
-		// 1,500 events, then the same 1,500 again
-		"batchDelivered": float64(1500),
-		// a repeated id and this tab's own event dropped
-		"events":     "$room one,$room theirs",
-		"droppedOwn": float64(1),
-
-		// A page with 4 private channels (2 listed, 2 rule channels it
-		// subscribed to itself before start) and a public one: one request
-		// for the list, ONE for the connection and all four tokens...
-		"connectRequests": "1 channels, 1 auth",
-		"connectAsked":    "connection+$project-7+$project-8+$site_user:1+$site_users",
-		"held":            "site_public/public $site_users/users $site_user:1/personal $project-7/rule $project-8/rule",
-		// ...and ONE for the members of the four private channels (the
-		// site answers presence: Centrifugo lets no client ask)...
-		"presenceAsked": "$project-7+$project-8+$site_user:1+$site_users",
-		// ...ZERO on a reconnect while the tokens are valid, ONE when all
-		// have expired...
-		"reconnectValid":        float64(0),
-		"reconnectPresence":     float64(1), // the members again, in one request
-		"reconnectExpired":      float64(1),
-		"reconnectExpiredAsked": "connection+4",
-		// ...and ONE when the four subscriptions renew their tokens, each
-		// from a timer of its own.
-		"renewRequests":   float64(1),
-		"renewedDistinct": true,
-		// A rule channel's events are deduplicated and this tab's dropped;
-		// its presence works, and the README's example runs for a member
-		// whose token carries no info.
-		"ruleEvents":       "$project-7 project news",
-		"rulePresence":     "here Ann; joining 2; here Ann,2; leaving 2; here Ann",
-		"infoWhenNone":     "{}",
-		"refused":          "site_public/public $site_users/users $site_user:1/personal | denied $project-9",
-		"refusedNoRefresh": float64(1),
-		"refusedRequests":  float64(1),
-		// two channels subscribed to in one tick while connected: one request
-		"subscribeLater": "1 auth for $project-10+$project-11",
-		"badName":        "TypeError",
-		// refresh asks for the list and for the page's own channels' tokens;
-		// it keeps the granted one, denies the refused one, leaves out the
-		// one the page unsubscribed from, and takes back a channel granted again
-		"refreshCalls": "channels | auth $project-7+$project-8",
-		"afterRefresh": "site_public/public $site_users/users $project-7/rule | denied $project-8",
-		"grantedAgain": "site_public/public $site_users/users $project-7/rule $project-8/rule | denied ",
-		// stop lets go of everything; start starts again, own channels
-		// included, with the tokens still valid (only the list is asked)
-		"stopped":         "disconnected true disconnected 0 0 0 ",
-		"restarted":       "true site_public/public $site_users/users $site_user:1/personal $project-7/rule",
-		"restartRequests": "channels",
-		"restartEvents":   "$project-7 from the new one",
-		"restartStates":   "connecting connected disconnected connecting connected",
-		"startTwice":      float64(0),
-		"startTogether":   float64(1),
-		// the page's clock an hour ahead of the site's, or behind: token
-		// lifetimes are read on the site's clock
-		"skewedAhead":  "1 then 0",
-		"skewedBehind": float64(1),
-		// a logout elsewhere (reconnect code 4001): listed private channels
-		// denied, the own channel the site still grants subscribed anew
-		// with the anonymous visitor's token
-		"loggedOut":       "site_public/public $project-7/rule | denied $site_users $site_user:1 | user null",
-		"loggedOutTokens": "1 anonymous",
-		// ...for one request to the list and one for the tokens
-		"loggedOutRequests": "channels | auth connection+$project-7",
-		// 150 channels: at most 100 a request
-		"split": "50 | connection+100",
-		// a random id without the site's; the site's minted id, sent in the
-		// header, replaced by a newer one; events carrying either dropped
-		"origin": "true,minted-for-user-1,minted-for-user-1,minted-after-login,1,2",
-		// presence the site refuses for one channel (403), then for the
-		// whole request (503): an 'error' each, no members; 25 channels
-		// tracked: at most 20 a presence request
-		"presenceRefused": "ann:1 none 1 true",
-		"presenceFailed":  "2 true",
-		"presenceSplit":   "20 | 5",
-		// the README's examples run as written: the intro's event, the
-		// channels, a member arriving (no info: m.info.name ?? m.user), a
-		// rule channel's event, the connection state
-		"readme": "true,true,true,true,true,true,true,true",
-		// the server's refusals, told with code and reason: the connection
-		// (another token secret), and channels, which move to denied
-		// whatever refused them (an unknown namespace, permission, an
-		// unsubscribe of the server's); a refusal retried is told, the
-		// channel kept; an expired token, a transport error and stop are not
-		"connectionRefused":     "3500 invalid token no channel | connecting disconnected (invalid token)",
-		"connectionRefusedSays": true,
-		"refusedTold":           "$ghost:1 102 unknown channel, news:all 102 unknown channel, $site_staff 103 permission denied, $project-7 2000 server unsubscribe, $site_users 100 internal server error, undefined 111 too many requests",
-		"refusedDenied":         "site_public/public $site_users/users | denied $ghost:1 $project-7 $site_staff news:all",
-		"stopTold":              float64(6),
+	node, err := exec.LookPath("node")
+	if err != nil {
+		needTool(t, "node is not installed (it comes with npm; .ci/run installs it)")
 	}
-	checkAnswers(t, got, want)
+	const script = "testdata/clientjs_unit.mjs"
+	src, err := os.ReadFile(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := len(regexp.MustCompile(`(?m)^test\(`).FindAll(src, -1))
+	out, err := exec.Command(node, "--test", "--test-reporter=tap", script).CombinedOutput()
+	// TAP: "ok N - name" or "not ok N - name" a case, at the left margin,
+	// then its diagnostics, indented, up to "  ...".
+	passed, failed := 0, 0
+	lines := strings.Split(string(out), "\n")
+	for k, line := range lines {
+		name, bad := strings.CutPrefix(line, "not ok ")
+		if !bad {
+			if _, good := strings.CutPrefix(line, "ok "); good {
+				passed++
+			}
+			continue
+		}
+		failed++
+		end := k + 1
+		for end < len(lines) && lines[end] != "  ..." {
+			end++
+		}
+		t.Errorf("client.js: %s\n%s", name, strings.Join(lines[k+1:min(end+1, len(lines))], "\n"))
+	}
+	if err != nil && failed == 0 || passed+failed != cases {
+		t.Fatalf("node --test %s: %v; %d of the %d cases passed, %d failed:\n%s", script, err, passed, cases, failed, out)
+	}
+	t.Logf("node --test %s: %d cases passed", script, passed)
 }
 
 // TestClientJSLive runs testdata/clientjs_live.mjs: client.js with the

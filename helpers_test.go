@@ -1144,29 +1144,6 @@ func checkAnswers(t *testing.T, got, want map[string]any) {
 	}
 }
 
-// runClientJSUnit runs testdata/clientjs_unit.mjs on client.js under
-// Node, with args after it, and answers the JSON object it prints.
-func runClientJSUnit(t *testing.T, args ...string) map[string]any {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		needTool(t, "node is not installed (it comes with npm; .ci/run installs it)")
-	}
-	js, _ := filepath.Abs("client.js")
-	var stderr bytes.Buffer
-	cmd := exec.Command(node, append([]string{"testdata/clientjs_unit.mjs", js}, args...)...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s%s", err, out, stderr.Bytes())
-	}
-	var got map[string]any
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("output %q: %v", out, err)
-	}
-	return got
-}
-
 // liveNode finds node with a WebSocket and centrifuge-js, for the scripts
 // that run client.js against a real Centrifugo (see TestClientJSLive).
 func liveNode(t *testing.T) (node string, flags []string, centrifugeJS string) {

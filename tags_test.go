@@ -261,28 +261,6 @@ func TestLiveBroadcastTxTagsTheOrigin(t *testing.T) {
 	}
 }
 
-// TestClientJSTagsFilterLogic runs the "to others" cases of
-// testdata/clientjs_unit.mjs: client.js against the stand-in for
-// centrifuge-js, which refuses a filter (107) in the channels without a
-// namespace, as Centrifugo does where a namespace has no allow_tags_filter.
-func TestClientJSTagsFilterLogic(t *testing.T) {
-	t.Parallel()
-	got := runClientJSUnit(t, "tags")
-	want := map[string]any{
-		// Each subscribe as the server got it: the filter, refused where
-		// there is no namespace, and then none there.
-		"start":    "$room none | $room origin nin origin-1 | $team:1 origin nin origin-1 | site_public none | site_public origin nin origin-1",
-		"states":   "$room subscribed | $team:1 subscribed | site_public subscribed",
-		"refusals": float64(0),
-		"requests": "1 channels, 1 auth",
-		"later":    "$room2 none",
-		// After a refresh gave a new origin, and a reconnect: both ids.
-		"resubscribed": "$room none | $room2 none | $team:1 origin nin origin-1+origin-2 | site_public none",
-		"origins":      "origin-2",
-	}
-	checkAnswers(t, got, want)
-}
-
 // TestClientJSLiveToOthers runs the "to others" part of
 // testdata/clientjs_live.mjs: client.js with the real centrifuge-js under
 // Node, two tabs of one user, against a real Centrifugo with the generated

@@ -1,4 +1,4 @@
-// Unit checks of client.js's own logic (presence bookkeeping, dropping
+// Unit tests of client.js's own logic (presence bookkeeping, dropping
 // repeats and this tab's own events, the channels a page subscribes to
 // itself, start after stop, and how many token requests a page makes)
 // against a stand-in for centrifuge-js and for the site that the script
@@ -7,10 +7,14 @@
 // refused it as expired (or after setToken('')), a subscription when it has
 // none or the server refused it as expired; both keep theirs across
 // reconnects. The browser tests in example_app and TestClientJSLive run
-// client.js against the real centrifuge-js and Centrifugo; this one times
-// pushes and replies in orders a live server rarely shows, and moves the
-// clocks. Prints one JSON object of results.
-// Usage: node clientjs_unit.mjs /abs/path/client.js
+// client.js against the real centrifuge-js and Centrifugo; these time
+// pushes and replies in orders a live server rarely shows, and move the
+// clocks. Each case is a test of node:test, run in order (they share the
+// stand-ins): `node --test testdata/clientjs_unit.mjs`, which
+// TestClientJSLogic runs.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
 
 // ---- clocks: the page's (Date.now) and the site's, which may differ -----
 
@@ -243,8 +247,7 @@ async function answerSnapshot(a) {
   snapshots.shift()(a);
 }
 
-const { Instant } = await import(process.argv[2]);
-const out = {};
+const { Instant } = await import(new URL('../client.js', import.meta.url));
 
 async function started(options, channels) {
   site.reset(channels);
@@ -258,7 +261,8 @@ const room = [{ name: '$room', level: 'users' }];
 
 // 1. Pushes that arrive while the snapshot is asked for are replayed on it:
 // bob (in the snapshot) left and carol joined before its reply came.
-{
+test('presence: pushes during the snapshot are replayed on it', async () => {
+  const out = {};
   const live = await started({ presence: true }, room);
   const sub = live.client.subs.get('$room');
   sub.emit('leave', { info: { user: 'bob', client: 'b1' } });
@@ -266,11 +270,15 @@ const room = [{ name: '$room', level: 'users' }];
   await answerSnapshot({ clients: { b1: { user: 'bob', client: 'b1' }, a1: { user: 'ann', client: 'a1' } } });
   await settle();
   out.snapshotRace = users(live);
-}
+  assert.deepStrictEqual(out, {
+    snapshotRace: 'ann:1,carol:1',
+  });
+});
 
 // 2. Two tabs of one user are one member until the last leaves; a leave of
 // an unknown client changes nothing; anonymous subscribers are not members.
-{
+test('presence: the tabs of one user are one member', async () => {
+  const out = {};
   site.reset(room);
   const live = new Instant(StandInCentrifuge, { presence: true });
   const leaving = [];
@@ -290,20 +298,29 @@ const room = [{ name: '$room', level: 'users' }];
   steps.push(users(live));
   out.tabs = steps.join('|');
   out.leaving = leaving.join(',');
-}
+  assert.deepStrictEqual(out, {
+    tabs: 'ann:2|ann:2|ann:1|',
+    leaving: 'ann',
+  });
+});
 
 // 3. A snapshot that comes back after the channel was refused is ignored.
-{
+test('presence: a snapshot after the channel was refused is ignored', async () => {
+  const out = {};
   const live = await started({ presence: true }, room);
   live._deny('$room', live.client.subs.get('$room'));
   await answerSnapshot({ clients: { a1: { user: 'ann', client: 'a1' } } });
   await settle();
   out.afterDeny = users(live);
-}
+  assert.deepStrictEqual(out, {
+    afterDeny: '',
+  });
+});
 
 // 3b. A snapshot asked for by a subscription that was refused and then
 // replaced (the channel granted again) is not the new one's members.
-{
+test('presence: the snapshot of a replaced subscription is ignored', async () => {
+  const out = {};
   const live = await started({ presence: true }, room);
   await until('the first snapshot request', () => snapshots.length === 1);
   live._deny('$room', live.client.subs.get('$room'));
@@ -312,11 +329,15 @@ const room = [{ name: '$room', level: 'users' }];
   snapshots.shift()({ clients: { a1: { user: 'ann', client: 'a1' } } });
   await settle();
   out.staleSnapshot = users(live);
-}
+  assert.deepStrictEqual(out, {
+    staleSnapshot: '',
+  });
+});
 
 // 4. Events: a repeat of an id on the same channel is dropped, this tab's
 // own origin is dropped and counted.
-{
+test("events: a repeated id and this tab's own are dropped", async () => {
+  const out = {};
   const live = await started({}, room);
   const got = [];
   live.on('event', (ev, ch) => got.push(ch + ' ' + ev.message));
@@ -327,11 +348,16 @@ const room = [{ name: '$room', level: 'users' }];
   sub.emit('publication', { data: { id: 'e3', message: 'theirs', origin: 'another-tab' } });
   out.events = got.join(',');
   out.droppedOwn = live.droppedOwn;
-}
+  assert.deepStrictEqual(out, {
+    events: '$room one,$room theirs',
+    droppedOwn: 1,
+  });
+});
 
 // 5. A batch of 1,500 events sent again whole (a retried BroadcastBatch):
 // every copy is dropped.
-{
+test('events: a batch sent again is dropped whole', async () => {
+  const out = {};
   const live = await started({}, room);
   let got = 0;
   live.on('event', () => got++);
@@ -340,7 +366,10 @@ const room = [{ name: '$room', level: 'users' }];
     for (let k = 0; k < 1500; k++) sub.emit('publication', { data: { id: 'b' + k, message: 'm' } });
   }
   out.batchDelivered = got;
-}
+  assert.deepStrictEqual(out, {
+    batchDelivered: 1500,
+  });
+});
 
 // 6. What a page with 4 private channels costs the site: two listed, two
 // of its own (rule channels, subscribed to before start), and a public one.
@@ -349,7 +378,8 @@ const listed = [
   { name: '$site_users', level: 'users' },
   { name: '$site_user:1', level: 'personal' },
 ];
-{
+test('tokens: a page with four private channels asks once each time', async () => {
+  const out = {};
   site.reset(listed);
   snapshots.length = 0;
   const live = new Instant(StandInCentrifuge, { presence: true });
@@ -418,11 +448,27 @@ const listed = [
   out.rulePresence = seen.join('; ');
   out.infoWhenNone = infos.join(',');
   live.stop();
-}
+  assert.deepStrictEqual(out, {
+    connectRequests: '1 channels, 1 auth',
+    connectAsked: 'connection+$project-7+$project-8+$site_user:1+$site_users',
+    held: 'site_public/public $site_users/users $site_user:1/personal $project-7/rule $project-8/rule',
+    presenceAsked: '$project-7+$project-8+$site_user:1+$site_users',
+    reconnectValid: 0,
+    reconnectPresence: 1,
+    reconnectExpired: 1,
+    reconnectExpiredAsked: 'connection+4',
+    renewRequests: 1,
+    renewedDistinct: true,
+    ruleEvents: '$project-7 project news',
+    rulePresence: 'here Ann; joining 2; here Ann,2; leaving 2; here Ann',
+    infoWhenNone: '{}',
+  });
+});
 
 // 7. A channel the site refuses moves to denied; one subscribed to while
 // connected costs one request for all subscribed in the same tick.
-{
+test('tokens: a refused channel is denied; subscribes of one tick share a request', async () => {
+  const out = {};
   site.reset(listed);
   site.refuse.add('$project-9');
   const live = new Instant(StandInCentrifuge, {});
@@ -442,12 +488,20 @@ const listed = [
   try { live.subscribe('bad name'); } catch (e) { threw = e.constructor.name; }
   out.badName = threw;
   live.stop();
-}
+  assert.deepStrictEqual(out, {
+    refused: 'site_public/public $site_users/users $site_user:1/personal | denied $project-9',
+    refusedNoRefresh: 1,
+    refusedRequests: 1,
+    subscribeLater: '1 auth for $project-10+$project-11',
+    badName: 'TypeError',
+  });
+});
 
 // 8. refresh(): the page's own channels are kept while the site grants
 // their tokens, dropped when it refuses them; a channel the page
 // unsubscribed from stays away; a refused listed channel asks the site again.
-{
+test("refresh keeps, drops and takes back the page's channels", async () => {
+  const out = {};
   site.reset(listed);
   const live = new Instant(StandInCentrifuge, {});
   live.subscribe('$project-7').subscribe('$project-8');
@@ -466,12 +520,18 @@ const listed = [
   await until('the channel back', () => live.client.subs.has('$project-8') && allSubscribed(live));
   out.grantedAgain = held(live) + ' | denied ' + live.denied.join(' ');
   live.stop();
-}
+  assert.deepStrictEqual(out, {
+    refreshCalls: 'channels | auth $project-7+$project-8',
+    afterRefresh: 'site_public/public $site_users/users $project-7/rule | denied $project-8',
+    grantedAgain: 'site_public/public $site_users/users $project-7/rule $project-8/rule | denied ',
+  });
+});
 
 // 9. start() after stop(): the old client keeps no subscription or handler,
 // the new one holds every channel, the page's own included, and the
 // tokens still valid are used again.
-{
+test('start after stop', async () => {
+  const out = {};
   site.reset(listed);
   const live = new Instant(StandInCentrifuge, {});
   live.subscribe('$project-7');
@@ -501,11 +561,21 @@ const listed = [
   await Promise.all([live.start(), live.start()]); // one client for both
   out.startTogether = clients.length - made;
   live.stop();
-}
+  assert.deepStrictEqual(out, {
+    stopped: 'disconnected true disconnected 0 0 0 ',
+    restarted: 'true site_public/public $site_users/users $site_user:1/personal $project-7/rule',
+    restartRequests: 'channels',
+    restartEvents: '$project-7 from the new one',
+    restartStates: 'connecting connected disconnected connecting connected',
+    startTwice: 0,
+    startTogether: 1,
+  });
+});
 
 // 10. The page's clock is an hour ahead of the site's: tokens are still
 // reused, by their lifetime on the site's clock.
-{
+test("clock skew: tokens live by the site's clock", async () => {
+  const out = {};
   pageSkew = 3600 * 1000;
   site.reset(listed);
   const live = new Instant(StandInCentrifuge, {});
@@ -532,14 +602,19 @@ const listed = [
   out.skewedBehind = site.calls.length;
   late.stop();
   pageSkew = 0;
-}
+  assert.deepStrictEqual(out, {
+    skewedAhead: '1 then 0',
+    skewedBehind: 1,
+  });
+});
 
 // 11. The server closes the connection with a reconnect code (a logout
 // elsewhere): the site is asked again, the connection comes back with a
 // new token, the private channels the visitor lost are denied, and the
 // page's own channel the site still grants is subscribed anew, for the
 // new visitor.
-{
+test('a logout elsewhere: the page carries on as the new visitor', async () => {
+  const out = {};
   site.reset(listed);
   const live = new Instant(StandInCentrifuge, {});
   live.subscribe('$project-7');
@@ -556,10 +631,16 @@ const listed = [
   out.loggedOutRequests = site.calls.map((c) => c.path.replace('/instant/', '') + (c.body ? (c.body.connection ? ' connection+' : ' ') + c.body.channels.join('+') : '')).join(' | ');
   out.loggedOutTokens = live.client.subscribedWith.filter((s) => s.startsWith('$project-7')).map((s) => s.split(':').pop() || 'anonymous').join(' ');
   live.stop();
-}
+  assert.deepStrictEqual(out, {
+    loggedOut: 'site_public/public $project-7/rule | denied $site_users $site_user:1 | user null',
+    loggedOutRequests: 'channels | auth connection+$project-7',
+    loggedOutTokens: '1 anonymous',
+  });
+});
 
 // 12. 150 channels: at most 100 a request, the connection in the first.
-{
+test('at most 100 channels a request', async () => {
+  const out = {};
   site.reset([]);
   const live = new Instant(StandInCentrifuge, {});
   for (let k = 0; k < 150; k++) live.subscribe('$project-' + k);
@@ -567,12 +648,16 @@ const listed = [
   await until('150 subscriptions', () => live.client.subs.size === 150 && allSubscribed(live));
   out.split = auths().map((c) => (c.body.connection ? 'connection+' : '') + c.body.channels.length).sort().join(' | ');
   live.stop();
-}
+  assert.deepStrictEqual(out, {
+    split: '50 | connection+100',
+  });
+});
 
 // 13. The origin: the one the site minted, sent on the app's requests; a
 // newer one after a refresh (a login) replaces it, and events carrying
 // either are this tab's. Without one from the site, a random id.
-{
+test('the origin', async () => {
+  const out = {};
   site.reset([{ name: '$room', level: 'users' }]);
   const plain = new Instant(StandInCentrifuge, {});
   await plain.start();
@@ -594,13 +679,17 @@ const listed = [
   sub.emit('publication', { data: { id: 'o3', message: 'other', origin: 'minted-for-someone-else' } });
   out.origin = [randomOrigin, first, header, live.origin, got, live.droppedOwn].join(',');
   live.stop();
-}
+  assert.deepStrictEqual(out, {
+    origin: 'true,minted-for-user-1,minted-for-user-1,minted-after-login,1,2',
+  });
+});
 
 // 14. Snapshots the site refuses: a channel answered 403 (a public one,
 // one the visitor may not read, or any for an anonymous visitor) gets no
 // members and an 'error'; a request refused whole (503: Centrifugo refused
 // it) an 'error' for each channel. 25 channels: at most 20 a request.
-{
+test('presence the site refuses', async () => {
+  const out = {};
   site.reset([{ name: '$a', level: 'users' }, { name: '$b', level: 'users' }]);
   snapshots.length = 0;
   const live = new Instant(StandInCentrifuge, { presence: true });
@@ -629,9 +718,14 @@ const listed = [
   out.presenceSplit = presences().map((c) => c.body.channels.length).sort((a, b) => b - a).join(' | ');
   while (snapshots.length) snapshots.shift()({ clients: {} });
   many.stop();
-}
+  assert.deepStrictEqual(out, {
+    presenceRefused: 'ann:1 none 1 true',
+    presenceFailed: '2 true',
+    presenceSplit: '20 | 5',
+  });
+});
 
-// 17. Refusals of the server's are told, with its code and reason: the
+// 15. Refusals of the server's are told, with its code and reason: the
 // connection closed for good (3500: another token secret), a subscription
 // refused (102 unknown channel: a namespace the config lacks; 103; an
 // unsubscribe of the server's), which moves the channel to denied whatever
@@ -639,7 +733,8 @@ const listed = [
 // centrifuge-js retries is told and the channel kept. An expired token
 // (109, renewed), a disconnect the page asked for (0), the site's refusal
 // (denied, as before) are no error.
-{
+test("the server's refusals are told", async () => {
+  const out = {};
   class RefusedCentrifuge extends StandInCentrifuge {
     async _attempt() { // Centrifugo closes the connection: 3500, no reconnect
       this.state = 'disconnected';
@@ -681,12 +776,20 @@ const listed = [
   out.refusedDenied = held(live) + ' | denied ' + [...live.denied].sort().join(' ');
   live.stop();
   out.stopTold = told.length;
-}
+  assert.deepStrictEqual(out, {
+    connectionRefused: '3500 invalid token no channel | connecting disconnected (invalid token)',
+    connectionRefusedSays: true,
+    refusedTold: '$ghost:1 102 unknown channel, news:all 102 unknown channel, $site_staff 103 permission denied, $project-7 2000 server unsubscribe, $site_users 100 internal server error, undefined 111 too many requests',
+    refusedDenied: 'site_public/public $site_users/users | denied $ghost:1 $project-7 $site_staff news:all',
+    stopTold: 6,
+  });
+});
 
 // 16. The README's examples, as written (readme_test.go checks that each
 // README block is here or in a compiled file). Their console.log lines are
 // collected, not printed.
-{
+test("the README's examples run as written", async () => {
+  const out = {};
   site.reset([
     { name: 'site_public', level: 'public' },
     { name: '$site_users', level: 'users' },
@@ -723,18 +826,21 @@ await live.start();
   const has = (line) => logged.includes(line);
   out.readme = [has('$site_users hello {"n":1}'), has('["site_public","$site_users","$project-7"] []'), has('2 arrived'), has('$project-7 project news '), logged.some((l) => l.startsWith('connection connected')),
     logged.some((l) => l.startsWith('instant: centrifugo refused $project-7: 102 unknown channel (a namespace')), has('["site_public","$site_users"] ["$project-7"]'), has('connection disconnected stop called')].join(',');
-}
+  assert.deepStrictEqual(out, {
+    readme: 'true,true,true,true,true,true,true,true',
+  });
+});
 
 
-// 14. "To others" (tags_test.go runs these, with the argument "tags"):
+// 17. "To others":
 // every subscription asks Centrifugo for the publications whose "origin"
 // tag is none of this tab's ids; where Centrifugo refuses a filter (107: a
 // namespace without allow_tags_filter), the subscription is made again
 // without one, the page sees no refusal and the site is not asked again,
 // and the namespace's next channels go without a filter at once. A new
 // origin is in the filter from the next subscribe on.
-const tagsOut = {};
-{
+test('to others: the tags filter, and its fallback where a namespace refuses it', async () => {
+  const out = {};
   const refusing = new Set(['']); // namespaces without allow_tags_filter
   const log = [];
   class FilteredSubscription extends StandInSubscription {
@@ -770,22 +876,30 @@ const tagsOut = {};
   live.subscribe('$team:1');
   await live.start();
   await until('the subscriptions', () => live.client.subs.size === 3 && allSubscribed(live));
-  tagsOut.start = log.splice(0).sort().join(' | ');
-  tagsOut.states = states.filter((s) => !s.includes('subscribing')).sort().join(' | ');
-  tagsOut.refusals = states.filter((s) => s.includes('unsubscribed')).length;
-  tagsOut.requests = site.count('/instant/channels') + ' channels, ' + auths().length + ' auth';
+  out.start = log.splice(0).sort().join(' | ');
+  out.states = states.filter((s) => !s.includes('subscribing')).sort().join(' | ');
+  out.refusals = states.filter((s) => s.includes('unsubscribed')).length;
+  out.requests = site.count('/instant/channels') + ' channels, ' + auths().length + ' auth';
   // Another channel without a namespace: no filter from the start.
   live.subscribe('$room2');
   await until('$room2', () => live.client.subs.size === 4 && allSubscribed(live));
-  tagsOut.later = log.splice(0).join(' | ');
+  out.later = log.splice(0).join(' | ');
   // A new origin (a login): in the filter of the next subscribe.
   site.minted = 'origin-2';
   await live.refresh();
   live.client.drop();
   await until('back', () => live.client.state === 'connected' && allSubscribed(live));
-  tagsOut.resubscribed = log.splice(0).sort().join(' | ');
-  tagsOut.origins = live.origin;
+  out.resubscribed = log.splice(0).sort().join(' | ');
+  out.origins = live.origin;
   live.stop();
-}
+  assert.deepStrictEqual(out, {
+    start: '$room none | $room origin nin origin-1 | $team:1 origin nin origin-1 | site_public none | site_public origin nin origin-1',
+    states: '$room subscribed | $team:1 subscribed | site_public subscribed',
+    refusals: 0,
+    requests: '1 channels, 1 auth',
+    later: '$room2 none',
+    resubscribed: '$room none | $room2 none | $team:1 origin nin origin-1+origin-2 | site_public none',
+    origins: 'origin-2',
+  });
+});
 
-console.log(JSON.stringify(process.argv[3] === 'tags' ? tagsOut : out));
