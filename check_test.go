@@ -422,8 +422,8 @@ func TestCheckReadsBoundedFromAHostileWebsocket(t *testing.T) {
 			cfg := checkConfig()
 			cfg.APIURL = srv.URL + "/api"
 			// Time enough to read the budget on a busy machine (half a
-			// second alone, over five while make test runs both suites
-			// at once): what ends Check must be the budget.
+			// second alone, over five while make test runs the three
+			// modules' suites at once): what ends Check must be the budget.
 			cfg.PublishTimeout = 60 * time.Second
 			inst := newInstant(t, cfg)
 			var before, after runtime.MemStats

@@ -23,9 +23,13 @@ import (
 )
 
 // TestTimed runs the tests that bound how long a call takes (a share of
-// PublishTimeout, "fails at once") beside each other, before the parallel
-// tests start: they wait on hung, frozen, slow and stopped servers, not on
-// the CPU, while the live tests' load could stretch a bound they assert.
+// PublishTimeout, "fails at once") beside each other, before this
+// package's parallel tests start: they wait on hung, frozen, slow and
+// stopped servers, not on the CPU, while the live tests' load could
+// stretch a bound they assert. (make test runs the other modules' suites
+// at the same time: the bounds keep a margin for that.) A test that
+// loads the CPU itself, as TestSilentNodeIsMarkedDownAndProbedOnceAtATime's
+// eight callers do, stays on its own.
 func TestTimed(t *testing.T) {
 	for _, tt := range []struct {
 		name string
@@ -41,7 +45,6 @@ func TestTimed(t *testing.T) {
 		{"LiveBroadcastWhileCentrifugoIsDown", testLiveBroadcastWhileCentrifugoIsDown},
 		{"LiveFrozenCentrifugoCostsOneTimeout", testLiveFrozenCentrifugoCostsOneTimeout},
 		{"LiveFailoverPastAFrozenNode", testLiveFailoverPastAFrozenNode},
-		{"SilentNodeIsMarkedDownAndProbedOnceAtATime", testSilentNodeIsMarkedDownAndProbedOnceAtATime},
 		{"SlowNodeIsNotWedged", testSlowNodeIsNotWedged},
 		{"CallersDeadlineDoesNotMarkTheNodeDown", testCallersDeadlineDoesNotMarkTheNodeDown},
 	} {
@@ -128,15 +131,13 @@ func TestLiveRefusalsAreNotRetried(t *testing.T) {
 }
 
 func testLiveStoppedNodeAnswersWithinTimeout(t *testing.T) {
-	port, err := centrifugotest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ls := startLive(t, instant.CentrifugoOptions{})
-	dead := "http://127.0.0.1:" + itoa(port) + "/api"
+	// Nothing listens on port 1 (a free port of the kernel's could be
+	// taken by a test beside this one).
+	dead := "http://127.0.0.1:1/api"
 	inst := ls.through(t, 500*time.Millisecond, dead)
 	start := time.Now()
-	err = inst.Broadcast(context.Background(), instant.Event{Channel: "$site_users", Message: "x"})
+	err := inst.Broadcast(context.Background(), instant.Event{Channel: "$site_users", Message: "x"})
 	// Nothing listens: the node is marked down at its first refusal, and
 	// the call ends there (nodes.go), ErrUnreachable.
 	if !errors.Is(err, instant.ErrUnreachable) {
@@ -667,7 +668,7 @@ func testLiveFrozenCentrifugoCostsOneTimeout(t *testing.T) {
 		switch {
 		case k == 1 && (!errors.Is(err, context.DeadlineExceeded) || d < 900*time.Millisecond || d > 2*time.Second):
 			t.Errorf("Broadcast 1: %v after %v, want the time to run out after PublishTimeout (1s)", err, d)
-		case k > 1 && d >= 300*time.Millisecond:
+		case k > 1 && d >= 500*time.Millisecond: // waiting would take the 1s
 			t.Errorf("Broadcast %d took %v after a timeout, want it to fail at once", k, d)
 		}
 	}
@@ -715,7 +716,7 @@ func testLiveFailoverPastAFrozenNode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Broadcast %d: %v", k, err)
 		}
-		if k > 1 && d >= 300*time.Millisecond {
+		if k > 1 && d >= 500*time.Millisecond { // waiting would take the frozen node's 1s share
 			t.Errorf("Broadcast %d took %v: it waited on the frozen node again", k, d)
 		}
 		lc.waitFor(msg)
@@ -738,12 +739,12 @@ func testLiveFailoverPastAFrozenNode(t *testing.T) {
 	}
 }
 
-// testSilentNodeIsMarkedDownAndProbedOnceAtATime: a node that takes the
+// TestSilentNodeIsMarkedDownAndProbedOnceAtATime: a node that takes the
 // request and never answers is marked down when the call's time runs out;
 // the calls that follow, 8 callers at once while a fake clock moves 1.5 s,
 // fail at once without a publish reaching the node, while probes ask it,
 // one at a time, whether it answers again. Once it does, calls go through.
-func testSilentNodeIsMarkedDownAndProbedOnceAtATime(t *testing.T) {
+func TestSilentNodeIsMarkedDownAndProbedOnceAtATime(t *testing.T) {
 	m := newMoodyAPI(t)
 	m.setHung(true)
 	inst := standIn(t, 400*time.Millisecond, m.srv.URL)
