@@ -618,7 +618,7 @@ func (ls *liveSetup) connectWith(t *testing.T, b *browser) *liveClient {
 	}
 	select {
 	case <-connected:
-	case <-time.After(10 * time.Second):
+	case <-time.After(2 * handshakeTimeout): // room for a handshake that timed out and a retry
 		t.Fatal("the client did not connect")
 	}
 	return lc
@@ -916,7 +916,7 @@ func (p *proxied) dial(header http.Header, token string) *centrifuge.Client {
 		if ok {
 			return c
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(2 * handshakeTimeout):
 		p.t.Fatal("no answer to connect")
 	}
 	return nil

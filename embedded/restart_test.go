@@ -95,6 +95,7 @@ func TestRestartedProcessRecovers(t *testing.T) {
 		Token:             conn.Token,
 		MinReconnectDelay: 50 * time.Millisecond,
 		MaxReconnectDelay: 200 * time.Millisecond,
+		HandshakeTimeout:  10 * time.Second, // the 1s default ran out dialling loopback on a loaded machine
 	})
 	t.Cleanup(c.Close)
 	var mu sync.Mutex

@@ -108,7 +108,7 @@ func TestMinimalApp(t *testing.T) {
 	_, conn := staff.post("/instant/connection_token", "application/json", `{}`)
 
 	// staff listens on $site_staff with centrifuge-go, as a browser would.
-	cc := centrifuge.NewJsonClient(cent.WebsocketURL, centrifuge.Config{Token: conn["token"].(string)})
+	cc := centrifuge.NewJsonClient(cent.WebsocketURL, centrifuge.Config{Token: conn["token"].(string), HandshakeTimeout: 10 * time.Second})
 	defer cc.Close()
 	if err := cc.Connect(); err != nil {
 		t.Fatal(err)
