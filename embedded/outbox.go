@@ -44,12 +44,10 @@ type outboxConsumer struct {
 	retry   []streak // per partition: its worker's, or the poller's between rounds
 }
 
-// startOutbox checks p's table (ctx bounds only that) and consumes it until
-// stop, which deletes the rows published and waits.
-func startOutbox(ctx context.Context, db *sql.DB, p seam.Policy, publish outboxPublish, logger *slog.Logger) (stop func(), err error) {
-	if err := checkOutbox(ctx, db, p); err != nil {
-		return nil, err
-	}
+// runOutbox consumes p's table, which checkOutbox has passed (ctx bounds
+// only a count at the start), until stop, which deletes the rows published
+// and waits.
+func runOutbox(ctx context.Context, db *sql.DB, p seam.Policy, publish outboxPublish, logger *slog.Logger) (stop func()) {
 	n := max(p.OutboxPartitions, 1)
 	c := &outboxConsumer{db, p.OutboxTable, publish, logger, make([]streak, n)}
 	var stray int64
@@ -60,7 +58,7 @@ func startOutbox(ctx context.Context, db *sql.DB, p seam.Policy, publish outboxP
 	run, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() { defer close(done); c.run(run) }()
-	return sync.OnceFunc(func() { cancel(); <-done }), nil
+	return sync.OnceFunc(func() { cancel(); <-done })
 }
 
 // run lists the partitions holding rows every outboxPoll, at once after a full batch.

@@ -338,3 +338,11 @@ func (l *outboxLog) all() string {
 	defer l.mu.Unlock()
 	return strings.Join(l.lines, "\n")
 }
+
+// startOutbox is Bind's start of the outbox: checkOutbox, then runOutbox.
+func startOutbox(ctx context.Context, db *sql.DB, p seam.Policy, publish outboxPublish, logger *slog.Logger) (stop func(), err error) {
+	if err := checkOutbox(ctx, db, p); err != nil {
+		return nil, err
+	}
+	return runOutbox(ctx, db, p, publish, logger), nil
+}

@@ -113,12 +113,7 @@ func (s *Server) Bind(p seam.Policy) error {
 		return err
 	}
 	s.policy.Store(&p)
-	stop, err := startOutbox(ctx, s.opts.OutboxDB, p, s.applyCommand, s.opts.Logger)
-	if err != nil {
-		s.policy.Store(nil)
-		return err
-	}
-	s.stopOutbox = stop
+	s.stopOutbox = runOutbox(ctx, s.opts.OutboxDB, p, s.applyCommand, s.opts.Logger)
 	return nil
 }
 
