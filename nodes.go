@@ -121,7 +121,8 @@ func outOfTime(err, cause error, silent bool) error {
 var epoch = time.Now()
 
 // clock is time's Now and After, or a test's fake: the marks of nodes down, the
-// waits of call and takeNode, and the times tokens are signed at.
+// waits of call and takeNode, and the times the routes, the proxies and the
+// token methods sign at (Check's own tokens read time's: a server checks them).
 type clock struct {
 	now   func() time.Time
 	after func(time.Duration) <-chan time.Time
