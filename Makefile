@@ -68,18 +68,22 @@ check: tools
 ## test: the three modules' suites at once, their live tests in parallel (-parallel):
 ## they mostly wait on the servers they start (Centrifugo, Chromium, PostgreSQL, Redis).
 ## The library's is the long pole (about 65s under -race here beside the others); the
-## other two print their output after it. -vet=off: check has run all of go vet.
+## other two print their output after it. -vet=off: check has run all of go vet. Ctrl-C
+## (or a TERM) stops all three, with the servers they started.
+TEST_FLAGS := -race -vet=off -count=1 -timeout 5m
 test: centrifugo npm check
 	@mkdir -p $(BIN)
-	@for m in example_app embedded; do \
-		(cd $$m && $(GO) test -race -vet=off -count=1 -parallel 6 ./... >$(BIN)/$$m.test.out 2>&1; echo $$? >$(BIN)/$$m.test.rc) & \
-	done; \
-	echo "$(GO) test -race -vet=off -count=1 -parallel 12 ./...  (and example_app's and embedded's at the same time)"; \
-	$(GO) test -race -vet=off -count=1 -parallel 12 ./...; lib=$$?; wait; \
+	@trap 'trap - INT TERM; kill -TERM 0' INT TERM; \
+	rm -f $(BIN)/example_app.test.rc $(BIN)/embedded.test.rc; \
 	for m in example_app embedded; do \
-		echo "cd $$m && $(GO) test -race -vet=off -count=1 -parallel 6 ./..."; cat $(BIN)/$$m.test.out; \
+		(cd $$m && $(GO) test $(TEST_FLAGS) -parallel 6 ./... >$(BIN)/$$m.test.out 2>&1; echo $$? >$(BIN)/$$m.test.rc) & \
 	done; \
-	[ $$lib -eq 0 ] && [ "$$(cat $(BIN)/example_app.test.rc)" = 0 ] && [ "$$(cat $(BIN)/embedded.test.rc)" = 0 ]
+	echo "$(GO) test $(TEST_FLAGS) -parallel 12 ./...  (and example_app's and embedded's at the same time)"; \
+	$(GO) test $(TEST_FLAGS) -parallel 12 ./...; lib=$$?; wait; \
+	for m in example_app embedded; do \
+		echo "cd $$m && $(GO) test $(TEST_FLAGS) -parallel 6 ./..."; cat $(BIN)/$$m.test.out; \
+	done; \
+	[ $$lib -eq 0 ] && [ "$$(cat $(BIN)/example_app.test.rc 2>/dev/null)" = 0 ] && [ "$$(cat $(BIN)/embedded.test.rc 2>/dev/null)" = 0 ]
 
 ## bench: the hot paths beside a bare Gin route, medians of BENCH_COUNT runs and their ratios,
 ## written into BENCHMARKS.md too. Each run measures every bare route right before its plugin
