@@ -49,7 +49,7 @@ func TestClientJSLogic(t *testing.T) {
 	for k, line := range lines {
 		name, bad := strings.CutPrefix(line, "not ok ")
 		if !bad {
-			if _, good := strings.CutPrefix(line, "ok "); good {
+			if strings.HasPrefix(line, "ok ") {
 				passed++
 			}
 			continue

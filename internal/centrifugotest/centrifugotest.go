@@ -137,21 +137,26 @@ func FreePort() (int, error) {
 // Start starts Centrifugo with the config from cfg and stops it when t ends.
 func Start(t testing.TB, cfg ConfigFunc) *Server {
 	t.Helper()
-	bin := Require(t)
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		s, err := start(bin, t.TempDir(), cfg)
-		if err == nil {
-			t.Cleanup(s.Stop)
-			return s
-		}
-		lastErr = err
+	s, err := start(Require(t), t.TempDir(), cfg)
+	if err != nil {
+		t.Fatalf("centrifugotest: %v", err)
 	}
-	t.Fatalf("centrifugotest: %v", lastErr)
-	return nil
+	t.Cleanup(s.Stop)
+	return s
 }
 
-func start(bin, dir string, cfg ConfigFunc) (*Server, error) {
+// start starts Centrifugo in dir, on a free port: three tries, since the
+// port may be taken before Centrifugo binds it.
+func start(bin, dir string, cfg ConfigFunc) (s *Server, err error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		if s, err = startOnce(bin, dir, cfg); err == nil {
+			return s, nil
+		}
+	}
+	return nil, err
+}
+
+func startOnce(bin, dir string, cfg ConfigFunc) (*Server, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, err

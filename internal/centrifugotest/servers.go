@@ -238,12 +238,7 @@ func Shared(t testing.TB, key string, cfg ConfigFunc) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s *Server
-	for attempt := 0; attempt < 3; attempt++ {
-		if s, err = start(bin, dir, cfg); err == nil {
-			break
-		}
-	}
+	s, err := start(bin, dir, cfg)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		t.Fatalf("centrifugotest: %v", err)
