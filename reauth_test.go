@@ -477,12 +477,13 @@ func TestReauthorizeTellsWhatIsKnown(t *testing.T) {
 		answer  func(w http.ResponseWriter, r *http.Request)
 		want    string
 		matches error
+		timeout time.Duration // PublishTimeout: what "no answer" waits; room for a loaded machine else
 	}{
-		{"no answer", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }, "2 unknown", context.DeadlineExceeded},
+		{"no answer", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }, "2 unknown", context.DeadlineExceeded, 300 * time.Millisecond},
 		{"refused", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintln(w, `{"error":{"code":100,"message":"internal server error"}}`)
 			fmt.Fprintln(w, `{"error":{"code":100,"message":"internal server error"}}`)
-		}, "2 failed", nil},
+		}, "2 failed", nil, 5 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -503,7 +504,7 @@ func TestReauthorizeTellsWhatIsKnown(t *testing.T) {
 			t.Cleanup(api.Close)
 			cfg := testConfig()
 			cfg.APIURL = api.URL + "/api"
-			cfg.PublishTimeout = 300 * time.Millisecond
+			cfg.PublishTimeout = tc.timeout
 			cfg.LoadUser = func(*gin.Context) (*instant.User, error) { return nil, nil }
 			err := newInstant(t, cfg).Reauthorize(context.Background(), instant.User{ID: "7"})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
