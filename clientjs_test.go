@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"maps"
 	"net/http"
@@ -190,7 +189,7 @@ func clientJSLive(t *testing.T, phase string, ttl time.Duration) {
 // and answers its requests, and returns its result.
 func runClientJSLive(t *testing.T, node string, flags []string, centrifugeJS, phase string, ttl time.Duration) map[string]any {
 	cent, inst, _ := startCentrifugo(t, func(c *instant.Config) {
-		c.PublishTimeout = 2 * time.Second
+		c.PublishTimeout = livePublishTimeout
 		c.ConnectionTokenTTL, c.SubscriptionTokenTTL = ttl, ttl
 	}, func(inst *instant.Instant) error {
 		return inst.Authorize("$project-{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
@@ -246,18 +245,7 @@ func runClientJSLive(t *testing.T, node string, flags []string, centrifugeJS, ph
 			reply(map[string]any{"hits": maps.Clone(hits)})
 			mu.Unlock()
 		case "broadcast":
-			// Right after Centrifugo comes back the Instant may still hold
-			// it down: calls fail at once until a probe answers (within
-			// 50ms, which a loaded machine can miss). The event's id makes
-			// a repeat one publication.
-			var err error
-			_, _ = retryFor(5*time.Second, func() error {
-				err = inst.Broadcast(ctx, instant.Event{ID: msg.ID, Channel: msg.Channel, Message: msg.Message, Origin: msg.Origin})
-				if errors.Is(err, instant.ErrUnreachable) {
-					return err
-				}
-				return nil // published, or refused for good
-			})
+			err := broadcastLive(ctx, inst, instant.Event{ID: msg.ID, Channel: msg.Channel, Message: msg.Message, Origin: msg.Origin})
 			if err != nil {
 				t.Errorf("broadcast: %v", err)
 			}

@@ -576,12 +576,18 @@ func centrifugoConfig(inst **instant.Instant, cfgp *instant.Config, mod func(*in
 	}
 }
 
+// livePublishTimeout is the PublishTimeout of the Instants that talk to a
+// live Centrifugo: how long it may take to answer, not a bound the tests
+// assert (a stopped server refuses at once). A loaded machine (CI: three
+// suites and Chromium at once) once took over 2 s to answer a publish.
+const livePublishTimeout = 10 * time.Second
+
 // startLive starts Centrifugo with the config CentrifugoConfig writes from
 // opts, with a rule for "$orders:{id}".
 func startLive(t *testing.T, opts instant.CentrifugoOptions) *liveSetup {
 	t.Helper()
 	ls := &liveSetup{}
-	ls.srv, ls.inst, ls.cfg = startCentrifugo(t, func(c *instant.Config) { c.PublishTimeout = 2 * time.Second }, func(inst *instant.Instant) error {
+	ls.srv, ls.inst, ls.cfg = startCentrifugo(t, func(c *instant.Config) { c.PublishTimeout = livePublishTimeout }, func(inst *instant.Instant) error {
 		return inst.Authorize("$orders:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
 			return u != nil && p["id"] == "o"+u.ID, nil
 		})
@@ -1327,6 +1333,23 @@ func retryFor(limit time.Duration, f func() error) (time.Duration, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// broadcastLive is a live script's broadcast: right after Centrifugo comes
+// back, or after a call a loaded machine let run past PublishTimeout, the
+// Instant holds the node down and calls fail at once until a probe
+// answers. It tries again for up to 5 s; ev.ID must be set, so that a
+// repeat of a publication Centrifugo took is dropped, not counted twice.
+func broadcastLive(ctx context.Context, inst *instant.Instant, ev instant.Event) error {
+	var err error
+	_, _ = retryFor(5*time.Second, func() error {
+		err = inst.Broadcast(ctx, ev)
+		if errors.Is(err, instant.ErrUnreachable) {
+			return err
+		}
+		return nil // published, or refused for good
+	})
+	return err
 }
 
 // ==== Safe events (issue 20): what reaches Centrifugo straight, bypassing

@@ -205,15 +205,16 @@ func TestLiveBroadcastErrors(t *testing.T) {
 	if !errors.Is(err, instant.ErrAPIKey) || !errors.As(err, &pe) || pe.StatusCode != 401 || !strings.HasPrefix(pe.Err.Error(), "http status 401") {
 		t.Errorf("wrong key: %v", err)
 	}
-	// Centrifugo stopped: an error, within PublishTimeout.
+	// Centrifugo stopped: an error, at once (the connection is refused),
+	// not when PublishTimeout (10 s) runs out.
 	ls.srv.Stop()
 	start := time.Now()
 	err = ls.inst.Broadcast(context.Background(), instant.Event{Message: "x", Target: instant.LevelPublic})
 	if err == nil || !errors.As(err, &pe) {
 		t.Fatalf("stopped server: %v", err)
 	}
-	if d := time.Since(start); d > ls.cfg.PublishTimeout+time.Second {
-		t.Errorf("returned after %v, PublishTimeout is %v", d, ls.cfg.PublishTimeout)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("returned after %v with Centrifugo stopped, PublishTimeout %v", d, ls.cfg.PublishTimeout)
 	}
 }
 

@@ -34,7 +34,7 @@ func namesStartLive(t *testing.T, cfg instant.Config, setup func(*instant.Instan
 	ls := &liveSetup{}
 	ls.srv, ls.inst, ls.cfg = startCentrifugo(t, func(c *instant.Config) {
 		*c = cfg
-		c.PublishTimeout = 2 * time.Second
+		c.PublishTimeout = livePublishTimeout
 	}, setup, instant.CentrifugoOptions{})
 	ls.app = newRouter(ls.inst)
 	return ls

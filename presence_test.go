@@ -191,7 +191,7 @@ func startPresence(t *testing.T, mod func(*instant.Config), rules func(*instant.
 	t.Helper()
 	ls := &liveSetup{}
 	ls.srv, ls.inst, ls.cfg = startCentrifugo(t, func(c *instant.Config) {
-		c.PublishTimeout = 2 * time.Second
+		c.PublishTimeout = livePublishTimeout
 		if mod != nil {
 			mod(c)
 		}

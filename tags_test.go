@@ -313,7 +313,7 @@ func runToOthers(t *testing.T, node string, flags []string, centrifugeJS, phase 
 	if phase == "untagged" {
 		edits = append(edits, func(raw []byte) ([]byte, error) { return withoutTagsFilter(t, raw), nil })
 	}
-	cent, inst, _ := startCentrifugo(t, func(c *instant.Config) { c.PublishTimeout = 2 * time.Second }, func(inst *instant.Instant) error {
+	cent, inst, _ := startCentrifugo(t, func(c *instant.Config) { c.PublishTimeout = livePublishTimeout }, func(inst *instant.Instant) error {
 		return inst.Authorize("$team:{id}", func(_ *gin.Context, u *instant.User, p map[string]string) (bool, any) {
 			return u != nil && p["id"] == u.ID, nil
 		})
@@ -336,7 +336,8 @@ func runToOthers(t *testing.T, node string, flags []string, centrifugeJS, phase 
 		case "burst":
 			var err error
 			for k := 0; k < msg.N && err == nil; k++ {
-				err = inst.Broadcast(ctx, instant.Event{Channel: msg.Channel, Message: fmt.Sprint(msg.Message, " ", k), Origin: msg.Origin})
+				text := fmt.Sprint(msg.Message, " ", k)
+				err = broadcastLive(ctx, inst, instant.Event{ID: text, Channel: msg.Channel, Message: text, Origin: msg.Origin})
 			}
 			if err != nil {
 				t.Errorf("broadcast: %v", err)
