@@ -722,7 +722,7 @@ func runCentrifugoWith(t *testing.T, bin string, port int, path string, env map[
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
 	out := func() string { mu.Lock(); defer mu.Unlock(); return buf.String() }
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))
+		resp, err := testHTTP.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

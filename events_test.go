@@ -230,7 +230,7 @@ func TestLiveEventSizeBound(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, ls.srv.APIURL+"/publish", bytes.NewReader(body))
 		req.Header.Set("Authorization", "apikey "+testAPIKey)
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testHTTP.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,7 +32,7 @@ func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	for k, v := range h.h {
 		r.Header[k] = v
 	}
-	return http.DefaultTransport.RoundTrip(r)
+	return testHTTP.Transport.RoundTrip(r)
 }
 
 // TestServerSideStoreEndsLogins: with a server-side store (memstore), a

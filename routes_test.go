@@ -360,7 +360,7 @@ func TestTamperedCookieIsAnonymous(t *testing.T) {
 		req, _ := http.NewRequest("POST", u+"/instant/"+status.path, strings.NewReader(`{"channel":"$site_admin"}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.AddCookie(&http.Cookie{Name: cookies[0].Name, Value: string(v)})
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testHTTP.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -66,7 +66,7 @@ func TestEndToEndUnsafeEventsKeepBrowsersConnected(t *testing.T) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.apiURL+"/publish", bytes.NewReader(body))
 	req.Header.Set("Authorization", "apikey "+testSecrets.APIKey)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testHTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

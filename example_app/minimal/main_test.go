@@ -40,6 +40,12 @@ type client struct {
 	c   *http.Client
 }
 
+// testHTTP sends the tests' own requests on a transport of its own:
+// httptest.Server.Close closes http.DefaultTransport's idle connections,
+// and a parallel test's POST that had just taken one of them failed with
+// "CloseIdleConnections called" (a POST is not retried).
+var testHTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 func (cl *client) post(path, contentType, body string) (int, map[string]any) {
 	cl.t.Helper()
 	resp, err := cl.c.Post(cl.srv.URL+path, contentType, strings.NewReader(body))
@@ -88,14 +94,14 @@ func TestMinimalApp(t *testing.T) {
 	defer srv.Close()
 	login := func(name string) *client {
 		jar, _ := cookiejar.New(nil)
-		cl := &client{t, srv, &http.Client{Jar: jar}}
+		cl := &client{t, srv, &http.Client{Jar: jar, Transport: testHTTP.Transport}}
 		if status, body := cl.post("/login", "application/x-www-form-urlencoded", url.Values{"username": {name}}.Encode()); status != 204 {
 			t.Fatalf("login %s: %d %v", name, status, body)
 		}
 		return cl
 	}
 	staff, alice := login("staff"), login("alice")
-	if status, _ := (&client{t, srv, http.DefaultClient}).post("/login", "application/x-www-form-urlencoded", "username=a+b"); status != 400 {
+	if status, _ := (&client{t, srv, testHTTP}).post("/login", "application/x-www-form-urlencoded", "username=a+b"); status != 400 {
 		t.Errorf("login with a space in the ID: %d", status)
 	}
 	if status, _ := staff.token("$site_admin"); status != 403 {
@@ -148,7 +154,7 @@ func TestMinimalApp(t *testing.T) {
 	if status, _ := staff.post("/logout", "application/json", `{}`); status != 204 {
 		t.Fatalf("logout: %d", status)
 	}
-	thief := &client{t, srv, &http.Client{Jar: copied}}
+	thief := &client{t, srv, &http.Client{Jar: copied, Transport: testHTTP.Transport}}
 	if status, _ := thief.token("$site_staff"); status != 403 {
 		t.Errorf("a copy of staff's cookie after logout: %d", status)
 	}
@@ -245,7 +251,7 @@ func TestMinimalAppRefusesCrossSitePosts(t *testing.T) {
 			for k, v := range tc.header {
 				req.Header.Set(k, v)
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := testHTTP.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
