@@ -56,7 +56,7 @@ func (i *Instant) decide(c *gin.Context, user *User, channel string) (info any, 
 func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string]string) (info any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			i.logger.Error("instant: Authorize rule panicked", "pattern", r.pattern, "panic", fmt.Sprint(p))
+			i.cfg.Logger.Error("instant: Authorize rule panicked", "pattern", r.pattern, "panic", fmt.Sprint(p))
 			info, err = nil, errRuleFailed
 		}
 	}()
@@ -69,7 +69,7 @@ func (i *Instant) runRule(r *rule, c *gin.Context, user *User, params map[string
 	}
 	raw, err := json.Marshal(info) // validates and compacts a json.RawMessage too
 	if err = cmp.Or(err, checkJSON(raw)); err != nil {
-		i.logger.Error("instant: Authorize rule answered info that is not JSON Centrifugo's clients take", "pattern", r.pattern, "error", err.Error())
+		i.cfg.Logger.Error("instant: Authorize rule answered info that is not JSON Centrifugo's clients take", "pattern", r.pattern, "error", err.Error())
 		return nil, errRuleFailed
 	}
 	if string(raw) == "null" {

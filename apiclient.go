@@ -21,9 +21,7 @@ import (
 type apiClient interface {
 	// publish sends payloads[k] to channels[k], key keys[k], tag "origin" origins[k], in order; failedPubs lists the refused.
 	publish(ctx context.Context, channels []string, payloads [][]byte, keys, origins []string) error
-	unsubscribe(ctx context.Context, channel, user string) error
 	disconnect(ctx context.Context, user string) error
-	info(ctx context.Context) error // changes nothing: a down node's probe
 	presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error)
 	channels(ctx context.Context, pattern string) ([]string, error)
 	holders(ctx context.Context, user string, channels []string) (held []string, unknowable bool, err error)
@@ -41,7 +39,7 @@ type gocentAPI struct {
 	secrets   [][]byte     // never to appear in an error
 }
 
-func newGocentAPI(addr, key string, hc *http.Client, secrets []string) apiClient {
+func newGocentAPI(addr, key string, hc *http.Client, secrets []string) gocentAPI {
 	g := gocentAPI{nodeState: new(nodeState), addr: addr, key: key, base: hc, hc: limitedClient(hc, maxReplyBody, nil)}
 	if key != "" {
 		g.auth = []string{"apikey " + key}
@@ -308,13 +306,13 @@ const (
 var errReplyTooLarge = errors.New("the reply is larger than any Centrifugo answer to this call")
 
 // limitedClient copies hc to read at most limit bytes of a 200 reply, else
-// 2*maxErrorBody (redact sees a secret across the cut); a Retry-After goes
-// to *wait when wait is not nil.
+// 2*maxErrorBody (redact sees a secret across the cut); the Retry-After of
+// any other reply goes to *wait when wait is not nil.
 func limitedClient(hc *http.Client, limit int64, wait *time.Duration) *http.Client {
 	cp, base := *hc, cmp.Or[http.RoundTripper](hc.Transport, http.DefaultTransport)
 	cp.Transport = roundTripFunc(func(req *http.Request) (*http.Response, error) {
 		resp, err := base.RoundTrip(req)
-		if err == nil && wait != nil {
+		if err == nil && wait != nil && resp.StatusCode != http.StatusOK {
 			*wait = retryAfter(resp.Header)
 		}
 		if err == nil && resp.Body != nil && resp.StatusCode != http.StatusOK {

@@ -45,17 +45,16 @@ func (i *Instant) Check(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(cmp.Or(ctx, context.Background()), i.cfg.PublishTimeout)
 	defer cancel()
-	if i.server != nil {
-		return i.server.Check(ctx)
+	if i.cfg.Server != nil {
+		return i.cfg.Server.Check(ctx)
 	}
-	namespaces, _ := i.namespaces()
-	addrs := append([]string{i.cfg.APIURL}, i.cfg.APIURLs...)
+	namespaces, private := i.namespaces()
 	reports := make([]checkReport, len(i.nodes)+1)
 	var wg sync.WaitGroup
 	for k, node := range i.nodes {
-		wg.Go(func() { reports[k] = checkNode(ctx, node, redactedURL(addrs[k]), namespaces) })
+		wg.Go(func() { reports[k] = checkNode(ctx, node, redactedURL(node.addr), namespaces) })
 	}
-	wg.Go(func() { reports[len(i.nodes)] = i.checkBrowser(ctx, namespaces) })
+	wg.Go(func() { reports[len(i.nodes)] = i.checkBrowser(ctx, namespaces, private) })
 	wg.Wait()
 
 	var errs []error
@@ -103,7 +102,7 @@ func checkChannelIn(ns string) string {
 }
 
 // checkNode asks one node's server API about Check's channel in each namespace.
-func checkNode(ctx context.Context, node apiClient, where string, namespaces []string) checkReport {
+func checkNode(ctx context.Context, node gocentAPI, where string, namespaces []string) checkReport {
 	r := checkReport{where: where}
 	for _, ns := range namespaces {
 		err := node.unsubscribe(ctx, checkChannelIn(ns), checkAPIUser)
@@ -131,7 +130,7 @@ func redactedURL(raw string) string {
 
 // checkBrowser connects to WebsocketURL as a page would, from each origin,
 // with tokens the app signed.
-func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkReport {
+func (i *Instant) checkBrowser(ctx context.Context, namespaces []string, private map[string]bool) checkReport {
 	ws := i.cfg.WebsocketURL
 	r := checkReport{where: ws}
 	fail := func(err error) checkReport {
@@ -200,7 +199,6 @@ func (i *Instant) checkBrowser(ctx context.Context, namespaces []string) checkRe
 		return fail(err)
 	}
 	// Only where joins differ from the base's, presence_stats says how: Centrifugo logs a refused one.
-	_, private := i.namespaces()
 	base, suspects := probes[0], []*probeResult{probes[0]}
 	for _, p := range probes {
 		switch {

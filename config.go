@@ -135,12 +135,11 @@ func New(cfg Config) (*Instant, error) {
 	cfg.HTTPClient = cmp.Or(cfg.HTTPClient, &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()})
 	cfg.APIURLs = slices.Clone(cfg.APIURLs) // the caller's slice stays theirs
 	key := []byte(cfg.TokenSecret)
-	inst := &Instant{cfg: cfg, channels: table, cop: cop, outboxTable: outbox, logger: cfg.Logger,
-		tokenKey: key, origins: newOriginPool(key), proxyKey: hex.EncodeToString(deriveKey(key, "proxy")), server: cfg.Server,
+	inst := &Instant{cfg: cfg, channels: table, cop: cop, outboxTable: outbox,
+		tokenKey: key, origins: newOriginPool(key), proxyKey: hex.EncodeToString(deriveKey(key, "proxy")),
 		clock: clock{time.Now, time.After}}
 	inst.rules.Store(&[]rule{})
 	if cfg.Server != nil {
-		inst.nodes = []apiClient{serverAPI{cfg.Server}}
 		if err := inst.bindServer(cfg.Server); err != nil {
 			return nil, fmt.Errorf("%w: Server: %w", ErrConfig, err)
 		}

@@ -1,15 +1,12 @@
 package instant
 
 import (
-	"log/slog"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-
-	"github.com/gin-instant/instant/internal/seam"
 )
 
 // Instant is the plugin: token routes, session middleware and a publisher
@@ -18,12 +15,10 @@ type Instant struct {
 	cfg         Config     // with defaults filled in
 	tokenKey    []byte     // TokenSecret
 	origins     *sync.Pool // HMAC states for origin ids (origin.go)
-	logger      *slog.Logger
 	channels    channelTable
 	rules       atomic.Pointer[[]rule]
 	cop         *http.CrossOriginProtection
-	nodes       []apiClient // APIURL, then APIURLs; or the Server alone
-	server      seam.Server // Config.Server, or nil
+	nodes       []gocentAPI // APIURL, then APIURLs; none with a Server
 	outboxTable outboxNames
 	stats       counters
 	users       userCache

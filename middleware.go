@@ -163,7 +163,7 @@ func stateOf(ctx context.Context, load bool) (st *reqState, u *User, err error) 
 			v := sessions.Default(st.c).Get(sessionKey) // track saw the session
 			raw, _ := v.(string)
 			if st.user = st.inst.users.decode(raw); st.user == nil && v != nil {
-				st.inst.logger.Debug("instant: session user does not decode; treated as anonymous")
+				st.inst.cfg.Logger.Debug("instant: session user does not decode; treated as anonymous")
 			}
 			st.loaded = true
 			break
@@ -195,7 +195,7 @@ func (i *Instant) loadUser(st *reqState) (u *User, err error) {
 			u, err = nil, fmt.Errorf("%w: LoadUser panicked: %v", errLoadUser, p)
 		}
 		if err != nil {
-			i.logger.Error(err.Error(), "path", requestPath(lc))
+			i.cfg.Logger.Error(err.Error(), "path", requestPath(lc))
 		}
 	}()
 	if u, err = i.cfg.LoadUser(lc); err != nil {

@@ -33,14 +33,13 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 			i.stats.failed.Add(1)
 		}
 	}()
-	if i.server != nil {
-		return op(ctx, i.nodes[0])
+	if i.cfg.Server != nil {
+		return op(ctx, serverAPI{i.cfg.Server})
 	}
 	var answered error // of the last attempt its time did not cut short
 	for round := 0; ; round++ {
 		var after time.Duration // the round's longest Retry-After
-		for k, node := range i.nodes {
-			n := node.(gocentAPI)
+		for k, n := range i.nodes {
 			if !i.takeNode(ctx, n) {
 				continue
 			}
@@ -54,12 +53,14 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 				actx, acancel = context.WithTimeout(ctx, i.cfg.PublishTimeout/time.Duration(len(i.nodes)))
 			}
 			began := time.Now()
-			err = op(actx, node)
-			timedOut, slow := actx.Err() != nil, actx.Err() != nil && ctx.Err() == nil
+			err = op(actx, n)
+			timedOut := actx.Err() != nil
+			slow := timedOut && ctx.Err() == nil
 			acancel()
 			var pe *PublishError
 			errors.As(err, &pe)
-			noAnswer := pe != nil && pe.StatusCode == 0 && retryable(err)
+			retry := pe != nil && retryable(err)
+			noAnswer := retry && pe.StatusCode == 0
 			silent := timedOut && noAnswer && caller.Err() == nil
 			switch {
 			case silent:
@@ -72,7 +73,7 @@ func (i *Instant) call(ctx context.Context, op func(context.Context, apiClient) 
 			case !timedOut || !noAnswer:
 				n.down.Store(0) // it answered, or took the request
 			}
-			if err == nil || !(slow || retryable(err)) {
+			if err == nil || !(slow || retry) {
 				return err
 			}
 			if ctx.Err() != nil {
@@ -138,7 +139,7 @@ type nodeState struct {
 
 func (i *Instant) nodesDown() (n int) {
 	for _, node := range i.nodes {
-		if g, ok := node.(gocentAPI); ok && g.down.Load() != 0 {
+		if node.down.Load() != 0 {
 			n++
 		}
 	}
@@ -217,11 +218,7 @@ func downError(op string, channels []string) error {
 func (downNodes) publish(_ context.Context, chs []string, _ [][]byte, _, _ []string) error {
 	return downError("publish", chs)
 }
-func (downNodes) unsubscribe(_ context.Context, ch, _ string) error {
-	return downError("unsubscribe", []string{ch})
-}
 func (downNodes) disconnect(context.Context, string) error { return downError("disconnect", nil) }
-func (downNodes) info(context.Context) error               { return downError("info", nil) }
 func (downNodes) channels(context.Context, string) ([]string, error) {
 	return nil, downError("channels", nil)
 }

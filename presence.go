@@ -143,9 +143,9 @@ func (i *Instant) presenceRoute(c *gin.Context, body []byte) {
 		})
 	}
 	if err != nil {
-		i.logger.Error("instant: presence failed", "error", err, "path", requestPath(c))
+		i.cfg.Logger.Error("instant: presence failed", "error", err, "path", requestPath(c))
 		server, status, msg := "centrifugo", http.StatusBadGateway, " did not answer the presence call"
-		if i.server != nil {
+		if i.cfg.Server != nil {
 			server = "the embedded server"
 		}
 		if pe := (*PublishError)(nil); errors.As(err, &pe) && pe.Code != 0 { // presence off, or an unknown namespace

@@ -87,7 +87,7 @@ func (i *Instant) revoke(ctx context.Context, u *User) error {
 		}
 	}
 	if ruleFailures > 0 {
-		i.logger.Error("instant: Reauthorize counted failed rules as refusals", "user", u.ID, "failures", ruleFailures)
+		i.cfg.Logger.Error("instant: Reauthorize counted failed rules as refusals", "user", u.ID, "failures", ruleFailures)
 	}
 
 	var held []string

@@ -97,8 +97,8 @@ func (i *Instant) Register(g *gin.RouterGroup) {
 	}
 	g.Any("/:route", serve)
 	g.Any("/proxy/:kind", serve)
-	if i != nil && i.server != nil {
-		g.GET("/"+websocketPath, gin.WrapH(i.server.Handler()))
+	if i != nil && i.cfg.Server != nil {
+		g.GET("/"+websocketPath, gin.WrapH(i.cfg.Server.Handler()))
 	}
 }
 
@@ -250,7 +250,7 @@ func (i *Instant) channelsRoute(c *gin.Context, _ []byte) {
 		listed[k] = listedChannel{Name: ch.Name, Level: ch.Level.String(), Group: ch.Group}
 	}
 	ws := i.cfg.WebsocketURL
-	if i.server != nil && ws == "" {
+	if i.cfg.Server != nil && ws == "" {
 		ws = path.Join(path.Dir(c.Request.URL.Path), websocketPath)
 	}
 	c.JSON(http.StatusOK, gin.H{"user": u, "channels": listed, "websocket_url": ws, "origin": i.mintOrigin(u)})
@@ -279,7 +279,7 @@ func errorStatus(err error) int {
 }
 
 func (i *Instant) signFailed(c *gin.Context, err error) {
-	i.logger.Error("instant: signing failed", "error", err)
+	i.cfg.Logger.Error("instant: signing failed", "error", err)
 	abortJSON(c, http.StatusInternalServerError, "instant: could not sign the token")
 }
 
@@ -292,7 +292,7 @@ func abortJSON(c *gin.Context, status int, msg string) {
 func failServer(c *gin.Context, i *Instant, err error) {
 	logger := slog.Default()
 	if i != nil {
-		logger = i.logger
+		logger = i.cfg.Logger
 	}
 	logger.Error(err.Error(), "path", requestPath(c))
 	abortJSON(c, http.StatusInternalServerError, err.Error())

@@ -71,10 +71,6 @@ func (a serverAPI) publish(ctx context.Context, channels []string, payloads [][]
 	return err
 }
 
-func (a serverAPI) unsubscribe(ctx context.Context, channel, user string) error {
-	return serverError("unsubscribe", []string{channel}, a.s.Unsubscribe(ctx, user, []string{channel}))
-}
-
 func (a serverAPI) unsubscribeAll(ctx context.Context, user string, channels []string) (int, error) {
 	return 0, serverError("unsubscribe", channels, a.s.Unsubscribe(ctx, user, channels))
 }
@@ -82,8 +78,6 @@ func (a serverAPI) unsubscribeAll(ctx context.Context, user string, channels []s
 func (a serverAPI) disconnect(ctx context.Context, user string) error {
 	return serverError("disconnect", nil, a.s.Disconnect(ctx, user))
 }
-
-func (a serverAPI) info(context.Context) error { return nil }
 
 func (a serverAPI) presenceBatch(ctx context.Context, channels []string) ([][]presenceClient, error) {
 	res, err := a.s.Presence(ctx, channels)
@@ -116,11 +110,11 @@ func (a serverAPI) userChannels(ctx context.Context, user string) ([]string, boo
 
 // logServer says, once, which server an Instant uses.
 func (i *Instant) logServer() {
-	if i.server != nil {
-		i.logger.Info("instant: realtime served from this process", slog.String("server", i.server.Describe()))
+	if i.cfg.Server != nil {
+		i.cfg.Logger.Info("instant: realtime served from this process", slog.String("server", i.cfg.Server.Describe()))
 		return
 	}
-	i.logger.Info("instant: realtime served by centrifugo", slog.String("api", redactedURL(i.cfg.APIURL)), slog.String("websocket", i.cfg.WebsocketURL))
+	i.cfg.Logger.Info("instant: realtime served by centrifugo", slog.String("api", redactedURL(i.cfg.APIURL)), slog.String("websocket", i.cfg.WebsocketURL))
 }
 
 // failedServer is a Server ConfigFromEnv could not build; Bind says why.
