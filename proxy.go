@@ -47,8 +47,8 @@ func (i *Instant) proxyRoute(c *gin.Context, body []byte) {
 	if u != nil {
 		id = u.ID
 	}
-	kind, info := c.Param("kind"), any(nil)
-	result := gin.H{"expire_at": i.clock.now().Add(i.cfg.ConnectionTokenTTL).Unix()}
+	kind, info, ttl := c.Param("kind"), any(nil), i.cfg.ConnectionTokenTTL
+	result := gin.H{}
 	switch err = i.mayConnect(u); {
 	case kind == "connect":
 		result["user"] = id
@@ -56,8 +56,9 @@ func (i *Instant) proxyRoute(c *gin.Context, body []byte) {
 		err = ErrNotAllowed
 	case kind != "refresh":
 		info, err = i.decide(c, u, req.Channel)
-		result["expire_at"] = i.clock.now().Add(i.cfg.SubscriptionTokenTTL).Unix()
+		ttl = i.cfg.SubscriptionTokenTTL
 	}
+	result["expire_at"] = i.clock.now().Add(ttl).Unix()
 	switch {
 	case err != nil && kind == "connect":
 		c.JSON(http.StatusOK, gin.H{"disconnect": gin.H{"code": 4501, "message": "login required"}})
@@ -71,10 +72,7 @@ func (i *Instant) proxyRoute(c *gin.Context, body []byte) {
 		if raw, _ := info.(json.RawMessage); len(raw) > 0 { // decide's: empty for a null info
 			result["info"] = raw
 		}
-		result["override"] = publicOverride
-		if isPrivate(req.Channel) {
-			result["override"] = privateOverride
-		}
+		result["override"] = overrideFor(req.Channel)
 		fallthrough
 	default:
 		c.JSON(http.StatusOK, gin.H{"result": result})

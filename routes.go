@@ -212,6 +212,7 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 		out.Connection = &tokenResponse{Token: tok.Token, ExpiresAt: tok.ExpiresAt.Unix()}
 	}
 	out.Channels = make([]authAnswer, len(req.Channels))
+	var userJSON json.RawMessage // User.Info for the private channels, encoded once a batch
 	for k, ch := range req.Channels {
 		a := &out.Channels[k]
 		a.Channel = ch
@@ -222,6 +223,15 @@ func (i *Instant) authRoute(c *gin.Context, body []byte) {
 		} else if err != nil {
 			a.Status = s // 403, or 500 for a failed rule
 			continue
+		}
+		if info == nil && isPrivate(ch) {
+			if userJSON == nil {
+				if userJSON, err = userInfo(u); err != nil {
+					i.signFailed(c, err)
+					return
+				}
+			}
+			info = userJSON
 		}
 		tok, err := i.sign(u, ch, info, now)
 		if err != nil {

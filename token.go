@@ -46,6 +46,31 @@ var (
 	publicOverride  = &override{Presence: &boolValue{}, JoinLeave: &boolValue{}, ForcePushJoinLeave: &boolValue{}}
 )
 
+// overrideFor is a subscription token's override for channel: sign's, and
+// the subscribe proxy's answer.
+func overrideFor(channel string) *override {
+	if isPrivate(channel) {
+		return privateOverride
+	}
+	return publicOverride
+}
+
+// userInfo is u's Info as a private channel's token carries it: nil for
+// none.
+func userInfo(u *User) (json.RawMessage, error) {
+	if u == nil || len(u.Info) == 0 {
+		return nil, nil
+	}
+	raw, err := json.Marshal(u.Info)
+	if err != nil {
+		return nil, fmt.Errorf("instant: the token's info does not encode as JSON: %w", err)
+	}
+	if err := checkJSON(raw); err != nil {
+		return nil, fmt.Errorf("instant: the token's info %w", err)
+	}
+	return raw, nil
+}
+
 // Token is a signed Centrifugo token and the moment it expires.
 type Token struct {
 	Token     string    `json:"token"`
@@ -62,21 +87,17 @@ func (i *Instant) sign(u *User, channel string, info any, now time.Time) (Token,
 		cl.Sub = u.ID
 	}
 	ttl := i.cfg.SubscriptionTokenTTL
-	switch {
-	case channel == "":
+	if channel == "" {
 		ttl = i.cfg.ConnectionTokenTTL
-	case !isPrivate(channel):
-		cl.Override = publicOverride
-	default:
-		cl.Override = privateOverride
+	} else {
+		cl.Override = overrideFor(channel)
+	}
+	if cl.Override == privateOverride {
 		cl.Info, _ = info.(json.RawMessage)
-		if info == nil && u != nil && len(u.Info) > 0 {
-			raw, err := json.Marshal(u.Info)
+		if info == nil {
+			raw, err := userInfo(u)
 			if err != nil {
-				return Token{}, fmt.Errorf("instant: the token's info does not encode as JSON: %w", err)
-			}
-			if err := checkJSON(raw); err != nil {
-				return Token{}, fmt.Errorf("instant: the token's info %w", err)
+				return Token{}, err
 			}
 			cl.Info = raw
 		}
