@@ -33,10 +33,11 @@ func (s *Server) publish(ctx context.Context, pub seam.Publication) error {
 		return err
 	}
 	// A stream position needs history: centrifuge drops a publication without one that comes during a subscribe.
-	opts := []centrifuge.PublishOption{centrifuge.WithHistory(1, time.Second)}
+	size, ttl := 1, time.Second
 	if ch.Private && s.opts.HistorySize > 0 {
-		opts[0] = centrifuge.WithHistory(s.opts.HistorySize, s.opts.HistoryTTL)
+		size, ttl = s.opts.HistorySize, s.opts.HistoryTTL
 	}
+	opts := append(make([]centrifuge.PublishOption, 0, 3), centrifuge.WithHistory(size, ttl))
 	if pub.IdempotencyKey != "" {
 		opts = append(opts, centrifuge.WithIdempotencyKey(pub.IdempotencyKey))
 	}

@@ -132,13 +132,10 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	case strings.EqualFold(u.Host, r.Host):
 		return true
 	}
-	allowed := s.opts.AllowedOrigins
-	if p := s.policy.Load(); p != nil {
-		allowed = slices.Concat(allowed, p.Origins)
-	}
-	return slices.ContainsFunc(allowed, func(a string) bool {
-		return a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), u.Scheme+"://"+u.Host)
-	})
+	want := u.Scheme + "://" + u.Host
+	match := func(a string) bool { return a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), want) }
+	p := s.policy.Load()
+	return slices.ContainsFunc(s.opts.AllowedOrigins, match) || p != nil && slices.ContainsFunc(p.Origins, match)
 }
 
 // Describe names the server for a log line: "embedded, memory" or "embedded, redis <address>".
