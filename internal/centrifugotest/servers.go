@@ -98,26 +98,15 @@ func postgresBin() (string, error) {
 	return filepath.Dir(p), nil
 }
 
-// StartPostgres makes a throwaway cluster (initdb) and starts PostgreSQL on
-// a free loopback port, stopping it and removing the cluster when t ends.
-// Run as root, it runs both as the postgres system user, since they
-// refuse root. Tests that can share a server take SharedPostgres instead.
-func StartPostgres(t testing.TB) *Postgres {
-	t.Helper()
-	pg, stop, err := startPostgres()
-	if errors.Is(err, errMissing) {
-		need(t, "%v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	return pg
-}
-
 var errMissing = errors.New("missing")
 
-// startPostgres starts a cluster of its own; stop stops it and removes it.
+func dsn(port int, database string) string {
+	return "postgres://postgres@127.0.0.1:" + strconv.Itoa(port) + "/" + database + "?sslmode=disable"
+}
+
+// startPostgres makes a throwaway cluster (initdb) and starts PostgreSQL on
+// a free loopback port, run as the postgres system user when run as root
+// (both refuse root); stop stops it and removes the cluster.
 func startPostgres() (pg *Postgres, stop func(), err error) {
 	bin, err := postgresBin()
 	if err != nil {
@@ -184,7 +173,7 @@ func startPostgres() (pg *Postgres, stop func(), err error) {
 				}
 				_ = os.RemoveAll(dir)
 			}
-			pg := &Postgres{Port: port, DSN: "postgres://postgres@127.0.0.1:" + strconv.Itoa(port) + "/postgres?sslmode=disable", as: as}
+			pg := &Postgres{Port: port, DSN: dsn(port, "postgres"), as: as}
 			return pg, stop, nil
 		}
 		_ = cmd.Process.Kill()
@@ -287,7 +276,7 @@ func SharedPostgres(t testing.TB) *Postgres {
 		t.Fatalf("centrifugotest: create database: %v", err)
 	}
 	t.Cleanup(func() { _ = psql("DROP DATABASE " + name + " WITH (FORCE)") })
-	return &Postgres{Port: server.Port, DSN: "postgres://postgres@127.0.0.1:" + strconv.Itoa(server.Port) + "/" + name + "?sslmode=disable", as: server.as}
+	return &Postgres{Port: server.Port, DSN: dsn(server.Port, name), as: server.as}
 }
 
 func waitPostgres(as func(string, ...string) *exec.Cmd, port int, done chan struct{}, limit time.Duration) error {
