@@ -18,12 +18,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -526,7 +524,7 @@ func TestCheckSaysNoBrowserOriginAllowed(t *testing.T) {
 // setting apart is not called a wrong file.
 func TestCheckNamesAWrongConfigFile(t *testing.T) {
 	t.Parallel()
-	bin := centrifugotest.Require(t)
+	centrifugotest.Require(t)
 	for _, tc := range []struct {
 		name  string
 		env   map[string]string
@@ -545,7 +543,7 @@ func TestCheckNamesAWrongConfigFile(t *testing.T) {
 			}
 			env := map[string]string{"CENTRIFUGO_HTTP_SERVER_PORT": fmt.Sprint(port), "CENTRIFUGO_HEALTH_ENABLED": "true"}
 			maps.Copy(env, tc.env)
-			out := runCentrifugoWith(t, bin, port, filepath.Join(t.TempDir(), "centrifugo.json"), env)
+			out := centrifugotest.Run(t, port, filepath.Join(t.TempDir(), "centrifugo.json"), env).Output
 			if !strings.Contains(out(), "config file not found") {
 				t.Fatalf("centrifugo found a config:\n%s", out())
 			}
@@ -644,7 +642,7 @@ func appEnv(port int) map[string]string {
 // warns of no variable, and the app built from the same environment
 // passes Check against it.
 func TestOneEnvironmentForAppAndCentrifugo(t *testing.T) {
-	bin := centrifugotest.Require(t)
+	centrifugotest.Require(t)
 	port, err := centrifugotest.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -677,7 +675,11 @@ func TestOneEnvironmentForAppAndCentrifugo(t *testing.T) {
 	delete(conf, "http_api")
 	delete(conf["client"].(map[string]any), "token")
 	raw, _ = json.Marshal(conf)
-	out := runCentrifugo(t, bin, port, raw, env)
+	path := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := centrifugotest.Run(t, port, path, env).Output
 	if err := inst.Check(context.Background()); err != nil {
 		t.Errorf("Check: %v", err)
 	}
@@ -686,63 +688,6 @@ func TestOneEnvironmentForAppAndCentrifugo(t *testing.T) {
 	}
 
 }
-
-// runCentrifugo runs Centrifugo with conf as its config file and env as
-// its whole environment until the test ends, and returns its output so far.
-func runCentrifugo(t *testing.T, bin string, port int, conf []byte, env map[string]string) func() string {
-	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "config.json")
-	if err := os.WriteFile(path, conf, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return runCentrifugoWith(t, bin, port, path, env)
-}
-
-// runCentrifugoWith runs Centrifugo with -c path (which may name no file:
-// Centrifugo then runs on its defaults and env) and env as its whole
-// environment until the test ends, and returns its output so far, once
-// /health answers on port.
-func runCentrifugoWith(t *testing.T, bin string, port int, path string, env map[string]string) func() string {
-	t.Helper()
-	cmd := exec.Command(bin, "-c", path)
-	cmd.Dir = t.TempDir()
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var mu sync.Mutex
-	var buf strings.Builder
-	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return buf.Write(p) })
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	out := func() string { mu.Lock(); defer mu.Unlock(); return buf.String() }
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		resp, err := testHTTP.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return out
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("centrifugo exited:\n%s", out())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("centrifugo not healthy:\n%s", out())
-		}
-	}
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // TestConfigFromEnvReadsMoreAPIURLs: the further nodes of a cluster come
 // from INSTANT_API_URLS, comma-separated, and Check asks each of them.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/centrifugal/centrifuge-go"
 	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 // countingExecer stands in for a transaction in unit tests of what
@@ -230,7 +231,7 @@ func TestLiveEventSizeBound(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, ls.srv.APIURL+"/publish", bytes.NewReader(body))
 		req.Header.Set("Authorization", "apikey "+testAPIKey)
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := testHTTP.Do(req)
+		resp, err := centrifugotest.HTTP.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -113,18 +113,12 @@ type browser struct {
 	c   *http.Client
 }
 
-// testHTTP sends the tests' own requests on a transport of its own:
-// httptest.Server.Close closes http.DefaultTransport's idle connections,
-// and a parallel test's POST that had just taken one of them failed with
-// "CloseIdleConnections called" (a POST is not retried).
-var testHTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-
 func newBrowser(t testing.TB, h http.Handler) *browser {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, srv: srv, c: &http.Client{Jar: jar, Transport: testHTTP.Transport}}
+	return &browser{t: t, srv: srv, c: &http.Client{Jar: jar, Transport: centrifugotest.HTTP.Transport}}
 }
 
 // as logs u in (nil: stays anonymous) and returns b.
@@ -1371,7 +1365,7 @@ func rawPublish(t *testing.T, ls *liveSetup, channel string, data json.RawMessag
 	req, _ := http.NewRequest(http.MethodPost, ls.srv.APIURL+"/publish", bytes.NewReader(body))
 	req.Header.Set("Authorization", "apikey "+testAPIKey)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := testHTTP.Do(req)
+	resp, err := centrifugotest.HTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

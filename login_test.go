@@ -17,6 +17,7 @@ import (
 	"github.com/gin-contrib/sessions/memstore"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 // replay is a client that sends a fixed Cookie header: a copy of a
@@ -32,7 +33,7 @@ func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	for k, v := range h.h {
 		r.Header[k] = v
 	}
-	return testHTTP.Transport.RoundTrip(r)
+	return centrifugotest.HTTP.Transport.RoundTrip(r)
 }
 
 // TestServerSideStoreEndsLogins: with a server-side store (memstore), a

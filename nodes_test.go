@@ -243,12 +243,10 @@ func testLiveFailoverPastANodeThatDiesMidReply(t *testing.T) {
 // statusThenOK answers the first requests with the given statuses and
 // headers, and then as Centrifugo does to a publish: a stand-in for unit
 // tests of the retry logic.
-func statusThenOK(t *testing.T, answers ...func(w http.ResponseWriter)) (*httptest.Server, *atomic.Int32, *[]time.Time) {
+func statusThenOK(t *testing.T, answers ...func(w http.ResponseWriter)) (*httptest.Server, *atomic.Int32) {
 	var n atomic.Int32
-	var at []time.Time // written by the server's goroutine, read after the call
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		k := int(n.Add(1)) - 1
-		at = append(at, time.Now())
 		if k < len(answers) {
 			answers[k](w)
 			return
@@ -256,7 +254,7 @@ func statusThenOK(t *testing.T, answers ...func(w http.ResponseWriter)) (*httpte
 		w.Write([]byte(batchOf(`{"publish":{}}`)))
 	}))
 	t.Cleanup(srv.Close)
-	return srv, &n, &at
+	return srv, &n
 }
 
 // fakeClock stands in for the clock of the retry loop and the probes: it
@@ -370,7 +368,7 @@ func TestRetries408And429(t *testing.T) {
 		{"429 after nonsense", answers{status(http.StatusTooManyRequests, "soon")}, 0, time.Second},
 	}
 	for _, c := range cases {
-		srv, n, _ := statusThenOK(t, c.answers...)
+		srv, n := statusThenOK(t, c.answers...)
 		inst := standIn(t, 5*time.Second, srv.URL)
 		var err error
 		wait := withFakeClock(inst).drive(func() { err = inst.Broadcast(context.Background(), instant.Event{Channel: "a"}) })
@@ -406,7 +404,7 @@ func TestRetryAfterPastTheTimeoutGivesUpAtOnce(t *testing.T) {
 
 func retryAfterPastTheTimeout(t *testing.T, what, after string, call func(*instant.Instant) error) {
 	t.Helper()
-	srv, n, _ := statusThenOK(t, status(http.StatusTooManyRequests, after), status(http.StatusTooManyRequests, after))
+	srv, n := statusThenOK(t, status(http.StatusTooManyRequests, after), status(http.StatusTooManyRequests, after))
 	inst := standIn(t, 2*time.Second, srv.URL)
 	start := time.Now()
 	err := call(inst)
@@ -594,7 +592,7 @@ func TestDownNodeIsSkippedAndProbed(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead := "http://127.0.0.1:" + itoa(port)
-	live, n, _ := statusThenOK(t)
+	live, n := statusThenOK(t)
 	counter := newCountingTransport()
 	cfg := testConfig()
 	cfg.APIURL, cfg.APIURLs, cfg.PublishTimeout = dead+"/api", []string{live.URL + "/api"}, 2*time.Second
@@ -623,7 +621,7 @@ func TestDownNodeIsSkippedAndProbed(t *testing.T) {
 // TestFailingNodeIsNotMarkedDown: a node that answers 503 answered: it
 // is retried within the call, and not marked down.
 func TestFailingNodeIsNotMarkedDown(t *testing.T) {
-	busy, n, _ := statusThenOK(t, status(http.StatusServiceUnavailable, ""), status(http.StatusServiceUnavailable, ""))
+	busy, n := statusThenOK(t, status(http.StatusServiceUnavailable, ""), status(http.StatusServiceUnavailable, ""))
 	inst := standIn(t, 2*time.Second, busy.URL)
 	var err error
 	withFakeClock(inst).drive(func() { err = inst.Broadcast(context.Background(), instant.Event{Channel: "a"}) })

@@ -120,7 +120,7 @@ func (a *apiCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		a.mu.Unlock()
 	}
-	return testHTTP.Transport.RoundTrip(r)
+	return centrifugotest.HTTP.Transport.RoundTrip(r)
 }
 
 // count is how many commands of method were sent, and resets it.

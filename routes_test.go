@@ -16,6 +16,7 @@ import (
 	"github.com/gin-contrib/sessions/cookie"
 	"github.com/gin-gonic/gin"
 	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -360,7 +361,7 @@ func TestTamperedCookieIsAnonymous(t *testing.T) {
 		req, _ := http.NewRequest("POST", u+"/instant/"+status.path, strings.NewReader(`{"channel":"$site_admin"}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.AddCookie(&http.Cookie{Name: cookies[0].Name, Value: string(v)})
-		resp, err := testHTTP.Do(req)
+		resp, err := centrifugotest.HTTP.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-instant/instant"
 	"github.com/gin-instant/instant/embedded"
+	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 // TestBindAfterClose: a closed Server serves no Instant: New with it fails
@@ -50,7 +51,7 @@ func TestWebsocketTrustsTheInstantsOrigins(t *testing.T) {
 		req.Header.Set("Sec-WebSocket-Version", "13")
 		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
 		req.Header.Set("Origin", origin)
-		resp, err := testHTTP.Do(req)
+		resp, err := centrifugotest.HTTP.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

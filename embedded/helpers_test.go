@@ -174,18 +174,12 @@ type browser struct {
 	c    *http.Client
 }
 
-// testHTTP sends the tests' own requests on a transport of its own:
-// httptest.Server.Close closes http.DefaultTransport's idle connections,
-// and a parallel test's POST that had just taken one of them failed with
-// "CloseIdleConnections called" (a POST is not retried).
-var testHTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-
 // browser returns a new browser on the site, logged in as the user with
 // id ("" stays anonymous).
 func (st *site) browser(t *testing.T, id string) *browser {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
-	b := &browser{base: st.http.URL, c: &http.Client{Jar: jar, Transport: testHTTP.Transport}}
+	b := &browser{base: st.http.URL, c: &http.Client{Jar: jar, Transport: centrifugotest.HTTP.Transport}}
 	if id != "" {
 		if status, _, err := b.post("/test/login?id="+id, map[string]any{}); err != nil || status != http.StatusNoContent {
 			t.Fatalf("login %s: %d %v", id, status, err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gin-instant/instant/embedded"
+	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 // handshake sends a websocket handshake to st's websocket with origin
@@ -20,7 +21,7 @@ func handshake(t *testing.T, st *site, origin string) int {
 	if origin != "" {
 		req.Header.Set("Origin", origin)
 	}
-	resp, err := testHTTP.Do(req)
+	resp, err := centrifugotest.HTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gin-instant/instant"
+	"github.com/gin-instant/instant/internal/centrifugotest"
 )
 
 // TestEndToEndUnsafeEventsKeepBrowsersConnected: an event whose data held
@@ -66,7 +67,7 @@ func TestEndToEndUnsafeEventsKeepBrowsersConnected(t *testing.T) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.apiURL+"/publish", bytes.NewReader(body))
 	req.Header.Set("Authorization", "apikey "+testSecrets.APIKey)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := testHTTP.Do(req)
+	resp, err := centrifugotest.HTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,12 +87,6 @@ func newTestSite(t *testing.T, apiURL string, port int) *site {
 	return st
 }
 
-// testHTTP sends the tests' own requests on a transport of its own:
-// httptest.Server.Close closes http.DefaultTransport's idle connections,
-// and a parallel test's POST that had just taken one of them failed with
-// "CloseIdleConnections called" (a POST is not retried).
-var testHTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-
 // browser is an HTTP client with its own cookie jar that does not follow
 // redirects, talking to one test server.
 type browser struct {
@@ -108,7 +102,7 @@ func newBrowser(t *testing.T, srv *httptest.Server) *browser {
 		t.Fatal(err)
 	}
 	return &browser{t: t, base: srv.URL, client: &http.Client{
-		Transport:     testHTTP.Transport,
+		Transport:     centrifugotest.HTTP.Transport,
 		Jar:           jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
@@ -654,7 +648,7 @@ func history(ctx context.Context, apiURL, channel string) ([]json.RawMessage, er
 		return nil, err
 	}
 	req.Header.Set("Authorization", "apikey "+testSecrets.APIKey)
-	resp, err := testHTTP.Do(req)
+	resp, err := centrifugotest.HTTP.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -82,7 +82,7 @@ func runServesAndStops(t *testing.T, server string) {
 	}
 
 	get := func(path string) (int, string) {
-		resp, err := testHTTP.Get(base + path)
+		resp, err := centrifugotest.HTTP.Get(base + path)
 		if err != nil {
 			t.Fatalf("GET %s: %v", path, err)
 		}
@@ -117,7 +117,7 @@ func runServesAndStops(t *testing.T, server string) {
 		}
 	} else {
 		health = strings.Replace(strings.TrimSuffix(channels.WebsocketURL, "/connection/websocket"), "ws://", "http://", 1) + "/health"
-		if resp, err := testHTTP.Get(health); err != nil || resp.StatusCode != http.StatusOK {
+		if resp, err := centrifugotest.HTTP.Get(health); err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("centrifugo %s: %v", health, err)
 		} else {
 			resp.Body.Close()
@@ -145,14 +145,14 @@ func runServesAndStops(t *testing.T, server string) {
 		t.Errorf("no stop message:\n%s", stdout.String())
 	}
 	if health != "" {
-		if _, err := testHTTP.Get(health); err == nil {
+		if _, err := centrifugotest.HTTP.Get(health); err == nil {
 			t.Error("centrifugo still answers after the demo stopped")
 		}
 		if log, err := os.ReadFile(filepath.Join(dir, "state", centrifugoLogFile)); err != nil || strings.Contains(string(log), "unknown var") {
 			t.Errorf("centrifugo's log (%v):\n%s", err, log)
 		}
 	}
-	if _, err := testHTTP.Get(base + "/login"); err == nil {
+	if _, err := centrifugotest.HTTP.Get(base + "/login"); err == nil {
 		t.Error("the site still answers after the demo stopped")
 	}
 }
@@ -170,7 +170,7 @@ func websocketHandshake(t *testing.T, url, origin string) int {
 	req.Header.Set("Sec-WebSocket-Version", "13")
 	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
 	req.Header.Set("Origin", origin)
-	resp, err := testHTTP.Do(req)
+	resp, err := centrifugotest.HTTP.Do(req)
 	if err != nil {
 		t.Fatalf("handshake: %v", err)
 	}

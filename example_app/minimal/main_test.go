@@ -40,12 +40,6 @@ type client struct {
 	c   *http.Client
 }
 
-// testHTTP sends the tests' own requests on a transport of its own:
-// httptest.Server.Close closes http.DefaultTransport's idle connections,
-// and a parallel test's POST that had just taken one of them failed with
-// "CloseIdleConnections called" (a POST is not retried).
-var testHTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-
 func (cl *client) post(path, contentType, body string) (int, map[string]any) {
 	cl.t.Helper()
 	resp, err := cl.c.Post(cl.srv.URL+path, contentType, strings.NewReader(body))
@@ -94,14 +88,14 @@ func TestMinimalApp(t *testing.T) {
 	defer srv.Close()
 	login := func(name string) *client {
 		jar, _ := cookiejar.New(nil)
-		cl := &client{t, srv, &http.Client{Jar: jar, Transport: testHTTP.Transport}}
+		cl := &client{t, srv, &http.Client{Jar: jar, Transport: centrifugotest.HTTP.Transport}}
 		if status, body := cl.post("/login", "application/x-www-form-urlencoded", url.Values{"username": {name}}.Encode()); status != 204 {
 			t.Fatalf("login %s: %d %v", name, status, body)
 		}
 		return cl
 	}
 	staff, alice := login("staff"), login("alice")
-	if status, _ := (&client{t, srv, testHTTP}).post("/login", "application/x-www-form-urlencoded", "username=a+b"); status != 400 {
+	if status, _ := (&client{t, srv, centrifugotest.HTTP}).post("/login", "application/x-www-form-urlencoded", "username=a+b"); status != 400 {
 		t.Errorf("login with a space in the ID: %d", status)
 	}
 	if status, _ := staff.token("$site_admin"); status != 403 {
@@ -154,7 +148,7 @@ func TestMinimalApp(t *testing.T) {
 	if status, _ := staff.post("/logout", "application/json", `{}`); status != 204 {
 		t.Fatalf("logout: %d", status)
 	}
-	thief := &client{t, srv, &http.Client{Jar: copied, Transport: testHTTP.Transport}}
+	thief := &client{t, srv, &http.Client{Jar: copied, Transport: centrifugotest.HTTP.Transport}}
 	if status, _ := thief.token("$site_staff"); status != 403 {
 		t.Errorf("a copy of staff's cookie after logout: %d", status)
 	}
@@ -251,7 +245,7 @@ func TestMinimalAppRefusesCrossSitePosts(t *testing.T) {
 			for k, v := range tc.header {
 				req.Header.Set(k, v)
 			}
-			resp, err := testHTTP.Do(req)
+			resp, err := centrifugotest.HTTP.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

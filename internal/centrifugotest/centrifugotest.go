@@ -33,6 +33,13 @@ const Version = "v6.9.1"
 // Module is the module path `go install` takes, with Version.
 const Module = "github.com/centrifugal/centrifugo/v6"
 
+// HTTP sends a test's own requests (browsers, API calls, health checks)
+// on a transport of its own: httptest.Server.Close closes
+// http.DefaultTransport's idle connections, and a parallel test's POST that
+// had just taken one of them failed with "CloseIdleConnections called" (a
+// POST is not retried).
+var HTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 // Server is a running Centrifugo.
 type Server struct {
 	Port         int
@@ -40,7 +47,8 @@ type Server struct {
 	APIURL       string // HTTPURL + "/api"
 	WebsocketURL string // ws://127.0.0.1:port/connection/websocket
 
-	bin, dir, conf string // to start it again
+	bin, dir, conf string   // to start it again
+	env            []string // its whole environment; nil: the test's, less CENTRIFUGO_BIN
 	out            *syncBuffer
 
 	mu   sync.Mutex
@@ -169,27 +177,52 @@ func startOnce(bin, dir string, cfg ConfigFunc) (*Server, error) {
 	if err := os.WriteFile(path, conf, 0o600); err != nil {
 		return nil, err
 	}
-	s := &Server{
-		Port:         port,
-		HTTPURL:      "http://127.0.0.1:" + strconv.Itoa(port),
-		WebsocketURL: "ws://127.0.0.1:" + strconv.Itoa(port) + "/connection/websocket",
-		bin:          bin,
-		dir:          dir,
-		conf:         path,
-		out:          &syncBuffer{},
-	}
-	s.APIURL = s.HTTPURL + "/api"
+	s := newServer(bin, dir, port, path)
 	if err := s.run(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
+func newServer(bin, dir string, port int, conf string) *Server {
+	s := &Server{
+		Port:         port,
+		HTTPURL:      "http://127.0.0.1:" + strconv.Itoa(port),
+		WebsocketURL: "ws://127.0.0.1:" + strconv.Itoa(port) + "/connection/websocket",
+		bin:          bin,
+		dir:          dir,
+		conf:         conf,
+		out:          &syncBuffer{},
+	}
+	s.APIURL = s.HTTPURL + "/api"
+	return s
+}
+
+// Run runs Centrifugo with -c conf (a path that may name no file: it then
+// runs on its defaults and env) and env as its whole environment, which
+// sets port, until t ends; it returns once /health answers on port.
+func Run(t testing.TB, port int, conf string, env map[string]string) *Server {
+	t.Helper()
+	s := newServer(Require(t), t.TempDir(), port, conf)
+	s.env = []string{}
+	for k, v := range env {
+		s.env = append(s.env, k+"="+v)
+	}
+	if err := s.run(); err != nil {
+		t.Fatalf("centrifugotest: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
 // run starts the process and waits until it is healthy.
 func (s *Server) run() error {
 	cmd := exec.Command(s.bin, "-c", s.conf)
 	cmd.Dir = s.dir
-	cmd.Env = childEnv(os.Environ())
+	cmd.Env = s.env
+	if s.env == nil {
+		cmd.Env = childEnv(os.Environ())
+	}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {
 		return err
@@ -239,7 +272,7 @@ func (s *Server) waitHealthy(limit time.Duration) error {
 	defer cancel()
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.HTTPURL+"/health", nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := HTTP.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
