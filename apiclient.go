@@ -39,7 +39,7 @@ type gocentAPI struct {
 	secrets   [][]byte     // never to appear in an error
 }
 
-func newGocentAPI(addr, key string, hc *http.Client, secrets []string) gocentAPI {
+func newGocentAPI(addr, key string, hc *http.Client, secrets []string) *gocentAPI {
 	g := gocentAPI{nodeState: new(nodeState), addr: addr, key: key, base: hc, hc: limitedClient(hc, maxReplyBody, nil)}
 	if key != "" {
 		g.auth = []string{"apikey " + key}
@@ -49,7 +49,7 @@ func newGocentAPI(addr, key string, hc *http.Client, secrets []string) gocentAPI
 			g.secrets = append(g.secrets, []byte(s))
 		}
 	}
-	return g
+	return &g
 }
 
 // publishParams are a publish command's, in a request or an outbox row.

@@ -102,7 +102,7 @@ func checkChannelIn(ns string) string {
 }
 
 // checkNode asks one node's server API about Check's channel in each namespace.
-func checkNode(ctx context.Context, node gocentAPI, where string, namespaces []string) checkReport {
+func checkNode(ctx context.Context, node *gocentAPI, where string, namespaces []string) checkReport {
 	r := checkReport{where: where}
 	for _, ns := range namespaces {
 		err := node.unsubscribe(ctx, checkChannelIn(ns), checkAPIUser)

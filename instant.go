@@ -18,7 +18,7 @@ type Instant struct {
 	channels    channelTable
 	rules       atomic.Pointer[[]rule]
 	cop         *http.CrossOriginProtection
-	nodes       []gocentAPI // APIURL, then APIURLs; none with a Server
+	nodes       []*gocentAPI // APIURL, then APIURLs; none with a Server (pointers: a call passes one as an apiClient without a copy)
 	outboxTable outboxNames
 	stats       counters
 	users       userCache

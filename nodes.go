@@ -147,7 +147,7 @@ func (i *Instant) nodesDown() (n int) {
 }
 
 // takeNode reports whether a call may try n: it is up, or this call's due probe (one at a time) answered within probeWait.
-func (i *Instant) takeNode(ctx context.Context, n gocentAPI) bool {
+func (i *Instant) takeNode(ctx context.Context, n *gocentAPI) bool {
 	due := func() bool { at := n.down.Load(); return at != 0 && i.tick()-at >= int64(probeInterval) }
 	if n.down.Load() == 0 {
 		return true
